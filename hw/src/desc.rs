@@ -43,6 +43,13 @@ pub struct Descriptor<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+impl Descriptor<[u8; DESCRIPTOR_LEN]> {
+    /// Wraps exactly one descriptor's bytes (cannot fail).
+    pub const fn from_array(buffer: [u8; DESCRIPTOR_LEN]) -> Self {
+        Descriptor { buffer }
+    }
+}
+
 impl<T: AsRef<[u8]>> Descriptor<T> {
     /// Wraps `buffer` after checking its length.
     pub fn new_checked(buffer: T) -> Result<Self, Truncated> {

@@ -285,13 +285,7 @@ impl Message {
                 (hashes.len().min(MAX_MULTICAST_HASHES) as u8)
                     | if *overflow { MULTICAST_OVERFLOW } else { 0 }
             }
-            Message::SetVlan { add, .. } => {
-                if *add {
-                    VLAN_ADD
-                } else {
-                    0
-                }
-            }
+            Message::SetVlan { add: true, .. } => VLAN_ADD,
             Message::SetPromisc { unicast, multicast } => {
                 (if *unicast { PROMISC_UNICAST } else { 0 })
                     | (if *multicast { PROMISC_MULTICAST } else { 0 })

@@ -97,7 +97,7 @@ macro_rules! register_map {
                     _ => {}
                 }
                 $(
-                    if o >= $aoff && o < $aoff + $stride * $count && (o - $aoff) % $stride == 0 {
+                    if ($aoff..$aoff + $stride * $count).contains(&o) && (o - $aoff) % $stride == 0 {
                         return Some(Self::$areg(((o - $aoff) / $stride) as u8));
                     }
                 )*

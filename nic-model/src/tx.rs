@@ -261,19 +261,8 @@ impl Nic {
             return;
         }
         let ctx = contexts[usize::from(first.context_index & 1)];
-        // VLAN insertion: the pool's VMVIR overrides the descriptor (datasheet 7.10.3.9).
-        let vmvir = regs::view::<VMVIR::Register>(self.reg(PfReg::VMVIR(pool.get() as u8)));
-        let insert = match vmvir.read(VMVIR::VLANA) {
-            1 => Some(vmvir.read(VMVIR::VLAN) as u16),
-            2 => None,
-            _ => first.vle.then_some(ctx.vlan),
-        };
-        if let Some(tci) = insert {
-            let mut tag = [0u8; 4];
-            tag[..2].copy_from_slice(&igb_hw::frame::ETHERTYPE_VLAN.to_be_bytes());
-            tag[2..].copy_from_slice(&tci.to_be_bytes());
-            frame.splice(12..12, tag);
-        }
+        // Offloads use MACLEN/IPLEN of the packet as software built it (without the tag the
+        // hardware inserts), so they run before VLAN insertion.
         let frames = if first.tse {
             match offload::segment_tcp(&frame, &ctx) {
                 Ok(segs) => segs,
@@ -290,8 +279,21 @@ impl Nic {
             }
             vec![frame]
         };
+        // VLAN insertion: the pool's VMVIR overrides the descriptor (datasheet 7.10.3.9).
+        let vmvir = regs::view::<VMVIR::Register>(self.reg(PfReg::VMVIR(pool.get() as u8)));
+        let insert = match vmvir.read(VMVIR::VLANA) {
+            1 => Some(vmvir.read(VMVIR::VLAN) as u16),
+            2 => None,
+            _ => first.vle.then_some(ctx.vlan),
+        };
         let max_frame = self.max_frame(pool);
         for mut f in frames {
+            if let Some(tci) = insert {
+                let mut tag = [0u8; 4];
+                tag[..2].copy_from_slice(&igb_hw::frame::ETHERTYPE_VLAN.to_be_bytes());
+                tag[2..].copy_from_slice(&tci.to_be_bytes());
+                f.splice(12..12, tag);
+            }
             if f.len() + FCS_LEN > max_frame {
                 self.counters.tx_oversize_frames += 1;
                 continue;

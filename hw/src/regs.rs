@@ -652,7 +652,8 @@ mod bitfields {
             HTHRESH OFFSET(8) NUMBITS(5) [],
             /// Write-back threshold.
             WTHRESH OFFSET(16) NUMBITS(5) [],
-            /// Queue enable (reads back 0 once the queue has stopped).
+            /// Queue enable. Clearing it stops the queue at once in the model, so it reads back 0
+        /// immediately (drivers such as DPDK poll for that); a DMA fault also clears it.
             ENABLE OFFSET(25) NUMBITS(1) [],
             /// Software flush.
             SWFLSH OFFSET(26) NUMBITS(1) []

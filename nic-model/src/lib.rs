@@ -43,6 +43,8 @@ pub mod offload;
 pub mod pci;
 mod rx;
 mod switch;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 mod tx;
 pub mod wire;
 

@@ -11,8 +11,8 @@ pub struct ModelCounters {
     pub unknown_reads: u64,
     /// Register writes at offsets no register decodes.
     pub unknown_writes: u64,
-    /// Register or configuration accesses that were not naturally aligned 4-byte (or 8-byte)
-    /// accesses.
+    /// BAR accesses that were not 4 or 8 bytes at a 4-byte aligned offset, and configuration
+    /// accesses that were not naturally aligned 1-, 2- or 4-byte accesses.
     pub misaligned_accesses: u64,
     /// Accesses beyond the end of a BAR or of the configuration space.
     pub out_of_range_accesses: u64,
@@ -45,7 +45,8 @@ pub struct ModelCounters {
     pub tx_bad_descriptors: u64,
     /// TX packets gathered from more than 64 buffers (dropped).
     pub tx_too_many_fragments: u64,
-    /// TX frames with an offload request the model could not apply (sent without it).
+    /// TX packets whose offload request could not be applied: a failed checksum request is sent
+    /// without the checksum, a failed TSO request is dropped.
     pub tx_offload_errors: u64,
     /// TX frames dropped by MAC or VLAN anti-spoofing.
     pub tx_spoofed_frames: u64,

@@ -189,7 +189,7 @@ impl ConfigSpace {
         c.add_pcie(layout::PCIE, 0, false);
         c.add_ext(layout::AER, ext_cap_id::AER, 1, layout::ARI);
         c.add_ext(layout::ARI, ext_cap_id::ARI, 1, layout::SRIOV);
-        c.set16(layout::ARI + 6, 0x0100); // next function: 1 (the second port)
+        c.set16(layout::ARI + 4, 0x0100); // ARI capability: next function number 1 (second port)
         let s = layout::SRIOV;
         c.add_ext(s, ext_cap_id::SRIOV, 1, 0);
         c.mask16(s + sriov::CONTROL, sriov::CONTROL_WRITABLE);

@@ -287,6 +287,7 @@ impl Nic {
             _ => first.vle.then_some(ctx.vlan),
         };
         let max_frame = self.max_frame(pool);
+        let pad = self.reg(PfReg::TCTL) & regs::value(TCTL::PSP::SET) != 0;
         for mut f in frames {
             if let Some(tci) = insert {
                 let mut tag = [0u8; 4];
@@ -298,8 +299,8 @@ impl Nic {
                 self.counters.tx_oversize_frames += 1;
                 continue;
             }
-            if f.len() < MIN_FRAME_LEN {
-                f.resize(MIN_FRAME_LEN, 0); // TCTL.PSP: short packets are padded
+            if pad && f.len() < MIN_FRAME_LEN {
+                f.resize(MIN_FRAME_LEN, 0); // TCTL.PSP: pad short packets
             }
             self.switch_from_pool(pool, Bytes::from(f));
         }

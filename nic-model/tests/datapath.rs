@@ -1,13 +1,11 @@
 //! TX and RX of real frames through rings, the switch, the egress stage and the wire.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use nic_model::igb_hw::desc::{L4Type, TxContextRepr, TxDataRepr, rx};
 use nic_model::igb_hw::frame::EthernetHeader;
 use nic_model::igb_hw::regs::{self, DTXSWC, PfReg, VfReg};
 use nic_model::igb_hw::{MacAddress, VfIndex};
+use nic_model::testing::*;
 use nic_model::{EgressLimits, FunctionId, LineRate, NicConfig, PcapSink, SimTime};
 
 fn capture_config() -> NicConfig {

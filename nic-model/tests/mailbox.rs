@@ -2,10 +2,8 @@
 //! read-to-clear status bits, resets.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use nic_model::igb_hw::regs::{self, CTRL, ICR, IVAR_MISC, P2VMAILBOX, PfReg, VFMAILBOX, VfReg};
+use nic_model::testing::*;
 use nic_model::{FunctionId, Nic, NicConfig};
 
 const REQ: u32 = 0x01;

@@ -1,11 +1,9 @@
 //! Register reset values, write masks, access kinds, and malformed accesses.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use nic_model::igb_hw::RegisterOffset;
 use nic_model::igb_hw::regs::{self, PfReg, VfReg};
+use nic_model::testing::*;
 use nic_model::{FunctionId, Nic, NicConfig};
 
 #[test]

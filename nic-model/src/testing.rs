@@ -1,27 +1,30 @@
-//! A minimal host for model tests: a PF brought up the way Linux igb does for SR-IOV, and a
-//! tiny ring driver per VF that writes real descriptors into DMA memory.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Test support (feature `test-utils`): a PF brought up the way Linux igb does for SR-IOV, and a
+//! tiny ring driver per VF that writes real descriptors into DMA memory. Used by the model's
+//! tests, the fuzz targets and the examples; not a driver (that is the `driver` crate).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
 
-use nic_model::igb_hw::desc::{Descriptor, RxReadRepr, RxWritebackRepr, TxDataRepr};
-use nic_model::igb_hw::pci::{command, header, layout, msix};
-use nic_model::igb_hw::regs::{
+use crate::{DmaTarget, FunctionId, Nic, NicConfig, SharedMemory};
+use igb_hw::desc::{Descriptor, RxReadRepr, RxWritebackRepr, TxDataRepr};
+use igb_hw::pci::{command, header, layout, msix};
+use igb_hw::regs::{
     self, CTRL, CTRL_EXT, DTXSWC, IVAR_MISC, IVAR0, MRQC, PfReg, RAH, RCTL, RXDCTL, SRRCTL, TCTL,
     TXDCTL, VMOLR, VfReg,
 };
-use nic_model::igb_hw::{Iova, MacAddress, VfIndex};
-use nic_model::{DmaTarget, FunctionId, Nic, NicConfig, SharedMemory};
+use igb_hw::{Iova, MacAddress, VfIndex};
 
 /// IOVA where each VF's memory is mapped.
 pub const IOVA_BASE: u64 = 0x1_0000_0000;
-/// Bytes of DMA memory per VF.
-pub const MEM_SIZE: usize = 4 << 20;
+/// Largest ring the helper supports.
+pub const MAX_RING: u32 = 512;
 pub const TX_RING_OFF: u64 = 0;
-pub const RX_RING_OFF: u64 = 0x1_0000;
-pub const TX_BUF_OFF: u64 = 0x10_0000;
-pub const RX_BUF_OFF: u64 = 0x20_0000;
+pub const RX_RING_OFF: u64 = 0x2000;
+pub const TX_BUF_OFF: u64 = 0x4000;
 pub const BUF_SIZE: u64 = 2048;
+pub const RX_BUF_OFF: u64 = TX_BUF_OFF + MAX_RING as u64 * BUF_SIZE;
+/// Bytes of DMA memory per VF.
+pub const MEM_SIZE: usize = (RX_BUF_OFF + MAX_RING as u64 * BUF_SIZE) as usize;
 
 pub fn vf(n: usize) -> VfIndex {
     VfIndex::new(n).unwrap()
@@ -101,6 +104,10 @@ impl VfRings {
 
     /// Maps memory, programs TX and RX queue 0 and posts every RX buffer but one.
     pub fn new(nic: &mut Nic, n: usize, tx_count: u32, rx_count: u32) -> VfRings {
+        assert!(
+            tx_count <= MAX_RING && rx_count <= MAX_RING,
+            "rings of at most {MAX_RING}"
+        );
         let v = vf(n);
         let mem = SharedMemory::new(MEM_SIZE);
         nic.dma_map(
@@ -263,7 +270,7 @@ impl VfRings {
 
 /// An IPv4/UDP frame from `src` to `dst` with `len` total bytes and a sequence number.
 pub fn udp_frame(dst: MacAddress, src: MacAddress, seq: u32, len: usize) -> Vec<u8> {
-    let mut f = nic_model::igb_hw::frame::build(dst, src, 0x0800, &[]);
+    let mut f = igb_hw::frame::build(dst, src, 0x0800, &[]);
     let ip_len = (len - 14) as u16;
     let mut ip = vec![
         0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,

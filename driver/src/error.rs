@@ -1,0 +1,71 @@
+//! The driver's error type: one variant per specific failure, so callers can react to each.
+
+use igb_hw::MacAddress;
+
+use crate::backend::DmaError;
+
+/// Errors of the VF driver, the mailbox and the PF agent.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The VF did not come out of reset: neither RSTI nor RSTD was seen and the PF did not
+    /// answer within the reset timeout.
+    #[error("VF reset did not complete (PF still resetting?)")]
+    ResetTimeout,
+    /// The PF is resetting (RSTI set) and the mailbox is unusable until it finishes.
+    #[error("the PF is in reset (RSTI); retry after it completes")]
+    PfInReset,
+    /// The mailbox buffer could not be locked (the PF holds it).
+    #[error("could not take the mailbox lock within {tries} tries")]
+    MailboxBusy {
+        /// Attempts made.
+        tries: u32,
+    },
+    /// No answer (PFACK or PFSTS) within the timeout.
+    #[error("mailbox timeout waiting for the PF to {waiting_for} (after {timeout_us} µs)")]
+    MailboxTimeout {
+        /// "acknowledge" or "reply".
+        waiting_for: &'static str,
+        /// The timeout that expired.
+        timeout_us: u64,
+    },
+    /// The PF refused the request.
+    #[error("the PF refused message {id:#06x} (NACK)")]
+    Nack {
+        /// The message id.
+        id: u16,
+    },
+    /// The PF replied with something that is not the reply to our message.
+    #[error("unexpected mailbox reply {word0:#010x} to message {id:#06x}")]
+    UnexpectedReply {
+        /// The message id sent.
+        id: u16,
+        /// Word 0 of the reply.
+        word0: u32,
+    },
+    /// The PF's reply could not be parsed.
+    #[error("malformed mailbox reply: {0}")]
+    MalformedReply(igb_hw::mailbox::ParseError),
+    /// A MAC address that cannot be a station address.
+    #[error("invalid MAC address {0} (must be unicast and non-zero)")]
+    InvalidMac(MacAddress),
+    /// A ring size the hardware cannot use.
+    #[error("ring size {0} invalid: must be a multiple of 8 between 8 and 4096")]
+    InvalidRingSize(u32),
+    /// A frame larger than the buffer or the negotiated maximum.
+    #[error("frame of {len} bytes exceeds the maximum of {max}")]
+    FrameTooLarge {
+        /// Frame length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An MTU outside 68..=9216.
+    #[error("MTU {0} out of range 68..=9216")]
+    InvalidMtu(usize),
+    /// A VF index the PF does not have.
+    #[error("VF {0} does not exist")]
+    NoSuchVf(usize),
+    /// DMA memory could not be allocated or mapped.
+    #[error(transparent)]
+    Dma(#[from] DmaError),
+}

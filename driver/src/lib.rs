@@ -1,0 +1,35 @@
+//! A userspace driver for Intel 82576/I350 virtual functions (the igbvf register interface) and
+//! the PF side of their mailbox, generic over its backends so the same code drives the
+//! in-process model and real hardware through Linux VFIO.
+//!
+//! # Blocks
+//!
+//! * [`backend`]: the traits — [`backend::RegisterIo`] (a BAR), [`backend::DmaAllocator`] /
+//!   [`backend::DmaRegion`] (DMA memory), [`backend::Clock`] — and the memory-ordering rules.
+//! * [`model`]: the in-process backend over [`nic_model::Nic`] (no unsafe code).
+//! * [`vfio`]: the Linux VFIO backend (`pci-driver` for the device, our own DMA and IOVA
+//!   allocators in [`iova`]); every `unsafe` block lives in the private `sys` module.
+//! * [`mailbox`]: the VF side of the PF↔VF mailbox protocol, with timeouts and typed errors.
+//! * [`ring`]: TX and RX descriptor rings.
+//! * [`vf`]: the VF driver — init as igbvf does it, batched send/receive, link, statistics.
+//! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
+//!   anti-spoofing and VLANs; the place HAC control plugs in.
+//! * [`phy`]: a `smoltcp::phy::Device` over a VF, so a TCP/IP stack runs on it.
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod error;
+pub mod iova;
+pub mod mailbox;
+pub mod model;
+pub mod pf;
+pub mod phy;
+pub mod ring;
+#[allow(unsafe_code)]
+mod sys;
+pub mod vf;
+pub mod vfio;
+
+pub use backend::{Bar, Clock, DmaAllocator, DmaRegion, RegisterIo};
+pub use error::DriverError;

@@ -1,0 +1,195 @@
+//! The in-process backend: the driver's traits implemented directly by the model, with no
+//! unsafe code. Register accesses lock the shared [`Nic`]; DMA memory is
+//! [`SharedMemory`](nic_model::SharedMemory) mapped into the function's IOMMU; the clock is the
+//! model's virtual clock, and waiting lets the device and registered services (the PF agent)
+//! run.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use igb_hw::{Iova, RegisterOffset};
+use nic_model::{DmaTarget, FunctionId, Nic, NicConfig, SharedMemory};
+
+use crate::backend::{Clock, DmaAllocator, DmaError, DmaRegion, RegisterIo};
+
+/// Something that runs whenever a driver on the model waits (e.g. the PF agent's poll).
+pub type Service = Box<dyn FnMut() + Send>;
+
+/// A model shared by drivers in the same process.
+#[derive(Clone)]
+pub struct Model {
+    nic: Arc<Mutex<Nic>>,
+    services: Arc<Mutex<Vec<Service>>>,
+    next_iova: Arc<Mutex<[u64; 9]>>,
+}
+
+/// Where the model backend starts handing out IOVAs for each function.
+pub const IOVA_START: u64 = 0x1_0000_0000;
+const PAGE: usize = 4096;
+
+impl Model {
+    /// A new model device.
+    pub fn new(config: NicConfig) -> Model {
+        Model::from_nic(Nic::new(config))
+    }
+
+    /// Wraps an existing device.
+    pub fn from_nic(nic: Nic) -> Model {
+        Model {
+            nic: Arc::new(Mutex::new(nic)),
+            services: Arc::new(Mutex::new(Vec::new())),
+            next_iova: Arc::new(Mutex::new([IOVA_START; 9])),
+        }
+    }
+
+    /// Locks the device (a poisoned lock is recovered: the model has no invariants a panic
+    /// elsewhere could break half-way).
+    pub fn nic(&self) -> MutexGuard<'_, Nic> {
+        self.nic.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Register access to BAR0 of `function`.
+    pub fn bar0(&self, function: FunctionId) -> ModelBar {
+        ModelBar { model: self.clone(), function }
+    }
+
+    /// DMA allocator for `function`.
+    pub fn dma(&self, function: FunctionId) -> ModelDma {
+        ModelDma { model: self.clone(), function }
+    }
+
+    /// The virtual clock.
+    pub fn clock(&self) -> ModelClock {
+        ModelClock { model: self.clone() }
+    }
+
+    /// Registers a service run on every wait.
+    pub fn add_service(&self, service: Service) {
+        self.services.lock().unwrap_or_else(|p| p.into_inner()).push(service);
+    }
+
+    /// Advances virtual time by `ns`, then runs the services once. A wait from inside a service
+    /// only advances time (services do not re-enter).
+    pub fn run_for(&self, ns: u64) {
+        self.nic().advance_by(ns);
+        if let Ok(mut services) = self.services.try_lock() {
+            for s in services.iter_mut() {
+                s();
+            }
+        }
+    }
+
+    fn slot(function: FunctionId) -> usize {
+        match function {
+            FunctionId::Pf => 0,
+            FunctionId::Vf(v) => 1 + v.get(),
+        }
+    }
+}
+
+/// BAR0 of one function of the model.
+#[derive(Clone)]
+pub struct ModelBar {
+    model: Model,
+    function: FunctionId,
+}
+
+impl RegisterIo for ModelBar {
+    fn read32(&self, offset: RegisterOffset) -> u32 {
+        self.model.nic().read32(self.function, offset)
+    }
+    fn write32(&self, offset: RegisterOffset, value: u32) {
+        self.model.nic().write32(self.function, offset, value)
+    }
+}
+
+/// DMA memory of one function of the model.
+#[derive(Clone)]
+pub struct ModelDma {
+    model: Model,
+    function: FunctionId,
+}
+
+/// A region of [`SharedMemory`] mapped into a function's IOMMU; unmapped on drop.
+pub struct ModelRegion {
+    model: Model,
+    function: FunctionId,
+    mem: Arc<SharedMemory>,
+    iova: Iova,
+    len: usize,
+}
+
+impl DmaAllocator for ModelDma {
+    type Region = ModelRegion;
+
+    fn allocate(&self, len: usize) -> Result<ModelRegion, DmaError> {
+        if len == 0 {
+            return Err(DmaError::ZeroLength);
+        }
+        let len = len.div_ceil(PAGE) * PAGE;
+        let iova = {
+            let mut next = self.model.next_iova.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = &mut next[Model::slot(self.function)];
+            let iova = *slot;
+            *slot = slot.checked_add(len as u64).ok_or(DmaError::IovaExhausted(len))?;
+            Iova(iova)
+        };
+        let mem = SharedMemory::new(len);
+        self.model
+            .nic()
+            .dma_map(self.function, iova, len as u64, mem.clone(), 0)
+            .map_err(|e| DmaError::Map { iova, len, reason: e.to_string() })?;
+        Ok(ModelRegion { model: self.model.clone(), function: self.function, mem, iova, len })
+    }
+}
+
+impl DmaRegion for ModelRegion {
+    fn iova(&self) -> Iova {
+        self.iova
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        if !self.mem.read_checked(offset as u64, buf) {
+            buf.fill(0);
+        }
+    }
+    fn write(&self, offset: usize, data: &[u8]) {
+        let end = offset.saturating_add(data.len()).min(self.len);
+        if offset < end {
+            self.mem.write(offset as u64, &data[..end - offset]);
+        }
+    }
+}
+
+impl Drop for ModelRegion {
+    fn drop(&mut self) {
+        let _ = self.model.nic().dma_unmap(self.function, self.iova);
+    }
+}
+
+impl ModelRegion {
+    /// The memory behind the region (for tests that inspect what the device wrote).
+    pub fn memory(&self) -> &Arc<SharedMemory> {
+        &self.mem
+    }
+    /// Its length as the model sees it.
+    pub fn target_len(&self) -> u64 {
+        self.mem.len()
+    }
+}
+
+/// The model's virtual clock.
+#[derive(Clone)]
+pub struct ModelClock {
+    model: Model,
+}
+
+impl Clock for ModelClock {
+    fn now_ns(&self) -> u64 {
+        self.model.nic().now().as_nanos()
+    }
+    fn delay_ns(&self, ns: u64) {
+        self.model.run_for(ns);
+    }
+}

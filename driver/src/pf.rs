@@ -1,0 +1,448 @@
+//! The PF agent: the part of a PF driver that owns the VFs. It brings the PF up for SR-IOV
+//! (VMDq, VM-to-VM switching, anti-spoofing), and answers every VF mailbox message the way
+//! Linux igb does (`igb_rcv_msg_from_vf`, facts §2.3):
+//!
+//! * VF_RESET is always processed: the VF's filters are reset, TX/RX enabled (VFTE/VFRE), CTS
+//!   set, and the reply is `VF_RESET|ACK` + MAC (3 words, no CTS), or `VF_RESET|NACK` with a zero
+//!   MAC when the administrator assigned none (the VF then proposes one with SET_MAC_ADDR).
+//! * Any other message from a VF without CTS gets NACK.
+//! * Replies to other messages are word 0 | CTS | ACK or NACK, written back as one word.
+//! * A VF reset event (VFLRE) clears the VF's state except an administratively set MAC.
+//!
+//! This is also where HAC control (tagging, epochs, commit) attaches to the PF.
+
+use igb_hw::mailbox::{self as msg, Message};
+use igb_hw::regs::{
+    self, CTRL, CTRL_EXT, DTXSWC, MAILBOX_WORDS, MRQC, P2VMAILBOX, PfReg, RAH, RCTL, TCTL, VLVF,
+    VMOLR, VT_CTL, pf,
+};
+use igb_hw::{MacAddress, frame};
+
+use crate::backend::{Bar, Clock, RegisterIo};
+use crate::error::DriverError;
+
+/// PF agent settings.
+#[derive(Clone, Debug)]
+pub struct PfConfig {
+    /// Number of VFs the PF manages (SR-IOV must already be enabled with at least this many).
+    pub num_vfs: usize,
+    /// The PF's own MAC address.
+    pub pf_mac: MacAddress,
+    /// MAC anti-spoofing on for every VF (Linux default: on).
+    pub spoof_check: bool,
+    /// VM-to-VM switching inside the adapter (Linux enables it with VFs).
+    pub vm_loopback: bool,
+}
+
+impl Default for PfConfig {
+    fn default() -> Self {
+        PfConfig {
+            num_vfs: 2,
+            pf_mac: MacAddress([0x00, 0x1B, 0x21, 0x00, 0x00, 0x01]),
+            spoof_check: true,
+            vm_loopback: true,
+        }
+    }
+}
+
+/// What the PF knows about one VF.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VfInfo {
+    /// MAC set by the administrator (survives VF resets; the VF may not change it).
+    pub admin_mac: Option<MacAddress>,
+    /// MAC in use.
+    pub mac: Option<MacAddress>,
+    /// The VF completed VF_RESET (clear to send).
+    pub cts: bool,
+    /// VLANs the VF joined.
+    pub vlans: Vec<u16>,
+    /// Multicast hashes the VF registered.
+    pub multicast: Vec<u16>,
+    /// Max frame from SET_LPE.
+    pub max_frame: u32,
+    /// Multicast promiscuous.
+    pub multicast_promisc: bool,
+    /// Messages handled.
+    pub messages: u64,
+    /// Messages refused.
+    pub nacks: u64,
+    /// VF_RESET handshakes completed.
+    pub resets: u64,
+    /// VF reset events (VFLRE: VF CTRL.RST or FLR) seen.
+    pub reset_events: u64,
+}
+
+/// One thing the agent did, for logs and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PfEvent {
+    /// A VF reset itself (VFLRE).
+    VfReset(usize),
+    /// A message was answered.
+    Message {
+        /// The VF.
+        vf: usize,
+        /// The message id.
+        id: u16,
+        /// ACK (true) or NACK.
+        ack: bool,
+    },
+}
+
+/// The PF agent.
+pub struct PfAgent<R: RegisterIo, C: Clock> {
+    bar: Bar<R, PfReg>,
+    clock: C,
+    config: PfConfig,
+    vfs: Vec<VfInfo>,
+    events: Vec<PfEvent>,
+}
+
+/// RAR entry used for VF `vf`'s address (Linux: `rar_entry_count − (vf + 1)`).
+pub fn vf_rar_index(vf: usize) -> usize {
+    regs::RAR_ENTRIES - 1 - vf
+}
+
+impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
+    /// Resets the PF and brings it up for `config.num_vfs` VFs: link up, VMDq with the PF in
+    /// pool `num_vfs`, VM loopback, anti-spoofing, TX/RX enabled, mailbox interrupts unmasked,
+    /// and finally CTRL_EXT.PFRSTD so the VFs see RSTD.
+    pub fn new(regs: R, clock: C, config: PfConfig) -> Result<Self, DriverError> {
+        if config.num_vfs == 0 || config.num_vfs > 7 {
+            return Err(DriverError::NoSuchVf(config.num_vfs));
+        }
+        if !config.pf_mac.is_valid_unicast() {
+            return Err(DriverError::InvalidMac(config.pf_mac));
+        }
+        let mut agent = PfAgent {
+            bar: Bar::new(regs),
+            clock,
+            vfs: vec![VfInfo::default(); config.num_vfs],
+            config,
+            events: Vec::new(),
+        };
+        agent.bring_up();
+        Ok(agent)
+    }
+
+    fn bring_up(&mut self) {
+        let n = self.config.num_vfs as u32;
+        self.bar.write(pf::CTRL, CTRL::RST::SET);
+        self.clock.delay_ns(1_000_000);
+        self.bar.write(pf::CTRL, CTRL::SLU::SET);
+        self.bar.write(pf::MRQC, MRQC::MRQE::Vmdq);
+        self.bar.write(pf::VT_CTL, VT_CTL::DEF_POOL.val(n) + VT_CTL::VM_REPL_EN::SET);
+        let (ral, rah) = self.config.pf_mac.to_ral_rah();
+        self.bar.set(PfReg::RAL(0), ral);
+        self.bar.set(PfReg::RAH(0), rah | regs::value(RAH::AV::SET + RAH::POOLSEL.val(1 << n)));
+        self.bar.set(
+            PfReg::VMOLR(n as u8),
+            regs::value(VMOLR::AUPE::SET + VMOLR::BAM::SET + VMOLR::ROMPE::SET + VMOLR::STRCRC::SET),
+        );
+        let spoof = if self.config.spoof_check { (1u32 << n) - 1 } else { 0 };
+        let lb = if self.config.vm_loopback { DTXSWC::VMDQ_LOOPBACK_EN::SET } else { DTXSWC::VMDQ_LOOPBACK_EN::CLEAR };
+        self.bar.write(pf::DTXSWC, DTXSWC::MAC_SPOOF.val(spoof) + lb);
+        self.bar.write(pf::RCTL, RCTL::EN::SET + RCTL::SECRC::SET + RCTL::BAM::SET);
+        self.bar.write(pf::TCTL, TCTL::EN::SET + TCTL::PSP::SET);
+        self.bar.set(PfReg::MBVFIMR, (1 << n) - 1);
+        self.bar.set(PfReg::VFRE, 0);
+        self.bar.set(PfReg::VFTE, 0);
+        self.bar.write(pf::CTRL_EXT, CTRL_EXT::PFRSTD::SET);
+    }
+
+    /// Sets (or clears) the administrative MAC of `vf`; takes effect at the VF's next reset, as
+    /// with `ip link set … vf N mac …`.
+    pub fn set_vf_mac(&mut self, vf: usize, mac: Option<MacAddress>) -> Result<(), DriverError> {
+        if let Some(m) = mac
+            && !m.is_valid_unicast()
+        {
+            return Err(DriverError::InvalidMac(m));
+        }
+        let info = self.vfs.get_mut(vf).ok_or(DriverError::NoSuchVf(vf))?;
+        info.admin_mac = mac;
+        Ok(())
+    }
+
+    /// Turns MAC anti-spoofing for `vf` on or off.
+    pub fn set_spoof_check(&mut self, vf: usize, on: bool) -> Result<(), DriverError> {
+        if vf >= self.vfs.len() {
+            return Err(DriverError::NoSuchVf(vf));
+        }
+        let cur = self.bar.get(PfReg::DTXSWC);
+        let bit = 1u32 << vf;
+        self.bar.set(PfReg::DTXSWC, if on { cur | bit } else { cur & !bit });
+        Ok(())
+    }
+
+    /// What the PF knows about `vf`.
+    pub fn vf(&self, vf: usize) -> Option<&VfInfo> {
+        self.vfs.get(vf)
+    }
+
+    /// Number of VFs managed.
+    pub fn num_vfs(&self) -> usize {
+        self.vfs.len()
+    }
+
+    /// Takes the events recorded since the last call.
+    pub fn take_events(&mut self) -> Vec<PfEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The PF register access (for HAC control and diagnostics).
+    pub fn bar(&self) -> &Bar<R, PfReg> {
+        &self.bar
+    }
+
+    /// Services pending VF resets and mailbox messages; returns how many were handled. Never
+    /// blocks: a VF holding the mailbox lock is retried on the next poll.
+    pub fn poll(&mut self) -> usize {
+        let mut handled = 0;
+        let vflre = self.bar.get(PfReg::VFLRE);
+        if vflre != 0 {
+            self.bar.set(PfReg::VFLRE, vflre);
+            for vf in 0..self.vfs.len() {
+                if vflre & (1 << vf) != 0 {
+                    self.vf_reset_event(vf);
+                    handled += 1;
+                }
+            }
+        }
+        let icr = self.bar.read(pf::MBVFICR);
+        for vf in 0..self.vfs.len() {
+            if icr.get() & (1 << vf) != 0 && self.receive(vf) {
+                handled += 1;
+            }
+            if icr.get() & (1 << (16 + vf)) != 0 {
+                self.bar.set(PfReg::MBVFICR, 1 << (16 + vf));
+            }
+        }
+        handled
+    }
+
+    fn vf_reset_event(&mut self, vf: usize) {
+        self.clear_vf_state(vf);
+        self.vfs[vf].reset_events += 1;
+        self.events.push(PfEvent::VfReset(vf));
+    }
+
+    fn clear_vf_state(&mut self, vf: usize) {
+        let old = &self.vfs[vf];
+        self.vfs[vf] = VfInfo {
+            admin_mac: old.admin_mac,
+            mac: old.admin_mac,
+            resets: old.resets,
+            reset_events: old.reset_events,
+            messages: old.messages,
+            nacks: old.nacks,
+            ..VfInfo::default()
+        };
+        self.clear_vf_filters(vf);
+    }
+
+    fn clear_vf_filters(&mut self, vf: usize) {
+        let p = vf as u8;
+        self.bar.set(PfReg::VMOLR(p), regs::value(VMOLR::AUPE::SET + VMOLR::BAM::SET + VMOLR::STRCRC::SET));
+        for i in 0..32u8 {
+            let v = regs::view::<VLVF::Register>(self.bar.get(PfReg::VLVF(i)));
+            let pools = v.read(VLVF::POOLSEL) & !(1 << vf);
+            if v.read(VLVF::POOLSEL) & (1 << vf) != 0 {
+                let nv = if pools == 0 { 0 } else { (v.get() & !regs::value(VLVF::POOLSEL.val(0xFF))) | regs::value(VLVF::POOLSEL.val(pools)) };
+                self.bar.set(PfReg::VLVF(i), nv);
+            }
+        }
+        self.program_rar(vf, None);
+    }
+
+    fn program_rar(&mut self, vf: usize, mac: Option<MacAddress>) {
+        let Some((ral, rah)) = regs::rar_entry(vf_rar_index(vf)) else { return };
+        match mac {
+            Some(m) => {
+                let (l, h) = m.to_ral_rah();
+                self.bar.set(ral, l);
+                self.bar.set(rah, h | regs::value(RAH::AV::SET + RAH::POOLSEL.val(1 << vf)));
+            }
+            None => {
+                self.bar.set(ral, 0);
+                self.bar.set(rah, 0);
+            }
+        }
+    }
+
+    /// Reads VF `vf`'s message under the PF lock, answers it; `false` if the lock was busy.
+    fn receive(&mut self, vf: usize) -> bool {
+        let Some(mbx) = pf::P2VMAILBOX.get(vf) else { return false };
+        self.bar.write(mbx, P2VMAILBOX::PFU::SET);
+        if !self.bar.read(mbx).is_set(P2VMAILBOX::PFU) {
+            return false; // the VF holds the buffer; try again on the next poll
+        }
+        self.bar.set(PfReg::MBVFICR, 1 << vf);
+        let mut words = [0u32; MAILBOX_WORDS];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = self.bar.get(PfReg::VMBMEM((vf * MAILBOX_WORDS + i) as u8));
+        }
+        // Acknowledge the read (PFU stays held for the reply).
+        self.bar.write(mbx, P2VMAILBOX::ACK::SET + P2VMAILBOX::PFU::SET);
+        let reply = self.handle(vf, &words);
+        if let Some(reply) = reply {
+            for (i, w) in reply.iter().enumerate() {
+                self.bar.set(PfReg::VMBMEM((vf * MAILBOX_WORDS + i) as u8), *w);
+            }
+            // STS without PFU: message sent, lock released.
+            self.bar.write(mbx, P2VMAILBOX::STS::SET);
+        } else {
+            self.bar.write(mbx, P2VMAILBOX::PFU::CLEAR);
+        }
+        true
+    }
+
+    fn handle(&mut self, vf: usize, words: &[u32; MAILBOX_WORDS]) -> Option<Vec<u32>> {
+        let w0 = words[0];
+        let flags = msg::Flags::from_word(w0);
+        if flags.ack || flags.nack {
+            return None; // already a reply: ignore (Linux does the same)
+        }
+        let id = (w0 & msg::ID_MASK) as u16;
+        self.vfs[vf].messages += 1;
+        if id == msg::VF_RESET {
+            return Some(self.reset_reply(vf));
+        }
+        let ok = if !self.vfs[vf].cts {
+            false
+        } else {
+            match Message::parse(words) {
+                Ok(env) => self.apply(vf, env.message),
+                Err(_) => false,
+            }
+        };
+        if !ok {
+            self.vfs[vf].nacks += 1;
+        }
+        self.events.push(PfEvent::Message { vf, id, ack: ok });
+        let flag = if ok { msg::ACK } else { msg::NACK };
+        Some(vec![(w0 & !(msg::ACK | msg::NACK | msg::CTS)) | flag | msg::CTS])
+    }
+
+    fn reset_reply(&mut self, vf: usize) -> Vec<u32> {
+        // Keep a MAC the VF set itself if the administrator set none (Linux keeps vf_mac).
+        let own = self.vfs[vf].mac;
+        self.clear_vf_state(vf);
+        if self.vfs[vf].admin_mac.is_none() {
+            self.vfs[vf].mac = own;
+        }
+        self.vfs[vf].resets += 1;
+        let bit = 1u32 << vf;
+        self.bar.set(PfReg::VFTE, self.bar.get(PfReg::VFTE) | bit);
+        self.bar.set(PfReg::VFRE, self.bar.get(PfReg::VFRE) | bit);
+        let mac = self.vfs[vf].mac;
+        self.program_rar(vf, mac);
+        self.vfs[vf].cts = true;
+        let mut out = [0u32; MAILBOX_WORDS];
+        let (flags, m) = match mac {
+            Some(m) => (msg::Flags { ack: true, ..Default::default() }, m),
+            None => (msg::Flags { nack: true, ..Default::default() }, MacAddress::default()),
+        };
+        let n = Message::Reset { mac: m }.emit(flags, &mut out);
+        self.events.push(PfEvent::Message { vf, id: msg::VF_RESET, ack: mac.is_some() });
+        out[..n].to_vec()
+    }
+
+    fn apply(&mut self, vf: usize, message: Message) -> bool {
+        let p = vf as u8;
+        match message {
+            Message::SetMacAddr { subcommand: 0, mac } => {
+                if !mac.is_valid_unicast() || self.vfs[vf].admin_mac.is_some_and(|a| a != mac) {
+                    return false;
+                }
+                self.vfs[vf].mac = Some(mac);
+                self.program_rar(vf, Some(mac));
+                true
+            }
+            // Extra unicast filters are not offered (no free RAR policy yet): clearing is fine,
+            // adding is refused, and igbvf carries on without them.
+            Message::SetMacAddr { subcommand: msg::MAC_FILTER_CLR, .. } => true,
+            Message::SetMacAddr { .. } => false,
+            Message::SetMulticast { hashes, overflow } => {
+                for &h in &hashes {
+                    let reg = PfReg::MTA((h >> 5) as u8);
+                    self.bar.set(reg, self.bar.get(reg) | (1 << (h & 0x1F)));
+                }
+                let mut vmolr = self.bar.get(PfReg::VMOLR(p)) | regs::value(VMOLR::ROMPE::SET);
+                if overflow {
+                    vmolr |= regs::value(VMOLR::MPME::SET);
+                }
+                self.bar.set(PfReg::VMOLR(p), vmolr);
+                self.vfs[vf].multicast = hashes;
+                true
+            }
+            Message::SetVlan { vid, add } => self.set_vlan(vf, vid, add),
+            Message::SetLpe { max_frame } => {
+                if !(64..=frame::MAX_JUMBO_FRAME as u32).contains(&max_frame) {
+                    return false;
+                }
+                let v = regs::view::<VMOLR::Register>(self.bar.get(PfReg::VMOLR(p)));
+                let mut vm = v;
+                vm.modify(VMOLR::LPE::SET + VMOLR::RLPML.val(max_frame));
+                self.bar.set(PfReg::VMOLR(p), vm.get());
+                self.vfs[vf].max_frame = max_frame;
+                true
+            }
+            Message::SetPromisc { unicast, multicast } => {
+                if unicast {
+                    return false; // the 82576 has no VF unicast promiscuous mode
+                }
+                let cur = self.bar.get(PfReg::VMOLR(p));
+                let mpme = regs::value(VMOLR::MPME::SET);
+                self.bar.set(PfReg::VMOLR(p), if multicast { cur | mpme } else { cur & !mpme });
+                self.vfs[vf].multicast_promisc = multicast;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn set_vlan(&mut self, vf: usize, vid: u16, add: bool) -> bool {
+        let bit = 1u32 << vf;
+        let entries: Vec<_> = (0..32u8).map(|i| regs::view::<VLVF::Register>(self.bar.get(PfReg::VLVF(i)))).collect();
+        let existing = entries.iter().position(|e| e.is_set(VLVF::VLANID_ENABLE) && e.read(VLVF::VID) == u32::from(vid));
+        if add {
+            let idx = match existing.or_else(|| entries.iter().position(|e| !e.is_set(VLVF::VLANID_ENABLE))) {
+                Some(i) => i,
+                None => return false,
+            };
+            let pools = entries[idx].read(VLVF::POOLSEL) | bit;
+            self.bar.set(
+                PfReg::VLVF(idx as u8),
+                regs::value(VLVF::VLANID_ENABLE::SET + VLVF::VID.val(u32::from(vid)) + VLVF::POOLSEL.val(pools)),
+            );
+            let vfta = PfReg::VFTA((vid >> 5) as u8);
+            self.bar.set(vfta, self.bar.get(vfta) | (1 << (vid & 0x1F)));
+            if !self.vfs[vf].vlans.contains(&vid) {
+                self.vfs[vf].vlans.push(vid);
+            }
+        } else if let Some(idx) = existing {
+            let pools = entries[idx].read(VLVF::POOLSEL) & !bit;
+            let v = if pools == 0 {
+                0
+            } else {
+                regs::value(VLVF::VLANID_ENABLE::SET + VLVF::VID.val(u32::from(vid)) + VLVF::POOLSEL.val(pools))
+            };
+            self.bar.set(PfReg::VLVF(idx as u8), v);
+            self.vfs[vf].vlans.retain(|&x| x != vid);
+        }
+        true
+    }
+
+    /// Sends PF_CONTROL_MSG to `vf` (igb's "ping"), with CTS if the VF is clear to send.
+    pub fn ping(&mut self, vf: usize) -> Result<(), DriverError> {
+        let info = self.vfs.get(vf).ok_or(DriverError::NoSuchVf(vf))?;
+        let word = u32::from(msg::PF_CONTROL_MSG) | if info.cts { msg::CTS } else { 0 };
+        let Some(mbx) = pf::P2VMAILBOX.get(vf) else { return Err(DriverError::NoSuchVf(vf)) };
+        self.bar.write(mbx, P2VMAILBOX::PFU::SET);
+        if !self.bar.read(mbx).is_set(P2VMAILBOX::PFU) {
+            return Err(DriverError::MailboxBusy { tries: 1 });
+        }
+        self.bar.set(PfReg::VMBMEM((vf * MAILBOX_WORDS) as u8), word);
+        self.bar.write(mbx, P2VMAILBOX::STS::SET);
+        Ok(())
+    }
+}

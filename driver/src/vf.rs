@@ -345,6 +345,12 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         self.tx.reclaim()
     }
 
+    /// Free TX descriptors (after reclaiming completed ones).
+    pub fn tx_free(&mut self) -> u32 {
+        self.tx.reclaim();
+        self.tx.free()
+    }
+
     /// TX descriptors not yet completed.
     pub fn tx_in_flight(&self) -> u32 {
         self.tx.in_flight()

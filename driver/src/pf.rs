@@ -5,7 +5,7 @@
 //! * VF_RESET is always processed: the VF's filters are reset, TX/RX enabled (VFTE/VFRE), CTS
 //!   set, and the reply is `VF_RESET|ACK` + MAC (3 words, no CTS), or `VF_RESET|NACK` with a zero
 //!   MAC when the administrator assigned none (the VF then proposes one with SET_MAC_ADDR).
-//! * Any other message from a VF without CTS gets NACK.
+//! * Any other message from a VF without CTS gets a bare NACK word (no id, no CTS).
 //! * Replies to other messages are word 0 | CTS | ACK or NACK, written back as one word.
 //! * A VF reset event (VFLRE) clears the VF's state except an administratively set MAC.
 //!
@@ -306,13 +306,16 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         if id == msg::VF_RESET {
             return Some(self.reset_reply(vf));
         }
-        let ok = if !self.vfs[vf].cts {
-            false
-        } else {
-            match Message::parse(words) {
-                Ok(env) => self.apply(vf, env.message),
-                Err(_) => false,
-            }
+        if !self.vfs[vf].cts {
+            // Until the VF completes a reset it may configure nothing: a bare NACK (Linux sends
+            // exactly this word, without the id and without CTS).
+            self.vfs[vf].nacks += 1;
+            self.events.push(PfEvent::Message { vf, id, ack: false });
+            return Some(vec![msg::NACK]);
+        }
+        let ok = match Message::parse(words) {
+            Ok(env) => self.apply(vf, env.message),
+            Err(_) => false,
         };
         if !ok {
             self.vfs[vf].nacks += 1;

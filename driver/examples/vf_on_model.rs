@@ -4,14 +4,13 @@
 //! `cargo run --release -p hac-driver --example vf_on_model [-- FRAMES]`
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use hac_driver::model::Model;
-use hac_driver::pf::{PfAgent, PfConfig};
-use hac_driver::vf::{VfConfig, VfDriver};
-use igb_hw::{MacAddress, VfIndex};
-use nic_model::{FunctionId, NicConfig};
+use hac_driver::pf::PfConfig;
+use hac_driver::vf::VfConfig;
+use igb_hw::MacAddress;
+use nic_model::NicConfig;
 
 fn main() -> ExitCode {
     let frames: u64 = match std::env::args().nth(1).map(|a| a.parse()) {
@@ -32,36 +31,46 @@ fn main() -> ExitCode {
 }
 
 fn run(frames: u64) -> Result<(), hac_driver::DriverError> {
-    let model = Model::new(NicConfig { capture_wire: true, ..NicConfig::default() });
-    let vf = |n: usize| FunctionId::Vf(VfIndex::new(n).unwrap_or_else(|| unreachable!()));
-    {
-        let mut nic = model.nic();
-        nic.enable_sriov(2);
-        for n in 0..2 {
-            nic.config_write(vf(n), 4, &4u16.to_le_bytes()); // bus master, as the host does
-        }
-    }
-    let mut agent = PfAgent::new(model.bar0(FunctionId::Pf), model.clock(), PfConfig { num_vfs: 2, ..PfConfig::default() })?;
-    agent.set_vf_mac(0, Some(MacAddress([0x02, 0x1B, 0x21, 0, 0, 0x10])))?;
-    // VF 1 gets no MAC from the PF: its driver picks one and sets it (NACK path).
-    let agent = Arc::new(Mutex::new(agent));
-    let a = agent.clone();
-    model.add_service(Box::new(move || {
-        if let Ok(mut a) = a.lock() {
-            a.poll();
-        }
-    }));
-    let mut tx = VfDriver::new(model.bar0(vf(0)), model.dma(vf(0)), model.clock(), VfConfig::default())?;
-    let mut rx = VfDriver::new(model.bar0(vf(1)), model.dma(vf(1)), model.clock(), VfConfig::default())?;
-    println!("vf0: mac {} ({:?}), link {:?}", tx.mac(), tx.mac_source(), tx.link());
-    println!("vf1: mac {} ({:?}), link {:?}", rx.mac(), rx.mac_source(), rx.link());
+    let model = Model::new(NicConfig {
+        capture_wire: true,
+        ..NicConfig::default()
+    });
+    // VF 0 gets its MAC from the PF; VF 1 gets none, so its driver picks one and sets it.
+    let agent = model.start_pf_agent(
+        PfConfig {
+            num_vfs: 2,
+            ..PfConfig::default()
+        },
+        &[Some(MacAddress([0x02, 0x1B, 0x21, 0, 0, 0x10])), None],
+    )?;
+    let mut tx = model.vf_driver(0, VfConfig::default())?;
+    let mut rx = model.vf_driver(1, VfConfig::default())?;
+    println!(
+        "vf0: mac {} ({:?}), link {:?}",
+        tx.mac(),
+        tx.mac_source(),
+        tx.link()
+    );
+    println!(
+        "vf1: mac {} ({:?}), link {:?}",
+        rx.mac(),
+        rx.mac_source(),
+        rx.link()
+    );
     let peer = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
     let start = std::time::Instant::now();
     let (mut sent, mut got) = (0u64, 0u64);
     let mut buf = Vec::with_capacity(64);
     while got < frames {
         let batch: Vec<Bytes> = (sent..frames.min(sent + 32))
-            .map(|s| Bytes::from(igb_hw::frame::build(rx.mac(), tx.mac(), 0x88B5, &[s as u8; 60])))
+            .map(|s| {
+                Bytes::from(igb_hw::frame::build(
+                    rx.mac(),
+                    tx.mac(),
+                    0x88B5,
+                    &[s as u8; 60],
+                ))
+            })
             .collect();
         sent += tx.send(&batch)? as u64;
         buf.clear();
@@ -70,18 +79,26 @@ fn run(frames: u64) -> Result<(), hac_driver::DriverError> {
     }
     let wall = start.elapsed().as_secs_f64();
     // A few frames to the wire as well.
-    let out: Vec<Bytes> = (0..4).map(|i| Bytes::from(igb_hw::frame::build(peer, tx.mac(), 0x88B5, &[i; 100]))).collect();
+    let out: Vec<Bytes> = (0..4)
+        .map(|i| Bytes::from(igb_hw::frame::build(peer, tx.mac(), 0x88B5, &[i; 100])))
+        .collect();
     tx.send(&out)?;
     model.run_for(1_000_000);
     let wire = model.nic().take_wire_capture().len();
     let (ts, rs) = (tx.stats(), rx.stats());
-    println!("vf0→vf1: {got} frames in {wall:.3} s wall ({:.0} frames/s), {wire} frames on the wire", got as f64 / wall);
+    println!(
+        "vf0→vf1: {got} frames in {wall:.3} s wall ({:.0} frames/s), {wire} frames on the wire",
+        got as f64 / wall
+    );
     println!("vf0 counters: {ts:?}");
     println!("vf1 counters: {rs:?}");
     if let Ok(a) = agent.lock() {
         for n in 0..a.num_vfs() {
             if let Some(i) = a.vf(n) {
-                println!("pf view of vf{n}: mac {:?}, cts {}, max_frame {}, messages {}, nacks {}", i.mac, i.cts, i.max_frame, i.messages, i.nacks);
+                println!(
+                    "pf view of vf{n}: mac {:?}, cts {}, max_frame {}, messages {}, nacks {}",
+                    i.mac, i.cts, i.max_frame, i.messages, i.nacks
+                );
             }
         }
     }

@@ -30,7 +30,10 @@ pub struct Bar<R: RegisterIo, M: RegisterMap> {
 impl<R: RegisterIo, M: RegisterMap> Bar<R, M> {
     /// Wraps register access `io` as a BAR with map `M`.
     pub fn new(io: R) -> Self {
-        Bar { io, _map: PhantomData }
+        Bar {
+            io,
+            _map: PhantomData,
+        }
     }
     /// The raw access.
     pub fn io(&self) -> &R {
@@ -152,7 +155,9 @@ pub struct WallClock {
 
 impl Default for WallClock {
     fn default() -> Self {
-        WallClock { start: std::time::Instant::now() }
+        WallClock {
+            start: std::time::Instant::now(),
+        }
     }
 }
 

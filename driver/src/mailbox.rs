@@ -95,7 +95,11 @@ impl VfMailbox {
         self.cached = 0;
     }
 
-    fn lock<R: RegisterIo, C: Clock>(&mut self, bar: &Bar<R, VfReg>, clock: &C) -> Result<(), DriverError> {
+    fn lock<R: RegisterIo, C: Clock>(
+        &mut self,
+        bar: &Bar<R, VfReg>,
+        clock: &C,
+    ) -> Result<(), DriverError> {
         for _ in 0..self.config.lock_tries.max(1) {
             bar.write(vf::VFMAILBOX, VFMAILBOX::VFU::SET);
             if self.read_status(bar) & VFU != 0 {
@@ -103,7 +107,9 @@ impl VfMailbox {
             }
             clock.delay_ns(self.config.lock_delay_ns);
         }
-        Err(DriverError::MailboxBusy { tries: self.config.lock_tries })
+        Err(DriverError::MailboxBusy {
+            tries: self.config.lock_tries,
+        })
     }
 
     /// Writes `words` and raises REQ (non-posted: does not wait for PFACK).
@@ -200,14 +206,20 @@ impl VfMailbox {
         let reply = self.read_posted(bar, clock)?;
         let id = message.id();
         if (reply[0] & msg::ID_MASK) as u16 != id {
-            return Err(DriverError::UnexpectedReply { id, word0: reply[0] });
+            return Err(DriverError::UnexpectedReply {
+                id,
+                word0: reply[0],
+            });
         }
         let env = Message::parse(&reply).map_err(DriverError::MalformedReply)?;
         if env.flags.nack {
             return Err(DriverError::Nack { id });
         }
         if !env.flags.ack {
-            return Err(DriverError::UnexpectedReply { id, word0: reply[0] });
+            return Err(DriverError::UnexpectedReply {
+                id,
+                word0: reply[0],
+            });
         }
         Ok(env)
     }

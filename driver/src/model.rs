@@ -49,22 +49,33 @@ impl Model {
 
     /// Register access to BAR0 of `function`.
     pub fn bar0(&self, function: FunctionId) -> ModelBar {
-        ModelBar { model: self.clone(), function }
+        ModelBar {
+            model: self.clone(),
+            function,
+        }
     }
 
     /// DMA allocator for `function`.
     pub fn dma(&self, function: FunctionId) -> ModelDma {
-        ModelDma { model: self.clone(), function }
+        ModelDma {
+            model: self.clone(),
+            function,
+        }
     }
 
     /// The virtual clock.
     pub fn clock(&self) -> ModelClock {
-        ModelClock { model: self.clone() }
+        ModelClock {
+            model: self.clone(),
+        }
     }
 
     /// Registers a service run on every wait.
     pub fn add_service(&self, service: Service) {
-        self.services.lock().unwrap_or_else(|p| p.into_inner()).push(service);
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(service);
     }
 
     /// Advances virtual time by `ns`, then runs the services once. A wait from inside a service
@@ -127,18 +138,34 @@ impl DmaAllocator for ModelDma {
         }
         let len = len.div_ceil(PAGE) * PAGE;
         let iova = {
-            let mut next = self.model.next_iova.lock().unwrap_or_else(|p| p.into_inner());
+            let mut next = self
+                .model
+                .next_iova
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let slot = &mut next[Model::slot(self.function)];
             let iova = *slot;
-            *slot = slot.checked_add(len as u64).ok_or(DmaError::IovaExhausted(len))?;
+            *slot = slot
+                .checked_add(len as u64)
+                .ok_or(DmaError::IovaExhausted(len))?;
             Iova(iova)
         };
         let mem = SharedMemory::new(len);
         self.model
             .nic()
             .dma_map(self.function, iova, len as u64, mem.clone(), 0)
-            .map_err(|e| DmaError::Map { iova, len, reason: e.to_string() })?;
-        Ok(ModelRegion { model: self.model.clone(), function: self.function, mem, iova, len })
+            .map_err(|e| DmaError::Map {
+                iova,
+                len,
+                reason: e.to_string(),
+            })?;
+        Ok(ModelRegion {
+            model: self.model.clone(),
+            function: self.function,
+            mem,
+            iova,
+            len,
+        })
     }
 }
 
@@ -191,5 +218,55 @@ impl Clock for ModelClock {
     }
     fn delay_ns(&self, ns: u64) {
         self.model.run_for(ns);
+    }
+}
+
+/// A PF agent shared with the model's service loop.
+pub type SharedPfAgent = Arc<Mutex<crate::pf::PfAgent<ModelBar, ModelClock>>>;
+
+impl Model {
+    /// What the host kernel does before a VF driver can run: enables `num_vfs` VFs (SR-IOV
+    /// NumVFs + VF Enable + VF MSE) and turns on bus mastering in each VF's command register.
+    pub fn enable_vfs(&self, num_vfs: usize) {
+        let mut nic = self.nic();
+        nic.enable_sriov(num_vfs as u16);
+        let cmd = igb_hw::pci::command::BUS_MASTER.to_le_bytes();
+        for vf in igb_hw::VfIndex::all(num_vfs) {
+            nic.config_write(
+                FunctionId::Vf(vf),
+                igb_hw::pci::header::COMMAND as u16,
+                &cmd,
+            );
+        }
+    }
+
+    /// Enables `config.num_vfs` VFs, starts the PF agent with `admin_macs` (one per VF, `None` =
+    /// let the VF choose) and runs it on every wait.
+    pub fn start_pf_agent(
+        &self,
+        config: crate::pf::PfConfig,
+        admin_macs: &[Option<igb_hw::MacAddress>],
+    ) -> Result<SharedPfAgent, crate::DriverError> {
+        self.enable_vfs(config.num_vfs);
+        let mut agent = crate::pf::PfAgent::new(self.bar0(FunctionId::Pf), self.clock(), config)?;
+        for (vf, mac) in admin_macs.iter().enumerate() {
+            agent.set_vf_mac(vf, *mac)?;
+        }
+        let agent = Arc::new(Mutex::new(agent));
+        let service = agent.clone();
+        self.add_service(Box::new(move || {
+            service.lock().unwrap_or_else(|p| p.into_inner()).poll();
+        }));
+        Ok(agent)
+    }
+
+    /// A VF driver on VF `vf` of this model.
+    pub fn vf_driver(
+        &self,
+        vf: usize,
+        config: crate::vf::VfConfig,
+    ) -> Result<crate::vf::VfDriver<ModelBar, ModelDma, ModelClock>, crate::DriverError> {
+        let f = FunctionId::Vf(igb_hw::VfIndex::new(vf).ok_or(crate::DriverError::NoSuchVf(vf))?);
+        crate::vf::VfDriver::new(self.bar0(f), self.dma(f), self.clock(), config)
     }
 }

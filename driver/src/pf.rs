@@ -130,18 +130,36 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         self.clock.delay_ns(1_000_000);
         self.bar.write(pf::CTRL, CTRL::SLU::SET);
         self.bar.write(pf::MRQC, MRQC::MRQE::Vmdq);
-        self.bar.write(pf::VT_CTL, VT_CTL::DEF_POOL.val(n) + VT_CTL::VM_REPL_EN::SET);
+        self.bar.write(
+            pf::VT_CTL,
+            VT_CTL::DEF_POOL.val(n) + VT_CTL::VM_REPL_EN::SET,
+        );
         let (ral, rah) = self.config.pf_mac.to_ral_rah();
         self.bar.set(PfReg::RAL(0), ral);
-        self.bar.set(PfReg::RAH(0), rah | regs::value(RAH::AV::SET + RAH::POOLSEL.val(1 << n)));
+        self.bar.set(
+            PfReg::RAH(0),
+            rah | regs::value(RAH::AV::SET + RAH::POOLSEL.val(1 << n)),
+        );
         self.bar.set(
             PfReg::VMOLR(n as u8),
-            regs::value(VMOLR::AUPE::SET + VMOLR::BAM::SET + VMOLR::ROMPE::SET + VMOLR::STRCRC::SET),
+            regs::value(
+                VMOLR::AUPE::SET + VMOLR::BAM::SET + VMOLR::ROMPE::SET + VMOLR::STRCRC::SET,
+            ),
         );
-        let spoof = if self.config.spoof_check { (1u32 << n) - 1 } else { 0 };
-        let lb = if self.config.vm_loopback { DTXSWC::VMDQ_LOOPBACK_EN::SET } else { DTXSWC::VMDQ_LOOPBACK_EN::CLEAR };
-        self.bar.write(pf::DTXSWC, DTXSWC::MAC_SPOOF.val(spoof) + lb);
-        self.bar.write(pf::RCTL, RCTL::EN::SET + RCTL::SECRC::SET + RCTL::BAM::SET);
+        let spoof = if self.config.spoof_check {
+            (1u32 << n) - 1
+        } else {
+            0
+        };
+        let lb = if self.config.vm_loopback {
+            DTXSWC::VMDQ_LOOPBACK_EN::SET
+        } else {
+            DTXSWC::VMDQ_LOOPBACK_EN::CLEAR
+        };
+        self.bar
+            .write(pf::DTXSWC, DTXSWC::MAC_SPOOF.val(spoof) + lb);
+        self.bar
+            .write(pf::RCTL, RCTL::EN::SET + RCTL::SECRC::SET + RCTL::BAM::SET);
         self.bar.write(pf::TCTL, TCTL::EN::SET + TCTL::PSP::SET);
         self.bar.set(PfReg::MBVFIMR, (1 << n) - 1);
         self.bar.set(PfReg::VFRE, 0);
@@ -169,7 +187,8 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         }
         let cur = self.bar.get(PfReg::DTXSWC);
         let bit = 1u32 << vf;
-        self.bar.set(PfReg::DTXSWC, if on { cur | bit } else { cur & !bit });
+        self.bar
+            .set(PfReg::DTXSWC, if on { cur | bit } else { cur & !bit });
         Ok(())
     }
 
@@ -241,12 +260,20 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
 
     fn clear_vf_filters(&mut self, vf: usize) {
         let p = vf as u8;
-        self.bar.set(PfReg::VMOLR(p), regs::value(VMOLR::AUPE::SET + VMOLR::BAM::SET + VMOLR::STRCRC::SET));
+        self.bar.set(
+            PfReg::VMOLR(p),
+            regs::value(VMOLR::AUPE::SET + VMOLR::BAM::SET + VMOLR::STRCRC::SET),
+        );
         for i in 0..32u8 {
             let v = regs::view::<VLVF::Register>(self.bar.get(PfReg::VLVF(i)));
             let pools = v.read(VLVF::POOLSEL) & !(1 << vf);
             if v.read(VLVF::POOLSEL) & (1 << vf) != 0 {
-                let nv = if pools == 0 { 0 } else { (v.get() & !regs::value(VLVF::POOLSEL.val(0xFF))) | regs::value(VLVF::POOLSEL.val(pools)) };
+                let nv = if pools == 0 {
+                    0
+                } else {
+                    (v.get() & !regs::value(VLVF::POOLSEL.val(0xFF)))
+                        | regs::value(VLVF::POOLSEL.val(pools))
+                };
                 self.bar.set(PfReg::VLVF(i), nv);
             }
         }
@@ -254,12 +281,17 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
     }
 
     fn program_rar(&mut self, vf: usize, mac: Option<MacAddress>) {
-        let Some((ral, rah)) = regs::rar_entry(vf_rar_index(vf)) else { return };
+        let Some((ral, rah)) = regs::rar_entry(vf_rar_index(vf)) else {
+            return;
+        };
         match mac {
             Some(m) => {
                 let (l, h) = m.to_ral_rah();
                 self.bar.set(ral, l);
-                self.bar.set(rah, h | regs::value(RAH::AV::SET + RAH::POOLSEL.val(1 << vf)));
+                self.bar.set(
+                    rah,
+                    h | regs::value(RAH::AV::SET + RAH::POOLSEL.val(1 << vf)),
+                );
             }
             None => {
                 self.bar.set(ral, 0);
@@ -270,7 +302,9 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
 
     /// Reads VF `vf`'s message under the PF lock, answers it; `false` if the lock was busy.
     fn receive(&mut self, vf: usize) -> bool {
-        let Some(mbx) = pf::P2VMAILBOX.get(vf) else { return false };
+        let Some(mbx) = pf::P2VMAILBOX.get(vf) else {
+            return false;
+        };
         self.bar.write(mbx, P2VMAILBOX::PFU::SET);
         if !self.bar.read(mbx).is_set(P2VMAILBOX::PFU) {
             return false; // the VF holds the buffer; try again on the next poll
@@ -281,11 +315,13 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             *w = self.bar.get(PfReg::VMBMEM((vf * MAILBOX_WORDS + i) as u8));
         }
         // Acknowledge the read (PFU stays held for the reply).
-        self.bar.write(mbx, P2VMAILBOX::ACK::SET + P2VMAILBOX::PFU::SET);
+        self.bar
+            .write(mbx, P2VMAILBOX::ACK::SET + P2VMAILBOX::PFU::SET);
         let reply = self.handle(vf, &words);
         if let Some(reply) = reply {
             for (i, w) in reply.iter().enumerate() {
-                self.bar.set(PfReg::VMBMEM((vf * MAILBOX_WORDS + i) as u8), *w);
+                self.bar
+                    .set(PfReg::VMBMEM((vf * MAILBOX_WORDS + i) as u8), *w);
             }
             // STS without PFU: message sent, lock released.
             self.bar.write(mbx, P2VMAILBOX::STS::SET);
@@ -322,7 +358,9 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         }
         self.events.push(PfEvent::Message { vf, id, ack: ok });
         let flag = if ok { msg::ACK } else { msg::NACK };
-        Some(vec![(w0 & !(msg::ACK | msg::NACK | msg::CTS)) | flag | msg::CTS])
+        Some(vec![
+            (w0 & !(msg::ACK | msg::NACK | msg::CTS)) | flag | msg::CTS,
+        ])
     }
 
     fn reset_reply(&mut self, vf: usize) -> Vec<u32> {
@@ -341,11 +379,27 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         self.vfs[vf].cts = true;
         let mut out = [0u32; MAILBOX_WORDS];
         let (flags, m) = match mac {
-            Some(m) => (msg::Flags { ack: true, ..Default::default() }, m),
-            None => (msg::Flags { nack: true, ..Default::default() }, MacAddress::default()),
+            Some(m) => (
+                msg::Flags {
+                    ack: true,
+                    ..Default::default()
+                },
+                m,
+            ),
+            None => (
+                msg::Flags {
+                    nack: true,
+                    ..Default::default()
+                },
+                MacAddress::default(),
+            ),
         };
         let n = Message::Reset { mac: m }.emit(flags, &mut out);
-        self.events.push(PfEvent::Message { vf, id: msg::VF_RESET, ack: mac.is_some() });
+        self.events.push(PfEvent::Message {
+            vf,
+            id: msg::VF_RESET,
+            ack: mac.is_some(),
+        });
         out[..n].to_vec()
     }
 
@@ -362,7 +416,10 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             }
             // Extra unicast filters are not offered (no free RAR policy yet): clearing is fine,
             // adding is refused, and igbvf carries on without them.
-            Message::SetMacAddr { subcommand: msg::MAC_FILTER_CLR, .. } => true,
+            Message::SetMacAddr {
+                subcommand: msg::MAC_FILTER_CLR,
+                ..
+            } => true,
             Message::SetMacAddr { .. } => false,
             Message::SetMulticast { hashes, overflow } => {
                 for &h in &hashes {
@@ -395,7 +452,10 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
                 }
                 let cur = self.bar.get(PfReg::VMOLR(p));
                 let mpme = regs::value(VMOLR::MPME::SET);
-                self.bar.set(PfReg::VMOLR(p), if multicast { cur | mpme } else { cur & !mpme });
+                self.bar.set(
+                    PfReg::VMOLR(p),
+                    if multicast { cur | mpme } else { cur & !mpme },
+                );
                 self.vfs[vf].multicast_promisc = multicast;
                 true
             }
@@ -405,17 +465,27 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
 
     fn set_vlan(&mut self, vf: usize, vid: u16, add: bool) -> bool {
         let bit = 1u32 << vf;
-        let entries: Vec<_> = (0..32u8).map(|i| regs::view::<VLVF::Register>(self.bar.get(PfReg::VLVF(i)))).collect();
-        let existing = entries.iter().position(|e| e.is_set(VLVF::VLANID_ENABLE) && e.read(VLVF::VID) == u32::from(vid));
+        let entries: Vec<_> = (0..32u8)
+            .map(|i| regs::view::<VLVF::Register>(self.bar.get(PfReg::VLVF(i))))
+            .collect();
+        let existing = entries
+            .iter()
+            .position(|e| e.is_set(VLVF::VLANID_ENABLE) && e.read(VLVF::VID) == u32::from(vid));
         if add {
-            let idx = match existing.or_else(|| entries.iter().position(|e| !e.is_set(VLVF::VLANID_ENABLE))) {
+            let idx = match existing
+                .or_else(|| entries.iter().position(|e| !e.is_set(VLVF::VLANID_ENABLE)))
+            {
                 Some(i) => i,
                 None => return false,
             };
             let pools = entries[idx].read(VLVF::POOLSEL) | bit;
             self.bar.set(
                 PfReg::VLVF(idx as u8),
-                regs::value(VLVF::VLANID_ENABLE::SET + VLVF::VID.val(u32::from(vid)) + VLVF::POOLSEL.val(pools)),
+                regs::value(
+                    VLVF::VLANID_ENABLE::SET
+                        + VLVF::VID.val(u32::from(vid))
+                        + VLVF::POOLSEL.val(pools),
+                ),
             );
             let vfta = PfReg::VFTA((vid >> 5) as u8);
             self.bar.set(vfta, self.bar.get(vfta) | (1 << (vid & 0x1F)));
@@ -427,7 +497,11 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             let v = if pools == 0 {
                 0
             } else {
-                regs::value(VLVF::VLANID_ENABLE::SET + VLVF::VID.val(u32::from(vid)) + VLVF::POOLSEL.val(pools))
+                regs::value(
+                    VLVF::VLANID_ENABLE::SET
+                        + VLVF::VID.val(u32::from(vid))
+                        + VLVF::POOLSEL.val(pools),
+                )
             };
             self.bar.set(PfReg::VLVF(idx as u8), v);
             self.vfs[vf].vlans.retain(|&x| x != vid);
@@ -439,12 +513,15 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
     pub fn ping(&mut self, vf: usize) -> Result<(), DriverError> {
         let info = self.vfs.get(vf).ok_or(DriverError::NoSuchVf(vf))?;
         let word = u32::from(msg::PF_CONTROL_MSG) | if info.cts { msg::CTS } else { 0 };
-        let Some(mbx) = pf::P2VMAILBOX.get(vf) else { return Err(DriverError::NoSuchVf(vf)) };
+        let Some(mbx) = pf::P2VMAILBOX.get(vf) else {
+            return Err(DriverError::NoSuchVf(vf));
+        };
         self.bar.write(mbx, P2VMAILBOX::PFU::SET);
         if !self.bar.read(mbx).is_set(P2VMAILBOX::PFU) {
             return Err(DriverError::MailboxBusy { tries: 1 });
         }
-        self.bar.set(PfReg::VMBMEM((vf * MAILBOX_WORDS) as u8), word);
+        self.bar
+            .set(PfReg::VMBMEM((vf * MAILBOX_WORDS) as u8), word);
         self.bar.write(mbx, P2VMAILBOX::STS::SET);
         Ok(())
     }

@@ -29,7 +29,12 @@ pub struct VfDevice<R: RegisterIo, D: DmaAllocator, C: Clock> {
 impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDevice<R, D, C> {
     /// Wraps a VF that is up.
     pub fn new(vf: VfDriver<R, D, C>) -> Self {
-        VfDevice { vf, rx: VecDeque::with_capacity(RX_BATCH), scratch: Vec::new(), tx_ring_full: 0 }
+        VfDevice {
+            vf,
+            rx: VecDeque::with_capacity(RX_BATCH),
+            scratch: Vec::new(),
+            tx_ring_full: 0,
+        }
     }
 
     /// The driver underneath.
@@ -45,7 +50,8 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDevice<R, D, C> {
     fn refill(&mut self) {
         if self.rx.is_empty() {
             let rx = &mut self.rx;
-            self.vf.recv_with_meta(RX_BATCH, |f, _| rx.push_back(Bytes::copy_from_slice(f)));
+            self.vf
+                .recv_with_meta(RX_BATCH, |f, _| rx.push_back(Bytes::copy_from_slice(f)));
         }
     }
 }
@@ -99,7 +105,14 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Device for VfDevice<R, D, C> {
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         self.refill();
         let frame = self.rx.pop_front()?;
-        Some((VfRxToken(frame), VfTxToken { vf: &mut self.vf, scratch: &mut self.scratch, full: &mut self.tx_ring_full }))
+        Some((
+            VfRxToken(frame),
+            VfTxToken {
+                vf: &mut self.vf,
+                scratch: &mut self.scratch,
+                full: &mut self.tx_ring_full,
+            },
+        ))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
@@ -107,7 +120,11 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Device for VfDevice<R, D, C> {
         if self.vf.tx_free() < 2 {
             return None;
         }
-        Some(VfTxToken { vf: &mut self.vf, scratch: &mut self.scratch, full: &mut self.tx_ring_full })
+        Some(VfTxToken {
+            vf: &mut self.vf,
+            scratch: &mut self.scratch,
+            full: &mut self.tx_ring_full,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

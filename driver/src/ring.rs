@@ -64,13 +64,25 @@ pub struct TxRing<M: DmaRegion> {
 
 impl<M: DmaRegion> TxRing<M> {
     /// Allocates a ring of `size` descriptors with `buf_size`-byte buffers.
-    pub fn new<D: DmaAllocator<Region = M>>(dma: &D, size: u32, buf_size: usize) -> Result<Self, DriverError> {
+    pub fn new<D: DmaAllocator<Region = M>>(
+        dma: &D,
+        size: u32,
+        buf_size: usize,
+    ) -> Result<Self, DriverError> {
         check_ring_size(size)?;
         let desc = dma.allocate(size as usize * 16)?;
         let bufs = dma.allocate(size as usize * buf_size)?;
         // Zeroed descriptors: DD clear everywhere.
         desc.write(0, &vec![0u8; size as usize * 16]);
-        Ok(TxRing { desc, bufs, size, buf_size, tail: RingIndex(0), clean: RingIndex(0), last: vec![false; size as usize] })
+        Ok(TxRing {
+            desc,
+            bufs,
+            size,
+            buf_size,
+            tail: RingIndex(0),
+            clean: RingIndex(0),
+            last: vec![false; size as usize],
+        })
     }
 
     /// Device address of the descriptor ring.
@@ -139,7 +151,11 @@ impl<M: DmaRegion> TxRing<M> {
             self.last[self.tail.0 as usize] = false;
             self.tail = self.tail.next(self.size);
         }
-        let chunks: Vec<&[u8]> = if frame.is_empty() { vec![frame] } else { frame.chunks(self.buf_size).collect() };
+        let chunks: Vec<&[u8]> = if frame.is_empty() {
+            vec![frame]
+        } else {
+            frame.chunks(self.buf_size).collect()
+        };
         let n = chunks.len();
         for (k, chunk) in chunks.into_iter().enumerate() {
             let i = self.tail.0 as usize;
@@ -200,11 +216,23 @@ pub struct RxRing<M: DmaRegion> {
 
 impl<M: DmaRegion> RxRing<M> {
     /// Allocates a ring of `size` descriptors with `buf_size`-byte buffers (a multiple of 1 KiB).
-    pub fn new<D: DmaAllocator<Region = M>>(dma: &D, size: u32, buf_size: usize) -> Result<Self, DriverError> {
+    pub fn new<D: DmaAllocator<Region = M>>(
+        dma: &D,
+        size: u32,
+        buf_size: usize,
+    ) -> Result<Self, DriverError> {
         check_ring_size(size)?;
         let desc = dma.allocate(size as usize * 16)?;
         let bufs = dma.allocate(size as usize * buf_size)?;
-        let mut r = RxRing { desc, bufs, size, buf_size, next: RingIndex(0), partial: Vec::new(), errors: 0 };
+        let mut r = RxRing {
+            desc,
+            bufs,
+            size,
+            buf_size,
+            next: RingIndex(0),
+            partial: Vec::new(),
+            errors: 0,
+        };
         r.reset();
         Ok(r)
     }
@@ -226,7 +254,11 @@ impl<M: DmaRegion> RxRing<M> {
 
     fn post(&self, i: u32) {
         let mut d = Descriptor::from_array([0u8; 16]);
-        RxReadRepr { packet_buffer: self.bufs.iova().0 + u64::from(i) * self.buf_size as u64, header_buffer: 0 }.emit(&mut d);
+        RxReadRepr {
+            packet_buffer: self.bufs.iova().0 + u64::from(i) * self.buf_size as u64,
+            header_buffer: 0,
+        }
+        .emit(&mut d);
         self.desc.write(i as usize * 16, &d.into_inner());
     }
 
@@ -242,7 +274,11 @@ impl<M: DmaRegion> RxRing<M> {
 
     /// Collects up to `max` complete frames, re-posting their buffers. Returns the frames and the
     /// index to write to RDT (the last re-posted descriptor), if any was re-posted.
-    pub fn poll(&mut self, max: usize, mut each: impl FnMut(&[u8], RxMeta)) -> (usize, Option<u32>) {
+    pub fn poll(
+        &mut self,
+        max: usize,
+        mut each: impl FnMut(&[u8], RxMeta),
+    ) -> (usize, Option<u32>) {
         let mut frames = 0;
         let mut last_posted = None;
         while frames < max {
@@ -257,7 +293,8 @@ impl<M: DmaRegion> RxRing<M> {
             let len = usize::from(wb.length).min(self.buf_size);
             let start = self.partial.len();
             self.partial.resize(start + len, 0);
-            self.bufs.read(i as usize * self.buf_size, &mut self.partial[start..]);
+            self.bufs
+                .read(i as usize * self.buf_size, &mut self.partial[start..]);
             self.post(i);
             last_posted = Some(i);
             self.next = self.next.next(self.size);

@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 use igb_hw::mailbox::Message;
-use igb_hw::regs::{CTRL, IVAR0, IVAR_MISC, RXDCTL, SRRCTL, TXDCTL, VfReg, vf};
+use igb_hw::regs::{CTRL, IVAR_MISC, IVAR0, RXDCTL, SRRCTL, TXDCTL, VfReg, vf};
 use igb_hw::{MacAddress, frame};
 
 use crate::backend::{Bar, Clock, DmaAllocator, RegisterIo, doorbell_fence};
@@ -98,7 +98,13 @@ pub struct VfStats {
     pub rx_errors: u64,
 }
 
-const STAT_REGS: [VfReg; 5] = [VfReg::VFGPRC, VfReg::VFGORC, VfReg::VFGPTC, VfReg::VFGOTC, VfReg::VFMPRC];
+const STAT_REGS: [VfReg; 5] = [
+    VfReg::VFGPRC,
+    VfReg::VFGORC,
+    VfReg::VFGPTC,
+    VfReg::VFGOTC,
+    VfReg::VFMPRC,
+];
 
 /// A VF brought up and ready to send and receive.
 pub struct VfDriver<R: RegisterIo, D: DmaAllocator, C: Clock> {
@@ -133,8 +139,12 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         if !(68..=9216).contains(&config.mtu) {
             return Err(DriverError::InvalidMtu(config.mtu));
         }
-        if !(1024..=16384).contains(&config.buffer_size) || !config.buffer_size.is_multiple_of(1024) {
-            return Err(DriverError::FrameTooLarge { len: config.buffer_size, max: 16384 });
+        if !(1024..=16384).contains(&config.buffer_size) || !config.buffer_size.is_multiple_of(1024)
+        {
+            return Err(DriverError::FrameTooLarge {
+                len: config.buffer_size,
+                max: 16384,
+            });
         }
         let tx = TxRing::new(&dma, config.tx_ring_size, config.buffer_size)?;
         let rx = RxRing::new(&dma, config.rx_ring_size, config.buffer_size)?;
@@ -145,7 +155,10 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
             mbx: VfMailbox::new(config.mailbox),
             mac: MacAddress::default(),
             mac_source: MacSource::Pf,
-            max_frame: config.mtu + frame::ETHERNET_HEADER_LEN + frame::VLAN_TAG_LEN + frame::FCS_LEN,
+            max_frame: config.mtu
+                + frame::ETHERNET_HEADER_LEN
+                + frame::VLAN_TAG_LEN
+                + frame::FCS_LEN,
             config,
             tx,
             rx,
@@ -185,7 +198,13 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
     fn bring_up(&mut self) -> Result<(), DriverError> {
         self.reset_hw()?;
         // VF_RESET: the reply carries our MAC, or NACK when the PF has none for us.
-        match self.mbx.request(&self.bar, &self.clock, &Message::Reset { mac: MacAddress::default() }) {
+        match self.mbx.request(
+            &self.bar,
+            &self.clock,
+            &Message::Reset {
+                mac: MacAddress::default(),
+            },
+        ) {
             Ok(env) => match env.message {
                 Message::Reset { mac } if mac.is_valid_unicast() => {
                     self.mac = mac;
@@ -199,19 +218,37 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         if !self.mac.is_valid_unicast() {
             return Err(DriverError::InvalidMac(self.mac));
         }
-        self.mbx.request(&self.bar, &self.clock, &Message::SetMacAddr { subcommand: 0, mac: self.mac })?;
-        self.mbx.request(&self.bar, &self.clock, &Message::SetLpe { max_frame: self.max_frame as u32 })?;
+        self.mbx.request(
+            &self.bar,
+            &self.clock,
+            &Message::SetMacAddr {
+                subcommand: 0,
+                mac: self.mac,
+            },
+        )?;
+        self.mbx.request(
+            &self.bar,
+            &self.clock,
+            &Message::SetLpe {
+                max_frame: self.max_frame as u32,
+            },
+        )?;
         self.configure_queues();
         Ok(())
     }
 
     fn choose_mac(&mut self) {
-        self.mac = self.config.fallback_mac.unwrap_or_else(|| random_local_mac(self.config.mac_seed));
+        self.mac = self
+            .config
+            .fallback_mac
+            .unwrap_or_else(|| random_local_mac(self.config.mac_seed));
         self.mac_source = MacSource::Driver;
     }
 
     fn configure_queues(&mut self) {
-        let (Some(txdctl), Some(rxdctl)) = (vf::TXDCTL.get(0), vf::RXDCTL.get(0)) else { return };
+        let (Some(txdctl), Some(rxdctl)) = (vf::TXDCTL.get(0), vf::RXDCTL.get(0)) else {
+            return;
+        };
         // TX queue 0.
         self.bar.write(txdctl, TXDCTL::ENABLE::CLEAR);
         self.tx.reset();
@@ -241,7 +278,10 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         self.bar.set(VfReg::RDT(0), 0);
         self.bar.write(
             rxdctl,
-            RXDCTL::ENABLE::SET + RXDCTL::PTHRESH.val(16) + RXDCTL::HTHRESH.val(8) + RXDCTL::WTHRESH.val(1),
+            RXDCTL::ENABLE::SET
+                + RXDCTL::PTHRESH.val(16)
+                + RXDCTL::HTHRESH.val(8)
+                + RXDCTL::WTHRESH.val(1),
         );
         // Buffers were posted by reset(); make them visible before handing them over.
         doorbell_fence();
@@ -251,7 +291,10 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
             vf::IVAR0,
             IVAR0::TX0.val(0) + IVAR0::TX0_VALID::SET + IVAR0::RX0.val(1) + IVAR0::RX0_VALID::SET,
         );
-        self.bar.write(vf::IVAR_MISC, IVAR_MISC::VECTOR.val(2) + IVAR_MISC::VALID::SET);
+        self.bar.write(
+            vf::IVAR_MISC,
+            IVAR_MISC::VECTOR.val(2) + IVAR_MISC::VALID::SET,
+        );
         self.bar.set(VfReg::EIMC, 0x7);
     }
 
@@ -302,7 +345,11 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
     }
 
     /// Sends one frame with checksum offload (a context descriptor precedes it).
-    pub fn send_offloaded(&mut self, frame: &[u8], offload: &TxOffload) -> Result<bool, DriverError> {
+    pub fn send_offloaded(
+        &mut self,
+        frame: &[u8],
+        offload: &TxOffload,
+    ) -> Result<bool, DriverError> {
         Ok(self.send_with(std::iter::once((frame, Some(offload))))? == 1)
     }
 
@@ -317,7 +364,10 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
                 if queued > 0 {
                     self.ring_tx_doorbell();
                 }
-                return Err(DriverError::FrameTooLarge { len: f.len(), max: self.max_frame_len() });
+                return Err(DriverError::FrameTooLarge {
+                    len: f.len(),
+                    max: self.max_frame_len(),
+                });
             }
             if self.tx.descriptors_for(f.len(), off.is_some()) > self.tx.free() {
                 self.tx.reclaim();
@@ -407,18 +457,43 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
     /// Joins multicast groups (SET_MULTICAST with their MTA hashes; more than 30 → overflow).
     pub fn set_multicast(&mut self, groups: &[MacAddress]) -> Result<(), DriverError> {
         let overflow = groups.len() > igb_hw::mailbox::MAX_MULTICAST_HASHES;
-        let hashes = groups.iter().take(igb_hw::mailbox::MAX_MULTICAST_HASHES).map(MacAddress::mta_hash).collect();
-        self.mbx.request(&self.bar, &self.clock, &Message::SetMulticast { hashes, overflow }).map(|_| ())
+        let hashes = groups
+            .iter()
+            .take(igb_hw::mailbox::MAX_MULTICAST_HASHES)
+            .map(MacAddress::mta_hash)
+            .collect();
+        self.mbx
+            .request(
+                &self.bar,
+                &self.clock,
+                &Message::SetMulticast { hashes, overflow },
+            )
+            .map(|_| ())
     }
 
     /// Adds or removes a VLAN filter.
     pub fn set_vlan(&mut self, vid: u16, add: bool) -> Result<(), DriverError> {
-        self.mbx.request(&self.bar, &self.clock, &Message::SetVlan { vid: vid & 0xFFF, add }).map(|_| ())
+        self.mbx
+            .request(
+                &self.bar,
+                &self.clock,
+                &Message::SetVlan {
+                    vid: vid & 0xFFF,
+                    add,
+                },
+            )
+            .map(|_| ())
     }
 
     /// Requests promiscuous modes (a Linux PF refuses unicast promiscuous with NACK).
     pub fn set_promiscuous(&mut self, unicast: bool, multicast: bool) -> Result<(), DriverError> {
-        self.mbx.request(&self.bar, &self.clock, &Message::SetPromisc { unicast, multicast }).map(|_| ())
+        self.mbx
+            .request(
+                &self.bar,
+                &self.clock,
+                &Message::SetPromisc { unicast, multicast },
+            )
+            .map(|_| ())
     }
 
     /// Changes the MTU: SET_LPE with the new maximum frame.
@@ -427,7 +502,13 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
             return Err(DriverError::InvalidMtu(mtu));
         }
         let max_frame = mtu + frame::ETHERNET_HEADER_LEN + frame::VLAN_TAG_LEN + frame::FCS_LEN;
-        self.mbx.request(&self.bar, &self.clock, &Message::SetLpe { max_frame: max_frame as u32 })?;
+        self.mbx.request(
+            &self.bar,
+            &self.clock,
+            &Message::SetLpe {
+                max_frame: max_frame as u32,
+            },
+        )?;
         self.max_frame = max_frame;
         self.config.mtu = mtu;
         Ok(())
@@ -438,7 +519,11 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         if !mac.is_valid_unicast() {
             return Err(DriverError::InvalidMac(mac));
         }
-        self.mbx.request(&self.bar, &self.clock, &Message::SetMacAddr { subcommand: 0, mac })?;
+        self.mbx.request(
+            &self.bar,
+            &self.clock,
+            &Message::SetMacAddr { subcommand: 0, mac },
+        )?;
         self.mac = mac;
         Ok(())
     }

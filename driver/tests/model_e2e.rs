@@ -2,54 +2,43 @@
 //! link.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
 use hac_driver::error::DriverError;
 use hac_driver::mailbox::MailboxConfig;
-use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
-use hac_driver::pf::{PfAgent, PfConfig, PfEvent};
+use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma, SharedPfAgent};
+use hac_driver::pf::{PfConfig, PfEvent};
 use hac_driver::vf::{LinkState, MacSource, VfConfig, VfDriver};
 use igb_hw::regs::{CTRL, PfReg};
 use igb_hw::{MacAddress, VfIndex};
 use nic_model::{FunctionId, NicConfig};
 
 type Vf = VfDriver<ModelBar, ModelDma, ModelClock>;
-type Pf = Arc<Mutex<PfAgent<ModelBar, ModelClock>>>;
+type Pf = SharedPfAgent;
 
 fn vf_fn(n: usize) -> FunctionId {
     FunctionId::Vf(VfIndex::new(n).unwrap())
 }
 
-/// A model with `num_vfs` VFs, the PF agent running as a service, and VF bus mastering on.
+/// A model with `num_vfs` VFs and the PF agent running as a service.
 fn world(num_vfs: usize, admin_macs: &[Option<MacAddress>]) -> (Model, Pf) {
-    let model = Model::new(NicConfig { capture_wire: true, ..NicConfig::default() });
-    {
-        let mut nic = model.nic();
-        nic.enable_sriov(num_vfs as u16);
-        for n in 0..num_vfs {
-            nic.config_write(vf_fn(n), 4, &4u16.to_le_bytes()); // bus master
-        }
-    }
-    let mut agent = PfAgent::new(
-        model.bar0(FunctionId::Pf),
-        model.clock(),
-        PfConfig { num_vfs, ..PfConfig::default() },
-    )
-    .unwrap();
-    for (n, mac) in admin_macs.iter().enumerate() {
-        agent.set_vf_mac(n, *mac).unwrap();
-    }
-    let agent = Arc::new(Mutex::new(agent));
-    let a = agent.clone();
-    model.add_service(Box::new(move || {
-        a.lock().unwrap().poll();
-    }));
-    (model, agent)
+    let model = Model::new(NicConfig {
+        capture_wire: true,
+        ..NicConfig::default()
+    });
+    let pf = model
+        .start_pf_agent(
+            PfConfig {
+                num_vfs,
+                ..PfConfig::default()
+            },
+            admin_macs,
+        )
+        .unwrap();
+    (model, pf)
 }
 
 fn vf(model: &Model, n: usize, config: VfConfig) -> Result<Vf, DriverError> {
-    VfDriver::new(model.bar0(vf_fn(n)), model.dma(vf_fn(n)), model.clock(), config)
+    model.vf_driver(n, config)
 }
 
 fn mac(n: u8) -> MacAddress {
@@ -84,22 +73,60 @@ fn init_takes_the_mac_from_the_pf_reply() {
 #[test]
 fn init_without_a_pf_mac_chooses_one_and_sets_it() {
     let (model, pf) = world(1, &[None]);
-    let d = vf(&model, 0, VfConfig { mac_seed: 7, ..VfConfig::default() }).unwrap();
+    let d = vf(
+        &model,
+        0,
+        VfConfig {
+            mac_seed: 7,
+            ..VfConfig::default()
+        },
+    )
+    .unwrap();
     assert_eq!(d.mac_source(), MacSource::Driver);
     assert!(d.mac().is_local() && d.mac().is_valid_unicast());
     let events = pf.lock().unwrap().take_events();
-    assert!(events.contains(&PfEvent::Message { vf: 0, id: 1, ack: false }), "VF_RESET NACKed: {events:?}");
-    assert!(events.contains(&PfEvent::Message { vf: 0, id: 2, ack: true }), "SET_MAC_ADDR accepted");
+    assert!(
+        events.contains(&PfEvent::Message {
+            vf: 0,
+            id: 1,
+            ack: false
+        }),
+        "VF_RESET NACKed: {events:?}"
+    );
+    assert!(
+        events.contains(&PfEvent::Message {
+            vf: 0,
+            id: 2,
+            ack: true
+        }),
+        "SET_MAC_ADDR accepted"
+    );
     assert_eq!(pf.lock().unwrap().vf(0).unwrap().mac, Some(d.mac()));
     // The same seed gives the same MAC (reproducible runs).
     let (model2, _pf2) = world(1, &[None]);
-    assert_eq!(vf(&model2, 0, VfConfig { mac_seed: 7, ..VfConfig::default() }).unwrap().mac(), d.mac());
+    assert_eq!(
+        vf(
+            &model2,
+            0,
+            VfConfig {
+                mac_seed: 7,
+                ..VfConfig::default()
+            }
+        )
+        .unwrap()
+        .mac(),
+        d.mac()
+    );
 }
 
 #[test]
 fn hundred_thousand_frames_vf_to_vf_with_payloads_checked() {
     let (model, _pf) = world(2, &[Some(mac(1)), Some(mac(2))]);
-    let cfg = VfConfig { tx_ring_size: 256, rx_ring_size: 512, ..VfConfig::default() };
+    let cfg = VfConfig {
+        tx_ring_size: 256,
+        rx_ring_size: 512,
+        ..VfConfig::default()
+    };
     let mut a = vf(&model, 0, cfg.clone()).unwrap();
     let mut b = vf(&model, 1, cfg).unwrap();
     const N: u64 = 100_000;
@@ -108,7 +135,9 @@ fn hundred_thousand_frames_vf_to_vf_with_payloads_checked() {
     let mut rx = Vec::with_capacity(64);
     let start = std::time::Instant::now();
     while got < N {
-        let batch: Vec<Bytes> = (sent..N.min(sent + 32)).map(|s| frame(mac(2), mac(1), s, 60 + (s % 1400) as usize)).collect();
+        let batch: Vec<Bytes> = (sent..N.min(sent + 32))
+            .map(|s| frame(mac(2), mac(1), s, 60 + (s % 1400) as usize))
+            .collect();
         if !batch.is_empty() {
             sent += a.send(&batch).unwrap() as u64;
         }
@@ -122,20 +151,42 @@ fn hundred_thousand_frames_vf_to_vf_with_payloads_checked() {
         model.run_for(1_000);
     }
     let secs = start.elapsed().as_secs_f64();
-    eprintln!("VF→VF: {N} frames in {secs:.2} s wall = {:.0} frames/s", N as f64 / secs);
+    eprintln!(
+        "VF→VF: {N} frames in {secs:.2} s wall = {:.0} frames/s",
+        N as f64 / secs
+    );
     let sa = a.stats();
     let sb = b.stats();
     assert_eq!(sa.tx_packets, N);
     assert_eq!(sb.rx_packets, N);
     assert_eq!(sb.rx_dropped, 0);
-    assert!(model.nic().take_wire_capture().is_empty(), "all switched locally");
+    assert!(
+        model.nic().take_wire_capture().is_empty(),
+        "all switched locally"
+    );
 }
 
 #[test]
 fn rx_drops_when_no_buffers_are_posted() {
     let (model, _pf) = world(2, &[Some(mac(1)), Some(mac(2))]);
-    let mut a = vf(&model, 0, VfConfig { tx_ring_size: 64, ..VfConfig::default() }).unwrap();
-    let mut b = vf(&model, 1, VfConfig { rx_ring_size: 16, ..VfConfig::default() }).unwrap();
+    let mut a = vf(
+        &model,
+        0,
+        VfConfig {
+            tx_ring_size: 64,
+            ..VfConfig::default()
+        },
+    )
+    .unwrap();
+    let mut b = vf(
+        &model,
+        1,
+        VfConfig {
+            rx_ring_size: 16,
+            ..VfConfig::default()
+        },
+    )
+    .unwrap();
     let batch: Vec<Bytes> = (0..40).map(|s| frame(mac(2), mac(1), s, 100)).collect();
     assert_eq!(a.send(&batch).unwrap(), 40);
     let mut rx = Vec::new();
@@ -151,7 +202,15 @@ fn rx_drops_when_no_buffers_are_posted() {
 #[test]
 fn tx_ring_full_returns_a_partial_count() {
     let (model, _pf) = world(1, &[Some(mac(1))]);
-    let mut a = vf(&model, 0, VfConfig { tx_ring_size: 8, ..VfConfig::default() }).unwrap();
+    let mut a = vf(
+        &model,
+        0,
+        VfConfig {
+            tx_ring_size: 8,
+            ..VfConfig::default()
+        },
+    )
+    .unwrap();
     // Stall the wire so nothing completes: drop TCTL.EN.
     model.nic().pf_write(PfReg::TCTL, 0);
     let batch: Vec<Bytes> = (0..20).map(|s| frame(mac(9), mac(1), s, 100)).collect();
@@ -172,9 +231,17 @@ fn mailbox_timeout_without_a_pf_agent() {
         nic.pf_write(PfReg::CTRL_EXT, 1 << 14);
         nic.config_write(vf_fn(0), 4, &4u16.to_le_bytes());
     }
-    let cfg = VfConfig { mailbox: MailboxConfig { timeout_ns: 5_000_000, ..MailboxConfig::default() }, ..VfConfig::default() };
+    let cfg = VfConfig {
+        mailbox: MailboxConfig {
+            timeout_ns: 5_000_000,
+            ..MailboxConfig::default()
+        },
+        ..VfConfig::default()
+    };
     match vf(&model, 0, cfg) {
-        Err(DriverError::MailboxTimeout { waiting_for, .. }) => assert_eq!(waiting_for, "acknowledge"),
+        Err(DriverError::MailboxTimeout { waiting_for, .. }) => {
+            assert_eq!(waiting_for, "acknowledge")
+        }
         Err(e) => panic!("expected a mailbox timeout, got {e}"),
         Ok(_) => panic!("expected a mailbox timeout"),
     }
@@ -189,7 +256,13 @@ fn pf_in_reset_is_reported() {
         nic.pf_write(PfReg::CTRL, igb_hw::regs::value(CTRL::RST::SET)); // RSTI, never PFRSTD
         nic.config_write(vf_fn(0), 4, &4u16.to_le_bytes());
     }
-    let cfg = VfConfig { mailbox: MailboxConfig { timeout_ns: 2_000_000, ..MailboxConfig::default() }, ..VfConfig::default() };
+    let cfg = VfConfig {
+        mailbox: MailboxConfig {
+            timeout_ns: 2_000_000,
+            ..MailboxConfig::default()
+        },
+        ..VfConfig::default()
+    };
     assert!(matches!(vf(&model, 0, cfg), Err(DriverError::PfInReset)));
 }
 
@@ -197,18 +270,31 @@ fn pf_in_reset_is_reported() {
 fn nack_paths_are_typed_errors() {
     let (model, pf) = world(1, &[Some(mac(1))]);
     let mut a = vf(&model, 0, VfConfig::default()).unwrap();
-    assert!(matches!(a.set_promiscuous(true, false), Err(DriverError::Nack { id: 6 })));
+    assert!(matches!(
+        a.set_promiscuous(true, false),
+        Err(DriverError::Nack { id: 6 })
+    ));
     a.set_promiscuous(false, true).unwrap();
     // The administrator fixed the MAC: the VF may not change it.
-    assert!(matches!(a.set_mac(mac(7)), Err(DriverError::Nack { id: 2 })));
+    assert!(matches!(
+        a.set_mac(mac(7)),
+        Err(DriverError::Nack { id: 2 })
+    ));
     assert_eq!(a.mac(), mac(1));
-    assert!(matches!(a.set_mac(MacAddress::BROADCAST), Err(DriverError::InvalidMac(_))));
-    assert!(matches!(a.set_mtu(9217), Err(DriverError::InvalidMtu(9217))));
+    assert!(matches!(
+        a.set_mac(MacAddress::BROADCAST),
+        Err(DriverError::InvalidMac(_))
+    ));
+    assert!(matches!(
+        a.set_mtu(9217),
+        Err(DriverError::InvalidMtu(9217))
+    ));
     a.set_mtu(9000).unwrap();
     assert_eq!(pf.lock().unwrap().vf(0).unwrap().max_frame, 9022);
     a.set_vlan(100, true).unwrap();
     assert_eq!(pf.lock().unwrap().vf(0).unwrap().vlans, vec![100]);
-    a.set_multicast(&[MacAddress([0x01, 0x00, 0x5e, 0, 0, 0xfb])]).unwrap();
+    a.set_multicast(&[MacAddress([0x01, 0x00, 0x5e, 0, 0, 0xfb])])
+        .unwrap();
     assert_eq!(pf.lock().unwrap().vf(0).unwrap().multicast, vec![0xfb0]);
 }
 
@@ -219,7 +305,9 @@ fn vf_reset_in_the_middle_of_traffic() {
     let mut b = vf(&model, 1, VfConfig::default()).unwrap();
     let mut rx = Vec::new();
     for round in 0..3u64 {
-        let batch: Vec<Bytes> = (0..50).map(|s| frame(mac(2), mac(1), round * 100 + s, 200)).collect();
+        let batch: Vec<Bytes> = (0..50)
+            .map(|s| frame(mac(2), mac(1), round * 100 + s, 200))
+            .collect();
         assert_eq!(a.send(&batch).unwrap(), 50);
         model.run_for(10_000);
         rx.clear();
@@ -230,10 +318,16 @@ fn vf_reset_in_the_middle_of_traffic() {
         assert_eq!(b.mac(), mac(2));
     }
     let info = pf.lock().unwrap().vf(1).cloned().unwrap();
-    assert_eq!((info.resets, info.reset_events), (1 + 3, 1 + 3), "init + three resets");
+    assert_eq!(
+        (info.resets, info.reset_events),
+        (1 + 3, 1 + 3),
+        "init + three resets"
+    );
     // Reset the sender with frames queued but not yet sent: they are lost, nothing breaks.
     model.nic().pf_write(PfReg::TCTL, 0);
-    let batch: Vec<Bytes> = (0..20).map(|s| frame(mac(2), mac(1), 1000 + s, 100)).collect();
+    let batch: Vec<Bytes> = (0..20)
+        .map(|s| frame(mac(2), mac(1), 1000 + s, 100))
+        .collect();
     a.send(&batch).unwrap();
     a.reset().unwrap();
     model.nic().pf_write(PfReg::TCTL, 0b1010);
@@ -251,9 +345,13 @@ fn link_follows_the_pf() {
     assert_eq!(a.link(), LinkState::Up);
     model.nic().pf_write(PfReg::CTRL, 0);
     assert_eq!(a.link(), LinkState::Down);
-    model.nic().pf_write(PfReg::CTRL, igb_hw::regs::value(CTRL::SLU::SET));
+    model
+        .nic()
+        .pf_write(PfReg::CTRL, igb_hw::regs::value(CTRL::SLU::SET));
     assert_eq!(a.link(), LinkState::Up);
-    model.nic().pf_write(PfReg::CTRL, igb_hw::regs::value(CTRL::RST::SET));
+    model
+        .nic()
+        .pf_write(PfReg::CTRL, igb_hw::regs::value(CTRL::RST::SET));
     assert_eq!(a.link(), LinkState::PfReset);
 }
 
@@ -265,14 +363,22 @@ fn frames_reach_the_wire_and_come_back() {
     let out: Vec<Bytes> = (0..10).map(|s| frame(peer, mac(1), s, 1514)).collect();
     a.send(&out).unwrap();
     model.run_for(1_000_000);
-    let wire: Vec<Bytes> = model.nic().take_wire_capture().into_iter().map(|w| w.data).collect();
+    let wire: Vec<Bytes> = model
+        .nic()
+        .take_wire_capture()
+        .into_iter()
+        .map(|w| w.data)
+        .collect();
     assert_eq!(wire, out);
     let back = frame(mac(1), peer, 99, 300);
     assert_eq!(model.nic().inject_from_wire(&back), 1);
     let mut rx = Vec::new();
     a.recv(&mut rx, 10);
     assert_eq!(rx, vec![back]);
-    assert!(a.send(&[frame(peer, mac(1), 0, 1519)]).is_err(), "over the MTU");
+    assert!(
+        a.send(&[frame(peer, mac(1), 0, 1519)]).is_err(),
+        "over the MTU"
+    );
 }
 
 #[test]
@@ -280,8 +386,90 @@ fn spoofed_source_is_dropped_by_the_pf_policy() {
     let (model, _pf) = world(2, &[Some(mac(1)), Some(mac(2))]);
     let mut a = vf(&model, 0, VfConfig::default()).unwrap();
     let peer = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
-    a.send(&[frame(peer, mac(2), 0, 100), frame(peer, mac(1), 1, 100)]).unwrap();
+    a.send(&[frame(peer, mac(2), 0, 100), frame(peer, mac(1), 1, 100)])
+        .unwrap();
     model.run_for(100_000);
     assert_eq!(model.nic().take_wire_capture().len(), 1);
     assert_eq!(model.nic().counters().tx_spoofed_frames, 1);
+}
+
+#[test]
+fn checksum_offload_through_a_context_descriptor() {
+    use hac_driver::ring::TxOffload;
+    use igb_hw::desc::{L4Type, TxContextRepr};
+    let (model, _pf) = world(1, &[Some(mac(1))]);
+    let mut a = vf(&model, 0, VfConfig::default()).unwrap();
+    // IPv4/UDP 192.0.2.1 → 192.0.2.2 with zero IP checksum and the UDP field seeded with the
+    // pseudo-header sum, as Linux does for CHECKSUM_PARTIAL.
+    let payload = b"checksummed by the adapter";
+    let udp_len = 8 + payload.len();
+    let mut f = igb_hw::frame::build(MacAddress([2, 0xAA, 0, 0, 0, 1]), mac(1), 0x0800, &[]);
+    let total = (20 + udp_len) as u16;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+        192,
+        0,
+        2,
+        1,
+        192,
+        0,
+        2,
+        2,
+    ]);
+    f.extend_from_slice(&[0x13, 0x88, 0x13, 0x89, 0, udp_len as u8, 0, 0]);
+    f.extend_from_slice(payload);
+    let add = |mut s: u32, d: &[u8]| {
+        for c in d.chunks(2) {
+            s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        s
+    };
+    let fold = |mut s: u32| {
+        while s >> 16 != 0 {
+            s = (s & 0xFFFF) + (s >> 16);
+        }
+        s as u16
+    };
+    let pseudo = fold(add(add(0, &f[26..34]), &[0, 17, 0, udp_len as u8]));
+    f[40..42].copy_from_slice(&pseudo.to_be_bytes());
+    let off = TxOffload {
+        context: TxContextRepr {
+            maclen: 14,
+            iplen: 20,
+            ipv4: true,
+            l4: L4Type::Udp,
+            ..Default::default()
+        },
+        ipv4_checksum: true,
+        l4_checksum: true,
+    };
+    assert!(a.send_offloaded(&f, &off).unwrap());
+    model.run_for(100_000);
+    let out = model.nic().take_wire_capture().remove(0).data;
+    assert_eq!(
+        !fold(add(0, &out[14..34])),
+        0,
+        "IPv4 header checksum verifies"
+    );
+    let udp = &out[34..];
+    assert_ne!(&udp[6..8], &[0, 0]);
+    assert_eq!(
+        !fold(add(
+            add(add(0, &out[26..34]), &[0, 17, 0, udp_len as u8]),
+            udp
+        )),
+        0,
+        "UDP checksum verifies"
+    );
 }

@@ -12,13 +12,27 @@ use nic_model::{FunctionId, NicConfig};
 fn setup() -> (Model, PfAgent<ModelBar, ModelClock>) {
     let model = Model::new(NicConfig::default());
     model.nic().enable_sriov(2);
-    let mut agent = PfAgent::new(model.bar0(FunctionId::Pf), model.clock(), PfConfig { num_vfs: 2, ..PfConfig::default() }).unwrap();
-    agent.set_vf_mac(1, Some(MacAddress([2, 0, 0, 0, 0, 0x22]))).unwrap();
+    let mut agent = PfAgent::new(
+        model.bar0(FunctionId::Pf),
+        model.clock(),
+        PfConfig {
+            num_vfs: 2,
+            ..PfConfig::default()
+        },
+    )
+    .unwrap();
+    agent
+        .set_vf_mac(1, Some(MacAddress([2, 0, 0, 0, 0, 0x22])))
+        .unwrap();
     (model, agent)
 }
 
 /// VF 0 writes `words` and REQ; the PF polls; returns VMBMEM word 0 and whether PFSTS was set.
-fn exchange(model: &Model, agent: &mut PfAgent<ModelBar, ModelClock>, words: &[u32]) -> (u32, bool) {
+fn exchange(
+    model: &Model,
+    agent: &mut PfAgent<ModelBar, ModelClock>,
+    words: &[u32],
+) -> (u32, bool) {
     let vf = VfIndex::new(0).unwrap();
     {
         let mut nic = model.nic();
@@ -38,7 +52,12 @@ fn exchange(model: &Model, agent: &mut PfAgent<ModelBar, ModelClock>, words: &[u
 fn other_vf_filters(model: &Model) -> Vec<u32> {
     let mut nic = model.nic();
     let (ral, rah) = regs::rar_entry(vf_rar_index(1)).unwrap();
-    vec![nic.pf_read(ral), nic.pf_read(rah), nic.pf_read(PfReg::VMOLR(1)), nic.pf_read(PfReg::VFTE) & 2]
+    vec![
+        nic.pf_read(ral),
+        nic.pf_read(rah),
+        nic.pf_read(PfReg::VMOLR(1)),
+        nic.pf_read(PfReg::VFTE) & 2,
+    ]
 }
 
 #[test]
@@ -46,7 +65,11 @@ fn messages_before_reset_are_nacked() {
     let (model, mut agent) = setup();
     let (w0, replied) = exchange(&model, &mut agent, &[u32::from(msg::VF_SET_LPE), 1522]);
     assert!(replied);
-    assert_eq!(w0 & (msg::NACK | msg::CTS | msg::ACK), msg::NACK, "no CTS before VF_RESET");
+    assert_eq!(
+        w0 & (msg::NACK | msg::CTS | msg::ACK),
+        msg::NACK,
+        "no CTS before VF_RESET"
+    );
 }
 
 #[test]
@@ -54,28 +77,77 @@ fn reset_then_each_malformed_case() {
     let (model, mut agent) = setup();
     let before = other_vf_filters(&model);
     let (w0, _) = exchange(&model, &mut agent, &[u32::from(msg::VF_RESET)]);
-    assert_eq!(w0, msg::NACK | 1, "no MAC assigned to VF 0: NACK, no CTS in a reset reply");
+    assert_eq!(
+        w0,
+        msg::NACK | 1,
+        "no MAC assigned to VF 0: NACK, no CTS in a reset reply"
+    );
     let nack = |w0: u32| w0 & msg::NACK != 0 && w0 & msg::CTS != 0;
     // Unknown message id.
     assert!(nack(exchange(&model, &mut agent, &[0x0042]).0));
     // SET_MULTICAST claiming 31 entries.
-    assert!(nack(exchange(&model, &mut agent, &[u32::from(msg::VF_SET_MULTICAST) | (31 << 16)]).0));
+    assert!(nack(
+        exchange(
+            &model,
+            &mut agent,
+            &[u32::from(msg::VF_SET_MULTICAST) | (31 << 16)]
+        )
+        .0
+    ));
     // SET_LPE with a zero and a huge max frame.
-    assert!(nack(exchange(&model, &mut agent, &[u32::from(msg::VF_SET_LPE), 0]).0));
-    assert!(nack(exchange(&model, &mut agent, &[u32::from(msg::VF_SET_LPE), 1 << 20]).0));
+    assert!(nack(
+        exchange(&model, &mut agent, &[u32::from(msg::VF_SET_LPE), 0]).0
+    ));
+    assert!(nack(
+        exchange(&model, &mut agent, &[u32::from(msg::VF_SET_LPE), 1 << 20]).0
+    ));
     // SET_MAC_ADDR with multicast, zero, and VF 1's address (accepted: no admin MAC on VF 0,
     // anti-spoofing is per pool and RAR entries are per VF).
-    assert!(nack(exchange(&model, &mut agent, &[u32::from(msg::VF_SET_MAC_ADDR), 0x0000_0001, 0]).0));
-    assert!(nack(exchange(&model, &mut agent, &[u32::from(msg::VF_SET_MAC_ADDR), 0, 0]).0));
+    assert!(nack(
+        exchange(
+            &model,
+            &mut agent,
+            &[u32::from(msg::VF_SET_MAC_ADDR), 0x0000_0001, 0]
+        )
+        .0
+    ));
+    assert!(nack(
+        exchange(&model, &mut agent, &[u32::from(msg::VF_SET_MAC_ADDR), 0, 0]).0
+    ));
     // Unsupported sub-command.
-    assert!(nack(exchange(&model, &mut agent, &[u32::from(msg::VF_SET_MAC_ADDR) | (0x7 << 16), 2, 0]).0));
+    assert!(nack(
+        exchange(
+            &model,
+            &mut agent,
+            &[u32::from(msg::VF_SET_MAC_ADDR) | (0x7 << 16), 2, 0]
+        )
+        .0
+    ));
     // Unicast promiscuous.
-    assert!(nack(exchange(&model, &mut agent, &[u32::from(msg::VF_SET_PROMISC) | (1 << 16)]).0));
+    assert!(nack(
+        exchange(
+            &model,
+            &mut agent,
+            &[u32::from(msg::VF_SET_PROMISC) | (1 << 16)]
+        )
+        .0
+    ));
     // A message that already carries ACK is ignored: no reply.
-    let (_, replied) = exchange(&model, &mut agent, &[u32::from(msg::VF_SET_LPE) | msg::ACK, 1522]);
+    let (_, replied) = exchange(
+        &model,
+        &mut agent,
+        &[u32::from(msg::VF_SET_LPE) | msg::ACK, 1522],
+    );
     assert!(!replied);
     // VLAN id beyond 12 bits is masked, not a crash.
-    assert!(!nack(exchange(&model, &mut agent, &[u32::from(msg::VF_SET_VLAN) | (1 << 16), 0xFFFF_FFFF]).0));
+    assert!(!nack(
+        exchange(
+            &model,
+            &mut agent,
+            &[u32::from(msg::VF_SET_VLAN) | (1 << 16), 0xFFFF_FFFF]
+        )
+        .0
+    ));
     assert_eq!(agent.vf(0).unwrap().vlans, vec![0xFFF]);
     assert!(agent.vf(0).unwrap().nacks >= 8);
     assert_eq!(other_vf_filters(&model), before, "VF 1's filters untouched");

@@ -2,47 +2,34 @@
 //! internal switch arrives intact, and ARP/ICMP work.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
-
 use hac_driver::model::Model;
-use hac_driver::pf::{PfAgent, PfConfig};
+use hac_driver::pf::PfConfig;
 use hac_driver::phy::VfDevice;
-use hac_driver::vf::{VfConfig, VfDriver};
-use igb_hw::{MacAddress, VfIndex};
-use nic_model::{FunctionId, NicConfig};
+use hac_driver::vf::VfConfig;
+use igb_hw::MacAddress;
+use nic_model::NicConfig;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
-fn vf_fn(n: usize) -> FunctionId {
-    FunctionId::Vf(VfIndex::new(n).unwrap())
-}
-
 #[test]
 fn tcp_transfer_between_two_vfs_is_intact() {
     let model = Model::new(NicConfig::default());
-    {
-        let mut nic = model.nic();
-        nic.enable_sriov(2);
-        for n in 0..2 {
-            nic.config_write(vf_fn(n), 4, &4u16.to_le_bytes());
-        }
-    }
-    let mut agent = PfAgent::new(model.bar0(FunctionId::Pf), model.clock(), PfConfig { num_vfs: 2, ..PfConfig::default() }).unwrap();
-    let macs = [MacAddress([2, 0, 0, 0, 2, 1]), MacAddress([2, 0, 0, 0, 2, 2])];
-    for (n, m) in macs.iter().enumerate() {
-        agent.set_vf_mac(n, Some(*m)).unwrap();
-    }
-    let agent = Arc::new(Mutex::new(agent));
-    let a = agent.clone();
-    model.add_service(Box::new(move || {
-        a.lock().unwrap().poll();
-    }));
-    let mk = |n: usize| {
-        let d = VfDriver::new(model.bar0(vf_fn(n)), model.dma(vf_fn(n)), model.clock(), VfConfig::default()).unwrap();
-        VfDevice::new(d)
-    };
+    let macs = [
+        MacAddress([2, 0, 0, 0, 2, 1]),
+        MacAddress([2, 0, 0, 0, 2, 2]),
+    ];
+    let _pf = model
+        .start_pf_agent(
+            PfConfig {
+                num_vfs: 2,
+                ..PfConfig::default()
+            },
+            &[Some(macs[0]), Some(macs[1])],
+        )
+        .unwrap();
+    let mk = |n: usize| VfDevice::new(model.vf_driver(n, VfConfig::default()).unwrap());
     let mut dev = [mk(0), mk(1)];
     let ips = [IpAddress::v4(192, 0, 2, 1), IpAddress::v4(192, 0, 2, 2)];
     let now = |m: &Model| Instant::from_micros((m.nic().now().as_nanos() / 1_000) as i64);
@@ -55,15 +42,28 @@ fn tcp_transfer_between_two_vfs_is_intact() {
         })
         .collect();
     let mut sockets: Vec<SocketSet<'_>> = (0..2).map(|_| SocketSet::new(vec![])).collect();
-    let mk_sock = || tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 65536]), tcp::SocketBuffer::new(vec![0; 65536]));
+    let mk_sock = || {
+        tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 65536]),
+            tcp::SocketBuffer::new(vec![0; 65536]),
+        )
+    };
     let server = sockets[0].add(mk_sock());
     let client = sockets[1].add(mk_sock());
-    sockets[0].get_mut::<tcp::Socket<'_>>(server).listen(5000).unwrap();
+    sockets[0]
+        .get_mut::<tcp::Socket<'_>>(server)
+        .listen(5000)
+        .unwrap();
     {
         let cx = ifaces[1].context();
-        sockets[1].get_mut::<tcp::Socket<'_>>(client).connect(cx, (ips[0], 5000), 40000).unwrap();
+        sockets[1]
+            .get_mut::<tcp::Socket<'_>>(client)
+            .connect(cx, (ips[0], 5000), 40000)
+            .unwrap();
     }
-    let payload: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let payload: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let mut sent = 0;
     let mut received = Vec::new();
     for _ in 0..200_000 {
@@ -94,6 +94,9 @@ fn tcp_transfer_between_two_vfs_is_intact() {
     assert_eq!(received.len(), payload.len(), "transfer incomplete");
     assert!(received == payload, "payload corrupted");
     let stats = dev[1].driver().stats();
-    assert!(stats.tx_packets > 100, "segments went through the VF: {stats:?}");
+    assert!(
+        stats.tx_packets > 100,
+        "segments went through the VF: {stats:?}"
+    );
     assert_eq!(dev[0].tx_ring_full + dev[1].tx_ring_full, 0);
 }

@@ -326,6 +326,24 @@ register_map! {
         RPLOLR = 0x5AF0, ReadWrite;
         /// IOV control.
         IOVCTL = 0x5BBC, ReadWrite;
+        /// HAC extension: control (ENABLE bit 0). See docs/hac.md.
+        HACCTL = 0x17000, ReadWrite;
+        /// HAC extension: starvation guard, high-priority bytes sent back to back while
+        /// low-priority frames wait before one low-priority frame goes (0 = strict priority).
+        HACGUARD = 0x17004, ReadWrite;
+        /// HAC extension: checkpoint tagging, bit n = VF n is checkpointing.
+        HACTAG = 0x17008, ReadWrite;
+        /// HAC extension: epoch argument of the next command.
+        HACARG = 0x1700C, ReadWrite;
+        /// HAC extension: command (OP 3:0, VF 10:8); executes on write.
+        HACCMD = 0x17010, WriteOnly;
+        /// HAC extension: status of the last command.
+        HACSTS = 0x17014, ReadOnly;
+        /// HAC extension: commit-to-first-frame time of the last commit that released frames, ns.
+        HACC2F = 0x17018, ReadOnly;
+        /// HAC extension: drain time (commit to the end of its last frame) of the last fully
+        /// drained commit, ns.
+        HACDRAIN = 0x1701C, ReadOnly;
     }
     arrays {
         /// Mailbox memory, 16 dwords for each of the 8 VFs.
@@ -412,6 +430,28 @@ register_map! {
         PVFGORLBC = 0x10048 + 0x100 * 8, ReadOnly;
         /// Per-VF good TX loopback octets.
         PVFGOTLBC = 0x10050 + 0x100 * 8, ReadOnly;
+        /// HAC: current open epoch of VF n.
+        HACOPEN = 0x17100 + 0x40 * 8, ReadOnly;
+        /// HAC: last committed epoch of VF n.
+        HACCOMMITTED = 0x17104 + 0x40 * 8, ReadOnly;
+        /// HAC: frames buffered now (held and released, not yet on the wire).
+        HACBUFF = 0x17108 + 0x40 * 8, ReadOnly;
+        /// HAC: bytes buffered now.
+        HACBUFB = 0x1710C + 0x40 * 8, ReadOnly;
+        /// HAC: highest frames buffered.
+        HACMAXF = 0x17110 + 0x40 * 8, ReadOnly;
+        /// HAC: highest bytes buffered.
+        HACMAXB = 0x17114 + 0x40 * 8, ReadOnly;
+        /// HAC: frames released by commits (or unprotect).
+        HACREL = 0x17118 + 0x40 * 8, ReadOnly;
+        /// HAC: frames discarded by abort or failover.
+        HACDISC = 0x1711C + 0x40 * 8, ReadOnly;
+        /// HAC: backpressure events (the VF's TX stopped at the buffer limit).
+        HACBP = 0x17120 + 0x40 * 8, ReadOnly;
+        /// HAC: buffer limit in frames.
+        HACLIMF = 0x17124 + 0x40 * 8, ReadWrite;
+        /// HAC: buffer limit in bytes.
+        HACLIMB = 0x17128 + 0x40 * 8, ReadWrite;
     }
 }
 
@@ -821,6 +861,29 @@ mod bitfields {
             /// Multiple receive queues enable (bit 0 set: VMDq).
             MRQE OFFSET(0) NUMBITS(3) [Vmdq = 3, VmdqRss = 5]
         ],
+        /// HACCTL (HAC extension).
+        pub HACCTL [
+            /// The HAC block is active.
+            ENABLE OFFSET(0) NUMBITS(1) []
+        ],
+        /// HACCMD (HAC extension).
+        pub HACCMD [
+            /// Operation.
+            OP OFFSET(0) NUMBITS(4) [
+                OpenEpoch = 1, Commit = 2, Abort = 3, Failover = 4, Unprotect = 5
+            ],
+            /// The VF the command applies to.
+            VF OFFSET(8) NUMBITS(3) []
+        ],
+        /// HACSTS (HAC extension).
+        pub HACSTS [
+            /// Result of the last command.
+            RESULT OFFSET(0) NUMBITS(4) [
+                Ok = 0, BadOp = 1, NotTagged = 2, BadEpoch = 3, Disabled = 4
+            ],
+            /// Commands executed (wraps).
+            COUNT OFFSET(16) NUMBITS(16) []
+        ],
         /// DVMOLR.
         pub DVMOLR [
             /// Hide VLAN.
@@ -982,6 +1045,12 @@ pub mod pf {
     pub const MTA: RegisterArray<(), PfReg> = RegisterArray::new(PfReg::MTA, 128);
     /// VFTA words.
     pub const VFTA: RegisterArray<(), PfReg> = RegisterArray::new(PfReg::VFTA, 128);
+    /// HACCTL (HAC extension).
+    pub const HACCTL: Register<super::HACCTL::Register, PfReg> = Register::new(PfReg::HACCTL);
+    /// HACCMD (HAC extension).
+    pub const HACCMD: Register<super::HACCMD::Register, PfReg> = Register::new(PfReg::HACCMD);
+    /// HACSTS (HAC extension).
+    pub const HACSTS: Register<super::HACSTS::Register, PfReg> = Register::new(PfReg::HACSTS);
 }
 
 /// RAL/RAH pair of receive-address entry `index` (0..24), spanning RAL/RAH and RAL2/RAH2.

@@ -1,15 +1,20 @@
-//! The port's egress stage: the one place every frame passes between the TX engines (after the
-//! internal switch) and the wire.
+//! The port's egress stage: the one place every wire-bound frame passes between the internal
+//! switch and the wire, and the home of the HAC extension (docs/hac.md).
 //!
-//! Today it holds one FIFO per VMDq pool, bounded in bytes and frames (the pool's share of the
-//! on-chip TX packet buffer), and a packet-granular round-robin scheduler across pools. When a
-//! pool's FIFO has no room for one more maximum-size frame, [`EgressStage::has_room`] is false and
-//! the TX engine stops fetching that pool's descriptors until the wire drains it — backpressure
-//! through the ring, never a drop.
+//! One FIFO per VMDq pool, bounded in bytes and frames. A frame from a **checkpointing** pool is
+//! stamped with the pool's open epoch and *held* until a commit covers its epoch; a commit moves
+//! the held prefix of the FIFO (epochs only grow along a FIFO) to *released*. The scheduler picks
+//! the next frame for the wire:
 //!
-//! This is the seam for HAC: checkpoint tagging, epoch stamping, hold-until-commit, discard and
-//! the priority scheduler replace the per-pool FIFO and the round-robin choice here, without the
-//! TX engines or the wire changing.
+//! * **high class**: pools whose head frame is a released checkpoint frame, round robin;
+//! * **low class**: pools whose head frame carries no epoch (plain VFs, the PF), round robin;
+//! * strict priority for the high class, except that after `guard_bytes` of high-class bytes
+//!   sent back to back while low-class frames were waiting, one low-class frame goes (the
+//!   starvation guard; 0 = pure strict priority).
+//!
+//! Held frames never leave: abort and failover discard them (counted), unprotect releases them.
+//! When a pool's FIFO is at its limit, [`EgressStage::has_room`] is false and the TX engine stops
+//! fetching that pool's descriptors (backpressure through the ring, never a drop).
 
 use std::collections::VecDeque;
 
@@ -49,7 +54,17 @@ impl Default for EgressLimits {
     }
 }
 
-/// Counters of one pool's FIFO.
+/// Default HAC buffer limit per checkpointing VF: 4 MiB and 4096 frames (a 25 ms epoch of a
+/// VF sending 1 Gb/s holds about 3 MB).
+pub const DEFAULT_HAC_LIMITS: EgressLimits = EgressLimits {
+    bytes: 4 << 20,
+    frames: 4096,
+};
+/// Default starvation guard: 64 KiB of high-priority bytes (52 µs at 10 Gb/s) before one
+/// waiting low-priority frame goes.
+pub const DEFAULT_GUARD_BYTES: u64 = 64 * 1024;
+
+/// Counters of one pool.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EgressPoolStats {
     /// Frames accepted.
@@ -60,103 +75,321 @@ pub struct EgressPoolStats {
     pub max_frames: usize,
     /// Highest number of bytes held at once.
     pub max_bytes: usize,
+    /// Checkpoint frames released by commits or unprotect.
+    pub released: u64,
+    /// Checkpoint frames discarded by abort or failover.
+    pub discarded: u64,
+    /// Times the pool's TX engine stopped because the FIFO was full.
+    pub backpressure_events: u64,
+}
+
+/// HAC state of one pool (VF).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HacPoolState {
+    /// Frames are stamped and held.
+    pub tagged: bool,
+    /// The open epoch new frames are stamped with.
+    pub open: u32,
+    /// The last committed epoch.
+    pub committed: u32,
+    /// The last epoch resolved by a commit or an abort (held frames are those above it).
+    pub resolved: u32,
+}
+
+/// Result of a HAC command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HacResult {
+    /// Done.
+    Ok,
+    /// Unknown operation.
+    BadOp,
+    /// The VF is not checkpointing.
+    NotTagged,
+    /// The epoch is not valid for this operation (see docs/hac.md).
+    BadEpoch,
+    /// The HAC block is disabled.
+    Disabled,
+}
+
+impl HacResult {
+    /// HACSTS.RESULT encoding.
+    pub fn code(self) -> u32 {
+        match self {
+            HacResult::Ok => 0,
+            HacResult::BadOp => 1,
+            HacResult::NotTagged => 2,
+            HacResult::BadEpoch => 3,
+            HacResult::Disabled => 4,
+        }
+    }
+}
+
+/// Port-level HAC timing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HacPortStats {
+    /// Commits that released at least one frame.
+    pub commits_with_frames: u64,
+    /// Last commit-to-first-frame time, ns.
+    pub last_commit_to_first_ns: u64,
+    /// Largest commit-to-first-frame time, ns.
+    pub max_commit_to_first_ns: u64,
+    /// Sum of commit-to-first-frame times, ns (for the mean).
+    pub sum_commit_to_first_ns: u64,
+    /// Last drain time (commit to the end of its last released frame), ns.
+    pub last_drain_ns: u64,
+    /// Largest drain time, ns.
+    pub max_drain_ns: u64,
+    /// Commits fully drained.
+    pub drained_commits: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    frame: EgressFrame,
+    /// Checkpoint epoch, for frames of a tagged pool.
+    epoch: Option<u32>,
+    /// When it became eligible for the wire (queued for plain frames, released for held ones).
+    ready_at: SimTime,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CommitRecord {
+    at: SimTime,
+    remaining: usize,
+    seen_first: bool,
 }
 
 #[derive(Default)]
 struct PoolFifo {
-    frames: VecDeque<EgressFrame>,
+    slots: VecDeque<Slot>,
+    /// Slots at the front that may go to the wire.
+    eligible: usize,
     bytes: usize,
     stats: EgressPoolStats,
+    hac: HacPoolState,
+    hac_limits: Option<EgressLimits>,
+    commits: VecDeque<CommitRecord>,
+}
+
+impl PoolFifo {
+    fn head_class(&self) -> Option<Class> {
+        if self.eligible == 0 {
+            return None;
+        }
+        Some(if self.slots.front()?.epoch.is_some() {
+            Class::High
+        } else {
+            Class::Low
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    High,
+    Low,
 }
 
 /// The egress stage of the port.
 pub struct EgressStage {
     pools: [PoolFifo; NUM_POOLS],
     limits: EgressLimits,
-    next_pool: usize,
+    next_high: usize,
+    next_low: usize,
     held: usize,
+    hac_enabled: bool,
+    guard_bytes: u64,
+    high_burst: u64,
+    port: HacPortStats,
 }
 
 impl EgressStage {
-    /// An empty stage with `limits` per pool.
+    /// An empty stage with `limits` per pool and HAC disabled.
     pub fn new(limits: EgressLimits) -> EgressStage {
         EgressStage {
             pools: Default::default(),
             limits,
-            next_pool: 0,
+            next_high: 0,
+            next_low: 0,
             held: 0,
+            hac_enabled: false,
+            guard_bytes: DEFAULT_GUARD_BYTES,
+            high_burst: 0,
+            port: HacPortStats::default(),
         }
     }
 
-    /// The per-pool limits.
+    /// The per-pool limits for plain pools.
     pub fn limits(&self) -> EgressLimits {
         self.limits
     }
 
-    /// Changes the per-pool limits; frames already held stay.
+    /// Changes the per-pool limits of plain pools; frames already held stay.
     pub fn set_limits(&mut self, limits: EgressLimits) {
         self.limits = limits;
     }
 
-    /// True when `pool` can take one more frame of up to `max_len` bytes.
-    pub fn has_room(&self, pool: PoolIndex, max_len: usize) -> bool {
-        let p = &self.pools[pool.get()];
-        p.frames.len() < self.limits.frames && p.bytes + max_len <= self.limits.bytes
+    fn limits_of(&self, pool: usize) -> EgressLimits {
+        let p = &self.pools[pool];
+        if self.hac_enabled && p.hac.tagged {
+            p.hac_limits.unwrap_or(DEFAULT_HAC_LIMITS)
+        } else {
+            self.limits
+        }
     }
 
-    /// Accepts a frame. The TX engine checks [`EgressStage::has_room`] before it fetches a packet,
-    /// so this never refuses; a frame that would exceed the limit is still kept (no silent loss).
+    /// True when `pool` can take one more frame of up to `max_len` bytes.
+    pub fn has_room(&self, pool: PoolIndex, max_len: usize) -> bool {
+        let l = self.limits_of(pool.get());
+        let p = &self.pools[pool.get()];
+        p.slots.len() < l.frames && p.bytes + max_len <= l.bytes
+    }
+
+    /// Records that `pool`'s TX engine stopped on a full FIFO.
+    pub fn note_backpressure(&mut self, pool: PoolIndex) {
+        self.pools[pool.get()].stats.backpressure_events += 1;
+    }
+
+    /// Accepts a frame at `now`: stamped and held if its pool is checkpointing, else eligible at
+    /// once. The TX engine checks [`EgressStage::has_room`] first, so this never refuses.
     pub fn enqueue(&mut self, frame: EgressFrame) {
+        let hac_on = self.hac_enabled;
         let p = &mut self.pools[frame.pool.get()];
+        let epoch = (hac_on && p.hac.tagged).then_some(p.hac.open);
         p.bytes += frame.data.len();
-        p.frames.push_back(frame);
+        let ready_at = frame.queued_at;
+        p.slots.push_back(Slot {
+            frame,
+            epoch,
+            ready_at,
+        });
+        if epoch.is_none() && p.eligible + 1 == p.slots.len() {
+            p.eligible += 1;
+        }
         p.stats.enqueued += 1;
-        p.stats.max_frames = p.stats.max_frames.max(p.frames.len());
+        p.stats.max_frames = p.stats.max_frames.max(p.slots.len());
         p.stats.max_bytes = p.stats.max_bytes.max(p.bytes);
         self.held += 1;
     }
 
-    /// The next frame for the wire: packet-granular round robin across pools.
+    fn pick(&self, class: Class, start: usize) -> Option<usize> {
+        (0..NUM_POOLS)
+            .map(|k| (start + k) % NUM_POOLS)
+            .find(|&i| self.pools[i].head_class() == Some(class))
+    }
+
+    /// The next frame for the wire (see the module documentation for the policy).
     pub fn dequeue(&mut self) -> Option<EgressFrame> {
+        self.dequeue_classified().map(|(f, _)| f)
+    }
+
+    /// [`EgressStage::dequeue`], also saying whether the frame was a released checkpoint frame.
+    pub fn dequeue_classified(&mut self) -> Option<(EgressFrame, bool)> {
         if self.held == 0 {
             return None;
         }
-        for step in 0..NUM_POOLS {
-            let i = (self.next_pool + step) % NUM_POOLS;
-            let p = &mut self.pools[i];
-            if let Some(f) = p.frames.pop_front() {
-                p.bytes -= f.data.len();
-                p.stats.dequeued += 1;
-                self.held -= 1;
-                self.next_pool = (i + 1) % NUM_POOLS;
-                return Some(f);
+        let high = self.pick(Class::High, self.next_high);
+        let low = self.pick(Class::Low, self.next_low);
+        let guard_hit = self.guard_bytes > 0 && self.high_burst >= self.guard_bytes;
+        let (i, class) = match (high, low) {
+            (Some(h), Some(l)) => {
+                if guard_hit {
+                    (l, Class::Low)
+                } else {
+                    (h, Class::High)
+                }
+            }
+            (Some(h), None) => (h, Class::High),
+            (None, Some(l)) => (l, Class::Low),
+            (None, None) => return None,
+        };
+        let p = &mut self.pools[i];
+        let slot = p.slots.pop_front()?;
+        p.eligible -= 1;
+        p.bytes -= slot.frame.data.len();
+        p.stats.dequeued += 1;
+        self.held -= 1;
+        match class {
+            Class::High => {
+                self.next_high = (i + 1) % NUM_POOLS;
+                self.high_burst = if low.is_some() {
+                    self.high_burst + slot.frame.data.len() as u64
+                } else {
+                    0
+                };
+            }
+            Class::Low => {
+                self.next_low = (i + 1) % NUM_POOLS;
+                self.high_burst = 0;
             }
         }
-        None
+        Some((slot.frame, class == Class::High))
     }
 
-    /// The earliest `queued_at` among frames that could go next (for the wire's start time).
+    /// Called by the wire when a frame of a commit record starts (`start`) and ends (`end`):
+    /// updates commit-to-first-frame and drain statistics. `was_checkpoint` says whether it was
+    /// a released checkpoint frame.
+    pub(crate) fn account_wire(
+        &mut self,
+        pool: PoolIndex,
+        was_checkpoint: bool,
+        start: SimTime,
+        end: SimTime,
+    ) {
+        if !was_checkpoint {
+            return;
+        }
+        let p = &mut self.pools[pool.get()];
+        let Some(rec) = p.commits.front_mut() else {
+            return;
+        };
+        if !rec.seen_first {
+            rec.seen_first = true;
+            let c2f = start.saturating_since(rec.at);
+            self.port.last_commit_to_first_ns = c2f;
+            self.port.max_commit_to_first_ns = self.port.max_commit_to_first_ns.max(c2f);
+            self.port.sum_commit_to_first_ns += c2f;
+            self.port.commits_with_frames += 1;
+        }
+        rec.remaining -= 1;
+        if rec.remaining == 0 {
+            let drain = end.saturating_since(rec.at);
+            self.port.last_drain_ns = drain;
+            self.port.max_drain_ns = self.port.max_drain_ns.max(drain);
+            self.port.drained_commits += 1;
+            p.commits.pop_front();
+        }
+    }
+
+    /// When the earliest eligible frame became ready (for the wire's start time).
     pub fn earliest_ready(&self) -> Option<SimTime> {
         self.pools
             .iter()
-            .filter_map(|p| p.frames.front().map(|f| f.queued_at))
+            .filter(|p| p.eligible > 0)
+            .filter_map(|p| p.slots.front().map(|s| s.ready_at))
             .min()
     }
 
-    /// Frames held in total.
+    /// Frames in the stage (held or eligible).
     pub fn len(&self) -> usize {
         self.held
     }
 
-    /// True when nothing is held.
+    /// True when nothing is in the stage.
     pub fn is_empty(&self) -> bool {
         self.held == 0
     }
 
-    /// Frames and bytes held for `pool`.
+    /// Frames and bytes in `pool`'s FIFO.
     pub fn occupancy(&self, pool: PoolIndex) -> (usize, usize) {
         let p = &self.pools[pool.get()];
-        (p.frames.len(), p.bytes)
+        (p.slots.len(), p.bytes)
+    }
+
+    /// Frames of `pool` held for an uncommitted epoch.
+    pub fn held_frames(&self, pool: PoolIndex) -> usize {
+        let p = &self.pools[pool.get()];
+        p.slots.len() - p.eligible
     }
 
     /// Counters of `pool`.
@@ -168,10 +401,221 @@ impl EgressStage {
     pub fn flush(&mut self) -> usize {
         let n = self.held;
         for p in &mut self.pools {
-            p.frames.clear();
+            p.slots.clear();
+            p.eligible = 0;
             p.bytes = 0;
+            p.commits.clear();
         }
         self.held = 0;
+        n
+    }
+
+    // ----- HAC ----------------------------------------------------------------------------
+
+    /// Enables or disables the HAC extension. Disabling releases everything held.
+    pub fn set_hac_enabled(&mut self, on: bool, now: SimTime) {
+        if !on {
+            for i in 0..NUM_POOLS {
+                self.release_all(i, now);
+            }
+        }
+        self.hac_enabled = on;
+    }
+
+    /// Whether the HAC extension is enabled.
+    pub fn hac_enabled(&self) -> bool {
+        self.hac_enabled
+    }
+
+    /// The starvation guard in bytes (0 = strict priority).
+    pub fn guard_bytes(&self) -> u64 {
+        self.guard_bytes
+    }
+
+    /// Sets the starvation guard.
+    pub fn set_guard_bytes(&mut self, bytes: u64) {
+        self.guard_bytes = bytes;
+    }
+
+    /// Sets the checkpointing pools (bit n = pool n). Untagging a pool releases what it holds;
+    /// tagging one starts it at epoch 1 open, 0 committed.
+    pub fn set_tagged(&mut self, mask: u32, now: SimTime) {
+        for i in 0..NUM_POOLS {
+            let on = mask & (1 << i) != 0;
+            if on == self.pools[i].hac.tagged {
+                continue;
+            }
+            if on {
+                self.pools[i].hac = HacPoolState {
+                    tagged: true,
+                    open: 1,
+                    committed: 0,
+                    resolved: 0,
+                };
+            } else {
+                self.release_all(i, now);
+                self.pools[i].hac.tagged = false;
+            }
+        }
+    }
+
+    /// The tagging mask.
+    pub fn tagged_mask(&self) -> u32 {
+        (0..NUM_POOLS)
+            .filter(|&i| self.pools[i].hac.tagged)
+            .fold(0, |m, i| m | (1 << i))
+    }
+
+    /// HAC state of `pool`.
+    pub fn hac_state(&self, pool: PoolIndex) -> HacPoolState {
+        self.pools[pool.get()].hac
+    }
+
+    /// Buffer limits of a checkpointing pool.
+    pub fn hac_limits(&self, pool: PoolIndex) -> EgressLimits {
+        self.pools[pool.get()]
+            .hac_limits
+            .unwrap_or(DEFAULT_HAC_LIMITS)
+    }
+
+    /// Sets the buffer limits of a checkpointing pool (frames already held stay).
+    pub fn set_hac_limits(&mut self, pool: PoolIndex, limits: EgressLimits) {
+        self.pools[pool.get()].hac_limits = Some(limits);
+    }
+
+    /// Port-level HAC timing.
+    pub fn hac_port_stats(&self) -> HacPortStats {
+        self.port
+    }
+
+    fn check(&self, pool: usize) -> Result<(), HacResult> {
+        if !self.hac_enabled {
+            return Err(HacResult::Disabled);
+        }
+        if !self.pools[pool].hac.tagged {
+            return Err(HacResult::NotTagged);
+        }
+        Ok(())
+    }
+
+    /// Opens epoch `epoch` for `pool`: later frames are stamped with it. Epochs strictly grow.
+    pub fn open_epoch(&mut self, pool: PoolIndex, epoch: u32) -> HacResult {
+        let i = pool.get();
+        if let Err(e) = self.check(i) {
+            return e;
+        }
+        let h = &mut self.pools[i].hac;
+        if epoch <= h.open {
+            return HacResult::BadEpoch;
+        }
+        h.open = epoch;
+        HacResult::Ok
+    }
+
+    /// Releases every held frame of `pool` with an epoch ≤ `epoch` (resolved < epoch ≤ open).
+    pub fn commit(&mut self, pool: PoolIndex, epoch: u32, now: SimTime) -> HacResult {
+        let i = pool.get();
+        if let Err(e) = self.check(i) {
+            return e;
+        }
+        let p = &mut self.pools[i];
+        if epoch <= p.hac.resolved || epoch > p.hac.open {
+            return HacResult::BadEpoch;
+        }
+        p.hac.committed = epoch;
+        p.hac.resolved = epoch;
+        let before = p.eligible;
+        while p.eligible < p.slots.len() && p.slots[p.eligible].epoch.is_none_or(|e| e <= epoch) {
+            p.slots[p.eligible].ready_at = now;
+            p.eligible += 1;
+        }
+        let n = p.eligible - before;
+        p.stats.released += n as u64;
+        if n > 0 {
+            p.commits.push_back(CommitRecord {
+                at: now,
+                remaining: n,
+                seen_first: false,
+            });
+        }
+        HacResult::Ok
+    }
+
+    /// Discards every held frame of `pool` with resolved < epoch ≤ `epoch` (checkpoint failed);
+    /// frames of later epochs stay held. Returns the result and the number discarded.
+    pub fn abort(&mut self, pool: PoolIndex, epoch: u32) -> (HacResult, usize) {
+        let i = pool.get();
+        if let Err(e) = self.check(i) {
+            return (e, 0);
+        }
+        let p = &self.pools[i];
+        if epoch <= p.hac.resolved || epoch > p.hac.open {
+            return (HacResult::BadEpoch, 0);
+        }
+        let n = self.discard_where(i, |e| e <= epoch);
+        self.pools[i].hac.resolved = epoch;
+        (HacResult::Ok, n)
+    }
+
+    /// Discards every held frame of `pool` (the primary failed over; nothing uncommitted may
+    /// ever leave). Returns the result and the number discarded.
+    pub fn failover(&mut self, pool: PoolIndex) -> (HacResult, usize) {
+        let i = pool.get();
+        if let Err(e) = self.check(i) {
+            return (e, 0);
+        }
+        let n = self.discard_where(i, |_| true);
+        let h = &mut self.pools[i].hac;
+        h.resolved = h.open;
+        (HacResult::Ok, n)
+    }
+
+    /// Releases every held frame of `pool` and stops buffering it (backup lost: run
+    /// unprotected). The pool is untagged.
+    pub fn unprotect(&mut self, pool: PoolIndex, now: SimTime) -> HacResult {
+        let i = pool.get();
+        if let Err(e) = self.check(i) {
+            return e;
+        }
+        self.release_all(i, now);
+        self.pools[i].hac.tagged = false;
+        HacResult::Ok
+    }
+
+    fn release_all(&mut self, i: usize, now: SimTime) {
+        let p = &mut self.pools[i];
+        let before = p.eligible;
+        while p.eligible < p.slots.len() {
+            p.slots[p.eligible].ready_at = now;
+            p.eligible += 1;
+        }
+        let n = p.eligible - before;
+        p.stats.released += n as u64;
+        if n > 0 {
+            p.commits.push_back(CommitRecord {
+                at: now,
+                remaining: n,
+                seen_first: false,
+            });
+        }
+    }
+
+    /// Removes held (not eligible) frames whose epoch satisfies `pred`; returns how many.
+    fn discard_where(&mut self, i: usize, pred: impl Fn(u32) -> bool) -> usize {
+        let p = &mut self.pools[i];
+        let mut kept = VecDeque::with_capacity(p.slots.len());
+        let mut n = 0;
+        for (k, s) in p.slots.drain(..).enumerate() {
+            if k >= p.eligible && s.epoch.is_some_and(&pred) {
+                p.bytes -= s.frame.data.len();
+                n += 1;
+            } else {
+                kept.push_back(s);
+            }
+        }
+        p.slots = kept;
+        p.stats.discarded += n as u64;
+        self.held -= n;
         n
     }
 }
@@ -186,6 +630,10 @@ mod tests {
             pool: PoolIndex::new(pool).unwrap(),
             queued_at: SimTime::ZERO,
         }
+    }
+
+    fn p(i: usize) -> PoolIndex {
+        PoolIndex::new(i).unwrap()
     }
 
     #[test]
@@ -217,5 +665,89 @@ mod tests {
         assert_eq!(e.occupancy(p), (2, 110));
         assert_eq!(e.flush(), 2);
         assert_eq!(e.stats(p).max_bytes, 110);
+    }
+
+    #[test]
+    fn commit_releases_exactly_epochs_up_to_it() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        e.set_hac_enabled(true, SimTime::ZERO);
+        e.set_tagged(0b1, SimTime::ZERO);
+        e.enqueue(frame(0, 60)); // epoch 1
+        assert_eq!(e.open_epoch(p(0), 2), HacResult::Ok);
+        e.enqueue(frame(0, 61)); // epoch 2
+        assert!(e.dequeue().is_none(), "nothing committed");
+        assert_eq!(e.commit(p(0), 1, SimTime(5)), HacResult::Ok);
+        assert_eq!(e.dequeue().map(|f| f.data.len()), Some(60));
+        assert!(
+            e.dequeue().is_none(),
+            "epoch 2 still held (sch_plug would release it)"
+        );
+        assert_eq!(e.commit(p(0), 1, SimTime(6)), HacResult::BadEpoch);
+        assert_eq!(
+            e.commit(p(0), 3, SimTime(6)),
+            HacResult::BadEpoch,
+            "not open yet"
+        );
+        assert_eq!(e.open_epoch(p(0), 2), HacResult::BadEpoch, "epochs grow");
+    }
+
+    #[test]
+    fn abort_and_failover_discard_unprotect_releases() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        e.set_hac_enabled(true, SimTime::ZERO);
+        e.set_tagged(0b11, SimTime::ZERO);
+        e.enqueue(frame(0, 60));
+        e.open_epoch(p(0), 2);
+        e.enqueue(frame(0, 61));
+        assert_eq!(e.abort(p(0), 1), (HacResult::Ok, 1));
+        assert_eq!(e.held_frames(p(0)), 1);
+        assert_eq!(e.commit(p(0), 2, SimTime(1)), HacResult::Ok);
+        assert_eq!(e.dequeue().map(|f| f.data.len()), Some(61));
+        e.enqueue(frame(1, 70));
+        assert_eq!(e.failover(p(1)), (HacResult::Ok, 1));
+        assert!(e.is_empty());
+        e.enqueue(frame(1, 71));
+        assert_eq!(e.unprotect(p(1), SimTime(2)), HacResult::Ok);
+        assert_eq!(e.dequeue().map(|f| f.data.len()), Some(71));
+        e.enqueue(frame(1, 72));
+        assert_eq!(
+            e.dequeue().map(|f| f.data.len()),
+            Some(72),
+            "no longer buffered"
+        );
+        assert_eq!(e.stats(p(0)).discarded + e.stats(p(1)).discarded, 2);
+        assert_eq!(e.commit(p(1), 5, SimTime(3)), HacResult::NotTagged);
+    }
+
+    #[test]
+    fn released_frames_go_first_with_the_guard() {
+        let mut e = EgressStage::new(EgressLimits {
+            bytes: 1 << 20,
+            frames: 1000,
+        });
+        e.set_hac_enabled(true, SimTime::ZERO);
+        e.set_tagged(0b1, SimTime::ZERO);
+        e.set_guard_bytes(3000);
+        for _ in 0..6 {
+            e.enqueue(frame(0, 1000));
+            e.enqueue(frame(1, 100));
+        }
+        e.commit(p(0), 1, SimTime(1));
+        let order: Vec<usize> = std::iter::from_fn(|| e.dequeue())
+            .map(|f| f.pool.get())
+            .collect();
+        // 3 × 1000 high bytes, then one low frame, repeat; the rest of the low class at the end.
+        assert_eq!(order, vec![0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1]);
+        e.set_guard_bytes(0);
+        e.open_epoch(p(0), 2);
+        for _ in 0..3 {
+            e.enqueue(frame(0, 1000));
+            e.enqueue(frame(1, 100));
+        }
+        assert_eq!(e.commit(p(0), 2, SimTime(2)), HacResult::Ok);
+        let order: Vec<usize> = std::iter::from_fn(|| e.dequeue())
+            .map(|f| f.pool.get())
+            .collect();
+        assert_eq!(order, vec![0, 0, 0, 1, 1, 1], "strict priority");
     }
 }

@@ -269,10 +269,12 @@ impl Nic {
     }
 
     fn transmit_one(&mut self, start: SimTime) {
-        let Some(frame) = self.egress.dequeue() else {
+        let Some((frame, checkpoint)) = self.egress.dequeue_classified() else {
             return;
         };
         let pool = frame.pool;
+        let end = start + self.wire.rate().frame_time_ns(frame.data.len());
+        self.egress.account_wire(pool, checkpoint, start, end);
         let errors = self.wire.transmit(start, frame.data);
         self.counters.sink_errors += errors;
         self.wire_tx_seq += 1;
@@ -471,6 +473,8 @@ impl Nic {
         }; MAX_VFS];
         let flushed = self.egress.flush();
         self.counters.egress_flushed_on_reset += flushed as u64;
+        // The HAC block returns to its reset state too (disabled, nothing tagged).
+        self.egress = EgressStage::new(self.config.egress_limits);
     }
 
     /// VF reset (VF CTRL.RST or FLR), as the 82576 does it (datasheet 4.2.2.2 / 7.8.2.9):
@@ -846,6 +850,30 @@ impl Nic {
             }
             // The PF's view of the VF's register has no read side effects.
             PfReg::V2PMAILBOX(n) => self.mailbox[usize::from(n)].vf_view(),
+            PfReg::HACCTL => u32::from(self.egress.hac_enabled()),
+            PfReg::HACGUARD => self.egress.guard_bytes().min(u64::from(u32::MAX)) as u32,
+            PfReg::HACTAG => self.egress.tagged_mask(),
+            PfReg::HACC2F => self
+                .egress
+                .hac_port_stats()
+                .last_commit_to_first_ns
+                .min(u64::from(u32::MAX)) as u32,
+            PfReg::HACDRAIN => self
+                .egress
+                .hac_port_stats()
+                .last_drain_ns
+                .min(u64::from(u32::MAX)) as u32,
+            PfReg::HACOPEN(n)
+            | PfReg::HACCOMMITTED(n)
+            | PfReg::HACBUFF(n)
+            | PfReg::HACBUFB(n)
+            | PfReg::HACMAXF(n)
+            | PfReg::HACMAXB(n)
+            | PfReg::HACREL(n)
+            | PfReg::HACDISC(n)
+            | PfReg::HACBP(n)
+            | PfReg::HACLIMF(n)
+            | PfReg::HACLIMB(n) => self.hac_vf_register(reg, n),
             _ => match reg.access() {
                 Access::WriteOnly => 0,
                 Access::ReadClear | Access::ReadClearWriteOneClear => {
@@ -940,6 +968,29 @@ impl Nic {
                 }
             }
             PfReg::EITR(_) => self.set_reg(reg, v & 0x7FFC),
+            PfReg::HACCTL => {
+                self.egress
+                    .set_hac_enabled(v & regs::value(regs::HACCTL::ENABLE::SET) != 0, self.now);
+                self.resume_all_tx();
+            }
+            PfReg::HACGUARD => self.egress.set_guard_bytes(u64::from(v)),
+            PfReg::HACTAG => {
+                self.egress.set_tagged(v & 0xFF, self.now);
+                self.resume_all_tx();
+            }
+            PfReg::HACCMD => self.hac_command(v),
+            PfReg::HACLIMF(n) | PfReg::HACLIMB(n) => {
+                if let Some(pool) = igb_hw::PoolIndex::new(usize::from(n)) {
+                    let mut l = self.egress.hac_limits(pool);
+                    if matches!(reg, PfReg::HACLIMF(_)) {
+                        l.frames = v as usize;
+                    } else {
+                        l.bytes = v as usize;
+                    }
+                    self.egress.set_hac_limits(pool, l);
+                    self.resume_backpressured(pool);
+                }
+            }
             _ => match reg.access() {
                 Access::ReadWrite => self.set_reg(reg, v),
                 Access::WriteOneClear | Access::ReadClearWriteOneClear => {
@@ -949,6 +1000,71 @@ impl Nic {
                 Access::WriteOnly => {}
             },
         }
+    }
+
+    fn resume_all_tx(&mut self) {
+        for q in 0..NUM_QUEUES {
+            if let Some(q) = QueueIndex::new(q) {
+                self.tx_kick(q);
+            }
+        }
+    }
+
+    fn hac_vf_register(&self, reg: PfReg, n: u8) -> u32 {
+        let Some(pool) = igb_hw::PoolIndex::new(usize::from(n)) else {
+            return 0;
+        };
+        let st = self.egress.stats(pool);
+        let h = self.egress.hac_state(pool);
+        let (frames, bytes) = self.egress.occupancy(pool);
+        let l = self.egress.hac_limits(pool);
+        let sat = |x: u64| x.min(u64::from(u32::MAX)) as u32;
+        match reg {
+            PfReg::HACOPEN(_) => h.open,
+            PfReg::HACCOMMITTED(_) => h.committed,
+            PfReg::HACBUFF(_) => frames as u32,
+            PfReg::HACBUFB(_) => bytes as u32,
+            PfReg::HACMAXF(_) => st.max_frames as u32,
+            PfReg::HACMAXB(_) => st.max_bytes as u32,
+            PfReg::HACREL(_) => sat(st.released),
+            PfReg::HACDISC(_) => sat(st.discarded),
+            PfReg::HACBP(_) => sat(st.backpressure_events),
+            PfReg::HACLIMF(_) => l.frames.min(u32::MAX as usize) as u32,
+            PfReg::HACLIMB(_) => l.bytes.min(u32::MAX as usize) as u32,
+            _ => 0,
+        }
+    }
+
+    /// Executes a HACCMD write: OP and VF from `v`, the epoch from HACARG; the result goes to
+    /// HACSTS.
+    fn hac_command(&mut self, v: u32) {
+        use crate::egress::HacResult;
+        let cmd = regs::view::<regs::HACCMD::Register>(v);
+        let epoch = self.reg(PfReg::HACARG);
+        let pool = igb_hw::PoolIndex::new(cmd.read(regs::HACCMD::VF) as usize);
+        let result = match (cmd.read(regs::HACCMD::OP), pool) {
+            (_, None) => HacResult::BadOp,
+            (1, Some(p)) => self.egress.open_epoch(p, epoch),
+            (2, Some(p)) => self.egress.commit(p, epoch, self.now),
+            (3, Some(p)) => {
+                let (r, _) = self.egress.abort(p, epoch);
+                self.resume_backpressured(p);
+                r
+            }
+            (4, Some(p)) => {
+                let (r, _) = self.egress.failover(p);
+                self.resume_backpressured(p);
+                r
+            }
+            (5, Some(p)) => {
+                let r = self.egress.unprotect(p, self.now);
+                self.resume_backpressured(p);
+                r
+            }
+            _ => HacResult::BadOp,
+        };
+        let count = ((self.reg(PfReg::HACSTS) >> 16).wrapping_add(1)) & 0xFFFF;
+        self.set_reg(PfReg::HACSTS, result.code() | (count << 16));
     }
 
     // ----- VF registers -------------------------------------------------------------------
@@ -1270,6 +1386,23 @@ impl Nic {
         for i in 0..128u8 {
             out.push(self.reg(PfReg::MTA(i)));
             out.push(self.reg(PfReg::VFTA(i)));
+        }
+        out.push(u32::from(self.egress.hac_enabled()));
+        out.push(self.egress.guard_bytes() as u32);
+        out.push(self.egress.tagged_mask());
+        for p in 0..8 {
+            if let Some(pool) = igb_hw::PoolIndex::new(p) {
+                let h = self.egress.hac_state(pool);
+                let l = self.egress.hac_limits(pool);
+                out.extend_from_slice(&[
+                    h.open,
+                    h.committed,
+                    h.resolved,
+                    l.frames as u32,
+                    l.bytes as u32,
+                ]);
+                out.push(self.egress.held_frames(pool) as u32);
+            }
         }
         out.extend_from_slice(
             self.pf_config

@@ -133,6 +133,7 @@ impl Nic {
             if !self.tx_state[q.get()].in_packet() && !self.egress.has_room(pool, max_frame) {
                 if !self.tx_state[q.get()].blocked {
                     self.counters.tx_backpressure_stalls += 1;
+                    self.egress.note_backpressure(pool);
                 }
                 self.tx_state[q.get()].blocked = true;
                 break;

@@ -13,7 +13,14 @@ use nic_model::{FunctionId, NicConfig};
 fuzz_target!(|data: &[u8]| {
     let model = Model::new(NicConfig::default());
     model.nic().enable_sriov(2);
-    let Ok(mut agent) = PfAgent::new(model.bar0(FunctionId::Pf), model.clock(), PfConfig { num_vfs: 2, ..PfConfig::default() }) else {
+    let Ok(mut agent) = PfAgent::new(
+        model.bar0(FunctionId::Pf),
+        model.clock(),
+        PfConfig {
+            num_vfs: 2,
+            ..PfConfig::default()
+        },
+    ) else {
         return;
     };
     let _ = agent.set_vf_mac(1, Some(MacAddress([2, 0, 0, 0, 0, 0x22])));
@@ -21,7 +28,13 @@ fuzz_target!(|data: &[u8]| {
     let other = |model: &Model| {
         let mut nic = model.nic();
         let (ral, rah) = regs::rar_entry(vf_rar_index(1)).unwrap_or_else(|| unreachable!());
-        [nic.pf_read(ral), nic.pf_read(rah), nic.pf_read(PfReg::VMOLR(1)), nic.pf_read(PfReg::VFTE) & 2, nic.pf_read(PfReg::VFRE) & 2]
+        [
+            nic.pf_read(ral),
+            nic.pf_read(rah),
+            nic.pf_read(PfReg::VMOLR(1)),
+            nic.pf_read(PfReg::VFTE) & 2,
+            nic.pf_read(PfReg::VFRE) & 2,
+        ]
     };
     let before = other(&model);
     // Each message: 1 length byte (1..=16 words) then that many little-endian words.
@@ -46,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
         let mut nic = model.nic();
         if nic.vf_read(vf, VfReg::VFMAILBOX) & 0x10 != 0 {
             let w0 = nic.vf_read(vf, VfReg::VMBMEM(0));
-            assert!(w0 & (igb_hw::mailbox::ACK | igb_hw::mailbox::NACK) != 0, "reply without ACK/NACK: {w0:#x}");
+            assert!(
+                w0 & (igb_hw::mailbox::ACK | igb_hw::mailbox::NACK) != 0,
+                "reply without ACK/NACK: {w0:#x}"
+            );
         }
     }
     assert_eq!(before, other(&model), "VF 1's filters changed");

@@ -14,6 +14,12 @@ fuzz_target!(|data: &[u8]| {
     let _r1 = VfRings::new(&mut nic, 1, 16, 16);
     // Loopback off: VF 0's frames may only reach the wire, never another VF.
     nic.pf_write(PfReg::DTXSWC, 0);
+    // HAC on, VF 0 and VF 1 checkpointing with an epoch open: a VF must not be able to touch
+    // tagging, epochs or commits (its own or anyone's).
+    nic.pf_write(PfReg::HACCTL, 1);
+    nic.pf_write(PfReg::HACTAG, 0b011);
+    nic.pf_write(PfReg::HACARG, 2);
+    nic.pf_write(PfReg::HACCMD, 1);
     let others: Vec<_> = [1, 2].iter().map(|&n| nic.vf_snapshot(vf(n))).collect();
     let pf = nic.pf_configuration_snapshot();
     let f = FunctionId::Vf(vf(0));

@@ -1401,7 +1401,6 @@ impl Nic {
                     l.frames as u32,
                     l.bytes as u32,
                 ]);
-                out.push(self.egress.held_frames(pool) as u32);
             }
         }
         out.extend_from_slice(

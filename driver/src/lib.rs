@@ -12,6 +12,7 @@
 //! * [`mailbox`]: the VF side of the PF↔VF mailbox protocol, with timeouts and typed errors.
 //! * [`ring`]: TX and RX descriptor rings.
 //! * [`vf`]: the VF driver — init as igbvf does it, batched send/receive, link, statistics.
+//! * [`hac`]: the output-commit control API ([`hac::Hac`]) and its adapter implementation.
 //! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
 //!   anti-spoofing and VLANs; the place HAC control plugs in.
 //! * [`phy`]: a `smoltcp::phy::Device` over a VF, so a TCP/IP stack runs on it.
@@ -20,6 +21,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod hac;
 pub mod iova;
 pub mod mailbox;
 pub mod model;

@@ -8,9 +8,10 @@
 //!
 //! * **high class**: pools whose head frame is a released checkpoint frame, round robin;
 //! * **low class**: pools whose head frame carries no epoch (plain VFs, the PF), round robin;
-//! * strict priority for the high class, except that after `guard_bytes` of high-class bytes
-//!   sent back to back while low-class frames were waiting, one low-class frame goes (the
-//!   starvation guard; 0 = pure strict priority).
+//! * strict priority for the high class, except for the starvation guard G (`guard_bytes`):
+//!   after G high-class bytes sent back to back while low-class frames were waiting, the low
+//!   class gets a turn of G/4 bytes (at least one frame), so under contention it keeps at least
+//!   a fifth of the wire and waits at most G bytes; G = 0 is pure strict priority.
 //!
 //! Held frames never leave: abort and failover discard them (counted), unprotect releases them.
 //! When a pool's FIFO is at its limit, [`EgressStage::has_room`] is false and the TX engine stops
@@ -60,8 +61,8 @@ pub const DEFAULT_HAC_LIMITS: EgressLimits = EgressLimits {
     bytes: 4 << 20,
     frames: 4096,
 };
-/// Default starvation guard: 64 KiB of high-priority bytes (52 µs at 10 Gb/s) before one
-/// waiting low-priority frame goes.
+/// Default starvation guard: 64 KiB of high-priority bytes (52 µs at 10 Gb/s) before waiting
+/// low-priority frames get a turn of 16 KiB.
 pub const DEFAULT_GUARD_BYTES: u64 = 64 * 1024;
 
 /// Counters of one pool.
@@ -200,6 +201,7 @@ pub struct EgressStage {
     hac_enabled: bool,
     guard_bytes: u64,
     high_burst: u64,
+    low_turn: u64,
     port: HacPortStats,
 }
 
@@ -215,6 +217,7 @@ impl EgressStage {
             hac_enabled: false,
             guard_bytes: DEFAULT_GUARD_BYTES,
             high_burst: 0,
+            low_turn: 0,
             port: HacPortStats::default(),
         }
     }
@@ -290,7 +293,8 @@ impl EgressStage {
         }
         let high = self.pick(Class::High, self.next_high);
         let low = self.pick(Class::Low, self.next_low);
-        let guard_hit = self.guard_bytes > 0 && self.high_burst >= self.guard_bytes;
+        let in_turn = self.low_turn > 0;
+        let guard_hit = self.guard_bytes > 0 && (in_turn || self.high_burst >= self.guard_bytes);
         let (i, class) = match (high, low) {
             (Some(h), Some(l)) => {
                 if guard_hit {
@@ -309,18 +313,32 @@ impl EgressStage {
         p.bytes -= slot.frame.data.len();
         p.stats.dequeued += 1;
         self.held -= 1;
+        let len = slot.frame.data.len() as u64;
         match class {
             Class::High => {
                 self.next_high = (i + 1) % NUM_POOLS;
+                self.low_turn = 0;
                 self.high_burst = if low.is_some() {
-                    self.high_burst + slot.frame.data.len() as u64
+                    self.high_burst + len
                 } else {
                     0
                 };
             }
             Class::Low => {
                 self.next_low = (i + 1) % NUM_POOLS;
-                self.high_burst = 0;
+                if high.is_some() {
+                    // Contention: the low class's turn lasts G/4 bytes (at least this frame).
+                    if !in_turn {
+                        self.low_turn = (self.guard_bytes / 4).max(1);
+                    }
+                    self.low_turn = self.low_turn.saturating_sub(len);
+                    if self.low_turn == 0 {
+                        self.high_burst = 0;
+                    }
+                } else {
+                    self.low_turn = 0;
+                    self.high_burst = 0;
+                }
             }
         }
         Some((slot.frame, class == Class::High))
@@ -730,14 +748,20 @@ mod tests {
         e.set_guard_bytes(3000);
         for _ in 0..6 {
             e.enqueue(frame(0, 1000));
+        }
+        for _ in 0..12 {
             e.enqueue(frame(1, 100));
         }
         e.commit(p(0), 1, SimTime(1));
         let order: Vec<usize> = std::iter::from_fn(|| e.dequeue())
             .map(|f| f.pool.get())
             .collect();
-        // 3 × 1000 high bytes, then one low frame, repeat; the rest of the low class at the end.
-        assert_eq!(order, vec![0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1]);
+        // 3 × 1000 high bytes, then a low turn of 750 bytes (8 × 100), repeat; then the rest.
+        let mut expect = vec![0, 0, 0];
+        expect.extend([1; 8]);
+        expect.extend([0, 0, 0]);
+        expect.extend([1; 4]);
+        assert_eq!(order, expect);
         e.set_guard_bytes(0);
         e.open_epoch(p(0), 2);
         for _ in 0..3 {

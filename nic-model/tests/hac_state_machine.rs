@@ -57,6 +57,7 @@ struct Ref {
     pools: Vec<RefPool>,
     guard: u64,
     burst: u64,
+    turn: u64,
     next_high: usize,
     next_low: usize,
     seq: u64,
@@ -115,6 +116,7 @@ impl ReferenceStateMachine for HacMachine {
             ],
             guard: 4000,
             burst: 0,
+            turn: 0,
             next_high: 0,
             next_low: 0,
             seq: 0,
@@ -224,7 +226,8 @@ impl ReferenceStateMachine for HacMachine {
                 for _ in 0..frames {
                     let high = s.pick(true, s.next_high);
                     let low = s.pick(false, s.next_low);
-                    let guard_hit = s.guard > 0 && s.burst >= s.guard;
+                    let in_turn = s.turn > 0;
+                    let guard_hit = s.guard > 0 && (in_turn || s.burst >= s.guard);
                     let (i, is_high) = match (high, low) {
                         (Some(h), Some(l)) => {
                             if guard_hit {
@@ -238,20 +241,29 @@ impl ReferenceStateMachine for HacMachine {
                         (None, None) => break,
                     };
                     let f = s.pools[i].fifo.pop_front().unwrap();
+                    let len = f.len as u64;
                     if is_high {
                         s.next_high = (i + 1) % 8;
-                        s.burst = if low.is_some() {
-                            s.burst + f.len as u64
-                        } else {
-                            0
-                        };
+                        s.turn = 0;
+                        s.burst = if low.is_some() { s.burst + len } else { 0 };
                         if low.is_some() {
-                            s.high_since_low += f.len as u64;
+                            s.high_since_low += len;
                         }
                     } else {
                         s.next_low = (i + 1) % 8;
-                        s.burst = 0;
                         s.high_since_low = 0;
+                        if high.is_some() {
+                            if !in_turn {
+                                s.turn = (s.guard / 4).max(1);
+                            }
+                            s.turn = s.turn.saturating_sub(len);
+                            if s.turn == 0 {
+                                s.burst = 0;
+                            }
+                        } else {
+                            s.turn = 0;
+                            s.burst = 0;
+                        }
                     }
                     s.sent += 1;
                     s.expected.push((i, f.seq));

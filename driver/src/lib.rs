@@ -13,6 +13,7 @@
 //! * [`ring`]: TX and RX descriptor rings.
 //! * [`vf`]: the VF driver — init as igbvf does it, batched send/receive, link, statistics.
 //! * [`hac`]: the output-commit control API ([`hac::Hac`]) and its adapter implementation.
+//! * [`softhac`]: the same HAC semantics in the driver, for adapters without the extension.
 //! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
 //!   anti-spoofing and VLANs; the place HAC control plugs in.
 //! * [`phy`]: a `smoltcp::phy::Device` over a VF, so a TCP/IP stack runs on it.
@@ -28,6 +29,7 @@ pub mod model;
 pub mod pf;
 pub mod phy;
 pub mod ring;
+pub mod softhac;
 #[allow(unsafe_code)]
 mod sys;
 pub mod vf;

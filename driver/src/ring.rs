@@ -14,6 +14,10 @@ use crate::error::DriverError;
 pub struct RingIndex(u32);
 
 impl RingIndex {
+    /// Index `i` of a ring of `size` (wrapped into range).
+    pub fn at(i: u32, size: u32) -> RingIndex {
+        RingIndex(if size == 0 { 0 } else { i % size })
+    }
     /// The raw index.
     pub fn get(self) -> u32 {
         self.0
@@ -179,6 +183,17 @@ impl<M: DmaRegion> TxRing<M> {
             self.last[i] = eop;
             self.tail = self.tail.next(self.size);
         }
+    }
+
+    /// Moves the software tail back to `to`, forgetting descriptors written after it. Only for
+    /// descriptors never handed to the hardware (beyond the last doorbell).
+    pub fn rewind(&mut self, to: RingIndex) {
+        let mut i = to;
+        while i != self.tail {
+            self.last[i.0 as usize] = false;
+            i = i.next(self.size);
+        }
+        self.tail = to;
     }
 
     /// Forgets all in-flight descriptors (after a reset re-programs the ring).

@@ -390,6 +390,40 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         self.bar.set(VfReg::TDT(0), self.tx.tail.get());
     }
 
+    /// Writes one frame's descriptors at the tail without ringing the doorbell (for holding
+    /// frames in the ring until a commit); `false` if the ring has no room.
+    pub fn tx_push_held(&mut self, frame: &[u8]) -> Result<bool, DriverError> {
+        if frame.len() > self.max_frame_len() {
+            return Err(DriverError::FrameTooLarge {
+                len: frame.len(),
+                max: self.max_frame_len(),
+            });
+        }
+        self.tx.reclaim();
+        if self.tx.descriptors_for(frame.len(), false) > self.tx.free() {
+            return Ok(false);
+        }
+        self.tx.push(frame, None);
+        Ok(true)
+    }
+
+    /// The software tail (next descriptor to be written).
+    pub fn tx_tail(&self) -> u32 {
+        self.tx.tail.get()
+    }
+
+    /// Hands descriptors up to (not including) `index` to the hardware: fence, then TDT.
+    pub fn tx_doorbell_to(&mut self, index: u32) {
+        doorbell_fence();
+        self.bar.set(VfReg::TDT(0), index);
+    }
+
+    /// Takes back descriptors written after `index` that were never handed to the hardware.
+    pub fn tx_rewind(&mut self, index: u32) {
+        self.tx
+            .rewind(crate::ring::RingIndex::at(index, self.tx.size()));
+    }
+
     /// Packets whose transmission completed since the last call (reclaims descriptors).
     pub fn reclaim(&mut self) -> usize {
         self.tx.reclaim()

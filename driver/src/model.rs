@@ -253,9 +253,13 @@ impl Model {
             agent.set_vf_mac(vf, *mac)?;
         }
         let agent = Arc::new(Mutex::new(agent));
-        let service = agent.clone();
+        // A weak reference: the agent holds the model (through its BAR), so a strong one here
+        // would keep both alive forever.
+        let service = Arc::downgrade(&agent);
         self.add_service(Box::new(move || {
-            service.lock().unwrap_or_else(|p| p.into_inner()).poll();
+            if let Some(a) = service.upgrade() {
+                a.lock().unwrap_or_else(|p| p.into_inner()).poll();
+            }
         }));
         Ok(agent)
     }

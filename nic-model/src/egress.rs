@@ -203,6 +203,7 @@ pub struct EgressStage {
     high_burst: u64,
     low_turn: u64,
     port: HacPortStats,
+    trace: Option<Vec<(PoolIndex, Option<u32>)>>,
 }
 
 impl EgressStage {
@@ -219,6 +220,7 @@ impl EgressStage {
             high_burst: 0,
             low_turn: 0,
             port: HacPortStats::default(),
+            trace: None,
         }
     }
 
@@ -257,8 +259,14 @@ impl EgressStage {
     /// once. The TX engine checks [`EgressStage::has_room`] first, so this never refuses.
     pub fn enqueue(&mut self, frame: EgressFrame) {
         let hac_on = self.hac_enabled;
+        let epoch = {
+            let h = &self.pools[frame.pool.get()].hac;
+            (hac_on && h.tagged).then_some(h.open)
+        };
+        if let Some(t) = &mut self.trace {
+            t.push((frame.pool, epoch));
+        }
         let p = &mut self.pools[frame.pool.get()];
-        let epoch = (hac_on && p.hac.tagged).then_some(p.hac.open);
         p.bytes += frame.data.len();
         let ready_at = frame.queued_at;
         p.slots.push_back(Slot {
@@ -413,6 +421,17 @@ impl EgressStage {
     /// Counters of `pool`.
     pub fn stats(&self, pool: PoolIndex) -> EgressPoolStats {
         self.pools[pool.get()].stats
+    }
+
+    /// Starts (or stops) recording, for every frame the stage accepts, its pool and the epoch
+    /// it was stamped with — a simulator trace, not visible to software.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on.then(Vec::new);
+    }
+
+    /// Takes the trace recorded since the last call, in acceptance order.
+    pub fn take_trace(&mut self) -> Vec<(PoolIndex, Option<u32>)> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Drops everything (device reset); returns how many frames were dropped.

@@ -320,6 +320,16 @@ impl Nic {
         &self.egress
     }
 
+    /// Records the epoch stamped on every frame the egress stage accepts (simulator trace).
+    pub fn set_egress_trace(&mut self, on: bool) {
+        self.egress.set_trace(on);
+    }
+
+    /// Takes the egress trace: (pool, epoch) per accepted frame, in order.
+    pub fn take_egress_trace(&mut self) -> Vec<(igb_hw::PoolIndex, Option<u32>)> {
+        self.egress.take_trace()
+    }
+
     /// Changes the egress stage's per-pool limits.
     pub fn set_egress_limits(&mut self, limits: EgressLimits) {
         self.egress.set_limits(limits);

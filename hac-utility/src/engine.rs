@@ -1,0 +1,456 @@
+//! The simulation engine behind `hac demo` and `hac run`: a scenario on the built-in model, with
+//! the real VF driver on every VF, the PF agent answering their mailboxes, the HAC API driving
+//! the adapter's HAC block, and a simulated checkpoint engine (epochs, backup acks with a seeded
+//! random delay, failure events). Every frame is traced from the driver to the wire.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+use hac_driver::hac::{AdapterHac, Hac};
+use hac_driver::model::Model;
+use hac_driver::pf::PfConfig;
+use hac_driver::vf::VfConfig;
+use igb_hw::MacAddress;
+use nic_model::{FunctionId, LineRate, NicConfig, WireSink};
+
+use crate::scenario::Scenario;
+
+/// EtherType of the engine's test frames (IEEE local experimental).
+pub const ETHERTYPE: u16 = 0x88B5;
+/// The peer every VF sends to, outside the adapter.
+pub const PEER: MacAddress = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
+/// Virtual time per engine step.
+pub const STEP_NS: u64 = 20_000;
+
+/// What became of a frame by the end of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Left on the wire.
+    Sent,
+    /// Discarded by an abort or a failover.
+    Discarded,
+    /// Still in the adapter at the end (held or waiting for the wire).
+    Buffered,
+}
+
+impl Outcome {
+    /// The CSV word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Discarded => "discarded",
+            Outcome::Buffered => "buffered",
+        }
+    }
+}
+
+/// One frame's life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameRecord {
+    /// The VF that sent it.
+    pub vf: u8,
+    /// Its sequence number on that VF.
+    pub seq: u32,
+    /// Its checkpoint epoch (checkpointing VFs only).
+    pub epoch: Option<u32>,
+    /// Length in bytes (without FCS).
+    pub len: u32,
+    /// When the driver accepted it (virtual ns).
+    pub submit_ns: u64,
+    /// When the commit (or unprotect) that released it happened.
+    pub commit_ns: Option<u64>,
+    /// When it started on the wire.
+    pub wire_ns: Option<u64>,
+    /// Final state.
+    pub outcome: Outcome,
+}
+
+/// A checkpoint engine action, for the report and plots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marker {
+    /// Virtual time, ns.
+    pub at_ns: u64,
+    /// The VF.
+    pub vf: u8,
+    /// The epoch.
+    pub epoch: u32,
+    /// "commit", "abort", "failover" or "unprotect".
+    pub kind: &'static str,
+}
+
+/// Everything a run produced.
+pub struct RunResult {
+    /// The scenario that ran.
+    pub scenario: Scenario,
+    /// Every frame the drivers accepted, by VF then sequence.
+    pub frames: Vec<FrameRecord>,
+    /// Commits, aborts, failovers, unprotects.
+    pub markers: Vec<Marker>,
+    /// Buffer occupancy samples: (virtual ns, frames buffered per VF).
+    pub occupancy: Vec<(u64, Vec<u32>)>,
+    /// HAC counters per VF at the end.
+    pub hac: Vec<hac_driver::hac::HacVfStats>,
+    /// Frames on the wire and their bytes.
+    pub wire_frames: u64,
+    /// Bytes on the wire (without FCS).
+    pub wire_bytes: u64,
+    /// Frames generated but never accepted by the driver (ring full / backpressure) at the end.
+    pub backlog: Vec<u64>,
+    /// Wall-clock seconds the run took.
+    pub wall_secs: f64,
+    /// Virtual nanoseconds simulated (after the VFs came up; all recorded times are absolute
+    /// model time, like the pcap's).
+    pub virtual_ns: u64,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The driver could not bring a VF up or send.
+    #[error("driver: {0}")]
+    Driver(#[from] hac_driver::DriverError),
+    /// The HAC API refused an operation the engine relies on.
+    #[error("HAC: {0}")]
+    Hac(#[from] hac_driver::hac::HacError),
+}
+
+/// xorshift64*: the engine's seeded randomness.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn uniform(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.next() % (hi - lo + 1)
+        }
+    }
+}
+
+fn vf_mac(n: usize) -> MacAddress {
+    MacAddress([0x02, 0x1B, 0x21, 0xC0, 0x00, n as u8])
+}
+
+struct Gen {
+    next_ns: u64,
+    backlog: VecDeque<(u32, usize)>,
+    seq: u32,
+    active: bool,
+}
+
+struct VfState {
+    tagged: bool,
+    open: u32,
+    /// Pending acks: (time, epoch).
+    acks: VecDeque<(u64, u32)>,
+    /// (epoch, time) of each release, in order.
+    releases: Vec<(u32, u64)>,
+    /// Epoch ranges (lo exclusive, hi inclusive) discarded.
+    discarded: Vec<(u32, u32)>,
+    resolved: u32,
+}
+
+/// Runs `scenario`; `sink` sees every frame on the wire (e.g. a pcap writer); `progress` gets
+/// the fraction done.
+pub fn run(
+    scenario: &Scenario,
+    sink: Option<Box<dyn WireSink>>,
+    progress: &mut dyn FnMut(f64),
+) -> Result<RunResult, EngineError> {
+    let wall = std::time::Instant::now();
+    let rate: LineRate = scenario.port_rate.parse().unwrap_or_default();
+    let n = scenario.vf.len();
+    let model = Model::new(NicConfig {
+        line_rate: rate,
+        capture_wire: true,
+        ..NicConfig::default()
+    });
+    if let Some(s) = sink {
+        model.nic().add_wire_sink(s);
+    }
+    let mut awaiting_stamp: Vec<VecDeque<usize>> = vec![VecDeque::new(); n];
+    let macs: Vec<Option<MacAddress>> = (0..n).map(|i| Some(vf_mac(i))).collect();
+    let _pf = model.start_pf_agent(
+        PfConfig {
+            num_vfs: n,
+            ..PfConfig::default()
+        },
+        &macs,
+    )?;
+    // The adapter stamps a frame with the open epoch when its TX engine fetches it, which under
+    // backpressure can be later than when the driver accepted it: take the epochs from the
+    // model's egress trace (frames of one VF reach the egress stage in submission order).
+    // (After the PF agent's PF reset, which clears the egress stage and its trace.)
+    model.nic().set_egress_trace(true);
+    let mut drivers = Vec::with_capacity(n);
+    for i in 0..n {
+        drivers.push(model.vf_driver(
+            i,
+            VfConfig {
+                tx_ring_size: 512,
+                rx_ring_size: 64,
+                ..VfConfig::default()
+            },
+        )?);
+    }
+    let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), n);
+    hac.set_guard(scenario.guard_bytes)?;
+    let mut vs: Vec<VfState> = Vec::with_capacity(n);
+    for (i, spec) in scenario.vf.iter().enumerate() {
+        if spec.checkpointing {
+            hac.set_tagged(i, true)?;
+            hac.set_limits(i, spec.limit_frames, spec.limit_bytes)?;
+        }
+        vs.push(VfState {
+            tagged: spec.checkpointing,
+            open: 1,
+            acks: VecDeque::new(),
+            releases: Vec::new(),
+            discarded: Vec::new(),
+            resolved: 0,
+        });
+    }
+    let mut rng = Rng(scenario.seed.max(1));
+    // Virtual time already spent bringing the VFs up (mailbox handshakes): the run starts here.
+    let t0 = model.nic().now().as_nanos();
+    let mut gens: Vec<Gen> = (0..n)
+        .map(|_| Gen {
+            next_ns: t0,
+            backlog: VecDeque::new(),
+            seq: 0,
+            active: true,
+        })
+        .collect();
+    let mut frames: Vec<FrameRecord> = Vec::new();
+    let mut index: HashMap<(u8, u32), usize> = HashMap::new();
+    let mut markers = Vec::new();
+    let mut occupancy = Vec::new();
+    let mut events: Vec<_> = scenario.event.clone();
+    events.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    let mut events: VecDeque<_> = events.into();
+    let end_ns = t0 + scenario.duration_ms * 1_000_000;
+    let epoch_ns = (scenario.epoch_ms * 1e6) as u64;
+    let (ack_lo, ack_hi) = (
+        (scenario.ack_delay.min_ms * 1e6) as u64,
+        (scenario.ack_delay.max_ms * 1e6) as u64,
+    );
+    let mut next_checkpoint = t0 + epoch_ns;
+    let mut next_sample = t0;
+    let (mut wire_frames, mut wire_bytes) = (0u64, 0u64);
+    let mut t = t0;
+    let mut last_progress = 0.0;
+
+    while t < end_ns {
+        // Checkpoint engine.
+        if t >= next_checkpoint {
+            for (i, v) in vs.iter_mut().enumerate() {
+                if v.tagged {
+                    let e = v.open;
+                    hac.open_epoch(i, e + 1)?;
+                    v.open = e + 1;
+                    v.acks.push_back((t + rng.uniform(ack_lo, ack_hi), e));
+                }
+            }
+            next_checkpoint += epoch_ns;
+        }
+        for (i, v) in vs.iter_mut().enumerate() {
+            while let Some(&(at, e)) = v.acks.front() {
+                if at > t {
+                    break;
+                }
+                v.acks.pop_front();
+                if e > v.resolved {
+                    hac.commit(i, e)?;
+                    v.resolved = e;
+                    v.releases.push((e, t));
+                    markers.push(Marker {
+                        at_ns: t,
+                        vf: i as u8,
+                        epoch: e,
+                        kind: "commit",
+                    });
+                }
+            }
+        }
+        while events
+            .front()
+            .is_some_and(|e| t0 + (e.at_ms * 1e6) as u64 <= t)
+        {
+            let Some(ev) = events.pop_front() else { break };
+            let i = ev.vf;
+            let v = &mut vs[i];
+            if !v.tagged {
+                continue;
+            }
+            match ev.kind.as_str() {
+                "abort" => {
+                    // The oldest checkpoint in flight fails.
+                    if let Some((_, e)) = v.acks.pop_front() {
+                        hac.abort(i, e)?;
+                        v.discarded.push((v.resolved, e));
+                        v.resolved = e;
+                        markers.push(Marker {
+                            at_ns: t,
+                            vf: i as u8,
+                            epoch: e,
+                            kind: "abort",
+                        });
+                    }
+                }
+                "failover" => {
+                    hac.failover(i)?;
+                    v.discarded.push((v.resolved, v.open));
+                    v.resolved = v.open;
+                    v.acks.clear();
+                    gens[i].active = false; // the primary is gone
+                    markers.push(Marker {
+                        at_ns: t,
+                        vf: i as u8,
+                        epoch: v.open,
+                        kind: "failover",
+                    });
+                }
+                _ => {
+                    hac.unprotect(i)?;
+                    v.releases.push((u32::MAX, t));
+                    v.acks.clear();
+                    v.tagged = false;
+                    markers.push(Marker {
+                        at_ns: t,
+                        vf: i as u8,
+                        epoch: v.open,
+                        kind: "unprotect",
+                    });
+                }
+            }
+        }
+        // Traffic generators.
+        for (i, spec) in scenario.vf.iter().enumerate() {
+            let g = &mut gens[i];
+            if !g.active || spec.rate_mbps <= 0.0 {
+                continue;
+            }
+            let avg = (spec.min_frame + spec.max_frame) as f64 / 2.0;
+            while g.next_ns <= t {
+                let burst = if spec.pattern == "bursts" {
+                    spec.burst_frames
+                } else {
+                    1
+                };
+                for _ in 0..burst {
+                    let len = rng.uniform(spec.min_frame as u64, spec.max_frame as u64) as usize;
+                    g.backlog.push_back((g.seq, len));
+                    g.seq += 1;
+                }
+                g.next_ns += ((f64::from(burst) * avg * 8.0 * 1000.0) / spec.rate_mbps) as u64;
+            }
+            if g.backlog.is_empty() {
+                continue;
+            }
+            let batch: Vec<Bytes> = g
+                .backlog
+                .iter()
+                .take(64)
+                .map(|&(seq, len)| {
+                    let mut payload = Vec::with_capacity(len);
+                    payload.push(i as u8);
+                    payload.extend_from_slice(&seq.to_be_bytes());
+                    let mut f = igb_hw::frame::build(PEER, vf_mac(i), ETHERTYPE, &payload);
+                    f.resize(len, 0);
+                    Bytes::from(f)
+                })
+                .collect();
+            let now = model.nic().now().as_nanos();
+            let accepted = drivers[i].send(&batch)?;
+            for _ in 0..accepted {
+                let Some((seq, len)) = g.backlog.pop_front() else {
+                    break;
+                };
+                index.insert((i as u8, seq), frames.len());
+                awaiting_stamp[i].push_back(frames.len());
+                frames.push(FrameRecord {
+                    vf: i as u8,
+                    seq,
+                    epoch: None,
+                    len: len as u32,
+                    submit_ns: now,
+                    commit_ns: None,
+                    wire_ns: None,
+                    outcome: Outcome::Buffered,
+                });
+            }
+        }
+        t += STEP_NS;
+        model.run_for(STEP_NS);
+        for (pool, epoch) in model.nic().take_egress_trace() {
+            if let Some(k) = awaiting_stamp
+                .get_mut(pool.get())
+                .and_then(VecDeque::pop_front)
+            {
+                frames[k].epoch = epoch;
+            }
+        }
+        for w in model.nic().take_wire_capture() {
+            wire_frames += 1;
+            wire_bytes += w.data.len() as u64;
+            if w.data.len() >= 19 {
+                let vf = w.data[14];
+                let seq = u32::from_be_bytes([w.data[15], w.data[16], w.data[17], w.data[18]]);
+                if let Some(&k) = index.get(&(vf, seq)) {
+                    frames[k].wire_ns = Some(w.at.as_nanos());
+                    frames[k].outcome = Outcome::Sent;
+                }
+            }
+        }
+        if t >= next_sample {
+            let mut occ = Vec::with_capacity(n);
+            for i in 0..n {
+                occ.push(hac.stats(i)?.buffered_frames);
+            }
+            occupancy.push((t, occ));
+            next_sample += 1_000_000;
+        }
+        let frac = (t - t0) as f64 / (end_ns - t0) as f64;
+        if frac - last_progress >= 0.01 {
+            progress(frac);
+            last_progress = frac;
+        }
+    }
+    progress(1.0);
+    // Outcomes and release times.
+    for f in &mut frames {
+        let Some(e) = f.epoch else { continue };
+        let v = &vs[f.vf as usize];
+        f.commit_ns = v
+            .releases
+            .iter()
+            .find(|&&(re, _)| re >= e)
+            .map(|&(_, at)| at);
+        if f.outcome != Outcome::Sent && v.discarded.iter().any(|&(lo, hi)| e > lo && e <= hi) {
+            f.outcome = Outcome::Discarded;
+            f.commit_ns = None;
+        }
+    }
+    model.nic().flush_wire_sinks();
+    let mut hac_stats = Vec::with_capacity(n);
+    for i in 0..n {
+        hac_stats.push(hac.stats(i)?);
+    }
+    Ok(RunResult {
+        scenario: scenario.clone(),
+        frames,
+        markers,
+        occupancy,
+        hac: hac_stats,
+        wire_frames,
+        wire_bytes,
+        backlog: gens.iter().map(|g| g.backlog.len() as u64).collect(),
+        wall_secs: wall.elapsed().as_secs_f64(),
+        virtual_ns: t - t0,
+    })
+}

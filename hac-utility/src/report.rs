@@ -1,0 +1,256 @@
+//! The report directory of `hac demo` / `hac run`: `report.json`, `packets.csv`, and (written
+//! during the run by a wire sink) `wire.pcap`.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::engine::{Outcome, RunResult};
+
+/// p50 / p99 / max of a sample, ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// Maximum.
+    pub max_ns: u64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `v` (sorted in place).
+    pub fn of(v: &mut [u64]) -> Percentiles {
+        if v.is_empty() {
+            return Percentiles::default();
+        }
+        v.sort_unstable();
+        let rank = |p: f64| v[(((p * v.len() as f64).ceil() as usize).max(1) - 1).min(v.len() - 1)];
+        Percentiles {
+            count: v.len() as u64,
+            p50_ns: rank(0.50),
+            p99_ns: rank(0.99),
+            max_ns: v[v.len() - 1],
+        }
+    }
+}
+
+/// Per-VF totals.
+#[derive(Clone, Debug, Serialize)]
+pub struct VfTotals {
+    /// VF index.
+    pub vf: usize,
+    /// Checkpointing at the start.
+    pub checkpointing: bool,
+    /// Frames the driver accepted.
+    pub submitted: u64,
+    /// Frames on the wire.
+    pub sent: u64,
+    /// Bytes on the wire.
+    pub sent_bytes: u64,
+    /// Frames discarded by abort/failover.
+    pub discarded: u64,
+    /// Frames still in the adapter at the end.
+    pub buffered: u64,
+    /// Frames generated but not accepted by the driver at the end (backpressure).
+    pub backlog: u64,
+    /// HAC counters read from the adapter.
+    pub hac_released: u32,
+    /// HAC discards read from the adapter.
+    pub hac_discarded: u32,
+    /// HAC backpressure events.
+    pub hac_backpressure: u32,
+    /// Largest number of frames the adapter held for this VF.
+    pub hac_max_frames: u32,
+}
+
+/// The machine-readable report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub name: String,
+    /// The configuration, echoed.
+    pub config: serde_json::Value,
+    /// Per-VF totals.
+    pub vfs: Vec<VfTotals>,
+    /// Frames on the wire.
+    pub wire_frames: u64,
+    /// Bytes on the wire.
+    pub wire_bytes: u64,
+    /// Added delay (wire − submit) of checkpointing VFs' frames.
+    pub added_delay_checkpointing: Percentiles,
+    /// Added delay (wire − submit) of plain VFs' frames.
+    pub added_delay_plain: Percentiles,
+    /// Commit (or unprotect) to the first frame it released on the wire.
+    pub commit_to_first_frame: Percentiles,
+    /// Commits, aborts, failovers, unprotects.
+    pub markers: usize,
+    /// Virtual time simulated, ns.
+    pub virtual_ns: u64,
+    /// Wall-clock seconds.
+    pub wall_secs: f64,
+    /// Frames through the model per wall second.
+    pub frames_per_wall_sec: f64,
+}
+
+/// Builds the report of a run.
+pub fn build(r: &RunResult) -> Report {
+    let n = r.scenario.vf.len();
+    let mut vfs: Vec<VfTotals> = (0..n)
+        .map(|i| VfTotals {
+            vf: i,
+            checkpointing: r.scenario.vf[i].checkpointing,
+            submitted: 0,
+            sent: 0,
+            sent_bytes: 0,
+            discarded: 0,
+            buffered: 0,
+            backlog: r.backlog.get(i).copied().unwrap_or(0),
+            hac_released: r.hac[i].released,
+            hac_discarded: r.hac[i].discarded,
+            hac_backpressure: r.hac[i].backpressure,
+            hac_max_frames: r.hac[i].max_frames,
+        })
+        .collect();
+    let (mut dc, mut dp, mut c2f) = (Vec::new(), Vec::new(), Vec::new());
+    let mut first_after_commit: std::collections::HashMap<(u8, u64), u64> =
+        std::collections::HashMap::new();
+    for f in &r.frames {
+        let v = &mut vfs[f.vf as usize];
+        v.submitted += 1;
+        match f.outcome {
+            Outcome::Sent => {
+                v.sent += 1;
+                v.sent_bytes += u64::from(f.len);
+                let w = f.wire_ns.unwrap_or(f.submit_ns);
+                let d = w.saturating_sub(f.submit_ns);
+                if f.epoch.is_some() {
+                    dc.push(d)
+                } else {
+                    dp.push(d)
+                }
+                if let Some(c) = f.commit_ns {
+                    let e = first_after_commit.entry((f.vf, c)).or_insert(u64::MAX);
+                    *e = (*e).min(w.saturating_sub(c));
+                }
+            }
+            Outcome::Discarded => v.discarded += 1,
+            Outcome::Buffered => v.buffered += 1,
+        }
+    }
+    c2f.extend(first_after_commit.values().copied());
+    let s = &r.scenario;
+    Report {
+        name: s.name.clone(),
+        config: serde_json::json!({
+            "seed": s.seed, "duration_ms": s.duration_ms, "port_rate": s.port_rate,
+            "epoch_ms": s.epoch_ms, "ack_delay_ms": [s.ack_delay.min_ms, s.ack_delay.max_ms],
+            "guard_bytes": s.guard_bytes,
+            "vfs": s.vf.iter().map(|v| serde_json::json!({
+                "checkpointing": v.checkpointing, "rate_mbps": v.rate_mbps, "pattern": v.pattern,
+                "burst_frames": v.burst_frames, "min_frame": v.min_frame, "max_frame": v.max_frame,
+                "limit_frames": v.limit_frames, "limit_bytes": v.limit_bytes })).collect::<Vec<_>>(),
+            "events": s.event.iter().map(|e| serde_json::json!({"at_ms": e.at_ms, "kind": e.kind, "vf": e.vf})).collect::<Vec<_>>(),
+        }),
+        vfs,
+        wire_frames: r.wire_frames,
+        wire_bytes: r.wire_bytes,
+        added_delay_checkpointing: Percentiles::of(&mut dc),
+        added_delay_plain: Percentiles::of(&mut dp),
+        commit_to_first_frame: Percentiles::of(&mut c2f),
+        markers: r.markers.len(),
+        virtual_ns: r.virtual_ns,
+        wall_secs: r.wall_secs,
+        frames_per_wall_sec: r.frames.len() as f64 / r.wall_secs.max(1e-9),
+    }
+}
+
+/// Writes `report.json` and `packets.csv` into `dir` (which must exist).
+pub fn write(dir: &Path, r: &RunResult, report: &Report) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("report.json"), json + "\n")?;
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join("packets.csv"))?);
+    writeln!(csv, "vf,seq,epoch,len,submit_ns,commit_ns,wire_ns,outcome")?;
+    let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
+    for f in &r.frames {
+        writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{}",
+            f.vf,
+            f.seq,
+            f.epoch.map(|e| e.to_string()).unwrap_or_default(),
+            f.len,
+            f.submit_ns,
+            opt(f.commit_ns),
+            opt(f.wire_ns),
+            f.outcome.as_str()
+        )?;
+    }
+    csv.flush()
+}
+
+/// A short human summary.
+pub fn summary(report: &Report) -> String {
+    let mut s = format!("{}\n", report.name);
+    s += "vf  class          submitted  sent      discarded  buffered  max held\n";
+    for v in &report.vfs {
+        s += &format!(
+            "{:<3} {:<14} {:<10} {:<9} {:<10} {:<9} {}\n",
+            v.vf,
+            if v.checkpointing {
+                "checkpointing"
+            } else {
+                "plain"
+            },
+            v.submitted,
+            v.sent,
+            v.discarded,
+            v.buffered,
+            v.hac_max_frames
+        );
+    }
+    let ms = |ns: u64| ns as f64 / 1e6;
+    s += &format!(
+        "added delay, checkpointing: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+        ms(report.added_delay_checkpointing.p50_ns),
+        ms(report.added_delay_checkpointing.p99_ns),
+        ms(report.added_delay_checkpointing.max_ns)
+    );
+    s += &format!(
+        "added delay, plain:         p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs\n",
+        report.added_delay_plain.p50_ns as f64 / 1e3,
+        report.added_delay_plain.p99_ns as f64 / 1e3,
+        report.added_delay_plain.max_ns as f64 / 1e3
+    );
+    s += &format!(
+        "commit to first frame: p50 {} ns, max {} ns over {} commits\n",
+        report.commit_to_first_frame.p50_ns,
+        report.commit_to_first_frame.max_ns,
+        report.commit_to_first_frame.count
+    );
+    s += &format!(
+        "wire: {} frames, {} bytes; {:.3} s virtual in {:.2} s wall ({:.0} frames/s)\n",
+        report.wire_frames,
+        report.wire_bytes,
+        report.virtual_ns as f64 / 1e9,
+        report.wall_secs,
+        report.frames_per_wall_sec
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let mut v: Vec<u64> = (1..=100).collect();
+        let p = Percentiles::of(&mut v);
+        assert_eq!((p.count, p.p50_ns, p.p99_ns, p.max_ns), (100, 50, 99, 100));
+        assert_eq!(Percentiles::of(&mut []), Percentiles::default());
+    }
+}

@@ -80,3 +80,18 @@ fn demo_scenario_report_is_consistent() {
     eprintln!("{}", report::summary(&rep));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn shipped_examples_parse() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            Scenario::parse(&p.display().to_string(), &text).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+}

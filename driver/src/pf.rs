@@ -407,7 +407,10 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         let p = vf as u8;
         match message {
             Message::SetMacAddr { subcommand: 0, mac } => {
-                if !mac.is_valid_unicast() || self.vfs[vf].admin_mac.is_some_and(|a| a != mac) {
+                // Linux igb refuses any SET_MAC_ADDR from a VF whose MAC the administrator set,
+                // even the same MAC ("VF attempted to override administratively set MAC
+                // address"), unless the VF is trusted.
+                if !mac.is_valid_unicast() || self.vfs[vf].admin_mac.is_some() {
                     return false;
                 }
                 self.vfs[vf].mac = Some(mac);

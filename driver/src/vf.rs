@@ -218,14 +218,20 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         if !self.mac.is_valid_unicast() {
             return Err(DriverError::InvalidMac(self.mac));
         }
-        self.mbx.request(
+        match self.mbx.request(
             &self.bar,
             &self.clock,
             &Message::SetMacAddr {
                 subcommand: 0,
                 mac: self.mac,
             },
-        )?;
+        ) {
+            Ok(_) => {}
+            // Linux igb NACKs SET_MAC_ADDR from an untrusted VF whose MAC the administrator
+            // set, even for that same MAC; igbvf ignores the NACK and keeps the PF's MAC.
+            Err(DriverError::Nack { .. }) if self.mac_source == MacSource::Pf => {}
+            Err(e) => return Err(e),
+        }
         self.mbx.request(
             &self.bar,
             &self.clock,

@@ -63,6 +63,17 @@ fn init_takes_the_mac_from_the_pf_reply() {
     let d = vf(&model, 1, VfConfig::default()).unwrap();
     assert_eq!(d.mac(), mac(2));
     assert_eq!(d.mac_source(), MacSource::Pf);
+    // Like Linux igb, the PF refuses SET_MAC_ADDR from a VF whose MAC the administrator set
+    // (even the same MAC); the driver keeps the PF's MAC and carries on (found on QEMU's igb).
+    let events = pf.lock().unwrap().take_events();
+    assert!(
+        events.contains(&PfEvent::Message {
+            vf: 1,
+            id: 2,
+            ack: false
+        }),
+        "{events:?}"
+    );
     let info = pf.lock().unwrap().vf(1).cloned().unwrap();
     assert!(info.cts);
     assert_eq!(info.mac, Some(mac(2)));

@@ -6,4 +6,5 @@
 
 pub mod engine;
 pub mod report;
+pub mod run;
 pub mod scenario;

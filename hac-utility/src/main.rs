@@ -16,6 +16,9 @@ use hac_driver::vfio::VfioDevice;
 use nic_model::NicConfig;
 use serde::Serialize;
 
+mod mbxtrace;
+mod traffic;
+
 #[derive(Parser)]
 #[command(
     name = "hac",
@@ -27,8 +30,30 @@ struct Cli {
     command: Command,
 }
 
+// The variants are named after the subcommands (`vf-probe`, `vf-traffic`, `vf-mailbox`).
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand)]
 enum Command {
+    /// Run the built-in demo on the model: a PF with 4 VFs (2 checkpointing with 25 ms epochs
+    /// and a 3–6 ms backup ack delay, 2 plain), mixed traffic, then a summary and a report
+    /// directory (report.json, packets.csv, wire.pcap, summary.txt).
+    Demo {
+        /// Where to write the report.
+        #[arg(long, value_name = "DIR", default_value = "out/demo")]
+        out: std::path::PathBuf,
+        /// Virtual time to simulate, ms.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+        duration_ms: u64,
+    },
+    /// Run a scenario file (see docs/scenarios.md and examples/*.toml) on the built-in model and
+    /// write the same report directory as `demo`.
+    Run {
+        /// The scenario (TOML).
+        scenario: std::path::PathBuf,
+        /// Where to write the report (default: out/<file name>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Open a VF, run the igbvf init sequence (reset, mailbox, MAC) and print a JSON report.
     ///
     /// With --pci the VF must be bound to vfio-pci (see docs/vfio.md); with --model the same
@@ -48,6 +73,89 @@ enum Command {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         timeout_ms: u64,
     },
+    /// Bring a VF up (as vf-probe) and exchange raw Ethernet frames with a peer: send --count
+    /// frames to --dst-mac, then receive until --expect-rx frames from it arrived or the window
+    /// ends. Prints one JSON object; exit 0 when everything was sent and completed and the
+    /// expected frames arrived.
+    #[command(name = "vf-traffic")]
+    VfTraffic {
+        #[command(flatten)]
+        args: TrafficArgs,
+    },
+    /// Debugging: trace the VF init handshake (CTRL.RST, VF_RESET, SET_MAC_ADDR) with the raw
+    /// mailbox words, without the driver's policy. The VF must be bound to vfio-pci.
+    #[command(name = "vf-mailbox", hide = true)]
+    VfMailbox {
+        /// PCI address of the VF.
+        #[arg(long, value_name = "BDF", value_parser = parse_bdf)]
+        pci: String,
+        /// Send this MAC in SET_MAC_ADDR instead of the one VF_RESET returned.
+        #[arg(long, value_name = "MAC")]
+        set_mac: Option<igb_hw::MacAddress>,
+    },
+}
+
+/// Arguments of `vf-traffic`.
+#[derive(clap::Args)]
+struct TrafficArgs {
+    /// PCI address of the VF (bound to vfio-pci), e.g. 0000:01:10.2.
+    #[arg(long, value_name = "BDF", value_parser = parse_bdf)]
+    pci: String,
+    /// VF token (UUID) when the PF is bound to vfio-pci.
+    #[arg(long, value_name = "UUID")]
+    vf_token: Option<String>,
+    /// Destination MAC of the frames (the peer).
+    #[arg(long, value_name = "MAC")]
+    dst_mac: igb_hw::MacAddress,
+    /// MAC to propose with SET_MAC_ADDR when the PF assigns none (NACK to VF_RESET); random
+    /// locally administered if not given.
+    #[arg(long, value_name = "MAC")]
+    mac: Option<igb_hw::MacAddress>,
+    /// IPv4 mode: our address. With --peer-ip the frames are ICMP echo requests carrying the
+    /// payload, and every echo reply must come back with it intact.
+    #[arg(long, value_name = "IPV4", requires = "peer_ip")]
+    ip: Option<std::net::Ipv4Addr>,
+    /// IPv4 mode: the peer's address (the destination of the echo requests).
+    #[arg(long, value_name = "IPV4", requires = "ip")]
+    peer_ip: Option<std::net::Ipv4Addr>,
+    /// Frames to send.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    count: u32,
+    /// EtherType of the frames (hex, default 0x88b5: local experimental).
+    #[arg(long, default_value = "0x88b5", value_parser = parse_ethertype)]
+    ethertype: u16,
+    /// Payload bytes per frame.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=1400))]
+    payload_len: u64,
+    /// Stop receiving once this many frames from --dst-mac to our MAC arrived (0: use the
+    /// whole window); fewer is a failure.
+    #[arg(long, default_value_t = 0)]
+    expect_rx: u64,
+    /// Receive window in milliseconds, after sending.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    rx_window_ms: u64,
+    /// Mailbox timeout in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    timeout_ms: u64,
+}
+
+#[derive(Serialize, Default)]
+struct MailboxTraceOutput {
+    target: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    trace: Vec<String>,
+}
+
+#[derive(Serialize, Default)]
+struct TrafficOutput {
+    #[serde(flatten)]
+    probe: ProbeReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst_mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traffic: Option<traffic::TrafficReport>,
 }
 
 #[derive(Serialize, Default)]
@@ -73,38 +181,120 @@ struct ProbeReport {
     elapsed_ms: Option<f64>,
 }
 
+fn vf_config(timeout_ms: u64) -> VfConfig {
+    VfConfig {
+        tx_ring_size: 64,
+        rx_ring_size: 64,
+        mailbox: MailboxConfig {
+            timeout_ns: timeout_ms * 1_000_000,
+            ..MailboxConfig::default()
+        },
+        ..VfConfig::default()
+    }
+}
+
+fn print_json<T: Serialize>(report: &T, ok: bool) -> ExitCode {
+    match serde_json::to_string_pretty(report) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot encode the report: {e}"),
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo { out, duration_ms } => finish_run(hac_utility::run::run_to_dir(
+            &hac_utility::scenario::Scenario::demo(duration_ms),
+            &out,
+            true,
+        )),
+        Command::Run { scenario, out } => {
+            let out = out.unwrap_or_else(|| {
+                let stem = scenario
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "run".into());
+                std::path::PathBuf::from("out").join(stem)
+            });
+            match hac_utility::run::load(&scenario) {
+                Ok(s) => finish_run(hac_utility::run::run_to_dir(&s, &out, true)),
+                Err(e) => finish_run(Err(e)),
+            }
+        }
+        Command::VfMailbox { pci, set_mac } => {
+            let mut out = MailboxTraceOutput {
+                target: pci.clone(),
+                ..MailboxTraceOutput::default()
+            };
+            match VfioDevice::open(&pci, None).and_then(|dev| {
+                dev.enable_memory_and_bus_master()?;
+                let bar = dev.bar0()?;
+                Ok((dev, bar))
+            }) {
+                Ok((_dev, bar)) => {
+                    let (trace, ok) = mbxtrace::trace(bar, set_mac);
+                    out.trace = trace;
+                    out.ok = ok;
+                }
+                Err(e) => out.error = Some(e.to_string()),
+            }
+            let ok = out.ok;
+            print_json(&out, ok)
+        }
+        Command::VfTraffic {
+            args:
+                TrafficArgs {
+                    pci,
+                    vf_token,
+                    dst_mac,
+                    mac,
+                    ip,
+                    peer_ip,
+                    count,
+                    ethertype,
+                    payload_len,
+                    expect_rx,
+                    rx_window_ms,
+                    timeout_ms,
+                },
+        } => {
+            let plan = traffic::TrafficPlan {
+                dst: dst_mac,
+                count,
+                ethertype,
+                payload_len: payload_len as usize,
+                expect_rx,
+                rx_window: std::time::Duration::from_millis(rx_window_ms),
+                tx_timeout: std::time::Duration::from_secs(5),
+                ipv4: ip.zip(peer_ip).map(|(a, b)| (a.octets(), b.octets())),
+            };
+            let config = VfConfig {
+                fallback_mac: mac,
+                ..vf_config(timeout_ms)
+            };
+            let out = traffic_vfio(&pci, vf_token.as_deref(), config, &plan);
+            let ok = out.probe.ok;
+            print_json(&out, ok)
+        }
         Command::VfProbe {
             pci,
             vf_token,
             model,
             timeout_ms,
         } => {
-            let config = VfConfig {
-                tx_ring_size: 64,
-                rx_ring_size: 64,
-                mailbox: MailboxConfig {
-                    timeout_ns: timeout_ms * 1_000_000,
-                    ..MailboxConfig::default()
-                },
-                ..VfConfig::default()
-            };
+            let config = vf_config(timeout_ms);
             let report = match (pci, model) {
                 (_, true) => probe_model(config),
                 (Some(bdf), false) => probe_vfio(&bdf, vf_token.as_deref(), config),
                 (None, false) => unreachable_args(),
             };
-            match serde_json::to_string_pretty(&report) {
-                Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("error: cannot encode the report: {e}"),
-            }
-            if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            let ok = report.ok;
+            print_json(&report, ok)
         }
     }
 }
@@ -116,6 +306,15 @@ fn parse_bdf(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+fn parse_ethertype(s: &str) -> Result<u16, String> {
+    let t = s.trim_start_matches("0x").trim_start_matches("0X");
+    let v = u16::from_str_radix(t, 16).map_err(|e| format!("invalid EtherType {s:?}: {e}"))?;
+    if v < 0x0600 {
+        return Err(format!("EtherType {v:#06x} is a length (< 0x0600)"));
+    }
+    Ok(v)
+}
+
 fn unreachable_args() -> ProbeReport {
     ProbeReport {
         error: Some("give --pci BDF or --model".into()),
@@ -125,72 +324,168 @@ fn unreachable_args() -> ProbeReport {
 
 fn fill_from_driver<R: RegisterIo, D: DmaAllocator, C: Clock>(
     report: &mut ProbeReport,
-    result: Result<VfDriver<R, D, C>, hac_driver::DriverError>,
+    vf: &VfDriver<R, D, C>,
 ) {
-    match result {
-        Ok(mut vf) => {
-            report.ok = true;
-            report.mac = Some(vf.mac().to_string());
-            report.mac_source = Some(match vf.mac_source() {
-                MacSource::Pf => "pf",
-                MacSource::Driver => "driver (PF answered NACK; set with SET_MAC_ADDR)",
-            });
-            report.link = Some(match vf.link() {
-                LinkState::Up => "up",
-                LinkState::Down => "down",
-                LinkState::PfReset => "pf-reset",
-            });
-            report.mailbox = "ok".into();
-        }
-        Err(e) => {
-            report.stage = Some("init");
-            report.mailbox = match e {
-                hac_driver::DriverError::MailboxTimeout { .. } => "timeout".into(),
-                hac_driver::DriverError::Nack { .. } => "nack".into(),
-                hac_driver::DriverError::PfInReset => "pf-in-reset".into(),
-                _ => "error".into(),
-            };
-            report.error = Some(e.to_string());
-        }
-    }
+    report.ok = true;
+    report.mac = Some(vf.mac().to_string());
+    report.mac_source = Some(match vf.mac_source() {
+        MacSource::Pf => "pf",
+        MacSource::Driver => "driver (PF answered NACK; set with SET_MAC_ADDR)",
+    });
+    report.mailbox = "ok".into();
 }
 
-fn probe_vfio(bdf: &str, token: Option<&str>, config: VfConfig) -> ProbeReport {
-    let start = std::time::Instant::now();
-    let mut report = ProbeReport {
-        target: bdf.to_string(),
-        mailbox: "not reached".into(),
-        ..ProbeReport::default()
+fn fill_from_error(report: &mut ProbeReport, e: hac_driver::DriverError) {
+    report.stage = Some("init");
+    report.mailbox = match e {
+        hac_driver::DriverError::MailboxTimeout { .. } => "timeout".into(),
+        hac_driver::DriverError::Nack { .. } => "nack".into(),
+        hac_driver::DriverError::PfInReset => "pf-in-reset".into(),
+        _ => "error".into(),
     };
-    let fail = |mut r: ProbeReport, stage, e: String| {
+    report.error = Some(e.to_string());
+}
+
+fn fill_link<R: RegisterIo, D: DmaAllocator, C: Clock>(
+    report: &mut ProbeReport,
+    vf: &mut VfDriver<R, D, C>,
+) {
+    report.link = Some(match vf.link() {
+        LinkState::Up => "up",
+        LinkState::Down => "down",
+        LinkState::PfReset => "pf-reset",
+    });
+}
+
+/// Opens a VF through VFIO and runs the init sequence; the report says how far it got. The
+/// device is returned with the driver (it must outlive it).
+#[allow(clippy::type_complexity)]
+fn open_vfio(
+    bdf: &str,
+    token: Option<&str>,
+    config: VfConfig,
+    report: &mut ProbeReport,
+) -> Option<(
+    VfioDevice<hac_driver::vfio::HostDevice>,
+    VfDriver<
+        hac_driver::vfio::VfioBar<
+            <hac_driver::vfio::HostDevice as hac_driver::vfio::DeviceAccess>::Window,
+        >,
+        hac_driver::vfio::VfioDma<
+            <hac_driver::vfio::HostDevice as hac_driver::vfio::DeviceAccess>::Mapper,
+        >,
+        WallClock,
+    >,
+)> {
+    report.target = bdf.to_string();
+    report.mailbox = "not reached".into();
+    let fail = |r: &mut ProbeReport, stage, e: String| {
         r.stage = Some(stage);
         r.error = Some(e);
-        r
     };
     let dev = match VfioDevice::open(bdf, token) {
         Ok(d) => d,
-        Err(e) => return fail(report, "open", e.to_string()),
+        Err(e) => {
+            fail(report, "open", e.to_string());
+            return None;
+        }
     };
     match dev.ids() {
         Ok(ids) => {
             report.vendor_id = Some(format!("{:#06x}", ids.vendor));
             report.device_id = Some(format!("{:#06x}", ids.device));
         }
-        Err(e) => return fail(report, "config", e.to_string()),
+        Err(e) => {
+            fail(report, "config", e.to_string());
+            return None;
+        }
     }
     if let Err(e) = dev.enable_memory_and_bus_master() {
-        return fail(report, "config", e.to_string());
+        fail(report, "config", e.to_string());
+        return None;
     }
     let bar = match dev.bar0() {
         Ok(b) => b,
-        Err(e) => return fail(report, "bar0", e.to_string()),
+        Err(e) => {
+            fail(report, "bar0", e.to_string());
+            return None;
+        }
     };
-    fill_from_driver(
-        &mut report,
-        VfDriver::new(bar, dev.dma(), WallClock::default(), config),
-    );
-    report.elapsed_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+    let vf = VfDriver::new(bar, dev.dma(), WallClock::default(), config);
+    match vf {
+        Ok(mut vf) => {
+            fill_from_driver(report, &vf);
+            fill_link(report, &mut vf);
+            Some((dev, vf))
+        }
+        Err(e) => {
+            fill_from_error(report, e);
+            None
+        }
+    }
+}
+
+fn probe_vfio(bdf: &str, token: Option<&str>, config: VfConfig) -> ProbeReport {
+    let start = std::time::Instant::now();
+    let mut report = ProbeReport::default();
+    let opened = open_vfio(bdf, token, config, &mut report);
+    if opened.is_some() || report.stage == Some("init") {
+        report.elapsed_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+    }
+    drop(opened);
     report
+}
+
+fn traffic_vfio(
+    bdf: &str,
+    token: Option<&str>,
+    config: VfConfig,
+    plan: &traffic::TrafficPlan,
+) -> TrafficOutput {
+    let start = std::time::Instant::now();
+    let mut out = TrafficOutput {
+        dst_mac: Some(plan.dst.to_string()),
+        ..TrafficOutput::default()
+    };
+    let Some((_dev, mut vf)) = open_vfio(bdf, token, config, &mut out.probe) else {
+        return out;
+    };
+    match traffic::run(&mut vf, plan) {
+        Ok(t) => {
+            let mut problems = Vec::new();
+            if !t.tx_completed {
+                problems.push(format!(
+                    "sent {} of {} frames, {} descriptors still in flight",
+                    t.sent, plan.count, t.tx_in_flight
+                ));
+            }
+            if plan.ipv4.is_some() && t.echo_replies < u64::from(plan.count) {
+                problems.push(format!(
+                    "{} of {} echo replies came back intact ({} bad)",
+                    t.echo_replies, plan.count, t.echo_replies_bad
+                ));
+            }
+            if t.received_from_peer_unicast < plan.expect_rx {
+                problems.push(format!(
+                    "received {} of {} expected frames from {}",
+                    t.received_from_peer_unicast, plan.expect_rx, plan.dst
+                ));
+            }
+            if !problems.is_empty() {
+                out.probe.ok = false;
+                out.probe.stage = Some("traffic");
+                out.probe.error = Some(problems.join("; "));
+            }
+            out.traffic = Some(t);
+        }
+        Err(e) => {
+            out.probe.ok = false;
+            out.probe.stage = Some("traffic");
+            out.probe.error = Some(e.to_string());
+        }
+    }
+    out.probe.elapsed_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+    out
 }
 
 fn probe_model(config: VfConfig) -> ProbeReport {
@@ -222,7 +517,31 @@ fn probe_model(config: VfConfig) -> ProbeReport {
         .config_read(nic_model::FunctionId::Pf, at, &mut id);
     report.vendor_id = Some(format!("{:#06x}", igb_hw::pci::VENDOR_INTEL));
     report.device_id = Some(format!("{:#06x}", u16::from_le_bytes(id)));
-    fill_from_driver(&mut report, model.vf_driver(0, config));
+    match model.vf_driver(0, config) {
+        Ok(mut vf) => {
+            fill_from_driver(&mut report, &vf);
+            fill_link(&mut report, &mut vf);
+        }
+        Err(e) => fill_from_error(&mut report, e),
+    }
     report.elapsed_ms = Some(start.elapsed().as_secs_f64() * 1e3);
     report
+}
+
+/// Prints a run's summary, or its error as one line with the right exit status (2 = bad input).
+fn finish_run(r: Result<String, hac_utility::run::RunError>) -> ExitCode {
+    match r {
+        Ok(summary) => {
+            print!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ hac_utility::run::RunError::Input(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -60,3 +60,135 @@ fn arguments_are_checked() {
     assert_eq!(code, 0);
     assert!(out.contains("--pci"));
 }
+
+#[test]
+fn vf_traffic_arguments_are_checked() {
+    let (code, out, _) = hac(&["vf-traffic", "--help"]);
+    assert_eq!(code, 0);
+    for opt in ["--pci", "--dst-mac", "--count", "--expect-rx", "--mac"] {
+        assert!(out.contains(opt), "{opt} missing from:\n{out}");
+    }
+    assert_eq!(
+        hac(&["vf-traffic", "--dst-mac", "52:54:00:12:00:10"]).0,
+        2,
+        "needs --pci"
+    );
+    assert_eq!(
+        hac(&["vf-traffic", "--pci", "0000:01:10.2"]).0,
+        2,
+        "needs --dst-mac"
+    );
+    let bad_mac = hac(&["vf-traffic", "--pci", "0000:01:10.2", "--dst-mac", "52:54"]);
+    assert_eq!(bad_mac.0, 2, "{}", bad_mac.2);
+    let bad_type = hac(&[
+        "vf-traffic",
+        "--pci",
+        "0000:01:10.2",
+        "--dst-mac",
+        "52:54:00:12:00:10",
+        "--ethertype",
+        "0x0100",
+    ]);
+    assert_eq!(bad_type.0, 2, "an EtherType below 0x0600 is a length");
+}
+
+#[test]
+fn vf_traffic_on_a_missing_device_is_a_json_error_with_exit_1() {
+    let (code, out, _) = hac(&[
+        "vf-traffic",
+        "--pci",
+        "0000:fe:1f.7",
+        "--dst-mac",
+        "52:54:00:12:00:10",
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["stage"], "open");
+    assert_eq!(v["dst_mac"], "52:54:00:12:00:10");
+    assert!(v.get("traffic").is_none());
+}
+
+#[test]
+fn vf_mailbox_on_a_missing_device_is_a_json_error_with_exit_1() {
+    let (code, out, _) = hac(&["vf-mailbox", "--pci", "0000:fe:1f.7"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().contains("0000:fe:1f.7"));
+}
+
+#[test]
+fn run_writes_the_report_directory() {
+    let dir = std::env::temp_dir().join(format!("hac-cli-run-{}", std::process::id()));
+    let scenario = dir.join("s.toml");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&scenario, "duration_ms = 30\nepoch_ms = 10\n[[vf]]\ncheckpointing = true\nrate_mbps = 200\n[[vf]]\nrate_mbps = 100\n").unwrap();
+    let out = dir.join("out");
+    let (code, stdout, err) = hac(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("checkpointing"), "{stdout}");
+    for f in ["report.json", "packets.csv", "wire.pcap", "summary.txt"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["vfs"].as_array().unwrap().len(), 2);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_scenarios_are_one_line_errors_with_exit_2() {
+    let dir = std::env::temp_dir().join(format!("hac-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "unknown-key",
+            "duration_ms = 30\nspeed = 3\n[[vf]]\nrate_mbps = 1\n",
+            "unknown field `speed`",
+        ),
+        (
+            "wrong-type",
+            "duration_ms = \"x\"\n[[vf]]\nrate_mbps = 1\n",
+            "duration_ms",
+        ),
+        (
+            "negative-rate",
+            "duration_ms = 30\n[[vf]]\nrate_mbps = -1\n",
+            "vf[0].rate_mbps",
+        ),
+        (
+            "vf-range",
+            "duration_ms = 30\n[[vf]]\ncheckpointing = true\nrate_mbps = 1\n[[event]]\nat_ms = 1\nkind = \"abort\"\nvf = 4\n",
+            "event[0].vf",
+        ),
+        (
+            "small-limit",
+            "duration_ms = 30\n[[vf]]\ncheckpointing = true\nrate_mbps = 1\nlimit_bytes = 10\n",
+            "at least one frame",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let p = dir.join(format!("{name}.toml"));
+        std::fs::write(&p, text).unwrap();
+        let (code, out, err) = hac(&[
+            "run",
+            p.to_str().unwrap(),
+            "--out",
+            dir.join("o").to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(out.is_empty(), "{name}");
+        assert!(err.contains(needle), "{name}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
+    }
+    let (code, _, err) = hac(&["run", dir.join("missing.toml").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

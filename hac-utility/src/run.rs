@@ -1,0 +1,93 @@
+//! `hac demo` and `hac run`: run a scenario with a progress bar, write the report directory,
+//! print a short summary.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use nic_model::PcapSink;
+
+use crate::engine;
+use crate::report;
+use crate::scenario::Scenario;
+
+/// How a run ended, for the exit status.
+#[derive(Debug)]
+pub enum RunError {
+    /// Bad input (scenario file): exit status 2.
+    Input(String),
+    /// Anything else: exit status 1.
+    Failed(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Input(s) | RunError::Failed(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Loads and checks a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, RunError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RunError::Input(format!("cannot read {}: {e}", path.display())))?;
+    Scenario::parse(&path.display().to_string(), &text).map_err(|e| RunError::Input(e.to_string()))
+}
+
+/// Runs `scenario`, writing `out/{wire.pcap, report.json, packets.csv, summary.txt}`; returns
+/// the summary text.
+pub fn run_to_dir(
+    scenario: &Scenario,
+    out: &Path,
+    show_progress: bool,
+) -> Result<String, RunError> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| RunError::Failed(format!("cannot create {}: {e}", out.display())))?;
+    let pcap_path = out.join("wire.pcap");
+    let file = std::fs::File::create(&pcap_path)
+        .map_err(|e| RunError::Failed(format!("cannot create {}: {e}", pcap_path.display())))?;
+    let sink = PcapSink::new(std::io::BufWriter::new(file))
+        .map_err(|e| RunError::Failed(format!("cannot write {}: {e}", pcap_path.display())))?;
+    let tty = show_progress && std::io::stderr().is_terminal();
+    let mut last_quarter = 0;
+    let mut progress = |frac: f64| {
+        if !show_progress {
+            return;
+        }
+        let pct = (frac * 100.0).round() as u32;
+        if tty {
+            let filled = (pct / 5) as usize;
+            eprint!(
+                "\r[{:<20}] {pct:3}%  {:.0} of {} ms virtual",
+                "#".repeat(filled),
+                frac * scenario.duration_ms as f64,
+                scenario.duration_ms
+            );
+            let _ = std::io::stderr().flush();
+        } else if pct / 25 > last_quarter {
+            last_quarter = pct / 25;
+            eprintln!("progress: {pct}% of {} ms virtual", scenario.duration_ms);
+        }
+    };
+    let result = engine::run(scenario, Some(Box::new(sink)), &mut progress)
+        .map_err(|e| RunError::Failed(e.to_string()))?;
+    if tty {
+        eprintln!();
+    }
+    let rep = report::build(&result);
+    report::write(out, &result, &rep).map_err(|e| {
+        RunError::Failed(format!("cannot write the report in {}: {e}", out.display()))
+    })?;
+    let mut summary = report::summary(&rep);
+    summary += &format!(
+        "report: {}/{{report.json, packets.csv, wire.pcap}}\n",
+        out.display()
+    );
+    std::fs::write(out.join("summary.txt"), &summary).map_err(|e| {
+        RunError::Failed(format!(
+            "cannot write {}: {e}",
+            out.join("summary.txt").display()
+        ))
+    })?;
+    Ok(summary)
+}

@@ -1,0 +1,259 @@
+#!/bin/sh
+# Runs inside the QEMU guest (busybox sh), started by the initramfs /init with the case name
+# from the kernel command line (hac.case=NAME). Prints "PASS <name>" or "FAIL <name>: <reason>"
+# on the console. See docs/qemu.md.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+
+CASE="$1"
+PF_DEV_ID=0x10c9          # 82576 PF (QEMU igb)
+MAC0=52:54:00:12:00:10    # VF 0
+MAC1=52:54:00:12:00:11    # VF 1
+VF0=0000:01:10.0
+VF1=0000:01:10.2
+N=${HAC_COUNT:-16}
+
+say() { echo "hac-guest: $*"; }
+pass() { echo "PASS $CASE"; }
+fail() {
+    echo "FAIL $CASE: $*"
+    say "--- dmesg (last 40 lines) ---"
+    dmesg | tail -n 40 | sed 's/^/hac-dmesg: /'
+}
+die() { fail "$*"; exit 1; }
+
+# Waits up to $1 tenths of a second for the command "$2 ..." to succeed.
+wait_for() {
+    n=$1
+    shift
+    while [ "$n" -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+
+find_pf() {
+    for d in /sys/bus/pci/devices/*; do
+        [ "$(cat "$d/vendor")" = 0x8086 ] && [ "$(cat "$d/device")" = "$PF_DEV_ID" ] && {
+            basename "$d"
+            return 0
+        }
+    done
+    return 1
+}
+
+netdev_of() { ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -n1; }
+carrier_up() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
+
+# PF on igb, up (igb keeps the VFs in reset while the PF is down), with $1 VFs that no driver
+# claims automatically.
+setup_pf() {
+    modprobe igb || die "modprobe igb failed"
+    wait_for 50 find_pf >/dev/null || die "no 8086:$PF_DEV_ID PF found"
+    PF=$(find_pf)
+    wait_for 50 netdev_of "$PF" >/dev/null || die "PF $PF has no netdev"
+    PFIF=$(netdev_of "$PF")
+    ipc link set "$PFIF" up
+    wait_for 100 carrier_up "$PFIF" || say "warning: PF $PFIF has no carrier"
+    echo 0 >"/sys/bus/pci/devices/$PF/sriov_drivers_autoprobe"
+    echo "$1" >"/sys/bus/pci/devices/$PF/sriov_numvfs" || die "sriov_numvfs=$1 failed"
+    for vf in $VF0 $VF1; do
+        [ -e "/sys/bus/pci/devices/$vf" ] || die "VF $vf missing after sriov_numvfs=$1 ($(ls /sys/bus/pci/devices | tr '\n' ' '))"
+    done
+    say "PF $PF ($PFIF) up, VFs $VF0 (group $(basename "$(readlink /sys/bus/pci/devices/$VF0/iommu_group)")), $VF1 (group $(basename "$(readlink /sys/bus/pci/devices/$VF1/iommu_group)"))"
+}
+
+# vfio-pci and the type1 IOMMU backend. The kernel asks for vfio_iommu_type1 itself only when
+# /sbin/modprobe works, and without it VFIO_CHECK_EXTENSION(TYPE1v2) answers 0.
+load_vfio() {
+    modprobe vfio_iommu_type1 || die "modprobe vfio_iommu_type1 failed"
+    modprobe vfio-pci || die "modprobe vfio-pci failed"
+}
+
+# Binds $1 to driver $2 with driver_override.
+bind() {
+    dev=/sys/bus/pci/devices/$1
+    echo "$2" >"$dev/driver_override"
+    [ -e "$dev/driver" ] && echo "$1" >"$dev/driver/unbind"
+    echo "$1" >/sys/bus/pci/drivers_probe
+    [ "$(basename "$(readlink "$dev/driver")")" = "$2" ] || die "$1 did not bind to $2"
+}
+
+# iproute2's ip (busybox's ip cannot set VF MACs). Called by path: Debian's busybox-static
+# prefers its own applets over $PATH.
+IP=/sbin/ip
+
+# Runs iproute2's ip, failing the case with its error message.
+ipc() {
+    msg=$($IP "$@" 2>&1) || die "ip $*: $msg"
+}
+
+json_has() { echo "$1" | grep -q "$2"; }
+
+case_vf_probe_pf_mac() {
+    setup_pf 2
+    ipc link set "$PFIF" vf 0 mac $MAC0
+    ipc link set "$PFIF" vf 1 mac $MAC1
+    load_vfio
+    bind $VF1 vfio-pci
+    out=$(hac vf-probe --pci $VF1)
+    rc=$?
+    echo "$out" | sed 's/^/hac-out: /'
+    if [ $rc != 0 ]; then
+        err=$(echo "$out" | sed -n 's/.*"error": "\(.*\)".*/\1/p')
+        pf=$(dmesg | grep -m1 "attempted to override administratively set MAC" | sed 's/^\[[^]]*\] //')
+        die "hac vf-probe exited $rc: $err${pf:+ (PF: $pf)}"
+    fi
+    json_has "$out" '"ok": true' || die "not ok"
+    json_has "$out" "\"mac\": \"$MAC1\"" || die "mac is not $MAC1"
+    json_has "$out" '"mac_source": "pf"' || die "mac_source is not pf"
+    json_has "$out" '"device_id": "0x10ca"' || die "device_id is not 0x10ca"
+    pass
+}
+
+# (a) with "trust on": Linux igb then accepts SET_MAC_ADDR from a VF with an administrative MAC.
+case_vf_probe_pf_mac_trusted() {
+    setup_pf 2
+    ipc link set "$PFIF" vf 1 mac $MAC1
+    ipc link set "$PFIF" vf 1 trust on
+    load_vfio
+    bind $VF1 vfio-pci
+    out=$(hac vf-probe --pci $VF1)
+    rc=$?
+    echo "$out" | sed 's/^/hac-out: /'
+    [ $rc = 0 ] || die "hac vf-probe exited $rc: $(echo "$out" | sed -n 's/.*"error": "\(.*\)".*/\1/p')"
+    json_has "$out" "\"mac\": \"$MAC1\"" || die "mac is not $MAC1"
+    json_has "$out" '"mac_source": "pf"' || die "mac_source is not pf"
+    pass
+}
+
+case_vf_probe_nack() {
+    setup_pf 2
+    ipc link set "$PFIF" vf 0 mac $MAC0
+    load_vfio
+    bind $VF1 vfio-pci
+    out=$(hac vf-probe --pci $VF1)
+    rc=$?
+    echo "$out" | sed 's/^/hac-out: /'
+    [ $rc = 0 ] || die "hac vf-probe exited $rc: $(echo "$out" | sed -n 's/.*"error": "\(.*\)".*/\1/p')"
+    json_has "$out" '"ok": true' || die "not ok"
+    json_has "$out" '"mac_source": "driver' || die "mac_source is not driver (expected the NACK path)"
+    mac=$(echo "$out" | sed -n 's/.*"mac": "\([0-9a-f:]*\)".*/\1/p')
+    [ -n "$mac" ] || die "no mac in the report"
+    # "ok" means the PF ACKed SET_MAC_ADDR. The PF no longer lists the MAC afterwards: closing
+    # the device makes vfio-pci reset the VF (FLR), and igb forgets a MAC it did not assign.
+    $IP link show "$PFIF" | sed 's/^/hac-ip: /'
+    dmesg | grep -q "VF 1 attempted to override" && die "the PF refused a MAC change of VF 1"
+    pass
+}
+
+setup_traffic() {
+    [ -d /proc/sys/net/ipv6 ] && sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    setup_pf 2
+    ipc link set "$PFIF" vf 0 mac $MAC0
+    # No administrative MAC for VF1: Linux igb NACKs every SET_MAC_ADDR from a VF whose MAC
+    # the administrator set, and the driver sends one at init (docs/qemu.md). hac proposes
+    # MAC1 itself after the PF's NACK to VF_RESET.
+    modprobe igbvf || die "modprobe igbvf failed"
+    load_vfio
+    bind $VF0 igbvf
+    bind $VF1 vfio-pci
+    wait_for 50 netdev_of $VF0 >/dev/null || die "VF0 has no netdev"
+    VIF=$(netdev_of $VF0)
+    ipc link set "$VIF" up
+    ipc addr add 10.77.0.1/24 dev "$VIF"
+    wait_for 100 carrier_up "$VIF" || die "$VIF (igbvf) has no carrier"
+    st=/sys/class/net/$VIF/statistics
+    rx0=$(cat $st/rx_packets)
+    tx0=$(cat $st/tx_packets)
+    say "kernel VF $VIF ($VF0, $(cat /sys/class/net/$VIF/address)) up; rx_packets=$rx0 tx_packets=$tx0"
+
+}
+
+case_vf_traffic() {
+    setup_traffic
+    hac vf-traffic --pci $VF1 --dst-mac $MAC0 --mac $MAC1 --count "$N" --expect-rx "$N" --rx-window-ms $((20000 + N * 100)) \
+        >/tmp/traffic.json 2>/tmp/traffic.err &
+    hacpid=$!
+    # igbvf's counters come from the VF's hardware registers, refreshed by its 2 s watchdog.
+    got_frames() { [ $(($(cat $st/rx_packets) - rx0)) -ge "$N" ]; }
+    if ! wait_for 150 got_frames; then
+        kill $hacpid 2>/dev/null
+        wait $hacpid
+        sed 's/^/hac-out: /' /tmp/traffic.json /tmp/traffic.err
+        die "kernel VF received $(($(cat $st/rx_packets) - rx0)) of $N frames from hac"
+    fi
+    rx1=$(cat $st/rx_packets)
+    say "kernel VF rx_packets +$((rx1 - rx0)) after hac sent $N frames"
+    # Kernel → hac: N unicast ICMP echo requests to VF1's MAC (static neighbour, no ARP).
+    ipc neigh replace 10.77.0.2 lladdr $MAC1 dev "$VIF" nud permanent
+    ping -c "$N" -i 0.05 -W 1 10.77.0.2 >/tmp/ping.out 2>&1 || true
+    wait $hacpid
+    rc=$?
+    sed 's/^/hac-out: /' /tmp/traffic.json /tmp/traffic.err
+    sleep 2.2 # one igbvf watchdog period, so tx_packets is current
+    tx1=$(cat $st/tx_packets)
+    say "kernel VF tx_packets +$((tx1 - tx0)); ping: $(tail -n 2 /tmp/ping.out | tr '\n' ' ')"
+    [ $rc = 0 ] || die "hac vf-traffic exited $rc: $(grep '"error"' /tmp/traffic.json)"
+    out=$(cat /tmp/traffic.json)
+    json_has "$out" "\"sent\": $N," || die "hac did not send $N frames"
+    json_has "$out" '"tx_completed": true' || die "TX not completed"
+    un=$(echo "$out" | sed -n 's/.*"received_from_peer_unicast": \([0-9]*\).*/\1/p')
+    [ "${un:-0}" -ge "$N" ] || die "hac received ${un:-0} of $N unicast frames from the kernel VF"
+    [ $((tx1 - tx0)) -ge "$N" ] || die "kernel VF tx_packets +$((tx1 - tx0)) < $N"
+    pass
+}
+
+snmp() { awk -v k="$1" -v f="$2" '$1 == k ":" { if (!n) { for (i = 2; i <= NF; i++) h[$i] = i; n = 1 } else print $(h[f]) }' /proc/net/snmp; }
+
+# hac → kernel IPv4: N ICMP echo requests carrying the recognisable payload; the kernel's IP
+# stack must count them (Icmp InEchos) and echo each payload back intact to hac's MAC.
+case_vf_ping() {
+    setup_traffic
+    ipc neigh replace 10.77.0.2 lladdr $MAC1 dev "$VIF" nud permanent
+    in0=$(snmp Icmp InEchos)
+    rep0=$(snmp Icmp OutEchoReps)
+    out=$(hac vf-traffic --pci $VF1 --dst-mac $MAC0 --mac $MAC1 --ip 10.77.0.2 --peer-ip 10.77.0.1 \
+        --count "$N" --expect-rx "$N" --rx-window-ms 10000 2>&1)
+    rc=$?
+    echo "$out" | sed 's/^/hac-out: /'
+    in1=$(snmp Icmp InEchos)
+    rep1=$(snmp Icmp OutEchoReps)
+    say "kernel Icmp InEchos +$((in1 - in0)) OutEchoReps +$((rep1 - rep0))"
+    [ $rc = 0 ] || die "hac vf-traffic exited $rc: $(echo "$out" | grep '"error"')"
+    [ $((in1 - in0)) -eq "$N" ] || die "kernel InEchos +$((in1 - in0)), expected $N"
+    json_has "$out" "\"echo_replies\": $N," || die "not all $N echo replies came back intact"
+    json_has "$out" '"echo_replies_bad": 0,' || die "corrupted echo replies"
+    pass
+}
+
+# Not a test: VF1 (administrative MAC) on vfio-pci, then /bin/vdiag if given with
+# HAC_QEMU_EXTRA_BIN, `hac vf-mailbox` (raw handshake trace) and `hac vf-probe`.
+case_debug() {
+    setup_pf 2
+    ipc link set "$PFIF" vf 1 mac $MAC1
+    load_vfio
+    bind $VF1 vfio-pci
+    grp=$(basename "$(readlink /sys/bus/pci/devices/$VF1/iommu_group)")
+    ls -l /dev/vfio
+    for t in /bin/vdiag; do [ -x $t ] && $t $VF1 "$grp"; done
+    hac vf-mailbox --pci $VF1
+    hac vf-probe --pci $VF1
+    dmesg | tail -n 20
+    pass
+}
+
+say "case $CASE on $(uname -r)"
+case "$CASE" in
+vf-probe-pf-mac) case_vf_probe_pf_mac ;;
+vf-probe-pf-mac-trusted) case_vf_probe_pf_mac_trusted ;;
+vf-probe-nack) case_vf_probe_nack ;;
+vf-traffic) case_vf_traffic ;;
+vf-ping) case_vf_ping ;;
+debug) case_debug ;;
+*) CASE=${CASE:-unnamed}; fail "unknown case" ;;
+esac
+# The kernel's view (PF mailbox warnings, VF probes, IOMMU faults), for the log.
+dmesg | grep -E "igb|vfio|DMAR.*(fault|DMA)|Reload the VF" | sed 's/^/hac-kern: /'
+

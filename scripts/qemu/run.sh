@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# End-to-end test of hac-driver on a real Linux vfio-pci stack: boots a Debian kernel under
+# QEMU (TCG) with an emulated Intel 82576 (igb) behind a vIOMMU, and runs the guest test cases
+# (scripts/qemu/guest-tests.sh), one boot per case. Run scripts/qemu/setup.sh first.
+#
+#   scripts/qemu/run.sh [CASE...]     # default: all five cases (docs/qemu.md); "debug" traces
+#
+# Environment:
+#   HAC_QEMU_CACHE          setup.sh's cache (default <repo>/target/qemu)
+#   HAC_QEMU_TIMEOUT        seconds per boot (default 180)
+#   HAC_QEMU_BOOT_TIMEOUT   seconds until the case must have started (default 45; one retry)
+#   HAC_QEMU_SMP            vCPUs (default 2)
+#   HAC_QEMU_NO_BUILD=1     reuse the static hac binary
+#   HAC_QEMU_HAC=path       use that static hac binary (e.g. built from a patched tree)
+#   HAC_COUNT               frames in vf-traffic / vf-ping (default 16)
+#   HAC_QEMU_EXTRA_BIN      static tools copied to the guest's /bin (for the debug case)
+# Serial logs: $HAC_QEMU_CACHE/logs/<case>.log. See docs/qemu.md.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/scripts/qemu"
+CACHE="${HAC_QEMU_CACHE:-$ROOT/target/qemu}"
+TIMEOUT="${HAC_QEMU_TIMEOUT:-180}"
+BOOT_TIMEOUT="${HAC_QEMU_BOOT_TIMEOUT:-45}"
+SMP="${HAC_QEMU_SMP:-2}"
+TARGET=x86_64-unknown-linux-gnu
+CASES=("$@")
+[ ${#CASES[@]} -gt 0 ] || CASES=(vf-probe-pf-mac vf-probe-pf-mac-trusted vf-probe-nack vf-traffic vf-ping)
+MODULES=(dca i2c-algo-bit igb igbvf irqbypass vfio vfio_iommu_type1 vfio-pci-core vfio-pci)
+
+die() { echo "run.sh: error: $*" >&2; exit 2; }
+log() { echo "run.sh: $*" >&2; }
+
+[ -f "$CACHE/kernel.ok" ] || die "no guest kernel in $CACHE: run scripts/qemu/setup.sh first"
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run scripts/qemu/setup.sh"
+[ -x /bin/busybox ] || die "/bin/busybox missing: run scripts/qemu/setup.sh"
+KVER="$(cat "$CACHE/kver")"
+
+# 1. The static hac binary.
+HAC="${HAC_QEMU_HAC:-$ROOT/target/$TARGET/release/hac}"
+if [ -n "${HAC_QEMU_HAC:-}" ]; then
+    [ -x "$HAC" ] || die "HAC_QEMU_HAC=$HAC is not an executable"
+elif [ "${HAC_QEMU_NO_BUILD:-0}" != 1 ] || [ ! -x "$HAC" ]; then
+    log "building static hac"
+    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --release --quiet -p hac-utility --target $TARGET) || die "cargo build failed"
+fi
+file_out="$(file -b "$HAC" 2>/dev/null || true)"
+case "$file_out" in *dynamically*) die "$HAC is dynamically linked" ;; esac
+
+# 2. The initramfs.
+IR="$CACHE/initramfs"
+rm -rf "$IR"
+mkdir -p "$IR"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,hac,lib/modules/"$KVER"}
+cp /bin/busybox "$IR/bin/busybox"
+for a in $(/bin/busybox --list); do
+    # iproute2's ip (below) replaces busybox ip, which cannot set VF MACs.
+    case "$a" in busybox | ip) continue ;; esac
+    ln -sf busybox "$IR/bin/$a"
+done
+# Host iproute2 ip with its shared libraries.
+IP_BIN="$(command -v ip || echo /usr/sbin/ip)"
+IP_BIN="$(readlink -f "$IP_BIN")"
+"$IP_BIN" -V 2>&1 | grep -q iproute2 || die "$IP_BIN is not iproute2's ip (install iproute2)"
+cp "$IP_BIN" "$IR/sbin/ip"
+for lib in $(ldd "$IP_BIN" | awk '$2 == "=>" {print $3} $1 ~ /^\// {print $1}'); do
+    [ -f "$lib" ] || continue
+    mkdir -p "$IR$(dirname "$lib")"
+    cp -L "$lib" "$IR$lib"
+done
+# Modules and their dependencies, at their paths, with a modules.dep for busybox modprobe.
+MODROOT="$CACHE/kroot"
+for m in "${MODULES[@]}"; do
+    for ko in $(/sbin/modprobe -d "$MODROOT" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'); do
+        rel="${ko#"$MODROOT"}"
+        mkdir -p "$IR$(dirname "$rel")"
+        cp "$ko" "$IR$rel"
+    done
+done
+cp "$MODROOT/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$IR/lib/modules/$KVER/"
+/sbin/depmod -b "$IR" "$KVER" || die "depmod on the initramfs failed"
+cp "$HAC" "$IR/bin/hac"
+# Extra static tools for debugging (HAC_QEMU_EXTRA_BIN="file ..." → /bin).
+for f in ${HAC_QEMU_EXTRA_BIN:-}; do cp "$f" "$IR/bin/"; done
+cp "$HERE/init" "$IR/init"
+cp "$HERE/guest-tests.sh" "$IR/hac/guest-tests.sh"
+chmod +x "$IR/init" "$IR/hac/guest-tests.sh"
+(cd "$IR" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$CACHE/initramfs.cpio.gz"
+log "initramfs: $(du -h "$CACHE/initramfs.cpio.gz" | cut -f1), kernel $KVER"
+
+# 3. One boot per case.
+mkdir -p "$CACHE/logs"
+passed=0
+failed=0
+summary=()
+for c in "${CASES[@]}"; do
+    logf="$CACHE/logs/$c.log"
+    cmdline="console=ttyS0 panic=-1 intel_iommu=on iommu=pt loglevel=4 hac.case=$c"
+    [ -n "${HAC_COUNT:-}" ] && cmdline="$cmdline hac.count=$HAC_COUNT"
+    attempt=1
+    while :; do
+        log "case $c: booting (attempt $attempt, timeout ${TIMEOUT}s, log $logf)"
+        t0=$(date +%s.%N)
+        # stdin is /dev/null; the serial console goes to a file (CRs stripped afterwards).
+        : >"$logf.raw"
+        timeout -k 5 "$TIMEOUT" qemu-system-x86_64 \
+            -machine q35 -accel tcg -cpu max -m 1G -smp "$SMP" \
+            -nodefaults -display none -serial stdio -no-reboot \
+            -device intel-iommu,intremap=on,caching-mode=on \
+            -device pcie-root-port,id=rp0,chassis=1,slot=1 \
+            -netdev hubport,id=n0,hubid=0 -device igb,netdev=n0,bus=rp0 \
+            -kernel "$CACHE/vmlinuz" -initrd "$CACHE/initramfs.cpio.gz" \
+            -append "$cmdline" </dev/null >"$logf.raw" 2>&1 &
+        qpid=$!
+        # A TCG guest occasionally stalls early (RCU stall on one vCPU; the console goes
+        # silent). If the case has not started within BOOT_TIMEOUT seconds, stop that QEMU
+        # (timeout passes the signal on) and boot once more.
+        started=0
+        while kill -0 $qpid 2>/dev/null; do
+            if [ $started = 0 ]; then
+                if grep -aq "^HAC-QEMU-BEGIN" "$logf.raw" 2>/dev/null; then
+                    started=1
+                elif [ "$(awk -v a="$t0" -v b="$(date +%s.%N)" -v m="$BOOT_TIMEOUT" 'BEGIN {print (b - a > m)}')" = 1 ]; then
+                    kill -TERM $qpid 2>/dev/null || true
+                    break
+                fi
+            fi
+            sleep 0.5
+        done
+        set +e
+        wait $qpid
+        qrc=$?
+        set -e
+        tr -d '\r' <"$logf.raw" >"$logf"
+        rm -f "$logf.raw"
+        t1=$(date +%s.%N)
+        wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
+        if [ $started = 0 ] && ! grep -aq "^HAC-QEMU-BEGIN" "$logf" && [ $attempt -lt 2 ]; then
+            log "case $c: guest did not reach /init within ${BOOT_TIMEOUT}s (${wall}s); retrying"
+            cp "$logf" "$logf.stalled"
+            attempt=$((attempt + 1))
+            continue
+        fi
+        break
+    done
+    # The case's verdict lines, then whether the guest got to the end.
+    grep -aE "^(PASS|FAIL) " "$logf" || true
+    if grep -aq "^PASS $c\$" "$logf" && ! grep -aq "^FAIL " "$logf" && grep -aq "^HAC-QEMU-END $c" "$logf"; then
+        passed=$((passed + 1))
+        summary+=("PASS $c (${wall}s$([ $attempt = 1 ] || echo ", attempt $attempt"))")
+    else
+        failed=$((failed + 1))
+        if ! grep -aq "^HAC-QEMU-BEGIN" "$logf"; then
+            why="guest did not start the case within ${BOOT_TIMEOUT}s ($attempt attempts; qemu exit $qrc)"
+            echo "FAIL $c: $why"
+            tail -n 30 "$logf" | sed 's/^/  | /'
+        elif ! grep -aq "^HAC-QEMU-END $c" "$logf"; then
+            why="guest did not finish (qemu exit $qrc; 124 = timeout)"
+            echo "FAIL $c: $why"
+            tail -n 30 "$logf" | sed 's/^/  | /'
+        else
+            why="$(grep -a -m1 "^FAIL " "$logf" || echo "no PASS line")"
+            why="${why#"FAIL $c: "}"
+            grep -aE "^(hac-out|hac-guest|hac-dmesg|hac-ip): " "$logf" | sed 's/^/  | /'
+        fi
+        summary+=("FAIL $c (${wall}s): $why")
+    fi
+    log "case $c: ${wall}s wall"
+done
+echo "---"
+printf '%s\n' "${summary[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

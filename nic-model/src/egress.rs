@@ -173,6 +173,27 @@ struct PoolFifo {
 }
 
 impl PoolFifo {
+    /// Makes the held frames at the front eligible at `now`: those with an epoch ≤ `upto`, or
+    /// all of them with `None`; records the release for the commit-timing statistics.
+    fn release_prefix(&mut self, now: SimTime, upto: Option<u32>) {
+        let before = self.eligible;
+        while self.eligible < self.slots.len()
+            && upto.is_none_or(|u| self.slots[self.eligible].epoch.is_none_or(|e| e <= u))
+        {
+            self.slots[self.eligible].ready_at = now;
+            self.eligible += 1;
+        }
+        let n = self.eligible - before;
+        self.stats.released += n as u64;
+        if n > 0 {
+            self.commits.push_back(CommitRecord {
+                at: now,
+                remaining: n,
+                seen_first: false,
+            });
+        }
+    }
+
     fn head_class(&self) -> Option<Class> {
         if self.eligible == 0 {
             return None;
@@ -561,20 +582,7 @@ impl EgressStage {
         }
         p.hac.committed = epoch;
         p.hac.resolved = epoch;
-        let before = p.eligible;
-        while p.eligible < p.slots.len() && p.slots[p.eligible].epoch.is_none_or(|e| e <= epoch) {
-            p.slots[p.eligible].ready_at = now;
-            p.eligible += 1;
-        }
-        let n = p.eligible - before;
-        p.stats.released += n as u64;
-        if n > 0 {
-            p.commits.push_back(CommitRecord {
-                at: now,
-                remaining: n,
-                seen_first: false,
-            });
-        }
+        p.release_prefix(now, Some(epoch));
         HacResult::Ok
     }
 
@@ -620,21 +628,7 @@ impl EgressStage {
     }
 
     fn release_all(&mut self, i: usize, now: SimTime) {
-        let p = &mut self.pools[i];
-        let before = p.eligible;
-        while p.eligible < p.slots.len() {
-            p.slots[p.eligible].ready_at = now;
-            p.eligible += 1;
-        }
-        let n = p.eligible - before;
-        p.stats.released += n as u64;
-        if n > 0 {
-            p.commits.push_back(CommitRecord {
-                at: now,
-                remaining: n,
-                seen_first: false,
-            });
-        }
+        self.pools[i].release_prefix(now, None);
     }
 
     /// Removes held (not eligible) frames whose epoch satisfies `pred`; returns how many.

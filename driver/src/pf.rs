@@ -97,6 +97,10 @@ pub struct PfAgent<R: RegisterIo, C: Clock> {
     events: Vec<PfEvent>,
 }
 
+/// MDIC, the MDI control register (datasheet 8.2.4): the PF's window on the PHY's registers.
+/// Only the PF agent uses it, so it is not in the shared register map (the model has no PHY).
+const MDIC: igb_hw::RegisterOffset = igb_hw::RegisterOffset(0x0020);
+
 /// RAR entry used for VF `vf`'s address (Linux: `rar_entry_count − (vf + 1)`).
 pub fn vf_rar_index(vf: usize) -> usize {
     regs::RAR_ENTRIES - 1 - vf
@@ -129,6 +133,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         self.bar.write(pf::CTRL, CTRL::RST::SET);
         self.clock.delay_ns(1_000_000);
         self.bar.write(pf::CTRL, CTRL::SLU::SET);
+        self.restart_autoneg();
         self.bar.write(pf::MRQC, MRQC::MRQE::Vmdq);
         self.bar.write(
             pf::VT_CTL,
@@ -165,6 +170,26 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         self.bar.set(PfReg::VFRE, 0);
         self.bar.set(PfReg::VFTE, 0);
         self.bar.write(pf::CTRL_EXT, CTRL_EXT::PFRSTD::SET);
+    }
+
+    /// Restarts auto-negotiation in the internal PHY (PHY control register: auto-negotiation
+    /// enable + restart, 1000 Mb/s full duplex), through MDIC, as Linux igb's copper link setup
+    /// does. QEMU's igb drops STATUS.LU on CTRL.RST and raises it only ~500 ms after such a
+    /// restart (docs/fidelity.md); the model has no PHY (its link follows CTRL.SLU) and counts
+    /// the write as an unknown access. Completion (MDIC.R) is not awaited: STATUS.LU tells.
+    fn restart_autoneg(&mut self) {
+        const PHY_ADDRESS: u32 = 1;
+        const PHY_CONTROL: u32 = 0;
+        const MDIC_OP_WRITE: u32 = 1 << 26;
+        const AUTONEG_ENABLE: u32 = 0x1000;
+        const AUTONEG_RESTART: u32 = 0x0200;
+        const FULL_DUPLEX: u32 = 0x0100;
+        const SPEED_1000: u32 = 0x0040;
+        let data = AUTONEG_ENABLE | AUTONEG_RESTART | FULL_DUPLEX | SPEED_1000;
+        self.bar.io().write32(
+            MDIC,
+            MDIC_OP_WRITE | (PHY_ADDRESS << 21) | (PHY_CONTROL << 16) | data,
+        );
     }
 
     /// Sets (or clears) the administrative MAC of `vf`; takes effect at the VF's next reset, as

@@ -14,6 +14,10 @@ use smoltcp::time::Instant;
 use crate::backend::{Clock, DmaAllocator, RegisterIo};
 use crate::vf::VfDriver;
 
+/// The smoltcp this device implements `Device` for (so users build interfaces with the same
+/// version).
+pub use smoltcp;
+
 /// Frames pulled from the ring per refill of the receive queue.
 const RX_BATCH: usize = 32;
 

@@ -4,7 +4,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod control;
 pub mod engine;
+pub mod hwcases;
+pub mod plot;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod serve;
+pub mod traffic;

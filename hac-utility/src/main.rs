@@ -16,8 +16,9 @@ use hac_driver::vfio::VfioDevice;
 use nic_model::NicConfig;
 use serde::Serialize;
 
+mod ctl;
 mod mbxtrace;
-mod traffic;
+use hac_utility::traffic;
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +83,29 @@ enum Command {
         #[command(flatten)]
         args: TrafficArgs,
     },
+    /// Case 3 of docs/qemu.md: the PF bound to vfio-pci and driven by our PF agent (VF token
+    /// set when it is opened), two VFs driven by our VF driver, frames both ways through the
+    /// adapter's internal switch (counts, order, payloads). Prints one JSON object.
+    #[command(name = "pf-switch")]
+    PfSwitch(hac_utility::hwcases::vfio::PfSwitchArgs),
+    /// Case 4 of docs/qemu.md: HAC semantics in the driver (SoftHac) on a VF: ICMP echo
+    /// requests to a peer held until commit, released in order, discarded on abort, checked
+    /// with the peer's counters and echo replies. Prints one JSON object.
+    #[command(name = "vf-hac-check")]
+    VfHacCheck(hac_utility::hwcases::vfio::HacCheckArgs),
+    /// Case 5 of docs/qemu.md: smoltcp on a VF, answering ARP and ping and echoing TCP on
+    /// --echo-port. Prints one JSON object when done.
+    #[command(name = "vf-smoltcp")]
+    VfSmoltcp(hac_utility::hwcases::vfio::SmoltcpArgs),
+    /// The control daemon: owns the PF (the built-in model, run in real time), answers the
+    /// line-JSON control protocol on a Unix socket (docs/control.md) and optionally serves
+    /// Prometheus counters on loopback. Stops on `hac ctl shutdown`, SIGINT or SIGTERM.
+    Serve(ctl::ServeArgs),
+    /// Send one request to `hac serve` (tag, open, commit, abort, failover, unprotect, limits,
+    /// guard, stats, …) and print its JSON answer; exit 2 with a one-line error if refused.
+    Ctl(ctl::CtlArgs),
+    /// Counters of a running `hac serve`, per VF, in the style of `ethtool -S`.
+    Stats(ctl::StatsArgs),
     /// Debugging: trace the VF init handshake (CTRL.RST, VF_RESET, SET_MAC_ADDR) with the raw
     /// mailbox words, without the driver's policy. The VF must be bound to vfio-pci.
     #[command(name = "vf-mailbox", hide = true)]
@@ -225,6 +249,21 @@ fn main() -> ExitCode {
                 Ok(s) => finish_run(hac_utility::run::run_to_dir(&s, &out, true)),
                 Err(e) => finish_run(Err(e)),
             }
+        }
+        Command::Serve(args) => ctl::run_serve(args),
+        Command::Ctl(args) => ctl::run_ctl(args),
+        Command::Stats(args) => ctl::run_stats(args),
+        Command::PfSwitch(args) => {
+            let out = hac_utility::hwcases::vfio::pf_switch(&args);
+            print_json(&out, out.head.ok)
+        }
+        Command::VfHacCheck(args) => {
+            let out = hac_utility::hwcases::vfio::hac_check_vfio(&args);
+            print_json(&out, out.head.ok)
+        }
+        Command::VfSmoltcp(args) => {
+            let out = hac_utility::hwcases::vfio::smoltcp_vfio(&args);
+            print_json(&out, out.head.ok)
         }
         Command::VfMailbox { pci, set_mac } => {
             let mut out = MailboxTraceOutput {

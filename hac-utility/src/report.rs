@@ -1,12 +1,12 @@
 //! The report directory of `hac demo` / `hac run`: `report.json`, `packets.csv`, and (written
-//! during the run by a wire sink) `wire.pcap`.
+//! during the run by a wire sink) `wire.pcap`; the plots are drawn by [`crate::plot`].
 
 use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::engine::{Outcome, RunResult};
+use crate::engine::{FrameRecord, Outcome, RunResult};
 
 /// p50 / p99 / max of a sample, ns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -96,6 +96,31 @@ pub struct Report {
     pub frames_per_wall_sec: f64,
 }
 
+/// The two classes of the added-delay statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DelayClass {
+    /// Frames the adapter stamped with a checkpoint epoch (held until their epoch commits).
+    Checkpointing,
+    /// Frames without an epoch (plain VFs, or a VF after `unprotect`).
+    Plain,
+}
+
+/// The added delay of one frame: wire − submit, ns, with its class (checkpointing when the
+/// adapter stamped an epoch on it); `None` for a frame that did not leave on the wire. The one
+/// definition behind report.json's percentiles and the delay CDF plot.
+pub fn added_delay(f: &FrameRecord) -> Option<(DelayClass, u64)> {
+    if f.outcome != Outcome::Sent {
+        return None;
+    }
+    let d = f.wire_ns.unwrap_or(f.submit_ns).saturating_sub(f.submit_ns);
+    let class = if f.epoch.is_some() {
+        DelayClass::Checkpointing
+    } else {
+        DelayClass::Plain
+    };
+    Some((class, d))
+}
+
 /// Builds the report of a run.
 pub fn build(r: &RunResult) -> Report {
     let n = r.scenario.vf.len();
@@ -126,11 +151,10 @@ pub fn build(r: &RunResult) -> Report {
                 v.sent += 1;
                 v.sent_bytes += u64::from(f.len);
                 let w = f.wire_ns.unwrap_or(f.submit_ns);
-                let d = w.saturating_sub(f.submit_ns);
-                if f.epoch.is_some() {
-                    dc.push(d)
-                } else {
-                    dp.push(d)
+                match added_delay(f) {
+                    Some((DelayClass::Checkpointing, d)) => dc.push(d),
+                    Some((DelayClass::Plain, d)) => dp.push(d),
+                    None => {}
                 }
                 if let Some(c) = f.commit_ns {
                     let e = first_after_commit.entry((f.vf, c)).or_insert(u64::MAX);

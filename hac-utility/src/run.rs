@@ -7,6 +7,7 @@ use std::path::Path;
 use nic_model::PcapSink;
 
 use crate::engine;
+use crate::plot;
 use crate::report;
 use crate::scenario::Scenario;
 
@@ -34,8 +35,8 @@ pub fn load(path: &Path) -> Result<Scenario, RunError> {
     Scenario::parse(&path.display().to_string(), &text).map_err(|e| RunError::Input(e.to_string()))
 }
 
-/// Runs `scenario`, writing `out/{wire.pcap, report.json, packets.csv, summary.txt}`; returns
-/// the summary text.
+/// Runs `scenario`, writing `out/{wire.pcap, report.json, packets.csv, summary.txt}` and the
+/// plots ([`plot::FILES`]); returns the summary text.
 pub fn run_to_dir(
     scenario: &Scenario,
     out: &Path,
@@ -78,10 +79,14 @@ pub fn run_to_dir(
     report::write(out, &result, &rep).map_err(|e| {
         RunError::Failed(format!("cannot write the report in {}: {e}", out.display()))
     })?;
+    plot::write_plots(out, &result).map_err(|e| {
+        RunError::Failed(format!("cannot write the plots in {}: {e}", out.display()))
+    })?;
     let mut summary = report::summary(&rep);
     summary += &format!(
-        "report: {}/{{report.json, packets.csv, wire.pcap}}\n",
-        out.display()
+        "report: {}/{{report.json, packets.csv, wire.pcap, {}}}\n",
+        out.display(),
+        plot::FILES.join(", ")
     );
     std::fs::write(out.join("summary.txt"), &summary).map_err(|e| {
         RunError::Failed(format!(

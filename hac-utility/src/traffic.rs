@@ -4,8 +4,11 @@
 //! The VF is brought up as `vf-probe` does; then `count` frames are sent to `dst_mac`, each
 //! `dst | our MAC | ethertype | "HAC-TRAFFIC" | seq (u32 BE) | zero padding`, and frames are
 //! received until `expect_rx` frames from `dst_mac` have arrived or the receive window ends.
+//!
+//! Time is the driver's [`Clock`]: the wall clock on hardware, virtual time on the model (where
+//! waiting lets the model and its services, such as a peer, run).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hac_driver::backend::{Clock, DmaAllocator, RegisterIo};
 use hac_driver::vf::VfDriver;
@@ -246,10 +249,11 @@ pub fn run<R: RegisterIo, D: DmaAllocator, C: Clock>(
     let mut report = TrafficReport::default();
     let src = vf.mac();
     let mut seen = vec![false; plan.count as usize];
+    let elapsed = |vf: &VfDriver<R, D, C>, t0: u64| vf.clock().now_ns().saturating_sub(t0);
     // Send, in batches as large as the ring takes.
-    let start = Instant::now();
-    // (`bytes::Bytes`, inferred from `VfDriver::send`: hac-utility does not depend on `bytes`.)
-    let frames: Vec<_> = (0..plan.count)
+    let start = vf.clock().now_ns();
+    let tx_timeout = plan.tx_timeout.as_nanos() as u64;
+    let frames: Vec<bytes::Bytes> = (0..plan.count)
         .map(|seq| test_frame(plan, src, seq).into())
         .collect();
     let mut next = 0;
@@ -258,37 +262,38 @@ pub fn run<R: RegisterIo, D: DmaAllocator, C: Clock>(
         next += n;
         report.sent += n as u64;
         if n == 0 {
-            if start.elapsed() > plan.tx_timeout {
+            if elapsed(vf, start) > tx_timeout {
                 break;
             }
-            std::thread::sleep(Duration::from_micros(100));
+            vf.clock().delay_ns(100_000);
         }
         // Keep the RX ring drained while sending.
         vf.recv_with_meta(64, |f, _| note_rx(&mut report, plan, &mut seen, src, f));
     }
     loop {
         vf.reclaim();
-        if vf.tx_in_flight() == 0 || start.elapsed() >= plan.tx_timeout {
+        if vf.tx_in_flight() == 0 || elapsed(vf, start) >= tx_timeout {
             break;
         }
-        std::thread::sleep(Duration::from_micros(200));
+        vf.clock().delay_ns(200_000);
         vf.recv_with_meta(64, |f, _| note_rx(&mut report, plan, &mut seen, src, f));
     }
     report.tx_in_flight = vf.tx_in_flight();
     report.tx_completed = report.sent == u64::from(plan.count) && report.tx_in_flight == 0;
-    report.tx_ms = start.elapsed().as_secs_f64() * 1e3;
+    report.tx_ms = elapsed(vf, start) as f64 / 1e6;
 
     // Receive.
-    let start = Instant::now();
-    while start.elapsed() < plan.rx_window {
+    let start = vf.clock().now_ns();
+    let window = plan.rx_window.as_nanos() as u64;
+    while elapsed(vf, start) < window {
         if vf.recv_with_meta(64, |f, _| note_rx(&mut report, plan, &mut seen, src, f)) == 0 {
-            std::thread::sleep(Duration::from_micros(500));
+            vf.clock().delay_ns(500_000);
         }
         if plan.expect_rx > 0 && report.received_from_peer_unicast >= plan.expect_rx {
             break;
         }
     }
-    report.rx_ms = start.elapsed().as_secs_f64() * 1e3;
+    report.rx_ms = elapsed(vf, start) as f64 / 1e6;
 
     let s = vf.stats();
     report.hw_tx_packets = s.tx_packets;

@@ -53,6 +53,18 @@ impl Default for LineRate {
     }
 }
 
+impl core::fmt::Display for LineRate {
+    /// `1G`, `10G`, … for whole gigabits (what [`FromStr`](core::str::FromStr) accepts), else
+    /// bits per second.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0.is_multiple_of(1_000_000_000) {
+            write!(f, "{}G", self.0 / 1_000_000_000)
+        } else {
+            write!(f, "{} b/s", self.0)
+        }
+    }
+}
+
 impl core::str::FromStr for LineRate {
     type Err = String;
     /// Accepts `1G`, `10G`, `25G`, `100G` (case-insensitive, optional `bps`/`b/s`).

@@ -228,6 +228,94 @@ case_vf_ping() {
     pass
 }
 
+# Case 3: the PF itself on vfio-pci (enable_sriov=1), driven by hac's PF agent; both VFs on
+# vfio-pci, opened with the VF token hac sets when it opens the PF; frames both ways through
+# the adapter's internal switch. No kernel igb at all: nobody else answers the VF mailbox.
+case_pf_switch() {
+    modprobe vfio_iommu_type1 || die "modprobe vfio_iommu_type1 failed"
+    modprobe vfio-pci enable_sriov=1 || die "modprobe vfio-pci enable_sriov=1 failed"
+    [ "$(cat /sys/module/vfio_pci/parameters/enable_sriov)" = Y ] || die "vfio-pci has enable_sriov off"
+    wait_for 50 find_pf >/dev/null || die "no 8086:$PF_DEV_ID PF found"
+    PF=$(find_pf)
+    bind "$PF" vfio-pci
+    echo 0 >"/sys/bus/pci/devices/$PF/sriov_drivers_autoprobe"
+    echo 2 >"/sys/bus/pci/devices/$PF/sriov_numvfs" || die "sriov_numvfs=2 on the vfio-pci PF failed"
+    for vf in $VF0 $VF1; do
+        [ -e "/sys/bus/pci/devices/$vf" ] || die "VF $vf missing after sriov_numvfs=2"
+        bind $vf vfio-pci
+    done
+    TOKEN=$(cat /proc/sys/kernel/random/uuid)
+    say "PF $PF on vfio-pci, VFs $VF0 $VF1 on vfio-pci, VF token $TOKEN"
+    out=$(hac pf-switch --pf "$PF" --vf $VF0 --vf $VF1 --vf-token "$TOKEN" --count "$N" 2>&1)
+    rc=$?
+    echo "$out" | sed 's/^/hac-out: /'
+    [ $rc = 0 ] || die "hac pf-switch exited $rc: $(echo "$out" | sed -n 's/.*"error": "\(.*\)".*/\1/p')"
+    json_has "$out" '"ok": true' || die "not ok"
+    [ "$(echo "$out" | grep -c "\"intact\": $N,")" = 2 ] || die "not $N intact frames each way"
+    # The kernel's side of the token: a VF of a vfio-pci PF opens only with the PF's token.
+    wrong=$(cat /proc/sys/kernel/random/uuid)
+    out=$(hac vf-probe --pci $VF0 --vf-token "$wrong" 2>&1)
+    echo "$out" | sed 's/^/hac-out: /'
+    json_has "$out" "rejected the VF token" || die "a wrong VF token was not rejected by the kernel"
+    pass
+}
+
+# Case 4: HAC semantics in the driver (SoftHac) on VF 1, observed by the kernel igbvf peer on
+# VF 0: its rx_packets and the IP stack's Icmp InEchos do not move while frames are held, grow
+# by exactly the committed frames, not by the aborted ones; echo replies come back in order.
+case_vf_hac() {
+    setup_traffic
+    ipc neigh replace 10.77.0.2 lladdr $MAC1 dev "$VIF" nud permanent
+    in0=$(snmp Icmp InEchos)
+    out=$(hac vf-hac-check --pci $VF1 --mac $MAC1 --peer-mac $MAC0 --ip 10.77.0.2 --peer-ip 10.77.0.1 \
+        --count "$N" --settle-ms 2200 --peer-netdev "$VIF" --peer-snmp /proc/net/snmp 2>&1)
+    rc=$?
+    echo "$out" | sed 's/^/hac-out: /'
+    in1=$(snmp Icmp InEchos)
+    say "kernel Icmp InEchos +$((in1 - in0)) (expected $((2 * N)): epochs 1 and 3 committed, 2 aborted)"
+    [ $rc = 0 ] || die "hac vf-hac-check exited $rc: $(echo "$out" | sed -n 's/.*"error": "\(.*\)".*/\1/p')"
+    [ $((in1 - in0)) -eq $((2 * N)) ] || die "kernel InEchos +$((in1 - in0)), expected $((2 * N))"
+    pass
+}
+
+# Case 5: smoltcp on VF 1 (hac vf-smoltcp) answers the kernel peer's ping (ARP resolved by
+# smoltcp, no static neighbour) and echoes a TCP stream sent with busybox nc.
+case_vf_smoltcp() {
+    setup_traffic
+    hac vf-smoltcp --pci $VF1 --mac $MAC1 --ip 10.77.0.2/24 --echo-port 7 --duration-ms 60000 \
+        --connections 1 >/tmp/smol.json 2>/tmp/smol.err &
+    hacpid=$!
+    listening() { grep -q listening /tmp/smol.err; }
+    wait_for 100 listening || {
+        kill $hacpid 2>/dev/null
+        sed 's/^/hac-out: /' /tmp/smol.json /tmp/smol.err
+        die "hac vf-smoltcp did not start"
+    }
+    rep0=$(snmp Icmp InEchoReps)
+    ping -c "$N" -i 0.05 -W 2 10.77.0.2 >/tmp/ping.out 2>&1
+    rep1=$(snmp Icmp InEchoReps)
+    say "ping: $(tail -n 2 /tmp/ping.out | tr '\n' ' '); Icmp InEchoReps +$((rep1 - rep0))"
+    i=0
+    while [ $i -lt 300 ]; do
+        echo "HAC-SMOLTCP line $i: the quick brown fox jumps over the lazy dog $((i * 7919))"
+        i=$((i + 1))
+    done >/tmp/payload
+    timeout 30 nc 10.77.0.2 7 </tmp/payload >/tmp/echoed 2>/tmp/nc.err
+    ncrc=$?
+    wait $hacpid
+    rc=$?
+    sed 's/^/hac-out: /' /tmp/smol.json /tmp/smol.err
+    sent=$(wc -c </tmp/payload)
+    got=$(wc -c </tmp/echoed)
+    say "nc exited $ncrc; sent $sent bytes, got $got back"
+    grep -q "$N packets received" /tmp/ping.out || die "ping: $(tail -n 2 /tmp/ping.out | tr '\n' ' ')"
+    [ $((rep1 - rep0)) -ge "$N" ] || die "kernel Icmp InEchoReps +$((rep1 - rep0)) < $N"
+    cmp -s /tmp/payload /tmp/echoed || die "TCP echo differs: sent $sent bytes, got $got (nc exit $ncrc: $(cat /tmp/nc.err))"
+    [ $rc = 0 ] || die "hac vf-smoltcp exited $rc: $(grep '"error"' /tmp/smol.json)"
+    json_has "$(cat /tmp/smol.json)" "\"bytes_echoed\": $sent," || die "hac echoed other than $sent bytes"
+    pass
+}
+
 # Not a test: VF1 (administrative MAC) on vfio-pci, then /bin/vdiag if given with
 # HAC_QEMU_EXTRA_BIN, `hac vf-mailbox` (raw handshake trace) and `hac vf-probe`.
 case_debug() {
@@ -251,6 +339,9 @@ vf-probe-pf-mac-trusted) case_vf_probe_pf_mac_trusted ;;
 vf-probe-nack) case_vf_probe_nack ;;
 vf-traffic) case_vf_traffic ;;
 vf-ping) case_vf_ping ;;
+pf-switch) case_pf_switch ;;
+vf-hac) case_vf_hac ;;
+vf-smoltcp) case_vf_smoltcp ;;
 debug) case_debug ;;
 *) CASE=${CASE:-unnamed}; fail "unknown case" ;;
 esac

@@ -1,0 +1,263 @@
+//! The daemon commands of `hac`: `serve`, `ctl` (its client) and `stats`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use hac_utility::control::{Request, Stats, request_line};
+use hac_utility::serve::{ServeConfig, call, serve};
+use serde_json::Value;
+
+/// Where the daemon listens unless told otherwise (`$HAC_SOCKET` overrides).
+pub const DEFAULT_SOCKET: &str = "/run/hac.sock";
+
+#[derive(clap::Args)]
+pub struct SocketArg {
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", env = "HAC_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+/// Arguments of `hac serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    socket: SocketArg,
+    /// Run on the built-in 82576 model (the only backend today; see docs/control.md).
+    #[arg(long, default_value_t = true)]
+    model: bool,
+    /// VFs to enable on the PF (1..=7); each gets the MAC 02:1b:21:c1:00:<n> from the PF.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=7))]
+    vfs: u64,
+    /// Port rate of the model: 1G, 10G, 25G or 100G.
+    #[arg(long, default_value = "1G")]
+    port_rate: nic_model::LineRate,
+    /// Serve Prometheus text counters at http://ADDR/metrics (loopback only, e.g.
+    /// 127.0.0.1:9187).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Write every frame that leaves the wire port to this pcap file (nanosecond timestamps).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+}
+
+/// Arguments of `hac ctl`.
+#[derive(clap::Args)]
+pub struct CtlArgs {
+    #[command(flatten)]
+    socket: SocketArg,
+    #[command(subcommand)]
+    op: CtlOp,
+}
+
+/// One control request (docs/control.md has the wire form of each).
+#[derive(clap::Subcommand)]
+enum CtlOp {
+    /// Who is serving: version, backend, VFs.
+    Hello,
+    /// Mark VF as checkpointing: its frames are held until their epoch commits (epoch 1 opens).
+    Tag { vf: usize },
+    /// Stop checkpointing VF; what it holds is released.
+    Untag { vf: usize },
+    /// Open EPOCH on VF (greater than the open one): later frames belong to it.
+    Open { vf: usize, epoch: u32 },
+    /// The backup acknowledged EPOCH: release VF's frames of epochs ≤ EPOCH.
+    Commit { vf: usize, epoch: u32 },
+    /// Checkpoint EPOCH failed: discard the frames it covered.
+    Abort { vf: usize, epoch: u32 },
+    /// This host stops being primary: discard everything VF holds.
+    Failover { vf: usize },
+    /// The backup is lost: release everything VF holds and stop buffering.
+    Unprotect { vf: usize },
+    /// Buffer limits of VF (0 = the adapter's maximum).
+    SetLimits {
+        vf: usize,
+        /// Frames.
+        #[arg(long)]
+        frames: u32,
+        /// Bytes.
+        #[arg(long)]
+        bytes: u32,
+    },
+    /// Starvation guard of the egress scheduler in bytes (0 = strict priority for released
+    /// checkpoint traffic).
+    SetGuard { bytes: u32 },
+    /// Counters as JSON (all VFs, or --vf N); `hac stats` prints them as a table.
+    Stats {
+        /// Only this VF.
+        #[arg(long)]
+        vf: Option<usize>,
+    },
+    /// Model only: make the stand-in workload on VF transmit FRAMES frames.
+    Send {
+        vf: usize,
+        frames: u32,
+        /// Frame length without FCS (60..=1514).
+        #[arg(long)]
+        len: Option<u32>,
+    },
+    /// Stop the daemon.
+    Shutdown,
+    /// Send LINE as is (one JSON object) and print the answer — for testing the protocol.
+    Raw { line: String },
+}
+
+impl CtlOp {
+    fn request(self) -> Result<Request, String> {
+        Ok(match self {
+            CtlOp::Hello => Request::Hello,
+            CtlOp::Tag { vf } => Request::Tag { vf },
+            CtlOp::Untag { vf } => Request::Untag { vf },
+            CtlOp::Open { vf, epoch } => Request::Open { vf, epoch },
+            CtlOp::Commit { vf, epoch } => Request::Commit { vf, epoch },
+            CtlOp::Abort { vf, epoch } => Request::Abort { vf, epoch },
+            CtlOp::Failover { vf } => Request::Failover { vf },
+            CtlOp::Unprotect { vf } => Request::Unprotect { vf },
+            CtlOp::SetLimits { vf, frames, bytes } => Request::SetLimits { vf, frames, bytes },
+            CtlOp::SetGuard { bytes } => Request::SetGuard { bytes },
+            CtlOp::Stats { vf } => Request::Stats { vf },
+            CtlOp::Send { vf, frames, len } => Request::Send { vf, frames, len },
+            CtlOp::Shutdown => Request::Shutdown,
+            CtlOp::Raw { line } => return Err(line),
+        })
+    }
+}
+
+/// Arguments of `hac stats`.
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    socket: SocketArg,
+    /// Only this VF.
+    #[arg(long)]
+    vf: Option<usize>,
+    /// Print the JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// `hac serve`.
+pub fn run_serve(args: ServeArgs) -> ExitCode {
+    let _ = args.model;
+    let config = ServeConfig {
+        socket: args.socket.socket,
+        vfs: args.vfs as usize,
+        port_rate: args.port_rate,
+        metrics: args.metrics,
+        pcap: args.pcap,
+    };
+    let result = serve(&config, |ready| {
+        eprint!(
+            "hac serve: {} VFs on the built-in model ({}), control socket {}",
+            ready.vfs,
+            config.port_rate,
+            ready.socket.display()
+        );
+        if let Some(m) = ready.metrics {
+            eprint!(", metrics http://{m}/metrics");
+        }
+        eprintln!();
+    });
+    match result {
+        Ok(()) => {
+            eprintln!("hac serve: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Sends `line`, returns the `result` or the one-line error.
+fn request(socket: &std::path::Path, line: &str) -> Result<Value, String> {
+    let response = call(socket, line)?;
+    if response.get("ok") == Some(&Value::Bool(true)) {
+        Ok(response.get("result").cloned().unwrap_or(Value::Null))
+    } else {
+        let msg = response
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("the daemon refused the request");
+        let code = response
+            .pointer("/error/code")
+            .and_then(Value::as_str)
+            .unwrap_or("error");
+        Err(format!("{code}: {msg}"))
+    }
+}
+
+/// `hac ctl`.
+pub fn run_ctl(args: CtlArgs) -> ExitCode {
+    let line = match args.op.request() {
+        Ok(r) => request_line(None, &r),
+        Err(raw) => raw,
+    };
+    match request(&args.socket.socket, &line) {
+        Ok(v) => {
+            match serde_json::to_string_pretty(&v) {
+                Ok(s) => println!("{s}"),
+                Err(e) => return fail(&format!("cannot print the answer: {e}")),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// `hac stats`.
+pub fn run_stats(args: StatsArgs) -> ExitCode {
+    let line = request_line(None, &Request::Stats { vf: args.vf });
+    let value = match request(&args.socket.socket, &line) {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let stats: Stats = match serde_json::from_value(value) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("unexpected stats from the daemon: {e}")),
+    };
+    print!("{}", format_stats(&stats));
+    ExitCode::SUCCESS
+}
+
+/// The `ethtool -S` look: a header per section, then `     name: value` lines.
+fn format_stats(stats: &Stats) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut section = |title: String, value: Value| {
+        let _ = writeln!(out, "{title}");
+        if let Value::Object(fields) = value {
+            for (k, v) in fields {
+                if k == "vf" || k == "mac" {
+                    continue;
+                }
+                let _ = writeln!(out, "     {k}: {v}");
+            }
+        }
+    };
+    section(
+        "NIC statistics (port):".into(),
+        serde_json::to_value(&stats.port).unwrap_or(Value::Null),
+    );
+    for vf in &stats.vfs {
+        let kind = if vf.checkpointing == 1 {
+            "checkpointing"
+        } else {
+            "plain"
+        };
+        section(
+            format!("VF {} statistics ({}, {kind}):", vf.vf, vf.mac),
+            serde_json::to_value(vf).unwrap_or(Value::Null),
+        );
+    }
+    out
+}

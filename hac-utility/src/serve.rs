@@ -1,0 +1,726 @@
+//! `hac serve`: the control daemon. It owns a PF — today the built-in model, run in real time —
+//! with its PF agent, a VF driver per VF standing in for the VMs, and the HAC API; it answers
+//! the line-JSON protocol of [`crate::control`] on a Unix socket and, optionally, Prometheus
+//! scrapes on a loopback TCP port.
+//!
+//! Threads: the caller's thread owns the device and handles every request in arrival order
+//! (so a checkpoint engine's commands are applied exactly in the order it sent them on one
+//! connection); an accept thread and one thread per client read lines, parse them and hand the
+//! requests over a channel; a metrics thread answers HTTP scrapes through the same channel. A
+//! client that sends garbage gets an error line and can go on; it cannot stop other clients.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use hac_driver::hac::{AdapterHac, Hac, HacError};
+use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma, SharedPfAgent};
+use hac_driver::pf::PfConfig;
+use hac_driver::vf::{VfConfig, VfDriver};
+use igb_hw::MacAddress;
+use nic_model::{FunctionId, LineRate, NicConfig, PcapSink};
+use serde_json::{Value, json};
+
+use crate::control::{
+    self, ControlError, ErrorCode, MAX_LINE, PortCounters, Request, Stats, VfCounters,
+};
+
+/// Most clients connected at once; more are told so and closed.
+pub const MAX_CLIENTS: usize = 64;
+/// Default guard (the adapter's reset value).
+const DEFAULT_GUARD: u32 = 64 * 1024;
+/// The longest stretch of device time one tick runs (after a stall the model catches up in
+/// steps of this size).
+const MAX_TICK_NS: u64 = 5_000_000;
+
+/// How to run the daemon.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The control socket.
+    pub socket: PathBuf,
+    /// VFs to enable (1..=7).
+    pub vfs: usize,
+    /// Port rate of the model.
+    pub port_rate: LineRate,
+    /// Prometheus endpoint (must be a loopback address).
+    pub metrics: Option<SocketAddr>,
+    /// Write every wire frame here (nanosecond pcap).
+    pub pcap: Option<PathBuf>,
+}
+
+/// Why the daemon could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A bad option.
+    #[error("{0}")]
+    Usage(String),
+    /// The socket or metrics port could not be set up.
+    #[error("{0}")]
+    Io(String),
+    /// The device could not be brought up.
+    #[error("bringing up the model: {0}")]
+    Driver(#[from] hac_driver::DriverError),
+    /// The HAC block refused its setup.
+    #[error("HAC setup: {0}")]
+    Hac(#[from] HacError),
+}
+
+enum Job {
+    Request(Request, Sender<Result<Value, ControlError>>),
+    Metrics(Sender<String>),
+    Stop,
+}
+
+type ModelVf = VfDriver<ModelBar, ModelDma, ModelClock>;
+
+/// The VF MAC the daemon's PF assigns to VF `n`.
+pub fn vf_mac(n: usize) -> MacAddress {
+    MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x00, n as u8])
+}
+
+/// The destination of workload frames (a host beyond the wire).
+const PEER: MacAddress = MacAddress([0x02, 0xAA, 0, 0, 0, 2]);
+
+/// The device side: model, PF agent, VF drivers, HAC.
+struct Host {
+    model: Model,
+    agent: SharedPfAgent,
+    vfs: Vec<ModelVf>,
+    hac: AdapterHac<ModelBar>,
+    tagged: Vec<bool>,
+    queued: Vec<VecDeque<Bytes>>,
+    sent: Vec<u64>,
+    seq: Vec<u32>,
+    guard: u32,
+    started: Instant,
+    rx_scratch: Vec<Bytes>,
+}
+
+impl Host {
+    fn new(config: &ServeConfig) -> Result<Host, ServeError> {
+        let model = Model::new(NicConfig {
+            line_rate: config.port_rate,
+            ..NicConfig::default()
+        });
+        if let Some(path) = &config.pcap {
+            let file = std::fs::File::create(path).map_err(|e| {
+                ServeError::Io(format!("cannot create pcap file {}: {e}", path.display()))
+            })?;
+            let sink = PcapSink::new(std::io::BufWriter::new(file))
+                .map_err(|e| ServeError::Io(format!("writing {}: {e}", path.display())))?;
+            model.nic().add_wire_sink(Box::new(sink));
+        }
+        let n = config.vfs;
+        let macs: Vec<Option<MacAddress>> = (0..n).map(|i| Some(vf_mac(i))).collect();
+        let agent = model.start_pf_agent(
+            PfConfig {
+                num_vfs: n,
+                ..PfConfig::default()
+            },
+            &macs,
+        )?;
+        let mut vfs = Vec::with_capacity(n);
+        for i in 0..n {
+            vfs.push(model.vf_driver(
+                i,
+                VfConfig {
+                    tx_ring_size: 512,
+                    rx_ring_size: 256,
+                    ..VfConfig::default()
+                },
+            )?);
+        }
+        let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), n);
+        hac.set_guard(DEFAULT_GUARD)?;
+        Ok(Host {
+            model,
+            agent,
+            vfs,
+            hac,
+            tagged: vec![false; n],
+            queued: vec![VecDeque::new(); n],
+            sent: vec![0; n],
+            seq: vec![0; n],
+            guard: DEFAULT_GUARD,
+            started: Instant::now(),
+            rx_scratch: Vec::new(),
+        })
+    }
+
+    /// Brings device time up to wall time since start, feeding the TX rings and draining RX.
+    fn tick(&mut self) {
+        let wall_ns = self.started.elapsed().as_nanos() as u64;
+        loop {
+            self.pump();
+            let now = self.model.nic().now().as_nanos();
+            if now >= wall_ns {
+                break;
+            }
+            self.model.run_for((wall_ns - now).min(MAX_TICK_NS));
+        }
+        self.pump();
+    }
+
+    /// Moves queued workload frames into the TX rings, reclaims, and drops received frames
+    /// (the stand-in VMs have no use for them; the counters keep them).
+    fn pump(&mut self) {
+        for (i, vf) in self.vfs.iter_mut().enumerate() {
+            vf.reclaim();
+            while !self.queued[i].is_empty() {
+                let batch: Vec<Bytes> = self.queued[i].iter().take(64).cloned().collect();
+                match vf.send(&batch) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => {
+                        self.queued[i].drain(..k);
+                        self.sent[i] += k as u64;
+                    }
+                }
+            }
+            self.rx_scratch.clear();
+            while vf.recv(&mut self.rx_scratch, 64) > 0 {
+                self.rx_scratch.clear();
+            }
+        }
+    }
+
+    fn check_vf(&self, vf: usize) -> Result<(), ControlError> {
+        if vf < self.vfs.len() {
+            Ok(())
+        } else {
+            Err(ControlError::new(
+                ErrorCode::NoSuchVf,
+                format!(
+                    "VF {vf} does not exist: this PF has {} VFs (0..={})",
+                    self.vfs.len(),
+                    self.vfs.len() - 1
+                ),
+            ))
+        }
+    }
+
+    fn handle(&mut self, request: &Request) -> Result<Value, ControlError> {
+        self.tick();
+        let result = self.dispatch(request);
+        // Let the device act on the command (e.g. start releasing) before the answer.
+        self.tick();
+        result
+    }
+
+    fn dispatch(&mut self, request: &Request) -> Result<Value, ControlError> {
+        let hac = |r: Result<(), HacError>| {
+            r.map_err(|e| {
+                let code = match e {
+                    HacError::NoSuchVf(_) => ErrorCode::NoSuchVf,
+                    _ => ErrorCode::Refused,
+                };
+                ControlError::new(code, e.to_string())
+            })
+        };
+        match *request {
+            Request::Hello => Ok(json!({
+                "name": "hac",
+                "version": env!("CARGO_PKG_VERSION"),
+                "backend": "model",
+                "vfs": self.vfs.len(),
+                "port_rate": self.model.nic().config().line_rate.to_string(),
+                "hac": "adapter",
+            })),
+            Request::Tag { vf } | Request::Untag { vf } => {
+                self.check_vf(vf)?;
+                let on = matches!(request, Request::Tag { .. });
+                hac(self.hac.set_tagged(vf, on))?;
+                self.tagged[vf] = on;
+                self.vf_summary(vf)
+            }
+            Request::Open { vf, epoch }
+            | Request::Commit { vf, epoch }
+            | Request::Abort { vf, epoch } => {
+                self.check_vf(vf)?;
+                hac(match request {
+                    Request::Open { .. } => self.hac.open_epoch(vf, epoch),
+                    Request::Commit { .. } => self.hac.commit(vf, epoch),
+                    _ => self.hac.abort(vf, epoch),
+                })?;
+                self.vf_summary(vf)
+            }
+            Request::Failover { vf } => {
+                self.check_vf(vf)?;
+                hac(self.hac.failover(vf))?;
+                self.vf_summary(vf)
+            }
+            Request::Unprotect { vf } => {
+                self.check_vf(vf)?;
+                hac(self.hac.unprotect(vf))?;
+                self.tagged[vf] = false;
+                self.vf_summary(vf)
+            }
+            Request::SetLimits { vf, frames, bytes } => {
+                self.check_vf(vf)?;
+                hac(self.hac.set_limits(vf, frames, bytes))?;
+                Ok(json!({ "vf": vf, "limit_frames": frames, "limit_bytes": bytes }))
+            }
+            Request::SetGuard { bytes } => {
+                hac(self.hac.set_guard(bytes))?;
+                self.guard = bytes;
+                Ok(json!({ "guard_bytes": bytes }))
+            }
+            Request::Stats { vf } => {
+                if let Some(vf) = vf {
+                    self.check_vf(vf)?;
+                }
+                let stats = self.stats(vf)?;
+                serde_json::to_value(stats)
+                    .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))
+            }
+            Request::Send { vf, frames, len } => {
+                self.check_vf(vf)?;
+                let len = len.unwrap_or(128) as usize;
+                let src = self.vfs[vf].mac();
+                for _ in 0..frames {
+                    let seq = self.seq[vf];
+                    self.seq[vf] = seq.wrapping_add(1);
+                    let mut payload = Vec::with_capacity(len);
+                    payload.push(vf as u8);
+                    payload.extend_from_slice(&seq.to_be_bytes());
+                    let mut f = igb_hw::frame::build(PEER, src, crate::engine::ETHERTYPE, &payload);
+                    f.resize(len, 0);
+                    self.queued[vf].push_back(Bytes::from(f));
+                }
+                Ok(json!({ "vf": vf, "queued": frames, "len": len }))
+            }
+            Request::Shutdown => Ok(json!({ "stopping": true })),
+        }
+    }
+
+    fn vf_summary(&mut self, vf: usize) -> Result<Value, ControlError> {
+        let s = self
+            .hac
+            .stats(vf)
+            .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?;
+        Ok(json!({
+            "vf": vf,
+            "checkpointing": self.tagged[vf],
+            "open_epoch": s.open_epoch,
+            "committed_epoch": s.committed_epoch,
+            "buffered_frames": s.buffered_frames,
+            "released": s.released,
+            "discarded": s.discarded,
+        }))
+    }
+
+    fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError> {
+        let (wire_frames, wire_bytes, wire_busy_ns) = self.model.nic().wire_totals();
+        let device_time_ns = self.model.nic().now().as_nanos();
+        let mut out = Stats {
+            port: PortCounters {
+                wire_frames,
+                wire_bytes,
+                wire_busy_ns,
+                device_time_ns,
+                guard_bytes: self.guard,
+            },
+            vfs: Vec::new(),
+        };
+        let range = match only {
+            Some(v) => v..v + 1,
+            None => 0..self.vfs.len(),
+        };
+        for i in range {
+            let h = self
+                .hac
+                .stats(i)
+                .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?;
+            let d = self.vfs[i].stats();
+            let agent = self.agent.lock().unwrap_or_else(|p| p.into_inner());
+            let info = agent.vf(i);
+            out.vfs.push(VfCounters {
+                vf: i,
+                mac: info
+                    .and_then(|v| v.mac)
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+                checkpointing: u32::from(self.tagged[i]),
+                tx_packets: d.tx_packets,
+                tx_bytes: d.tx_bytes,
+                rx_packets: d.rx_packets,
+                rx_bytes: d.rx_bytes,
+                rx_dropped: d.rx_dropped,
+                hac_open_epoch: h.open_epoch,
+                hac_committed_epoch: h.committed_epoch,
+                hac_buffered_frames: h.buffered_frames,
+                hac_buffered_bytes: h.buffered_bytes,
+                hac_max_frames: h.max_frames,
+                hac_max_bytes: h.max_bytes,
+                hac_released: h.released,
+                hac_discarded: h.discarded,
+                hac_backpressure: h.backpressure,
+                mbx_messages: info.map_or(0, |v| v.messages),
+                mbx_nacks: info.map_or(0, |v| v.nacks),
+                vf_resets: info.map_or(0, |v| v.resets),
+                workload_queued: self.queued[i].len() as u64,
+                workload_sent: self.sent[i],
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Prepares the socket path: refuses a live daemon or a non-socket file, removes a stale
+/// socket left by a daemon that died.
+fn claim_socket_path(path: &Path) -> Result<(), ServeError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ServeError::Io(format!(
+            "cannot inspect {}: {e}",
+            path.display()
+        ))),
+        Ok(meta) if !meta.file_type().is_socket() => Err(ServeError::Io(format!(
+            "{} exists and is not a socket: choose another --socket path or remove the file",
+            path.display()
+        ))),
+        Ok(_) => match UnixStream::connect(path) {
+            Ok(_) => Err(ServeError::Io(format!(
+                "another daemon is serving on {}: stop it (`hac ctl --socket {} shutdown`) or use another --socket",
+                path.display(),
+                path.display()
+            ))),
+            Err(_) => std::fs::remove_file(path).map_err(|e| {
+                ServeError::Io(format!(
+                    "cannot remove the stale socket {}: {e}",
+                    path.display()
+                ))
+            }),
+        },
+    }
+}
+
+fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
+    claim_socket_path(path)?;
+    let listener = UnixListener::bind(path).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => {
+                " (no permission: run as root or choose a --socket path you can write)"
+            }
+            std::io::ErrorKind::NotFound => " (its directory does not exist)",
+            _ => "",
+        };
+        ServeError::Io(format!("cannot listen on {}: {e}{hint}", path.display()))
+    })?;
+    // Only the daemon's user may drive the checkpoints.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| ServeError::Io(format!("cannot restrict {}: {e}", path.display())))?;
+    Ok(listener)
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes. `Ok(None)` at end of stream; an over-long
+/// line is consumed up to its newline and returned as `MAX_LINE + 1` bytes so the parser
+/// rejects it.
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Option<()>> {
+    line.clear();
+    let mut overflow = false;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(if line.is_empty() && !overflow {
+                None
+            } else {
+                Some(())
+            });
+        }
+        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        if !overflow {
+            let room = MAX_LINE + 1 - line.len();
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            overflow = line.len() > MAX_LINE;
+        }
+        let used = done.unwrap_or(buf.len());
+        reader.consume(used);
+        if done.is_some() {
+            return Ok(Some(()));
+        }
+    }
+}
+
+fn serve_client(stream: UnixStream, jobs: Sender<Job>) {
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let mut writer = std::io::BufWriter::new(write_half);
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        match read_line(&mut reader, &mut line) {
+            Ok(Some(())) => {}
+            Ok(None) | Err(_) => return,
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let response = match control::parse_line(&line) {
+            Err((id, e)) => control::response_line(id.as_ref(), Err(&e)),
+            Ok(env) => {
+                let (tx, rx) = bounded(1);
+                let stop = env.request == Request::Shutdown;
+                if jobs.send(Job::Request(env.request, tx)).is_err() {
+                    return;
+                }
+                let result = rx.recv().unwrap_or_else(|_| {
+                    Err(ControlError::new(
+                        ErrorCode::Internal,
+                        "the daemon is stopping",
+                    ))
+                });
+                let line = control::response_line(env.id.as_ref(), result.as_ref().cloned());
+                if stop {
+                    let _ = writer.write_all(line.as_bytes());
+                    let _ = writer.flush();
+                    return;
+                }
+                line
+            }
+        };
+        if writer.write_all(response.as_bytes()).is_err() || writer.flush().is_err() {
+            return;
+        }
+    }
+}
+
+fn serve_metrics(listener: TcpListener, jobs: Sender<Job>, stop: Arc<AtomicBool>) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let _ = answer_scrape(stream, &jobs);
+    }
+}
+
+fn answer_scrape(mut stream: TcpStream, jobs: &Sender<Job>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    let mut parts = first.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (status, body, kind) = if method != "GET" {
+        (
+            "405 Method Not Allowed",
+            "only GET\n".to_string(),
+            "text/plain",
+        )
+    } else if target == "/metrics" {
+        let (tx, rx) = bounded(1);
+        if jobs.send(Job::Metrics(tx)).is_err() {
+            return Ok(());
+        }
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(text) => ("200 OK", text, "text/plain; version=0.0.4"),
+            Err(_) => (
+                "503 Service Unavailable",
+                "daemon busy\n".to_string(),
+                "text/plain",
+            ),
+        }
+    } else {
+        (
+            "404 Not Found",
+            "counters are at /metrics\n".to_string(),
+            "text/plain",
+        )
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+/// A running daemon's handle for whoever started it.
+pub struct Ready {
+    /// The control socket.
+    pub socket: PathBuf,
+    /// Where the metrics endpoint listens.
+    pub metrics: Option<SocketAddr>,
+    /// VFs enabled.
+    pub vfs: usize,
+}
+
+/// Runs the daemon until a `shutdown` request or SIGINT/SIGTERM; calls `ready` once it
+/// listens. Removes the socket on the way out.
+pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), ServeError> {
+    if !(1..=7).contains(&config.vfs) {
+        return Err(ServeError::Usage(format!(
+            "--vfs {} is out of range: the 82576 has 1 to 7 VFs",
+            config.vfs
+        )));
+    }
+    if let Some(addr) = config.metrics
+        && !addr.ip().is_loopback()
+    {
+        return Err(ServeError::Usage(format!(
+            "--metrics {addr}: the metrics endpoint listens on loopback only (e.g. 127.0.0.1:9187)"
+        )));
+    }
+    let mut host = Host::new(config)?;
+    let listener = bind_socket(&config.socket)?;
+    let metrics = match config.metrics {
+        Some(addr) => match TcpListener::bind(addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = std::fs::remove_file(&config.socket);
+                return Err(ServeError::Io(format!(
+                    "cannot listen for metrics on {addr}: {e}"
+                )));
+            }
+        },
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
+    let (jobs_tx, jobs_rx): (Sender<Job>, Receiver<Job>) = bounded(256);
+    let stop = Arc::new(AtomicBool::new(false));
+
+    {
+        let jobs = jobs_tx.clone();
+        // A second SIGINT/SIGTERM while stopping is ignored; the first one stops cleanly.
+        let _ = ctrlc::set_handler(move || {
+            let _ = jobs.try_send(Job::Stop);
+        });
+    }
+    let clients = Arc::new(AtomicUsize::new(0));
+    {
+        let jobs = jobs_tx.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                    let e = ControlError::new(
+                        ErrorCode::Internal,
+                        format!("too many clients ({MAX_CLIENTS}); try again later"),
+                    );
+                    let _ = stream.write_all(control::response_line(None, Err(&e)).as_bytes());
+                    continue;
+                }
+                clients.fetch_add(1, Ordering::Relaxed);
+                let jobs = jobs.clone();
+                let clients = clients.clone();
+                std::thread::spawn(move || {
+                    serve_client(stream, jobs);
+                    clients.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+        });
+    }
+    if let Some(l) = metrics {
+        let jobs = jobs_tx.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || serve_metrics(l, jobs, stop));
+    }
+    drop(jobs_tx);
+
+    ready(&Ready {
+        socket: config.socket.clone(),
+        metrics: metrics_addr,
+        vfs: config.vfs,
+    });
+
+    loop {
+        match jobs_rx.recv_timeout(Duration::from_millis(1)) {
+            Ok(Job::Request(request, reply)) => {
+                let result = host.handle(&request);
+                let _ = reply.send(result);
+                if request == Request::Shutdown {
+                    break;
+                }
+            }
+            Ok(Job::Metrics(reply)) => {
+                host.tick();
+                let text = host
+                    .stats(None)
+                    .map(|s| control::prometheus_text(&s))
+                    .unwrap_or_default();
+                let _ = reply.send(text);
+            }
+            Ok(Job::Stop) => break,
+            Err(RecvTimeoutError::Timeout) => host.tick(),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    // Wake the accept loops so they see `stop`.
+    let _ = UnixStream::connect(&config.socket);
+    if let Some(addr) = metrics_addr {
+        let _ = TcpStream::connect(addr);
+    }
+    let _ = std::fs::remove_file(&config.socket);
+    host.model.nic().flush_wire_sinks();
+    Ok(())
+}
+
+/// `hac ctl` / `hac stats`: sends one request line and returns the response object.
+pub fn call(socket: &Path, line: &str) -> Result<Value, String> {
+    let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
+            "no daemon on {} ({e}): start one with `hac serve --socket {}`",
+            socket.display(),
+            socket.display()
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied on {}: run as the daemon's user (or root)",
+            socket.display()
+        ),
+        _ => format!("cannot connect to {}: {e}", socket.display()),
+    })?;
+    let timeout = Some(Duration::from_secs(30));
+    stream
+        .set_read_timeout(timeout)
+        .and_then(|()| stream.set_write_timeout(timeout))
+        .map_err(|e| format!("socket setup: {e}"))?;
+    let mut writer = &stream;
+    writer
+        .write_all(line.as_bytes())
+        .and_then(|()| {
+            if line.ends_with('\n') {
+                Ok(())
+            } else {
+                writer.write_all(b"\n")
+            }
+        })
+        .map_err(|e| format!("sending to {}: {e}", socket.display()))?;
+    let mut reader = BufReader::new(&stream);
+    let mut response = String::new();
+    reader
+        .read_line(&mut response)
+        .map_err(|e| format!("no answer from {}: {e}", socket.display()))?;
+    if response.is_empty() {
+        return Err(format!(
+            "the daemon on {} closed the connection",
+            socket.display()
+        ));
+    }
+    serde_json::from_str(&response).map_err(|e| format!("bad answer from the daemon: {e}"))
+}

@@ -1,0 +1,308 @@
+//! The report plots: PNGs decode at the expected size with every series' colour present, SVGs
+//! are well-formed with one marker element per commit, the CDF is monotone, and runs without
+//! checkpointing VFs or frames give a "no data" plot instead of a panic.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use hac_utility::engine::{self, RunResult};
+use hac_utility::plot::{
+    self, CDF_POINTS, CHECKPOINTING_COLOUR, ClassDelays, DelayCdfData, FILES, HEIGHT,
+    MAX_COMMIT_MARKERS, OccupancyData, PLAIN_COLOUR, PlotMarker, Rgb, VfOccupancy, WIDTH,
+};
+use hac_utility::scenario::{Event, Scenario};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hac-plot-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Decodes a PNG: (width, height, RGB pixels).
+fn decode(bytes: &[u8]) -> (u32, u32, Vec<Rgb>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    let px = buf[..info.buffer_size()]
+        .chunks_exact(3)
+        .map(|c| Rgb(c[0], c[1], c[2]))
+        .collect();
+    (info.width, info.height, px)
+}
+
+fn count(px: &[Rgb], c: Rgb) -> usize {
+    px.iter().filter(|&&p| p == c).count()
+}
+
+fn class_tokens(n: &roxmltree::Node<'_, '_>) -> BTreeSet<String> {
+    n.attribute("class")
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Elements whose class list holds every one of `tokens`.
+fn with_class<'a>(doc: &'a roxmltree::Document<'a>, tokens: &[&str]) -> Vec<roxmltree::Node<'a, 'a>> {
+    doc.descendants()
+        .filter(|n| n.is_element())
+        .filter(|n| {
+            let t = class_tokens(n);
+            tokens.iter().all(|k| t.contains(*k))
+        })
+        .collect()
+}
+
+fn points(n: &roxmltree::Node<'_, '_>) -> Vec<(f64, f64)> {
+    n.attribute("points")
+        .unwrap()
+        .split_whitespace()
+        .map(|p| {
+            let (x, y) = p.split_once(',').unwrap();
+            (x.parse().unwrap(), y.parse().unwrap())
+        })
+        .collect()
+}
+
+fn texts(doc: &roxmltree::Document<'_>) -> String {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn svg_size_ok(doc: &roxmltree::Document<'_>) {
+    let root = doc.root_element();
+    assert!(root.has_tag_name("svg"));
+    assert_eq!(root.attribute("width"), Some(WIDTH.to_string().as_str()));
+    assert_eq!(root.attribute("height"), Some(HEIGHT.to_string().as_str()));
+}
+
+fn run(s: &Scenario) -> RunResult {
+    engine::run(s, None, &mut |_| {}).unwrap()
+}
+
+#[test]
+fn plots_of_a_run_show_every_series_and_one_marker_per_commit() {
+    let mut s = Scenario::demo(90);
+    s.event.push(Event {
+        at_ms: 51.0,
+        kind: "abort".into(),
+        vf: 0,
+    });
+    s.event.push(Event {
+        at_ms: 80.0,
+        kind: "backup_lost".into(),
+        vf: 1,
+    });
+    let r = run(&s);
+    let dir = temp_dir("run");
+    plot::write_plots(&dir, &r).unwrap();
+    for f in FILES {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+
+    // Occupancy PNG: the size, both checkpointing VFs' colours well beyond the legend swatch
+    // (22×3 px), and no series for the plain VFs.
+    let (w, h, px) = decode(&std::fs::read(dir.join("occupancy.png")).unwrap());
+    assert_eq!((w, h), (WIDTH, HEIGHT));
+    for vf in [0, 1] {
+        let n = count(&px, plot::vf_colour(vf));
+        assert!(n > 400, "VF {vf}: {n} pixels of its colour");
+    }
+    for vf in [2, 3] {
+        assert_eq!(count(&px, plot::vf_colour(vf)), 0, "plain VF {vf} plotted");
+    }
+    // Delay CDF PNG: both classes.
+    let (w, h, px) = decode(&std::fs::read(dir.join("delay_cdf.png")).unwrap());
+    assert_eq!((w, h), (WIDTH, HEIGHT));
+    for (name, c) in [
+        ("checkpointing", CHECKPOINTING_COLOUR),
+        ("plain", PLAIN_COLOUR),
+    ] {
+        let n = count(&px, c);
+        assert!(n > 400, "{name}: {n} pixels of its colour");
+    }
+
+    // Occupancy SVG: one marker element per commit (and per abort / unprotect), per VF.
+    let text = std::fs::read_to_string(dir.join("occupancy.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    svg_size_ok(&doc);
+    let commits = r.markers.iter().filter(|m| m.kind == "commit").count();
+    assert!(commits >= 4, "{commits} commits");
+    assert_eq!(with_class(&doc, &["marker", "commit"]).len(), commits);
+    for vf in 0..2u8 {
+        let n = r
+            .markers
+            .iter()
+            .filter(|m| m.kind == "commit" && m.vf == vf)
+            .count();
+        let class = format!("vf{vf}");
+        assert_eq!(
+            with_class(&doc, &["marker", "commit", &class]).len(),
+            n,
+            "VF {vf}"
+        );
+        assert_eq!(with_class(&doc, &["series", &class]).len(), 1, "VF {vf}");
+    }
+    for kind in ["abort", "unprotect"] {
+        let n = r.markers.iter().filter(|m| m.kind == kind).count();
+        assert_eq!(n, 1, "{kind} in the run");
+        assert_eq!(with_class(&doc, &["marker", kind]).len(), n, "{kind}");
+    }
+    assert_eq!(with_class(&doc, &["series"]).len(), 2);
+
+    // Delay CDF SVG: one monotone curve per class, from the bottom of the plot to its top.
+    let text = std::fs::read_to_string(dir.join("delay_cdf.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    svg_size_ok(&doc);
+    for class in ["checkpointing", "plain"] {
+        let curves = with_class(&doc, &["cdf", class]);
+        assert_eq!(curves.len(), 1, "{class}");
+        let pts = points(&curves[0]);
+        assert!(pts.len() > 10, "{class}: {} points", pts.len());
+        for w in pts.windows(2) {
+            assert!(w[1].0 >= w[0].0, "{class}: x goes back at {w:?}");
+            assert!(w[1].1 <= w[0].1, "{class}: the CDF falls at {w:?}");
+        }
+        let (first, last) = (pts[0].1, pts[pts.len() - 1].1);
+        assert!(first - last > 0.6 * f64::from(HEIGHT), "{class}: {first} → {last}");
+    }
+    assert!(!texts(&doc).contains("no data"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_run_without_checkpointing_vfs_or_frames_gives_no_data_plots() {
+    let mut s = Scenario::demo(3);
+    s.vf.truncate(1);
+    s.vf[0].checkpointing = false;
+    s.vf[0].rate_mbps = 0.0;
+    let r = run(&s);
+    assert!(r.frames.is_empty() && r.markers.is_empty());
+    let dir = temp_dir("empty");
+    plot::write_plots(&dir, &r).unwrap();
+    for (png, svg) in [
+        ("occupancy.png", "occupancy.svg"),
+        ("delay_cdf.png", "delay_cdf.svg"),
+    ] {
+        let (w, h, px) = decode(&std::fs::read(dir.join(png)).unwrap());
+        assert_eq!((w, h), (WIDTH, HEIGHT));
+        let inked = px.iter().filter(|&&p| p != Rgb(255, 255, 255)).count();
+        assert!(inked > 1000, "{png}: {inked} non-white pixels");
+        let text = std::fs::read_to_string(dir.join(svg)).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap();
+        svg_size_ok(&doc);
+        assert!(texts(&doc).contains("no data"), "{svg}");
+        assert!(doc.descendants().all(|n| !n.has_tag_name("polyline")), "{svg}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpointing_vf_without_samples_and_an_empty_class_are_noted() {
+    let occupancy = OccupancyData {
+        duration_ms: 0.0,
+        vfs: vec![VfOccupancy {
+            vf: 0,
+            samples: vec![],
+        }],
+        markers: vec![],
+    };
+    let (png, svg) = plot::render(|s| plot::draw_occupancy(s, &occupancy)).unwrap();
+    assert_eq!(decode(&png).0, WIDTH);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert!(texts(&doc).contains("no data: no occupancy samples"));
+
+    let cdf = DelayCdfData {
+        classes: [
+            ClassDelays::new("checkpointing", vec![]),
+            ClassDelays::new("plain", vec![0, 0, 1200, 5000, 5000, 80_000]),
+        ],
+    };
+    let (png, svg) = plot::render(|s| plot::draw_delay_cdf(s, &cdf)).unwrap();
+    let (_, _, px) = decode(&png);
+    assert!(count(&px, PLAIN_COLOUR) > 400);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let t = texts(&doc);
+    assert!(t.contains("checkpointing: no frames"), "{t}");
+    assert!(!t.contains("no data"), "{t}");
+    assert!(with_class(&doc, &["cdf", "checkpointing"]).is_empty());
+    assert_eq!(with_class(&doc, &["cdf", "plain"]).len(), 1);
+}
+
+#[test]
+fn cdf_points_never_decrease_and_end_at_one() {
+    // Zeros, duplicates, a long tail; below and above the point budget.
+    let mut v: Vec<u64> = (0..50_000u64)
+        .map(|i| (i * 7919 % 1000) * (i % 13) / 3)
+        .collect();
+    v.sort_unstable();
+    for sample in [&v[..7], &v[..CDF_POINTS], &v[..] as &[u64]] {
+        let pts = plot::cdf_points(sample, CDF_POINTS);
+        assert!(pts.len() <= 2 * CDF_POINTS + 2, "{}", pts.len());
+        assert_eq!(pts[0], (sample[0], 0.0));
+        assert_eq!(pts.last(), Some(&(sample[sample.len() - 1], 1.0)));
+        for w in pts.windows(2) {
+            assert!(w[1].0 >= w[0].0 && w[1].1 >= w[0].1, "{w:?}");
+        }
+    }
+    assert!(plot::cdf_points(&[], CDF_POINTS).is_empty());
+}
+
+#[test]
+fn synthetic_markers_one_element_each_and_thinned_beyond_the_cap() {
+    let sawtooth = |vf: usize| VfOccupancy {
+        vf,
+        samples: (0..1000)
+            .map(|t| (t as f64, ((t % 25) * 40 + vf as u32 * 100) as u32))
+            .collect(),
+    };
+    let marker = |at_ms: f64, vf: usize, epoch: u32, kind: &str| PlotMarker {
+        at_ms,
+        vf,
+        epoch,
+        kind: kind.into(),
+    };
+    let mut markers = Vec::new();
+    for e in 1..40u32 {
+        markers.push(marker(f64::from(e) * 25.0 - 1.0, 0, e, "commit"));
+        markers.push(marker(f64::from(e) * 25.0 - 0.5, 3, e, "commit"));
+    }
+    markers.push(marker(500.0, 0, 20, "abort"));
+    markers.push(marker(700.0, 3, 28, "failover"));
+    let d = OccupancyData {
+        duration_ms: 1000.0,
+        vfs: vec![sawtooth(0), sawtooth(3)],
+        markers,
+    };
+    let (png, svg) = plot::render(|s| plot::draw_occupancy(s, &d)).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert_eq!(with_class(&doc, &["marker", "commit"]).len(), 78);
+    assert_eq!(with_class(&doc, &["marker", "commit", "vf3"]).len(), 39);
+    assert_eq!(with_class(&doc, &["marker", "abort"]).len(), 1);
+    assert_eq!(with_class(&doc, &["marker", "failover"]).len(), 1);
+    let (_, _, px) = decode(&png);
+    assert!(count(&px, plot::vf_colour(3)) > 400);
+    assert!(count(&px, plot::ABORT_COLOUR) > 20);
+
+    // Beyond the cap: at most one commit marker per VF and pixel column, and the legend says so.
+    let many = MAX_COMMIT_MARKERS + 1000;
+    let d = OccupancyData {
+        duration_ms: 1000.0,
+        vfs: vec![sawtooth(0)],
+        markers: (0..many)
+            .map(|k| marker(k as f64 * 1000.0 / many as f64, 0, k as u32, "commit"))
+            .collect(),
+    };
+    let (_, svg) = plot::render(|s| plot::draw_occupancy(s, &d)).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let n = with_class(&doc, &["marker", "commit"]).len();
+    assert!(n > 100 && n <= WIDTH as usize, "{n}");
+    assert!(texts(&doc).contains("one per pixel shown"));
+}

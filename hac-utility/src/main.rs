@@ -217,16 +217,33 @@ fn vf_config(timeout_ms: u64) -> VfConfig {
     }
 }
 
+/// Prints the JSON report. Exit 0 when `ok`; 2 when the device could not even be opened (wrong
+/// PCI address, not bound to vfio-pci, no permission — something the user must fix; the reason
+/// also goes to stderr as one line); 1 for a failure of the device or the peer.
 fn print_json<T: Serialize>(report: &T, ok: bool) -> ExitCode {
-    match serde_json::to_string_pretty(report) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("error: cannot encode the report: {e}"),
-    }
+    let value = match serde_json::to_value(report) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: cannot encode the report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
     if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+        return ExitCode::SUCCESS;
     }
+    if value.get("stage").and_then(|s| s.as_str()) == Some("open") {
+        let msg = value
+            .get("error")
+            .and_then(|s| s.as_str())
+            .unwrap_or("cannot open the device");
+        eprintln!("error: {}", msg.replace('\n', " "));
+        return ExitCode::from(2);
+    }
+    ExitCode::FAILURE
 }
 
 fn main() -> ExitCode {

@@ -379,8 +379,13 @@ fn claim_socket_path(path: &Path) -> Result<(), ServeError> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(ServeError::Io(format!(
-            "cannot inspect {}: {e}",
-            path.display()
+            "cannot use {}: {e}{}",
+            path.display(),
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (no permission: run as root or choose a --socket path you can write)"
+            } else {
+                ""
+            }
         ))),
         Ok(meta) if !meta.file_type().is_socket() => Err(ServeError::Io(format!(
             "{} exists and is not a socket: choose another --socket path or remove the file",
@@ -483,8 +488,10 @@ fn serve_client(stream: UnixStream, jobs: Sender<Job>) {
                 });
                 let line = control::response_line(env.id.as_ref(), result.as_ref().cloned());
                 if stop {
+                    // Answer first, then stop the daemon: the client sees its answer.
                     let _ = writer.write_all(line.as_bytes());
                     let _ = writer.flush();
+                    let _ = jobs.send(Job::Stop);
                     return;
                 }
                 line
@@ -653,9 +660,6 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
             Ok(Job::Request(request, reply)) => {
                 let result = host.handle(&request);
                 let _ = reply.send(result);
-                if request == Request::Shutdown {
-                    break;
-                }
             }
             Ok(Job::Metrics(reply)) => {
                 host.tick();

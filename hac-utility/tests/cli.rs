@@ -37,9 +37,11 @@ fn malformed_pci_address_is_a_usage_error() {
 }
 
 #[test]
-fn missing_device_is_a_json_error_with_exit_1() {
-    let (code, out, _) = hac(&["vf-probe", "--pci", "0000:fe:1f.7"]);
-    assert_eq!(code, 1);
+fn missing_device_is_a_json_error_with_exit_2() {
+    let (code, out, err) = hac(&["vf-probe", "--pci", "0000:fe:1f.7"]);
+    assert_eq!(code, 2);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: no PCI device 0000:fe:1f.7"), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
     assert_eq!(v["stage"], "open");
@@ -93,7 +95,7 @@ fn vf_traffic_arguments_are_checked() {
 }
 
 #[test]
-fn vf_traffic_on_a_missing_device_is_a_json_error_with_exit_1() {
+fn vf_traffic_on_a_missing_device_is_a_json_error_with_exit_2() {
     let (code, out, _) = hac(&[
         "vf-traffic",
         "--pci",
@@ -101,7 +103,7 @@ fn vf_traffic_on_a_missing_device_is_a_json_error_with_exit_1() {
         "--dst-mac",
         "52:54:00:12:00:10",
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
     assert_eq!(v["stage"], "open");

@@ -403,3 +403,50 @@ fn sigterm_stops_cleanly_and_a_stale_socket_is_replaced() {
     let d3 = Daemon::start(&dir, &["--vfs", "1"]);
     assert_eq!(d3.ok(json!({"op": "hello"}))["vfs"], json!(1));
 }
+
+/// Runs `hac` as user nobody (needs root, which CI has; as another user the check cannot be
+/// made and the test says so and returns).
+fn as_nobody(args: &[&str]) -> Option<Output> {
+    let me = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&me.stdout).trim() != "0" {
+        eprintln!("not root: permission checks skipped");
+        return None;
+    }
+    Some(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_hac"))
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn missing_permission_is_a_one_line_error() {
+    let dir = tmpdir("perm");
+    let d = Daemon::start(&dir, &["--vfs", "1"]);
+    let Some(out) = as_nobody(&["ctl", "--socket", d.socket.to_str().unwrap(), "hello"]) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: permission denied on"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1);
+    // The socket is 0600: nobody may not steer checkpoints; the daemon is unaffected.
+    assert_eq!(d.ok(json!({"op": "hello"}))["vfs"], json!(1));
+    // Nobody cannot create a socket in a root-only directory.
+    std::fs::create_dir_all(dir.join("private")).unwrap();
+    let private = dir.join("private");
+    std::process::Command::new("chmod")
+        .args(["700"])
+        .arg(&private)
+        .status()
+        .unwrap();
+    let sock = private.join("x.sock");
+    let out = as_nobody(&["serve", "--socket", sock.to_str().unwrap()]).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no permission"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1);
+}

@@ -22,9 +22,17 @@ pub struct SocketArg {
 pub struct ServeArgs {
     #[command(flatten)]
     socket: SocketArg,
-    /// Run on the built-in 82576 model (the only backend today; see docs/control.md).
-    #[arg(long, default_value_t = true)]
+    /// Run on the built-in 82576 model with the HAC extension (the default).
+    #[arg(long, conflicts_with = "pci")]
     model: bool,
+    /// Serve a real PF bound to vfio-pci (loaded with enable_sriov=1, VFs created through
+    /// sriov_numvfs): the daemon answers the VFs' mailboxes; HAC requests are refused (the
+    /// 82576/I350 has no HAC block). See docs/control.md.
+    #[arg(long, value_name = "BDF", requires = "vf_token", value_parser = crate::parse_bdf)]
+    pci: Option<String>,
+    /// VF token (UUID) set on the PF; VF users open their VFs with it.
+    #[arg(long, value_name = "UUID", requires = "pci")]
+    vf_token: Option<String>,
     /// VFs to enable on the PF (1..=7); each gets the MAC 02:1b:21:c1:00:<n> from the PF.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=7))]
     vfs: u64,
@@ -149,14 +157,26 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
         port_rate: args.port_rate,
         metrics: args.metrics,
         pcap: args.pcap,
+        pci: args.pci.map(|bdf| hac_utility::serve::PciTarget {
+            bdf,
+            vf_token: args.vf_token.unwrap_or_default(),
+        }),
     };
     let result = serve(&config, |ready| {
-        eprint!(
-            "hac serve: {} VFs on the built-in model ({}), control socket {}",
-            ready.vfs,
-            config.port_rate,
-            ready.socket.display()
-        );
+        match &config.pci {
+            None => eprint!(
+                "hac serve: {} VFs on the built-in model ({}), control socket {}",
+                ready.vfs,
+                config.port_rate,
+                ready.socket.display()
+            ),
+            Some(t) => eprint!(
+                "hac serve: {} VFs on PF {} (vfio-pci), control socket {}",
+                ready.vfs,
+                t.bdf,
+                ready.socket.display()
+            ),
+        }
         if let Some(m) = ready.metrics {
             eprint!(", metrics http://{m}/metrics");
         }

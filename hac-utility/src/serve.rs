@@ -52,8 +52,19 @@ pub struct ServeConfig {
     pub port_rate: LineRate,
     /// Prometheus endpoint (must be a loopback address).
     pub metrics: Option<SocketAddr>,
-    /// Write every wire frame here (nanosecond pcap).
+    /// Write every wire frame here (nanosecond pcap; model only).
     pub pcap: Option<PathBuf>,
+    /// Serve a real PF through VFIO instead of the model.
+    pub pci: Option<PciTarget>,
+}
+
+/// A real PF bound to vfio-pci (loaded with `enable_sriov=1`).
+#[derive(Clone, Debug)]
+pub struct PciTarget {
+    /// The PF's PCI address.
+    pub bdf: String,
+    /// The VF token (UUID) the daemon sets on the PF; VF users open their VFs with it.
+    pub vf_token: String,
 }
 
 /// Why the daemon could not start or stopped.
@@ -66,7 +77,7 @@ pub enum ServeError {
     #[error("{0}")]
     Io(String),
     /// The device could not be brought up.
-    #[error("bringing up the model: {0}")]
+    #[error("bringing up the device: {0}")]
     Driver(#[from] hac_driver::DriverError),
     /// The HAC block refused its setup.
     #[error("HAC setup: {0}")]
@@ -89,7 +100,31 @@ pub fn vf_mac(n: usize) -> MacAddress {
 /// The destination of workload frames (a host beyond the wire).
 const PEER: MacAddress = MacAddress([0x02, 0xAA, 0, 0, 0, 2]);
 
-/// The device side: model, PF agent, VF drivers, HAC.
+/// What the daemon serves requests with: the model (everything) or a real PF (mailbox only).
+trait Backend {
+    /// Lets the device and the PF agent run up to now.
+    fn tick(&mut self);
+    /// Carries out one request.
+    fn dispatch(&mut self, request: &Request) -> Result<Value, ControlError>;
+    /// Counters of one VF or all.
+    fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError>;
+    /// How often to tick while idle.
+    fn idle_tick(&self) -> Duration;
+    /// Flushes outputs before the daemon exits.
+    fn finish(&mut self) {}
+}
+
+fn no_such_vf(vf: usize, n: usize) -> ControlError {
+    ControlError::new(
+        ErrorCode::NoSuchVf,
+        format!(
+            "VF {vf} does not exist: this PF has {n} VFs (0..={})",
+            n.saturating_sub(1)
+        ),
+    )
+}
+
+/// The device side on the model: model, PF agent, VF drivers, HAC.
 struct Host {
     model: Model,
     agent: SharedPfAgent,
@@ -195,23 +230,38 @@ impl Host {
         if vf < self.vfs.len() {
             Ok(())
         } else {
-            Err(ControlError::new(
-                ErrorCode::NoSuchVf,
-                format!(
-                    "VF {vf} does not exist: this PF has {} VFs (0..={})",
-                    self.vfs.len(),
-                    self.vfs.len() - 1
-                ),
-            ))
+            Err(no_such_vf(vf, self.vfs.len()))
         }
     }
 
-    fn handle(&mut self, request: &Request) -> Result<Value, ControlError> {
-        self.tick();
-        let result = self.dispatch(request);
-        // Let the device act on the command (e.g. start releasing) before the answer.
-        self.tick();
-        result
+    fn vf_summary(&mut self, vf: usize) -> Result<Value, ControlError> {
+        let s = self
+            .hac
+            .stats(vf)
+            .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?;
+        Ok(json!({
+            "vf": vf,
+            "checkpointing": self.tagged[vf],
+            "open_epoch": s.open_epoch,
+            "committed_epoch": s.committed_epoch,
+            "buffered_frames": s.buffered_frames,
+            "released": s.released,
+            "discarded": s.discarded,
+        }))
+    }
+}
+
+impl Backend for Host {
+    fn idle_tick(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn tick(&mut self) {
+        Host::tick(self);
+    }
+
+    fn finish(&mut self) {
+        self.model.nic().flush_wire_sinks();
     }
 
     fn dispatch(&mut self, request: &Request) -> Result<Value, ControlError> {
@@ -300,22 +350,6 @@ impl Host {
         }
     }
 
-    fn vf_summary(&mut self, vf: usize) -> Result<Value, ControlError> {
-        let s = self
-            .hac
-            .stats(vf)
-            .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?;
-        Ok(json!({
-            "vf": vf,
-            "checkpointing": self.tagged[vf],
-            "open_epoch": s.open_epoch,
-            "committed_epoch": s.committed_epoch,
-            "buffered_frames": s.buffered_frames,
-            "released": s.released,
-            "discarded": s.discarded,
-        }))
-    }
-
     fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError> {
         let (wire_frames, wire_bytes, wire_busy_ns) = self.model.nic().wire_totals();
         let device_time_ns = self.model.nic().now().as_nanos();
@@ -367,6 +401,159 @@ impl Host {
                 vf_resets: info.map_or(0, |v| v.resets),
                 workload_queued: self.queued[i].len() as u64,
                 workload_sent: self.sent[i],
+            });
+        }
+        Ok(out)
+    }
+}
+
+type PciBar = hac_driver::vfio::VfioBar<
+    <hac_driver::vfio::HostDevice as hac_driver::vfio::DeviceAccess>::Window,
+>;
+
+/// The device side on a real PF bound to vfio-pci: the PF agent answers the VFs' mailboxes
+/// (MACs, VLANs, multicast, max frame) like Linux igb would; the per-VF counters come from the
+/// PF's view of the VF statistics. The 82576/I350 has no HAC block, so the HAC requests are
+/// refused as unsupported.
+struct PciHost {
+    _dev: hac_driver::vfio::VfioDevice,
+    agent: hac_driver::pf::PfAgent<PciBar, hac_driver::backend::WallClock>,
+    started: Instant,
+    bdf: String,
+    /// Read-to-clear port counters, accumulated: frames, octets.
+    tx: (u64, u64),
+}
+
+impl PciHost {
+    fn new(config: &ServeConfig, target: &PciTarget) -> Result<PciHost, ServeError> {
+        let io = |what: &str, e: &dyn std::fmt::Display| {
+            ServeError::Io(format!("PF {}: {what}: {e}", target.bdf))
+        };
+        let dev = hac_driver::vfio::VfioDevice::open(&target.bdf, Some(&target.vf_token))
+            .map_err(|e| io("cannot open", &e))?;
+        dev.enable_memory_and_bus_master()
+            .map_err(|e| io("cannot enable memory and bus mastering", &e))?;
+        let bar = dev.bar0().map_err(|e| io("cannot map BAR0", &e))?;
+        let mut agent = hac_driver::pf::PfAgent::new(
+            bar,
+            hac_driver::backend::WallClock::default(),
+            PfConfig {
+                num_vfs: config.vfs,
+                ..PfConfig::default()
+            },
+        )?;
+        for vf in 0..config.vfs {
+            agent.set_vf_mac(vf, Some(vf_mac(vf)))?;
+        }
+        Ok(PciHost {
+            _dev: dev,
+            agent,
+            started: Instant::now(),
+            bdf: target.bdf.clone(),
+            tx: (0, 0),
+        })
+    }
+
+    fn check_vf(&self, vf: usize) -> Result<(), ControlError> {
+        let n = self.agent.num_vfs();
+        if vf < n {
+            Ok(())
+        } else {
+            Err(no_such_vf(vf, n))
+        }
+    }
+}
+
+impl Backend for PciHost {
+    fn idle_tick(&self) -> Duration {
+        // igbvf waits up to a few ms per mailbox message; answer well within that.
+        Duration::from_micros(200)
+    }
+
+    fn tick(&mut self) {
+        self.agent.poll();
+    }
+
+    fn dispatch(&mut self, request: &Request) -> Result<Value, ControlError> {
+        match *request {
+            Request::Hello => Ok(json!({
+                "name": "hac",
+                "version": env!("CARGO_PKG_VERSION"),
+                "backend": "vfio",
+                "pf": self.bdf,
+                "vfs": self.agent.num_vfs(),
+                "hac": "none",
+            })),
+            Request::Stats { vf } => {
+                if let Some(vf) = vf {
+                    self.check_vf(vf)?;
+                }
+                let stats = self.stats(vf)?;
+                serde_json::to_value(stats)
+                    .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))
+            }
+            Request::Shutdown => Ok(json!({ "stopping": true })),
+            Request::Send { .. } => Err(ControlError::new(
+                ErrorCode::Unsupported,
+                "`send` drives the model's stand-in VMs; on a real PF the VMs transmit themselves",
+            )),
+            _ => Err(ControlError::new(
+                ErrorCode::Unsupported,
+                format!(
+                    "`{}`: this PF has no HAC block (82576/I350); output commit on it is done by \
+                     the driver-level HAC in the VF's own driver (docs/hac.md)",
+                    request.op()
+                ),
+            )),
+        }
+    }
+
+    fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError> {
+        use igb_hw::regs::PfReg;
+        let bar = self.agent.bar();
+        self.tx.0 += u64::from(bar.get(PfReg::GPTC));
+        let lo = u64::from(bar.get(PfReg::GOTCL));
+        let hi = u64::from(bar.get(PfReg::GOTCH));
+        self.tx.1 += lo | (hi << 32);
+        let mut out = Stats {
+            port: PortCounters {
+                wire_frames: self.tx.0,
+                wire_bytes: self.tx.1,
+                wire_busy_ns: 0,
+                device_time_ns: self.started.elapsed().as_nanos() as u64,
+                guard_bytes: 0,
+            },
+            vfs: Vec::new(),
+        };
+        let n = self.agent.num_vfs();
+        let range = match only {
+            Some(v) => v..v + 1,
+            None => 0..n,
+        };
+        for i in range {
+            let bar = self.agent.bar();
+            let v = i as u8;
+            let (tx_packets, tx_bytes, rx_packets, rx_bytes) = (
+                u64::from(bar.get(PfReg::PVFGPTC(v))),
+                u64::from(bar.get(PfReg::PVFGOTC(v))),
+                u64::from(bar.get(PfReg::PVFGPRC(v))),
+                u64::from(bar.get(PfReg::PVFGORC(v))),
+            );
+            let info = self.agent.vf(i);
+            out.vfs.push(VfCounters {
+                vf: i,
+                mac: info
+                    .and_then(|v| v.mac)
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+                tx_packets,
+                tx_bytes,
+                rx_packets,
+                rx_bytes,
+                mbx_messages: info.map_or(0, |v| v.messages),
+                mbx_nacks: info.map_or(0, |v| v.nacks),
+                vf_resets: info.map_or(0, |v| v.resets),
+                ..VfCounters::default()
             });
         }
         Ok(out)
@@ -589,7 +776,18 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
             "--metrics {addr}: the metrics endpoint listens on loopback only (e.g. 127.0.0.1:9187)"
         )));
     }
-    let mut host = Host::new(config)?;
+    let mut host: Box<dyn Backend> = match &config.pci {
+        None => Box::new(Host::new(config)?),
+        Some(target) => {
+            if config.pcap.is_some() {
+                return Err(ServeError::Usage(
+                    "--pcap needs the model: a real PF's wire cannot be captured here".into(),
+                ));
+            }
+            Box::new(PciHost::new(config, target)?)
+        }
+    };
+    let idle = host.idle_tick();
     let listener = bind_socket(&config.socket)?;
     let metrics = match config.metrics {
         Some(addr) => match TcpListener::bind(addr) {
@@ -656,9 +854,12 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
     });
 
     loop {
-        match jobs_rx.recv_timeout(Duration::from_millis(1)) {
+        match jobs_rx.recv_timeout(idle) {
             Ok(Job::Request(request, reply)) => {
-                let result = host.handle(&request);
+                host.tick();
+                let result = host.dispatch(&request);
+                // Let the device act on the command (e.g. start releasing) before the answer.
+                host.tick();
                 let _ = reply.send(result);
             }
             Ok(Job::Metrics(reply)) => {
@@ -681,7 +882,7 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
         let _ = TcpStream::connect(addr);
     }
     let _ = std::fs::remove_file(&config.socket);
-    host.model.nic().flush_wire_sinks();
+    host.finish();
     Ok(())
 }
 

@@ -375,6 +375,32 @@ fn bad_daemon_setups_fail_in_one_line_with_status_2() {
         "no daemon",
     );
     check(&["stats", "--socket", sock.to_str().unwrap()], "no daemon");
+    // A real PF that is not there; a PF without its VF token.
+    check(
+        &[
+            "serve",
+            "--socket",
+            sock.to_str().unwrap(),
+            "--pci",
+            "0000:fe:1f.6",
+            "--vf-token",
+            "2b4f6a1e-0c1d-4e5f-8a9b-0123456789ab",
+        ],
+        "no PCI device 0000:fe:1f.6",
+    );
+    let out = hac()
+        .args([
+            "serve",
+            "--socket",
+            sock.to_str().unwrap(),
+            "--pci",
+            "0000:fe:1f.6",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--vf-token"));
+    assert!(!sock.exists());
     // A second daemon on a live socket is refused; the first keeps running.
     let d = Daemon::start(&dir, &["--vfs", "1"]);
     check(

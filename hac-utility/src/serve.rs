@@ -110,6 +110,17 @@ trait Backend {
     fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError>;
     /// How often to tick while idle.
     fn idle_tick(&self) -> Duration;
+    /// VFs on the PF.
+    fn num_vfs(&self) -> usize;
+    /// The `stats` answer.
+    fn stats_value(&mut self, vf: Option<usize>) -> Result<Value, ControlError> {
+        let n = self.num_vfs();
+        if let Some(vf) = vf.filter(|&vf| vf >= n) {
+            return Err(no_such_vf(vf, n));
+        }
+        serde_json::to_value(self.stats(vf)?)
+            .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))
+    }
     /// Flushes outputs before the daemon exits.
     fn finish(&mut self) {}
 }
@@ -256,6 +267,10 @@ impl Backend for Host {
         Duration::from_millis(1)
     }
 
+    fn num_vfs(&self) -> usize {
+        self.vfs.len()
+    }
+
     fn tick(&mut self) {
         Host::tick(self);
     }
@@ -322,14 +337,7 @@ impl Backend for Host {
                 self.guard = bytes;
                 Ok(json!({ "guard_bytes": bytes }))
             }
-            Request::Stats { vf } => {
-                if let Some(vf) = vf {
-                    self.check_vf(vf)?;
-                }
-                let stats = self.stats(vf)?;
-                serde_json::to_value(stats)
-                    .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))
-            }
+            Request::Stats { vf } => self.stats_value(vf),
             Request::Send { vf, frames, len } => {
                 self.check_vf(vf)?;
                 let len = len.unwrap_or(128) as usize;
@@ -453,21 +461,16 @@ impl PciHost {
             tx: (0, 0),
         })
     }
-
-    fn check_vf(&self, vf: usize) -> Result<(), ControlError> {
-        let n = self.agent.num_vfs();
-        if vf < n {
-            Ok(())
-        } else {
-            Err(no_such_vf(vf, n))
-        }
-    }
 }
 
 impl Backend for PciHost {
     fn idle_tick(&self) -> Duration {
         // igbvf waits up to a few ms per mailbox message; answer well within that.
         Duration::from_micros(200)
+    }
+
+    fn num_vfs(&self) -> usize {
+        self.agent.num_vfs()
     }
 
     fn tick(&mut self) {
@@ -484,14 +487,7 @@ impl Backend for PciHost {
                 "vfs": self.agent.num_vfs(),
                 "hac": "none",
             })),
-            Request::Stats { vf } => {
-                if let Some(vf) = vf {
-                    self.check_vf(vf)?;
-                }
-                let stats = self.stats(vf)?;
-                serde_json::to_value(stats)
-                    .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))
-            }
+            Request::Stats { vf } => self.stats_value(vf),
             Request::Shutdown => Ok(json!({ "stopping": true })),
             Request::Send { .. } => Err(ControlError::new(
                 ErrorCode::Unsupported,

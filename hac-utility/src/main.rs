@@ -37,7 +37,8 @@ struct Cli {
 enum Command {
     /// Run the built-in demo on the model: a PF with 4 VFs (2 checkpointing with 25 ms epochs
     /// and a 3–6 ms backup ack delay, 2 plain), mixed traffic, then a summary and a report
-    /// directory (report.json, packets.csv, wire.pcap, summary.txt).
+    /// directory (report.json, packets.csv, wire.pcap, summary.txt, occupancy and delay-CDF plots
+    /// as PNG and SVG).
     Demo {
         /// Where to write the report.
         #[arg(long, value_name = "DIR", default_value = "out/demo")]

@@ -489,7 +489,10 @@ impl Surface for Svg {
             ),
         };
         let paint = match shape {
-            Shape::Cross => format!("fill=\"none\" stroke=\"{}\" stroke-width=\"2\"", colour.hex()),
+            Shape::Cross => format!(
+                "fill=\"none\" stroke=\"{}\" stroke-width=\"2\"",
+                colour.hex()
+            ),
             _ => format!("fill=\"{}\"", colour.hex()),
         };
         let _ = writeln!(
@@ -505,14 +508,16 @@ impl Surface for Svg {
             Anchor::Middle => "middle",
             Anchor::End => "end",
         };
-        // Monospace advances ~0.6 em: this size matches the raster's 8 px per character.
+        // Monospace advances ~0.6 em: this size matches the raster's 8 px per character. The
+        // baseline sits ~0.35 em below the middle (not every renderer honours
+        // `dominant-baseline`).
         let font_size = style.size.char_width() / 0.6;
         let _ = writeln!(
             self.body,
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"{font_size:.1}\" text-anchor=\"{anchor}\" \
-             dominant-baseline=\"central\" fill=\"{}\">{}</text>",
+             fill=\"{}\">{}</text>",
             at.0,
-            at.1,
+            at.1 + 0.35 * font_size,
             style.colour.hex(),
             escape(text)
         );
@@ -545,7 +550,11 @@ impl Scale {
             Scale::Linear { min, max } => (v - min) / (max - min),
             Scale::Log { min, max } => (v.max(min).ln() - min.ln()) / (max.ln() - min.ln()),
         };
-        if f.is_finite() { f.clamp(0.0, 1.0) } else { 0.0 }
+        if f.is_finite() {
+            f.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -721,7 +730,11 @@ fn draw_frame(s: &mut dyn Surface, axes: &Axes, xt: &[Tick], yt: &[Tick], labels
         labels.x,
         small(Anchor::Middle),
     );
-    s.text((a.left - 70.0, a.top - 14.0), labels.y, small(Anchor::Start));
+    s.text(
+        (a.left - 70.0, a.top - 14.0),
+        labels.y,
+        small(Anchor::Start),
+    );
 }
 
 fn draw_box(s: &mut dyn Surface, a: Area) {
@@ -894,7 +907,11 @@ pub fn draw_occupancy(s: &mut dyn Surface, d: &OccupancyData) {
     } else {
         ("ms", 1.0)
     };
-    let x_max = if span_ms > 0.0 { span_ms / per_unit } else { 1.0 };
+    let x_max = if span_ms > 0.0 {
+        span_ms / per_unit
+    } else {
+        1.0
+    };
     let y_peak = d
         .vfs
         .iter()
@@ -982,7 +999,7 @@ pub fn draw_occupancy(s: &mut dyn Surface, d: &OccupancyData) {
                 Shape::TriangleDown,
                 4.0,
                 vf_colour(m.vf),
-                &format!("marker comit vf{}", m.vf),
+                &format!("marker commit vf{}", m.vf),
             );
         } else {
             let (shape, colour) = event_style(&m.kind);
@@ -1176,11 +1193,7 @@ pub fn draw_delay_cdf(s: &mut dyn Surface, d: &DelayCdfData) {
             .map(|(v, f)| axes.px(v as f64, f))
             .collect();
         if !pts.is_empty() {
-            s.polyline(
-                &pts,
-                Stroke::solid(colour, 2.0),
-                &format!("cdf {}", c.name),
-            );
+            s.polyline(&pts, Stroke::solid(colour, 2.0), &format!("cdf {}", c.name));
         }
         let p = c.percentiles;
         let label = if p.count == 0 {
@@ -1234,12 +1247,7 @@ pub fn write_plots(dir: &Path, r: &RunResult) -> Result<(), PlotError> {
     let cdf = DelayCdfData::from_run(r);
     let (occ_png, occ_svg) = render(|s| draw_occupancy(s, &occupancy))?;
     let (cdf_png, cdf_svg) = render(|s| draw_delay_cdf(s, &cdf))?;
-    let contents: [&[u8]; 4] = [
-        &occ_png,
-        occ_svg.as_bytes(),
-        &cdf_png,
-        cdf_svg.as_bytes(),
-    ];
+    let contents: [&[u8]; 4] = [&occ_png, occ_svg.as_bytes(), &cdf_png, cdf_svg.as_bytes()];
     for (name, bytes) in FILES.iter().zip(contents) {
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(|source| PlotError::Write { path, source })?;
@@ -1266,12 +1274,18 @@ mod tests {
 
     #[test]
     fn log_ticks_read_as_durations() {
-        let labels: Vec<String> = log_ticks_ns(1e3, 1e8).into_iter().map(|t| t.label).collect();
+        let labels: Vec<String> = log_ticks_ns(1e3, 1e8)
+            .into_iter()
+            .map(|t| t.label)
+            .collect();
         assert_eq!(
             labels,
             ["1 µs", "10 µs", "100 µs", "1 ms", "10 ms", "100 ms"]
         );
-        let labels: Vec<String> = log_ticks_ns(1e4, 1e5).into_iter().map(|t| t.label).collect();
+        let labels: Vec<String> = log_ticks_ns(1e4, 1e5)
+            .into_iter()
+            .map(|t| t.label)
+            .collect();
         assert_eq!(labels, ["10 µs", "20 µs", "50 µs", "100 µs"]);
         assert!(log_ticks_ns(0.0, 1.0).is_empty());
     }

@@ -41,7 +41,10 @@ fn missing_device_is_a_json_error_with_exit_2() {
     let (code, out, err) = hac(&["vf-probe", "--pci", "0000:fe:1f.7"]);
     assert_eq!(code, 2);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: no PCI device 0000:fe:1f.7"), "{err}");
+    assert!(
+        err.starts_with("error: no PCI device 0000:fe:1f.7"),
+        "{err}"
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
     assert_eq!(v["stage"], "open");

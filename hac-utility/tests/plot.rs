@@ -47,7 +47,10 @@ fn class_tokens(n: &roxmltree::Node<'_, '_>) -> BTreeSet<String> {
 }
 
 /// Elements whose class list holds every one of `tokens`.
-fn with_class<'a>(doc: &'a roxmltree::Document<'a>, tokens: &[&str]) -> Vec<roxmltree::Node<'a, 'a>> {
+fn with_class<'a>(
+    doc: &'a roxmltree::Document<'a>,
+    tokens: &[&str],
+) -> Vec<roxmltree::Node<'a, 'a>> {
     doc.descendants()
         .filter(|n| n.is_element())
         .filter(|n| {
@@ -171,7 +174,10 @@ fn plots_of_a_run_show_every_series_and_one_marker_per_commit() {
             assert!(w[1].1 <= w[0].1, "{class}: the CDF falls at {w:?}");
         }
         let (first, last) = (pts[0].1, pts[pts.len() - 1].1);
-        assert!(first - last > 0.6 * f64::from(HEIGHT), "{class}: {first} → {last}");
+        assert!(
+            first - last > 0.6 * f64::from(HEIGHT),
+            "{class}: {first} → {last}"
+        );
     }
     assert!(!texts(&doc).contains("no data"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -187,9 +193,17 @@ fn a_run_without_checkpointing_vfs_or_frames_gives_no_data_plots() {
     assert!(r.frames.is_empty() && r.markers.is_empty());
     let dir = temp_dir("empty");
     plot::write_plots(&dir, &r).unwrap();
-    for (png, svg) in [
-        ("occupancy.png", "occupancy.svg"),
-        ("delay_cdf.png", "delay_cdf.svg"),
+    for (png, svg, note) in [
+        (
+            "occupancy.png",
+            "occupancy.svg",
+            "no data: no checkpointing VF in this run",
+        ),
+        (
+            "delay_cdf.png",
+            "delay_cdf.svg",
+            "no data: no frame left on the wire",
+        ),
     ] {
         let (w, h, px) = decode(&std::fs::read(dir.join(png)).unwrap());
         assert_eq!((w, h), (WIDTH, HEIGHT));
@@ -198,8 +212,11 @@ fn a_run_without_checkpointing_vfs_or_frames_gives_no_data_plots() {
         let text = std::fs::read_to_string(dir.join(svg)).unwrap();
         let doc = roxmltree::Document::parse(&text).unwrap();
         svg_size_ok(&doc);
-        assert!(texts(&doc).contains("no data"), "{svg}");
-        assert!(doc.descendants().all(|n| !n.has_tag_name("polyline")), "{svg}");
+        assert!(texts(&doc).contains(note), "{svg}");
+        assert!(
+            doc.descendants().all(|n| !n.has_tag_name("polyline")),
+            "{svg}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -260,7 +277,7 @@ fn synthetic_markers_one_element_each_and_thinned_beyond_the_cap() {
     let sawtooth = |vf: usize| VfOccupancy {
         vf,
         samples: (0..1000)
-            .map(|t| (t as f64, ((t % 25) * 40 + vf as u32 * 100) as u32))
+            .map(|t: u32| (f64::from(t), (t % 25) * 40 + vf as u32 * 100))
             .collect(),
     };
     let marker = |at_ms: f64, vf: usize, epoch: u32, kind: &str| PlotMarker {

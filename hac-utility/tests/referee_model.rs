@@ -172,10 +172,10 @@ fn case3_pf_agent_and_two_vfs_through_the_switch() {
         assert_eq!(r.hw_rx_packets, 200);
     }
     let pf = pf.lock().unwrap();
-    for vf in 0..2 {
+    for (vf, mac) in macs.iter().enumerate() {
         let info = pf.vf(vf).unwrap();
         assert!(info.cts && info.resets == 1, "{info:?}");
-        assert_eq!(info.mac, Some(macs[vf]));
+        assert_eq!(info.mac, Some(*mac));
     }
 }
 

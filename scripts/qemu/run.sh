@@ -42,7 +42,10 @@ if [ -n "${HAC_QEMU_HAC:-}" ]; then
     [ -x "$HAC" ] || die "HAC_QEMU_HAC=$HAC is not an executable"
 elif [ "${HAC_QEMU_NO_BUILD:-0}" != 1 ] || [ ! -x "$HAC" ]; then
     log "building static hac"
-    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" \
+    # Release code without the profile's LTO and debug info: the guest needs speed, not the last
+    # few percent, and CI builds this from scratch (a separate target directory).
+    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_LTO=false \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
         cargo build --release --quiet -p hac-utility --target $TARGET) || die "cargo build failed"
 fi
 file_out="$(file -b "$HAC" 2>/dev/null || true)"

@@ -13,8 +13,8 @@
 
 use igb_hw::mailbox::{self as msg, Message};
 use igb_hw::regs::{
-    self, CTRL, CTRL_EXT, DTXSWC, MAILBOX_WORDS, MRQC, P2VMAILBOX, PfReg, RAH, RCTL, TCTL, VLVF,
-    VMOLR, VT_CTL, pf,
+    self, CTRL, CTRL_EXT, DTXSWC, MAILBOX_WORDS, MDIC, MRQC, P2VMAILBOX, PfReg, RAH, RCTL, TCTL,
+    VLVF, VMOLR, VT_CTL, pf,
 };
 use igb_hw::{MacAddress, frame};
 
@@ -97,10 +97,6 @@ pub struct PfAgent<R: RegisterIo, C: Clock> {
     events: Vec<PfEvent>,
 }
 
-/// MDIC, the MDI control register (datasheet 8.2.4): the PF's window on the PHY's registers.
-/// Only the PF agent uses it, so it is not in the shared register map (the model has no PHY).
-const MDIC: igb_hw::RegisterOffset = igb_hw::RegisterOffset(0x0020);
-
 /// RAR entry used for VF `vf`'s address (Linux: `rar_entry_count − (vf + 1)`).
 pub fn vf_rar_index(vf: usize) -> usize {
     regs::RAR_ENTRIES - 1 - vf
@@ -175,20 +171,22 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
     /// Restarts auto-negotiation in the internal PHY (PHY control register: auto-negotiation
     /// enable + restart, 1000 Mb/s full duplex), through MDIC, as Linux igb's copper link setup
     /// does. QEMU's igb drops STATUS.LU on CTRL.RST and raises it only ~500 ms after such a
-    /// restart (docs/fidelity.md); the model has no PHY (its link follows CTRL.SLU) and counts
-    /// the write as an unknown access. Completion (MDIC.R) is not awaited: STATUS.LU tells.
+    /// restart (docs/fidelity.md); the model has no PHY (its link follows CTRL.SLU) and reports
+    /// the access as completed at once. Completion (MDIC.R) is not awaited: STATUS.LU tells.
     fn restart_autoneg(&mut self) {
-        const PHY_ADDRESS: u32 = 1;
+        // IEEE 802.3 clause 22 PHY control register (0) bits.
         const PHY_CONTROL: u32 = 0;
-        const MDIC_OP_WRITE: u32 = 1 << 26;
         const AUTONEG_ENABLE: u32 = 0x1000;
         const AUTONEG_RESTART: u32 = 0x0200;
         const FULL_DUPLEX: u32 = 0x0100;
         const SPEED_1000: u32 = 0x0040;
         let data = AUTONEG_ENABLE | AUTONEG_RESTART | FULL_DUPLEX | SPEED_1000;
-        self.bar.io().write32(
-            MDIC,
-            MDIC_OP_WRITE | (PHY_ADDRESS << 21) | (PHY_CONTROL << 16) | data,
+        self.bar.write(
+            pf::MDIC,
+            MDIC::OP::Write
+                + MDIC::PHYADD.val(1)
+                + MDIC::REGADD.val(PHY_CONTROL)
+                + MDIC::DATA.val(data),
         );
     }
 
@@ -451,7 +449,10 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             Message::SetMacAddr { .. } => false,
             Message::SetMulticast { hashes, overflow } => {
                 for &h in &hashes {
-                    let reg = PfReg::MTA((h >> 5) as u8);
+                    // A hash is 12 bits (128 MTA words × 32 bits); the upper bits of the
+                    // VF's 16-bit field are ignored, as Linux igb does, so a malformed hash
+                    // cannot address a register past the MTA (the RAR entries follow it).
+                    let reg = PfReg::MTA(((h >> 5) & 0x7F) as u8);
                     self.bar.set(reg, self.bar.get(reg) | (1 << (h & 0x1F)));
                 }
                 let mut vmolr = self.bar.get(PfReg::VMOLR(p)) | regs::value(VMOLR::ROMPE::SET);

@@ -152,3 +152,20 @@ fn reset_then_each_malformed_case() {
     assert!(agent.vf(0).unwrap().nacks >= 8);
     assert_eq!(other_vf_filters(&model), before, "VF 1's filters untouched");
 }
+
+/// Found by the `pf_mailbox` fuzz target: a multicast hash wider than 12 bits used to index
+/// MTA word 197, which is the RAH of VF 1's receive-address entry.
+#[test]
+fn oversized_multicast_hash_stays_inside_the_mta() {
+    let (model, mut agent) = setup();
+    let before = other_vf_filters(&model);
+    // VF_RESET, then SET_MULTICAST with three hashes: 0x38B0 (word 0x1C5 unmasked), 0x0010, 0.
+    exchange(&model, &mut agent, &[u32::from(msg::VF_RESET)]);
+    let (reply, _) = exchange(&model, &mut agent, &[0x0003_0003, 0x0010_38B0]);
+    assert_ne!(reply & msg::ACK, 0, "multicast list accepted: {reply:#x}");
+    assert_eq!(other_vf_filters(&model), before, "VF 1's filters changed");
+    let mut nic = model.nic();
+    // 0x38B0 & 0xFFF = 0x8B0: MTA word 0x45, bit 16; 0x0010: word 0, bit 16.
+    assert_ne!(nic.pf_read(PfReg::MTA(0x45)) & (1 << 16), 0);
+    assert_ne!(nic.pf_read(PfReg::MTA(0)) & (1 << 16), 0);
+}

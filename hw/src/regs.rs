@@ -244,6 +244,8 @@ register_map! {
         STATUS = 0x0008, ReadOnly;
         /// Extended device control: PFRSTD (bit 14).
         CTRL_EXT = 0x0018, ReadWrite;
+        /// MDI control: the PF's window on the internal PHY's registers (datasheet 8.2.4).
+        MDIC = 0x0020, ReadWrite;
         /// Interrupt cause read (read to clear).
         ICR = 0x00C0, ReadClearWriteOneClear;
         /// Interrupt cause set.
@@ -580,6 +582,21 @@ mod bitfields {
         pub CTRL_EXT [
             /// PF reset done: clears RSTI and sets RSTD in every VFMAILBOX.
             PFRSTD OFFSET(14) NUMBITS(1) []
+        ],
+        /// MDIC (datasheet 8.2.4).
+        pub MDIC [
+            /// PHY register data.
+            DATA OFFSET(0) NUMBITS(16) [],
+            /// PHY register address.
+            REGADD OFFSET(16) NUMBITS(5) [],
+            /// PHY address (1 for the internal PHY).
+            PHYADD OFFSET(21) NUMBITS(5) [],
+            /// Opcode.
+            OP OFFSET(26) NUMBITS(2) [Write = 1, Read = 2],
+            /// Ready: the access completed.
+            R OFFSET(28) NUMBITS(1) [],
+            /// Error.
+            E OFFSET(30) NUMBITS(1) []
         ],
         /// VFMAILBOX (VF BAR) and V2PMAILBOX (PF BAR).
         pub VFMAILBOX [
@@ -988,6 +1005,8 @@ pub mod pf {
     pub const STATUS: Register<super::STATUS::Register, PfReg> = Register::new(PfReg::STATUS);
     /// CTRL_EXT.
     pub const CTRL_EXT: Register<super::CTRL_EXT::Register, PfReg> = Register::new(PfReg::CTRL_EXT);
+    /// MDIC.
+    pub const MDIC: Register<super::MDIC::Register, PfReg> = Register::new(PfReg::MDIC);
     /// ICR.
     pub const ICR: Register<super::ICR::Register, PfReg> = Register::new(PfReg::ICR);
     /// IMS.

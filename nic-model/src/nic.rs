@@ -918,6 +918,19 @@ impl Nic {
                     }
                 }
             }
+            // No PHY is modelled (the link follows CTRL.SLU): a PHY access completes at once,
+            // reads return 0.
+            PfReg::MDIC => {
+                let done = regs::view::<regs::MDIC::Register>(v);
+                let data = if done.matches_all(regs::MDIC::OP::Read) {
+                    0
+                } else {
+                    done.read(regs::MDIC::DATA)
+                };
+                let v = (v & !regs::value(regs::MDIC::DATA.val(0xFFFF)))
+                    | regs::value(regs::MDIC::DATA.val(data) + regs::MDIC::R::SET);
+                self.set_reg(reg, v);
+            }
             PfReg::ICS => self.raise_pf_cause(v),
             PfReg::IMS => {
                 let new = self.reg(PfReg::IMS) | v;

@@ -161,3 +161,19 @@ fn every_declared_vf_register_is_decoded_by_the_model() {
     }
     let _ = regs::VF_BAR0_SIZE;
 }
+
+#[test]
+fn mdic_accesses_complete_at_once_without_a_phy() {
+    let mut nic = bring_up(1, NicConfig::default());
+    let unknown = nic.counters().unknown_writes;
+    // Write 0x1340 to PHY 1 register 0 (restart auto-negotiation), then read register 1.
+    nic.pf_write(PfReg::MDIC, (1 << 26) | (1 << 21) | 0x1340);
+    let v = nic.pf_read(PfReg::MDIC);
+    assert_ne!(v & (1 << 28), 0, "MDIC.R: done");
+    assert_eq!(v & 0xFFFF, 0x1340, "write data kept");
+    nic.pf_write(PfReg::MDIC, (2 << 26) | (1 << 21) | (1 << 16) | 0xFFFF);
+    let v = nic.pf_read(PfReg::MDIC);
+    assert_eq!(v & 0xFFFF, 0, "no PHY: reads return 0");
+    assert_ne!(v & (1 << 28), 0);
+    assert_eq!(nic.counters().unknown_writes, unknown, "MDIC is a known register");
+}

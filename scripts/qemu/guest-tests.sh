@@ -260,6 +260,63 @@ case_pf_switch() {
     pass
 }
 
+# Case 3b: the same PF setup, but the PF is served by the control daemon (`hac serve --pci`),
+# and the VFs are opened by separate hac processes, as VMs would: the daemon answers their
+# mailboxes with the MACs it assigns, reports the PF's view of their counters, and refuses the
+# HAC requests (QEMU's igb, like the 82576, has no HAC block).
+case_serve_pf() {
+    modprobe vfio_iommu_type1 || die "modprobe vfio_iommu_type1 failed"
+    modprobe vfio-pci enable_sriov=1 || die "modprobe vfio-pci enable_sriov=1 failed"
+    wait_for 50 find_pf >/dev/null || die "no 8086:$PF_DEV_ID PF found"
+    PF=$(find_pf)
+    bind "$PF" vfio-pci
+    echo 0 >"/sys/bus/pci/devices/$PF/sriov_drivers_autoprobe"
+    echo 2 >"/sys/bus/pci/devices/$PF/sriov_numvfs" || die "sriov_numvfs=2 on the vfio-pci PF failed"
+    for vf in $VF0 $VF1; do
+        [ -e "/sys/bus/pci/devices/$vf" ] || die "VF $vf missing after sriov_numvfs=2"
+        bind $vf vfio-pci
+    done
+    TOKEN=$(cat /proc/sys/kernel/random/uuid)
+    SOCK=/tmp/hac.sock
+    hac serve --pci "$PF" --vf-token "$TOKEN" --vfs 2 --socket $SOCK 2>/tmp/serve.err &
+    servepid=$!
+    up() { [ -S $SOCK ]; }
+    wait_for 100 up || { sed 's/^/hac-out: /' /tmp/serve.err; die "hac serve did not start"; }
+    out=$(hac ctl --socket $SOCK hello 2>&1)
+    echo "$out" | sed 's/^/hac-out: /'
+    json_has "$out" '"backend": "vfio"' || die "hello: not the vfio backend"
+    # A VF user opens VF 0 with the token; the daemon's PF agent gives it 02:1b:21:c1:00:00.
+    out=$(hac vf-probe --pci $VF0 --vf-token "$TOKEN" 2>&1)
+    rc=$?
+    echo "$out" | sed 's/^/hac-out: /'
+    [ $rc = 0 ] || die "hac vf-probe through the daemon exited $rc"
+    json_has "$out" '"mac": "02:1b:21:c1:00:00"' || die "VF 0 did not get the daemon's MAC"
+    json_has "$out" '"mac_source": "pf"' || die "VF 0's MAC did not come from the PF"
+    # VF 1 sends frames to VF 0's MAC through the switch.
+    out=$(hac vf-traffic --pci $VF1 --vf-token "$TOKEN" --dst-mac 02:1b:21:c1:00:00 --count "$N" \
+        --rx-window-ms 0 2>&1)
+    rc=$?
+    echo "$out" | sed 's/^/hac-out: /'
+    [ $rc = 0 ] || die "hac vf-traffic through the daemon exited $rc"
+    out=$(hac stats --socket $SOCK 2>&1)
+    echo "$out" | sed 's/^/hac-out: /'
+    vf0=$(echo "$out" | sed -n '/^VF 0 /,/^VF 1 /p')
+    vf1=$(echo "$out" | sed -n '/^VF 1 /,$p')
+    echo "$vf0" | grep -q "vf_resets: [1-9]" || die "stats: no VF_RESET handshake counted for VF 0"
+    echo "$vf1" | grep -q "mbx_messages: [1-9]" || die "stats: no mailbox messages counted for VF 1"
+    echo "$vf1" | grep -q "tx_packets: $N\$" || die "stats: the PF does not count VF 1's $N frames (PVFGPTC)"
+    # The HAC requests are refused with a one-line error and exit status 2.
+    hac ctl --socket $SOCK tag 0 >/tmp/tag.out 2>&1
+    rc=$?
+    sed 's/^/hac-out: /' /tmp/tag.out
+    [ $rc = 2 ] || die "hac ctl tag on a PF without HAC block exited $rc, expected 2"
+    grep -q "^error: unsupported:" /tmp/tag.out || die "tag was not refused as unsupported"
+    hac ctl --socket $SOCK shutdown >/dev/null || die "shutdown refused"
+    wait $servepid || die "hac serve exited non-zero"
+    [ -e $SOCK ] && die "hac serve left its socket behind"
+    pass
+}
+
 # Case 4: HAC semantics in the driver (SoftHac) on VF 1, observed by the kernel igbvf peer on
 # VF 0: its rx_packets and the IP stack's Icmp InEchos do not move while frames are held, grow
 # by exactly the committed frames, not by the aborted ones; echo replies come back in order.
@@ -340,6 +397,7 @@ vf-probe-nack) case_vf_probe_nack ;;
 vf-traffic) case_vf_traffic ;;
 vf-ping) case_vf_ping ;;
 pf-switch) case_pf_switch ;;
+serve-pf) case_serve_pf ;;
 vf-hac) case_vf_hac ;;
 vf-smoltcp) case_vf_smoltcp ;;
 debug) case_debug ;;

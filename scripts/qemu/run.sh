@@ -3,7 +3,7 @@
 # QEMU (TCG) with an emulated Intel 82576 (igb) behind a vIOMMU, and runs the guest test cases
 # (scripts/qemu/guest-tests.sh), one boot per case. Run scripts/qemu/setup.sh first.
 #
-#   scripts/qemu/run.sh [CASE...]     # default: all eight cases (docs/qemu.md); "debug" traces
+#   scripts/qemu/run.sh [CASE...]     # default: all nine cases (docs/qemu.md); "debug" traces
 #
 # Environment:
 #   HAC_QEMU_CACHE          setup.sh's cache (default <repo>/target/qemu)
@@ -25,7 +25,7 @@ BOOT_TIMEOUT="${HAC_QEMU_BOOT_TIMEOUT:-45}"
 SMP="${HAC_QEMU_SMP:-2}"
 TARGET=x86_64-unknown-linux-gnu
 CASES=("$@")
-[ ${#CASES[@]} -gt 0 ] || CASES=(vf-probe-pf-mac vf-probe-pf-mac-trusted vf-probe-nack vf-traffic vf-ping pf-switch vf-hac vf-smoltcp)
+[ ${#CASES[@]} -gt 0 ] || CASES=(vf-probe-pf-mac vf-probe-pf-mac-trusted vf-probe-nack vf-traffic vf-ping pf-switch serve-pf vf-hac vf-smoltcp)
 MODULES=(dca i2c-algo-bit igb igbvf irqbypass vfio vfio_iommu_type1 vfio-pci-core vfio-pci)
 
 die() { echo "run.sh: error: $*" >&2; exit 2; }

@@ -17,6 +17,7 @@
 //! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
 //!   anti-spoofing and VLANs; the place HAC control plugs in.
 //! * [`phy`]: a `smoltcp::phy::Device` over a VF, so a TCP/IP stack runs on it.
+//! * [`tap`]: a Linux TAP interface (to bridge the model's wire port to kernel networking).
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod ring;
 pub mod softhac;
 #[allow(unsafe_code)]
 mod sys;
+pub mod tap;
 pub mod vf;
 pub mod vfio;
 

@@ -4,8 +4,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod control;
 pub mod engine;
+pub mod ha;
 pub mod hwcases;
 pub mod plot;
 pub mod report;

@@ -56,6 +56,35 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
     },
+    /// HAC on the model against Linux sch_plug (Remus-style buffering) in User-Mode Linux: the
+    /// same workload through both (64/1500 B, paced/saturating, epochs 1/5/25 ms, acks 0/5 ms,
+    /// a background flow), one table (markdown and JSON) and delay-CDF plots. The peer needs
+    /// `scripts/plug/setup.sh` (docs/performance.md). Exit 1 if --check finds a correctness
+    /// column wrong.
+    Bench {
+        /// Where to write table.md, table.json, the plots and the peer's raw results.
+        #[arg(long, value_name = "DIR", default_value = "out/bench")]
+        out: std::path::PathBuf,
+        /// The short configuration (3 cases, CI).
+        #[arg(long)]
+        short: bool,
+        /// Require 0 violations and 0 drops on our side, and the peer's known violation and
+        /// drops to be detected where the case expects them.
+        #[arg(long)]
+        check: bool,
+        /// Run our side only (no User-Mode Linux).
+        #[arg(long)]
+        skip_peer: bool,
+        /// Directory of peer.sh (the sch_plug side).
+        #[arg(long, value_name = "DIR", default_value = "scripts/plug")]
+        plug_dir: std::path::PathBuf,
+        /// Peer run per case, wall ms (default 1000, short 400).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+        peer_duration_ms: Option<u64>,
+        /// Model run per case, virtual ms (default 300, short 100).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        model_duration_ms: Option<u64>,
+    },
     /// Open a VF, run the igbvf init sequence (reset, mailbox, MAC) and print a JSON report.
     ///
     /// With --pci the VF must be bound to vfio-pci (see docs/vfio.md); with --model the same
@@ -107,6 +136,20 @@ enum Command {
     Ctl(ctl::CtlArgs),
     /// Counters of a running `hac serve`, per VF, in the style of `ethtool -S`.
     Stats(ctl::StatsArgs),
+    /// High availability end to end (needs root: network namespaces and TAP devices): a
+    /// primary and a backup host, each with its own model NIC bridged to Linux, a protected
+    /// smoltcp service replicated by deterministic replay, a Linux TCP client; the primary is
+    /// killed with SIGKILL mid-stream and the client must not notice. Writes a report directory
+    /// (report.json, requests.csv, summary.txt, timeline plot, per-node pcaps). See
+    /// docs/failover.md.
+    #[command(name = "failover-demo")]
+    FailoverDemo(hac_utility::ha::demo::DemoArgs),
+    /// One host of the failover demo (started by `failover-demo`).
+    #[command(name = "ha-node", hide = true)]
+    HaNode(hac_utility::ha::node::NodeArgs),
+    /// The failover demo's TCP client (started by `failover-demo` in the client namespace).
+    #[command(name = "ha-client", hide = true)]
+    HaClient(hac_utility::ha::client::ClientArgs),
     /// Debugging: trace the VF init handshake (CTRL.RST, VF_RESET, SET_MAC_ADDR) with the raw
     /// mailbox words, without the driver's policy. The VF must be bound to vfio-pci.
     #[command(name = "vf-mailbox", hide = true)]
@@ -247,6 +290,38 @@ fn print_json<T: Serialize>(report: &T, ok: bool) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// `hac bench`: runs, prints the table, and with `check` fails on a wrong correctness column.
+fn run_bench(o: &hac_utility::bench::BenchOptions, check: bool) -> ExitCode {
+    let t = std::time::Instant::now();
+    match hac_utility::bench::run(o, &mut |line| eprintln!("{line}")) {
+        Ok((rows, md)) => {
+            println!("{md}");
+            println!(
+                "written: {}/{{table.md, table.json, delay_cdf.png, delay_cdf.svg, cdf/}} in {:.1} s",
+                o.out.display(),
+                t.elapsed().as_secs_f64()
+            );
+            let problems = hac_utility::bench::check(&rows);
+            for p in &problems {
+                eprintln!("check: {p}");
+            }
+            if check && !problems.is_empty() {
+                return ExitCode::FAILURE;
+            }
+            if check {
+                println!(
+                    "check: HAC 0 violations and 0 drops in every row; sch_plug's known violation and drops detected"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -268,6 +343,34 @@ fn main() -> ExitCode {
                 Err(e) => finish_run(Err(e)),
             }
         }
+        Command::Bench {
+            out,
+            short,
+            check,
+            skip_peer,
+            plug_dir,
+            peer_duration_ms,
+            model_duration_ms,
+        } => run_bench(
+            &hac_utility::bench::BenchOptions {
+                out,
+                short,
+                skip_peer,
+                plug_dir,
+                peer_duration_ms,
+                model_duration_ms,
+            },
+            check,
+        ),
+        Command::FailoverDemo(args) => run_failover_demo(&args),
+        Command::HaNode(args) => match hac_utility::ha::node::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: ha-node: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::HaClient(args) => run_ha_client(&args),
         Command::Serve(args) => ctl::run_serve(args),
         Command::Ctl(args) => ctl::run_ctl(args),
         Command::Stats(args) => ctl::run_stats(args),
@@ -598,6 +701,45 @@ fn finish_run(r: Result<String, hac_utility::run::RunError>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hac failover-demo`: exit 0 when the client saw a consistent, complete stream; 1 when it did
+/// not; 2 when the lab could not be set up (not root, no `ip`, no /dev/net/tun).
+fn run_failover_demo(args: &hac_utility::ha::demo::DemoArgs) -> ExitCode {
+    use hac_utility::ha::demo::DemoError;
+    match hac_utility::ha::demo::run(args, true) {
+        Ok(report) if report.ok => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e @ DemoError::Setup(_)) => {
+            eprintln!("error: {e} (the failover demo needs root, iproute2 and /dev/net/tun)");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hac ha-client`: prints a final `{"ev":"done",...}` line; exit 1 on any inconsistency.
+fn run_ha_client(args: &hac_utility::ha::client::ClientArgs) -> ExitCode {
+    match hac_utility::ha::client::run(args) {
+        Ok(n) => {
+            println!(
+                "{}",
+                serde_json::json!({"ev": "done", "ok": true, "answered": n})
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: ha-client: {e}");
+            println!(
+                "{}",
+                serde_json::json!({"ev": "done", "ok": false, "error": e.to_string()})
+            );
             ExitCode::FAILURE
         }
     }

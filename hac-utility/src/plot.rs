@@ -1216,6 +1216,125 @@ pub fn draw_delay_cdf(s: &mut dyn Surface, d: &DelayCdfData) {
     }
 }
 
+/// One curve of [`draw_delay_cdf_series`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CdfSeries {
+    /// Legend label.
+    pub label: String,
+    /// Colour.
+    pub colour: Rgb,
+    /// Dashed (e.g. the comparison peer) or solid.
+    pub dashed: bool,
+    /// The delays.
+    pub delays: ClassDelays,
+}
+
+impl CdfSeries {
+    /// From unsorted delays, ns.
+    pub fn new(label: &str, colour: Rgb, dashed: bool, delays_ns: Vec<u64>) -> CdfSeries {
+        CdfSeries {
+            label: label.into(),
+            colour,
+            dashed,
+            delays: ClassDelays::new("series", delays_ns),
+        }
+    }
+}
+
+/// A titled set of CDF curves (`hac bench`: HAC against sch_plug, per class).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CdfSeriesSet {
+    /// Title.
+    pub title: String,
+    /// The curves.
+    pub series: Vec<CdfSeries>,
+}
+
+/// Draws several added-delay CDFs on one log time axis, with a two-column legend above the plot
+/// (label, frame count, p50, p99). In the SVG each curve is a `polyline` with class
+/// `cdf series-N`. The axis spans the decade below the lowest 1st percentile of positive delays
+/// to the decade above the largest delay.
+pub fn draw_delay_cdf_series(s: &mut dyn Surface, d: &CdfSeriesSet) {
+    let min_pos = d
+        .series
+        .iter()
+        .filter_map(|c| {
+            let v = &c.delays.sorted_ns;
+            let positive = &v[v.partition_point(|&x| x == 0)..];
+            positive.get(positive.len() / 100).copied()
+        })
+        .min();
+    let max = d
+        .series
+        .iter()
+        .filter_map(|c| c.delays.sorted_ns.last().copied())
+        .max()
+        .unwrap_or(0);
+    let lo = min_pos.map_or(1e3, |v| 10f64.powf((v as f64).log10().floor()));
+    let mut hi = 10f64.powf((max.max(1) as f64).log10().ceil());
+    if hi <= lo {
+        hi = lo * 10.0;
+    }
+    let axes = Axes {
+        area: AREA,
+        x: Scale::Log { min: lo, max: hi },
+        y: Scale::Linear { min: 0.0, max: 1.0 },
+    };
+    draw_frame(
+        s,
+        &axes,
+        &log_ticks_ns(lo, hi),
+        &[0.0, 0.25, 0.5, 0.75, 1.0].map(|v| Tick {
+            value: v,
+            label: format!("{:.0}%", v * 100.0),
+        }),
+        &Labels {
+            title: &d.title,
+            x: "added delay (delivered - submitted; log scale; model: virtual time, peer: wall time)",
+            y: "frames with added delay <= x",
+        },
+    );
+    for (i, c) in d.series.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = cdf_points(&c.delays.sorted_ns, CDF_POINTS)
+            .into_iter()
+            .map(|(v, f)| axes.px(v as f64, f))
+            .collect();
+        if !pts.is_empty() {
+            let stroke = Stroke {
+                colour: c.colour,
+                width: 2.0,
+                dashed: c.dashed,
+            };
+            s.polyline(&pts, stroke, &format!("cdf series-{i}"));
+        }
+        let p = c.delays.percentiles;
+        let label = if p.count == 0 {
+            format!("{}: no frames", c.label)
+        } else {
+            format!(
+                "{}: {} fr, p50 {}, p99 {}",
+                c.label,
+                p.count,
+                format_ns(p.p50_ns as f64),
+                format_ns(p.p99_ns as f64)
+            )
+        };
+        let x = AREA.left + (i % 2) as f64 * (AREA.right - AREA.left) / 2.0;
+        let y = 38.0 + (i / 2) as f64 * 14.0;
+        let stroke = Stroke {
+            colour: c.colour,
+            width: 3.0,
+            dashed: c.dashed,
+        };
+        s.line((x, y), (x + 22.0, y), stroke);
+        s.text((x + 28.0, y), &label, small(Anchor::Start));
+    }
+    draw_box(s, AREA);
+    if d.series.iter().all(|c| c.delays.sorted_ns.is_empty()) {
+        draw_note(s, AREA, "no data: no frame delivered");
+    }
+}
+
 /// Why the plots could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -1230,6 +1349,149 @@ pub enum PlotError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// One answered request on the failover timeline.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimelinePoint {
+    /// When the answer arrived, s since the client started.
+    pub at_s: f64,
+    /// The request's round trip, ns.
+    pub rtt_ns: f64,
+    /// Answered after the primary was killed (by the backup).
+    pub after_kill: bool,
+}
+
+/// The failover timeline's data (`hac failover-demo`).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TimelineData {
+    /// Every answer, in order.
+    pub points: Vec<TimelinePoint>,
+    /// When the primary was killed, s.
+    pub kill_s: Option<f64>,
+    /// When the backup took over (or the primary unprotected), s.
+    pub takeover_s: Option<f64>,
+    /// Legend of the answers after the kill.
+    pub after_label: String,
+    /// Label of the takeover line.
+    pub event_label: String,
+    /// Label of the kill line.
+    pub kill_label: String,
+}
+
+/// Colour of answers from the primary on the timeline.
+pub const PRIMARY_COLOUR: Rgb = Rgb(0x94, 0x67, 0xbd);
+/// Colour of answers from the backup, and of the takeover line.
+pub const BACKUP_COLOUR: Rgb = Rgb(0x2c, 0xa0, 0x2c);
+
+/// Draws the failover timeline: each request's round trip (log scale) at the time its answer
+/// arrived, answers from the primary and from the backup in two colours, a dashed line at the
+/// kill and one at the takeover.
+pub fn draw_failover_timeline(s: &mut dyn Surface, d: &TimelineData) {
+    let x_end = d
+        .points
+        .iter()
+        .map(|p| p.at_s)
+        .chain(d.kill_s)
+        .chain(d.takeover_s)
+        .fold(0.0, f64::max);
+    let x_max = if x_end > 0.0 {
+        let step = nice_step(x_end, 8);
+        (x_end / step).ceil() * step
+    } else {
+        1.0
+    };
+    let (lo, hi) = d
+        .points
+        .iter()
+        .map(|p| p.rtt_ns.max(1e3))
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    let (y_min, y_max) = if hi > 0.0 {
+        (
+            10f64.powf(lo.log10().floor()),
+            10f64.powf((hi * 1.0001).log10().ceil()),
+        )
+    } else {
+        (1e6, 1e9)
+    };
+    let axes = Axes {
+        area: AREA,
+        x: Scale::Linear {
+            min: 0.0,
+            max: x_max,
+        },
+        y: Scale::Log {
+            min: y_min,
+            max: y_max,
+        },
+    };
+    draw_frame(
+        s,
+        &axes,
+        &linear_ticks(0.0, x_max, 8),
+        &log_ticks_ns(y_min, y_max),
+        &Labels {
+            title: "Failover: client round trip per request",
+            x: "time since the client started (s)",
+            y: "round trip (log scale)",
+        },
+    );
+    for p in &d.points {
+        let (colour, class) = if p.after_kill {
+            (BACKUP_COLOUR, "point backup")
+        } else {
+            (PRIMARY_COLOUR, "point primary")
+        };
+        s.marker(
+            axes.px(p.at_s, p.rtt_ns.max(y_min)),
+            Shape::Diamond,
+            2.5,
+            colour,
+            class,
+        );
+    }
+    let mut label_y = AREA.top + 22.0;
+    for (at, label, colour) in [
+        (d.kill_s, d.kill_label.as_str(), FAILOVER_COLOUR),
+        (d.takeover_s, d.event_label.as_str(), BACKUP_COLOUR),
+    ] {
+        let Some(at) = at else { continue };
+        let (px, _) = axes.px(at, y_min);
+        s.line(
+            (px, AREA.top),
+            (px, AREA.bottom),
+            Stroke {
+                colour,
+                width: 1.5,
+                dashed: true,
+            },
+        );
+        s.text((px + 6.0, label_y), label, small(Anchor::Start));
+        label_y += 14.0;
+    }
+    draw_box(s, AREA);
+    let mut legend = vec![(
+        Swatch::Mark(Shape::Diamond, PRIMARY_COLOUR),
+        "answered by the primary (checkpointed)".to_string(),
+    )];
+    if d.points.iter().any(|p| p.after_kill) {
+        legend.push((
+            Swatch::Mark(Shape::Diamond, BACKUP_COLOUR),
+            d.after_label.clone(),
+        ));
+    }
+    if d.kill_s.is_some() {
+        legend.push((Swatch::Line(FAILOVER_COLOUR), "kill".to_string()));
+    }
+    if d.takeover_s.is_some() {
+        legend.push((Swatch::Line(BACKUP_COLOUR), d.event_label.clone()));
+    }
+    draw_legend(s, &legend);
+    if d.points.is_empty() {
+        draw_note(s, AREA, "no data: no request was answered");
+    }
 }
 
 /// A chart drawn on both surfaces: (PNG bytes, SVG text).
@@ -1298,6 +1560,27 @@ mod tests {
         assert!(d.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(d.iter().any(|p| p.1 == 9.0) && d.iter().any(|p| p.1 == 0.0));
         assert_eq!(d.last(), pts.last());
+    }
+
+    #[test]
+    fn series_cdf_draws_every_curve_dashed_or_not() {
+        let set = CdfSeriesSet {
+            title: "t".into(),
+            series: vec![
+                CdfSeries::new("a", PLAIN_COLOUR, false, vec![1_000, 2_000, 3_000]),
+                CdfSeries::new("b", CHECKPOINTING_COLOUR, true, vec![5_000_000, 6_000_000]),
+                CdfSeries::new("c", PLAIN_COLOUR, true, vec![]),
+            ],
+        };
+        let (png, svg) = render(|s| draw_delay_cdf_series(s, &set)).unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        assert!(svg.contains("cdf series-0") && svg.contains("cdf series-1"));
+        assert!(
+            !svg.contains("cdf series-2"),
+            "an empty series has no curve"
+        );
+        assert!(svg.contains("c: no frames"));
+        assert!(svg.contains("stroke-dasharray"));
     }
 
     #[test]

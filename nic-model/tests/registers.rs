@@ -175,5 +175,9 @@ fn mdic_accesses_complete_at_once_without_a_phy() {
     let v = nic.pf_read(PfReg::MDIC);
     assert_eq!(v & 0xFFFF, 0, "no PHY: reads return 0");
     assert_ne!(v & (1 << 28), 0);
-    assert_eq!(nic.counters().unknown_writes, unknown, "MDIC is a known register");
+    assert_eq!(
+        nic.counters().unknown_writes,
+        unknown,
+        "MDIC is a known register"
+    );
 }

@@ -13,6 +13,7 @@
 //!   job (a VF token must be passed when the device fd is requested).
 //! * [`pcidrv`]: the device and IOMMU through `pci-driver` (the default path).
 //! * [`host`]: the two real backends behind one type each.
+//! * [`tap`]: a Linux TAP device (`TUNSETIFF`), frames to and from a kernel interface.
 //! * [`fake`]: in-memory twins of all of the above for tests (no unsafe code; it lives here only
 //!   because it implements the same seams).
 //!
@@ -24,4 +25,5 @@ pub mod fake;
 pub mod host;
 pub mod mmio;
 pub mod pcidrv;
+pub mod tap;
 pub mod vfio;

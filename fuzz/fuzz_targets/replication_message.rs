@@ -1,0 +1,49 @@
+//! Arbitrary bytes as the failover demo's replication stream (primary ⇄ backup): the decoder
+//! never panics, never claims more bytes than it was given, every message it accepts re-encodes
+//! to exactly the bytes it came from, and feeding the same bytes in arbitrary chunks through the
+//! stream decoder yields the same messages.
+#![no_main]
+
+use hac_utility::ha::msg::{DecodeError, Message, StreamDecoder};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // Whole-buffer decoding, message by message.
+    let mut at = 0;
+    let mut whole = Vec::new();
+    while at < data.len() {
+        match Message::parse(&data[at..]) {
+            Ok((m, used)) => {
+                assert!(used >= 8 && used <= data.len() - at);
+                let again = m.to_bytes().expect("a decoded message re-encodes");
+                assert_eq!(again, &data[at..at + used], "re-encoding differs");
+                whole.push(m);
+                at += used;
+            }
+            Err(DecodeError::Incomplete { needed }) => {
+                assert!(needed > data.len() - at);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    // The same bytes in chunks whose sizes come from the data.
+    let mut dec = StreamDecoder::default();
+    let mut chunked = Vec::new();
+    let mut rest = data;
+    let mut k = 0usize;
+    'outer: while !rest.is_empty() {
+        let n = (usize::from(data[k % data.len()]) % 17 + 1).min(rest.len());
+        k += 1;
+        dec.push(&rest[..n]);
+        rest = &rest[n..];
+        loop {
+            match dec.next_message() {
+                Ok(Some(m)) => chunked.push(m),
+                Ok(None) => break,
+                Err(_) => break 'outer,
+            }
+        }
+    }
+    assert_eq!(whole, chunked, "chunked decoding differs");
+});

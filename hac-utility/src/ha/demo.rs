@@ -1,0 +1,964 @@
+//! `hac failover-demo`: builds the lab (network namespaces, a bridge, two TAPs, a veth into the
+//! client's namespace), starts the backup and the primary node, runs the Linux-TCP client,
+//! kills the primary with SIGKILL at a seeded random point, checks the client's view, writes the
+//! report directory and tears the lab down — also when anything fails on the way.
+//!
+//! The lab, all inside two namespaces named after this process (`hac-fo-<pid>` and
+//! `hac-fo-<pid>c`), so nothing touches the host's networking and deleting the namespaces
+//! removes every interface:
+//!
+//! ```text
+//!   hac-fo-<pid>:   primary ── tapp ─┐
+//!                                    br0 ── vethh ═══ vethc (192.0.2.100) : hac-fo-<pid>c
+//!                   backup  ── tapb ─┘                      client
+//!                   primary ⇄ backup: replication link on 127.0.0.1
+//! ```
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::node::unix_us;
+use crate::plot;
+use crate::report::Percentiles;
+
+/// `hac failover-demo` arguments.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where to write the report.
+    #[arg(long, value_name = "DIR", default_value = "out/failover")]
+    pub out: PathBuf,
+    /// Seed of the kill point (and of the service).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Requests the client streams.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(20..=1_000_000))]
+    pub requests: u64,
+    /// Pause between requests, ms.
+    #[arg(long, default_value_t = 10)]
+    pub interval_ms: u64,
+    /// Most requests outstanding at once.
+    #[arg(long, default_value_t = 4)]
+    pub window: u64,
+    /// Epoch (checkpoint interval), ms.
+    #[arg(long, default_value_t = 20)]
+    pub epoch_ms: u64,
+    /// Heartbeat interval, ms.
+    #[arg(long, default_value_t = 10)]
+    pub heartbeat_ms: u64,
+    /// Peer declared lost after this long without a message, ms.
+    #[arg(long, default_value_t = 150)]
+    pub timeout_ms: u64,
+    /// Background frames per second on each node's plain VF.
+    #[arg(long, default_value_t = 500)]
+    pub background_pps: u64,
+    /// Which node gets SIGKILL: the primary (the backup must take over), the backup (the
+    /// primary must go unprotected and keep serving) or none (a baseline run).
+    #[arg(long, value_enum, default_value_t = Victim::Primary)]
+    pub kill: Victim,
+}
+
+/// The node the demo kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Victim {
+    /// The primary: failover.
+    Primary,
+    /// The backup: the primary runs unprotected.
+    Backup,
+    /// Nobody.
+    None,
+}
+
+impl Victim {
+    fn name(self) -> &'static str {
+        match self {
+            Victim::Primary => "primary",
+            Victim::Backup => "backup",
+            Victim::None => "none",
+        }
+    }
+}
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Something in the lab could not be set up or a process could not be run.
+    #[error("{0}")]
+    Setup(String),
+    /// The run went wrong (a process died, a timeout).
+    #[error("{0}")]
+    Run(String),
+    /// Interrupted by SIGINT/SIGTERM.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+const SERVICE_ADDR: &str = "192.0.2.10:7000";
+const CLIENT_CIDR: &str = "192.0.2.100/24";
+const LINK_ADDR: &str = "127.0.0.1:7100";
+const NS_PREFIX: &str = "hac-fo-";
+
+/// A small deterministic generator (SplitMix64) for the kill point.
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    /// Seeded.
+    pub fn new(seed: u64) -> SplitMix {
+        SplitMix(seed)
+    }
+    /// Next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `lo..hi` (`lo` if empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.next_u64() % (hi - lo)
+        }
+    }
+}
+
+/// Where the primary is killed: after answer `after_answer`, plus `extra_us`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct KillPlan {
+    /// Answers the client must have received first.
+    pub after_answer: u64,
+    /// Then this long, µs (anywhere inside an epoch).
+    pub extra_us: u64,
+}
+
+/// The kill point for `seed`: after 25–60 % of the requests, plus up to one epoch.
+pub fn kill_plan(seed: u64, requests: u64, epoch_ms: u64) -> KillPlan {
+    let mut rng = SplitMix::new(seed);
+    KillPlan {
+        after_answer: rng.range(requests / 4, requests * 3 / 5).max(1),
+        extra_us: rng.range(0, epoch_ms.max(1) * 1000),
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), DemoError> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| DemoError::Setup(format!("cannot run `ip`: {e} (iproute2 is needed)")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(DemoError::Setup(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Deletes `hac-fo-<pid>` namespaces whose process is gone (left by a run that was killed).
+fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+            continue;
+        };
+        let pid = rest.trim_end_matches('c');
+        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = ip(&["netns", "del", name]);
+        }
+    }
+}
+
+/// The lab: namespaces and the processes inside; dropping it kills what still runs and deletes
+/// the namespaces (with every interface in them).
+struct Lab {
+    net: String,
+    client_ns: String,
+    children: Vec<(String, Child)>,
+    made: Vec<String>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let pid = std::process::id();
+        Lab {
+            net: format!("{NS_PREFIX}{pid}"),
+            client_ns: format!("{NS_PREFIX}{pid}c"),
+            children: Vec::new(),
+            made: Vec::new(),
+        }
+    }
+
+    fn setup(&mut self) -> Result<(), DemoError> {
+        let (n, c) = (self.net.clone(), self.client_ns.clone());
+        for ns in [&n, &c] {
+            ip(&["netns", "add", ns])?;
+            self.made.push(ns.clone());
+            // Quiet namespaces: no IPv6 autoconfiguration chatter on the bridge.
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns, "sysctl", "-q", "-w"])
+                .args([
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        ip(&[
+            "-n",
+            &n,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+        ])?;
+        for tap in ["tapp", "tapb"] {
+            ip(&["-n", &n, "tuntap", "add", "dev", tap, "mode", "tap"])?;
+            ip(&["-n", &n, "link", "set", tap, "master", "br0", "up"])?;
+        }
+        ip(&[
+            "-n", &n, "link", "add", "vethh", "type", "veth", "peer", "name", "vethc", "netns", &c,
+        ])?;
+        ip(&["-n", &n, "link", "set", "vethh", "master", "br0", "up"])?;
+        ip(&["-n", &n, "link", "set", "br0", "up"])?;
+        ip(&["-n", &c, "addr", "add", CLIENT_CIDR, "dev", "vethc"])?;
+        ip(&["-n", &c, "link", "set", "vethc", "up"])?;
+        Ok(())
+    }
+
+    /// Runs `hac <args>` inside namespace `ns`; stdout lines come back on `events` tagged
+    /// `who`, stderr goes to `<out>/<who>.log`.
+    fn spawn(
+        &mut self,
+        who: &str,
+        ns: &str,
+        args: &[String],
+        out: &Path,
+        events: &Sender<Event>,
+    ) -> Result<ChildStdin, DemoError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| DemoError::Setup(format!("cannot find the hac binary: {e}")))?;
+        let log = std::fs::File::create(out.join(format!("{who}.log")))
+            .map_err(|e| DemoError::Setup(format!("cannot create {who}.log: {e}")))?;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .map_err(|e| DemoError::Setup(format!("cannot start {who}: {e}")))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        self.children.push((who.to_string(), child));
+        let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
+            return Err(DemoError::Setup(format!("no pipes to {who}")));
+        };
+        let tx = events.clone();
+        let who = who.to_string();
+        let mut journal = std::fs::File::create(out.join(format!("{who}-events.jsonl"))).ok();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(j) = &mut journal {
+                    let _ = writeln!(j, "{line}");
+                }
+                let value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                if tx
+                    .send(Event::Line {
+                        who: who.clone(),
+                        value,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let _ = tx.send(Event::Closed { who });
+        });
+        Ok(stdin)
+    }
+
+    fn child(&mut self, who: &str) -> Option<&mut Child> {
+        self.children
+            .iter_mut()
+            .find(|(w, _)| w == who)
+            .map(|(_, c)| c)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.children {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+        for ns in self.made.iter().rev() {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+enum Event {
+    Line { who: String, value: Value },
+    Closed { who: String },
+}
+
+/// One answered request as the client saw it.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Answer {
+    /// Request number.
+    pub n: u64,
+    /// Sent, Unix µs.
+    pub sent_us: u64,
+    /// Answered, Unix µs.
+    pub recv_us: u64,
+}
+
+/// The report.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailoverReport {
+    /// Consistent and complete: no reset, no EOF, every answer the running total, all answered.
+    pub ok: bool,
+    /// What went wrong.
+    pub errors: Vec<String>,
+    /// The configuration.
+    pub config: Value,
+    /// The node killed.
+    pub killed: Victim,
+    /// The kill point.
+    pub kill_plan: Option<KillPlan>,
+    /// Requests answered.
+    pub answered: u64,
+    /// Answers received after the kill (from the backup when the primary was killed).
+    pub answered_by_backup: u64,
+    /// Kill → the backup's takeover, or the primary's unprotect when the backup was killed
+    /// (failure detection), ms.
+    pub detection_ms: Option<f64>,
+    /// Kill → first answer from the backup, ms.
+    pub failover_ms: Option<f64>,
+    /// Last answer before the kill → first answer after it, ms.
+    pub client_stall_ms: Option<f64>,
+    /// Frames the primary held for uncommitted epochs (plus frames not yet handed to the VF)
+    /// when it died: never sent.
+    pub frames_discarded_at_primary: Option<u64>,
+    /// Epochs the backup replayed before taking over.
+    pub replayed_epochs: Option<u64>,
+    /// Adapter-level added delay (wire − submit) on the primary before the kill: the
+    /// checkpointing VF.
+    pub added_delay_protected: Option<Value>,
+    /// The same for the plain VF.
+    pub added_delay_plain: Option<Value>,
+    /// Client round trip of requests answered by the protected primary.
+    pub client_rtt_protected: Percentiles,
+    /// Client round trip of requests sent after the backup answered its first (unprotected
+    /// service).
+    pub client_rtt_unprotected: Percentiles,
+    /// Unix µs of the client's start, the kill, the takeover, the first answer after the kill.
+    pub times_unix_us: Value,
+    /// Wall seconds for the whole run.
+    pub wall_secs: f64,
+}
+
+struct Progress {
+    tty: bool,
+    enabled: bool,
+    last_tenth: u64,
+}
+
+impl Progress {
+    fn note(&mut self, msg: &str) {
+        if !self.enabled {
+            return;
+        }
+        if self.tty {
+            eprint!("\r{:<78}\r", "");
+        }
+        eprintln!("{msg}");
+    }
+    fn answers(&mut self, n: u64, total: u64, phase: &str) {
+        if !self.enabled {
+            return;
+        }
+        if self.tty {
+            let filled = (n * 30 / total.max(1)) as usize;
+            eprint!(
+                "\r[{:<30}] {n}/{total} answers, served by the {phase}  ",
+                "#".repeat(filled)
+            );
+            let _ = std::io::stderr().flush();
+        } else if n * 10 / total.max(1) > self.last_tenth {
+            self.last_tenth = n * 10 / total.max(1);
+            eprintln!("progress: {n}/{total} answers, served by the {phase}");
+        }
+    }
+}
+
+/// Runs the demo; returns the report (written to `args.out`) or why it could not run.
+pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoError> {
+    let started = Instant::now();
+    let out = args.out.clone();
+    std::fs::create_dir_all(&out)
+        .map_err(|e| DemoError::Setup(format!("cannot create {}: {e}", out.display())))?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // Only one handler per process: a second demo in the same process keeps the first.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    let mut progress = Progress {
+        tty: std::io::stderr().is_terminal(),
+        enabled: show_progress,
+        last_tenth: 0,
+    };
+    remove_stale_namespaces();
+    let mut lab = Lab::new();
+    progress.note(&format!(
+        "setting up namespaces {} and {} (bridge, 2 TAPs, veth)",
+        lab.net, lab.client_ns
+    ));
+    lab.setup()?;
+    let (tx, rx) = unbounded();
+    let out_s = out.display().to_string();
+    let node_args = |role: &str, tap: &str| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "ha-node".into(),
+            "--role".into(),
+            role.into(),
+            "--tap".into(),
+            tap.into(),
+            "--link".into(),
+            LINK_ADDR.into(),
+            "--seed".into(),
+            args.seed.to_string(),
+            "--epoch-ms".into(),
+            args.epoch_ms.to_string(),
+            "--heartbeat-ms".into(),
+            args.heartbeat_ms.to_string(),
+            "--timeout-ms".into(),
+            args.timeout_ms.to_string(),
+            "--background-pps".into(),
+            args.background_pps.to_string(),
+        ];
+        v.extend(["--out".into(), out_s.clone()]);
+        v
+    };
+    let net = lab.net.clone();
+    let mut backup_in = Some(lab.spawn("backup", &net, &node_args("backup", "tapb"), &out, &tx)?);
+    wait_for(
+        &rx,
+        "backup",
+        "ready",
+        Duration::from_secs(15),
+        &interrupted,
+    )?;
+    let mut primary_in =
+        Some(lab.spawn("primary", &net, &node_args("primary", "tapp"), &out, &tx)?);
+    wait_for(
+        &rx,
+        "primary",
+        "ready",
+        Duration::from_secs(15),
+        &interrupted,
+    )?;
+    progress.note("primary and backup nodes are up; starting the client");
+    let client_ns = lab.client_ns.clone();
+    let client_args: Vec<String> = vec![
+        "ha-client".into(),
+        "--connect".into(),
+        SERVICE_ADDR.into(),
+        "--requests".into(),
+        args.requests.to_string(),
+        "--interval-ms".into(),
+        args.interval_ms.to_string(),
+        "--window".into(),
+        args.window.to_string(),
+    ];
+    let client_start_us = unix_us();
+    let _client_in = lab.spawn("client", &client_ns, &client_args, &out, &tx)?;
+    let victim = args.kill;
+    let plan = (victim != Victim::None).then(|| kill_plan(args.seed, args.requests, args.epoch_ms));
+    if let Some(p) = plan {
+        progress.note(&format!(
+            "kill point (seed {}): after answer {} + {:.1} ms",
+            args.seed,
+            p.after_answer,
+            p.extra_us as f64 / 1e3
+        ));
+    }
+    let mut answers: Vec<Answer> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    let mut kill_at: Option<Instant> = None;
+    let mut kill_us: Option<u64> = None;
+    let mut takeover: Option<Value> = None;
+    let mut unprotected: Option<Value> = None;
+    let mut held_before_kill: Option<u64> = None;
+    let mut primary_status: Option<Value> = None;
+    let mut client_done: Option<Value> = None;
+    let deadline =
+        Instant::now() + Duration::from_millis(args.requests * (args.interval_ms + 50) + 60_000);
+    while client_done.is_none() {
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(DemoError::Interrupted);
+        }
+        if Instant::now() > deadline {
+            errors.push("the run did not finish in time".into());
+            break;
+        }
+        if let Some(at) = kill_at
+            && kill_us.is_none()
+            && Instant::now() >= at
+        {
+            kill_us = Some(unix_us());
+            if let Some(c) = lab.child(victim.name()) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            match victim {
+                Victim::Primary => primary_in = None,
+                _ => backup_in = None,
+            }
+            progress.note(&format!(
+                "SIGKILL to the {} after {} answers",
+                victim.name(),
+                answers.len()
+            ));
+        }
+        let ev = match rx.recv_timeout(Duration::from_millis(2)) {
+            Ok(ev) => ev,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(_) => break,
+        };
+        match ev {
+            Event::Closed { who } => {
+                if who == "client" {
+                    client_done.get_or_insert(Value::Null);
+                } else if kill_us.is_none() || who != victim.name() {
+                    errors.push(format!("the {who} exited during the run"));
+                }
+            }
+            Event::Line { who, value } => match who.as_str() {
+                "client" => {
+                    if value.get("ev").and_then(Value::as_str) == Some("done") {
+                        client_done = Some(value);
+                        continue;
+                    }
+                    let get = |k: &str| value.get(k).and_then(Value::as_u64);
+                    if let (Some(n), Some(sent_us), Some(recv_us)) =
+                        (get("n"), get("sent_us"), get("recv_us"))
+                    {
+                        answers.push(Answer {
+                            n,
+                            sent_us,
+                            recv_us,
+                        });
+                        let phase = if kill_us.is_some() && victim == Victim::Primary {
+                            "backup"
+                        } else if kill_us.is_some() {
+                            "primary, unprotected"
+                        } else {
+                            "primary"
+                        };
+                        progress.answers(n, args.requests, phase);
+                        if let Some(p) = plan
+                            && kill_at.is_none()
+                            && n >= p.after_answer
+                        {
+                            kill_at = Some(Instant::now() + Duration::from_micros(p.extra_us));
+                        }
+                    }
+                }
+                "primary" => match value.get("ev").and_then(Value::as_str) {
+                    Some("held") if kill_us.is_none() => {
+                        held_before_kill = value.get("frames").and_then(Value::as_u64);
+                    }
+                    Some("status") if kill_us.is_none() => primary_status = Some(value),
+                    Some("unprotected") => {
+                        if victim != Victim::Backup || kill_us.is_none() {
+                            errors.push("the primary lost the backup and ran unprotected".into());
+                        }
+                        progress.note("the primary lost the backup: running unprotected");
+                        unprotected = Some(value);
+                    }
+                    _ => {}
+                },
+                "backup" if value.get("ev").and_then(Value::as_str) == Some("takeover") => {
+                    if kill_us.is_none() {
+                        errors.push("the backup took over while the primary was alive".into());
+                    }
+                    progress.note(&format!(
+                        "backup took over (primary silent for {} ms)",
+                        value
+                            .get("silent_ms")
+                            .and_then(Value::as_f64)
+                            .unwrap_or(0.0)
+                    ));
+                    takeover = Some(value);
+                }
+                _ => {}
+            },
+        }
+    }
+    // Let the client's exit status settle, then stop the nodes cleanly (stdin closed).
+    let client_status = lab.child("client").and_then(|c| {
+        for _ in 0..200 {
+            if let Ok(Some(s)) = c.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    });
+    drop(primary_in.take());
+    drop(backup_in.take());
+    for who in ["primary", "backup"] {
+        if let Some(c) = lab.child(who) {
+            for _ in 0..300 {
+                if !matches!(c.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    let client_err = std::fs::read_to_string(out.join("client.log")).unwrap_or_default();
+    if !client_status.is_some_and(|s| s.success()) {
+        let msg = client_err
+            .lines()
+            .last()
+            .unwrap_or("no message")
+            .to_string();
+        errors.push(format!("client failed: {msg}"));
+    }
+    if answers.len() as u64 != args.requests {
+        errors.push(format!(
+            "{} of {} requests answered",
+            answers.len(),
+            args.requests
+        ));
+    }
+    if plan.is_some() && kill_us.is_none() {
+        errors.push("the primary was never killed".into());
+    }
+    if victim == Victim::Primary && kill_us.is_some() && takeover.is_none() {
+        errors.push("the backup never took over".into());
+    }
+    if victim == Victim::Backup && kill_us.is_some() && unprotected.is_none() {
+        errors.push("the primary never went unprotected after the backup died".into());
+    }
+    let report = build_report(
+        args,
+        plan,
+        &answers,
+        errors,
+        Times {
+            client_start_us,
+            kill_us,
+            takeover_us: takeover
+                .as_ref()
+                .or(unprotected.as_ref())
+                .and_then(|t| t.get("t_unix_us"))
+                .and_then(Value::as_u64),
+        },
+        held_before_kill,
+        takeover
+            .as_ref()
+            .and_then(|t| t.get("replayed_epochs"))
+            .and_then(Value::as_u64),
+        primary_status,
+        started,
+    );
+    write_report(&out, &report, &answers)?;
+    drop(lab);
+    if show_progress {
+        progress.note(&summary(&report, &out));
+    }
+    Ok(report)
+}
+
+fn wait_for(
+    rx: &Receiver<Event>,
+    who: &str,
+    ev: &str,
+    timeout: Duration,
+    interrupted: &AtomicBool,
+) -> Result<(), DemoError> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(DemoError::Interrupted);
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Event::Line { who: w, value })
+                if w == who && value.get("ev").and_then(Value::as_str) == Some(ev) =>
+            {
+                return Ok(());
+            }
+            Ok(Event::Closed { who: w }) if w == who => {
+                return Err(DemoError::Run(format!(
+                    "the {who} exited during start-up (see its .log in the report directory)"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Err(DemoError::Run(format!("the {who} did not start in time")))
+}
+
+struct Times {
+    client_start_us: u64,
+    kill_us: Option<u64>,
+    takeover_us: Option<u64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    args: &DemoArgs,
+    plan: Option<KillPlan>,
+    answers: &[Answer],
+    errors: Vec<String>,
+    t: Times,
+    held: Option<u64>,
+    replayed_epochs: Option<u64>,
+    primary_status: Option<Value>,
+    started: Instant,
+) -> FailoverReport {
+    let ms = |a: u64, b: u64| a.saturating_sub(b) as f64 / 1e3;
+    let (before, after): (Vec<&Answer>, Vec<&Answer>) = answers
+        .iter()
+        .partition(|a| t.kill_us.is_none_or(|k| a.recv_us < k));
+    let first_after = after.first().map(|a| a.recv_us);
+    let last_before = before.last().map(|a| a.recv_us);
+    let mut rtt_p: Vec<u64> = before.iter().map(|a| a.recv_us - a.sent_us).collect();
+    let mut rtt_u: Vec<u64> = after
+        .iter()
+        .filter(|a| first_after.is_some_and(|f| a.sent_us > f))
+        .map(|a| a.recv_us.saturating_sub(a.sent_us))
+        .collect();
+    let to_ns = |p: Percentiles| Percentiles {
+        count: p.count,
+        p50_ns: p.p50_ns * 1000,
+        p99_ns: p.p99_ns * 1000,
+        max_ns: p.max_ns * 1000,
+    };
+    let delay = |k: &str| {
+        primary_status
+            .as_ref()
+            .and_then(|s| s.get("added_delay"))
+            .and_then(|d| d.get(k))
+            .cloned()
+    };
+    FailoverReport {
+        ok: errors.is_empty(),
+        errors,
+        config: json!({
+            "seed": args.seed, "requests": args.requests, "interval_ms": args.interval_ms,
+            "window": args.window, "epoch_ms": args.epoch_ms, "heartbeat_ms": args.heartbeat_ms,
+            "timeout_ms": args.timeout_ms, "background_pps": args.background_pps,
+            "port_rate": "1G", "service": SERVICE_ADDR,
+        }),
+        killed: args.kill,
+        kill_plan: plan,
+        answered: answers.len() as u64,
+        answered_by_backup: after.len() as u64,
+        detection_ms: t.kill_us.zip(t.takeover_us).map(|(k, o)| ms(o, k)),
+        failover_ms: t.kill_us.zip(first_after).map(|(k, f)| ms(f, k)),
+        client_stall_ms: last_before.zip(first_after).map(|(l, f)| ms(f, l)),
+        frames_discarded_at_primary: t.kill_us.and(held).filter(|_| args.kill == Victim::Primary),
+        replayed_epochs,
+        added_delay_protected: delay("service_vf"),
+        added_delay_plain: delay("plain_vf"),
+        client_rtt_protected: to_ns(Percentiles::of(&mut rtt_p)),
+        client_rtt_unprotected: to_ns(Percentiles::of(&mut rtt_u)),
+        times_unix_us: json!({"client_start": t.client_start_us, "kill": t.kill_us,
+            "takeover": t.takeover_us, "first_answer_after_kill": first_after}),
+        wall_secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// The files the demo writes besides the nodes' own (`<role>-wire.pcap`, `<role>-packets.csv`,
+/// `<who>.log`, `<who>-events.jsonl`).
+pub const FILES: [&str; 5] = [
+    "report.json",
+    "requests.csv",
+    "summary.txt",
+    "timeline.png",
+    "timeline.svg",
+];
+
+fn write_report(out: &Path, r: &FailoverReport, answers: &[Answer]) -> Result<(), DemoError> {
+    let w = |name: &str, bytes: &[u8]| {
+        std::fs::write(out.join(name), bytes)
+            .map_err(|e| DemoError::Run(format!("cannot write {name}: {e}")))
+    };
+    let json = serde_json::to_string_pretty(r).map_err(|e| DemoError::Run(e.to_string()))?;
+    w("report.json", (json + "\n").as_bytes())?;
+    let kill = r.times_unix_us.get("kill").and_then(Value::as_u64);
+    let mut csv = String::from("n,sent_us,recv_us,rtt_us,served_by\n");
+    for a in answers {
+        let by = match (kill.is_some_and(|k| a.recv_us >= k), r.killed) {
+            (true, Victim::Primary) => "backup",
+            (true, _) => "primary-unprotected",
+            _ => "primary",
+        };
+        csv += &format!(
+            "{},{},{},{},{by}\n",
+            a.n,
+            a.sent_us,
+            a.recv_us,
+            a.recv_us.saturating_sub(a.sent_us)
+        );
+    }
+    w("requests.csv", csv.as_bytes())?;
+    w("summary.txt", summary(r, out).as_bytes())?;
+    let origin = r
+        .times_unix_us
+        .get("client_start")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let secs = |us: u64| us.saturating_sub(origin) as f64 / 1e6;
+    let data = plot::TimelineData {
+        points: answers
+            .iter()
+            .map(|a| plot::TimelinePoint {
+                at_s: secs(a.recv_us),
+                rtt_ns: a.recv_us.saturating_sub(a.sent_us) as f64 * 1e3,
+                after_kill: kill.is_some_and(|k| a.recv_us >= k),
+            })
+            .collect(),
+        kill_s: kill.map(secs),
+        takeover_s: r
+            .times_unix_us
+            .get("takeover")
+            .and_then(Value::as_u64)
+            .map(secs),
+        after_label: match r.killed {
+            Victim::Primary => "answered by the backup".into(),
+            _ => "answered by the primary, unprotected".into(),
+        },
+        event_label: match r.killed {
+            Victim::Primary => "backup takes over".into(),
+            _ => "primary unprotects".into(),
+        },
+        kill_label: format!("SIGKILL {}", r.killed.name()),
+    };
+    let (png, svg) = plot::render(|s| plot::draw_failover_timeline(s, &data))
+        .map_err(|e| DemoError::Run(format!("cannot draw the timeline: {e}")))?;
+    w("timeline.png", &png)?;
+    w("timeline.svg", svg.as_bytes())?;
+    Ok(())
+}
+
+/// The human summary.
+pub fn summary(r: &FailoverReport, out: &Path) -> String {
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.1} ms")).unwrap_or("-".into());
+    let ms = |ns: u64| ns as f64 / 1e6;
+    let pct = |v: &Option<Value>, k: &str| {
+        v.as_ref()
+            .and_then(|p| p.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let mut s = format!("failover demo: {}\n", if r.ok { "PASS" } else { "FAIL" });
+    for e in &r.errors {
+        s += &format!("  error: {e}\n");
+    }
+    let after = match r.killed {
+        Victim::Primary => "from the backup after the kill",
+        _ => "after the kill",
+    };
+    s += &format!(
+        "answers: {} ({} {after}); consistent running totals, no reset, no EOF: {}\n",
+        r.answered,
+        r.answered_by_backup,
+        if r.ok { "yes" } else { "no" }
+    );
+    if let Some(p) = r.kill_plan {
+        s += &format!(
+            "kill: SIGKILL to the {} after answer {} + {:.1} ms\n",
+            r.killed.name(),
+            p.after_answer,
+            p.extra_us as f64 / 1e3
+        );
+    }
+    if r.killed == Victim::Backup {
+        s += &format!(
+            "backup lost: kill -> primary unprotected {}; client stall {} (output held until the unprotect released it)\n",
+            f(r.detection_ms),
+            f(r.client_stall_ms)
+        );
+    } else if r.killed == Victim::Primary {
+        s += &format!(
+            "failure detection (kill -> takeover): {}; failover (kill -> first answer from the backup): {}; client stall: {}\n",
+            f(r.detection_ms),
+            f(r.failover_ms),
+            f(r.client_stall_ms)
+        );
+    }
+    s += &format!(
+        "frames discarded at the primary (held for uncommitted epochs when it died): {}; epochs replayed by the backup: {}\n",
+        r.frames_discarded_at_primary
+            .map(|v| v.to_string())
+            .unwrap_or("-".into()),
+        r.replayed_epochs
+            .map(|v| v.to_string())
+            .unwrap_or("-".into())
+    );
+    s += &format!(
+        "added delay in the adapter before the kill: protected p50 {:.2} ms p99 {:.2} ms; plain p50 {:.1} µs p99 {:.1} µs\n",
+        ms(pct(&r.added_delay_protected, "p50_ns")),
+        ms(pct(&r.added_delay_protected, "p99_ns")),
+        pct(&r.added_delay_plain, "p50_ns") as f64 / 1e3,
+        pct(&r.added_delay_plain, "p99_ns") as f64 / 1e3,
+    );
+    s += &format!(
+        "client round trip: protected (primary) p50 {:.1} ms p99 {:.1} ms; unprotected (backup after takeover) p50 {:.1} ms p99 {:.1} ms\n",
+        ms(r.client_rtt_protected.p50_ns),
+        ms(r.client_rtt_protected.p99_ns),
+        ms(r.client_rtt_unprotected.p50_ns),
+        ms(r.client_rtt_unprotected.p99_ns),
+    );
+    s += &format!(
+        "report: {}/{{{}, primary-wire.pcap, backup-wire.pcap, primary-packets.csv, backup-packets.csv}}\n",
+        out.display(),
+        FILES.join(", ")
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_plans_are_seeded_and_mid_stream() {
+        assert_eq!(kill_plan(3, 400, 20), kill_plan(3, 400, 20));
+        let plans: Vec<KillPlan> = (1..=20).map(|s| kill_plan(s, 400, 20)).collect();
+        assert!(plans.iter().all(|p| (100..240).contains(&p.after_answer)));
+        assert!(plans.iter().all(|p| p.extra_us < 20_000));
+        assert!(plans.windows(2).any(|w| w[0] != w[1]));
+    }
+}

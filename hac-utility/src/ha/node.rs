@@ -1,0 +1,856 @@
+//! `hac ha-node`: one host of the failover pair. It owns a model NIC run in real time whose wire
+//! port is bridged to a TAP device, a checkpointing VF carrying the protected service
+//! ([`super::service`]) and a plain VF carrying background traffic.
+//!
+//! * **Primary**: steps the service with the frames its VF receives, logs every step, and at
+//!   each epoch boundary opens the next HAC epoch and ships the closed epoch's log to the
+//!   backup; when the backup acks an epoch the HAC layer commits it (its frames leave). Backup
+//!   silent for the timeout: unprotect (release everything, stop buffering) and say so.
+//! * **Backup**: replays each log into its own identical service with the output suppressed,
+//!   then acks. Its TAP delivers only its plain VF's frames to the model until takeover (the
+//!   bridge floods the client's broadcasts to it). Primary silent for the timeout: take over —
+//!   same VF MAC and IP, untagged, gratuitous ARP, the VF's received frames go to the service.
+//!
+//! Status goes to stdout as JSON lines (`ready`, `status`, `held`, `takeover`, `unprotected`,
+//! `exit`) for the orchestrator; the node exits cleanly when its stdin closes.
+
+use std::collections::VecDeque;
+use std::io::{BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use hac_driver::hac::{AdapterHac, Hac};
+use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
+use hac_driver::pf::PfConfig;
+use hac_driver::tap::{TapDevice, poll_readable};
+use hac_driver::vf::{VfConfig, VfDriver};
+use igb_hw::MacAddress;
+use nic_model::{FunctionId, LineRate, NicConfig, PcapSink, SimTime, WireSink};
+use serde_json::json;
+
+use super::msg::{Message, Step, StreamDecoder};
+use super::service::{Service, ServiceConfig};
+use crate::report::Percentiles;
+
+/// MAC of the protected service's VF, the same on both hosts.
+pub const SERVICE_MAC: MacAddress = MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x00, 0x0A]);
+/// Ethertype of background frames.
+pub const BACKGROUND_ETHERTYPE: u16 = crate::engine::ETHERTYPE;
+/// The checkpointing VF.
+const SERVICE_VF: usize = 0;
+/// The plain VF.
+const PLAIN_VF: usize = 1;
+/// Longest stretch of device time one tick runs.
+const MAX_TICK_NS: u64 = 5_000_000;
+/// How long the main loop waits for the TAP at most, µs.
+const IDLE_WAIT_US: u64 = 500;
+
+/// The node's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Runs the service, ships logs, commits on ack.
+    Primary,
+    /// Replays logs; takes over when the primary goes silent.
+    Backup,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Backup => "backup",
+        }
+    }
+    /// MAC of this role's plain VF.
+    pub fn plain_mac(self) -> MacAddress {
+        match self {
+            Role::Primary => MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x01, 0x01]),
+            Role::Backup => MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x02, 0x01]),
+        }
+    }
+    fn other(self) -> Role {
+        match self {
+            Role::Primary => Role::Backup,
+            Role::Backup => Role::Primary,
+        }
+    }
+}
+
+/// `hac ha-node` arguments.
+#[derive(Clone, Debug, clap::Args)]
+pub struct NodeArgs {
+    /// primary or backup.
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// The TAP interface the model's wire port is bridged to (must exist and be up).
+    #[arg(long)]
+    pub tap: String,
+    /// Replication link: the backup listens here, the primary connects here.
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    pub link: SocketAddr,
+    /// The service's IPv4 address.
+    #[arg(long, default_value = "192.0.2.10")]
+    pub service_ip: std::net::Ipv4Addr,
+    /// The service's TCP port.
+    #[arg(long, default_value_t = 7000)]
+    pub port: u16,
+    /// The service's random seed (the same on both nodes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Epoch (checkpoint interval), ms.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub epoch_ms: u64,
+    /// Heartbeat interval, ms.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub heartbeat_ms: u64,
+    /// Peer declared lost after this long without a message from it, ms.
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    /// Background frames per second on the plain VF.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub background_pps: u64,
+    /// On takeover, advance the service clock by this much (smoltcp's minimum retransmission
+    /// timeout is 1 s), so output the client may have missed is resent at once, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub takeover_clock_jump_ms: u64,
+    /// Directory for `<role>-wire.pcap` and `<role>-packets.csv`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Why a node stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Setting up the device failed.
+    #[error("device: {0}")]
+    Driver(#[from] hac_driver::DriverError),
+    /// The HAC layer refused.
+    #[error("HAC: {0}")]
+    Hac(#[from] hac_driver::hac::HacError),
+    /// The TAP, the link or an output file failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
+    let what = what.into();
+    move |source| NodeError::Io { what, source }
+}
+
+/// Unix time, µs.
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+type ModelVf = VfDriver<ModelBar, ModelDma, ModelClock>;
+
+/// A frame that left the wire port: (device time ns, bytes).
+type WireOut = Arc<Mutex<Vec<(u64, Bytes)>>>;
+
+struct WireTap(WireOut);
+
+impl WireSink for WireTap {
+    fn on_frame(&mut self, at: SimTime, frame: &[u8]) -> std::io::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((at.as_nanos(), Bytes::copy_from_slice(frame)));
+        Ok(())
+    }
+}
+
+enum LinkEvent {
+    Message(Message),
+    Closed(String),
+}
+
+/// Reads messages from the link until it closes or is malformed.
+fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
+    std::thread::spawn(move || {
+        let mut dec = StreamDecoder::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => {
+                    let _ = tx.send(LinkEvent::Closed("end of stream".into()));
+                    return;
+                }
+                Ok(n) => {
+                    dec.push(&buf[..n]);
+                    loop {
+                        match dec.next_message() {
+                            Ok(Some(m)) => {
+                                if tx.send(LinkEvent::Message(m)).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                let _ = tx.send(LinkEvent::Closed(format!("malformed: {e}")));
+                                return;
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(LinkEvent::Closed(e.to_string()));
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// The replication link's sending side.
+struct Link {
+    stream: Option<TcpStream>,
+    events: Receiver<LinkEvent>,
+    sender: Sender<LinkEvent>,
+    scratch: Vec<u8>,
+}
+
+impl Link {
+    fn attach(&mut self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
+        if let Ok(r) = stream.try_clone() {
+            spawn_reader(r, self.sender.clone());
+        }
+        self.stream = Some(stream);
+    }
+
+    /// Sends `m`; a failed link is dropped (the heartbeat timeout decides what it means).
+    fn send(&mut self, m: &Message) {
+        self.scratch.clear();
+        if m.emit(&mut self.scratch).is_err() {
+            return;
+        }
+        if let Some(s) = &mut self.stream
+            && s.write_all(&self.scratch).is_err()
+        {
+            self.stream = None;
+        }
+    }
+}
+
+fn emit_line(v: serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+/// Per-class added delay (wire − submit, device ns) with FIFO matching per VF.
+#[derive(Default)]
+struct DelayTrack {
+    pending: VecDeque<(u64, u64)>,
+    delays: Vec<u64>,
+    submitted: u64,
+    on_wire: u64,
+}
+
+struct Node {
+    args: NodeArgs,
+    model: Model,
+    vfs: Vec<ModelVf>,
+    hac: AdapterHac<ModelBar>,
+    tap: TapDevice,
+    wire_out: WireOut,
+    started: Instant,
+    link: Link,
+    service: Option<Service>,
+    service_config: ServiceConfig,
+    time_base_us: u64,
+    clock_jump_us: i64,
+    pending_tx: VecDeque<Bytes>,
+    track: [DelayTrack; 2],
+    packets: Option<BufWriter<std::fs::File>>,
+    // Primary.
+    open_epoch: u32,
+    committed: u32,
+    log: Vec<Step>,
+    protected: bool,
+    next_epoch_us: u64,
+    // Backup.
+    live: bool,
+    replayed_epochs: u64,
+    suppressed_frames: u64,
+    // Both.
+    last_peer_us: u64,
+    heard_peer: bool,
+    next_heartbeat_us: u64,
+    heartbeat_seq: u64,
+    next_background_us: u64,
+    background_seq: u64,
+    background_rx: u64,
+    tap_rx: u64,
+    tap_tx: u64,
+    tap_filtered: u64,
+    last_held: u64,
+    next_status_us: u64,
+}
+
+/// Runs a node until its stdin closes.
+pub fn run(args: NodeArgs) -> Result<(), NodeError> {
+    let role = args.role;
+    let tap = TapDevice::open(&args.tap).map_err(io_err(format!("opening TAP {}", args.tap)))?;
+    let model = Model::new(NicConfig {
+        line_rate: LineRate::G1,
+        ..NicConfig::default()
+    });
+    let wire_out: WireOut = Arc::default();
+    model
+        .nic()
+        .add_wire_sink(Box::new(WireTap(wire_out.clone())));
+    let mut packets = None;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let path = dir.join(format!("{}-wire.pcap", role.name()));
+        let file =
+            std::fs::File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
+        let sink = PcapSink::new(BufWriter::new(file))
+            .map_err(io_err(format!("writing {}", path.display())))?;
+        model.nic().add_wire_sink(Box::new(sink));
+        let path = dir.join(format!("{}-packets.csv", role.name()));
+        let file =
+            std::fs::File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
+        let mut w = BufWriter::new(file);
+        writeln!(w, "vf,seq,len,submit_ns,wire_ns,class")
+            .map_err(io_err(format!("writing {}", path.display())))?;
+        packets = Some(w);
+    }
+    let _agent = model.start_pf_agent(
+        PfConfig {
+            num_vfs: 2,
+            ..PfConfig::default()
+        },
+        &[Some(SERVICE_MAC), Some(role.plain_mac())],
+    )?;
+    let cfg = VfConfig {
+        tx_ring_size: 256,
+        rx_ring_size: 256,
+        ..VfConfig::default()
+    };
+    let vfs = vec![
+        model.vf_driver(SERVICE_VF, cfg.clone())?,
+        model.vf_driver(PLAIN_VF, cfg)?,
+    ];
+    let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), 2);
+    if role == Role::Primary {
+        hac.set_tagged(SERVICE_VF, true)?;
+    }
+    let (sender, events) = unbounded();
+    let mut link = Link {
+        stream: None,
+        events,
+        sender,
+        scratch: Vec::new(),
+    };
+    let now = unix_us();
+    let service_config = ServiceConfig {
+        mac: SERVICE_MAC.0,
+        ip: args.service_ip,
+        prefix: 24,
+        port: args.port,
+        seed: args.seed,
+    };
+    let mut service = None;
+    match role {
+        Role::Backup => {
+            let listener = TcpListener::bind(args.link)
+                .map_err(io_err(format!("listening on {}", args.link)))?;
+            emit_line(json!({"ev": "ready", "role": "backup", "t_unix_us": now}));
+            let (stream, _) = listener.accept().map_err(io_err("accepting the primary"))?;
+            link.attach(stream);
+        }
+        Role::Primary => {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let stream = loop {
+                match TcpStream::connect(args.link) {
+                    Ok(s) => break s,
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(
+                            io_err(format!("connecting to the backup at {}", args.link))(e),
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            };
+            link.attach(stream);
+            link.send(&Message::Hello {
+                time_base_us: now,
+                seed: args.seed,
+                epoch_us: (args.epoch_ms * 1000) as u32,
+            });
+            service = Some(Service::new(service_config, 0));
+            emit_line(json!({"ev": "ready", "role": "primary", "t_unix_us": now}));
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let now = unix_us();
+    let mut node = Node {
+        model,
+        vfs,
+        hac,
+        tap,
+        wire_out,
+        started: Instant::now(),
+        link,
+        service,
+        time_base_us: now,
+        clock_jump_us: 0,
+        pending_tx: VecDeque::new(),
+        track: Default::default(),
+        packets,
+        open_epoch: 1,
+        committed: 0,
+        log: Vec::new(),
+        protected: role == Role::Primary,
+        next_epoch_us: now + args.epoch_ms * 1000,
+        live: role == Role::Primary,
+        replayed_epochs: 0,
+        suppressed_frames: 0,
+        last_peer_us: now,
+        heard_peer: role == Role::Primary,
+        next_heartbeat_us: now,
+        heartbeat_seq: 0,
+        next_background_us: now,
+        background_seq: 0,
+        background_rx: 0,
+        tap_rx: 0,
+        tap_tx: 0,
+        tap_filtered: 0,
+        last_held: 0,
+        next_status_us: now,
+        args,
+        service_config,
+    };
+    while !stop.load(Ordering::SeqCst) {
+        node.iteration()?;
+    }
+    node.finish();
+    Ok(())
+}
+
+/// A gratuitous ARP request announcing `ip` at `mac` (RFC 5227 §3: sender and target IP both
+/// the announced address).
+pub fn gratuitous_arp(mac: MacAddress, ip: std::net::Ipv4Addr) -> Vec<u8> {
+    let mut arp = Vec::with_capacity(28);
+    arp.extend_from_slice(&1u16.to_be_bytes()); // HTYPE Ethernet
+    arp.extend_from_slice(&igb_hw::frame::ETHERTYPE_IPV4.to_be_bytes());
+    arp.push(6);
+    arp.push(4);
+    arp.extend_from_slice(&1u16.to_be_bytes()); // request
+    arp.extend_from_slice(&mac.0);
+    arp.extend_from_slice(&ip.octets());
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&ip.octets());
+    let mut f = igb_hw::frame::build(
+        MacAddress([0xFF; 6]),
+        mac,
+        igb_hw::frame::ETHERTYPE_ARP,
+        &arp,
+    );
+    if f.len() < 60 {
+        f.resize(60, 0);
+    }
+    f
+}
+
+impl Node {
+    fn role(&self) -> Role {
+        self.args.role
+    }
+
+    fn service_now(&self, unix: u64) -> i64 {
+        unix as i64 - self.time_base_us as i64 + self.clock_jump_us
+    }
+
+    fn iteration(&mut self) -> Result<(), NodeError> {
+        self.tap_in()?;
+        self.tick();
+        self.wire_to_tap();
+        let now = unix_us();
+        self.link_events(now)?;
+        self.run_service(now);
+        self.transmit();
+        self.background(now);
+        self.epochs(now)?;
+        self.heartbeat(now);
+        self.detect(now)?;
+        self.report(now);
+        let _ = poll_readable(&[&self.tap], Some(Duration::from_micros(IDLE_WAIT_US)));
+        Ok(())
+    }
+
+    /// Frames from the bridge into the model's wire port. Before takeover the backup takes
+    /// only its plain VF's frames: the protected VF belongs to the primary.
+    fn tap_in(&mut self) -> Result<(), NodeError> {
+        let mut buf = [0u8; 2048];
+        for _ in 0..256 {
+            let n = match self.tap.recv(&mut buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => return Err(io_err(format!("reading TAP {}", self.tap.name()))(e)),
+            };
+            self.tap_rx += 1;
+            let frame = &buf[..n];
+            if !self.live && frame.get(..6) != Some(&self.role().plain_mac().0[..]) {
+                self.tap_filtered += 1;
+                continue;
+            }
+            self.model.nic().inject_from_wire(frame);
+        }
+        Ok(())
+    }
+
+    /// Device time up to wall time since start.
+    fn tick(&mut self) {
+        let wall_ns = self.started.elapsed().as_nanos() as u64;
+        loop {
+            let now = self.model.nic().now().as_nanos();
+            if now >= wall_ns {
+                break;
+            }
+            self.model.run_for((wall_ns - now).min(MAX_TICK_NS));
+        }
+    }
+
+    /// Frames that left the wire port go to the bridge; their added delay is recorded.
+    fn wire_to_tap(&mut self) {
+        let frames = std::mem::take(&mut *self.wire_out.lock().unwrap_or_else(|p| p.into_inner()));
+        for (at, f) in frames {
+            match self.tap.send(&f) {
+                Ok(_) => self.tap_tx += 1,
+                Err(_) => self.tap_filtered += 1,
+            }
+            let src = f.get(6..12);
+            let vf = if src == Some(&SERVICE_MAC.0[..]) {
+                SERVICE_VF
+            } else if src == Some(&self.role().plain_mac().0[..]) {
+                PLAIN_VF
+            } else {
+                continue;
+            };
+            let t = &mut self.track[vf];
+            t.on_wire += 1;
+            if let Some((seq, submit)) = t.pending.pop_front() {
+                let d = at.saturating_sub(submit);
+                t.delays.push(d);
+                if let Some(w) = &mut self.packets {
+                    let class = if vf == SERVICE_VF && self.args.role == Role::Primary {
+                        "protected"
+                    } else {
+                        "plain"
+                    };
+                    let _ = writeln!(w, "{vf},{seq},{},{submit},{at},{class}", f.len());
+                }
+            }
+        }
+    }
+
+    fn link_events(&mut self, now: u64) -> Result<(), NodeError> {
+        while let Ok(ev) = self.link.events.try_recv() {
+            match ev {
+                LinkEvent::Closed(reason) => {
+                    emit_line(json!({"ev": "link_closed", "role": self.role().name(),
+                        "t_unix_us": now, "reason": reason}));
+                    self.link.stream = None;
+                }
+                LinkEvent::Message(m) => {
+                    self.last_peer_us = now;
+                    self.heard_peer = true;
+                    self.on_message(m)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, m: Message) -> Result<(), NodeError> {
+        match (self.role(), m) {
+            (
+                Role::Backup,
+                Message::Hello {
+                    time_base_us, seed, ..
+                },
+            ) if !self.live => {
+                self.time_base_us = time_base_us;
+                self.service = Some(Service::new(
+                    ServiceConfig {
+                        seed,
+                        ..self.service_config
+                    },
+                    0,
+                ));
+            }
+            (Role::Backup, Message::Log { epoch, steps }) if !self.live => {
+                if let Some(svc) = &mut self.service {
+                    for s in &steps {
+                        self.suppressed_frames += svc.step(s).len() as u64;
+                    }
+                    self.replayed_epochs += 1;
+                    self.link.send(&Message::Ack { epoch });
+                }
+            }
+            (Role::Primary, Message::Ack { epoch })
+                if self.protected && epoch > self.committed && epoch < self.open_epoch =>
+            {
+                self.hac.commit(SERVICE_VF, epoch)?;
+                self.committed = epoch;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn run_service(&mut self, now: u64) {
+        let mut frames = Vec::new();
+        for _ in 0..16 {
+            if self.vfs[SERVICE_VF].recv(&mut frames, 64) == 0 {
+                break;
+            }
+        }
+        let mut plain = Vec::new();
+        for _ in 0..16 {
+            let n = self.vfs[PLAIN_VF].recv(&mut plain, 64);
+            if n == 0 {
+                break;
+            }
+            self.background_rx += n as u64;
+            plain.clear();
+        }
+        if !self.live {
+            return;
+        }
+        let at = self.service_now(now);
+        let Some(svc) = &mut self.service else {
+            return;
+        };
+        if frames.is_empty() && !svc.due(at) {
+            return;
+        }
+        let step = Step { at_us: at, frames };
+        let out = svc.step(&step);
+        if self.role() == Role::Primary && self.protected {
+            self.log.push(step);
+        }
+        self.pending_tx.extend(out);
+    }
+
+    fn transmit(&mut self) {
+        let vf = &mut self.vfs[SERVICE_VF];
+        vf.reclaim();
+        self.vfs[PLAIN_VF].reclaim();
+        while !self.pending_tx.is_empty() {
+            let batch: Vec<Bytes> = self.pending_tx.iter().take(32).cloned().collect();
+            let k = match self.vfs[SERVICE_VF].send(&batch) {
+                Ok(k) if k > 0 => k,
+                _ => break,
+            };
+            let now = self.model.nic().now().as_nanos();
+            let t = &mut self.track[SERVICE_VF];
+            for _ in 0..k {
+                t.pending.push_back((t.submitted, now));
+                t.submitted += 1;
+            }
+            self.pending_tx.drain(..k);
+        }
+    }
+
+    fn background(&mut self, now: u64) {
+        let pps = self.args.background_pps;
+        if pps == 0 {
+            return;
+        }
+        let period = (1_000_000 / pps).max(1);
+        if now > self.next_background_us + 100_000 {
+            self.next_background_us = now;
+        }
+        let mut batch = Vec::new();
+        while self.next_background_us <= now && batch.len() < 64 {
+            let mut payload = vec![0u8; 240];
+            payload[..8].copy_from_slice(&self.background_seq.to_be_bytes());
+            self.background_seq += 1;
+            batch.push(Bytes::from(igb_hw::frame::build(
+                self.role().other().plain_mac(),
+                self.role().plain_mac(),
+                BACKGROUND_ETHERTYPE,
+                &payload,
+            )));
+            self.next_background_us += period;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let k = self.vfs[PLAIN_VF].send(&batch).unwrap_or(0);
+        let at = self.model.nic().now().as_nanos();
+        let t = &mut self.track[PLAIN_VF];
+        for _ in 0..k {
+            t.pending.push_back((t.submitted, at));
+            t.submitted += 1;
+        }
+    }
+
+    /// Primary: at each boundary the next epoch opens and the closed one's log is shipped.
+    fn epochs(&mut self, now: u64) -> Result<(), NodeError> {
+        if self.role() != Role::Primary || !self.protected || now < self.next_epoch_us {
+            return Ok(());
+        }
+        let closed = self.open_epoch;
+        self.hac.open_epoch(SERVICE_VF, closed + 1)?;
+        self.open_epoch = closed + 1;
+        let steps = std::mem::take(&mut self.log);
+        self.link.send(&Message::Log {
+            epoch: closed,
+            steps,
+        });
+        let epoch_us = self.args.epoch_ms * 1000;
+        self.next_epoch_us += epoch_us;
+        if self.next_epoch_us <= now {
+            self.next_epoch_us = now + epoch_us;
+        }
+        Ok(())
+    }
+
+    fn held(&self) -> u64 {
+        let t = &self.track[SERVICE_VF];
+        t.submitted - t.on_wire + self.pending_tx.len() as u64
+    }
+
+    fn heartbeat(&mut self, now: u64) {
+        if now < self.next_heartbeat_us {
+            return;
+        }
+        self.heartbeat_seq += 1;
+        let held = self.held().min(u64::from(u32::MAX)) as u32;
+        self.link.send(&Message::Heartbeat {
+            seq: self.heartbeat_seq,
+            sent_unix_us: now,
+            held_frames: held,
+        });
+        self.next_heartbeat_us = now + self.args.heartbeat_ms * 1000;
+    }
+
+    fn detect(&mut self, now: u64) -> Result<(), NodeError> {
+        let silent_us = now.saturating_sub(self.last_peer_us);
+        if !self.heard_peer || silent_us <= self.args.timeout_ms * 1000 {
+            return Ok(());
+        }
+        match self.role() {
+            Role::Primary if self.protected => {
+                self.hac.unprotect(SERVICE_VF)?;
+                self.protected = false;
+                self.log.clear();
+                eprintln!(
+                    "hac ha-node: backup lost (silent for {} ms): running UNPROTECTED",
+                    silent_us / 1000
+                );
+                emit_line(
+                    json!({"ev": "unprotected", "role": "primary", "t_unix_us": now,
+                    "silent_ms": silent_us as f64 / 1e3}),
+                );
+            }
+            Role::Backup if !self.live && self.service.is_some() => self.take_over(now, silent_us),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The primary is gone: announce the service here and let it run on this VF.
+    fn take_over(&mut self, now: u64, silent_us: u64) {
+        self.live = true;
+        self.clock_jump_us = (self.args.takeover_clock_jump_ms * 1000) as i64;
+        self.pending_tx.push_back(Bytes::from(gratuitous_arp(
+            SERVICE_MAC,
+            self.args.service_ip,
+        )));
+        let at = self.service_now(now);
+        if let Some(svc) = &mut self.service {
+            let out = svc.step(&Step {
+                at_us: at,
+                frames: Vec::new(),
+            });
+            self.pending_tx.extend(out);
+        }
+        self.transmit();
+        emit_line(json!({"ev": "takeover", "role": "backup", "t_unix_us": now,
+            "silent_ms": silent_us as f64 / 1e3, "replayed_epochs": self.replayed_epochs,
+            "suppressed_frames": self.suppressed_frames}));
+        eprintln!(
+            "hac ha-node: primary lost (silent for {} ms): backup is live after {} replayed epochs",
+            silent_us / 1000,
+            self.replayed_epochs
+        );
+    }
+
+    fn delays(&self) -> serde_json::Value {
+        let mut p = self.track[SERVICE_VF].delays.clone();
+        let mut q = self.track[PLAIN_VF].delays.clone();
+        json!({"service_vf": Percentiles::of(&mut p), "plain_vf": Percentiles::of(&mut q)})
+    }
+
+    fn report(&mut self, now: u64) {
+        let held = self.held();
+        if self.role() == Role::Primary && held != self.last_held {
+            self.last_held = held;
+            emit_line(json!({"ev": "held", "t_unix_us": now, "frames": held}));
+        }
+        if now < self.next_status_us {
+            return;
+        }
+        self.next_status_us = now + 100_000;
+        self.flush();
+        let answered = self.service.as_ref().map(|s| s.answered).unwrap_or(0);
+        emit_line(
+            json!({"ev": "status", "role": self.role().name(), "t_unix_us": now,
+            "live": self.live, "protected": self.protected, "open_epoch": self.open_epoch,
+            "committed": self.committed, "held": held, "replayed_epochs": self.replayed_epochs,
+            "answered": answered, "added_delay": self.delays()}),
+        );
+    }
+
+    fn flush(&mut self) {
+        self.model.nic().flush_wire_sinks();
+        if let Some(w) = &mut self.packets {
+            let _ = w.flush();
+        }
+    }
+
+    fn finish(&mut self) {
+        self.flush();
+        let hac = self.hac.stats(SERVICE_VF).ok();
+        emit_line(
+            json!({"ev": "exit", "role": self.role().name(), "t_unix_us": unix_us(),
+            "live": self.live, "protected": self.protected, "tap_rx": self.tap_rx,
+            "tap_tx": self.tap_tx, "tap_filtered": self.tap_filtered,
+            "background_sent": self.track[PLAIN_VF].submitted, "background_rx": self.background_rx,
+            "service_frames": self.track[SERVICE_VF].submitted,
+            "hac_released": hac.map(|h| h.released), "hac_max_frames": hac.map(|h| h.max_frames),
+            "added_delay": self.delays()}),
+        );
+    }
+}

@@ -39,3 +39,6 @@ pub mod vfio;
 
 pub use backend::{Bar, Clock, DmaAllocator, DmaRegion, RegisterIo};
 pub use error::DriverError;
+/// A VM's memory shared through a file descriptor (vfio-user `DMA_MAP`), usable as DMA memory
+/// of the model.
+pub use sys::guest_map::GuestMapping;

@@ -46,6 +46,39 @@ pub struct ServeArgs {
     /// Write every frame that leaves the wire port to this pcap file (nanosecond timestamps).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Export VFs to VMs through vfio-user: one socket per VF, DIR/vf<N>.sock (QEMU:
+    /// `-device '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"DIR/vf0.sock"}}'`).
+    /// The guest's igbvf drives them; see docs/vfio-user.md.
+    #[arg(long, value_name = "DIR", conflicts_with = "pci")]
+    vfio_user: Option<PathBuf>,
+    /// The VFs to export with --vfio-user (comma-separated, 0-based).
+    #[arg(
+        long,
+        value_name = "N,..",
+        value_delimiter = ',',
+        default_value = "0",
+        requires = "vfio_user"
+    )]
+    vfio_user_vfs: Vec<usize>,
+    /// Put a host on the model's wire (smoltcp, MAC 02:aa:00:00:00:10) at IP/PREFIX: it answers
+    /// ARP and ping and echoes TCP on --wire-peer-echo-port.
+    #[arg(long, value_name = "IP/PREFIX", value_parser = parse_cidr, conflicts_with = "pci")]
+    wire_peer: Option<(std::net::Ipv4Addr, u8)>,
+    /// TCP echo port of --wire-peer.
+    #[arg(long, default_value_t = 7)]
+    wire_peer_echo_port: u16,
+}
+
+fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (ip, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s}: expected IP/PREFIX, e.g. 10.99.0.2/24"))?;
+    let ip = ip.parse().map_err(|e| format!("{ip}: {e}"))?;
+    let prefix: u8 = prefix.parse().map_err(|e| format!("{prefix}: {e}"))?;
+    if prefix > 32 {
+        return Err(format!("prefix {prefix} is over 32"));
+    }
+    Ok((ip, prefix))
 }
 
 /// Arguments of `hac ctl`.
@@ -107,6 +140,21 @@ enum CtlOp {
     Shutdown,
     /// Send LINE as is (one JSON object) and print the answer — for testing the protocol.
     Raw { line: String },
+    /// A small checkpoint engine: tag VF, then every PERIOD open the next epoch and commit the
+    /// previous one (the backup acknowledges at once), until --duration-ms or SIGINT/SIGTERM;
+    /// prints a JSON summary. Used by scripts/vfio-user (docs/vfio-user.md).
+    Epochs {
+        vf: usize,
+        /// Epoch length in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        period_ms: u64,
+        /// Abort every Nth epoch instead of committing it (0 = never).
+        #[arg(long, default_value_t = 0)]
+        abort_every: u32,
+        /// Stop after this long (0 = until a signal).
+        #[arg(long, default_value_t = 0)]
+        duration_ms: u64,
+    },
 }
 
 impl CtlOp {
@@ -126,6 +174,7 @@ impl CtlOp {
             CtlOp::Send { vf, frames, len } => Request::Send { vf, frames, len },
             CtlOp::Shutdown => Request::Shutdown,
             CtlOp::Raw { line } => return Err(line),
+            CtlOp::Epochs { .. } => return Err(String::new()),
         })
     }
 }
@@ -161,6 +210,19 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
             bdf,
             vf_token: args.vf_token.unwrap_or_default(),
         }),
+        vfio_user: args
+            .vfio_user
+            .map(|dir| hac_utility::vfio_user::VfioUserConfig {
+                dir,
+                vfs: args.vfio_user_vfs.clone(),
+            }),
+        wire_peer: args
+            .wire_peer
+            .map(|(ip, prefix)| hac_utility::vfio_user::peer::PeerConfig {
+                ip,
+                prefix,
+                echo_port: args.wire_peer_echo_port,
+            }),
     };
     let result = serve(&config, |ready| {
         match &config.pci {
@@ -179,6 +241,20 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
         }
         if let Some(m) = ready.metrics {
             eprint!(", metrics http://{m}/metrics");
+        }
+        if let Some(v) = &config.vfio_user {
+            for vf in &v.vfs {
+                eprint!(
+                    ", VF {vf} on vfio-user {}",
+                    hac_utility::vfio_user::socket_path(&v.dir, *vf).display()
+                );
+            }
+        }
+        if let Some(p) = &config.wire_peer {
+            eprint!(
+                ", wire peer {}/{} (TCP echo {})",
+                p.ip, p.prefix, p.echo_port
+            );
         }
         eprintln!();
     });
@@ -211,6 +287,15 @@ fn request(socket: &std::path::Path, line: &str) -> Result<Value, String> {
 
 /// `hac ctl`.
 pub fn run_ctl(args: CtlArgs) -> ExitCode {
+    if let CtlOp::Epochs {
+        vf,
+        period_ms,
+        abort_every,
+        duration_ms,
+    } = args.op
+    {
+        return run_epochs(&args.socket.socket, vf, period_ms, abort_every, duration_ms);
+    }
     let line = match args.op.request() {
         Ok(r) => request_line(None, &r),
         Err(raw) => raw,
@@ -280,4 +365,113 @@ fn format_stats(stats: &Stats) -> String {
         );
     }
     out
+}
+
+/// Counters of one VF and the port, for the epoch driver's before/after.
+fn hac_counters(socket: &std::path::Path, vf: usize) -> Result<(u64, u64, u64), String> {
+    let v = request(
+        socket,
+        &request_line(None, &Request::Stats { vf: Some(vf) }),
+    )?;
+    let get = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    Ok((
+        get("/vfs/0/hac_released"),
+        get("/vfs/0/hac_discarded"),
+        get("/port/wire_frames"),
+    ))
+}
+
+/// `hac ctl epochs`: see [`CtlOp::Epochs`].
+fn run_epochs(
+    socket: &std::path::Path,
+    vf: usize,
+    period_ms: u64,
+    abort_every: u32,
+    duration_ms: u64,
+) -> ExitCode {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    if period_ms == 0 {
+        return fail("--period-ms must be at least 1");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let send = |r: Request| request(socket, &request_line(None, &r));
+    let before = match hac_counters(socket, vf) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = send(Request::Tag { vf }) {
+        return fail(&e);
+    }
+    let started = Instant::now();
+    let period = Duration::from_millis(period_ms);
+    let (mut epoch, mut commits, mut aborts, mut late) = (1u32, 0u64, 0u64, 0u64);
+    let mut next = started + period;
+    let mut failure = None;
+    while !stop.load(Ordering::Relaxed)
+        && (duration_ms == 0 || started.elapsed() < Duration::from_millis(duration_ms))
+    {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep(next - now);
+        } else if now - next > period / 2 {
+            late += 1;
+        }
+        next += period;
+        // Checkpoint `epoch` is taken: later frames belong to the next epoch; the backup
+        // acknowledges at once, so `epoch` commits (or, every Nth, fails).
+        let r = send(Request::Open {
+            vf,
+            epoch: epoch + 1,
+        })
+        .and_then(|_| {
+            if abort_every > 0 && epoch % abort_every == 0 {
+                aborts += 1;
+                send(Request::Abort { vf, epoch })
+            } else {
+                commits += 1;
+                send(Request::Commit { vf, epoch })
+            }
+        });
+        if let Err(e) = r {
+            failure = Some(e);
+            break;
+        }
+        epoch += 1;
+    }
+    // Release what is committed, let the wire drain, count, then stop checkpointing.
+    let finish = send(Request::Open {
+        vf,
+        epoch: epoch + 1,
+    })
+    .and_then(|_| send(Request::Commit { vf, epoch }));
+    std::thread::sleep(Duration::from_millis(50));
+    let after = hac_counters(socket, vf);
+    let untag = send(Request::Untag { vf });
+    let after = match after {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    let summary = serde_json::json!({
+        "vf": vf,
+        "period_ms": period_ms,
+        "epochs": epoch,
+        "commits": commits + u64::from(finish.is_ok()),
+        "aborts": aborts,
+        "late_ticks": late,
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+        "released": after.0 - before.0.min(after.0),
+        "discarded": after.1 - before.1.min(after.1),
+        "wire_frames": after.2 - before.2.min(after.2),
+    });
+    println!("{summary}");
+    match failure.or(finish.err()).or(untag.err()) {
+        Some(e) => fail(&e),
+        None => ExitCode::SUCCESS,
+    }
 }

@@ -15,3 +15,4 @@ pub mod run;
 pub mod scenario;
 pub mod serve;
 pub mod traffic;
+pub mod vfio_user;

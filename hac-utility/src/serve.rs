@@ -56,6 +56,11 @@ pub struct ServeConfig {
     pub pcap: Option<PathBuf>,
     /// Serve a real PF through VFIO instead of the model.
     pub pci: Option<PciTarget>,
+    /// Export VFs of the model to VMs through vfio-user (the guest's igbvf drives them; the
+    /// daemon runs no stand-in driver on them).
+    pub vfio_user: Option<crate::vfio_user::VfioUserConfig>,
+    /// A host on the model's wire (smoltcp: ARP, ping, TCP echo).
+    pub wire_peer: Option<crate::vfio_user::peer::PeerConfig>,
 }
 
 /// A real PF bound to vfio-pci (loaded with `enable_sriov=1`).
@@ -76,6 +81,9 @@ pub enum ServeError {
     /// The socket or metrics port could not be set up.
     #[error("{0}")]
     Io(String),
+    /// A vfio-user socket could not be set up.
+    #[error("vfio-user: {0}")]
+    VfioUser(#[from] crate::vfio_user::server::ServerError),
     /// The device could not be brought up.
     #[error("bringing up the device: {0}")]
     Driver(#[from] hac_driver::DriverError),
@@ -139,7 +147,10 @@ fn no_such_vf(vf: usize, n: usize) -> ControlError {
 struct Host {
     model: Model,
     agent: SharedPfAgent,
-    vfs: Vec<ModelVf>,
+    /// Stand-in drivers; `None` for a VF exported through vfio-user (a VM drives it).
+    vfs: Vec<Option<ModelVf>>,
+    exported: Option<crate::vfio_user::Exported>,
+    peer: Option<crate::vfio_user::peer::WirePeer>,
     hac: AdapterHac<ModelBar>,
     tagged: Vec<bool>,
     queued: Vec<VecDeque<Bytes>>,
@@ -173,23 +184,45 @@ impl Host {
             },
             &macs,
         )?;
+        let exported_vfs = config
+            .vfio_user
+            .as_ref()
+            .map(|v| v.vfs.clone())
+            .unwrap_or_default();
         let mut vfs = Vec::with_capacity(n);
         for i in 0..n {
-            vfs.push(model.vf_driver(
+            if exported_vfs.contains(&i) {
+                vfs.push(None);
+                continue;
+            }
+            vfs.push(Some(model.vf_driver(
                 i,
                 VfConfig {
                     tx_ring_size: 512,
                     rx_ring_size: 256,
                     ..VfConfig::default()
                 },
-            )?);
+            )?));
         }
+        let exported = match &config.vfio_user {
+            Some(v) => Some(crate::vfio_user::export(&model, &agent, v)?),
+            None => None,
+        };
+        let peer = match config.wire_peer {
+            Some(p) => Some(
+                crate::vfio_user::peer::WirePeer::new(&model, p)
+                    .map_err(|e| ServeError::Usage(format!("--wire-peer: {e}")))?,
+            ),
+            None => None,
+        };
         let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), n);
         hac.set_guard(DEFAULT_GUARD)?;
         Ok(Host {
             model,
             agent,
             vfs,
+            exported,
+            peer,
             hac,
             tagged: vec![false; n],
             queued: vec![VecDeque::new(); n],
@@ -211,14 +244,25 @@ impl Host {
                 break;
             }
             self.model.run_for((wall_ns - now).min(MAX_TICK_NS));
+            if let Some(p) = &mut self.peer {
+                p.poll();
+            }
         }
         self.pump();
+        if let Some(p) = &mut self.peer {
+            p.poll();
+        }
+        if self.exported.is_some() {
+            // Exported VFs' interrupts went to their eventfds; the model's copy is not needed.
+            self.model.nic().take_interrupts();
+        }
     }
 
     /// Moves queued workload frames into the TX rings, reclaims, and drops received frames
     /// (the stand-in VMs have no use for them; the counters keep them).
     fn pump(&mut self) {
         for (i, vf) in self.vfs.iter_mut().enumerate() {
+            let Some(vf) = vf else { continue };
             vf.reclaim();
             while !self.queued[i].is_empty() {
                 let batch: Vec<Bytes> = self.queued[i].iter().take(64).cloned().collect();
@@ -297,6 +341,7 @@ impl Backend for Host {
                 "vfs": self.vfs.len(),
                 "port_rate": self.model.nic().config().line_rate.to_string(),
                 "hac": "adapter",
+                "vfio_user": self.exported.as_ref().map(|e| e.sockets()),
             })),
             Request::Tag { vf } | Request::Untag { vf } => {
                 self.check_vf(vf)?;
@@ -340,8 +385,16 @@ impl Backend for Host {
             Request::Stats { vf } => self.stats_value(vf),
             Request::Send { vf, frames, len } => {
                 self.check_vf(vf)?;
+                let Some(driver) = &self.vfs[vf] else {
+                    return Err(ControlError::new(
+                        ErrorCode::Unsupported,
+                        format!(
+                            "VF {vf} is exported through vfio-user: its VM sends, not the daemon"
+                        ),
+                    ));
+                };
                 let len = len.unwrap_or(128) as usize;
-                let src = self.vfs[vf].mac();
+                let src = driver.mac();
                 for _ in 0..frames {
                     let seq = self.seq[vf];
                     self.seq[vf] = seq.wrapping_add(1);
@@ -380,7 +433,21 @@ impl Backend for Host {
                 .hac
                 .stats(i)
                 .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?;
-            let d = self.vfs[i].stats();
+            let d = match &mut self.vfs[i] {
+                Some(v) => v.stats(),
+                None => {
+                    // A VM drives it: the PF's per-VF counters (PVFGPTC…) instead.
+                    let mut nic = self.model.nic();
+                    let v = i as u8;
+                    hac_driver::vf::VfStats {
+                        tx_packets: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGPTC(v))),
+                        tx_bytes: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGOTC(v))),
+                        rx_packets: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGPRC(v))),
+                        rx_bytes: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGORC(v))),
+                        ..Default::default()
+                    }
+                }
+            };
             let agent = self.agent.lock().unwrap_or_else(|p| p.into_inner());
             let info = agent.vf(i);
             out.vfs.push(VfCounters {
@@ -771,6 +838,31 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
         return Err(ServeError::Usage(format!(
             "--metrics {addr}: the metrics endpoint listens on loopback only (e.g. 127.0.0.1:9187)"
         )));
+    }
+    if let Some(v) = &config.vfio_user {
+        if config.pci.is_some() {
+            return Err(ServeError::Usage(
+                "--vfio-user needs the model: a real PF's VFs are assigned with vfio-pci".into(),
+            ));
+        }
+        if let Some(&bad) = v.vfs.iter().find(|&&vf| vf >= config.vfs) {
+            return Err(ServeError::Usage(format!(
+                "--vfio-user-vfs {bad}: only VFs 0..={} are enabled (--vfs {})",
+                config.vfs - 1,
+                config.vfs
+            )));
+        }
+        if !v.dir.is_dir() {
+            return Err(ServeError::Usage(format!(
+                "--vfio-user {}: not a directory",
+                v.dir.display()
+            )));
+        }
+    }
+    if config.wire_peer.is_some() && config.pci.is_some() {
+        return Err(ServeError::Usage(
+            "--wire-peer needs the model (it lives on the model's wire)".into(),
+        ));
     }
     let mut host: Box<dyn Backend> = match &config.pci {
         None => Box::new(Host::new(config)?),

@@ -14,6 +14,7 @@
 //! * [`pcidrv`]: the device and IOMMU through `pci-driver` (the default path).
 //! * [`host`]: the two real backends behind one type each.
 //! * [`tap`]: a Linux TAP device (`TUNSETIFF`), frames to and from a kernel interface.
+//! * [`guest_map`]: a VM's memory received as a file descriptor (vfio-user), mapped shared.
 //! * [`fake`]: in-memory twins of all of the above for tests (no unsafe code; it lives here only
 //!   because it implements the same seams).
 //!
@@ -22,6 +23,7 @@
 pub mod dma;
 pub mod eventfd;
 pub mod fake;
+pub mod guest_map;
 pub mod host;
 pub mod mmio;
 pub mod pcidrv;

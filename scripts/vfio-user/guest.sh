@@ -1,0 +1,157 @@
+#!/bin/sh
+# Runs inside the guest (busybox sh), whose PCI functions 8086:10CA are VFs of the HAC model
+# served by `hac serve --vfio-user`. Prints "PASS <check>" or "FAIL <check>: <reason>" for each
+# check; "HAC-VU-REQ <what>" lines ask the host (run.sh) to start or stop the epoch driver.
+# See docs/vfio-user.md.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+
+PEER=10.99.0.2
+ME=10.99.0.1
+MAC_PREFIX=02:1b:21:c1:00
+EPOCH_MS=${HAC_EPOCH_MS:-20}
+
+say() { echo "hac-guest: $*"; }
+pass() { echo "PASS $1"; }
+fail() { c=$1; shift; echo "FAIL $c: $*"; }
+request() { echo "HAC-VU-REQ $*"; }
+
+wait_for() {
+    n=$1
+    shift
+    while [ "$n" -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+
+igbvf_netdevs() {
+    for n in /sys/class/net/*; do
+        drv=$(readlink "$n/device/driver" 2>/dev/null) || continue
+        case "$drv" in */igbvf) basename "$n" ;; esac
+    done
+}
+count_netdevs() { [ "$(igbvf_netdevs | wc -l)" -ge "$1" ]; }
+carrier_up() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
+
+# busybox ping summary "round-trip min/avg/max = a/b/c ms" → "a b c"; loss percentage.
+rtt_of() { sed -n 's#.*min/avg/max = \([0-9.]*\)/\([0-9.]*\)/\([0-9.]*\) ms.*#\1 \2 \3#p' "$1"; }
+loss_of() { sed -n 's/.* \([0-9]*\)% packet loss.*/\1/p' "$1"; }
+
+# TCP through the peer's echo: $1 = check name, $2 = bytes.
+tcp_echo() {
+    dd if=/dev/urandom of=/tmp/payload bs=1024 count=$(($2 / 1024)) 2>/dev/null
+    t0=$(date +%s)
+    timeout 90 nc $PEER 7 </tmp/payload >/tmp/echoed 2>/tmp/nc.err
+    rc=$?
+    t1=$(date +%s)
+    sent=$(wc -c </tmp/payload)
+    got=$(wc -c </tmp/echoed)
+    say "$1: nc exit $rc, sent $sent bytes, got $got back in $((t1 - t0)) s"
+    if cmp -s /tmp/payload /tmp/echoed; then
+        pass "$1"
+    else
+        fail "$1" "echo differs: sent $sent bytes, got $got (nc exit $rc $(cat /tmp/nc.err))"
+    fi
+}
+
+say "kernel $(uname -r)"
+modprobe igbvf || { fail probe "modprobe igbvf failed"; exit 1; }
+NVF=$(ls -d /sys/bus/pci/devices/* | while read -r d; do
+    [ "$(cat "$d/device")" = 0x10ca ] && echo "$d"
+done | wc -l)
+say "$NVF function(s) 8086:10ca"
+if wait_for 100 count_netdevs "$NVF" && [ "$NVF" -ge 1 ]; then
+    pass probe
+else
+    fail probe "igbvf bound $(igbvf_netdevs | wc -l) of $NVF VFs"
+    dmesg | grep -i -E "igbvf|vfio" | tail -n 20 | sed 's/^/hac-kern: /'
+    exit 1
+fi
+dmesg | grep -i igbvf | sed 's/^/hac-kern: /'
+
+# 1. MACs: each VF has the MAC our PF agent assigned (02:1b:21:c1:00:<n>), no random fallback.
+bad=""
+IF0=""
+for i in $(igbvf_netdevs); do
+    mac=$(cat /sys/class/net/$i/address)
+    say "$i: $mac"
+    case "$mac" in
+    "$MAC_PREFIX:00") IF0=$i ;;
+    "$MAC_PREFIX":0[0-7]) ;;
+    *) bad="$bad $i=$mac" ;;
+    esac
+done
+if dmesg | grep -qi "random MAC"; then
+    fail mac "igbvf fell back to a random MAC: $(dmesg | grep -i 'random MAC' | head -n1)"
+elif [ -n "$bad" ] || [ -z "$IF0" ]; then
+    fail mac "unexpected MACs:$bad (VF 0 found: ${IF0:-no})"
+else
+    pass mac
+fi
+[ -n "$IF0" ] || IF0=$(igbvf_netdevs | head -n1)
+
+# 2. Link up on every VF. IPv6 off: no router solicitations or MLD reports, so every frame on
+# the wire is one the checks sent (the host compares wire frames with released frames).
+echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null
+echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null
+for i in $(igbvf_netdevs); do echo 1 >/proc/sys/net/ipv6/conf/$i/disable_ipv6 2>/dev/null; done
+for i in $(igbvf_netdevs); do ip link set "$i" up; done
+down=""
+for i in $(igbvf_netdevs); do wait_for 100 carrier_up "$i" || down="$down $i"; done
+if [ -z "$down" ]; then pass link; else fail link "no carrier on$down"; fi
+
+# 3. Ping the peer on the model's wire (through the switch and the egress stage).
+ip addr add $ME/24 dev "$IF0"
+ping -c 20 -i 0.2 -W 2 $PEER >/tmp/ping0 2>&1
+cat /tmp/ping0 | tail -n 2 | sed 's/^/hac-guest: /'
+set -- $(rtt_of /tmp/ping0)
+PLAIN_AVG=$2
+if [ "$(loss_of /tmp/ping0)" = 0 ]; then
+    pass ping
+else
+    fail ping "loss $(loss_of /tmp/ping0)% ($(tail -n 2 /tmp/ping0 | tr '\n' ' '))"
+fi
+
+# 4. TCP transfer through busybox nc, echoed by the peer.
+tcp_echo tcp 65536
+
+# 5. Checkpointing with EPOCH_MS epochs: every packet waits for its epoch's commit.
+request epochs-commit
+sleep 3
+ping -c 40 -i 0.1 -W 2 $PEER >/tmp/ping1 2>&1
+tail -n 2 /tmp/ping1 | sed 's/^/hac-guest: /'
+set -- $(rtt_of /tmp/ping1)
+CP_MIN=$1 CP_AVG=$2 CP_MAX=$3
+say "rtt plain avg ${PLAIN_AVG:-?} ms; checkpointing min/avg/max ${CP_MIN:-?}/${CP_AVG:-?}/${CP_MAX:-?} ms (epoch $EPOCH_MS ms)"
+if [ -z "$CP_AVG" ] || [ -z "$PLAIN_AVG" ]; then
+    fail ckpt-rtt "no RTT figures (loss $(loss_of /tmp/ping1)%)"
+elif awk -v p="$PLAIN_AVG" -v a="$CP_AVG" -v m="$CP_MAX" -v e="$EPOCH_MS" \
+    'BEGIN { exit !((a - p) >= e / 4 && (a - p) <= 3 * e && m >= e / 2) }'; then
+    pass ckpt-rtt
+else
+    fail ckpt-rtt "RTT avg grew from $PLAIN_AVG to $CP_AVG ms (max $CP_MAX): expected about half to one epoch of $EPOCH_MS ms"
+fi
+if [ "$(loss_of /tmp/ping1)" = 0 ]; then pass ckpt-ping; else fail ckpt-ping "loss $(loss_of /tmp/ping1)% with commits only"; fi
+tcp_echo ckpt-tcp 65536
+request epochs-stop
+sleep 2
+
+# 6. Aborted epochs: their packets never leave; TCP retransmits and the connection survives.
+request epochs-abort
+sleep 3
+ping -c 50 -i 0.1 -W 2 $PEER >/tmp/ping2 2>&1
+tail -n 2 /tmp/ping2 | sed 's/^/hac-guest: /'
+loss=$(loss_of /tmp/ping2)
+if [ -n "$loss" ] && [ "$loss" -gt 0 ] && [ "$loss" -lt 100 ]; then
+    pass abort-ping
+else
+    fail abort-ping "expected some (not all) echo requests lost with aborted epochs, loss ${loss:-?}%"
+fi
+tcp_echo abort-tcp 32768
+request epochs-stop
+sleep 2
+
+/sbin/ip -s link show "$IF0" 2>&1 | sed 's/^/hac-ip: /'
+echo "HAC-VU-RTT plain=${PLAIN_AVG:-?} ckpt=${CP_MIN:-?}/${CP_AVG:-?}/${CP_MAX:-?}"

@@ -773,6 +773,32 @@ pub struct SmoltcpEcho<R: RegisterIo, D: DmaAllocator, C: Clock> {
     started_ns: u64,
 }
 
+/// The TCP echo of a smoltcp socket: moves what it received back into its send buffer (as much
+/// as fits), and closes our side once the peer closed and everything was sent. Returns the bytes
+/// echoed.
+pub fn echo_tcp(s: &mut tcp::Socket<'_>) -> usize {
+    let mut echoed = 0;
+    while s.can_recv() && s.can_send() {
+        let room = s.send_capacity() - s.send_queue();
+        let mut chunk = Vec::new();
+        let n = s
+            .recv(|b| {
+                let n = b.len().min(room);
+                chunk.extend_from_slice(&b[..n]);
+                (n, n)
+            })
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        echoed += s.send_slice(&chunk).unwrap_or(0);
+    }
+    if s.state() == tcp::State::CloseWait && s.send_queue() == 0 {
+        s.close();
+    }
+    echoed
+}
+
 fn tcp_socket() -> tcp::Socket<'static> {
     tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; 16 * 1024]),
@@ -839,27 +865,8 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> SmoltcpEcho<R, D, C> {
             self.active = true;
             self.report.connections += 1;
         }
-        let mut moved = 0;
-        while s.can_recv() && s.can_send() {
-            let room = s.send_capacity() - s.send_queue();
-            let mut chunk = Vec::new();
-            let n = s
-                .recv(|b| {
-                    let n = b.len().min(room);
-                    chunk.extend_from_slice(&b[..n]);
-                    (n, n)
-                })
-                .unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            let sent = s.send_slice(&chunk).unwrap_or(0);
-            self.report.bytes_echoed += sent as u64;
-            moved += n;
-        }
-        if s.state() == tcp::State::CloseWait && s.send_queue() == 0 {
-            s.close();
-        }
+        let moved = echo_tcp(s);
+        self.report.bytes_echoed += moved as u64;
         let finished = matches!(s.state(), tcp::State::Closed | tcp::State::TimeWait);
         if self.active && finished {
             // A fresh listening socket (the old one leaves TIME-WAIT on its own; dropping it

@@ -231,7 +231,9 @@ case_vf_ping() {
 # Case 3: the PF itself on vfio-pci (enable_sriov=1), driven by hac's PF agent; both VFs on
 # vfio-pci, opened with the VF token hac sets when it opens the PF; frames both ways through
 # the adapter's internal switch. No kernel igb at all: nobody else answers the VF mailbox.
-case_pf_switch() {
+# The PF and both VFs on vfio-pci (enable_sriov=1), VF drivers not autoprobed; sets PF and a
+# fresh VF token in TOKEN.
+setup_vfio_pf() {
     modprobe vfio_iommu_type1 || die "modprobe vfio_iommu_type1 failed"
     modprobe vfio-pci enable_sriov=1 || die "modprobe vfio-pci enable_sriov=1 failed"
     [ "$(cat /sys/module/vfio_pci/parameters/enable_sriov)" = Y ] || die "vfio-pci has enable_sriov off"
@@ -245,6 +247,10 @@ case_pf_switch() {
         bind $vf vfio-pci
     done
     TOKEN=$(cat /proc/sys/kernel/random/uuid)
+}
+
+case_pf_switch() {
+    setup_vfio_pf
     say "PF $PF on vfio-pci, VFs $VF0 $VF1 on vfio-pci, VF token $TOKEN"
     out=$(hac pf-switch --pf "$PF" --vf $VF0 --vf $VF1 --vf-token "$TOKEN" --count "$N" 2>&1)
     rc=$?
@@ -265,18 +271,7 @@ case_pf_switch() {
 # mailboxes with the MACs it assigns, reports the PF's view of their counters, and refuses the
 # HAC requests (QEMU's igb, like the 82576, has no HAC block).
 case_serve_pf() {
-    modprobe vfio_iommu_type1 || die "modprobe vfio_iommu_type1 failed"
-    modprobe vfio-pci enable_sriov=1 || die "modprobe vfio-pci enable_sriov=1 failed"
-    wait_for 50 find_pf >/dev/null || die "no 8086:$PF_DEV_ID PF found"
-    PF=$(find_pf)
-    bind "$PF" vfio-pci
-    echo 0 >"/sys/bus/pci/devices/$PF/sriov_drivers_autoprobe"
-    echo 2 >"/sys/bus/pci/devices/$PF/sriov_numvfs" || die "sriov_numvfs=2 on the vfio-pci PF failed"
-    for vf in $VF0 $VF1; do
-        [ -e "/sys/bus/pci/devices/$vf" ] || die "VF $vf missing after sriov_numvfs=2"
-        bind $vf vfio-pci
-    done
-    TOKEN=$(cat /proc/sys/kernel/random/uuid)
+    setup_vfio_pf
     SOCK=/tmp/hac.sock
     hac serve --pci "$PF" --vf-token "$TOKEN" --vfs 2 --socket $SOCK 2>/tmp/serve.err &
     servepid=$!

@@ -281,6 +281,24 @@ fn open_vf(
     Ok((vf, dev))
 }
 
+/// Opens and brings up the VF of a single-VF case; on failure the head says why.
+fn open_case_vf(args: &VfArgs, head: &mut Head) -> Option<(VfioVf, VfioDevice)> {
+    match open_vf(
+        &args.pci,
+        args.vf_token.as_deref(),
+        vf_config(args.timeout_ms, args.mac),
+    ) {
+        Ok((vf, dev)) => {
+            head.vfs.push(summary(&args.pci, &vf));
+            Some((vf, dev))
+        }
+        Err((stage, e)) => {
+            head.fail(stage, e);
+            None
+        }
+    }
+}
+
 /// Case 3: the PF on vfio-pci driven by our PF agent (polled on its own thread), two VFs
 /// driven by our VF driver, frames both ways through the internal switch.
 pub fn pf_switch(args: &PfSwitchArgs) -> PfSwitchOutput {
@@ -461,18 +479,9 @@ pub fn hac_check_vfio(args: &HacCheckArgs) -> HacCheckOutput {
         },
         hac: None,
     };
-    let (vf, _dev) = match open_vf(
-        &args.vf.pci,
-        args.vf.vf_token.as_deref(),
-        vf_config(args.vf.timeout_ms, args.vf.mac),
-    ) {
-        Ok(v) => v,
-        Err((stage, e)) => {
-            out.head.fail(stage, e);
-            return out;
-        }
+    let Some((vf, _dev)) = open_case_vf(&args.vf, &mut out.head) else {
+        return out;
     };
-    out.head.vfs.push(summary(&args.vf.pci, &vf));
     let plan = HacCheckPlan {
         peer_mac: args.peer_mac,
         ip: args.ip,
@@ -518,18 +527,9 @@ pub fn smoltcp_vfio(args: &SmoltcpArgs) -> SmoltcpOutput {
         },
         smoltcp: None,
     };
-    let (vf, _dev) = match open_vf(
-        &args.vf.pci,
-        args.vf.vf_token.as_deref(),
-        vf_config(args.vf.timeout_ms, args.vf.mac),
-    ) {
-        Ok(v) => v,
-        Err((stage, e)) => {
-            out.head.fail(stage, e);
-            return out;
-        }
+    let Some((vf, _dev)) = open_case_vf(&args.vf, &mut out.head) else {
+        return out;
     };
-    out.head.vfs.push(summary(&args.vf.pci, &vf));
     let (ip, prefix) = args.ip;
     let result = SmoltcpEcho::new(vf, ip, prefix, args.echo_port).and_then(|mut echo| {
         // Tell a waiting script that the stack is up (stderr: stdout is the JSON).

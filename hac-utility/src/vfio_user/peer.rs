@@ -245,27 +245,9 @@ impl WirePeer {
             self.active = true;
             c.connections += 1;
         }
-        let mut moved = false;
-        while s.can_recv() && s.can_send() {
-            let room = s.send_capacity() - s.send_queue();
-            let mut chunk = Vec::new();
-            let n = s
-                .recv(|b| {
-                    let n = b.len().min(room);
-                    chunk.extend_from_slice(&b[..n]);
-                    (n, n)
-                })
-                .unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            let sent = s.send_slice(&chunk).unwrap_or(0);
-            c.bytes_echoed += sent as u64;
-            moved = true;
-        }
-        if s.state() == tcp::State::CloseWait && s.send_queue() == 0 {
-            s.close();
-        }
+        let echoed = crate::hwcases::echo_tcp(s);
+        c.bytes_echoed += echoed as u64;
+        let moved = echoed > 0;
         if self.active && matches!(s.state(), tcp::State::Closed | tcp::State::TimeWait) {
             self.active = false;
             drop(c);

@@ -49,6 +49,12 @@ impl Access {
     }
 }
 
+/// The offset of an array register element past the end of its array: beyond every BAR, so an
+/// access through it is an out-of-range access (counted by the model, refused by the VFIO
+/// backend) instead of reaching whatever register follows the array.
+pub const OUTSIDE_BAR: u32 = 0xFFFF_FFFC;
+const _: () = assert!(OUTSIDE_BAR >= PF_BAR0_SIZE && OUTSIDE_BAR >= VF_BAR0_SIZE);
+
 /// A register map: an enum whose variants are the registers of one BAR.
 pub trait RegisterMap: Copy + Sized + 'static {
     /// Byte offset of this register.
@@ -81,11 +87,16 @@ macro_rules! register_map {
                 $( (stringify!($areg), $aoff, $stride, $count, Access::$aacc), )*
             ];
 
-            /// Byte offset in the BAR.
+            /// Byte offset in the BAR. An array element past the array's end (which the enum
+            /// cannot rule out) is [`OUTSIDE_BAR`], never another register's offset.
             pub const fn offset(self) -> RegisterOffset {
                 RegisterOffset(match self {
                     $( Self::$reg => $off, )*
-                    $( Self::$areg(i) => $aoff + $stride * (i as u32), )*
+                    $( Self::$areg(i) => if (i as u32) < $count {
+                        $aoff + $stride * (i as u32)
+                    } else {
+                        OUTSIDE_BAR
+                    }, )*
                 })
             }
 
@@ -1142,6 +1153,17 @@ mod tests {
                 assert!(off.0 < PF_BAR0_SIZE);
             }
         }
+    }
+
+    #[test]
+    fn array_elements_past_the_end_alias_nothing() {
+        // MTA has 128 words and RAL/RAH 16 entries; element 197 of MTA used to be RAH2(6).
+        assert_eq!(PfReg::MTA(127).offset().0, 0x53FC);
+        assert_eq!(PfReg::MTA(128).offset().0, OUTSIDE_BAR);
+        assert_eq!(PfReg::MTA(197).offset().0, OUTSIDE_BAR);
+        assert_eq!(PfReg::RAL(16).offset().0, OUTSIDE_BAR);
+        assert_eq!(VfReg::TDT(2).offset().0, OUTSIDE_BAR);
+        assert_eq!(PfReg::decode(RegisterOffset(OUTSIDE_BAR)), None);
     }
 
     #[test]

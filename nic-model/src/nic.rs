@@ -411,17 +411,22 @@ impl Nic {
 
     // ----- raw register storage -----------------------------------------------------------
 
+    // An array element past its array's end has an offset outside the BAR
+    // (`regs::OUTSIDE_BAR`): it reads 0 and takes no writes.
     pub(crate) fn reg(&self, r: PfReg) -> u32 {
-        self.regs[idx(r)]
+        self.regs.get(idx(r)).copied().unwrap_or(0)
     }
 
     pub(crate) fn set_reg(&mut self, r: PfReg, v: u32) {
-        self.regs[idx(r)] = v;
+        if let Some(slot) = self.regs.get_mut(idx(r)) {
+            *slot = v;
+        }
     }
 
     pub(crate) fn add_reg(&mut self, r: PfReg, v: u32) {
-        let i = idx(r);
-        self.regs[i] = self.regs[i].wrapping_add(v);
+        if let Some(slot) = self.regs.get_mut(idx(r)) {
+            *slot = slot.wrapping_add(v);
+        }
     }
 
     fn reset_registers(&mut self) {

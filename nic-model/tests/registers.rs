@@ -181,3 +181,22 @@ fn mdic_accesses_complete_at_once_without_a_phy() {
         "MDIC is a known register"
     );
 }
+
+#[test]
+fn an_array_element_past_the_end_reaches_no_other_register() {
+    let mut nic = bring_up(2, NicConfig::default());
+    let (ral, rah) = regs::rar_entry(22).unwrap();
+    nic.pf_write(ral, 0x1234_5678);
+    nic.pf_write(rah, 0x8000_9ABC);
+    let before = nic.counters().out_of_range_accesses;
+    // MTA has 128 words; word 197 would be RAH2(6) = RAR 22's high half if it were computed.
+    nic.pf_write(PfReg::MTA(197), 0xFFFF_FFFF);
+    assert_eq!(
+        nic.pf_read(PfReg::MTA(197)),
+        0xFFFF_FFFF,
+        "outside the BAR: all ones"
+    );
+    assert_eq!(nic.pf_read(rah), 0x8000_9ABC);
+    assert_eq!(nic.pf_read(ral), 0x1234_5678);
+    assert_eq!(nic.counters().out_of_range_accesses, before + 2);
+}

@@ -148,7 +148,9 @@ enum CtlOp {
         /// Epoch length in milliseconds.
         #[arg(long, default_value_t = 20)]
         period_ms: u64,
-        /// Abort every Nth epoch instead of committing it (0 = never).
+        /// Abort on average one epoch in N instead of committing it, at seeded pseudo-random
+        /// epochs (0 = never). Not a fixed period: one would phase-lock with TCP's
+        /// retransmission timer (multiples of 200 ms) and abort every retransmission.
         #[arg(long, default_value_t = 0)]
         abort_every: u32,
         /// Stop after this long (0 = until a signal).
@@ -413,6 +415,14 @@ fn run_epochs(
     let (mut epoch, mut commits, mut aborts, mut late) = (1u32, 0u64, 0u64, 0u64);
     let mut next = started + period;
     let mut failure = None;
+    // xorshift64*, fixed seed: the same abort pattern every run.
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut draw = move || {
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32
+    };
     while !stop.load(Ordering::Relaxed)
         && (duration_ms == 0 || started.elapsed() < Duration::from_millis(duration_ms))
     {
@@ -424,13 +434,13 @@ fn run_epochs(
         }
         next += period;
         // Checkpoint `epoch` is taken: later frames belong to the next epoch; the backup
-        // acknowledges at once, so `epoch` commits (or, every Nth, fails).
+        // acknowledges at once, so `epoch` commits (or, one in N at random, fails).
         let r = send(Request::Open {
             vf,
             epoch: epoch + 1,
         })
         .and_then(|_| {
-            if abort_every > 0 && epoch % abort_every == 0 {
+            if abort_every > 0 && draw() % u64::from(abort_every) == 0 {
                 aborts += 1;
                 send(Request::Abort { vf, epoch })
             } else {

@@ -62,6 +62,13 @@ pub enum DriverError {
     /// An MTU outside 68..=9216.
     #[error("MTU {0} out of range 68..=9216")]
     InvalidMtu(usize),
+    /// Descriptors written beyond TDT are held (checkpoint output not yet committed): a plain
+    /// send would have to ring the doorbell over them. Send after they are released.
+    #[error("{descriptors} TX descriptors are held beyond TDT until a commit; a plain send would release them")]
+    TxHeld {
+        /// Descriptors held in the ring.
+        descriptors: u32,
+    },
     /// A VF index the PF does not have.
     #[error("VF {0} does not exist")]
     NoSuchVf(usize),

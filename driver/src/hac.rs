@@ -46,12 +46,12 @@ pub struct HacVfStats {
     pub max_frames: u32,
     /// Highest bytes buffered.
     pub max_bytes: u32,
-    /// Frames released.
-    pub released: u32,
-    /// Frames discarded.
-    pub discarded: u32,
-    /// Backpressure events.
-    pub backpressure: u32,
+    /// Frames released (64-bit total; the adapter's 32-bit register is accumulated).
+    pub released: u64,
+    /// Frames discarded (64-bit total).
+    pub discarded: u64,
+    /// Backpressure events (64-bit total).
+    pub backpressure: u64,
 }
 
 /// Output-commit control of checkpointing VFs: one API over the adapter extension and the
@@ -78,9 +78,19 @@ pub trait Hac {
 }
 
 /// [`Hac`] through the adapter's HAC register block (PF BAR0).
+///
+/// **One owner per adapter.** Tagging is a read-modify-write of HACTAG and a command is two
+/// writes (HACARG, then HACCMD) followed by a read of HACSTS, so two controllers of one PF would
+/// corrupt each other's commands. The block belongs to whoever owns the PF (the PF agent's
+/// process: VFIO lets one process open a device); that owner creates exactly one `AdapterHac`
+/// and serialises every checkpoint engine through it (`hac serve` does: one daemon, one
+/// `AdapterHac`, requests handled in order). The type is not `Clone`, and every operation takes
+/// `&mut self`, so within that process the compiler enforces the single writer.
 pub struct AdapterHac<R: RegisterIo> {
     bar: Bar<R, PfReg>,
     num_vfs: usize,
+    /// Last raw value and 64-bit total of HACREL, HACDISC and HACBP per VF.
+    counters: [[(u32, u64); 3]; 8],
 }
 
 impl<R: RegisterIo> AdapterHac<R> {
@@ -88,7 +98,21 @@ impl<R: RegisterIo> AdapterHac<R> {
     pub fn new(pf_regs: R, num_vfs: usize) -> Self {
         let bar = Bar::new(pf_regs);
         bar.set(PfReg::HACCTL, 1);
-        AdapterHac { bar, num_vfs }
+        let mut counters = [[(0u32, 0u64); 3]; 8];
+        for (v, c) in counters.iter_mut().enumerate() {
+            let v = v as u8;
+            for (slot, reg) in c
+                .iter_mut()
+                .zip([PfReg::HACREL(v), PfReg::HACDISC(v), PfReg::HACBP(v)])
+            {
+                slot.0 = bar.get(reg);
+            }
+        }
+        AdapterHac {
+            bar,
+            num_vfs,
+            counters,
+        }
     }
 
     fn check_vf(&self, vf: usize) -> Result<u8, HacError> {
@@ -152,6 +176,18 @@ impl<R: RegisterIo> Hac for AdapterHac<R> {
     }
     fn stats(&mut self, vf: usize) -> Result<HacVfStats, HacError> {
         let v = self.check_vf(vf)?;
+        // Free-running 32-bit registers extended to 64 bits (call at least once per wrap).
+        let mut totals = [0u64; 3];
+        for ((slot, reg), total) in self.counters[usize::from(v)]
+            .iter_mut()
+            .zip([PfReg::HACREL(v), PfReg::HACDISC(v), PfReg::HACBP(v)])
+            .zip(totals.iter_mut())
+        {
+            let raw = self.bar.get(reg);
+            slot.1 += u64::from(raw.wrapping_sub(slot.0));
+            slot.0 = raw;
+            *total = slot.1;
+        }
         let g = |r: PfReg| self.bar.get(r);
         Ok(HacVfStats {
             open_epoch: g(PfReg::HACOPEN(v)),
@@ -160,9 +196,50 @@ impl<R: RegisterIo> Hac for AdapterHac<R> {
             buffered_bytes: g(PfReg::HACBUFB(v)),
             max_frames: g(PfReg::HACMAXF(v)),
             max_bytes: g(PfReg::HACMAXB(v)),
-            released: g(PfReg::HACREL(v)),
-            discarded: g(PfReg::HACDISC(v)),
-            backpressure: g(PfReg::HACBP(v)),
+            released: totals[0],
+            discarded: totals[1],
+            backpressure: totals[2],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use igb_hw::RegisterOffset;
+    use igb_hw::regs::RegisterMap;
+
+    use super::*;
+
+    /// Registers as a plain map (HACSTS reads 0 = OK).
+    #[derive(Default)]
+    struct Regs(RefCell<HashMap<u32, u32>>);
+
+    impl RegisterIo for &Regs {
+        fn read32(&self, offset: RegisterOffset) -> u32 {
+            self.0.borrow().get(&offset.0).copied().unwrap_or(0)
+        }
+        fn write32(&self, offset: RegisterOffset, value: u32) {
+            self.0.borrow_mut().insert(offset.0, value);
+        }
+    }
+
+    #[test]
+    fn hac_event_counters_are_extended_to_64_bits_across_the_register_wrap() {
+        let regs = Regs::default();
+        let at = |r: PfReg| r.offset().0;
+        regs.0.borrow_mut().insert(at(PfReg::HACREL(1)), u32::MAX - 9);
+        let mut hac = AdapterHac::new(&regs, 2);
+        regs.0.borrow_mut().insert(at(PfReg::HACREL(1)), u32::MAX);
+        assert_eq!(hac.stats(1).unwrap().released, 9);
+        // The register wraps: 4 more after MAX reads 3.
+        regs.0.borrow_mut().insert(at(PfReg::HACREL(1)), 3);
+        regs.0.borrow_mut().insert(at(PfReg::HACDISC(1)), 7);
+        let st = hac.stats(1).unwrap();
+        assert_eq!((st.released, st.discarded, st.backpressure), (13, 7, 0));
     }
 }

@@ -117,6 +117,9 @@ pub struct VfDriver<R: RegisterIo, D: DmaAllocator, C: Clock> {
     mac_source: MacSource,
     max_frame: usize,
     tx: TxRing<D::Region>,
+    /// The last TDT value written: descriptors from here to the software tail are held (written
+    /// but not handed to the hardware). Only [`VfDriver::tx_doorbell_to`] moves it over them.
+    tx_doorbell: u32,
     rx: RxRing<D::Region>,
     last_raw: [u32; 5],
     totals: [u64; 5],
@@ -161,6 +164,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
                 + frame::FCS_LEN,
             config,
             tx,
+            tx_doorbell: 0,
             rx,
             last_raw: [0; 5],
             totals: [0; 5],
@@ -264,6 +268,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         self.bar.set(VfReg::TDLEN(0), self.tx.ring_bytes());
         self.bar.set(VfReg::TDH(0), 0);
         self.bar.set(VfReg::TDT(0), 0);
+        self.tx_doorbell = 0;
         self.bar.write(txdctl, TXDCTL::ENABLE::SET);
         // RX queue 0: one buffer per descriptor, drop when out of descriptors.
         self.bar.write(rxdctl, RXDCTL::ENABLE::CLEAR);
@@ -304,7 +309,8 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         self.bar.set(VfReg::EIMC, 0x7);
     }
 
-    /// Resets the VF and brings it up again (frames in flight are lost, as with igbvf's reset).
+    /// Resets the VF and brings it up again (frames in flight are lost, as with igbvf's reset;
+    /// held descriptors are dropped with the ring, never handed to the hardware).
     pub fn reset(&mut self) -> Result<(), DriverError> {
         self.bring_up()
     }
@@ -345,7 +351,9 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
     }
 
     /// Sends as many of `frames` as fit in the ring; returns how many were queued. Frames are
-    /// copied into the ring's recycled buffers; one doorbell per call.
+    /// copied into the ring's recycled buffers; one doorbell per call. Refused with
+    /// [`DriverError::TxHeld`] while descriptors are held beyond TDT (the doorbell would release
+    /// them).
     pub fn send(&mut self, frames: &[Bytes]) -> Result<usize, DriverError> {
         self.send_with(frames.iter().map(|f| (f.as_ref(), None)))
     }
@@ -363,6 +371,10 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         &mut self,
         frames: impl Iterator<Item = (&'a [u8], Option<&'a TxOffload>)>,
     ) -> Result<usize, DriverError> {
+        let held = self.tx_held();
+        if held > 0 {
+            return Err(DriverError::TxHeld { descriptors: held });
+        }
         self.tx.reclaim();
         let mut queued = 0;
         for (f, off) in frames {
@@ -393,12 +405,19 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
     fn ring_tx_doorbell(&mut self) {
         // Descriptors and buffers before the tail write.
         doorbell_fence();
-        self.bar.set(VfReg::TDT(0), self.tx.tail.get());
+        self.tx_doorbell = self.tx.tail.get();
+        self.bar.set(VfReg::TDT(0), self.tx_doorbell);
+    }
+
+    /// Descriptors written beyond TDT and not handed to the hardware.
+    pub fn tx_held(&self) -> u32 {
+        crate::ring::RingIndex::at(self.tx_doorbell, self.tx.size())
+            .distance_to(self.tx.tail, self.tx.size())
     }
 
     /// Writes one frame's descriptors at the tail without ringing the doorbell (for holding
     /// frames in the ring until a commit); `false` if the ring has no room.
-    pub fn tx_push_held(&mut self, frame: &[u8]) -> Result<bool, DriverError> {
+    pub(crate) fn tx_push_held(&mut self, frame: &[u8]) -> Result<bool, DriverError> {
         if frame.len() > self.max_frame_len() {
             return Err(DriverError::FrameTooLarge {
                 len: frame.len(),
@@ -414,20 +433,31 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
     }
 
     /// The software tail (next descriptor to be written).
-    pub fn tx_tail(&self) -> u32 {
+    pub(crate) fn tx_tail(&self) -> u32 {
         self.tx.tail.get()
     }
 
-    /// Hands descriptors up to (not including) `index` to the hardware: fence, then TDT.
-    pub fn tx_doorbell_to(&mut self, index: u32) {
+    /// Hands held descriptors up to (not including) `index` to the hardware: fence, then TDT.
+    /// `index` must lie in the held range (from the last doorbell to the software tail); any
+    /// other value is ignored, so TDT never moves backwards or past the written descriptors.
+    pub(crate) fn tx_doorbell_to(&mut self, index: u32) {
+        let size = self.tx.size();
+        let from = crate::ring::RingIndex::at(self.tx_doorbell, size);
+        let to = crate::ring::RingIndex::at(index, size);
+        let step = from.distance_to(to, size);
+        if step == 0 || step > self.tx_held() {
+            return;
+        }
         doorbell_fence();
-        self.bar.set(VfReg::TDT(0), index);
+        self.tx_doorbell = to.get();
+        self.bar.set(VfReg::TDT(0), self.tx_doorbell);
     }
 
-    /// Takes back descriptors written after `index` that were never handed to the hardware.
-    pub fn tx_rewind(&mut self, index: u32) {
+    /// Takes back every held descriptor (those beyond the last doorbell, which the hardware
+    /// never saw); the software tail returns to TDT.
+    pub(crate) fn tx_take_back_held(&mut self) {
         self.tx
-            .rewind(crate::ring::RingIndex::at(index, self.tx.size()));
+            .rewind(crate::ring::RingIndex::at(self.tx_doorbell, self.tx.size()));
     }
 
     /// Packets whose transmission completed since the last call (reclaims descriptors).

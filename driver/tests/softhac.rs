@@ -152,3 +152,91 @@ fn unprotect_releases_and_plain_vfs_pass() {
     assert_eq!(wire(&model), vec![(0, 0), (0, 1), (0, 2)]);
     assert_eq!(h.unprotect(0), Err(HacError::NotTagged(0)));
 }
+
+
+/// Pumps and collects the wire until `until` returns true or nothing moves for a while.
+fn drain(model: &Model, h: &mut Soft, until: impl Fn(&[(u8, u32)]) -> bool) -> Vec<(u8, u32)> {
+    let mut got = wire(model);
+    let mut idle = 0;
+    while !until(&got) && idle < 5 {
+        h.pump().unwrap();
+        let more = wire(model);
+        idle = if more.is_empty() { idle + 1 } else { 0 };
+        got.extend(more);
+    }
+    got
+}
+
+#[test]
+fn tagging_a_vf_with_a_plain_backlog_never_releases_an_uncommitted_frame() {
+    // Issue 13 item 1: the plain backlog used to be drained through VfDriver::send, whose
+    // doorbell covered the epoch-1 frame held beyond TDT.
+    // 400 plain frames without running the clock: the egress FIFO takes 256, the ring 7, the
+    // rest waits in SoftHac's software queue.
+    let (model, mut h) = setup(8);
+    assert_eq!(h.send(0, &frames(0, 0..400)).unwrap(), 400);
+    let mut got = wire(&model);
+    assert!(got.len() < 400, "the test needs a backlog in software");
+    h.set_tagged(0, true).unwrap();
+    assert_eq!(h.send(0, &frames(0, 1000..1001)).unwrap(), 1);
+    got.extend(drain(&model, &mut h, |g| g.len() + got.len() >= 400));
+    assert!(
+        !got.contains(&(0, 1000)),
+        "the epoch-1 frame reached the wire before commit 1"
+    );
+    assert_eq!(
+        got,
+        (0..400).map(|s| (0, s)).collect::<Vec<_>>(),
+        "the backlog (it predates the tag) goes out in order, the epoch-1 frame stays held"
+    );
+    assert_eq!(h.stats(0).unwrap().buffered_frames, 1, "epoch 1 still held");
+    h.commit(0, 1).unwrap();
+    assert_eq!(drain(&model, &mut h, |g| !g.is_empty()), vec![(0, 1000)]);
+}
+
+#[test]
+fn an_oversized_frame_is_refused_at_send_and_later_commits_still_work() {
+    // Issue 13 item 2: an oversized frame queued behind a software-queued frame was accepted;
+    // the release then failed after popping a committed frame and every later commit answered
+    // Refused(255).
+    let (model, mut h) = setup(8);
+    h.set_tagged(0, true).unwrap();
+    assert_eq!(h.send(0, &frames(0, 0..12)).unwrap(), 12, "7 in the ring, 5 in software");
+    let max = h.driver(0).unwrap().max_frame_len();
+    let big = Bytes::from(vec![0u8; max + 1]);
+    let mut batch = frames(0, 12..13);
+    batch.push(big.clone());
+    assert!(matches!(
+        h.send(0, &batch),
+        Err(hac_driver::error::DriverError::FrameTooLarge { len, .. }) if len == max + 1
+    ));
+    assert_eq!(h.stats(0).unwrap().buffered_frames, 12, "the batch was refused whole");
+    h.open_epoch(0, 2).unwrap();
+    h.commit(0, 1).unwrap();
+    let got = drain(&model, &mut h, |g| g.len() >= 12);
+    assert_eq!(got, (0..12).map(|s| (0, s)).collect::<Vec<_>>());
+    assert_eq!(h.send(0, &frames(0, 12..14)).unwrap(), 2);
+    h.commit(0, 2).unwrap();
+    assert_eq!(drain(&model, &mut h, |g| g.len() >= 2), vec![(0, 12), (0, 13)]);
+    let st = h.stats(0).unwrap();
+    assert_eq!((st.released, st.discarded, st.buffered_frames), (14, 0, 0));
+}
+
+#[test]
+fn the_last_epoch_is_reserved_and_zero_limits_mean_the_default() {
+    // Issue 13 items 3 and 4, on the driver-level implementation.
+    let (model, mut h) = setup(64);
+    h.set_tagged(0, true).unwrap();
+    assert_eq!(
+        h.open_epoch(0, u32::MAX),
+        Err(HacError::BadEpoch {
+            vf: 0,
+            epoch: u32::MAX
+        })
+    );
+    h.open_epoch(0, u32::MAX - 1).unwrap();
+    h.set_limits(0, 0, 0).unwrap();
+    assert_eq!(h.send(0, &frames(0, 0..3)).unwrap(), 3, "0 limits must not stall");
+    h.commit(0, u32::MAX - 1).unwrap();
+    assert_eq!(wire(&model), vec![(0, 0), (0, 1), (0, 2)]);
+}

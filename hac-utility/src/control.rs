@@ -165,11 +165,11 @@ pub struct VfCounters {
     /// Most bytes ever held.
     pub hac_max_bytes: u32,
     /// Frames released to the wire by commits or unprotect.
-    pub hac_released: u32,
+    pub hac_released: u64,
     /// Frames discarded by aborts and failovers.
-    pub hac_discarded: u32,
+    pub hac_discarded: u64,
     /// Times the buffer was full and the TX ring was held back.
-    pub hac_backpressure: u32,
+    pub hac_backpressure: u64,
     /// Mailbox messages the PF agent handled for this VF.
     pub mbx_messages: u64,
     /// Mailbox messages it refused.

@@ -27,7 +27,7 @@ use hac_driver::backend::{Clock, DmaAllocator, RegisterIo};
 use hac_driver::hac::{Hac, HacError, HacVfStats};
 use hac_driver::phy::VfDevice;
 use hac_driver::phy::smoltcp;
-use hac_driver::softhac::SoftHac;
+use hac_driver::softhac::{SoftHac, SoftVfPort};
 use hac_driver::vf::VfDriver;
 use igb_hw::MacAddress;
 use igb_hw::frame::{self, EthernetHeader};
@@ -497,9 +497,9 @@ pub struct HacPhase {
     /// The HAC counters after the step.
     pub buffered_frames: u32,
     /// Released so far.
-    pub released: u32,
+    pub released: u64,
     /// Discarded so far.
-    pub discarded: u32,
+    pub discarded: u64,
     /// The step's checks passed.
     pub ok: bool,
 }
@@ -549,7 +549,7 @@ struct HacRun<'a, R: RegisterIo, D: DmaAllocator, C: Clock> {
 }
 
 impl<R: RegisterIo, D: DmaAllocator, C: Clock> HacRun<'_, R, D, C> {
-    fn driver(&mut self) -> Result<&mut VfDriver<R, D, C>, CaseError> {
+    fn driver(&mut self) -> Result<SoftVfPort<'_, R, D, C>, CaseError> {
         self.soft.driver(0).ok_or(CaseError::NoVf)
     }
 
@@ -562,7 +562,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> HacRun<'_, R, D, C> {
             let (ip, peer_ip) = (self.plan.ip.octets(), self.plan.peer_ip.octets());
             let replies = &mut self.replies;
             let report = &mut self.report;
-            let d = self.soft.driver(0).ok_or(CaseError::NoVf)?;
+            let mut d = self.soft.driver(0).ok_or(CaseError::NoVf)?;
             let got = d.recv_with_meta(64, |f, _| match parse_echo(f) {
                 Some((_, e))
                     if !e.request
@@ -714,7 +714,7 @@ pub fn hac_check<R: RegisterIo, D: DmaAllocator, C: Clock>(
     run.phase("commit 3", 2 * nn, &both, 0)?;
     run.soft.set_tagged(0, false)?;
     let st = run.soft.stats(0)?;
-    if st.released != 2 * n || st.discarded != n {
+    if st.released != 2 * u64::from(n) || st.discarded != u64::from(n) {
         run.report.problems.push(format!(
             "SoftHac counted {} released and {} discarded, expected {} and {n}",
             st.released,

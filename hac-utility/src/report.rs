@@ -58,11 +58,11 @@ pub struct VfTotals {
     /// Frames generated but not accepted by the driver at the end (backpressure).
     pub backlog: u64,
     /// HAC counters read from the adapter.
-    pub hac_released: u32,
+    pub hac_released: u64,
     /// HAC discards read from the adapter.
-    pub hac_discarded: u32,
+    pub hac_discarded: u64,
     /// HAC backpressure events.
-    pub hac_backpressure: u32,
+    pub hac_backpressure: u64,
     /// Largest number of frames the adapter held for this VF.
     pub hac_max_frames: u32,
 }

@@ -1046,7 +1046,9 @@ impl Nic {
         let h = self.egress.hac_state(pool);
         let (frames, bytes) = self.egress.occupancy(pool);
         let l = self.egress.hac_limits(pool);
-        let sat = |x: u64| x.min(u64::from(u32::MAX)) as u32;
+        // Event counters are free running and wrap at 2^32, like the VF statistics registers;
+        // readers extend them to 64 bits from the difference between reads.
+        let wrap = |x: u64| x as u32;
         match reg {
             PfReg::HACOPEN(_) => h.open,
             PfReg::HACCOMMITTED(_) => h.committed,
@@ -1054,9 +1056,9 @@ impl Nic {
             PfReg::HACBUFB(_) => bytes as u32,
             PfReg::HACMAXF(_) => st.max_frames as u32,
             PfReg::HACMAXB(_) => st.max_bytes as u32,
-            PfReg::HACREL(_) => sat(st.released),
-            PfReg::HACDISC(_) => sat(st.discarded),
-            PfReg::HACBP(_) => sat(st.backpressure_events),
+            PfReg::HACREL(_) => wrap(st.released),
+            PfReg::HACDISC(_) => wrap(st.discarded),
+            PfReg::HACBP(_) => wrap(st.backpressure_events),
             PfReg::HACLIMF(_) => l.frames.min(u32::MAX as usize) as u32,
             PfReg::HACLIMB(_) => l.bytes.min(u32::MAX as usize) as u32,
             _ => 0,

@@ -211,7 +211,6 @@ mod tests {
     use std::collections::HashMap;
 
     use igb_hw::RegisterOffset;
-    use igb_hw::regs::RegisterMap;
 
     use super::*;
 

@@ -399,8 +399,8 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
         if !v.tagged {
             return Err(HacError::NotTagged(vf));
         }
-        // u32::MAX is reserved (docs/hac.md: epoch rules): re-tag before the space runs out.
-        if epoch <= v.open || epoch == u32::MAX {
+        // Beyond HAC_LAST_EPOCH is reserved (docs/hac.md: epoch rules), as on the adapter.
+        if epoch <= v.open || epoch > igb_hw::regs::HAC_LAST_EPOCH {
             return Err(HacError::BadEpoch { vf, epoch });
         }
         v.open = epoch;

@@ -433,11 +433,17 @@ fn run_epochs(
             late += 1;
         }
         next += period;
+        let Some(following) = igb_hw::regs::hac_next_epoch(epoch) else {
+            failure = Some(format!(
+                "VF {vf} used every checkpoint epoch up to {epoch}; untag and tag it to start again at 1"
+            ));
+            break;
+        };
         // Checkpoint `epoch` is taken: later frames belong to the next epoch; the backup
         // acknowledges at once, so `epoch` commits (or, one in N at random, fails).
         let r = send(Request::Open {
             vf,
-            epoch: epoch + 1,
+            epoch: following,
         })
         .and_then(|_| {
             if abort_every > 0 && draw() % u64::from(abort_every) == 0 {
@@ -452,14 +458,18 @@ fn run_epochs(
             failure = Some(e);
             break;
         }
-        epoch += 1;
+        epoch = following;
     }
-    // Release what is committed, let the wire drain, count, then stop checkpointing.
-    let finish = send(Request::Open {
-        vf,
-        epoch: epoch + 1,
-    })
-    .and_then(|_| send(Request::Commit { vf, epoch }));
+    // Release what is committed, let the wire drain, count, then stop checkpointing. At the last
+    // epoch no new one can open: the open epoch is committed as it is.
+    let finish = match igb_hw::regs::hac_next_epoch(epoch) {
+        Some(following) => send(Request::Open {
+            vf,
+            epoch: following,
+        })
+        .and_then(|_| send(Request::Commit { vf, epoch })),
+        None => send(Request::Commit { vf, epoch }),
+    };
     std::thread::sleep(Duration::from_millis(50));
     let after = hac_counters(socket, vf);
     let untag = send(Request::Untag { vf });

@@ -21,6 +21,9 @@ pub const ETHERTYPE: u16 = 0x88B5;
 pub const PEER: MacAddress = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
 /// Virtual time per engine step.
 pub const STEP_NS: u64 = 20_000;
+/// Frames a VF's generator keeps waiting for the driver; at this backlog the generator blocks (as
+/// a sender blocks on a full socket buffer) and catches up when the driver takes frames again.
+pub const BACKLOG_CAP: usize = 65_536;
 
 /// What became of a frame by the end of the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +115,9 @@ pub enum EngineError {
     /// The HAC API refused an operation the engine relies on.
     #[error("HAC: {0}")]
     Hac(#[from] hac_driver::hac::HacError),
+    /// A VF used every checkpoint epoch (validation keeps scenarios far below this).
+    #[error("VF {0} used every checkpoint epoch")]
+    EpochsExhausted(usize),
 }
 
 /// xorshift64*: the engine's seeded randomness.
@@ -251,8 +257,10 @@ pub fn run(
             for (i, v) in vs.iter_mut().enumerate() {
                 if v.tagged {
                     let e = v.open;
-                    hac.open_epoch(i, e + 1)?;
-                    v.open = e + 1;
+                    let next =
+                        igb_hw::regs::hac_next_epoch(e).ok_or(EngineError::EpochsExhausted(i))?;
+                    hac.open_epoch(i, next)?;
+                    v.open = next;
                     v.acks.push_back((t + rng.uniform(ack_lo, ack_hi), e));
                 }
             }
@@ -336,7 +344,7 @@ pub fn run(
                 continue;
             }
             let avg = (spec.min_frame + spec.max_frame) as f64 / 2.0;
-            while g.next_ns <= t {
+            while g.next_ns <= t && g.backlog.len() < BACKLOG_CAP {
                 let burst = if spec.pattern == "bursts" {
                     spec.burst_frames
                 } else {
@@ -347,7 +355,9 @@ pub fn run(
                     g.backlog.push_back((g.seq, len));
                     g.seq += 1;
                 }
-                g.next_ns += ((f64::from(burst) * avg * 8.0 * 1000.0) / spec.rate_mbps) as u64;
+                // Float-to-integer casts saturate; at least 1 ns so the loop always advances.
+                let gap = ((f64::from(burst) * avg * 8.0 * 1000.0) / spec.rate_mbps) as u64;
+                g.next_ns = g.next_ns.saturating_add(gap.max(1));
             }
             if g.backlog.is_empty() {
                 continue;

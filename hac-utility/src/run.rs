@@ -42,6 +42,10 @@ pub fn run_to_dir(
     out: &Path,
     show_progress: bool,
 ) -> Result<String, RunError> {
+    // Scenario files are checked by `load`; the demo (any --duration-ms) is checked here too.
+    scenario
+        .validate("scenario")
+        .map_err(|e| RunError::Input(e.to_string()))?;
     std::fs::create_dir_all(out)
         .map_err(|e| RunError::Failed(format!("cannot create {}: {e}", out.display())))?;
     let pcap_path = out.join("wire.pcap");

@@ -5,6 +5,17 @@
 
 use serde::Deserialize;
 
+/// Smallest non-zero offered load, Mb/s (a lower one would space frames further apart than a
+/// run can last).
+pub const MIN_RATE_MBPS: f64 = 0.001;
+/// Most frames the VFs of a scenario may offer over its duration. A run keeps a record of every
+/// frame the drivers accept (about 100 bytes with its index entry), so this bounds the memory of
+/// a run to about 1.6 GB; see docs/scenarios.md.
+pub const MAX_OFFERED_FRAMES: f64 = 16e6;
+/// Most checkpoints (epochs × checkpointing VFs) a scenario may take; each leaves a commit marker
+/// and a pending acknowledgement (about 40 bytes).
+pub const MAX_CHECKPOINTS: f64 = 4e6;
+
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -220,10 +231,16 @@ impl Scenario {
         }
         for (i, v) in self.vf.iter().enumerate() {
             let f = |k: &str| format!("vf[{i}].{k}");
-            if !(v.rate_mbps.is_finite() && v.rate_mbps >= 0.0 && v.rate_mbps <= 100_000.0) {
+            if !(v.rate_mbps.is_finite()
+                && (v.rate_mbps == 0.0
+                    || (MIN_RATE_MBPS..=100_000.0).contains(&v.rate_mbps)))
+            {
                 return bad(
                     f("rate_mbps"),
-                    format!("{} is out of range: use 0..=100000 (Mb/s)", v.rate_mbps),
+                    format!(
+                        "{} is out of range: use 0 (idle) or {MIN_RATE_MBPS}..=100000 (Mb/s)",
+                        v.rate_mbps
+                    ),
                 );
             }
             if v.pattern != "constant" && v.pattern != "bursts" {
@@ -259,6 +276,26 @@ impl Scenario {
                     ),
                 );
             }
+        }
+        let offered = self.offered_frames();
+        if offered > MAX_OFFERED_FRAMES {
+            return bad(
+                "duration_ms".into(),
+                format!(
+                    "the VFs offer about {offered:.0} frames in {} ms; a run records every frame and takes at most {MAX_OFFERED_FRAMES:.0}: shorten duration_ms or lower vf[].rate_mbps",
+                    self.duration_ms
+                ),
+            );
+        }
+        let checkpoints = self.duration_ms as f64 / self.epoch_ms
+            * self.vf.iter().filter(|v| v.checkpointing).count() as f64;
+        if checkpoints > MAX_CHECKPOINTS {
+            return bad(
+                "epoch_ms".into(),
+                format!(
+                    "{checkpoints:.0} checkpoints (duration_ms / epoch_ms × checkpointing VFs); at most {MAX_CHECKPOINTS:.0}: lengthen epoch_ms or shorten duration_ms"
+                ),
+            );
         }
         for (i, e) in self.event.iter().enumerate() {
             let f = |k: &str| format!("event[{i}].{k}");
@@ -301,6 +338,17 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// Frames the VFs offer over the run: rate × duration / mean frame size, summed.
+    pub fn offered_frames(&self) -> f64 {
+        self.vf
+            .iter()
+            .map(|v| {
+                let mean_bits = (v.min_frame + v.max_frame) as f64 / 2.0 * 8.0;
+                v.rate_mbps * 1e3 * self.duration_ms as f64 / mean_bits
+            })
+            .sum()
     }
 
     /// The built-in demo: 4 VFs, 2 checkpointing with 25 ms epochs and a 3–6 ms ack delay, 2
@@ -404,6 +452,21 @@ vf = 0
         );
         assert!(err(&GOOD.replace("at_ms = 50", "at_ms = 500")).contains("outside the run"));
         assert!(err("duration_ms = 10").contains("missing field `vf`"));
+        // Issue 13 item 12: each of these passed validation and crashed or exhausted memory.
+        assert!(
+            err(&GOOD.replace("rate_mbps = 500", "rate_mbps = 1e-12")).contains("vf[0].rate_mbps")
+        );
+        let huge = GOOD
+            .replace("duration_ms = 100", "duration_ms = 600000")
+            .replace("at_ms = 50", "at_ms = 5")
+            .replace("rate_mbps = 500", "rate_mbps = 100000");
+        assert!(err(&huge).starts_with("x.toml: duration_ms: the VFs offer about"));
+        let many = GOOD
+            .replace("duration_ms = 100", "duration_ms = 600000")
+            .replace("epoch_ms = 10", "epoch_ms = 0.1")
+            .replace("rate_mbps = 500", "rate_mbps = 1")
+            .replace("rate_mbps = 100", "rate_mbps = 1");
+        assert!(err(&many).contains("epoch_ms: 6000000 checkpoints"));
         assert!(err("duration_ms = [").contains("x.toml"));
     }
 }

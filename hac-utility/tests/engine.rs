@@ -95,3 +95,40 @@ fn shipped_examples_parse() {
     }
     assert!(n >= 3);
 }
+
+/// Issue 13 item 12: a VF held forever (the backup never answers within the run) while its
+/// generator offers far more than the buffer takes: the generator's backlog stays bounded, the
+/// run ends, and the smallest accepted rate neither overflows nor spins.
+#[test]
+fn generator_backlog_is_bounded_and_slow_rates_run() {
+    let text = r#"
+duration_ms = 40
+port_rate = "1G"
+epoch_ms = 5
+[ack_delay]
+min_ms = 60000
+max_ms = 60000
+[[vf]]
+checkpointing = true
+rate_mbps = 100000
+min_frame = 60
+max_frame = 60
+limit_frames = 64
+[[vf]]
+rate_mbps = 0.001
+pattern = "bursts"
+burst_frames = 1024
+"#;
+    let s = Scenario::parse("held.toml", text).unwrap();
+    let r = engine::run(&s, None, &mut |_| {}).unwrap();
+    assert!(
+        r.backlog[0] as usize <= engine::BACKLOG_CAP,
+        "backlog {} above the cap",
+        r.backlog[0]
+    );
+    assert!(r.backlog[0] > 60_000, "the generator did block at the cap");
+    assert_eq!(r.hac[0].buffered_frames, 64, "held at the limit, nothing released");
+    assert_eq!(r.hac[0].released, 0);
+    // The slow VF sent its one burst at t = 0 and nothing else.
+    assert_eq!(r.frames.iter().filter(|f| f.vf == 1).count(), 1024);
+}

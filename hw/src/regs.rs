@@ -925,6 +925,22 @@ mod bitfields {
 }
 pub use bitfields::*;
 
+/// The last epoch a HAC command may name (HACARG). Epochs of a tagged VF run 1..=`HAC_LAST_EPOCH`;
+/// `u32::MAX` is reserved (OPEN_EPOCH refuses it with BadEpoch), so a stamped epoch can never
+/// equal the largest value a commit can resolve. At 1 ms epochs that is 49.7 days; the checkpoint
+/// engine re-tags the VF (untag with nothing held, tag: epoch 1 open) before it runs out.
+pub const HAC_LAST_EPOCH: u32 = u32::MAX - 1;
+
+/// The epoch after `epoch`, or `None` when `epoch` is [`HAC_LAST_EPOCH`] (or beyond): the
+/// engine must re-tag the VF instead of wrapping.
+pub const fn hac_next_epoch(epoch: u32) -> Option<u32> {
+    if epoch < HAC_LAST_EPOCH {
+        Some(epoch + 1)
+    } else {
+        None
+    }
+}
+
 /// Typed handles of the VF registers the driver uses.
 pub mod vf {
     use super::*;
@@ -1164,6 +1180,14 @@ mod tests {
         assert_eq!(PfReg::RAL(16).offset().0, OUTSIDE_BAR);
         assert_eq!(VfReg::TDT(2).offset().0, OUTSIDE_BAR);
         assert_eq!(PfReg::decode(RegisterOffset(OUTSIDE_BAR)), None);
+    }
+
+    #[test]
+    fn the_last_hac_epoch_has_no_successor() {
+        assert_eq!(hac_next_epoch(1), Some(2));
+        assert_eq!(hac_next_epoch(HAC_LAST_EPOCH - 1), Some(HAC_LAST_EPOCH));
+        assert_eq!(hac_next_epoch(HAC_LAST_EPOCH), None);
+        assert_eq!(hac_next_epoch(u32::MAX), None);
     }
 
     #[test]

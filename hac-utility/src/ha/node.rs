@@ -133,6 +133,9 @@ pub enum NodeError {
     /// The HAC layer refused.
     #[error("HAC: {0}")]
     Hac(#[from] hac_driver::hac::HacError),
+    /// The VF used every checkpoint epoch (docs/hac.md: epoch rules); it must be re-tagged.
+    #[error("the service VF used every checkpoint epoch up to {}; re-tag it to continue", igb_hw::regs::HAC_LAST_EPOCH)]
+    EpochsExhausted,
     /// The TAP, the link or an output file failed.
     #[error("{what}: {source}")]
     Io {
@@ -721,8 +724,9 @@ impl Node {
             return Ok(());
         }
         let closed = self.open_epoch;
-        self.hac.open_epoch(SERVICE_VF, closed + 1)?;
-        self.open_epoch = closed + 1;
+        let next = igb_hw::regs::hac_next_epoch(closed).ok_or(NodeError::EpochsExhausted)?;
+        self.hac.open_epoch(SERVICE_VF, next)?;
+        self.open_epoch = next;
         let steps = std::mem::take(&mut self.log);
         self.link.send(&Message::Log {
             epoch: closed,

@@ -64,7 +64,9 @@ pub enum DriverError {
     InvalidMtu(usize),
     /// Descriptors written beyond TDT are held (checkpoint output not yet committed): a plain
     /// send would have to ring the doorbell over them. Send after they are released.
-    #[error("{descriptors} TX descriptors are held beyond TDT until a commit; a plain send would release them")]
+    #[error(
+        "{descriptors} TX descriptors are held beyond TDT until a commit; a plain send would release them"
+    )]
     TxHeld {
         /// Descriptors held in the ring.
         descriptors: u32,

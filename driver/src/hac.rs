@@ -101,9 +101,9 @@ impl<R: RegisterIo> AdapterHac<R> {
         let mut counters = [[(0u32, 0u64); 3]; 8];
         for (v, c) in counters.iter_mut().enumerate() {
             let v = v as u8;
-            for (slot, reg) in c
-                .iter_mut()
-                .zip([PfReg::HACREL(v), PfReg::HACDISC(v), PfReg::HACBP(v)])
+            for (slot, reg) in
+                c.iter_mut()
+                    .zip([PfReg::HACREL(v), PfReg::HACDISC(v), PfReg::HACBP(v)])
             {
                 slot.0 = bar.get(reg);
             }
@@ -231,7 +231,9 @@ mod tests {
     fn hac_event_counters_are_extended_to_64_bits_across_the_register_wrap() {
         let regs = Regs::default();
         let at = |r: PfReg| r.offset().0;
-        regs.0.borrow_mut().insert(at(PfReg::HACREL(1)), u32::MAX - 9);
+        regs.0
+            .borrow_mut()
+            .insert(at(PfReg::HACREL(1)), u32::MAX - 9);
         let mut hac = AdapterHac::new(&regs, 2);
         regs.0.borrow_mut().insert(at(PfReg::HACREL(1)), u32::MAX);
         assert_eq!(hac.stats(1).unwrap().released, 9);

@@ -182,11 +182,9 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftHac<R, D, C> {
 
     /// Receive side, counters and link of `vf`.
     pub fn driver(&mut self, vf: usize) -> Option<SoftVfPort<'_, R, D, C>> {
-        self.vfs
-            .get_mut(vf)
-            .map(|v| SoftVfPort {
-                driver: &mut v.driver,
-            })
+        self.vfs.get_mut(vf).map(|v| SoftVfPort {
+            driver: &mut v.driver,
+        })
     }
 
     fn vf(&mut self, vf: usize) -> Result<&mut SoftVf<R, D, C>, HacError> {
@@ -455,8 +453,16 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
     fn set_limits(&mut self, vf: usize, frames: u32, bytes: u32) -> Result<(), HacError> {
         let v = self.vf(vf)?;
         // 0 = the default (the extension's maximum), never "no room at all".
-        v.limit_frames = if frames == 0 { DEFAULT_LIMIT_FRAMES } else { frames };
-        v.limit_bytes = if bytes == 0 { DEFAULT_LIMIT_BYTES } else { bytes };
+        v.limit_frames = if frames == 0 {
+            DEFAULT_LIMIT_FRAMES
+        } else {
+            frames
+        };
+        v.limit_bytes = if bytes == 0 {
+            DEFAULT_LIMIT_BYTES
+        } else {
+            bytes
+        };
         Ok(())
     }
 
@@ -515,7 +521,10 @@ mod tests {
         d.tx_doorbell_to(held_tail + 5);
         assert_eq!(d.tx_held(), 1);
         model.run_for(1_000_000);
-        assert!(model.nic().take_wire_capture().is_empty(), "nothing released");
+        assert!(
+            model.nic().take_wire_capture().is_empty(),
+            "nothing released"
+        );
         d.tx_take_back_held();
         assert_eq!(d.tx_held(), 0);
         assert_eq!(d.send(&[Bytes::from(f)]).unwrap(), 1);

@@ -153,7 +153,6 @@ fn unprotect_releases_and_plain_vfs_pass() {
     assert_eq!(h.unprotect(0), Err(HacError::NotTagged(0)));
 }
 
-
 /// Pumps and collects the wire until `until` returns true or nothing moves for a while.
 fn drain(model: &Model, h: &mut Soft, until: impl Fn(&[(u8, u32)]) -> bool) -> Vec<(u8, u32)> {
     let mut got = wire(model);
@@ -201,7 +200,11 @@ fn an_oversized_frame_is_refused_at_send_and_later_commits_still_work() {
     // Refused(255).
     let (model, mut h) = setup(8);
     h.set_tagged(0, true).unwrap();
-    assert_eq!(h.send(0, &frames(0, 0..12)).unwrap(), 12, "7 in the ring, 5 in software");
+    assert_eq!(
+        h.send(0, &frames(0, 0..12)).unwrap(),
+        12,
+        "7 in the ring, 5 in software"
+    );
     let max = h.driver(0).unwrap().max_frame_len();
     let big = Bytes::from(vec![0u8; max + 1]);
     let mut batch = frames(0, 12..13);
@@ -210,14 +213,21 @@ fn an_oversized_frame_is_refused_at_send_and_later_commits_still_work() {
         h.send(0, &batch),
         Err(hac_driver::error::DriverError::FrameTooLarge { len, .. }) if len == max + 1
     ));
-    assert_eq!(h.stats(0).unwrap().buffered_frames, 12, "the batch was refused whole");
+    assert_eq!(
+        h.stats(0).unwrap().buffered_frames,
+        12,
+        "the batch was refused whole"
+    );
     h.open_epoch(0, 2).unwrap();
     h.commit(0, 1).unwrap();
     let got = drain(&model, &mut h, |g| g.len() >= 12);
     assert_eq!(got, (0..12).map(|s| (0, s)).collect::<Vec<_>>());
     assert_eq!(h.send(0, &frames(0, 12..14)).unwrap(), 2);
     h.commit(0, 2).unwrap();
-    assert_eq!(drain(&model, &mut h, |g| g.len() >= 2), vec![(0, 12), (0, 13)]);
+    assert_eq!(
+        drain(&model, &mut h, |g| g.len() >= 2),
+        vec![(0, 12), (0, 13)]
+    );
     let st = h.stats(0).unwrap();
     assert_eq!((st.released, st.discarded, st.buffered_frames), (14, 0, 0));
 }
@@ -236,7 +246,11 @@ fn the_last_epoch_is_reserved_and_zero_limits_mean_the_default() {
     );
     h.open_epoch(0, u32::MAX - 1).unwrap();
     h.set_limits(0, 0, 0).unwrap();
-    assert_eq!(h.send(0, &frames(0, 0..3)).unwrap(), 3, "0 limits must not stall");
+    assert_eq!(
+        h.send(0, &frames(0, 0..3)).unwrap(),
+        3,
+        "0 limits must not stall"
+    );
     h.commit(0, u32::MAX - 1).unwrap();
     assert_eq!(wire(&model), vec![(0, 0), (0, 1), (0, 2)]);
 }

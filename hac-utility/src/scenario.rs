@@ -232,8 +232,7 @@ impl Scenario {
         for (i, v) in self.vf.iter().enumerate() {
             let f = |k: &str| format!("vf[{i}].{k}");
             if !(v.rate_mbps.is_finite()
-                && (v.rate_mbps == 0.0
-                    || (MIN_RATE_MBPS..=100_000.0).contains(&v.rate_mbps)))
+                && (v.rate_mbps == 0.0 || (MIN_RATE_MBPS..=100_000.0).contains(&v.rate_mbps)))
             {
                 return bad(
                     f("rate_mbps"),

@@ -58,7 +58,7 @@ fn demo_scenario_report_is_consistent() {
     );
     // The abort discarded something, and the adapter counted the same.
     assert!(count("discarded") > 0);
-    assert_eq!(count("discarded"), sum(|v| u64::from(v.hac_discarded)));
+    assert_eq!(count("discarded"), sum(|v| v.hac_discarded));
     // pcap frame count = report.
     let pcap = std::fs::read(dir.join("wire.pcap")).unwrap();
     let mut at = 24;
@@ -127,7 +127,10 @@ burst_frames = 1024
         r.backlog[0]
     );
     assert!(r.backlog[0] > 60_000, "the generator did block at the cap");
-    assert_eq!(r.hac[0].buffered_frames, 64, "held at the limit, nothing released");
+    assert_eq!(
+        r.hac[0].buffered_frames, 64,
+        "held at the limit, nothing released"
+    );
     assert_eq!(r.hac[0].released, 0);
     // The slow VF sent its one burst at t = 0 and nothing else.
     assert_eq!(r.frames.iter().filter(|f| f.vf == 1).count(), 1024);

@@ -16,7 +16,7 @@
 //! [`Message::parse`] never panics: it takes any bytes and says how many it consumed, that it
 //! needs more ([`DecodeError::Incomplete`]), or what is wrong. [`Message::emit`] is its inverse.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Header magic.
 pub const MAGIC: [u8; 2] = *b"HA";
@@ -341,7 +341,10 @@ pub enum EncodeError {
 /// Splits a byte stream into messages: feed it what arrives, take the messages out.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
-    buf: Vec<u8>,
+    /// Received bytes not yet decoded. Consuming a message advances the view in O(1)
+    /// (`BytesMut::advance`) instead of shifting the rest of the buffer, so a flood of tiny
+    /// messages costs linear time; `reserve` reclaims the consumed front when it appends.
+    buf: BytesMut,
 }
 
 impl StreamDecoder {
@@ -350,12 +353,18 @@ impl StreamDecoder {
         self.buf.extend_from_slice(data);
     }
 
+    /// Bytes received and not yet decoded (at most one incomplete message plus what was pushed
+    /// since the last complete one).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The next complete message, `Ok(None)` if more bytes are needed. After an error the
     /// stream cannot be resynchronised: the link must be dropped.
     pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
         match Message::parse(&self.buf) {
             Ok((m, used)) => {
-                self.buf.drain(..used);
+                self.buf.advance(used);
                 Ok(Some(m))
             }
             Err(DecodeError::Incomplete { .. }) => Ok(None),
@@ -367,6 +376,24 @@ impl StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_tiny_messages_decodes_completely_from_one_buffer() {
+        // Issue 13 item 13: each decoded message used to shift the rest of the buffer
+        // (quadratic in the flood); now the view advances and the buffer empties.
+        let mut wire = Vec::new();
+        for epoch in 0..100_000u32 {
+            Message::Ack { epoch }.emit(&mut wire).unwrap();
+        }
+        let mut dec = StreamDecoder::default();
+        dec.push(&wire);
+        let mut n = 0u32;
+        while let Some(m) = dec.next_message().unwrap() {
+            assert_eq!(m, Message::Ack { epoch: n });
+            n += 1;
+        }
+        assert_eq!((n, dec.buffered()), (100_000, 0));
+    }
 
     fn samples() -> Vec<Message> {
         vec![

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use hac_driver::hac::{AdapterHac, Hac};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
 use hac_driver::pf::PfConfig;
@@ -134,7 +134,10 @@ pub enum NodeError {
     #[error("HAC: {0}")]
     Hac(#[from] hac_driver::hac::HacError),
     /// The VF used every checkpoint epoch (docs/hac.md: epoch rules); it must be re-tagged.
-    #[error("the service VF used every checkpoint epoch up to {}; re-tag it to continue", igb_hw::regs::HAC_LAST_EPOCH)]
+    #[error(
+        "the service VF used every checkpoint epoch up to {}; re-tag it to continue",
+        igb_hw::regs::HAC_LAST_EPOCH
+    )]
     EpochsExhausted,
     /// The TAP, the link or an output file failed.
     #[error("{what}: {source}")]
@@ -180,6 +183,9 @@ enum LinkEvent {
     Message(Message),
     Closed(String),
 }
+
+/// Messages the link reader may queue for the node loop before it blocks.
+const LINK_QUEUE: usize = 64;
 
 /// Reads messages from the link until it closes or is malformed.
 fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
@@ -257,6 +263,25 @@ fn emit_line(v: serde_json::Value) {
     let _ = out.flush();
 }
 
+/// What became of the frames written to the TAP: the kernel took them, dropped them because its
+/// queue was full (`Ok(false)`), or refused them with an error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct TapTxCounters {
+    sent: u64,
+    dropped: u64,
+    errors: u64,
+}
+
+impl TapTxCounters {
+    fn count(&mut self, result: std::io::Result<bool>) {
+        match result {
+            Ok(true) => self.sent += 1,
+            Ok(false) => self.dropped += 1,
+            Err(_) => self.errors += 1,
+        }
+    }
+}
+
 /// Per-class added delay (wire − submit, device ns) with FIFO matching per VF.
 #[derive(Default)]
 struct DelayTrack {
@@ -301,7 +326,7 @@ struct Node {
     background_seq: u64,
     background_rx: u64,
     tap_rx: u64,
-    tap_tx: u64,
+    tap_tx: TapTxCounters,
     tap_filtered: u64,
     last_held: u64,
     next_status_us: u64,
@@ -356,7 +381,10 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     if role == Role::Primary {
         hac.set_tagged(SERVICE_VF, true)?;
     }
-    let (sender, events) = unbounded();
+    // Bounded: when the node falls behind, the reader blocks, TCP's window closes and the
+    // peer's 50 ms write timeout drops the link (a visible link loss, never unbounded memory:
+    // at most LINK_QUEUE messages of at most MAX_PAYLOAD bytes wait here).
+    let (sender, events) = bounded(LINK_QUEUE);
     let mut link = Link {
         stream: None,
         events,
@@ -444,7 +472,7 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
         background_seq: 0,
         background_rx: 0,
         tap_rx: 0,
-        tap_tx: 0,
+        tap_tx: TapTxCounters::default(),
         tap_filtered: 0,
         last_held: 0,
         next_status_us: now,
@@ -546,10 +574,7 @@ impl Node {
     fn wire_to_tap(&mut self) {
         let frames = std::mem::take(&mut *self.wire_out.lock().unwrap_or_else(|p| p.into_inner()));
         for (at, f) in frames {
-            match self.tap.send(&f) {
-                Ok(_) => self.tap_tx += 1,
-                Err(_) => self.tap_filtered += 1,
-            }
+            self.tap_tx.count(self.tap.send(&f));
             let src = f.get(6..12);
             let vf = if src == Some(&SERVICE_MAC.0[..]) {
                 SERVICE_VF
@@ -850,11 +875,35 @@ impl Node {
         emit_line(
             json!({"ev": "exit", "role": self.role().name(), "t_unix_us": unix_us(),
             "live": self.live, "protected": self.protected, "tap_rx": self.tap_rx,
-            "tap_tx": self.tap_tx, "tap_filtered": self.tap_filtered,
+            "tap_tx": self.tap_tx.sent, "tap_tx_dropped": self.tap_tx.dropped,
+            "tap_tx_errors": self.tap_tx.errors, "tap_filtered": self.tap_filtered,
             "background_sent": self.track[PLAIN_VF].submitted, "background_rx": self.background_rx,
             "service_frames": self.track[SERVICE_VF].submitted,
             "hac_released": hac.map(|h| h.released), "hac_max_frames": hac.map(|h| h.max_frames),
             "added_delay": self.delays()}),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_tap_queue_is_counted_as_dropped_not_sent() {
+        // Issue 13 item 10: `Ok(false)` (the kernel dropped the frame) was counted as sent.
+        let mut c = TapTxCounters::default();
+        c.count(Ok(true));
+        c.count(Ok(false));
+        c.count(Ok(false));
+        c.count(Err(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
+        assert_eq!(
+            c,
+            TapTxCounters {
+                sent: 1,
+                dropped: 2,
+                errors: 1
+            }
         );
     }
 }

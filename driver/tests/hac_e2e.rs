@@ -162,7 +162,7 @@ fn two_checkpointing_and_two_plain_vfs_with_25ms_epochs() {
     );
     let st = hac.stats(0).unwrap();
     assert_eq!(st.discarded, 0);
-    assert_eq!(u64::from(st.released), u64::from(seq[0]));
+    assert_eq!(st.released, u64::from(seq[0]));
     assert!(st.max_frames > 100, "a whole epoch was held: {st:?}");
     eprintln!(
         "frames: {:?}, max plain delay {} µs (bound {} µs), vf0 max buffered {} frames / {} bytes",

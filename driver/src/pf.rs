@@ -32,6 +32,10 @@ pub struct PfConfig {
     pub spoof_check: bool,
     /// VM-to-VM switching inside the adapter (Linux enables it with VFs).
     pub vm_loopback: bool,
+    /// VLAN filters one VF may hold (the 32 VLVF entries are shared by all pools). The default,
+    /// 32, is Linux igb's behaviour: one VF can take them all. With VMs that do not trust each
+    /// other, give each a share (e.g. 32 / `num_vfs`): a VF at its share gets NACK for a new VLAN.
+    pub max_vlans_per_vf: usize,
 }
 
 impl Default for PfConfig {
@@ -41,6 +45,7 @@ impl Default for PfConfig {
             pf_mac: MacAddress([0x00, 0x1B, 0x21, 0x00, 0x00, 0x01]),
             spoof_check: true,
             vm_loopback: true,
+            max_vlans_per_vf: 32,
         }
     }
 }
@@ -501,6 +506,11 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             .iter()
             .position(|e| e.is_set(VLVF::VLANID_ENABLE) && e.read(VLVF::VID) == u32::from(vid));
         if add {
+            if !self.vfs[vf].vlans.contains(&vid)
+                && self.vfs[vf].vlans.len() >= self.config.max_vlans_per_vf
+            {
+                return false;
+            }
             let idx = match existing
                 .or_else(|| entries.iter().position(|e| !e.is_set(VLVF::VLANID_ENABLE)))
             {

@@ -484,3 +484,63 @@ fn checksum_offload_through_a_context_descriptor() {
         "UDP checksum verifies"
     );
 }
+
+/// Issue 13 item 15: with admin-set MACs (as `hac serve` sets them) a VF cannot take over
+/// another VF's address, and unicast to VF 0 (from the wire or from VF 1 itself) never reaches
+/// VF 1. Without admin MACs the PF follows Linux igb and lets a VF choose any address (docs/driver.md).
+#[test]
+fn with_admin_macs_a_vf_cannot_receive_another_vfs_unicast() {
+    let (model, _pf) = world(2, &[Some(mac(1)), Some(mac(2))]);
+    let mut a = vf(&model, 0, VfConfig::default()).unwrap();
+    let mut b = vf(&model, 1, VfConfig::default()).unwrap();
+    assert!(
+        matches!(b.set_mac(mac(1)), Err(DriverError::Nack { .. })),
+        "VF 1 may not take VF 0's admin MAC"
+    );
+    assert!(
+        b.set_promiscuous(true, false).is_err(),
+        "unicast promiscuous is refused"
+    );
+    let peer = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
+    assert_eq!(
+        model.nic().inject_from_wire(&frame(mac(1), peer, 1, 200)),
+        1
+    );
+    b.send(&[frame(mac(1), mac(2), 2, 200)]).unwrap();
+    model.run_for(1_000_000);
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    a.recv(&mut got_a, 10);
+    b.recv(&mut got_b, 10);
+    assert_eq!(got_a.len(), 2, "VF 0 gets both frames for its MAC");
+    assert!(got_b.is_empty(), "VF 1 received VF 0's unicast: {got_b:?}");
+    assert_eq!(b.mac(), mac(2));
+}
+
+/// Issue 13 item 15: the VLAN filters are shared; with a per-VF share one VF cannot take them
+/// all (with the Linux default of 32 it can).
+#[test]
+fn a_vlan_share_keeps_filters_for_the_other_vfs() {
+    let model = Model::new(NicConfig::default());
+    let _pf = model
+        .start_pf_agent(
+            PfConfig {
+                num_vfs: 2,
+                max_vlans_per_vf: 16,
+                ..PfConfig::default()
+            },
+            &[Some(mac(1)), Some(mac(2))],
+        )
+        .unwrap();
+    let mut a = vf(&model, 0, VfConfig::default()).unwrap();
+    let mut b = vf(&model, 1, VfConfig::default()).unwrap();
+    for vid in 1..=16 {
+        a.set_vlan(vid, true).unwrap();
+    }
+    assert!(a.set_vlan(17, true).is_err(), "VF 0 is at its share");
+    a.set_vlan(16, true).unwrap(); // re-adding one it holds is fine
+    for vid in 100..116 {
+        b.set_vlan(vid, true).unwrap();
+    }
+    a.set_vlan(1, false).unwrap();
+    a.set_vlan(17, true).unwrap();
+}

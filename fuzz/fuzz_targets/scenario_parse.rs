@@ -1,6 +1,7 @@
 //! Arbitrary text as a `hac run` scenario file: parsing never panics, a rejection is one line
 //! that names the file, and an accepted scenario (shortened to 1 ms of virtual time) runs on the
-//! model without an error or panic and accounts for every frame it generated.
+//! model without an error or panic, accounts for every frame it generated and keeps its
+//! generators' backlog within the documented cap.
 #![no_main]
 
 use hac_utility::engine;
@@ -19,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(mut s) => {
             s.validate("fuzz.toml").expect("a parsed scenario validates");
+            // What validation promises about the cost of the full run (docs/scenarios.md).
+            assert!(s.offered_frames() <= hac_utility::scenario::MAX_OFFERED_FRAMES);
             s.duration_ms = 1;
             // Keep the events inside the shortened run.
             for e in &mut s.event {
@@ -31,6 +34,10 @@ fuzz_target!(|data: &[u8]| {
                 .filter(|f| f.outcome == engine::Outcome::Sent)
                 .count() as u64;
             assert!(sent <= r.wire_frames);
+            for (vf, &b) in r.backlog.iter().enumerate() {
+                let burst = s.vf[vf].burst_frames as usize;
+                assert!(b as usize <= engine::BACKLOG_CAP + burst, "VF {vf} backlog {b}");
+            }
         }
     }
 });

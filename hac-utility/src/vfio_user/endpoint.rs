@@ -282,6 +282,11 @@ impl VfEndpoint {
         self.counters
     }
 
+    /// DMA windows now: how many (with or without a descriptor) and the bytes mapped.
+    pub fn dma_windows(&self) -> (usize, u64) {
+        (self.mapped.len() + self.unbacked.len(), self.mapped_bytes)
+    }
+
     fn function(&self) -> FunctionId {
         FunctionId::Vf(self.vf)
     }

@@ -57,6 +57,44 @@ pub const MAX_QUEUED_BYTES: usize = 16 << 20;
 /// steps of this size).
 const MAX_TICK_NS: u64 = 5_000_000;
 
+/// How often the per-VF 32-bit statistics registers are read into their 64-bit totals: well
+/// within the time the fastest one (octets at the model's top rate, 100 Gb/s) takes to wrap,
+/// 2^32 B / 12.5 GB/s = 0.34 s.
+const COUNTER_SAMPLE: Duration = Duration::from_millis(50);
+
+/// A 32-bit statistics register that wraps (PVFGPTC, PVFGOTC, …), accumulated into 64 bits:
+/// each read adds the (wrapping) difference to the previous read, as Linux igbvf does. Correct
+/// as long as it is read at least once per wrap period.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counter64 {
+    last: u32,
+    total: u64,
+}
+
+impl Counter64 {
+    /// Takes a new register value; returns the 64-bit total.
+    fn update(&mut self, raw: u32) -> u64 {
+        self.total += u64::from(raw.wrapping_sub(self.last));
+        self.last = raw;
+        self.total
+    }
+}
+
+/// The PF's per-VF good-frame registers, in [`pf_vf_stats`] order, accumulated.
+type PfVfTotals = [Counter64; 4];
+
+/// PVFGPTC, PVFGOTC, PVFGPRC, PVFGORC of VF `v` (the PF's copies of the VF's good-frame
+/// statistics: 32 bits, wrapping, not cleared by reads).
+fn pf_vf_stats(v: u8) -> [igb_hw::regs::PfReg; 4] {
+    use igb_hw::regs::PfReg;
+    [
+        PfReg::PVFGPTC(v),
+        PfReg::PVFGOTC(v),
+        PfReg::PVFGPRC(v),
+        PfReg::PVFGORC(v),
+    ]
+}
+
 /// How to run the daemon.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -181,6 +219,10 @@ struct Host {
     guard: u32,
     started: Instant,
     rx_scratch: Vec<Bytes>,
+    /// Exported VFs' counters from the PF's per-VF registers, accumulated.
+    pf_vf_totals: Vec<PfVfTotals>,
+    /// When the 32-bit counters were last read into their totals.
+    last_sample: Instant,
 }
 
 impl Host {
@@ -255,7 +297,29 @@ impl Host {
             guard: DEFAULT_GUARD,
             started: Instant::now(),
             rx_scratch: Vec::new(),
+            pf_vf_totals: vec![PfVfTotals::default(); n],
+            last_sample: Instant::now(),
         })
+    }
+
+    /// Reads every VF's 32-bit counters into their 64-bit totals (the stand-in drivers
+    /// accumulate their own VF registers in `stats`; exported VFs use the PF's per-VF
+    /// registers), so that none of them wraps unseen.
+    fn sample_counters(&mut self) {
+        self.last_sample = Instant::now();
+        for (i, vf) in self.vfs.iter_mut().enumerate() {
+            match vf {
+                Some(v) => {
+                    let _ = v.stats();
+                }
+                None => {
+                    let mut nic = self.model.nic();
+                    for (c, r) in self.pf_vf_totals[i].iter_mut().zip(pf_vf_stats(i as u8)) {
+                        c.update(nic.pf_read(r));
+                    }
+                }
+            }
+        }
     }
 
     /// Brings device time up to wall time since start, feeding the TX rings and draining RX.
@@ -279,6 +343,9 @@ impl Host {
         if self.exported.is_some() {
             // Exported VFs' interrupts went to their eventfds; the model's copy is not needed.
             self.model.nic().take_interrupts();
+        }
+        if self.last_sample.elapsed() >= COUNTER_SAMPLE {
+            self.sample_counters();
         }
     }
 
@@ -471,6 +538,7 @@ impl Backend for Host {
             Some(v) => v..v + 1,
             None => 0..self.vfs.len(),
         };
+        self.sample_counters();
         for i in range {
             let h = self
                 .hac
@@ -479,14 +547,14 @@ impl Backend for Host {
             let d = match &mut self.vfs[i] {
                 Some(v) => v.stats(),
                 None => {
-                    // A VM drives it: the PF's per-VF counters (PVFGPTC…) instead.
-                    let mut nic = self.model.nic();
-                    let v = i as u8;
+                    // A VM drives it: the PF's per-VF counters (PVFGPTC…), accumulated.
+                    let [tx_packets, tx_bytes, rx_packets, rx_bytes] =
+                        self.pf_vf_totals[i].map(|c| c.total);
                     hac_driver::vf::VfStats {
-                        tx_packets: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGPTC(v))),
-                        tx_bytes: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGOTC(v))),
-                        rx_packets: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGPRC(v))),
-                        rx_bytes: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGORC(v))),
+                        tx_packets,
+                        tx_bytes,
+                        rx_packets,
+                        rx_bytes,
                         ..Default::default()
                     }
                 }
@@ -542,6 +610,10 @@ struct PciHost {
     bdf: String,
     /// Read-to-clear port counters, accumulated: frames, octets.
     tx: (u64, u64),
+    /// The PF's per-VF counters, accumulated.
+    pf_vf_totals: Vec<PfVfTotals>,
+    /// When they were last read.
+    last_sample: Instant,
 }
 
 impl PciHost {
@@ -571,7 +643,20 @@ impl PciHost {
             started: Instant::now(),
             bdf: target.bdf.clone(),
             tx: (0, 0),
+            pf_vf_totals: vec![PfVfTotals::default(); config.vfs],
+            last_sample: Instant::now(),
         })
+    }
+
+    /// Reads the per-VF 32-bit counters into their 64-bit totals.
+    fn sample_counters(&mut self) {
+        self.last_sample = Instant::now();
+        let bar = self.agent.bar();
+        for (i, totals) in self.pf_vf_totals.iter_mut().enumerate() {
+            for (c, r) in totals.iter_mut().zip(pf_vf_stats(i as u8)) {
+                c.update(bar.get(r));
+            }
+        }
     }
 }
 
@@ -587,6 +672,9 @@ impl Backend for PciHost {
 
     fn tick(&mut self) {
         self.agent.poll();
+        if self.last_sample.elapsed() >= COUNTER_SAMPLE {
+            self.sample_counters();
+        }
     }
 
     fn dispatch(&mut self, request: &Request) -> Result<Value, ControlError> {
@@ -638,15 +726,12 @@ impl Backend for PciHost {
             Some(v) => v..v + 1,
             None => 0..n,
         };
+        self.sample_counters();
         for i in range {
-            let bar = self.agent.bar();
-            let v = i as u8;
-            let (tx_packets, tx_bytes, rx_packets, rx_bytes) = (
-                u64::from(bar.get(PfReg::PVFGPTC(v))),
-                u64::from(bar.get(PfReg::PVFGOTC(v))),
-                u64::from(bar.get(PfReg::PVFGPRC(v))),
-                u64::from(bar.get(PfReg::PVFGORC(v))),
-            );
+            let [tx_packets, tx_bytes, rx_packets, rx_bytes] = self
+                .pf_vf_totals
+                .get(i)
+                .map_or([0; 4], |t| t.map(|c| c.total));
             let info = self.agent.vf(i);
             out.vfs.push(VfCounters {
                 vf: i,
@@ -1297,6 +1382,22 @@ mod tests {
     fn closer(closed: &Arc<AtomicU32>, n: u32) -> Box<dyn FnOnce() + Send> {
         let closed = closed.clone();
         Box::new(move || closed.store(n, Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_wrapping_32_bit_register_accumulates_into_64_bits() {
+        let mut c = Counter64::default();
+        assert_eq!(c.update(1000), 1000);
+        assert_eq!(c.update(u32::MAX - 5), u64::from(u32::MAX) - 5);
+        // Wraps: 10 more than the last read is 16 bytes on.
+        assert_eq!(c.update(10), u64::from(u32::MAX) + 11);
+        // Three more wraps, read once per period.
+        for _ in 0..3 {
+            c.update(u32::MAX / 2);
+            c.update(10);
+        }
+        assert_eq!(c.total, 4 * (1u64 << 32) + 10);
+        assert_eq!(c.update(10), 4 * (1u64 << 32) + 10, "no change, no count");
     }
 
     #[test]

@@ -180,6 +180,10 @@ pub struct VfCounters {
     pub workload_queued: u64,
     /// Model workload: frames handed to the TX ring.
     pub workload_sent: u64,
+    /// Model workload: frames of `send` requests refused because the VF's queue was full.
+    pub workload_refused: u64,
+    /// vfio-user: the VF's interrupts its VM's eventfd did not take (counter full or broken).
+    pub irqs_lost: u64,
 }
 
 /// Counters of the port, as `stats` returns them.
@@ -296,6 +300,11 @@ pub enum ErrorCode {
     Unsupported,
     /// The daemon failed internally (the request may be retried).
     Internal,
+    /// The daemon cannot take more work now (all clients busy, a queue full): retry later.
+    Busy,
+    /// The daemon closed this idle connection (its deadline passed, or room was needed for a
+    /// new client); the line is the connection's last.
+    Idle,
 }
 
 /// A request the daemon cannot carry out, with a message that says what to do.

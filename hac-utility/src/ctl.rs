@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// TCP echo port of --wire-peer.
     #[arg(long, default_value_t = 7)]
     wire_peer_echo_port: u16,
+    /// Close a control client that sends no complete request for this many seconds (it is
+    /// told why in a last `idle` error line).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    client_idle_timeout: u64,
 }
 
 fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -225,6 +230,7 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
                 prefix,
                 echo_port: args.wire_peer_echo_port,
             }),
+        client_idle_timeout: std::time::Duration::from_secs(args.client_idle_timeout),
     };
     let result = serve(&config, |ready| {
         match &config.pci {

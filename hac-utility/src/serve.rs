@@ -15,8 +15,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,13 +33,67 @@ use crate::control::{
     self, ControlError, ErrorCode, MAX_LINE, PortCounters, Request, Stats, VfCounters,
 };
 
-/// Most clients connected at once; more are told so and closed.
+/// Most control clients connected at once. When all are connected, the one idle the longest is
+/// closed to make room for a new one; only when every one is waiting for an answer is a new
+/// client told to try again.
 pub const MAX_CLIENTS: usize = 64;
+/// How long a control client may stay idle (no complete request line) before it is closed,
+/// unless `--client-idle-timeout` says otherwise.
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the daemon waits for a client to take an answer before it closes the connection.
+const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most metrics scrapes served at once (each on its own thread; when all are taken, the one
+/// that has waited longest for its request is closed to make room).
+const MAX_SCRAPES: usize = 16;
+/// How long a scrape may take to send its request head.
+const SCRAPE_DEADLINE: Duration = Duration::from_secs(2);
 /// Default guard (the adapter's reset value).
 const DEFAULT_GUARD: u32 = 64 * 1024;
+/// Most bytes of workload frames (`send`) one VF may have queued and not yet in its TX ring;
+/// a `send` that would go above is refused as a whole (`busy`) and its frames counted in
+/// `workload_refused`. A checkpointing VF that is never committed never drains its queue.
+pub const MAX_QUEUED_BYTES: usize = 16 << 20;
 /// The longest stretch of device time one tick runs (after a stall the model catches up in
 /// steps of this size).
 const MAX_TICK_NS: u64 = 5_000_000;
+
+/// How often the per-VF 32-bit statistics registers are read into their 64-bit totals: well
+/// within the time the fastest one (octets at the model's top rate, 100 Gb/s) takes to wrap,
+/// 2^32 B / 12.5 GB/s = 0.34 s.
+const COUNTER_SAMPLE: Duration = Duration::from_millis(50);
+
+/// A 32-bit statistics register that wraps (PVFGPTC, PVFGOTC, …), accumulated into 64 bits:
+/// each read adds the (wrapping) difference to the previous read, as Linux igbvf does. Correct
+/// as long as it is read at least once per wrap period.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counter64 {
+    last: u32,
+    total: u64,
+}
+
+impl Counter64 {
+    /// Takes a new register value; returns the 64-bit total.
+    fn update(&mut self, raw: u32) -> u64 {
+        self.total += u64::from(raw.wrapping_sub(self.last));
+        self.last = raw;
+        self.total
+    }
+}
+
+/// The PF's per-VF good-frame registers, in [`pf_vf_stats`] order, accumulated.
+type PfVfTotals = [Counter64; 4];
+
+/// PVFGPTC, PVFGOTC, PVFGPRC, PVFGORC of VF `v` (the PF's copies of the VF's good-frame
+/// statistics: 32 bits, wrapping, not cleared by reads).
+fn pf_vf_stats(v: u8) -> [igb_hw::regs::PfReg; 4] {
+    use igb_hw::regs::PfReg;
+    [
+        PfReg::PVFGPTC(v),
+        PfReg::PVFGOTC(v),
+        PfReg::PVFGPRC(v),
+        PfReg::PVFGORC(v),
+    ]
+}
 
 /// How to run the daemon.
 #[derive(Clone, Debug)]
@@ -61,6 +115,8 @@ pub struct ServeConfig {
     pub vfio_user: Option<crate::vfio_user::VfioUserConfig>,
     /// A host on the model's wire (smoltcp: ARP, ping, TCP echo).
     pub wire_peer: Option<crate::vfio_user::peer::PeerConfig>,
+    /// A control client idle this long is closed ([`CLIENT_IDLE_TIMEOUT`] by default).
+    pub client_idle_timeout: Duration,
 }
 
 /// A real PF bound to vfio-pci (loaded with `enable_sriov=1`).
@@ -154,11 +210,19 @@ struct Host {
     hac: AdapterHac<ModelBar>,
     tagged: Vec<bool>,
     queued: Vec<VecDeque<Bytes>>,
+    /// Bytes in `queued`, per VF.
+    queued_bytes: Vec<usize>,
+    /// Frames of `send` requests refused for a full queue, per VF.
+    refused: Vec<u64>,
     sent: Vec<u64>,
     seq: Vec<u32>,
     guard: u32,
     started: Instant,
     rx_scratch: Vec<Bytes>,
+    /// Exported VFs' counters from the PF's per-VF registers, accumulated.
+    pf_vf_totals: Vec<PfVfTotals>,
+    /// When the 32-bit counters were last read into their totals.
+    last_sample: Instant,
 }
 
 impl Host {
@@ -226,12 +290,36 @@ impl Host {
             hac,
             tagged: vec![false; n],
             queued: vec![VecDeque::new(); n],
+            queued_bytes: vec![0; n],
+            refused: vec![0; n],
             sent: vec![0; n],
             seq: vec![0; n],
             guard: DEFAULT_GUARD,
             started: Instant::now(),
             rx_scratch: Vec::new(),
+            pf_vf_totals: vec![PfVfTotals::default(); n],
+            last_sample: Instant::now(),
         })
+    }
+
+    /// Reads every VF's 32-bit counters into their 64-bit totals (the stand-in drivers
+    /// accumulate their own VF registers in `stats`; exported VFs use the PF's per-VF
+    /// registers), so that none of them wraps unseen.
+    fn sample_counters(&mut self) {
+        self.last_sample = Instant::now();
+        for (i, vf) in self.vfs.iter_mut().enumerate() {
+            match vf {
+                Some(v) => {
+                    let _ = v.stats();
+                }
+                None => {
+                    let mut nic = self.model.nic();
+                    for (c, r) in self.pf_vf_totals[i].iter_mut().zip(pf_vf_stats(i as u8)) {
+                        c.update(nic.pf_read(r));
+                    }
+                }
+            }
+        }
     }
 
     /// Brings device time up to wall time since start, feeding the TX rings and draining RX.
@@ -256,6 +344,9 @@ impl Host {
             // Exported VFs' interrupts went to their eventfds; the model's copy is not needed.
             self.model.nic().take_interrupts();
         }
+        if self.last_sample.elapsed() >= COUNTER_SAMPLE {
+            self.sample_counters();
+        }
     }
 
     /// Moves queued workload frames into the TX rings, reclaims, and drops received frames
@@ -269,7 +360,8 @@ impl Host {
                 match vf.send(&batch) {
                     Ok(0) | Err(_) => break,
                     Ok(k) => {
-                        self.queued[i].drain(..k);
+                        let bytes: usize = self.queued[i].drain(..k).map(|f| f.len()).sum();
+                        self.queued_bytes[i] -= bytes;
                         self.sent[i] += k as u64;
                     }
                 }
@@ -394,6 +486,24 @@ impl Backend for Host {
                     ));
                 };
                 let len = len.unwrap_or(128) as usize;
+                let adding = frames as usize * len;
+                if self.queued_bytes[vf] + adding > MAX_QUEUED_BYTES {
+                    self.refused[vf] += u64::from(frames);
+                    let why = if self.tagged[vf] {
+                        "; the VF is checkpointing: its frames leave only as its epochs commit"
+                    } else {
+                        ""
+                    };
+                    return Err(ControlError::new(
+                        ErrorCode::Busy,
+                        format!(
+                            "VF {vf}: {frames} frames of {len} bytes refused: {} frames ({} bytes) are queued and a VF may queue at most {MAX_QUEUED_BYTES} bytes{why}; send again when workload_queued goes down",
+                            self.queued[vf].len(),
+                            self.queued_bytes[vf]
+                        ),
+                    ));
+                }
+                self.queued_bytes[vf] += adding;
                 let src = driver.mac();
                 for _ in 0..frames {
                     let seq = self.seq[vf];
@@ -428,6 +538,7 @@ impl Backend for Host {
             Some(v) => v..v + 1,
             None => 0..self.vfs.len(),
         };
+        self.sample_counters();
         for i in range {
             let h = self
                 .hac
@@ -436,14 +547,14 @@ impl Backend for Host {
             let d = match &mut self.vfs[i] {
                 Some(v) => v.stats(),
                 None => {
-                    // A VM drives it: the PF's per-VF counters (PVFGPTC…) instead.
-                    let mut nic = self.model.nic();
-                    let v = i as u8;
+                    // A VM drives it: the PF's per-VF counters (PVFGPTC…), accumulated.
+                    let [tx_packets, tx_bytes, rx_packets, rx_bytes] =
+                        self.pf_vf_totals[i].map(|c| c.total);
                     hac_driver::vf::VfStats {
-                        tx_packets: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGPTC(v))),
-                        tx_bytes: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGOTC(v))),
-                        rx_packets: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGPRC(v))),
-                        rx_bytes: u64::from(nic.pf_read(igb_hw::regs::PfReg::PVFGORC(v))),
+                        tx_packets,
+                        tx_bytes,
+                        rx_packets,
+                        rx_bytes,
                         ..Default::default()
                     }
                 }
@@ -476,6 +587,8 @@ impl Backend for Host {
                 vf_resets: info.map_or(0, |v| v.resets),
                 workload_queued: self.queued[i].len() as u64,
                 workload_sent: self.sent[i],
+                workload_refused: self.refused[i],
+                irqs_lost: self.exported.as_ref().map_or(0, |e| e.interrupts_lost(i)),
             });
         }
         Ok(out)
@@ -497,6 +610,10 @@ struct PciHost {
     bdf: String,
     /// Read-to-clear port counters, accumulated: frames, octets.
     tx: (u64, u64),
+    /// The PF's per-VF counters, accumulated.
+    pf_vf_totals: Vec<PfVfTotals>,
+    /// When they were last read.
+    last_sample: Instant,
 }
 
 impl PciHost {
@@ -526,7 +643,20 @@ impl PciHost {
             started: Instant::now(),
             bdf: target.bdf.clone(),
             tx: (0, 0),
+            pf_vf_totals: vec![PfVfTotals::default(); config.vfs],
+            last_sample: Instant::now(),
         })
+    }
+
+    /// Reads the per-VF 32-bit counters into their 64-bit totals.
+    fn sample_counters(&mut self) {
+        self.last_sample = Instant::now();
+        let bar = self.agent.bar();
+        for (i, totals) in self.pf_vf_totals.iter_mut().enumerate() {
+            for (c, r) in totals.iter_mut().zip(pf_vf_stats(i as u8)) {
+                c.update(bar.get(r));
+            }
+        }
     }
 }
 
@@ -542,6 +672,9 @@ impl Backend for PciHost {
 
     fn tick(&mut self) {
         self.agent.poll();
+        if self.last_sample.elapsed() >= COUNTER_SAMPLE {
+            self.sample_counters();
+        }
     }
 
     fn dispatch(&mut self, request: &Request) -> Result<Value, ControlError> {
@@ -593,15 +726,12 @@ impl Backend for PciHost {
             Some(v) => v..v + 1,
             None => 0..n,
         };
+        self.sample_counters();
         for i in range {
-            let bar = self.agent.bar();
-            let v = i as u8;
-            let (tx_packets, tx_bytes, rx_packets, rx_bytes) = (
-                u64::from(bar.get(PfReg::PVFGPTC(v))),
-                u64::from(bar.get(PfReg::PVFGOTC(v))),
-                u64::from(bar.get(PfReg::PVFGPRC(v))),
-                u64::from(bar.get(PfReg::PVFGORC(v))),
-            );
+            let [tx_packets, tx_bytes, rx_packets, rx_bytes] = self
+                .pf_vf_totals
+                .get(i)
+                .map_or([0; 4], |t| t.map(|c| c.total));
             let info = self.agent.vf(i);
             out.vfs.push(VfCounters {
                 vf: i,
@@ -624,65 +754,223 @@ impl Backend for PciHost {
 }
 
 /// Prepares the socket path: refuses a live daemon or a non-socket file, removes a stale
-/// socket left by a daemon that died.
-fn claim_socket_path(path: &Path) -> Result<(), ServeError> {
+/// socket left by a daemon that died. `option` names the command-line option of the path.
+fn claim_socket_path(path: &Path, option: &str) -> Result<(), String> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ServeError::Io(format!(
+        Err(e) => Err(format!(
             "cannot use {}: {e}{}",
             path.display(),
             if e.kind() == std::io::ErrorKind::PermissionDenied {
-                " (no permission: run as root or choose a --socket path you can write)"
+                format!(" (no permission: run as root or choose a {option} path you can write)")
             } else {
-                ""
+                String::new()
             }
-        ))),
-        Ok(meta) if !meta.file_type().is_socket() => Err(ServeError::Io(format!(
-            "{} exists and is not a socket: choose another --socket path or remove the file",
+        )),
+        Ok(meta) if !meta.file_type().is_socket() => Err(format!(
+            "{} exists and is not a socket: choose another {option} path or remove the file",
             path.display()
-        ))),
+        )),
         Ok(_) => match UnixStream::connect(path) {
-            Ok(_) => Err(ServeError::Io(format!(
-                "another daemon is serving on {}: stop it (`hac ctl --socket {} shutdown`) or use another --socket",
-                path.display(),
-                path.display()
-            ))),
-            Err(_) => std::fs::remove_file(path).map_err(|e| {
-                ServeError::Io(format!(
-                    "cannot remove the stale socket {}: {e}",
-                    path.display()
-                ))
-            }),
+            Ok(_) => Err(live_socket(path, option)),
+            Err(_) => std::fs::remove_file(path)
+                .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display())),
         },
     }
 }
 
-fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
-    claim_socket_path(path)?;
-    let listener = UnixListener::bind(path).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::PermissionDenied => {
-                " (no permission: run as root or choose a --socket path you can write)"
-            }
-            std::io::ErrorKind::NotFound => " (its directory does not exist)",
-            _ => "",
-        };
-        ServeError::Io(format!("cannot listen on {}: {e}{hint}", path.display()))
-    })?;
-    // Only the daemon's user may drive the checkpoints.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| ServeError::Io(format!("cannot restrict {}: {e}", path.display())))?;
+fn live_socket(path: &Path, option: &str) -> String {
+    format!(
+        "another daemon is serving on {}: stop it (`hac ctl --socket … shutdown`) or use another {option}",
+        path.display()
+    )
+}
+
+/// A directory of mode 0700 next to a socket path, removed (with what is in it) on drop.
+struct PrivateDir(PathBuf);
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Listens on a Unix socket at `path` that only this user (and root) can connect to, from the
+/// first moment: the socket is bound inside a fresh directory of mode 0700 next to `path`,
+/// restricted to mode 0600 there, and only then linked to `path` — a hard link, which fails
+/// if `path` exists, so a socket a live daemon created meanwhile is never replaced. A live
+/// daemon's socket, a path that is not a socket, a missing directory or a permission problem
+/// are one-line errors naming `option`; a stale socket (its daemon died) is replaced.
+/// (The process umask is not touched: it is shared by every thread.)
+pub(crate) fn listen_private(path: &Path, option: &str) -> Result<UnixListener, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    claim_socket_path(path, option)?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let hint = |e: &std::io::Error| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            format!(" (no permission: run as root or choose a {option} path you can write)")
+        }
+        std::io::ErrorKind::NotFound => " (its directory does not exist)".to_string(),
+        _ => String::new(),
+    };
+    let cannot =
+        |e: std::io::Error| format!("cannot listen on {}: {e}{}", path.display(), hint(&e));
+    let dir = parent.join(format!(
+        ".hac{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(cannot)?;
+    let dir = PrivateDir(dir);
+    let inside = dir.0.join("s");
+    let listener = UnixListener::bind(&inside).map_err(cannot)?;
+    std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    match std::fs::hard_link(&inside, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(live_socket(path, option));
+        }
+        Err(e) => return Err(cannot(e)),
+    }
     Ok(listener)
 }
 
-/// Reads one line of at most [`MAX_LINE`] bytes. `Ok(None)` at end of stream; an over-long
-/// line is consumed up to its newline and returned as `MAX_LINE + 1` bytes so the parser
-/// rejects it.
-fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<Option<()>> {
+fn bind_socket(path: &Path) -> Result<UnixListener, ServeError> {
+    listen_private(path, "--socket").map_err(ServeError::Io)
+}
+
+/// Connections of one kind, at most `max` at once. Each is idle (waiting for its client) or
+/// busy (its request is being carried out). When all places are taken, the connection idle
+/// the longest is closed to make room: idle connections never lock out a client with work.
+struct Slots {
+    max: usize,
+    table: Mutex<SlotTable>,
+}
+
+#[derive(Default)]
+struct SlotTable {
+    next_id: u64,
+    entries: Vec<SlotEntry>,
+}
+
+struct SlotEntry {
+    id: u64,
+    /// Since when it is idle; `None` while busy.
+    idle_since: Option<Instant>,
+    /// Tells the client why (without waiting) and shuts the connection down.
+    close: Box<dyn FnOnce() + Send>,
+}
+
+/// A place in [`Slots`]; released on drop.
+struct Slot {
+    slots: Arc<Slots>,
+    id: u64,
+}
+
+impl Slots {
+    fn new(max: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            max,
+            table: Mutex::new(SlotTable::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotTable> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for a new (idle) connection, closing the longest-idle one if all are taken;
+    /// `None` when every connection is busy. `close` is what closing this one later means.
+    fn admit(self: &Arc<Self>, close: Box<dyn FnOnce() + Send>) -> Option<Slot> {
+        let mut evicted = None;
+        let mut t = self.lock();
+        if t.entries.len() >= self.max {
+            let oldest = t
+                .entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| e.idle_since.map(|since| (since, i)))
+                .min()?;
+            evicted = Some(t.entries.swap_remove(oldest.1));
+        }
+        let id = t.next_id;
+        t.next_id += 1;
+        t.entries.push(SlotEntry {
+            id,
+            idle_since: Some(Instant::now()),
+            close,
+        });
+        drop(t);
+        if let Some(e) = evicted {
+            (e.close)();
+        }
+        Some(Slot {
+            slots: self.clone(),
+            id,
+        })
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+}
+
+impl Slot {
+    /// Marks the connection busy (`true`: not to be closed for room) or idle again.
+    fn set_busy(&self, busy: bool) {
+        let mut t = self.slots.lock();
+        if let Some(e) = t.entries.iter_mut().find(|e| e.id == self.id) {
+            e.idle_since = if busy { None } else { Some(Instant::now()) };
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.slots.lock().entries.retain(|e| e.id != self.id);
+    }
+}
+
+/// Sends `text` if the socket takes it at once, never waiting (the client may not be reading).
+fn send_nowait(fd: impl std::os::fd::AsFd, text: &str) {
+    let _ = rustix::net::send(fd, text.as_bytes(), rustix::net::SendFlags::DONTWAIT);
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes, giving up at `deadline` (an error of kind
+/// `TimedOut`). `Ok(None)` at end of stream; an over-long line is consumed up to its newline
+/// and returned as `MAX_LINE + 1` bytes so the parser rejects it.
+fn read_line(
+    reader: &mut BufReader<UnixStream>,
+    line: &mut Vec<u8>,
+    deadline: Instant,
+) -> std::io::Result<Option<()>> {
     line.clear();
     let mut overflow = false;
     loop {
-        let buf = reader.fill_buf()?;
+        if reader.buffer().is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            reader.get_ref().set_read_timeout(Some(left))?;
+        }
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if buf.is_empty() {
             return Ok(if line.is_empty() && !overflow {
                 None
@@ -707,21 +995,43 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<O
     }
 }
 
-fn serve_client(stream: UnixStream, jobs: Sender<Job>) {
+/// The line a control client gets before the daemon closes its idle connection.
+fn idle_line(why: &str) -> String {
+    let e = ControlError::new(ErrorCode::Idle, why);
+    control::response_line(None, Err(&e))
+}
+
+fn serve_client(stream: UnixStream, jobs: Sender<Job>, slot: &Slot, idle_timeout: Duration) {
     let Ok(write_half) = stream.try_clone() else {
         return;
     };
+    if write_half
+        .set_write_timeout(Some(CLIENT_WRITE_TIMEOUT))
+        .is_err()
+    {
+        return;
+    }
     let mut writer = std::io::BufWriter::new(write_half);
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
-        match read_line(&mut reader, &mut line) {
+        let deadline = Instant::now() + idle_timeout;
+        match read_line(&mut reader, &mut line, deadline) {
             Ok(Some(())) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                let why = format!(
+                    "closed: no complete request for {} s (--client-idle-timeout)",
+                    idle_timeout.as_secs()
+                );
+                send_nowait(writer.get_ref(), &idle_line(&why));
+                return;
+            }
             Ok(None) | Err(_) => return,
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
+        slot.set_busy(true);
         let response = match control::parse_line(&line) {
             Err((id, e)) => control::response_line(id.as_ref(), Err(&e)),
             Ok(env) => {
@@ -750,31 +1060,98 @@ fn serve_client(stream: UnixStream, jobs: Sender<Job>) {
         if writer.write_all(response.as_bytes()).is_err() || writer.flush().is_err() {
             return;
         }
+        slot.set_busy(false);
     }
 }
 
-fn serve_metrics(listener: TcpListener, jobs: Sender<Job>, stop: Arc<AtomicBool>) {
+/// Accepts control clients, each on its own thread, within [`MAX_CLIENTS`] (see [`Slots`]).
+fn accept_clients(
+    listener: UnixListener,
+    jobs: Sender<Job>,
+    stop: Arc<AtomicBool>,
+    idle_timeout: Duration,
+) {
+    let slots = Slots::new(MAX_CLIENTS);
     for stream in listener.incoming() {
         if stop.load(Ordering::Relaxed) {
             return;
         }
         let Ok(stream) = stream else { continue };
-        let _ = answer_scrape(stream, &jobs);
+        let Ok(closer) = stream.try_clone() else {
+            continue;
+        };
+        let close = Box::new(move || {
+            send_nowait(
+                &closer,
+                &idle_line(&format!(
+                    "closed: idle while {MAX_CLIENTS} clients were connected, to make room for a new one"
+                )),
+            );
+            let _ = closer.shutdown(std::net::Shutdown::Both);
+        });
+        let Some(slot) = slots.admit(close) else {
+            let e = ControlError::new(
+                ErrorCode::Busy,
+                format!("all {MAX_CLIENTS} clients are waiting for answers; try again later"),
+            );
+            send_nowait(&stream, &control::response_line(None, Err(&e)));
+            continue;
+        };
+        let jobs = jobs.clone();
+        let spawned = std::thread::Builder::new()
+            .name("hac-client".into())
+            .spawn(move || serve_client(stream, jobs, &slot, idle_timeout));
+        if spawned.is_err() {
+            // Out of threads: the connection (moved into the closure) is closed.
+            continue;
+        }
     }
 }
 
-fn answer_scrape(mut stream: TcpStream, jobs: &Sender<Job>) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+/// Accepts scrapes, each on its own thread with a short deadline, within [`MAX_SCRAPES`].
+fn serve_metrics(listener: TcpListener, jobs: Sender<Job>, stop: Arc<AtomicBool>) {
+    let slots = Slots::new(MAX_SCRAPES);
+    for stream in listener.incoming() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let Ok(closer) = stream.try_clone() else {
+            continue;
+        };
+        let close = Box::new(move || {
+            let _ = closer.shutdown(std::net::Shutdown::Both);
+        });
+        let Some(slot) = slots.admit(close) else {
+            continue; // every scrape is being answered; this one is closed
+        };
+        let jobs = jobs.clone();
+        let _ = std::thread::Builder::new()
+            .name("hac-metrics".into())
+            .spawn(move || {
+                let _ = answer_scrape(stream, &jobs, &slot);
+            });
+    }
+}
+
+fn answer_scrape(mut stream: TcpStream, jobs: &Sender<Job>, slot: &Slot) -> std::io::Result<()> {
+    let deadline = Instant::now() + SCRAPE_DEADLINE;
+    stream.set_write_timeout(Some(SCRAPE_DEADLINE))?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
             break;
         }
         head.extend_from_slice(&buf[..n]);
     }
+    slot.set_busy(true);
     let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = String::from_utf8_lossy(first);
     let mut parts = first.split_whitespace();
@@ -900,33 +1277,11 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
             let _ = jobs.try_send(Job::Stop);
         });
     }
-    let clients = Arc::new(AtomicUsize::new(0));
     {
         let jobs = jobs_tx.clone();
         let stop = stop.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(mut stream) = stream else { continue };
-                if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
-                    let e = ControlError::new(
-                        ErrorCode::Internal,
-                        format!("too many clients ({MAX_CLIENTS}); try again later"),
-                    );
-                    let _ = stream.write_all(control::response_line(None, Err(&e)).as_bytes());
-                    continue;
-                }
-                clients.fetch_add(1, Ordering::Relaxed);
-                let jobs = jobs.clone();
-                let clients = clients.clone();
-                std::thread::spawn(move || {
-                    serve_client(stream, jobs);
-                    clients.fetch_sub(1, Ordering::Relaxed);
-                });
-            }
-        });
+        let idle_timeout = config.client_idle_timeout;
+        std::thread::spawn(move || accept_clients(listener, jobs, stop, idle_timeout));
     }
     if let Some(l) = metrics {
         let jobs = jobs_tx.clone();
@@ -1016,4 +1371,62 @@ pub fn call(socket: &Path, line: &str) -> Result<Value, String> {
         ));
     }
     serde_json::from_str(&response).map_err(|e| format!("bad answer from the daemon: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    fn closer(closed: &Arc<AtomicU32>, n: u32) -> Box<dyn FnOnce() + Send> {
+        let closed = closed.clone();
+        Box::new(move || closed.store(n, Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_wrapping_32_bit_register_accumulates_into_64_bits() {
+        let mut c = Counter64::default();
+        assert_eq!(c.update(1000), 1000);
+        assert_eq!(c.update(u32::MAX - 5), u64::from(u32::MAX) - 5);
+        // Wraps: 10 more than the last read is 16 bytes on.
+        assert_eq!(c.update(10), u64::from(u32::MAX) + 11);
+        // Three more wraps, read once per period.
+        for _ in 0..3 {
+            c.update(u32::MAX / 2);
+            c.update(10);
+        }
+        assert_eq!(c.total, 4 * (1u64 << 32) + 10);
+        assert_eq!(c.update(10), 4 * (1u64 << 32) + 10, "no change, no count");
+    }
+
+    #[test]
+    fn a_full_table_closes_the_longest_idle_connection_never_a_busy_one() {
+        let slots = Slots::new(3);
+        let closed = Arc::new(AtomicU32::new(0));
+        let a = slots.admit(closer(&closed, 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        let b = slots.admit(closer(&closed, 2)).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        let c = slots.admit(closer(&closed, 3)).unwrap();
+        a.set_busy(true);
+        // Full: b is the longest idle (a is busy).
+        let d = slots.admit(closer(&closed, 4)).unwrap();
+        assert_eq!(closed.load(Ordering::Relaxed), 2);
+        assert_eq!(slots.len(), 3);
+        drop(b); // its thread ends later: nothing more is removed
+        assert_eq!(slots.len(), 3);
+        // Everyone busy: the newcomer is refused, nobody is closed.
+        c.set_busy(true);
+        d.set_busy(true);
+        closed.store(0, Ordering::Relaxed);
+        assert!(slots.admit(closer(&closed, 5)).is_none());
+        assert_eq!(closed.load(Ordering::Relaxed), 0);
+        // Idle again: it can be closed for room.
+        c.set_busy(false);
+        let _e = slots.admit(closer(&closed, 6)).unwrap();
+        assert_eq!(closed.load(Ordering::Relaxed), 3);
+        drop(a);
+        assert_eq!(slots.len(), 2);
+    }
 }

@@ -48,8 +48,13 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_with(hac(), dir, extra)
+    }
+
+    /// `hac serve` run by `command` (`hac` itself, or a shell that execs it).
+    fn start_with(mut command: Command, dir: &Path, extra: &[&str]) -> Daemon {
         let socket = dir.join("hac.sock");
-        let mut child = hac()
+        let mut child = command
             .args(["serve", "--socket"])
             .arg(&socket)
             .args(extra)
@@ -491,4 +496,352 @@ fn missing_permission_is_a_one_line_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no permission"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1);
+}
+
+/// `f` on a thread; `None` if it does not finish within `limit` (the thread is left behind).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+#[test]
+fn idle_clients_never_lock_out_a_client_with_work() {
+    // 64 idle connections used to lock everyone out ("too many clients (64)").
+    let dir = tmpdir("idle-lockout");
+    let d = Daemon::start(&dir, &["--vfs", "1"]);
+    let idle: Vec<UnixStream> = (0..80)
+        .map(|_| UnixStream::connect(&d.socket).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let socket = d.socket.clone();
+    let t = Instant::now();
+    let r = within(Duration::from_secs(10), move || {
+        call(&socket, r#"{"op":"hello"}"#)
+    })
+    .expect("hello answered");
+    assert_eq!(r.unwrap()["ok"], json!(true));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The oldest idle clients made room; each was told why in one last line.
+    let mut first = BufReader::new(&idle[0]);
+    idle[0]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut line = String::new();
+    first.read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["error"]["code"], json!("idle"), "{line}");
+    line.clear();
+    assert_eq!(
+        first.read_line(&mut line).unwrap(),
+        0,
+        "closed after: {line}"
+    );
+    // The newest idle connection still works.
+    let mut last = idle.last().unwrap();
+    last.write_all(b"{\"op\":\"hello\",\"id\":9}\n").unwrap();
+    let mut reader = BufReader::new(last);
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("\"id\":9") && line.contains("\"ok\":true"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_idle_client_is_closed_at_its_deadline_and_a_working_one_is_not() {
+    let dir = tmpdir("idle-deadline");
+    let d = Daemon::start(&dir, &["--vfs", "1", "--client-idle-timeout", "1"]);
+    let quiet = UnixStream::connect(&d.socket).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // A slow client that never completes a line is idle too.
+    let mut slow = UnixStream::connect(&d.socket).unwrap();
+    let busy = UnixStream::connect(&d.socket).unwrap();
+    let mut busy_reader = BufReader::new(busy.try_clone().unwrap());
+    let t = Instant::now();
+    for i in 0..8 {
+        let _ = slow.write_all(b" ");
+        (&busy)
+            .write_all(format!("{{\"op\":\"hello\",\"id\":{i}}}\n").as_bytes())
+            .unwrap();
+        let mut line = String::new();
+        busy_reader.read_line(&mut line).unwrap();
+        assert!(line.contains("\"ok\":true"), "request {i}: {line}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(t.elapsed() > Duration::from_secs(2));
+    for (name, s) in [("quiet", &quiet), ("slow", &slow)] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut all = String::new();
+        BufReader::new(s).read_to_string(&mut all).unwrap();
+        let v: Value = serde_json::from_str(all.trim_end()).unwrap();
+        assert_eq!(v["error"]["code"], json!("idle"), "{name}: {all}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--client-idle-timeout"),
+            "{all}"
+        );
+    }
+}
+
+#[test]
+fn metrics_answer_promptly_with_idle_connections_open() {
+    // One scrape at a time with a 2 s read timeout: five idle connections made a scrape take
+    // about 10 s, Prometheus's default scrape timeout.
+    let dir = tmpdir("metrics-idle");
+    let d = Daemon::start(&dir, &["--vfs", "1", "--metrics", "127.0.0.1:0"]);
+    let addr = d.metrics.clone().unwrap();
+    let idle: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    for round in 0..3 {
+        let t = Instant::now();
+        let a = addr.clone();
+        let (status, body) = within(Duration::from_secs(15), move || http_get(&a, "/metrics"))
+            .expect("scrape answered");
+        let took = t.elapsed();
+        assert!(status.contains("200"), "{status}");
+        assert!(body.contains("hac_port_wire_frames_total"), "{body}");
+        assert!(
+            took < Duration::from_millis(1000),
+            "round {round}: {took:?}"
+        );
+    }
+    drop(idle);
+}
+
+#[test]
+fn the_send_queue_of_a_vf_is_bounded() {
+    // A tagged VF that is never committed never drains its queue; `send` used to queue
+    // without a total limit (151 MB per request).
+    let dir = tmpdir("send-bound");
+    let d = Daemon::start(&dir, &["--vfs", "2"]);
+    d.ok(json!({"op": "tag", "vf": 1}));
+    let e = d.refused(json!({"op": "send", "vf": 1, "frames": 100000, "len": 1514}));
+    assert_eq!(e["code"], json!("busy"), "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("at most 16777216 bytes"), "{msg}");
+    d.ok(json!({"op": "send", "vf": 1, "frames": 10000, "len": 1514}));
+    let e = d.refused(json!({"op": "send", "vf": 1, "frames": 10000, "len": 1514}));
+    assert_eq!(e["code"], json!("busy"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("checkpointing"),
+        "{e}"
+    );
+    let s = d.stats();
+    assert_eq!(s.vfs[1].workload_refused, 110_000);
+    assert!(s.vfs[1].workload_queued <= 10_000);
+    // Another VF is not affected.
+    d.ok(json!({"op": "send", "vf": 0, "frames": 10000, "len": 1514}));
+    assert_eq!(d.stats().vfs[0].workload_refused, 0);
+    // Once VF 1's frames leave (unprotect releases them), it may send again.
+    d.ok(json!({"op": "unprotect", "vf": 1}));
+    d.wait_for("VF 1 drained", |s| s.vfs[1].workload_queued < 2000);
+    d.ok(json!({"op": "send", "vf": 1, "frames": 5000, "len": 1514}));
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn sockets_are_private_from_the_start_and_a_live_vfio_user_socket_is_not_taken_over() {
+    let dir = tmpdir("sockets");
+    let vu = dir.join("vu");
+    std::fs::create_dir(&vu).unwrap();
+    // A permissive umask must not decide who may connect.
+    let mut sh = Command::new("sh");
+    sh.args([
+        "-c",
+        "umask 000; exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_hac"),
+    ]);
+    let vu_arg = vu.to_str().unwrap();
+    let d = Daemon::start_with(
+        sh,
+        &dir,
+        &[
+            "--vfs",
+            "2",
+            "--vfio-user",
+            vu_arg,
+            "--vfio-user-vfs",
+            "0,1",
+        ],
+    );
+    assert_eq!(mode(&d.socket), 0o600, "control socket");
+    assert_eq!(mode(&vu.join("vf0.sock")), 0o600, "vfio-user socket");
+    // Only the sockets are left in the directories (no private bind directories).
+    let names = |p: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&vu), ["vf0.sock", "vf1.sock"]);
+    // A second daemon on the same vfio-user directory is refused in one line; the first
+    // keeps its VFs.
+    let other = dir.join("other.sock");
+    let out = hac()
+        .args(["serve", "--vfs", "2", "--socket"])
+        .arg(&other)
+        .args(["--vfio-user", vu_arg, "--vfio-user-vfs", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("another daemon is serving on"), "{err}");
+    assert!(err.contains("vf1.sock"), "{err}");
+    assert!(!other.exists());
+    let mut c = UnixStream::connect(vu.join("vf1.sock")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    vfio_user_read_config(&mut c, 1);
+    assert_eq!(d.ok(json!({"op": "hello"}))["vfs"], json!(2));
+}
+
+// ----- a vfio-user client ------------------------------------------------------------------
+
+use hac_utility::vfio_user::wire::{Command as VuCommand, Header, Payload};
+
+fn vu_message(id: u16, command: VuCommand, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0u8; 16];
+    m.extend_from_slice(body);
+    Header {
+        id,
+        command,
+        size: m.len() as u32,
+        flags: 0,
+        error: 0,
+    }
+    .emit(&mut m);
+    m
+}
+
+fn vu_send(c: &UnixStream, message: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() {
+        assert!(control.push(SendAncillaryMessage::ScmRights(fds)));
+    }
+    let n = rustix::net::sendmsg(
+        c,
+        &[std::io::IoSlice::new(message)],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .unwrap();
+    assert_eq!(n, message.len());
+}
+
+fn vu_reply(c: &mut UnixStream) -> (Header, Vec<u8>) {
+    let mut h = [0u8; 16];
+    c.read_exact(&mut h).unwrap();
+    let header = Header::parse(&h).unwrap();
+    let mut body = vec![0u8; header.size as usize - 16];
+    c.read_exact(&mut body).unwrap();
+    (header, body)
+}
+
+/// Reads the vendor/device ID of the VF behind `c` (region 7, config space).
+fn vfio_user_read_config(c: &mut UnixStream, id: u16) {
+    let r = Payload::default().u64(0).u32(7).u32(4).0;
+    vu_send(c, &vu_message(id, VuCommand::RegionRead, &r), &[]);
+    let (h, body) = vu_reply(c);
+    assert_eq!(h.id, id);
+    assert_eq!(&body[16..], &[0x86, 0x80, 0xCA, 0x10]);
+}
+
+fn vu_region_write(c: &mut UnixStream, id: u16, region: u32, offset: u64, data: &[u8]) -> Header {
+    let w = Payload::default()
+        .u64(offset)
+        .u32(region)
+        .u32(data.len() as u32)
+        .bytes(data)
+        .0;
+    vu_send(c, &vu_message(id, VuCommand::RegionWrite, &w), &[]);
+    vu_reply(c).0
+}
+
+#[test]
+fn a_vm_cannot_freeze_the_daemon_through_its_msix_descriptor() {
+    // A descriptor that is not an eventfd (here a socket whose buffer is full) used to be
+    // accepted; the first interrupt then blocked in write(2) under the device lock, and every
+    // VF, the tick and the control socket stopped for good.
+    use std::os::fd::AsFd;
+    let dir = tmpdir("msix-freeze");
+    let vu = dir.join("vu");
+    std::fs::create_dir(&vu).unwrap();
+    let vu_arg = vu.to_str().unwrap();
+    let d = Daemon::start(
+        &dir,
+        &[
+            "--vfs",
+            "2",
+            "--vfio-user",
+            vu_arg,
+            "--vfio-user-vfs",
+            "0,1",
+        ],
+    );
+    let mut c = UnixStream::connect(vu.join("vf0.sock")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (full, _peer) = UnixStream::pair().unwrap();
+    full.set_nonblocking(true).unwrap();
+    while (&full).write(&[0u8; 4096]).is_ok() {}
+    full.set_nonblocking(false).unwrap();
+    // SET_IRQS: MSI-X (index 2), vectors 0..3, DATA_EVENTFD | ACTION_TRIGGER.
+    let set = Payload::default()
+        .u32(20)
+        .u32((1 << 2) | (1 << 5))
+        .u32(2)
+        .u32(0)
+        .u32(3)
+        .0;
+    let fds = [full.as_fd(), full.as_fd(), full.as_fd()];
+    vu_send(&c, &vu_message(1, VuCommand::DeviceSetIrqs, &set), &fds);
+    let (set_irqs, _) = vu_reply(&mut c);
+    // The guest's driver enables MSI-X and raises all three vectors (EIMS, then EICS).
+    vu_region_write(&mut c, 2, 7, 0x72, &0x8000u16.to_le_bytes());
+    vu_region_write(&mut c, 3, 0, 0x1524, &7u32.to_le_bytes());
+    let socket = d.socket.clone();
+    let answered = within(Duration::from_secs(10), move || {
+        let mut c = c;
+        vu_region_write(&mut c, 4, 0, 0x1520, &7u32.to_le_bytes());
+        c
+    });
+    assert!(
+        answered.is_some(),
+        "the VF's own register write never returned"
+    );
+    let hello = within(Duration::from_secs(10), move || {
+        call(&socket, r#"{"op":"hello"}"#)
+    });
+    assert!(hello.is_some(), "the control socket stopped answering");
+    let vf1 = vu.join("vf1.sock");
+    let other = within(Duration::from_secs(10), move || {
+        let mut c1 = UnixStream::connect(vf1).unwrap();
+        vfio_user_read_config(&mut c1, 5);
+    });
+    assert!(other.is_some(), "another VM's device stopped answering");
+    assert_ne!(
+        set_irqs.error, 0,
+        "a socket accepted as an MSI-X eventfd: {set_irqs:?}"
+    );
 }

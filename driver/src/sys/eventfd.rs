@@ -26,10 +26,50 @@ impl EventFd {
         })
     }
 
+    /// Takes a descriptor another process sent as "an eventfd" (a vfio-user client's MSI-X
+    /// vector): refuses anything that is not one, and makes it non-blocking, so that
+    /// [`EventFd::try_signal`] can never wait on the sender. The check reads the descriptor's
+    /// `/proc/self/fd` link (`anon_inode:[eventfd]`); without `/proc` nothing is accepted.
+    ///
+    /// `O_NONBLOCK` is a flag of the open file description, which the sender shares: its own
+    /// reads become non-blocking too (QEMU creates its eventfds non-blocking anyway).
+    pub fn from_foreign(fd: OwnedFd) -> io::Result<EventFd> {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot check the descriptor: {e}")))?;
+        if link.as_os_str() != "anon_inode:[eventfd]" {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not an eventfd ({})", link.display()),
+            ));
+        }
+        let flags = rustix::fs::fcntl_getfl(&fd)?;
+        if !flags.contains(rustix::fs::OFlags::NONBLOCK) {
+            rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+        }
+        Ok(EventFd {
+            file: File::from(fd),
+        })
+    }
+
     /// Adds 1 to the counter (what the kernel does when the vector fires). Used by test twins
     /// to simulate an interrupt.
     pub fn signal(&self) -> io::Result<()> {
         (&self.file).write_all(&1u64.to_ne_bytes())
+    }
+
+    /// Adds 1 to the counter without ever waiting: `Ok(false)` when the counter is at its
+    /// maximum (`u64::MAX - 1`: the reader has not read for 2^64 - 2 signals, so it is already
+    /// woken and one more changes nothing it can observe but the count).
+    pub fn try_signal(&self) -> io::Result<bool> {
+        match (&self.file).write(&1u64.to_ne_bytes()) {
+            Ok(8) => Ok(true),
+            Ok(n) => Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("eventfd write took {n} of 8 bytes"),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads and resets the counter: the number of signals since the last `take` (0 if none).
@@ -141,6 +181,32 @@ mod tests {
             0
         );
         assert!(start.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn only_eventfds_are_taken_from_other_processes_and_they_never_block() {
+        // A blocking eventfd preloaded to its maximum: a plain write would wait forever.
+        let raw = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
+        rustix::io::write(&raw, &(u64::MAX - 1).to_ne_bytes()).unwrap();
+        let e = EventFd::from_foreign(raw).unwrap();
+        assert!(
+            rustix::fs::fcntl_getfl(&e)
+                .unwrap()
+                .contains(rustix::fs::OFlags::NONBLOCK)
+        );
+        assert!(!e.try_signal().unwrap(), "full: refused at once");
+        assert_eq!(e.take().unwrap(), u64::MAX - 1);
+        assert!(e.try_signal().unwrap());
+        assert_eq!(e.take().unwrap(), 1);
+        // A pipe, a socket and a regular file are not eventfds.
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let f = File::open("/proc/self/status").unwrap();
+        for fd in [r, w, OwnedFd::from(a), OwnedFd::from(f)] {
+            let err = EventFd::from_foreign(fd).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().starts_with("not an eventfd"), "{err}");
+        }
     }
 
     #[test]

@@ -2,11 +2,21 @@
 //! `MAP_SHARED` and accessed only through bounds-checked volatile copies.
 //!
 //! The client (QEMU) sends one descriptor per guest RAM section with the section's offset in
-//! the file; [`GuestMapping::map`] maps exactly that window. The guest's vCPUs write the same
+//! the file; [`GuestMapping::map`] maps exactly that window, after checking that it lies inside
+//! the file and that the file cannot shrink under it (below). The guest's vCPUs write the same
 //! pages concurrently from another process: like MMIO, that memory is outside the Rust abstract
 //! machine, so no Rust reference into it is ever created. Inside this process every access goes
 //! through the model's device lock (the only caller is the model's DMA engine through
 //! [`nic_model::DmaTarget`]), so the mapping is never touched by two of our threads at once.
+//!
+//! **No SIGBUS.** An access to a page of a shared mapping that lies beyond the end of its file
+//! raises SIGBUS, which would kill the whole daemon (every VM's device). So a window must be
+//! inside the file when it is mapped (`fstat`), and the file must be unable to shrink later:
+//! it must carry the memfd seal `F_SEAL_SHRINK`. The seal is added here when the file allows
+//! sealing (a memfd created with `MFD_ALLOW_SEALING` and not yet `F_SEAL_SEAL`ed); QEMU's
+//! `memory-backend-memfd` applies it itself (its default `seal=on`). A file that is not sealed
+//! and cannot be (a plain file, a memfd with `seal=off`) is refused: a client could truncate it
+//! at any time.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -31,6 +41,11 @@ unsafe impl Sync for GuestMapping {}
 
 impl GuestMapping {
     /// Maps `len` bytes of `fd` at `offset` (a multiple of the page size) read/write and shared.
+    ///
+    /// Refused (`InvalidInput`): a zero length, a misaligned offset, a descriptor that is not a
+    /// regular file (memfd, tmpfs or hugetlbfs file), a window that ends past the file's size.
+    /// Refused (`PermissionDenied`): a file that is not sealed against shrinking and cannot be
+    /// (see the module documentation). On success the file carries `F_SEAL_SHRINK`.
     pub fn map(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<GuestMapping> {
         let page = super::dma::page_size() as u64;
         if len == 0 {
@@ -45,6 +60,7 @@ impl GuestMapping {
                 "file offset is not page aligned",
             ));
         }
+        check_file_window(fd, offset, len)?;
         let len_usize = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mapping too large"))?;
         let off = libc::off_t::try_from(offset)
@@ -120,6 +136,45 @@ impl GuestMapping {
     }
 }
 
+/// The checks of [`GuestMapping::map`] on the file: a regular file, the window inside it, sealed
+/// against shrinking (the seal added when the file allows it).
+fn check_file_window(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    use rustix::fs::{FileType, SealFlags};
+    let stat = rustix::fs::fstat(fd)?;
+    let kind = FileType::from_raw_mode(stat.st_mode);
+    if kind != FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the descriptor is not a memory file ({kind:?})"),
+        ));
+    }
+    let sealed = |fd| {
+        rustix::fs::fcntl_get_seals(fd).is_ok_and(|s: SealFlags| s.contains(SealFlags::SHRINK))
+    };
+    if !sealed(fd) {
+        // Fails (EPERM) when the file is F_SEAL_SEALed, (EINVAL) when it is no memfd.
+        let _ = rustix::fs::fcntl_add_seals(fd, SealFlags::SHRINK);
+        if !sealed(fd) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the file can shrink under the mapping (not sealed with F_SEAL_SHRINK and \
+                 sealing not allowed): use a memfd with sealing (QEMU memory-backend-memfd, seal=on)",
+            ));
+        }
+    }
+    // Sealed first, then measured: the size cannot go down after this point.
+    let stat = rustix::fs::fstat(fd)?;
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
+    let end = offset.checked_add(len);
+    if end.is_none_or(|end| end > size) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("window {offset:#x}+{len:#x} ends past the end of its file ({size:#x} bytes)"),
+        ));
+    }
+    Ok(())
+}
+
 impl nic_model::DmaTarget for GuestMapping {
     fn len(&self) -> u64 {
         self.len as u64
@@ -153,8 +208,8 @@ mod tests {
 
     #[test]
     fn a_shared_file_mapping_sees_the_file_and_writes_through() {
-        let mut f = tempfile_in_tmp();
-        f.write_all(&[7u8; 8192]).unwrap();
+        let f = memfd(8192);
+        (&f).write_all(&[7u8; 8192]).unwrap();
         let m = GuestMapping::map(f.as_fd(), 4096, 4096).unwrap();
         let mut b = [0u8; 4];
         assert!(m.read(0, &mut b));
@@ -171,6 +226,59 @@ mod tests {
         );
         assert!(GuestMapping::map(f.as_fd(), 1, 4096).is_err());
         assert!(GuestMapping::map(f.as_fd(), 0, 0).is_err());
+    }
+
+    #[test]
+    fn windows_past_the_end_of_the_file_are_refused() {
+        let f = memfd(4096);
+        for (offset, len) in [(0, 1 << 20), (4096, 4096), (0, 8192), (0, 1 << 44)] {
+            let e = GuestMapping::map(f.as_fd(), offset, len).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("past the end of its file"), "{e}");
+        }
+        assert!(GuestMapping::map(f.as_fd(), 0, 4096).is_ok());
+    }
+
+    #[test]
+    fn the_file_cannot_shrink_under_a_mapping() {
+        let f = memfd(8192);
+        let m = GuestMapping::map(f.as_fd(), 0, 8192).unwrap();
+        // The seal was added: the client can no longer truncate (which would SIGBUS us).
+        let e = rustix::fs::ftruncate(&f, 0).unwrap_err();
+        assert_eq!(e, rustix::io::Errno::PERM);
+        let mut b = [1u8; 4];
+        assert!(m.read(8188, &mut b));
+        assert_eq!(b, [0; 4]);
+        // Growing stays allowed.
+        rustix::fs::ftruncate(&f, 16384).unwrap();
+    }
+
+    #[test]
+    fn files_that_can_shrink_are_refused() {
+        // A memfd without MFD_ALLOW_SEALING (QEMU's seal=off), and a plain file.
+        let unsealable =
+            rustix::fs::memfd_create("hac-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&unsealable, 4096).unwrap();
+        let plain = tempfile_in_tmp();
+        plain.set_len(4096).unwrap();
+        for fd in [unsealable.as_fd(), plain.as_fd()] {
+            let e = GuestMapping::map(fd, 0, 4096).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        }
+        // Not a file at all.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let e = GuestMapping::map(a.as_fd(), 0, 4096).unwrap_err();
+        assert!(e.to_string().contains("not a memory file"), "{e}");
+    }
+
+    /// A sealable memfd of `size` bytes, as QEMU's memory-backend-memfd makes.
+    fn memfd(size: u64) -> std::fs::File {
+        use rustix::fs::MemfdFlags;
+        let fd =
+            rustix::fs::memfd_create("hac-test", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+                .unwrap();
+        rustix::fs::ftruncate(&fd, size).unwrap();
+        std::fs::File::from(fd)
     }
 
     fn tempfile_in_tmp() -> std::fs::File {

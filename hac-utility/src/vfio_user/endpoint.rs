@@ -15,23 +15,27 @@
 //! * **Interrupts**: MSI-X index with 3 vectors. QEMU emulates the MSI-X table and PBA for the
 //!   guest, so the model's own table is ours: a vector with an eventfd is programmed unmasked
 //!   with data = vector number, one without is masked. The model's interrupt callback
-//!   ([`IrqRoutes::signal`]) writes the vector's eventfd.
+//!   ([`IrqRoutes::signal`]) writes the vector's eventfd. It runs under the device lock, so it
+//!   must never wait on a client: only real eventfds are accepted (anything else, a pipe or a
+//!   socket, could block), made non-blocking ([`EventFd::from_foreign`]); a signal the eventfd
+//!   cannot take is dropped and counted against that VF ([`IrqRoutes::lost`]).
 //! * **DMA**: `DMA_MAP` with a file descriptor maps that window of guest memory
-//!   ([`hac_driver::GuestMapping`]) into the VF's IOMMU at the given address; a window sent
-//!   without a descriptor (ROM, MMIO) is acknowledged and left unmapped (device accesses there
-//!   fault, as with an IOMMU).
+//!   ([`hac_driver::GuestMapping`]: a window inside its file, the file sealed against
+//!   shrinking) into the VF's IOMMU at the given address; a window sent without a descriptor
+//!   (ROM, MMIO) is acknowledged and left unmapped (device accesses there fault, as with an
+//!   IOMMU). At most [`MAX_DMA_MAPS`] windows (both kinds; advertised as `max_dma_maps`) and
+//!   [`MAX_DMA_BYTES`] mapped bytes per client.
 //! * **PF agent**: after every register access that can concern the mailbox or a VF reset, the
 //!   PF agent runs at once (igbvf polls the mailbox for about 2 s before it falls back to a
 //!   random MAC; the daemon's 1 ms tick alone would answer too, but the polls are cheaper).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use hac_driver::GuestMapping;
 use hac_driver::model::{Model, SharedPfAgent};
+use hac_driver::vfio::EventFd;
 use igb_hw::pci::{self, header, layout, msix as msix_cap};
 use igb_hw::regs::{MSIX_BAR_SIZE, VF_BAR0_SIZE, VF_MSIX_VECTORS, VfReg};
 use igb_hw::{Iova, VfIndex};
@@ -96,13 +100,30 @@ const COMMAND_WRITABLE: u16 =
 const MSIX_ADDRESS: u32 = 0xFEE0_0000;
 /// Page size for mapping guest memory windows.
 const PAGE: u64 = 4096;
+/// Most DMA windows one client may have at once, with or without a descriptor (advertised as
+/// `max_dma_maps`). Each window with a descriptor is one mapping in the daemon (the kernel
+/// allows about 65 000 per process, shared by every VF).
+pub const MAX_DMA_MAPS: usize = 1024;
+/// Most bytes one client may have mapped at once (the daemon's address space is shared by every
+/// VF: 7 × 1 TiB fits in the 128 TiB of x86-64 user space).
+pub const MAX_DMA_BYTES: u64 = 1 << 40;
+/// Refusals explained on stderr per connection; later ones are only counted.
+const MAX_NOTES: u32 = 16;
 
 /// Which eventfd each VF vector signals; shared by the endpoints and the model's interrupt
 /// callback.
 #[derive(Default)]
 pub struct IrqRoutes {
-    routes: Mutex<BTreeMap<(usize, u16), File>>,
+    routes: Mutex<RouteTable>,
     signalled: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct RouteTable {
+    /// (VF, vector) → its eventfd (non-blocking).
+    fds: BTreeMap<(usize, u16), EventFd>,
+    /// Per VF: signals its eventfds did not take.
+    lost: BTreeMap<usize, u64>,
 }
 
 impl IrqRoutes {
@@ -119,40 +140,46 @@ impl IrqRoutes {
         }));
     }
 
-    fn set(&self, vf: usize, vector: u16, fd: Option<File>) {
-        let mut r = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+    fn table(&self) -> std::sync::MutexGuard<'_, RouteTable> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, vf: usize, vector: u16, fd: Option<EventFd>) {
+        let mut r = self.table();
         match fd {
             Some(f) => {
-                r.insert((vf, vector), f);
+                r.fds.insert((vf, vector), f);
             }
             None => {
-                r.remove(&(vf, vector));
+                r.fds.remove(&(vf, vector));
             }
         }
     }
 
     fn has(&self, vf: usize, vector: u16) -> bool {
-        self.routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&(vf, vector))
+        self.table().fds.contains_key(&(vf, vector))
     }
 
     /// Writes the eventfd of the interrupt's VF vector; `false` if it has none (a PF
-    /// interrupt, or a vector the client did not wire).
+    /// interrupt, or a vector the client did not wire) or did not take the signal (counted in
+    /// [`IrqRoutes::lost`]). Never waits: the eventfds are non-blocking.
     pub fn signal(&self, irq: &Interrupt) -> bool {
         let FunctionId::Vf(vf) = irq.function else {
             return false;
         };
-        let r = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut f) = r.get(&(vf.get(), irq.vector)) else {
+        let mut r = self.table();
+        let Some(f) = r.fds.get(&(vf.get(), irq.vector)) else {
             return false;
         };
-        // An eventfd write adds to its counter; it blocks only at u64::MAX - 1, never here.
-        let ok = f.write_all(&1u64.to_ne_bytes()).is_ok();
+        // Ok(false): the counter is at its maximum, the client has not read it for 2^64 - 2
+        // signals; an error: the descriptor is unusable. Either way only this VF's client
+        // loses the interrupt.
+        let ok = matches!(f.try_signal(), Ok(true));
         if ok {
             self.signalled
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            *r.lost.entry(vf.get()).or_default() += 1;
         }
         ok
     }
@@ -160,6 +187,11 @@ impl IrqRoutes {
     /// Interrupts delivered through eventfds so far.
     pub fn signalled(&self) -> u64 {
         self.signalled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Interrupts of VF `vf` (0-based) that its client's eventfd did not take.
+    pub fn lost(&self, vf: usize) -> u64 {
+        self.table().lost.get(&vf).copied().unwrap_or(0)
     }
 }
 
@@ -180,10 +212,15 @@ pub struct EndpointCounters {
     pub dma_maps: u64,
     /// DMA windows announced without one (left unmapped).
     pub dma_maps_without_fd: u64,
+    /// DMA windows refused: past the end of their file, a file that can shrink, not a memory
+    /// file, or over [`MAX_DMA_MAPS`] / [`MAX_DMA_BYTES`].
+    pub dma_maps_refused: u64,
     /// DMA windows removed.
     pub dma_unmaps: u64,
     /// SET_IRQS handled.
     pub irq_sets: u64,
+    /// SET_IRQS refused because a descriptor was not an eventfd.
+    pub irq_fds_refused: u64,
     /// Device resets.
     pub resets: u64,
 }
@@ -198,6 +235,10 @@ pub struct VfEndpoint {
     mapped: BTreeMap<u64, u64>,
     /// Windows announced without a descriptor: address → size.
     unbacked: BTreeMap<u64, u64>,
+    /// Sum of the sizes in `mapped`.
+    mapped_bytes: u64,
+    /// Refusals explained on stderr since the client connected.
+    notes: u32,
     command: u16,
     /// BAR registers as the host sees them (index 0..6).
     bars: [u32; 6],
@@ -223,6 +264,8 @@ impl VfEndpoint {
             routes,
             mapped: BTreeMap::new(),
             unbacked: BTreeMap::new(),
+            mapped_bytes: 0,
+            notes: 0,
             command: 0,
             bars,
             counters: EndpointCounters::default(),
@@ -239,8 +282,28 @@ impl VfEndpoint {
         self.counters
     }
 
+    /// DMA windows now: how many (with or without a descriptor) and the bytes mapped.
+    pub fn dma_windows(&self) -> (usize, u64) {
+        (self.mapped.len() + self.unbacked.len(), self.mapped_bytes)
+    }
+
     fn function(&self) -> FunctionId {
         FunctionId::Vf(self.vf)
+    }
+
+    /// Says on stderr, in one line, why a client's request was refused (a vfio-user error
+    /// reply carries only an errno); after [`MAX_NOTES`] per connection refusals are only
+    /// counted.
+    fn note(&mut self, why: std::fmt::Arguments<'_>) {
+        self.notes += 1;
+        if self.notes <= MAX_NOTES {
+            let more = if self.notes == MAX_NOTES {
+                " (further refusals on this connection are only counted)"
+            } else {
+                ""
+            };
+            eprintln!("hac serve: vfio-user VF {}: {why}{more}", self.vf.get());
+        }
     }
 
     /// Handles one whole message (`message.len()` equals its size field) with the descriptors
@@ -294,7 +357,7 @@ impl VfEndpoint {
                     return Err(errno::ENOTSUP);
                 }
                 let caps = format!(
-                    "{{\"capabilities\":{{\"max_msg_fds\":{},\"max_data_xfer_size\":{},\"pgsizes\":{PAGE},\"max_dma_maps\":65535}}}}",
+                    "{{\"capabilities\":{{\"max_msg_fds\":{},\"max_data_xfer_size\":{},\"pgsizes\":{PAGE},\"max_dma_maps\":{MAX_DMA_MAPS}}}}}",
                     wire::MAX_FDS,
                     wire::MAX_DATA_XFER
                 );
@@ -582,15 +645,40 @@ impl VfEndpoint {
         if self.overlaps(address, size) {
             return Err(errno::EEXIST);
         }
+        if self.mapped.len() + self.unbacked.len() >= MAX_DMA_MAPS {
+            self.counters.dma_maps_refused += 1;
+            self.note(format_args!(
+                "DMA_MAP at {address:#x} refused: {MAX_DMA_MAPS} windows already (max_dma_maps)"
+            ));
+            return Err(errno::ENOSPC);
+        }
         let Some(fd) = fds.pop() else {
             self.counters.dma_maps_without_fd += 1;
             self.unbacked.insert(address, size);
             return Ok(());
         };
+        if self.mapped_bytes.saturating_add(size) > MAX_DMA_BYTES {
+            self.counters.dma_maps_refused += 1;
+            self.note(format_args!(
+                "DMA_MAP at {address:#x} refused: {size:#x} more bytes would exceed the {MAX_DMA_BYTES:#x} bytes a client may map"
+            ));
+            return Err(errno::ENOSPC);
+        }
         let aligned = offset & !(PAGE - 1);
         let delta = offset - aligned;
         let len = size.checked_add(delta).ok_or(errno::EINVAL)?;
-        let mapping = GuestMapping::map(fd.as_fd(), aligned, len).map_err(|_| errno::EFAULT)?;
+        let mapping = match GuestMapping::map(fd.as_fd(), aligned, len) {
+            Ok(m) => m,
+            Err(e) => {
+                self.counters.dma_maps_refused += 1;
+                self.note(format_args!("DMA_MAP at {address:#x} refused: {e}"));
+                return Err(match e.kind() {
+                    std::io::ErrorKind::InvalidInput => errno::EINVAL,
+                    std::io::ErrorKind::PermissionDenied => errno::EPERM,
+                    _ => errno::EFAULT,
+                });
+            }
+        };
         let f = self.function();
         self.model
             .nic()
@@ -600,16 +688,21 @@ impl VfEndpoint {
                 _ => errno::EINVAL,
             })?;
         self.mapped.insert(address, size);
+        self.mapped_bytes += size;
         self.counters.dma_maps += 1;
         Ok(())
     }
 
+    /// Whether `address..address+size` meets a window (O(log n): windows never overlap, so
+    /// only the last one starting below the end can).
     fn overlaps(&self, address: u64, size: u64) -> bool {
         let end = address.saturating_add(size);
-        self.mapped
-            .iter()
-            .chain(self.unbacked.iter())
-            .any(|(&a, &s)| a < end && address < a.saturating_add(s))
+        [&self.mapped, &self.unbacked].into_iter().any(|windows| {
+            windows
+                .range(..end)
+                .next_back()
+                .is_some_and(|(&a, &s)| address < a.saturating_add(s))
+        })
     }
 
     fn dma_unmap(&mut self, flags: u32, address: u64, size: u64) -> Result<(), u32> {
@@ -619,6 +712,7 @@ impl VfEndpoint {
         }
         if self.mapped.get(&address) == Some(&size) {
             self.mapped.remove(&address);
+            self.mapped_bytes -= size;
             let f = self.function();
             let _ = self.model.nic().dma_unmap(f, Iova(address));
             self.counters.dma_unmaps += 1;
@@ -642,6 +736,7 @@ impl VfEndpoint {
         self.counters.dma_unmaps += (self.mapped.len() + self.unbacked.len()) as u64;
         self.mapped.clear();
         self.unbacked.clear();
+        self.mapped_bytes = 0;
     }
 
     // ----- interrupts --------------------------------------------------------------------
@@ -687,8 +782,21 @@ impl VfEndpoint {
                         self.routes.set(vf, v as u16, None);
                     }
                 } else if fds.len() == count as usize {
-                    for (v, fd) in (start..end).zip(fds) {
-                        self.routes.set(vf, v as u16, Some(File::from(fd)));
+                    // All or nothing: every descriptor must be an eventfd (made non-blocking),
+                    // or the model's interrupt path could wait on this client.
+                    let mut eventfds = Vec::with_capacity(fds.len());
+                    for fd in fds {
+                        match EventFd::from_foreign(fd) {
+                            Ok(e) => eventfds.push(e),
+                            Err(e) => {
+                                self.counters.irq_fds_refused += 1;
+                                self.note(format_args!("SET_IRQS refused: {e}"));
+                                return Err(errno::EINVAL);
+                            }
+                        }
+                    }
+                    for (v, fd) in (start..end).zip(eventfds) {
+                        self.routes.set(vf, v as u16, Some(fd));
                     }
                 } else {
                     return Err(errno::EINVAL);
@@ -776,6 +884,7 @@ impl VfEndpoint {
     /// The client went away: its memory and eventfds are gone; the VF is reset so it stops
     /// using them.
     pub fn disconnect(&mut self) {
+        self.notes = 0;
         let vf = self.vf.get();
         for v in 0..VF_MSIX_VECTORS as u16 {
             self.routes.set(vf, v, None);
@@ -1022,44 +1131,54 @@ mod tests {
         assert_eq!(ep.counters().dma_unmaps, 1);
     }
 
-    #[test]
-    fn eventfds_receive_the_vf_interrupts() {
-        let (model, mut ep) = endpoint();
-        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        // Any fd stands in for an eventfd: the signal is an 8-byte write.
+    fn set_eventfds(ep: &mut VfEndpoint, start: u32, fds: Vec<OwnedFd>) -> Header {
         let body = Payload::default()
             .u32(20)
             .u32(irq_set::DATA_EVENTFD | irq_set::ACTION_TRIGGER)
             .u32(irq_index::MSIX)
-            .u32(2)
-            .u32(1)
+            .u32(start)
+            .u32(fds.len() as u32)
             .0;
-        let r = ep
-            .handle(&msg(1, 8, &body), vec![OwnedFd::from(a)])
-            .unwrap();
-        assert_eq!(Header::parse(&r).unwrap().flags, wire::flags::TYPE_REPLY);
-        // The model's table entry 2 is now unmasked with data 2.
+        Header::parse(&ep.handle(&msg(1, 8, &body), fds).unwrap()).unwrap()
+    }
+
+    fn vector_masked(model: &Model, vector: u64) -> bool {
         let mut ctrl = [0u8; 4];
         model.nic().bar_read(
             FunctionId::Vf(VfIndex::new(0).unwrap()),
             3,
-            2 * 16 + 12,
+            vector * 16 + 12,
             &mut ctrl,
         );
-        assert_eq!(u32::from_le_bytes(ctrl) & 1, 0);
-        // A client-triggered interrupt (DATA_NONE | TRIGGER) reaches the fd.
+        u32::from_le_bytes(ctrl) & 1 == 1
+    }
+
+    fn trigger(ep: &mut VfEndpoint, vector: u32) {
         let trig = Payload::default()
             .u32(20)
             .u32(irq_set::DATA_NONE | irq_set::ACTION_TRIGGER)
             .u32(irq_index::MSIX)
-            .u32(2)
+            .u32(vector)
             .u32(1)
             .0;
         ep.handle(&msg(2, 8, &trig), Vec::new()).unwrap();
-        let mut got = [0u8; 8];
-        use std::io::Read;
-        (&b).read_exact(&mut got).unwrap();
-        assert_eq!(u64::from_ne_bytes(got), 1);
+    }
+
+    fn dup(e: &EventFd) -> OwnedFd {
+        e.as_fd().try_clone_to_owned().unwrap()
+    }
+
+    #[test]
+    fn eventfds_receive_the_vf_interrupts() {
+        let (model, mut ep) = endpoint();
+        let ev = EventFd::new().unwrap();
+        let h = set_eventfds(&mut ep, 2, vec![dup(&ev)]);
+        assert_eq!(h.flags, wire::flags::TYPE_REPLY);
+        // The model's table entry 2 is now unmasked with data 2.
+        assert!(!vector_masked(&model, 2));
+        // A client-triggered interrupt (DATA_NONE | TRIGGER) reaches the eventfd.
+        trigger(&mut ep, 2);
+        assert_eq!(ev.take().unwrap(), 1);
         // Disable all: the entry is masked again.
         let off = Payload::default()
             .u32(20)
@@ -1069,13 +1188,193 @@ mod tests {
             .u32(0)
             .0;
         ep.handle(&msg(3, 8, &off), Vec::new()).unwrap();
-        model.nic().bar_read(
-            FunctionId::Vf(VfIndex::new(0).unwrap()),
-            3,
-            2 * 16 + 12,
-            &mut ctrl,
+        assert!(vector_masked(&model, 2));
+    }
+
+    #[test]
+    fn only_eventfds_are_accepted_for_msix_vectors() {
+        // A socket whose buffer is full (or a pipe nobody reads) would block the model's
+        // interrupt path, under the device lock, for every VF: refused.
+        let (model, mut ep) = endpoint();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (r, w) = std::io::pipe().unwrap();
+        for fds in [
+            vec![OwnedFd::from(a)],
+            vec![OwnedFd::from(w)],
+            vec![OwnedFd::from(r)],
+        ] {
+            let h = set_eventfds(&mut ep, 0, fds);
+            assert_eq!(h.error, errno::EINVAL, "{h:?}");
+        }
+        // One bad descriptor among good ones: nothing is wired.
+        let ev = EventFd::new().unwrap();
+        let (c, _d) = std::os::unix::net::UnixStream::pair().unwrap();
+        let h = set_eventfds(&mut ep, 0, vec![dup(&ev), OwnedFd::from(c)]);
+        assert_eq!(h.error, errno::EINVAL);
+        assert_eq!(ep.counters().irq_fds_refused, 4);
+        for v in 0..3 {
+            assert!(vector_masked(&model, v), "vector {v} wired to a refused fd");
+        }
+        trigger(&mut ep, 0);
+        assert_eq!(ev.take().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_full_eventfd_costs_only_its_own_client_interrupts() {
+        let (model, mut ep) = endpoint();
+        let ev = EventFd::new().unwrap();
+        // The client's counter is at its maximum: a blocking write would wait forever.
+        let mut raw = std::fs::File::from(dup(&ev));
+        use std::io::Write as _;
+        raw.write_all(&(u64::MAX - 1).to_ne_bytes()).unwrap();
+        let h = set_eventfds(&mut ep, 0, vec![dup(&ev)]);
+        assert_eq!(h.flags, wire::flags::TYPE_REPLY);
+        // MSI-X Enable, as the guest's driver sets it.
+        let enable = Payload::default()
+            .u64((layout::MSIX + msix_cap::CONTROL) as u64)
+            .u32(region::CONFIG)
+            .u32(2)
+            .u16(msix_cap::ENABLE)
+            .0;
+        ep.handle(&msg(3, 10, &enable), Vec::new()).unwrap();
+        let routes = ep.routes.clone();
+        let done = std::sync::mpsc::channel();
+        let model2 = model.clone();
+        std::thread::spawn(move || {
+            // The model raises VF 0's vector 0 (VTEICS) under the device lock.
+            let vf0 = FunctionId::Vf(VfIndex::new(0).unwrap());
+            let eims = u64::from(VfReg::EIMS.offset().0);
+            let eics = u64::from(VfReg::EICS.offset().0);
+            let mut nic = model2.nic();
+            nic.bar_write(vf0, 0, eims, &1u32.to_le_bytes());
+            nic.bar_write(vf0, 0, eics, &1u32.to_le_bytes());
+            drop(nic);
+            let _ = done.0.send(());
+        });
+        done.1
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the interrupt path blocked on a full eventfd");
+        assert_eq!(
+            routes.lost(0),
+            1,
+            "the model's interrupt was dropped and counted"
         );
-        assert_eq!(u32::from_le_bytes(ctrl) & 1, 1);
+        trigger(&mut ep, 0);
+        assert_eq!(routes.lost(0), 2, "a dropped signal is counted");
+        assert_eq!(routes.lost(1), 0);
+        // Once the client reads, interrupts flow again.
+        assert_eq!(ev.take().unwrap(), u64::MAX - 1);
+        trigger(&mut ep, 0);
+        assert_eq!(ev.take().unwrap(), 1);
+    }
+
+    /// A sealable memfd of `size` bytes (QEMU's memory-backend-memfd).
+    fn memfd(size: u64) -> OwnedFd {
+        use rustix::fs::MemfdFlags;
+        let fd =
+            rustix::fs::memfd_create("hac-test", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+                .unwrap();
+        rustix::fs::ftruncate(&fd, size).unwrap();
+        fd
+    }
+
+    fn dma_map(ep: &mut VfEndpoint, address: u64, size: u64, fd: Option<OwnedFd>) -> Header {
+        let body = Payload::default()
+            .u32(32)
+            .u32(3)
+            .u64(0)
+            .u64(address)
+            .u64(size)
+            .0;
+        Header::parse(
+            &ep.handle(&msg(1, 2, &body), fd.into_iter().collect())
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_dma_window_past_the_end_of_its_file_is_refused() {
+        // Mapping 1 MiB of a 4 KiB memfd was accepted, and the first device access past
+        // 4 KiB killed the daemon with SIGBUS.
+        let (_m, mut ep) = endpoint();
+        let file = memfd(4096);
+        let h = dma_map(&mut ep, 0x10_0000, 1 << 20, Some(file.try_clone().unwrap()));
+        assert_eq!(h.error, errno::EINVAL, "{h:?}");
+        let h = dma_map(&mut ep, 0x10_0000, 1 << 30, Some(file.try_clone().unwrap()));
+        assert_eq!(h.error, errno::EINVAL, "{h:?}");
+        // 16 TiB over the same file: above the byte budget before the file is even looked at.
+        let h = dma_map(
+            &mut ep,
+            0x10_0000,
+            16 << 40,
+            Some(file.try_clone().unwrap()),
+        );
+        assert_eq!(h.error, errno::ENOSPC, "{h:?}");
+        assert_eq!(ep.counters().dma_maps_refused, 3);
+        assert_eq!(ep.counters().dma_maps, 0);
+        let h = dma_map(&mut ep, 0x10_0000, 4096, Some(file.try_clone().unwrap()));
+        assert_eq!(h.flags, wire::flags::TYPE_REPLY, "{h:?}");
+        // A file that can shrink under the mapping (no seals allowed) is refused too.
+        let loose = rustix::fs::memfd_create("hac-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&loose, 4096).unwrap();
+        let h = dma_map(&mut ep, 0x20_0000, 4096, Some(loose));
+        assert_eq!(h.error, errno::EPERM, "{h:?}");
+        // The accepted window's file is sealed: the client cannot truncate it under the device.
+        assert_eq!(
+            rustix::fs::ftruncate(&file, 0).unwrap_err(),
+            rustix::io::Errno::PERM
+        );
+    }
+
+    #[test]
+    fn dma_windows_are_bounded_in_count_and_bytes() {
+        let (_m, mut ep) = endpoint();
+        // Bytes: a 512 GiB (sparse) memfd mapped twice fills the budget; a third is refused.
+        let big = memfd(MAX_DMA_BYTES / 2);
+        for i in 0..2 {
+            let h = dma_map(
+                &mut ep,
+                i * MAX_DMA_BYTES,
+                MAX_DMA_BYTES / 2,
+                Some(big.try_clone().unwrap()),
+            );
+            assert_eq!(h.flags, wire::flags::TYPE_REPLY, "{h:?}");
+        }
+        let h = dma_map(&mut ep, 4 * MAX_DMA_BYTES, 4096, Some(memfd(4096)));
+        assert_eq!(h.error, errno::ENOSPC, "{h:?}");
+        // Count: windows without a descriptor count too.
+        let unmap_all = Payload::default().u32(24).u32(UNMAP_ALL).u64(0).u64(0).0;
+        ep.handle(&msg(9, 3, &unmap_all), Vec::new()).unwrap();
+        for i in 0..MAX_DMA_MAPS as u64 {
+            let h = dma_map(&mut ep, i * 0x1000, 0x1000, None);
+            assert_eq!(h.flags, wire::flags::TYPE_REPLY, "window {i}: {h:?}");
+        }
+        let h = dma_map(&mut ep, 1 << 40, 0x1000, None);
+        assert_eq!(h.error, errno::ENOSPC);
+        assert_eq!(ep.counters().dma_maps_refused, 2);
+        // Overlaps are still found among many windows: free window 500, then a window
+        // straddling 500 and 501 overlaps, window 500 itself fits again.
+        let unmap = Payload::default()
+            .u32(24)
+            .u32(0)
+            .u64(500 * 0x1000)
+            .u64(0x1000)
+            .0;
+        let r = ep.handle(&msg(9, 3, &unmap), Vec::new()).unwrap();
+        assert_eq!(Header::parse(&r).unwrap().flags, wire::flags::TYPE_REPLY);
+        assert_eq!(
+            dma_map(&mut ep, 500 * 0x1000 + 0x800, 0x1000, None).error,
+            errno::EEXIST
+        );
+        assert_eq!(
+            dma_map(&mut ep, 499 * 0x1000 + 0x800, 0x1000, None).error,
+            errno::EEXIST
+        );
+        assert_eq!(
+            dma_map(&mut ep, 500 * 0x1000, 0x1000, None).flags,
+            wire::flags::TYPE_REPLY
+        );
     }
 
     #[test]

@@ -64,6 +64,11 @@ impl Exported {
     pub fn interrupts_signalled(&self) -> u64 {
         self.routes.signalled()
     }
+
+    /// Interrupts of VF `vf` that its client's eventfd did not take.
+    pub fn interrupts_lost(&self, vf: usize) -> u64 {
+        self.routes.lost(vf)
+    }
 }
 
 /// Starts one server per VF in `config`. The VFs must be enabled (the PF agent did it).

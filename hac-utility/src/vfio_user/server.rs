@@ -9,7 +9,6 @@
 use std::io::{Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,10 +23,11 @@ use super::wire::{self, Header};
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The socket path is taken by something that is not a socket.
-    #[error("{0} exists and is not a socket")]
-    NotASocket(PathBuf),
-    /// Binding or preparing the socket failed.
+    /// The socket path is taken (a live server, a file that is not a socket), or the socket
+    /// could not be created there.
+    #[error("{0}")]
+    Socket(String),
+    /// Starting the server's thread failed.
     #[error("cannot listen on {path}: {source}")]
     Listen {
         /// The socket path.
@@ -45,21 +45,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Listens on `path` (a stale socket there is replaced) and serves `endpoint` on a thread.
+    /// Listens on `path` and serves `endpoint` on a thread. The socket is created with mode
+    /// 0600 (only the daemon's user and root may connect: a client gets the VF's DMA and
+    /// interrupts); a live server's socket there is refused, a stale one replaced
+    /// (`serve::listen_private`).
     pub fn spawn(path: &Path, endpoint: VfEndpoint) -> Result<Server, ServerError> {
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            if !meta.file_type().is_socket() {
-                return Err(ServerError::NotASocket(path.to_path_buf()));
-            }
-            std::fs::remove_file(path).map_err(|source| ServerError::Listen {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
-        let listener = UnixListener::bind(path).map_err(|source| ServerError::Listen {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let listener = crate::serve::listen_private(path, "--vfio-user directory")
+            .map_err(ServerError::Socket)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();

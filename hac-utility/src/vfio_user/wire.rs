@@ -23,6 +23,8 @@ pub mod errno {
     pub const EEXIST: u32 = 17;
     /// Invalid argument.
     pub const EINVAL: u32 = 22;
+    /// No space left (a limit on DMA windows reached).
+    pub const ENOSPC: u32 = 28;
     /// Function not implemented.
     pub const ENOSYS: u32 = 38;
     /// Not supported.

@@ -21,6 +21,7 @@ use crate::memory::{DmaFault, DmaTarget, Iommu, MapError};
 use crate::metrics::ModelCounters;
 use crate::msix::{Interrupt, MsixTable};
 use crate::pci::{ConfigAccessError, ConfigSpace};
+use crate::switch::SwitchPoolStats;
 use crate::tx::TxQueueState;
 use crate::wire::{LineRate, WirePort, WireRecord, WireSink};
 
@@ -191,6 +192,7 @@ pub struct Nic {
     pub(crate) egress: EgressStage,
     pub(crate) wire: WirePort,
     pub(crate) counters: ModelCounters,
+    pub(crate) switch_stats: [SwitchPoolStats; igb_hw::addr::NUM_POOLS],
     interrupts: Vec<Interrupt>,
     interrupt_handler: Option<Box<dyn FnMut(Interrupt) + Send>>,
     pub(crate) wire_tx_seq: u64,
@@ -218,6 +220,7 @@ impl Nic {
             egress: EgressStage::new(config.egress_limits),
             wire: WirePort::new(config.line_rate, config.capture_wire),
             counters: ModelCounters::default(),
+            switch_stats: Default::default(),
             interrupts: Vec::new(),
             interrupt_handler: None,
             now: SimTime::ZERO,
@@ -490,6 +493,7 @@ impl Nic {
         self.counters.egress_flushed_on_reset += flushed as u64;
         // The HAC block returns to its reset state too (disabled, nothing tagged).
         self.egress = EgressStage::new(self.config.egress_limits);
+        self.switch_stats = Default::default();
     }
 
     /// VF reset (VF CTRL.RST or FLR), as the 82576 does it (datasheet 4.2.2.2 / 7.8.2.9):

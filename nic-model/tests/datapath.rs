@@ -134,6 +134,43 @@ fn vf_to_vf_loopback_stays_off_the_wire() {
     assert_eq!(nic.take_wire_capture().len(), 1);
 }
 
+/// Issue 13 item 9: a unicast frame whose destination matches a local address exactly never goes
+/// to the wire; when no local pool can take it (the target's VFRE bit clear, or the sender's own
+/// address without LLE) it is dropped and counted, so VFGPTC = wire + looped-only + HAC
+/// (HACDISC + HACBUFF) + local drops holds.
+#[test]
+fn unicast_to_a_local_pool_that_cannot_receive_is_counted() {
+    let mut nic = bring_up(2, capture_config());
+    let mut a = VfRings::new(&mut nic, 0, 16, 16);
+    let mut b = VfRings::new(&mut nic, 1, 16, 16);
+    let p0 = nic_model::igb_hw::PoolIndex::new(0).unwrap();
+    // VF 1 cannot receive: its VFRE bit is clear.
+    nic.pf_write(PfReg::VFRE, 0b01);
+    a.send(&mut nic, &udp_frame(vf_mac(1), vf_mac(0), 1, 200));
+    // VF 0 sends to its own address without LLE.
+    a.send(&mut nic, &udp_frame(vf_mac(0), vf_mac(0), 2, 200));
+    nic.drain();
+    assert!(nic.take_wire_capture().is_empty(), "switched, never on the wire");
+    assert!(b.recv(&mut nic).is_empty() && a.recv(&mut nic).is_empty());
+    assert_eq!(nic.counters().tx_local_drops, 2);
+    assert_eq!(nic.switch_stats(p0).local_drops, 2);
+    // VF 1 can receive again: looped, not dropped.
+    nic.pf_write(PfReg::VFRE, 0b11);
+    a.send(&mut nic, &udp_frame(vf_mac(1), vf_mac(0), 3, 200));
+    // A frame to the peer goes to the wire.
+    a.send(&mut nic, &udp_frame(PEER, vf_mac(0), 4, 200));
+    nic.drain();
+    assert_eq!(b.recv(&mut nic).len(), 1);
+    let wire = nic.take_wire_capture().len() as u64;
+    assert_eq!(wire, 1);
+    let s = nic.switch_stats(p0);
+    assert_eq!((s.looped_only, s.local_drops), (1, 2));
+    assert_eq!(nic.counters().tx_local_drops, 2);
+    let sent = u64::from(nic.vf_read(vf(0), VfReg::VFGPTC));
+    assert_eq!(sent, 4);
+    assert_eq!(sent, wire + s.looped_only + s.local_drops, "every frame accounted for");
+}
+
 #[test]
 fn mac_anti_spoof_drops_and_reports() {
     let mut nic = bring_up(2, capture_config());

@@ -238,15 +238,18 @@ impl Nic {
         self.now
     }
 
-    /// Runs the device until `t`: the wire drains, and TX queues held back by a full egress
-    /// stage resume as room frees up. Going backwards is ignored.
+    /// Runs the device until `t`: TX queues that stopped on their run budget continue (once
+    /// now, and once more after each frame the wire sends), the wire drains, and TX queues held
+    /// back by a full egress stage resume as room frees up. Going backwards is ignored.
     pub fn advance_to(&mut self, t: SimTime) {
+        self.continue_pending_tx();
         while let Some(start) = self.next_wire_start() {
             if start > t {
                 break;
             }
             self.now = self.now.max(start);
             self.transmit_one(start);
+            self.continue_pending_tx();
         }
         self.now = self.now.max(t);
     }
@@ -256,11 +259,20 @@ impl Nic {
         self.advance_to(self.now + ns);
     }
 
-    /// Runs until the egress stage is empty; returns the time the last frame finished.
+    /// Runs until the egress stage is empty and no TX queue has work pending from its run
+    /// budget; returns the time the last frame finished.
     pub fn drain(&mut self) -> SimTime {
-        while let Some(start) = self.next_wire_start() {
-            self.now = self.now.max(start);
-            self.transmit_one(start);
+        loop {
+            self.continue_pending_tx();
+            match self.next_wire_start() {
+                Some(start) => {
+                    self.now = self.now.max(start);
+                    self.transmit_one(start);
+                }
+                // Each pending run consumed descriptors, so this ends at the rings' tails.
+                None if self.tx_pending() => {}
+                None => break,
+            }
         }
         self.now = self.now.max(self.wire.busy_until());
         self.now

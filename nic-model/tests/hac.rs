@@ -286,15 +286,31 @@ fn the_reserved_epoch_is_refused_and_the_last_one_still_commits() {
     let mut nic = hac_nic(1);
     nic.pf_write(PfReg::HACTAG, 0b1);
     let mut a = VfRings::new(&mut nic, 0, 64, 8);
-    assert_eq!(cmd(&mut nic, OPEN, 0, u32::MAX), BAD_EPOCH, "u32::MAX is reserved");
+    assert_eq!(
+        cmd(&mut nic, OPEN, 0, u32::MAX),
+        BAD_EPOCH,
+        "u32::MAX is reserved"
+    );
     assert_eq!(nic.pf_read(PfReg::HACOPEN(0)), 1, "nothing changed");
-    assert_eq!(cmd(&mut nic, OPEN, 0, u32::MAX - 1), 0, "the last epoch opens");
+    assert_eq!(
+        cmd(&mut nic, OPEN, 0, u32::MAX - 1),
+        0,
+        "the last epoch opens"
+    );
     a.send(&mut nic, &udp_frame(PEER, vf_mac(0), 0, 200));
     assert_eq!(cmd(&mut nic, OPEN, 0, u32::MAX), BAD_EPOCH);
-    assert_eq!(cmd(&mut nic, COMMIT, 0, u32::MAX), BAD_EPOCH, "never opened");
+    assert_eq!(
+        cmd(&mut nic, COMMIT, 0, u32::MAX),
+        BAD_EPOCH,
+        "never opened"
+    );
     assert_eq!(cmd(&mut nic, COMMIT, 0, u32::MAX - 1), 0);
     nic.drain();
-    assert_eq!(seqs(&mut nic).len(), 1, "the last epoch's frame left on commit");
+    assert_eq!(
+        seqs(&mut nic).len(),
+        1,
+        "the last epoch's frame left on commit"
+    );
     // The engine re-tags before the space runs out: untag with nothing held, tag again.
     assert_eq!(nic.pf_read(PfReg::HACBUFF(0)), 0);
     nic.pf_write(PfReg::HACTAG, 0);
@@ -305,7 +321,10 @@ fn the_reserved_epoch_is_refused_and_the_last_one_still_commits() {
     assert!(seqs(&mut nic).is_empty(), "held in the new epoch 1");
     assert_eq!(cmd(&mut nic, COMMIT, 0, 1), 0);
     nic.drain();
-    assert_eq!(seqs(&mut nic).iter().map(|o| o.1).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        seqs(&mut nic).iter().map(|o| o.1).collect::<Vec<_>>(),
+        vec![1]
+    );
 }
 
 /// Issue 13 item 4: a buffer limit of 0 (HACLIMF/HACLIMB, `set_limits` 0) is the adapter
@@ -348,6 +367,9 @@ fn a_zero_limit_is_the_adapter_maximum_and_no_limit_stalls_a_vf() {
     assert_eq!(got, vec![0, 1, 2]);
 
     // Plain pools: the same rule for the stage's own limits.
-    nic.set_egress_limits(nic_model::EgressLimits { bytes: 0, frames: 0 });
+    nic.set_egress_limits(nic_model::EgressLimits {
+        bytes: 0,
+        frames: 0,
+    });
     assert_eq!(nic.egress().limits(), nic_model::egress::MAX_LIMITS);
 }

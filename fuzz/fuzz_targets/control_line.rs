@@ -20,11 +20,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err((id, e)) => {
             assert!(!e.message.is_empty());
-            assert!(
-                !e.message.contains('\n'),
-                "multi-line error: {:?}",
-                e.message
-            );
+            assert!(!e.message.contains('\n'), "multi-line error: {:?}", e.message);
             assert!(e.message.len() <= 2 * hac_utility::control::MAX_LINE);
             let line = response_line(id.as_ref(), Err(&e));
             assert!(line.ends_with('\n') && line.matches('\n').count() == 1);

@@ -18,8 +18,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!msg.contains('\n'), "multi-line error: {msg:?}");
         }
         Ok(mut s) => {
-            s.validate("fuzz.toml")
-                .expect("a parsed scenario validates");
+            s.validate("fuzz.toml").expect("a parsed scenario validates");
             s.duration_ms = 1;
             // Keep the events inside the shortened run.
             for e in &mut s.event {

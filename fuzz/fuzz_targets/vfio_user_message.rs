@@ -48,9 +48,7 @@ fuzz_target!(|data: &[u8]| {
         let size = match Header::parse(rest) {
             Ok(h) => (h.size as usize).min(rest.len()),
             Err(_) => {
-                let reply = ep
-                    .handle(&rest[..HEADER_LEN], Vec::new())
-                    .expect("an error reply");
+                let reply = ep.handle(&rest[..HEADER_LEN], Vec::new()).expect("an error reply");
                 let h = Header::parse(&reply).expect("the reply parses");
                 assert_eq!(h.flags & flags::ERROR, flags::ERROR);
                 break;
@@ -73,17 +71,14 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(reply.len(), HEADER_LEN);
                     assert_ne!(h.error, 0);
                 } else if request.command == Command::RegionRead {
-                    let count =
-                        u32::from_le_bytes([message[28], message[29], message[30], message[31]]);
+                    let count = u32::from_le_bytes([
+                        message[28], message[29], message[30], message[31],
+                    ]);
                     assert_eq!(reply.len(), HEADER_LEN + 16 + count as usize);
                 }
             }
         }
     }
     ep.disconnect();
-    assert_eq!(
-        pf_config(&model),
-        pf_before,
-        "a VF's client changed the PF's config space"
-    );
+    assert_eq!(pf_config(&model), pf_before, "a VF's client changed the PF's config space");
 });

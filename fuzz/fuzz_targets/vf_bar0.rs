@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     // the accesses below choose, a doorbell sends some of them.
     let peer = MacAddress([2, 0xAA, 0, 0, 0, 1]);
     for s in 0..7 {
-        r0.queue(&udp_frame(peer, vf_mac(0), s, 60 + 200 * s as usize));
+        r0.queue(&udp_frame(peer, vf_mac(0), s, 60 + 64 * s as usize));
     }
     // Loopback off: VF 0's frames may only reach the wire, never another VF.
     nic.pf_write(PfReg::DTXSWC, 0);

@@ -32,8 +32,8 @@ use crate::hac::{Hac, HacError, HacVfStats};
 use crate::ring::RxMeta;
 use crate::vf::{LinkState, VfDriver, VfStats};
 
-/// Buffer limits of a checkpointing VF when none (or 0) is set: 4096 frames and 4 MiB, the
-/// adapter extension's defaults (docs/hac.md).
+/// Buffer limits of a checkpointing VF until `set_limits`: 4096 frames and 4 MiB, the adapter
+/// extension's defaults (docs/hac.md). `set_limits` with 0 means the maximum, 2³² − 1.
 pub const DEFAULT_LIMIT_FRAMES: u32 = 4096;
 /// See [`DEFAULT_LIMIT_FRAMES`].
 pub const DEFAULT_LIMIT_BYTES: u32 = 4 << 20;

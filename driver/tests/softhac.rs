@@ -233,7 +233,7 @@ fn an_oversized_frame_is_refused_at_send_and_later_commits_still_work() {
 }
 
 #[test]
-fn the_last_epoch_is_reserved_and_zero_limits_mean_the_default() {
+fn the_last_epoch_is_reserved_and_zero_limits_mean_the_maximum() {
     // Issue 13 items 3 and 4, on the driver-level implementation.
     let (model, mut h) = setup(64);
     h.set_tagged(0, true).unwrap();

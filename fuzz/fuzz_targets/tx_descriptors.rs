@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nic_model::igb_hw::regs::{PfReg, VfReg};
-use nic_model::testing::{IOVA_BASE, MEM_SIZE, TX_BUF_OFF, TX_RING_OFF, VfRings, bring_up, vf};
+use nic_model::testing::{IOVA_BASE, TX_BUF_OFF, TX_RING_OFF, VfRings, bring_up, vf};
 use nic_model::{DmaTarget, NicConfig};
 
 fuzz_target!(|data: &[u8]| {
@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let mut nic = bring_up(2, cfg);
     let a = VfRings::new(&mut nic, 0, 16, 16);
     let b = VfRings::new(&mut nic, 1, 16, 16);
+    let mem_len = a.mem.len();
     // Loopback off: a frame addressed to VF 1 would legitimately land in its RX buffers.
     nic.pf_write(PfReg::DTXSWC, 0);
     let (ctl, rest) = data.split_at(2);
@@ -30,15 +31,14 @@ fuzz_target!(|data: &[u8]| {
         let mut raw = [0u8; 16];
         raw[..d.len()].copy_from_slice(d);
         if raw[15] & 1 == 0 {
-            let off =
-                u64::from(u32::from_le_bytes([raw[0], raw[1], raw[2], 0])) % (MEM_SIZE as u64);
+            let off = u64::from(u32::from_le_bytes([raw[0], raw[1], raw[2], 0])) % mem_len;
             raw[..8].copy_from_slice(&(IOVA_BASE + off).to_le_bytes());
         }
         a.mem.write(TX_RING_OFF + i as u64 * 16, &raw);
     }
     a.mem.write(TX_BUF_OFF, &rest[ring_bytes..]);
     let b_before = {
-        let mut m = vec![0u8; MEM_SIZE];
+        let mut m = vec![0u8; b.mem.len() as usize];
         b.mem.read(0, &mut m);
         m
     };
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(w.data.len() >= 60, "runt on the wire");
         assert!(w.data.len() + 4 <= 1522, "oversize on the wire");
     }
-    let mut b_after = vec![0u8; MEM_SIZE];
+    let mut b_after = vec![0u8; b.mem.len() as usize];
     b.mem.read(0, &mut b_after);
     assert_eq!(b_before, b_after, "VF 1's memory changed");
 });

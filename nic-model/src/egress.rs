@@ -36,14 +36,40 @@ pub struct EgressFrame {
     pub queued_at: SimTime,
 }
 
-/// Per-pool capacity of the egress stage.
+/// Per-pool capacity of the egress stage. A limit of 0 means the adapter maximum
+/// ([`MAX_LIMITS`]), as for HACLIMF/HACLIMB (docs/hac.md); whatever the limits, an empty FIFO
+/// always takes one frame, so no limit can stop a pool for good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EgressLimits {
-    /// Bytes per pool.
+    /// Bytes per pool (0 = [`MAX_LIMITS`]).
     pub bytes: usize,
-    /// Frames per pool.
+    /// Frames per pool (0 = [`MAX_LIMITS`]).
     pub frames: usize,
 }
+
+impl EgressLimits {
+    /// The limits in force: each 0 replaced by the adapter maximum ([`MAX_LIMITS`]).
+    pub fn effective(self) -> EgressLimits {
+        let or_max = |v: usize, max: usize| if v == 0 { max } else { v };
+        EgressLimits {
+            bytes: or_max(self.bytes, MAX_LIMITS.bytes),
+            frames: or_max(self.frames, MAX_LIMITS.frames),
+        }
+    }
+}
+
+/// The adapter maximum a limit of 0 stands for: the largest value the 32-bit limit registers
+/// (HACLIMF, HACLIMB) hold.
+pub const MAX_LIMITS: EgressLimits = EgressLimits {
+    bytes: u32::MAX as usize,
+    frames: u32::MAX as usize,
+};
+
+/// The last valid epoch. Epochs are 1..=`LAST_EPOCH`; `u32::MAX` is reserved, so OPEN_EPOCH
+/// `u32::MAX` answers BAD_EPOCH (docs/hac.md, epoch rules): a checkpoint engine re-tags the VF
+/// (untag with nothing held, tag again: epoch 1 open) before it runs out. Defined once, in the
+/// hardware definition, for the driver as well.
+pub const LAST_EPOCH: u32 = igb_hw::regs::HAC_LAST_EPOCH;
 
 impl Default for EgressLimits {
     /// 64 KiB and 256 frames per pool: of the order of the 82576's on-chip TX packet buffer.
@@ -232,7 +258,7 @@ impl EgressStage {
     pub fn new(limits: EgressLimits) -> EgressStage {
         EgressStage {
             pools: Default::default(),
-            limits,
+            limits: limits.effective(),
             next_high: 0,
             next_low: 0,
             held: 0,
@@ -250,9 +276,10 @@ impl EgressStage {
         self.limits
     }
 
-    /// Changes the per-pool limits of plain pools; frames already held stay.
+    /// Changes the per-pool limits of plain pools (0 = [`MAX_LIMITS`]); frames already held
+    /// stay.
     pub fn set_limits(&mut self, limits: EgressLimits) {
-        self.limits = limits;
+        self.limits = limits.effective();
     }
 
     fn limits_of(&self, pool: usize) -> EgressLimits {
@@ -264,11 +291,12 @@ impl EgressStage {
         }
     }
 
-    /// True when `pool` can take one more frame of up to `max_len` bytes.
+    /// True when `pool` can take one more frame of up to `max_len` bytes. An empty FIFO always
+    /// can (even with a byte limit below one frame), so a pool is never stopped for good.
     pub fn has_room(&self, pool: PoolIndex, max_len: usize) -> bool {
         let l = self.limits_of(pool.get());
         let p = &self.pools[pool.get()];
-        p.slots.len() < l.frames && p.bytes + max_len <= l.bytes
+        p.slots.is_empty() || (p.slots.len() < l.frames && p.bytes + max_len <= l.bytes)
     }
 
     /// Records that `pool`'s TX engine stopped on a full FIFO.
@@ -536,9 +564,10 @@ impl EgressStage {
             .unwrap_or(DEFAULT_HAC_LIMITS)
     }
 
-    /// Sets the buffer limits of a checkpointing pool (frames already held stay).
+    /// Sets the buffer limits of a checkpointing pool (0 = [`MAX_LIMITS`]; frames already held
+    /// stay).
     pub fn set_hac_limits(&mut self, pool: PoolIndex, limits: EgressLimits) {
-        self.pools[pool.get()].hac_limits = Some(limits);
+        self.pools[pool.get()].hac_limits = Some(limits.effective());
     }
 
     /// Port-level HAC timing.
@@ -556,14 +585,15 @@ impl EgressStage {
         Ok(())
     }
 
-    /// Opens epoch `epoch` for `pool`: later frames are stamped with it. Epochs strictly grow.
+    /// Opens epoch `epoch` for `pool`: later frames are stamped with it. Epochs strictly grow
+    /// and end at [`LAST_EPOCH`] (`u32::MAX` is reserved: BAD_EPOCH).
     pub fn open_epoch(&mut self, pool: PoolIndex, epoch: u32) -> HacResult {
         let i = pool.get();
         if let Err(e) = self.check(i) {
             return e;
         }
         let h = &mut self.pools[i].hac;
-        if epoch <= h.open {
+        if epoch <= h.open || epoch > LAST_EPOCH {
             return HacResult::BadEpoch;
         }
         h.open = epoch;

@@ -58,5 +58,5 @@ pub use nic::{
     FunctionId, MailboxState, Nic, NicConfig, PF_CONFIGURATION_REGISTERS, VfInterrupts, VfSnapshot,
 };
 pub use rx::crc32;
-pub use switch::PoolSelection;
+pub use switch::{PoolSelection, SwitchPoolStats};
 pub use wire::{LineRate, PcapSink, WireRecord, WireSink};

@@ -93,49 +93,77 @@ impl DmaTarget for SharedMemory {
     fn read(&self, offset: u64, buf: &mut [u8]) {
         let mut pos = offset as usize;
         let mut out = 0;
-        while out < buf.len() {
+        // A partial first word, then whole words in one pass, then a partial last word.
+        let start = pos % 8;
+        if start != 0 && !buf.is_empty() {
             let word = self.words[pos / 8].load(Ordering::Relaxed).to_le_bytes();
-            let start = pos % 8;
-            let n = (8 - start).min(buf.len() - out);
-            buf[out..out + n].copy_from_slice(&word[start..start + n]);
-            out += n;
+            let n = (8 - start).min(buf.len());
+            buf[..n].copy_from_slice(&word[start..start + n]);
+            out = n;
             pos += n;
+        }
+        let whole = (buf.len() - out) / 8;
+        let first = pos / 8;
+        for (chunk, cell) in buf[out..out + 8 * whole]
+            .chunks_exact_mut(8)
+            .zip(&self.words[first..first + whole])
+        {
+            chunk.copy_from_slice(&cell.load(Ordering::Relaxed).to_le_bytes());
+        }
+        out += 8 * whole;
+        pos += 8 * whole;
+        if out < buf.len() {
+            let word = self.words[pos / 8].load(Ordering::Relaxed).to_le_bytes();
+            let n = buf.len() - out;
+            buf[out..].copy_from_slice(&word[..n]);
         }
     }
 
     fn write(&self, offset: u64, data: &[u8]) {
         let mut pos = offset as usize;
         let mut inp = 0;
-        while inp < data.len() {
-            let start = pos % 8;
-            let n = (8 - start).min(data.len() - inp);
-            let cell = &self.words[pos / 8];
-            if n == 8 {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&data[inp..inp + 8]);
-                cell.store(u64::from_le_bytes(w), Ordering::Relaxed);
-            } else {
-                // Partial word: merge atomically so a concurrent writer of the other bytes of the
-                // same word is not lost.
-                let mut mask = 0u64;
-                let mut bits = 0u64;
-                for i in 0..n {
-                    let shift = (start + i) * 8;
-                    mask |= 0xFF << shift;
-                    bits |= u64::from(data[inp + i]) << shift;
-                }
-                let mut cur = cell.load(Ordering::Relaxed);
-                loop {
-                    let new = (cur & !mask) | bits;
-                    match cell.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
-                    {
-                        Ok(_) => break,
-                        Err(actual) => cur = actual,
-                    }
-                }
-            }
-            inp += n;
+        // A partial first word, then whole words in one pass, then a partial last word.
+        let start = pos % 8;
+        if start != 0 && !data.is_empty() {
+            let n = (8 - start).min(data.len());
+            merge_bytes(&self.words[pos / 8], start, &data[..n]);
+            inp = n;
             pos += n;
+        }
+        let whole = (data.len() - inp) / 8;
+        let first = pos / 8;
+        for (chunk, cell) in data[inp..inp + 8 * whole]
+            .chunks_exact(8)
+            .zip(&self.words[first..first + whole])
+        {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            cell.store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+        inp += 8 * whole;
+        pos += 8 * whole;
+        if inp < data.len() {
+            merge_bytes(&self.words[pos / 8], 0, &data[inp..]);
+        }
+    }
+}
+
+/// Stores `bytes` at byte `start` of `cell`, atomically merged so that a concurrent writer of the
+/// other bytes of the same word is not lost.
+fn merge_bytes(cell: &AtomicU64, start: usize, bytes: &[u8]) {
+    let mut mask = 0u64;
+    let mut bits = 0u64;
+    for (i, &b) in bytes.iter().enumerate() {
+        let shift = (start + i) * 8;
+        mask |= 0xFF << shift;
+        bits |= u64::from(b) << shift;
+    }
+    let mut cur = cell.load(Ordering::Relaxed);
+    loop {
+        let new = (cur & !mask) | bits;
+        match cell.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(actual) => cur = actual,
         }
     }
 }
@@ -354,6 +382,30 @@ mod tests {
         assert_eq!(around, [0, 1]);
         assert!(!mem.write_checked(60, &[0; 5]));
         assert!(!mem.read_checked(u64::MAX, &mut [0; 1]));
+    }
+
+    #[test]
+    fn shared_memory_agrees_with_a_byte_array_for_every_offset_and_length() {
+        let mem = SharedMemory::new(64);
+        let mut reference = [0u8; 64];
+        let mut k = 0u8;
+        for off in 0..20 {
+            for len in 0..=40 {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        k = k.wrapping_add(37);
+                        k
+                    })
+                    .collect();
+                mem.write(off as u64, &data);
+                reference[off..off + len].copy_from_slice(&data);
+                for roff in [0, off, off + 1, 17] {
+                    let mut back = vec![0u8; 64 - roff];
+                    mem.read(roff as u64, &mut back);
+                    assert_eq!(back, reference[roff..], "write {off}+{len}, read at {roff}");
+                }
+            }
+        }
     }
 
     #[test]

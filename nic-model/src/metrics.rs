@@ -50,6 +50,13 @@ pub struct ModelCounters {
     pub tx_offload_errors: u64,
     /// TX frames dropped by MAC or VLAN anti-spoofing.
     pub tx_spoofed_frames: u64,
+    /// Unicast TX frames whose destination matched a local address exactly but that no local
+    /// pool could take (VFRE clear, VLAN filter, the sender's own address without LLE): not sent
+    /// to the wire (datasheet 7.10.3.6), dropped.
+    pub tx_local_drops: u64,
+    /// Times a TX run stopped on its budget (`TX_RUN_DESCRIPTORS` descriptors or `TX_RUN_BYTES`
+    /// buffer bytes) with descriptors left; the queue continues as device time advances.
+    pub tx_run_budget_stops: u64,
     /// Times a TX queue stopped fetching because the egress stage was full for its pool.
     pub tx_backpressure_stalls: u64,
     /// Frames received while the target queue or RCTL was disabled.

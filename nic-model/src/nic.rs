@@ -21,6 +21,7 @@ use crate::memory::{DmaFault, DmaTarget, Iommu, MapError};
 use crate::metrics::ModelCounters;
 use crate::msix::{Interrupt, MsixTable};
 use crate::pci::{ConfigAccessError, ConfigSpace};
+use crate::switch::SwitchPoolStats;
 use crate::tx::TxQueueState;
 use crate::wire::{LineRate, WirePort, WireRecord, WireSink};
 
@@ -191,6 +192,7 @@ pub struct Nic {
     pub(crate) egress: EgressStage,
     pub(crate) wire: WirePort,
     pub(crate) counters: ModelCounters,
+    pub(crate) switch_stats: [SwitchPoolStats; igb_hw::addr::NUM_POOLS],
     interrupts: Vec<Interrupt>,
     interrupt_handler: Option<Box<dyn FnMut(Interrupt) + Send>>,
     pub(crate) wire_tx_seq: u64,
@@ -218,13 +220,16 @@ impl Nic {
             egress: EgressStage::new(config.egress_limits),
             wire: WirePort::new(config.line_rate, config.capture_wire),
             counters: ModelCounters::default(),
+            switch_stats: Default::default(),
             interrupts: Vec::new(),
             interrupt_handler: None,
             now: SimTime::ZERO,
             wire_tx_seq: 0,
             config,
         };
-        nic.reset_registers();
+        // Fresh storage is zeroed already: only the non-zero reset values are written (a device
+        // per fuzz input stays cheap).
+        nic.set_register_reset_values();
         nic
     }
 
@@ -235,15 +240,18 @@ impl Nic {
         self.now
     }
 
-    /// Runs the device until `t`: the wire drains, and TX queues held back by a full egress
-    /// stage resume as room frees up. Going backwards is ignored.
+    /// Runs the device until `t`: TX queues that stopped on their run budget continue (once
+    /// now, and once more after each frame the wire sends), the wire drains, and TX queues held
+    /// back by a full egress stage resume as room frees up. Going backwards is ignored.
     pub fn advance_to(&mut self, t: SimTime) {
+        self.continue_pending_tx();
         while let Some(start) = self.next_wire_start() {
             if start > t {
                 break;
             }
             self.now = self.now.max(start);
             self.transmit_one(start);
+            self.continue_pending_tx();
         }
         self.now = self.now.max(t);
     }
@@ -253,11 +261,20 @@ impl Nic {
         self.advance_to(self.now + ns);
     }
 
-    /// Runs until the egress stage is empty; returns the time the last frame finished.
+    /// Runs until the egress stage is empty and no TX queue has work pending from its run
+    /// budget; returns the time the last frame finished.
     pub fn drain(&mut self) -> SimTime {
-        while let Some(start) = self.next_wire_start() {
-            self.now = self.now.max(start);
-            self.transmit_one(start);
+        loop {
+            self.continue_pending_tx();
+            match self.next_wire_start() {
+                Some(start) => {
+                    self.now = self.now.max(start);
+                    self.transmit_one(start);
+                }
+                // Each pending run consumed descriptors, so this ends at the rings' tails.
+                None if self.tx_pending() => {}
+                None => break,
+            }
         }
         self.now = self.now.max(self.wire.busy_until());
         self.now
@@ -430,7 +447,12 @@ impl Nic {
     }
 
     fn reset_registers(&mut self) {
-        self.regs.iter_mut().for_each(|w| *w = 0);
+        self.regs.fill(0);
+        self.set_register_reset_values();
+    }
+
+    /// The registers whose reset value is not 0 (the rest of `regs` must already be 0).
+    fn set_register_reset_values(&mut self) {
         self.set_reg(PfReg::MBVFIMR, 0xFF);
         self.set_reg(
             PfReg::DTXCTL,
@@ -490,6 +512,7 @@ impl Nic {
         self.counters.egress_flushed_on_reset += flushed as u64;
         // The HAC block returns to its reset state too (disabled, nothing tagged).
         self.egress = EgressStage::new(self.config.egress_limits);
+        self.switch_stats = Default::default();
     }
 
     /// VF reset (VF CTRL.RST or FLR), as the 82576 does it (datasheet 4.2.2.2 / 7.8.2.9):

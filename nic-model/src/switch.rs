@@ -10,6 +10,18 @@ use igb_hw::{MacAddress, PoolIndex, addr::NUM_POOLS};
 use crate::egress::EgressFrame;
 use crate::nic::Nic;
 
+/// Where the internal switch sent the frames of one pool that did not go to the egress stage
+/// (simulator counters, not registers; [`Nic::switch_stats`]). Every frame a VF sends (VFGPTC)
+/// goes to the egress stage (then the wire, HACDISC or HACBUFF), or is one of these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwitchPoolStats {
+    /// Unicast frames to a local address, delivered by loopback only (not to the wire).
+    pub looped_only: u64,
+    /// Unicast frames to a local address that no local pool could take: dropped (also counted
+    /// device-wide in `ModelCounters::tx_local_drops`).
+    pub local_drops: u64,
+}
+
 /// Which pools accept a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PoolSelection {
@@ -170,9 +182,19 @@ impl Nic {
                 self.add_reg(PfReg::PVFGPTLBC(pi), 1);
                 self.add_reg(PfReg::PVFGOTLBC(pi), octets);
             }
-            // A unicast frame whose destination is a local pool does not go to the wire.
+            // A unicast frame whose destination matched a local address exactly is switched,
+            // never sent to the network (datasheet 7.10.3.6). When no local pool can take it
+            // (the target's VFRE bit clear, VLAN filtering, or the sender's own address without
+            // LLE), it is dropped here, and counted.
             if !hdr.destination.is_multicast() && sel.exact_match {
                 to_wire = false;
+                let stats = &mut self.switch_stats[pool.get()];
+                if looped {
+                    stats.looped_only += 1;
+                } else {
+                    stats.local_drops += 1;
+                    self.counters.tx_local_drops += 1;
+                }
             }
         }
         if to_wire {
@@ -182,6 +204,12 @@ impl Nic {
                 queued_at: self.now,
             });
         }
+    }
+
+    /// Where the switch sent `pool`'s frames that did not go to the egress stage. Reset by a PF
+    /// reset, like the statistics registers.
+    pub fn switch_stats(&self, pool: PoolIndex) -> SwitchPoolStats {
+        self.switch_stats[pool.get()]
     }
 
     pub(crate) fn add_64(&mut self, lo: PfReg, hi: PfReg, v: u64) {

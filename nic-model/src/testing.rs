@@ -22,9 +22,10 @@ pub const TX_RING_OFF: u64 = 0;
 pub const RX_RING_OFF: u64 = 0x2000;
 pub const TX_BUF_OFF: u64 = 0x4000;
 pub const BUF_SIZE: u64 = 2048;
-pub const RX_BUF_OFF: u64 = TX_BUF_OFF + MAX_RING as u64 * BUF_SIZE;
-/// Bytes of DMA memory per VF.
-pub const MEM_SIZE: usize = (RX_BUF_OFF + MAX_RING as u64 * BUF_SIZE) as usize;
+/// Largest amount of DMA memory a VF's [`VfRings`] maps (rings of [`MAX_RING`]); each maps
+/// [`VfRings::mem_len`] = its rings and one buffer per descriptor, so small rings are cheap to
+/// set up (the fuzz targets build one per input).
+pub const MEM_SIZE: usize = (TX_BUF_OFF + 2 * MAX_RING as u64 * BUF_SIZE) as usize;
 
 pub fn vf(n: usize) -> VfIndex {
     VfIndex::new(n).unwrap()
@@ -95,6 +96,8 @@ pub struct VfRings {
     pub tx_tail: u32,
     pub tx_clean: u32,
     pub rx_clean: u32,
+    /// Offset of the RX buffers: after one TX buffer per TX descriptor.
+    pub rx_buf_off: u64,
 }
 
 impl VfRings {
@@ -109,11 +112,13 @@ impl VfRings {
             "rings of at most {MAX_RING}"
         );
         let v = vf(n);
-        let mem = SharedMemory::new(MEM_SIZE);
+        let rx_buf_off = Self::rx_buf_offset(tx_count);
+        let len = Self::mem_len(tx_count, rx_count);
+        let mem = SharedMemory::new(len);
         nic.dma_map(
             FunctionId::Vf(v),
             Iova(IOVA_BASE),
-            MEM_SIZE as u64,
+            len as u64,
             mem.clone(),
             0,
         )
@@ -126,9 +131,20 @@ impl VfRings {
             tx_tail: 0,
             tx_clean: 0,
             rx_clean: 0,
+            rx_buf_off,
         };
         r.program(nic);
         r
+    }
+
+    fn rx_buf_offset(tx_count: u32) -> u64 {
+        TX_BUF_OFF + u64::from(tx_count) * BUF_SIZE
+    }
+
+    /// Bytes of DMA memory mapped for rings of `tx_count` and `rx_count` descriptors: both
+    /// rings, then one [`BUF_SIZE`] TX buffer per TX descriptor and one RX buffer per RX one.
+    pub fn mem_len(tx_count: u32, rx_count: u32) -> usize {
+        (Self::rx_buf_offset(tx_count) + u64::from(rx_count) * BUF_SIZE) as usize
     }
 
     pub fn program(&mut self, nic: &mut Nic) {
@@ -188,7 +204,7 @@ impl VfRings {
     pub fn post_rx(&self, i: u32) {
         let mut d = Descriptor::from_array([0u8; 16]);
         RxReadRepr {
-            packet_buffer: IOVA_BASE + RX_BUF_OFF + u64::from(i) * BUF_SIZE,
+            packet_buffer: IOVA_BASE + self.rx_buf_off + u64::from(i) * BUF_SIZE,
             header_buffer: 0,
         }
         .emit(&mut d);
@@ -258,7 +274,7 @@ impl VfRings {
             }
             let mut data = vec![0u8; usize::from(wb.length)];
             self.mem
-                .read(RX_BUF_OFF + u64::from(i) * BUF_SIZE, &mut data);
+                .read(self.rx_buf_off + u64::from(i) * BUF_SIZE, &mut data);
             out.push((data, wb));
             self.post_rx(i);
             nic.vf_write(self.vf, VfReg::RDT(0), i);

@@ -6,7 +6,14 @@
 //! (or the head to TDWBAH:TDWBAL when head write-back is on), applies offloads and hands the
 //! frame to the internal switch. A packet is only started when the egress stage has room for a
 //! maximum-size frame of the pool, so a full stage stops the ring (backpressure) instead of
-//! dropping. Work per doorbell is bounded by the ring size.
+//! dropping.
+//!
+//! Work per run is bounded like the hardware's descriptor fetch: at most
+//! [`TX_RUN_DESCRIPTORS`] descriptors and [`TX_RUN_BYTES`] buffer bytes (every data
+//! descriptor's length, whether its packet is sent or dropped). A queue that stops on the budget
+//! with work left is *pending* and continues when device time advances
+//! ([`Nic::advance_to`]/[`Nic::drain`]), so one doorbell never walks a whole ring under the
+//! device lock.
 
 use bytes::Bytes;
 use igb_hw::desc::{
@@ -23,6 +30,13 @@ use crate::offload;
 /// Largest packet the engine gathers for TSO (PAYLEN is 18 bits).
 const MAX_TSO_BYTES: usize = 256 * 1024;
 
+/// Descriptors one run of a TX engine processes at most (a doorbell, or a continuation as
+/// device time advances): a full 512-entry ring, the largest the driver and the engine use.
+pub const TX_RUN_DESCRIPTORS: u32 = 512;
+/// Buffer bytes one run of a TX engine reads at most (four maximum TSO packets; a 512-entry ring
+/// of 1514-byte frames fits). The descriptor that crosses the budget completes.
+pub const TX_RUN_BYTES: usize = 1 << 20;
+
 /// Runtime state of one TX engine (not visible through registers).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TxQueueState {
@@ -35,6 +49,8 @@ pub(crate) struct TxQueueState {
     pub(crate) faulted: bool,
     /// Waiting for room in the egress stage.
     pub(crate) blocked: bool,
+    /// Stopped on the per-run budget with descriptors left: continues as time advances.
+    pub(crate) pending: bool,
 }
 
 impl TxQueueState {
@@ -93,8 +109,9 @@ impl Nic {
         self.raise_pf_cause(regs::value(regs::ICR::DOUTSYNC::SET));
     }
 
-    /// Runs TX queue `q` as far as it can go now.
+    /// Runs TX queue `q` as far as it can go now, within one run's budget.
     pub(crate) fn tx_kick(&mut self, q: QueueIndex) {
+        self.tx_state[q.get()].pending = false;
         let owner = self.queue_owner(q);
         if !self.tx_enabled(q, owner) {
             return;
@@ -128,8 +145,17 @@ impl Nic {
         });
         let mut wrote_back = false;
         let mut fault = None;
+        let mut descriptors = 0u32;
+        let mut bytes = 0usize;
 
         while head != tail {
+            if descriptors >= TX_RUN_DESCRIPTORS || bytes >= TX_RUN_BYTES {
+                // The fetch budget of this run is spent: the rest waits for the next tick.
+                self.counters.tx_run_budget_stops += 1;
+                self.tx_state[q.get()].pending = true;
+                break;
+            }
+            descriptors += 1;
             if !self.tx_state[q.get()].in_packet() && !self.egress.has_room(pool, max_frame) {
                 if !self.tx_state[q.get()].blocked {
                     self.counters.tx_backpressure_stalls += 1;
@@ -158,6 +184,7 @@ impl Nic {
                     let Some(r) = TxDataRepr::parse(&d) else {
                         break;
                     };
+                    bytes += usize::from(r.length);
                     if let Err(e) = self.tx_gather(q, owner, &r, max_frame) {
                         fault = Some(e);
                         break;
@@ -316,6 +343,22 @@ impl Nic {
             }
             FunctionId::Pf => self.raise_pf_cause(regs::value(regs::ICR::TXDW::SET)),
         }
+    }
+
+    /// Continues every queue that stopped on its run budget (one more run each).
+    pub(crate) fn continue_pending_tx(&mut self) {
+        for i in 0..igb_hw::addr::NUM_QUEUES {
+            if self.tx_state[i].pending
+                && let Some(q) = QueueIndex::new(i)
+            {
+                self.tx_kick(q);
+            }
+        }
+    }
+
+    /// True when a queue stopped on its run budget with descriptors left.
+    pub(crate) fn tx_pending(&self) -> bool {
+        self.tx_state.iter().any(|s| s.pending)
     }
 
     /// Lets queues of `pool` that stopped for backpressure fetch again.

@@ -134,6 +134,50 @@ fn vf_to_vf_loopback_stays_off_the_wire() {
     assert_eq!(nic.take_wire_capture().len(), 1);
 }
 
+/// Issue 13 item 9: a unicast frame whose destination matches a local address exactly never goes
+/// to the wire; when no local pool can take it (the target's VFRE bit clear, or the sender's own
+/// address without LLE) it is dropped and counted, so VFGPTC = wire + looped-only + HAC
+/// (HACDISC + HACBUFF) + local drops holds.
+#[test]
+fn unicast_to_a_local_pool_that_cannot_receive_is_counted() {
+    let mut nic = bring_up(2, capture_config());
+    let mut a = VfRings::new(&mut nic, 0, 16, 16);
+    let mut b = VfRings::new(&mut nic, 1, 16, 16);
+    let p0 = nic_model::igb_hw::PoolIndex::new(0).unwrap();
+    // VF 1 cannot receive: its VFRE bit is clear.
+    nic.pf_write(PfReg::VFRE, 0b01);
+    a.send(&mut nic, &udp_frame(vf_mac(1), vf_mac(0), 1, 200));
+    // VF 0 sends to its own address without LLE.
+    a.send(&mut nic, &udp_frame(vf_mac(0), vf_mac(0), 2, 200));
+    nic.drain();
+    assert!(
+        nic.take_wire_capture().is_empty(),
+        "switched, never on the wire"
+    );
+    assert!(b.recv(&mut nic).is_empty() && a.recv(&mut nic).is_empty());
+    assert_eq!(nic.counters().tx_local_drops, 2);
+    assert_eq!(nic.switch_stats(p0).local_drops, 2);
+    // VF 1 can receive again: looped, not dropped.
+    nic.pf_write(PfReg::VFRE, 0b11);
+    a.send(&mut nic, &udp_frame(vf_mac(1), vf_mac(0), 3, 200));
+    // A frame to the peer goes to the wire.
+    a.send(&mut nic, &udp_frame(PEER, vf_mac(0), 4, 200));
+    nic.drain();
+    assert_eq!(b.recv(&mut nic).len(), 1);
+    let wire = nic.take_wire_capture().len() as u64;
+    assert_eq!(wire, 1);
+    let s = nic.switch_stats(p0);
+    assert_eq!((s.looped_only, s.local_drops), (1, 2));
+    assert_eq!(nic.counters().tx_local_drops, 2);
+    let sent = u64::from(nic.vf_read(vf(0), VfReg::VFGPTC));
+    assert_eq!(sent, 4);
+    assert_eq!(
+        sent,
+        wire + s.looped_only + s.local_drops,
+        "every frame accounted for"
+    );
+}
+
 #[test]
 fn mac_anti_spoof_drops_and_reports() {
     let mut nic = bring_up(2, capture_config());
@@ -467,6 +511,74 @@ fn tso_segments_on_the_wire() {
     );
     let payload: Vec<u8> = wire.iter().flat_map(|w| w.data[54..].to_vec()).collect();
     assert_eq!(payload, f[54..].to_vec());
+}
+
+/// Issue 13 item 7: one doorbell does a bounded amount of work. A ring of 60 KB TSO packets
+/// whose segmentation fails (no context: MSS 0) is dropped packet by packet without ever
+/// filling the egress stage; the doorbell stops after one run's budget and the rest continues
+/// as device time advances, every packet counted. A full ring of normal frames still goes in
+/// one doorbell.
+#[test]
+fn one_doorbell_does_bounded_work_and_the_rest_continues_on_the_next_tick() {
+    use nic_model::testing::MAX_RING;
+    let mut nic = bring_up(1, capture_config());
+    let mut a = VfRings::new(&mut nic, 0, MAX_RING, 8);
+    const LEN: u16 = 60_000;
+    let n = MAX_RING - 1;
+    for i in 0..n {
+        a.write_tx_desc(
+            i,
+            &TxDataRepr {
+                buffer: IOVA_BASE + TX_BUF_OFF,
+                length: LEN,
+                eop: true,
+                rs: true,
+                tse: true,
+                paylen: u32::from(LEN),
+                ..Default::default()
+            },
+        );
+    }
+    a.tx_tail = n;
+    a.doorbell(&mut nic);
+    let per_run = (1 << 20) / u32::from(LEN) + 1;
+    assert_eq!(
+        nic.vf_read(vf(0), VfReg::TDH(0)),
+        per_run,
+        "one run's budget"
+    );
+    assert_eq!(nic.counters().tx_offload_errors, u64::from(per_run));
+    assert_eq!(nic.counters().tx_run_budget_stops, 1);
+    let mut ticks = 0;
+    while nic.vf_read(vf(0), VfReg::TDH(0)) != n {
+        nic.advance_by(1_000);
+        ticks += 1;
+        assert!(ticks <= n.div_ceil(per_run), "no progress");
+    }
+    assert_eq!(ticks, n.div_ceil(per_run) - 1, "one run per tick");
+    assert_eq!(
+        nic.counters().tx_offload_errors,
+        u64::from(n),
+        "every packet counted"
+    );
+    assert!(a.tx_done(n - 1));
+    assert!(nic.take_wire_capture().is_empty());
+
+    // Normal traffic is not affected: a full ring of 1514-byte frames in one doorbell.
+    let mut nic = bring_up(1, capture_config());
+    nic.set_egress_limits(EgressLimits {
+        bytes: 1 << 20,
+        frames: 1024,
+    });
+    let mut a = VfRings::new(&mut nic, 0, MAX_RING, 8);
+    for s in 0..n {
+        a.queue(&udp_frame(PEER, vf_mac(0), s, 1514));
+    }
+    a.doorbell(&mut nic);
+    assert_eq!(nic.vf_read(vf(0), VfReg::TDH(0)), n);
+    assert_eq!(nic.counters().tx_run_budget_stops, 0);
+    nic.drain();
+    assert_eq!(nic.take_wire_capture().len(), n as usize);
 }
 
 #[test]

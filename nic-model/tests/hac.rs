@@ -276,3 +276,100 @@ fn a_vf_cannot_reach_the_hac_block() {
     assert_eq!(before, nic.pf_configuration_snapshot());
     let _ = SimTime::ZERO;
 }
+
+/// Issue 13 item 3: epochs are 1..=0xFFFFFFFE. OPEN_EPOCH 0xFFFFFFFF is refused (BAD_EPOCH)
+/// and changes nothing; the last epoch still opens, commits and releases; re-tagging starts
+/// over at epoch 1 with nothing lost.
+#[test]
+fn the_reserved_epoch_is_refused_and_the_last_one_still_commits() {
+    const BAD_EPOCH: u32 = 3;
+    let mut nic = hac_nic(1);
+    nic.pf_write(PfReg::HACTAG, 0b1);
+    let mut a = VfRings::new(&mut nic, 0, 64, 8);
+    assert_eq!(
+        cmd(&mut nic, OPEN, 0, u32::MAX),
+        BAD_EPOCH,
+        "u32::MAX is reserved"
+    );
+    assert_eq!(nic.pf_read(PfReg::HACOPEN(0)), 1, "nothing changed");
+    assert_eq!(
+        cmd(&mut nic, OPEN, 0, u32::MAX - 1),
+        0,
+        "the last epoch opens"
+    );
+    a.send(&mut nic, &udp_frame(PEER, vf_mac(0), 0, 200));
+    assert_eq!(cmd(&mut nic, OPEN, 0, u32::MAX), BAD_EPOCH);
+    assert_eq!(
+        cmd(&mut nic, COMMIT, 0, u32::MAX),
+        BAD_EPOCH,
+        "never opened"
+    );
+    assert_eq!(cmd(&mut nic, COMMIT, 0, u32::MAX - 1), 0);
+    nic.drain();
+    assert_eq!(
+        seqs(&mut nic).len(),
+        1,
+        "the last epoch's frame left on commit"
+    );
+    // The engine re-tags before the space runs out: untag with nothing held, tag again.
+    assert_eq!(nic.pf_read(PfReg::HACBUFF(0)), 0);
+    nic.pf_write(PfReg::HACTAG, 0);
+    nic.pf_write(PfReg::HACTAG, 0b1);
+    assert_eq!(nic.pf_read(PfReg::HACOPEN(0)), 1);
+    a.send(&mut nic, &udp_frame(PEER, vf_mac(0), 1, 200));
+    nic.drain();
+    assert!(seqs(&mut nic).is_empty(), "held in the new epoch 1");
+    assert_eq!(cmd(&mut nic, COMMIT, 0, 1), 0);
+    nic.drain();
+    assert_eq!(
+        seqs(&mut nic).iter().map(|o| o.1).collect::<Vec<_>>(),
+        vec![1]
+    );
+}
+
+/// Issue 13 item 4: a buffer limit of 0 (HACLIMF/HACLIMB, `set_limits` 0) is the adapter
+/// maximum (reads back 0xFFFFFFFF), not a limit that stops the VF for good; a byte limit below
+/// one frame still lets one frame through at a time.
+#[test]
+fn a_zero_limit_is_the_adapter_maximum_and_no_limit_stalls_a_vf() {
+    let mut nic = hac_nic(2);
+    nic.pf_write(PfReg::HACTAG, 0b11);
+    nic.pf_write(PfReg::HACLIMF(0), 0);
+    nic.pf_write(PfReg::HACLIMB(0), 0);
+    assert_eq!(nic.pf_read(PfReg::HACLIMF(0)), u32::MAX);
+    assert_eq!(nic.pf_read(PfReg::HACLIMB(0)), u32::MAX);
+    let mut a = VfRings::new(&mut nic, 0, 64, 8);
+    for s in 0..10 {
+        a.queue(&udp_frame(PEER, vf_mac(0), s, 500));
+    }
+    a.doorbell(&mut nic);
+    assert_eq!(nic.pf_read(PfReg::HACBUFF(0)), 10, "no limit in the way");
+    assert_eq!(nic.vf_read(vf(0), VfReg::TDH(0)), 10);
+    assert_eq!(cmd(&mut nic, COMMIT, 0, 1), 0);
+    nic.drain();
+    assert_eq!(seqs(&mut nic).len(), 10);
+
+    // A byte limit smaller than one frame: one frame at a time, nothing stuck.
+    nic.pf_write(PfReg::HACLIMB(1), 100);
+    let mut b = VfRings::new(&mut nic, 1, 64, 8);
+    for s in 0..3 {
+        b.queue(&udp_frame(PEER, vf_mac(1), s, 500));
+    }
+    b.doorbell(&mut nic);
+    let mut got = Vec::new();
+    for epoch in 1..=3 {
+        assert_eq!(nic.pf_read(PfReg::HACBUFF(1)), 1);
+        assert_eq!(cmd(&mut nic, OPEN, 1, epoch + 1), 0);
+        assert_eq!(cmd(&mut nic, COMMIT, 1, epoch), 0);
+        nic.drain();
+        got.extend(seqs(&mut nic).iter().map(|o| o.1));
+    }
+    assert_eq!(got, vec![0, 1, 2]);
+
+    // Plain pools: the same rule for the stage's own limits.
+    nic.set_egress_limits(nic_model::EgressLimits {
+        bytes: 0,
+        frames: 0,
+    });
+    assert_eq!(nic.egress().limits(), nic_model::egress::MAX_LIMITS);
+}

@@ -406,7 +406,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, (Option<Value>, ControlError)
                 ErrorCode::UnknownOp,
                 format!(
                     "unknown op `{}` (one of: {})",
-                    truncate(&op, 64),
+                    printable(&op, 64),
                     OPS.join(", ")
                 ),
             ),
@@ -445,11 +445,23 @@ fn check(request: &Request) -> Result<(), ControlError> {
     Ok(())
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
+/// A client's text for an error message: at most `max` characters, control characters escaped
+/// (`\n`, `\u{1b}`), so the message stays one printable line wherever it is shown.
+fn printable(s: &str, max: usize) -> String {
+    let head = match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
-    }
+    };
+    head.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// A response line: `{"id":…,"ok":true,"result":…}` or `{"id":…,"ok":false,"error":{…}}`.
@@ -494,6 +506,25 @@ mod tests {
 
     fn err(line: &str) -> ControlError {
         parse_line(line.as_bytes()).unwrap_err().1
+    }
+
+    #[test]
+    fn an_unknown_op_with_control_characters_is_echoed_on_one_line() {
+        // Found by the control_line fuzz campaign: a JSON-escaped newline in the op name was
+        // echoed raw, so the error message spanned two lines.
+        let e = err(r#"{"op":"commi\\\n\u001b[2Jrames"}"#);
+        assert_eq!(e.code, ErrorCode::UnknownOp);
+        assert!(
+            !e.message.contains('\n') && !e.message.contains('\u{1b}'),
+            "{:?}",
+            e.message
+        );
+        assert!(
+            e.message
+                .starts_with(r"unknown op `commi\\n\u{1b}[2Jrames`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

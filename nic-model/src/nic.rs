@@ -347,7 +347,8 @@ impl Nic {
         self.egress.take_trace()
     }
 
-    /// Changes the egress stage's per-pool limits.
+    /// Changes the egress stage's per-pool limits of plain pools (0 = the adapter maximum,
+    /// [`crate::egress::MAX_LIMITS`]) and re-runs every TX queue.
     pub fn set_egress_limits(&mut self, limits: EgressLimits) {
         self.egress.set_limits(limits);
         for q in 0..NUM_QUEUES {

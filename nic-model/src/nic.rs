@@ -347,7 +347,8 @@ impl Nic {
         self.egress.take_trace()
     }
 
-    /// Changes the egress stage's per-pool limits.
+    /// Changes the egress stage's per-pool limits of plain pools (0 = the adapter maximum,
+    /// [`crate::egress::MAX_LIMITS`]) and re-runs every TX queue.
     pub fn set_egress_limits(&mut self, limits: EgressLimits) {
         self.egress.set_limits(limits);
         for q in 0..NUM_QUEUES {
@@ -1069,16 +1070,18 @@ impl Nic {
         let h = self.egress.hac_state(pool);
         let (frames, bytes) = self.egress.occupancy(pool);
         let l = self.egress.hac_limits(pool);
-        // Event counters are free running and wrap at 2^32, like the VF statistics registers;
-        // readers extend them to 64 bits from the difference between reads.
+        // Gauges (occupancy, maxima) saturate; event counters are free running and wrap at
+        // 2^32, like the VF statistics registers: readers extend them to 64 bits from the
+        // difference between reads.
+        let sat = |x: u64| x.min(u64::from(u32::MAX)) as u32;
         let wrap = |x: u64| x as u32;
         match reg {
             PfReg::HACOPEN(_) => h.open,
             PfReg::HACCOMMITTED(_) => h.committed,
-            PfReg::HACBUFF(_) => frames as u32,
-            PfReg::HACBUFB(_) => bytes as u32,
-            PfReg::HACMAXF(_) => st.max_frames as u32,
-            PfReg::HACMAXB(_) => st.max_bytes as u32,
+            PfReg::HACBUFF(_) => sat(frames as u64),
+            PfReg::HACBUFB(_) => sat(bytes as u64),
+            PfReg::HACMAXF(_) => sat(st.max_frames as u64),
+            PfReg::HACMAXB(_) => sat(st.max_bytes as u64),
             PfReg::HACREL(_) => wrap(st.released),
             PfReg::HACDISC(_) => wrap(st.discarded),
             PfReg::HACBP(_) => wrap(st.backpressure_events),

@@ -452,17 +452,9 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
 
     fn set_limits(&mut self, vf: usize, frames: u32, bytes: u32) -> Result<(), HacError> {
         let v = self.vf(vf)?;
-        // 0 = the default (the extension's maximum), never "no room at all".
-        v.limit_frames = if frames == 0 {
-            DEFAULT_LIMIT_FRAMES
-        } else {
-            frames
-        };
-        v.limit_bytes = if bytes == 0 {
-            DEFAULT_LIMIT_BYTES
-        } else {
-            bytes
-        };
+        // 0 = the maximum, as HACLIMF/HACLIMB on the extension; never "no room at all".
+        v.limit_frames = if frames == 0 { u32::MAX } else { frames };
+        v.limit_bytes = if bytes == 0 { u32::MAX } else { bytes };
         Ok(())
     }
 

@@ -246,11 +246,20 @@ fn the_last_epoch_is_reserved_and_zero_limits_mean_the_maximum() {
     );
     h.open_epoch(0, u32::MAX - 1).unwrap();
     h.set_limits(0, 0, 0).unwrap();
+    // Above the 4096-frame default: 0 is the maximum, not the default and not "no room".
     assert_eq!(
-        h.send(0, &frames(0, 0..3)).unwrap(),
-        3,
+        h.send(0, &frames(0, 0..5000)).unwrap(),
+        5000,
         "0 limits must not stall"
     );
+    assert_eq!(h.stats(0).unwrap().backpressure, 0);
     h.commit(0, u32::MAX - 1).unwrap();
-    assert_eq!(wire(&model), vec![(0, 0), (0, 1), (0, 2)]);
+    let mut got = wire(&model);
+    while got.len() < 5000 {
+        h.pump().unwrap();
+        let more = wire(&model);
+        assert!(!more.is_empty(), "stuck at {}", got.len());
+        got.extend(more);
+    }
+    assert_eq!(got, (0..5000).map(|s| (0, s)).collect::<Vec<_>>());
 }

@@ -240,20 +240,35 @@ impl Nic {
         self.now
     }
 
-    /// Runs the device until `t`: TX queues that stopped on their run budget continue (once
-    /// now, and once more after each frame the wire sends), the wire drains, and TX queues held
-    /// back by a full egress stage resume as room frees up. Going backwards is ignored.
+    /// Runs the device until `t`, event by event: the wire sends what is ready, TX queues that
+    /// stopped on their run budget continue when their fetch pace allows (docs/model.md §5.4),
+    /// and TX queues held back by a full egress stage resume as room frees up. Going backwards
+    /// is ignored.
     pub fn advance_to(&mut self, t: SimTime) {
-        self.continue_pending_tx();
-        while let Some(start) = self.next_wire_start() {
-            if start > t {
-                break;
-            }
-            self.now = self.now.max(start);
-            self.transmit_one(start);
-            self.continue_pending_tx();
+        while let Some(at) = self.next_event().filter(|&at| at <= t) {
+            self.step_to(at);
         }
         self.now = self.now.max(t);
+    }
+
+    /// The next time something happens: a frame starts on the wire or a paced TX queue may
+    /// fetch again.
+    fn next_event(&self) -> Option<SimTime> {
+        match (self.next_wire_start(), self.next_tx_resume()) {
+            (Some(w), Some(f)) => Some(w.min(f)),
+            (w, f) => w.or(f),
+        }
+    }
+
+    /// Moves to `at` (the next event) and handles what is due there: paced TX queues run, then
+    /// one frame starts on the wire if one is ready. Each call makes progress: a queue that runs
+    /// consumes descriptors or moves its pace past `at`, and a wire start dequeues a frame.
+    fn step_to(&mut self, at: SimTime) {
+        self.now = self.now.max(at);
+        self.continue_pending_tx();
+        if let Some(start) = self.next_wire_start().filter(|&s| s <= self.now) {
+            self.transmit_one(start);
+        }
     }
 
     /// Runs the device for `ns` nanoseconds.
@@ -264,17 +279,9 @@ impl Nic {
     /// Runs until the egress stage is empty and no TX queue has work pending from its run
     /// budget; returns the time the last frame finished.
     pub fn drain(&mut self) -> SimTime {
-        loop {
-            self.continue_pending_tx();
-            match self.next_wire_start() {
-                Some(start) => {
-                    self.now = self.now.max(start);
-                    self.transmit_one(start);
-                }
-                // Each pending run consumed descriptors, so this ends at the rings' tails.
-                None if self.tx_pending() => {}
-                None => break,
-            }
+        // Each pending run consumes descriptors, so this ends at the rings' tails.
+        while let Some(at) = self.next_event() {
+            self.step_to(at);
         }
         self.now = self.now.max(self.wire.busy_until());
         self.now

@@ -13,7 +13,10 @@
 //! descriptor's length, whether its packet is sent or dropped). A queue that stops on the budget
 //! with work left is *pending* and continues when device time advances
 //! ([`Nic::advance_to`]/[`Nic::drain`]), so one doorbell never walks a whole ring under the
-//! device lock.
+//! device lock. The fetch is paced: a pending queue runs again only once the port could have
+//! sent what the last run read (its bytes and descriptors at line rate), so a ring of packets
+//! that are read and dropped costs at most a line rate's worth of DMA per queue, however often
+//! the device is advanced or other queues keep the wire busy.
 
 use bytes::Bytes;
 use igb_hw::desc::{
@@ -51,6 +54,8 @@ pub(crate) struct TxQueueState {
     pub(crate) blocked: bool,
     /// Stopped on the per-run budget with descriptors left: continues as time advances.
     pub(crate) pending: bool,
+    /// When a pending queue may run again (the last run's bytes and descriptors at line rate).
+    pub(crate) resume_at: crate::clock::SimTime,
 }
 
 impl TxQueueState {
@@ -152,7 +157,12 @@ impl Nic {
             if descriptors >= TX_RUN_DESCRIPTORS || bytes >= TX_RUN_BYTES {
                 // The fetch budget of this run is spent: the rest waits for the next tick.
                 self.counters.tx_run_budget_stops += 1;
-                self.tx_state[q.get()].pending = true;
+                let read = bytes + descriptors as usize * desc::DESCRIPTOR_LEN;
+                let pace = (read as u128 * 8 * 1_000_000_000)
+                    .div_ceil(u128::from(self.wire.rate().bits_per_sec().max(1)));
+                let state = &mut self.tx_state[q.get()];
+                state.pending = true;
+                state.resume_at = self.now + (pace as u64).max(1);
                 break;
             }
             descriptors += 1;
@@ -345,10 +355,12 @@ impl Nic {
         }
     }
 
-    /// Continues every queue that stopped on its run budget (one more run each).
+    /// Continues every queue that stopped on its run budget and whose pace allows it now (one
+    /// more run each).
     pub(crate) fn continue_pending_tx(&mut self) {
         for i in 0..igb_hw::addr::NUM_QUEUES {
             if self.tx_state[i].pending
+                && self.tx_state[i].resume_at <= self.now
                 && let Some(q) = QueueIndex::new(i)
             {
                 self.tx_kick(q);
@@ -356,9 +368,13 @@ impl Nic {
         }
     }
 
-    /// True when a queue stopped on its run budget with descriptors left.
-    pub(crate) fn tx_pending(&self) -> bool {
-        self.tx_state.iter().any(|s| s.pending)
+    /// The earliest time a queue that stopped on its run budget may run again.
+    pub(crate) fn next_tx_resume(&self) -> Option<crate::clock::SimTime> {
+        self.tx_state
+            .iter()
+            .filter(|s| s.pending)
+            .map(|s| s.resume_at)
+            .min()
     }
 
     /// Lets queues of `pool` that stopped for backpressure fetch again.

@@ -549,13 +549,23 @@ fn one_doorbell_does_bounded_work_and_the_rest_continues_on_the_next_tick() {
     );
     assert_eq!(nic.counters().tx_offload_errors, u64::from(per_run));
     assert_eq!(nic.counters().tx_run_budget_stops, 1);
+    // The rest continues as device time advances, paced at line rate: a run reads about
+    // 1 MiB, which takes the 10 Gb/s port 0.84 ms, so a 1 ms tick allows one run or two.
     let mut ticks = 0;
-    while nic.vf_read(vf(0), VfReg::TDH(0)) != n {
-        nic.advance_by(1_000);
+    let mut head = nic.vf_read(vf(0), VfReg::TDH(0));
+    while head != n {
+        nic.advance_by(1_000_000);
+        let now = nic.vf_read(vf(0), VfReg::TDH(0));
+        assert!(now > head, "no progress in tick {ticks}");
+        assert!(
+            now - head <= 2 * per_run,
+            "tick {ticks}: {} descriptors",
+            now - head
+        );
+        head = now;
         ticks += 1;
-        assert!(ticks <= n.div_ceil(per_run), "no progress");
     }
-    assert_eq!(ticks, n.div_ceil(per_run) - 1, "one run per tick");
+    assert!(ticks >= (n / per_run) / 2, "{ticks} ticks");
     assert_eq!(
         nic.counters().tx_offload_errors,
         u64::from(n),

@@ -1,3 +1,5 @@
+//! The TX engine's fetch is paced after a run budget stop: other queues keeping the wire busy
+//! do not let a ring of dropped packets be walked faster than the line rate (issue 13 item 7).
 #![allow(clippy::unwrap_used)]
 use nic_model::NicConfig;
 use nic_model::igb_hw::MacAddress;

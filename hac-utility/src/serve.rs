@@ -319,6 +319,9 @@ impl Host {
                     }
                 }
             }
+            // The HAC block's event counters wrap at 2^32 too: AdapterHac extends them on
+            // every read, so read them as often as the others.
+            let _ = self.hac.stats(i);
         }
     }
 
@@ -487,6 +490,16 @@ impl Backend for Host {
                 };
                 let len = len.unwrap_or(128) as usize;
                 let adding = frames as usize * len;
+                if adding > MAX_QUEUED_BYTES {
+                    // Can never fit: a field error, not "try again later".
+                    self.refused[vf] += u64::from(frames);
+                    return Err(ControlError::new(
+                        ErrorCode::BadField,
+                        format!(
+                            "op `send`: {frames} frames of {len} bytes ({adding} bytes) exceed the {MAX_QUEUED_BYTES} bytes a VF may queue: send fewer frames per request"
+                        ),
+                    ));
+                }
                 if self.queued_bytes[vf] + adding > MAX_QUEUED_BYTES {
                     self.refused[vf] += u64::from(frames);
                     let why = if self.tagged[vf] {
@@ -773,8 +786,16 @@ fn claim_socket_path(path: &Path, option: &str) -> Result<(), String> {
         )),
         Ok(_) => match UnixStream::connect(path) {
             Ok(_) => Err(live_socket(path, option)),
-            Err(_) => std::fs::remove_file(path)
-                .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display())),
+            // Only a refused connection proves nobody listens; anything else (no permission to
+            // another user's socket, ...) may be a live daemon, which is never removed.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path)
+                    .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))
+            }
+            Err(e) => Err(format!(
+                "cannot tell whether {} is in use ({e}): remove it if no daemon serves it, or use another {option}",
+                path.display()
+            )),
         },
     }
 }

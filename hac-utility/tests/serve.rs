@@ -625,10 +625,11 @@ fn the_send_queue_of_a_vf_is_bounded() {
     let dir = tmpdir("send-bound");
     let d = Daemon::start(&dir, &["--vfs", "2"]);
     d.ok(json!({"op": "tag", "vf": 1}));
+    // A request that can never fit is a field error, not "busy, try again".
     let e = d.refused(json!({"op": "send", "vf": 1, "frames": 100000, "len": 1514}));
-    assert_eq!(e["code"], json!("busy"), "{e}");
+    assert_eq!(e["code"], json!("bad_field"), "{e}");
     let msg = e["message"].as_str().unwrap();
-    assert!(msg.contains("at most 16777216 bytes"), "{msg}");
+    assert!(msg.contains("exceed the 16777216 bytes"), "{msg}");
     d.ok(json!({"op": "send", "vf": 1, "frames": 10000, "len": 1514}));
     let e = d.refused(json!({"op": "send", "vf": 1, "frames": 10000, "len": 1514}));
     assert_eq!(e["code"], json!("busy"), "{e}");

@@ -136,8 +136,8 @@ impl GuestMapping {
     }
 }
 
-/// The checks of [`GuestMapping::map`] on the file: a regular file, the window inside it, sealed
-/// against shrinking (the seal added when the file allows it).
+/// The checks of [`GuestMapping::map`] on the file: a regular file not on hugetlbfs, the window
+/// inside it, sealed against shrinking (the seal added when the file allows it).
 fn check_file_window(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
     use rustix::fs::{FileType, SealFlags};
     let stat = rustix::fs::fstat(fd)?;
@@ -146,6 +146,17 @@ fn check_file_window(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("the descriptor is not a memory file ({kind:?})"),
+        ));
+    }
+    // Hugetlbfs files are refused: a hole the client punches (F_SEAL_SHRINK does not stop
+    // FALLOC_FL_PUNCH_HOLE) is refilled on the next access from the huge page pool, and an
+    // exhausted pool answers that access with SIGBUS. Shmem (memfd) refills holes with zero pages.
+    const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+    if i64::from(rustix::fs::fstatfs(fd)?.f_type) == HUGETLBFS_MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the file is on hugetlbfs, whose pages a client can withdraw under the mapping: use a \
+             memfd without hugetlb (QEMU memory-backend-memfd, hugetlb=off)",
         ));
     }
     let sealed = |fd| {
@@ -269,6 +280,22 @@ mod tests {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let e = GuestMapping::map(a.as_fd(), 0, 4096).unwrap_err();
         assert!(e.to_string().contains("not a memory file"), "{e}");
+    }
+
+    #[test]
+    fn hugetlbfs_files_are_refused() {
+        // Found in review: a sealed hugetlb memfd passed, and a hole its client punches is
+        // refilled from the huge page pool on the next access, or SIGBUS when it is exhausted.
+        use rustix::fs::MemfdFlags;
+        let fd = rustix::fs::memfd_create(
+            "hac-test",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING | MemfdFlags::HUGETLB,
+        )
+        .expect("the kernel creates hugetlb memfds (even with no huge pages reserved)");
+        rustix::fs::ftruncate(&fd, 2 << 20).unwrap();
+        let e = GuestMapping::map(fd.as_fd(), 0, 4096).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("hugetlbfs"), "{e}");
     }
 
     /// A sealable memfd of `size` bytes, as QEMU's memory-backend-memfd makes.

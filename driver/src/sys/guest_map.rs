@@ -152,7 +152,10 @@ fn check_file_window(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()
     // FALLOC_FL_PUNCH_HOLE) is refilled on the next access from the huge page pool, and an
     // exhausted pool answers that access with SIGBUS. Shmem (memfd) refills holes with zero pages.
     const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
-    if i64::from(rustix::fs::fstatfs(fd)?.f_type) == HUGETLBFS_MAGIC {
+    // `f_type`'s width differs between architectures.
+    #[allow(clippy::useless_conversion)]
+    let fs_type = i64::from(rustix::fs::fstatfs(fd)?.f_type);
+    if fs_type == HUGETLBFS_MAGIC {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the file is on hugetlbfs, whose pages a client can withdraw under the mapping: use a \

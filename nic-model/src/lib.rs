@@ -59,4 +59,5 @@ pub use nic::{
 };
 pub use rx::crc32;
 pub use switch::{PoolSelection, SwitchPoolStats};
+pub use tx::{TX_RUN_BYTES, TX_RUN_DESCRIPTORS};
 pub use wire::{LineRate, PcapSink, WireRecord, WireSink};

@@ -1,6 +1,6 @@
 //! Arbitrary bytes as one line of the `hac serve` control protocol: the parser never panics,
-//! every error is one bounded line, and every request it accepts re-encodes to a line that
-//! parses to the same request.
+//! every error is one bounded, printable line (no control characters, whatever the client
+//! quoted), and every request it accepts re-encodes to a line that parses to the same request.
 #![no_main]
 
 use hac_utility::control::{Request, parse_line, request_line, response_line};
@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
         }
         Err((id, e)) => {
             assert!(!e.message.is_empty());
-            assert!(!e.message.contains('\n'), "multi-line error: {:?}", e.message);
+            assert!(
+                !e.message.chars().any(char::is_control),
+                "control character in an error: {:?}",
+                e.message
+            );
             assert!(e.message.len() <= 2 * hac_utility::control::MAX_LINE);
             let line = response_line(id.as_ref(), Err(&e));
             assert!(line.ends_with('\n') && line.matches('\n').count() == 1);

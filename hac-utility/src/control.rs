@@ -316,13 +316,25 @@ pub struct ControlError {
     pub message: String,
 }
 
+/// Longest error message, in characters (what a client sent is quoted in some messages).
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
 impl ControlError {
-    /// An error of class `code`.
+    /// An error of class `code`. Control characters in `message` (which may quote what a client
+    /// sent, directly or through a parser's error) are escaped, so it is one printable line, and
+    /// it is cut at [`MAX_MESSAGE_CHARS`].
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ControlError {
-            code,
-            message: message.into(),
+        let message = message.into();
+        let mut message = if message.chars().any(char::is_control) {
+            escape_controls(&message)
+        } else {
+            message
+        };
+        if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            message.truncate(cut);
+            message.push('…');
         }
+        ControlError { code, message }
     }
 }
 
@@ -445,23 +457,26 @@ fn check(request: &Request) -> Result<(), ControlError> {
     Ok(())
 }
 
-/// A client's text for an error message: at most `max` characters, control characters escaped
-/// (`\n`, `\u{1b}`), so the message stays one printable line wherever it is shown.
-fn printable(s: &str, max: usize) -> String {
-    let head = match s.char_indices().nth(max) {
+/// A client's text for an error message: at most `max` characters (control characters are
+/// escaped by [`ControlError::new`]).
+fn printable(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
-    };
-    head.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    }
+}
+
+/// `s` with every control character escaped (`\n`, `\u{1b}`).
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A response line: `{"id":…,"ok":true,"result":…}` or `{"id":…,"ok":false,"error":{…}}`.
@@ -522,6 +537,20 @@ mod tests {
         assert!(
             e.message
                 .starts_with(r"unknown op `commi\\n\u{1b}[2Jrames`"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn every_error_quoting_client_text_stays_one_line() {
+        // Found by the second control_line campaign: serde's "unknown field" error quotes the
+        // field name, newlines included; ControlError::new now escapes every message.
+        let e = err(r#"{"op":"commit","vf":0,"epoch":1,"x\n\ny":1}"#);
+        assert_eq!(e.code, ErrorCode::BadField);
+        assert!(!e.message.contains('\n'), "{:?}", e.message);
+        assert!(
+            e.message.contains(r"unknown field `x\n\ny`"),
             "{}",
             e.message
         );

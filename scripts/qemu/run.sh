@@ -14,7 +14,9 @@
 #   HAC_QEMU_HAC=path       use that static hac binary (e.g. built from a patched tree)
 #   HAC_COUNT               frames in vf-traffic / vf-ping (default 16)
 #   HAC_QEMU_EXTRA_BIN      static tools copied to the guest's /bin (for the debug case)
-# Serial logs: $HAC_QEMU_CACHE/logs/<case>.log. See docs/qemu.md.
+# Serial logs: $HAC_QEMU_CACHE/logs/<case>.log, classified by verdict.sh. A case is booted once
+# more (once) only when its guest never reached /init or its kernel stalled before our code ran;
+# a failure after the guest's "HAC-CASE-RUN" line is never retried. See docs/qemu.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -101,7 +103,7 @@ for c in "${CASES[@]}"; do
     # no_timer_check: Linux's boot-time check that the timer interrupt works through the
     # interrupt-remapped IO-APIC counts ticks during a TSC busy-wait; under TCG on a loaded host
     # the vCPU thread loses the CPU, the ticks coalesce and the kernel panics ("timer doesn't
-    # work through Interrupt-remapped IO-APIC"). KVM guests skip the check the same way.
+    # work through Interrupt-remapped IO-APIC"). Linux skips the check itself on KVM and Hyper-V.
     cmdline="console=ttyS0 panic=-1 no_timer_check intel_iommu=on iommu=pt loglevel=4 hac.case=$c"
     [ -n "${HAC_COUNT:-}" ] && cmdline="$cmdline hac.count=$HAC_COUNT"
     attempt=1
@@ -134,7 +136,7 @@ for c in "${CASES[@]}"; do
                     break
                 fi
             elif [ $ran = 0 ]; then
-                if grep -aq "^HAC-CASE-RUN" "$logf.raw" 2>/dev/null; then
+                if grep -aq "HAC-CASE-RUN" "$logf.raw" 2>/dev/null; then
                     ran=1
                 elif [ "$("$HERE/verdict.sh" "$logf.raw" "$c" | cut -d' ' -f1)" = guest-stall ]; then
                     kill -TERM $qpid 2>/dev/null || true

@@ -121,8 +121,16 @@ fn once_our_code_ran_nothing_is_a_guest_stall() {
     let running = cut_before(&pass, "hac-out:");
     let v = verdict("stall-after", &format!("{running}{SOFT_LOCKUP}"), CASE);
     assert_eq!(v, "fail guest did not finish");
-    // A stall before HAC-CASE-RUN, then our code ran and failed: a failure of our code.
+    // The same with a kernel message written in front of the marker on its line.
     let setup = cut_before(&pass, "HAC-CASE-RUN");
+    let mixed = format!(
+        "{setup}[    9.120301] igb 0000:01:00.0 eth0: Reset adapter{}",
+        &running[setup.len()..]
+    );
+    let v = verdict("stall-after-mixed", &format!("{mixed}{SOFT_LOCKUP}"), CASE);
+    assert_eq!(v, "fail guest did not finish");
+    assert!(mixed.contains(&format!("Reset adapterHAC-CASE-RUN {CASE}\n")));
+    // A stall before HAC-CASE-RUN, then our code ran and failed: a failure of our code.
     let rest = &pass[setup.len()..];
     let failed = rest.replace(
         &format!("PASS {CASE}\n"),

@@ -127,6 +127,7 @@ for c in "${CASES[@]}"; do
         # ran (verdict.sh "guest-stall"); either is retried once below.
         started=0
         ran=0
+        stall_seen=0
         while kill -0 $qpid 2>/dev/null; do
             if [ $started = 0 ]; then
                 if grep -aq "^HAC-QEMU-BEGIN" "$logf.raw" 2>/dev/null; then
@@ -138,9 +139,15 @@ for c in "${CASES[@]}"; do
             elif [ $ran = 0 ]; then
                 if grep -aq "HAC-CASE-RUN" "$logf.raw" 2>/dev/null; then
                     ran=1
+                elif [ $stall_seen -gt 0 ]; then
+                    # The rest of the kernel's report (its backtraces) first, ~3 s.
+                    stall_seen=$((stall_seen + 1))
+                    if [ $stall_seen -gt 6 ]; then
+                        kill -TERM $qpid 2>/dev/null || true
+                        break
+                    fi
                 elif [ "$("$HERE/verdict.sh" "$logf.raw" "$c" | cut -d' ' -f1)" = guest-stall ]; then
-                    kill -TERM $qpid 2>/dev/null || true
-                    break
+                    stall_seen=1
                 fi
             fi
             sleep 0.5

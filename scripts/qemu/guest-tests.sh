@@ -12,7 +12,22 @@ VF0=0000:01:10.0
 VF1=0000:01:10.2
 N=${HAC_COUNT:-16}
 
+# fd 3 is the console even inside $(...), for the marker below.
+exec 3>&1
+
 say() { echo "hac-guest: $*"; }
+
+# Every case runs our code only through this function. Its first call prints
+# "HAC-CASE-RUN <case>" on the console: everything before it (modprobe, ip, sysfs) is the guest
+# kernel and the harness, not our code, and run.sh retries a case once only when the guest
+# kernel stalled before this line (docs/qemu.md, "Flakiness").
+hac() {
+    if [ ! -e /tmp/hac-case-run ]; then
+        : >/tmp/hac-case-run
+        echo "HAC-CASE-RUN $CASE" >&3
+    fi
+    /bin/hac "$@"
+}
 pass() { echo "PASS $CASE"; }
 fail() {
     echo "FAIL $CASE: $*"

@@ -20,7 +20,11 @@ rm -f "$out/done" "$out/boot-failed"
 "$uml" mem=2048M rootfstype=hostfs rootflags=/ rw init="$here/uml-init.sh" \
     con=null con0=fd:0,fd:1 \
     HACPLUG_OUT="$out" HACPLUG_JOBS="$jobs" HACPLUG_BIN="$bin" </dev/null 2>"$out/uml.stderr" \
-    | grep -E '^(uml:|plugpeer)' || true
+    | tee "$out/console.log" | grep -E '^(uml:|plugpeer)' || true
+if grep -q 'ptrace set fp regs failed' "$out/console.log" 2>/dev/null; then
+    echo "peer.sh: user-mode-linux cannot run on this host's CPU (its XSAVE area is too large for UML 6.1: ptrace set fp regs failed); see scripts/plug/setup.sh" >&2
+    exit 3
+fi
 if [ -f "$out/boot-failed" ] || [ ! -f "$out/done" ]; then
     echo "peer.sh: the UML run did not finish: $(cat "$out/boot-failed" 2>/dev/null || echo 'no done marker')" >&2
     exit 1

@@ -721,17 +721,7 @@ fn sockets_are_private_from_the_start_and_a_live_vfio_user_socket_is_not_taken_o
 use hac_utility::vfio_user::wire::{Command as VuCommand, Header, Payload};
 
 fn vu_message(id: u16, command: VuCommand, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0u8; 16];
-    m.extend_from_slice(body);
-    Header {
-        id,
-        command,
-        size: m.len() as u32,
-        flags: 0,
-        error: 0,
-    }
-    .emit(&mut m);
-    m
+    Header::request(id, command, body)
 }
 
 fn vu_send(c: &UnixStream, message: &[u8], fds: &[std::os::fd::BorrowedFd<'_>]) {

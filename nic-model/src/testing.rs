@@ -245,6 +245,27 @@ impl VfRings {
             .write(TX_RING_OFF + u64::from(i) * 16, &d.into_inner());
     }
 
+    /// Fills the first `n` TX descriptors with TSO packets of `len` bytes and no context
+    /// descriptor (each is read whole, then dropped: the worst case for the TX run budget) and
+    /// moves the software tail past them; the doorbell is the caller's.
+    pub fn fill_tx_with_failing_tso(&mut self, n: u32, len: u16) {
+        for i in 0..n {
+            self.write_tx_desc(
+                i,
+                &TxDataRepr {
+                    buffer: IOVA_BASE + TX_BUF_OFF,
+                    length: len,
+                    eop: true,
+                    rs: true,
+                    tse: true,
+                    paylen: u32::from(len),
+                    ..Default::default()
+                },
+            );
+        }
+        self.tx_tail = n;
+    }
+
     pub fn write_raw_tx_desc(&self, i: u32, raw: [u8; 16]) {
         self.mem.write(TX_RING_OFF + u64::from(i) * 16, &raw);
     }

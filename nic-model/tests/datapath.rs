@@ -525,21 +525,7 @@ fn one_doorbell_does_bounded_work_and_the_rest_continues_on_the_next_tick() {
     let mut a = VfRings::new(&mut nic, 0, MAX_RING, 8);
     const LEN: u16 = 60_000;
     let n = MAX_RING - 1;
-    for i in 0..n {
-        a.write_tx_desc(
-            i,
-            &TxDataRepr {
-                buffer: IOVA_BASE + TX_BUF_OFF,
-                length: LEN,
-                eop: true,
-                rs: true,
-                tse: true,
-                paylen: u32::from(LEN),
-                ..Default::default()
-            },
-        );
-    }
-    a.tx_tail = n;
+    a.fill_tx_with_failing_tso(n, LEN);
     a.doorbell(&mut nic);
     let per_run = (1 << 20) / u32::from(LEN) + 1;
     assert_eq!(

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used)]
 use nic_model::NicConfig;
 use nic_model::igb_hw::MacAddress;
-use nic_model::igb_hw::desc::TxDataRepr;
 use nic_model::igb_hw::regs::{PfReg, VfReg};
 use nic_model::testing::*;
 
@@ -28,21 +27,7 @@ fn a_busy_wire_does_not_speed_up_a_ring_of_dropped_packets() {
     let mut b = VfRings::new(&mut nic, 1, MAX_RING, 8);
     const LEN: u16 = 60_000;
     let n = MAX_RING - 1;
-    for i in 0..n {
-        a.write_tx_desc(
-            i,
-            &TxDataRepr {
-                buffer: IOVA_BASE + TX_BUF_OFF,
-                length: LEN,
-                eop: true,
-                rs: true,
-                tse: true,
-                paylen: u32::from(LEN),
-                ..Default::default()
-            },
-        );
-    }
-    a.tx_tail = n;
+    a.fill_tx_with_failing_tso(n, LEN);
     for s in 0..n {
         b.queue(&udp_frame(PEER, vf_mac(1), s, 60));
     }

@@ -176,17 +176,7 @@ mod tests {
     use nic_model::NicConfig;
 
     fn message(id: u16, command: Command, body: &[u8]) -> Vec<u8> {
-        let mut m = vec![0u8; 16];
-        m.extend_from_slice(body);
-        Header {
-            id,
-            command,
-            size: m.len() as u32,
-            flags: 0,
-            error: 0,
-        }
-        .emit(&mut m);
-        m
+        Header::request(id, command, body)
     }
 
     fn reply(s: &mut UnixStream) -> (Header, Vec<u8>) {

@@ -220,6 +220,21 @@ impl Header {
         Ok(h)
     }
 
+    /// A whole request as a client sends it: a header (flags 0) whose size covers `body`.
+    pub fn request(id: u16, command: Command, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![0u8; HEADER_LEN];
+        m.extend_from_slice(body);
+        Header {
+            id,
+            command,
+            size: m.len() as u32,
+            flags: 0,
+            error: 0,
+        }
+        .emit(&mut m);
+        m
+    }
+
     /// Writes the header into `out[..16]`.
     pub fn emit(&self, out: &mut [u8]) {
         out[field::ID].copy_from_slice(&self.id.to_le_bytes());

@@ -25,8 +25,8 @@ use hac_driver::pf::PfConfig;
 use hac_driver::vf::{VfConfig, VfDriver};
 use igb_hw::MacAddress;
 use igb_hw::regs::PfReg;
-use nic_model::testing::udp_frame;
-use nic_model::{LineRate, NicConfig};
+use igb_model::testing::udp_frame;
+use igb_model::{LineRate, NicConfig};
 
 const BATCH: usize = 32;
 const PEER: MacAddress = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);

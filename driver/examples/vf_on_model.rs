@@ -10,7 +10,7 @@ use hac_driver::model::Model;
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::VfConfig;
 use igb_hw::MacAddress;
-use nic_model::NicConfig;
+use igb_model::NicConfig;
 
 fn main() -> ExitCode {
     let frames: u64 = match std::env::args().nth(1).map(|a| a.parse()) {

@@ -6,7 +6,7 @@
 //!
 //! * [`backend`]: the traits — [`backend::RegisterIo`] (a BAR), [`backend::DmaAllocator`] /
 //!   [`backend::DmaRegion`] (DMA memory), [`backend::Clock`] — and the memory-ordering rules.
-//! * [`model`]: the in-process backend over [`nic_model::Nic`] (no unsafe code).
+//! * [`model`]: the in-process backend over [`igb_model::Nic`] (no unsafe code).
 //! * [`vfio`]: the Linux VFIO backend (`pci-driver` for the device, our own DMA and IOVA
 //!   allocators in [`iova`]); every `unsafe` block lives in the private `sys` module.
 //! * [`mailbox`]: the VF side of the PF↔VF mailbox protocol, with timeouts and typed errors.

@@ -1,13 +1,13 @@
 //! The in-process backend: the driver's traits implemented directly by the model, with no
 //! unsafe code. Register accesses lock the shared [`Nic`]; DMA memory is
-//! [`SharedMemory`](nic_model::SharedMemory) mapped into the function's IOMMU; the clock is the
+//! [`SharedMemory`](igb_model::SharedMemory) mapped into the function's IOMMU; the clock is the
 //! model's virtual clock, and waiting lets the device and registered services (the PF agent)
 //! run.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use igb_hw::{Iova, RegisterOffset};
-use nic_model::{DmaTarget, FunctionId, Nic, NicConfig, SharedMemory};
+use igb_model::{DmaTarget, FunctionId, Nic, NicConfig, SharedMemory};
 
 use crate::backend::{Clock, DmaAllocator, DmaError, DmaRegion, RegisterIo};
 

@@ -140,7 +140,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             pf::VT_CTL,
             VT_CTL::DEF_POOL.val(n) + VT_CTL::VM_REPL_EN::SET,
         );
-        let (ral, rah) = self.config.pf_mac.to_ral_rah();
+        let (ral, rah) = igb_hw::addr::mac_to_ral_rah(self.config.pf_mac);
         self.bar.set(PfReg::RAL(0), ral);
         self.bar.set(
             PfReg::RAH(0),
@@ -314,7 +314,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         };
         match mac {
             Some(m) => {
-                let (l, h) = m.to_ral_rah();
+                let (l, h) = igb_hw::addr::mac_to_ral_rah(m);
                 self.bar.set(ral, l);
                 self.bar.set(
                     rah,

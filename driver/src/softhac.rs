@@ -24,6 +24,7 @@
 
 use std::collections::VecDeque;
 
+use adapter_core::EpochState;
 use bytes::Bytes;
 
 use crate::backend::{Clock, DmaAllocator, RegisterIo};
@@ -48,10 +49,8 @@ struct Held {
 
 struct SoftVf<R: RegisterIo, D: DmaAllocator, C: Clock> {
     driver: VfDriver<R, D, C>,
-    tagged: bool,
-    open: u32,
-    committed: u32,
-    resolved: u32,
+    /// The epoch rules are the adapter core's, so SoftHac and the extension cannot disagree.
+    epochs: EpochState,
     /// Frames not yet handed to the hardware, in FIFO order: released ones first.
     held: VecDeque<Held>,
     /// How many of `held` (from the front) are released.
@@ -161,10 +160,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftHac<R, D, C> {
             .into_iter()
             .map(|driver| SoftVf {
                 driver,
-                tagged: false,
-                open: 0,
-                committed: 0,
-                resolved: 0,
+                epochs: EpochState::default(),
                 held: VecDeque::new(),
                 released_pending: 0,
                 plain: VecDeque::new(),
@@ -201,7 +197,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftHac<R, D, C> {
         if let Some(f) = frames.iter().find(|f| f.len() > max) {
             return Err(DriverError::FrameTooLarge { len: f.len(), max });
         }
-        if !v.tagged {
+        if !v.epochs.tagged {
             v.plain.extend(frames.iter().cloned());
             self.pump()?;
             return Ok(frames.len());
@@ -226,7 +222,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftHac<R, D, C> {
                 None
             };
             v.held.push_back(Held {
-                epoch: Some(v.open),
+                epoch: Some(v.epochs.open),
                 frame: f.clone(),
                 tail_after,
             });
@@ -367,11 +363,8 @@ fn driver_err(_: DriverError) -> HacError {
 impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
     fn set_tagged(&mut self, vf: usize, on: bool) -> Result<(), HacError> {
         let v = self.vf(vf)?;
-        if on && !v.tagged {
-            v.tagged = true;
-            v.open = 1;
-            v.committed = 0;
-            v.resolved = 0;
+        if on && !v.epochs.tagged {
+            v.epochs = EpochState::TAGGED;
             // The plain backlog predates the protection: it stays first and is not held.
             let backlog = std::mem::take(&mut v.plain);
             for frame in backlog {
@@ -384,37 +377,36 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
             }
             v.released_pending = v.held.len();
             Self::release_front(v).map_err(driver_err)?;
-        } else if !on && v.tagged {
+        } else if !on && v.epochs.tagged {
             Self::mark_released(v, None);
             Self::release_front(v).map_err(driver_err)?;
-            v.tagged = false;
+            v.epochs.tagged = false;
         }
         Ok(())
     }
 
     fn open_epoch(&mut self, vf: usize, epoch: u32) -> Result<(), HacError> {
         let v = self.vf(vf)?;
-        if !v.tagged {
+        if !v.epochs.tagged {
             return Err(HacError::NotTagged(vf));
         }
-        // Beyond HAC_LAST_EPOCH is reserved (docs/hac.md: epoch rules), as on the adapter.
-        if epoch <= v.open || epoch > igb_hw::regs::HAC_LAST_EPOCH {
+        if !v.epochs.openable(epoch) {
             return Err(HacError::BadEpoch { vf, epoch });
         }
-        v.open = epoch;
+        v.epochs.open = epoch;
         Ok(())
     }
 
     fn commit(&mut self, vf: usize, epoch: u32) -> Result<(), HacError> {
         let v = self.vf(vf)?;
-        if !v.tagged {
+        if !v.epochs.tagged {
             return Err(HacError::NotTagged(vf));
         }
-        if epoch <= v.resolved || epoch > v.open {
+        if !v.epochs.resolvable(epoch) {
             return Err(HacError::BadEpoch { vf, epoch });
         }
-        v.committed = epoch;
-        v.resolved = epoch;
+        v.epochs.committed = epoch;
+        v.epochs.resolved = epoch;
         Self::mark_released(v, Some(epoch));
         Self::release_front(v).map_err(driver_err)?;
         Ok(())
@@ -422,29 +414,29 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
 
     fn abort(&mut self, vf: usize, epoch: u32) -> Result<(), HacError> {
         let v = self.vf(vf)?;
-        if !v.tagged {
+        if !v.epochs.tagged {
             return Err(HacError::NotTagged(vf));
         }
-        if epoch <= v.resolved || epoch > v.open {
+        if !v.epochs.resolvable(epoch) {
             return Err(HacError::BadEpoch { vf, epoch });
         }
         Self::discard(v, Some(epoch)).map_err(driver_err)?;
-        v.resolved = epoch;
+        v.epochs.resolved = epoch;
         Ok(())
     }
 
     fn failover(&mut self, vf: usize) -> Result<(), HacError> {
         let v = self.vf(vf)?;
-        if !v.tagged {
+        if !v.epochs.tagged {
             return Err(HacError::NotTagged(vf));
         }
         Self::discard(v, None).map_err(driver_err)?;
-        v.resolved = v.open;
+        v.epochs.resolved = v.epochs.open;
         Ok(())
     }
 
     fn unprotect(&mut self, vf: usize) -> Result<(), HacError> {
-        if !self.vf(vf)?.tagged {
+        if !self.vf(vf)?.epochs.tagged {
             return Err(HacError::NotTagged(vf));
         }
         self.set_tagged(vf, false)
@@ -466,8 +458,8 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
     fn stats(&mut self, vf: usize) -> Result<HacVfStats, HacError> {
         let v = self.vf(vf)?;
         Ok(HacVfStats {
-            open_epoch: v.open,
-            committed_epoch: v.committed,
+            open_epoch: v.epochs.open,
+            committed_epoch: v.epochs.committed,
             ..v.stats
         })
     }
@@ -482,7 +474,7 @@ mod tests {
     use crate::pf::PfConfig;
     use crate::vf::VfConfig;
     use igb_hw::MacAddress;
-    use nic_model::NicConfig;
+    use igb_model::NicConfig;
 
     #[test]
     fn the_driver_refuses_a_plain_send_over_held_descriptors_and_stray_doorbells() {

@@ -530,7 +530,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> VfDriver<R, D, C> {
         let hashes = groups
             .iter()
             .take(igb_hw::mailbox::MAX_MULTICAST_HASHES)
-            .map(MacAddress::mta_hash)
+            .map(igb_hw::addr::mta_hash)
             .collect();
         self.mbx
             .request(

@@ -12,7 +12,7 @@ use hac_driver::model::Model;
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::VfConfig;
 use igb_hw::MacAddress;
-use nic_model::{FunctionId, LineRate, NicConfig};
+use igb_model::{FunctionId, LineRate, NicConfig};
 
 const EPOCH_NS: u64 = 25_000_000;
 const ACK_NS: u64 = 5_000_000;

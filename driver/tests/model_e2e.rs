@@ -10,7 +10,7 @@ use hac_driver::pf::{PfConfig, PfEvent};
 use hac_driver::vf::{LinkState, MacSource, VfConfig, VfDriver};
 use igb_hw::regs::{CTRL, PfReg};
 use igb_hw::{MacAddress, VfIndex};
-use nic_model::{FunctionId, NicConfig};
+use igb_model::{FunctionId, NicConfig};
 
 type Vf = VfDriver<ModelBar, ModelDma, ModelClock>;
 type Pf = SharedPfAgent;

@@ -7,7 +7,7 @@ use hac_driver::pf::{PfAgent, PfConfig, vf_rar_index};
 use igb_hw::mailbox::{self as msg};
 use igb_hw::regs::{self, PfReg, VfReg};
 use igb_hw::{MacAddress, VfIndex};
-use nic_model::{FunctionId, NicConfig};
+use igb_model::{FunctionId, NicConfig};
 
 fn setup() -> (Model, PfAgent<ModelBar, ModelClock>) {
     let model = Model::new(NicConfig::default());

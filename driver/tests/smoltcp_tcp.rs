@@ -7,7 +7,7 @@ use hac_driver::pf::PfConfig;
 use hac_driver::phy::VfDevice;
 use hac_driver::vf::VfConfig;
 use igb_hw::MacAddress;
-use nic_model::NicConfig;
+use igb_model::NicConfig;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;

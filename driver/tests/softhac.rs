@@ -10,7 +10,7 @@ use hac_driver::pf::PfConfig;
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::VfConfig;
 use igb_hw::MacAddress;
-use nic_model::{LineRate, NicConfig};
+use igb_model::{LineRate, NicConfig};
 
 type Soft = SoftHac<ModelBar, ModelDma, ModelClock>;
 

@@ -7,6 +7,7 @@
 //! agree. Issue 13 items 1 and 2 each fail this test.
 #![allow(clippy::unwrap_used)]
 
+use adapter_core::LAST_EPOCH;
 use bytes::Bytes;
 use hac_driver::error::DriverError;
 use hac_driver::hac::Hac;
@@ -15,8 +16,7 @@ use hac_driver::pf::PfConfig;
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::VfConfig;
 use igb_hw::MacAddress;
-use igb_hw::regs::HAC_LAST_EPOCH;
-use nic_model::{LineRate, NicConfig};
+use igb_model::{LineRate, NicConfig};
 use proptest::prelude::*;
 
 type Soft = SoftHac<ModelBar, ModelDma, ModelClock>;
@@ -194,7 +194,7 @@ impl World {
                 let r = &mut self.refs[vf];
                 let e = r.open + 1;
                 let got = self.soft.open_epoch(vf, e);
-                prop_assert_eq!(got.is_ok(), r.tagged && e <= HAC_LAST_EPOCH);
+                prop_assert_eq!(got.is_ok(), r.tagged && e <= LAST_EPOCH);
                 if got.is_ok() {
                     r.open = e;
                 }

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nic_model::igb_hw::mailbox::Message;
+use igb_model::igb_hw::mailbox::Message;
 
 fuzz_target!(|data: &[u8]| {
     let words: Vec<u32> = data

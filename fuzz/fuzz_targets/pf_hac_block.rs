@@ -7,10 +7,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nic_model::igb_hw::regs::{self, DTXSWC, PfReg, VfReg};
-use nic_model::igb_hw::{MacAddress, PoolIndex, RegisterOffset};
-use nic_model::testing::{VfRings, bring_up, udp_frame, vf, vf_mac};
-use nic_model::{FunctionId, NicConfig};
+use igb_model::igb_hw::regs::{self, DTXSWC, PfReg, VfReg};
+use igb_model::igb_hw::{MacAddress, PoolIndex, RegisterOffset};
+use igb_model::testing::{VfRings, bring_up, udp_frame, vf, vf_mac};
+use igb_model::{FunctionId, NicConfig};
 
 fuzz_target!(|data: &[u8]| {
     let mut nic = bring_up(

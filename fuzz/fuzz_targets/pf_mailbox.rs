@@ -8,7 +8,7 @@ use hac_driver::pf::{PfAgent, PfConfig, vf_rar_index};
 use igb_hw::regs::{self, PfReg, VfReg};
 use igb_hw::{MacAddress, VfIndex};
 use libfuzzer_sys::fuzz_target;
-use nic_model::{FunctionId, NicConfig};
+use igb_model::{FunctionId, NicConfig};
 
 fuzz_target!(|data: &[u8]| {
     let model = Model::new(NicConfig::default());

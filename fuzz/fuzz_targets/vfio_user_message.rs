@@ -25,7 +25,7 @@ use hac_utility::vfio_user::endpoint::{IrqRoutes, MAX_DMA_BYTES, MAX_DMA_MAPS, V
 use hac_utility::vfio_user::wire::{Command, HEADER_LEN, Header, flags};
 use igb_hw::VfIndex;
 use libfuzzer_sys::fuzz_target;
-use nic_model::{FunctionId, NicConfig};
+use igb_model::{FunctionId, NicConfig};
 
 fn pf_config(model: &Model) -> Vec<u8> {
     let mut out = vec![0u8; 0x200];

@@ -340,7 +340,7 @@ pub fn scenario(case: &Case, w: &Workload) -> Scenario {
         // 20 µs step) or the wire can carry, whichever is lower.
         let line = w
             .port_rate
-            .parse::<nic_model::LineRate>()
+            .parse::<igb_model::LineRate>()
             .unwrap_or_default();
         let wire_fps = line.bits_per_sec() as f64 / ((case.frame_len + 4 + 20) as f64 * 8.0);
         let engine_fps = ENGINE_BATCH_PER_STEP * 1e9 / engine::STEP_NS as f64;

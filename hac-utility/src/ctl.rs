@@ -38,7 +38,7 @@ pub struct ServeArgs {
     vfs: u64,
     /// Port rate of the model: 1G, 10G, 25G or 100G.
     #[arg(long, default_value = "1G")]
-    port_rate: nic_model::LineRate,
+    port_rate: igb_model::LineRate,
     /// Serve Prometheus text counters at http://ADDR/metrics (loopback only, e.g.
     /// 127.0.0.1:9187).
     #[arg(long, value_name = "ADDR")]
@@ -439,7 +439,7 @@ fn run_epochs(
             late += 1;
         }
         next += period;
-        let Some(following) = igb_hw::regs::hac_next_epoch(epoch) else {
+        let Some(following) = adapter_core::next_epoch(epoch) else {
             failure = Some(format!(
                 "VF {vf} used every checkpoint epoch up to {epoch}; untag and tag it to start again at 1"
             ));
@@ -468,7 +468,7 @@ fn run_epochs(
     }
     // Release what is committed, let the wire drain, count, then stop checkpointing. At the last
     // epoch no new one can open: the open epoch is committed as it is.
-    let finish = match igb_hw::regs::hac_next_epoch(epoch) {
+    let finish = match adapter_core::next_epoch(epoch) {
         Some(following) => send(Request::Open {
             vf,
             epoch: following,

@@ -11,7 +11,7 @@ use hac_driver::model::Model;
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::VfConfig;
 use igb_hw::MacAddress;
-use nic_model::{FunctionId, LineRate, NicConfig, WireSink};
+use igb_model::{FunctionId, LineRate, NicConfig, WireSink};
 
 use crate::scenario::Scenario;
 
@@ -258,7 +258,7 @@ pub fn run(
                 if v.tagged {
                     let e = v.open;
                     let next =
-                        igb_hw::regs::hac_next_epoch(e).ok_or(EngineError::EpochsExhausted(i))?;
+                        adapter_core::next_epoch(e).ok_or(EngineError::EpochsExhausted(i))?;
                     hac.open_epoch(i, next)?;
                     v.open = next;
                     v.acks.push_back((t + rng.uniform(ack_lo, ack_hi), e));

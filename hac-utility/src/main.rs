@@ -13,7 +13,7 @@ use hac_driver::mailbox::MailboxConfig;
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::{LinkState, MacSource, VfConfig, VfDriver};
 use hac_driver::vfio::VfioDevice;
-use nic_model::NicConfig;
+use igb_model::NicConfig;
 use serde::Serialize;
 
 mod ctl;
@@ -674,7 +674,7 @@ fn probe_model(config: VfConfig) -> ProbeReport {
     let at = (igb_hw::pci::layout::SRIOV + igb_hw::pci::sriov::VF_DEVICE_ID) as u16;
     model
         .nic()
-        .config_read(nic_model::FunctionId::Pf, at, &mut id);
+        .config_read(igb_model::FunctionId::Pf, at, &mut id);
     report.vendor_id = Some(format!("{:#06x}", igb_hw::pci::VENDOR_INTEL));
     report.device_id = Some(format!("{:#06x}", u16::from_le_bytes(id)));
     match model.vf_driver(0, config) {

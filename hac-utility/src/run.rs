@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use nic_model::PcapSink;
+use igb_model::PcapSink;
 
 use crate::engine;
 use crate::plot;

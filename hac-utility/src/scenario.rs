@@ -193,7 +193,7 @@ impl Scenario {
                 format!("{} is out of range: use 1..=600000", self.duration_ms),
             );
         }
-        if self.port_rate.parse::<nic_model::LineRate>().is_err() {
+        if self.port_rate.parse::<igb_model::LineRate>().is_err() {
             return bad(
                 "port_rate".into(),
                 format!(

@@ -26,7 +26,7 @@ use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma, SharedPfAgent};
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::{VfConfig, VfDriver};
 use igb_hw::MacAddress;
-use nic_model::{FunctionId, LineRate, NicConfig, PcapSink};
+use igb_model::{FunctionId, LineRate, NicConfig, PcapSink};
 use serde_json::{Value, json};
 
 use crate::control::{

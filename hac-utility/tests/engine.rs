@@ -5,7 +5,7 @@
 use hac_utility::engine::{self, Outcome};
 use hac_utility::report;
 use hac_utility::scenario::{Event, Scenario};
-use nic_model::PcapSink;
+use igb_model::PcapSink;
 
 #[test]
 fn demo_scenario_report_is_consistent() {

@@ -18,7 +18,7 @@ use hac_utility::hwcases::{
 };
 use hac_utility::traffic::{self, TrafficPlan};
 use igb_hw::MacAddress;
-use nic_model::NicConfig;
+use igb_model::NicConfig;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};

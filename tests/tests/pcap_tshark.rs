@@ -5,8 +5,8 @@
 use std::process::Command;
 
 use igb_hw::MacAddress;
-use nic_model::testing::{VfRings, bring_up, udp_frame, vf_mac};
-use nic_model::{LineRate, NicConfig, PcapSink};
+use igb_model::testing::{VfRings, bring_up, udp_frame, vf_mac};
+use igb_model::{LineRate, NicConfig, PcapSink};
 
 fn tshark_available() -> bool {
     Command::new("tshark")

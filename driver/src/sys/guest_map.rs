@@ -7,7 +7,7 @@
 //! pages concurrently from another process: like MMIO, that memory is outside the Rust abstract
 //! machine, so no Rust reference into it is ever created. Inside this process every access goes
 //! through the model's device lock (the only caller is the model's DMA engine through
-//! [`nic_model::DmaTarget`]), so the mapping is never touched by two of our threads at once.
+//! [`igb_model::DmaTarget`]), so the mapping is never touched by two of our threads at once.
 //!
 //! **No SIGBUS.** An access to a page of a shared mapping that lies beyond the end of its file
 //! raises SIGBUS, which would kill the whole daemon (every VM's device). So a window must be
@@ -189,7 +189,7 @@ fn check_file_window(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()
     Ok(())
 }
 
-impl nic_model::DmaTarget for GuestMapping {
+impl igb_model::DmaTarget for GuestMapping {
     fn len(&self) -> u64 {
         self.len as u64
     }

@@ -30,7 +30,7 @@ use hac_driver::pf::PfConfig;
 use hac_driver::tap::{TapDevice, poll_readable};
 use hac_driver::vf::{VfConfig, VfDriver};
 use igb_hw::MacAddress;
-use nic_model::{FunctionId, LineRate, NicConfig, PcapSink, SimTime, WireSink};
+use igb_model::{FunctionId, LineRate, NicConfig, PcapSink, SimTime, WireSink};
 use serde_json::json;
 
 use super::msg::{Message, Step, StreamDecoder};
@@ -136,7 +136,7 @@ pub enum NodeError {
     /// The VF used every checkpoint epoch (docs/hac.md: epoch rules); it must be re-tagged.
     #[error(
         "the service VF used every checkpoint epoch up to {}; re-tag it to continue",
-        igb_hw::regs::HAC_LAST_EPOCH
+        adapter_core::LAST_EPOCH
     )]
     EpochsExhausted,
     /// The TAP, the link or an output file failed.
@@ -749,7 +749,7 @@ impl Node {
             return Ok(());
         }
         let closed = self.open_epoch;
-        let next = igb_hw::regs::hac_next_epoch(closed).ok_or(NodeError::EpochsExhausted)?;
+        let next = adapter_core::next_epoch(closed).ok_or(NodeError::EpochsExhausted)?;
         self.hac.open_epoch(SERVICE_VF, next)?;
         self.open_epoch = next;
         let steps = std::mem::take(&mut self.log);

@@ -39,7 +39,7 @@ use hac_driver::vfio::EventFd;
 use igb_hw::pci::{self, header, layout, msix as msix_cap};
 use igb_hw::regs::{MSIX_BAR_SIZE, VF_BAR0_SIZE, VF_MSIX_VECTORS, VfReg};
 use igb_hw::{Iova, VfIndex};
-use nic_model::{FunctionId, Interrupt, MapError};
+use igb_model::{FunctionId, Interrupt, MapError};
 
 use super::wire::{self, Command, Header, Payload, Request, errno};
 
@@ -945,7 +945,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use hac_driver::pf::PfConfig;
-    use nic_model::NicConfig;
+    use igb_model::NicConfig;
 
     fn endpoint() -> (Model, VfEndpoint) {
         let model = Model::new(NicConfig::default());

@@ -1,7 +1,7 @@
 //! A host beyond the model's wire port: smoltcp on the wire, answering ARP and ping and echoing
 //! TCP on one port. The guest's frames reach it only after the egress stage (so only after
 //! their checkpoint commits when the VF is tagged); its answers enter through
-//! [`nic_model::Nic::inject_from_wire`].
+//! [`igb_model::Nic::inject_from_wire`].
 //!
 //! It runs on the daemon's thread, once per tick, with the model's clock as its time.
 
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use hac_driver::model::Model;
 use hac_driver::phy::smoltcp;
 use igb_hw::MacAddress;
-use nic_model::{SimTime, WireSink};
+use igb_model::{SimTime, WireSink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;

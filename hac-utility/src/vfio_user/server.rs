@@ -173,7 +173,7 @@ mod tests {
     use hac_driver::model::Model;
     use hac_driver::pf::PfConfig;
     use igb_hw::VfIndex;
-    use nic_model::NicConfig;
+    use igb_model::NicConfig;
 
     fn message(id: u16, command: Command, body: &[u8]) -> Vec<u8> {
         Header::request(id, command, body)

@@ -1,0 +1,41 @@
+//! The adapter core: what every device family of the model shares, unchanged.
+//!
+//! A family (the 82576 in `igb-model`, and the ones after it) decodes its own registers,
+//! descriptors and commands, and hands the rest to these blocks:
+//!
+//! ```text
+//!  family TX engine ──DMA──► memory::Iommu of the function ─► memory::DmaTarget (guest RAM)
+//!        │
+//!        ▼  EgressFrame { vport, data }
+//!  egress::EgressStage: per-vport FIFO, HAC epochs (epoch::EpochState), scheduler + guard,
+//!        │             backpressure, limits
+//!        ▼
+//!  wire: LineRate pacing in virtual time (clock::SimTime) ─► WireSink (PcapSink, …)
+//! ```
+//!
+//! * [`memory`]: DMA targets and the per-function IOMMU; out-of-map DMA is a fault, never a
+//!   panic.
+//! * [`egress`]: the egress stage and the HAC semantics of docs/hac.md (exact epochs, FIFO,
+//!   discard, unprotect, backpressure, strict priority with a guard).
+//! * [`epoch`]: the epoch rules, shared with SoftHac in the driver.
+//! * [`wire`]: the port at line rate and its sinks; [`clock`]: virtual time.
+//! * [`vport`]: the index of the function a frame belongs to.
+//!
+//! The register block through which a family exposes HAC (the 82576 family's HACCTL, HACCMD, …)
+//! stays in the family: the core knows operations and results, not encodings.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod egress;
+pub mod epoch;
+pub mod memory;
+pub mod vport;
+pub mod wire;
+
+pub use clock::SimTime;
+pub use egress::{EgressFrame, EgressLimits, EgressStage, HacResult};
+pub use epoch::{EpochState, LAST_EPOCH, next_epoch};
+pub use memory::{DmaFault, DmaTarget, Iommu, MapError, SharedMemory};
+pub use vport::Vport;
+pub use wire::{LineRate, PcapSink, WireRecord, WireSink};

@@ -1,0 +1,470 @@
+//! DMA-visible memory and the per-function IOMMU that translates device addresses into it.
+//!
+//! The model never holds a Rust reference into memory a driver can see: [`DmaTarget`] is a
+//! byte-copy interface, and [`SharedMemory`] stores its bytes in atomic words, so the driver and
+//! the model (possibly on different threads) read and write it without `unsafe` and without data
+//! races. A front end that owns real guest memory (vfio-user) implements [`DmaTarget`] itself.
+//!
+//! Each PCI function has its own [`Iommu`]: a set of IOVA → (target, offset) mappings. A device
+//! access that touches any byte outside the function's mappings is a DMA fault; nothing is read
+//! or written in that case (the whole access is checked before any byte moves).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+
+use hw_common::Iova;
+
+/// Memory a device can reach through an IOMMU mapping.
+pub trait DmaTarget: Send + Sync {
+    /// Size in bytes.
+    fn len(&self) -> u64;
+    /// True when the target has no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copies `buf.len()` bytes at `offset` into `buf`. Callers guarantee the range is in bounds.
+    fn read(&self, offset: u64, buf: &mut [u8]);
+    /// Copies `data` to `offset`. Callers guarantee the range is in bounds.
+    fn write(&self, offset: u64, data: &[u8]);
+}
+
+/// Host memory shared between a driver and the model: atomic 64-bit words, little-endian bytes.
+///
+/// Writes become visible to other threads after [`SharedMemory::publish`] (a release fence),
+/// which is what a driver calls before a doorbell (the `wmb()` before TDT/RDT); the model's
+/// register write path performs the matching acquire fence.
+pub struct SharedMemory {
+    words: Box<[AtomicU64]>,
+    len: u64,
+}
+
+impl SharedMemory {
+    /// Zeroed memory of `len` bytes.
+    pub fn new(len: usize) -> Arc<SharedMemory> {
+        let words = (0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
+        Arc::new(SharedMemory {
+            words,
+            len: len as u64,
+        })
+    }
+
+    /// Release fence: every write before it is visible to a thread that performs an acquire
+    /// fence after observing a later write (the doorbell).
+    pub fn publish() {
+        fence(Ordering::Release);
+    }
+
+    /// Acquire fence matching [`SharedMemory::publish`].
+    pub fn acquire() {
+        fence(Ordering::Acquire);
+    }
+
+    fn in_bounds(&self, offset: u64, len: usize) -> bool {
+        offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= self.len)
+    }
+
+    /// Reads `buf.len()` bytes at `offset`; `false` (and nothing read) if out of bounds.
+    pub fn read_checked(&self, offset: u64, buf: &mut [u8]) -> bool {
+        if !self.in_bounds(offset, buf.len()) {
+            return false;
+        }
+        self.read(offset, buf);
+        true
+    }
+
+    /// Writes `data` at `offset`; `false` (and nothing written) if out of bounds.
+    pub fn write_checked(&self, offset: u64, data: &[u8]) -> bool {
+        if !self.in_bounds(offset, data.len()) {
+            return false;
+        }
+        self.write(offset, data);
+        true
+    }
+}
+
+impl DmaTarget for SharedMemory {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) {
+        let mut pos = offset as usize;
+        let mut out = 0;
+        // A partial first word, then whole words in one pass, then a partial last word.
+        let start = pos % 8;
+        if start != 0 && !buf.is_empty() {
+            let word = self.words[pos / 8].load(Ordering::Relaxed).to_le_bytes();
+            let n = (8 - start).min(buf.len());
+            buf[..n].copy_from_slice(&word[start..start + n]);
+            out = n;
+            pos += n;
+        }
+        let whole = (buf.len() - out) / 8;
+        let first = pos / 8;
+        for (chunk, cell) in buf[out..out + 8 * whole]
+            .chunks_exact_mut(8)
+            .zip(&self.words[first..first + whole])
+        {
+            chunk.copy_from_slice(&cell.load(Ordering::Relaxed).to_le_bytes());
+        }
+        out += 8 * whole;
+        pos += 8 * whole;
+        if out < buf.len() {
+            let word = self.words[pos / 8].load(Ordering::Relaxed).to_le_bytes();
+            let n = buf.len() - out;
+            buf[out..].copy_from_slice(&word[..n]);
+        }
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) {
+        let mut pos = offset as usize;
+        let mut inp = 0;
+        // A partial first word, then whole words in one pass, then a partial last word.
+        let start = pos % 8;
+        if start != 0 && !data.is_empty() {
+            let n = (8 - start).min(data.len());
+            merge_bytes(&self.words[pos / 8], start, &data[..n]);
+            inp = n;
+            pos += n;
+        }
+        let whole = (data.len() - inp) / 8;
+        let first = pos / 8;
+        for (chunk, cell) in data[inp..inp + 8 * whole]
+            .chunks_exact(8)
+            .zip(&self.words[first..first + whole])
+        {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            cell.store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+        inp += 8 * whole;
+        pos += 8 * whole;
+        if inp < data.len() {
+            merge_bytes(&self.words[pos / 8], 0, &data[inp..]);
+        }
+    }
+}
+
+/// Stores `bytes` at byte `start` of `cell`, atomically merged so that a concurrent writer of the
+/// other bytes of the same word is not lost.
+fn merge_bytes(cell: &AtomicU64, start: usize, bytes: &[u8]) {
+    let mut mask = 0u64;
+    let mut bits = 0u64;
+    for (i, &b) in bytes.iter().enumerate() {
+        let shift = (start + i) * 8;
+        mask |= 0xFF << shift;
+        bits |= u64::from(b) << shift;
+    }
+    let mut cur = cell.load(Ordering::Relaxed);
+    loop {
+        let new = (cur & !mask) | bits;
+        match cell.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(actual) => cur = actual,
+        }
+    }
+}
+
+/// Why an IOMMU mapping was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    /// Zero-length mapping.
+    #[error("mapping of zero bytes")]
+    ZeroLength,
+    /// IOVA + length overflows 64 bits.
+    #[error("mapping at {iova} of {len} bytes overflows the address space")]
+    Overflow {
+        /// Start.
+        iova: Iova,
+        /// Length.
+        len: u64,
+    },
+    /// The mapping overlaps an existing one.
+    #[error("mapping at {iova} overlaps the mapping at {existing}")]
+    Overlap {
+        /// Start of the new mapping.
+        iova: Iova,
+        /// Start of the existing mapping.
+        existing: Iova,
+    },
+    /// The target range lies outside the target's memory.
+    #[error("target range offset {offset} + {len} is beyond the target's {target_len} bytes")]
+    OutOfTarget {
+        /// Offset in the target.
+        offset: u64,
+        /// Length.
+        len: u64,
+        /// Size of the target.
+        target_len: u64,
+    },
+    /// No mapping starts at this IOVA.
+    #[error("no mapping starts at {0}")]
+    NotMapped(Iova),
+}
+
+/// A device access touched an address its function has no mapping for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("DMA fault: {kind} of {len} bytes at {iova}")]
+pub struct DmaFault {
+    /// First byte of the access.
+    pub iova: Iova,
+    /// Length of the access.
+    pub len: usize,
+    /// Read or write.
+    pub kind: DmaKind,
+}
+
+/// Direction of a DMA access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaKind {
+    /// Device reads memory.
+    Read,
+    /// Device writes memory.
+    Write,
+}
+
+impl core::fmt::Display for DmaKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            DmaKind::Read => "read",
+            DmaKind::Write => "write",
+        })
+    }
+}
+
+struct Mapping {
+    len: u64,
+    target: Arc<dyn DmaTarget>,
+    offset: u64,
+    writable: bool,
+}
+
+/// The IOMMU translation table of one PCI function.
+#[derive(Default)]
+pub struct Iommu {
+    maps: BTreeMap<u64, Mapping>,
+}
+
+impl Iommu {
+    /// Maps `len` bytes at `iova` onto `target[offset..offset + len]`.
+    pub fn map(
+        &mut self,
+        iova: Iova,
+        len: u64,
+        target: Arc<dyn DmaTarget>,
+        offset: u64,
+        writable: bool,
+    ) -> Result<(), MapError> {
+        if len == 0 {
+            return Err(MapError::ZeroLength);
+        }
+        let end = iova
+            .0
+            .checked_add(len)
+            .ok_or(MapError::Overflow { iova, len })?;
+        if offset.checked_add(len).is_none_or(|e| e > target.len()) {
+            return Err(MapError::OutOfTarget {
+                offset,
+                len,
+                target_len: target.len(),
+            });
+        }
+        if let Some((&start, m)) = self.maps.range(..end).next_back()
+            && start + m.len > iova.0
+        {
+            return Err(MapError::Overlap {
+                iova,
+                existing: Iova(start),
+            });
+        }
+        self.maps.insert(
+            iova.0,
+            Mapping {
+                len,
+                target,
+                offset,
+                writable,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes the mapping that starts at `iova`.
+    pub fn unmap(&mut self, iova: Iova) -> Result<(), MapError> {
+        self.maps
+            .remove(&iova.0)
+            .map(|_| ())
+            .ok_or(MapError::NotMapped(iova))
+    }
+
+    /// Removes every mapping.
+    pub fn clear(&mut self) {
+        self.maps.clear();
+    }
+
+    /// Number of mappings.
+    pub fn len(&self) -> usize {
+        self.maps.len()
+    }
+
+    /// True when nothing is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.maps.is_empty()
+    }
+
+    /// Splits `[iova, iova + len)` into mapped pieces, or faults if any byte is unmapped (or not
+    /// writable for a write).
+    fn walk(
+        &self,
+        iova: Iova,
+        len: usize,
+        kind: DmaKind,
+        mut each: impl FnMut(&Mapping, u64, usize, usize),
+    ) -> Result<(), DmaFault> {
+        let fault = DmaFault { iova, len, kind };
+        let Some(end) = iova.0.checked_add(len as u64) else {
+            return Err(fault);
+        };
+        // First pass checks, second pass moves bytes: a faulting access has no partial effect.
+        for pass in 0..2 {
+            let mut pos = iova.0;
+            let mut done = 0usize;
+            while pos < end {
+                let (&start, m) = self.maps.range(..=pos).next_back().ok_or(fault)?;
+                let map_end = start + m.len;
+                if pos >= map_end || (kind == DmaKind::Write && !m.writable) {
+                    return Err(fault);
+                }
+                let n = (map_end.min(end) - pos) as usize;
+                if pass == 1 {
+                    each(m, m.offset + (pos - start), done, n);
+                }
+                pos += n as u64;
+                done += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// Device read of `buf.len()` bytes at `iova`.
+    pub fn read(&self, iova: Iova, buf: &mut [u8]) -> Result<(), DmaFault> {
+        let len = buf.len();
+        self.walk(iova, len, DmaKind::Read, |m, off, at, n| {
+            m.target.read(off, &mut buf[at..at + n])
+        })
+    }
+
+    /// Device write of `data` at `iova`.
+    pub fn write(&self, iova: Iova, data: &[u8]) -> Result<(), DmaFault> {
+        self.walk(iova, data.len(), DmaKind::Write, |m, off, at, n| {
+            m.target.write(off, &data[at..at + n])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_memory_handles_unaligned_ranges() {
+        let mem = SharedMemory::new(64);
+        let data: Vec<u8> = (1..=21).collect();
+        assert!(mem.write_checked(3, &data));
+        let mut back = [0u8; 21];
+        assert!(mem.read_checked(3, &mut back));
+        assert_eq!(&back[..], &data[..]);
+        let mut around = [0u8; 2];
+        mem.read(2, &mut around);
+        assert_eq!(around, [0, 1]);
+        assert!(!mem.write_checked(60, &[0; 5]));
+        assert!(!mem.read_checked(u64::MAX, &mut [0; 1]));
+    }
+
+    #[test]
+    fn shared_memory_agrees_with_a_byte_array_for_every_offset_and_length() {
+        let mem = SharedMemory::new(64);
+        let mut reference = [0u8; 64];
+        let mut k = 0u8;
+        for off in 0..20 {
+            for len in 0..=40 {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        k = k.wrapping_add(37);
+                        k
+                    })
+                    .collect();
+                mem.write(off as u64, &data);
+                reference[off..off + len].copy_from_slice(&data);
+                for roff in [0, off, off + 1, 17] {
+                    let mut back = vec![0u8; 64 - roff];
+                    mem.read(roff as u64, &mut back);
+                    assert_eq!(back, reference[roff..], "write {off}+{len}, read at {roff}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn iommu_translates_across_adjacent_mappings_and_faults_outside() {
+        let mem = SharedMemory::new(8192);
+        let mut mmu = Iommu::default();
+        mmu.map(Iova(0x10_0000), 4096, mem.clone(), 4096, true)
+            .unwrap();
+        mmu.map(Iova(0x10_1000), 4096, mem.clone(), 0, true)
+            .unwrap();
+        mmu.write(Iova(0x10_0ffe), &[1, 2, 3, 4]).unwrap();
+        let mut b = [0u8; 2];
+        mem.read(8190, &mut b);
+        assert_eq!(b, [1, 2]);
+        mem.read(0, &mut b);
+        assert_eq!(b, [3, 4]);
+        let f = mmu.read(Iova(0x10_1ffe), &mut [0u8; 4]).unwrap_err();
+        assert_eq!(f.kind, DmaKind::Read);
+        assert!(mmu.write(Iova(u64::MAX - 1), &[0; 4]).is_err());
+    }
+
+    #[test]
+    fn faulting_write_changes_nothing() {
+        let mem = SharedMemory::new(4096);
+        let mut mmu = Iommu::default();
+        mmu.map(Iova(0), 4096, mem.clone(), 0, true).unwrap();
+        assert!(mmu.write(Iova(4094), &[9; 4]).is_err());
+        let mut b = [0u8; 2];
+        mem.read(4094, &mut b);
+        assert_eq!(b, [0, 0]);
+    }
+
+    #[test]
+    fn map_refuses_overlap_and_bad_ranges() {
+        let mem = SharedMemory::new(4096);
+        let mut mmu = Iommu::default();
+        mmu.map(Iova(0x2000), 0x1000, mem.clone(), 0, true).unwrap();
+        assert!(matches!(
+            mmu.map(Iova(0x2800), 0x1000, mem.clone(), 0, true),
+            Err(MapError::Overlap { .. })
+        ));
+        assert!(matches!(
+            mmu.map(Iova(0x1800), 0x1000, mem.clone(), 0, true),
+            Err(MapError::Overlap { .. })
+        ));
+        assert_eq!(
+            mmu.map(Iova(0), 0, mem.clone(), 0, true),
+            Err(MapError::ZeroLength)
+        );
+        assert!(matches!(
+            mmu.map(Iova(0x8000), 0x2000, mem.clone(), 0, true),
+            Err(MapError::OutOfTarget { .. })
+        ));
+        mmu.map(Iova(0x1000), 0x1000, mem.clone(), 0, false)
+            .unwrap();
+        assert!(mmu.write(Iova(0x1000), &[1]).is_err(), "read-only mapping");
+        assert_eq!(
+            mmu.unmap(Iova(0x1234)),
+            Err(MapError::NotMapped(Iova(0x1234)))
+        );
+    }
+}

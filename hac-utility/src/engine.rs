@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use adapter_core::rng::XorShift64Star;
 use bytes::Bytes;
 use hac_driver::hac::{AdapterHac, Hac};
 use hac_driver::model::Model;
@@ -120,24 +121,6 @@ pub enum EngineError {
     EpochsExhausted(usize),
 }
 
-/// xorshift64*: the engine's seeded randomness.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn uniform(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            lo
-        } else {
-            lo + self.next() % (hi - lo + 1)
-        }
-    }
-}
-
 fn vf_mac(n: usize) -> MacAddress {
     MacAddress([0x02, 0x1B, 0x21, 0xC0, 0x00, n as u8])
 }
@@ -221,7 +204,7 @@ pub fn run(
             resolved: 0,
         });
     }
-    let mut rng = Rng(scenario.seed.max(1));
+    let mut rng = XorShift64Star::new(scenario.seed.max(1));
     // Virtual time already spent bringing the VFs up (mailbox handshakes): the run starts here.
     let t0 = model.nic().now().as_nanos();
     let mut gens: Vec<Gen> = (0..n)

@@ -20,6 +20,7 @@
 //! * [`epoch`]: the epoch rules, shared with SoftHac in the driver.
 //! * [`wire`]: the port at line rate and its sinks; [`clock`]: virtual time.
 //! * [`vport`]: the index of the function a frame belongs to.
+//! * [`rng`]: seeded randomness, so simulations are reproducible like the clock.
 //!
 //! The register block through which a family exposes HAC (the 82576 family's HACCTL, HACCMD, …)
 //! stays in the family: the core knows operations and results, not encodings.
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod egress;
 pub mod epoch;
 pub mod memory;
+pub mod rng;
 pub mod vport;
 pub mod wire;
 

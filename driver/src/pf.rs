@@ -1,6 +1,6 @@
 //! The PF agent: the part of a PF driver that owns the VFs. It brings the PF up for SR-IOV
 //! (VMDq, VM-to-VM switching, anti-spoofing), and answers every VF mailbox message the way
-//! Linux igb does (`igb_rcv_msg_from_vf`, facts §2.3):
+//! Linux igb does (`igb_rcv_msg_from_vf` in Linux `igb_main.c`):
 //!
 //! * VF_RESET is always processed: the VF's filters are reset, TX/RX enabled (VFTE/VFRE), CTS
 //!   set, and the reply is `VF_RESET|ACK` + MAC (3 words, no CTS), or `VF_RESET|NACK` with a zero

@@ -3,7 +3,7 @@
 //!
 //! Init sequence (Linux `e1000_reset_hw_vf` / `igbvf_configure`; datasheet 4.2.2.2, 7.8.2.9):
 //! 1. CTRL.RST; wait for the bit to self-clear. RSTD is *not* required: QEMU never sets it after
-//!    a VF reset (facts §6.4), while real hardware and our model do.
+//!    a VF reset (QEMU `hw/net/igb_core.c`), while real hardware and our model do.
 //! 2. If RSTI is set the PF is still resetting: wait up to the mailbox timeout, then
 //!    [`DriverError::PfInReset`].
 //! 3. VF_RESET → the PF answers ACK + MAC (3 words), or NACK when it has no MAC for us; then we

@@ -407,26 +407,26 @@ pub fn abort_discards_exactly_the_epochs_it_covers<H: HacHarness>(h: &mut H) {
     r.ok("open 4", |h| h.open_epoch(VF0, 4));
     r.send(VF0, 1); // epoch 4: 6
     r.ok("open 5", |h| h.open_epoch(VF0, 5));
-    r.send(VF0, 1); // epoch 5: 7
+    r.send(VF0, 2); // epoch 5: 7, 8
     r.ok("abort 4", |h| h.abort(VF0, 4));
     let st = r.assert_conserved(VF0);
     assert_eq!(
         (st.discarded, st.buffered_frames),
-        (5, 1),
+        (5, 2),
         "{}: abort 4 discards epochs 3 and 4",
         r.name()
     );
     r.ok("commit 5", |h| h.commit(VF0, 5));
     assert_eq!(
         r.settle_only(VF0),
-        vec![7],
-        "{}: epoch 5 survives",
+        vec![7, 8],
+        "{}: epoch 5 survives, in order",
         r.name()
     );
     let st = r.assert_conserved(VF0);
     assert_eq!(
         (st.released, st.discarded, st.buffered_frames),
-        (3, 5, 0),
+        (4, 5, 0),
         "{}: released, discarded, buffered",
         r.name()
     );
@@ -627,7 +627,9 @@ pub fn backpressure_at_the_limit_loses_nothing<H: HacHarness>(h: &mut H) {
     let st = r.assert_conserved(VF0);
     match stamping {
         Stamping::AtSend => {
-            // Everything accepted was stamped with epoch 1.
+            // The limit refused frames at `send`: none wait outside the buffer, and everything
+            // accepted was stamped with epoch 1.
+            assert_eq!(queued, 0, "{}: frames wait outside the buffer", r.name());
             assert_eq!(
                 out,
                 (0..LIMIT).collect::<Vec<_>>(),
@@ -637,8 +639,9 @@ pub fn backpressure_at_the_limit_loses_nothing<H: HacHarness>(h: &mut H) {
             assert_eq!(st.buffered_frames, 0, "{}: all of epoch 1 left", r.name());
         }
         Stamping::AtFetch => {
-            // The buffer's frames were epoch 1; those still in the ring are stamped 2 as the
-            // buffer takes them.
+            // The limit stopped the TX engine: frames wait in the ring. The buffer's frames
+            // were epoch 1; those still in the ring are stamped 2 as the buffer takes them.
+            assert!(queued > 0, "{}: no frame waits in the ring", r.name());
             assert_eq!(
                 out,
                 (0..LIMIT).collect::<Vec<_>>(),

@@ -25,6 +25,7 @@
 use std::collections::VecDeque;
 
 use adapter_core::EpochState;
+use adapter_core::egress::DEFAULT_HAC_LIMITS;
 use bytes::Bytes;
 use igb_hw::VfIndex;
 
@@ -35,10 +36,11 @@ use crate::ring::RxMeta;
 use crate::vf::{LinkState, VfDriver, VfStats};
 
 /// Buffer limits of a checkpointing VF until `set_limits`: 4096 frames and 4 MiB, the adapter
-/// extension's defaults (docs/hac.md). `set_limits` with 0 means the maximum, 2³² − 1.
-pub const DEFAULT_LIMIT_FRAMES: u32 = 4096;
+/// extension's defaults (the core's `DEFAULT_HAC_LIMITS`, docs/hac.md). `set_limits` with 0
+/// means the maximum, 2³² − 1.
+pub const DEFAULT_LIMIT_FRAMES: u32 = DEFAULT_HAC_LIMITS.frames as u32;
 /// See [`DEFAULT_LIMIT_FRAMES`].
-pub const DEFAULT_LIMIT_BYTES: u32 = 4 << 20;
+pub const DEFAULT_LIMIT_BYTES: u32 = DEFAULT_HAC_LIMITS.bytes as u32;
 
 struct Held {
     /// Checkpoint epoch; `None` for a plain frame queued before the VF was tagged.
@@ -483,6 +485,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_default_limits_are_the_extension_defaults() {
+        assert_eq!((DEFAULT_LIMIT_FRAMES, DEFAULT_LIMIT_BYTES), (4096, 4 << 20));
+    }
     use crate::model::Model;
     use crate::pf::PfConfig;
     use crate::vf::VfConfig;

@@ -571,6 +571,80 @@ pub fn plain_vfs_are_never_held<H: HacHarness>(h: &mut H) {
     r.assert_conserved(VF0);
 }
 
+/// Tagging a VF with a backlog (docs/hac.md, "Tagging a VF with a backlog"): a frame sent after
+/// the tag never leaves before its commit; frames sent before it are either not held (SoftHac:
+/// they predate the protection) or held with epoch 1 (the extension stamps the ones its TX engine
+/// had not fetched yet: the conservative side). Either way all leave after the commit, in order.
+pub fn tagging_a_vf_with_a_backlog_never_releases_a_later_frame<H: HacHarness>(h: &mut H) {
+    // More than the VF's ring and the egress stage's plain FIFO take at once: SoftHac keeps the
+    // rest in software, the extension's driver refuses it.
+    const BACKLOG: u32 = 200;
+    const BIG: usize = 1400;
+    let stamping = h.differences().stamping;
+    let mut r = Run::new(h);
+    // The backlog, without letting time pass.
+    let backlog = r.offer_len(VF0, BACKLOG, BIG);
+    assert!(
+        backlog > 0,
+        "{}: an untagged VF refused everything",
+        r.name()
+    );
+    r.ok("tag", |h| h.set_tagged(VF0, true));
+    r.h.advance(TAKE_NS);
+    let mut later = 0;
+    for _ in 0..100 {
+        later += r.offer_len(VF0, 1 - later, BIG);
+        if later == 1 {
+            break;
+        }
+        r.h.advance(TAKE_NS);
+    }
+    assert_eq!(
+        later,
+        1,
+        "{}: the frame after the tag was never accepted",
+        r.name()
+    );
+    let out = r.settle_only(VF0);
+    assert!(
+        !out.contains(&backlog),
+        "{}: the frame sent after the tag left before commit 1",
+        r.name()
+    );
+    assert_eq!(
+        out,
+        (0..out.len() as u32).collect::<Vec<_>>(),
+        "{}: the backlog leaves in order",
+        r.name()
+    );
+    let st = r.assert_conserved(VF0);
+    match stamping {
+        Stamping::AtSend => assert_eq!(
+            (out.len() as u32, st.buffered_frames),
+            (backlog, 1),
+            "{}: the backlog predates the tag and is not held; the later frame is",
+            r.name()
+        ),
+        Stamping::AtFetch => assert!(
+            (out.len() as u32) < backlog && st.buffered_frames >= 2,
+            "{}: the backlog not fetched at the tag is held with epoch 1 ({} left, {} buffered)",
+            r.name(),
+            out.len(),
+            st.buffered_frames
+        ),
+    }
+    r.ok("commit 1", |h| h.commit(VF0, 1));
+    r.settle();
+    let st = r.assert_conserved(VF0);
+    assert_eq!(
+        (r.wire.len() as u32, st.buffered_frames, st.discarded),
+        (backlog + 1, 0, 0),
+        "{}: everything left after commit 1",
+        r.name()
+    );
+    r.assert_fifo();
+}
+
 /// Contract 5: at the buffer limit the implementation stops taking frames (backpressure,
 /// counted) and drops none; every frame offered eventually leaves, in order, once commits free
 /// space. With frames waiting outside the buffer when an epoch opens, the stamping point
@@ -951,6 +1025,10 @@ macro_rules! hac_conformance_tests {
             #[test]
             fn plain_vfs_are_never_held() {
                 c::plain_vfs_are_never_held(&mut ($make)());
+            }
+            #[test]
+            fn tagging_a_vf_with_a_backlog_never_releases_a_later_frame() {
+                c::tagging_a_vf_with_a_backlog_never_releases_a_later_frame(&mut ($make)());
             }
             #[test]
             fn backpressure_at_the_limit_loses_nothing() {

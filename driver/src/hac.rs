@@ -1,81 +1,17 @@
-//! The HAC control API — tag a VF, open/commit/abort epochs, failover, unprotect, limits, guard,
-//! statistics — and its implementation for adapters with the HAC extension (the PF register
-//! block at 0x17000, docs/hac.md). The utility talks to [`Hac`] only.
+//! [`AdapterHac`]: the HAC host contract ([`Hac`], defined in the adapter core) for 82576
+//! adapters with the HAC extension, through the PF register block at 0x17000 (docs/hac.md).
+//! The utility talks to [`Hac`] only; [`crate::softhac::SoftHac`] is the other implementation.
+//!
+//! VFs arrive as the contract's [`VfNumber`] and become [`VfIndex`] at once (a number beyond the
+//! 82576's eight VFs, or beyond the VFs enabled, is [`HacError::NoSuchVf`]); commands are written
+//! with the typed HACCMD.OP values and HACSTS.RESULT is decoded by its named values.
 
-use igb_hw::regs::{HACCMD, HACSTS, PfReg, pf};
+pub use adapter_core::hac::{Hac, HacError, HacVfStats, VfNumber};
+use igb_hw::VfIndex;
+use igb_hw::addr::MAX_VFS;
+use igb_hw::regs::{FieldValue, HACCMD, HACCTL, HACSTS, PfReg, pf};
 
 use crate::backend::{Bar, RegisterIo};
-
-/// Why a HAC operation was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HacError {
-    /// The VF is not checkpointing.
-    #[error("VF {0} is not tagged as checkpointing")]
-    NotTagged(usize),
-    /// The epoch does not fit the VF's open/resolved epochs.
-    #[error("epoch {epoch} is not valid for VF {vf} now (see docs/hac.md: epoch rules)")]
-    BadEpoch {
-        /// The VF.
-        vf: usize,
-        /// The epoch given.
-        epoch: u32,
-    },
-    /// The HAC block is disabled.
-    #[error("the HAC extension is disabled")]
-    Disabled,
-    /// No such VF.
-    #[error("VF {0} does not exist")]
-    NoSuchVf(usize),
-    /// The adapter reported an unknown result.
-    #[error("the adapter refused the command (status {0})")]
-    Refused(u32),
-}
-
-/// Per-VF HAC counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HacVfStats {
-    /// Epoch new frames are stamped with.
-    pub open_epoch: u32,
-    /// Last committed epoch.
-    pub committed_epoch: u32,
-    /// Frames buffered now.
-    pub buffered_frames: u32,
-    /// Bytes buffered now.
-    pub buffered_bytes: u32,
-    /// Highest frames buffered.
-    pub max_frames: u32,
-    /// Highest bytes buffered.
-    pub max_bytes: u32,
-    /// Frames released (64-bit total; the adapter's 32-bit register is accumulated).
-    pub released: u64,
-    /// Frames discarded (64-bit total).
-    pub discarded: u64,
-    /// Backpressure events (64-bit total).
-    pub backpressure: u64,
-}
-
-/// Output-commit control of checkpointing VFs: one API over the adapter extension and the
-/// driver-level fallback.
-pub trait Hac {
-    /// Marks `vf` as checkpointing (epoch 1 open) or not (releases what it holds).
-    fn set_tagged(&mut self, vf: usize, on: bool) -> Result<(), HacError>;
-    /// Opens `epoch` (strictly above the open one): later frames are stamped with it.
-    fn open_epoch(&mut self, vf: usize, epoch: u32) -> Result<(), HacError>;
-    /// The backup acknowledged `epoch`: release frames of epochs ≤ `epoch`.
-    fn commit(&mut self, vf: usize, epoch: u32) -> Result<(), HacError>;
-    /// Checkpoint `epoch` failed: discard the held frames it covered.
-    fn abort(&mut self, vf: usize, epoch: u32) -> Result<(), HacError>;
-    /// The primary failed over: discard everything held.
-    fn failover(&mut self, vf: usize) -> Result<(), HacError>;
-    /// The backup is lost: release everything and stop buffering.
-    fn unprotect(&mut self, vf: usize) -> Result<(), HacError>;
-    /// Buffer limits of `vf`.
-    fn set_limits(&mut self, vf: usize, frames: u32, bytes: u32) -> Result<(), HacError>;
-    /// Starvation guard in bytes (0 = strict priority).
-    fn set_guard(&mut self, bytes: u32) -> Result<(), HacError>;
-    /// Counters of `vf`.
-    fn stats(&mut self, vf: usize) -> Result<HacVfStats, HacError>;
-}
 
 /// [`Hac`] through the adapter's HAC register block (PF BAR0).
 ///
@@ -90,82 +26,95 @@ pub struct AdapterHac<R: RegisterIo> {
     bar: Bar<R, PfReg>,
     num_vfs: usize,
     /// Last raw value and 64-bit total of HACREL, HACDISC and HACBP per VF.
-    counters: [[(u32, u64); 3]; 8],
+    counters: [[(u32, u64); 3]; MAX_VFS],
+}
+
+/// The per-VF register index of `vf` (the register map numbers VF blocks by `u8`).
+fn reg(vf: VfIndex) -> u8 {
+    vf.get() as u8
+}
+
+/// HACREL, HACDISC and HACBP of `vf`, in the order of [`AdapterHac::counters`].
+fn event_registers(vf: VfIndex) -> [PfReg; 3] {
+    let v = reg(vf);
+    [PfReg::HACREL(v), PfReg::HACDISC(v), PfReg::HACBP(v)]
 }
 
 impl<R: RegisterIo> AdapterHac<R> {
-    /// Enables the HAC block of the adapter behind `pf_regs` for `num_vfs` VFs.
+    /// Enables the HAC block of the adapter behind `pf_regs` for `num_vfs` VFs (at most
+    /// [`MAX_VFS`]; VF numbers beyond are [`HacError::NoSuchVf`]).
     pub fn new(pf_regs: R, num_vfs: usize) -> Self {
         let bar = Bar::new(pf_regs);
-        bar.set(PfReg::HACCTL, 1);
-        let mut counters = [[(0u32, 0u64); 3]; 8];
-        for (v, c) in counters.iter_mut().enumerate() {
-            let v = v as u8;
-            for (slot, reg) in
-                c.iter_mut()
-                    .zip([PfReg::HACREL(v), PfReg::HACDISC(v), PfReg::HACBP(v)])
-            {
+        bar.write(pf::HACCTL, HACCTL::ENABLE::SET);
+        let mut counters = [[(0u32, 0u64); 3]; MAX_VFS];
+        for (vf, c) in VfIndex::all(MAX_VFS).zip(counters.iter_mut()) {
+            for (slot, reg) in c.iter_mut().zip(event_registers(vf)) {
                 slot.0 = bar.get(reg);
             }
         }
         AdapterHac {
             bar,
-            num_vfs,
+            num_vfs: num_vfs.min(MAX_VFS),
             counters,
         }
     }
 
-    fn check_vf(&self, vf: usize) -> Result<u8, HacError> {
-        if vf < self.num_vfs.min(8) {
-            Ok(vf as u8)
-        } else {
-            Err(HacError::NoSuchVf(vf))
+    /// The 82576 VF behind `vf`, if this adapter has it enabled.
+    fn check_vf(&self, vf: VfNumber) -> Result<VfIndex, HacError> {
+        match VfIndex::try_from(vf) {
+            Ok(v) if v.get() < self.num_vfs => Ok(v),
+            _ => Err(HacError::NoSuchVf(vf)),
         }
     }
 
-    fn command(&mut self, vf: usize, op: u32, epoch: u32) -> Result<(), HacError> {
+    /// Executes `op` on `vf` with argument `epoch`: HACARG, then HACCMD (which executes), then
+    /// HACSTS.RESULT decoded by name.
+    fn command(&mut self, vf: VfNumber, op: HACCMD::OP::Value, epoch: u32) -> Result<(), HacError> {
         let v = self.check_vf(vf)?;
         self.bar.set(PfReg::HACARG, epoch);
         self.bar.write(
             pf::HACCMD,
-            HACCMD::OP.val(op) + HACCMD::VF.val(u32::from(v)),
+            FieldValue::from(op) + HACCMD::VF.val(u32::from(reg(v))),
         );
-        match self.bar.read(pf::HACSTS).read(HACSTS::RESULT) {
-            0 => Ok(()),
-            2 => Err(HacError::NotTagged(vf)),
-            3 => Err(HacError::BadEpoch { vf, epoch }),
-            4 => Err(HacError::Disabled),
-            other => Err(HacError::Refused(other)),
+        let status = self.bar.read(pf::HACSTS);
+        match status.read_as_enum(HACSTS::RESULT) {
+            Some(HACSTS::RESULT::Value::Ok) => Ok(()),
+            Some(HACSTS::RESULT::Value::NotTagged) => Err(HacError::NotTagged(vf)),
+            Some(HACSTS::RESULT::Value::BadEpoch) => Err(HacError::BadEpoch { vf, epoch }),
+            Some(HACSTS::RESULT::Value::Disabled) => Err(HacError::Disabled),
+            Some(HACSTS::RESULT::Value::BadOp) | None => {
+                Err(HacError::Refused(status.read(HACSTS::RESULT)))
+            }
         }
     }
 }
 
 impl<R: RegisterIo> Hac for AdapterHac<R> {
-    fn set_tagged(&mut self, vf: usize, on: bool) -> Result<(), HacError> {
+    fn set_tagged(&mut self, vf: VfNumber, on: bool) -> Result<(), HacError> {
         let v = self.check_vf(vf)?;
         let cur = self.bar.get(PfReg::HACTAG);
-        let bit = 1u32 << v;
+        let bit = 1u32 << v.get();
         self.bar
             .set(PfReg::HACTAG, if on { cur | bit } else { cur & !bit });
         Ok(())
     }
-    fn open_epoch(&mut self, vf: usize, epoch: u32) -> Result<(), HacError> {
-        self.command(vf, 1, epoch)
+    fn open_epoch(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
+        self.command(vf, HACCMD::OP::Value::OpenEpoch, epoch)
     }
-    fn commit(&mut self, vf: usize, epoch: u32) -> Result<(), HacError> {
-        self.command(vf, 2, epoch)
+    fn commit(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
+        self.command(vf, HACCMD::OP::Value::Commit, epoch)
     }
-    fn abort(&mut self, vf: usize, epoch: u32) -> Result<(), HacError> {
-        self.command(vf, 3, epoch)
+    fn abort(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
+        self.command(vf, HACCMD::OP::Value::Abort, epoch)
     }
-    fn failover(&mut self, vf: usize) -> Result<(), HacError> {
-        self.command(vf, 4, 0)
+    fn failover(&mut self, vf: VfNumber) -> Result<(), HacError> {
+        self.command(vf, HACCMD::OP::Value::Failover, 0)
     }
-    fn unprotect(&mut self, vf: usize) -> Result<(), HacError> {
-        self.command(vf, 5, 0)
+    fn unprotect(&mut self, vf: VfNumber) -> Result<(), HacError> {
+        self.command(vf, HACCMD::OP::Value::Unprotect, 0)
     }
-    fn set_limits(&mut self, vf: usize, frames: u32, bytes: u32) -> Result<(), HacError> {
-        let v = self.check_vf(vf)?;
+    fn set_limits(&mut self, vf: VfNumber, frames: u32, bytes: u32) -> Result<(), HacError> {
+        let v = reg(self.check_vf(vf)?);
         self.bar.set(PfReg::HACLIMF(v), frames);
         self.bar.set(PfReg::HACLIMB(v), bytes);
         Ok(())
@@ -174,13 +123,17 @@ impl<R: RegisterIo> Hac for AdapterHac<R> {
         self.bar.set(PfReg::HACGUARD, bytes);
         Ok(())
     }
-    fn stats(&mut self, vf: usize) -> Result<HacVfStats, HacError> {
-        let v = self.check_vf(vf)?;
+    fn stats(&mut self, vf: VfNumber) -> Result<HacVfStats, HacError> {
+        let vf = self.check_vf(vf)?;
         // Free-running 32-bit registers extended to 64 bits (call at least once per wrap).
         let mut totals = [0u64; 3];
-        for ((slot, reg), total) in self.counters[usize::from(v)]
+        let slots = self
+            .counters
+            .get_mut(vf.get())
+            .ok_or(HacError::NoSuchVf(vf.into()))?;
+        for ((slot, reg), total) in slots
             .iter_mut()
-            .zip([PfReg::HACREL(v), PfReg::HACDISC(v), PfReg::HACBP(v)])
+            .zip(event_registers(vf))
             .zip(totals.iter_mut())
         {
             let raw = self.bar.get(reg);
@@ -188,6 +141,7 @@ impl<R: RegisterIo> Hac for AdapterHac<R> {
             slot.0 = raw;
             *total = slot.1;
         }
+        let v = reg(vf);
         let g = |r: PfReg| self.bar.get(r);
         Ok(HacVfStats {
             open_epoch: g(PfReg::HACOPEN(v)),
@@ -236,11 +190,69 @@ mod tests {
             .insert(at(PfReg::HACREL(1)), u32::MAX - 9);
         let mut hac = AdapterHac::new(&regs, 2);
         regs.0.borrow_mut().insert(at(PfReg::HACREL(1)), u32::MAX);
-        assert_eq!(hac.stats(1).unwrap().released, 9);
+        assert_eq!(hac.stats(VF1).unwrap().released, 9);
         // The register wraps: 4 more after MAX reads 3.
         regs.0.borrow_mut().insert(at(PfReg::HACREL(1)), 3);
         regs.0.borrow_mut().insert(at(PfReg::HACDISC(1)), 7);
-        let st = hac.stats(1).unwrap();
+        let st = hac.stats(VF1).unwrap();
         assert_eq!((st.released, st.discarded, st.backpressure), (13, 7, 0));
+    }
+
+    const VF1: VfNumber = VfNumber::new(1);
+
+    #[test]
+    fn commands_carry_the_datasheet_opcodes_and_results_decode_by_name() {
+        let regs = Regs::default();
+        let at = |r: PfReg| r.offset().0;
+        let mut hac = AdapterHac::new(&regs, 2);
+        assert_eq!(regs.0.borrow()[&at(PfReg::HACCTL)], 1, "ENABLE");
+        type Op = fn(&mut AdapterHac<&Regs>) -> Result<(), HacError>;
+        let cases: [(Op, u32, u32); 5] = [
+            (|h| h.open_epoch(VF1, 7), 1, 7),
+            (|h| h.commit(VF1, 6), 2, 6),
+            (|h| h.abort(VF1, 5), 3, 5),
+            (|h| h.failover(VF1), 4, 0),
+            (|h| h.unprotect(VF1), 5, 0),
+        ];
+        for (op, code, arg) in cases {
+            op(&mut hac).unwrap();
+            assert_eq!(regs.0.borrow()[&at(PfReg::HACCMD)], code | 1 << 8);
+            assert_eq!(regs.0.borrow()[&at(PfReg::HACARG)], arg);
+        }
+        let sts = at(PfReg::HACSTS);
+        let answers = [
+            (2, HacError::NotTagged(VF1)),
+            (3, HacError::BadEpoch { vf: VF1, epoch: 6 }),
+            (4, HacError::Disabled),
+            (1, HacError::Refused(1)),
+            (9, HacError::Refused(9)),
+        ];
+        for (result, want) in answers {
+            regs.0.borrow_mut().insert(sts, 0x0001_0000 | result);
+            assert_eq!(hac.commit(VF1, 6), Err(want));
+        }
+    }
+
+    #[test]
+    fn vf_numbers_the_adapter_does_not_have_are_errors() {
+        let regs = Regs::default();
+        let mut hac = AdapterHac::new(&regs, 2);
+        for n in [2, 7, 8, 300, u16::MAX] {
+            let vf = VfNumber::new(n);
+            assert_eq!(hac.set_tagged(vf, true), Err(HacError::NoSuchVf(vf)));
+            assert_eq!(hac.commit(vf, 1), Err(HacError::NoSuchVf(vf)));
+            assert_eq!(hac.stats(vf), Err(HacError::NoSuchVf(vf)));
+        }
+        assert_eq!(
+            regs.0.borrow().get(&PfReg::HACCMD.offset().0),
+            None,
+            "nothing written"
+        );
+        let mut all = AdapterHac::new(&regs, 100);
+        assert!(all.stats(VfNumber::new(7)).is_ok());
+        assert_eq!(
+            all.stats(VfNumber::new(8)),
+            Err(HacError::NoSuchVf(VfNumber::new(8)))
+        );
     }
 }

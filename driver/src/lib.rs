@@ -12,7 +12,8 @@
 //! * [`mailbox`]: the VF side of the PF↔VF mailbox protocol, with timeouts and typed errors.
 //! * [`ring`]: TX and RX descriptor rings.
 //! * [`vf`]: the VF driver — init as igbvf does it, batched send/receive, link, statistics.
-//! * [`hac`]: the output-commit control API ([`hac::Hac`]) and its adapter implementation.
+//! * [`hac`]: [`hac::AdapterHac`], the HAC host contract ([`hac::Hac`], defined in
+//!   `adapter_core::hac` and re-exported here) over the 82576 extension's register block.
 //! * [`softhac`]: the same HAC semantics in the driver, for adapters without the extension.
 //! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
 //!   anti-spoofing and VLANs; the place HAC control plugs in.

@@ -25,19 +25,22 @@
 use std::collections::VecDeque;
 
 use adapter_core::EpochState;
+use adapter_core::egress::DEFAULT_HAC_LIMITS;
 use bytes::Bytes;
+use igb_hw::VfIndex;
 
 use crate::backend::{Clock, DmaAllocator, RegisterIo};
 use crate::error::DriverError;
-use crate::hac::{Hac, HacError, HacVfStats};
+use crate::hac::{Hac, HacError, HacVfStats, VfNumber};
 use crate::ring::RxMeta;
 use crate::vf::{LinkState, VfDriver, VfStats};
 
 /// Buffer limits of a checkpointing VF until `set_limits`: 4096 frames and 4 MiB, the adapter
-/// extension's defaults (docs/hac.md). `set_limits` with 0 means the maximum, 2³² − 1.
-pub const DEFAULT_LIMIT_FRAMES: u32 = 4096;
+/// extension's defaults (the core's `DEFAULT_HAC_LIMITS`, docs/hac.md). `set_limits` with 0
+/// means the maximum, 2³² − 1.
+pub const DEFAULT_LIMIT_FRAMES: u32 = DEFAULT_HAC_LIMITS.frames as u32;
 /// See [`DEFAULT_LIMIT_FRAMES`].
-pub const DEFAULT_LIMIT_BYTES: u32 = 4 << 20;
+pub const DEFAULT_LIMIT_BYTES: u32 = DEFAULT_HAC_LIMITS.bytes as u32;
 
 struct Held {
     /// Checkpoint epoch; `None` for a plain frame queued before the VF was tagged.
@@ -154,7 +157,8 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftVfPort<'_, R, D, C> {
 }
 
 impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftHac<R, D, C> {
-    /// Takes the VF drivers (index = VF number for the [`Hac`] calls).
+    /// Takes the VF drivers: the driver at position n is VF n for [`SoftHac::send`] and the [`Hac`]
+    /// calls (at most [`igb_hw::addr::MAX_VFS`] are addressable; numbers beyond are `NoSuchVf`).
     pub fn new(drivers: Vec<VfDriver<R, D, C>>) -> Self {
         let vfs = drivers
             .into_iter()
@@ -177,22 +181,30 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftHac<R, D, C> {
     }
 
     /// Receive side, counters and link of `vf`.
-    pub fn driver(&mut self, vf: usize) -> Option<SoftVfPort<'_, R, D, C>> {
-        self.vfs.get_mut(vf).map(|v| SoftVfPort {
+    pub fn driver(&mut self, vf: VfIndex) -> Option<SoftVfPort<'_, R, D, C>> {
+        self.vfs.get_mut(vf.get()).map(|v| SoftVfPort {
             driver: &mut v.driver,
         })
     }
 
-    fn vf(&mut self, vf: usize) -> Result<&mut SoftVf<R, D, C>, HacError> {
-        self.vfs.get_mut(vf).ok_or(HacError::NoSuchVf(vf))
+    /// The VF behind contract number `vf`, if this SoftHac has it.
+    fn vf(&mut self, vf: VfNumber) -> Result<&mut SoftVf<R, D, C>, HacError> {
+        VfIndex::try_from(vf)
+            .ok()
+            .and_then(|v| self.vfs.get_mut(v.get()))
+            .ok_or(HacError::NoSuchVf(vf))
     }
 
     /// Queues frames on `vf`; returns how many were accepted. A checkpointing VF stops accepting
-    /// at its buffer limit (backpressure: the caller keeps the rest, nothing is dropped). A frame
+    /// at its buffer limit (backpressure: the caller keeps the rest, nothing is dropped); with
+    /// nothing buffered it takes one frame whatever the limits. A frame
     /// longer than the VF's maximum refuses the whole call with [`DriverError::FrameTooLarge`]
     /// before anything is accepted.
-    pub fn send(&mut self, vf: usize, frames: &[Bytes]) -> Result<usize, DriverError> {
-        let v = self.vfs.get_mut(vf).ok_or(DriverError::NoSuchVf(vf))?;
+    pub fn send(&mut self, vf: VfIndex, frames: &[Bytes]) -> Result<usize, DriverError> {
+        let v = self
+            .vfs
+            .get_mut(vf.get())
+            .ok_or(DriverError::NoSuchVf(vf.get()))?;
         let max = v.driver.max_frame_len();
         if let Some(f) = frames.iter().find(|f| f.len() > max) {
             return Err(DriverError::FrameTooLarge { len: f.len(), max });
@@ -205,8 +217,11 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftHac<R, D, C> {
         let mut accepted = 0;
         let mut failed = None;
         for f in frames {
-            if v.held.len() as u64 >= u64::from(v.limit_frames)
-                || v.held_bytes + f.len() as u64 > u64::from(v.limit_bytes)
+            // An empty buffer always takes one frame, as the adapter's egress stage does: no
+            // limit (not even a byte limit below one frame) stops a VF for good.
+            if !v.held.is_empty()
+                && (v.held.len() as u64 >= u64::from(v.limit_frames)
+                    || v.held_bytes + f.len() as u64 > u64::from(v.limit_bytes))
             {
                 v.stats.backpressure += 1;
                 break;
@@ -361,7 +376,7 @@ fn driver_err(_: DriverError) -> HacError {
 }
 
 impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
-    fn set_tagged(&mut self, vf: usize, on: bool) -> Result<(), HacError> {
+    fn set_tagged(&mut self, vf: VfNumber, on: bool) -> Result<(), HacError> {
         let v = self.vf(vf)?;
         if on && !v.epochs.tagged {
             v.epochs = EpochState::TAGGED;
@@ -385,7 +400,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
         Ok(())
     }
 
-    fn open_epoch(&mut self, vf: usize, epoch: u32) -> Result<(), HacError> {
+    fn open_epoch(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
         let v = self.vf(vf)?;
         if !v.epochs.tagged {
             return Err(HacError::NotTagged(vf));
@@ -397,7 +412,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
         Ok(())
     }
 
-    fn commit(&mut self, vf: usize, epoch: u32) -> Result<(), HacError> {
+    fn commit(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
         let v = self.vf(vf)?;
         if !v.epochs.tagged {
             return Err(HacError::NotTagged(vf));
@@ -412,7 +427,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
         Ok(())
     }
 
-    fn abort(&mut self, vf: usize, epoch: u32) -> Result<(), HacError> {
+    fn abort(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
         let v = self.vf(vf)?;
         if !v.epochs.tagged {
             return Err(HacError::NotTagged(vf));
@@ -425,7 +440,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
         Ok(())
     }
 
-    fn failover(&mut self, vf: usize) -> Result<(), HacError> {
+    fn failover(&mut self, vf: VfNumber) -> Result<(), HacError> {
         let v = self.vf(vf)?;
         if !v.epochs.tagged {
             return Err(HacError::NotTagged(vf));
@@ -435,14 +450,14 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
         Ok(())
     }
 
-    fn unprotect(&mut self, vf: usize) -> Result<(), HacError> {
+    fn unprotect(&mut self, vf: VfNumber) -> Result<(), HacError> {
         if !self.vf(vf)?.epochs.tagged {
             return Err(HacError::NotTagged(vf));
         }
         self.set_tagged(vf, false)
     }
 
-    fn set_limits(&mut self, vf: usize, frames: u32, bytes: u32) -> Result<(), HacError> {
+    fn set_limits(&mut self, vf: VfNumber, frames: u32, bytes: u32) -> Result<(), HacError> {
         let v = self.vf(vf)?;
         // 0 = the maximum, as HACLIMF/HACLIMB on the extension; never "no room at all".
         v.limit_frames = if frames == 0 { u32::MAX } else { frames };
@@ -455,7 +470,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for SoftHac<R, D, C> {
         Ok(())
     }
 
-    fn stats(&mut self, vf: usize) -> Result<HacVfStats, HacError> {
+    fn stats(&mut self, vf: VfNumber) -> Result<HacVfStats, HacError> {
         let v = self.vf(vf)?;
         Ok(HacVfStats {
             open_epoch: v.epochs.open,
@@ -470,6 +485,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_default_limits_are_the_extension_defaults() {
+        assert_eq!((DEFAULT_LIMIT_FRAMES, DEFAULT_LIMIT_BYTES), (4096, 4 << 20));
+    }
     use crate::model::Model;
     use crate::pf::PfConfig;
     use crate::vf::VfConfig;

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use hac_driver::hac::{AdapterHac, Hac, HacError};
+use hac_driver::hac::{AdapterHac, Hac, HacError, VfNumber};
 use hac_driver::model::Model;
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::VfConfig;
@@ -44,9 +44,10 @@ fn two_checkpointing_and_two_plain_vfs_with_25ms_epochs() {
         .collect();
     let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), 4);
     hac.set_guard(GUARD).unwrap();
-    hac.set_tagged(0, true).unwrap();
-    hac.set_tagged(1, true).unwrap();
-    assert_eq!(hac.commit(2, 1), Err(HacError::NotTagged(2)));
+    hac.set_tagged(VfNumber::new(0), true).unwrap();
+    hac.set_tagged(VfNumber::new(1), true).unwrap();
+    let vf2 = VfNumber::new(2);
+    assert_eq!(hac.commit(vf2, 1), Err(HacError::NotTagged(vf2)));
     let peer = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
 
     // (vf, seq) → (send time, epoch at send)
@@ -64,7 +65,7 @@ fn two_checkpointing_and_two_plain_vfs_with_25ms_epochs() {
         if t >= next_epoch {
             for v in 0..2u8 {
                 let e = open[v as usize];
-                hac.open_epoch(v as usize, e + 1).unwrap();
+                hac.open_epoch(VfNumber::from(v), e + 1).unwrap();
                 open[v as usize] = e + 1;
                 pending_acks.push((t + ACK_NS, v, e));
             }
@@ -72,7 +73,7 @@ fn two_checkpointing_and_two_plain_vfs_with_25ms_epochs() {
         }
         pending_acks.retain(|&(at, v, e)| {
             if at <= t {
-                hac.commit(v as usize, e).unwrap();
+                hac.commit(VfNumber::from(v), e).unwrap();
                 commit_time.insert((v, e), model.nic().now().as_nanos());
                 false
             } else {
@@ -104,11 +105,11 @@ fn two_checkpointing_and_two_plain_vfs_with_25ms_epochs() {
     // A last checkpoint of the open epochs, the outstanding acks, then drain.
     for v in 0..2u8 {
         let e = open[v as usize];
-        hac.open_epoch(v as usize, e + 1).unwrap();
+        hac.open_epoch(VfNumber::from(v), e + 1).unwrap();
         pending_acks.push((0, v, e));
     }
     for (_, v, e) in pending_acks.drain(..) {
-        hac.commit(v as usize, e).unwrap();
+        hac.commit(VfNumber::from(v), e).unwrap();
         commit_time.insert((v, e), model.nic().now().as_nanos());
     }
     model.run_for(50_000_000);
@@ -160,7 +161,7 @@ fn two_checkpointing_and_two_plain_vfs_with_25ms_epochs() {
         max_plain_delay <= bound,
         "plain delay {max_plain_delay} ns > bound {bound} ns"
     );
-    let st = hac.stats(0).unwrap();
+    let st = hac.stats(VfNumber::new(0)).unwrap();
     assert_eq!(st.discarded, 0);
     assert_eq!(st.released, u64::from(seq[0]));
     assert!(st.max_frames > 100, "a whole epoch was held: {st:?}");

@@ -4,15 +4,25 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
-use hac_driver::hac::{Hac, HacError};
+use hac_driver::hac::{Hac, HacError, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
 use hac_driver::pf::PfConfig;
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::VfConfig;
-use igb_hw::MacAddress;
+use igb_hw::{MacAddress, VfIndex};
 use igb_model::{LineRate, NicConfig};
 
 type Soft = SoftHac<ModelBar, ModelDma, ModelClock>;
+
+/// VF `i` as the HAC contract names it.
+fn n(i: u16) -> VfNumber {
+    VfNumber::new(i)
+}
+
+/// VF `i` as the driver names it.
+fn vf(i: usize) -> VfIndex {
+    VfIndex::new(i).unwrap()
+}
 
 fn mac(n: u8) -> MacAddress {
     MacAddress([0x02, 0, 0, 0, 4, n])
@@ -76,58 +86,61 @@ fn wire(model: &Model) -> Vec<(u8, u32)> {
 #[test]
 fn held_in_the_ring_until_commit_exactly_up_to_the_epoch() {
     let (model, mut h) = setup(64);
-    h.set_tagged(0, true).unwrap();
-    assert_eq!(h.send(0, &frames(0, 0..3)).unwrap(), 3);
-    h.open_epoch(0, 2).unwrap();
-    assert_eq!(h.send(0, &frames(0, 3..5)).unwrap(), 2);
+    h.set_tagged(n(0), true).unwrap();
+    assert_eq!(h.send(vf(0), &frames(0, 0..3)).unwrap(), 3);
+    h.open_epoch(n(0), 2).unwrap();
+    assert_eq!(h.send(vf(0), &frames(0, 3..5)).unwrap(), 2);
     assert!(wire(&model).is_empty(), "nothing before commit");
-    h.commit(0, 1).unwrap();
+    h.commit(n(0), 1).unwrap();
     assert_eq!(wire(&model), vec![(0, 0), (0, 1), (0, 2)]);
-    h.commit(0, 2).unwrap();
+    h.commit(n(0), 2).unwrap();
     assert_eq!(wire(&model), vec![(0, 3), (0, 4)]);
-    assert_eq!(h.commit(0, 2), Err(HacError::BadEpoch { vf: 0, epoch: 2 }));
-    assert_eq!(h.commit(1, 1), Err(HacError::NotTagged(1)));
+    assert_eq!(
+        h.commit(n(0), 2),
+        Err(HacError::BadEpoch { vf: n(0), epoch: 2 })
+    );
+    assert_eq!(h.commit(n(1), 1), Err(HacError::NotTagged(n(1))));
 }
 
 #[test]
 fn abort_and_failover_take_back_unsent_descriptors() {
     let (model, mut h) = setup(64);
-    h.set_tagged(0, true).unwrap();
-    h.send(0, &frames(0, 0..2)).unwrap();
-    h.open_epoch(0, 2).unwrap();
-    h.send(0, &frames(0, 2..4)).unwrap();
-    h.abort(0, 1).unwrap();
-    h.commit(0, 2).unwrap();
+    h.set_tagged(n(0), true).unwrap();
+    h.send(vf(0), &frames(0, 0..2)).unwrap();
+    h.open_epoch(n(0), 2).unwrap();
+    h.send(vf(0), &frames(0, 2..4)).unwrap();
+    h.abort(n(0), 1).unwrap();
+    h.commit(n(0), 2).unwrap();
     assert_eq!(
         wire(&model),
         vec![(0, 2), (0, 3)],
         "epoch 1 never left; epoch 2 rewritten and sent"
     );
-    h.open_epoch(0, 3).unwrap();
-    h.send(0, &frames(0, 4..6)).unwrap();
-    h.failover(0).unwrap();
+    h.open_epoch(n(0), 3).unwrap();
+    h.send(vf(0), &frames(0, 4..6)).unwrap();
+    h.failover(n(0)).unwrap();
     assert!(wire(&model).is_empty());
-    h.open_epoch(0, 4).unwrap();
-    h.send(0, &frames(0, 6..7)).unwrap();
-    h.commit(0, 4).unwrap();
+    h.open_epoch(n(0), 4).unwrap();
+    h.send(vf(0), &frames(0, 6..7)).unwrap();
+    h.commit(n(0), 4).unwrap();
     assert_eq!(
         wire(&model),
         vec![(0, 6)],
         "the ring still works after the rewinds"
     );
-    assert_eq!(h.stats(0).unwrap().discarded, 4);
+    assert_eq!(h.stats(n(0)).unwrap().discarded, 4);
 }
 
 #[test]
 fn overflow_beyond_the_ring_and_backpressure_lose_nothing() {
     let (model, mut h) = setup(8);
-    h.set_tagged(0, true).unwrap();
-    h.set_limits(0, 20, 1 << 20).unwrap();
+    h.set_tagged(n(0), true).unwrap();
+    h.set_limits(n(0), 20, 1 << 20).unwrap();
     // 7 fit in the ring (one slot stays free), 13 wait in software, the rest is refused.
-    assert_eq!(h.send(0, &frames(0, 0..30)).unwrap(), 20);
-    assert_eq!(h.stats(0).unwrap().backpressure, 1);
-    h.open_epoch(0, 2).unwrap();
-    h.commit(0, 1).unwrap();
+    assert_eq!(h.send(vf(0), &frames(0, 0..30)).unwrap(), 20);
+    assert_eq!(h.stats(n(0)).unwrap().backpressure, 1);
+    h.open_epoch(n(0), 2).unwrap();
+    h.commit(n(0), 1).unwrap();
     let mut got = wire(&model);
     while got.len() < 20 {
         h.pump().unwrap();
@@ -136,21 +149,21 @@ fn overflow_beyond_the_ring_and_backpressure_lose_nothing() {
         got.extend(more);
     }
     assert_eq!(got, (0..20).map(|s| (0, s)).collect::<Vec<_>>());
-    assert_eq!(h.send(0, &frames(0, 20..30)).unwrap(), 10, "room again");
+    assert_eq!(h.send(vf(0), &frames(0, 20..30)).unwrap(), 10, "room again");
 }
 
 #[test]
 fn unprotect_releases_and_plain_vfs_pass() {
     let (model, mut h) = setup(64);
-    h.set_tagged(0, true).unwrap();
-    h.send(0, &frames(0, 0..2)).unwrap();
-    h.send(1, &frames(1, 0..2)).unwrap();
+    h.set_tagged(n(0), true).unwrap();
+    h.send(vf(0), &frames(0, 0..2)).unwrap();
+    h.send(vf(1), &frames(1, 0..2)).unwrap();
     assert_eq!(wire(&model), vec![(1, 0), (1, 1)], "plain VF not held");
-    h.unprotect(0).unwrap();
-    h.send(0, &frames(0, 2..3)).unwrap();
+    h.unprotect(n(0)).unwrap();
+    h.send(vf(0), &frames(0, 2..3)).unwrap();
     h.pump().unwrap();
     assert_eq!(wire(&model), vec![(0, 0), (0, 1), (0, 2)]);
-    assert_eq!(h.unprotect(0), Err(HacError::NotTagged(0)));
+    assert_eq!(h.unprotect(n(0)), Err(HacError::NotTagged(n(0))));
 }
 
 /// Pumps and collects the wire until `until` returns true or nothing moves for a while.
@@ -173,11 +186,11 @@ fn tagging_a_vf_with_a_plain_backlog_never_releases_an_uncommitted_frame() {
     // 400 plain frames without running the clock: the egress FIFO takes 256, the ring 7, the
     // rest waits in SoftHac's software queue.
     let (model, mut h) = setup(8);
-    assert_eq!(h.send(0, &frames(0, 0..400)).unwrap(), 400);
+    assert_eq!(h.send(vf(0), &frames(0, 0..400)).unwrap(), 400);
     let mut got = wire(&model);
     assert!(got.len() < 400, "the test needs a backlog in software");
-    h.set_tagged(0, true).unwrap();
-    assert_eq!(h.send(0, &frames(0, 1000..1001)).unwrap(), 1);
+    h.set_tagged(n(0), true).unwrap();
+    assert_eq!(h.send(vf(0), &frames(0, 1000..1001)).unwrap(), 1);
     got.extend(drain(&model, &mut h, |g| g.len() + got.len() >= 400));
     assert!(
         !got.contains(&(0, 1000)),
@@ -188,8 +201,12 @@ fn tagging_a_vf_with_a_plain_backlog_never_releases_an_uncommitted_frame() {
         (0..400).map(|s| (0, s)).collect::<Vec<_>>(),
         "the backlog (it predates the tag) goes out in order, the epoch-1 frame stays held"
     );
-    assert_eq!(h.stats(0).unwrap().buffered_frames, 1, "epoch 1 still held");
-    h.commit(0, 1).unwrap();
+    assert_eq!(
+        h.stats(n(0)).unwrap().buffered_frames,
+        1,
+        "epoch 1 still held"
+    );
+    h.commit(n(0), 1).unwrap();
     assert_eq!(drain(&model, &mut h, |g| !g.is_empty()), vec![(0, 1000)]);
 }
 
@@ -199,36 +216,36 @@ fn an_oversized_frame_is_refused_at_send_and_later_commits_still_work() {
     // the release then failed after popping a committed frame and every later commit answered
     // Refused(255).
     let (model, mut h) = setup(8);
-    h.set_tagged(0, true).unwrap();
+    h.set_tagged(n(0), true).unwrap();
     assert_eq!(
-        h.send(0, &frames(0, 0..12)).unwrap(),
+        h.send(vf(0), &frames(0, 0..12)).unwrap(),
         12,
         "7 in the ring, 5 in software"
     );
-    let max = h.driver(0).unwrap().max_frame_len();
+    let max = h.driver(vf(0)).unwrap().max_frame_len();
     let big = Bytes::from(vec![0u8; max + 1]);
     let mut batch = frames(0, 12..13);
     batch.push(big.clone());
     assert!(matches!(
-        h.send(0, &batch),
+        h.send(vf(0), &batch),
         Err(hac_driver::error::DriverError::FrameTooLarge { len, .. }) if len == max + 1
     ));
     assert_eq!(
-        h.stats(0).unwrap().buffered_frames,
+        h.stats(n(0)).unwrap().buffered_frames,
         12,
         "the batch was refused whole"
     );
-    h.open_epoch(0, 2).unwrap();
-    h.commit(0, 1).unwrap();
+    h.open_epoch(n(0), 2).unwrap();
+    h.commit(n(0), 1).unwrap();
     let got = drain(&model, &mut h, |g| g.len() >= 12);
     assert_eq!(got, (0..12).map(|s| (0, s)).collect::<Vec<_>>());
-    assert_eq!(h.send(0, &frames(0, 12..14)).unwrap(), 2);
-    h.commit(0, 2).unwrap();
+    assert_eq!(h.send(vf(0), &frames(0, 12..14)).unwrap(), 2);
+    h.commit(n(0), 2).unwrap();
     assert_eq!(
         drain(&model, &mut h, |g| g.len() >= 2),
         vec![(0, 12), (0, 13)]
     );
-    let st = h.stats(0).unwrap();
+    let st = h.stats(n(0)).unwrap();
     assert_eq!((st.released, st.discarded, st.buffered_frames), (14, 0, 0));
 }
 
@@ -236,24 +253,24 @@ fn an_oversized_frame_is_refused_at_send_and_later_commits_still_work() {
 fn the_last_epoch_is_reserved_and_zero_limits_mean_the_maximum() {
     // Issue 13 items 3 and 4, on the driver-level implementation.
     let (model, mut h) = setup(64);
-    h.set_tagged(0, true).unwrap();
+    h.set_tagged(n(0), true).unwrap();
     assert_eq!(
-        h.open_epoch(0, u32::MAX),
+        h.open_epoch(n(0), u32::MAX),
         Err(HacError::BadEpoch {
-            vf: 0,
+            vf: n(0),
             epoch: u32::MAX
         })
     );
-    h.open_epoch(0, u32::MAX - 1).unwrap();
-    h.set_limits(0, 0, 0).unwrap();
+    h.open_epoch(n(0), u32::MAX - 1).unwrap();
+    h.set_limits(n(0), 0, 0).unwrap();
     // Above the 4096-frame default: 0 is the maximum, not the default and not "no room".
     assert_eq!(
-        h.send(0, &frames(0, 0..5000)).unwrap(),
+        h.send(vf(0), &frames(0, 0..5000)).unwrap(),
         5000,
         "0 limits must not stall"
     );
-    assert_eq!(h.stats(0).unwrap().backpressure, 0);
-    h.commit(0, u32::MAX - 1).unwrap();
+    assert_eq!(h.stats(n(0)).unwrap().backpressure, 0);
+    h.commit(n(0), u32::MAX - 1).unwrap();
     let mut got = wire(&model);
     while got.len() < 5000 {
         h.pump().unwrap();

@@ -10,12 +10,12 @@
 use adapter_core::LAST_EPOCH;
 use bytes::Bytes;
 use hac_driver::error::DriverError;
-use hac_driver::hac::Hac;
+use hac_driver::hac::{Hac, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
 use hac_driver::pf::PfConfig;
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::VfConfig;
-use igb_hw::MacAddress;
+use igb_hw::{MacAddress, VfIndex};
 use igb_model::{LineRate, NicConfig};
 use proptest::prelude::*;
 
@@ -164,7 +164,7 @@ impl World {
                 if big {
                     batch.push(Bytes::from(vec![0u8; 1600]));
                 }
-                match self.soft.send(vf, &batch) {
+                match self.soft.send(index(vf), &batch) {
                     Ok(k) => {
                         prop_assert!(!big, "an oversized frame was accepted");
                         let r = &mut self.refs[vf];
@@ -180,7 +180,7 @@ impl World {
                 }
             }
             Op::Tag { vf, on } => {
-                self.soft.set_tagged(vf, on).unwrap();
+                self.soft.set_tagged(number(vf), on).unwrap();
                 let r = &mut self.refs[vf];
                 if on && !r.tagged {
                     r.open = 1;
@@ -193,7 +193,7 @@ impl World {
             Op::Open { vf } => {
                 let r = &mut self.refs[vf];
                 let e = r.open + 1;
-                let got = self.soft.open_epoch(vf, e);
+                let got = self.soft.open_epoch(number(vf), e);
                 prop_assert_eq!(got.is_ok(), r.tagged && e <= LAST_EPOCH);
                 if got.is_ok() {
                     r.open = e;
@@ -202,7 +202,7 @@ impl World {
             Op::Commit { vf, back } => {
                 let r = &mut self.refs[vf];
                 let e = r.open.saturating_sub(back);
-                let got = self.soft.commit(vf, e);
+                let got = self.soft.commit(number(vf), e);
                 prop_assert_eq!(got.is_ok(), r.tagged && e > r.resolved && e <= r.open);
                 if got.is_ok() {
                     r.resolved = e;
@@ -212,7 +212,7 @@ impl World {
             Op::Abort { vf, back } => {
                 let r = &mut self.refs[vf];
                 let e = r.open.saturating_sub(back);
-                let got = self.soft.abort(vf, e);
+                let got = self.soft.abort(number(vf), e);
                 prop_assert_eq!(got.is_ok(), r.tagged && e > r.resolved && e <= r.open);
                 if got.is_ok() {
                     r.resolved = e;
@@ -221,7 +221,7 @@ impl World {
             }
             Op::Failover { vf } => {
                 let r = &mut self.refs[vf];
-                let got = self.soft.failover(vf);
+                let got = self.soft.failover(number(vf));
                 prop_assert_eq!(got.is_ok(), r.tagged);
                 if got.is_ok() {
                     r.resolved = r.open;
@@ -230,20 +230,30 @@ impl World {
             }
             Op::Unprotect { vf } => {
                 let r = &mut self.refs[vf];
-                let got = self.soft.unprotect(vf);
+                let got = self.soft.unprotect(number(vf));
                 prop_assert_eq!(got.is_ok(), r.tagged);
                 if got.is_ok() {
                     release(r, u32::MAX);
                     r.tagged = false;
                 }
             }
-            Op::Limits { vf, frames } => self.soft.set_limits(vf, frames, 0).unwrap(),
+            Op::Limits { vf, frames } => self.soft.set_limits(number(vf), frames, 0).unwrap(),
             Op::Pump => self.soft.pump().unwrap(),
             Op::Run { .. } => {}
         }
         let us = if let Op::Run { us } = *op { us } else { 0 };
         self.observe(us * 1000)
     }
+}
+
+/// VF `vf` as the HAC contract names it.
+fn number(vf: usize) -> VfNumber {
+    VfNumber::from_index(vf).unwrap()
+}
+
+/// VF `vf` as the driver names it.
+fn index(vf: usize) -> VfIndex {
+    VfIndex::new(vf).unwrap()
 }
 
 fn release(r: &mut RefVf, upto: u32) {
@@ -291,7 +301,7 @@ proptest! {
                 .filter(|(_, s)| !matches!(s, State::OnWire | State::Discarded))
                 .collect();
             prop_assert!(left.is_empty(), "VF {} never sent {:?}", vf, left);
-            let st = w.soft.stats(vf).unwrap();
+            let st = w.soft.stats(number(vf)).unwrap();
             let discarded = r.frames.iter().filter(|s| **s == State::Discarded).count() as u64;
             prop_assert_eq!(st.discarded, discarded, "VF {} discarded count", vf);
             prop_assert_eq!(st.buffered_frames, 0);

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use adapter_core::rng::XorShift64Star;
 use bytes::Bytes;
-use hac_driver::hac::{AdapterHac, Hac};
+use hac_driver::hac::{AdapterHac, Hac, VfNumber};
 use hac_driver::model::Model;
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::VfConfig;
@@ -121,6 +121,11 @@ pub enum EngineError {
     EpochsExhausted(usize),
 }
 
+/// Scenario VF `i` as the HAC contract names it (the index `Model::vf_driver` accepted).
+fn vf_number(i: usize) -> Result<VfNumber, EngineError> {
+    VfNumber::from_index(i).ok_or(EngineError::Driver(hac_driver::DriverError::NoSuchVf(i)))
+}
+
 fn vf_mac(n: usize) -> MacAddress {
     MacAddress([0x02, 0x1B, 0x21, 0xC0, 0x00, n as u8])
 }
@@ -192,8 +197,8 @@ pub fn run(
     let mut vs: Vec<VfState> = Vec::with_capacity(n);
     for (i, spec) in scenario.vf.iter().enumerate() {
         if spec.checkpointing {
-            hac.set_tagged(i, true)?;
-            hac.set_limits(i, spec.limit_frames, spec.limit_bytes)?;
+            hac.set_tagged(vf_number(i)?, true)?;
+            hac.set_limits(vf_number(i)?, spec.limit_frames, spec.limit_bytes)?;
         }
         vs.push(VfState {
             tagged: spec.checkpointing,
@@ -242,7 +247,7 @@ pub fn run(
                     let e = v.open;
                     let next =
                         adapter_core::next_epoch(e).ok_or(EngineError::EpochsExhausted(i))?;
-                    hac.open_epoch(i, next)?;
+                    hac.open_epoch(vf_number(i)?, next)?;
                     v.open = next;
                     v.acks.push_back((t + rng.uniform(ack_lo, ack_hi), e));
                 }
@@ -256,7 +261,7 @@ pub fn run(
                 }
                 v.acks.pop_front();
                 if e > v.resolved {
-                    hac.commit(i, e)?;
+                    hac.commit(vf_number(i)?, e)?;
                     v.resolved = e;
                     v.releases.push((e, t));
                     markers.push(Marker {
@@ -282,7 +287,7 @@ pub fn run(
                 "abort" => {
                     // The oldest checkpoint in flight fails.
                     if let Some((_, e)) = v.acks.pop_front() {
-                        hac.abort(i, e)?;
+                        hac.abort(vf_number(i)?, e)?;
                         v.discarded.push((v.resolved, e));
                         v.resolved = e;
                         markers.push(Marker {
@@ -294,7 +299,7 @@ pub fn run(
                     }
                 }
                 "failover" => {
-                    hac.failover(i)?;
+                    hac.failover(vf_number(i)?)?;
                     v.discarded.push((v.resolved, v.open));
                     v.resolved = v.open;
                     v.acks.clear();
@@ -307,7 +312,7 @@ pub fn run(
                     });
                 }
                 _ => {
-                    hac.unprotect(i)?;
+                    hac.unprotect(vf_number(i)?)?;
                     v.releases.push((u32::MAX, t));
                     v.acks.clear();
                     v.tagged = false;
@@ -403,7 +408,7 @@ pub fn run(
         if t >= next_sample {
             let mut occ = Vec::with_capacity(n);
             for i in 0..n {
-                occ.push(hac.stats(i)?.buffered_frames);
+                occ.push(hac.stats(vf_number(i)?)?.buffered_frames);
             }
             occupancy.push((t, occ));
             next_sample += 1_000_000;
@@ -432,7 +437,7 @@ pub fn run(
     model.nic().flush_wire_sinks();
     let mut hac_stats = Vec::with_capacity(n);
     for i in 0..n {
-        hac_stats.push(hac.stats(i)?);
+        hac_stats.push(hac.stats(vf_number(i)?)?);
     }
     Ok(RunResult {
         scenario: scenario.clone(),

@@ -24,13 +24,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use hac_driver::DriverError;
 use hac_driver::backend::{Clock, DmaAllocator, RegisterIo};
-use hac_driver::hac::{Hac, HacError, HacVfStats};
+use hac_driver::hac::{Hac, HacError, HacVfStats, VfNumber};
 use hac_driver::phy::VfDevice;
 use hac_driver::phy::smoltcp;
 use hac_driver::softhac::{SoftHac, SoftVfPort};
 use hac_driver::vf::VfDriver;
-use igb_hw::MacAddress;
 use igb_hw::frame::{self, EthernetHeader};
+use igb_hw::{MacAddress, VfIndex};
 use serde::Serialize;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -538,6 +538,9 @@ fn runs(seqs: &[u32]) -> String {
     out.join(",")
 }
 
+/// The one VF of the check's SoftHac, as the HAC contract names it.
+const SOFT_VF: VfNumber = VfNumber::new(0);
+
 struct HacRun<'a, R: RegisterIo, D: DmaAllocator, C: Clock> {
     soft: &'a mut SoftHac<R, D, C>,
     plan: &'a HacCheckPlan,
@@ -550,7 +553,9 @@ struct HacRun<'a, R: RegisterIo, D: DmaAllocator, C: Clock> {
 
 impl<R: RegisterIo, D: DmaAllocator, C: Clock> HacRun<'_, R, D, C> {
     fn driver(&mut self) -> Result<SoftVfPort<'_, R, D, C>, CaseError> {
-        self.soft.driver(0).ok_or(CaseError::NoVf)
+        VfIndex::new(0)
+            .and_then(|v| self.soft.driver(v))
+            .ok_or(CaseError::NoVf)
     }
 
     /// Receives echo replies while waiting `wait` (or until `until` replies arrived).
@@ -562,7 +567,9 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> HacRun<'_, R, D, C> {
             let (ip, peer_ip) = (self.plan.ip.octets(), self.plan.peer_ip.octets());
             let replies = &mut self.replies;
             let report = &mut self.report;
-            let mut d = self.soft.driver(0).ok_or(CaseError::NoVf)?;
+            let mut d = VfIndex::new(0)
+                .and_then(|v| self.soft.driver(v))
+                .ok_or(CaseError::NoVf)?;
             let got = d.recv_with_meta(64, |f, _| match parse_echo(f) {
                 Some((_, e))
                     if !e.request
@@ -597,7 +604,8 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> HacRun<'_, R, D, C> {
             .clone()
             .map(|s| traffic::test_frame(&self.tplan, me, s).into())
             .collect();
-        let n = self.soft.send(0, &frames)?;
+        let vf = VfIndex::new(0).ok_or(CaseError::NoVf)?;
+        let n = self.soft.send(vf, &frames)?;
         if n != frames.len() {
             self.report.problems.push(format!(
                 "SoftHac accepted {n} of {} frames (seq {seqs:?})",
@@ -617,7 +625,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> HacRun<'_, R, D, C> {
     ) -> Result<(), CaseError> {
         self.wait(self.plan.settle, None)?;
         let now = (self.peer)();
-        let st: HacVfStats = self.soft.stats(0)?;
+        let st: HacVfStats = self.soft.stats(SOFT_VF)?;
         let delta = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| a.wrapping_sub(b));
         let mut p = HacPhase {
             name: name.to_string(),
@@ -693,27 +701,27 @@ pub fn hac_check<R: RegisterIo, D: DmaAllocator, C: Clock>(
     };
     let nn = u64::from(n);
     let first: Vec<u32> = (0..n).collect();
-    run.soft.set_tagged(0, true)?;
+    run.soft.set_tagged(SOFT_VF, true)?;
     run.send(0..n)?;
     run.phase("epoch 1 held", 0, &[], n)?;
-    run.soft.open_epoch(0, 2)?;
+    run.soft.open_epoch(SOFT_VF, 2)?;
     run.send(n..2 * n)?;
     run.phase("epochs 1 and 2 held", 0, &[], 2 * n)?;
-    run.soft.commit(0, 1)?;
+    run.soft.commit(SOFT_VF, 1)?;
     run.wait(plan.reply_timeout, Some(n as usize))?;
     run.phase("commit 1 (epoch 2 held)", nn, &first, n)?;
-    run.soft.open_epoch(0, 3)?;
-    run.soft.abort(0, 2)?;
+    run.soft.open_epoch(SOFT_VF, 3)?;
+    run.soft.abort(SOFT_VF, 2)?;
     run.phase("abort 2", nn, &first, 0)?;
     run.send(2 * n..3 * n)?;
     run.phase("epoch 3 held", nn, &first, n)?;
-    run.soft.commit(0, 3)?;
+    run.soft.commit(SOFT_VF, 3)?;
     run.wait(plan.reply_timeout, Some(2 * n as usize))?;
     let mut both = first.clone();
     both.extend(2 * n..3 * n);
     run.phase("commit 3", 2 * nn, &both, 0)?;
-    run.soft.set_tagged(0, false)?;
-    let st = run.soft.stats(0)?;
+    run.soft.set_tagged(SOFT_VF, false)?;
+    let st = run.soft.stats(SOFT_VF)?;
     if st.released != 2 * u64::from(n) || st.discarded != u64::from(n) {
         run.report.problems.push(format!(
             "SoftHac counted {} released and {} discarded, expected {} and {n}",

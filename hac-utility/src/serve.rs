@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
-use hac_driver::hac::{AdapterHac, Hac, HacError};
+use hac_driver::hac::{AdapterHac, Hac, HacError, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma, SharedPfAgent};
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::{VfConfig, VfDriver};
@@ -321,7 +321,9 @@ impl Host {
             }
             // The HAC block's event counters wrap at 2^32 too: AdapterHac extends them on
             // every read, so read them as often as the others.
-            let _ = self.hac.stats(i);
+            if let Some(n) = VfNumber::from_index(i) {
+                let _ = self.hac.stats(n);
+            }
         }
     }
 
@@ -376,18 +378,19 @@ impl Host {
         }
     }
 
-    fn check_vf(&self, vf: usize) -> Result<(), ControlError> {
-        if vf < self.vfs.len() {
-            Ok(())
-        } else {
-            Err(no_such_vf(vf, self.vfs.len()))
+    /// `vf` as the HAC contract names it, if this daemon serves it.
+    fn check_vf(&self, vf: usize) -> Result<VfNumber, ControlError> {
+        match VfNumber::from_index(vf) {
+            Some(n) if vf < self.vfs.len() => Ok(n),
+            _ => Err(no_such_vf(vf, self.vfs.len())),
         }
     }
 
     fn vf_summary(&mut self, vf: usize) -> Result<Value, ControlError> {
+        let n = self.check_vf(vf)?;
         let s = self
             .hac
-            .stats(vf)
+            .stats(n)
             .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?;
         Ok(json!({
             "vf": vf,
@@ -439,37 +442,37 @@ impl Backend for Host {
                 "vfio_user": self.exported.as_ref().map(|e| e.sockets()),
             })),
             Request::Tag { vf } | Request::Untag { vf } => {
-                self.check_vf(vf)?;
+                let n = self.check_vf(vf)?;
                 let on = matches!(request, Request::Tag { .. });
-                hac(self.hac.set_tagged(vf, on))?;
+                hac(self.hac.set_tagged(n, on))?;
                 self.tagged[vf] = on;
                 self.vf_summary(vf)
             }
             Request::Open { vf, epoch }
             | Request::Commit { vf, epoch }
             | Request::Abort { vf, epoch } => {
-                self.check_vf(vf)?;
+                let n = self.check_vf(vf)?;
                 hac(match request {
-                    Request::Open { .. } => self.hac.open_epoch(vf, epoch),
-                    Request::Commit { .. } => self.hac.commit(vf, epoch),
-                    _ => self.hac.abort(vf, epoch),
+                    Request::Open { .. } => self.hac.open_epoch(n, epoch),
+                    Request::Commit { .. } => self.hac.commit(n, epoch),
+                    _ => self.hac.abort(n, epoch),
                 })?;
                 self.vf_summary(vf)
             }
             Request::Failover { vf } => {
-                self.check_vf(vf)?;
-                hac(self.hac.failover(vf))?;
+                let n = self.check_vf(vf)?;
+                hac(self.hac.failover(n))?;
                 self.vf_summary(vf)
             }
             Request::Unprotect { vf } => {
-                self.check_vf(vf)?;
-                hac(self.hac.unprotect(vf))?;
+                let n = self.check_vf(vf)?;
+                hac(self.hac.unprotect(n))?;
                 self.tagged[vf] = false;
                 self.vf_summary(vf)
             }
             Request::SetLimits { vf, frames, bytes } => {
-                self.check_vf(vf)?;
-                hac(self.hac.set_limits(vf, frames, bytes))?;
+                let n = self.check_vf(vf)?;
+                hac(self.hac.set_limits(n, frames, bytes))?;
                 Ok(json!({ "vf": vf, "limit_frames": frames, "limit_bytes": bytes }))
             }
             Request::SetGuard { bytes } => {
@@ -553,9 +556,10 @@ impl Backend for Host {
         };
         self.sample_counters();
         for i in range {
+            let n = self.check_vf(i)?;
             let h = self
                 .hac
-                .stats(i)
+                .stats(n)
                 .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?;
             let d = match &mut self.vfs[i] {
                 Some(v) => v.stats(),

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use hac_driver::hac::{AdapterHac, Hac};
+use hac_driver::hac::{AdapterHac, Hac, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
 use hac_driver::pf::PfConfig;
 use hac_driver::tap::{TapDevice, poll_readable};
@@ -43,6 +43,8 @@ pub const SERVICE_MAC: MacAddress = MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x00, 0x
 pub const BACKGROUND_ETHERTYPE: u16 = crate::engine::ETHERTYPE;
 /// The checkpointing VF.
 const SERVICE_VF: usize = 0;
+/// [`SERVICE_VF`] as the HAC contract names it.
+const SERVICE_HAC_VF: VfNumber = VfNumber::new(0);
 /// The plain VF.
 const PLAIN_VF: usize = 1;
 /// Longest stretch of device time one tick runs.
@@ -379,7 +381,7 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     ];
     let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), 2);
     if role == Role::Primary {
-        hac.set_tagged(SERVICE_VF, true)?;
+        hac.set_tagged(SERVICE_HAC_VF, true)?;
     }
     // Bounded: when the node falls behind, the reader blocks, TCP's window closes and the
     // peer's 50 ms write timeout drops the link (a visible link loss, never unbounded memory:
@@ -647,7 +649,7 @@ impl Node {
             (Role::Primary, Message::Ack { epoch })
                 if self.protected && epoch > self.committed && epoch < self.open_epoch =>
             {
-                self.hac.commit(SERVICE_VF, epoch)?;
+                self.hac.commit(SERVICE_HAC_VF, epoch)?;
                 self.committed = epoch;
             }
             _ => {}
@@ -750,7 +752,7 @@ impl Node {
         }
         let closed = self.open_epoch;
         let next = adapter_core::next_epoch(closed).ok_or(NodeError::EpochsExhausted)?;
-        self.hac.open_epoch(SERVICE_VF, next)?;
+        self.hac.open_epoch(SERVICE_HAC_VF, next)?;
         self.open_epoch = next;
         let steps = std::mem::take(&mut self.log);
         self.link.send(&Message::Log {
@@ -791,7 +793,7 @@ impl Node {
         }
         match self.role() {
             Role::Primary if self.protected => {
-                self.hac.unprotect(SERVICE_VF)?;
+                self.hac.unprotect(SERVICE_HAC_VF)?;
                 self.protected = false;
                 self.log.clear();
                 eprintln!(
@@ -871,7 +873,7 @@ impl Node {
 
     fn finish(&mut self) {
         self.flush();
-        let hac = self.hac.stats(SERVICE_VF).ok();
+        let hac = self.hac.stats(SERVICE_HAC_VF).ok();
         emit_line(
             json!({"ev": "exit", "role": self.role().name(), "t_unix_us": unix_us(),
             "live": self.live, "protected": self.protected, "tap_rx": self.tap_rx,

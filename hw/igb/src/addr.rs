@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-pub use hw_common::{Iova, MacAddress, ParseMacError};
+pub use hw_common::{Iova, MacAddress, ParseMacError, VfNumber};
 
 /// Byte offset of a register inside a BAR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,6 +56,21 @@ impl VfIndex {
     /// Iterator over all VF indices `0..count` (clamped to `MAX_VFS`).
     pub fn all(count: usize) -> impl Iterator<Item = VfIndex> {
         (0..count.min(MAX_VFS)).map(|i| VfIndex(i as u8))
+    }
+}
+
+/// Every 82576 VF is a device-independent VF number (the HAC contract names VFs by it).
+impl From<VfIndex> for VfNumber {
+    fn from(vf: VfIndex) -> VfNumber {
+        VfNumber::from(vf.0)
+    }
+}
+
+/// A VF number is an 82576 VF when it is below [`MAX_VFS`]; the error is the number refused.
+impl TryFrom<VfNumber> for VfIndex {
+    type Error = VfNumber;
+    fn try_from(vf: VfNumber) -> Result<VfIndex, VfNumber> {
+        VfIndex::new(vf.get()).ok_or(vf)
     }
 }
 
@@ -150,6 +165,18 @@ mod tests {
         assert!(vf3.queue(2).is_none());
         assert_eq!(QueueIndex::new(11).unwrap().pool().get(), 3);
         assert!(VfIndex::new(8).is_none());
+    }
+
+    #[test]
+    fn vf_indices_round_trip_through_vf_numbers_and_larger_numbers_are_refused() {
+        for vf in VfIndex::all(MAX_VFS) {
+            assert_eq!(VfIndex::try_from(VfNumber::from(vf)), Ok(vf));
+        }
+        assert_eq!(VfIndex::try_from(VfNumber::new(8)), Err(VfNumber::new(8)));
+        assert_eq!(
+            VfIndex::try_from(VfNumber::new(u16::MAX)),
+            Err(VfNumber::new(u16::MAX))
+        );
     }
 
     #[test]

@@ -30,4 +30,4 @@ pub mod regs;
 
 pub use hw_common;
 
-pub use addr::{Iova, MacAddress, PoolIndex, QueueIndex, RegisterOffset, VfIndex};
+pub use addr::{Iova, MacAddress, PoolIndex, QueueIndex, RegisterOffset, VfIndex, VfNumber};

@@ -18,6 +18,8 @@
 //! * [`egress`]: the egress stage and the HAC semantics of docs/hac.md (exact epochs, FIFO,
 //!   discard, unprotect, backpressure, strict priority with a guard).
 //! * [`epoch`]: the epoch rules, shared with SoftHac in the driver.
+//! * [`hac`]: the host contract of HAC — the [`Hac`] trait every family's agent and SoftHac
+//!   implement, its errors and per-VF counters, VFs named by [`VfNumber`].
 //! * [`wire`]: the port at line rate and its sinks; [`clock`]: virtual time.
 //! * [`vport`]: the index of the function a frame belongs to.
 //! * [`rng`]: seeded randomness, so simulations are reproducible like the clock.
@@ -30,6 +32,7 @@
 pub mod clock;
 pub mod egress;
 pub mod epoch;
+pub mod hac;
 pub mod memory;
 pub mod rng;
 pub mod vport;
@@ -38,6 +41,7 @@ pub mod wire;
 pub use clock::SimTime;
 pub use egress::{EgressFrame, EgressLimits, EgressStage, HacResult};
 pub use epoch::{EpochState, LAST_EPOCH, next_epoch};
+pub use hac::{Hac, HacError, HacVfStats, VfNumber};
 pub use memory::{DmaFault, DmaTarget, Iommu, MapError, SharedMemory};
 pub use vport::Vport;
 pub use wire::{LineRate, PcapSink, WireRecord, WireSink};

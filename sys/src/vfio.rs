@@ -19,12 +19,11 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use igb_hw::Iova;
+use hw_common::Iova;
 use vfio_bindings::bindings::vfio as uapi;
 
-use crate::sys::dma::DmaMemory;
-use crate::sys::mmio::MmioRegion;
-use crate::vfio::HostMemory;
+use crate::dma::DmaMemory;
+use crate::mmio::MmioRegion;
 
 /// The direction field of `_IO` (no data) and where it sits, per architecture
 /// (`include/uapi/asm-generic/ioctl.h` and the powerpc/mips/sparc overrides).
@@ -525,9 +524,10 @@ impl NativeContainer {
         // SAFETY: `map` is a live `vfio_iommu_type1_dma_map` with argsz = its size, read by the
         // kernel during the call. The mapped host range is exactly a `DmaMemory` mapping: memory
         // no Rust reference ever points into, accessed only by volatile copies, so device writes
-        // cannot violate any aliasing assumption. The kernel pins its pages until the unmap,
-        // and `VfioDmaRegion` unmaps before it frees the memory (or leaks the memory if the
-        // unmap fails).
+        // cannot violate any aliasing assumption. The kernel pins its pages until the unmap:
+        // should the memory be dropped while still mapped, `munmap` only removes it from our
+        // address space, the pinned pages are never handed to this process again, so the device
+        // can reach no memory a Rust object later lives in.
         cvt(unsafe {
             libc::ioctl(
                 self.file.as_raw_fd(),

@@ -52,3 +52,23 @@ pub use hw_common::Iova;
 pub use mmio::{BarAccessError, MmioRegion};
 pub use tap::TapDevice;
 pub use vfio::{IommuInfo, OpenFailure, OpenStep};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_safety_is_as_documented() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<MmioRegion>();
+        send_sync::<GuestMapping>();
+        send_sync::<EventFd>();
+        send_sync::<HostDevice>();
+        send_sync::<HostIommu>();
+        send_sync::<TapDevice>();
+        // Owned memory moves between threads; sharing is up to its owner.
+        send::<DmaMemory>();
+        send::<map::SharedMapping>();
+    }
+}

@@ -105,3 +105,63 @@ impl fmt::Display for Bdf {
         )
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one-window IOMMUs are the common case
+mod tests {
+
+    use super::*;
+
+    #[test]
+    fn bdf_round_trips_and_normalises() {
+        assert_eq!(
+            Bdf::parse("0000:01:10.0").unwrap().to_string(),
+            "0000:01:10.0"
+        );
+        assert_eq!(Bdf::parse("01:10.1").unwrap().to_string(), "0000:01:10.1");
+        assert_eq!(
+            Bdf::parse("ABCD:Ef:1F.7").unwrap().to_string(),
+            "abcd:ef:1f.7"
+        );
+        assert_eq!(
+            Bdf::parse("10000:00:02.0").unwrap().to_string(),
+            "10000:00:02.0"
+        );
+        let b = Bdf::parse("0:1:2.3").unwrap();
+        assert_eq!(
+            (b.domain(), b.bus(), b.device(), b.function()),
+            (0, 1, 2, 3)
+        );
+        assert_eq!(Bdf::new(0, 1, 32, 0), None);
+        assert_eq!(Bdf::new(0, 1, 31, 8), None);
+        assert_eq!(
+            "0000:01:10.0".parse::<Bdf>().unwrap(),
+            Bdf::new(0, 1, 0x10, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_bdfs_name_the_input_and_the_reason() {
+        for (input, reason) in [
+            ("", "expected two or three ':'-separated fields"),
+            ("0000:01:10", "missing '.F'"),
+            ("0000:01:20.0", "device number above 0x1f"),
+            ("0000:01:10.8", "function number above 7"),
+            ("0000:01:10.10", "function is not one digit"),
+            ("0000:+1:10.0", "bus is not 1 or 2 hex digits"),
+            ("0000:001:10.0", "bus is not 1 or 2 hex digits"),
+            ("x:01:10.0", "domain is not 1 to 8 hex digits"),
+            (" 0000:01:10.0", "domain is not 1 to 8 hex digits"),
+            (
+                "0000:01:10.0:0",
+                "expected two or three ':'-separated fields",
+            ),
+            ("0000:01:.0", "device is not 1 or 2 hex digits"),
+        ] {
+            let e = Bdf::parse(input).unwrap_err();
+            assert_eq!(e.input, input);
+            assert_eq!(e.reason, reason, "{input:?}");
+            assert!(e.to_string().contains(&format!("{input:?}")));
+        }
+    }
+}

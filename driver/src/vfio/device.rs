@@ -7,18 +7,16 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use hac_sys::{EventFd, HostDevice};
 use igb_hw::pci::{self, command, header};
 
-use super::error::{VfioError, check_vf_token};
-
-use super::MAX_MSIX_VECTORS;
 use super::bar::VfioBar;
 use super::bdf::Bdf;
 use super::dma::VfioDma;
-use super::msix::MsixInterrupts;
+use super::error::{VfioError, check_vf_token};
+use super::msix::{MAX_MSIX_VECTORS, MsixInterrupts};
 use super::probe::HostPaths;
 use super::seams::DeviceAccess;
-use hac_sys::{EventFd, HostDevice};
 
 /// Vendor and device id from config space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -261,5 +259,93 @@ impl<D: DeviceAccess> VfioDevice<D> {
             .reset()
             .map_err(|source| VfioError::Reset { source })?;
         self.enable_memory_and_bus_master().map(drop)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one-window IOMMUs are the common case
+mod tests {
+
+    use igb_hw::pci::{command, header};
+
+    use super::*;
+
+    use crate::vfio::testing::{DeviceEvent, FakeDevice, FakeDeviceConfig};
+    use crate::vfio::tests::{bdf, open};
+
+    #[test]
+    fn open_sets_memory_and_bus_master_and_keeps_intx_disable() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        let cmd = dev.access().command();
+        assert_eq!(
+            cmd,
+            command::INTX_DISABLE | command::MEMORY | command::BUS_MASTER
+        );
+        assert_eq!(
+            dev.access().events(),
+            vec![DeviceEvent::ConfigWrite {
+                offset: header::COMMAND as u64,
+                data: cmd.to_le_bytes().to_vec()
+            }]
+        );
+        // Idempotent: no second write when already set.
+        dev.enable_memory_and_bus_master().unwrap();
+        assert_eq!(dev.access().events().len(), 1);
+        assert_eq!(
+            dev.ids().unwrap(),
+            PciIds {
+                vendor: 0x8086,
+                device: 0x10CA
+            }
+        );
+        assert!(dev.ids().unwrap().is_igb_vf());
+        assert_eq!(dev.ids().unwrap().to_string(), "8086:10ca");
+    }
+
+    #[test]
+    fn bus_master_that_does_not_stick_is_an_error() {
+        let config = FakeDeviceConfig {
+            command_writable: 0,
+            ..FakeDeviceConfig::igbvf_82576()
+        };
+        let err = VfioDevice::from_access(bdf(), FakeDevice::new(config)).unwrap_err();
+        assert!(matches!(
+            err,
+            VfioError::CommandNotAccepted {
+                wrote: 0x0406,
+                read: 0x0400
+            }
+        ));
+    }
+
+    #[test]
+    fn config_reads_are_bounds_checked() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        assert_eq!(dev.read_config(0, 4).unwrap(), vec![0x86, 0x80, 0xCA, 0x10]);
+        assert_eq!(dev.read_config(4092, 4).unwrap().len(), 4);
+        assert!(matches!(
+            dev.read_config(4093, 4),
+            Err(VfioError::ConfigOutOfRange {
+                offset: 4093,
+                len: 4,
+                size: 4096
+            })
+        ));
+        assert!(matches!(
+            dev.read_config(0xFFFF, usize::MAX),
+            Err(VfioError::ConfigOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn reset_reenables_bus_mastering() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        dev.reset().unwrap();
+        assert_eq!(dev.access().resets(), 1);
+        assert_eq!(
+            dev.command().unwrap() & command::BUS_MASTER,
+            command::BUS_MASTER
+        );
+        assert!(dev.access().events().contains(&DeviceEvent::Reset));
     }
 }

@@ -6,15 +6,17 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use hac_sys::HostIommu;
 use igb_hw::Iova;
 
+use super::error::VfioError;
+use super::seams::{HostMemory, IommuMapper};
 use crate::backend::{DmaAllocator, DmaError, DmaRegion};
 use crate::iova::{IovaAllocator, IovaError};
 
-use super::HUGE_PAGE;
-use super::error::VfioError;
-use super::seams::{HostMemory, IommuMapper};
-use hac_sys::HostIommu;
+/// Size of a 2 MiB huge page: IOVAs of huge-page memory are aligned to it so the IOMMU can use
+/// 2 MiB pages too.
+pub const HUGE_PAGE: u64 = 2 << 20;
 
 /// Counters of a [`VfioDma`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -299,5 +301,204 @@ impl<M: IommuMapper> Drop for VfioDmaRegion<M> {
             book.leaked += 1;
             std::mem::forget(memory);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one-window IOMMUs are the common case
+mod tests {
+
+    use igb_hw::Iova;
+
+    use super::*;
+    use crate::backend::{DmaAllocator, DmaError, DmaRegion};
+    use crate::iova::IovaError;
+    use crate::vfio::testing::{FakeDevice, FakeDeviceConfig, IommuEvent};
+    use crate::vfio::tests::{bdf, open};
+    use crate::vfio::*;
+
+    #[test]
+    fn dma_regions_are_mapped_disjoint_and_unmapped_on_drop() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        let dma = dev.dma();
+        let iommu = dev.access().fake_iommu();
+        let a = dma.allocate(100).unwrap();
+        let b = dma.allocate(4096 * 3 + 1).unwrap();
+        assert_eq!(a.len(), 4096);
+        assert_eq!(b.len(), 4096 * 4);
+        assert_eq!(a.iova(), Iova(0x1000), "page 0 is never used");
+        assert_eq!(b.iova(), Iova(0x2000));
+        assert_eq!(
+            iommu.mappings(),
+            vec![(Iova(0x1000), 4096), (Iova(0x2000), 4096 * 4)]
+        );
+        assert_eq!(dma.stats().live_regions, 2);
+        assert_eq!(dma.stats().mapped_bytes, 5 * 4096);
+        let a_iova = a.iova();
+        drop(a);
+        assert_eq!(iommu.mappings(), vec![(Iova(0x2000), 4096 * 4)]);
+        assert_eq!(
+            iommu.events(),
+            vec![
+                IommuEvent::Map {
+                    iova: Iova(0x1000),
+                    len: 4096
+                },
+                IommuEvent::Map {
+                    iova: Iova(0x2000),
+                    len: 4 * 4096
+                },
+                IommuEvent::Unmap {
+                    iova: Iova(0x1000),
+                    len: 4096
+                },
+            ]
+        );
+        // The freed IOVA is reused first.
+        let c = dma.allocate(1).unwrap();
+        assert_eq!(c.iova(), a_iova);
+        drop((b, c));
+        assert!(iommu.mappings().is_empty());
+        let stats = dma.stats();
+        assert_eq!(
+            (stats.live_regions, stats.mapped_bytes, stats.leaked_regions),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn dma_data_is_what_the_device_sees() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        let iommu = dev.access().fake_iommu();
+        let r = dev.dma().allocate(8192).unwrap();
+        r.write(4090, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let mut seen = [0u8; 8];
+        iommu
+            .device_read(Iova(r.iova().0 + 4090), &mut seen)
+            .unwrap();
+        assert_eq!(seen, [1, 2, 3, 4, 5, 6, 7, 8]);
+        iommu
+            .device_write(Iova(r.iova().0 + 16), &0xCAFE_F00Du32.to_le_bytes())
+            .unwrap();
+        assert_eq!(r.read_u32(16), 0xCAFE_F00D);
+        let end = Iova(r.iova().0 + 8192);
+        drop(r);
+        assert!(
+            iommu.device_read(Iova(end.0 - 8192), &mut seen).is_err(),
+            "unmapped after drop"
+        );
+    }
+
+    #[test]
+    fn out_of_range_region_accesses_are_clamped_and_counted() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        let dma = dev.dma();
+        let r = dma.allocate(4096).unwrap();
+        r.write(4094, &[0xAA, 0xBB, 0xCC, 0xDD]);
+        let mut buf = [0xFFu8; 4];
+        r.read(4094, &mut buf);
+        assert_eq!(buf, [0xAA, 0xBB, 0, 0]);
+        r.read(usize::MAX, &mut buf);
+        assert_eq!(buf, [0; 4]);
+        r.write(usize::MAX - 1, &[1, 2, 3]);
+        r.read(4096, &mut []);
+        assert_eq!(dma.stats().clamped_accesses, 4);
+    }
+
+    #[test]
+    fn failed_map_frees_the_iova_and_reports_the_memlock_hint() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        let dma = dev.dma();
+        let iommu = dev.access().fake_iommu();
+        iommu.fail_next_map(libc::ENOMEM);
+        match dma.allocate(4096) {
+            Err(DmaError::Map { iova, len, reason }) => {
+                assert_eq!((iova, len), (Iova(0x1000), 4096));
+                assert!(reason.contains("ulimit -l"), "{reason}");
+            }
+            other => panic!("expected a map error, got {other:?}"),
+        }
+        assert_eq!(dma.stats().live_regions, 0);
+        assert_eq!(dma.allocate(4096).unwrap().iova(), Iova(0x1000));
+    }
+
+    #[test]
+    fn failed_unmap_leaks_instead_of_reusing() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        let dma = dev.dma();
+        let iommu = dev.access().fake_iommu();
+        let r = dma.allocate(4096).unwrap();
+        let iova = r.iova();
+        iommu.fail_next_unmap(libc::EIO);
+        drop(r);
+        let stats = dma.stats();
+        assert_eq!(
+            (stats.leaked_regions, stats.live_regions, stats.mapped_bytes),
+            (1, 1, 0)
+        );
+        assert_eq!(iommu.mappings(), vec![(iova, 4096)]);
+        assert_ne!(
+            dma.allocate(4096).unwrap().iova(),
+            iova,
+            "a leaked IOVA is never reused"
+        );
+    }
+
+    #[test]
+    fn dma_errors_zero_host_exhaustion_and_mapping_limit() {
+        let config = FakeDeviceConfig {
+            iova_ranges: vec![0..0x5000],
+            max_mappings: Some(3),
+            ..FakeDeviceConfig::igbvf_82576()
+        };
+        let dev = open(config);
+        let dma = dev.dma();
+        assert!(matches!(dma.allocate(0), Err(DmaError::ZeroLength)));
+        assert!(matches!(
+            dma.allocate(usize::MAX),
+            Err(DmaError::Host { .. })
+        ));
+        assert!(matches!(
+            dma.allocate(0x5000),
+            Err(DmaError::IovaExhausted(0x5000))
+        ));
+        let keep: Vec<_> = (0..3).map(|_| dma.allocate(1).unwrap()).collect();
+        match dma.allocate(1) {
+            Err(DmaError::Map { reason, .. }) => assert!(reason.contains("dma_entry_limit")),
+            other => panic!("expected the mapping limit, got {other:?}"),
+        }
+        drop(keep);
+        let r = dma.allocate(0x4000).unwrap();
+        assert_eq!(r.iova(), Iova(0x1000));
+        assert!(matches!(
+            dma.allocate(1),
+            Err(DmaError::IovaExhausted(4096))
+        ));
+    }
+
+    #[test]
+    fn an_iommu_without_usable_iova_space_is_refused() {
+        let config = FakeDeviceConfig {
+            iova_ranges: vec![0..0x1000],
+            ..Default::default()
+        };
+        let err = VfioDevice::from_access(bdf(), FakeDevice::new(config)).unwrap_err();
+        assert!(matches!(
+            err,
+            VfioError::Iova(IovaError::NoUsableWindow { .. })
+        ));
+    }
+
+    #[test]
+    fn dma_regions_outlive_the_device() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        let iommu = dev.access().fake_iommu();
+        let dma = dev.dma();
+        let r = dma.allocate(4096).unwrap();
+        drop(dev);
+        r.write_u32(0, 5);
+        assert_eq!(r.read_u32(0), 5);
+        drop(r);
+        assert!(iommu.mappings().is_empty());
     }
 }

@@ -3,9 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::iova::IovaError;
-
 use super::bdf::{Bdf, BdfError};
+use crate::iova::IovaError;
 
 /// Checks that a VF token is a UUID (`8-4-4-4-12` hex digits), as the kernel's `uuid_parse`
 /// requires.
@@ -252,4 +251,30 @@ pub enum VfioError {
         /// The OS error.
         source: io::Error,
     },
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one-window IOMMUs are the common case
+mod tests {
+
+    use super::*;
+
+    #[test]
+    fn vf_tokens_must_be_uuids_and_are_not_echoed() {
+        assert!(check_vf_token("2ab74924-c335-45f4-9b16-8569e5b08258").is_ok());
+        assert!(check_vf_token("2AB74924-C335-45F4-9B16-8569E5B08258").is_ok());
+        for bad in [
+            "",
+            "2ab74924c33545f49b168569e5b08258",
+            "2ab74924-c335-45f4-9b16-8569e5b0825g",
+            "2ab74924-c335-45f4-9b16_8569e5b08258",
+            "2ab74924-c335-45f4-9b16-8569e5b082580",
+        ] {
+            let e = check_vf_token(bad).unwrap_err();
+            assert!(matches!(e, VfioError::InvalidVfToken { .. }));
+            if !bad.is_empty() {
+                assert!(!e.to_string().contains(bad));
+            }
+        }
+    }
 }

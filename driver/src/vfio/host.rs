@@ -113,3 +113,81 @@ impl DeviceAccess for HostDevice {
         HostDevice::reset(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The real implementations and their fakes agree on what the VFIO logic relies on, so
+    //! tests on the fakes say something about the real path.
+    use std::fs::File;
+
+    use super::*;
+    use crate::vfio::testing::{FakeMemory, FakeWindow};
+
+    /// What `read32` answers at the offsets whose checks matter, for a window of `len` bytes.
+    fn reads<W: MmioWindow>(window: &W) -> Vec<Result<u32, BarAccessError>> {
+        let len = window.len();
+        [0, 4, 2, len - 4, len - 3, len, usize::MAX, usize::MAX - 3]
+            .into_iter()
+            .map(|offset| window.read32(offset))
+            .collect()
+    }
+
+    #[test]
+    fn real_and_fake_windows_refuse_the_same_offsets() {
+        let path = std::env::temp_dir().join(format!("hac-host-seams-{}", std::process::id()));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        file.set_len(0x1000).unwrap();
+        let real = MmioRegion::map_device_region(Arc::new(file), 0, 0x1000).unwrap();
+        let fake = FakeWindow::new(0x1000);
+        assert_eq!(reads(&real), reads(&fake));
+        for window in [&real as &dyn MmioWindow, &fake] {
+            window.write32(0xFFC, 0xA5A5_5A5A).unwrap();
+            assert_eq!(window.read32(0xFFC), Ok(0xA5A5_5A5A));
+            assert!(window.write32(0x1000, 0).is_err());
+        }
+    }
+
+    #[test]
+    fn real_and_fake_memory_agree_on_bounds_and_contents() {
+        let real = <DmaMemory as HostMemory>::allocate(100, 4096).unwrap();
+        let fake = <FakeMemory as HostMemory>::allocate(100, 4096).unwrap();
+        assert_eq!(
+            HostMemory::len(&real),
+            HostMemory::len(&fake),
+            "rounded up alike"
+        );
+        assert!(!HostMemory::huge_pages(&real) && !HostMemory::huge_pages(&fake));
+        let len = HostMemory::len(&real);
+        for memory in [&real as &dyn DynMemory, &fake] {
+            assert!(memory.write(len - 3, &[1, 2, 3]));
+            assert!(!memory.write(len - 2, &[1, 2, 3]), "past the end");
+            assert!(!memory.write(usize::MAX, &[1]), "overflowing offset");
+            let mut back = [0u8; 4];
+            assert!(memory.read(len - 4, &mut back));
+            assert_eq!(back, [0, 1, 2, 3], "zeroed, then written");
+            assert!(!memory.read(len - 3, &mut back), "past the end");
+        }
+    }
+
+    /// The copy half of [`HostMemory`], object safe, to run one check on both.
+    trait DynMemory {
+        fn read(&self, offset: usize, buf: &mut [u8]) -> bool;
+        fn write(&self, offset: usize, data: &[u8]) -> bool;
+    }
+
+    impl<M: HostMemory> DynMemory for M {
+        fn read(&self, offset: usize, buf: &mut [u8]) -> bool {
+            HostMemory::read(self, offset, buf)
+        }
+        fn write(&self, offset: usize, data: &[u8]) -> bool {
+            HostMemory::write(self, offset, data)
+        }
+    }
+}

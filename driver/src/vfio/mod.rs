@@ -22,17 +22,18 @@
 //! Everything below the four seam traits ([`MmioWindow`], [`HostMemory`], [`IommuMapper`],
 //! [`DeviceAccess`]) is in the `hac-sys` crate, the workspace's only unsafe code, whose concrete
 //! types ([`MmioRegion`], [`DmaMemory`], [`HostIommu`], [`HostDevice`]) implement the seams in
-//! [`host`]; the [`testing`] module has in-memory twins of them so all the logic here is tested
+//! `host.rs`; the [`testing`] module has in-memory twins of them so all the logic here is tested
 //! without a device. Host requirements and the unsafe inventory: `docs/vfio.md`.
 //!
-//! # Modules
+//! # Files
 //!
-//! * [`seams`]: the four traits. [`host`]: their implementations for `hac-sys`'s types.
-//! * [`bdf`]: PCI addresses. [`error`]: [`VfioError`]. [`probe`]: the sysfs checks before
-//!   opening and the classification of open failures.
-//! * [`device`]: [`VfioDevice`]. [`bar`]: [`VfioBar`]. [`dma`]: [`VfioDma`] and
-//!   [`VfioDmaRegion`]. [`msix`]: [`MsixInterrupts`].
-//! * [`testing`]: the fakes of the seams, for tests here and in other crates.
+//! * `seams.rs`: the four traits. `host.rs`: their implementations for `hac-sys`'s types.
+//! * `bdf.rs`: [`Bdf`]. `error.rs`: [`VfioError`]. `probe.rs`: [`HostPaths::probe`], the sysfs
+//!   checks before opening, and the classification of open failures.
+//! * `device.rs`: [`VfioDevice`]. `bar.rs`: [`VfioBar`]. `dma.rs`: [`VfioDma`] and
+//!   [`VfioDmaRegion`]. `msix.rs`: [`MsixInterrupts`].
+//! * [`testing`]: the fakes of the seams, for tests here and in other crates; `tests.rs`: the
+//!   helpers the modules' unit tests share.
 //!
 //! ```no_run
 //! use hac_driver::vfio::VfioDevice;
@@ -51,36 +52,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod bar;
-pub mod bdf;
-pub mod device;
-pub mod dma;
-pub mod error;
-pub mod host;
-pub mod msix;
-pub mod probe;
-pub mod seams;
+mod bar;
+mod bdf;
+mod device;
+mod dma;
+mod error;
+mod host;
+mod msix;
+mod probe;
+mod seams;
 pub mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use bar::VfioBar;
+pub use bar::{BAD_READ, VfioBar};
 pub use bdf::{Bdf, BdfError};
 pub use device::{PciIds, VfioDevice};
-pub use dma::{DmaStats, VfioDma, VfioDmaRegion};
+pub use dma::{DmaStats, HUGE_PAGE, VfioDma, VfioDmaRegion};
 pub use error::VfioError;
 pub use hac_sys::mmio::BarAccessError;
 pub use hac_sys::{DmaMemory, EventFd, HostDevice, HostIommu, MmioRegion};
-pub use msix::{FiredVectors, MsixInterrupts};
+pub use msix::{FiredVectors, MAX_MSIX_VECTORS, MsixInterrupts};
 pub use probe::{HostPaths, HostProbe, SriovRole};
 pub use seams::{DeviceAccess, HostMemory, IommuMapper, MmioWindow};
-
-/// Size of a 2 MiB huge page: IOVAs of huge-page memory are aligned to it so the IOMMU can use
-/// 2 MiB pages too.
-pub const HUGE_PAGE: u64 = 2 << 20;
-
-/// Most MSI-X vectors [`VfioDevice::enable_msix`] routes (a 64-bit mask reports them).
-pub const MAX_MSIX_VECTORS: usize = 64;
-
-/// What a BAR read returns when the access is refused (all ones, as a PCI master-abort).
-pub const BAD_READ: u32 = 0xFFFF_FFFF;

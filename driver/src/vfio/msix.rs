@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hac_sys::poll_readable;
+use hac_sys::{EventFd, HostDevice, poll_readable};
 
 use super::error::VfioError;
 use super::seams::DeviceAccess;
-use hac_sys::{EventFd, HostDevice};
+
+/// Most MSI-X vectors [`super::VfioDevice::enable_msix`] routes (a 64-bit mask reports them).
+pub const MAX_MSIX_VECTORS: usize = 64;
 
 /// The vectors that fired during a wait (bit `i`: vector `i`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -130,5 +132,84 @@ impl<D: DeviceAccess> Drop for MsixInterrupts<D> {
             let _ = self.access.msix_disable();
         }
         self.active.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one-window IOMMUs are the common case
+mod tests {
+
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    use crate::vfio::testing::{DeviceEvent, FakeDeviceConfig};
+    use crate::vfio::tests::open;
+
+    #[test]
+    fn msix_vectors_fire_and_wait_times_out() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        assert_eq!(dev.msix_vectors(), 3);
+        let irqs = dev.enable_msix(3).unwrap();
+        assert_eq!(irqs.len(), 3);
+        assert_eq!(dev.access().msix_enabled_vectors(), 3);
+        assert!(irqs.fd(2).is_some() && irqs.fd(3).is_none());
+
+        let start = Instant::now();
+        assert!(irqs.wait(Duration::from_millis(15)).unwrap().is_empty());
+        assert!(start.elapsed() >= Duration::from_millis(15));
+
+        assert!(dev.access().fire_msix(1).unwrap());
+        assert!(dev.access().fire_msix(2).unwrap());
+        assert!(dev.access().fire_msix(2).unwrap());
+        assert!(!dev.access().fire_msix(3).unwrap());
+        let fired = irqs.wait(Duration::from_secs(5)).unwrap();
+        assert_eq!(fired.iter().collect::<Vec<_>>(), vec![1, 2]);
+        assert!(fired.contains(1) && !fired.contains(0) && !fired.contains(64));
+        assert_eq!(fired.bits(), 0b110);
+        assert!(irqs.poll().unwrap().is_empty(), "counts were consumed");
+
+        // A waiter on another thread is woken.
+        let device = dev.access().clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(10));
+            device.fire_msix(0).unwrap();
+        });
+        let fired = irqs.wait(Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+        assert!(fired.contains(0));
+    }
+
+    #[test]
+    fn msix_count_and_exclusivity_are_enforced_and_drop_disables() {
+        let dev = open(FakeDeviceConfig::igbvf_82576());
+        assert!(matches!(
+            dev.enable_msix(0),
+            Err(VfioError::InvalidVectorCount {
+                requested: 0,
+                max: 3
+            })
+        ));
+        assert!(matches!(
+            dev.enable_msix(4),
+            Err(VfioError::InvalidVectorCount {
+                requested: 4,
+                max: 3
+            })
+        ));
+        let irqs = dev.enable_msix(2).unwrap();
+        assert!(matches!(
+            dev.enable_msix(1),
+            Err(VfioError::MsixAlreadyEnabled)
+        ));
+        drop(irqs);
+        assert_eq!(dev.access().msix_enabled_vectors(), 0);
+        assert_eq!(
+            dev.access().events().last(),
+            Some(&DeviceEvent::MsixDisabled)
+        );
+        let irqs = dev.enable_msix(1).unwrap();
+        irqs.disable().unwrap();
+        assert!(dev.enable_msix(3).is_ok());
     }
 }

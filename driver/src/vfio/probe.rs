@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 
 use hac_sys::{OpenFailure, OpenStep};
 
-use super::error::{describe_driver, vf_of_vfio_pf};
-
 use super::bdf::Bdf;
-use super::error::VfioError;
+use super::error::{VfioError, describe_driver, vf_of_vfio_pf};
 
 /// Where sysfs and `/dev` are (tests point this at a fake tree).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,6 +265,104 @@ impl HostPaths {
                 step: step.describe(),
                 source,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one-window IOMMUs are the common case
+mod tests {
+    use std::io;
+    use std::path::PathBuf;
+
+    use hac_sys::{OpenFailure, OpenStep};
+
+    use super::*;
+
+    use crate::vfio::tests::bdf;
+
+    #[test]
+    fn host_probe_on_a_missing_device() {
+        let paths = HostPaths {
+            sysfs: PathBuf::from("/nonexistent-sysfs"),
+            dev: PathBuf::from("/nonexistent-dev"),
+        };
+        let err = paths.probe(&bdf(), false).unwrap_err();
+        assert!(matches!(err, VfioError::DeviceNotFound { .. }));
+        assert!(err.to_string().contains("0000:01:10.0"));
+        assert!(paths.group_blockers(1).is_empty());
+    }
+
+    #[test]
+    fn open_failures_are_classified() {
+        let paths = HostPaths::default();
+        let probe = HostProbe {
+            group: 7,
+            group_node: PathBuf::from("/dev/vfio/7"),
+            driver: "vfio-pci".into(),
+            role: SriovRole::Vf {
+                pf: "0000:01:00.0".into(),
+                pf_driver: Some("vfio-pci".into()),
+            },
+        };
+        let fail = |step, errno| OpenFailure {
+            step,
+            source: io::Error::from_raw_os_error(errno),
+        };
+        let classify =
+            |step, errno, token| paths.classify(&bdf(), &probe, token, fail(step, errno));
+        assert!(matches!(
+            classify(OpenStep::OpenGroup, libc::EBUSY, false),
+            VfioError::GroupBusy { group: 7, .. }
+        ));
+        assert!(matches!(
+            classify(OpenStep::PciDriver, libc::EBUSY, false),
+            VfioError::GroupBusy { .. }
+        ));
+        assert!(matches!(
+            classify(OpenStep::OpenGroup, libc::EACCES, false),
+            VfioError::PermissionDenied { .. }
+        ));
+        assert!(matches!(
+            classify(OpenStep::OpenContainer, libc::ENOENT, false),
+            VfioError::VfioNodeMissing { .. }
+        ));
+        assert!(matches!(
+            classify(OpenStep::GetDeviceFd, libc::EACCES, true),
+            VfioError::VfTokenRejected { .. }
+        ));
+        match classify(OpenStep::GetDeviceFd, libc::EACCES, false) {
+            VfioError::VfTokenRequired { reason, .. } => assert!(reason.contains("0000:01:00.0")),
+            other => panic!("{other:?}"),
+        }
+        let pf_probe = HostProbe {
+            role: SriovRole::Pf,
+            ..probe.clone()
+        };
+        let failure = fail(OpenStep::PciDriver, libc::EACCES);
+        match paths.classify(&bdf(), &pf_probe, false, failure) {
+            VfioError::VfTokenRequired { reason, .. } => assert!(reason.contains("/dev/vfio/7")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify(OpenStep::GetDeviceFd, libc::EINVAL, true),
+            VfioError::VfTokenUnexpected { .. }
+        ));
+        assert!(matches!(
+            classify(OpenStep::GroupNotViable, libc::EINVAL, false),
+            VfioError::GroupNotViable { group: 7, .. }
+        ));
+        let not_viable = OpenFailure {
+            step: OpenStep::PciDriver,
+            source: io::Error::other("Group is not viable; are all devices ..."),
+        };
+        assert!(matches!(
+            paths.classify(&bdf(), &probe, false, not_viable),
+            VfioError::GroupNotViable { .. }
+        ));
+        match classify(OpenStep::SetIommu, libc::ENODEV, false) {
+            VfioError::Open { step, .. } => assert_eq!(step, "VFIO_SET_IOMMU"),
+            other => panic!("{other:?}"),
         }
     }
 }

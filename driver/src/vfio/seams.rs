@@ -6,9 +6,8 @@ use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 
-use igb_hw::Iova;
-
 use hac_sys::{BarAccessError, EventFd};
+use igb_hw::Iova;
 
 /// A mapped BAR: 32-bit accesses at checked offsets.
 pub trait MmioWindow: Send + Sync {

@@ -218,7 +218,7 @@ mod tests {
         let unsealable =
             rustix::fs::memfd_create("hac-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&unsealable, 4096).unwrap();
-        let plain = tempfile_in_tmp();
+        let plain = crate::map::unlinked_temp_file("guest-map");
         plain.set_len(4096).unwrap();
         for fd in [unsealable.as_fd(), plain.as_fd()] {
             let e = GuestMapping::map(fd, 0, 4096).unwrap_err();
@@ -254,22 +254,5 @@ mod tests {
                 .unwrap();
         rustix::fs::ftruncate(&fd, size).unwrap();
         std::fs::File::from(fd)
-    }
-
-    fn tempfile_in_tmp() -> std::fs::File {
-        let path = std::env::temp_dir().join(format!(
-            "hac-guest-map-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let _ = std::fs::remove_file(&path);
-        f
     }
 }

@@ -93,6 +93,27 @@ impl Drop for SharedMapping {
     }
 }
 
+/// A regular file in the temporary directory, already unlinked, for tests that need a real file
+/// (not a memfd) behind a mapping.
+#[cfg(test)]
+pub(crate) fn unlinked_temp_file(tag: &str) -> std::fs::File {
+    #![allow(clippy::unwrap_used)]
+    let path = std::env::temp_dir().join(format!(
+        "hac-sys-{tag}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    file
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -181,22 +181,15 @@ mod tests {
     }
 
     /// A temporary file stands in for the VFIO device fd: same `mmap(MAP_SHARED)` path.
-    fn backing_file(name: &str, len: u64) -> (Arc<File>, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!("mmio-{}-{name}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
+    fn backing_file(name: &str, len: u64) -> Arc<File> {
+        let file = crate::map::unlinked_temp_file(&format!("mmio-{name}"));
         file.set_len(len).unwrap();
-        (Arc::new(file), path)
+        Arc::new(file)
     }
 
     #[test]
     fn mapped_region_reads_and_writes_checked_words() {
-        let (file, path) = backing_file("rw", 0x5000);
+        let file = backing_file("rw", 0x5000);
         file.write_all_at(&0xA5A5_0001u32.to_le_bytes(), 0x1000 + 8)
             .unwrap();
         // Map 16 KiB at offset 0x1000, as a BAR region at a device-fd offset.
@@ -211,16 +204,13 @@ mod tests {
             assert!(bar.read32(bad).is_err(), "{bad:#x}");
             assert!(bar.write32(bad, 0).is_err(), "{bad:#x}");
         }
-        drop(bar);
-        let _ = std::fs::remove_file(path);
     }
 
     #[test]
     fn bad_mappings_are_errors() {
-        let (file, path) = backing_file("bad", 0x1000);
+        let file = backing_file("bad", 0x1000);
         assert!(MmioRegion::map_device_region(Arc::clone(&file), 0, 0).is_err());
         assert!(MmioRegion::map_device_region(Arc::clone(&file), 0x123, 0x1000).is_err());
         assert!(MmioRegion::map_device_region(Arc::clone(&file), u64::MAX, 0x1000).is_err());
-        let _ = std::fs::remove_file(path);
     }
 }

@@ -25,31 +25,21 @@ use vfio_bindings::bindings::vfio as uapi;
 use crate::dma::DmaMemory;
 use crate::mmio::MmioRegion;
 
-/// The direction field of `_IO` (no data) and where it sits, per architecture
-/// (`include/uapi/asm-generic/ioctl.h` and the powerpc/mips/sparc overrides).
-#[cfg(any(
+/// Whether this architecture uses the alternative `_IOC` layout (powerpc, mips and sparc
+/// override `include/uapi/asm-generic/ioctl.h`).
+const IOC_ALT_LAYOUT: bool = cfg!(any(
     target_arch = "powerpc",
     target_arch = "powerpc64",
     target_arch = "mips",
     target_arch = "mips64",
     target_arch = "sparc",
     target_arch = "sparc64"
-))]
+));
+
+/// The direction field of `_IO` (no data) and where it sits, per architecture.
 mod ioc {
-    pub const NONE: u32 = 1;
-    pub const DIRSHIFT: u32 = 29;
-}
-#[cfg(not(any(
-    target_arch = "powerpc",
-    target_arch = "powerpc64",
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "sparc",
-    target_arch = "sparc64"
-)))]
-mod ioc {
-    pub const NONE: u32 = 0;
-    pub const DIRSHIFT: u32 = 30;
+    pub const NONE: u32 = if super::IOC_ALT_LAYOUT { 1 } else { 0 };
+    pub const DIRSHIFT: u32 = if super::IOC_ALT_LAYOUT { 29 } else { 30 };
 }
 
 const IOC_NRSHIFT: u32 = 0;

@@ -134,16 +134,12 @@ mod tests {
 
     #[test]
     fn real_and_fake_windows_refuse_the_same_offsets() {
-        let path = std::env::temp_dir().join(format!("hac-host-seams-{}", std::process::id()));
+        // A shared mapping of /dev/zero is plain shared memory: a stand-in BAR with no file.
         let file = File::options()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+            .open("/dev/zero")
             .unwrap();
-        let _ = std::fs::remove_file(&path);
-        file.set_len(0x1000).unwrap();
         let real = MmioRegion::map_device_region(Arc::new(file), 0, 0x1000).unwrap();
         let fake = FakeWindow::new(0x1000);
         assert_eq!(reads(&real), reads(&fake));

@@ -7,8 +7,9 @@
 //! * [`backend`]: the traits — [`backend::RegisterIo`] (a BAR), [`backend::DmaAllocator`] /
 //!   [`backend::DmaRegion`] (DMA memory), [`backend::Clock`] — and the memory-ordering rules.
 //! * [`model`]: the in-process backend over [`igb_model::Nic`] (no unsafe code).
-//! * [`vfio`]: the Linux VFIO backend (`pci-driver` for the device, our own DMA and IOVA
-//!   allocators in [`iova`]); every `unsafe` block lives in the private `sys` module.
+//! * [`vfio`]: the Linux VFIO backend over the `hac-sys` crate (which holds every `unsafe`
+//!   block of the workspace: mapped BARs, DMA memory, the VFIO ioctls, eventfds), with our own
+//!   IOVA allocator in [`iova`]; the seams it is generic over and their test fakes.
 //! * [`mailbox`]: the VF side of the PF↔VF mailbox protocol, with timeouts and typed errors.
 //! * [`ring`]: TX and RX descriptor rings.
 //! * [`vf`]: the VF driver — init as igbvf does it, batched send/receive, link, statistics.
@@ -16,10 +17,11 @@
 //!   `adapter_core::hac` and re-exported here) over the 82576 extension's register block.
 //! * [`softhac`]: the same HAC semantics in the driver, for adapters without the extension.
 //! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
-//!   anti-spoofing and VLANs; the place HAC control plugs in.
+//!   anti-spoofing and VLANs.
 //! * [`phy`]: a `smoltcp::phy::Device` over a VF, so a TCP/IP stack runs on it.
-//! * [`tap`]: a Linux TAP interface (to bridge the model's wire port to kernel networking).
-#![deny(unsafe_code)]
+//!
+//! Errors: [`error::DriverError`] for the driver, [`vfio::VfioError`] for the VFIO backend.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod backend;
@@ -32,14 +34,8 @@ pub mod pf;
 pub mod phy;
 pub mod ring;
 pub mod softhac;
-#[allow(unsafe_code)]
-mod sys;
-pub mod tap;
 pub mod vf;
 pub mod vfio;
 
 pub use backend::{Bar, Clock, DmaAllocator, DmaRegion, RegisterIo};
 pub use error::DriverError;
-/// A VM's memory shared through a file descriptor (vfio-user `DMA_MAP`), usable as DMA memory
-/// of the model.
-pub use sys::guest_map::GuestMapping;

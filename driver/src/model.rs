@@ -1,6 +1,6 @@
 //! The in-process backend: the driver's traits implemented directly by the model, with no
 //! unsafe code. Register accesses lock the shared [`Nic`]; DMA memory is
-//! [`SharedMemory`](igb_model::SharedMemory) mapped into the function's IOMMU; the clock is the
+//! [`SharedMemory`] mapped into the function's IOMMU; the clock is the
 //! model's virtual clock, and waiting lets the device and registered services (the PF agent)
 //! run.
 

@@ -20,7 +20,7 @@
 //!   socket, could block), made non-blocking ([`EventFd::from_foreign`]); a signal the eventfd
 //!   cannot take is dropped and counted against that VF ([`IrqRoutes::lost`]).
 //! * **DMA**: `DMA_MAP` with a file descriptor maps that window of guest memory
-//!   ([`hac_driver::GuestMapping`]: a window inside its file, the file sealed against
+//!   ([`hac_sys::GuestMapping`]: a window inside its file, the file sealed against
 //!   shrinking) into the VF's IOMMU at the given address; a window sent without a descriptor
 //!   (ROM, MMIO) is acknowledged and left unmapped (device accesses there fault, as with an
 //!   IOMMU). At most [`MAX_DMA_MAPS`] windows (both kinds; advertised as `max_dma_maps`) and
@@ -33,15 +33,36 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
-use hac_driver::GuestMapping;
+use adapter_core::DmaTarget;
 use hac_driver::model::{Model, SharedPfAgent};
-use hac_driver::vfio::EventFd;
+use hac_sys::{EventFd, GuestMapping};
 use igb_hw::pci::{self, header, layout, msix as msix_cap};
 use igb_hw::regs::{MSIX_BAR_SIZE, VF_BAR0_SIZE, VF_MSIX_VECTORS, VfReg};
 use igb_hw::{Iova, VfIndex};
 use igb_model::{FunctionId, Interrupt, MapError};
 
 use super::wire::{self, Command, Header, Payload, Request, errno};
+
+/// A guest RAM window as DMA memory of the model. The IOMMU checks every device access against
+/// the window before it gets here, so the out-of-range answers (zeros read, nothing written)
+/// are never given.
+struct GuestRam(GuestMapping);
+
+impl DmaTarget for GuestRam {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) {
+        if !self.0.read(offset, buf) {
+            buf.fill(0);
+        }
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) {
+        let _ = self.0.write(offset, data);
+    }
+}
 
 /// VFIO PCI region indexes (`VFIO_PCI_*_REGION_INDEX`).
 pub mod region {
@@ -682,7 +703,7 @@ impl VfEndpoint {
         let f = self.function();
         self.model
             .nic()
-            .dma_map(f, Iova(address), size, Arc::new(mapping), delta)
+            .dma_map(f, Iova(address), size, Arc::new(GuestRam(mapping)), delta)
             .map_err(|e| match e {
                 MapError::Overlap { .. } => errno::EEXIST,
                 _ => errno::EINVAL,

@@ -1,13 +1,12 @@
 //! Test twins of the VFIO seams: an in-memory device, BAR, IOMMU and DMA memory (no unsafe code).
 //!
-//! Re-exported as [`crate::vfio::testing`]. [`FakeDevice`] implements [`DeviceAccess`] with a
-//! config space in a `Vec`, BARs of atomic words, real eventfds for MSI-X (so
-//! [`FakeDevice::fire_msix`] wakes a waiting driver) and a [`FakeIommu`] that checks every
-//! mapping the way the Type1 IOMMU does (alignment, valid windows, no overlap, exact unmap,
-//! mapping limit), logs it, can be told to fail, and lets a test play the device's side of DMA
-//! ([`FakeIommu::device_read`] / [`FakeIommu::device_write`]). It lives in `sys` only because it
-//! implements the same seams as the real code; it is forbidden to contain unsafe code.
-#![forbid(unsafe_code)]
+//! [`FakeDevice`] implements [`DeviceAccess`] with a config space in a `Vec`, BARs of atomic
+//! words, real eventfds for MSI-X (so [`FakeDevice::fire_msix`] wakes a waiting driver) and a
+//! [`FakeIommu`] that checks every mapping the way the Type1 IOMMU does (alignment, valid
+//! windows, no overlap, exact unmap, mapping limit), logs it, can be told to fail, and lets a
+//! test play the device's side of DMA ([`FakeIommu::device_read`] /
+//! [`FakeIommu::device_write`]). It lives beside the seams it fakes (`seams.rs`), as the real
+//! implementations live beside them in `host.rs`.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -15,12 +14,12 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use hac_sys::EventFd;
+use hac_sys::mmio::check_bar_offset;
 use igb_hw::Iova;
 use igb_hw::pci::{self, header};
 
-use crate::sys::eventfd::EventFd;
-use crate::vfio::check_bar_offset;
-use crate::vfio::{BarAccessError, DeviceAccess, HostMemory, IommuMapper, MmioWindow};
+use super::{BarAccessError, DeviceAccess, HostMemory, IommuMapper, MmioWindow};
 
 /// Locks, recovering from poisoning (fakes hold no invariant a panicking test could break).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

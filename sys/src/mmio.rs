@@ -1,34 +1,69 @@
 //! A mapped BAR: volatile 32-bit reads and writes at bounds-checked, 4-byte-aligned offsets.
 //!
 //! The mapping comes either from `pci-driver` ([`MappedOwningPciRegion`], which unmaps itself)
-//! or from our own `mmap` of a VFIO device fd region (unmapped in [`Drop`]). Either way the
+//! or from our own [`SharedMapping`] of a VFIO device fd region (unmapped when dropped). Either way the
 //! region is device memory mapped `MAP_SHARED`: it is never turned into a Rust reference, every
 //! access is one `read_volatile`/`write_volatile` of a `u32`, and an offset that is misaligned
 //! or not fully inside the BAR is refused before any pointer arithmetic happens.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
 use pci_driver::regions::MappedOwningPciRegion;
 
-use crate::vfio::{BarAccessError, MmioWindow, check_bar_offset};
+use crate::map::SharedMapping;
+
+/// A refused BAR access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BarAccessError {
+    /// The offset is not a multiple of 4.
+    #[error("BAR offset {offset:#x} is not 4-byte aligned")]
+    Misaligned {
+        /// The offset.
+        offset: usize,
+    },
+    /// Some of the 4 bytes lie outside the BAR.
+    #[error("BAR offset {offset:#x} is outside the {len:#x}-byte BAR")]
+    OutOfRange {
+        /// The offset.
+        offset: usize,
+        /// The BAR's length.
+        len: usize,
+    },
+}
+
+/// Accepts `offset` for a 4-byte access to a BAR of `len` bytes: aligned and entirely inside.
+pub fn check_bar_offset(offset: usize, len: usize) -> Result<(), BarAccessError> {
+    if offset & 3 != 0 {
+        return Err(BarAccessError::Misaligned { offset });
+    }
+    match offset.checked_add(4) {
+        Some(end) if end <= len => Ok(()),
+        _ => Err(BarAccessError::OutOfRange { offset, len }),
+    }
+}
 
 /// Who unmaps the region.
 enum Owner {
     /// `pci-driver`'s mapping: its `Drop` unmaps (and it keeps the device open).
     PciDriver(#[allow(dead_code)] MappedOwningPciRegion),
-    /// Our `mmap` of a region of this VFIO device fd (kept open while mapped).
-    DeviceFile(#[allow(dead_code)] Arc<File>),
+    /// Our mapping of a region of this VFIO device fd (kept open while mapped); the mapping
+    /// unmaps itself on drop.
+    DeviceFile(
+        #[allow(dead_code)] SharedMapping,
+        #[allow(dead_code)] Arc<File>,
+    ),
 }
 
 /// One BAR mapped into the process.
 pub struct MmioRegion {
     base: NonNull<u8>,
     len: usize,
-    owner: Owner,
+    /// Keeps the mapping alive (and unmaps it when dropped).
+    _owner: Owner,
 }
 
 // SAFETY: `MmioRegion` only holds the address of a MAP_SHARED device mapping that lives as long
@@ -36,7 +71,7 @@ pub struct MmioRegion {
 // u32 load or store at a checked offset. Such accesses from several threads are what MMIO is
 // (the device serialises them); no Rust reference to the memory ever exists, so there is no
 // aliasing or data-race assumption the compiler could rely on. `MappedOwningPciRegion` is itself
-// Send + Sync, and `Arc<File>` is.
+// Send + Sync, and so are `SharedMapping` and `Arc<File>`.
 unsafe impl Send for MmioRegion {}
 // SAFETY: as for `Send` above: shared access is only ever volatile MMIO through `&self`.
 unsafe impl Sync for MmioRegion {}
@@ -69,57 +104,37 @@ impl MmioRegion {
         Ok(MmioRegion {
             base,
             len,
-            owner: Owner::PciDriver(region),
+            _owner: Owner::PciDriver(region),
         })
     }
 
     /// Maps `len` bytes at `offset` of the VFIO device fd `device` (a BAR region whose
     /// `VFIO_REGION_INFO_FLAG_MMAP` is set), shared and read/write.
     pub fn map_device_region(device: Arc<File>, offset: u64, len: usize) -> io::Result<MmioRegion> {
-        if len == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "zero-length BAR",
-            ));
-        }
-        let file_offset = libc::off_t::try_from(offset).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "BAR region offset out of range",
-            )
-        })?;
-        // SAFETY: a fresh mapping chosen by the kernel (NULL hint, no MAP_FIXED), so no existing
-        // memory is replaced; the fd is valid for the duration of the call (borrowed from the
-        // Arc we keep). The result is checked against MAP_FAILED before use.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                device.as_raw_fd(),
-                file_offset,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(addr.cast::<u8>())
+        let mapping = SharedMapping::map(device.as_fd(), offset, len)?;
+        let base = NonNull::new(mapping.as_ptr())
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "mmap returned NULL"))?;
         Ok(MmioRegion {
             base,
             len,
-            owner: Owner::DeviceFile(device),
+            _owner: Owner::DeviceFile(mapping, device),
         })
     }
 }
 
-impl MmioWindow for MmioRegion {
-    fn len(&self) -> usize {
+impl MmioRegion {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
         self.len
     }
 
-    fn read32(&self, offset: usize) -> Result<u32, BarAccessError> {
+    /// True for a zero-length BAR (never: mappings refuse zero lengths).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads the little-endian word at `offset` (4-byte aligned, inside the BAR).
+    pub fn read32(&self, offset: usize) -> Result<u32, BarAccessError> {
         check_bar_offset(offset, self.len)?;
         // SAFETY: `check_bar_offset` guarantees `offset % 4 == 0` and `offset + 4 <= len`, so the
         // pointer stays inside the live mapping, and the base is page-aligned (checked at
@@ -129,7 +144,8 @@ impl MmioWindow for MmioRegion {
         Ok(u32::from_le(raw))
     }
 
-    fn write32(&self, offset: usize, value: u32) -> Result<(), BarAccessError> {
+    /// Writes the little-endian word at `offset` (4-byte aligned, inside the BAR).
+    pub fn write32(&self, offset: usize, value: u32) -> Result<(), BarAccessError> {
         check_bar_offset(offset, self.len)?;
         // SAFETY: as in `read32`: in bounds, aligned, volatile, no reference. Writing device
         // registers cannot break Rust invariants: the mapping is device memory, not memory any
@@ -145,41 +161,35 @@ impl MmioWindow for MmioRegion {
     }
 }
 
-impl Drop for MmioRegion {
-    fn drop(&mut self) {
-        if let Owner::DeviceFile(_) = self.owner {
-            // SAFETY: `base..base+len` is exactly the mapping `map_device_region` created, it is
-            // unmapped once (here), and no pointer into it survives `self`.
-            // A failure (EINVAL) is impossible for a mapping we created; there is nothing useful
-            // to do with it in a destructor.
-            let _ = unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
-        }
-        // `Owner::PciDriver` unmaps in its own Drop.
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
 
+    #[test]
+    fn check_bar_offset_edges() {
+        assert_eq!(check_bar_offset(0, 4), Ok(()));
+        assert_eq!(
+            check_bar_offset(4, 4),
+            Err(BarAccessError::OutOfRange { offset: 4, len: 4 })
+        );
+        assert_eq!(
+            check_bar_offset(1, 8),
+            Err(BarAccessError::Misaligned { offset: 1 })
+        );
+        assert!(check_bar_offset(usize::MAX - 3, usize::MAX).is_err());
+    }
+
     /// A temporary file stands in for the VFIO device fd: same `mmap(MAP_SHARED)` path.
-    fn backing_file(name: &str, len: u64) -> (Arc<File>, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!("mmio-{}-{name}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
+    fn backing_file(name: &str, len: u64) -> Arc<File> {
+        let file = crate::map::unlinked_temp_file(&format!("mmio-{name}"));
         file.set_len(len).unwrap();
-        (Arc::new(file), path)
+        Arc::new(file)
     }
 
     #[test]
     fn mapped_region_reads_and_writes_checked_words() {
-        let (file, path) = backing_file("rw", 0x5000);
+        let file = backing_file("rw", 0x5000);
         file.write_all_at(&0xA5A5_0001u32.to_le_bytes(), 0x1000 + 8)
             .unwrap();
         // Map 16 KiB at offset 0x1000, as a BAR region at a device-fd offset.
@@ -194,16 +204,13 @@ mod tests {
             assert!(bar.read32(bad).is_err(), "{bad:#x}");
             assert!(bar.write32(bad, 0).is_err(), "{bad:#x}");
         }
-        drop(bar);
-        let _ = std::fs::remove_file(path);
     }
 
     #[test]
     fn bad_mappings_are_errors() {
-        let (file, path) = backing_file("bad", 0x1000);
+        let file = backing_file("bad", 0x1000);
         assert!(MmioRegion::map_device_region(Arc::clone(&file), 0, 0).is_err());
         assert!(MmioRegion::map_device_region(Arc::clone(&file), 0x123, 0x1000).is_err());
         assert!(MmioRegion::map_device_region(Arc::clone(&file), u64::MAX, 0x1000).is_err());
-        let _ = std::fs::remove_file(path);
     }
 }

@@ -5,9 +5,10 @@
 //! the file; [`GuestMapping::map`] maps exactly that window, after checking that it lies inside
 //! the file and that the file cannot shrink under it (below). The guest's vCPUs write the same
 //! pages concurrently from another process: like MMIO, that memory is outside the Rust abstract
-//! machine, so no Rust reference into it is ever created. Inside this process every access goes
-//! through the model's device lock (the only caller is the model's DMA engine through
-//! [`igb_model::DmaTarget`]), so the mapping is never touched by two of our threads at once.
+//! machine, so no Rust reference into it is ever created. Callers serialise the accesses of this
+//! process (the vfio-user front end reaches it only through the model's DMA engine, under the
+//! device lock), so the mapping is never touched by two of our threads at once. The mapping
+//! itself is the crate's one [`SharedMapping`].
 //!
 //! **No SIGBUS.** An access to a page of a shared mapping that lies beyond the end of its file
 //! raises SIGBUS, which would kill the whole daemon (every VM's device). So a window must be
@@ -19,21 +20,16 @@
 //! at any time.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::ptr::NonNull;
+use std::os::fd::BorrowedFd;
+
+use crate::map::SharedMapping;
 
 /// A shared mapping of `len` bytes of a file at a page-aligned offset; unmapped on drop.
 #[derive(Debug)]
 pub struct GuestMapping {
-    /// Start of the mapping (page aligned).
-    base: NonNull<u8>,
-    /// Bytes mapped.
-    len: usize,
+    mapping: SharedMapping,
 }
 
-// SAFETY: the mapping is owned by this value alone (nothing else in the process knows its
-// address); moving it to another thread moves that ownership.
-unsafe impl Send for GuestMapping {}
 // SAFETY: `&self` methods only perform volatile copies at checked offsets; callers serialise
 // them (the model's device lock), and the concurrent writer is another process, which Rust's
 // aliasing rules do not cover (as with MMIO). No reference into the mapping is handed out.
@@ -47,7 +43,7 @@ impl GuestMapping {
     /// Refused (`PermissionDenied`): a file that is not sealed against shrinking and cannot be
     /// (see the module documentation). On success the file carries `F_SEAL_SHRINK`.
     pub fn map(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<GuestMapping> {
-        let page = super::dma::page_size() as u64;
+        let page = crate::dma::page_size() as u64;
         if len == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -61,60 +57,33 @@ impl GuestMapping {
             ));
         }
         check_file_window(fd, offset, len)?;
-        let len_usize = usize::try_from(len)
+        let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mapping too large"))?;
-        let off = libc::off_t::try_from(offset)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
-        // SAFETY: a new mapping at an address the kernel chooses (NULL hint, no MAP_FIXED), so
-        // it cannot replace existing memory; `fd` is a live descriptor for the duration of the
-        // call (the borrow). The result is checked against MAP_FAILED before use.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len_usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                off,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(addr.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mmap returned NULL"))?;
         Ok(GuestMapping {
-            base,
-            len: len_usize,
+            mapping: SharedMapping::map(fd, offset, len)?,
         })
     }
 
     /// Bytes mapped.
     pub fn len(&self) -> usize {
-        self.len
+        self.mapping.len()
     }
 
     /// True for an empty mapping (never: `map` refuses zero lengths).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn in_bounds(&self, offset: u64, count: usize) -> bool {
-        offset
-            .checked_add(count as u64)
-            .is_some_and(|end| end <= self.len as u64)
+        self.mapping.is_empty()
     }
 
     /// Copies `buf.len()` bytes at `offset` into `buf`; `false` (and `buf` untouched) when the
     /// range is outside the mapping.
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
-        if !self.in_bounds(offset, buf.len()) {
+        if !self.mapping.contains(offset, buf.len()) {
             return false;
         }
-        let src = self.base.as_ptr().cast_const();
+        let src = self.mapping.as_ptr().cast_const();
         for (i, b) in buf.iter_mut().enumerate() {
             // SAFETY: `offset + i < offset + buf.len() <= len` (checked above): inside the
-            // mapping, which lives as long as `self`.
+            // mapping, which lives as long as `self`, and no reference into it exists.
             *b = unsafe { src.add(offset as usize + i).read_volatile() };
         }
         true
@@ -123,10 +92,10 @@ impl GuestMapping {
     /// Copies `data` to `offset`; `false` (and nothing written) when the range is outside the
     /// mapping.
     pub fn write(&self, offset: u64, data: &[u8]) -> bool {
-        if !self.in_bounds(offset, data.len()) {
+        if !self.mapping.contains(offset, data.len()) {
             return false;
         }
-        let dst = self.base.as_ptr();
+        let dst = self.mapping.as_ptr();
         for (i, b) in data.iter().enumerate() {
             // SAFETY: in bounds as in `read`; the mapping is writable (PROT_WRITE) and no Rust
             // reference into it exists.
@@ -189,30 +158,6 @@ fn check_file_window(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()
     Ok(())
 }
 
-impl igb_model::DmaTarget for GuestMapping {
-    fn len(&self) -> u64 {
-        self.len as u64
-    }
-
-    fn read(&self, offset: u64, buf: &mut [u8]) {
-        if !GuestMapping::read(self, offset, buf) {
-            buf.fill(0);
-        }
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) {
-        let _ = GuestMapping::write(self, offset, data);
-    }
-}
-
-impl Drop for GuestMapping {
-    fn drop(&mut self) {
-        // SAFETY: `base..base+len` is exactly the mapping created in `map`, unmapped once here;
-        // no reference into it exists.
-        let _ = unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -273,7 +218,7 @@ mod tests {
         let unsealable =
             rustix::fs::memfd_create("hac-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&unsealable, 4096).unwrap();
-        let plain = tempfile_in_tmp();
+        let plain = crate::map::unlinked_temp_file("guest-map");
         plain.set_len(4096).unwrap();
         for fd in [unsealable.as_fd(), plain.as_fd()] {
             let e = GuestMapping::map(fd, 0, 4096).unwrap_err();
@@ -309,22 +254,5 @@ mod tests {
                 .unwrap();
         rustix::fs::ftruncate(&fd, size).unwrap();
         std::fs::File::from(fd)
-    }
-
-    fn tempfile_in_tmp() -> std::fs::File {
-        let path = std::env::temp_dir().join(format!(
-            "hac-guest-map-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let _ = std::fs::remove_file(&path);
-        f
     }
 }

@@ -19,38 +19,27 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use igb_hw::Iova;
+use hw_common::Iova;
 use vfio_bindings::bindings::vfio as uapi;
 
-use crate::sys::dma::DmaMemory;
-use crate::sys::mmio::MmioRegion;
-use crate::vfio::HostMemory;
+use crate::dma::DmaMemory;
+use crate::mmio::MmioRegion;
 
-/// The direction field of `_IO` (no data) and where it sits, per architecture
-/// (`include/uapi/asm-generic/ioctl.h` and the powerpc/mips/sparc overrides).
-#[cfg(any(
+/// Whether this architecture uses the alternative `_IOC` layout (powerpc, mips and sparc
+/// override `include/uapi/asm-generic/ioctl.h`).
+const IOC_ALT_LAYOUT: bool = cfg!(any(
     target_arch = "powerpc",
     target_arch = "powerpc64",
     target_arch = "mips",
     target_arch = "mips64",
     target_arch = "sparc",
     target_arch = "sparc64"
-))]
+));
+
+/// The direction field of `_IO` (no data) and where it sits, per architecture.
 mod ioc {
-    pub const NONE: u32 = 1;
-    pub const DIRSHIFT: u32 = 29;
-}
-#[cfg(not(any(
-    target_arch = "powerpc",
-    target_arch = "powerpc64",
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "sparc",
-    target_arch = "sparc64"
-)))]
-mod ioc {
-    pub const NONE: u32 = 0;
-    pub const DIRSHIFT: u32 = 30;
+    pub const NONE: u32 = if super::IOC_ALT_LAYOUT { 1 } else { 0 };
+    pub const DIRSHIFT: u32 = if super::IOC_ALT_LAYOUT { 29 } else { 30 };
 }
 
 const IOC_NRSHIFT: u32 = 0;
@@ -525,9 +514,10 @@ impl NativeContainer {
         // SAFETY: `map` is a live `vfio_iommu_type1_dma_map` with argsz = its size, read by the
         // kernel during the call. The mapped host range is exactly a `DmaMemory` mapping: memory
         // no Rust reference ever points into, accessed only by volatile copies, so device writes
-        // cannot violate any aliasing assumption. The kernel pins its pages until the unmap,
-        // and `VfioDmaRegion` unmaps before it frees the memory (or leaks the memory if the
-        // unmap fails).
+        // cannot violate any aliasing assumption. The kernel pins its pages until the unmap:
+        // should the memory be dropped while still mapped, `munmap` only removes it from our
+        // address space, the pinned pages are never handed to this process again, so the device
+        // can reach no memory a Rust object later lives in.
         cvt(unsafe {
             libc::ioctl(
                 self.file.as_raw_fd(),

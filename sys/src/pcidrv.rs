@@ -11,15 +11,14 @@ use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::Arc;
 
-use igb_hw::Iova;
+use hw_common::Iova;
 use pci_driver::backends::vfio::{VfioContainer, VfioPciDevice};
 use pci_driver::device::PciDevice;
 use pci_driver::regions::{PciRegion, Permissions};
 
-use crate::sys::dma::DmaMemory;
-use crate::sys::mmio::MmioRegion;
-use crate::sys::vfio::{IommuInfo, OpenFailure, OpenStep};
-use crate::vfio::HostMemory;
+use crate::dma::DmaMemory;
+use crate::mmio::MmioRegion;
+use crate::vfio::{IommuInfo, OpenFailure, OpenStep};
 
 /// A vfio-pci device opened by `pci-driver`, in its own container.
 #[derive(Debug)]
@@ -147,8 +146,9 @@ impl PciDriverIommu {
         // `DmaMemory` mapping (page-aligned, `len` bytes, owned by the caller), memory no Rust
         // reference ever points into and that is accessed only by volatile copies, so device
         // writes cannot violate any aliasing assumption. The kernel pins the pages until the
-        // unmap, and `VfioDmaRegion` unmaps before freeing the memory (or leaks it if the unmap
-        // fails).
+        // unmap: should the memory be dropped while still mapped, `munmap` only removes it from
+        // our address space, the pinned pages are never handed to this process again, so the
+        // device can reach no memory a Rust object later lives in.
         unsafe {
             self.container.iommu().map(
                 iova.0,

@@ -1,4 +1,8 @@
 //! The real backends behind one type each: a device opened by `pci-driver` or by our own ioctls.
+//!
+//! [`HostDevice`] and [`HostIommu`] offer, as inherent methods, exactly what a VFIO user needs
+//! (config space, BARs, MSI-X, reset; IOMMU windows, map and unmap); the driver implements its
+//! device and IOMMU seams for them.
 
 use std::ffi::CStr;
 use std::io;
@@ -7,14 +11,13 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
-use igb_hw::Iova;
+use hw_common::Iova;
 
-use crate::sys::dma::DmaMemory;
-use crate::sys::eventfd::EventFd;
-use crate::sys::mmio::MmioRegion;
-use crate::sys::pcidrv::{PciDriverDevice, PciDriverIommu};
-use crate::sys::vfio::{IommuInfo, NativeContainer, NativeDevice, OpenFailure};
-use crate::vfio::{DeviceAccess, IommuMapper};
+use crate::dma::DmaMemory;
+use crate::eventfd::EventFd;
+use crate::mmio::MmioRegion;
+use crate::pcidrv::{PciDriverDevice, PciDriverIommu};
+use crate::vfio::{IommuInfo, NativeContainer, NativeDevice, OpenFailure};
 
 #[derive(Debug)]
 enum DeviceInner {
@@ -28,8 +31,7 @@ enum IommuInner {
     Native(Arc<NativeContainer>),
 }
 
-/// A vfio-pci device on this host (the [`DeviceAccess`] that [`crate::vfio::VfioDevice::open`]
-/// uses).
+/// A vfio-pci device on this host, opened in a new container of its own.
 #[derive(Debug)]
 pub struct HostDevice {
     inner: DeviceInner,
@@ -82,31 +84,32 @@ impl HostIommu {
             IommuInner::Native(c) => c.info(),
         }
     }
-}
 
-impl IommuMapper for HostIommu {
-    type Memory = DmaMemory;
-
-    fn alignment(&self) -> u64 {
+    /// Minimum IOVA alignment and length granularity (smallest IOMMU page size).
+    pub fn alignment(&self) -> u64 {
         self.info().alignment
     }
 
-    fn valid_iova_ranges(&self) -> Vec<Range<u64>> {
+    /// Valid IOVA windows, half-open.
+    pub fn valid_iova_ranges(&self) -> Vec<Range<u64>> {
         self.info().iova_ranges.clone()
     }
 
-    fn max_mappings(&self) -> Option<u32> {
+    /// How many mappings may exist at once, if known.
+    pub fn max_mappings(&self) -> Option<u32> {
         self.info().max_mappings
     }
 
-    fn map(&self, iova: Iova, memory: &DmaMemory) -> io::Result<()> {
+    /// Maps all of `memory` at `iova`, readable and writable by the device.
+    pub fn map(&self, iova: Iova, memory: &DmaMemory) -> io::Result<()> {
         match &self.inner {
             IommuInner::PciDriver(i) => i.map(iova, memory),
             IommuInner::Native(c) => c.map(iova, memory),
         }
     }
 
-    fn unmap(&self, iova: Iova, len: usize) -> io::Result<()> {
+    /// Removes exactly one earlier mapping of `len` bytes at `iova`.
+    pub fn unmap(&self, iova: Iova, len: usize) -> io::Result<()> {
         match &self.inner {
             IommuInner::PciDriver(i) => i.unmap(iova, len),
             IommuInner::Native(c) => c.unmap(iova, len),
@@ -114,57 +117,62 @@ impl IommuMapper for HostIommu {
     }
 }
 
-impl DeviceAccess for HostDevice {
-    type Window = MmioRegion;
-    type Mapper = HostIommu;
-
-    fn config_len(&self) -> u64 {
+impl HostDevice {
+    /// Size of config space.
+    pub fn config_len(&self) -> u64 {
         match &self.inner {
             DeviceInner::PciDriver(d) => d.config_len(),
             DeviceInner::Native(d) => d.config_len(),
         }
     }
 
-    fn config_read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    /// Reads config space.
+    pub fn config_read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         match &self.inner {
             DeviceInner::PciDriver(d) => d.config_read(offset, buf),
             DeviceInner::Native(d) => d.config_read(offset, buf),
         }
     }
 
-    fn config_write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+    /// Writes config space with one access of `data.len()` bytes when it is 1, 2 or 4.
+    pub fn config_write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         match &self.inner {
             DeviceInner::PciDriver(d) => d.config_write(offset, data),
             DeviceInner::Native(d) => d.config_write(offset, data),
         }
     }
 
-    fn bar_len(&self, index: usize) -> Option<u64> {
+    /// Length of BAR `index`, `None` if absent.
+    pub fn bar_len(&self, index: usize) -> Option<u64> {
         match &self.inner {
             DeviceInner::PciDriver(d) => d.bar_len(index),
             DeviceInner::Native(d) => d.bar_len(index),
         }
     }
 
-    fn map_bar(&self, index: usize) -> io::Result<MmioRegion> {
+    /// Maps BAR `index` read/write.
+    pub fn map_bar(&self, index: usize) -> io::Result<MmioRegion> {
         match &self.inner {
             DeviceInner::PciDriver(d) => d.map_bar(index),
             DeviceInner::Native(d) => d.map_bar(index),
         }
     }
 
-    fn iommu(&self) -> Arc<HostIommu> {
+    /// The IOMMU of its container (shared: DMA mappings keep it alive).
+    pub fn iommu(&self) -> Arc<HostIommu> {
         Arc::clone(&self.iommu)
     }
 
-    fn msix_max(&self) -> usize {
+    /// MSI-X vectors the device has.
+    pub fn msix_max(&self) -> usize {
         match &self.inner {
             DeviceInner::PciDriver(d) => d.msix_max(),
             DeviceInner::Native(d) => d.msix_max(),
         }
     }
 
-    fn msix_enable(&self, vectors: &[Arc<EventFd>]) -> io::Result<()> {
+    /// Routes MSI-X vectors `0..vectors.len()` to these eventfds.
+    pub fn msix_enable(&self, vectors: &[Arc<EventFd>]) -> io::Result<()> {
         let fds: Vec<_> = vectors.iter().map(|v| v.as_raw_fd()).collect();
         match &self.inner {
             DeviceInner::PciDriver(d) => d.msix_enable(&fds),
@@ -172,14 +180,16 @@ impl DeviceAccess for HostDevice {
         }
     }
 
-    fn msix_disable(&self) -> io::Result<()> {
+    /// Disables MSI-X.
+    pub fn msix_disable(&self) -> io::Result<()> {
         match &self.inner {
             DeviceInner::PciDriver(d) => d.msix_disable(),
             DeviceInner::Native(d) => d.msix_disable(),
         }
     }
 
-    fn reset(&self) -> io::Result<()> {
+    /// Function-level reset (`VFIO_DEVICE_RESET`).
+    pub fn reset(&self) -> io::Result<()> {
         match &self.inner {
             DeviceInner::PciDriver(d) => d.reset(),
             DeviceInner::Native(d) => d.reset(),

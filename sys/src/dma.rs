@@ -15,8 +15,6 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-use crate::vfio::HostMemory;
-
 /// 2 MiB: the huge page size tried first.
 pub const HUGE_PAGE: usize = 2 << 20;
 
@@ -231,20 +229,25 @@ unsafe fn volatile_copy_to(dst: *mut u8, src: &[u8]) {
     }
 }
 
-impl HostMemory for DmaMemory {
-    fn allocate(len: usize, align: usize) -> io::Result<Self> {
-        DmaMemory::allocate(len, align)
-    }
-
-    fn len(&self) -> usize {
+impl DmaMemory {
+    /// Length in bytes (what is mapped: the requested length rounded up).
+    pub fn len(&self) -> usize {
         self.len
     }
 
-    fn huge_pages(&self) -> bool {
+    /// True for zero bytes (never: `allocate` refuses zero lengths).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether it is backed by 2 MiB huge pages.
+    pub fn huge_pages(&self) -> bool {
         self.huge
     }
 
-    fn read(&self, offset: usize, buf: &mut [u8]) -> bool {
+    /// Copies `buf.len()` bytes at `offset` into `buf`; false (and nothing read) if the range is
+    /// not entirely inside.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> bool {
         if !self.in_bounds(offset, buf.len()) {
             return false;
         }
@@ -254,7 +257,9 @@ impl HostMemory for DmaMemory {
         true
     }
 
-    fn write(&self, offset: usize, data: &[u8]) -> bool {
+    /// Copies `data` to `offset`; false (and nothing written) if the range is not entirely
+    /// inside.
+    pub fn write(&self, offset: usize, data: &[u8]) -> bool {
         if !self.in_bounds(offset, data.len()) {
             return false;
         }
@@ -267,8 +272,9 @@ impl HostMemory for DmaMemory {
 
 impl Drop for DmaMemory {
     fn drop(&mut self) {
-        // The owner (`VfioDmaRegion`) unmaps the IOVA before dropping the memory, or leaks the
-        // memory when the unmap fails, so the device never keeps a mapping of freed memory.
+        // Owners unmap the IOVA before dropping the memory (the driver's DMA regions do, and
+        // leak the memory when the unmap fails). Were it still mapped, the IOMMU's pins would
+        // keep its pages away from this process, so no later allocation could be reached.
         unmap(self.base.as_ptr(), self.len);
     }
 }

@@ -7,7 +7,7 @@
 pub mod bench;
 pub mod control;
 pub mod engine;
-pub mod ha;
+pub mod failover;
 pub mod hwcases;
 pub mod plot;
 pub mod report;

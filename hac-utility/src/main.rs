@@ -143,13 +143,13 @@ enum Command {
     /// (report.json, requests.csv, summary.txt, timeline plot, per-node pcaps). See
     /// docs/failover.md.
     #[command(name = "failover-demo")]
-    FailoverDemo(hac_utility::ha::demo::DemoArgs),
+    FailoverDemo(hac_utility::failover::DemoArgs),
     /// One host of the failover demo (started by `failover-demo`).
     #[command(name = "ha-node", hide = true)]
-    HaNode(hac_utility::ha::node::NodeArgs),
+    HaNode(hac_utility::failover::NodeArgs),
     /// The failover demo's TCP client (started by `failover-demo` in the client namespace).
     #[command(name = "ha-client", hide = true)]
-    HaClient(hac_utility::ha::client::ClientArgs),
+    HaClient(hac_utility::failover::ClientArgs),
     /// Debugging: trace the VF init handshake (CTRL.RST, VF_RESET, SET_MAC_ADDR) with the raw
     /// mailbox words, without the driver's policy. The VF must be bound to vfio-pci.
     #[command(name = "vf-mailbox", hide = true)]
@@ -363,14 +363,14 @@ fn main() -> ExitCode {
             check,
         ),
         Command::FailoverDemo(args) => run_failover_demo(&args),
-        Command::HaNode(args) => match hac_utility::ha::node::run(args) {
+        Command::HaNode(args) => match hac_ha::node::run(args.into()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: ha-node: {e}");
                 ExitCode::FAILURE
             }
         },
-        Command::HaClient(args) => run_ha_client(&args),
+        Command::HaClient(args) => run_ha_client(&args.into()),
         Command::Serve(args) => ctl::run_serve(args),
         Command::Ctl(args) => ctl::run_ctl(args),
         Command::Stats(args) => ctl::run_stats(args),
@@ -708,9 +708,9 @@ fn finish_run(r: Result<String, hac_utility::run::RunError>) -> ExitCode {
 
 /// `hac failover-demo`: exit 0 when the client saw a consistent, complete stream; 1 when it did
 /// not; 2 when the lab could not be set up (not root, no `ip`, no /dev/net/tun).
-fn run_failover_demo(args: &hac_utility::ha::demo::DemoArgs) -> ExitCode {
-    use hac_utility::ha::demo::DemoError;
-    match hac_utility::ha::demo::run(args, true) {
+fn run_failover_demo(args: &hac_utility::failover::DemoArgs) -> ExitCode {
+    use hac_utility::failover::DemoError;
+    match hac_utility::failover::run(args, true) {
         Ok(report) if report.ok => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e @ DemoError::Setup(_)) => {
@@ -725,8 +725,8 @@ fn run_failover_demo(args: &hac_utility::ha::demo::DemoArgs) -> ExitCode {
 }
 
 /// `hac ha-client`: prints a final `{"ev":"done",...}` line; exit 1 on any inconsistency.
-fn run_ha_client(args: &hac_utility::ha::client::ClientArgs) -> ExitCode {
-    match hac_utility::ha::client::run(args) {
+fn run_ha_client(args: &hac_ha::client::ClientConfig) -> ExitCode {
+    match hac_ha::client::run(args) {
         Ok(n) => {
             println!(
                 "{}",

@@ -197,3 +197,23 @@ fn bad_scenarios_are_one_line_errors_with_exit_2() {
     assert!(err.contains("cannot read"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn failover_node_and_client_subcommands_parse_their_arguments() {
+    // `hac failover-demo` runs these two hidden subcommands (the hac-ha crate's node and client).
+    let (code, out, _) = hac(&["ha-node", "--help"]);
+    assert_eq!(code, 0);
+    for opt in ["--role", "--tap", "--link", "--epoch-ms", "--timeout-ms", "--out"] {
+        assert!(out.contains(opt), "{opt} missing from:\n{out}");
+    }
+    let (code, _, err) = hac(&["ha-node", "--role", "middle", "--tap", "tap0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("primary"), "{err}");
+    assert_eq!(hac(&["ha-node", "--role", "backup"]).0, 2, "needs --tap");
+    let (code, out, _) = hac(&["ha-client", "--help"]);
+    assert_eq!(code, 0);
+    for opt in ["--connect", "--requests", "--window"] {
+        assert!(out.contains(opt), "{opt} missing from:\n{out}");
+    }
+    assert_eq!(hac(&["ha-client", "--window", "0"]).0, 2);
+}

@@ -891,6 +891,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn roles_parse_from_their_names() {
+        for r in [Role::Primary, Role::Backup] {
+            assert_eq!(r.name().parse::<Role>(), Ok(r));
+        }
+        assert!("Primary".parse::<Role>().is_err());
+        assert!("".parse::<Role>().is_err());
+    }
+
+    #[test]
     fn a_full_tap_queue_is_counted_as_dropped_not_sent() {
         // Issue 13 item 10: `Ok(false)` (the kernel dropped the frame) was counted as sent.
         let mut c = TapTxCounters::default();

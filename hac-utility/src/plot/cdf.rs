@@ -86,30 +86,24 @@ pub fn cdf_points(sorted: &[u64], max_points: usize) -> Vec<(u64, f64)> {
     out
 }
 
-/// Draws the delay CDF: the fraction of each class's frames whose added delay is at most x, on
-/// a log time axis (plain frames wait microseconds, checkpointing frames an epoch plus the ack).
-pub fn draw_delay_cdf(s: &mut dyn Surface, d: &DelayCdfData) {
-    // The low end: the decade below each class's 1st percentile of positive delays (a few
-    // frames wait 0 ns, and a handful a few ns: neither should stretch the axis); anything
-    // smaller sits at the left edge.
-    let min_pos = d
-        .classes
-        .iter()
-        .filter_map(|c| {
-            let positive = &c.sorted_ns[c.sorted_ns.partition_point(|&v| v == 0)..];
+/// The frame of a delay CDF: a log time axis over the samples (each sorted, ns) and a 0–100 %
+/// axis. The low end is the decade below the lowest 1st percentile of positive delays (a few
+/// frames wait 0 ns, and a handful a few ns: neither should stretch the axis; anything smaller
+/// sits at the left edge), the high end the decade above the largest delay.
+fn draw_cdf_frame<'a>(
+    s: &mut dyn Surface,
+    samples: impl Iterator<Item = &'a [u64]> + Clone,
+    labels: &Labels<'_>,
+) -> Axes {
+    let min_pos = samples
+        .clone()
+        .filter_map(|v| {
+            let positive = &v[v.partition_point(|&x| x == 0)..];
             positive.get(positive.len() / 100).copied()
         })
         .min();
-    let max = d
-        .classes
-        .iter()
-        .filter_map(|c| c.sorted_ns.last().copied())
-        .max()
-        .unwrap_or(0);
-    let lo = match min_pos {
-        Some(v) => 10f64.powf((v as f64).log10().floor()),
-        None => 1e3,
-    };
+    let max = samples.filter_map(|v| v.last().copied()).max().unwrap_or(0);
+    let lo = min_pos.map_or(1e3, |v| 10f64.powf((v as f64).log10().floor()));
     let mut hi = 10f64.powf((max.max(1) as f64).log10().ceil());
     if hi <= lo {
         hi = lo * 10.0;
@@ -127,6 +121,17 @@ pub fn draw_delay_cdf(s: &mut dyn Surface, d: &DelayCdfData) {
             value: v,
             label: format!("{:.0}%", v * 100.0),
         }),
+        labels,
+    );
+    axes
+}
+
+/// Draws the delay CDF: the fraction of each class's frames whose added delay is at most x, on
+/// a log time axis (plain frames wait microseconds, checkpointing frames an epoch plus the ack).
+pub fn draw_delay_cdf(s: &mut dyn Surface, d: &DelayCdfData) {
+    let axes = draw_cdf_frame(
+        s,
+        d.classes.iter().map(|c| c.sorted_ns.as_slice()),
         &Labels {
             title: "Added delay (wire - submit) per class, CDF",
             x: "added delay (log scale; smaller delays, 0 included, at the left edge)",
@@ -203,39 +208,9 @@ pub struct CdfSeriesSet {
 /// `cdf series-N`. The axis spans the decade below the lowest 1st percentile of positive delays
 /// to the decade above the largest delay.
 pub fn draw_delay_cdf_series(s: &mut dyn Surface, d: &CdfSeriesSet) {
-    let min_pos = d
-        .series
-        .iter()
-        .filter_map(|c| {
-            let v = &c.delays.sorted_ns;
-            let positive = &v[v.partition_point(|&x| x == 0)..];
-            positive.get(positive.len() / 100).copied()
-        })
-        .min();
-    let max = d
-        .series
-        .iter()
-        .filter_map(|c| c.delays.sorted_ns.last().copied())
-        .max()
-        .unwrap_or(0);
-    let lo = min_pos.map_or(1e3, |v| 10f64.powf((v as f64).log10().floor()));
-    let mut hi = 10f64.powf((max.max(1) as f64).log10().ceil());
-    if hi <= lo {
-        hi = lo * 10.0;
-    }
-    let axes = Axes {
-        area: AREA,
-        x: Scale::Log { min: lo, max: hi },
-        y: Scale::Linear { min: 0.0, max: 1.0 },
-    };
-    draw_frame(
+    let axes = draw_cdf_frame(
         s,
-        &axes,
-        &log_ticks_ns(lo, hi),
-        &[0.0, 0.25, 0.5, 0.75, 1.0].map(|v| Tick {
-            value: v,
-            label: format!("{:.0}%", v * 100.0),
-        }),
+        d.series.iter().map(|c| c.delays.sorted_ns.as_slice()),
         &Labels {
             title: &d.title,
             x: "added delay (delivered - submitted; log scale; model: virtual time, peer: wall time)",

@@ -1,10 +1,12 @@
-//! Arbitrary bytes as the failover demo's replication stream (primary ⇄ backup): the decoder
-//! never panics, never claims more bytes than it was given, every message it accepts re-encodes
-//! to exactly the bytes it came from, and feeding the same bytes in arbitrary chunks through the
-//! stream decoder yields the same messages, keeping exactly the undecoded tail.
+//! Arbitrary bytes as the failover demo's replication stream (primary ⇄ backup), on the `hac-ha`
+//! crate alone: the decoder never panics, never claims more bytes than it was given, every
+//! message it accepts re-encodes to exactly the bytes it came from and decodes again to the same
+//! message (decode → encode → decode is stable), every cut-short prefix of an accepted message
+//! is an error (`Incomplete`), never a message, and feeding the same bytes in arbitrary chunks
+//! through the stream decoder yields the same messages, keeping exactly the undecoded tail.
 #![no_main]
 
-use hac_utility::ha::msg::{DecodeError, Message, StreamDecoder};
+use hac_ha::msg::{DecodeError, Message, StreamDecoder};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,6 +19,20 @@ fuzz_target!(|data: &[u8]| {
                 assert!(used >= 8 && used <= data.len() - at);
                 let again = m.to_bytes().expect("a decoded message re-encodes");
                 assert_eq!(again, &data[at..at + used], "re-encoding differs");
+                assert_eq!(
+                    Message::parse(&again),
+                    Ok((m.clone(), used)),
+                    "decode → encode → decode differs"
+                );
+                // A message cut short is incomplete, whatever the cut (a few cuts per message).
+                for cut in (0..used.min(12)).chain([used / 2, used - 1]) {
+                    match Message::parse(&again[..cut]) {
+                        Err(DecodeError::Incomplete { needed }) => {
+                            assert!(needed > cut, "cut {cut}: needs {needed}")
+                        }
+                        other => panic!("cut {cut} of {used}: {other:?}"),
+                    }
+                }
                 whole.push(m);
                 at += used;
             }

@@ -67,63 +67,6 @@ fn arguments_are_checked() {
 }
 
 #[test]
-fn vf_traffic_arguments_are_checked() {
-    let (code, out, _) = hac(&["vf-traffic", "--help"]);
-    assert_eq!(code, 0);
-    for opt in ["--pci", "--dst-mac", "--count", "--expect-rx", "--mac"] {
-        assert!(out.contains(opt), "{opt} missing from:\n{out}");
-    }
-    assert_eq!(
-        hac(&["vf-traffic", "--dst-mac", "52:54:00:12:00:10"]).0,
-        2,
-        "needs --pci"
-    );
-    assert_eq!(
-        hac(&["vf-traffic", "--pci", "0000:01:10.2"]).0,
-        2,
-        "needs --dst-mac"
-    );
-    let bad_mac = hac(&["vf-traffic", "--pci", "0000:01:10.2", "--dst-mac", "52:54"]);
-    assert_eq!(bad_mac.0, 2, "{}", bad_mac.2);
-    let bad_type = hac(&[
-        "vf-traffic",
-        "--pci",
-        "0000:01:10.2",
-        "--dst-mac",
-        "52:54:00:12:00:10",
-        "--ethertype",
-        "0x0100",
-    ]);
-    assert_eq!(bad_type.0, 2, "an EtherType below 0x0600 is a length");
-}
-
-#[test]
-fn vf_traffic_on_a_missing_device_is_a_json_error_with_exit_2() {
-    let (code, out, _) = hac(&[
-        "vf-traffic",
-        "--pci",
-        "0000:fe:1f.7",
-        "--dst-mac",
-        "52:54:00:12:00:10",
-    ]);
-    assert_eq!(code, 2);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["ok"], false);
-    assert_eq!(v["stage"], "open");
-    assert_eq!(v["dst_mac"], "52:54:00:12:00:10");
-    assert!(v.get("traffic").is_none());
-}
-
-#[test]
-fn vf_mailbox_on_a_missing_device_is_a_json_error_with_exit_1() {
-    let (code, out, _) = hac(&["vf-mailbox", "--pci", "0000:fe:1f.7"]);
-    assert_eq!(code, 1);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["ok"], false);
-    assert!(v["error"].as_str().unwrap().contains("0000:fe:1f.7"));
-}
-
-#[test]
 fn run_writes_the_report_directory() {
     let dir = std::env::temp_dir().join(format!("hac-cli-run-{}", std::process::id()));
     let scenario = dir.join("s.toml");
@@ -196,4 +139,64 @@ fn bad_scenarios_are_one_line_errors_with_exit_2() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot read"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn failover_node_and_client_subcommands_parse_their_arguments() {
+    // `hac failover-demo` runs these two hidden subcommands (the hac-ha crate's node and client).
+    let (code, out, _) = hac(&["ha-node", "--help"]);
+    assert_eq!(code, 0);
+    for opt in [
+        "--role",
+        "--tap",
+        "--link",
+        "--epoch-ms",
+        "--timeout-ms",
+        "--out",
+    ] {
+        assert!(out.contains(opt), "{opt} missing from:\n{out}");
+    }
+    let (code, _, err) = hac(&["ha-node", "--role", "middle", "--tap", "tap0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("primary"), "{err}");
+    assert_eq!(hac(&["ha-node", "--role", "backup"]).0, 2, "needs --tap");
+    let (code, out, _) = hac(&["ha-client", "--help"]);
+    assert_eq!(code, 0);
+    for opt in ["--connect", "--requests", "--window"] {
+        assert!(out.contains(opt), "{opt} missing from:\n{out}");
+    }
+    assert_eq!(hac(&["ha-client", "--window", "0"]).0, 2);
+}
+
+#[test]
+fn help_lists_the_operator_commands_only() {
+    let (code, out, _) = hac(&["--help"]);
+    assert_eq!(code, 0);
+    for c in [
+        "demo",
+        "run",
+        "vf-probe",
+        "serve",
+        "ctl",
+        "stats",
+        "failover-demo",
+    ] {
+        assert!(out.contains(c), "{c} missing from:\n{out}");
+    }
+    // The lab's tools are the hac-lab binary's (hac-utility/lab, tests/cli.rs there).
+    for c in [
+        "vf-traffic",
+        "pf-switch",
+        "vf-hac-check",
+        "vf-smoltcp",
+        "vf-mailbox",
+        "bench",
+        "ha-node",
+        "ha-client",
+    ] {
+        assert!(!out.contains(c), "{c} in:\n{out}");
+    }
+    for c in ["vf-traffic", "pf-switch", "vf-mailbox", "bench"] {
+        assert_eq!(hac(&[c, "--help"]).0, 2, "{c} is not a hac command");
+    }
 }

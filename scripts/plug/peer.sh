@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sch_plug side of `hac bench`: boots User-Mode Linux once and runs every job of JOBS_FILE
+# The sch_plug side of `hac-lab bench`: boots User-Mode Linux once and runs every job of JOBS_FILE
 # in it (scripts/plug/uml-init.sh; format there). Results in OUT_DIR/<job>/.
 # Usage: scripts/plug/peer.sh OUT_DIR JOBS_FILE
 # Needs scripts/plug/setup.sh to have run (UML, iproute2, the plugpeer binary).

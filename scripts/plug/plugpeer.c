@@ -1,4 +1,4 @@
-/* plugpeer: the sch_plug side of `hac bench` (docs/performance.md, "HAC against sch_plug").
+/* plugpeer: the sch_plug side of `hac-lab bench` (docs/performance.md, "HAC against sch_plug").
  *
  * Runs inside User-Mode Linux (scripts/plug/uml-init.sh sets up the namespaces and the qdisc).
  * One process plays three parts, in one event loop, because UML has one virtual CPU:

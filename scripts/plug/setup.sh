@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the sch_plug side of `hac bench` needs on Debian bookworm and builds its helper:
+# Installs what the sch_plug side of `hac-lab bench` needs on Debian bookworm and builds its helper:
 # user-mode-linux (kernel 6.1 with sch_plug.ko and veth.ko), iproute2 (tc with the plug
 # qdisc), gcc and libc6-dev (to build scripts/plug/plugpeer.c into target/plug/plugpeer).
 # Exits non-zero, naming what is missing, if anything cannot be installed or built.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# PID 1 of the User-Mode Linux machine that runs the sch_plug side of `hac bench` (started by
+# PID 1 of the User-Mode Linux machine that runs the sch_plug side of `hac-lab bench` (started by
 # scripts/plug/peer.sh; the machine's / is the host's / through hostfs, so this script writes only
 # into $HACPLUG_OUT and mounts its own /proc, /sys and /run).
 #

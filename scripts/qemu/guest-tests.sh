@@ -17,16 +17,24 @@ exec 3>&1
 
 say() { echo "hac-guest: $*"; }
 
-# Every case runs our code only through this function. Its first call prints
-# "HAC-CASE-RUN <case>" on the console: everything before it (modprobe, ip, sysfs) is the guest
-# kernel and the harness, not our code, and run.sh retries a case once only when the guest
-# kernel stalled before this line (docs/qemu.md, "Flakiness").
-hac() {
+# Every case runs our code only through these two functions: hac (the product binary) and
+# hac_lab (the lab binary hac-lab: vf-traffic, pf-switch, vf-hac-check, vf-smoltcp, vf-mailbox).
+# The first call of either prints "HAC-CASE-RUN <case>" on the console: everything before it
+# (modprobe, ip, sysfs) is the guest kernel and the harness, not our code, and run.sh retries a
+# case once only when the guest kernel stalled before this line (docs/qemu.md, "Flakiness").
+case_run() {
     if [ ! -e /tmp/hac-case-run ]; then
         : >/tmp/hac-case-run
         echo "HAC-CASE-RUN $CASE" >&3
     fi
+}
+hac() {
+    case_run
     /bin/hac "$@"
+}
+hac_lab() {
+    case_run
+    /bin/hac-lab "$@"
 }
 pass() { echo "PASS $CASE"; }
 fail() {
@@ -188,7 +196,7 @@ setup_traffic() {
 
 case_vf_traffic() {
     setup_traffic
-    hac vf-traffic --pci $VF1 --dst-mac $MAC0 --mac $MAC1 --count "$N" --expect-rx "$N" --rx-window-ms $((20000 + N * 100)) \
+    hac_lab vf-traffic --pci $VF1 --dst-mac $MAC0 --mac $MAC1 --count "$N" --expect-rx "$N" --rx-window-ms $((20000 + N * 100)) \
         >/tmp/traffic.json 2>/tmp/traffic.err &
     hacpid=$!
     # igbvf's counters come from the VF's hardware registers, refreshed by its 2 s watchdog.
@@ -210,7 +218,7 @@ case_vf_traffic() {
     sleep 2.2 # one igbvf watchdog period, so tx_packets is current
     tx1=$(cat $st/tx_packets)
     say "kernel VF tx_packets +$((tx1 - tx0)); ping: $(tail -n 2 /tmp/ping.out | tr '\n' ' ')"
-    [ $rc = 0 ] || die "hac vf-traffic exited $rc: $(grep '"error"' /tmp/traffic.json)"
+    [ $rc = 0 ] || die "hac-lab vf-traffic exited $rc: $(grep '"error"' /tmp/traffic.json)"
     out=$(cat /tmp/traffic.json)
     json_has "$out" "\"sent\": $N," || die "hac did not send $N frames"
     json_has "$out" '"tx_completed": true' || die "TX not completed"
@@ -229,14 +237,14 @@ case_vf_ping() {
     ipc neigh replace 10.77.0.2 lladdr $MAC1 dev "$VIF" nud permanent
     in0=$(snmp Icmp InEchos)
     rep0=$(snmp Icmp OutEchoReps)
-    out=$(hac vf-traffic --pci $VF1 --dst-mac $MAC0 --mac $MAC1 --ip 10.77.0.2 --peer-ip 10.77.0.1 \
+    out=$(hac_lab vf-traffic --pci $VF1 --dst-mac $MAC0 --mac $MAC1 --ip 10.77.0.2 --peer-ip 10.77.0.1 \
         --count "$N" --expect-rx "$N" --rx-window-ms 10000 2>&1)
     rc=$?
     echo "$out" | sed 's/^/hac-out: /'
     in1=$(snmp Icmp InEchos)
     rep1=$(snmp Icmp OutEchoReps)
     say "kernel Icmp InEchos +$((in1 - in0)) OutEchoReps +$((rep1 - rep0))"
-    [ $rc = 0 ] || die "hac vf-traffic exited $rc: $(echo "$out" | grep '"error"')"
+    [ $rc = 0 ] || die "hac-lab vf-traffic exited $rc: $(echo "$out" | grep '"error"')"
     [ $((in1 - in0)) -eq "$N" ] || die "kernel InEchos +$((in1 - in0)), expected $N"
     json_has "$out" "\"echo_replies\": $N," || die "not all $N echo replies came back intact"
     json_has "$out" '"echo_replies_bad": 0,' || die "corrupted echo replies"
@@ -267,10 +275,10 @@ setup_vfio_pf() {
 case_pf_switch() {
     setup_vfio_pf
     say "PF $PF on vfio-pci, VFs $VF0 $VF1 on vfio-pci, VF token $TOKEN"
-    out=$(hac pf-switch --pf "$PF" --vf $VF0 --vf $VF1 --vf-token "$TOKEN" --count "$N" 2>&1)
+    out=$(hac_lab pf-switch --pf "$PF" --vf $VF0 --vf $VF1 --vf-token "$TOKEN" --count "$N" 2>&1)
     rc=$?
     echo "$out" | sed 's/^/hac-out: /'
-    [ $rc = 0 ] || die "hac pf-switch exited $rc: $(echo "$out" | sed -n 's/.*"error": "\(.*\)".*/\1/p')"
+    [ $rc = 0 ] || die "hac-lab pf-switch exited $rc: $(echo "$out" | sed -n 's/.*"error": "\(.*\)".*/\1/p')"
     json_has "$out" '"ok": true' || die "not ok"
     [ "$(echo "$out" | grep -c "\"intact\": $N,")" = 2 ] || die "not $N intact frames each way"
     # The kernel's side of the token: a VF of a vfio-pci PF opens only with the PF's token.
@@ -303,11 +311,11 @@ case_serve_pf() {
     json_has "$out" '"mac": "02:1b:21:c1:00:00"' || die "VF 0 did not get the daemon's MAC"
     json_has "$out" '"mac_source": "pf"' || die "VF 0's MAC did not come from the PF"
     # VF 1 sends frames to VF 0's MAC through the switch.
-    out=$(hac vf-traffic --pci $VF1 --vf-token "$TOKEN" --dst-mac 02:1b:21:c1:00:00 --count "$N" \
+    out=$(hac_lab vf-traffic --pci $VF1 --vf-token "$TOKEN" --dst-mac 02:1b:21:c1:00:00 --count "$N" \
         --rx-window-ms 0 2>&1)
     rc=$?
     echo "$out" | sed 's/^/hac-out: /'
-    [ $rc = 0 ] || die "hac vf-traffic through the daemon exited $rc"
+    [ $rc = 0 ] || die "hac-lab vf-traffic through the daemon exited $rc"
     out=$(hac stats --socket $SOCK 2>&1)
     echo "$out" | sed 's/^/hac-out: /'
     vf0=$(echo "$out" | sed -n '/^VF 0 /,/^VF 1 /p')
@@ -334,29 +342,29 @@ case_vf_hac() {
     setup_traffic
     ipc neigh replace 10.77.0.2 lladdr $MAC1 dev "$VIF" nud permanent
     in0=$(snmp Icmp InEchos)
-    out=$(hac vf-hac-check --pci $VF1 --mac $MAC1 --peer-mac $MAC0 --ip 10.77.0.2 --peer-ip 10.77.0.1 \
+    out=$(hac_lab vf-hac-check --pci $VF1 --mac $MAC1 --peer-mac $MAC0 --ip 10.77.0.2 --peer-ip 10.77.0.1 \
         --count "$N" --settle-ms 2200 --peer-netdev "$VIF" --peer-snmp /proc/net/snmp 2>&1)
     rc=$?
     echo "$out" | sed 's/^/hac-out: /'
     in1=$(snmp Icmp InEchos)
     say "kernel Icmp InEchos +$((in1 - in0)) (expected $((2 * N)): epochs 1 and 3 committed, 2 aborted)"
-    [ $rc = 0 ] || die "hac vf-hac-check exited $rc: $(echo "$out" | sed -n 's/.*"error": "\(.*\)".*/\1/p')"
+    [ $rc = 0 ] || die "hac-lab vf-hac-check exited $rc: $(echo "$out" | sed -n 's/.*"error": "\(.*\)".*/\1/p')"
     [ $((in1 - in0)) -eq $((2 * N)) ] || die "kernel InEchos +$((in1 - in0)), expected $((2 * N))"
     pass
 }
 
-# Case 5: smoltcp on VF 1 (hac vf-smoltcp) answers the kernel peer's ping (ARP resolved by
+# Case 5: smoltcp on VF 1 (hac-lab vf-smoltcp) answers the kernel peer's ping (ARP resolved by
 # smoltcp, no static neighbour) and echoes a TCP stream sent with busybox nc.
 case_vf_smoltcp() {
     setup_traffic
-    hac vf-smoltcp --pci $VF1 --mac $MAC1 --ip 10.77.0.2/24 --echo-port 7 --duration-ms 60000 \
+    hac_lab vf-smoltcp --pci $VF1 --mac $MAC1 --ip 10.77.0.2/24 --echo-port 7 --duration-ms 60000 \
         --connections 1 >/tmp/smol.json 2>/tmp/smol.err &
     hacpid=$!
     listening() { grep -q listening /tmp/smol.err; }
     wait_for 100 listening || {
         kill $hacpid 2>/dev/null
         sed 's/^/hac-out: /' /tmp/smol.json /tmp/smol.err
-        die "hac vf-smoltcp did not start"
+        die "hac-lab vf-smoltcp did not start"
     }
     rep0=$(snmp Icmp InEchoReps)
     ping -c "$N" -i 0.05 -W 2 10.77.0.2 >/tmp/ping.out 2>&1
@@ -378,13 +386,13 @@ case_vf_smoltcp() {
     grep -q "$N packets received" /tmp/ping.out || die "ping: $(tail -n 2 /tmp/ping.out | tr '\n' ' ')"
     [ $((rep1 - rep0)) -ge "$N" ] || die "kernel Icmp InEchoReps +$((rep1 - rep0)) < $N"
     cmp -s /tmp/payload /tmp/echoed || die "TCP echo differs: sent $sent bytes, got $got (nc exit $ncrc: $(cat /tmp/nc.err))"
-    [ $rc = 0 ] || die "hac vf-smoltcp exited $rc: $(grep '"error"' /tmp/smol.json)"
+    [ $rc = 0 ] || die "hac-lab vf-smoltcp exited $rc: $(grep '"error"' /tmp/smol.json)"
     json_has "$(cat /tmp/smol.json)" "\"bytes_echoed\": $sent," || die "hac echoed other than $sent bytes"
     pass
 }
 
 # Not a test: VF1 (administrative MAC) on vfio-pci, then /bin/vdiag if given with
-# HAC_QEMU_EXTRA_BIN, `hac vf-mailbox` (raw handshake trace) and `hac vf-probe`.
+# HAC_QEMU_EXTRA_BIN, `hac-lab vf-mailbox` (raw handshake trace) and `hac vf-probe`.
 case_debug() {
     setup_pf 2
     ipc link set "$PFIF" vf 1 mac $MAC1
@@ -393,7 +401,7 @@ case_debug() {
     grp=$(basename "$(readlink /sys/bus/pci/devices/$VF1/iommu_group)")
     ls -l /dev/vfio
     for t in /bin/vdiag; do [ -x $t ] && $t $VF1 "$grp"; done
-    hac vf-mailbox --pci $VF1
+    hac_lab vf-mailbox --pci $VF1
     hac vf-probe --pci $VF1
     dmesg | tail -n 20
     pass

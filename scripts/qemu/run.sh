@@ -10,8 +10,9 @@
 #   HAC_QEMU_TIMEOUT        seconds per boot (default 180)
 #   HAC_QEMU_BOOT_TIMEOUT   seconds until the case must have started (default 45; one retry)
 #   HAC_QEMU_SMP            vCPUs (default 2)
-#   HAC_QEMU_NO_BUILD=1     reuse the static hac binary
+#   HAC_QEMU_NO_BUILD=1     reuse the static hac and hac-lab binaries
 #   HAC_QEMU_HAC=path       use that static hac binary (e.g. built from a patched tree)
+#   HAC_QEMU_LAB=path       use that static hac-lab binary (default: hac-lab beside HAC_QEMU_HAC)
 #   HAC_COUNT               frames in vf-traffic / vf-ping (default 16)
 #   HAC_QEMU_EXTRA_BIN      static tools copied to the guest's /bin (for the debug case)
 # Serial logs: $HAC_QEMU_CACHE/logs/<case>.log, classified by verdict.sh. A case is booted once
@@ -38,20 +39,27 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run
 [ -x /bin/busybox ] || die "/bin/busybox missing: run scripts/qemu/setup.sh"
 KVER="$(cat "$CACHE/kver")"
 
-# 1. The static hac binary.
+# 1. The static binaries: hac (the product: vf-probe, serve, ctl, stats) and hac-lab (the
+# referee's tools: vf-traffic, pf-switch, vf-hac-check, vf-smoltcp, vf-mailbox).
 HAC="${HAC_QEMU_HAC:-$ROOT/target/$TARGET/release/hac}"
+LAB="${HAC_QEMU_LAB:-$(dirname "$HAC")/hac-lab}"
 if [ -n "${HAC_QEMU_HAC:-}" ]; then
     [ -x "$HAC" ] || die "HAC_QEMU_HAC=$HAC is not an executable"
-elif [ "${HAC_QEMU_NO_BUILD:-0}" != 1 ] || [ ! -x "$HAC" ]; then
-    log "building static hac"
+    [ -x "$LAB" ] || die "$LAB is not an executable (set HAC_QEMU_LAB to the static hac-lab)"
+elif [ "${HAC_QEMU_NO_BUILD:-0}" != 1 ] || [ ! -x "$HAC" ] || [ ! -x "$LAB" ]; then
+    log "building static hac and hac-lab"
     # Release code without the profile's LTO and debug info: the guest needs speed, not the last
     # few percent, and CI builds this from scratch (a separate target directory).
     (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_LTO=false \
         CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
-        cargo build --release --quiet -p hac-utility --target $TARGET) || die "cargo build failed"
+        cargo build --release --quiet -p hac-utility -p hac-lab --target $TARGET) ||
+        die "cargo build failed"
 fi
-file_out="$(file -b "$HAC" 2>/dev/null || true)"
-case "$file_out" in *dynamically*) die "$HAC is dynamically linked" ;; esac
+[ -x "$LAB" ] || die "$LAB is not an executable (set HAC_QEMU_LAB to the static hac-lab)"
+for bin in "$HAC" "$LAB"; do
+    file_out="$(file -b "$bin" 2>/dev/null || true)"
+    case "$file_out" in *dynamically*) die "$bin is dynamically linked" ;; esac
+done
 
 # 2. The initramfs.
 IR="$CACHE/initramfs"
@@ -85,6 +93,7 @@ done
 cp "$MODROOT/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$IR/lib/modules/$KVER/"
 /sbin/depmod -b "$IR" "$KVER" || die "depmod on the initramfs failed"
 cp "$HAC" "$IR/bin/hac"
+cp "$LAB" "$IR/bin/hac-lab"
 # Extra static tools for debugging (HAC_QEMU_EXTRA_BIN="file ..." → /bin).
 for f in ${HAC_QEMU_EXTRA_BIN:-}; do cp "$f" "$IR/bin/"; done
 cp "$HERE/init" "$IR/init"

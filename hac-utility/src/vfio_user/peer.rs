@@ -245,7 +245,7 @@ impl WirePeer {
             self.active = true;
             c.connections += 1;
         }
-        let echoed = crate::hwcases::echo_tcp(s);
+        let echoed = crate::tcp_echo::echo_tcp(s);
         c.bytes_echoed += echoed as u64;
         let moved = echoed > 0;
         if self.active && matches!(s.state(), tcp::State::Closed | tcp::State::TimeWait) {

@@ -1,5 +1,5 @@
 //! The QEMU referee's cases (docs/qemu.md) on the model, in-process: the same library functions
-//! the `hac` commands run on QEMU's igb through VFIO, with our PF agent in place of Linux igb
+//! the `hac-lab` commands run on QEMU's igb through VFIO, with our PF agent in place of Linux igb
 //! and an [`EchoPeer`] (answers ping and ARP, counts what it receives) in place of the kernel's
 //! igbvf peer. Where the two referees disagree, docs/fidelity.md says who is right.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,10 +13,10 @@ use hac_driver::pf::PfConfig;
 use hac_driver::phy::smoltcp;
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::{MacSource, VfConfig, VfDriver};
-use hac_utility::hwcases::{
+use hac_lab::hwcases::{
     EchoPeer, HacCheckPlan, PeerReading, SmoltcpEcho, SwitchPlan, hac_check, switch_exchange,
 };
-use hac_utility::traffic::{self, TrafficPlan};
+use hac_lab::traffic::{self, TrafficPlan};
 use igb_hw::MacAddress;
 use igb_model::NicConfig;
 use smoltcp::iface::{Config, Interface, SocketSet};

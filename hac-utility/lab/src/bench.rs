@@ -1,4 +1,4 @@
-//! `hac bench`: the same output-commit workload through Linux `sch_plug` (in User-Mode Linux,
+//! `hac-lab bench`: the same output-commit workload through Linux `sch_plug` (in User-Mode Linux,
 //! with a Remus-style controller) and through HAC on the built-in model, in one run, one table.
 //!
 //! Data flow: [`matrix`] lists the cases (frame size, sender, epoch interval, ack delay). The
@@ -20,10 +20,10 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::engine::{self, Outcome, RunResult};
-use crate::plot;
-use crate::report::Percentiles;
-use crate::scenario::{AckDelay, Scenario, VfSpec};
+use hac_utility::engine::{self, Outcome, RunResult};
+use hac_utility::plot;
+use hac_utility::report::Percentiles;
+use hac_utility::scenario::{AckDelay, Scenario, VfSpec};
 
 /// Frames per 20 µs step the engine's generator hands to the driver at most (engine.rs).
 const ENGINE_BATCH_PER_STEP: f64 = 64.0;
@@ -688,7 +688,7 @@ fn fmt_ratio(r: f64) -> String {
     }
 }
 
-/// The markdown table (also what `hac bench` prints).
+/// The markdown table (also what `hac-lab bench` prints).
 pub fn markdown(rows: &[Row], w: &Workload) -> String {
     let mut s = String::new();
     s += "Each cell: HAC on the model / sch_plug in UML (ratio us/them). The model's times are \
@@ -909,7 +909,7 @@ pub fn cdf_set(case: &Case, hac: &Trace, peer: Option<&Trace>) -> plot::CdfSerie
     }
 }
 
-/// Options of `hac bench`.
+/// Options of `hac-lab bench`.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     /// Output directory.

@@ -1,4 +1,4 @@
-//! `hac ha-client`: the Linux-TCP client of the failover demo (run inside the client network
+//! The Linux-TCP client of the failover demo (run inside the client network
 //! namespace). It streams numbered requests `1`, `2`, … with at most `window` unanswered, and
 //! checks every answer: answer `i` must be the running total `1 + 2 + … + i`, so a total that
 //! goes back, a request answered twice differently, a lost or duplicated byte all show. A reset,
@@ -15,25 +15,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::node::unix_us;
+use crate::node::unix_us;
 
-/// `hac ha-client` arguments.
-#[derive(Clone, Debug, clap::Args)]
-pub struct ClientArgs {
+/// The client's configuration (the `hac ha-client` arguments).
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
     /// The service.
-    #[arg(long, default_value = "192.0.2.10:7000")]
     pub connect: SocketAddr,
     /// Requests to send.
-    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub requests: u64,
     /// Pause between requests, ms.
-    #[arg(long, default_value_t = 10)]
     pub interval_ms: u64,
     /// Most requests outstanding at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub window: u64,
     /// Give up when no answer arrives for this long, ms.
-    #[arg(long, default_value_t = 20_000)]
     pub timeout_ms: u64,
 }
 
@@ -107,7 +102,7 @@ fn connect(addr: SocketAddr) -> Result<TcpStream, ClientError> {
 }
 
 /// Runs the client; answers are printed as they arrive.
-pub fn run(args: &ClientArgs) -> Result<u64, ClientError> {
+pub fn run(args: &ClientConfig) -> Result<u64, ClientError> {
     let stream = connect(args.connect)?;
     let _ = stream.set_nodelay(true);
     stream

@@ -1,6 +1,6 @@
-//! `hac ha-node`: one host of the failover pair. It owns a model NIC run in real time whose wire
+//! One host of the failover pair (run by `hac ha-node`). It owns a model NIC run in real time whose wire
 //! port is bridged to a TAP device, a checkpointing VF carrying the protected service
-//! ([`super::service`]) and a plain VF carrying background traffic.
+//! ([`crate::service`]) and a plain VF carrying background traffic.
 //!
 //! * **Primary**: steps the service with the frames its VF receives, logs every step, and at
 //!   each epoch boundary opens the next HAC epoch and ships the closed epoch's log to the
@@ -33,14 +33,15 @@ use igb_hw::MacAddress;
 use igb_model::{FunctionId, LineRate, NicConfig, PcapSink, SimTime, WireSink};
 use serde_json::json;
 
-use super::msg::{Message, Step, StreamDecoder};
-use super::service::{Service, ServiceConfig};
-use crate::report::Percentiles;
+use crate::msg::{Message, Step, StreamDecoder};
+use crate::service::{Service, ServiceConfig};
+use crate::stats::Percentiles;
 
 /// MAC of the protected service's VF, the same on both hosts.
 pub const SERVICE_MAC: MacAddress = MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x00, 0x0A]);
-/// Ethertype of background frames.
-pub const BACKGROUND_ETHERTYPE: u16 = crate::engine::ETHERTYPE;
+/// Ethertype of background frames (IEEE local experimental, as the scenario engine's test
+/// frames).
+pub const BACKGROUND_ETHERTYPE: u16 = 0x88B5;
 /// The checkpointing VF.
 const SERVICE_VF: usize = 0;
 /// [`SERVICE_VF`] as the HAC contract names it.
@@ -53,7 +54,7 @@ const MAX_TICK_NS: u64 = 5_000_000;
 const IDLE_WAIT_US: u64 = 500;
 
 /// The node's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Runs the service, ships logs, commits on ack.
@@ -63,7 +64,8 @@ pub enum Role {
 }
 
 impl Role {
-    fn name(self) -> &'static str {
+    /// `primary` or `backup`, as on the command line and in the status lines.
+    pub fn name(self) -> &'static str {
         match self {
             Role::Primary => "primary",
             Role::Backup => "backup",
@@ -84,45 +86,44 @@ impl Role {
     }
 }
 
-/// `hac ha-node` arguments.
-#[derive(Clone, Debug, clap::Args)]
-pub struct NodeArgs {
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "primary" => Ok(Role::Primary),
+            "backup" => Ok(Role::Backup),
+            _ => Err(format!("unknown role {s:?} (primary or backup)")),
+        }
+    }
+}
+
+/// One node's configuration (the `hac ha-node` arguments).
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
     /// primary or backup.
-    #[arg(long, value_enum)]
     pub role: Role,
     /// The TAP interface the model's wire port is bridged to (must exist and be up).
-    #[arg(long)]
     pub tap: String,
     /// Replication link: the backup listens here, the primary connects here.
-    #[arg(long, default_value = "127.0.0.1:7100")]
     pub link: SocketAddr,
     /// The service's IPv4 address.
-    #[arg(long, default_value = "192.0.2.10")]
     pub service_ip: std::net::Ipv4Addr,
     /// The service's TCP port.
-    #[arg(long, default_value_t = 7000)]
     pub port: u16,
     /// The service's random seed (the same on both nodes).
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Epoch (checkpoint interval), ms.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub epoch_ms: u64,
     /// Heartbeat interval, ms.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub heartbeat_ms: u64,
     /// Peer declared lost after this long without a message from it, ms.
-    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: u64,
     /// Background frames per second on the plain VF.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub background_pps: u64,
     /// On takeover, advance the service clock by this much (smoltcp's minimum retransmission
     /// timeout is 1 s), so output the client may have missed is resent at once, ms.
-    #[arg(long, default_value_t = 1000)]
     pub takeover_clock_jump_ms: u64,
     /// Directory for `<role>-wire.pcap` and `<role>-packets.csv`.
-    #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
@@ -294,7 +295,7 @@ struct DelayTrack {
 }
 
 struct Node {
-    args: NodeArgs,
+    args: NodeConfig,
     model: Model,
     vfs: Vec<ModelVf>,
     hac: AdapterHac<ModelBar>,
@@ -335,7 +336,7 @@ struct Node {
 }
 
 /// Runs a node until its stdin closes.
-pub fn run(args: NodeArgs) -> Result<(), NodeError> {
+pub fn run(args: NodeConfig) -> Result<(), NodeError> {
     let role = args.role;
     let tap = TapDevice::open(&args.tap).map_err(io_err(format!("opening TAP {}", args.tap)))?;
     let model = Model::new(NicConfig {
@@ -890,6 +891,15 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_parse_from_their_names() {
+        for r in [Role::Primary, Role::Backup] {
+            assert_eq!(r.name().parse::<Role>(), Ok(r));
+        }
+        assert!("Primary".parse::<Role>().is_err());
+        assert!("".parse::<Role>().is_err());
+    }
 
     #[test]
     fn a_full_tap_queue_is_counted_as_dropped_not_sent() {

@@ -1,4 +1,4 @@
-//! `hac vf-mailbox`: a step-by-step trace of the VF init handshake (reset, VF_RESET,
+//! `hac-lab vf-mailbox`: a step-by-step trace of the VF init handshake (reset, VF_RESET,
 //! SET_MAC_ADDR) with the raw mailbox words, for debugging a VF against a real PF driver.
 
 use hac_driver::backend::{Bar, Clock, RegisterIo, WallClock};

@@ -1,4 +1,4 @@
-//! `hac vf-traffic`: raw Ethernet frames through a VF, for end-to-end tests against a peer on the
+//! `hac-lab vf-traffic`: raw Ethernet frames through a VF, for end-to-end tests against a peer on the
 //! same internal switch (e.g. a VF driven by the kernel's igbvf in a QEMU guest, docs/qemu.md).
 //!
 //! The VF is brought up as `vf-probe` does; then `count` frames are sent to `dst_mac`, each

@@ -18,7 +18,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
 
-use super::msg::Step;
+use crate::msg::Step;
 
 /// Longest request line; a longer one is answered with `error` and dropped.
 pub const MAX_LINE: usize = 64;

@@ -3,6 +3,11 @@
 //! kills the primary with SIGKILL at a seeded random point, checks the client's view, writes the
 //! report directory and tears the lab down — also when anything fails on the way.
 //!
+//! The nodes and the client are the `hac-ha` crate's, run by this same binary as the hidden
+//! subcommands `hac ha-node` ([`NodeArgs`]) and `hac ha-client` ([`ClientArgs`]) inside the lab's
+//! namespaces. The orchestration stays in the product: it writes the product's report
+//! directory with the product's charts ([`crate::plot`]) and spawns the product binary.
+//!
 //! The lab, all inside two namespaces named after this process (`hac-fo-<pid>` and
 //! `hac-fo-<pid>c`), so nothing touches the host's networking and deleting the namespaces
 //! removes every interface:
@@ -21,11 +26,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::builder::TypedValueParser as _;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::node::unix_us;
+use hac_ha::client::ClientConfig;
+use hac_ha::node::{NodeConfig, Role, unix_us};
+
 use crate::plot;
 use crate::report::Percentiles;
 
@@ -63,6 +71,100 @@ pub struct DemoArgs {
     /// primary must go unprotected and keep serving) or none (a baseline run).
     #[arg(long, value_enum, default_value_t = Victim::Primary)]
     pub kill: Victim,
+}
+
+/// `hac ha-node` arguments: one host of the failover pair ([`hac_ha::node`]).
+#[derive(Clone, Debug, clap::Args)]
+pub struct NodeArgs {
+    /// primary or backup.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["primary", "backup"])
+        .try_map(|s| s.parse::<Role>()))]
+    pub role: Role,
+    /// The TAP interface the model's wire port is bridged to (must exist and be up).
+    #[arg(long)]
+    pub tap: String,
+    /// Replication link: the backup listens here, the primary connects here.
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    pub link: std::net::SocketAddr,
+    /// The service's IPv4 address.
+    #[arg(long, default_value = "192.0.2.10")]
+    pub service_ip: std::net::Ipv4Addr,
+    /// The service's TCP port.
+    #[arg(long, default_value_t = 7000)]
+    pub port: u16,
+    /// The service's random seed (the same on both nodes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Epoch (checkpoint interval), ms.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub epoch_ms: u64,
+    /// Heartbeat interval, ms.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub heartbeat_ms: u64,
+    /// Peer declared lost after this long without a message from it, ms.
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    /// Background frames per second on the plain VF.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub background_pps: u64,
+    /// On takeover, advance the service clock by this much (smoltcp's minimum retransmission
+    /// timeout is 1 s), so output the client may have missed is resent at once, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub takeover_clock_jump_ms: u64,
+    /// Directory for `<role>-wire.pcap` and `<role>-packets.csv`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl From<NodeArgs> for NodeConfig {
+    fn from(a: NodeArgs) -> NodeConfig {
+        NodeConfig {
+            role: a.role,
+            tap: a.tap,
+            link: a.link,
+            service_ip: a.service_ip,
+            port: a.port,
+            seed: a.seed,
+            epoch_ms: a.epoch_ms,
+            heartbeat_ms: a.heartbeat_ms,
+            timeout_ms: a.timeout_ms,
+            background_pps: a.background_pps,
+            takeover_clock_jump_ms: a.takeover_clock_jump_ms,
+            out: a.out,
+        }
+    }
+}
+
+/// `hac ha-client` arguments: the demo's checking TCP client ([`hac_ha::client`]).
+#[derive(Clone, Debug, clap::Args)]
+pub struct ClientArgs {
+    /// The service.
+    #[arg(long, default_value = "192.0.2.10:7000")]
+    pub connect: std::net::SocketAddr,
+    /// Requests to send.
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub requests: u64,
+    /// Pause between requests, ms.
+    #[arg(long, default_value_t = 10)]
+    pub interval_ms: u64,
+    /// Most requests outstanding at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub window: u64,
+    /// Give up when no answer arrives for this long, ms.
+    #[arg(long, default_value_t = 20_000)]
+    pub timeout_ms: u64,
+}
+
+impl From<ClientArgs> for ClientConfig {
+    fn from(a: ClientArgs) -> ClientConfig {
+        ClientConfig {
+            connect: a.connect,
+            requests: a.requests,
+            interval_ms: a.interval_ms,
+            window: a.window,
+            timeout_ms: a.timeout_ms,
+        }
+    }
 }
 
 /// The node the demo kills.

@@ -8,8 +8,8 @@
 
 use bytes::Bytes;
 use hac_driver::phy::smoltcp;
-use hac_utility::ha::msg::{Message, Step};
-use hac_utility::ha::service::{Service, ServiceConfig};
+use hac_ha::msg::{Message, Step};
+use hac_ha::service::{Service, ServiceConfig};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;

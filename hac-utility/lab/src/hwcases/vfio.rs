@@ -1,4 +1,4 @@
-//! The VFIO side of the referee's commands (`hac pf-switch`, `hac vf-hac-check`, `hac
+//! The VFIO side of the referee's commands (`hac-lab pf-switch`, `hac-lab vf-hac-check`, `hac
 //! vf-smoltcp`): opening the PF and VFs on a Linux host — in CI, a QEMU guest with an emulated
 //! 82576 (docs/qemu.md) — and running the cases of [`super`] on them. Each command prints one
 //! JSON object; `ok` says whether every check passed.
@@ -63,7 +63,7 @@ pub struct VfArgs {
     pub timeout_ms: u64,
 }
 
-/// Arguments of `hac pf-switch`.
+/// Arguments of `hac-lab pf-switch`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct PfSwitchArgs {
     /// PCI address of the PF, bound to vfio-pci (module option enable_sriov=1), VFs enabled.
@@ -89,7 +89,7 @@ pub struct PfSwitchArgs {
     pub timeout_ms: u64,
 }
 
-/// Arguments of `hac vf-hac-check`.
+/// Arguments of `hac-lab vf-hac-check`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct HacCheckArgs {
     #[command(flatten)]
@@ -125,7 +125,7 @@ pub struct HacCheckArgs {
     pub peer_snmp: Option<std::path::PathBuf>,
 }
 
-/// Arguments of `hac vf-smoltcp`.
+/// Arguments of `hac-lab vf-smoltcp`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SmoltcpArgs {
     #[command(flatten)]
@@ -202,7 +202,7 @@ pub struct AgentVf {
     pub nacks: u64,
 }
 
-/// `hac pf-switch`'s report.
+/// `hac-lab pf-switch`'s report.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PfSwitchOutput {
     /// Common head.
@@ -218,7 +218,7 @@ pub struct PfSwitchOutput {
     pub directions: Vec<SwitchReport>,
 }
 
-/// `hac vf-hac-check`'s report.
+/// `hac-lab vf-hac-check`'s report.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct HacCheckOutput {
     /// Common head.
@@ -229,7 +229,7 @@ pub struct HacCheckOutput {
     pub hac: Option<HacCheckReport>,
 }
 
-/// `hac vf-smoltcp`'s report.
+/// `hac-lab vf-smoltcp`'s report.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SmoltcpOutput {
     /// Common head.
@@ -533,7 +533,7 @@ pub fn smoltcp_vfio(args: &SmoltcpArgs) -> SmoltcpOutput {
     let (ip, prefix) = args.ip;
     let result = SmoltcpEcho::new(vf, ip, prefix, args.echo_port).and_then(|mut echo| {
         // Tell a waiting script that the stack is up (stderr: stdout is the JSON).
-        eprintln!("hac vf-smoltcp: listening on {ip}:{}", args.echo_port);
+        eprintln!("hac-lab vf-smoltcp: listening on {ip}:{}", args.echo_port);
         let r = echo.run_for(Duration::from_millis(args.duration_ms), args.connections);
         let report = echo.report();
         r.map(|()| report)

@@ -1,6 +1,6 @@
 //! The igb referee's test cases (docs/qemu.md) as library code, generic over the driver's
-//! backends: the same functions run on QEMU's emulated 82576 through Linux VFIO (`hac
-//! pf-switch`, `hac vf-hac-check`, `hac vf-smoltcp`) and on the model in-process
+//! backends: the same functions run on QEMU's emulated 82576 through Linux VFIO (`hac-lab
+//! pf-switch`, `hac-lab vf-hac-check`, `hac-lab vf-smoltcp`) and on the model in-process
 //! (`tests/referee_model.rs`).
 //!
 //! * [`switch_exchange`] — case 3: frames from one of our VFs to another through the adapter's
@@ -35,6 +35,8 @@ use serde::Serialize;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
+
+use hac_utility::tcp_echo::echo_tcp;
 
 use crate::traffic::{self, ECHO_ID, PAYLOAD_MAGIC, TrafficPlan};
 
@@ -779,32 +781,6 @@ pub struct SmoltcpEcho<R: RegisterIo, D: DmaAllocator, C: Clock> {
     active: bool,
     report: SmoltcpReport,
     started_ns: u64,
-}
-
-/// The TCP echo of a smoltcp socket: moves what it received back into its send buffer (as much
-/// as fits), and closes our side once the peer closed and everything was sent. Returns the bytes
-/// echoed.
-pub fn echo_tcp(s: &mut tcp::Socket<'_>) -> usize {
-    let mut echoed = 0;
-    while s.can_recv() && s.can_send() {
-        let room = s.send_capacity() - s.send_queue();
-        let mut chunk = Vec::new();
-        let n = s
-            .recv(|b| {
-                let n = b.len().min(room);
-                chunk.extend_from_slice(&b[..n]);
-                (n, n)
-            })
-            .unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        echoed += s.send_slice(&chunk).unwrap_or(0);
-    }
-    if s.state() == tcp::State::CloseWait && s.send_queue() == 0 {
-        s.close();
-    }
-    echoed
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {

@@ -1,0 +1,24 @@
+//! High availability for HAC: a protected TCP service replicated by deterministic replay from a
+//! primary host to a backup host, each with its own model NIC bridged to Linux through a TAP
+//! device, and a TCP client that must not notice the primary dying (docs/failover.md).
+//!
+//! * [`msg`]: the replication link's messages (hello, epoch logs, acks, heartbeats), parse and
+//!   emit; what a peer (or the `replication_message` fuzz target) links.
+//! * [`service`]: the protected service, a deterministic function of its inputs.
+//! * [`node`]: one host (primary or backup): model NIC, HAC epochs, log shipping, takeover.
+//! * [`client`]: the Linux-TCP client that checks every answer.
+//! * [`stats`]: p50/p99/max of a latency sample, as the node reports it.
+//!
+//! May depend on the driver (`hac-driver`: the model, TAP, HAC), the model and hardware crates,
+//! never on the product (`hac-utility`) or a command-line parser: the `hac` binary maps its
+//! hidden `ha-node` / `ha-client` subcommands onto [`node::NodeConfig`] and
+//! [`client::ClientConfig`], and the failover demo (lab set-up, kill, report and plots) stays in
+//! the product, which owns the chart library and spawns those subcommands.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod msg;
+pub mod node;
+pub mod service;
+pub mod stats;

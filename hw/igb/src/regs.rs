@@ -546,6 +546,13 @@ impl<R: RegisterLongName, M: RegisterMap> RegisterArray<R, M> {
     pub fn get(self, index: usize) -> Option<Register<R, M>> {
         (index < self.count as usize).then(|| Register::new((self.at)(index as u8)))
     }
+    /// Element `index` without the bounds check of [`RegisterArray::get`]: past the end of the
+    /// map's array it is the map's own out-of-range element, whose offset is [`OUTSIDE_BAR`]
+    /// (no register answers it). For an index that is in range by construction, such as a
+    /// physical queue index.
+    pub fn at(self, index: u8) -> Register<R, M> {
+        Register::new((self.at)(index))
+    }
     /// Number of elements.
     pub fn len(self) -> usize {
         self.count as usize
@@ -776,6 +783,28 @@ mod bitfields {
             VECTOR OFFSET(0) NUMBITS(5) [],
             /// Entry valid.
             VALID OFFSET(7) NUMBITS(1) []
+        ],
+        /// IVAR_MISC of the PF (datasheet 8.8.15): the vectors of the TCP timer and of the
+        /// "other" causes (ICR).
+        pub IVAR_MISC_PF [
+            /// Vector for the TCP timer.
+            TCP_TIMER OFFSET(0) NUMBITS(5) [],
+            /// TCP timer entry valid.
+            TCP_TIMER_VALID OFFSET(7) NUMBITS(1) [],
+            /// Vector for the other causes.
+            OTHER OFFSET(8) NUMBITS(5) [],
+            /// Other-causes entry valid.
+            OTHER_VALID OFFSET(15) NUMBITS(1) []
+        ],
+        /// LVMMC: the last queue the device stopped for misbehaviour (a DMA fault), and its
+        /// direction.
+        pub LVMMC [
+            /// Physical queue index.
+            QUEUE OFFSET(0) NUMBITS(5) [],
+            /// A TX queue stopped.
+            TX OFFSET(8) NUMBITS(1) [],
+            /// An RX queue stopped.
+            RX OFFSET(9) NUMBITS(1) []
         ],
         /// EITR.
         pub EITR [
@@ -1081,6 +1110,25 @@ pub mod pf {
     pub const HACCMD: Register<super::HACCMD::Register, PfReg> = Register::new(PfReg::HACCMD);
     /// HACSTS (HAC extension).
     pub const HACSTS: Register<super::HACSTS::Register, PfReg> = Register::new(PfReg::HACSTS);
+    /// IVAR_MISC (PF layout).
+    pub const IVAR_MISC: Register<super::IVAR_MISC_PF::Register, PfReg> =
+        Register::new(PfReg::IVAR_MISC);
+    /// LVMMC.
+    pub const LVMMC: Register<super::LVMMC::Register, PfReg> = Register::new(PfReg::LVMMC);
+    /// DTXCTL.
+    pub const DTXCTL: Register<super::DTXCTL::Register, PfReg> = Register::new(PfReg::DTXCTL);
+    /// TXDCTL of the 16 physical queues.
+    pub const TXDCTL: RegisterArray<super::TXDCTL::Register, PfReg> =
+        RegisterArray::new(PfReg::TXDCTL, 16);
+    /// RXDCTL of the 16 physical queues.
+    pub const RXDCTL: RegisterArray<super::RXDCTL::Register, PfReg> =
+        RegisterArray::new(PfReg::RXDCTL, 16);
+    /// SRRCTL of the 16 physical queues.
+    pub const SRRCTL: RegisterArray<super::SRRCTL::Register, PfReg> =
+        RegisterArray::new(PfReg::SRRCTL, 16);
+    /// TDWBAL of the 16 physical queues.
+    pub const TDWBAL: RegisterArray<super::TDWBAL::Register, PfReg> =
+        RegisterArray::new(PfReg::TDWBAL, 16);
 }
 
 /// RAL/RAH pair of receive-address entry `index` (0..24), spanning RAL/RAH and RAL2/RAH2.

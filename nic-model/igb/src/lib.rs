@@ -33,11 +33,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod datapath;
+mod function;
 pub mod metrics;
 pub mod msix;
 mod nic;
 pub mod offload;
 pub mod pci;
+mod regfile;
 mod rx;
 mod switch;
 #[cfg(feature = "test-utils")]
@@ -49,14 +52,13 @@ pub use adapter_core::{
     DmaFault, DmaTarget, EgressFrame, EgressLimits, EgressStage, Iommu, LineRate, MapError,
     PcapSink, SharedMemory, SimTime, WireRecord, WireSink,
 };
+pub use function::FunctionId;
 pub use igb_hw;
-pub use metrics::ModelCounters;
+pub use metrics::{ModelCounters, SwitchPoolStats};
 pub use msix::Interrupt;
-pub use nic::{
-    FunctionId, MailboxState, Nic, NicConfig, PF_CONFIGURATION_REGISTERS, VfInterrupts, VfSnapshot,
-};
+pub use nic::{MailboxState, Nic, NicConfig, PF_CONFIGURATION_REGISTERS, VfInterrupts, VfSnapshot};
 pub use rx::crc32;
-pub use switch::{PoolSelection, SwitchPoolStats};
+pub use switch::PoolSelection;
 pub use tx::{TX_RUN_BYTES, TX_RUN_DESCRIPTORS};
 
 use adapter_core::Vport;

@@ -796,6 +796,13 @@ mod bitfields {
             /// Other-causes entry valid.
             OTHER_VALID OFFSET(15) NUMBITS(1) []
         ],
+        /// WVBR: pools whose frames the anti-spoof check dropped (read to clear).
+        pub WVBR [
+            /// Bit n: pool n sent a frame with a source MAC address it does not own.
+            MAC_SPOOF OFFSET(0) NUMBITS(8) [],
+            /// Bit n: pool n sent a frame tagged with a VLAN it is not a member of.
+            VLAN_SPOOF OFFSET(8) NUMBITS(8) []
+        ],
         /// LVMMC: the last queue the device stopped for misbehaviour (a DMA fault), and its
         /// direction.
         pub LVMMC [
@@ -1078,7 +1085,7 @@ pub mod pf {
     /// DTXSWC.
     pub const DTXSWC: Register<super::DTXSWC::Register, PfReg> = Register::new(PfReg::DTXSWC);
     /// WVBR.
-    pub const WVBR: Register<(), PfReg> = Register::new(PfReg::WVBR);
+    pub const WVBR: Register<super::WVBR::Register, PfReg> = Register::new(PfReg::WVBR);
     /// MRQC.
     pub const MRQC: Register<super::MRQC::Register, PfReg> = Register::new(PfReg::MRQC);
     /// VT_CTL.
@@ -1239,6 +1246,34 @@ mod tests {
             Some(PfReg::RDBAL(10))
         );
         assert_eq!(vf_queue_register(VfReg::CTRL, vf), None);
+    }
+
+    #[test]
+    fn model_side_bitfields_keep_the_words_the_model_writes() {
+        assert_eq!(value(LVMMC::QUEUE.val(3) + LVMMC::TX::SET), 0x103);
+        assert_eq!(value(LVMMC::QUEUE.val(9) + LVMMC::RX::SET), 0x209);
+        assert_eq!(value(WVBR::MAC_SPOOF.val(1 << 2)), 0x4);
+        assert_eq!(value(WVBR::VLAN_SPOOF.val(1 << 2)), 0x400);
+        assert_eq!(
+            value(IVAR_MISC_PF::OTHER.val(5) + IVAR_MISC_PF::OTHER_VALID::SET),
+            0x8500
+        );
+        assert_eq!(value(HACCMD::OP::Commit + HACCMD::VF.val(3)), 0x302);
+        assert_eq!(
+            value(HACSTS::RESULT::BadEpoch + HACSTS::COUNT.val(7)),
+            0x0007_0003
+        );
+    }
+
+    #[test]
+    fn unchecked_array_elements_past_the_end_are_outside_the_bar() {
+        assert_eq!(pf::TXDCTL.at(3).reg(), PfReg::TXDCTL(3));
+        assert_eq!(
+            pf::TXDCTL.get(3).map(|r| r.reg()),
+            Some(pf::TXDCTL.at(3).reg())
+        );
+        assert_eq!(pf::TXDCTL.at(16).offset().0, OUTSIDE_BAR);
+        assert!(pf::TXDCTL.get(16).is_none());
     }
 
     #[test]

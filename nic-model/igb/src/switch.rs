@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use igb_hw::frame::{EthernetHeader, FCS_LEN};
-use igb_hw::regs::{self, DTXCTL, DTXSWC, ICR, MRQC, PfReg, RCTL, VLVF, VMOLR, VT_CTL, pf};
+use igb_hw::regs::{self, DTXCTL, DTXSWC, ICR, MRQC, PfReg, RCTL, VLVF, VMOLR, VT_CTL, WVBR, pf};
 use igb_hw::{MacAddress, PoolIndex, addr::NUM_POOLS};
 
 use crate::datapath::{Datapath, IrqRequest};
@@ -117,8 +117,13 @@ pub(crate) fn select_pools(
 
 fn spoofed(dp: &mut Datapath<'_>, pool: PoolIndex, vlan: bool) {
     dp.counters.tx_spoofed_frames += 1;
-    let bit = if vlan { pool.bit() << 8 } else { pool.bit() };
-    dp.regs.set(PfReg::WVBR, dp.regs.get(PfReg::WVBR) | bit);
+    let event = if vlan {
+        WVBR::VLAN_SPOOF.val(pool.bit())
+    } else {
+        WVBR::MAC_SPOOF.val(pool.bit())
+    };
+    dp.regs
+        .set(PfReg::WVBR, dp.regs.get(PfReg::WVBR) | regs::value(event));
     if dp.regs.read(pf::DTXCTL).is_set(DTXCTL::SPOOF_INT) {
         dp.request(IrqRequest::pf(ICR::DOUTSYNC::SET));
     }

@@ -73,9 +73,7 @@ impl Nic {
                     self.count_config_error(e);
                     return;
                 }
-                let devctl = self.vf_config[v.get()].pcie_device_control();
-                if devctl & (1 << 15) != 0 {
-                    self.vf_config[v.get()].force16(layout::PCIE + 8, devctl & !(1 << 15));
+                if self.vf_config[v.get()].take_flr_request() {
                     self.vf_reset(v, true);
                     return;
                 }

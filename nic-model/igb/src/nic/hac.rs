@@ -1,8 +1,8 @@
 //! The HAC register block of the 82576 family: how the adapter core's egress stage (HAC epochs,
 //! commit/abort/failover/unprotect, limits) is exposed through PF BAR0.
 //!
-//! HACCMD carries the operation ([`HACCMD::OP`]) and the VF ([`HACCMD::VF`]), HACARG the
-//! epoch; the result goes to HACSTS ([`HACSTS::RESULT`], and [`HACSTS::COUNT`] counts the
+//! HACCMD carries the operation ([`const@HACCMD::OP`]) and the VF ([`const@HACCMD::VF`]), HACARG the
+//! epoch; the result goes to HACSTS ([`const@HACSTS::RESULT`], and [`const@HACSTS::COUNT`] counts the
 //! commands executed). The encoding of the core's [`HacResult`] in HACSTS.RESULT belongs to
 //! this family ([`hacsts_result`]); the core's type carries none.
 

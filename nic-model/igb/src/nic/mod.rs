@@ -18,20 +18,20 @@
 //! | [`interrupts`] | interrupt causes, vectors and MSI-X messages |
 //! | [`reset`] | register reset values, PF reset, VF reset and FLR |
 //! | [`snapshot`] | side-effect-free snapshots for isolation checks |
+//! | [`engines`] | lending the TX/RX engines and the switch their inputs, delivering their interrupts |
 //!
 //! The TX and RX engines and the switch live beside this module ([`crate::tx`], [`crate::rx`],
 //! [`crate::switch`]); they never see a [`Nic`]: [`Nic::engines`] lends them a
-//! [`Datapath`] and the interrupts they request are delivered when they return.
+//! [`crate::datapath::Datapath`] and the interrupts they request are delivered when they return.
 
 use std::sync::Arc;
 
 use igb_hw::addr::{MAX_VFS, NUM_POOLS};
-use igb_hw::pci::command::BUS_MASTER;
 use igb_hw::pci::sriov;
 use igb_hw::regs;
 use igb_hw::{Iova, MacAddress, PoolIndex, QueueIndex, VfIndex};
 
-use crate::datapath::{Datapath, IrqRequest};
+use crate::datapath::IrqRequest;
 use crate::function::FunctionId;
 use crate::metrics::{ModelCounters, SwitchPoolStats};
 use crate::msix::{Interrupt, MsixTable};
@@ -49,6 +49,7 @@ use igb_hw::frame::EthernetHeader;
 mod bar;
 mod clock;
 mod config;
+mod engines;
 mod hac;
 mod interrupts;
 mod mailbox;
@@ -266,76 +267,5 @@ impl Nic {
         let accepted = switch::from_wire(&mut dp, frame);
         self.deliver_requested_irqs();
         accepted
-    }
-
-    // ----- the engines' inputs ---------------------------------------------------------------
-
-    /// Lends the TX engines, and the state the engines and the switch work on, for one run.
-    /// The caller delivers the interrupts the run requested ([`Nic::deliver_requested_irqs`]).
-    fn engines(&mut self) -> (&mut TxEngines, Datapath<'_>) {
-        let mut bus_master = [false; 1 + MAX_VFS];
-        bus_master[FunctionId::Pf.slot()] = self.pf_config.command() & BUS_MASTER != 0;
-        for vf in VfIndex::all(MAX_VFS) {
-            bus_master[FunctionId::Vf(vf).slot()] =
-                self.vf_config[vf.get()].command() & BUS_MASTER != 0;
-        }
-        let num_vfs = self.num_vfs();
-        let line_rate: LineRate = self.wire.rate();
-        (
-            &mut self.tx,
-            Datapath {
-                regs: &mut self.regs,
-                iommu: &self.iommu,
-                bus_master,
-                egress: &mut self.egress,
-                counters: &mut self.counters,
-                switch_stats: &mut self.switch_stats,
-                irqs: &mut self.requested_irqs,
-                now: self.now,
-                num_vfs,
-                line_rate,
-            },
-        )
-    }
-
-    /// Runs TX queue `q` as far as it can go now, within one run's budget.
-    fn tx_kick(&mut self, q: QueueIndex) {
-        let (tx, mut dp) = self.engines();
-        tx.kick(&mut dp, q);
-        self.deliver_requested_irqs();
-    }
-
-    /// Runs every TX queue once.
-    fn tx_kick_all(&mut self) {
-        let (tx, mut dp) = self.engines();
-        tx.kick_all(&mut dp);
-        self.deliver_requested_irqs();
-    }
-
-    /// Lets queues of `pool` that stopped for backpressure fetch again.
-    fn resume_backpressured(&mut self, pool: PoolIndex) {
-        let (tx, mut dp) = self.engines();
-        tx.resume_backpressured(&mut dp, pool);
-        self.deliver_requested_irqs();
-    }
-
-    /// Continues the TX queues that stopped on their run budget and whose pace allows it now.
-    fn continue_pending_tx(&mut self) {
-        let (tx, mut dp) = self.engines();
-        tx.continue_pending(&mut dp);
-        self.deliver_requested_irqs();
-    }
-
-    /// Raises, in order, the interrupts the engines requested.
-    fn deliver_requested_irqs(&mut self) {
-        let mut irqs = std::mem::take(&mut self.requested_irqs);
-        for irq in irqs.drain(..) {
-            match irq {
-                IrqRequest::PfCause(bits) => self.raise_pf_cause(bits),
-                IrqRequest::Queue { queue, owner, tx } => self.queue_interrupt(queue, owner, tx),
-            }
-        }
-        // Keep the allocation for the next run.
-        self.requested_irqs = irqs;
     }
 }

@@ -1,4 +1,4 @@
-//! PF↔VF mailbox messages (the igb/igbvf protocol; facts §2.3).
+//! PF↔VF mailbox messages (the igb/igbvf protocol).
 //!
 //! A message is up to [`MAILBOX_WORDS`](crate::regs::MAILBOX_WORDS) little-endian dwords in
 //! VMBMEM. Word 0 carries the message id (bits 15:0), MSGINFO (23:16) and the CTS/NACK/ACK flags

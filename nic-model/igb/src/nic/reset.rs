@@ -10,7 +10,15 @@ use super::{MailboxState, Nic, VfInterrupts};
 use crate::function::FunctionId;
 use adapter_core::egress::EgressStage;
 
+/// MBVFIMR at reset: the mailbox interrupt of every VF enabled.
+const MBVFIMR_RESET: u32 = 0xFF;
+/// RXCSUM at reset: IP and TCP/UDP receive checksum offload on (bits 8 and 9).
+const RXCSUM_RESET: u32 = 0x0000_0300;
+/// TXCTL (TX DCA control) of each queue at reset, as QEMU's igb model has it.
+const TXCTL_RESET: u32 = 0x2A00;
+
 impl Nic {
+    /// Every register to its reset value.
     fn reset_registers(&mut self) {
         self.regs.clear();
         self.set_register_reset_values();
@@ -18,10 +26,10 @@ impl Nic {
 
     /// The registers whose reset value is not 0 (the rest of `regs` must already be 0).
     pub(super) fn set_register_reset_values(&mut self) {
-        self.regs.set(PfReg::MBVFIMR, 0xFF);
+        self.regs.set(PfReg::MBVFIMR, MBVFIMR_RESET);
         self.regs
             .write(pf::DTXCTL, DTXCTL::LL8023::SET + DTXCTL::SPOOF_INT::SET);
-        self.regs.set(PfReg::RXCSUM, 0x0000_0300);
+        self.regs.set(PfReg::RXCSUM, RXCSUM_RESET);
         for q in 0..NUM_QUEUES {
             self.reset_queue_registers(q as u8);
         }
@@ -58,7 +66,7 @@ impl Nic {
         );
         self.regs.set(PfReg::RXCTL(q), 0);
         self.regs.write(pf::RXDCTL.at(q), RXDCTL::WTHRESH.val(1));
-        self.regs.set(PfReg::TXCTL(q), 0x2A00);
+        self.regs.set(PfReg::TXCTL(q), TXCTL_RESET);
         self.regs.write(pf::TXDCTL.at(q), TXDCTL::ENABLE::CLEAR);
         self.tx.reset(usize::from(q));
     }

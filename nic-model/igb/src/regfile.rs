@@ -80,6 +80,25 @@ impl RegisterFile {
         self.set(reg.reg(), fields.value);
     }
 
+    /// ORs the bits of `fields` into `reg` (cause and event registers: the bits already set
+    /// stay set).
+    pub(crate) fn set_bits<R: RegisterLongName>(
+        &mut self,
+        reg: Register<R, PfReg>,
+        fields: FieldValue<u32, R>,
+    ) {
+        self.set(reg.reg(), self.get(reg.reg()) | fields.value);
+    }
+
+    /// Clears the bits of `fields` in `reg`.
+    pub(crate) fn clear_bits<R: RegisterLongName>(
+        &mut self,
+        reg: Register<R, PfReg>,
+        fields: FieldValue<u32, R>,
+    ) {
+        self.set(reg.reg(), self.get(reg.reg()) & !fields.value);
+    }
+
     /// Sets `fields` in `reg`, keeping its other bits.
     pub(crate) fn modify<R: RegisterLongName>(
         &mut self,
@@ -109,6 +128,21 @@ mod tests {
         assert_eq!(f.get(PfReg::TXDCTL(3)), 0x0001_0000);
         f.write(txdctl, TXDCTL::WTHRESH.val(1));
         assert_eq!(f.get(PfReg::TXDCTL(3)), 0x0001_0000);
+    }
+
+    #[test]
+    fn set_bits_ors_and_clear_bits_clears_only_the_given_bits() {
+        use igb_hw::regs::MBVFICR;
+        let mut f = RegisterFile::new();
+        f.set_bits(pf::MBVFICR, MBVFICR::VFREQ.val(1 << 2));
+        f.set_bits(pf::MBVFICR, MBVFICR::VFACK.val(1 << 5));
+        f.set_bits(pf::MBVFICR, MBVFICR::VFREQ.val(1 << 1));
+        assert_eq!(f.get(PfReg::MBVFICR), 0x0020_0006);
+        f.clear_bits(
+            pf::MBVFICR,
+            MBVFICR::VFREQ.val(1 << 2) + MBVFICR::VFACK.val(1 << 2),
+        );
+        assert_eq!(f.get(PfReg::MBVFICR), 0x0020_0002);
     }
 
     #[test]

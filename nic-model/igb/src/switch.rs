@@ -122,8 +122,7 @@ fn spoofed(dp: &mut Datapath<'_>, pool: PoolIndex, vlan: bool) {
     } else {
         WVBR::MAC_SPOOF.val(pool.bit())
     };
-    dp.regs
-        .set(PfReg::WVBR, dp.regs.get(PfReg::WVBR) | regs::value(event));
+    dp.regs.set_bits(pf::WVBR, event);
     if dp.regs.read(pf::DTXCTL).is_set(DTXCTL::SPOOF_INT) {
         dp.request(IrqRequest::pf(ICR::DOUTSYNC::SET));
     }

@@ -3,7 +3,7 @@
 //! VFMAILBOX. The 16 mailbox words per VF are PF registers (VMBMEM).
 
 use igb_hw::VfIndex;
-use igb_hw::regs::{self, ICR, IVAR_MISC, MBVFICR, P2VMAILBOX, PfReg, VFMAILBOX};
+use igb_hw::regs::{self, ICR, IVAR_MISC, MBVFICR, P2VMAILBOX, PfReg, VFMAILBOX, pf};
 
 use super::Nic;
 
@@ -53,19 +53,17 @@ impl Nic {
             m.vfu = false;
         }
         let bit = vf.pool().bit();
-        let mut cause = 0;
-        if r.is_set(VFMAILBOX::REQ) {
-            cause |= regs::value(MBVFICR::VFREQ.val(bit));
+        let request = r.is_set(VFMAILBOX::REQ);
+        let ack = r.is_set(VFMAILBOX::ACK);
+        if request {
+            self.regs.set_bits(pf::MBVFICR, MBVFICR::VFREQ.val(bit));
         }
-        if r.is_set(VFMAILBOX::ACK) {
-            cause |= regs::value(MBVFICR::VFACK.val(bit));
+        if ack {
+            self.regs.set_bits(pf::MBVFICR, MBVFICR::VFACK.val(bit));
         }
-        if cause != 0 {
-            self.regs
-                .set(PfReg::MBVFICR, self.regs.get(PfReg::MBVFICR) | cause);
-            if self.regs.get(PfReg::MBVFIMR) & bit != 0 {
-                self.raise_pf(ICR::VMMB::SET);
-            }
+        // MBVFIMR bit n gates the PF's mailbox interrupt for VF n.
+        if (request || ack) && self.regs.get(PfReg::MBVFIMR) & bit != 0 {
+            self.raise_pf(ICR::VMMB::SET);
         }
     }
 
@@ -75,9 +73,10 @@ impl Nic {
         if r.is_set(P2VMAILBOX::RVFU) {
             m.vfu = false;
             let bit = 1 << n;
-            let clear = regs::value(MBVFICR::VFREQ.val(bit) + MBVFICR::VFACK.val(bit));
-            self.regs
-                .set(PfReg::MBVFICR, self.regs.get(PfReg::MBVFICR) & !clear);
+            self.regs.clear_bits(
+                pf::MBVFICR,
+                MBVFICR::VFREQ.val(bit) + MBVFICR::VFACK.val(bit),
+            );
         }
         let m = &mut self.mailbox[n];
         if r.is_set(P2VMAILBOX::PFU) {

@@ -546,6 +546,13 @@ impl<R: RegisterLongName, M: RegisterMap> RegisterArray<R, M> {
     pub fn get(self, index: usize) -> Option<Register<R, M>> {
         (index < self.count as usize).then(|| Register::new((self.at)(index as u8)))
     }
+    /// Element `index` without the bounds check of [`RegisterArray::get`]: past the end of the
+    /// map's array it is the map's own out-of-range element, whose offset is [`OUTSIDE_BAR`]
+    /// (no register answers it). For an index that is in range by construction, such as a
+    /// physical queue index.
+    pub fn at(self, index: u8) -> Register<R, M> {
+        Register::new((self.at)(index))
+    }
     /// Number of elements.
     pub fn len(self) -> usize {
         self.count as usize
@@ -776,6 +783,35 @@ mod bitfields {
             VECTOR OFFSET(0) NUMBITS(5) [],
             /// Entry valid.
             VALID OFFSET(7) NUMBITS(1) []
+        ],
+        /// IVAR_MISC of the PF (datasheet 8.8.15): the vectors of the TCP timer and of the
+        /// "other" causes (ICR).
+        pub IVAR_MISC_PF [
+            /// Vector for the TCP timer.
+            TCP_TIMER OFFSET(0) NUMBITS(5) [],
+            /// TCP timer entry valid.
+            TCP_TIMER_VALID OFFSET(7) NUMBITS(1) [],
+            /// Vector for the other causes.
+            OTHER OFFSET(8) NUMBITS(5) [],
+            /// Other-causes entry valid.
+            OTHER_VALID OFFSET(15) NUMBITS(1) []
+        ],
+        /// WVBR: pools whose frames the anti-spoof check dropped (read to clear).
+        pub WVBR [
+            /// Bit n: pool n sent a frame with a source MAC address it does not own.
+            MAC_SPOOF OFFSET(0) NUMBITS(8) [],
+            /// Bit n: pool n sent a frame tagged with a VLAN it is not a member of.
+            VLAN_SPOOF OFFSET(8) NUMBITS(8) []
+        ],
+        /// LVMMC: the last queue the device stopped for misbehaviour (a DMA fault), and its
+        /// direction.
+        pub LVMMC [
+            /// Physical queue index.
+            QUEUE OFFSET(0) NUMBITS(5) [],
+            /// A TX queue stopped.
+            TX OFFSET(8) NUMBITS(1) [],
+            /// An RX queue stopped.
+            RX OFFSET(9) NUMBITS(1) []
         ],
         /// EITR.
         pub EITR [
@@ -1049,7 +1085,7 @@ pub mod pf {
     /// DTXSWC.
     pub const DTXSWC: Register<super::DTXSWC::Register, PfReg> = Register::new(PfReg::DTXSWC);
     /// WVBR.
-    pub const WVBR: Register<(), PfReg> = Register::new(PfReg::WVBR);
+    pub const WVBR: Register<super::WVBR::Register, PfReg> = Register::new(PfReg::WVBR);
     /// MRQC.
     pub const MRQC: Register<super::MRQC::Register, PfReg> = Register::new(PfReg::MRQC);
     /// VT_CTL.
@@ -1081,6 +1117,25 @@ pub mod pf {
     pub const HACCMD: Register<super::HACCMD::Register, PfReg> = Register::new(PfReg::HACCMD);
     /// HACSTS (HAC extension).
     pub const HACSTS: Register<super::HACSTS::Register, PfReg> = Register::new(PfReg::HACSTS);
+    /// IVAR_MISC (PF layout).
+    pub const IVAR_MISC: Register<super::IVAR_MISC_PF::Register, PfReg> =
+        Register::new(PfReg::IVAR_MISC);
+    /// LVMMC.
+    pub const LVMMC: Register<super::LVMMC::Register, PfReg> = Register::new(PfReg::LVMMC);
+    /// DTXCTL.
+    pub const DTXCTL: Register<super::DTXCTL::Register, PfReg> = Register::new(PfReg::DTXCTL);
+    /// TXDCTL of the 16 physical queues.
+    pub const TXDCTL: RegisterArray<super::TXDCTL::Register, PfReg> =
+        RegisterArray::new(PfReg::TXDCTL, 16);
+    /// RXDCTL of the 16 physical queues.
+    pub const RXDCTL: RegisterArray<super::RXDCTL::Register, PfReg> =
+        RegisterArray::new(PfReg::RXDCTL, 16);
+    /// SRRCTL of the 16 physical queues.
+    pub const SRRCTL: RegisterArray<super::SRRCTL::Register, PfReg> =
+        RegisterArray::new(PfReg::SRRCTL, 16);
+    /// TDWBAL of the 16 physical queues.
+    pub const TDWBAL: RegisterArray<super::TDWBAL::Register, PfReg> =
+        RegisterArray::new(PfReg::TDWBAL, 16);
 }
 
 /// RAL/RAH pair of receive-address entry `index` (0..24), spanning RAL/RAH and RAL2/RAH2.
@@ -1191,6 +1246,34 @@ mod tests {
             Some(PfReg::RDBAL(10))
         );
         assert_eq!(vf_queue_register(VfReg::CTRL, vf), None);
+    }
+
+    #[test]
+    fn model_side_bitfields_keep_the_words_the_model_writes() {
+        assert_eq!(value(LVMMC::QUEUE.val(3) + LVMMC::TX::SET), 0x103);
+        assert_eq!(value(LVMMC::QUEUE.val(9) + LVMMC::RX::SET), 0x209);
+        assert_eq!(value(WVBR::MAC_SPOOF.val(1 << 2)), 0x4);
+        assert_eq!(value(WVBR::VLAN_SPOOF.val(1 << 2)), 0x400);
+        assert_eq!(
+            value(IVAR_MISC_PF::OTHER.val(5) + IVAR_MISC_PF::OTHER_VALID::SET),
+            0x8500
+        );
+        assert_eq!(value(HACCMD::OP::Commit + HACCMD::VF.val(3)), 0x302);
+        assert_eq!(
+            value(HACSTS::RESULT::BadEpoch + HACSTS::COUNT.val(7)),
+            0x0007_0003
+        );
+    }
+
+    #[test]
+    fn unchecked_array_elements_past_the_end_are_outside_the_bar() {
+        assert_eq!(pf::TXDCTL.at(3).reg(), PfReg::TXDCTL(3));
+        assert_eq!(
+            pf::TXDCTL.get(3).map(|r| r.reg()),
+            Some(pf::TXDCTL.at(3).reg())
+        );
+        assert_eq!(pf::TXDCTL.at(16).offset().0, OUTSIDE_BAR);
+        assert!(pf::TXDCTL.get(16).is_none());
     }
 
     #[test]

@@ -107,7 +107,8 @@ pub struct EgressPoolStats {
 /// HAC state of one pool (VF): the epoch state shared with SoftHac.
 pub type HacPoolState = EpochState;
 
-/// Result of a HAC command.
+/// Result of a HAC command. How a family reports it to software (a status register field, a
+/// command completion) is the family's encoding, not the core's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HacResult {
     /// Done.
@@ -120,19 +121,6 @@ pub enum HacResult {
     BadEpoch,
     /// The HAC block is disabled.
     Disabled,
-}
-
-impl HacResult {
-    /// HACSTS.RESULT encoding.
-    pub fn code(self) -> u32 {
-        match self {
-            HacResult::Ok => 0,
-            HacResult::BadOp => 1,
-            HacResult::NotTagged => 2,
-            HacResult::BadEpoch => 3,
-            HacResult::Disabled => 4,
-        }
-    }
 }
 
 /// Port-level HAC timing.

@@ -80,3 +80,15 @@ pub struct ModelCounters {
     /// Wire sink write errors (e.g. pcap file I/O).
     pub sink_errors: u64,
 }
+
+/// Where the internal switch sent the frames of one pool that did not go to the egress stage
+/// (simulator counters, not registers; [`crate::Nic::switch_stats`]). Every frame a VF sends
+/// (VFGPTC) goes to the egress stage (then the wire, HACDISC or HACBUFF), or is one of these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwitchPoolStats {
+    /// Unicast frames to a local address, delivered by loopback only (not to the wire).
+    pub looped_only: u64,
+    /// Unicast frames to a local address that no local pool could take: dropped (also counted
+    /// device-wide in `ModelCounters::tx_local_drops`).
+    pub local_drops: u64,
+}

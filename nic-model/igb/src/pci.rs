@@ -4,7 +4,7 @@
 //! and capability structures all fall out of the masks (writing all-ones to a BAR reads back
 //! `!(size − 1) | flags`). Semantics that need more than a mask — VF Enable creating VFs, NumVFs
 //! being frozen while VFs are enabled, FLR, MSI-X enable — are applied by the device after each
-//! write, from the before/after values (see `Nic::config_write`).
+//! write, from the before/after values (see `Nic::config_write` in `nic/config.rs`).
 //!
 //! Per the SR-IOV specification (3.4.1.1–3.4.1.2) a VF's Vendor ID and Device ID read as FFFFh;
 //! the VF device id lives in the PF's SR-IOV capability, and a VMM front end (Linux vfio-pci, or
@@ -14,6 +14,11 @@
 use igb_hw::pci::{
     self, BarInfo, CONFIG_SPACE_SIZE, cap_id, command, ext_cap_id, header, layout, msix, sriov,
 };
+
+/// Offset of Device Control in the PCI Express capability.
+const PCIE_DEVICE_CONTROL: usize = 0x08;
+/// Device Control: Initiate Function Level Reset (PCIe base specification 7.5.3.4).
+const DEVICE_CONTROL_INITIATE_FLR: u16 = 1 << 15;
 
 /// Configuration space of one function.
 pub struct ConfigSpace {
@@ -132,8 +137,9 @@ impl ConfigSpace {
         self.set32(at + 4, 0x2 | if flr { 1 << 28 } else { 0 });
         // Device control: relaxed ordering, max payload/read request, and Initiate FLR (bit 15,
         // always reads 0; the device clears it right after acting on it).
-        self.mask16(at + 8, 0x7CFF | if flr { 1 << 15 } else { 0 });
-        self.set16(at + 8, 0x2810);
+        let initiate_flr = if flr { DEVICE_CONTROL_INITIATE_FLR } else { 0 };
+        self.mask16(at + PCIE_DEVICE_CONTROL, 0x7CFF | initiate_flr);
+        self.set16(at + PCIE_DEVICE_CONTROL, 0x2810);
         self.set32(at + 0x0C, 0x0003_0C11); // link: 2.5 GT/s x1, ASPM L0s/L1
         self.set16(at + 0x12, 0x1011); // link status: 2.5 GT/s x1, slot clock
     }
@@ -252,7 +258,21 @@ impl ConfigSpace {
 
     /// PCIe device control.
     pub fn pcie_device_control(&self) -> u16 {
-        self.get16(layout::PCIE + 8)
+        self.get16(layout::PCIE + PCIE_DEVICE_CONTROL)
+    }
+
+    /// Whether software just set Initiate FLR; clears it (the bit always reads 0: the device
+    /// acts on it at once).
+    pub fn take_flr_request(&mut self) -> bool {
+        let devctl = self.pcie_device_control();
+        let requested = devctl & DEVICE_CONTROL_INITIATE_FLR != 0;
+        if requested {
+            self.force16(
+                layout::PCIE + PCIE_DEVICE_CONTROL,
+                devctl & !DEVICE_CONTROL_INITIATE_FLR,
+            );
+        }
+        requested
     }
 
     /// The raw bytes, for snapshots.

@@ -12,22 +12,29 @@
 //! [`TX_RUN_DESCRIPTORS`] descriptors and [`TX_RUN_BYTES`] buffer bytes (every data
 //! descriptor's length, whether its packet is sent or dropped). A queue that stops on the budget
 //! with work left is *pending* and continues when device time advances
-//! ([`Nic::advance_to`]/[`Nic::drain`]), so one doorbell never walks a whole ring under the
+//! ([`crate::Nic::advance_to`]/[`crate::Nic::drain`]), so one doorbell never walks a whole ring under the
 //! device lock. The fetch is paced: a pending queue runs again only once the port could have
 //! sent what the last run read (its bytes and descriptors at line rate), so a ring of packets
 //! that are read and dropped costs at most a line rate's worth of DMA per queue, however often
 //! the device is advanced or other queues keep the wire busy.
+//!
+//! [`TxEngines`] owns the per-queue state; the device lends it everything else for one run as a
+//! [`Datapath`] (registers, the IOMMUs, the egress stage, counters) and delivers the interrupts
+//! the run requests afterwards.
 
 use bytes::Bytes;
+use igb_hw::addr::{NUM_POOLS, NUM_QUEUES, QUEUES_PER_VF};
 use igb_hw::desc::{
     self, Descriptor, MAX_TX_FRAGMENTS, TxContextRepr, TxDataRepr, TxDescriptorKind,
 };
-use igb_hw::frame::{DEFAULT_MAX_FRAME, ETHERNET_HEADER_LEN, FCS_LEN, MIN_FRAME_LEN};
-use igb_hw::regs::{self, PfReg, RCTL, TCTL, TDWBAL, TXDCTL, VMOLR, VMVIR};
+use igb_hw::frame::{ETHERNET_HEADER_LEN, ETHERTYPE_VLAN, FCS_LEN, MIN_FRAME_LEN};
+use igb_hw::regs::{ICR, LVMMC, PfReg, TCTL, TDWBAL, TXDCTL, VMVIR, pf};
 use igb_hw::{Iova, PoolIndex, QueueIndex};
 
-use crate::nic::{FunctionId, Nic};
-use crate::offload;
+use crate::datapath::{Datapath, IrqRequest};
+use crate::function::FunctionId;
+use crate::{offload, switch};
+use adapter_core::clock::SimTime;
 use adapter_core::memory::DmaFault;
 
 /// Largest packet the engine gathers for TSO (PAYLEN is 18 bits).
@@ -42,20 +49,20 @@ pub const TX_RUN_BYTES: usize = 1 << 20;
 
 /// Runtime state of one TX engine (not visible through registers).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct TxQueueState {
+struct TxQueueState {
     contexts: [TxContextRepr; 2],
     packet: Vec<u8>,
     first: Option<TxDataRepr>,
     fragments: usize,
     dropping: bool,
     /// Stopped by a DMA fault until TXDCTL.ENABLE is set again.
-    pub(crate) faulted: bool,
+    faulted: bool,
     /// Waiting for room in the egress stage.
-    pub(crate) blocked: bool,
+    blocked: bool,
     /// Stopped on the per-run budget with descriptors left: continues as time advances.
-    pub(crate) pending: bool,
+    pending: bool,
     /// When a pending queue may run again (the last run's bytes and descriptors at line rate).
-    pub(crate) resume_at: adapter_core::clock::SimTime,
+    resume_at: SimTime,
 }
 
 impl TxQueueState {
@@ -71,82 +78,87 @@ impl TxQueueState {
     }
 }
 
-impl Nic {
-    /// Largest frame (with FCS) pool `pool` may send or receive: VMOLR.RLPML when VMOLR.LPE is
-    /// set (the PF sets it on SET_LPE), else 1522; PF-owned pools use RCTL.LPE.
-    pub(crate) fn max_frame(&self, pool: PoolIndex) -> usize {
-        let owner_is_vf = pool.get() < self.num_vfs();
-        if owner_is_vf {
-            let vmolr = regs::view::<VMOLR::Register>(self.reg(PfReg::VMOLR(pool.get() as u8)));
-            if vmolr.is_set(VMOLR::LPE) {
-                return (vmolr.read(VMOLR::RLPML) as usize).max(DEFAULT_MAX_FRAME);
-            }
-            DEFAULT_MAX_FRAME
-        } else if self.reg(PfReg::RCTL) & regs::value(RCTL::LPE::SET) != 0 {
-            igb_hw::frame::MAX_JUMBO_FRAME
-        } else {
-            DEFAULT_MAX_FRAME
+/// The TX engines of the 16 physical queues.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TxEngines {
+    queues: [TxQueueState; NUM_QUEUES],
+}
+
+impl TxEngines {
+    /// Forgets queue `q`'s runtime state (queue reset, or a queue enable that restarts the
+    /// engine: a fault or half-fetched packet from the previous incarnation is dropped).
+    pub(crate) fn reset(&mut self, q: usize) {
+        if let Some(s) = self.queues.get_mut(q) {
+            *s = TxQueueState::default();
         }
     }
 
-    fn tx_enabled(&self, q: QueueIndex, owner: FunctionId) -> bool {
-        let tctl = self.reg(PfReg::TCTL) & regs::value(TCTL::EN::SET) != 0;
-        let qen = self.reg(PfReg::TXDCTL(q.get() as u8)) & regs::value(TXDCTL::ENABLE::SET) != 0;
-        let pool_en = match owner {
-            FunctionId::Pf => true,
-            FunctionId::Vf(_) => self.reg(PfReg::VFTE) & q.pool().bit() != 0,
-        };
-        tctl && qen && pool_en && !self.tx_state[q.get()].faulted
+    /// Whether queue `q` is stopped by a DMA fault.
+    pub(crate) fn faulted(&self, q: usize) -> bool {
+        self.queues.get(q).is_some_and(|s| s.faulted)
     }
 
-    fn tx_fault(&mut self, q: QueueIndex, fault: DmaFault) {
+    fn enabled(&self, dp: &Datapath<'_>, q: QueueIndex, owner: FunctionId) -> bool {
+        let tctl = dp.regs.read(pf::TCTL).is_set(TCTL::EN);
+        let qen = dp
+            .regs
+            .read(pf::TXDCTL.at(q.get() as u8))
+            .is_set(TXDCTL::ENABLE);
+        let pool_en = match owner {
+            FunctionId::Pf => true,
+            FunctionId::Vf(_) => dp.regs.get(PfReg::VFTE) & q.pool().bit() != 0,
+        };
+        tctl && qen && pool_en && !self.queues[q.get()].faulted
+    }
+
+    fn fault(&mut self, dp: &mut Datapath<'_>, q: QueueIndex, fault: DmaFault) {
         let _ = fault;
-        self.counters.dma_faults += 1;
+        dp.counters.dma_faults += 1;
         let qi = q.get() as u8;
         // The queue stops: ENABLE reads 0 until software re-enables it (datasheet 7.2.1.2.1
         // behaviour on a completion error), and the PF is told through ICR.DOUTSYNC and LVMMC.
-        self.set_reg(
-            PfReg::TXDCTL(qi),
-            self.reg(PfReg::TXDCTL(qi)) & !regs::value(TXDCTL::ENABLE::SET),
-        );
-        self.tx_state[q.get()].faulted = true;
-        self.set_reg(PfReg::LVMMC, u32::from(qi) | (1 << 8));
-        self.raise_pf_cause(regs::value(regs::ICR::DOUTSYNC::SET));
+        dp.regs.modify(pf::TXDCTL.at(qi), TXDCTL::ENABLE::CLEAR);
+        self.queues[q.get()].faulted = true;
+        dp.regs
+            .write(pf::LVMMC, LVMMC::QUEUE.val(u32::from(qi)) + LVMMC::TX::SET);
+        dp.request(IrqRequest::pf(ICR::DOUTSYNC::SET));
     }
 
     /// Runs TX queue `q` as far as it can go now, within one run's budget.
-    pub(crate) fn tx_kick(&mut self, q: QueueIndex) {
-        self.tx_state[q.get()].pending = false;
-        let owner = self.queue_owner(q);
-        if !self.tx_enabled(q, owner) {
+    pub(crate) fn kick(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {
+        self.queues[q.get()].pending = false;
+        let owner = dp.queue_owner(q);
+        if !self.enabled(dp, q, owner) {
             return;
         }
         let qi = q.get() as u8;
-        let tail = self.reg(PfReg::TDT(qi));
-        let mut head = self.reg(PfReg::TDH(qi));
+        let tail = dp.regs.get(PfReg::TDT(qi));
+        let mut head = dp.regs.get(PfReg::TDH(qi));
         if head == tail {
             return;
         }
-        if !self.bus_master(owner) {
-            self.counters.dma_blocked_no_bus_master += 1;
+        if !dp.bus_master(owner) {
+            dp.counters.dma_blocked_no_bus_master += 1;
             return;
         }
-        let count = self.reg(PfReg::TDLEN(qi)) / desc::DESCRIPTOR_LEN as u32;
+        let count = dp.regs.get(PfReg::TDLEN(qi)) / desc::DESCRIPTOR_LEN as u32;
         if count == 0 {
-            self.counters.tx_ring_empty_length += 1;
+            dp.counters.tx_ring_empty_length += 1;
             return;
         }
         if tail >= count || head >= count {
-            self.counters.tail_out_of_range += 1;
+            dp.counters.tail_out_of_range += 1;
             return;
         }
-        let base =
-            u64::from(self.reg(PfReg::TDBAL(qi))) | (u64::from(self.reg(PfReg::TDBAH(qi))) << 32);
+        let base = dp.regs.get_64(PfReg::TDBAL(qi), PfReg::TDBAH(qi));
         let pool = q.pool();
-        let max_frame = self.max_frame(pool);
-        let wb = regs::view::<TDWBAL::Register>(self.reg(PfReg::TDWBAL(qi)));
+        let max_frame = dp.max_frame(pool);
+        let wb = dp.regs.read(pf::TDWBAL.at(qi));
         let head_wb = wb.is_set(TDWBAL::ENABLE).then(|| {
-            Iova((u64::from(wb.get()) & !0x3) | (u64::from(self.reg(PfReg::TDWBAH(qi))) << 32))
+            Iova(
+                (u64::from(wb.read(TDWBAL::ADDR)) << 2)
+                    | (u64::from(dp.regs.get(PfReg::TDWBAH(qi))) << 32),
+            )
         });
         let mut wrote_back = false;
         let mut fault = None;
@@ -156,30 +168,30 @@ impl Nic {
         while head != tail {
             if descriptors >= TX_RUN_DESCRIPTORS || bytes >= TX_RUN_BYTES {
                 // The fetch budget of this run is spent: the rest waits for the next tick.
-                self.counters.tx_run_budget_stops += 1;
+                dp.counters.tx_run_budget_stops += 1;
                 let read = bytes + descriptors as usize * desc::DESCRIPTOR_LEN;
                 let pace = (read as u128 * 8 * 1_000_000_000)
-                    .div_ceil(u128::from(self.wire.rate().bits_per_sec().max(1)));
-                let state = &mut self.tx_state[q.get()];
+                    .div_ceil(u128::from(dp.line_rate.bits_per_sec().max(1)));
+                let state = &mut self.queues[q.get()];
                 state.pending = true;
-                state.resume_at = self.now + (pace as u64).max(1);
+                state.resume_at = dp.now + (pace as u64).max(1);
                 break;
             }
             descriptors += 1;
-            if !self.tx_state[q.get()].in_packet()
-                && !self.egress.has_room(crate::vport(pool), max_frame)
+            if !self.queues[q.get()].in_packet()
+                && !dp.egress.has_room(crate::vport(pool), max_frame)
             {
-                if !self.tx_state[q.get()].blocked {
-                    self.counters.tx_backpressure_stalls += 1;
-                    self.egress.note_backpressure(crate::vport(pool));
+                if !self.queues[q.get()].blocked {
+                    dp.counters.tx_backpressure_stalls += 1;
+                    dp.egress.note_backpressure(crate::vport(pool));
                 }
-                self.tx_state[q.get()].blocked = true;
+                self.queues[q.get()].blocked = true;
                 break;
             }
-            self.tx_state[q.get()].blocked = false;
+            self.queues[q.get()].blocked = false;
             let at = Iova(base.wrapping_add(u64::from(head) * desc::DESCRIPTOR_LEN as u64));
             let mut raw = [0u8; desc::DESCRIPTOR_LEN];
-            if let Err(e) = self.dma_read(owner, at, &mut raw) {
+            if let Err(e) = dp.dma_read(owner, at, &mut raw) {
                 fault = Some(e);
                 break;
             }
@@ -189,7 +201,7 @@ impl Nic {
             match desc::tx_kind(&d) {
                 TxDescriptorKind::Context => {
                     if let Some(c) = TxContextRepr::parse(&d) {
-                        self.tx_state[q.get()].contexts[usize::from(c.index & 1)] = c;
+                        self.queues[q.get()].contexts[usize::from(c.index & 1)] = c;
                     }
                 }
                 TxDescriptorKind::Data => {
@@ -197,15 +209,15 @@ impl Nic {
                         break;
                     };
                     bytes += usize::from(r.length);
-                    if let Err(e) = self.tx_gather(q, owner, &r, max_frame) {
+                    if let Err(e) = self.gather(dp, q, owner, &r, max_frame) {
                         fault = Some(e);
                         break;
                     }
                     eop = r.eop;
                 }
                 TxDescriptorKind::Legacy | TxDescriptorKind::Unknown(_) => {
-                    self.counters.tx_bad_descriptors += 1;
-                    let s = &mut self.tx_state[q.get()];
+                    dp.counters.tx_bad_descriptors += 1;
+                    let s = &mut self.queues[q.get()];
                     s.dropping = true;
                     if s.first.is_none() {
                         s.first = Some(TxDataRepr::default());
@@ -216,7 +228,7 @@ impl Nic {
             if dword2 & desc::tx::DCMD_RS != 0 {
                 if head_wb.is_none() {
                     let sta = (d.dword3() | desc::tx::STA_DD).to_le_bytes();
-                    if let Err(e) = self.dma_write(owner, Iova(at.0.wrapping_add(12)), &sta) {
+                    if let Err(e) = dp.dma_write(owner, Iova(at.0.wrapping_add(12)), &sta) {
                         fault = Some(e);
                         break;
                     }
@@ -225,42 +237,47 @@ impl Nic {
             }
             head = (head + 1) % count;
             if eop {
-                self.tx_finish_packet(q);
+                self.finish_packet(dp, q);
             }
         }
-        self.set_reg(PfReg::TDH(qi), head);
+        dp.regs.set(PfReg::TDH(qi), head);
         if let (Some(addr), true) = (head_wb, wrote_back)
             && fault.is_none()
-            && let Err(e) = self.dma_write(owner, addr, &head.to_le_bytes())
+            && let Err(e) = dp.dma_write(owner, addr, &head.to_le_bytes())
         {
             fault = Some(e);
         }
         if let Some(e) = fault {
-            self.tx_fault(q, e);
+            self.fault(dp, q, e);
         }
         if wrote_back {
-            self.tx_interrupt(q, owner);
+            dp.request(IrqRequest::Queue {
+                queue: q,
+                owner,
+                tx: true,
+            });
         }
     }
 
-    fn tx_gather(
+    fn gather(
         &mut self,
+        dp: &mut Datapath<'_>,
         q: QueueIndex,
         owner: FunctionId,
         r: &TxDataRepr,
         max_frame: usize,
     ) -> Result<(), DmaFault> {
-        let s = &mut self.tx_state[q.get()];
+        let s = &mut self.queues[q.get()];
         if s.first.is_none() {
             s.first = Some(*r);
         }
         s.fragments += 1;
         if s.fragments == MAX_TX_FRAGMENTS + 1 {
-            self.counters.tx_too_many_fragments += 1;
+            dp.counters.tx_too_many_fragments += 1;
             s.dropping = true;
         }
         if r.length == 0 {
-            self.counters.tx_zero_length_descriptors += 1;
+            dp.counters.tx_zero_length_descriptors += 1;
             return Ok(());
         }
         let limit = if s.first.is_some_and(|f| f.tse) {
@@ -272,24 +289,22 @@ impl Nic {
             return Ok(());
         }
         if s.packet.len() + usize::from(r.length) > limit {
-            self.counters.tx_oversize_frames += 1;
+            dp.counters.tx_oversize_frames += 1;
             s.dropping = true;
             return Ok(());
         }
         let start = s.packet.len();
         s.packet.resize(start + usize::from(r.length), 0);
-        let mut buf = std::mem::take(&mut s.packet);
-        let res = self.dma_read(owner, Iova(r.buffer), &mut buf[start..]);
+        let res = dp.dma_read(owner, Iova(r.buffer), &mut s.packet[start..]);
         if res.is_err() {
-            buf.truncate(start);
+            s.packet.truncate(start);
         }
-        self.tx_state[q.get()].packet = buf;
         res
     }
 
-    fn tx_finish_packet(&mut self, q: QueueIndex) {
+    fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {
         let pool = q.pool();
-        let state = &mut self.tx_state[q.get()];
+        let state = &mut self.queues[q.get()];
         let (mut frame, first, dropping) = state.end_packet();
         let contexts = state.contexts;
         let Some(first) = first else { return };
@@ -297,7 +312,7 @@ impl Nic {
             return;
         }
         if frame.len() < ETHERNET_HEADER_LEN {
-            self.counters.tx_runt_frames += 1;
+            dp.counters.tx_runt_frames += 1;
             return;
         }
         let ctx = contexts[usize::from(first.context_index & 1)];
@@ -307,7 +322,7 @@ impl Nic {
             match offload::segment_tcp(&frame, &ctx) {
                 Ok(segs) => segs,
                 Err(_) => {
-                    self.counters.tx_offload_errors += 1;
+                    dp.counters.tx_offload_errors += 1;
                     return;
                 }
             }
@@ -315,64 +330,60 @@ impl Nic {
             if (first.ixsm || first.txsm)
                 && offload::checksums(&mut frame, &ctx, first.ixsm, first.txsm).is_err()
             {
-                self.counters.tx_offload_errors += 1;
+                dp.counters.tx_offload_errors += 1;
             }
             vec![frame]
         };
         // VLAN insertion: the pool's VMVIR overrides the descriptor (datasheet 7.10.3.9).
-        let vmvir = regs::view::<VMVIR::Register>(self.reg(PfReg::VMVIR(pool.get() as u8)));
-        let insert = match vmvir.read(VMVIR::VLANA) {
-            1 => Some(vmvir.read(VMVIR::VLAN) as u16),
-            2 => None,
+        let vmvir = dp.regs.read(pf::VMVIR.at(pool.get() as u8));
+        let insert = match vmvir.read_as_enum(VMVIR::VLANA) {
+            Some(VMVIR::VLANA::Value::AlwaysDefault) => Some(vmvir.read(VMVIR::VLAN) as u16),
+            Some(VMVIR::VLANA::Value::Never) => None,
             _ => first.vle.then_some(ctx.vlan),
         };
-        let max_frame = self.max_frame(pool);
-        let pad = self.reg(PfReg::TCTL) & regs::value(TCTL::PSP::SET) != 0;
+        let max_frame = dp.max_frame(pool);
+        let pad = dp.regs.read(pf::TCTL).is_set(TCTL::PSP);
         for mut f in frames {
             if let Some(tci) = insert {
                 let mut tag = [0u8; 4];
-                tag[..2].copy_from_slice(&igb_hw::frame::ETHERTYPE_VLAN.to_be_bytes());
+                tag[..2].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
                 tag[2..].copy_from_slice(&tci.to_be_bytes());
                 f.splice(12..12, tag);
             }
             if f.len() + FCS_LEN > max_frame {
-                self.counters.tx_oversize_frames += 1;
+                dp.counters.tx_oversize_frames += 1;
                 continue;
             }
             if pad && f.len() < MIN_FRAME_LEN {
                 f.resize(MIN_FRAME_LEN, 0); // TCTL.PSP: pad short packets
             }
-            self.switch_from_pool(pool, Bytes::from(f));
+            switch::from_pool(dp, pool, Bytes::from(f));
         }
     }
 
-    fn tx_interrupt(&mut self, q: QueueIndex, owner: FunctionId) {
-        match owner {
-            FunctionId::Vf(vf) => {
-                if let Some(bit) = self.vf_queue_vector(vf, q, true) {
-                    self.raise_vf_causes(vf, bit);
-                }
-            }
-            FunctionId::Pf => self.raise_pf_cause(regs::value(regs::ICR::TXDW::SET)),
+    /// Runs every queue once (after a change that may let any queue fetch again).
+    pub(crate) fn kick_all(&mut self, dp: &mut Datapath<'_>) {
+        for q in (0..NUM_QUEUES).filter_map(QueueIndex::new) {
+            self.kick(dp, q);
         }
     }
 
     /// Continues every queue that stopped on its run budget and whose pace allows it now (one
     /// more run each).
-    pub(crate) fn continue_pending_tx(&mut self) {
-        for i in 0..igb_hw::addr::NUM_QUEUES {
-            if self.tx_state[i].pending
-                && self.tx_state[i].resume_at <= self.now
+    pub(crate) fn continue_pending(&mut self, dp: &mut Datapath<'_>) {
+        for i in 0..NUM_QUEUES {
+            if self.queues[i].pending
+                && self.queues[i].resume_at <= dp.now
                 && let Some(q) = QueueIndex::new(i)
             {
-                self.tx_kick(q);
+                self.kick(dp, q);
             }
         }
     }
 
     /// The earliest time a queue that stopped on its run budget may run again.
-    pub(crate) fn next_tx_resume(&self) -> Option<adapter_core::clock::SimTime> {
-        self.tx_state
+    pub(crate) fn next_resume(&self) -> Option<SimTime> {
+        self.queues
             .iter()
             .filter(|s| s.pending)
             .map(|s| s.resume_at)
@@ -380,12 +391,12 @@ impl Nic {
     }
 
     /// Lets queues of `pool` that stopped for backpressure fetch again.
-    pub(crate) fn resume_backpressured(&mut self, pool: PoolIndex) {
-        for vq in 0..igb_hw::addr::QUEUES_PER_VF {
-            if let Some(q) = QueueIndex::new(pool.get() + vq * igb_hw::addr::NUM_POOLS)
-                && self.tx_state[q.get()].blocked
+    pub(crate) fn resume_backpressured(&mut self, dp: &mut Datapath<'_>, pool: PoolIndex) {
+        for vq in 0..QUEUES_PER_VF {
+            if let Some(q) = QueueIndex::new(pool.get() + vq * NUM_POOLS)
+                && self.queues[q.get()].blocked
             {
-                self.tx_kick(q);
+                self.kick(dp, q);
             }
         }
     }

@@ -705,6 +705,41 @@ fn tx_and_rx_interrupts_follow_ivar_with_auto_clear() {
     assert_eq!(nic.take_interrupts().len(), 1);
 }
 
+/// Interrupts a TX run causes are raised in the order it caused them: the receiver's RX
+/// interrupt of a looped-back frame (raised while the switch delivers it) before the sender's TX
+/// write-back interrupt (at the end of the run), and the handler sees the same order.
+#[test]
+fn a_tx_run_raises_its_interrupts_in_the_order_it_caused_them() {
+    let mut nic = bring_up(2, NicConfig::default());
+    let mut a = VfRings::new(&mut nic, 0, 8, 8);
+    let mut b = VfRings::new(&mut nic, 1, 8, 8);
+    for n in 0..2 {
+        nic.vf_write(vf(n), VfReg::EIMS, 0x3);
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    nic.set_interrupt_handler(Box::new(move |i| log.lock().unwrap().push(i)));
+    nic.take_interrupts();
+    a.send(&mut nic, &udp_frame(vf_mac(1), vf_mac(0), 1, 100));
+    let order: Vec<_> = nic
+        .take_interrupts()
+        .iter()
+        .map(|i| (i.function, i.vector))
+        .collect();
+    assert_eq!(
+        order,
+        vec![(FunctionId::Vf(vf(1)), 1), (FunctionId::Vf(vf(0)), 0)]
+    );
+    let handled: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|i| (i.function, i.vector))
+        .collect();
+    assert_eq!(handled, order);
+    assert_eq!(b.recv(&mut nic).len(), 1);
+}
+
 #[test]
 fn masked_msix_vector_sets_pba_until_unmasked() {
     let mut nic = bring_up(1, NicConfig::default());

@@ -1,4 +1,4 @@
-//! Mailbox hardware semantics (datasheet 7.8.2.9; facts §2): lock bits, REQ/ACK causes,
+//! Mailbox hardware semantics (datasheet 7.8.2.9): lock bits, REQ/ACK causes,
 //! read-to-clear status bits, resets.
 #![allow(clippy::unwrap_used)]
 

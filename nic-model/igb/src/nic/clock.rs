@@ -1,0 +1,83 @@
+//! Virtual time: the event loop that sends frames on the wire at line rate and continues TX
+//! queues paced by their fetch budget (docs/model.md §5.4).
+//!
+//! Doorbells do their work at the current time; [`Nic::advance_to`] moves time forward event
+//! by event, so a run is reproducible bit for bit.
+
+use super::Nic;
+use crate::pool_of;
+use adapter_core::clock::SimTime;
+
+impl Nic {
+    /// Current virtual time.
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Runs the device until `t`, event by event: the wire sends what is ready, TX queues that
+    /// stopped on their run budget continue when their fetch pace allows (docs/model.md §5.4),
+    /// and TX queues held back by a full egress stage resume as room frees up. Going backwards
+    /// is ignored.
+    pub fn advance_to(&mut self, t: SimTime) {
+        while let Some(at) = self.next_event().filter(|&at| at <= t) {
+            self.step_to(at);
+        }
+        self.now = self.now.max(t);
+    }
+
+    /// The next time something happens: a frame starts on the wire or a paced TX queue may
+    /// fetch again.
+    pub(super) fn next_event(&self) -> Option<SimTime> {
+        match (self.next_wire_start(), self.tx.next_resume()) {
+            (Some(w), Some(f)) => Some(w.min(f)),
+            (w, f) => w.or(f),
+        }
+    }
+
+    /// Moves to `at` (the next event) and handles what is due there: paced TX queues run, then
+    /// one frame starts on the wire if one is ready. Each call makes progress: a queue that runs
+    /// consumes descriptors or moves its pace past `at`, and a wire start dequeues a frame.
+    pub(super) fn step_to(&mut self, at: SimTime) {
+        self.now = self.now.max(at);
+        self.continue_pending_tx();
+        if let Some(start) = self.next_wire_start().filter(|&s| s <= self.now) {
+            self.transmit_one(start);
+        }
+    }
+
+    /// Runs the device for `ns` nanoseconds.
+    pub fn advance_by(&mut self, ns: u64) {
+        self.advance_to(self.now + ns);
+    }
+
+    /// Runs until the egress stage is empty and no TX queue has work pending from its run
+    /// budget; returns the time the last frame finished.
+    pub fn drain(&mut self) -> SimTime {
+        // Each pending run consumes descriptors, so this ends at the rings' tails.
+        while let Some(at) = self.next_event() {
+            self.step_to(at);
+        }
+        self.now = self.now.max(self.wire.busy_until());
+        self.now
+    }
+
+    fn next_wire_start(&self) -> Option<SimTime> {
+        let ready = self.egress.earliest_ready()?;
+        Some(ready.max(self.wire.busy_until()))
+    }
+
+    fn transmit_one(&mut self, start: SimTime) {
+        let Some((frame, checkpoint)) = self.egress.dequeue_classified() else {
+            return;
+        };
+        let vport = frame.pool;
+        let end = start + self.wire.rate().frame_time_ns(frame.data.len());
+        self.egress.account_wire(vport, checkpoint, start, end);
+        let errors = self.wire.transmit(start, frame.data);
+        self.counters.sink_errors += errors;
+        // Room freed: let queues of this pool that were held back fetch again.
+        if let Some(pool) = pool_of(vport) {
+            self.resume_backpressured(pool);
+        }
+    }
+}

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use igb_model::adapter_core::rng::XorShift64Star;
 use igb_model::igb_hw::MacAddress;
 use igb_model::igb_hw::regs::VfReg;
 use igb_model::testing::{VfRings, bring_up, udp_frame, vf, vf_mac};
@@ -60,17 +61,6 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(a))
 }
 
-/// xorshift64*: deterministic traffic from a seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
@@ -109,7 +99,7 @@ fn run(args: &Args) -> Result<(), String> {
         .map(|n| VfRings::new(&mut nic, n, 512, 512))
         .collect();
     let peer = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
-    let mut rng = Rng(args.seed.max(1));
+    let mut rng = XorShift64Star::new(args.seed.max(1));
 
     let end = SimTime::from_millis(args.duration_ms);
     let step_ns = 10_000u64;
@@ -132,7 +122,7 @@ fn run(args: &Args) -> Result<(), String> {
             }
         };
         for _ in 0..4 {
-            let len = 64 + (rng.next() % 1400) as usize;
+            let len = 64 + (rng.next_u64() % 1400) as usize;
             push(&mut rings[0], 0, vf_mac(1), len);
             push(&mut rings[2], 2, peer, 1514);
         }

@@ -5,7 +5,6 @@
 #![deny(missing_docs)]
 
 pub mod bench;
-pub mod control;
 pub mod engine;
 pub mod ha;
 pub mod hwcases;

@@ -335,12 +335,18 @@ mod tests {
 
     #[test]
     fn every_model_and_endpoint_counter_is_named_once_with_help() {
-        for list in [
-            model_counters(&igb_model::ModelCounters::default()),
-            endpoint_counters(&Default::default()),
+        let model = igb_model::ModelCounters::default();
+        let endpoint = crate::vfio_user::endpoint::EndpointCounters::default();
+        for (list, debug) in [
+            (model_counters(&model), format!("{model:?}")),
+            (endpoint_counters(&endpoint), format!("{endpoint:?}")),
         ] {
             let mut names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
             assert!(list.iter().all(|c| !c.help.is_empty()));
+            // Each is exported under its field's name.
+            for name in &names {
+                assert!(debug.contains(&format!(" {name}: ")), "{name} in {debug}");
+            }
             names.sort_unstable();
             names.dedup();
             assert_eq!(names.len(), list.len());

@@ -70,55 +70,22 @@ pub(super) fn dispatch(
     backend: &mut dyn Backend,
     request: &Request,
 ) -> Result<Reply, ControlError> {
-    let n = backend.num_vfs();
-    let check = |vf: usize| {
-        if vf < n {
-            Ok(vf)
-        } else {
-            Err(no_such_vf(vf, n))
-        }
-    };
-    let hac_op = match *request {
-        Request::Tag { vf } => Some((vf, HacOp::Tag)),
-        Request::Untag { vf } => Some((vf, HacOp::Untag)),
-        Request::Open { vf, epoch } => Some((vf, HacOp::Open(epoch))),
-        Request::Commit { vf, epoch } => Some((vf, HacOp::Commit(epoch))),
-        Request::Abort { vf, epoch } => Some((vf, HacOp::Abort(epoch))),
-        Request::Failover { vf } => Some((vf, HacOp::Failover)),
-        Request::Unprotect { vf } => Some((vf, HacOp::Unprotect)),
-        _ => None,
-    };
-    let needs_hac = hac_op.is_some()
-        || matches!(
-            request,
-            Request::SetLimits { .. } | Request::SetGuard { .. }
-        );
-    if needs_hac && !backend.has_hac() {
-        return Err(ControlError::new(
-            ErrorCode::Unsupported,
-            format!(
-                "`{}`: this PF has no HAC block (82576/I350); output commit on it is done by \
-                 the driver-level HAC in the VF's own driver (docs/hac.md)",
-                request.op()
-            ),
-        ));
-    }
-    if let Some((vf, op)) = hac_op {
-        let summary = backend.hac(check(vf)?, op)?;
-        return Ok(match request {
-            Request::Tag { .. } => Reply::Tag(summary),
-            Request::Untag { .. } => Reply::Untag(summary),
-            Request::Open { .. } => Reply::Open(summary),
-            Request::Commit { .. } => Reply::Commit(summary),
-            Request::Abort { .. } => Reply::Abort(summary),
-            Request::Failover { .. } => Reply::Failover(summary),
-            _ => Reply::Unprotect(summary),
-        });
-    }
     Ok(match *request {
         Request::Hello {} => Reply::Hello(backend.hello()),
+        Request::Tag { vf } => Reply::Tag(hac(backend, request, vf, HacOp::Tag)?),
+        Request::Untag { vf } => Reply::Untag(hac(backend, request, vf, HacOp::Untag)?),
+        Request::Open { vf, epoch } => Reply::Open(hac(backend, request, vf, HacOp::Open(epoch))?),
+        Request::Commit { vf, epoch } => {
+            Reply::Commit(hac(backend, request, vf, HacOp::Commit(epoch))?)
+        }
+        Request::Abort { vf, epoch } => {
+            Reply::Abort(hac(backend, request, vf, HacOp::Abort(epoch))?)
+        }
+        Request::Failover { vf } => Reply::Failover(hac(backend, request, vf, HacOp::Failover)?),
+        Request::Unprotect { vf } => Reply::Unprotect(hac(backend, request, vf, HacOp::Unprotect)?),
         Request::SetLimits { vf, frames, bytes } => {
-            backend.set_limits(check(vf)?, frames, bytes)?;
+            needs_hac(backend, request)?;
+            backend.set_limits(existing(backend, vf)?, frames, bytes)?;
             Reply::SetLimits(Limits {
                 vf,
                 limit_frames: frames,
@@ -126,12 +93,13 @@ pub(super) fn dispatch(
             })
         }
         Request::SetGuard { bytes } => {
+            needs_hac(backend, request)?;
             backend.set_guard(bytes)?;
             Reply::SetGuard(Guard { guard_bytes: bytes })
         }
         Request::Stats { vf } => {
             if let Some(vf) = vf {
-                check(vf)?;
+                existing(backend, vf)?;
             }
             Reply::Stats(backend.stats(vf)?)
         }
@@ -145,12 +113,42 @@ pub(super) fn dispatch(
             })
         }
         Request::Shutdown {} => Reply::Shutdown(Stopping { stopping: true }),
-        // The HAC operations were answered above.
-        _ => {
-            return Err(ControlError::new(
-                ErrorCode::Internal,
-                format!("`{}` was not dispatched", request.op()),
-            ));
-        }
     })
+}
+
+/// `vf` if the PF has it.
+fn existing(backend: &dyn Backend, vf: usize) -> Result<usize, ControlError> {
+    let n = backend.num_vfs();
+    if vf < n {
+        Ok(vf)
+    } else {
+        Err(no_such_vf(vf, n))
+    }
+}
+
+/// Refuses `request` as unsupported if the PF has no HAC block.
+fn needs_hac(backend: &dyn Backend, request: &Request) -> Result<(), ControlError> {
+    if backend.has_hac() {
+        Ok(())
+    } else {
+        Err(ControlError::new(
+            ErrorCode::Unsupported,
+            format!(
+                "`{}`: this PF has no HAC block (82576/I350); output commit on it is done by \
+                 the driver-level HAC in the VF's own driver (docs/hac.md)",
+                request.op()
+            ),
+        ))
+    }
+}
+
+/// The HAC operation `op` of `request` on VF `vf`.
+fn hac(
+    backend: &mut dyn Backend,
+    request: &Request,
+    vf: usize,
+    op: HacOp,
+) -> Result<VfSummary, ControlError> {
+    needs_hac(backend, request)?;
+    backend.hac(existing(backend, vf)?, op)
 }

@@ -121,19 +121,8 @@ pub fn vf_mac(n: usize) -> MacAddress {
     MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x00, n as u8])
 }
 
-/// A running daemon's handle for whoever started it.
-pub struct Ready {
-    /// The control socket.
-    pub socket: PathBuf,
-    /// Where the metrics endpoint listens.
-    pub metrics: Option<SocketAddr>,
-    /// VFs enabled.
-    pub vfs: usize,
-}
-
-/// Runs the daemon until a `shutdown` request or SIGINT/SIGTERM; calls `ready` once it
-/// listens. Removes the socket on the way out.
-pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), ServeError> {
+/// Refuses a configuration the daemon cannot serve, with a one-line usage error.
+fn check(config: &ServeConfig) -> Result<(), ServeError> {
     if !(1..=7).contains(&config.vfs) {
         return Err(ServeError::Usage(format!(
             "--vfs {} is out of range: the 82576 has 1 to 7 VFs",
@@ -172,16 +161,31 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
             "--wire-peer needs the model (it lives on the model's wire)".into(),
         ));
     }
+    if config.pcap.is_some() && config.pci.is_some() {
+        return Err(ServeError::Usage(
+            "--pcap needs the model: a real PF's wire cannot be captured here".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A running daemon's handle for whoever started it.
+pub struct Ready {
+    /// The control socket.
+    pub socket: PathBuf,
+    /// Where the metrics endpoint listens.
+    pub metrics: Option<SocketAddr>,
+    /// VFs enabled.
+    pub vfs: usize,
+}
+
+/// Runs the daemon until a `shutdown` request or SIGINT/SIGTERM; calls `ready` once it
+/// listens. Removes the socket on the way out.
+pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), ServeError> {
+    check(config)?;
     let mut host: Box<dyn Backend> = match &config.pci {
         None => Box::new(ModelHost::new(config)?),
-        Some(target) => {
-            if config.pcap.is_some() {
-                return Err(ServeError::Usage(
-                    "--pcap needs the model: a real PF's wire cannot be captured here".into(),
-                ));
-            }
-            Box::new(PciHost::new(config, target)?)
-        }
+        Some(target) => Box::new(PciHost::new(config, target)?),
     };
     let idle = host.idle_tick();
     let listener = listen_private(&config.socket, "--socket").map_err(ServeError::Io)?;

@@ -114,6 +114,17 @@ impl Daemon {
         }
     }
 
+    /// What `hac stats` prints.
+    fn stats_table(&self) -> String {
+        let out = hac()
+            .args(["stats", "--socket"])
+            .arg(&self.socket)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     fn ctl(&self, args: &[&str]) -> Output {
         hac()
             .arg("ctl")
@@ -310,13 +321,7 @@ fn stats_table_and_prometheus_endpoint() {
         s.vfs[1].hac_buffered_frames == 6 && s.port.wire_frames == 3
     });
 
-    let out = hac()
-        .args(["stats", "--socket"])
-        .arg(&d.socket)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = d.stats_table();
     assert!(text.starts_with("NIC statistics (port):\n"), "{text}");
     assert!(text.contains("\n     wire_frames: 3\n"), "{text}");
     assert!(
@@ -887,13 +892,7 @@ fn model_and_vfio_user_counters_reach_stats_and_metrics() {
     assert_eq!(named(vf1, "region_reads"), 2, "{vf1:?}");
     assert!(named(vf1, "messages") >= 2, "{vf1:?}");
 
-    let out = hac()
-        .args(["stats", "--socket"])
-        .arg(&d.socket)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = d.stats_table();
     let port = text.split("VF 0 statistics").next().unwrap();
     assert!(
         port.contains(&format!("\n     unknown_reads: {}\n", unknown + 1)),

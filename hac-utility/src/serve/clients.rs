@@ -242,6 +242,32 @@ fn serve_client(stream: UnixStream, jobs: Sender<Job>, slot: &Slot, idle_timeout
     }
 }
 
+/// The accept loop both listeners share: until `stop`, each connection gets a place in
+/// `slots` — `closer` says what closing it to make room means (`None`: it cannot be closed, and
+/// is dropped) — and goes to `start`; one that finds every place busy goes to `refuse`.
+pub(super) fn accept_each<S>(
+    incoming: impl Iterator<Item = std::io::Result<S>>,
+    stop: &AtomicBool,
+    slots: &Arc<Slots>,
+    closer: impl Fn(&S) -> Option<Box<dyn FnOnce() + Send>>,
+    refuse: impl Fn(S),
+    start: impl Fn(S, Slot),
+) {
+    for stream in incoming {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let Some(close) = closer(&stream) else {
+            continue;
+        };
+        match slots.admit(close) {
+            Some(slot) => start(stream, slot),
+            None => refuse(stream),
+        }
+    }
+}
+
 /// Accepts control clients, each on its own thread, within [`MAX_CLIENTS`] (see [`Slots`]).
 pub(super) fn accept(
     listener: UnixListener,
@@ -249,41 +275,37 @@ pub(super) fn accept(
     stop: Arc<AtomicBool>,
     idle_timeout: Duration,
 ) {
-    let slots = Slots::new(MAX_CLIENTS);
-    for stream in listener.incoming() {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let Ok(stream) = stream else { continue };
-        let Ok(closer) = stream.try_clone() else {
-            continue;
-        };
-        let close = Box::new(move || {
-            send_nowait(
-                &closer,
-                &idle_line(&format!(
-                    "closed: idle while {MAX_CLIENTS} clients were connected, to make room for a new one"
-                )),
-            );
-            let _ = closer.shutdown(std::net::Shutdown::Both);
-        });
-        let Some(slot) = slots.admit(close) else {
+    accept_each(
+        listener.incoming(),
+        &stop,
+        &Slots::new(MAX_CLIENTS),
+        |stream: &UnixStream| {
+            let closer = stream.try_clone().ok()?;
+            Some(Box::new(move || {
+                send_nowait(
+                    &closer,
+                    &idle_line(&format!(
+                        "closed: idle while {MAX_CLIENTS} clients were connected, to make room for a new one"
+                    )),
+                );
+                let _ = closer.shutdown(std::net::Shutdown::Both);
+            }))
+        },
+        |stream| {
             let e = ControlError::new(
                 ErrorCode::Busy,
                 format!("all {MAX_CLIENTS} clients are waiting for answers; try again later"),
             );
             send_nowait(&stream, &hac_control::response_line(None, Err(&e)));
-            continue;
-        };
-        let jobs = jobs.clone();
-        let spawned = std::thread::Builder::new()
-            .name("hac-client".into())
-            .spawn(move || serve_client(stream, jobs, &slot, idle_timeout));
-        if spawned.is_err() {
+        },
+        |stream, slot| {
+            let jobs = jobs.clone();
             // Out of threads: the connection (moved into the closure) is closed.
-            continue;
-        }
-    }
+            let _ = std::thread::Builder::new()
+                .name("hac-client".into())
+                .spawn(move || serve_client(stream, jobs, &slot, idle_timeout));
+        },
+    );
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hac_control::Counter;
+use hac_control::{Counter, VfCounters};
 
 /// How often the per-VF 32-bit statistics registers are read into their 64-bit totals: well
 /// within the time the fastest one (octets at the model's top rate, 100 Gb/s) takes to wrap,
@@ -43,6 +43,22 @@ pub(super) fn pf_vf_stats(v: u8) -> [igb_hw::regs::PfReg; 4] {
         PfReg::PVFGPRC(v),
         PfReg::PVFGORC(v),
     ]
+}
+
+/// VF `vf`'s counters as far as the PF agent knows them (its MAC, its mailbox work); the
+/// others 0.
+pub(super) fn agent_view(vf: usize, info: Option<&hac_driver::pf::VfInfo>) -> VfCounters {
+    VfCounters {
+        vf,
+        mac: info
+            .and_then(|v| v.mac)
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        mbx_messages: info.map_or(0, |v| v.messages),
+        mbx_nacks: info.map_or(0, |v| v.nacks),
+        vf_resets: info.map_or(0, |v| v.resets),
+        ..VfCounters::default()
+    }
 }
 
 /// `(name, help, value)` rows as named counters.

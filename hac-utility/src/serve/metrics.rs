@@ -6,13 +6,13 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
 
 use super::Job;
-use super::clients::{Slot, Slots};
+use super::clients::{Slot, Slots, accept_each};
 
 /// Most metrics scrapes served at once (each on its own thread; when all are taken, the one
 /// that has waited longest for its request is closed to make room).
@@ -22,28 +22,27 @@ const SCRAPE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Accepts scrapes, each on its own thread with a short deadline, within [`MAX_SCRAPES`].
 pub(super) fn serve(listener: TcpListener, jobs: Sender<Job>, stop: Arc<AtomicBool>) {
-    let slots = Slots::new(MAX_SCRAPES);
-    for stream in listener.incoming() {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let Ok(stream) = stream else { continue };
-        let Ok(closer) = stream.try_clone() else {
-            continue;
-        };
-        let close = Box::new(move || {
-            let _ = closer.shutdown(std::net::Shutdown::Both);
-        });
-        let Some(slot) = slots.admit(close) else {
-            continue; // every scrape is being answered; this one is closed
-        };
-        let jobs = jobs.clone();
-        let _ = std::thread::Builder::new()
-            .name("hac-metrics".into())
-            .spawn(move || {
-                let _ = answer_scrape(stream, &jobs, &slot);
-            });
-    }
+    accept_each(
+        listener.incoming(),
+        &stop,
+        &Slots::new(MAX_SCRAPES),
+        |stream: &TcpStream| {
+            let closer = stream.try_clone().ok()?;
+            Some(Box::new(move || {
+                let _ = closer.shutdown(std::net::Shutdown::Both);
+            }))
+        },
+        // Every scrape is being answered: this one is closed.
+        drop,
+        |stream, slot| {
+            let jobs = jobs.clone();
+            let _ = std::thread::Builder::new()
+                .name("hac-metrics".into())
+                .spawn(move || {
+                    let _ = answer_scrape(stream, &jobs, &slot);
+                });
+        },
+    );
 }
 
 fn answer_scrape(mut stream: TcpStream, jobs: &Sender<Job>, slot: &Slot) -> std::io::Result<()> {

@@ -13,7 +13,9 @@ use hac_driver::vf::{VfConfig, VfDriver};
 use igb_hw::MacAddress;
 use igb_model::{FunctionId, NicConfig, PcapSink};
 
-use super::counters::{COUNTER_SAMPLE, PfVfTotals, endpoint_counters, model_counters, pf_vf_stats};
+use super::counters::{
+    COUNTER_SAMPLE, PfVfTotals, agent_view, endpoint_counters, model_counters, pf_vf_stats,
+};
 use super::dispatch::{Backend, HacOp, no_such_vf};
 use super::workload::Workload;
 use super::{ServeConfig, ServeError, vf_mac};
@@ -335,13 +337,18 @@ impl Backend for ModelHost {
                 }
             };
             let agent = self.agent.lock().unwrap_or_else(|p| p.into_inner());
-            let info = agent.vf(i);
+            let VfCounters {
+                vf,
+                mac,
+                mbx_messages,
+                mbx_nacks,
+                vf_resets,
+                ..
+            } = agent_view(i, agent.vf(i));
+            drop(agent);
             out.vfs.push(VfCounters {
-                vf: i,
-                mac: info
-                    .and_then(|v| v.mac)
-                    .map(|m| m.to_string())
-                    .unwrap_or_default(),
+                vf,
+                mac,
                 checkpointing: u32::from(self.tagged[i]),
                 tx_packets: d.tx_packets,
                 tx_bytes: d.tx_bytes,
@@ -357,9 +364,9 @@ impl Backend for ModelHost {
                 hac_released: h.released,
                 hac_discarded: h.discarded,
                 hac_backpressure: h.backpressure,
-                mbx_messages: info.map_or(0, |v| v.messages),
-                mbx_nacks: info.map_or(0, |v| v.nacks),
-                vf_resets: info.map_or(0, |v| v.resets),
+                mbx_messages,
+                mbx_nacks,
+                vf_resets,
                 workload_queued: self.workload.queued(i),
                 workload_sent: self.workload.sent(i),
                 workload_refused: self.workload.refused(i),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use hac_control::{ControlError, ErrorCode, HelloInfo, PortCounters, Stats, VfCounters, VfSummary};
 use hac_driver::pf::PfConfig;
 
-use super::counters::{COUNTER_SAMPLE, PfVfTotals, pf_vf_stats};
+use super::counters::{COUNTER_SAMPLE, PfVfTotals, agent_view, pf_vf_stats};
 use super::dispatch::{Backend, HacOp};
 use super::{PciTarget, ServeConfig, ServeError, vf_mac};
 
@@ -163,21 +163,12 @@ impl Backend for PciHost {
                 .pf_vf_totals
                 .get(i)
                 .map_or([0; 4], |t| t.map(|c| c.total));
-            let info = self.agent.vf(i);
             out.vfs.push(VfCounters {
-                vf: i,
-                mac: info
-                    .and_then(|v| v.mac)
-                    .map(|m| m.to_string())
-                    .unwrap_or_default(),
                 tx_packets,
                 tx_bytes,
                 rx_packets,
                 rx_bytes,
-                mbx_messages: info.map_or(0, |v| v.messages),
-                mbx_nacks: info.map_or(0, |v| v.nacks),
-                vf_resets: info.map_or(0, |v| v.resets),
-                ..VfCounters::default()
+                ..agent_view(i, self.agent.vf(i))
             });
         }
         Ok(out)

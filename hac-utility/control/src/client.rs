@@ -116,3 +116,97 @@ pub fn call_line(socket: &Path, line: &str) -> Result<Value, String> {
         .and_then(|mut c| c.call_line(line))
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::line::{ErrorCode, parse_line, response_line};
+    use crate::replies::VfSummary;
+    use crate::stats::Stats;
+    use std::os::unix::net::UnixListener;
+
+    /// A stand-in daemon: answers every line of its connections in order (a tag with a summary,
+    /// a commit with a refusal, stats with empty stats, garbage with its parse error) and
+    /// returns how many connections and lines it saw once the client has gone.
+    fn fake_daemon(listener: UnixListener) -> std::thread::JoinHandle<(usize, usize)> {
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut writer = stream.try_clone().unwrap();
+            let mut lines = 0;
+            for line in BufReader::new(stream).lines() {
+                let line = line.unwrap();
+                lines += 1;
+                let answer = match parse_line(line.as_bytes()) {
+                    Err((id, e)) => response_line(id.as_ref(), Err(&e)),
+                    Ok(env) => match env.request {
+                        Request::Tag { vf } => {
+                            let summary = VfSummary {
+                                vf,
+                                checkpointing: true,
+                                open_epoch: 1,
+                                ..VfSummary::default()
+                            };
+                            response_line(None, Ok(&Reply::Tag(summary)))
+                        }
+                        Request::Stats { .. } => {
+                            response_line(None, Ok(&Reply::Stats(Stats::default())))
+                        }
+                        other => response_line(
+                            None,
+                            Err(&ControlError::new(
+                                ErrorCode::Refused,
+                                format!("{} refused", other.op()),
+                            )),
+                        ),
+                    },
+                };
+                writer.write_all(answer.as_bytes()).unwrap();
+            }
+            listener.set_nonblocking(true).unwrap();
+            let more = usize::from(listener.accept().is_ok());
+            (1 + more, lines)
+        })
+    }
+
+    #[test]
+    fn one_connection_carries_a_sequence_of_requests() {
+        let dir = std::env::temp_dir().join(format!("hac-control-client-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hac.sock");
+        let daemon = fake_daemon(UnixListener::bind(&path).unwrap());
+
+        let mut client = Client::connect(&path).unwrap();
+        match client.call(&Request::Tag { vf: 1 }).unwrap() {
+            Reply::Tag(s) => assert!(s.vf == 1 && s.checkpointing && s.open_epoch == 1),
+            other => panic!("{other:?}"),
+        }
+        match client.call(&Request::Commit { vf: 1, epoch: 1 }) {
+            Err(ClientError::Refused(e)) => {
+                assert_eq!(e.code, ErrorCode::Refused);
+                assert_eq!(
+                    ClientError::Refused(e).to_string(),
+                    "refused: commit refused"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            client.call(&Request::Stats { vf: None }).unwrap(),
+            Reply::Stats(Stats::default())
+        );
+        let raw = client.call_line("not json").unwrap();
+        assert_eq!(raw["ok"], Value::Bool(false));
+        assert_eq!(raw["error"]["code"], Value::from("bad_json"));
+        drop(client);
+        assert_eq!(daemon.join().unwrap(), (1, 4), "(connections, lines)");
+
+        // No daemon: one line that says how to start one.
+        let e = Client::connect(&path).err().unwrap();
+        assert!(matches!(e, ClientError::Connect(_)), "{e:?}");
+        assert!(e.to_string().contains("no daemon on"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

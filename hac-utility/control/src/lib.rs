@@ -7,7 +7,7 @@
 //!   client asks), [`Op`] (its name alone), [`Reply`] (the typed result of each operation), and
 //!   [`OPS`], the operations with their fields and documentation, from which `hac ctl` builds
 //!   its subcommands and against which a test checks docs/control.md.
-//! * [`line`]: the wire form — one JSON object per line. [`parse_line`] turns any bytes into a
+//! * [`line`](mod@line): the wire form — one JSON object per line. [`parse_line`] turns any bytes into a
 //!   request or a one-line [`ControlError`] and never panics; [`request_line`],
 //!   [`response_line`] and [`parse_response`] are the other directions.
 //! * [`stats`]: the counters `stats` returns ([`Stats`]), each with its help text and

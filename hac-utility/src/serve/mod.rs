@@ -12,15 +12,15 @@
 //! Blocks:
 //!
 //! * this module: the configuration, start-up checks and the device thread's loop ([`serve`]);
-//! * [`socket`]: the private Unix socket (mode 0600 from its first moment; stale ones replaced);
-//! * [`clients`]: the control connections — admission within [`MAX_CLIENTS`], idle deadlines,
+//! * `socket`: the private Unix socket (mode 0600 from its first moment; stale ones replaced);
+//! * `clients`: the control connections — admission within [`MAX_CLIENTS`], idle deadlines,
 //!   bounded line reading, answers in order;
-//! * [`metrics`]: the HTTP responder for `GET /metrics`;
-//! * [`dispatch`]: the [`dispatch::Backend`] a request is carried out on, and its errors;
-//! * [`model_host`]: the backend on the built-in model (HAC, vfio-user export, wire peer),
-//!   with the stand-in VMs' [`workload`];
-//! * [`pci_host`]: the backend on a real PF (mailbox only);
-//! * [`counters`]: 64-bit totals of the 32-bit statistics registers, and the model's and the
+//! * `metrics`: the HTTP responder for `GET /metrics`;
+//! * `dispatch`: the `Backend` a request is carried out on, and its errors;
+//! * `model_host`: the backend on the built-in model (HAC, vfio-user export, wire peer),
+//!   with the stand-in VMs' `workload`;
+//! * `pci_host`: the backend on a real PF (mailbox only);
+//! * `counters`: 64-bit totals of the 32-bit statistics registers, and the model's and the
 //!   vfio-user endpoints' counters as named `stats` counters.
 
 mod clients;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hac_utility::control::{Request, Stats, request_line};
-use hac_utility::serve::{ServeConfig, call, serve};
+use hac_control::{Client, FieldStyle, OPS, Reply, Request, Stats};
+use hac_utility::serve::{ServeConfig, serve};
 use serde_json::Value;
 
 /// Where the daemon listens unless told otherwise (`$HAC_SOCKET` overrides).
@@ -95,54 +95,11 @@ pub struct CtlArgs {
     op: CtlOp,
 }
 
-/// One control request (docs/control.md has the wire form of each).
+/// What `hac ctl` does: one protocol request, a raw line, or the epoch loop.
 #[derive(clap::Subcommand)]
 enum CtlOp {
-    /// Who is serving: version, backend, VFs.
-    Hello,
-    /// Mark VF as checkpointing: its frames are held until their epoch commits (epoch 1 opens).
-    Tag { vf: usize },
-    /// Stop checkpointing VF; what it holds is released.
-    Untag { vf: usize },
-    /// Open EPOCH on VF (greater than the open one): later frames belong to it.
-    Open { vf: usize, epoch: u32 },
-    /// The backup acknowledged EPOCH: release VF's frames of epochs ≤ EPOCH.
-    Commit { vf: usize, epoch: u32 },
-    /// Checkpoint EPOCH failed: discard the frames it covered.
-    Abort { vf: usize, epoch: u32 },
-    /// This host stops being primary: discard everything VF holds.
-    Failover { vf: usize },
-    /// The backup is lost: release everything VF holds and stop buffering.
-    Unprotect { vf: usize },
-    /// Buffer limits of VF (0 = the adapter's maximum).
-    SetLimits {
-        vf: usize,
-        /// Frames.
-        #[arg(long)]
-        frames: u32,
-        /// Bytes.
-        #[arg(long)]
-        bytes: u32,
-    },
-    /// Starvation guard of the egress scheduler in bytes (0 = strict priority for released
-    /// checkpoint traffic).
-    SetGuard { bytes: u32 },
-    /// Counters as JSON (all VFs, or --vf N); `hac stats` prints them as a table.
-    Stats {
-        /// Only this VF.
-        #[arg(long)]
-        vf: Option<usize>,
-    },
-    /// Model only: make the stand-in workload on VF transmit FRAMES frames.
-    Send {
-        vf: usize,
-        frames: u32,
-        /// Frame length without FCS (60..=1514).
-        #[arg(long)]
-        len: Option<u32>,
-    },
-    /// Stop the daemon.
-    Shutdown,
+    #[command(flatten)]
+    Protocol(ProtocolOp),
     /// Send LINE as is (one JSON object) and print the answer — for testing the protocol.
     Raw { line: String },
     /// A small checkpoint engine: tag VF, then every PERIOD open the next epoch and commit the
@@ -164,25 +121,77 @@ enum CtlOp {
     },
 }
 
-impl CtlOp {
-    fn request(self) -> Result<Request, String> {
-        Ok(match self {
-            CtlOp::Hello => Request::Hello,
-            CtlOp::Tag { vf } => Request::Tag { vf },
-            CtlOp::Untag { vf } => Request::Untag { vf },
-            CtlOp::Open { vf, epoch } => Request::Open { vf, epoch },
-            CtlOp::Commit { vf, epoch } => Request::Commit { vf, epoch },
-            CtlOp::Abort { vf, epoch } => Request::Abort { vf, epoch },
-            CtlOp::Failover { vf } => Request::Failover { vf },
-            CtlOp::Unprotect { vf } => Request::Unprotect { vf },
-            CtlOp::SetLimits { vf, frames, bytes } => Request::SetLimits { vf, frames, bytes },
-            CtlOp::SetGuard { bytes } => Request::SetGuard { bytes },
-            CtlOp::Stats { vf } => Request::Stats { vf },
-            CtlOp::Send { vf, frames, len } => Request::Send { vf, frames, len },
-            CtlOp::Shutdown => Request::Shutdown,
-            CtlOp::Raw { line } => return Err(line),
-            CtlOp::Epochs { .. } => return Err(String::new()),
-        })
+/// One protocol request as a `hac ctl` subcommand. The subcommands, their arguments and help
+/// come from the protocol's one list of operations ([`OPS`]): `set_limits` is `set-limits`, a
+/// required field is positional (or `--name` when the list says so), an optional one `--name`.
+struct ProtocolOp(Request);
+
+/// The subcommand name of an operation.
+fn cli_name(op: &str) -> String {
+    op.replace('_', "-")
+}
+
+impl clap::FromArgMatches for ProtocolOp {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        use clap::error::ErrorKind;
+        let Some((name, sub)) = matches.subcommand() else {
+            return Err(clap::Error::raw(
+                ErrorKind::MissingSubcommand,
+                "no operation given\n",
+            ));
+        };
+        let Some(spec) = OPS.iter().find(|s| cli_name(s.name) == name) else {
+            return Err(clap::Error::raw(
+                ErrorKind::InvalidSubcommand,
+                format!("unknown operation `{name}`\n"),
+            ));
+        };
+        let mut object = serde_json::Map::new();
+        object.insert("op".into(), Value::from(spec.name));
+        for f in spec.fields {
+            if let Some(v) = sub.get_one::<u64>(f.name) {
+                object.insert(f.name.into(), Value::from(*v));
+            }
+        }
+        // The protocol's own types check the ranges (an epoch above 2^32 - 1, …).
+        serde_json::from_value(Value::Object(object))
+            .map(ProtocolOp)
+            .map_err(|e| clap::Error::raw(ErrorKind::ValueValidation, format!("{name}: {e}\n")))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Subcommand for ProtocolOp {
+    fn augment_subcommands(mut cmd: clap::Command) -> clap::Command {
+        for spec in OPS {
+            let doc = spec.doc.trim().trim_end_matches('.');
+            let mut sub = clap::Command::new(cli_name(spec.name)).about(doc);
+            for f in spec.fields {
+                let arg = clap::Arg::new(f.name)
+                    .help(f.doc.trim().trim_end_matches('.'))
+                    .value_name(f.name.to_uppercase())
+                    .value_parser(clap::value_parser!(u64));
+                sub = sub.arg(match f.style {
+                    FieldStyle::Arg => arg.required(true),
+                    FieldStyle::Flag => arg.long(f.name).required(true),
+                    FieldStyle::Optional => arg.long(f.name),
+                });
+            }
+            cmd = cmd.subcommand(sub);
+        }
+        cmd
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        OPS.iter().any(|s| cli_name(s.name) == name)
     }
 }
 
@@ -275,9 +284,9 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// Sends `line`, returns the `result` or the one-line error.
-fn request(socket: &std::path::Path, line: &str) -> Result<Value, String> {
-    let response = call(socket, line)?;
+/// Sends `line` as it is, returns the `result` or the one-line error.
+fn request_raw(socket: &std::path::Path, line: &str) -> Result<Value, String> {
+    let response = hac_control::call_line(socket, line)?;
     if response.get("ok") == Some(&Value::Bool(true)) {
         Ok(response.get("result").cloned().unwrap_or(Value::Null))
     } else {
@@ -293,100 +302,106 @@ fn request(socket: &std::path::Path, line: &str) -> Result<Value, String> {
     }
 }
 
-/// `hac ctl`.
-pub fn run_ctl(args: CtlArgs) -> ExitCode {
-    if let CtlOp::Epochs {
-        vf,
-        period_ms,
-        abort_every,
-        duration_ms,
-    } = args.op
-    {
-        return run_epochs(&args.socket.socket, vf, period_ms, abort_every, duration_ms);
-    }
-    let line = match args.op.request() {
-        Ok(r) => request_line(None, &r),
-        Err(raw) => raw,
-    };
-    match request(&args.socket.socket, &line) {
-        Ok(v) => {
-            match serde_json::to_string_pretty(&v) {
-                Ok(s) => println!("{s}"),
-                Err(e) => return fail(&format!("cannot print the answer: {e}")),
-            }
+/// Sends one request on a fresh connection; its typed result or the one-line error.
+fn request(socket: &std::path::Path, request: &Request) -> Result<Reply, String> {
+    Client::connect(socket)
+        .and_then(|mut c| c.call(request))
+        .map_err(|e| e.to_string())
+}
+
+/// Prints `value` as pretty JSON.
+fn print_json(value: &Value) -> ExitCode {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => {
+            println!("{s}");
             ExitCode::SUCCESS
         }
+        Err(e) => fail(&format!("cannot print the answer: {e}")),
+    }
+}
+
+/// `hac ctl`.
+pub fn run_ctl(args: CtlArgs) -> ExitCode {
+    let socket = &args.socket.socket;
+    let result = match args.op {
+        CtlOp::Epochs {
+            vf,
+            period_ms,
+            abort_every,
+            duration_ms,
+        } => return run_epochs(socket, vf, period_ms, abort_every, duration_ms),
+        CtlOp::Raw { line } => request_raw(socket, &line),
+        CtlOp::Protocol(ProtocolOp(r)) => request(socket, &r).and_then(|reply| {
+            reply
+                .to_value()
+                .map_err(|e| format!("cannot print the answer: {e}"))
+        }),
+    };
+    match result {
+        Ok(v) => print_json(&v),
         Err(e) => fail(&e),
     }
 }
 
 /// `hac stats`.
 pub fn run_stats(args: StatsArgs) -> ExitCode {
-    let line = request_line(None, &Request::Stats { vf: args.vf });
-    let value = match request(&args.socket.socket, &line) {
-        Ok(v) => v,
+    let stats = match request(&args.socket.socket, &Request::Stats { vf: args.vf }) {
+        Ok(Reply::Stats(s)) => s,
+        Ok(other) => return fail(&format!("unexpected answer from the daemon: {other:?}")),
         Err(e) => return fail(&e),
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
+        return match serde_json::to_value(&stats) {
+            Ok(v) => print_json(&v),
+            Err(e) => fail(&format!("cannot print the answer: {e}")),
+        };
     }
-    let stats: Stats = match serde_json::from_value(value) {
-        Ok(s) => s,
-        Err(e) => return fail(&format!("unexpected stats from the daemon: {e}")),
-    };
     print!("{}", format_stats(&stats));
     ExitCode::SUCCESS
 }
 
-/// The `ethtool -S` look: a header per section, then `     name: value` lines.
+/// The `ethtool -S` look: a header per section, then `     name: value` lines — the port's
+/// counters and the device model's, then each VF's and its vfio-user endpoint's.
 fn format_stats(stats: &Stats) -> String {
+    use hac_control::{PortCounters, VfCounters};
     use std::fmt::Write as _;
     let mut out = String::new();
-    let mut section = |title: String, value: Value| {
-        let _ = writeln!(out, "{title}");
-        if let Value::Object(fields) = value {
-            for (k, v) in fields {
-                if k == "vf" || k == "mac" {
-                    continue;
-                }
-                let _ = writeln!(out, "     {k}: {v}");
-            }
-        }
-    };
-    section(
-        "NIC statistics (port):".into(),
-        serde_json::to_value(&stats.port).unwrap_or(Value::Null),
-    );
+    let _ = writeln!(out, "NIC statistics (port):");
+    for (m, v) in PortCounters::METRICS.iter().zip(stats.port.values()) {
+        let _ = writeln!(out, "     {}: {v}", m.name);
+    }
+    for c in &stats.device {
+        let _ = writeln!(out, "     {}: {}", c.name, c.value);
+    }
     for vf in &stats.vfs {
         let kind = if vf.checkpointing == 1 {
             "checkpointing"
         } else {
             "plain"
         };
-        section(
-            format!("VF {} statistics ({}, {kind}):", vf.vf, vf.mac),
-            serde_json::to_value(vf).unwrap_or(Value::Null),
-        );
+        let _ = writeln!(out, "VF {} statistics ({}, {kind}):", vf.vf, vf.mac);
+        for (m, v) in VfCounters::METRICS.iter().zip(vf.values()) {
+            let _ = writeln!(out, "     {}: {v}", m.name);
+        }
+        for c in &vf.vfio_user {
+            let _ = writeln!(out, "     vfio_user_{}: {}", c.name, c.value);
+        }
     }
     out
 }
 
-/// Counters of one VF and the port, for the epoch driver's before/after.
-fn hac_counters(socket: &std::path::Path, vf: usize) -> Result<(u64, u64, u64), String> {
-    let v = request(
-        socket,
-        &request_line(None, &Request::Stats { vf: Some(vf) }),
-    )?;
-    let get = |p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
-    Ok((
-        get("/vfs/0/hac_released"),
-        get("/vfs/0/hac_discarded"),
-        get("/port/wire_frames"),
-    ))
+/// Released, discarded and wire frames of one VF and the port, for the epoch driver's
+/// before/after.
+fn hac_counters(client: &mut Client, vf: usize) -> Result<(u64, u64, u64), String> {
+    match client.call(&Request::Stats { vf: Some(vf) }) {
+        Ok(Reply::Stats(s)) => Ok((
+            s.vfs.first().map_or(0, |v| v.hac_released),
+            s.vfs.first().map_or(0, |v| v.hac_discarded),
+            s.port.wire_frames,
+        )),
+        Ok(other) => Err(format!("unexpected answer from the daemon: {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `hac ctl epochs`: see [`CtlOp::Epochs`].
@@ -408,11 +423,16 @@ fn run_epochs(
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
-    let send = |r: Request| request(socket, &request_line(None, &r));
-    let before = match hac_counters(socket, vf) {
+    // One connection for the whole run: the requests are applied in the order sent.
+    let mut client = match Client::connect(socket) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let before = match hac_counters(&mut client, vf) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    let mut send = |r: Request| client.call(&r).map(drop).map_err(|e| e.to_string());
     if let Err(e) = send(Request::Tag { vf }) {
         return fail(&e);
     }
@@ -477,8 +497,11 @@ fn run_epochs(
         None => send(Request::Commit { vf, epoch }),
     };
     std::thread::sleep(Duration::from_millis(50));
-    let after = hac_counters(socket, vf);
-    let untag = send(Request::Untag { vf });
+    let after = hac_counters(&mut client, vf);
+    let untag = client
+        .call(&Request::Untag { vf })
+        .map(drop)
+        .map_err(|e| e.to_string());
     let after = match after {
         Ok(a) => a,
         Err(e) => return fail(&e),

@@ -12,7 +12,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod control;
 pub mod engine;
 pub mod failover;
 pub mod plot;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use hac_utility::control::Stats;
-use hac_utility::serve::call;
+use hac_control::Stats;
+use hac_control::call_line as call;
 use serde_json::{Value, json};
 
 fn hac() -> Command {
@@ -69,7 +69,8 @@ impl Daemon {
         let metrics = line
             .split("http://")
             .nth(1)
-            .map(|s| s.trim().trim_end_matches("/metrics").to_string());
+            .and_then(|s| s.split("/metrics").next())
+            .map(str::to_string);
         std::thread::spawn(move || {
             let mut rest = String::new();
             let _ = err.read_to_string(&mut rest);
@@ -111,6 +112,17 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// What `hac stats` prints.
+    fn stats_table(&self) -> String {
+        let out = hac()
+            .args(["stats", "--socket"])
+            .arg(&self.socket)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
     }
 
     fn ctl(&self, args: &[&str]) -> Output {
@@ -309,13 +321,7 @@ fn stats_table_and_prometheus_endpoint() {
         s.vfs[1].hac_buffered_frames == 6 && s.port.wire_frames == 3
     });
 
-    let out = hac()
-        .args(["stats", "--socket"])
-        .arg(&d.socket)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = d.stats_table();
     assert!(text.starts_with("NIC statistics (port):\n"), "{text}");
     assert!(text.contains("\n     wire_frames: 3\n"), "{text}");
     assert!(
@@ -835,4 +841,139 @@ fn a_vm_cannot_freeze_the_daemon_through_its_msix_descriptor() {
         set_irqs.error, 0,
         "a socket accepted as an MSI-X eventfd: {set_irqs:?}"
     );
+}
+
+/// The named counter `name` in `list`.
+fn named(list: &[hac_control::Counter], name: &str) -> u64 {
+    list.iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no counter {name} in {list:?}"))
+        .value
+}
+
+#[test]
+fn model_and_vfio_user_counters_reach_stats_and_metrics() {
+    let dir = tmpdir("device-counters");
+    let vu = dir.join("vu");
+    std::fs::create_dir(&vu).unwrap();
+    let d = Daemon::start(
+        &dir,
+        &[
+            "--vfs",
+            "2",
+            "--vfio-user",
+            vu.to_str().unwrap(),
+            "--vfio-user-vfs",
+            "1",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    let before = d.stats();
+    let unknown = named(&before.device, "unknown_reads");
+    assert!(before.vfs[0].vfio_user.is_empty(), "VF 0 is not exported");
+    assert_eq!(named(&before.vfs[1].vfio_user, "misaligned"), 0);
+
+    let mut c = UnixStream::connect(vu.join("vf1.sock")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A register no VF register decodes (between VFMAILBOX and PBACL): the model counts it.
+    let r = Payload::default().u64(0x0F00).u32(0).u32(4).0;
+    vu_send(&c, &vu_message(1, VuCommand::RegionRead, &r), &[]);
+    assert_eq!(vu_reply(&mut c).0.error, 0);
+    // A two-byte read at an odd offset: the endpoint counts it as misaligned.
+    let r = Payload::default().u64(2).u32(0).u32(2).0;
+    vu_send(&c, &vu_message(2, VuCommand::RegionRead, &r), &[]);
+    assert_eq!(vu_reply(&mut c).0.error, 0);
+
+    let s = d.stats();
+    assert_eq!(named(&s.device, "unknown_reads"), unknown + 1, "{s:?}");
+    let vf1 = &s.vfs[1].vfio_user;
+    assert_eq!(named(vf1, "misaligned"), 1, "{vf1:?}");
+    assert_eq!(named(vf1, "region_reads"), 2, "{vf1:?}");
+    assert!(named(vf1, "messages") >= 2, "{vf1:?}");
+
+    let text = d.stats_table();
+    let port = text.split("VF 0 statistics").next().unwrap();
+    assert!(
+        port.contains(&format!("\n     unknown_reads: {}\n", unknown + 1)),
+        "{text}"
+    );
+    let vf1_text = text.split("VF 1 statistics").nth(1).unwrap();
+    assert!(
+        vf1_text.contains("\n     vfio_user_misaligned: 1\n"),
+        "{text}"
+    );
+
+    let (status, body) = http_get(d.metrics.as_ref().unwrap(), "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        body.contains("# HELP hac_device_unknown_reads_total Register reads at offsets"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "# TYPE hac_device_unknown_reads_total counter\nhac_device_unknown_reads_total {}\n",
+            unknown + 1
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE hac_vf_vfio_user_misaligned_total counter\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("hac_vf_vfio_user_misaligned_total{vf=\"1\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("hac_vf_vfio_user_misaligned_total{vf=\"0\"}"),
+        "{body}"
+    );
+}
+
+#[test]
+fn ctl_subcommands_come_from_the_protocol_list_and_epochs_run_on_one_connection() {
+    let dir = tmpdir("ctl-ops");
+    let d = Daemon::start(&dir, &["--vfs", "2"]);
+    let json_out = |args: &[&str]| -> Value {
+        let out = d.ctl(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // Every operation with fields, in each argument style of the list.
+    assert_eq!(json_out(&["hello"])["backend"], json!("model"));
+    assert_eq!(
+        json_out(&["set-limits", "1", "--frames", "10", "--bytes", "20000"]),
+        json!({"vf": 1, "limit_frames": 10, "limit_bytes": 20000})
+    );
+    assert_eq!(
+        json_out(&["set-guard", "4096"]),
+        json!({"guard_bytes": 4096})
+    );
+    assert_eq!(
+        json_out(&["send", "0", "2", "--len", "60"]),
+        json!({"vf": 0, "queued": 2, "len": 60})
+    );
+    assert_eq!(json_out(&["stats", "--vf", "1"])["vfs"][0]["vf"], json!(1));
+    assert_eq!(json_out(&["tag", "1"])["checkpointing"], json!(true));
+    assert_eq!(json_out(&["open", "1", "2"])["open_epoch"], json!(2));
+    assert_eq!(json_out(&["commit", "1", "1"])["committed_epoch"], json!(1));
+    assert_eq!(json_out(&["untag", "1"])["checkpointing"], json!(false));
+    // Out of a field's range, or a bad number: a usage error before anything is sent.
+    for args in [
+        &["open", "1", "4294967296"][..],
+        &["tag", "-1"],
+        &["set-limits", "1"],
+    ] {
+        let out = d.ctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+    // The epoch driver: tag, open/commit every period, untag; its summary counts them.
+    let out = d.ctl(&["epochs", "0", "--period-ms", "5", "--duration-ms", "100"]);
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["commits"].as_u64().unwrap() >= 2, "{summary}");
+    assert_eq!(summary["aborts"], json!(0), "{summary}");
+    let s = d.stats();
+    assert_eq!(s.vfs[0].checkpointing, 0, "untagged at the end: {s:?}");
 }

@@ -69,6 +69,14 @@ impl Exported {
     pub fn interrupts_lost(&self, vf: usize) -> u64 {
         self.routes.lost(vf)
     }
+
+    /// What the endpoint of VF `vf` has counted; `None` if `vf` is not exported.
+    pub fn endpoint_counters(&self, vf: usize) -> Option<endpoint::EndpointCounters> {
+        self.servers
+            .iter()
+            .find(|s| s.path().file_name() == socket_path(Path::new(""), vf).file_name())
+            .map(Server::counters)
+    }
 }
 
 /// Starts one server per VF in `config`. The VFs must be enabled (the PF agent did it).

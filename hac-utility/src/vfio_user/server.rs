@@ -11,13 +11,13 @@ use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
-use super::endpoint::VfEndpoint;
+use super::endpoint::{EndpointCounters, VfEndpoint};
 use super::wire::{self, Header};
 
 /// Why a server could not start.
@@ -41,6 +41,8 @@ pub enum ServerError {
 pub struct Server {
     path: PathBuf,
     stop: Arc<AtomicBool>,
+    /// The endpoint's counters, as of its last message.
+    counters: Arc<Mutex<EndpointCounters>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -53,12 +55,14 @@ impl Server {
         let listener = crate::serve::listen_private(path, "--vfio-user directory")
             .map_err(ServerError::Socket)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Mutex::new(EndpointCounters::default()));
         let thread = {
             let stop = stop.clone();
+            let counters = counters.clone();
             let name = format!("vfio-user-vf{}", endpoint.vf().get());
             std::thread::Builder::new()
                 .name(name)
-                .spawn(move || run(listener, endpoint, &stop))
+                .spawn(move || run(listener, endpoint, &stop, &counters))
                 .map_err(|source| ServerError::Listen {
                     path: path.to_path_buf(),
                     source,
@@ -67,6 +71,7 @@ impl Server {
         Ok(Server {
             path: path.to_path_buf(),
             stop,
+            counters,
             thread: Some(thread),
         })
     }
@@ -74,6 +79,11 @@ impl Server {
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The endpoint's counters, as of its last message.
+    pub fn counters(&self) -> EndpointCounters {
+        *self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -91,7 +101,12 @@ impl Drop for Server {
     }
 }
 
-fn run(listener: UnixListener, mut endpoint: VfEndpoint, stop: &AtomicBool) {
+fn run(
+    listener: UnixListener,
+    mut endpoint: VfEndpoint,
+    stop: &AtomicBool,
+    published: &Mutex<EndpointCounters>,
+) {
     for stream in listener.incoming() {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -99,12 +114,13 @@ fn run(listener: UnixListener, mut endpoint: VfEndpoint, stop: &AtomicBool) {
         let Ok(stream) = stream else { continue };
         let vf = endpoint.vf().get();
         eprintln!("hac serve: vfio-user client connected to VF {vf}");
-        let why = match serve_connection(&stream, &mut endpoint) {
+        let why = match serve_connection(&stream, &mut endpoint, published) {
             Ok(()) => "closed".to_string(),
             Err(e) => e.to_string(),
         };
         endpoint.disconnect();
         let c = endpoint.counters();
+        *published.lock().unwrap_or_else(|p| p.into_inner()) = c;
         eprintln!(
             "hac serve: vfio-user client of VF {vf} left ({why}); {} messages, {} errors, {} DMA maps",
             c.messages, c.errors, c.dma_maps
@@ -134,7 +150,11 @@ fn recv_with_fds(stream: &UnixStream, buf: &mut [u8]) -> std::io::Result<(usize,
 }
 
 /// Serves one client until it closes the connection or sends an unreadable message.
-fn serve_connection(stream: &UnixStream, endpoint: &mut VfEndpoint) -> std::io::Result<()> {
+fn serve_connection(
+    stream: &UnixStream,
+    endpoint: &mut VfEndpoint,
+    published: &Mutex<EndpointCounters>,
+) -> std::io::Result<()> {
     let mut reader = stream;
     let mut writer = stream;
     loop {
@@ -158,7 +178,10 @@ fn serve_connection(stream: &UnixStream, endpoint: &mut VfEndpoint) -> std::io::
         let mut message = vec![0u8; size];
         message[..wire::HEADER_LEN].copy_from_slice(&head);
         reader.read_exact(&mut message[wire::HEADER_LEN..])?;
-        if let Some(reply) = endpoint.handle(&message, fds) {
+        let reply = endpoint.handle(&message, fds);
+        // Published before the reply, so a client that saw its answer sees it counted.
+        *published.lock().unwrap_or_else(|p| p.into_inner()) = endpoint.counters();
+        if let Some(reply) = reply {
             writer.write_all(&reply)?;
         }
     }

@@ -1,11 +1,13 @@
-//! The control protocol of `hac serve`: one JSON object per line over a Unix stream socket, one
+//! The wire form of the protocol: one JSON object per line over a Unix stream socket, one
 //! response line per request line, in order (docs/control.md).
 //!
-//! Parsing is separate from the daemon so it can be tested and fuzzed alone: [`parse_line`] turns
-//! any byte string into a [`Request`] or a [`ControlError`] and never panics.
+//! [`parse_line`] turns any byte string into a [`Request`] or a [`ControlError`] and never
+//! panics; every error is one printable line.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::ops::{OPS, Op, Reply, Request};
 
 /// Longest request line accepted, in bytes (without the newline). Longer lines are answered
 /// with `line_too_long` and skipped.
@@ -14,274 +16,8 @@ pub const MAX_LINE: usize = 4096;
 /// Largest number of frames one `send` request may ask for.
 pub const MAX_SEND_FRAMES: u32 = 100_000;
 
-/// What a client asks the daemon to do. `vf` is the VF index (0-based) on the daemon's PF.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Request {
-    /// Who is serving: version, VFs, backend.
-    Hello,
-    /// Mark a VF as checkpointing (its epoch 1 opens).
-    Tag {
-        /// The VF.
-        vf: usize,
-    },
-    /// Stop checkpointing a VF (what it holds is released).
-    Untag {
-        /// The VF.
-        vf: usize,
-    },
-    /// Open `epoch` (strictly above the open one): later frames belong to it.
-    Open {
-        /// The VF.
-        vf: usize,
-        /// The new epoch.
-        epoch: u32,
-    },
-    /// The backup acknowledged `epoch`: release every frame of epochs ≤ `epoch`.
-    Commit {
-        /// The VF.
-        vf: usize,
-        /// The acknowledged epoch.
-        epoch: u32,
-    },
-    /// Checkpoint `epoch` failed: discard the frames it covered.
-    Abort {
-        /// The VF.
-        vf: usize,
-        /// The failed epoch.
-        epoch: u32,
-    },
-    /// This host is no longer primary: discard everything the VF holds.
-    Failover {
-        /// The VF.
-        vf: usize,
-    },
-    /// The backup is lost: release everything and stop buffering.
-    Unprotect {
-        /// The VF.
-        vf: usize,
-    },
-    /// Buffer limits of a VF (frames and bytes; 0 = the adapter's maximum).
-    SetLimits {
-        /// The VF.
-        vf: usize,
-        /// Frame limit.
-        frames: u32,
-        /// Byte limit.
-        bytes: u32,
-    },
-    /// Starvation guard of the egress scheduler, bytes (0 = strict priority).
-    SetGuard {
-        /// Guard in bytes.
-        bytes: u32,
-    },
-    /// Counters: one VF, or all VFs and the port.
-    Stats {
-        /// The VF (all when absent).
-        #[serde(default)]
-        vf: Option<usize>,
-    },
-    /// Model only: the stand-in workload on `vf` transmits `frames` frames of `len` bytes.
-    Send {
-        /// The VF.
-        vf: usize,
-        /// How many frames.
-        frames: u32,
-        /// Frame length without FCS (60..=1514; default 128).
-        #[serde(default)]
-        len: Option<u32>,
-    },
-    /// Stop the daemon (it answers, then removes its socket and exits).
-    Shutdown,
-}
-
-impl Request {
-    /// The request's operation name, as on the wire.
-    pub fn op(&self) -> &'static str {
-        match self {
-            Request::Hello => "hello",
-            Request::Tag { .. } => "tag",
-            Request::Untag { .. } => "untag",
-            Request::Open { .. } => "open",
-            Request::Commit { .. } => "commit",
-            Request::Abort { .. } => "abort",
-            Request::Failover { .. } => "failover",
-            Request::Unprotect { .. } => "unprotect",
-            Request::SetLimits { .. } => "set_limits",
-            Request::SetGuard { .. } => "set_guard",
-            Request::Stats { .. } => "stats",
-            Request::Send { .. } => "send",
-            Request::Shutdown => "shutdown",
-        }
-    }
-}
-
-/// Every operation name, for error messages and docs.
-pub const OPS: &[&str] = &[
-    "hello",
-    "tag",
-    "untag",
-    "open",
-    "commit",
-    "abort",
-    "failover",
-    "unprotect",
-    "set_limits",
-    "set_guard",
-    "stats",
-    "send",
-    "shutdown",
-];
-
-/// Counters of one VF, as `stats` returns them (field order = `hac stats` order).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct VfCounters {
-    /// The VF index.
-    pub vf: usize,
-    /// Its MAC address (empty until it has one).
-    pub mac: String,
-    /// 1 while checkpointing (tagged), else 0.
-    pub checkpointing: u32,
-    /// Good frames the VF transmitted (VFGPTC).
-    pub tx_packets: u64,
-    /// Good octets the VF transmitted (VFGOTC).
-    pub tx_bytes: u64,
-    /// Good frames the VF received (VFGPRC).
-    pub rx_packets: u64,
-    /// Good octets the VF received (VFGORC).
-    pub rx_bytes: u64,
-    /// Frames dropped for lack of RX descriptors (RQDPC).
-    pub rx_dropped: u64,
-    /// Epoch new frames are stamped with.
-    pub hac_open_epoch: u32,
-    /// Last committed epoch.
-    pub hac_committed_epoch: u32,
-    /// Frames held now.
-    pub hac_buffered_frames: u32,
-    /// Bytes held now.
-    pub hac_buffered_bytes: u32,
-    /// Most frames ever held.
-    pub hac_max_frames: u32,
-    /// Most bytes ever held.
-    pub hac_max_bytes: u32,
-    /// Frames released to the wire by commits or unprotect.
-    pub hac_released: u64,
-    /// Frames discarded by aborts and failovers.
-    pub hac_discarded: u64,
-    /// Times the buffer was full and the TX ring was held back.
-    pub hac_backpressure: u64,
-    /// Mailbox messages the PF agent handled for this VF.
-    pub mbx_messages: u64,
-    /// Mailbox messages it refused.
-    pub mbx_nacks: u64,
-    /// VF_RESET handshakes completed.
-    pub vf_resets: u64,
-    /// Model workload: frames queued by `send` and not yet in the TX ring.
-    pub workload_queued: u64,
-    /// Model workload: frames handed to the TX ring.
-    pub workload_sent: u64,
-    /// Model workload: frames of `send` requests refused because the VF's queue was full.
-    pub workload_refused: u64,
-    /// vfio-user: the VF's interrupts its VM's eventfd did not take (counter full or broken).
-    pub irqs_lost: u64,
-}
-
-/// Counters of the port, as `stats` returns them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct PortCounters {
-    /// Frames that left the wire port.
-    pub wire_frames: u64,
-    /// Their bytes (without FCS).
-    pub wire_bytes: u64,
-    /// Nanoseconds the wire was busy.
-    pub wire_busy_ns: u64,
-    /// The device's (virtual) time, ns.
-    pub device_time_ns: u64,
-    /// Starvation guard, bytes.
-    pub guard_bytes: u32,
-}
-
-/// The result of `stats`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Stats {
-    /// Port totals.
-    pub port: PortCounters,
-    /// One entry per VF asked for.
-    pub vfs: Vec<VfCounters>,
-}
-
-/// Counter fields that are gauges (a level, not a running total) — for Prometheus types.
-pub const GAUGES: &[&str] = &[
-    "checkpointing",
-    "hac_open_epoch",
-    "hac_committed_epoch",
-    "hac_buffered_frames",
-    "hac_buffered_bytes",
-    "hac_max_frames",
-    "hac_max_bytes",
-    "workload_queued",
-    "device_time_ns",
-    "guard_bytes",
-];
-
-/// The counters in the Prometheus text exposition format (version 0.0.4): one family per
-/// field, `hac_port_<field>` and `hac_vf_<field>{vf="N"}`; running totals end in `_total`.
-pub fn prometheus_text(stats: &Stats) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let mut family = |prefix: &str, rows: Vec<(Option<usize>, Value)>| {
-        let Some((_, Value::Object(first))) = rows.first() else {
-            return;
-        };
-        for key in first.keys() {
-            if key == "vf"
-                || !rows
-                    .iter()
-                    .all(|(_, v)| v.get(key).is_some_and(Value::is_u64))
-            {
-                continue; // not a number (the MAC)
-            }
-            let gauge = GAUGES.contains(&key.as_str());
-            let name = if gauge {
-                format!("hac_{prefix}_{key}")
-            } else {
-                format!("hac_{prefix}_{key}_total")
-            };
-            let kind = if gauge { "gauge" } else { "counter" };
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (vf, v) in &rows {
-                let n = v.get(key).and_then(Value::as_u64).unwrap_or(0);
-                match vf {
-                    Some(vf) => {
-                        let _ = writeln!(out, "{name}{{vf=\"{vf}\"}} {n}");
-                    }
-                    None => {
-                        let _ = writeln!(out, "{name} {n}");
-                    }
-                }
-            }
-        }
-    };
-    family(
-        "port",
-        vec![(
-            None,
-            serde_json::to_value(&stats.port).unwrap_or(Value::Null),
-        )],
-    );
-    family(
-        "vf",
-        stats
-            .vfs
-            .iter()
-            .map(|v| (Some(v.vf), serde_json::to_value(v).unwrap_or(Value::Null)))
-            .collect(),
-    );
-    out
-}
-
 /// Machine-readable error classes of the protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The line is longer than [`MAX_LINE`].
@@ -307,8 +43,46 @@ pub enum ErrorCode {
     Idle,
 }
 
+impl ErrorCode {
+    /// Its name on the wire (`"bad_field"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::LineTooLong => "line_too_long",
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownOp => "unknown_op",
+            ErrorCode::BadField => "bad_field",
+            ErrorCode::NoSuchVf => "no_such_vf",
+            ErrorCode::Refused => "refused",
+            ErrorCode::Unsupported => "unsupported",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Idle => "idle",
+        }
+    }
+
+    /// Every class.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::LineTooLong,
+        ErrorCode::BadJson,
+        ErrorCode::UnknownOp,
+        ErrorCode::BadField,
+        ErrorCode::NoSuchVf,
+        ErrorCode::Refused,
+        ErrorCode::Unsupported,
+        ErrorCode::Internal,
+        ErrorCode::Busy,
+        ErrorCode::Idle,
+    ];
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A request the daemon cannot carry out, with a message that says what to do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ControlError {
     /// The class.
     pub code: ErrorCode,
@@ -393,7 +167,7 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, (Option<Value>, ControlError)
         ));
     };
     let id = object.remove("id");
-    let op = match object.get("op") {
+    let name = match object.get("op") {
         Some(Value::String(op)) => op.clone(),
         Some(_) => {
             return Err((
@@ -406,24 +180,24 @@ pub fn parse_line(line: &[u8]) -> Result<Envelope, (Option<Value>, ControlError)
                 id,
                 ControlError::new(
                     ErrorCode::UnknownOp,
-                    format!("missing field `op` (one of: {})", OPS.join(", ")),
+                    format!("missing field `op` (one of: {})", op_names()),
                 ),
             ));
         }
     };
-    if !OPS.contains(&op.as_str()) {
+    let Some(op) = Op::from_name(&name) else {
         return Err((
             id,
             ControlError::new(
                 ErrorCode::UnknownOp,
                 format!(
                     "unknown op `{}` (one of: {})",
-                    printable(&op, 64),
-                    OPS.join(", ")
+                    printable(&name, 64),
+                    op_names()
                 ),
             ),
         ));
-    }
+    };
     match serde_json::from_value::<Request>(Value::Object(object)) {
         Ok(request) => match check(&request) {
             Ok(()) => Ok(Envelope { id, request }),
@@ -479,16 +253,22 @@ fn escape_controls(s: &str) -> String {
     out
 }
 
+/// The operation names, for error messages.
+fn op_names() -> String {
+    let names: Vec<&str> = OPS.iter().map(|s| s.name).collect();
+    names.join(", ")
+}
+
 /// A response line: `{"id":…,"ok":true,"result":…}` or `{"id":…,"ok":false,"error":{…}}`.
-pub fn response_line(id: Option<&Value>, result: Result<Value, &ControlError>) -> String {
+pub fn response_line(id: Option<&Value>, result: Result<&Reply, &ControlError>) -> String {
     let mut object = serde_json::Map::new();
     if let Some(id) = id {
         object.insert("id".into(), id.clone());
     }
     match result {
-        Ok(v) => {
+        Ok(reply) => {
             object.insert("ok".into(), Value::Bool(true));
-            object.insert("result".into(), v);
+            object.insert("result".into(), reply.to_value().unwrap_or(Value::Null));
         }
         Err(e) => {
             object.insert("ok".into(), Value::Bool(false));
@@ -512,6 +292,44 @@ pub fn request_line(id: Option<&Value>, request: &Request) -> String {
     let mut line = value.to_string();
     line.push('\n');
     line
+}
+
+/// A parsed response line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// The `id` of the request it answers, if that had one.
+    pub id: Option<Value>,
+    /// The typed result, or the daemon's error.
+    pub result: Result<Reply, ControlError>,
+}
+
+/// Parses a response line (with or without its newline) to a request of operation `op`. An
+/// error says, in one line, what is wrong with it.
+pub fn parse_response(op: Op, line: &str) -> Result<Response, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        #[serde(default)]
+        id: Option<Value>,
+        ok: bool,
+        #[serde(default)]
+        result: Option<Value>,
+        #[serde(default)]
+        error: Option<ControlError>,
+    }
+    let raw: Raw = serde_json::from_str(line.trim_end_matches(['\n', '\r']))
+        .map_err(|e| format!("bad answer from the daemon: {e}"))?;
+    let result = match (raw.ok, raw.result, raw.error) {
+        (true, Some(value), None) => Ok(Reply::from_value(op, value)
+            .map_err(|e| format!("bad `{op}` result from the daemon: {e}"))?),
+        (false, None, Some(error)) => Err(error),
+        _ => {
+            return Err(
+                "bad answer from the daemon: `ok` does not match `result`/`error`".to_string(),
+            );
+        }
+    };
+    Ok(Response { id: raw.id, result })
 }
 
 #[cfg(test)]
@@ -559,7 +377,7 @@ mod tests {
     #[test]
     fn parses_every_op_and_roundtrips() {
         let all = [
-            Request::Hello,
+            Request::Hello {},
             Request::Tag { vf: 1 },
             Request::Untag { vf: 1 },
             Request::Open { vf: 0, epoch: 2 },
@@ -580,16 +398,15 @@ mod tests {
                 frames: 5,
                 len: Some(200),
             },
-            Request::Shutdown,
+            Request::Shutdown {},
         ];
-        let covered: std::collections::BTreeSet<&str> = all.iter().map(Request::op).collect();
+        let covered: std::collections::BTreeSet<Op> = all.iter().map(Request::op).collect();
         assert_eq!(covered.len(), OPS.len());
         for r in all {
             let line = request_line(Some(&Value::from(7)), &r);
             let env = parse_line(line.trim_end().as_bytes()).unwrap();
             assert_eq!(env.request, r);
             assert_eq!(env.id, Some(Value::from(7)));
-            assert!(OPS.contains(&r.op()));
         }
     }
 
@@ -641,7 +458,7 @@ mod tests {
         assert_eq!(id, Some(Value::from("a1")));
         assert!(e.message.contains("epoch"), "{}", e.message);
         let env = parse_line(b"{\"op\":\"hello\"}\r").unwrap();
-        assert_eq!(env.request, Request::Hello);
+        assert_eq!(env.request, Request::Hello {});
         let line = response_line(id.as_ref(), Err(&e));
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["ok"], Value::Bool(false));

@@ -1,0 +1,39 @@
+//! The control protocol of `hac serve` (docs/control.md), on its own so that a checkpoint
+//! engine, a fuzz target or a test can speak it without linking the product.
+//!
+//! Blocks and data flow:
+//!
+//! * [`ops`]: the one list of control operations. From it come the [`Request`] type (what a
+//!   client asks), [`Op`] (its name alone), [`Reply`] (the typed result of each operation), and
+//!   [`OPS`], the operations with their fields and documentation, from which `hac ctl` builds
+//!   its subcommands and against which a test checks docs/control.md.
+//! * [`line`](mod@line): the wire form — one JSON object per line. [`parse_line`] turns any bytes into a
+//!   request or a one-line [`ControlError`] and never panics; [`request_line`],
+//!   [`response_line`] and [`parse_response`] are the other directions.
+//! * [`stats`]: the counters `stats` returns ([`Stats`]), each with its help text and
+//!   Prometheus type, and [`prometheus_text`], the text exposition of them.
+//! * [`client`]: a [`Client`] that keeps one connection to the daemon for a sequence of
+//!   requests.
+//!
+//! Dependencies: `serde`, `serde_json` and `thiserror` only — no device model, driver,
+//! command-line parser or product code.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod line;
+pub mod ops;
+pub mod replies;
+pub mod stats;
+
+pub use client::{Client, ClientError, call_line};
+pub use line::{
+    ControlError, Envelope, ErrorCode, MAX_LINE, MAX_MESSAGE_CHARS, MAX_SEND_FRAMES, Response,
+    parse_line, parse_response, request_line, response_line,
+};
+pub use ops::{FieldSpec, FieldStyle, OPS, Op, OpSpec, Reply, Request};
+pub use replies::{Guard, HelloInfo, Limits, Queued, Stopping, VfSummary};
+pub use stats::{Counter, Metric, MetricKind, PortCounters, Stats, VfCounters, prometheus_text};
+
+#[cfg(test)]
+mod roundtrip;

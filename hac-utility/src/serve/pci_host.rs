@@ -1,0 +1,176 @@
+//! The backend on a real PF bound to vfio-pci: the PF agent answers the VFs' mailboxes; the
+//! HAC requests are refused (the 82576/I350 has no HAC block).
+
+use std::time::{Duration, Instant};
+
+use hac_control::{ControlError, ErrorCode, HelloInfo, PortCounters, Stats, VfCounters, VfSummary};
+use hac_driver::pf::PfConfig;
+
+use super::counters::{COUNTER_SAMPLE, PfVfTotals, agent_view, pf_vf_stats};
+use super::dispatch::{Backend, HacOp};
+use super::{PciTarget, ServeConfig, ServeError, vf_mac};
+
+/// Never returned: the dispatcher refuses HAC requests on a backend without HAC first.
+fn no_hac() -> ControlError {
+    ControlError::new(ErrorCode::Unsupported, "this PF has no HAC block")
+}
+
+type PciBar = hac_driver::vfio::VfioBar<
+    <hac_driver::vfio::HostDevice as hac_driver::vfio::DeviceAccess>::Window,
+>;
+
+/// The device side on a real PF bound to vfio-pci: the PF agent answers the VFs' mailboxes
+/// (MACs, VLANs, multicast, max frame) like Linux igb would; the per-VF counters come from the
+/// PF's view of the VF statistics. The 82576/I350 has no HAC block, so the HAC requests are
+/// refused as unsupported.
+pub(super) struct PciHost {
+    _dev: hac_driver::vfio::VfioDevice,
+    agent: hac_driver::pf::PfAgent<PciBar, hac_driver::backend::WallClock>,
+    started: Instant,
+    bdf: String,
+    /// Read-to-clear port counters, accumulated: frames, octets.
+    tx: (u64, u64),
+    /// The PF's per-VF counters, accumulated.
+    pf_vf_totals: Vec<PfVfTotals>,
+    /// When they were last read.
+    last_sample: Instant,
+}
+
+impl PciHost {
+    /// Opens the PF, resets and configures it, and gives each VF its MAC.
+    pub(super) fn new(config: &ServeConfig, target: &PciTarget) -> Result<PciHost, ServeError> {
+        let io = |what: &str, e: &dyn std::fmt::Display| {
+            ServeError::Io(format!("PF {}: {what}: {e}", target.bdf))
+        };
+        let dev = hac_driver::vfio::VfioDevice::open(&target.bdf, Some(&target.vf_token))
+            .map_err(|e| io("cannot open", &e))?;
+        dev.enable_memory_and_bus_master()
+            .map_err(|e| io("cannot enable memory and bus mastering", &e))?;
+        let bar = dev.bar0().map_err(|e| io("cannot map BAR0", &e))?;
+        let mut agent = hac_driver::pf::PfAgent::new(
+            bar,
+            hac_driver::backend::WallClock::default(),
+            PfConfig {
+                num_vfs: config.vfs,
+                ..PfConfig::default()
+            },
+        )?;
+        for vf in 0..config.vfs {
+            agent.set_vf_mac(vf, Some(vf_mac(vf)))?;
+        }
+        Ok(PciHost {
+            _dev: dev,
+            agent,
+            started: Instant::now(),
+            bdf: target.bdf.clone(),
+            tx: (0, 0),
+            pf_vf_totals: vec![PfVfTotals::default(); config.vfs],
+            last_sample: Instant::now(),
+        })
+    }
+
+    /// Reads the per-VF 32-bit counters into their 64-bit totals.
+    fn sample_counters(&mut self) {
+        self.last_sample = Instant::now();
+        let bar = self.agent.bar();
+        for (i, totals) in self.pf_vf_totals.iter_mut().enumerate() {
+            for (c, r) in totals.iter_mut().zip(pf_vf_stats(i as u8)) {
+                c.update(bar.get(r));
+            }
+        }
+    }
+}
+
+impl Backend for PciHost {
+    fn idle_tick(&self) -> Duration {
+        // igbvf waits up to a few ms per mailbox message; answer well within that.
+        Duration::from_micros(200)
+    }
+
+    fn num_vfs(&self) -> usize {
+        self.agent.num_vfs()
+    }
+
+    fn tick(&mut self) {
+        self.agent.poll();
+        if self.last_sample.elapsed() >= COUNTER_SAMPLE {
+            self.sample_counters();
+        }
+    }
+
+    fn hello(&self) -> HelloInfo {
+        HelloInfo {
+            name: "hac".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            backend: "vfio".into(),
+            pf: Some(self.bdf.clone()),
+            vfs: self.agent.num_vfs(),
+            port_rate: None,
+            hac: "none".into(),
+            vfio_user: None,
+        }
+    }
+
+    fn has_hac(&self) -> bool {
+        false
+    }
+
+    fn hac(&mut self, _vf: usize, _op: HacOp) -> Result<VfSummary, ControlError> {
+        Err(no_hac())
+    }
+
+    fn set_limits(&mut self, _vf: usize, _frames: u32, _bytes: u32) -> Result<(), ControlError> {
+        Err(no_hac())
+    }
+
+    fn set_guard(&mut self, _bytes: u32) -> Result<(), ControlError> {
+        Err(no_hac())
+    }
+
+    fn send(&mut self, _vf: usize, _frames: u32, _len: usize) -> Result<(), ControlError> {
+        Err(ControlError::new(
+            ErrorCode::Unsupported,
+            "`send` drives the model's stand-in VMs; on a real PF the VMs transmit themselves",
+        ))
+    }
+
+    fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError> {
+        use igb_hw::regs::PfReg;
+        let bar = self.agent.bar();
+        self.tx.0 += u64::from(bar.get(PfReg::GPTC));
+        let lo = u64::from(bar.get(PfReg::GOTCL));
+        let hi = u64::from(bar.get(PfReg::GOTCH));
+        self.tx.1 += lo | (hi << 32);
+        let mut out = Stats {
+            port: PortCounters {
+                wire_frames: self.tx.0,
+                wire_bytes: self.tx.1,
+                wire_busy_ns: 0,
+                device_time_ns: self.started.elapsed().as_nanos() as u64,
+                guard_bytes: 0,
+            },
+            vfs: Vec::new(),
+            device: Vec::new(),
+        };
+        let n = self.agent.num_vfs();
+        let range = match only {
+            Some(v) => v..v + 1,
+            None => 0..n,
+        };
+        self.sample_counters();
+        for i in range {
+            let [tx_packets, tx_bytes, rx_packets, rx_bytes] = self
+                .pf_vf_totals
+                .get(i)
+                .map_or([0; 4], |t| t.map(|c| c.total));
+            out.vfs.push(VfCounters {
+                tx_packets,
+                tx_bytes,
+                rx_packets,
+                rx_bytes,
+                ..agent_view(i, self.agent.vf(i))
+            });
+        }
+        Ok(out)
+    }
+}

@@ -15,20 +15,23 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use bytes::Bytes;
 use criterion::Criterion;
 use hac_driver::RegisterIo;
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
-use hac_driver::pf::PfConfig;
-use hac_driver::vf::{VfConfig, VfDriver};
-use igb_hw::MacAddress;
-use igb_hw::regs::PfReg;
+use hac_driver::vf::VfDriver;
+use igb_hw::regs::{HACCMD, HACCTL, HACSTS, PfReg, value, view};
+use igb_model::FunctionId;
 use igb_model::testing::udp_frame;
-use igb_model::{FunctionId, LineRate, NicConfig};
 
-const PEER: MacAddress = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
-const OPEN: u32 = 1;
-const COMMIT: u32 = 2;
+use common::{PEER, model_with_one_vf};
+
+/// Whether the last HAC command was accepted (HACSTS.RESULT = Ok).
+fn accepted(hacsts: u32) -> bool {
+    view::<HACSTS::Register>(hacsts).matches_all(HACSTS::RESULT::Ok)
+}
 const HELD: usize = 32;
 
 struct World {
@@ -41,23 +44,10 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let model = Model::new(NicConfig {
-            line_rate: LineRate::G100,
-            ..NicConfig::default()
-        });
-        let _agent = model
-            .start_pf_agent(
-                PfConfig {
-                    num_vfs: 1,
-                    ..PfConfig::default()
-                },
-                &[Some(MacAddress([0x02, 0, 0, 0, 0x01, 0x01]))],
-            )
-            .unwrap();
-        let vf = model.vf_driver(0, VfConfig::default()).unwrap();
+        let (model, vf) = model_with_one_vf();
         {
             let mut nic = model.nic();
-            nic.pf_write(PfReg::HACCTL, 1);
+            nic.pf_write(PfReg::HACCTL, value(HACCTL::ENABLE::SET));
             nic.pf_write(PfReg::HACTAG, 1);
         }
         let f = Bytes::from(udp_frame(PEER, vf.mac(), 0, 60));
@@ -76,8 +66,8 @@ impl World {
         let mut nic = self.model.nic();
         nic.advance_by(10_000);
         nic.pf_write(PfReg::HACARG, self.epoch + 1);
-        nic.pf_write(PfReg::HACCMD, OPEN);
-        assert_eq!(nic.pf_read(PfReg::HACSTS) & 0xF, 0);
+        nic.pf_write(PfReg::HACCMD, value(HACCMD::OP::OpenEpoch));
+        assert!(accepted(nic.pf_read(PfReg::HACSTS)));
     }
 
     /// Untimed: checks exactly one frame left at the commit, drains the rest.
@@ -89,7 +79,7 @@ impl World {
             wire_before + 1,
             "the first released frame, and only it"
         );
-        assert_eq!(nic.pf_read(PfReg::HACSTS) & 0xF, 0, "commit accepted");
+        assert!(accepted(nic.pf_read(PfReg::HACSTS)), "commit accepted");
         nic.drain();
         drop(nic);
         self.vf.reclaim();
@@ -105,7 +95,8 @@ impl World {
     fn commit_via_bar(&mut self) -> Duration {
         let t0 = Instant::now();
         self.pf.write32(PfReg::HACARG.offset(), self.epoch);
-        self.pf.write32(PfReg::HACCMD.offset(), COMMIT);
+        self.pf
+            .write32(PfReg::HACCMD.offset(), value(HACCMD::OP::Commit));
         {
             let mut nic = self.model.nic();
             let now = nic.now();
@@ -120,7 +111,7 @@ impl World {
         {
             let mut nic = self.model.nic();
             nic.pf_write(PfReg::HACARG, self.epoch);
-            nic.pf_write(PfReg::HACCMD, COMMIT);
+            nic.pf_write(PfReg::HACCMD, value(HACCMD::OP::Commit));
             let now = nic.now();
             nic.advance_to(now);
         }

@@ -3,6 +3,8 @@
 //! tests, the fuzz targets and the examples; not a driver (that is the `driver` crate).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod bench;
+
 use std::sync::Arc;
 
 use crate::{DmaTarget, FunctionId, Nic, NicConfig, SharedMemory};

@@ -34,6 +34,9 @@ pub mod server;
 pub mod session;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use backend::{
     Backend, DeviceError, DeviceInfo, DmaWindow, EventFd, GuestMapping, IrqAction, IrqInfo,
     RegionInfo,

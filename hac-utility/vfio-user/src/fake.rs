@@ -162,7 +162,8 @@ impl Backend for FakeBackend {
         self.calls.push(Call::DmaMap(window, offset));
         let end = window.address.0.checked_add(window.size);
         let overlaps = self.mapped.values().any(|(w, _)| {
-            end.is_none_or(|e| w.address.0 < e) && window.address.0 < w.address.0 + w.size
+            end.is_none_or(|e| w.address.0 < e)
+                && window.address.0 < w.address.0.saturating_add(w.size)
         });
         if window.size == 0 || end.is_none() || overlaps {
             self.violations.push(format!("dma_map of {window:?}"));

@@ -46,6 +46,7 @@ pub fn socket_path(dir: &Path, vf: usize) -> PathBuf {
 
 /// Exported VFs; dropping it closes the sockets.
 pub struct Exported {
+    dir: PathBuf,
     servers: Vec<Server>,
     routes: Arc<IrqRoutes>,
 }
@@ -62,6 +63,16 @@ impl Exported {
     /// Interrupts delivered to clients so far.
     pub fn interrupts_signalled(&self) -> u64 {
         self.routes.signalled()
+    }
+
+    /// The vfio-user session counters of VF `vf` (messages, errors, DMA windows, interrupt
+    /// settings, resets; all its clients so far), if it is exported.
+    pub fn counters(&self, vf: usize) -> Option<hac_vfio_user::Counters> {
+        let path = socket_path(self.dir.as_path(), vf);
+        self.servers
+            .iter()
+            .find(|s| s.path() == path)
+            .map(Server::counters)
     }
 
     /// Interrupts of VF `vf` that its client's eventfd did not take.
@@ -86,7 +97,11 @@ pub fn export(
         let ep = VfEndpoint::new(model.clone(), index, Some(agent.clone()), routes.clone());
         servers.push(spawn(&socket_path(&config.dir, vf), ep)?);
     }
-    Ok(Exported { servers, routes })
+    Ok(Exported {
+        dir: config.dir.clone(),
+        servers,
+        routes,
+    })
 }
 
 /// Serves `endpoint` on `path`. The socket is created with mode 0600 (only the daemon's user

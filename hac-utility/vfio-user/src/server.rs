@@ -14,14 +14,14 @@ use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 use crate::backend::Backend;
-use crate::session::Session;
+use crate::session::{Counters, Session};
 use crate::wire::{self, Header};
 
 /// Why a server could not start.
@@ -45,6 +45,8 @@ pub enum ServerError {
 pub struct Server {
     path: PathBuf,
     stop: Arc<AtomicBool>,
+    /// The session's counters, published after every message.
+    counters: Arc<Mutex<Counters>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -58,8 +60,10 @@ impl Server {
         session: Session<B>,
     ) -> Result<Server, ServerError> {
         let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Mutex::new(session.counters()));
         let thread = {
             let stop = stop.clone();
+            let counters = counters.clone();
             let name: String = session
                 .label()
                 .chars()
@@ -68,7 +72,7 @@ impl Server {
                 .collect();
             std::thread::Builder::new()
                 .name(format!("vfio-user-{name}"))
-                .spawn(move || run(listener, session, &stop))
+                .spawn(move || run(listener, session, &stop, &counters))
                 .map_err(|source| ServerError::Listen {
                     path: path.to_path_buf(),
                     source,
@@ -77,6 +81,7 @@ impl Server {
         Ok(Server {
             path: path.to_path_buf(),
             stop,
+            counters,
             thread: Some(thread),
         })
     }
@@ -84,6 +89,11 @@ impl Server {
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The session's counters (all clients so far), as of its last message.
+    pub fn counters(&self) -> Counters {
+        *self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -101,7 +111,12 @@ impl Drop for Server {
     }
 }
 
-fn run<B: Backend>(listener: UnixListener, mut session: Session<B>, stop: &AtomicBool) {
+fn run<B: Backend>(
+    listener: UnixListener,
+    mut session: Session<B>,
+    stop: &AtomicBool,
+    published: &Mutex<Counters>,
+) {
     for stream in listener.incoming() {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -109,17 +124,22 @@ fn run<B: Backend>(listener: UnixListener, mut session: Session<B>, stop: &Atomi
         let Ok(stream) = stream else { continue };
         let label = session.label().to_string();
         eprintln!("hac serve: vfio-user client connected to {label}");
-        let why = match serve_connection(&stream, &mut session) {
+        let why = match serve_connection(&stream, &mut session, published) {
             Ok(()) => "closed".to_string(),
             Err(e) => e.to_string(),
         };
         session.disconnect();
         let c = session.counters();
+        publish(published, c);
         eprintln!(
             "hac serve: vfio-user client of {label} left ({why}); {} messages, {} errors, {} DMA maps",
             c.messages, c.errors, c.dma_maps
         );
     }
+}
+
+fn publish(published: &Mutex<Counters>, counters: Counters) {
+    *published.lock().unwrap_or_else(|p| p.into_inner()) = counters;
 }
 
 /// Reads up to `buf.len()` bytes and the descriptors sent with them.
@@ -147,6 +167,7 @@ fn recv_with_fds(stream: &UnixStream, buf: &mut [u8]) -> std::io::Result<(usize,
 fn serve_connection<B: Backend>(
     stream: &UnixStream,
     session: &mut Session<B>,
+    published: &Mutex<Counters>,
 ) -> std::io::Result<()> {
     let mut reader = stream;
     let mut writer = stream;
@@ -162,7 +183,9 @@ fn serve_connection<B: Backend>(
         let size = match Header::parse(&head) {
             Ok(h) => h.size as usize,
             Err(e) => {
-                if let Some(reply) = session.handle(&head, fds) {
+                let reply = session.handle(&head, fds);
+                publish(published, session.counters());
+                if let Some(reply) = reply {
                     writer.write_all(&reply)?;
                 }
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
@@ -171,7 +194,9 @@ fn serve_connection<B: Backend>(
         let mut message = vec![0u8; size];
         message[..wire::HEADER_LEN].copy_from_slice(&head);
         reader.read_exact(&mut message[wire::HEADER_LEN..])?;
-        if let Some(reply) = session.handle(&message, fds) {
+        let reply = session.handle(&message, fds);
+        publish(published, session.counters());
+        if let Some(reply) = reply {
             writer.write_all(&reply)?;
         }
     }

@@ -619,6 +619,17 @@ fn a_client_over_the_socket_survives_garbage_and_the_next_one_is_served() {
     c2.write_all(&Header::request(5, Command::RegionRead, &r))
         .unwrap();
     assert_eq!(read_reply(&mut c2).0.id, 5);
+    // The counters are published before each reply is sent.
+    let counters = server.counters();
+    assert_eq!(
+        (
+            counters.messages,
+            counters.errors,
+            counters.dma_maps,
+            counters.region_reads
+        ),
+        (4, 2, 1, 1)
+    );
     drop(c2);
     drop(server);
     assert!(!path.exists());

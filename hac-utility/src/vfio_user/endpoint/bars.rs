@@ -1,5 +1,5 @@
 //! BAR accesses routed to the model's VF: BAR0 (registers) and BAR3 (MSI-X table and PBA; the
-//! table is the endpoint's, see [`super::irq`]). The model takes 4-byte aligned accesses:
+//! table is the endpoint's, see `irq.rs`). The model takes 4-byte aligned accesses:
 //! narrower reads are assembled from the enclosing registers, narrower writes counted and
 //! dropped. Mailbox and reset accesses let the PF agent answer at once.
 

@@ -8,13 +8,13 @@
 //!
 //! * **Regions** (VFIO PCI numbering): 0 = BAR0 (16 KiB registers), 3 = BAR3 (16 KiB MSI-X),
 //!   7 = config space (256 bytes, so the guest sees a conventional PCI function), the others
-//!   absent (size 0). [`config`] virtualises the config space, [`bars`] routes BAR accesses.
-//! * **Config space** ([`config`]): the model's VF config space, with what the host's PCI core
+//!   absent (size 0). `config.rs` virtualises the config space, `bars.rs` routes BAR accesses.
+//! * **Config space** (`config.rs`): the model's VF config space, with what the host's PCI core
 //!   and vfio-pci virtualise for a VF: Vendor/Device ID 8086:10CA (a VF reads FFFF:FFFF,
 //!   SR-IOV 3.4.1.1), the Command register's Memory Space bit (VF memory decoding belongs to
 //!   the PF's VF MSE), and BAR0/BAR3 registers (a VF header has none; their flags come from
 //!   the PF's SR-IOV capability: 64-bit prefetchable, 16 KiB).
-//! * **Interrupts** ([`irq`]): MSI-X index with 3 vectors. QEMU emulates the MSI-X table and
+//! * **Interrupts** (`irq.rs`): MSI-X index with 3 vectors. QEMU emulates the MSI-X table and
 //!   PBA for the guest, so the model's own table is ours: a vector with an eventfd is
 //!   programmed unmasked with data = vector number, one without is masked. The model's
 //!   interrupt callback ([`IrqRoutes::signal`]) writes the vector's eventfd. It runs under the

@@ -104,6 +104,19 @@ pub struct IrqInfo {
     pub count: u32,
 }
 
+impl IrqInfo {
+    /// An index of `count` vectors signalled through eventfds (`EVENTFD`, and `NORESIZE` when
+    /// it has vectors: they are enabled together).
+    pub fn eventfds(count: u32) -> IrqInfo {
+        let flags = if count > 0 {
+            crate::wire::vfio::IRQ_INFO_EVENTFD | crate::wire::vfio::IRQ_INFO_NORESIZE
+        } else {
+            crate::wire::vfio::IRQ_INFO_EVENTFD
+        };
+        IrqInfo { flags, count }
+    }
+}
+
 /// A DMA window: `size` bytes of the client's memory at DMA address `address`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DmaWindow {

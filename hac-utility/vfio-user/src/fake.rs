@@ -123,13 +123,7 @@ impl Backend for FakeBackend {
     }
 
     fn irq_info(&self, index: u32) -> IrqInfo {
-        let count = IRQS.get(index as usize).copied().unwrap_or(0);
-        let flags = if count > 0 {
-            vfio::IRQ_INFO_EVENTFD | vfio::IRQ_INFO_NORESIZE
-        } else {
-            vfio::IRQ_INFO_EVENTFD
-        };
-        IrqInfo { flags, count }
+        IrqInfo::eventfds(IRQS.get(index as usize).copied().unwrap_or(0))
     }
 
     fn region_read(&mut self, index: u32, offset: u64, data: &mut [u8]) -> Result<(), DeviceError> {

@@ -181,17 +181,13 @@ impl Backend for VfEndpoint {
     }
 
     fn irq_info(&self, index: u32) -> IrqInfo {
-        if index == irq_index::MSIX {
-            IrqInfo {
-                flags: vfio::IRQ_INFO_EVENTFD | vfio::IRQ_INFO_NORESIZE,
-                count: VF_MSIX_VECTORS as u32,
-            }
+        // MSI-X only: a VF has no INTx or MSI.
+        let count = if index == irq_index::MSIX {
+            VF_MSIX_VECTORS as u32
         } else {
-            IrqInfo {
-                flags: vfio::IRQ_INFO_EVENTFD,
-                count: 0,
-            }
-        }
+            0
+        };
+        IrqInfo::eventfds(count)
     }
 
     fn region_read(&mut self, index: u32, offset: u64, data: &mut [u8]) -> Result<(), DeviceError> {

@@ -20,6 +20,11 @@ use super::{IrqRoutes, VfEndpoint, irq_index, region};
 type Ep = Session<VfEndpoint>;
 
 fn endpoint() -> (Model, Ep) {
+    endpoint_of(0)
+}
+
+/// VF `vf` of a fresh model whose PF agent enabled two VFs, as the server holds it.
+fn endpoint_of(vf: usize) -> (Model, Ep) {
     let model = Model::new(NicConfig::default());
     let agent = model
         .start_pf_agent(
@@ -32,8 +37,13 @@ fn endpoint() -> (Model, Ep) {
         .unwrap();
     let routes = IrqRoutes::new();
     routes.install(&model);
-    let ep = VfEndpoint::new(model.clone(), VfIndex::new(0).unwrap(), Some(agent), routes);
-    (model, Session::new("VF 0", ep))
+    let ep = VfEndpoint::new(
+        model.clone(),
+        VfIndex::new(vf).unwrap(),
+        Some(agent),
+        routes,
+    );
+    (model, Session::new(format!("VF {vf}"), ep))
 }
 
 fn msg(id: u16, command: u16, body: &[u8]) -> Vec<u8> {
@@ -481,30 +491,9 @@ fn client_streams_never_touch_the_pf_or_block_the_interrupt_path() {
         include_bytes!("../../../../fuzz/seeds/vfio_user_message/dma-irqs-reset"),
         include_bytes!("../../../../fuzz/seeds/vfio_user_message/hostile-fds"),
     ];
-    let file = {
-        use rustix::fs::MemfdFlags;
-        let fd = rustix::fs::memfd_create("guest", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-            .unwrap();
-        rustix::fs::ftruncate(&fd, 8192).unwrap();
-        fd
-    };
-    let model = Model::new(NicConfig::default());
-    let agent = model
-        .start_pf_agent(
-            PfConfig {
-                num_vfs: 2,
-                ..PfConfig::default()
-            },
-            &[None, None],
-        )
-        .unwrap();
-    let routes = IrqRoutes::new();
-    routes.install(&model);
+    let file = memfd(8192);
+    let (model, mut ep) = endpoint_of(1);
     let vf = VfIndex::new(1).unwrap();
-    let mut ep = Session::new(
-        "VF 1",
-        VfEndpoint::new(model.clone(), vf, Some(agent), routes),
-    );
     let pf_before = pf_config(&model);
     let mut streams = Vec::new();
     for seed in seeds {

@@ -1,42 +1,44 @@
-//! Arbitrary bytes as a stream of vfio-user client messages to a VF endpoint on the model (PF
-//! agent running, VFs enabled): the server never panics, answers every message that did not ask
-//! for silence with exactly one reply carrying the same id and command, whose size field is its
-//! length, and an error reply is a bare header. A region read's reply carries exactly the bytes
-//! asked for. The model's PF is untouched by anything the VF's client sends (config space of
-//! function 0 compares equal before and after).
+//! Arbitrary bytes as a stream of vfio-user client messages to the server's session, in front
+//! of a recording fake device (`hac_vfio_user::fake::FakeBackend`: a PCI function with BAR0,
+//! BAR3, config space and 3 MSI-X vectors). Oracles beyond "no panic":
+//!
+//! * every message that did not ask for silence gets exactly one reply carrying its id and
+//!   command, whose size field is its length; an error reply is a bare header with an errno; a
+//!   region read's reply carries exactly the bytes asked for;
+//! * a message that does not parse (short body, bad count, a reply sent as a command, an
+//!   impossible size) is refused with an error and reaches the device not at all;
+//! * the device is only called as the `Backend` contract promises (the fake records every
+//!   violation): region accesses inside an announced region, and only for the region
+//!   read/write just sent; vectors inside their index; DMA windows mapped without overlap and
+//!   unmapped exactly as mapped; a `SET_IRQS` carrying a non-eventfd never reaches it;
+//! * the limits hold: at most `max_dma_maps` windows and `max_dma_bytes` mapped (small here,
+//!   so fuzzing reaches them), the device's mapped windows are the session's, and a window
+//!   over the memory file is accepted only inside the file;
+//! * when the client leaves, the device has no window and no eventfd left.
 //!
 //! Descriptors come with messages as a client would send them (bit 0 of the message id says
 //! "with descriptors"): a `DMA_MAP` gets a sealed 8 KiB memfd, a `SET_IRQS` with eventfd data
 //! gets one descriptor per vector, each a fresh eventfd or (id bit 1 + i) a socket whose
-//! buffer is full. Oracles: a window over the file is accepted only if it lies inside the
-//! file; the windows stay within `MAX_DMA_MAPS` and `MAX_DMA_BYTES`, and the mapped bytes
-//! within windows × file size; a `SET_IRQS` carrying a non-eventfd is refused; at the end the
-//! VF raises every vector, which must return (a blocking signal would hang: a timeout).
+//! buffer is full.
 #![no_main]
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::OnceLock;
 
-use hac_driver::model::Model;
-use hac_driver::pf::PfConfig;
-use hac_driver::vfio::EventFd;
-use hac_utility::vfio_user::endpoint::{IrqRoutes, MAX_DMA_BYTES, MAX_DMA_MAPS, VfEndpoint};
-use hac_utility::vfio_user::wire::{Command, HEADER_LEN, Header, flags};
-use igb_hw::VfIndex;
+use hac_vfio_user::fake::{Call, FakeBackend};
+use hac_vfio_user::wire::{self, Command, HEADER_LEN, Header, Request, flags};
+use hac_vfio_user::{EventFd, Limits, Session};
 use libfuzzer_sys::fuzz_target;
-use igb_model::{FunctionId, NicConfig};
-
-fn pf_config(model: &Model) -> Vec<u8> {
-    let mut out = vec![0u8; 0x200];
-    for (i, c) in out.chunks_mut(4).enumerate() {
-        model.nic().config_read(FunctionId::Pf, (4 * i) as u16, c);
-    }
-    out
-}
 
 /// Size of the guest memory file every `DMA_MAP` carries.
 const FILE_SIZE: u64 = 8192;
+
+/// Limits small enough for fuzzing to reach.
+const LIMITS: Limits = Limits {
+    max_dma_maps: 6,
+    max_dma_bytes: 2 * FILE_SIZE,
+};
 
 /// The guest memory file: a memfd with sealing allowed (QEMU's memory-backend-memfd).
 fn memory_file() -> &'static OwnedFd {
@@ -81,7 +83,7 @@ fn descriptors(message: &[u8], h: &Header) -> (Vec<OwnedFd>, bool) {
     match h.command {
         Command::DmaMap => (vec![dup(memory_file().as_fd())], false),
         Command::DeviceSetIrqs if le32(message, 20) & (1 << 2) != 0 => {
-            let count = (le32(message, 32) as usize).min(hac_utility::vfio_user::wire::MAX_FDS);
+            let count = (le32(message, 32) as usize).min(wire::MAX_FDS);
             let mut foreign = false;
             let fds = (0..count)
                 .map(|i| {
@@ -99,22 +101,42 @@ fn descriptors(message: &[u8], h: &Header) -> (Vec<OwnedFd>, bool) {
     }
 }
 
+/// The device calls a request may cause: a region access only the one it asks for.
+fn allowed(request: &Request<'_>, call: &Call) -> bool {
+    match (request, call) {
+        (
+            Request::RegionRead {
+                offset,
+                region,
+                count,
+            },
+            Call::RegionRead(r, o, n),
+        ) => (r, o, *n) == (region, offset, *count as usize),
+        (
+            Request::RegionWrite {
+                offset,
+                region,
+                data,
+            },
+            Call::RegionWrite(r, o, n),
+        ) => (r, o, *n) == (region, offset, data.len()),
+        (Request::DmaMap { .. }, Call::DmaMap(..)) => true,
+        (Request::DmaUnmap { .. }, Call::DmaUnmap(..)) => true,
+        (
+            Request::DeviceSetIrqs { .. },
+            Call::Assign(..)
+            | Call::Unassign(..)
+            | Call::DisableAll(..)
+            | Call::Trigger(..)
+            | Call::Mask(..),
+        ) => true,
+        (Request::DeviceReset, Call::Reset) => true,
+        _ => false,
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
-    let model = Model::new(NicConfig::default());
-    let Ok(agent) = model.start_pf_agent(
-        PfConfig {
-            num_vfs: 2,
-            ..PfConfig::default()
-        },
-        &[None, None],
-    ) else {
-        return;
-    };
-    let routes = IrqRoutes::new();
-    routes.install(&model);
-    let Some(vf) = VfIndex::new(1) else { return };
-    let mut ep = VfEndpoint::new(model.clone(), vf, Some(agent), routes);
-    let pf_before = pf_config(&model);
+    let mut session = Session::with_limits("fuzz", FakeBackend::new(), LIMITS);
     // The stream is cut into messages by their size fields, as the socket reader does; an
     // impossible size ends the stream (the reader closes the connection).
     let mut rest = data;
@@ -122,14 +144,17 @@ fuzz_target!(|data: &[u8]| {
         if rest.len() < HEADER_LEN {
             break;
         }
+        let calls_before = session.backend().calls.len();
         let size = match Header::parse(rest) {
             Ok(h) => (h.size as usize).min(rest.len()),
             Err(_) => {
-                let reply = ep
+                let reply = session
                     .handle(&rest[..HEADER_LEN], Vec::new())
                     .expect("an error reply");
                 let h = Header::parse(&reply).expect("the reply parses");
                 assert_eq!(h.flags & flags::ERROR, flags::ERROR);
+                assert_eq!(h.id, u16::from_le_bytes([rest[0], rest[1]]));
+                assert_eq!(session.backend().calls.len(), calls_before);
                 break;
             }
         };
@@ -137,23 +162,60 @@ fuzz_target!(|data: &[u8]| {
         // The reader always hands over whole messages; fix the size field of a cut one.
         message[4..8].copy_from_slice(&(size as u32).to_le_bytes());
         rest = &rest[size..];
-        let request = Header::parse(&message).expect("size fixed");
-        let (fds, foreign) = descriptors(&message, &request);
-        let with_file = request.command == Command::DmaMap && !fds.is_empty();
-        let errors_before = ep.counters().errors;
-        let answer = ep.handle(&message, fds);
-        let (windows, bytes) = ep.dma_windows();
-        assert!(windows <= MAX_DMA_MAPS, "{windows} DMA windows");
-        assert!(bytes <= MAX_DMA_BYTES, "{bytes} bytes mapped");
+        let header = Header::parse(&message).expect("size fixed");
+        let request = Request::parse(&header, &message);
+        let (fds, foreign) = descriptors(&message, &header);
+        let with_file = header.command == Command::DmaMap && !fds.is_empty();
+        let errors_before = session.counters().errors;
+        let answer = session.handle(&message, fds);
+
+        // The device saw only what the contract allows, and only for this request.
+        let backend = session.backend();
         assert!(
-            bytes <= ep.counters().dma_maps * FILE_SIZE,
-            "{bytes} bytes mapped from {} windows over an {FILE_SIZE}-byte file",
-            ep.counters().dma_maps
+            backend.violations.is_empty(),
+            "contract broken: {:?}",
+            backend.violations
         );
+        let new_calls = &backend.calls[calls_before..];
+        match &request {
+            Err(e) => assert!(new_calls.is_empty(), "{e}: yet the device was called"),
+            Ok(r) => {
+                for c in new_calls {
+                    assert!(allowed(r, c), "{r:?} caused {c:?}");
+                }
+            }
+        }
+        if foreign && header.command == Command::DeviceSetIrqs {
+            // Counted as an error even when the client asked for no reply.
+            assert_eq!(
+                session.counters().errors,
+                errors_before + 1,
+                "a socket accepted as an MSI-X eventfd"
+            );
+            assert!(
+                !new_calls.iter().any(|c| matches!(c, Call::Assign(..))),
+                "a socket reached the device as an eventfd"
+            );
+        }
+
+        // Limits, and the device's windows are the session's.
+        let (windows, bytes) = session.dma_windows();
+        assert!(windows <= LIMITS.max_dma_maps, "{windows} DMA windows");
+        assert!(bytes <= LIMITS.max_dma_bytes, "{bytes} bytes mapped");
+        let mapped = session.backend().mapped();
+        assert_eq!(mapped.iter().map(|w| w.size).sum::<u64>(), bytes);
+        assert!(mapped.len() <= windows);
+        for w in &mapped {
+            assert!(session.is_mapped(*w), "{w:?} mapped in the device only");
+        }
+
         let succeeded = answer
             .as_ref()
             .and_then(|r| Header::parse(r).ok())
             .is_some_and(|h| h.flags & flags::ERROR == 0);
+        if request.is_err() {
+            assert!(!succeeded, "malformed {header:?} accepted");
+        }
         if with_file && succeeded {
             let (offset, size) = (le64(&message, 24), le64(&message, 40));
             assert!(
@@ -161,46 +223,29 @@ fuzz_target!(|data: &[u8]| {
                 "DMA window {offset:#x}+{size:#x} accepted over an {FILE_SIZE}-byte file"
             );
         }
-        if foreign && request.command == Command::DeviceSetIrqs {
-            // Counted as an error even when the client asked for no reply.
-            assert_eq!(
-                ep.counters().errors,
-                errors_before + 1,
-                "a socket accepted as an MSI-X eventfd"
-            );
-        }
         match answer {
-            None => assert!(request.no_reply(), "a command without reply: {request:?}"),
+            None => assert!(header.no_reply(), "a command without reply: {header:?}"),
             Some(reply) => {
                 let h = Header::parse(&reply).expect("the reply parses");
-                assert_eq!(h.id, request.id);
-                assert_eq!(h.command, request.command);
+                assert_eq!(h.id, header.id);
+                assert_eq!(h.command, header.command);
                 assert_eq!(h.size as usize, reply.len());
                 assert_eq!(h.flags & flags::TYPE_MASK, flags::TYPE_REPLY);
                 if h.flags & flags::ERROR != 0 {
                     assert_eq!(reply.len(), HEADER_LEN);
                     assert_ne!(h.error, 0);
-                } else if request.command == Command::RegionRead {
-                    let count =
-                        u32::from_le_bytes([message[28], message[29], message[30], message[31]]);
+                } else if header.command == Command::RegionRead {
+                    let count = le32(&message, 28);
                     assert_eq!(reply.len(), HEADER_LEN + 16 + count as usize);
                 }
             }
         }
     }
-    // The VF raises every vector (MSI-X enabled, all unmasked): whatever the client wired,
-    // this returns at once.
-    let f = FunctionId::Vf(vf);
-    {
-        let mut nic = model.nic();
-        nic.config_write(f, 0x72, &0x8000u16.to_le_bytes());
-        nic.bar_write(f, 0, 0x1524, &7u32.to_le_bytes());
-        nic.bar_write(f, 0, 0x1520, &7u32.to_le_bytes());
-    }
-    ep.disconnect();
-    assert_eq!(
-        pf_config(&model),
-        pf_before,
-        "a VF's client changed the PF's config space"
-    );
+    // The client leaves: nothing of it stays in the device.
+    session.disconnect();
+    let backend = session.backend();
+    assert!(backend.violations.is_empty(), "{:?}", backend.violations);
+    assert!(backend.mapped().is_empty(), "windows left after disconnect");
+    assert!(backend.wired(2).is_empty(), "eventfds left after disconnect");
+    assert_eq!(session.dma_windows(), (0, 0));
 });

@@ -4,17 +4,25 @@
 //! * [`scenario`], [`engine`], [`report`], [`run`], [`plot`]: scenarios (the TOML format of
 //!   `hac run`), the simulation engine that runs one on the built-in model with the real driver
 //!   and HAC API, the report directory it writes and the charts in it.
-//! * [`control`], [`serve`]: the control protocol and the daemon behind `hac serve`.
-//! * [`vfio_user`]: the vfio-user device server through which a VMM's guest drives a model VF.
+//! * [`serve`]: the daemon behind `hac serve` (the protocol itself is the `hac-control`
+//!   crate): start-up, client connections, the dispatcher, the model and real-PF backends, the
+//!   Prometheus responder, counter export.
+//! * [`vfio_user`]: the 82576 VF as a `hac_vfio_user::Backend` (the protocol and server are the
+//!   `hac-vfio-user` crate), so a VMM's guest drives a model VF; and a smoltcp peer on the wire.
+//! * `private_socket`: the daemon's Unix sockets, private from their first moment.
 //! * [`failover`]: `hac failover-demo`, orchestrating the `hac-ha` crate's nodes and client.
 //! * [`probe`]: bringing one VF up for `hac vf-probe` (and `hac-lab vf-traffic`).
 //! * [`tcp_echo`]: the TCP echo of a smoltcp socket (the daemon's wire peer, the lab's case 5).
+//!
+//! It may use every crate of the workspace except the lab; nothing but the two binaries and
+//! the tests use it (docs/architecture.md).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod engine;
 pub mod failover;
 pub mod plot;
+mod private_socket;
 pub mod probe;
 pub mod report;
 pub mod run;

@@ -273,14 +273,14 @@ pub(super) fn model_counters(c: &igb_model::ModelCounters) -> Vec<Counter> {
     ])
 }
 
-/// What a vfio-user endpoint has seen from its VM (`EndpointCounters`).
-pub(super) fn endpoint_counters(c: &crate::vfio_user::endpoint::EndpointCounters) -> Vec<Counter> {
-    let crate::vfio_user::endpoint::EndpointCounters {
+/// What a VF's vfio-user front end has seen from its VM (the server's session counters and
+/// the endpoint's own).
+pub(super) fn endpoint_counters(c: &crate::vfio_user::VfioUserCounters) -> Vec<Counter> {
+    let hac_vfio_user::Counters {
         messages,
         errors,
         region_reads,
         region_writes,
-        misaligned,
         dma_maps,
         dma_maps_without_fd,
         dma_maps_refused,
@@ -288,7 +288,8 @@ pub(super) fn endpoint_counters(c: &crate::vfio_user::endpoint::EndpointCounters
         irq_sets,
         irq_fds_refused,
         resets,
-    } = *c;
+    } = c.session;
+    let crate::vfio_user::endpoint::EndpointCounters { misaligned } = c.endpoint;
     named(&[
         ("messages", "vfio-user messages handled.", messages),
         (
@@ -352,7 +353,7 @@ mod tests {
     #[test]
     fn every_model_and_endpoint_counter_is_named_once_with_help() {
         let model = igb_model::ModelCounters::default();
-        let endpoint = crate::vfio_user::endpoint::EndpointCounters::default();
+        let endpoint = crate::vfio_user::VfioUserCounters::default();
         for (list, debug) in [
             (model_counters(&model), format!("{model:?}")),
             (endpoint_counters(&endpoint), format!("{endpoint:?}")),

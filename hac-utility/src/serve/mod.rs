@@ -29,7 +29,7 @@ mod dispatch;
 mod metrics;
 mod model_host;
 mod pci_host;
-mod socket;
+
 mod workload;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -45,8 +45,8 @@ use hac_driver::hac::HacError;
 use igb_hw::MacAddress;
 use igb_model::LineRate;
 
+use crate::private_socket::listen_private;
 pub use clients::{CLIENT_IDLE_TIMEOUT, MAX_CLIENTS};
-pub(crate) use socket::listen_private;
 pub use workload::MAX_QUEUED_BYTES;
 
 use dispatch::Backend;

@@ -1,15 +1,14 @@
 //! The vfio-user front end: VFs of the running model exported to virtual machines, so a guest's
 //! own Linux `igbvf` drives them (`hac serve --vfio-user DIR --vfio-user-vfs 0,1`).
 //!
-//! Blocks and data flow:
+//! The protocol and the server are the `hac-vfio-user` crate (re-exported here as [`wire`] and
+//! [`server`]); this module holds the 82576 side and the wiring:
 //!
-//! * [`wire`]: the message format (header, commands, replies); parsing never panics.
-//! * [`endpoint`]: one VF as a vfio-user device — config space (with the IDs and BARs the host
-//!   virtualises for a VF), BAR0 registers and BAR3 (MSI-X) forwarded to the model, guest
-//!   memory from `DMA_MAP` mapped into the VF's IOMMU, eventfds from `SET_IRQS` signalled by the
-//!   model's MSI-X messages, the PF agent polled after mailbox accesses.
-//! * [`server`]: one Unix socket and thread per VF (`DIR/vf<N>.sock`), reading whole messages
-//!   with their file descriptors and answering in order.
+//! * [`endpoint`]: one VF as a `hac_vfio_user::Backend` — config space (with the IDs and BARs
+//!   the host virtualises for a VF), BAR0 registers and BAR3 (MSI-X) forwarded to the model,
+//!   DMA windows put into the VF's IOMMU, eventfds signalled by the model's MSI-X messages, the
+//!   PF agent polled after mailbox accesses.
+//! * [`export`]: one private socket (`DIR/vf<N>.sock`, mode 0600) and server thread per VF.
 //! * [`peer`]: a host on the model's wire (smoltcp: ARP, ping, TCP echo), so a guest has
 //!   someone to talk to through the egress stage — and so through HAC.
 //!
@@ -19,8 +18,8 @@
 
 pub mod endpoint;
 pub mod peer;
-pub mod server;
-pub mod wire;
+
+pub use hac_vfio_user::{server, wire};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,8 +27,8 @@ use std::sync::Arc;
 use hac_driver::model::{Model, SharedPfAgent};
 use igb_hw::VfIndex;
 
-use endpoint::{IrqRoutes, VfEndpoint};
-use server::{Server, ServerError};
+use endpoint::{EndpointCells, IrqRoutes, VfEndpoint};
+use hac_vfio_user::{Server, ServerError, Session};
 
 /// Which VFs to export, where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,8 +46,21 @@ pub fn socket_path(dir: &Path, vf: usize) -> PathBuf {
 
 /// Exported VFs; dropping it closes the sockets.
 pub struct Exported {
+    dir: PathBuf,
     servers: Vec<Server>,
+    /// Per exported VF: its number and its endpoint's counters.
+    endpoints: Vec<(usize, Arc<EndpointCells>)>,
     routes: Arc<IrqRoutes>,
+}
+
+/// What one exported VF's vfio-user front end has counted: the server's session counters and
+/// the endpoint's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VfioUserCounters {
+    /// Messages, errors, DMA windows, interrupt settings, resets (all clients so far).
+    pub session: hac_vfio_user::Counters,
+    /// What the 82576 endpoint refused.
+    pub endpoint: endpoint::EndpointCounters,
 }
 
 impl Exported {
@@ -65,17 +77,28 @@ impl Exported {
         self.routes.signalled()
     }
 
+    /// The vfio-user session counters of VF `vf` (messages, errors, DMA windows, interrupt
+    /// settings, resets; all its clients so far), if it is exported.
+    pub fn counters(&self, vf: usize) -> Option<hac_vfio_user::Counters> {
+        let path = socket_path(self.dir.as_path(), vf);
+        self.servers
+            .iter()
+            .find(|s| s.path() == path)
+            .map(Server::counters)
+    }
+
     /// Interrupts of VF `vf` that its client's eventfd did not take.
     pub fn interrupts_lost(&self, vf: usize) -> u64 {
         self.routes.lost(vf)
     }
 
-    /// What the endpoint of VF `vf` has counted; `None` if `vf` is not exported.
-    pub fn endpoint_counters(&self, vf: usize) -> Option<endpoint::EndpointCounters> {
-        self.servers
-            .iter()
-            .find(|s| s.path().file_name() == socket_path(Path::new(""), vf).file_name())
-            .map(Server::counters)
+    /// What the front end of VF `vf` has counted; `None` if `vf` is not exported.
+    pub fn endpoint_counters(&self, vf: usize) -> Option<VfioUserCounters> {
+        let (_, cells) = self.endpoints.iter().find(|(v, _)| *v == vf)?;
+        Some(VfioUserCounters {
+            session: self.counters(vf)?,
+            endpoint: cells.snapshot(),
+        })
     }
 }
 
@@ -88,12 +111,111 @@ pub fn export(
     let routes = IrqRoutes::new();
     routes.install(model);
     let mut servers = Vec::new();
+    let mut endpoints = Vec::new();
     for &vf in &config.vfs {
         let Some(index) = VfIndex::new(vf) else {
             continue;
         };
         let ep = VfEndpoint::new(model.clone(), index, Some(agent.clone()), routes.clone());
-        servers.push(Server::spawn(&socket_path(&config.dir, vf), ep)?);
+        endpoints.push((vf, ep.shared_counters()));
+        servers.push(spawn(&socket_path(&config.dir, vf), ep)?);
     }
-    Ok(Exported { servers, routes })
+    Ok(Exported {
+        dir: config.dir.clone(),
+        servers,
+        endpoints,
+        routes,
+    })
+}
+
+/// Serves `endpoint` on `path`. The socket is created with mode 0600 (only the daemon's user
+/// and root may connect: a client gets the VF's DMA and interrupts); a live server's socket
+/// there is refused, a stale one replaced (`private_socket::listen_private`).
+pub fn spawn(path: &Path, endpoint: VfEndpoint) -> Result<Server, ServerError> {
+    let listener = crate::private_socket::listen_private(path, "--vfio-user directory")
+        .map_err(ServerError::Socket)?;
+    let label = format!("VF {}", endpoint.vf().get());
+    Server::spawn(path, listener, Session::new(label, endpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::vfio_user::wire::{self, Command, Header, Payload};
+    use hac_driver::pf::PfConfig;
+    use igb_model::NicConfig;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    fn message(id: u16, command: Command, body: &[u8]) -> Vec<u8> {
+        Header::request(id, command, body)
+    }
+
+    fn reply(s: &mut UnixStream) -> (Header, Vec<u8>) {
+        let mut h = [0u8; 16];
+        s.read_exact(&mut h).unwrap();
+        let header = Header::parse(&h).unwrap();
+        let mut body = vec![0u8; header.size as usize - 16];
+        s.read_exact(&mut body).unwrap();
+        (header, body)
+    }
+
+    #[test]
+    fn a_client_session_over_the_socket_survives_garbage() {
+        let dir = std::env::temp_dir().join(format!("hac-vu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vf0.sock");
+        let model = Model::new(NicConfig::default());
+        let agent = model
+            .start_pf_agent(
+                PfConfig {
+                    num_vfs: 1,
+                    ..PfConfig::default()
+                },
+                &[None],
+            )
+            .unwrap();
+        let ep = VfEndpoint::new(
+            model.clone(),
+            VfIndex::new(0).unwrap(),
+            Some(agent),
+            IrqRoutes::new(),
+        );
+        let server = spawn(&path, ep).unwrap();
+        let mut c = UnixStream::connect(server.path()).unwrap();
+        let caps = b"{\"capabilities\":{}}\0";
+        let v = message(1, Command::Version, &[&[0u8, 0, 0, 0][..], caps].concat());
+        c.write_all(&v).unwrap();
+        let (h, body) = reply(&mut c);
+        assert_eq!((h.id, h.command, h.flags), (1, Command::Version, 1));
+        assert!(body.windows(11).any(|w| w == b"max_msg_fds"));
+        // An unknown command, then a good read: the connection goes on.
+        c.write_all(&message(2, Command::Unknown(77), &[9; 5]))
+            .unwrap();
+        let (h, _) = reply(&mut c);
+        assert_eq!(h.flags, 1 | wire::flags::ERROR);
+        let r = Payload::default().u64(0).u32(7).u32(4).0;
+        c.write_all(&message(3, Command::RegionRead, &r)).unwrap();
+        let (h, body) = reply(&mut c);
+        assert_eq!(h.id, 3);
+        assert_eq!(&body[16..], &[0x86, 0x80, 0xCA, 0x10]);
+        // An impossible size: error reply, then the server closes this connection...
+        let mut bad = message(4, Command::RegionRead, &[]);
+        bad[4..8].copy_from_slice(&3u32.to_le_bytes());
+        c.write_all(&bad).unwrap();
+        let (h, _) = reply(&mut c);
+        assert_eq!(h.flags, 1 | wire::flags::ERROR);
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        // ...and accepts the next client.
+        let mut c2 = UnixStream::connect(server.path()).unwrap();
+        c2.write_all(&message(5, Command::RegionRead, &r)).unwrap();
+        assert_eq!(reply(&mut c2).0.id, 5);
+        drop(c2);
+        drop(server);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

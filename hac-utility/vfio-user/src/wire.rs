@@ -1,6 +1,8 @@
 //! The vfio-user wire format (QEMU `docs/interop/vfio-user.rst`, protocol 0.x): the 16-byte
 //! header, the commands a client sends, and the replies we build. Every message is parsed from
-//! bytes with its length checked first; nothing here panics on any input.
+//! bytes with its length checked first; nothing here panics on any input. The device-side
+//! answers (what a region or an interrupt is) come from the [`Backend`](crate::Backend); the
+//! [`server`](crate::server) builds the replies.
 
 /// Bytes of the header that starts every message.
 pub const HEADER_LEN: usize = 16;
@@ -43,6 +45,44 @@ pub mod flags {
     pub const NO_REPLY: u32 = 1 << 4;
     /// The reply reports an error (the error field holds an errno).
     pub const ERROR: u32 = 1 << 5;
+}
+
+/// VFIO values carried inside messages (vfio-user reuses the Linux `vfio.h` numbering).
+pub mod vfio {
+    /// `VFIO_DEVICE_FLAGS_RESET`: the device can be reset.
+    pub const DEVICE_FLAGS_RESET: u32 = 1 << 0;
+    /// `VFIO_DEVICE_FLAGS_PCI`: a PCI device (regions and IRQs in PCI numbering).
+    pub const DEVICE_FLAGS_PCI: u32 = 1 << 1;
+    /// `VFIO_REGION_INFO_FLAG_READ`.
+    pub const REGION_READ: u32 = 1 << 0;
+    /// `VFIO_REGION_INFO_FLAG_WRITE`.
+    pub const REGION_WRITE: u32 = 1 << 1;
+    /// `VFIO_IRQ_INFO_EVENTFD`: the index signals through eventfds.
+    pub const IRQ_INFO_EVENTFD: u32 = 1 << 0;
+    /// `VFIO_IRQ_INFO_NORESIZE`: the vectors cannot be enabled one by one after the first.
+    pub const IRQ_INFO_NORESIZE: u32 = 1 << 3;
+    /// `VFIO_DMA_UNMAP_FLAG_ALL` (Linux numbering; QEMU's vfio-user client uses it).
+    pub const DMA_UNMAP_ALL: u32 = 1 << 1;
+
+    /// `VFIO_IRQ_SET_*` flags of `SET_IRQS`: one data kind and one action.
+    pub mod irq_set {
+        /// No data: act on every vector of the range.
+        pub const DATA_NONE: u32 = 1 << 0;
+        /// A bool per vector: act where it is true.
+        pub const DATA_BOOL: u32 = 1 << 1;
+        /// One eventfd per vector (sent as descriptors).
+        pub const DATA_EVENTFD: u32 = 1 << 2;
+        /// The data kinds.
+        pub const DATA_MASK: u32 = DATA_NONE | DATA_BOOL | DATA_EVENTFD;
+        /// Mask the vectors.
+        pub const ACTION_MASK: u32 = 1 << 3;
+        /// Unmask the vectors.
+        pub const ACTION_UNMASK: u32 = 1 << 4;
+        /// Trigger the vectors (with eventfds: assign them).
+        pub const ACTION_TRIGGER: u32 = 1 << 5;
+        /// The actions.
+        pub const ACTION_ALL: u32 = ACTION_MASK | ACTION_UNMASK | ACTION_TRIGGER;
+    }
 }
 
 /// A command number (the header's command field). Unknown numbers survive as `Unknown`.

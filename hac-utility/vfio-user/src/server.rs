@@ -1,0 +1,203 @@
+//! The socket side: one listening Unix socket and one thread per served device. A
+//! connection's messages are read whole (header, then the size it announces), with the file
+//! descriptors that came with them (`SCM_RIGHTS`, received through `rustix`'s safe `recvmsg`),
+//! handed to the [`Session`] and answered in order. A message whose size field is impossible
+//! ends the connection (the stream cannot be resynchronised) after an error reply; everything
+//! else gets a reply and the connection goes on. When a client leaves, the session drops its
+//! memory and eventfds and the thread waits for the next client (one client at a time).
+//!
+//! Where the socket comes from (its path, its mode, what to do with a stale one) is the
+//! caller's policy: the server takes a bound listener.
+
+use std::io::{Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+use crate::backend::Backend;
+use crate::session::{Counters, Session};
+use crate::wire::{self, Header};
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The socket path is taken (a live server, a file that is not a socket), or the socket
+    /// could not be created there.
+    #[error("{0}")]
+    Socket(String),
+    /// Starting the server's thread failed.
+    #[error("cannot listen on {path}: {source}")]
+    Listen {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running server thread; dropping it stops accepting and removes the socket.
+pub struct Server {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    /// The session's counters, published after every message.
+    counters: Arc<Mutex<Counters>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves `session` on a thread, accepting clients one after the other on `listener`,
+    /// which is bound at `path` (removed when the server is dropped). The thread is named
+    /// after the session's label (`vfio-user-vf0` for "VF 0").
+    pub fn spawn<B: Backend + Send + 'static>(
+        path: &Path,
+        listener: UnixListener,
+        session: Session<B>,
+    ) -> Result<Server, ServerError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Mutex::new(session.counters()));
+        let thread = {
+            let stop = stop.clone();
+            let counters = counters.clone();
+            let name: String = session
+                .label()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .flat_map(char::to_lowercase)
+                .collect();
+            std::thread::Builder::new()
+                .name(format!("vfio-user-{name}"))
+                .spawn(move || run(listener, session, &stop, &counters))
+                .map_err(|source| ServerError::Listen {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+        };
+        Ok(Server {
+            path: path.to_path_buf(),
+            stop,
+            counters,
+            thread: Some(thread),
+        })
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The session's counters (all clients so far), as of its last message.
+    pub fn counters(&self) -> Counters {
+        *self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake an idle accept; a thread inside a connection ends when its client goes.
+        let _ = UnixStream::connect(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(t) = self.thread.take()
+            && t.is_finished()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run<B: Backend>(
+    listener: UnixListener,
+    mut session: Session<B>,
+    stop: &AtomicBool,
+    published: &Mutex<Counters>,
+) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let label = session.label().to_string();
+        eprintln!("hac serve: vfio-user client connected to {label}");
+        let why = match serve_connection(&stream, &mut session, published) {
+            Ok(()) => "closed".to_string(),
+            Err(e) => e.to_string(),
+        };
+        session.disconnect();
+        let c = session.counters();
+        publish(published, c);
+        eprintln!(
+            "hac serve: vfio-user client of {label} left ({why}); {} messages, {} errors, {} DMA maps",
+            c.messages, c.errors, c.dma_maps
+        );
+    }
+}
+
+fn publish(published: &Mutex<Counters>, counters: Counters) {
+    *published.lock().unwrap_or_else(|p| p.into_inner()) = counters;
+}
+
+/// Reads up to `buf.len()` bytes and the descriptors sent with them.
+fn recv_with_fds(stream: &UnixStream, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(wire::MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = loop {
+        match rustix::net::recvmsg(stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Ok(m) => break m,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut fds = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = m {
+            fds.extend(received);
+        }
+    }
+    Ok((msg.bytes, fds))
+}
+
+/// Serves one client until it closes the connection or sends an unreadable message.
+fn serve_connection<B: Backend>(
+    stream: &UnixStream,
+    session: &mut Session<B>,
+    published: &Mutex<Counters>,
+) -> std::io::Result<()> {
+    let mut reader = stream;
+    let mut writer = stream;
+    loop {
+        let mut head = [0u8; wire::HEADER_LEN];
+        let (n, fds) = recv_with_fds(stream, &mut head)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if n < head.len() {
+            reader.read_exact(&mut head[n..])?;
+        }
+        let size = match Header::parse(&head) {
+            Ok(h) => h.size as usize,
+            Err(e) => {
+                let reply = session.handle(&head, fds);
+                publish(published, session.counters());
+                if let Some(reply) = reply {
+                    writer.write_all(&reply)?;
+                }
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+            }
+        };
+        let mut message = vec![0u8; size];
+        message[..wire::HEADER_LEN].copy_from_slice(&head);
+        reader.read_exact(&mut message[wire::HEADER_LEN..])?;
+        let reply = session.handle(&message, fds);
+        publish(published, session.counters());
+        if let Some(reply) = reply {
+            writer.write_all(&reply)?;
+        }
+    }
+}

@@ -1,0 +1,637 @@
+//! The session and the socket server driven with the recording fake device: the checks in
+//! front of the backend, the DMA limits, the `SET_IRQS` grammar, one reply per request.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+
+use hw_common::Iova;
+
+use crate::fake::{Call, FakeBackend, MSIX};
+use crate::wire::vfio::{DMA_UNMAP_ALL, irq_set};
+use crate::wire::{Command, Header, Payload, errno, flags};
+use crate::{DeviceError, DmaWindow, EventFd, Limits, Server, Session};
+
+fn session() -> Session<FakeBackend> {
+    Session::new("fake", FakeBackend::new())
+}
+
+/// Sends one request; returns the reply header and body (a reply is required).
+fn ask(
+    s: &mut Session<FakeBackend>,
+    command: Command,
+    body: &[u8],
+    fds: Vec<OwnedFd>,
+) -> (Header, Vec<u8>) {
+    let r = s
+        .handle(&Header::request(9, command, body), fds)
+        .expect("a reply");
+    let h = Header::parse(&r).unwrap();
+    assert_eq!((h.id, h.command, h.size as usize), (9, command, r.len()));
+    (h, r[16..].to_vec())
+}
+
+fn refused(h: &Header) -> u32 {
+    assert_eq!(h.flags, flags::TYPE_REPLY | flags::ERROR, "{h:?}");
+    h.error
+}
+
+fn ok(h: &Header) {
+    assert_eq!(h.flags, flags::TYPE_REPLY, "{h:?}");
+}
+
+fn memfd(size: u64) -> OwnedFd {
+    use rustix::fs::MemfdFlags;
+    let fd = rustix::fs::memfd_create("hac-test", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .unwrap();
+    rustix::fs::ftruncate(&fd, size).unwrap();
+    fd
+}
+
+fn map_body(address: u64, size: u64) -> Vec<u8> {
+    Payload::default()
+        .u32(32)
+        .u32(3)
+        .u64(0)
+        .u64(address)
+        .u64(size)
+        .0
+}
+
+fn unmap_body(flags: u32, address: u64, size: u64) -> Vec<u8> {
+    Payload::default()
+        .u32(24)
+        .u32(flags)
+        .u64(address)
+        .u64(size)
+        .0
+}
+
+fn window(address: u64, size: u64) -> DmaWindow {
+    DmaWindow {
+        address: Iova(address),
+        size,
+    }
+}
+
+#[test]
+fn version_announces_the_limits() {
+    let mut s = Session::with_limits(
+        "fake",
+        FakeBackend::new(),
+        Limits {
+            max_dma_maps: 7,
+            max_dma_bytes: 1 << 20,
+        },
+    );
+    let body = [&[0u8, 0, 0, 0][..], b"{}\0"].concat();
+    let (h, reply) = ask(&mut s, Command::Version, &body, Vec::new());
+    ok(&h);
+    assert_eq!(&reply[..4], &[0, 0, 0, 0]);
+    let caps = std::str::from_utf8(&reply[4..reply.len() - 1]).unwrap();
+    assert_eq!(
+        caps,
+        r#"{"capabilities":{"max_msg_fds":8,"max_data_xfer_size":1048576,"pgsizes":4096,"max_dma_maps":7}}"#
+    );
+    assert_eq!(reply.last(), Some(&0));
+    let (h, _) = ask(
+        &mut s,
+        Command::Version,
+        &Payload::default().u16(1).u16(0).0,
+        Vec::new(),
+    );
+    assert_eq!(refused(&h), errno::ENOTSUP);
+}
+
+#[test]
+fn info_answers_come_from_the_backend() {
+    let mut s = session();
+    let (h, info) = ask(
+        &mut s,
+        Command::DeviceGetInfo,
+        &Payload::default().u32(16).0,
+        Vec::new(),
+    );
+    ok(&h);
+    assert_eq!(info, Payload::default().u32(16).u32(3).u32(9).u32(5).0);
+    let region = |s: &mut Session<FakeBackend>, i: u32| {
+        ask(
+            s,
+            Command::DeviceGetRegionInfo,
+            &Payload::default().u32(32).u32(0).u32(i).0,
+            Vec::new(),
+        )
+    };
+    let (h, r7) = region(&mut s, 7);
+    ok(&h);
+    assert_eq!(
+        r7,
+        Payload::default()
+            .u32(32)
+            .u32(3)
+            .u32(7)
+            .u32(0)
+            .u64(256)
+            .u64(0)
+            .0
+    );
+    let (_, r1) = region(&mut s, 1);
+    assert_eq!(&r1[4..8], &[0; 4], "an absent region has no flags");
+    assert_eq!(refused(&region(&mut s, 9).0), errno::EINVAL);
+    let irq = |s: &mut Session<FakeBackend>, i: u32| {
+        ask(
+            s,
+            Command::DeviceGetIrqInfo,
+            &Payload::default().u32(16).u32(0).u32(i).0,
+            Vec::new(),
+        )
+    };
+    let (_, msix) = irq(&mut s, MSIX);
+    assert_eq!(msix, Payload::default().u32(16).u32(9).u32(2).u32(3).0);
+    assert_eq!(refused(&irq(&mut s, 5).0), errno::EINVAL);
+    assert!(s.backend().calls.is_empty());
+}
+
+#[test]
+fn region_accesses_outside_a_region_never_reach_the_backend() {
+    let mut s = session();
+    let read = |offset: u64, region: u32, count: u32| {
+        Payload::default().u64(offset).u32(region).u32(count).0
+    };
+    for body in [
+        read(0, 1, 4),        // absent region
+        read(0, 99, 4),       // no such region
+        read(250, 7, 16),     // past the end of config space
+        read(u64::MAX, 0, 4), // offset overflow
+    ] {
+        assert_eq!(
+            refused(&ask(&mut s, Command::RegionRead, &body, Vec::new()).0),
+            errno::EINVAL
+        );
+    }
+    let write = Payload::default().u64(16 * 1024 - 2).u32(0).u32(4).u32(7).0;
+    assert_eq!(
+        refused(&ask(&mut s, Command::RegionWrite, &write, Vec::new()).0),
+        errno::EINVAL
+    );
+    assert!(s.backend().calls.is_empty(), "{:?}", s.backend().calls);
+    // Inside: forwarded, and the data goes round.
+    let write = Payload::default()
+        .u64(0x3C)
+        .u32(7)
+        .u32(4)
+        .u32(0xA5A5_0102)
+        .0;
+    ok(&ask(&mut s, Command::RegionWrite, &write, Vec::new()).0);
+    let (h, back) = ask(&mut s, Command::RegionRead, &read(0x3C, 7, 4), Vec::new());
+    ok(&h);
+    assert_eq!(&back[16..], &0xA5A5_0102u32.to_le_bytes());
+    assert_eq!(
+        s.backend().calls,
+        vec![Call::RegionWrite(7, 0x3C, 4), Call::RegionRead(7, 0x3C, 4)]
+    );
+    assert_eq!(
+        (s.counters().region_reads, s.counters().region_writes),
+        (5, 2)
+    );
+    assert!(s.backend().violations.is_empty());
+}
+
+#[test]
+fn dma_windows_respect_the_limits_and_reach_the_backend_only_when_mapped() {
+    let mut s = Session::with_limits(
+        "fake",
+        FakeBackend::new(),
+        Limits {
+            max_dma_maps: 4,
+            max_dma_bytes: 0x2000,
+        },
+    );
+    let file = memfd(0x4000);
+    let fd = || vec![file.try_clone().unwrap()];
+    ok(&ask(&mut s, Command::DmaMap, &map_body(0x10000, 0x1000), fd()).0);
+    ok(&ask(&mut s, Command::DmaMap, &map_body(0x20000, 0x1000), fd()).0);
+    // Bytes: a third mapped page is over 0x2000.
+    assert_eq!(
+        refused(&ask(&mut s, Command::DmaMap, &map_body(0x30000, 0x1000), fd()).0),
+        errno::ENOSPC
+    );
+    // Overlap (with a mapped window): EEXIST, not counted as a limit refusal.
+    assert_eq!(
+        refused(
+            &ask(
+                &mut s,
+                Command::DmaMap,
+                &map_body(0x10800, 0x1000),
+                Vec::new()
+            )
+            .0
+        ),
+        errno::EEXIST
+    );
+    // Count: windows without a descriptor count too.
+    ok(&ask(
+        &mut s,
+        Command::DmaMap,
+        &map_body(0x40000, 0x1000),
+        Vec::new(),
+    )
+    .0);
+    ok(&ask(
+        &mut s,
+        Command::DmaMap,
+        &map_body(0x50000, 0x1000),
+        Vec::new(),
+    )
+    .0);
+    assert_eq!(
+        refused(
+            &ask(
+                &mut s,
+                Command::DmaMap,
+                &map_body(0x60000, 0x1000),
+                Vec::new()
+            )
+            .0
+        ),
+        errno::ENOSPC
+    );
+    // Zero size and two descriptors are malformed.
+    assert_eq!(
+        refused(&ask(&mut s, Command::DmaMap, &map_body(0x70000, 0), Vec::new()).0),
+        errno::EINVAL
+    );
+    let two = vec![file.try_clone().unwrap(), file.try_clone().unwrap()];
+    assert_eq!(
+        refused(&ask(&mut s, Command::DmaMap, &map_body(0x70000, 0x1000), two).0),
+        errno::EINVAL
+    );
+    assert_eq!(s.dma_windows(), (4, 0x2000));
+    let c = s.counters();
+    assert_eq!(
+        (c.dma_maps, c.dma_maps_without_fd, c.dma_maps_refused),
+        (2, 2, 2)
+    );
+    assert_eq!(
+        s.backend().mapped(),
+        vec![window(0x10000, 0x1000), window(0x20000, 0x1000)]
+    );
+    assert!(s.is_mapped(window(0x10800, 0x800)));
+    assert!(!s.is_mapped(window(0x40000, 0x10)));
+    // Unmap: a part of a window is refused; an unbacked window never reaches the backend.
+    assert_eq!(
+        refused(
+            &ask(
+                &mut s,
+                Command::DmaUnmap,
+                &unmap_body(0, 0x10000, 0x800),
+                Vec::new()
+            )
+            .0
+        ),
+        errno::EINVAL
+    );
+    let (h, echo) = ask(
+        &mut s,
+        Command::DmaUnmap,
+        &unmap_body(0, 0x40000, 0x1000),
+        Vec::new(),
+    );
+    ok(&h);
+    assert_eq!(echo, unmap_body(0, 0x40000, 0x1000));
+    ok(&ask(
+        &mut s,
+        Command::DmaUnmap,
+        &unmap_body(0, 0x10000, 0x1000),
+        Vec::new(),
+    )
+    .0);
+    // The client leaves: the device is told first, then every mapped window goes.
+    s.disconnect();
+    let calls = &s.backend().calls;
+    assert_eq!(
+        calls[calls.len() - 3..],
+        [
+            Call::DmaUnmap(window(0x10000, 0x1000)),
+            Call::Disconnect,
+            Call::DmaUnmap(window(0x20000, 0x1000)),
+        ]
+    );
+    assert_eq!(s.dma_windows(), (0, 0));
+    assert_eq!(s.counters().dma_unmaps, 4);
+    assert!(s.backend().mapped().is_empty());
+    assert!(
+        s.backend().violations.is_empty(),
+        "{:?}",
+        s.backend().violations
+    );
+    // UNMAP_ALL empties everything too.
+    ok(&ask(&mut s, Command::DmaMap, &map_body(0x10000, 0x1000), fd()).0);
+    ok(&ask(
+        &mut s,
+        Command::DmaUnmap,
+        &unmap_body(DMA_UNMAP_ALL, 0, 0),
+        Vec::new(),
+    )
+    .0);
+    assert_eq!(s.dma_windows(), (0, 0));
+    assert!(s.backend().mapped().is_empty());
+}
+
+#[test]
+fn a_window_past_its_file_or_refused_by_the_device_leaves_nothing() {
+    let mut s = session();
+    let file = memfd(0x1000);
+    let h = ask(
+        &mut s,
+        Command::DmaMap,
+        &map_body(0x10000, 0x2000),
+        vec![file.try_clone().unwrap()],
+    )
+    .0;
+    assert_eq!(refused(&h), errno::EINVAL);
+    s.backend_mut().refuse_dma = Some(DeviceError::Exists);
+    let h = ask(
+        &mut s,
+        Command::DmaMap,
+        &map_body(0x10000, 0x1000),
+        vec![file.try_clone().unwrap()],
+    )
+    .0;
+    assert_eq!(refused(&h), errno::EEXIST);
+    assert_eq!(s.dma_windows(), (0, 0));
+    assert_eq!(s.counters().dma_maps, 0);
+    assert_eq!(
+        s.backend().calls,
+        vec![Call::DmaMap(window(0x10000, 0x1000), 0)]
+    );
+}
+
+fn set_irqs(
+    s: &mut Session<FakeBackend>,
+    flags: u32,
+    index: u32,
+    start: u32,
+    count: u32,
+    data: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Header {
+    let body = Payload::default()
+        .u32(20)
+        .u32(flags)
+        .u32(index)
+        .u32(start)
+        .u32(count)
+        .bytes(data)
+        .0;
+    ask(s, Command::DeviceSetIrqs, &body, fds).0
+}
+
+fn dup(e: &EventFd) -> OwnedFd {
+    e.as_fd().try_clone_to_owned().unwrap()
+}
+
+#[test]
+fn set_irqs_hands_only_checked_eventfds_and_vectors_to_the_backend() {
+    use irq_set::{ACTION_MASK, ACTION_TRIGGER, DATA_BOOL, DATA_EVENTFD, DATA_NONE};
+    let mut s = session();
+    let (a, _b) = UnixStream::pair().unwrap();
+    let ev = [EventFd::new().unwrap(), EventFd::new().unwrap()];
+    // A socket among eventfds: nothing assigned.
+    let h = set_irqs(
+        &mut s,
+        DATA_EVENTFD | ACTION_TRIGGER,
+        MSIX,
+        1,
+        2,
+        &[],
+        vec![dup(&ev[0]), OwnedFd::from(a)],
+    );
+    assert_eq!(refused(&h), errno::EINVAL);
+    assert_eq!(s.counters().irq_fds_refused, 1);
+    assert!(s.backend().calls.is_empty());
+    // Bad grammar: two actions, two data kinds, a range past the vectors, a count without fds
+    // to match, vectors on an index that has none.
+    for (flags, index, start, count) in [
+        (DATA_NONE | ACTION_TRIGGER | ACTION_MASK, MSIX, 0, 1),
+        (DATA_NONE | DATA_BOOL | ACTION_TRIGGER, MSIX, 0, 1),
+        (DATA_NONE | ACTION_TRIGGER, MSIX, 2, 2),
+        (DATA_NONE | ACTION_TRIGGER, MSIX, u32::MAX, 2),
+        (DATA_NONE | ACTION_TRIGGER, 0, 0, 1),
+        (DATA_NONE | ACTION_TRIGGER, 5, 0, 0),
+    ] {
+        assert_eq!(
+            refused(&set_irqs(
+                &mut s,
+                flags,
+                index,
+                start,
+                count,
+                &[],
+                Vec::new()
+            )),
+            errno::EINVAL
+        );
+    }
+    let h = set_irqs(
+        &mut s,
+        DATA_EVENTFD | ACTION_TRIGGER,
+        MSIX,
+        0,
+        2,
+        &[],
+        vec![dup(&ev[0])],
+    );
+    assert_eq!(refused(&h), errno::EINVAL, "one descriptor for two vectors");
+    assert!(s.backend().calls.is_empty());
+    // Good ones.
+    ok(&set_irqs(
+        &mut s,
+        DATA_EVENTFD | ACTION_TRIGGER,
+        MSIX,
+        1,
+        2,
+        &[],
+        vec![dup(&ev[0]), dup(&ev[1])],
+    ));
+    ok(&set_irqs(
+        &mut s,
+        DATA_NONE | ACTION_TRIGGER,
+        MSIX,
+        1,
+        1,
+        &[],
+        Vec::new(),
+    ));
+    assert_eq!(ev[0].take().unwrap(), 1);
+    ok(&set_irqs(
+        &mut s,
+        DATA_BOOL | ACTION_TRIGGER,
+        MSIX,
+        1,
+        2,
+        &[0, 1],
+        Vec::new(),
+    ));
+    assert_eq!(ev[1].take().unwrap(), 1);
+    assert_eq!(
+        refused(&set_irqs(
+            &mut s,
+            DATA_BOOL | ACTION_TRIGGER,
+            MSIX,
+            1,
+            2,
+            &[1],
+            Vec::new()
+        )),
+        errno::EINVAL
+    );
+    ok(&set_irqs(
+        &mut s,
+        DATA_NONE | ACTION_MASK,
+        MSIX,
+        0,
+        1,
+        &[],
+        Vec::new(),
+    ));
+    ok(&set_irqs(
+        &mut s,
+        DATA_EVENTFD | ACTION_TRIGGER,
+        MSIX,
+        2,
+        1,
+        &[],
+        Vec::new(),
+    ));
+    ok(&set_irqs(
+        &mut s,
+        DATA_NONE | ACTION_TRIGGER,
+        0,
+        0,
+        0,
+        &[],
+        Vec::new(),
+    ));
+    ok(&set_irqs(
+        &mut s,
+        DATA_NONE | ACTION_TRIGGER,
+        MSIX,
+        0,
+        0,
+        &[],
+        Vec::new(),
+    ));
+    assert_eq!(
+        s.backend().calls,
+        vec![
+            Call::Assign(MSIX, 1, 2),
+            Call::Trigger(MSIX, 1),
+            Call::Trigger(MSIX, 2),
+            Call::Mask(MSIX, 0, true),
+            Call::Unassign(MSIX, 2, 1),
+            Call::DisableAll(MSIX),
+        ]
+    );
+    assert!(s.backend().wired(MSIX).is_empty());
+    assert!(
+        s.backend().violations.is_empty(),
+        "{:?}",
+        s.backend().violations
+    );
+}
+
+#[test]
+fn every_command_gets_one_reply_with_its_id_unless_it_asked_for_none() {
+    let mut s = session();
+    for (id, raw) in (0u16..20).zip(0u16..) {
+        let m = Header::request(id, Command::from_raw(raw), &[0; 40]);
+        let r = s.handle(&m, Vec::new()).expect("a reply");
+        let h = Header::parse(&r).unwrap();
+        assert_eq!((h.id, h.command), (id, Command::from_raw(raw)));
+    }
+    let mut m = Header::request(3, Command::DeviceReset, &[]);
+    m[8] = flags::NO_REPLY as u8;
+    assert!(s.handle(&m, Vec::new()).is_none());
+    assert_eq!(s.counters().resets, 2);
+    // Shorter than a header, an impossible size: error replies.
+    assert_eq!(
+        refused(&Header::parse(&s.handle(&[1, 2, 3], Vec::new()).unwrap()).unwrap()),
+        errno::EINVAL
+    );
+    let mut huge = Header::request(4, Command::RegionRead, &[]);
+    huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let h = Header::parse(&s.handle(&huge, Vec::new()).unwrap()).unwrap();
+    assert_eq!((h.id, refused(&h)), (4, errno::EINVAL));
+}
+
+fn read_reply(c: &mut UnixStream) -> (Header, Vec<u8>) {
+    let mut h = [0u8; 16];
+    c.read_exact(&mut h).unwrap();
+    let header = Header::parse(&h).unwrap();
+    let mut body = vec![0u8; header.size as usize - 16];
+    c.read_exact(&mut body).unwrap();
+    (header, body)
+}
+
+#[test]
+fn a_client_over_the_socket_survives_garbage_and_the_next_one_is_served() {
+    let dir = std::env::temp_dir().join(format!("hac-vfio-user-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fake.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = Server::spawn(&path, listener, session()).unwrap();
+    let mut c = UnixStream::connect(server.path()).unwrap();
+    c.write_all(&Header::request(1, Command::Unknown(77), &[9; 5]))
+        .unwrap();
+    let (h, _) = read_reply(&mut c);
+    assert_eq!((h.id, refused(&h)), (1, errno::ENOTSUP));
+    // A DMA_MAP with its descriptor, through SCM_RIGHTS.
+    let file = memfd(0x1000);
+    let m = Header::request(2, Command::DmaMap, &map_body(0x1000, 0x1000));
+    let fds = [file.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
+    rustix::net::sendmsg(
+        &c,
+        &[std::io::IoSlice::new(&m)],
+        &mut control,
+        rustix::net::SendFlags::empty(),
+    )
+    .unwrap();
+    let (h, _) = read_reply(&mut c);
+    assert_eq!(h.id, 2);
+    ok(&h);
+    // An impossible size: error reply, then the server closes this connection...
+    let mut bad = Header::request(3, Command::RegionRead, &[]);
+    bad[4..8].copy_from_slice(&3u32.to_le_bytes());
+    c.write_all(&bad).unwrap();
+    assert_eq!(refused(&read_reply(&mut c).0), errno::EINVAL);
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    // ...and accepts the next client.
+    let mut c2 = UnixStream::connect(server.path()).unwrap();
+    let r = Payload::default().u64(0).u32(7).u32(4).0;
+    c2.write_all(&Header::request(5, Command::RegionRead, &r))
+        .unwrap();
+    assert_eq!(read_reply(&mut c2).0.id, 5);
+    // The counters are published before each reply is sent.
+    let counters = server.counters();
+    assert_eq!(
+        (
+            counters.messages,
+            counters.errors,
+            counters.dma_maps,
+            counters.region_reads
+        ),
+        (4, 2, 1, 1)
+    );
+    drop(c2);
+    drop(server);
+    assert!(!path.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -441,14 +441,9 @@ fn run_epochs(
     let (mut epoch, mut commits, mut aborts, mut late) = (1u32, 0u64, 0u64, 0u64);
     let mut next = started + period;
     let mut failure = None;
-    // xorshift64*, fixed seed: the same abort pattern every run.
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let mut draw = move || {
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32
-    };
+    // Fixed seed: the same abort pattern every run.
+    let mut rng = adapter_core::rng::XorShift64Star::new(0x9E37_79B9_7F4A_7C15);
+    let mut draw = move || rng.next_u64() >> 32;
     while !stop.load(Ordering::Relaxed)
         && (duration_ms == 0 || started.elapsed() < Duration::from_millis(duration_ms))
     {

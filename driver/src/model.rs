@@ -264,6 +264,34 @@ impl Model {
         Ok(agent)
     }
 
+    /// A PF agent enabling one VF per entry of `admin_macs` (each given that MAC, or none),
+    /// with the default [`PfConfig`](crate::pf::PfConfig) otherwise, and the VF driver of
+    /// each, brought up with `config`: the set-up most tests, benches and examples start from.
+    #[allow(clippy::type_complexity)]
+    pub fn start_vfs(
+        &self,
+        admin_macs: &[Option<igb_hw::MacAddress>],
+        config: crate::vf::VfConfig,
+    ) -> Result<
+        (
+            SharedPfAgent,
+            Vec<crate::vf::VfDriver<ModelBar, ModelDma, ModelClock>>,
+        ),
+        crate::DriverError,
+    > {
+        let agent = self.start_pf_agent(
+            crate::pf::PfConfig {
+                num_vfs: admin_macs.len(),
+                ..crate::pf::PfConfig::default()
+            },
+            admin_macs,
+        )?;
+        let drivers = (0..admin_macs.len())
+            .map(|vf| self.vf_driver(vf, config.clone()))
+            .collect::<Result<_, _>>()?;
+        Ok((agent, drivers))
+    }
+
     /// A VF driver on VF `vf` of this model.
     pub fn vf_driver(
         &self,

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use hac_driver::hac::{AdapterHac, Hac, HacError, VfNumber};
 use hac_driver::model::Model;
-use hac_driver::pf::PfConfig;
 use hac_driver::vf::VfConfig;
 use igb_hw::MacAddress;
 use igb_model::{FunctionId, LineRate, NicConfig};
@@ -30,18 +29,7 @@ fn two_checkpointing_and_two_plain_vfs_with_25ms_epochs() {
         ..NicConfig::default()
     });
     let macs: Vec<Option<MacAddress>> = (0..4).map(|n| Some(mac(n))).collect();
-    let _pf = model
-        .start_pf_agent(
-            PfConfig {
-                num_vfs: 4,
-                ..PfConfig::default()
-            },
-            &macs,
-        )
-        .unwrap();
-    let mut vfs: Vec<_> = (0..4)
-        .map(|n| model.vf_driver(n, VfConfig::default()).unwrap())
-        .collect();
+    let (_pf, mut vfs) = model.start_vfs(&macs, VfConfig::default()).unwrap();
     let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), 4);
     hac.set_guard(GUARD).unwrap();
     hac.set_tagged(VfNumber::new(0), true).unwrap();

@@ -7,7 +7,6 @@
 use bytes::Bytes;
 use hac_driver::hac::{AdapterHac, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma, SharedPfAgent};
-use hac_driver::pf::PfConfig;
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::{VfConfig, VfDriver};
 use hac_tests::hac_conformance::{Differences, HacHarness, Priority, Stamping};
@@ -37,22 +36,11 @@ fn model_with_vfs() -> (Model, SharedPfAgent, Vec<Driver>) {
     let macs: Vec<Option<MacAddress>> = (0..VFS as u16)
         .map(|n| Some(mac(VfNumber::new(n))))
         .collect();
-    let pf = model
-        .start_pf_agent(
-            PfConfig {
-                num_vfs: VFS,
-                ..PfConfig::default()
-            },
-            &macs,
-        )
-        .unwrap();
     let cfg = VfConfig {
         tx_ring_size: 64,
         ..VfConfig::default()
     };
-    let drivers = (0..VFS)
-        .map(|n| model.vf_driver(n, cfg.clone()).unwrap())
-        .collect();
+    let (pf, drivers) = model.start_vfs(&macs, cfg).unwrap();
     (model, pf, drivers)
 }
 

@@ -6,7 +6,6 @@
 use bytes::Bytes;
 use hac_driver::hac::{Hac, HacError, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
-use hac_driver::pf::PfConfig;
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::VfConfig;
 use igb_hw::{MacAddress, VfIndex};
@@ -35,22 +34,11 @@ fn setup(tx_ring: u32) -> (Model, Soft) {
         ..NicConfig::default()
     });
     let macs: Vec<Option<MacAddress>> = (0..2).map(|n| Some(mac(n))).collect();
-    let _pf = model
-        .start_pf_agent(
-            PfConfig {
-                num_vfs: 2,
-                ..PfConfig::default()
-            },
-            &macs,
-        )
-        .unwrap();
     let cfg = VfConfig {
         tx_ring_size: tx_ring,
         ..VfConfig::default()
     };
-    let drivers = (0..2)
-        .map(|n| model.vf_driver(n, cfg.clone()).unwrap())
-        .collect();
+    let (_pf, drivers) = model.start_vfs(&macs, cfg).unwrap();
     (model, SoftHac::new(drivers))
 }
 

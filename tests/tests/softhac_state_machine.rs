@@ -12,7 +12,6 @@ use bytes::Bytes;
 use hac_driver::error::DriverError;
 use hac_driver::hac::{Hac, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
-use hac_driver::pf::PfConfig;
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::VfConfig;
 use igb_hw::{MacAddress, VfIndex};
@@ -103,22 +102,11 @@ impl World {
             ..NicConfig::default()
         });
         let macs: Vec<Option<MacAddress>> = (0..VFS).map(|v| Some(vf_mac(v))).collect();
-        let _pf = model
-            .start_pf_agent(
-                PfConfig {
-                    num_vfs: VFS,
-                    ..PfConfig::default()
-                },
-                &macs,
-            )
-            .unwrap();
         let cfg = VfConfig {
             tx_ring_size: 8,
             ..VfConfig::default()
         };
-        let drivers = (0..VFS)
-            .map(|v| model.vf_driver(v, cfg.clone()).unwrap())
-            .collect();
+        let (_pf, drivers) = model.start_vfs(&macs, cfg).unwrap();
         World {
             model,
             soft: SoftHac::new(drivers),

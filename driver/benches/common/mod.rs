@@ -2,7 +2,6 @@
 //! real VF driver on it.
 
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
-use hac_driver::pf::PfConfig;
 use hac_driver::vf::{VfConfig, VfDriver};
 use igb_hw::MacAddress;
 use igb_model::{LineRate, NicConfig};
@@ -17,15 +16,12 @@ pub fn model_with_one_vf() -> (Model, VfDriver<ModelBar, ModelDma, ModelClock>) 
         line_rate: LineRate::G100,
         ..NicConfig::default()
     });
-    let _agent = model
-        .start_pf_agent(
-            PfConfig {
-                num_vfs: 1,
-                ..PfConfig::default()
-            },
+    let (_agent, mut vfs) = model
+        .start_vfs(
             &[Some(MacAddress([0x02, 0, 0, 0, 0x01, 0x01]))],
+            VfConfig::default(),
         )
         .unwrap();
-    let vf = model.vf_driver(0, VfConfig::default()).unwrap();
+    let vf = vfs.remove(0);
     (model, vf)
 }

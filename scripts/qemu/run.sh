@@ -32,6 +32,8 @@ CASES=("$@")
 MODULES=(dca i2c-algo-bit igb igbvf irqbypass vfio vfio_iommu_type1 vfio-pci-core vfio-pci)
 
 die() { echo "run.sh: error: $*" >&2; exit 2; }
+# shellcheck source=../lib/initramfs.sh
+. "$ROOT/scripts/lib/initramfs.sh"
 log() { echo "run.sh: $*" >&2; }
 
 [ -f "$CACHE/kernel.ok" ] || die "no guest kernel in $CACHE: run scripts/qemu/setup.sh first"
@@ -82,16 +84,7 @@ for lib in $(ldd "$IP_BIN" | awk '$2 == "=>" {print $3} $1 ~ /^\// {print $1}');
     cp -L "$lib" "$IR$lib"
 done
 # Modules and their dependencies, at their paths, with a modules.dep for busybox modprobe.
-MODROOT="$CACHE/kroot"
-for m in "${MODULES[@]}"; do
-    for ko in $(/sbin/modprobe -d "$MODROOT" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'); do
-        rel="${ko#"$MODROOT"}"
-        mkdir -p "$IR$(dirname "$rel")"
-        cp "$ko" "$IR$rel"
-    done
-done
-cp "$MODROOT/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$IR/lib/modules/$KVER/"
-/sbin/depmod -b "$IR" "$KVER" || die "depmod on the initramfs failed"
+initramfs_add_modules "$IR" "$CACHE/kroot" "$KVER" "${MODULES[@]}"
 cp "$HAC" "$IR/bin/hac"
 cp "$LAB" "$IR/bin/hac-lab"
 # Extra static tools for debugging (HAC_QEMU_EXTRA_BIN="file ..." → /bin).

@@ -30,6 +30,8 @@ MODULES=(igbvf)
 LOGS="$CACHE/logs"
 
 die() { echo "vfio-user/run.sh: error: $*" >&2; exit 2; }
+# shellcheck source=../lib/initramfs.sh
+. "$ROOT/scripts/lib/initramfs.sh"
 log() { echo "vfio-user/run.sh: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || die "run as root (QEMU runs with chroot)"
@@ -55,16 +57,7 @@ cp /bin/busybox "$IR/bin/busybox"
 for a in $(/bin/busybox --list); do
     [ "$a" = busybox ] || ln -sf busybox "$IR/bin/$a"
 done
-MODROOT="$QCACHE/kroot"
-for m in "${MODULES[@]}"; do
-    for ko in $(/sbin/modprobe -d "$MODROOT" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'); do
-        rel="${ko#"$MODROOT"}"
-        mkdir -p "$IR$(dirname "$rel")"
-        cp "$ko" "$IR$rel"
-    done
-done
-cp "$MODROOT/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$IR/lib/modules/$KVER/"
-/sbin/depmod -b "$IR" "$KVER" || die "depmod on the initramfs failed"
+initramfs_add_modules "$IR" "$QCACHE/kroot" "$KVER" "${MODULES[@]}"
 # Host iproute2 ip with its shared libraries (busybox ip has no -s statistics).
 IP_BIN="$(readlink -f "$(command -v ip || echo /usr/sbin/ip)")"
 "$IP_BIN" -V 2>&1 | grep -q iproute2 || die "$IP_BIN is not iproute2's ip (install iproute2)"

@@ -17,3 +17,18 @@ initramfs_add_modules() {
     cp "$modroot/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$ir/lib/modules/$kver/"
     /sbin/depmod -b "$ir" "$kver" || die "depmod on the initramfs failed"
 }
+
+# initramfs_add_iproute2 IR: the host's iproute2 `ip` at IR/sbin/ip with its shared libraries
+# (busybox ip can neither set VF MACs nor print -s statistics); busybox's /bin/ip is removed.
+initramfs_add_iproute2() {
+    local ir=$1 ip_bin lib
+    ip_bin="$(readlink -f "$(command -v ip || echo /usr/sbin/ip)")"
+    "$ip_bin" -V 2>&1 | grep -q iproute2 || die "$ip_bin is not iproute2's ip (install iproute2)"
+    rm -f "$ir/bin/ip"
+    cp "$ip_bin" "$ir/sbin/ip"
+    for lib in $(ldd "$ip_bin" | awk '$2 == "=>" {print $3} $1 ~ /^\// {print $1}'); do
+        [ -f "$lib" ] || continue
+        mkdir -p "$ir$(dirname "$lib")"
+        cp -L "$lib" "$ir$lib"
+    done
+}

@@ -73,16 +73,7 @@ for a in $(/bin/busybox --list); do
     case "$a" in busybox | ip) continue ;; esac
     ln -sf busybox "$IR/bin/$a"
 done
-# Host iproute2 ip with its shared libraries.
-IP_BIN="$(command -v ip || echo /usr/sbin/ip)"
-IP_BIN="$(readlink -f "$IP_BIN")"
-"$IP_BIN" -V 2>&1 | grep -q iproute2 || die "$IP_BIN is not iproute2's ip (install iproute2)"
-cp "$IP_BIN" "$IR/sbin/ip"
-for lib in $(ldd "$IP_BIN" | awk '$2 == "=>" {print $3} $1 ~ /^\// {print $1}'); do
-    [ -f "$lib" ] || continue
-    mkdir -p "$IR$(dirname "$lib")"
-    cp -L "$lib" "$IR$lib"
-done
+initramfs_add_iproute2 "$IR"
 # Modules and their dependencies, at their paths, with a modules.dep for busybox modprobe.
 initramfs_add_modules "$IR" "$CACHE/kroot" "$KVER" "${MODULES[@]}"
 cp "$HAC" "$IR/bin/hac"

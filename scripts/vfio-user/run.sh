@@ -58,16 +58,7 @@ for a in $(/bin/busybox --list); do
     [ "$a" = busybox ] || ln -sf busybox "$IR/bin/$a"
 done
 initramfs_add_modules "$IR" "$QCACHE/kroot" "$KVER" "${MODULES[@]}"
-# Host iproute2 ip with its shared libraries (busybox ip has no -s statistics).
-IP_BIN="$(readlink -f "$(command -v ip || echo /usr/sbin/ip)")"
-"$IP_BIN" -V 2>&1 | grep -q iproute2 || die "$IP_BIN is not iproute2's ip (install iproute2)"
-rm -f "$IR/bin/ip"
-cp "$IP_BIN" "$IR/sbin/ip"
-for lib in $(ldd "$IP_BIN" | awk '$2 == "=>" {print $3} $1 ~ /^\// {print $1}'); do
-    [ -f "$lib" ] || continue
-    mkdir -p "$IR$(dirname "$lib")"
-    cp -L "$lib" "$IR$lib"
-done
+initramfs_add_iproute2 "$IR"
 cp "$HERE/init" "$IR/init"
 cp "$HERE/guest.sh" "$IR/hac/guest.sh"
 chmod +x "$IR/init" "$IR/hac/guest.sh"

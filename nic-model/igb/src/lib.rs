@@ -1,6 +1,7 @@
-//! A bit-accurate software model of an Intel 82576-class SR-IOV NIC, as the Linux `igb`/`igbvf`
-//! drivers see it, with one egress stage between the TX engines and the wire where the HAC
-//! (high-availability checkpoint) extension plugs in.
+//! The Intel 82576 family of the adapter model: a bit-accurate SR-IOV NIC as the Linux
+//! `igb`/`igbvf` drivers see it, built on `adapter-core` (DMA and IOMMU, the egress stage with
+//! HAC epochs, the wire, virtual time), with the HAC register block through which this family
+//! exposes the extension. It depends on `igb-hw` and `adapter-core` only.
 //!
 //! # Blocks and data flow
 //!

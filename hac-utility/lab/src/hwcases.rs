@@ -5,7 +5,7 @@
 //!
 //! * [`switch_exchange`] — case 3: frames from one of our VFs to another through the adapter's
 //!   internal switch (VM-to-VM loopback, datasheet 7.10.3.6), the PF driven by our
-//!   [`PfAgent`]; counts, order and payloads checked.
+//!   [`PfAgent`](hac_driver::pf::PfAgent); counts, order and payloads checked.
 //! * [`hac_check`] — case 4: the HAC contract on an adapter without the extension
 //!   ([`SoftHac`]): frames held until commit, released in order, discarded on abort, as counted
 //!   by the peer and by the peer's ICMP echo replies.

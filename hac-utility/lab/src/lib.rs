@@ -5,7 +5,7 @@
 //!   and on the model by `tests/referee_model.rs`.
 //! * [`traffic`]: raw frames through a VF against a peer (`hac-lab vf-traffic`).
 //! * [`mbxtrace`]: the VF init handshake with the raw mailbox words (`hac-lab vf-mailbox`).
-//! * [`bench`]: HAC on the model against Linux sch_plug in User-Mode Linux (`hac-lab bench`).
+//! * [`bench`](mod@bench): HAC on the model against Linux sch_plug in User-Mode Linux (`hac-lab bench`).
 //!
 //! May depend on the product's library (`hac-utility`: the scenario engine, reports, charts, VF
 //! probing), the driver and the model; nothing depends on it.

@@ -131,7 +131,7 @@ impl QueueIndex {
 }
 
 /// The value the receive-address registers (RAL/RAH) hold for `mac`: RAL = octets 0..4
-/// little-endian, RAH[15:0] = octets 4..6.
+/// little-endian, RAH bits 15:0 = octets 4..6.
 pub const fn mac_to_ral_rah(mac: MacAddress) -> (u32, u32) {
     let m = mac.0;
     (

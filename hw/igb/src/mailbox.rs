@@ -1,6 +1,6 @@
 //! PF↔VF mailbox messages (the igb/igbvf protocol: Linux `e1000_mbx.h` and `igb_rcv_msg_from_vf`).
 //!
-//! A message is up to [`MAILBOX_WORDS`](crate::regs::MAILBOX_WORDS) little-endian dwords in
+//! A message is up to [`MAILBOX_WORDS`] little-endian dwords in
 //! VMBMEM. Word 0 carries the message id (bits 15:0), MSGINFO (23:16) and the CTS/NACK/ACK flags
 //! (bits 29..31). [`Message`] is the parsed form; `parse` accepts any word slice without
 //! panicking and keeps unknown ids as [`Message::Unknown`].

@@ -1,6 +1,6 @@
 //! BAR0 register maps of the 82576 physical function and virtual functions.
 //!
-//! Each map is declared once with [`register_map!`]: the enum variant is the datasheet mnemonic,
+//! Each map is declared once with `register_map!`: the enum variant is the datasheet mnemonic,
 //! with its offset and [`Access`] kind. From that one table come
 //! `offset()`, `decode()` (offset → register, used by the model's dispatch), `name()` and `ALL`
 //! (used by the docs and the tests). Bitfields are declared with `tock-registers`, and

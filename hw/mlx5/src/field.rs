@@ -1,0 +1,158 @@
+//! Fields of the PRM layouts: big-endian structures whose fields are named by their bit offset
+//! from the start, counted the way the PRM and Linux `mlx5_ifc.h` count them (bit 0 is the
+//! most significant bit of the first big-endian dword), and their width.
+//!
+//! A [`Field`] reads and writes one field of a byte buffer. Reads past the end of the buffer
+//! give `None` and writes past it do nothing and say so: a short or hostile buffer never
+//! panics.
+
+/// One field of a layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Bit offset from the start of the structure (MSB of dword 0 is bit 0).
+    pub bit: usize,
+    /// Width in bits: 1..=32 inside one dword, or 64 at a dword boundary.
+    pub width: u32,
+}
+
+impl Field {
+    /// The field at `bit` of `width` bits. Fields wider than 32 bits must be 64 bits wide and
+    /// start on a dword boundary; a field of 1..=32 bits must not cross a dword boundary (the
+    /// PRM has no such field). Checked when constants are built.
+    pub const fn new(bit: usize, width: u32) -> Field {
+        assert!(
+            (width >= 1 && width <= 32 && (bit % 32) + width as usize <= 32)
+                || (width == 64 && bit % 32 == 0),
+            "a PRM field is 1..=32 bits inside one dword, or 64 bits at a dword boundary"
+        );
+        Field { bit, width }
+    }
+
+    /// A field `width` bits wide at byte `byte`, bit `bit_in_dword` (0 = MSB) of its dword:
+    /// the way the PRM's tables give offsets ("0x04 [23:16]").
+    pub const fn at(byte: usize, hi: u32, lo: u32) -> Field {
+        assert!(
+            byte % 4 == 0 && hi >= lo && hi < 32,
+            "byte is a dword offset, hi ≥ lo"
+        );
+        Field::new(byte * 8 + (31 - hi) as usize, hi - lo + 1)
+    }
+
+    /// A whole 32-bit dword at byte offset `byte`.
+    pub const fn dword(byte: usize) -> Field {
+        Field::at(byte, 31, 0)
+    }
+
+    /// A 64-bit value (two dwords, high first) at byte offset `byte`.
+    pub const fn qword(byte: usize) -> Field {
+        assert!(byte % 4 == 0, "a 64-bit field starts on a dword boundary");
+        Field::new(byte * 8, 64)
+    }
+
+    /// Byte offset of the dword holding the field (its first dword for 64-bit fields).
+    pub const fn byte(self) -> usize {
+        (self.bit / 32) * 4
+    }
+
+    /// The field's value in `buf`, or `None` when `buf` is too short.
+    pub fn get(self, buf: &[u8]) -> Option<u64> {
+        let at = self.byte();
+        if self.width == 64 {
+            let b = buf.get(at..at + 8)?;
+            return Some(u64::from_be_bytes(b.try_into().ok()?));
+        }
+        let dw = u32::from_be_bytes(buf.get(at..at + 4)?.try_into().ok()?);
+        let shift = 32 - (self.bit % 32) as u32 - self.width;
+        Some(u64::from((dw >> shift) & mask32(self.width)))
+    }
+
+    /// The field's value, 0 when `buf` is too short (for layouts whose length was checked).
+    pub fn get_or_zero(self, buf: &[u8]) -> u64 {
+        self.get(buf).unwrap_or(0)
+    }
+
+    /// Writes `value` (truncated to the field's width) into `buf`; false when `buf` is too
+    /// short (nothing is written then).
+    pub fn set(self, buf: &mut [u8], value: u64) -> bool {
+        let at = self.byte();
+        if self.width == 64 {
+            let Some(b) = buf.get_mut(at..at + 8) else {
+                return false;
+            };
+            b.copy_from_slice(&value.to_be_bytes());
+            return true;
+        }
+        let Some(b) = buf.get_mut(at..at + 4) else {
+            return false;
+        };
+        let mut dw = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let shift = 32 - (self.bit % 32) as u32 - self.width;
+        let m = mask32(self.width) << shift;
+        dw = (dw & !m) | (((value as u32) << shift) & m);
+        b.copy_from_slice(&dw.to_be_bytes());
+        true
+    }
+}
+
+const fn mask32(width: u32) -> u32 {
+    if width >= 32 {
+        u32::MAX
+    } else {
+        (1 << width) - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn prm_bit_numbering_is_big_endian_msb_first() {
+        // "opcode" of every command input: bits 0..16 of dword 0 (the top half).
+        let opcode = Field::at(0x00, 31, 16);
+        assert_eq!(opcode, Field::new(0, 16));
+        let mut b = [0u8; 8];
+        assert!(opcode.set(&mut b, 0x0104));
+        assert_eq!(b[..4], [0x01, 0x04, 0, 0]);
+        assert_eq!(opcode.get(&b), Some(0x0104));
+        // op_mod: the low half of dword 1.
+        let op_mod = Field::at(0x04, 15, 0);
+        assert!(op_mod.set(&mut b, 0xABCD1));
+        assert_eq!(b[4..], [0, 0, 0xBC, 0xD1], "truncated to 16 bits");
+        assert_eq!(opcode.get(&b), Some(0x0104), "neighbours untouched");
+    }
+
+    #[test]
+    fn single_bits_qwords_and_short_buffers() {
+        let own = Field::at(0x3C, 0, 0);
+        let mut b = [0u8; 64];
+        assert!(own.set(&mut b, 1));
+        assert_eq!(b[0x3F], 1);
+        let q = Field::qword(0x10);
+        assert!(q.set(&mut b, 0x0102_0304_0506_0708));
+        assert_eq!(&b[0x10..0x18], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(q.get(&b), Some(0x0102_0304_0506_0708));
+        assert_eq!(Field::dword(0x40).get(&b), None);
+        assert!(!Field::dword(0x40).set(&mut b, 1));
+        assert_eq!(Field::dword(0x40).get_or_zero(&b), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn set_then_get_round_trips_and_leaves_the_rest(
+            dword in 0usize..8, lo in 0u32..32, len in 1u32..=32, v: u64, fill: u8
+        ) {
+            let hi = (lo + len - 1).min(31);
+            let f = Field::at(dword * 4, hi, lo);
+            let mut b = [fill; 32];
+            let before = b;
+            proptest::prop_assert!(f.set(&mut b, v));
+            proptest::prop_assert_eq!(f.get(&b), Some(v & u64::from(mask32(f.width))));
+            // Bits outside the field are unchanged.
+            let mut restored = b;
+            f.set(&mut restored, f.get(&before).unwrap());
+            proptest::prop_assert_eq!(restored, before);
+        }
+    }
+}

@@ -22,7 +22,7 @@ impl Field {
     pub const fn new(bit: usize, width: u32) -> Field {
         assert!(
             (width >= 1 && width <= 32 && (bit % 32) + width as usize <= 32)
-                || (width == 64 && bit % 32 == 0),
+                || (width == 64 && bit.is_multiple_of(32)),
             "a PRM field is 1..=32 bits inside one dword, or 64 bits at a dword boundary"
         );
         Field { bit, width }
@@ -32,7 +32,7 @@ impl Field {
     /// the way the PRM's tables give offsets ("0x04 [23:16]").
     pub const fn at(byte: usize, hi: u32, lo: u32) -> Field {
         assert!(
-            byte % 4 == 0 && hi >= lo && hi < 32,
+            byte.is_multiple_of(4) && hi >= lo && hi < 32,
             "byte is a dword offset, hi ≥ lo"
         );
         Field::new(byte * 8 + (31 - hi) as usize, hi - lo + 1)
@@ -45,7 +45,7 @@ impl Field {
 
     /// A 64-bit value (two dwords, high first) at byte offset `byte`.
     pub const fn qword(byte: usize) -> Field {
-        assert!(byte % 4 == 0, "a 64-bit field starts on a dword boundary");
+        assert!(byte.is_multiple_of(4), "a 64-bit field starts on a dword boundary");
         Field::new(byte * 8, 64)
     }
 

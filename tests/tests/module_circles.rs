@@ -139,3 +139,91 @@ fn the_checker_sees_a_circle() {
     acyclic.get_mut("c").unwrap().remove("a");
     assert_eq!(circle(&acyclic), None);
 }
+
+/// The layers of docs/architecture.md: which workspace crates each crate's normal
+/// dependencies may name (`None`: any).
+const LAYERS: &[(&str, Option<&[&str]>)] = &[
+    ("hw-common", Some(&[])),
+    ("igb-hw", Some(&["hw-common"])),
+    ("mlx5-hw", Some(&["hw-common"])),
+    ("adapter-core", Some(&["hw-common"])),
+    ("igb-model", Some(&["igb-hw", "adapter-core"])),
+    ("hac-sys", Some(&["hw-common"])),
+    (
+        "hac-driver",
+        Some(&["igb-hw", "adapter-core", "hac-sys", "igb-model"]),
+    ),
+    ("hac-control", Some(&[])),
+    ("hac-vfio-user", Some(&["hac-sys", "hw-common"])),
+    (
+        "hac-ha",
+        Some(&[
+            "hac-driver",
+            "igb-hw",
+            "igb-model",
+            "adapter-core",
+            "hac-sys",
+        ]),
+    ),
+    (
+        "hac-utility",
+        Some(&[
+            "hw-common",
+            "igb-hw",
+            "adapter-core",
+            "igb-model",
+            "hac-driver",
+            "hac-control",
+            "hac-vfio-user",
+            "hac-ha",
+        ]),
+    ),
+    ("hac-lab", None),
+    ("hac-tests", None),
+];
+
+/// (package name, names in its `[dependencies]` table).
+fn manifest(dir: &Path) -> (String, Vec<String>) {
+    let text = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let (mut name, mut deps, mut section) = (String::new(), Vec::new(), String::new());
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_string();
+        } else if let Some((key, value)) = line.split_once('=') {
+            let key = key.trim().trim_end_matches(".workspace").to_string();
+            if section == "[package]" && key == "name" {
+                name = value.trim().trim_matches('"').to_string();
+            } else if section == "[dependencies]" {
+                deps.push(key);
+            }
+        }
+    }
+    (name, deps)
+}
+
+#[test]
+fn every_crate_depends_only_on_the_layers_below_it() {
+    let mut found = Vec::new();
+    crates(&workspace(), &mut found);
+    let manifests: Vec<(String, Vec<String>)> = found.iter().map(|d| manifest(d)).collect();
+    let ours: BTreeSet<&str> = manifests.iter().map(|(n, _)| n.as_str()).collect();
+    let mut wrong = Vec::new();
+    for (name, deps) in &manifests {
+        let Some((_, allowed)) = LAYERS.iter().find(|(n, _)| n == name) else {
+            wrong.push(format!(
+                "{name}: not in the layer table (docs/architecture.md)"
+            ));
+            continue;
+        };
+        let Some(allowed) = allowed else { continue };
+        for d in deps.iter().filter(|d| ours.contains(d.as_str())) {
+            if !allowed.contains(&d.as_str()) {
+                wrong.push(format!("{name} depends on {d}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "dependencies against the layers: {wrong:#?}"
+    );
+}

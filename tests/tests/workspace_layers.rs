@@ -1,4 +1,5 @@
-//! No crate of the workspace has an import circle between its top-level modules: a module is
+//! The workspace's layers hold: every crate depends only on the crates docs/architecture.md
+//! allows it, and no crate has an import circle between its top-level modules: a module is
 //! `src/NAME.rs` or `src/NAME/`, and it uses module B when a line of it (outside `//`
 //! comments) names `crate::B`. The 82576 model has a stricter rule of its own
 //! (`nic-model/igb/tests/module_layers.rs`: the engines never use the device).

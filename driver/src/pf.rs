@@ -658,6 +658,24 @@ mod tests {
     }
 
     #[test]
+    fn admin_macs_beyond_the_vfs_enabled_are_refused_at_the_first_extra_vf() {
+        let model = Model::new(NicConfig::default());
+        let macs = vec![Some(MacAddress([2, 0, 0, 0, 0, 1])); 12];
+        let config = |num_vfs| PfConfig {
+            num_vfs,
+            ..PfConfig::default()
+        };
+        for num_vfs in [1, 7] {
+            let e = model.start_pf_agent(config(num_vfs), &macs).err().unwrap();
+            assert!(
+                matches!(e, DriverError::NoSuchVf(n) if n.get() == num_vfs),
+                "{e:?}"
+            );
+        }
+        assert!(model.start_pf_agent(config(7), &macs[..7]).is_ok());
+    }
+
+    #[test]
     fn the_rar_entry_of_a_vf_counts_down_from_the_last() {
         let all: Vec<usize> = VfIndex::all(igb_hw::addr::MAX_VFS)
             .map(vf_rar_index)

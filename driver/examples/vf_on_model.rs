@@ -9,7 +9,7 @@ use bytes::Bytes;
 use hac_driver::model::Model;
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::VfConfig;
-use igb_hw::MacAddress;
+use igb_hw::{MacAddress, VfIndex};
 use igb_model::NicConfig;
 
 fn main() -> ExitCode {
@@ -43,8 +43,10 @@ fn run(frames: u64) -> Result<(), hac_driver::DriverError> {
         },
         &[Some(MacAddress([0x02, 0x1B, 0x21, 0, 0, 0x10])), None],
     )?;
-    let mut tx = model.vf_driver(0, VfConfig::default())?;
-    let mut rx = model.vf_driver(1, VfConfig::default())?;
+    let vf =
+        |n: u8| VfIndex::new(usize::from(n)).ok_or(hac_driver::DriverError::NoSuchVf(n.into()));
+    let mut tx = model.vf_driver(vf(0)?, VfConfig::default())?;
+    let mut rx = model.vf_driver(vf(1)?, VfConfig::default())?;
     println!(
         "vf0: mac {} ({:?}), link {:?}",
         tx.mac(),
@@ -93,10 +95,10 @@ fn run(frames: u64) -> Result<(), hac_driver::DriverError> {
     println!("vf0 counters: {ts:?}");
     println!("vf1 counters: {rs:?}");
     if let Ok(a) = agent.lock() {
-        for n in 0..a.num_vfs() {
-            if let Some(i) = a.vf(n) {
+        for vf in VfIndex::all(a.num_vfs()) {
+            if let Some(i) = a.vf(vf) {
                 println!(
-                    "pf view of vf{n}: mac {:?}, cts {}, max_frame {}, messages {}, nacks {}",
+                    "pf view of {vf}: mac {:?}, cts {}, max_frame {}, messages {}, nacks {}",
                     i.mac, i.cts, i.max_frame, i.messages, i.nacks
                 );
             }

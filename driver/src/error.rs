@@ -1,5 +1,6 @@
 //! The driver's error type: one variant per specific failure, so callers can react to each.
 
+use adapter_core::hac::VfNumber;
 use igb_hw::MacAddress;
 
 use crate::backend::DmaError;
@@ -71,9 +72,14 @@ pub enum DriverError {
         /// Descriptors held in the ring.
         descriptors: u32,
     },
-    /// A VF index the PF does not have.
+    /// A VF the PF agent does not manage (beyond `num_vfs`) or the device does not have: the
+    /// number refused, as the HAC contract names VFs.
     #[error("VF {0} does not exist")]
-    NoSuchVf(usize),
+    NoSuchVf(VfNumber),
+    /// A PF agent configured for a number of VFs it cannot manage: at least one, and at most
+    /// seven (the PF takes the VMDq pool after the last VF, and the 82576 has eight).
+    #[error("cannot manage {0} VFs: the PF agent takes 1..=7")]
+    InvalidVfCount(usize),
     /// DMA memory could not be allocated or mapped.
     #[error(transparent)]
     Dma(#[from] DmaError),

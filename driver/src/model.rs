@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use igb_hw::{Iova, RegisterOffset};
+use igb_hw::{Iova, RegisterOffset, VfIndex};
 use igb_model::{DmaTarget, FunctionId, Nic, NicConfig, SharedMemory};
 
 use crate::backend::{Clock, DmaAllocator, DmaError, DmaRegion, RegisterIo};
@@ -231,7 +231,7 @@ impl Model {
         let mut nic = self.nic();
         nic.enable_sriov(num_vfs as u16);
         let cmd = igb_hw::pci::command::BUS_MASTER.to_le_bytes();
-        for vf in igb_hw::VfIndex::all(num_vfs) {
+        for vf in VfIndex::all(num_vfs) {
             nic.config_write(
                 FunctionId::Vf(vf),
                 igb_hw::pci::header::COMMAND as u16,
@@ -249,7 +249,9 @@ impl Model {
     ) -> Result<SharedPfAgent, crate::DriverError> {
         self.enable_vfs(config.num_vfs);
         let mut agent = crate::pf::PfAgent::new(self.bar0(FunctionId::Pf), self.clock(), config)?;
-        for (vf, mac) in admin_macs.iter().enumerate() {
+        // The agent manages at most 7 VFs, so a MAC beyond `num_vfs` meets a VF index that
+        // exists on the 82576 and is refused (`NoSuchVf`) before the indices run out.
+        for (vf, mac) in VfIndex::all(admin_macs.len()).zip(admin_macs) {
             agent.set_vf_mac(vf, *mac)?;
         }
         let agent = Arc::new(Mutex::new(agent));
@@ -286,7 +288,7 @@ impl Model {
             },
             admin_macs,
         )?;
-        let drivers = (0..admin_macs.len())
+        let drivers = VfIndex::all(admin_macs.len())
             .map(|vf| self.vf_driver(vf, config.clone()))
             .collect::<Result<_, _>>()?;
         Ok((agent, drivers))
@@ -295,10 +297,10 @@ impl Model {
     /// A VF driver on VF `vf` of this model.
     pub fn vf_driver(
         &self,
-        vf: usize,
+        vf: VfIndex,
         config: crate::vf::VfConfig,
     ) -> Result<crate::vf::VfDriver<ModelBar, ModelDma, ModelClock>, crate::DriverError> {
-        let f = FunctionId::Vf(igb_hw::VfIndex::new(vf).ok_or(crate::DriverError::NoSuchVf(vf))?);
+        let f = FunctionId::Vf(vf);
         crate::vf::VfDriver::new(self.bar0(f), self.dma(f), self.clock(), config)
     }
 }

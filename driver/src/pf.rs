@@ -9,14 +9,16 @@
 //! * Replies to other messages are word 0 | CTS | ACK or NACK, written back as one word.
 //! * A VF reset event (VFLRE) clears the VF's state except an administratively set MAC.
 //!
-//! This is also where HAC control (tagging, epochs, commit) attaches to the PF.
+//! VFs are named by [`VfIndex`]; per-VF state is indexed by [`VfIndex::get`]. HAC control
+//! (tagging, epochs, commit) is not the agent's: [`crate::hac::AdapterHac`] drives the PF's HAC
+//! register block.
 
 use igb_hw::mailbox::{self as msg, Message};
 use igb_hw::regs::{
     self, CTRL, CTRL_EXT, DTXSWC, MAILBOX_WORDS, MDIC, MRQC, P2VMAILBOX, PfReg, RAH, RCTL, TCTL,
     VLVF, VMOLR, VT_CTL, pf,
 };
-use igb_hw::{MacAddress, frame};
+use igb_hw::{MacAddress, VfIndex, frame};
 
 use crate::backend::{Bar, Clock, RegisterIo};
 use crate::error::DriverError;
@@ -81,11 +83,11 @@ pub struct VfInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PfEvent {
     /// A VF reset itself (VFLRE).
-    VfReset(usize),
+    VfReset(VfIndex),
     /// A message was answered.
     Message {
         /// The VF.
-        vf: usize,
+        vf: VfIndex,
         /// The message id.
         id: u16,
         /// ACK (true) or NACK.
@@ -103,8 +105,18 @@ pub struct PfAgent<R: RegisterIo, C: Clock> {
 }
 
 /// RAR entry used for VF `vf`'s address (Linux: `rar_entry_count − (vf + 1)`).
-pub fn vf_rar_index(vf: usize) -> usize {
-    regs::RAR_ENTRIES - 1 - vf
+pub fn vf_rar_index(vf: VfIndex) -> usize {
+    regs::RAR_ENTRIES - 1 - vf.get()
+}
+
+/// The index of VF `vf`'s pool in the per-pool register arrays (VMOLR): pool n for VF n.
+fn pool_reg_index(vf: VfIndex) -> u8 {
+    vf.pool().get() as u8
+}
+
+/// Bit `n` for VF `n` in the per-VF registers (MBVFICR, VFLRE).
+fn vf_bit(vf: VfIndex) -> u32 {
+    1 << vf.get()
 }
 
 impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
@@ -113,7 +125,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
     /// and finally CTRL_EXT.PFRSTD so the VFs see RSTD.
     pub fn new(regs: R, clock: C, config: PfConfig) -> Result<Self, DriverError> {
         if config.num_vfs == 0 || config.num_vfs > 7 {
-            return Err(DriverError::NoSuchVf(config.num_vfs));
+            return Err(DriverError::InvalidVfCount(config.num_vfs));
         }
         if !config.pf_mac.is_valid_unicast() {
             return Err(DriverError::InvalidMac(config.pf_mac));
@@ -197,32 +209,35 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
 
     /// Sets (or clears) the administrative MAC of `vf`; takes effect at the VF's next reset, as
     /// with `ip link set … vf N mac …`.
-    pub fn set_vf_mac(&mut self, vf: usize, mac: Option<MacAddress>) -> Result<(), DriverError> {
+    pub fn set_vf_mac(&mut self, vf: VfIndex, mac: Option<MacAddress>) -> Result<(), DriverError> {
         if let Some(m) = mac
             && !m.is_valid_unicast()
         {
             return Err(DriverError::InvalidMac(m));
         }
-        let info = self.vfs.get_mut(vf).ok_or(DriverError::NoSuchVf(vf))?;
+        let info = self
+            .vfs
+            .get_mut(vf.get())
+            .ok_or(DriverError::NoSuchVf(vf.into()))?;
         info.admin_mac = mac;
         Ok(())
     }
 
     /// Turns MAC anti-spoofing for `vf` on or off.
-    pub fn set_spoof_check(&mut self, vf: usize, on: bool) -> Result<(), DriverError> {
-        if vf >= self.vfs.len() {
-            return Err(DriverError::NoSuchVf(vf));
+    pub fn set_spoof_check(&mut self, vf: VfIndex, on: bool) -> Result<(), DriverError> {
+        if vf.get() >= self.vfs.len() {
+            return Err(DriverError::NoSuchVf(vf.into()));
         }
         let cur = self.bar.get(PfReg::DTXSWC);
-        let bit = 1u32 << vf;
+        let bit = vf.pool().bit();
         self.bar
             .set(PfReg::DTXSWC, if on { cur | bit } else { cur & !bit });
         Ok(())
     }
 
     /// What the PF knows about `vf`.
-    pub fn vf(&self, vf: usize) -> Option<&VfInfo> {
-        self.vfs.get(vf)
+    pub fn vf(&self, vf: VfIndex) -> Option<&VfInfo> {
+        self.vfs.get(vf.get())
     }
 
     /// Number of VFs managed.
@@ -247,34 +262,35 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         let vflre = self.bar.get(PfReg::VFLRE);
         if vflre != 0 {
             self.bar.set(PfReg::VFLRE, vflre);
-            for vf in 0..self.vfs.len() {
-                if vflre & (1 << vf) != 0 {
+            for vf in VfIndex::all(self.vfs.len()) {
+                if vflre & vf_bit(vf) != 0 {
                     self.vf_reset_event(vf);
                     handled += 1;
                 }
             }
         }
         let icr = self.bar.read(pf::MBVFICR);
-        for vf in 0..self.vfs.len() {
-            if icr.get() & (1 << vf) != 0 && self.receive(vf) {
+        for vf in VfIndex::all(self.vfs.len()) {
+            // MBVFICR: VFREQ in bits 0..8, VFACK in bits 16..24.
+            if icr.get() & vf_bit(vf) != 0 && self.receive(vf) {
                 handled += 1;
             }
-            if icr.get() & (1 << (16 + vf)) != 0 {
-                self.bar.set(PfReg::MBVFICR, 1 << (16 + vf));
+            if icr.get() & (vf_bit(vf) << 16) != 0 {
+                self.bar.set(PfReg::MBVFICR, vf_bit(vf) << 16);
             }
         }
         handled
     }
 
-    fn vf_reset_event(&mut self, vf: usize) {
+    fn vf_reset_event(&mut self, vf: VfIndex) {
         self.clear_vf_state(vf);
-        self.vfs[vf].reset_events += 1;
+        self.vfs[vf.get()].reset_events += 1;
         self.events.push(PfEvent::VfReset(vf));
     }
 
-    fn clear_vf_state(&mut self, vf: usize) {
-        let old = &self.vfs[vf];
-        self.vfs[vf] = VfInfo {
+    fn clear_vf_state(&mut self, vf: VfIndex) {
+        let old = &self.vfs[vf.get()];
+        self.vfs[vf.get()] = VfInfo {
             admin_mac: old.admin_mac,
             mac: old.admin_mac,
             resets: old.resets,
@@ -286,16 +302,16 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         self.clear_vf_filters(vf);
     }
 
-    fn clear_vf_filters(&mut self, vf: usize) {
-        let p = vf as u8;
+    fn clear_vf_filters(&mut self, vf: VfIndex) {
+        let p = pool_reg_index(vf);
         self.bar.set(
             PfReg::VMOLR(p),
             regs::value(VMOLR::AUPE::SET + VMOLR::BAM::SET + VMOLR::STRCRC::SET),
         );
         for i in 0..32u8 {
             let v = regs::view::<VLVF::Register>(self.bar.get(PfReg::VLVF(i)));
-            let pools = v.read(VLVF::POOLSEL) & !(1 << vf);
-            if v.read(VLVF::POOLSEL) & (1 << vf) != 0 {
+            let pools = v.read(VLVF::POOLSEL) & !vf.pool().bit();
+            if v.read(VLVF::POOLSEL) & vf.pool().bit() != 0 {
                 let nv = if pools == 0 {
                     0
                 } else {
@@ -308,7 +324,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         self.program_rar(vf, None);
     }
 
-    fn program_rar(&mut self, vf: usize, mac: Option<MacAddress>) {
+    fn program_rar(&mut self, vf: VfIndex, mac: Option<MacAddress>) {
         let Some((ral, rah)) = regs::rar_entry(vf_rar_index(vf)) else {
             return;
         };
@@ -318,7 +334,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
                 self.bar.set(ral, l);
                 self.bar.set(
                     rah,
-                    h | regs::value(RAH::AV::SET + RAH::POOLSEL.val(1 << vf)),
+                    h | regs::value(RAH::AV::SET + RAH::POOLSEL.val(vf.pool().bit())),
                 );
             }
             None => {
@@ -329,18 +345,20 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
     }
 
     /// Reads VF `vf`'s message under the PF lock, answers it; `false` if the lock was busy.
-    fn receive(&mut self, vf: usize) -> bool {
-        let Some(mbx) = pf::P2VMAILBOX.get(vf) else {
+    fn receive(&mut self, vf: VfIndex) -> bool {
+        let Some(mbx) = pf::P2VMAILBOX.get(vf.get()) else {
             return false;
         };
         self.bar.write(mbx, P2VMAILBOX::PFU::SET);
         if !self.bar.read(mbx).is_set(P2VMAILBOX::PFU) {
             return false; // the VF holds the buffer; try again on the next poll
         }
-        self.bar.set(PfReg::MBVFICR, 1 << vf);
+        self.bar.set(PfReg::MBVFICR, vf_bit(vf));
         let mut words = [0u32; MAILBOX_WORDS];
         for (i, w) in words.iter_mut().enumerate() {
-            *w = self.bar.get(PfReg::VMBMEM((vf * MAILBOX_WORDS + i) as u8));
+            *w = self
+                .bar
+                .get(PfReg::VMBMEM((vf.get() * MAILBOX_WORDS + i) as u8));
         }
         // Acknowledge the read (PFU stays held for the reply).
         self.bar
@@ -349,7 +367,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         if let Some(reply) = reply {
             for (i, w) in reply.iter().enumerate() {
                 self.bar
-                    .set(PfReg::VMBMEM((vf * MAILBOX_WORDS + i) as u8), *w);
+                    .set(PfReg::VMBMEM((vf.get() * MAILBOX_WORDS + i) as u8), *w);
             }
             // STS without PFU: message sent, lock released.
             self.bar.write(mbx, P2VMAILBOX::STS::SET);
@@ -359,21 +377,21 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         true
     }
 
-    fn handle(&mut self, vf: usize, words: &[u32; MAILBOX_WORDS]) -> Option<Vec<u32>> {
+    fn handle(&mut self, vf: VfIndex, words: &[u32; MAILBOX_WORDS]) -> Option<Vec<u32>> {
         let w0 = words[0];
         let flags = msg::Flags::from_word(w0);
         if flags.ack || flags.nack {
             return None; // already a reply: ignore (Linux does the same)
         }
         let id = (w0 & msg::ID_MASK) as u16;
-        self.vfs[vf].messages += 1;
+        self.vfs[vf.get()].messages += 1;
         if id == msg::VF_RESET {
             return Some(self.reset_reply(vf));
         }
-        if !self.vfs[vf].cts {
+        if !self.vfs[vf.get()].cts {
             // Until the VF completes a reset it may configure nothing: a bare NACK (Linux sends
             // exactly this word, without the id and without CTS).
-            self.vfs[vf].nacks += 1;
+            self.vfs[vf.get()].nacks += 1;
             self.events.push(PfEvent::Message { vf, id, ack: false });
             return Some(vec![msg::NACK]);
         }
@@ -382,7 +400,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             Err(_) => false,
         };
         if !ok {
-            self.vfs[vf].nacks += 1;
+            self.vfs[vf.get()].nacks += 1;
         }
         self.events.push(PfEvent::Message { vf, id, ack: ok });
         let flag = if ok { msg::ACK } else { msg::NACK };
@@ -391,20 +409,21 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         ])
     }
 
-    fn reset_reply(&mut self, vf: usize) -> Vec<u32> {
+    fn reset_reply(&mut self, vf: VfIndex) -> Vec<u32> {
         // Keep a MAC the VF set itself if the administrator set none (Linux keeps vf_mac).
-        let own = self.vfs[vf].mac;
+        let i = vf.get();
+        let own = self.vfs[i].mac;
         self.clear_vf_state(vf);
-        if self.vfs[vf].admin_mac.is_none() {
-            self.vfs[vf].mac = own;
+        if self.vfs[i].admin_mac.is_none() {
+            self.vfs[i].mac = own;
         }
-        self.vfs[vf].resets += 1;
-        let bit = 1u32 << vf;
+        self.vfs[i].resets += 1;
+        let bit = vf.pool().bit();
         self.bar.set(PfReg::VFTE, self.bar.get(PfReg::VFTE) | bit);
         self.bar.set(PfReg::VFRE, self.bar.get(PfReg::VFRE) | bit);
-        let mac = self.vfs[vf].mac;
+        let mac = self.vfs[i].mac;
         self.program_rar(vf, mac);
-        self.vfs[vf].cts = true;
+        self.vfs[i].cts = true;
         let mut out = [0u32; MAILBOX_WORDS];
         let (flags, m) = match mac {
             Some(m) => (
@@ -431,17 +450,18 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         out[..n].to_vec()
     }
 
-    fn apply(&mut self, vf: usize, message: Message) -> bool {
-        let p = vf as u8;
+    fn apply(&mut self, vf: VfIndex, message: Message) -> bool {
+        let p = pool_reg_index(vf);
+        let i = vf.get();
         match message {
             Message::SetMacAddr { subcommand: 0, mac } => {
                 // Linux igb refuses any SET_MAC_ADDR from a VF whose MAC the administrator set,
                 // even the same MAC ("VF attempted to override administratively set MAC
                 // address"), unless the VF is trusted.
-                if !mac.is_valid_unicast() || self.vfs[vf].admin_mac.is_some() {
+                if !mac.is_valid_unicast() || self.vfs[i].admin_mac.is_some() {
                     return false;
                 }
-                self.vfs[vf].mac = Some(mac);
+                self.vfs[i].mac = Some(mac);
                 self.program_rar(vf, Some(mac));
                 true
             }
@@ -465,7 +485,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
                     vmolr |= regs::value(VMOLR::MPME::SET);
                 }
                 self.bar.set(PfReg::VMOLR(p), vmolr);
-                self.vfs[vf].multicast = hashes;
+                self.vfs[i].multicast = hashes;
                 true
             }
             Message::SetVlan { vid, add } => self.set_vlan(vf, vid, add),
@@ -477,7 +497,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
                 let mut vm = v;
                 vm.modify(VMOLR::LPE::SET + VMOLR::RLPML.val(max_frame));
                 self.bar.set(PfReg::VMOLR(p), vm.get());
-                self.vfs[vf].max_frame = max_frame;
+                self.vfs[i].max_frame = max_frame;
                 true
             }
             Message::SetPromisc { unicast, multicast } => {
@@ -490,15 +510,16 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
                     PfReg::VMOLR(p),
                     if multicast { cur | mpme } else { cur & !mpme },
                 );
-                self.vfs[vf].multicast_promisc = multicast;
+                self.vfs[i].multicast_promisc = multicast;
                 true
             }
             _ => false,
         }
     }
 
-    fn set_vlan(&mut self, vf: usize, vid: u16, add: bool) -> bool {
-        let bit = 1u32 << vf;
+    fn set_vlan(&mut self, vf: VfIndex, vid: u16, add: bool) -> bool {
+        let bit = vf.pool().bit();
+        let i = vf.get();
         let entries: Vec<_> = (0..32u8)
             .map(|i| regs::view::<VLVF::Register>(self.bar.get(PfReg::VLVF(i))))
             .collect();
@@ -506,8 +527,8 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             .iter()
             .position(|e| e.is_set(VLVF::VLANID_ENABLE) && e.read(VLVF::VID) == u32::from(vid));
         if add {
-            if !self.vfs[vf].vlans.contains(&vid)
-                && self.vfs[vf].vlans.len() >= self.config.max_vlans_per_vf
+            if !self.vfs[i].vlans.contains(&vid)
+                && self.vfs[i].vlans.len() >= self.config.max_vlans_per_vf
             {
                 return false;
             }
@@ -528,8 +549,8 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             );
             let vfta = PfReg::VFTA((vid >> 5) as u8);
             self.bar.set(vfta, self.bar.get(vfta) | (1 << (vid & 0x1F)));
-            if !self.vfs[vf].vlans.contains(&vid) {
-                self.vfs[vf].vlans.push(vid);
+            if !self.vfs[i].vlans.contains(&vid) {
+                self.vfs[i].vlans.push(vid);
             }
         } else if let Some(idx) = existing {
             let pools = entries[idx].read(VLVF::POOLSEL) & !bit;
@@ -543,25 +564,123 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
                 )
             };
             self.bar.set(PfReg::VLVF(idx as u8), v);
-            self.vfs[vf].vlans.retain(|&x| x != vid);
+            self.vfs[i].vlans.retain(|&x| x != vid);
         }
         true
     }
 
     /// Sends PF_CONTROL_MSG to `vf` (igb's "ping"), with CTS if the VF is clear to send.
-    pub fn ping(&mut self, vf: usize) -> Result<(), DriverError> {
-        let info = self.vfs.get(vf).ok_or(DriverError::NoSuchVf(vf))?;
+    pub fn ping(&mut self, vf: VfIndex) -> Result<(), DriverError> {
+        let info = self
+            .vfs
+            .get(vf.get())
+            .ok_or(DriverError::NoSuchVf(vf.into()))?;
         let word = u32::from(msg::PF_CONTROL_MSG) | if info.cts { msg::CTS } else { 0 };
-        let Some(mbx) = pf::P2VMAILBOX.get(vf) else {
-            return Err(DriverError::NoSuchVf(vf));
+        let Some(mbx) = pf::P2VMAILBOX.get(vf.get()) else {
+            return Err(DriverError::NoSuchVf(vf.into()));
         };
         self.bar.write(mbx, P2VMAILBOX::PFU::SET);
         if !self.bar.read(mbx).is_set(P2VMAILBOX::PFU) {
             return Err(DriverError::MailboxBusy { tries: 1 });
         }
         self.bar
-            .set(PfReg::VMBMEM((vf * MAILBOX_WORDS) as u8), word);
+            .set(PfReg::VMBMEM((vf.get() * MAILBOX_WORDS) as u8), word);
         self.bar.write(mbx, P2VMAILBOX::STS::SET);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::model::Model;
+    use igb_model::{FunctionId, NicConfig};
+
+    fn agent(
+        num_vfs: usize,
+    ) -> Result<PfAgent<crate::model::ModelBar, crate::model::ModelClock>, DriverError> {
+        let model = Model::new(NicConfig::default());
+        model.enable_vfs(num_vfs.min(igb_hw::addr::MAX_VFS));
+        PfAgent::new(
+            model.bar0(FunctionId::Pf),
+            model.clock(),
+            PfConfig {
+                num_vfs,
+                ..PfConfig::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_vf_count_the_agent_cannot_manage_is_refused_with_the_count() {
+        for n in [0, 8, 1000] {
+            let e = agent(n).err().unwrap();
+            assert!(
+                matches!(e, DriverError::InvalidVfCount(c) if c == n),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("cannot manage {n} VFs: the PF agent takes 1..=7")
+            );
+        }
+        assert!(agent(7).is_ok());
+    }
+
+    #[test]
+    fn a_vf_index_beyond_the_managed_vfs_is_no_such_vf() {
+        let mut a = agent(2).unwrap();
+        let vf1 = VfIndex::new(1).unwrap();
+        assert!(a.vf(vf1).is_some());
+        assert!(a.set_vf_mac(vf1, None).is_ok());
+        for vf in [2, 7].map(|n| VfIndex::new(n).unwrap()) {
+            assert!(a.vf(vf).is_none());
+            let mac = Some(MacAddress([2, 0, 0, 0, 0, 1]));
+            for e in [
+                a.set_vf_mac(vf, mac).err().unwrap(),
+                a.set_spoof_check(vf, true).err().unwrap(),
+                a.ping(vf).err().unwrap(),
+            ] {
+                assert!(
+                    matches!(e, DriverError::NoSuchVf(n) if n.get() == vf.get()),
+                    "{e:?}"
+                );
+                assert_eq!(e.to_string(), format!("VF {} does not exist", vf.get()));
+            }
+        }
+        assert_eq!(
+            a.bar().get(PfReg::DTXSWC) & 0b1111_1100,
+            0,
+            "nothing written"
+        );
+    }
+
+    #[test]
+    fn admin_macs_beyond_the_vfs_enabled_are_refused_at_the_first_extra_vf() {
+        let model = Model::new(NicConfig::default());
+        let macs = vec![Some(MacAddress([2, 0, 0, 0, 0, 1])); 12];
+        let config = |num_vfs| PfConfig {
+            num_vfs,
+            ..PfConfig::default()
+        };
+        for num_vfs in [1, 7] {
+            let e = model.start_pf_agent(config(num_vfs), &macs).err().unwrap();
+            assert!(
+                matches!(e, DriverError::NoSuchVf(n) if n.get() == num_vfs),
+                "{e:?}"
+            );
+        }
+        assert!(model.start_pf_agent(config(7), &macs[..7]).is_ok());
+    }
+
+    #[test]
+    fn the_rar_entry_of_a_vf_counts_down_from_the_last() {
+        let all: Vec<usize> = VfIndex::all(igb_hw::addr::MAX_VFS)
+            .map(vf_rar_index)
+            .collect();
+        assert_eq!(all[0], regs::RAR_ENTRIES - 1);
+        assert_eq!(all[7], regs::RAR_ENTRIES - 8);
     }
 }

@@ -204,7 +204,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftHac<R, D, C> {
         let v = self
             .vfs
             .get_mut(vf.get())
-            .ok_or(DriverError::NoSuchVf(vf.get()))?;
+            .ok_or(DriverError::NoSuchVf(vf.into()))?;
         let max = v.driver.max_frame_len();
         if let Some(f) = frames.iter().find(|f| f.len() > max) {
             return Err(DriverError::FrameTooLarge { len: f.len(), max });
@@ -512,7 +512,9 @@ mod tests {
                 &[Some(mac)],
             )
             .unwrap();
-        let mut d = model.vf_driver(0, VfConfig::default()).unwrap();
+        let mut d = model
+            .vf_driver(VfIndex::new(0).unwrap(), VfConfig::default())
+            .unwrap();
         let f = igb_hw::frame::build(MacAddress([2, 0xAA, 0, 0, 0, 1]), mac, 0x88B5, &[0; 46]);
         assert!(d.tx_push_held(&f).unwrap());
         let held_tail = d.tx_tail();

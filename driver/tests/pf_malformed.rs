@@ -22,7 +22,10 @@ fn setup() -> (Model, PfAgent<ModelBar, ModelClock>) {
     )
     .unwrap();
     agent
-        .set_vf_mac(1, Some(MacAddress([2, 0, 0, 0, 0, 0x22])))
+        .set_vf_mac(
+            VfIndex::new(1).unwrap(),
+            Some(MacAddress([2, 0, 0, 0, 0, 0x22])),
+        )
         .unwrap();
     (model, agent)
 }
@@ -51,7 +54,7 @@ fn exchange(
 
 fn other_vf_filters(model: &Model) -> Vec<u32> {
     let mut nic = model.nic();
-    let (ral, rah) = regs::rar_entry(vf_rar_index(1)).unwrap();
+    let (ral, rah) = regs::rar_entry(vf_rar_index(VfIndex::new(1).unwrap())).unwrap();
     vec![
         nic.pf_read(ral),
         nic.pf_read(rah),
@@ -148,8 +151,11 @@ fn reset_then_each_malformed_case() {
         )
         .0
     ));
-    assert_eq!(agent.vf(0).unwrap().vlans, vec![0xFFF]);
-    assert!(agent.vf(0).unwrap().nacks >= 8);
+    assert_eq!(
+        agent.vf(VfIndex::new(0).unwrap()).unwrap().vlans,
+        vec![0xFFF]
+    );
+    assert!(agent.vf(VfIndex::new(0).unwrap()).unwrap().nacks >= 8);
     assert_eq!(other_vf_filters(&model), before, "VF 1's filters untouched");
 }
 

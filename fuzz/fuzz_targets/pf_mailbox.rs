@@ -23,11 +23,12 @@ fuzz_target!(|data: &[u8]| {
     ) else {
         return;
     };
-    let _ = agent.set_vf_mac(1, Some(MacAddress([2, 0, 0, 0, 0, 0x22])));
     let vf = VfIndex::new(0).unwrap_or_else(|| unreachable!());
+    let vf1 = VfIndex::new(1).unwrap_or_else(|| unreachable!());
+    let _ = agent.set_vf_mac(vf1, Some(MacAddress([2, 0, 0, 0, 0, 0x22])));
     let other = |model: &Model| {
         let mut nic = model.nic();
-        let (ral, rah) = regs::rar_entry(vf_rar_index(1)).unwrap_or_else(|| unreachable!());
+        let (ral, rah) = regs::rar_entry(vf_rar_index(vf1)).unwrap_or_else(|| unreachable!());
         [
             nic.pf_read(ral),
             nic.pf_read(rah),

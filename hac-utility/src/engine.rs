@@ -11,7 +11,7 @@ use hac_driver::hac::{AdapterHac, Hac, VfNumber};
 use hac_driver::model::Model;
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::VfConfig;
-use igb_hw::MacAddress;
+use igb_hw::{MacAddress, VfIndex};
 use igb_model::{FunctionId, LineRate, NicConfig, WireSink};
 
 use crate::scenario::Scenario;
@@ -116,14 +116,22 @@ pub enum EngineError {
     /// The HAC API refused an operation the engine relies on.
     #[error("HAC: {0}")]
     Hac(#[from] hac_driver::hac::HacError),
+    /// A scenario VF beyond the 82576's VFs (validation keeps scenarios within them).
+    #[error("VF {0} does not exist")]
+    NoSuchVf(usize),
     /// A VF used every checkpoint epoch (validation keeps scenarios far below this).
     #[error("VF {0} used every checkpoint epoch")]
     EpochsExhausted(usize),
 }
 
-/// Scenario VF `i` as the HAC contract names it (the index `Model::vf_driver` accepted).
+/// Scenario VF `i` as the driver names it.
+fn vf_index(i: usize) -> Result<VfIndex, EngineError> {
+    VfIndex::new(i).ok_or(EngineError::NoSuchVf(i))
+}
+
+/// Scenario VF `i` as the HAC contract names it (the VF `Model::vf_driver` brought up).
 fn vf_number(i: usize) -> Result<VfNumber, EngineError> {
-    VfNumber::from_index(i).ok_or(EngineError::Driver(hac_driver::DriverError::NoSuchVf(i)))
+    vf_index(i).map(VfNumber::from)
 }
 
 fn vf_mac(n: usize) -> MacAddress {
@@ -184,7 +192,7 @@ pub fn run(
     let mut drivers = Vec::with_capacity(n);
     for i in 0..n {
         drivers.push(model.vf_driver(
-            i,
+            vf_index(i)?,
             VfConfig {
                 tx_ring_size: 512,
                 rx_ring_size: 64,

@@ -11,6 +11,7 @@ use hac_driver::mailbox::MailboxConfig;
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::{LinkState, MacSource, VfConfig, VfDriver};
 use hac_driver::vfio::{DeviceAccess, HostDevice, VfioBar, VfioDevice, VfioDma};
+use igb_hw::VfIndex;
 use igb_model::NicConfig;
 use serde::Serialize;
 
@@ -239,7 +240,8 @@ pub fn probe_model(config: VfConfig) -> ProbeReport {
         .config_read(igb_model::FunctionId::Pf, at, &mut id);
     report.vendor_id = Some(format!("{:#06x}", igb_hw::pci::VENDOR_INTEL));
     report.device_id = Some(format!("{:#06x}", u16::from_le_bytes(id)));
-    match model.vf_driver(0, config) {
+    let first = VfIndex::new(0).ok_or(hac_driver::DriverError::NoSuchVf(0u8.into()));
+    match first.and_then(|vf| model.vf_driver(vf, config)) {
         Ok(mut vf) => {
             fill_from_driver(&mut report, &vf);
             fill_link(&mut report, &mut vf);

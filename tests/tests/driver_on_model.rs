@@ -10,7 +10,7 @@ use hac_driver::pf::{PfConfig, PfEvent};
 use hac_driver::vf::{LinkState, MacSource, VfConfig, VfDriver};
 use igb_hw::regs::{CTRL, PfReg};
 use igb_hw::{MacAddress, VfIndex};
-use igb_model::{FunctionId, NicConfig};
+use igb_model::{FunctionId, NicConfig, testing};
 
 type Vf = VfDriver<ModelBar, ModelDma, ModelClock>;
 type Pf = SharedPfAgent;
@@ -38,7 +38,7 @@ fn world(num_vfs: usize, admin_macs: &[Option<MacAddress>]) -> (Model, Pf) {
 }
 
 fn vf(model: &Model, n: usize, config: VfConfig) -> Result<Vf, DriverError> {
-    model.vf_driver(n, config)
+    model.vf_driver(testing::vf(n), config)
 }
 
 fn mac(n: u8) -> MacAddress {
@@ -68,13 +68,13 @@ fn init_takes_the_mac_from_the_pf_reply() {
     let events = pf.lock().unwrap().take_events();
     assert!(
         events.contains(&PfEvent::Message {
-            vf: 1,
+            vf: testing::vf(1),
             id: 2,
             ack: false
         }),
         "{events:?}"
     );
-    let info = pf.lock().unwrap().vf(1).cloned().unwrap();
+    let info = pf.lock().unwrap().vf(testing::vf(1)).cloned().unwrap();
     assert!(info.cts);
     assert_eq!(info.mac, Some(mac(2)));
     assert_eq!(info.max_frame, 1500 + 14 + 4 + 4);
@@ -98,7 +98,7 @@ fn init_without_a_pf_mac_chooses_one_and_sets_it() {
     let events = pf.lock().unwrap().take_events();
     assert!(
         events.contains(&PfEvent::Message {
-            vf: 0,
+            vf: testing::vf(0),
             id: 1,
             ack: false
         }),
@@ -106,13 +106,16 @@ fn init_without_a_pf_mac_chooses_one_and_sets_it() {
     );
     assert!(
         events.contains(&PfEvent::Message {
-            vf: 0,
+            vf: testing::vf(0),
             id: 2,
             ack: true
         }),
         "SET_MAC_ADDR accepted"
     );
-    assert_eq!(pf.lock().unwrap().vf(0).unwrap().mac, Some(d.mac()));
+    assert_eq!(
+        pf.lock().unwrap().vf(testing::vf(0)).unwrap().mac,
+        Some(d.mac())
+    );
     // The same seed gives the same MAC (reproducible runs).
     let (model2, _pf2) = world(1, &[None]);
     assert_eq!(
@@ -301,12 +304,21 @@ fn nack_paths_are_typed_errors() {
         Err(DriverError::InvalidMtu(9217))
     ));
     a.set_mtu(9000).unwrap();
-    assert_eq!(pf.lock().unwrap().vf(0).unwrap().max_frame, 9022);
+    assert_eq!(
+        pf.lock().unwrap().vf(testing::vf(0)).unwrap().max_frame,
+        9022
+    );
     a.set_vlan(100, true).unwrap();
-    assert_eq!(pf.lock().unwrap().vf(0).unwrap().vlans, vec![100]);
+    assert_eq!(
+        pf.lock().unwrap().vf(testing::vf(0)).unwrap().vlans,
+        vec![100]
+    );
     a.set_multicast(&[MacAddress([0x01, 0x00, 0x5e, 0, 0, 0xfb])])
         .unwrap();
-    assert_eq!(pf.lock().unwrap().vf(0).unwrap().multicast, vec![0xfb0]);
+    assert_eq!(
+        pf.lock().unwrap().vf(testing::vf(0)).unwrap().multicast,
+        vec![0xfb0]
+    );
 }
 
 #[test]
@@ -328,7 +340,7 @@ fn vf_reset_in_the_middle_of_traffic() {
         b.reset().unwrap();
         assert_eq!(b.mac(), mac(2));
     }
-    let info = pf.lock().unwrap().vf(1).cloned().unwrap();
+    let info = pf.lock().unwrap().vf(testing::vf(1)).cloned().unwrap();
     assert_eq!(
         (info.resets, info.reset_events),
         (1 + 3, 1 + 3),

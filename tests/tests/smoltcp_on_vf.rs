@@ -7,7 +7,7 @@ use hac_driver::pf::PfConfig;
 use hac_driver::phy::VfDevice;
 use hac_driver::vf::VfConfig;
 use igb_hw::MacAddress;
-use igb_model::NicConfig;
+use igb_model::{NicConfig, testing};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
@@ -29,7 +29,13 @@ fn tcp_transfer_between_two_vfs_is_intact() {
             &[Some(macs[0]), Some(macs[1])],
         )
         .unwrap();
-    let mk = |n: usize| VfDevice::new(model.vf_driver(n, VfConfig::default()).unwrap());
+    let mk = |n: usize| {
+        VfDevice::new(
+            model
+                .vf_driver(testing::vf(n), VfConfig::default())
+                .unwrap(),
+        )
+    };
     let mut dev = [mk(0), mk(1)];
     let ips = [IpAddress::v4(192, 0, 2, 1), IpAddress::v4(192, 0, 2, 2)];
     let now = |m: &Model| Instant::from_micros((m.nic().now().as_nanos() / 1_000) as i64);

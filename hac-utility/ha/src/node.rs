@@ -29,7 +29,7 @@ use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::{VfConfig, VfDriver};
 use hac_sys::{TapDevice, poll_readable};
-use igb_hw::MacAddress;
+use igb_hw::{MacAddress, VfIndex};
 use igb_model::{FunctionId, LineRate, NicConfig, PcapSink, SimTime, WireSink};
 use serde_json::json;
 
@@ -376,10 +376,10 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         rx_ring_size: 256,
         ..VfConfig::default()
     };
-    let vfs = vec![
-        model.vf_driver(SERVICE_VF, cfg.clone())?,
-        model.vf_driver(PLAIN_VF, cfg)?,
-    ];
+    // Position n is VF n: `SERVICE_VF` and `PLAIN_VF` index this vector.
+    let vfs = VfIndex::all(2)
+        .map(|vf| model.vf_driver(vf, cfg.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), 2);
     if role == Role::Primary {
         hac.set_tagged(SERVICE_HAC_VF, true)?;

@@ -17,13 +17,17 @@ use hac_lab::hwcases::{
     EchoPeer, HacCheckPlan, PeerReading, SmoltcpEcho, SwitchPlan, hac_check, switch_exchange,
 };
 use hac_lab::traffic::{self, TrafficPlan};
-use igb_hw::MacAddress;
+use igb_hw::{MacAddress, VfIndex};
 use igb_model::NicConfig;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 type Vf = VfDriver<ModelBar, ModelDma, ModelClock>;
+
+fn vf_index(n: usize) -> VfIndex {
+    VfIndex::new(n).unwrap()
+}
 type Peer = Arc<Mutex<EchoPeer<ModelBar, ModelDma, ModelClock>>>;
 
 /// The guest script's addresses: VF 0 is the peer, VF 1 ours.
@@ -61,7 +65,7 @@ fn world(admin: [Option<MacAddress>; 2]) -> (Model, SharedPfAgent) {
 /// beside hac).
 fn start_peer(model: &Model) -> Peer {
     let peer = Arc::new(Mutex::new(EchoPeer::new(
-        model.vf_driver(0, config()).unwrap(),
+        model.vf_driver(vf_index(0), config()).unwrap(),
         PEER_IP,
     )));
     let weak = Arc::downgrade(&peer);
@@ -93,11 +97,11 @@ fn plan(count: u32, ipv4: bool) -> TrafficPlan {
 fn case1_pf_mac_probe_and_traffic_with_the_peer() {
     let (model, pf) = world([Some(MAC0), Some(MAC1)]);
     let peer = start_peer(&model);
-    let mut vf: Vf = model.vf_driver(1, config()).unwrap();
+    let mut vf: Vf = model.vf_driver(vf_index(1), config()).unwrap();
     assert_eq!(vf.mac(), MAC1);
     assert_eq!(vf.mac_source(), MacSource::Pf);
     assert!(
-        pf.lock().unwrap().vf(1).unwrap().nacks >= 1,
+        pf.lock().unwrap().vf(vf_index(1)).unwrap().nacks >= 1,
         "SET_MAC_ADDR NACKed"
     );
 
@@ -140,10 +144,10 @@ fn case1_pf_mac_probe_and_traffic_with_the_peer() {
 fn case2_nack_path_sets_the_drivers_mac() {
     let (model, pf) = world([Some(MAC0), None]);
     let peer = start_peer(&model);
-    let mut vf: Vf = model.vf_driver(1, config()).unwrap();
+    let mut vf: Vf = model.vf_driver(vf_index(1), config()).unwrap();
     assert_eq!(vf.mac(), MAC1);
     assert_eq!(vf.mac_source(), MacSource::Driver);
-    assert_eq!(pf.lock().unwrap().vf(1).unwrap().mac, Some(MAC1));
+    assert_eq!(pf.lock().unwrap().vf(vf_index(1)).unwrap().mac, Some(MAC1));
     let r = traffic::run(&mut vf, &plan(N, true)).unwrap();
     assert_eq!(r.echo_replies, u64::from(N), "{r:?}");
     assert_eq!(peer.lock().unwrap().counts().in_echos, u64::from(N));
@@ -157,8 +161,8 @@ fn case3_pf_agent_and_two_vfs_through_the_switch() {
         MacAddress([0x52, 0x54, 0, 0x12, 0, 0x21]),
     ];
     let (model, pf) = world([Some(macs[0]), Some(macs[1])]);
-    let mut a: Vf = model.vf_driver(0, config()).unwrap();
-    let mut b: Vf = model.vf_driver(1, config()).unwrap();
+    let mut a: Vf = model.vf_driver(vf_index(0), config()).unwrap();
+    let mut b: Vf = model.vf_driver(vf_index(1), config()).unwrap();
     let plan = SwitchPlan {
         count: 200,
         timeout: Duration::from_millis(200),
@@ -173,7 +177,7 @@ fn case3_pf_agent_and_two_vfs_through_the_switch() {
     }
     let pf = pf.lock().unwrap();
     for (vf, mac) in macs.iter().enumerate() {
-        let info = pf.vf(vf).unwrap();
+        let info = pf.vf(vf_index(vf)).unwrap();
         assert!(info.cts && info.resets == 1, "{info:?}");
         assert_eq!(info.mac, Some(*mac));
     }
@@ -185,7 +189,7 @@ fn case3_pf_agent_and_two_vfs_through_the_switch() {
 fn case4_softhac_hold_commit_abort_seen_by_the_peer() {
     let (model, _pf) = world([Some(MAC0), None]);
     let peer = start_peer(&model);
-    let vf: Vf = model.vf_driver(1, config()).unwrap();
+    let vf: Vf = model.vf_driver(vf_index(1), config()).unwrap();
     let mut soft = SoftHac::new(vec![vf]);
     let plan = HacCheckPlan {
         peer_mac: MAC0,
@@ -220,9 +224,9 @@ fn smol_now(model: &Model) -> smoltcp::time::Instant {
 #[test]
 fn case5_smoltcp_answers_ping_and_echoes_tcp() {
     let (model, _pf) = world([Some(MAC0), None]);
-    let vf: Vf = model.vf_driver(1, config()).unwrap();
+    let vf: Vf = model.vf_driver(vf_index(1), config()).unwrap();
     let mut server = SmoltcpEcho::new(vf, OUR_IP, 24, 7).unwrap();
-    let mut peer = EchoPeer::new(model.vf_driver(0, config()).unwrap(), PEER_IP);
+    let mut peer = EchoPeer::new(model.vf_driver(vf_index(0), config()).unwrap(), PEER_IP);
 
     // ping: smoltcp learns neighbours only from ARP, so the first request's reply waits for
     // (and is lost to) smoltcp's ARP request, which the peer answers; then N echo replies.

@@ -10,7 +10,7 @@ use hac_driver::hac::{AdapterHac, Hac, HacError, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma, SharedPfAgent};
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::{VfConfig, VfDriver};
-use igb_hw::MacAddress;
+use igb_hw::{MacAddress, VfIndex};
 use igb_model::{FunctionId, NicConfig, PcapSink};
 
 use super::counters::{
@@ -80,13 +80,14 @@ impl ModelHost {
             .map(|v| v.vfs.clone())
             .unwrap_or_default();
         let mut vfs = Vec::with_capacity(n);
-        for i in 0..n {
-            if exported_vfs.contains(&i) {
+        // The PF agent took `n` VFs, so all `n` are VF indices.
+        for vf in VfIndex::all(n) {
+            if exported_vfs.contains(&vf.get()) {
                 vfs.push(None);
                 continue;
             }
             vfs.push(Some(model.vf_driver(
-                i,
+                vf,
                 VfConfig {
                     tx_ring_size: 512,
                     rx_ring_size: 256,
@@ -359,7 +360,7 @@ impl Backend for ModelHost {
                 mbx_nacks,
                 vf_resets,
                 ..
-            } = agent_view(i, agent.vf(i));
+            } = agent_view(i, VfIndex::new(i).and_then(|v| agent.vf(v)));
             drop(agent);
             out.vfs.push(VfCounters {
                 vf,

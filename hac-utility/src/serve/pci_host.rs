@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use hac_control::{ControlError, ErrorCode, HelloInfo, PortCounters, Stats, VfCounters, VfSummary};
 use hac_driver::pf::PfConfig;
+use igb_hw::VfIndex;
 
 use super::counters::{COUNTER_SAMPLE, PfVfTotals, agent_view, pf_vf_stats};
 use super::dispatch::{Backend, HacOp};
@@ -55,8 +56,9 @@ impl PciHost {
                 ..PfConfig::default()
             },
         )?;
-        for vf in 0..config.vfs {
-            agent.set_vf_mac(vf, Some(vf_mac(vf)))?;
+        // The agent took `config.vfs` VFs, so all of them are VF indices.
+        for vf in VfIndex::all(config.vfs) {
+            agent.set_vf_mac(vf, Some(vf_mac(vf.get())))?;
         }
         Ok(PciHost {
             _dev: dev,
@@ -168,7 +170,7 @@ impl Backend for PciHost {
                 tx_bytes,
                 rx_packets,
                 rx_bytes,
-                ..agent_view(i, self.agent.vf(i))
+                ..agent_view(i, VfIndex::new(i).and_then(|v| self.agent.vf(v)))
             });
         }
         Ok(out)

@@ -14,8 +14,8 @@ use hac_driver::pf::{PfAgent, PfConfig};
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::{MacSource, VfConfig, VfDriver};
 use hac_driver::vfio::{DeviceAccess, HostDevice, VfioBar, VfioDevice, VfioDma};
-use igb_hw::MacAddress;
 use igb_hw::regs::{STATUS, pf};
+use igb_hw::{MacAddress, VfIndex};
 use serde::Serialize;
 
 use super::{
@@ -342,7 +342,8 @@ pub fn pf_switch(args: &PfSwitchArgs) -> PfSwitchOutput {
     let agent = Arc::new(Mutex::new(agent));
     {
         let mut a = agent.lock().unwrap_or_else(|p| p.into_inner());
-        for (vf, mac) in args.vf_mac.iter().take(args.vf.len()).enumerate() {
+        // The agent took `args.vf.len()` VFs, so all of them are VF indices.
+        for (vf, mac) in VfIndex::all(args.vf.len()).zip(&args.vf_mac) {
             if let Err(e) = a.set_vf_mac(vf, Some(*mac)) {
                 drop(a);
                 out.head.fail("pf-agent", e);
@@ -383,10 +384,10 @@ pub fn pf_switch(args: &PfSwitchArgs) -> PfSwitchOutput {
         stop.store(true, Ordering::Relaxed);
     });
     let a = agent.lock().unwrap_or_else(|p| p.into_inner());
-    out.agent = (0..a.num_vfs())
+    out.agent = VfIndex::all(a.num_vfs())
         .filter_map(|vf| {
             a.vf(vf).map(|i| AgentVf {
-                vf,
+                vf: vf.get(),
                 mac: i.mac.map(|m| m.to_string()),
                 cts: i.cts,
                 resets: i.resets,

@@ -12,7 +12,10 @@ use hac_control::{
 use libfuzzer_sys::fuzz_target;
 
 fn one_line(line: &str) {
-    assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line:?}");
+    assert!(
+        line.ends_with('\n') && line.matches('\n').count() == 1,
+        "{line:?}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -4,10 +4,10 @@
 //! It links only the adapter core: the HAC semantics every device family shares.
 #![no_main]
 
-use bytes::Bytes;
-use libfuzzer_sys::fuzz_target;
 use adapter_core::egress::{EgressFrame, EgressLimits, EgressStage};
 use adapter_core::{SimTime, Vport};
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
 
 /// Vports the input can name: more than one family uses, so the stage's on-demand growth is
 /// exercised too.

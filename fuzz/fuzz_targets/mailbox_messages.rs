@@ -2,8 +2,8 @@
 //! no panic, and whatever parses re-encodes to words that parse to the same message.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use igb_model::igb_hw::mailbox::Message;
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let words: Vec<u32> = data

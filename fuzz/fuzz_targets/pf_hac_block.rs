@@ -6,11 +6,11 @@
 //! the switch with a counter (`tx_local_drops`).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use igb_model::igb_hw::regs::{self, DTXSWC, PfReg, VfReg};
 use igb_model::igb_hw::{MacAddress, PoolIndex, RegisterOffset};
 use igb_model::testing::{VfRings, bring_up, udp_frame, vf, vf_mac};
 use igb_model::{FunctionId, NicConfig};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut nic = bring_up(

@@ -7,8 +7,8 @@ use hac_driver::model::Model;
 use hac_driver::pf::{PfAgent, PfConfig, vf_rar_index};
 use igb_hw::regs::{self, PfReg, VfReg};
 use igb_hw::{MacAddress, VfIndex};
-use libfuzzer_sys::fuzz_target;
 use igb_model::{FunctionId, NicConfig};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let model = Model::new(NicConfig::default());

@@ -19,7 +19,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(!msg.contains('\n'), "multi-line error: {msg:?}");
         }
         Ok(mut s) => {
-            s.validate("fuzz.toml").expect("a parsed scenario validates");
+            s.validate("fuzz.toml")
+                .expect("a parsed scenario validates");
             // What validation promises about the cost of the full run (docs/scenarios.md).
             assert!(s.offered_frames() <= hac_utility::scenario::MAX_OFFERED_FRAMES);
             s.duration_ms = 1;
@@ -36,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(sent <= r.wire_frames);
             for (vf, &b) in r.backlog.iter().enumerate() {
                 let burst = s.vf[vf].burst_frames as usize;
-                assert!(b as usize <= engine::BACKLOG_CAP + burst, "VF {vf} backlog {b}");
+                assert!(
+                    b as usize <= engine::BACKLOG_CAP + burst,
+                    "VF {vf} backlog {b}"
+                );
             }
         }
     }

@@ -12,11 +12,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use libfuzzer_sys::fuzz_target;
 use igb_model::igb_hw::Iova;
 use igb_model::igb_hw::regs::{PfReg, VfReg};
 use igb_model::testing::{IOVA_BASE, TX_BUF_OFF, TX_RING_OFF, VfRings, bring_up, vf};
 use igb_model::{DmaTarget, FunctionId, NicConfig, SharedMemory};
+use libfuzzer_sys::fuzz_target;
 
 /// Memory that counts the device's writes into it.
 struct Tripwire {
@@ -115,7 +115,8 @@ fuzz_target!(|data: &[u8]| {
     a.mem.write(TX_BUF_OFF, &rest[ring_bytes..]);
     // One run reads at most its byte budget, the descriptor that crosses it (64 KiB at most)
     // and its descriptors.
-    let run = (igb_model::TX_RUN_BYTES + 0xFFFF + igb_model::TX_RUN_DESCRIPTORS as usize * 16) as u64;
+    let run =
+        (igb_model::TX_RUN_BYTES + 0xFFFF + igb_model::TX_RUN_DESCRIPTORS as usize * 16) as u64;
     nic.vf_write(vf(0), VfReg::TDT(0), u32::from(ctl[0]) % (RING + 1));
     let at_doorbell = meter.read.load(Ordering::Relaxed);
     assert!(at_doorbell <= run, "one doorbell read {at_doorbell} bytes");

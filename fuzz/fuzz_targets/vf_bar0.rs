@@ -5,11 +5,11 @@
 //! with a counter (no silent loss, docs/hac.md contract 5).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use igb_model::igb_hw::regs::PfReg;
 use igb_model::igb_hw::{MacAddress, PoolIndex, RegisterOffset};
 use igb_model::testing::{VfRings, bring_up, udp_frame, vf, vf_mac};
 use igb_model::{FunctionId, Nic, NicConfig};
+use libfuzzer_sys::fuzz_target;
 
 /// VFGPTC of VF 0 = wire + HACDISC + HACBUFF + looped-only + local drops (only VF 0 sends).
 fn check_accounting(nic: &mut Nic) {

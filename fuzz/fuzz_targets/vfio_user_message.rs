@@ -246,6 +246,9 @@ fuzz_target!(|data: &[u8]| {
     let backend = session.backend();
     assert!(backend.violations.is_empty(), "{:?}", backend.violations);
     assert!(backend.mapped().is_empty(), "windows left after disconnect");
-    assert!(backend.wired(2).is_empty(), "eventfds left after disconnect");
+    assert!(
+        backend.wired(2).is_empty(),
+        "eventfds left after disconnect"
+    );
     assert_eq!(session.dma_windows(), (0, 0));
 });

@@ -45,7 +45,10 @@ impl Field {
 
     /// A 64-bit value (two dwords, high first) at byte offset `byte`.
     pub const fn qword(byte: usize) -> Field {
-        assert!(byte.is_multiple_of(4), "a 64-bit field starts on a dword boundary");
+        assert!(
+            byte.is_multiple_of(4),
+            "a 64-bit field starts on a dword boundary"
+        );
         Field::new(byte * 8, 64)
     }
 

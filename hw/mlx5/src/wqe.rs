@@ -603,3 +603,254 @@ impl RecvWqeRepr {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const HEADER: [u8; 18] = [
+        0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00,
+    ];
+
+    /// A SEND as mlx5e builds it: 18 header bytes inlined, checksum offload, one pointer.
+    fn send_with_inline_header() -> SendWqeRepr {
+        SendWqeRepr {
+            ctrl: CtrlSegRepr {
+                wqe_index: 0x1234,
+                opcode: SendOpcode::Send,
+                sqn: 0xabc,
+                ds_count: 4,
+                ce: CqUpdate::Always,
+                imm: 0x20 << 8,
+                ..CtrlSegRepr::default()
+            },
+            eth: Some(EthSegRepr {
+                cs_flags: cs_flags::L3_CSUM | cs_flags::L4_CSUM,
+                insert: EthInsert::InlineHeader(HEADER.to_vec()),
+                ..EthSegRepr::default()
+            }),
+            data: vec![SendDataSeg::Pointer(DataSegRepr {
+                byte_count: 1496,
+                lkey: 0x300,
+                addr: 0x1_2345_6000,
+            })],
+        }
+    }
+
+    #[test]
+    fn send_wqe_bytes_are_pinned() {
+        let w = send_with_inline_header();
+        assert_eq!(w.required_ds(), 4);
+        let mut buf = [0xeeu8; WQEBB_LEN];
+        assert_eq!(w.emit(&mut buf).unwrap(), 64);
+        let mut want = [0u8; WQEBB_LEN];
+        want[0..4].copy_from_slice(&[0x00, 0x12, 0x34, 0x0a]); // opc_mod, wqe_index, SEND
+        want[4..8].copy_from_slice(&[0x00, 0x0a, 0xbc, 0x04]); // sqn << 8 | ds 4
+        want[11] = 0x08; // fm_ce_se: CE = 2
+        want[12..16].copy_from_slice(&[0x00, 0x00, 0x20, 0x00]); // TIS 0x20 << 8
+        want[20] = 0xc0; // cs_flags L3 | L4
+        want[28..30].copy_from_slice(&[0x00, 18]); // inline_hdr.sz
+        want[30..48].copy_from_slice(&HEADER); // 2 bytes in the Ethernet segment, 16 after
+        want[48..52].copy_from_slice(&[0x00, 0x00, 0x05, 0xd8]); // byte_count 1496
+        want[52..56].copy_from_slice(&[0x00, 0x00, 0x03, 0x00]); // lkey
+        want[56..64].copy_from_slice(&[0, 0, 0, 0x01, 0x23, 0x45, 0x60, 0x00]); // addr
+        assert_eq!(buf, want);
+        assert_eq!(SendWqeRepr::parse(&buf).unwrap(), w);
+        assert_eq!(w.wqebb_count(), 1);
+    }
+
+    #[test]
+    fn vlan_insert_lso_and_inline_data() {
+        let w = SendWqeRepr {
+            ctrl: CtrlSegRepr {
+                wqe_index: 7,
+                opcode: SendOpcode::Lso,
+                sqn: 1,
+                ds_count: 5,
+                ..CtrlSegRepr::default()
+            },
+            eth: Some(EthSegRepr {
+                mss: 1448,
+                insert: EthInsert::Vlan {
+                    tci: 0x64,
+                    svlan: true,
+                },
+                ..EthSegRepr::default()
+            }),
+            data: vec![
+                SendDataSeg::Inline(vec![1, 2, 3, 4, 5]),
+                SendDataSeg::Inline(vec![9; 13]),
+                SendDataSeg::Pointer(DataSegRepr {
+                    byte_count: 100,
+                    lkey: 1,
+                    addr: 2,
+                }),
+            ],
+        };
+        // ctrl + eth + inline(9 B → 1 DS) + inline(17 B → 2 DS) + pointer = 6 DS.
+        assert_eq!(w.required_ds(), 6);
+        let mut buf = [0u8; 2 * WQEBB_LEN];
+        assert_eq!(
+            w.emit(&mut buf),
+            Err(WqeError::DsCountTooSmall {
+                ds_count: 5,
+                needed: 6
+            })
+        );
+        let w = SendWqeRepr {
+            ctrl: CtrlSegRepr {
+                ds_count: 6,
+                ..w.ctrl
+            },
+            ..w
+        };
+        assert_eq!(w.emit(&mut buf).unwrap(), 96);
+        assert_eq!(buf[3], 0x0e); // LSO
+        assert_eq!(buf[22..24], [0x05, 0xa8]); // mss 1448
+        assert_eq!(buf[28..32], [0x80, 0x01, 0x00, 0x64]); // insert 802.1ad, TCI
+        assert_eq!(buf[32..41], [0x80, 0, 0, 5, 1, 2, 3, 4, 5]); // inline data segment
+        assert_eq!(buf[48..52], [0x80, 0, 0, 13]);
+        assert_eq!(buf[80..84], [0, 0, 0, 100]);
+        assert_eq!(SendWqeRepr::parse(&buf).unwrap(), w);
+        assert_eq!(w.wqebb_count(), 2);
+    }
+
+    #[test]
+    fn nop_and_other_opcodes_are_control_only() {
+        let mut buf = [0u8; WQEBB_LEN];
+        buf[3] = 0x00; // NOP
+        buf[7] = 1;
+        buf[11] = 0x08;
+        let w = SendWqeRepr::parse(&buf).unwrap();
+        assert_eq!(w.ctrl.opcode, SendOpcode::Nop);
+        assert_eq!(w.ctrl.ce, CqUpdate::Always);
+        assert_eq!((w.eth, w.data.len()), (None, 0));
+        buf[3] = 0x77;
+        buf[7] = 3;
+        let w = SendWqeRepr::parse(&buf).unwrap();
+        assert_eq!(w.ctrl.opcode, SendOpcode::Unknown(0x77));
+        assert_eq!(w.ctrl.ds_count, 3);
+    }
+
+    #[test]
+    fn malformed_send_wqes_are_errors() {
+        let mut buf = [0u8; WQEBB_LEN];
+        buf[3] = 0x0a;
+        assert_eq!(SendWqeRepr::parse(&buf), Err(WqeError::ZeroDsCount));
+        buf[7] = 1;
+        assert_eq!(SendWqeRepr::parse(&buf), Err(WqeError::MissingEthSeg));
+        buf[7] = 5;
+        assert!(matches!(
+            SendWqeRepr::parse(&buf),
+            Err(WqeError::Truncated(Truncated {
+                needed: 80,
+                got: 64,
+                ..
+            }))
+        ));
+        buf[7] = 3;
+        buf[28..30].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(
+            SendWqeRepr::parse(&buf),
+            Err(WqeError::InlineHeaderBeyondWqe { size: 100 })
+        );
+        buf[28..30].copy_from_slice(&[0, 0]);
+        buf[32..36].copy_from_slice(&(INLINE_SEG_FLAG | 13).to_be_bytes());
+        assert_eq!(
+            SendWqeRepr::parse(&buf),
+            Err(WqeError::InlineDataBeyondWqe {
+                offset: 32,
+                len: 13
+            })
+        );
+        buf[32..36].copy_from_slice(&(INLINE_SEG_FLAG | 0x7fff_ffff).to_be_bytes());
+        assert!(SendWqeRepr::parse(&buf).is_err());
+        assert!(SendWqeRepr::parse(&buf[..8]).is_err());
+        assert_eq!(
+            WqeError::ZeroDsCount.to_string(),
+            "send WQE with a DS count of 0"
+        );
+    }
+
+    #[test]
+    fn wqebb_arithmetic() {
+        assert_eq!(wqebb_count(1), 1);
+        assert_eq!(wqebb_count(4), 1);
+        assert_eq!(wqebb_count(5), 2);
+        assert_eq!(wqebb_count(MAX_DS_COUNT), 16);
+        assert_eq!(INLINE_HEADER_OFFSET, 30);
+    }
+
+    #[test]
+    fn receive_wqe_bytes_are_pinned() {
+        let r = RecvWqeRepr {
+            segments: vec![
+                DataSegRepr {
+                    byte_count: 2048,
+                    lkey: 0x300,
+                    addr: 0x8000_1040,
+                },
+                DataSegRepr {
+                    byte_count: 256,
+                    lkey: 0x300,
+                    addr: 0x9000_0000,
+                },
+            ],
+        };
+        let mut stride = [0xaau8; 64];
+        r.emit(&mut stride).unwrap();
+        assert_eq!(stride[0..8], [0, 0, 0x08, 0x00, 0, 0, 0x03, 0x00]);
+        assert_eq!(stride[8..16], [0, 0, 0, 0, 0x80, 0x00, 0x10, 0x40]);
+        assert_eq!(
+            stride[32..48],
+            [0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(stride[48..64], stride[32..48]);
+        assert_eq!(RecvWqeRepr::parse(&stride).unwrap(), r);
+        assert_eq!(r.capacity(), 2304);
+        assert!(r.emit(&mut [0u8; 16]).is_err());
+        assert!(RecvWqeRepr::parse(&[0u8; 15]).is_err());
+    }
+
+    #[test]
+    fn control_segment_fields_are_pinned() {
+        let mut b = [0u8; 16];
+        let mut c = CtrlSeg::new_checked(&mut b[..]).unwrap();
+        c.set_fence(Fence::InitiatorSmall);
+        c.set_solicited(true);
+        c.set_opc_mod(0x5a);
+        assert_eq!(b[0], 0x5a);
+        assert_eq!(b[11], 0x22);
+        assert!(CtrlSeg::new_checked(&b[..15]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_send_wqes_never_panic_and_round_trip(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1100),
+            opcode in proptest::prop_oneof![proptest::strategy::Just(0x0au8), proptest::strategy::Just(0x0e), proptest::strategy::Just(0x00), proptest::prelude::any::<u8>()],
+        ) {
+            let mut bytes = bytes;
+            if bytes.len() > 3 {
+                bytes[3] = opcode;
+            }
+            if let Ok(w) = SendWqeRepr::parse(&bytes) {
+                let mut out = vec![0u8; usize::from(w.ctrl.ds_count) * DS_LEN];
+                w.emit(&mut out).unwrap();
+                proptest::prop_assert_eq!(SendWqeRepr::parse(&out).unwrap(), w);
+            }
+        }
+
+        #[test]
+        fn arbitrary_receive_wqes_never_panic_and_round_trip(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            if let Ok(r) = RecvWqeRepr::parse(&bytes) {
+                let mut out = vec![0u8; bytes.len()];
+                r.emit(&mut out).unwrap();
+                proptest::prop_assert_eq!(RecvWqeRepr::parse(&out).unwrap(), r);
+            }
+        }
+    }
+}

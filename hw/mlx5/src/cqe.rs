@@ -315,3 +315,156 @@ layout! {
         cqn, set_cqn: u32 = Field::dword(0x4);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn receive_cqe_bytes_are_pinned() {
+        let r = CqeRepr {
+            rss_hash_result: 0xdead_beef,
+            rss_hash_type: rss_hash_type::IPV4 | rss_hash_type::UDP,
+            check_sum: 0xbeef,
+            hds_ip_ext: hds_ip_ext::L3_OK | hds_ip_ext::L4_OK,
+            l4_hdr_type: L4HdrType::Udp,
+            l3_hdr_type: L3HdrType::Ipv4,
+            vlan_stripped: true,
+            vlan_info: 0x0064,
+            srqn_uidx: 5,
+            byte_cnt: 60,
+            timestamp: 0x0102_0304_0506_0708,
+            wqe_counter: 0x0102,
+            opcode: CqeOpcode::RespSend,
+            owner: true,
+            ..CqeRepr::default()
+        };
+        let mut b = [0u8; CQE_LEN];
+        r.emit(&mut Cqe::new_checked(&mut b[..]).unwrap());
+        let mut want = [0u8; CQE_LEN];
+        want[12..16].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        want[16] = 0x84;
+        want[20..22].copy_from_slice(&[0xbe, 0xef]);
+        want[28] = 0x06; // L3 and L4 OK
+        want[29] = 0x29; // L4 UDP (2 << 4), L3 IPv4 (2 << 2), VLAN stripped
+        want[30..32].copy_from_slice(&[0x00, 0x64]);
+        want[32..36].copy_from_slice(&[0, 0, 0, 5]);
+        want[44..48].copy_from_slice(&[0, 0, 0, 60]);
+        want[48..56].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        want[60..62].copy_from_slice(&[0x01, 0x02]);
+        want[63] = 0x21; // opcode 2, owner 1
+        assert_eq!(b, want);
+        assert_eq!(CqeRepr::parse(&Cqe::new_checked(&b[..]).unwrap()), r);
+        assert_eq!(cqe_opcode(&b), Some(CqeOpcode::RespSend));
+    }
+
+    #[test]
+    fn send_and_error_cqes_are_pinned() {
+        let tx = CqeRepr {
+            qpn: 0xabc,
+            wqe_counter: 0x00ff,
+            opcode: CqeOpcode::Req,
+            ..CqeRepr::default()
+        };
+        let mut b = [0u8; CQE_LEN];
+        tx.emit(&mut Cqe::new_checked(&mut b[..]).unwrap());
+        assert_eq!(b[56..64], [0, 0, 0x0a, 0xbc, 0x00, 0xff, 0, 0x00]);
+
+        let err = ErrCqeRepr {
+            vendor_err_synd: 0x32,
+            syndrome: CqeSyndrome::LocalProtErr,
+            s_wqe_opcode: 0x0a,
+            qpn: 0xabc,
+            wqe_counter: 3,
+            opcode: CqeOpcode::ReqErr,
+            owner: true,
+            ..ErrCqeRepr::default()
+        };
+        let mut b = [0u8; CQE_LEN];
+        err.emit(&mut ErrCqe::new_checked(&mut b[..]).unwrap());
+        assert_eq!(
+            b[52..64],
+            [0, 0, 0x32, 0x04, 0x0a, 0, 0x0a, 0xbc, 0, 3, 0, 0xd1]
+        );
+        assert!(cqe_opcode(&b).unwrap().is_error());
+        assert_eq!(
+            ErrCqeRepr::parse(&ErrCqe::new_checked(&b[..]).unwrap()),
+            err
+        );
+        b[55] = 0x99;
+        assert_eq!(
+            ErrCqe::new_checked(&b[..]).unwrap().syndrome(),
+            CqeSyndrome::Unknown(0x99)
+        );
+    }
+
+    #[test]
+    fn initial_op_own_and_ownership() {
+        let mut b = [0u8; CQE_LEN];
+        b[63] = CQE_INITIAL_OP_OWN;
+        let c = Cqe::new_checked(&b[..]).unwrap();
+        assert_eq!(c.opcode(), CqeOpcode::Invalid);
+        assert!(c.owner());
+        assert_eq!(cqe_opcode(&b[..63]), None);
+        assert!(!owner_bit(0, 10));
+        assert!(!owner_bit(1023, 10));
+        assert!(owner_bit(1024, 10));
+        assert!(!owner_bit(2048, 10));
+        assert!(owner_bit(1, 0));
+        assert!(!owner_bit(u32::MAX, 40));
+        assert!(Cqe::new_checked(&b[..63]).is_err());
+    }
+
+    #[test]
+    fn doorbell_record_and_arm_doorbell_are_pinned() {
+        let rec = CqDbRecordRepr {
+            ci: 0x12_3456,
+            arm_sn: 1,
+            arm_cmd: CqArmCmd::Solicited,
+            arm_ci: 0x10,
+        };
+        let mut b = [0u8; CQ_DB_RECORD_LEN];
+        rec.emit(&mut CqDbRecord::new_checked(&mut b[..]).unwrap());
+        assert_eq!(b, [0x00, 0x12, 0x34, 0x56, 0x11, 0x00, 0x00, 0x10]);
+        assert_eq!(
+            CqDbRecordRepr::parse(&CqDbRecord::new_checked(&b[..]).unwrap()),
+            rec
+        );
+
+        let arm = CqArmDoorbellRepr {
+            sn: 3,
+            cmd: CqArmCmd::NextCqe,
+            ci: 5,
+            cqn: 0x42,
+        };
+        let mut b = [0u8; CQ_ARM_DOORBELL_LEN];
+        arm.emit(&mut CqArmDoorbell::new_checked(&mut b[..]).unwrap());
+        assert_eq!(b, [0x30, 0, 0, 5, 0, 0, 0, 0x42]);
+        assert_eq!(
+            CqArmDoorbellRepr::parse(&CqArmDoorbell::new_checked(&b[..]).unwrap()),
+            arm
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_cqes_parse_and_reemit_exactly(bytes: [u8; CQE_LEN], db: [u8; 8]) {
+            let c = CqeRepr::parse(&Cqe::new_checked(&bytes[..]).unwrap());
+            let mut copy = bytes;
+            c.emit(&mut Cqe::new_checked(&mut copy[..]).unwrap());
+            proptest::prop_assert_eq!(copy, bytes);
+            let e = ErrCqeRepr::parse(&ErrCqe::new_checked(&bytes[..]).unwrap());
+            let mut fresh = [0u8; CQE_LEN];
+            e.emit(&mut ErrCqe::new_checked(&mut fresh[..]).unwrap());
+            proptest::prop_assert_eq!(ErrCqeRepr::parse(&ErrCqe::new_checked(&fresh[..]).unwrap()), e);
+            let a = CqArmDoorbellRepr::parse(&CqArmDoorbell::new_checked(&db[..]).unwrap());
+            let r = CqDbRecordRepr::parse(&CqDbRecord::new_checked(&db[..]).unwrap());
+            let mut fresh = [0u8; 8];
+            a.emit(&mut CqArmDoorbell::new_checked(&mut fresh[..]).unwrap());
+            proptest::prop_assert_eq!(CqArmDoorbellRepr::parse(&CqArmDoorbell::new_checked(&fresh[..]).unwrap()), a);
+            r.emit(&mut CqDbRecord::new_checked(&mut fresh[..]).unwrap());
+            proptest::prop_assert_eq!(CqDbRecordRepr::parse(&CqDbRecord::new_checked(&fresh[..]).unwrap()), r);
+        }
+    }
+}

@@ -392,3 +392,138 @@ impl EqDoorbellRepr {
         b
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn bytes(r: EqeRepr) -> [u8; EQE_LEN] {
+        let b = r.to_bytes();
+        assert_eq!(EqeRepr::parse_bytes(&b).unwrap(), r, "round trip");
+        b
+    }
+
+    #[test]
+    fn completion_and_command_eqes_are_pinned() {
+        let b = bytes(EqeRepr {
+            event_type: EventType::Completion,
+            sub_type: 0,
+            data: EventData::Completion { cqn: 0x405 },
+            owner: false,
+        });
+        let mut want = [0u8; EQE_LEN];
+        want[0x38..0x3c].copy_from_slice(&[0, 0, 4, 5]);
+        assert_eq!(b, want);
+
+        let b = bytes(EqeRepr {
+            event_type: EventType::Cmd,
+            sub_type: 0,
+            data: EventData::Cmd {
+                vector: 0x8000_0001,
+            },
+            owner: true,
+        });
+        let mut want = [0u8; EQE_LEN];
+        want[1] = 0x0a;
+        want[0x20..0x24].copy_from_slice(&[0x80, 0, 0, 1]);
+        want[0x3f] = 1;
+        assert_eq!(b, want);
+    }
+
+    #[test]
+    fn page_port_cq_error_vport_and_queue_events_are_pinned() {
+        let b = bytes(EqeRepr {
+            event_type: EventType::PageRequest,
+            sub_type: 0,
+            data: EventData::PageRequest {
+                flags: PAGE_REQUEST_RELEASE_ALL,
+                func_id: 2,
+                num_pages: -8,
+            },
+            owner: false,
+        });
+        assert_eq!(b[1], 0x0b);
+        assert_eq!(
+            b[0x20..0x28],
+            [0x40, 0x00, 0x00, 0x02, 0xff, 0xff, 0xff, 0xf8]
+        );
+
+        let b = bytes(EqeRepr {
+            event_type: EventType::PortChange,
+            sub_type: PortChangeSubtype::Active.raw_value(),
+            data: EventData::PortChange { port: 1 },
+            owner: false,
+        });
+        assert_eq!((b[1], b[3], b[0x28]), (0x09, 0x04, 0x10));
+
+        let b = bytes(EqeRepr {
+            event_type: EventType::CqError,
+            sub_type: 0,
+            data: EventData::CqError {
+                cqn: 7,
+                syndrome: CqErrorSyndrome::Overrun,
+            },
+            owner: false,
+        });
+        assert_eq!(
+            (b[1], &b[0x20..0x24], b[0x2b]),
+            (0x04, &[0u8, 0, 0, 7][..], 1)
+        );
+
+        let b = bytes(EqeRepr {
+            event_type: EventType::NicVportChange,
+            sub_type: 0,
+            data: EventData::NicVportChange { vport_num: 3 },
+            owner: false,
+        });
+        assert_eq!((b[1], b[0x22], b[0x23]), (0x0d, 0, 3));
+
+        let b = bytes(EqeRepr {
+            event_type: EventType::WqCatasError,
+            sub_type: 0,
+            data: EventData::WorkQueue {
+                queue_type: EventQueueType::Sq,
+                number: 0x99,
+            },
+            owner: false,
+        });
+        assert_eq!((b[1], b[0x34], b[0x3b]), (0x05, 2, 0x99));
+
+        let mut raw = [0u8; EQE_DATA_LEN];
+        raw[0] = 0x81;
+        raw[27] = 0x7f;
+        let b = bytes(EqeRepr {
+            event_type: EventType::Unknown(0x3e),
+            sub_type: 9,
+            data: EventData::Raw(raw),
+            owner: true,
+        });
+        assert_eq!((b[1], b[0x20], b[0x3b]), (0x3e, 0x81, 0x7f));
+    }
+
+    #[test]
+    fn event_mask_bits_and_doorbell() {
+        assert_eq!(EventType::Cmd.mask_bit(), Some(1 << 0x0a));
+        assert_eq!(EventType::PageRequest.mask_bit(), Some(1 << 0x0b));
+        assert_eq!(EventType::Unknown(0x80).mask_bit(), None);
+        let d = EqDoorbellRepr {
+            eqn: 0x11,
+            ci: 0x203,
+        };
+        assert_eq!(d.to_be_bytes(), [0x11, 0x00, 0x02, 0x03]);
+        assert_eq!(
+            EqDoorbellRepr::parse(&EqDoorbell::new_checked(&d.to_be_bytes()[..]).unwrap()),
+            d
+        );
+        assert!(EqeRepr::parse_bytes(&[0u8; 63]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_eqes_parse_and_round_trip(bytes: [u8; EQE_LEN]) {
+            let r = EqeRepr::parse_bytes(&bytes).unwrap();
+            proptest::prop_assert_eq!(EqeRepr::parse_bytes(&r.to_bytes()).unwrap(), r);
+        }
+    }
+}

@@ -180,3 +180,105 @@ layout! {
         snd_counter, set_snd_counter: u16 = Field::at(SND_DBR_OFFSET, 15, 0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::wqe::{CtrlSeg, CtrlSegRepr};
+
+    #[test]
+    fn uar_index_maps_to_bar0() {
+        assert_eq!(UarIndex(0x10).bar_offset(0), Some(0x10000));
+        assert_eq!(UarIndex(0x10).bar_offset(1), Some(0x20000));
+        assert_eq!(
+            UarIndex::from_bar_offset(0x10840, 0),
+            Some((UarIndex(0x10), 0x840))
+        );
+        assert_eq!(UarIndex(u32::MAX).bar_offset(u16::MAX), None);
+        assert_eq!(UarIndex::from_bar_offset(u64::MAX, 0), None);
+        assert_eq!(UarIndex::page_len(0), Some(UAR_PAGE_LEN));
+    }
+
+    #[test]
+    fn uar_registers_are_named_by_offset() {
+        use UarRegister::*;
+        let d = |o| UarRegister::decode(o, 9);
+        assert_eq!(d(0x20), CqArm { offset: 0 });
+        assert_eq!(d(0x24), CqArm { offset: 4 });
+        assert_eq!(d(0x40), EqArm);
+        assert_eq!(d(0x48), EqUpdateCi);
+        assert_eq!(d(0x44), Other(0x44));
+        assert_eq!(d(0x7fc), Other(0x7fc));
+        let bf = |reg, buffer, offset| BlueFlame {
+            reg,
+            buffer,
+            offset,
+        };
+        assert_eq!(d(0x800), bf(0, 0, 0));
+        assert_eq!(d(0x804), bf(0, 0, 4));
+        assert_eq!(d(0x900), bf(0, 1, 0));
+        assert_eq!(d(0xa00), bf(1, 0, 0));
+        assert_eq!(d(0xe04), bf(3, 0, 4));
+        assert_eq!(d(0x1000), Other(0x1000));
+        assert_eq!(UarRegister::decode(0x800, 0), Other(0x800));
+        assert_eq!(UarRegister::blue_flame_offset(1, 9), Some(0xa00));
+        assert_eq!(UarRegister::blue_flame_offset(4, 9), None);
+    }
+
+    #[test]
+    fn send_doorbell_is_the_control_segment_head() {
+        let ctrl = CtrlSegRepr {
+            wqe_index: 0x1234,
+            opcode: SendOpcode::Send,
+            sqn: 0xabc,
+            ds_count: 4,
+            ..CtrlSegRepr::default()
+        };
+        let mut b = [0u8; 16];
+        ctrl.emit(&mut CtrlSeg::new_checked(&mut b[..]).unwrap());
+        let db = SendDoorbellRepr::parse(&SendDoorbell::new_checked(&b[..8]).unwrap());
+        assert_eq!(
+            db,
+            SendDoorbellRepr {
+                opc_mod: 0,
+                wqe_index: 0x1234,
+                opcode: SendOpcode::Send,
+                sqn: 0xabc,
+                ds_count: 4,
+            }
+        );
+        assert_eq!(b[..8], [0x00, 0x12, 0x34, 0x0a, 0x00, 0x0a, 0xbc, 0x04]);
+        assert!(SendDoorbell::new_checked(&b[..7]).is_err());
+    }
+
+    #[test]
+    fn wq_doorbell_record_is_pinned() {
+        let r = WqDbRecordRepr {
+            rcv_counter: 0x0102,
+            snd_counter: 0xfffe,
+        };
+        let mut b = [0u8; WQ_DB_RECORD_LEN];
+        r.emit(&mut WqDbRecord::new_checked(&mut b[..]).unwrap());
+        assert_eq!(b, [0, 0, 0x01, 0x02, 0, 0, 0xff, 0xfe]);
+        assert_eq!(
+            WqDbRecordRepr::parse(&WqDbRecord::new_checked(&b[..]).unwrap()),
+            r
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_never_panics(offset: u32, log_bf: u8, bar: u64, log_uar: u16, db: [u8; 8]) {
+            let _ = UarRegister::decode(offset, log_bf);
+            let _ = UarRegister::blue_flame_offset(offset, log_bf);
+            if let Some((idx, within)) = UarIndex::from_bar_offset(bar, log_uar) {
+                proptest::prop_assert_eq!(idx.bar_offset(log_uar).map(|b| b + within), Some(bar));
+            }
+            let s = SendDoorbellRepr::parse(&SendDoorbell::new_checked(&db[..]).unwrap());
+            let mut fresh = [0u8; 8];
+            s.emit(&mut SendDoorbell::new_checked(&mut fresh[..]).unwrap());
+            proptest::prop_assert_eq!(SendDoorbellRepr::parse(&SendDoorbell::new_checked(&fresh[..]).unwrap()), s);
+        }
+    }
+}

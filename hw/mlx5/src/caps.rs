@@ -7,17 +7,19 @@
 //! ([`CapMode::Current`], what SET_HCA_CAP changed). [`CapOpMod`] converts.
 //!
 //! The layouts here cover what Linux mlx5_core and mlx5e read on a VF, and what a PF needs
-//! for E-Switch QoS: the general device capabilities ([`GeneralCaps`], type 0), the
+//! as E-Switch manager: the general device capabilities ([`GeneralCaps`], type 0), the
 //! Ethernet offloads ([`EthernetCaps`], type 1), the NIC flow tables ([`FlowTableCaps`] with
-//! its receive and transmit [`FlowTableProperties`], type 7) and QoS ([`QosCaps`], type 0xc).
+//! its receive and transmit [`FlowTableProperties`], type 7), the E-Switch flow tables
+//! ([`EswitchFlowTableCaps`], type 8), the E-Switch ([`EswitchCaps`], type 9) and QoS
+//! ([`QosCaps`], type 0xc). [`CapPageRepr`] holds any of them as values.
 //! Each field is declared once, by its bit offset from the start of its capability structure
 //! (the PRM's and Linux `mlx5_ifc.h`'s numbering, bit 0 = MSB of the first dword); the view
 //! and the `Repr` are derived from that one list. Fields not declared stay whatever the
 //! buffer holds (zero in a fresh page): "not supported".
 //!
 //! Sources: Linux `include/linux/mlx5/mlx5_ifc.h` (`cmd_hca_cap`,
-//! `per_protocol_networking_offload_caps`, `flow_table_nic_cap`, `flow_table_prop_layout`,
-//! `qos_cap`), `device.h` (capability types, op_mod), `drivers/net/ethernet/mellanox/mlx5/core`
+//! `per_protocol_networking_offload_caps`, `flow_table_nic_cap`, `flow_table_eswitch_cap`,
+//! `flow_table_prop_layout`, `e_switch_cap`, `qos_cap`), `device.h` (capability types, op_mod), `drivers/net/ethernet/mellanox/mlx5/core`
 //! `main.c`, `fw.c`, `dev.c` (what is read and written); rdma-core `providers/mlx5/mlx5_ifc.h`
 //! as a cross-check.
 
@@ -214,10 +216,16 @@ layout! {
         log_max_cq, set_log_max_cq: u8 = f(0x0db, 5);
         /// log2 of the EQEs of one EQ.
         log_max_eq_sz, set_log_max_eq_sz: u8 = f(0x0e0, 8);
+        /// Relaxed ordering for device writes.
+        relaxed_ordering_write, set_relaxed_ordering_write: bool = f(0x0e8, 1);
+        /// Relaxed ordering for device reads, as the PCI configuration allows.
+        relaxed_ordering_read_pci_enabled, set_relaxed_ordering_read_pci_enabled: bool = f(0x0e9, 1);
         /// log2 of the number of memory keys.
         log_max_mkey, set_log_max_mkey: u8 = f(0x0ea, 6);
         /// QUERY_SPECIAL_CONTEXTS returns a terminate-scatter-list mkey.
         terminate_scatter_list_mkey, set_terminate_scatter_list_mkey: bool = f(0x0f6, 1);
+        /// QUERY_SPECIAL_CONTEXTS returns a dump-fill mkey.
+        dump_fill_mkey, set_dump_fill_mkey: bool = f(0x0f8, 1);
         /// Fast teardown (TEARDOWN_HCA profile 2).
         fast_teardown, set_fast_teardown: bool = f(0x0fb, 1);
         /// log2 of the number of EQs.
@@ -226,6 +234,12 @@ layout! {
         force_teardown, set_force_teardown: bool = f(0x110, 1);
         /// MANAGE_PAGES take may return every page at once.
         release_all_pages, set_release_all_pages: bool = f(0x145, 1);
+        /// The QCAM register exists.
+        qcam_reg, set_qcam_reg: bool = f(0x16f, 1);
+        /// QUERY_VPORT_COUNTER.
+        vport_counters, set_vport_counters: bool = f(0x181, 1);
+        /// Number of queue counters (ALLOC_Q_COUNTER).
+        max_qp_cnt, set_max_qp_cnt: u16 = f(0x186, 10);
         /// P_Key table size (InfiniBand; mlx5_core writes 0).
         pkey_table_size, set_pkey_table_size: u16 = f(0x190, 16);
         /// The function manages the vports of its group (a PF in legacy SR-IOV).
@@ -244,12 +258,18 @@ layout! {
         pcam_reg, set_pcam_reg: bool = f(0x1aa, 1);
         /// Ports check (PCMR register).
         ports_check, set_ports_check: bool = f(0x1b2, 1);
+        /// INIT_HCA may leave the link down (`disable_link_up`).
+        disable_link_up, set_disable_link_up: bool = f(0x1b4, 1);
         /// Link layer of the ports.
         port_type, set_port_type: PortType = f(0x1b6, 2);
         /// Number of ports.
         num_ports, set_num_ports: u8 = f(0x1b8, 8);
+        /// Number of traffic classes (0: the driver assumes 8).
+        max_tc, set_max_tc: u8 = f(0x1cc, 4);
         /// Temperature warning events.
         temp_warn_event, set_temp_warn_event: bool = f(0x1d0, 1);
+        /// DCBX (data center bridging exchange) registers.
+        dcbx, set_dcbx: bool = f(0x1d1, 1);
         /// General notification events.
         general_notification_event, set_general_notification_event: bool = f(0x1d2, 1);
         /// CQE format version (1: user index in CQEs).
@@ -280,6 +300,8 @@ layout! {
         umr_ptr_rlky, set_umr_ptr_rlky: bool = f(0x230, 1);
         /// UARs are 4 KiB regardless of the system page size.
         uar_4k, set_uar_4k: bool = f(0x240, 1);
+        /// Port selection page (type 0x25) exists.
+        port_selection_cap, set_port_selection_cap: bool = f(0x250, 1);
         /// Objects may be created with uid 0 user memory (rdma-core's VFIO provider needs it).
         umem_uid_0, set_umem_uid_0: bool = f(0x252, 1);
         /// log2 of the device page size.
@@ -288,6 +310,8 @@ layout! {
         bf, set_bf: bool = f(0x260, 1);
         /// SET_DRIVER_VERSION is supported.
         driver_version, set_driver_version: bool = f(0x261, 1);
+        /// Memory keys may be created by name.
+        mkey_by_name, set_mkey_by_name: bool = f(0x266, 1);
         /// log2 of the bytes of one BlueFlame register (both buffers).
         log_bf_reg_size, set_log_bf_reg_size: u8 = f(0x26b, 5);
         /// Largest send WQE in bytes.
@@ -314,6 +338,8 @@ layout! {
         log_max_rqt, set_log_max_rqt: u8 = f(0x38b, 5);
         /// log2 of the entries of one RQ table.
         log_max_rqt_size, set_log_max_rqt_size: u8 = f(0x393, 5);
+        /// RoCE read/write without full RoCE.
+        roce_rw_supported, set_roce_rw_supported: bool = f(0x3a1, 1);
         /// Hairpin queues.
         hairpin, set_hairpin: bool = f(0x3c0, 1);
         /// log2 of the WQEs of one work queue.
@@ -366,10 +392,18 @@ layout! {
         cqe_compression, set_cqe_compression: bool = f(0x5bf, 1);
         /// INIT_HCA carries a software owner id.
         sw_owner_id, set_sw_owner_id: bool = f(0x61e, 1);
+        /// Monitor counters.
+        max_num_of_monitor_counters, set_max_num_of_monitor_counters: u16 = f(0x620, 16);
         /// Scalable functions.
         sf, set_sf: bool = f(0x680, 1);
         /// Live migration commands.
         migration, set_migration: bool = f(0x68d, 1);
+        /// PF: MSI-X vectors it may distribute among its VFs (0: no dynamic VF MSI-X).
+        num_total_dynamic_vf_msix, set_num_total_dynamic_vf_msix: u32 = f(0x708, 24);
+        /// PF: smallest VF MSI-X table it may set.
+        min_dynamic_vf_msix_table_size, set_min_dynamic_vf_msix_table_size: u8 = f(0x74c, 4);
+        /// PF: largest VF MSI-X table it may set.
+        max_dynamic_vf_msix_table_size, set_max_dynamic_vf_msix_table_size: u16 = f(0x754, 12);
     }
 }
 
@@ -487,83 +521,151 @@ layout! {
     }
 }
 
-/// Bytes of the flow table page that carry the NIC receive and transmit blocks.
-pub const FLOW_TABLE_CAPS_LEN: usize = FT_NIC_TX_OFFSET + FT_PROPERTIES_LEN;
-
-/// The NIC flow table capabilities (`flow_table_nic_cap`, capability type 7) over a page: the
-/// receive and transmit property blocks.
-#[derive(Clone, Copy, Debug)]
-pub struct FlowTableCaps<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> FlowTableCaps<T> {
-    /// Wraps `buffer` after checking that it holds both blocks.
-    pub fn new_checked(buffer: T) -> Result<Self, Truncated> {
-        check_len(
-            "flow table capabilities",
-            FLOW_TABLE_CAPS_LEN,
-            buffer.as_ref().len(),
-        )?;
-        Ok(FlowTableCaps { buffer })
-    }
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-    fn block(&self, at: usize) -> FlowTableProperties<&[u8]> {
-        // In bounds: `new_checked` checked the whole layout.
-        FlowTableProperties {
-            buffer: &self.buffer.as_ref()[at..at + FT_PROPERTIES_LEN],
+/// Declares a capability page made of flow table property blocks at fixed offsets: its view
+/// (one sub-view per block) and its `Repr`.
+macro_rules! prop_page {
+    (
+        $(#[$vm:meta])* view $view:ident;
+        $(#[$rm:meta])* repr $repr:ident;
+        len $len:expr, $what:literal;
+        blocks { $( $(#[$bm:meta])* $name:ident, $name_mut:ident @ $off:expr; )* }
+    ) => {
+        $(#[$vm])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $view<T: AsRef<[u8]>> {
+            buffer: T,
         }
-    }
-    /// The NIC receive flow table properties.
-    pub fn nic_rx(&self) -> FlowTableProperties<&[u8]> {
-        self.block(FT_NIC_RX_OFFSET)
-    }
-    /// The NIC transmit flow table properties.
-    pub fn nic_tx(&self) -> FlowTableProperties<&[u8]> {
-        self.block(FT_NIC_TX_OFFSET)
-    }
-}
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> FlowTableCaps<T> {
-    fn block_mut(&mut self, at: usize) -> FlowTableProperties<&mut [u8]> {
-        FlowTableProperties {
-            buffer: &mut self.buffer.as_mut()[at..at + FT_PROPERTIES_LEN],
+        impl<T: AsRef<[u8]>> $view<T> {
+            /// Bytes of the page that carry the blocks.
+            pub const LEN: usize = $len;
+
+            /// Wraps `buffer` after checking that it holds every block.
+            pub fn new_checked(buffer: T) -> Result<Self, Truncated> {
+                check_len($what, $len, buffer.as_ref().len())?;
+                Ok($view { buffer })
+            }
+
+            /// The wrapped buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+
+            $(
+                $(#[$bm])*
+                pub fn $name(&self) -> FlowTableProperties<&[u8]> {
+                    // In bounds: `new_checked` checked the whole layout.
+                    FlowTableProperties {
+                        buffer: &self.buffer.as_ref()[$off..$off + FT_PROPERTIES_LEN],
+                    }
+                }
+            )*
         }
-    }
-    /// The NIC receive flow table properties, writable.
-    pub fn nic_rx_mut(&mut self) -> FlowTableProperties<&mut [u8]> {
-        self.block_mut(FT_NIC_RX_OFFSET)
-    }
-    /// The NIC transmit flow table properties, writable.
-    pub fn nic_tx_mut(&mut self) -> FlowTableProperties<&mut [u8]> {
-        self.block_mut(FT_NIC_TX_OFFSET)
-    }
-}
 
-/// The NIC flow table capabilities as values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct FlowTableCapsRepr {
-    /// NIC receive tables.
-    pub nic_rx: FlowTablePropertiesRepr,
-    /// NIC transmit tables.
-    pub nic_tx: FlowTablePropertiesRepr,
-}
-
-impl FlowTableCapsRepr {
-    /// Reads both blocks.
-    pub fn parse<T: AsRef<[u8]>>(view: &FlowTableCaps<T>) -> Self {
-        FlowTableCapsRepr {
-            nic_rx: FlowTablePropertiesRepr::parse(&view.nic_rx()),
-            nic_tx: FlowTablePropertiesRepr::parse(&view.nic_tx()),
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
+            $(
+                #[doc = concat!("[`Self::", stringify!($name), "`], writable.")]
+                pub fn $name_mut(&mut self) -> FlowTableProperties<&mut [u8]> {
+                    FlowTableProperties {
+                        buffer: &mut self.buffer.as_mut()[$off..$off + FT_PROPERTIES_LEN],
+                    }
+                }
+            )*
         }
+
+        $(#[$rm])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+        pub struct $repr {
+            $( $(#[$bm])* pub $name: FlowTablePropertiesRepr, )*
+        }
+
+        impl $repr {
+            /// Reads every block.
+            pub fn parse<T: AsRef<[u8]>>(view: &$view<T>) -> Self {
+                $repr { $( $name: FlowTablePropertiesRepr::parse(&view.$name()), )* }
+            }
+
+            /// Writes every block.
+            pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, view: &mut $view<T>) {
+                $( self.$name.emit(&mut view.$name_mut()); )*
+            }
+        }
+    };
+}
+
+prop_page! {
+    /// The NIC flow table capabilities (`flow_table_nic_cap`, capability type 7) over a page:
+    /// the receive and transmit property blocks.
+    view FlowTableCaps;
+    /// The NIC flow table capabilities as values.
+    repr FlowTableCapsRepr;
+    len FT_NIC_TX_OFFSET + FT_PROPERTIES_LEN, "flow table capabilities";
+    blocks {
+        /// NIC receive tables.
+        nic_rx, nic_rx_mut @ FT_NIC_RX_OFFSET;
+        /// NIC transmit tables.
+        nic_tx, nic_tx_mut @ FT_NIC_TX_OFFSET;
     }
-    /// Writes both blocks.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, view: &mut FlowTableCaps<T>) {
-        self.nic_rx.emit(&mut view.nic_rx_mut());
-        self.nic_tx.emit(&mut view.nic_tx_mut());
+}
+
+/// Byte offset of the FDB flow table properties in the E-Switch flow table page.
+pub const FT_ESW_FDB_OFFSET: usize = 0x40;
+/// Byte offset of the ingress ACL flow table properties in the E-Switch flow table page.
+pub const FT_ESW_ACL_INGRESS_OFFSET: usize = 0x80;
+/// Byte offset of the egress ACL flow table properties in the E-Switch flow table page.
+pub const FT_ESW_ACL_EGRESS_OFFSET: usize = 0xc0;
+
+prop_page! {
+    /// The E-Switch flow table capabilities (`flow_table_eswitch_cap`, capability type 8) over
+    /// a page: the FDB and the per-vport ingress and egress ACL property blocks (what a PF in
+    /// legacy SR-IOV mode uses for MAC anti-spoofing).
+    view EswitchFlowTableCaps;
+    /// The E-Switch flow table capabilities as values.
+    repr EswitchFlowTableCapsRepr;
+    len FT_ESW_ACL_EGRESS_OFFSET + FT_PROPERTIES_LEN, "E-Switch flow table capabilities";
+    blocks {
+        /// The forwarding database.
+        fdb, fdb_mut @ FT_ESW_FDB_OFFSET;
+        /// Vport ingress ACLs.
+        acl_ingress, acl_ingress_mut @ FT_ESW_ACL_INGRESS_OFFSET;
+        /// Vport egress ACLs.
+        acl_egress, acl_egress_mut @ FT_ESW_ACL_EGRESS_OFFSET;
+    }
+}
+
+layout! {
+    /// The E-Switch capabilities (`e_switch_cap`, capability type 9) over a page.
+    view EswitchCaps;
+    /// The E-Switch capabilities this crate names, as values.
+    repr EswitchCapsRepr;
+    len 0x10, "E-Switch capabilities";
+    fields {
+        /// Vport S-VLAN strip.
+        vport_svlan_strip, set_vport_svlan_strip: bool = f(0x00, 1);
+        /// Vport C-VLAN strip.
+        vport_cvlan_strip, set_vport_cvlan_strip: bool = f(0x01, 1);
+        /// Vport S-VLAN insert.
+        vport_svlan_insert, set_vport_svlan_insert: bool = f(0x02, 1);
+        /// Vport C-VLAN insert unless a tag exists.
+        vport_cvlan_insert_if_not_exist, set_vport_cvlan_insert_if_not_exist: bool = f(0x03, 1);
+        /// Vport C-VLAN insert overwriting a tag.
+        vport_cvlan_insert_overwrite, set_vport_cvlan_insert_overwrite: bool = f(0x04, 1);
+        /// Vport C-VLAN insert always.
+        vport_cvlan_insert_always, set_vport_cvlan_insert_always: bool = f(0x06, 1);
+        /// Shared ingress ACL.
+        esw_shared_ingress_acl, set_esw_shared_ingress_acl: bool = f(0x07, 1);
+        /// Uplink ingress ACL.
+        esw_uplink_ingress_acl, set_esw_uplink_ingress_acl: bool = f(0x08, 1);
+        /// E-Switch functions changed events.
+        esw_functions_changed, set_esw_functions_changed: bool = f(0x19, 1);
+        /// An ECPF vport exists.
+        ecpf_vport_exists, set_ecpf_vport_exists: bool = f(0x1b, 1);
+        /// Merged E-Switch.
+        merged_eswitch, set_merged_eswitch: bool = f(0x1d, 1);
+        /// MODIFY_NIC_VPORT_CONTEXT may set another vport's node GUID.
+        nic_vport_node_guid_modify, set_nic_vport_node_guid_modify: bool = f(0x1e, 1);
+        /// MODIFY_NIC_VPORT_CONTEXT may set another vport's port GUID.
+        nic_vport_port_guid_modify, set_nic_vport_port_guid_modify: bool = f(0x1f, 1);
     }
 }
 
@@ -575,6 +677,8 @@ layout! {
     repr QosCapsRepr;
     len 0x20, "QoS capabilities";
     fields {
+        /// Packet pacing (per-SQ rate limits).
+        packet_pacing, set_packet_pacing: bool = f(0x00, 1);
         /// E-Switch scheduling elements.
         esw_scheduling, set_esw_scheduling: bool = f(0x01, 1);
         /// E-Switch bandwidth shares (`bw_share`).
@@ -583,10 +687,26 @@ layout! {
         esw_rate_limit, set_esw_rate_limit: bool = f(0x03, 1);
         /// NIC SQ scheduling.
         nic_sq_scheduling, set_nic_sq_scheduling: bool = f(0x08, 1);
+        /// NIC bandwidth shares.
+        nic_bw_share, set_nic_bw_share: bool = f(0x09, 1);
+        /// NIC rate limits.
+        nic_rate_limit, set_nic_rate_limit: bool = f(0x0a, 1);
+        /// log2 of the depth of the E-Switch scheduling hierarchy.
+        log_esw_max_sched_depth, set_log_esw_max_sched_depth: u8 = f(0x0c, 4);
+        /// Highest packet pacing rate.
+        packet_pacing_max_rate, set_packet_pacing_max_rate: u32 = f(0x40, 32);
+        /// Lowest packet pacing rate.
+        packet_pacing_min_rate, set_packet_pacing_min_rate: u32 = f(0x60, 32);
+        /// log2 of the highest E-Switch rate limit.
+        log_esw_max_rate_limit, set_log_esw_max_rate_limit: u8 = f(0x8b, 5);
+        /// Entries of the packet pacing rate table.
+        packet_pacing_rate_table_size, set_packet_pacing_rate_table_size: u16 = f(0x90, 16);
         /// Bitmap of E-Switch scheduling element types (bit t = type t).
         esw_element_type, set_esw_element_type: u16 = f(0xa0, 16);
         /// Bitmap of E-Switch TSAR types (bit t = type t).
         esw_tsar_type, set_esw_tsar_type: u16 = f(0xb0, 16);
+        /// QoS parameters per vport.
+        max_qos_para_vport, set_max_qos_para_vport: u16 = f(0xd0, 16);
         /// Largest `bw_share` of an element under a TSAR.
         max_tsar_bw_share, set_max_tsar_bw_share: u32 = f(0xe0, 32);
     }
@@ -601,6 +721,10 @@ pub enum CapPageRepr {
     Ethernet(EthernetCapsRepr),
     /// Type 7.
     FlowTable(FlowTableCapsRepr),
+    /// Type 8.
+    EswitchFlowTable(EswitchFlowTableCapsRepr),
+    /// Type 9.
+    Eswitch(EswitchCapsRepr),
     /// Type 0xc.
     Qos(QosCapsRepr),
 }
@@ -612,6 +736,8 @@ impl CapPageRepr {
             CapPageRepr::General(_) => CapType::General,
             CapPageRepr::Ethernet(_) => CapType::EthernetOffloads,
             CapPageRepr::FlowTable(_) => CapType::FlowTable,
+            CapPageRepr::EswitchFlowTable(_) => CapType::EswitchFlowTable,
+            CapPageRepr::Eswitch(_) => CapType::Eswitch,
             CapPageRepr::Qos(_) => CapType::Qos,
         }
     }
@@ -628,6 +754,12 @@ impl CapPageRepr {
             CapType::FlowTable => {
                 CapPageRepr::FlowTable(FlowTableCapsRepr::parse(&FlowTableCaps::new_checked(page)?))
             }
+            CapType::EswitchFlowTable => CapPageRepr::EswitchFlowTable(
+                EswitchFlowTableCapsRepr::parse(&EswitchFlowTableCaps::new_checked(page)?),
+            ),
+            CapType::Eswitch => {
+                CapPageRepr::Eswitch(EswitchCapsRepr::parse(&EswitchCaps::new_checked(page)?))
+            }
             CapType::Qos => CapPageRepr::Qos(QosCapsRepr::parse(&QosCaps::new_checked(page)?)),
             _ => return Ok(None),
         }))
@@ -640,6 +772,10 @@ impl CapPageRepr {
             CapPageRepr::General(r) => r.emit(&mut GeneralCaps::new_checked(page)?),
             CapPageRepr::Ethernet(r) => r.emit(&mut EthernetCaps::new_checked(page)?),
             CapPageRepr::FlowTable(r) => r.emit(&mut FlowTableCaps::new_checked(page)?),
+            CapPageRepr::EswitchFlowTable(r) => {
+                r.emit(&mut EswitchFlowTableCaps::new_checked(page)?)
+            }
+            CapPageRepr::Eswitch(r) => r.emit(&mut EswitchCaps::new_checked(page)?),
             CapPageRepr::Qos(r) => r.emit(&mut QosCaps::new_checked(page)?),
         }
         Ok(())
@@ -785,7 +921,7 @@ mod tests {
     fn single_bit_general_caps_land_where_the_table_says() {
         // (setter, bit offset) pairs: each flag alone sets exactly its bit.
         type Setter = fn(&mut GeneralCaps<&mut [u8]>);
-        let cases: [(Setter, usize); 12] = [
+        let cases: [(Setter, usize); 23] = [
             (|v| v.set_page_request_disable(true), 0x006),
             (|v| v.set_hca_cap_2(true), 0x020),
             (|v| v.set_terminate_scatter_list_mkey(true), 0x0f6),
@@ -798,6 +934,17 @@ mod tests {
             (|v| v.set_driver_version(true), 0x261),
             (|v| v.set_cqe_compression(true), 0x5bf),
             (|v| v.set_sw_owner_id(true), 0x61e),
+            (|v| v.set_fast_teardown(true), 0x0fb),
+            (|v| v.set_release_all_pages(true), 0x145),
+            (|v| v.set_relaxed_ordering_read_pci_enabled(true), 0x0e9),
+            (|v| v.set_qcam_reg(true), 0x16f),
+            (|v| v.set_vport_counters(true), 0x181),
+            (|v| v.set_disable_link_up(true), 0x1b4),
+            (|v| v.set_port_selection_cap(true), 0x250),
+            (|v| v.set_mkey_by_name(true), 0x266),
+            (|v| v.set_vhca_state(true), 0x3ea),
+            (|v| v.set_roce_rw_supported(true), 0x3a1),
+            (|v| v.set_migration(true), 0x68d),
         ];
         for (set, bit) in cases {
             let mut page = [0u8; CAP_LEN];
@@ -806,6 +953,71 @@ mod tests {
             want[bit / 8] = 0x80 >> (bit % 8);
             assert_eq!(page[..], want[..], "bit {bit:#x}");
         }
+    }
+
+    #[test]
+    fn multi_bit_general_caps_land_where_the_table_says() {
+        let mut page = [0u8; CAP_LEN];
+        let mut v = GeneralCaps::new_checked(&mut page[..]).unwrap();
+        v.set_pkey_table_size(0x0102); // bit 0x190 w16
+        v.set_max_qp_cnt(0x3ff); // bit 0x186 w10
+        v.set_max_tc(8); // bit 0x1cc w4
+        v.set_num_total_dynamic_vf_msix(0x00ab_cdef); // bit 0x708 w24
+        v.set_min_dynamic_vf_msix_table_size(2); // bit 0x74c w4
+        v.set_max_dynamic_vf_msix_table_size(0x7ff); // bit 0x754 w12
+        v.set_max_num_of_monitor_counters(0x0304); // bit 0x620 w16
+        let mut want = [0u8; CAP_LEN];
+        want[0x30..0x34].copy_from_slice(&[0x03, 0xff, 0x01, 0x02]);
+        want[0x39] = 0x08;
+        want[0xc4..0xc6].copy_from_slice(&[0x03, 0x04]);
+        want[0xe1..0xe4].copy_from_slice(&[0xab, 0xcd, 0xef]);
+        want[0xe9] = 0x02;
+        want[0xea..0xec].copy_from_slice(&[0x07, 0xff]);
+        assert_eq!(page[..], want[..]);
+    }
+
+    #[test]
+    fn eswitch_caps_bytes_are_pinned() {
+        let ft = EswitchFlowTableCapsRepr {
+            fdb: FlowTablePropertiesRepr {
+                ft_support: true,
+                max_ft_level: 4,
+                ..FlowTablePropertiesRepr::default()
+            },
+            acl_ingress: FlowTablePropertiesRepr {
+                ft_support: true,
+                outer_smac: true,
+                ..FlowTablePropertiesRepr::default()
+            },
+            acl_egress: FlowTablePropertiesRepr {
+                flow_counter: true,
+                ..FlowTablePropertiesRepr::default()
+            },
+        };
+        let page = CapPageRepr::EswitchFlowTable(ft).to_page();
+        let mut want = [0u8; CAP_LEN];
+        want[0x40] = 0x80;
+        want[0x47] = 4;
+        want[0x80] = 0x80;
+        want[0xa0] = 0x40;
+        want[0xc0] = 0x20;
+        assert_eq!(page[..], want[..]);
+        assert_eq!(
+            CapPageRepr::parse(CapType::EswitchFlowTable, &page).unwrap(),
+            Some(CapPageRepr::EswitchFlowTable(ft))
+        );
+
+        let esw = EswitchCapsRepr {
+            vport_cvlan_strip: true,
+            vport_cvlan_insert_if_not_exist: true,
+            nic_vport_node_guid_modify: true,
+            nic_vport_port_guid_modify: true,
+            ..EswitchCapsRepr::default()
+        };
+        let page = CapPageRepr::Eswitch(esw).to_page();
+        assert_eq!(page[..4], [0x50, 0x00, 0x00, 0x03]);
+        assert!(page[4..].iter().all(|&b| b == 0));
+        assert_eq!(CapPageRepr::Eswitch(esw).cap_type(), CapType::Eswitch);
     }
 
     #[test]
@@ -880,6 +1092,9 @@ mod tests {
     #[test]
     fn qos_caps_bytes_are_pinned() {
         let r = QosCapsRepr {
+            packet_pacing: true,
+            log_esw_max_sched_depth: 3,
+            max_qos_para_vport: 0x0506,
             esw_scheduling: true,
             esw_bw_share: true,
             esw_rate_limit: true,
@@ -890,7 +1105,9 @@ mod tests {
         };
         let page = CapPageRepr::Qos(r).to_page();
         let mut want = [0u8; 0x20];
-        want[0] = 0x70;
+        want[0] = 0xf0;
+        want[1] = 0x03;
+        want[0x1a..0x1c].copy_from_slice(&[0x05, 0x06]);
         want[0x14..0x18].copy_from_slice(&[0x00, 0x03, 0x00, 0x01]);
         want[0x1c..0x20].copy_from_slice(&[0, 0, 0, 100]);
         assert_eq!(page[..0x20], want[..]);

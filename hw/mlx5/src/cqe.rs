@@ -192,6 +192,17 @@ layout! {
     }
 }
 
+impl CqeRepr {
+    /// The CQE as a fresh 64-byte array (undeclared bits zero).
+    pub fn to_bytes(&self) -> [u8; CQE_LEN] {
+        let mut b = [0u8; CQE_LEN];
+        if let Ok(mut v) = Cqe::new_checked(&mut b[..]) {
+            self.emit(&mut v);
+        }
+        b
+    }
+}
+
 field_enum! {
     /// Error CQE syndromes.
     pub enum CqeSyndrome: u8 {
@@ -251,6 +262,17 @@ layout! {
         format, set_format: CqeFormat = Field::at(0x3c, 3, 2);
         /// Owner bit.
         owner, set_owner: bool = Field::at(0x3c, 0, 0);
+    }
+}
+
+impl ErrCqeRepr {
+    /// The error CQE as a fresh 64-byte array (undeclared bits zero).
+    pub fn to_bytes(&self) -> [u8; CQE_LEN] {
+        let mut b = [0u8; CQE_LEN];
+        if let Ok(mut v) = ErrCqe::new_checked(&mut b[..]) {
+            self.emit(&mut v);
+        }
+        b
     }
 }
 
@@ -356,6 +378,7 @@ mod tests {
         want[63] = 0x21; // opcode 2, owner 1
         assert_eq!(b, want);
         assert_eq!(CqeRepr::parse(&Cqe::new_checked(&b[..]).unwrap()), r);
+        assert_eq!(r.to_bytes(), b);
         assert_eq!(cqe_opcode(&b), Some(CqeOpcode::RespSend));
     }
 

@@ -344,9 +344,9 @@ impl EqeRepr {
         Ok(EqeRepr::parse(&Eqe::new_checked(bytes)?))
     }
 
-    /// Writes the EQE into `eqe`: clears it, then writes the event data, the header and, last
-    /// in the byte order, the owner bit (a device writes the owner byte last so that software
-    /// never sees a half-written EQE as valid).
+    /// Writes the EQE into `eqe`: clears it, then writes the event data, the header and the
+    /// owner bit. (A device makes the EQE visible to software so that the owner byte lands last;
+    /// that ordering is the writer's business, not the layout's.)
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, eqe: &mut Eqe<T>) {
         eqe.as_bytes_mut().fill(0);
         self.data.emit(eqe.as_bytes_mut());

@@ -323,6 +323,11 @@ pub enum WqeError {
         /// Inline bytes claimed.
         len: u32,
     },
+    /// Emit: the DS count does not fit the 6-bit field.
+    DsCountTooLarge {
+        /// DS count in the control segment.
+        ds_count: u8,
+    },
     /// Emit: the content needs more data segments than the control segment's DS count.
     DsCountTooSmall {
         /// DS count in the control segment.
@@ -356,6 +361,9 @@ impl core::fmt::Display for WqeError {
                 f,
                 "inline data segment at byte {offset} of {len} bytes runs past the WQE's DS count"
             ),
+            WqeError::DsCountTooLarge { ds_count } => {
+                write!(f, "DS count {ds_count} does not fit the 6-bit field")
+            }
             WqeError::DsCountTooSmall { ds_count, needed } => {
                 write!(
                     f,
@@ -489,6 +497,11 @@ impl SendWqeRepr {
     /// covered by a segment, such as the tail of a partly filled DS, are zeroed). Returns the
     /// bytes written.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WqeError> {
+        if self.ctrl.ds_count > MAX_DS_COUNT {
+            return Err(WqeError::DsCountTooLarge {
+                ds_count: self.ctrl.ds_count,
+            });
+        }
         let needed = self.required_ds();
         if usize::from(self.ctrl.ds_count) < needed {
             return Err(WqeError::DsCountTooSmall {
@@ -767,6 +780,17 @@ mod tests {
         buf[32..36].copy_from_slice(&(INLINE_SEG_FLAG | 0x7fff_ffff).to_be_bytes());
         assert!(SendWqeRepr::parse(&buf).is_err());
         assert!(SendWqeRepr::parse(&buf[..8]).is_err());
+        let big = SendWqeRepr {
+            ctrl: CtrlSegRepr {
+                ds_count: 64,
+                ..CtrlSegRepr::default()
+            },
+            ..SendWqeRepr::default()
+        };
+        assert_eq!(
+            big.emit(&mut [0u8; 2048]),
+            Err(WqeError::DsCountTooLarge { ds_count: 64 })
+        );
         assert_eq!(
             WqeError::ZeroDsCount.to_string(),
             "send WQE with a DS count of 0"

@@ -30,8 +30,15 @@ pub const DS_PER_WQEBB: usize = WQEBB_LEN / DS_LEN;
 pub const MAX_DS_COUNT: u8 = 0x3f;
 /// Bit 31 of a data segment's byte count: the segment carries its data inline.
 pub const INLINE_SEG_FLAG: u32 = 0x8000_0000;
-/// The lkey of a receive segment that ends the scatter list.
+/// The lkey of a receive segment that ends the scatter list, unless the device offers a
+/// terminate-scatter-list mkey (general capability `terminate_scatter_list_mkey`, the key from
+/// QUERY_SPECIAL_CONTEXTS).
 pub const INVALID_LKEY: u32 = 0x100;
+/// Bit 31 of a receive data segment's byte count: mlx5e sets it on every fragment
+/// ("hardware start padding"); the fragment's length is bits 30:0.
+pub const RECV_START_PADDING: u32 = 0x8000_0000;
+/// Mask of the length in a data segment's byte count.
+pub const BYTE_COUNT_MASK: u32 = 0x7fff_ffff;
 /// Offset of the first inlined header byte in a WQE that starts with control + Ethernet
 /// segments.
 pub const INLINE_HEADER_OFFSET: usize = DS_LEN + 14;
@@ -266,9 +273,20 @@ impl DataSegRepr {
         addr: 0,
     };
 
-    /// This segment ends a receive scatter list.
+    /// This segment ends a receive scatter list (lkey [`INVALID_LKEY`]).
     pub fn is_terminator(&self) -> bool {
         self.lkey == INVALID_LKEY
+    }
+
+    /// Bytes of the buffer: the byte count without bit 31 (the inline flag of a send segment,
+    /// [`RECV_START_PADDING`] of a receive segment).
+    pub fn len(&self) -> u32 {
+        self.byte_count & BYTE_COUNT_MASK
+    }
+
+    /// The buffer has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -292,7 +310,7 @@ impl SendDataSeg {
     /// Bytes of the packet this segment supplies.
     pub fn len(&self) -> u32 {
         match self {
-            SendDataSeg::Pointer(d) => d.byte_count & !INLINE_SEG_FLAG,
+            SendDataSeg::Pointer(d) => d.len(),
             SendDataSeg::Inline(bytes) => bytes.len() as u32,
         }
     }
@@ -579,13 +597,20 @@ pub struct RecvWqeRepr {
 
 impl RecvWqeRepr {
     /// Parses one stride (16 × segments bytes, the RQ's `log_wq_stride`); reads segments until
-    /// a terminator or the end of the stride. A trailing partial segment is ignored.
+    /// a terminator ([`INVALID_LKEY`]) or the end of the stride. A trailing partial segment is
+    /// ignored.
     pub fn parse(stride: &[u8]) -> Result<Self, Truncated> {
+        Self::parse_with_terminator(stride, INVALID_LKEY)
+    }
+
+    /// [`Self::parse`] with the terminator lkey `terminator` (the terminate-scatter-list mkey
+    /// when the device offers one).
+    pub fn parse_with_terminator(stride: &[u8], terminator: u32) -> Result<Self, Truncated> {
         check_len("receive WQE", DS_LEN, stride.len())?;
         let mut segments = Vec::new();
         for chunk in stride.chunks_exact(DS_LEN) {
             let d = DataSegRepr::parse(&DataSeg::new_checked(chunk)?);
-            if d.is_terminator() {
+            if d.lkey == terminator {
                 break;
             }
             segments.push(d);
@@ -595,10 +620,7 @@ impl RecvWqeRepr {
 
     /// Bytes the WQE's buffers can take.
     pub fn capacity(&self) -> u64 {
-        self.segments
-            .iter()
-            .map(|d| u64::from(d.byte_count & !INLINE_SEG_FLAG))
-            .sum()
+        self.segments.iter().map(|d| u64::from(d.len())).sum()
     }
 
     /// Writes the segments into `stride` and fills the remaining whole segments with
@@ -811,7 +833,7 @@ mod tests {
         let r = RecvWqeRepr {
             segments: vec![
                 DataSegRepr {
-                    byte_count: 2048,
+                    byte_count: RECV_START_PADDING | 2048,
                     lkey: 0x300,
                     addr: 0x8000_1040,
                 },
@@ -824,7 +846,7 @@ mod tests {
         };
         let mut stride = [0xaau8; 64];
         r.emit(&mut stride).unwrap();
-        assert_eq!(stride[0..8], [0, 0, 0x08, 0x00, 0, 0, 0x03, 0x00]);
+        assert_eq!(stride[0..8], [0x80, 0, 0x08, 0x00, 0, 0, 0x03, 0x00]);
         assert_eq!(stride[8..16], [0, 0, 0, 0, 0x80, 0x00, 0x10, 0x40]);
         assert_eq!(
             stride[32..48],
@@ -833,6 +855,8 @@ mod tests {
         assert_eq!(stride[48..64], stride[32..48]);
         assert_eq!(RecvWqeRepr::parse(&stride).unwrap(), r);
         assert_eq!(r.capacity(), 2304);
+        let other = RecvWqeRepr::parse_with_terminator(&stride, 0x300).unwrap();
+        assert!(other.segments.is_empty());
         assert!(r.emit(&mut [0u8; 16]).is_err());
         assert!(RecvWqeRepr::parse(&[0u8; 15]).is_err());
     }

@@ -72,6 +72,16 @@ macro_rules! int_field_value {
 }
 int_field_value!(u8, u16, u32, u64);
 
+/// A 64-bit address field the device puts on the bus.
+impl FieldValue for hw_common::Iova {
+    fn from_raw(raw: u64) -> Self {
+        hw_common::Iova(raw)
+    }
+    fn into_raw(self) -> u64 {
+        self.0
+    }
+}
+
 /// Declares an enum stored in a field: named values plus `Unknown(raw)` for the rest.
 macro_rules! field_enum {
     (

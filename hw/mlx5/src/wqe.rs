@@ -19,6 +19,7 @@
 
 use crate::Field;
 use crate::view::{Truncated, check_len, field_enum, layout};
+use hw_common::Iova;
 
 /// Bytes of one WQE basic block: the unit of the send ring and of the producer counter.
 pub const WQEBB_LEN: usize = 64;
@@ -261,7 +262,7 @@ layout! {
         /// Memory key of the buffer.
         lkey, set_lkey: u32 = Field::dword(0x4);
         /// Address of the buffer (an IOVA with mlx5e's physical-address mkey).
-        addr, set_addr: u64 = Field::qword(0x8);
+        addr, set_addr: Iova = Field::qword(0x8);
     }
 }
 
@@ -270,7 +271,7 @@ impl DataSegRepr {
     pub const TERMINATOR: DataSegRepr = DataSegRepr {
         byte_count: 0,
         lkey: INVALID_LKEY,
-        addr: 0,
+        addr: Iova(0),
     };
 
     /// This segment ends a receive scatter list (lkey [`INVALID_LKEY`]).
@@ -668,7 +669,7 @@ mod tests {
             data: vec![SendDataSeg::Pointer(DataSegRepr {
                 byte_count: 1496,
                 lkey: 0x300,
-                addr: 0x1_2345_6000,
+                addr: Iova(0x1_2345_6000),
             })],
         }
     }
@@ -719,7 +720,7 @@ mod tests {
                 SendDataSeg::Pointer(DataSegRepr {
                     byte_count: 100,
                     lkey: 1,
-                    addr: 2,
+                    addr: Iova(2),
                 }),
             ],
         };
@@ -835,12 +836,12 @@ mod tests {
                 DataSegRepr {
                     byte_count: RECV_START_PADDING | 2048,
                     lkey: 0x300,
-                    addr: 0x8000_1040,
+                    addr: Iova(0x8000_1040),
                 },
                 DataSegRepr {
                     byte_count: 256,
                     lkey: 0x300,
-                    addr: 0x9000_0000,
+                    addr: Iova(0x9000_0000),
                 },
             ],
         };

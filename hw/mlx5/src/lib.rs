@@ -6,6 +6,17 @@
 //! never panics, unknown values survive as numbers.
 //!
 //! * [`field`]: PRM bit numbering and field access.
+//! * [`view`]: the plumbing of the typed views (the [`Truncated`] length error; each layout's
+//!   fields declared once, the view's getters/setters and its `Repr` derived from them).
+//! * [`caps`]: HCA capability pages (general, Ethernet offloads, NIC flow tables, QoS), the
+//!   capability types and the max/current `op_mod` of QUERY_HCA_CAP / SET_HCA_CAP.
+//! * [`wqe`]: send WQEs (control, Ethernet and data segments, inline headers and data, send
+//!   opcodes) and cyclic receive WQEs.
+//! * [`cqe`]: CQEs (normal and error layouts, syndromes, ownership), the CQ doorbell record
+//!   and the CQ arm doorbell.
+//! * [`eqe`]: EQEs, event types and their data, the EQ doorbell.
+//! * [`uar`]: UAR pages (doorbell and BlueFlame offsets, UAR index to BAR0 offset), the send
+//!   doorbell and the SQ/RQ doorbell records.
 //!
 //! Sources: the ConnectX PRM, Linux `include/linux/mlx5/{mlx5_ifc.h,device.h,driver.h}` and
 //! `drivers/net/ethernet/mellanox/mlx5/core`, rdma-core `providers/mlx5`. Each module names the
@@ -15,4 +26,12 @@
 
 pub mod field;
 
+pub mod caps;
+pub mod cqe;
+pub mod eqe;
+pub mod uar;
+pub mod view;
+pub mod wqe;
+
 pub use field::Field;
+pub use view::Truncated;

@@ -6,6 +6,13 @@
 //! never panics, unknown values survive as numbers.
 //!
 //! * [`field`]: PRM bit numbering and field access.
+//! * [`pci`]: vendor and device ids `mlx5_core` binds, BARs, capabilities, SR-IOV values.
+//! * [`init_seg`]: the initialization segment at BAR0 (firmware revision, command queue
+//!   address, doorbell, initializing bit, health buffer and counter, timeouts, clocks).
+//! * [`cmd`]: the command queue entry, mailbox blocks, delivery and command status, the
+//!   message header, the opcode table and the XOR signatures.
+//! * [`commands`]: the input and output layouts of each command and the object contexts they
+//!   carry (EQ, CQ, SQ, RQ, WQ, TIS, TIR, RQT, mkey, NIC vport, flow tables).
 //!
 //! Sources: the ConnectX PRM, Linux `include/linux/mlx5/{mlx5_ifc.h,device.h,driver.h}` and
 //! `drivers/net/ethernet/mellanox/mlx5/core`, rdma-core `providers/mlx5`. Each module names the
@@ -13,6 +20,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod layout;
+
+pub mod cmd;
+pub mod commands;
 pub mod field;
+pub mod init_seg;
+pub mod pci;
 
 pub use field::Field;

@@ -29,7 +29,7 @@ impl Field {
     }
 
     /// A field `width` bits wide at byte `byte`, bit `bit_in_dword` (0 = MSB) of its dword:
-    /// the way the PRM's tables give offsets ("0x04 [23:16]").
+    /// the way the PRM's tables give offsets (`0x04 [23:16]`).
     pub const fn at(byte: usize, hi: u32, lo: u32) -> Field {
         assert!(
             byte.is_multiple_of(4) && hi >= lo && hi < 32,

@@ -18,8 +18,13 @@
 //! * [`steering`]: flow tables, groups and entries (NIC RX), the root, and match parameters.
 //! * [`eswitch`]: what the PF uses on a VF's behalf: vport numbers and QoS scheduling elements.
 
+pub mod eswitch;
 pub mod lifecycle;
 pub mod queues;
+pub mod resources;
+pub mod rx;
+pub mod steering;
+pub mod vport;
 
 /// Bytes of the smallest output of most commands: status, syndrome and two dwords.
 pub const OUT_LEN_16: usize = 0x10;

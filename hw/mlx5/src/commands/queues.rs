@@ -177,7 +177,9 @@ layout! {
         /// State ([`cq_state`]).
         st, set_st: u8 = Field::at(0x00, 11, 8);
         /// Offset of the first CQE in the first page.
-        page_offset, set_page_offset: u8 = Field::at(0x08, 25, 20);
+        page_offset, set_page_offset: u8 = Field::at(0x08, 11, 6);
+        /// CQE timestamp format.
+        cq_timestamp_format, set_cq_timestamp_format: u8 = Field::at(0x08, 1, 0);
         /// log2 of the number of CQEs.
         log_cq_size, set_log_cq_size: u8 = Field::at(0x0C, 28, 24);
         /// UAR page whose CQ doorbell arms this CQ.
@@ -334,6 +336,10 @@ layout! {
         wq_signature, set_wq_signature: bool = Field::at(0x00, 27, 27);
         /// End padding of received packets: 0 none, 1 to 64 bytes.
         end_padding_mode, set_end_padding_mode: u8 = Field::at(0x00, 26, 25);
+        /// Completion-on-demand slave.
+        cd_slave, set_cd_slave: bool = Field::at(0x00, 24, 24);
+        /// Offset of the first WQE in the first page.
+        page_offset, set_page_offset: u8 = Field::at(0x04, 20, 16);
         /// Low watermark.
         lwm, set_lwm: u16 = Field::at(0x04, 15, 0);
         /// Protection domain.
@@ -389,6 +395,8 @@ layout! {
         user_index, set_user_index: u32 = Field::at(0x04, 23, 0);
         /// The CQ send completions go to.
         cqn, set_cqn: u32 = Field::at(0x08, 23, 0);
+        /// Packet pacing rate-limit index (0: none).
+        packet_pacing_rate_limit_index, set_packet_pacing_rate_limit_index: u16 = Field::at(0x1C, 15, 0);
         /// Number of TISes listed (1).
         tis_lst_sz, set_tis_lst_sz: u16 = Field::at(0x20, 31, 16);
         /// The TIS.
@@ -438,6 +446,8 @@ layout! {
         flush_in_error_en, set_flush_in_error_en: bool = Field::at(0x00, 18, 18);
         /// Hairpin RQ.
         hairpin, set_hairpin: bool = Field::at(0x00, 17, 17);
+        /// Timestamp format.
+        ts_format, set_ts_format: u8 = Field::at(0x00, 5, 4);
         /// User index.
         user_index, set_user_index: u32 = Field::at(0x04, 23, 0);
         /// The CQ receive completions go to.
@@ -445,7 +455,7 @@ layout! {
         /// Queue counter set that counts this RQ's drops.
         counter_set_id, set_counter_set_id: u8 = Field::at(0x0C, 31, 24);
         /// Shared receive memory pool (mem_rq_type RMP).
-        rmpn, set_rmpn: u32 = Field::at(0x14, 23, 0);
+        rmpn, set_rmpn: u32 = Field::at(0x10, 23, 0);
     }
 }
 nested!(RqContext, wq, wq_mut, WqContext, WQ_OFFSET);

@@ -10,7 +10,7 @@
 //! and the device clears the ownership bit when the output and the delivery status are
 //! written. Everything is big-endian.
 
-use crate::field::Bytes;
+use crate::field::{Bytes, Field, Truncated, check_len};
 use crate::layout::layout;
 
 /// Bytes in one command queue entry.
@@ -210,7 +210,7 @@ impl QueueEntryRepr {
         }
     }
 
-    /// Writes every field into `e` (bytes 0x01–0x03 are left as they are: reserved).
+    /// Writes every field into `e` (bytes 0x01–0x03 and 0x3E are left as they are: reserved).
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, e: &mut QueueEntry<T>) {
         e.set_cmd_type(self.cmd_type);
         e.set_input_length(self.input_length);
@@ -267,6 +267,75 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MailboxBlock<T> {
         self.set_ctrl_signature(ctrl);
         let whole = !xor8(&self.as_bytes()[..MAILBOX_BLOCK_LEN - 1]);
         self.set_signature(whole);
+    }
+}
+
+/// The header of a command input, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputHeader {
+    /// The opcode.
+    pub opcode: Opcode,
+    /// The user context id.
+    pub uid: u16,
+    /// The opcode modifier.
+    pub op_mod: u16,
+}
+
+impl InputHeader {
+    /// Parses the first [`HEADER_LEN`] bytes of an input message.
+    pub fn parse(msg: &[u8]) -> Result<InputHeader, Truncated> {
+        check_len(msg, HEADER_LEN)?;
+        Ok(InputHeader {
+            opcode: Opcode::from(header::OPCODE.read::<u16>(msg)),
+            uid: header::UID.read(msg),
+            op_mod: header::OP_MOD.read(msg),
+        })
+    }
+
+    /// Writes the header into the first [`HEADER_LEN`] bytes of `msg` (the reserved half of
+    /// dword 1 is left as it is).
+    pub fn emit(&self, msg: &mut [u8]) -> Result<(), Truncated> {
+        check_len(msg, HEADER_LEN)?;
+        header::OPCODE.write(msg, self.opcode.value());
+        header::UID.write(msg, self.uid);
+        header::OP_MOD.write(msg, self.op_mod);
+        Ok(())
+    }
+}
+
+/// The header of a command output, parsed: what every answer carries, success or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputHeader {
+    /// The command status.
+    pub status: CommandStatus,
+    /// The syndrome (0 on success; an opaque code naming the failure otherwise).
+    pub syndrome: u32,
+}
+
+impl OutputHeader {
+    /// Success.
+    pub const OK: OutputHeader = OutputHeader {
+        status: CommandStatus::Ok,
+        syndrome: 0,
+    };
+
+    /// Parses the first [`HEADER_LEN`] bytes of an output message.
+    pub fn parse(msg: &[u8]) -> Result<OutputHeader, Truncated> {
+        check_len(msg, HEADER_LEN)?;
+        Ok(OutputHeader {
+            status: CommandStatus::from(header::STATUS.read::<u8>(msg)),
+            syndrome: header::SYNDROME.read(msg),
+        })
+    }
+
+    /// Writes the header into the first [`HEADER_LEN`] bytes of `msg` (bytes 1–3 are
+    /// zeroed: reserved).
+    pub fn emit(&self, msg: &mut [u8]) -> Result<(), Truncated> {
+        check_len(msg, HEADER_LEN)?;
+        Field::dword(0).write(msg, 0u32);
+        header::STATUS.write(msg, u8::from(self.status));
+        header::SYNDROME.write(msg, self.syndrome);
+        Ok(())
     }
 }
 
@@ -848,6 +917,91 @@ mod tests {
         assert_eq!(CommandStatus::from(0x02), CommandStatus::BadOp);
         assert_eq!(CommandStatus::from(0x51), CommandStatus::BadOutputLength);
         assert_eq!(CommandStatus::from(0x77), CommandStatus::Unknown(0x77));
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        // SET_ISSI as the lab's guest sent it.
+        let set_issi = [0x01, 0x0B, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        let h = InputHeader::parse(&set_issi).unwrap();
+        assert_eq!(
+            h,
+            InputHeader {
+                opcode: Opcode::SetIssi,
+                uid: 0,
+                op_mod: 0
+            }
+        );
+        let mut b = [0u8; 8];
+        InputHeader {
+            opcode: Opcode::QueryPages,
+            uid: 7,
+            op_mod: 1,
+        }
+        .emit(&mut b)
+        .unwrap();
+        assert_eq!(b, [0x01, 0x07, 0, 7, 0, 0, 0, 1]);
+        assert!(InputHeader::parse(&b[..7]).is_err());
+        assert!(
+            InputHeader {
+                opcode: Opcode::Unknown(0xFFFF),
+                uid: 0,
+                op_mod: 0
+            }
+            .emit(&mut b[..4])
+            .is_err()
+        );
+        // A real failure: CREATE_TIS status 0x3 syndrome 0x595b5d.
+        let mut o = [0xAAu8; 16];
+        OutputHeader {
+            status: CommandStatus::BadParam,
+            syndrome: 0x59_5B5D,
+        }
+        .emit(&mut o)
+        .unwrap();
+        assert_eq!(&o[..8], &[0x03, 0, 0, 0, 0x00, 0x59, 0x5B, 0x5D]);
+        assert_eq!(&o[8..], &[0xAA; 8], "rest untouched");
+        assert_eq!(
+            OutputHeader::parse(&o).unwrap(),
+            OutputHeader {
+                status: CommandStatus::BadParam,
+                syndrome: 0x59_5B5D
+            }
+        );
+        assert_eq!(
+            OutputHeader::parse(&[0x99, 0, 0, 0, 0, 0, 0, 1])
+                .unwrap()
+                .status,
+            CommandStatus::Unknown(0x99)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_entry_round_trips_through_its_repr(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), ENTRY_LEN)
+        ) {
+            let mut b = bytes.clone();
+            // Bytes 0x01..0x04 and 0x3E are reserved and not part of the repr.
+            b[1..4].fill(0);
+            b[0x3E] = 0;
+            let r = QueueEntryRepr::parse(&QueueEntry::new_checked(&b[..]).unwrap());
+            let mut out = vec![0u8; ENTRY_LEN];
+            r.emit(&mut QueueEntry::new_checked(&mut out[..]).unwrap());
+            proptest::prop_assert_eq!(out, b);
+        }
+
+        #[test]
+        fn signing_always_verifies(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), MAILBOX_BLOCK_LEN)) {
+            let mut b = bytes.clone();
+            let mut m = MailboxBlock::new_checked(&mut b[..]).unwrap();
+            m.fill_signatures();
+            proptest::prop_assert!(m.signatures_ok());
+            let mut e = bytes[..ENTRY_LEN].to_vec();
+            let mut v = QueueEntry::new_checked(&mut e[..]).unwrap();
+            v.fill_signature();
+            proptest::prop_assert!(v.signature_ok());
+        }
     }
 
     #[test]

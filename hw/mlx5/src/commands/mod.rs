@@ -11,9 +11,11 @@
 //!
 //! * [`lifecycle`]: ENABLE/DISABLE_HCA, QUERY/SET_ISSI, QUERY/MANAGE_PAGES, QUERY/SET_HCA_CAP,
 //!   INIT/TEARDOWN_HCA, SET_DRIVER_VERSION, QUERY_ADAPTER, ACCESS_REG.
-//! * [`resources`]: UAR, PD, transport domain, mkey (with `mkc`), Q counters, special contexts.
+//! * [`resources`]: UAR, PD, transport domain, mkey (with `mkc`), queue counters, special
+//!   contexts.
 //! * [`queues`]: EQ, CQ, SQ, RQ commands with `eqc`, `cqc`, `sqc`, `rqc` and `wq`.
 //! * [`rx`]: TIS, TIR and RQT commands with their contexts.
+//! * [`registers`]: the access registers a VF touches (PAOS, PMTU, DTOR, HOST_ENDIANNESS).
 //! * [`vport`]: vport state, NIC vport context (MAC, MTU, address lists), vport counters.
 //! * [`steering`]: flow tables, groups and entries (NIC RX), the root, and match parameters.
 //! * [`eswitch`]: what the PF uses on a VF's behalf: vport numbers and QoS scheduling elements.
@@ -21,6 +23,7 @@
 pub mod eswitch;
 pub mod lifecycle;
 pub mod queues;
+pub mod registers;
 pub mod resources;
 pub mod rx;
 pub mod steering;
@@ -188,6 +191,7 @@ command_table! {
         resources::QuerySpecialContextsIn, QuerySpecialContextsOut;
         resources::AllocQCounterIn, AllocQCounterOut;
         resources::DeallocQCounterIn, DeallocQCounterOut;
+        resources::QueryQCounterIn, QueryQCounterOut;
         queues::CreateEqIn, CreateEqOut;
         queues::DestroyEqIn, DestroyEqOut;
         queues::CreateCqIn, CreateCqOut;
@@ -239,6 +243,10 @@ command_table! {
         steering::MatchHeaders;
         steering::FlowContext;
         eswitch::SchedulingContext;
+        registers::Paos;
+        registers::Pmtu;
+        registers::Dtor;
+        registers::HostEndianness;
     }
 }
 

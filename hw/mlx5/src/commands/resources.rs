@@ -241,6 +241,30 @@ layout! {
     output struct DeallocQCounterOut(OUT_LEN_16) {}
 }
 
+layout! {
+    /// QUERY_Q_COUNTER input.
+    input(Opcode::QueryQCounter) struct QueryQCounterIn(0x20) {
+        /// Another vport's counter set.
+        other_vport, set_other_vport: bool = Field::at(0x08, 31, 31);
+        /// The vport.
+        vport_number, set_vport_number: u16 = Field::at(0x08, 15, 0);
+        /// Clear after reading.
+        clear, set_clear: bool = Field::at(0x18, 31, 31);
+        /// Sum over the function's counter sets.
+        aggregate, set_aggregate: bool = Field::at(0x18, 30, 30);
+        /// The counter set.
+        counter_set_id, set_counter_set_id: u8 = Field::at(0x1C, 7, 0);
+    }
+}
+
+layout! {
+    /// QUERY_Q_COUNTER output (256 bytes; the RDMA counters are not listed).
+    output struct QueryQCounterOut(0x100) {
+        /// Packets dropped for want of a receive WQE (mlx5e's `rx_out_of_buffer`).
+        out_of_buffer, set_out_of_buffer: u32 = Field::dword(0x30);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -310,6 +334,16 @@ mod tests {
         d.set_header(0);
         d.set_pd(2);
         assert_eq!(&i[..0x0C], &[0x08, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        let mut q = [0u8; 0x100];
+        QueryQCounterOut::new_checked(&mut q[..])
+            .unwrap()
+            .set_out_of_buffer(3);
+        assert_eq!(&q[0x30..0x34], &[0, 0, 0, 3]);
+        let mut q = [0u8; 0x20];
+        let mut v = QueryQCounterIn::new_checked(&mut q[..]).unwrap();
+        v.set_counter_set_id(4);
+        v.set_clear(true);
+        assert_eq!((q[0x18], q[0x1F]), (0x80, 4));
         let mut s = [0u8; 0x20];
         QuerySpecialContextsOut::new_checked(&mut s[..])
             .unwrap()

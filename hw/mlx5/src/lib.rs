@@ -11,8 +11,10 @@
 //!   address, doorbell, initializing bit, health buffer and counter, timeouts, clocks).
 //! * [`cmd`]: the command queue entry, mailbox blocks, delivery and command status, the
 //!   message header, the opcode table and the XOR signatures.
-//! * [`commands`]: the input and output layouts of each command and the object contexts they
-//!   carry (EQ, CQ, SQ, RQ, WQ, TIS, TIR, RQT, mkey, NIC vport, flow tables).
+//! * [`commands`]: the input and output layouts of each command, the object contexts they
+//!   carry (EQ, CQ, SQ, RQ, WQ, TIS, TIR, RQT, mkey, NIC vport, flow tables, scheduling
+//!   elements) and the access registers a VF uses; [`commands::lengths`] maps an opcode to
+//!   its layouts' lengths.
 //!
 //! Sources: the ConnectX PRM, Linux `include/linux/mlx5/{mlx5_ifc.h,device.h,driver.h}` and
 //! `drivers/net/ethernet/mellanox/mlx5/core`, rdma-core `providers/mlx5`. Each module names the

@@ -388,7 +388,7 @@ layout! {
     /// INIT_HCA input.
     input(Opcode::InitHca) struct InitHcaIn(0x20) {
         /// Software vHCA id (with general-2 caps).
-        sw_vhca_id, set_sw_vhca_id: u16 = Field::at(0x0C, 29, 18);
+        sw_vhca_id, set_sw_vhca_id: u16 = Field::at(0x0C, 29, 16);
     }
 }
 
@@ -759,9 +759,13 @@ mod tests {
         let mut i = InitHcaIn::new_checked(&mut b[..]).unwrap();
         i.set_header(0);
         assert!(i.set_sw_owner_id(&[0x11; 16]));
-        i.set_sw_vhca_id(0xFFF);
+        i.set_sw_vhca_id(0x3FFF);
         assert_eq!(&b[..2], &[0x01, 0x02]);
-        assert_eq!(&b[0x0C..0x10], &[0x3F, 0xFC, 0, 0]);
+        assert_eq!(
+            &b[0x0C..0x10],
+            &[0x3F, 0xFF, 0, 0],
+            "14-bit sw_vhca_id at 29:16"
+        );
         assert_eq!(&b[0x10..0x20], &[0x11; 16]);
         let mut t = [0u8; 16];
         let mut v = TeardownHcaIn::new_checked(&mut t[..]).unwrap();

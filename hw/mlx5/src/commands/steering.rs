@@ -366,6 +366,8 @@ layout! {
         flow_tag, set_flow_tag: u32 = Field::at(0x08, 23, 0);
         /// Action ([`action`]).
         action, set_action: u16 = Field::at(0x0C, 15, 0);
+        /// Destinations use the 16-byte extended format (the model supports only 8-byte).
+        extended_destination, set_extended_destination: bool = Field::at(0x10, 31, 31);
         /// Destinations listed.
         destination_list_size, set_destination_list_size: u32 = Field::at(0x10, 23, 0);
         /// Flow counters listed.

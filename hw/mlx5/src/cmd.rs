@@ -350,6 +350,13 @@ pub const fn mailbox_blocks(len: usize) -> usize {
     len.saturating_sub(INLINE_LEN).div_ceil(MAILBOX_DATA_LEN)
 }
 
+/// Splits a message into its inline part (up to 16 bytes) and the data each mailbox block of
+/// its chain carries, in chain order (the last one possibly short).
+pub fn split_message(msg: &[u8]) -> (&[u8], core::slice::Chunks<'_, u8>) {
+    let (inline, rest) = msg.split_at(msg.len().min(INLINE_LEN));
+    (inline, rest.chunks(MAILBOX_DATA_LEN))
+}
+
 /// Where byte `offset` of a message lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Location {
@@ -903,6 +910,27 @@ mod tests {
         assert_eq!(doorbell_bit(32), None);
         assert_eq!(page_request_slot(5), 31);
         assert_eq!(page_request_slot(9), 0);
+    }
+
+    #[test]
+    fn a_query_issi_answer_splits_as_the_lab_delivered_it() {
+        // 0x70 bytes: 16 inline, 96 in one mailbox block; supported_issi_dw0 = 3 at mailbox
+        // byte 0x5C.
+        let mut out = [0u8; 0x70];
+        out[0x6F] = 3;
+        let (inline, mut blocks) = split_message(&out);
+        assert_eq!(inline.len(), INLINE_LEN);
+        let block0 = blocks.next().unwrap();
+        assert_eq!(block0.len(), 96);
+        assert_eq!(&block0[0x5C..0x60], &[0, 0, 0, 3]);
+        assert!(blocks.next().is_none());
+        let (inline, mut blocks) = split_message(&out[..12]);
+        assert_eq!(inline.len(), 12);
+        assert!(blocks.next().is_none());
+        assert_eq!(
+            split_message(&[0u8; 0x1010]).1.count(),
+            mailbox_blocks(0x1010)
+        );
     }
 
     #[test]

@@ -189,6 +189,10 @@ layout! {
         first_vid, set_first_vid: u16 = Field::at(0x0C, 11, 0);
         /// IP protocol.
         ip_protocol, set_ip_protocol: u8 = Field::at(0x10, 31, 24);
+        /// IP DSCP.
+        ip_dscp, set_ip_dscp: u8 = Field::at(0x10, 23, 18);
+        /// IP ECN.
+        ip_ecn, set_ip_ecn: u8 = Field::at(0x10, 17, 16);
         /// A C-VLAN tag is present.
         cvlan_tag, set_cvlan_tag: bool = Field::at(0x10, 15, 15);
         /// An S-VLAN tag is present.
@@ -203,6 +207,8 @@ layout! {
         tcp_sport, set_tcp_sport: u16 = Field::at(0x14, 31, 16);
         /// TCP destination port.
         tcp_dport, set_tcp_dport: u16 = Field::at(0x14, 15, 0);
+        /// IPv4 TTL / IPv6 hop limit.
+        ttl_hoplimit, set_ttl_hoplimit: u8 = Field::at(0x18, 7, 0);
         /// UDP source port.
         udp_sport, set_udp_sport: u16 = Field::at(0x1C, 31, 16);
         /// UDP destination port.

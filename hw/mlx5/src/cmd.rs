@@ -254,6 +254,28 @@ impl<T: AsRef<[u8]>> MailboxBlock<T> {
     }
 }
 
+impl<T: AsRef<[u8]>> MailboxBlock<T> {
+    /// The delivery status a device reports for this block as chain position `position` of
+    /// a command with token `token`: a wrong block number, then a wrong token, then (when
+    /// checksums are on) a bad signature; `Ok` otherwise.
+    pub fn delivery_check(
+        &self,
+        position: u32,
+        token: u8,
+        verify_signatures: bool,
+    ) -> DeliveryStatus {
+        if self.block_number() != position {
+            DeliveryStatus::BadBlockNumber
+        } else if self.token() != token {
+            DeliveryStatus::Token
+        } else if verify_signatures && !self.signatures_ok() {
+            DeliveryStatus::Signature
+        } else {
+            DeliveryStatus::Ok
+        }
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> MailboxBlock<T> {
     /// The 512 message bytes, writable.
     pub fn data_mut(&mut self) -> &mut [u8] {
@@ -877,6 +899,14 @@ mod tests {
         MailboxBlock::new_checked(&mut c[..]).unwrap().set_token(7);
         assert_eq!(&c[0x23C..], &[0x00, 0x07, 0x00, 0x00]);
         assert!(MailboxBlock::new_checked(&c[..0x23F]).is_err());
+        let m = MailboxBlock::new_checked(&c[..]).unwrap();
+        assert_eq!(m.delivery_check(0, 7, false), DeliveryStatus::Ok);
+        assert_eq!(
+            m.delivery_check(1, 7, false),
+            DeliveryStatus::BadBlockNumber
+        );
+        assert_eq!(m.delivery_check(0, 8, false), DeliveryStatus::Token);
+        assert_eq!(m.delivery_check(0, 7, true), DeliveryStatus::Signature);
     }
 
     #[test]

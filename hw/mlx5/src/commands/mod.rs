@@ -13,7 +13,8 @@
 //!   INIT/TEARDOWN_HCA, SET_DRIVER_VERSION, QUERY_ADAPTER, ACCESS_REG.
 //! * [`resources`]: UAR, PD, transport domain, mkey (with `mkc`), queue counters, special
 //!   contexts.
-//! * [`queues`]: EQ, CQ, SQ, RQ commands with `eqc`, `cqc`, `sqc`, `rqc` and `wq`.
+//! * [`queues`]: EQ, CQ, SQ, RQ commands (create, modify, query, destroy) with `eqc`, `cqc`,
+//!   `sqc`, `rqc` and `wq`.
 //! * [`rx`]: TIS, TIR and RQT commands with their contexts.
 //! * [`registers`]: the access registers a VF touches (PAOS, PMTU, DTOR, HOST_ENDIANNESS).
 //! * [`vport`]: vport state, NIC vport context (MAC, MTU, address lists), vport counters.
@@ -203,6 +204,10 @@ command_table! {
         queues::CreateRqIn, CreateRqOut;
         queues::ModifyRqIn, ModifyRqOut;
         queues::DestroyRqIn, DestroyRqOut;
+        queues::QueryEqIn, QueryEqOut;
+        queues::QueryCqIn, QueryCqOut;
+        queues::QuerySqIn, QuerySqOut;
+        queues::QueryRqIn, QueryRqOut;
         rx::CreateTisIn, CreateTisOut;
         rx::DestroyTisIn, DestroyTisOut;
         rx::CreateTirIn, CreateTirOut;
@@ -290,7 +295,7 @@ mod tests {
             );
         }
         assert_eq!(lengths(Opcode::Unknown(0xA00)), None);
-        assert_eq!(lengths(Opcode::QueryEq), None);
+        assert_eq!(lengths(Opcode::QueryFlowCounter), None);
     }
 
     fn overlaps(a: Field, b: Field) -> bool {

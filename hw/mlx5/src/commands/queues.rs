@@ -621,6 +621,77 @@ layout! {
     output struct DestroyRqOut(OUT_LEN_16) {}
 }
 
+// ---------------------------------------------------------------------------------------------
+// Queries (drivers read a queue's state back, e.g. in TX timeout recovery)
+
+layout! {
+    /// QUERY_EQ input.
+    input(Opcode::QueryEq) struct QueryEqIn(0x10) {
+        /// The EQ.
+        eq_number, set_eq_number: u8 = Field::at(0x08, 7, 0);
+    }
+}
+
+layout! {
+    /// QUERY_EQ output: the context at 0x10.
+    output struct QueryEqOut(0x50) {}
+}
+nested!(QueryEqOut, eq_context, eq_context_mut, EqContext, 0x10);
+
+layout! {
+    /// QUERY_CQ input.
+    input(Opcode::QueryCq) struct QueryCqIn(0x10) {
+        /// The CQ.
+        cqn, set_cqn: u32 = OBJECT_NUMBER;
+    }
+}
+
+layout! {
+    /// QUERY_CQ output: the context at 0x10.
+    output struct QueryCqOut(0x50) {}
+}
+nested!(QueryCqOut, cq_context, cq_context_mut, CqContext, 0x10);
+
+layout! {
+    /// QUERY_SQ input.
+    input(Opcode::QuerySq) struct QuerySqIn(0x10) {
+        /// The SQ.
+        sqn, set_sqn: u32 = OBJECT_NUMBER;
+    }
+}
+
+layout! {
+    /// QUERY_SQ output: the context at 0x20.
+    output struct QuerySqOut(SQ_RQ_CONTEXT_OFFSET + SQ_RQ_CONTEXT_LEN) {}
+}
+nested!(
+    QuerySqOut,
+    sq_context,
+    sq_context_mut,
+    SqContext,
+    SQ_RQ_CONTEXT_OFFSET
+);
+
+layout! {
+    /// QUERY_RQ input.
+    input(Opcode::QueryRq) struct QueryRqIn(0x10) {
+        /// The RQ.
+        rqn, set_rqn: u32 = OBJECT_NUMBER;
+    }
+}
+
+layout! {
+    /// QUERY_RQ output: the context at 0x20.
+    output struct QueryRqOut(SQ_RQ_CONTEXT_OFFSET + SQ_RQ_CONTEXT_LEN) {}
+}
+nested!(
+    QueryRqOut,
+    rq_context,
+    rq_context_mut,
+    RqContext,
+    SQ_RQ_CONTEXT_OFFSET
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -817,6 +888,27 @@ mod tests {
             assert_eq!(u8::from(QueueState::from(v)), v);
         }
         assert_eq!(QueueState::from(2), QueueState::Unknown(2));
+    }
+
+    #[test]
+    fn query_outputs_carry_the_contexts() {
+        let mut b = [0u8; 0x110];
+        QuerySqOut::new_checked(&mut b[..])
+            .unwrap()
+            .sq_context_mut()
+            .set_state(QueueState::Error);
+        assert_eq!(b[0x21], 0x30, "sqc at 0x20, state ERR");
+        let mut b = [0u8; 0x50];
+        QueryCqOut::new_checked(&mut b[..])
+            .unwrap()
+            .cq_context_mut()
+            .set_st(cq_state::ARMED);
+        assert_eq!(b[0x12], 0x09);
+        let mut b = [0u8; 0x10];
+        let mut q = QueryRqIn::new_checked(&mut b[..]).unwrap();
+        q.set_header(0);
+        q.set_rqn(5);
+        assert_eq!(b[..0x0C], [0x09, 0x0B, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ impl Field {
     }
 
     /// A field `width` bits wide at byte `byte`, bit `bit_in_dword` (0 = MSB) of its dword:
-    /// the way the PRM's tables give offsets ("0x04 \[23:16\]").
+    /// the way the PRM's tables give offsets (`0x04 [23:16]`).
     pub const fn at(byte: usize, hi: u32, lo: u32) -> Field {
         assert!(
             byte.is_multiple_of(4) && hi >= lo && hi < 32,
@@ -97,6 +97,144 @@ impl Field {
     }
 }
 
+/// A value a [`Field`] holds: the integer types and `bool` (a 1-bit flag, or any non-zero
+/// value of a wider field). Values wider than the field are truncated on write.
+pub trait FieldValue: Copy {
+    /// The value from the raw field bits.
+    fn from_raw(raw: u64) -> Self;
+    /// The raw field bits.
+    fn into_raw(self) -> u64;
+}
+
+impl FieldValue for bool {
+    fn from_raw(raw: u64) -> bool {
+        raw != 0
+    }
+    fn into_raw(self) -> u64 {
+        u64::from(self)
+    }
+}
+
+macro_rules! field_value_int {
+    ($($t:ty),*) => {$(
+        impl FieldValue for $t {
+            fn from_raw(raw: u64) -> $t {
+                raw as $t
+            }
+            fn into_raw(self) -> u64 {
+                u64::from(self)
+            }
+        }
+    )*};
+}
+field_value_int!(u8, u16, u32, u64);
+
+/// A signed 32-bit field (QUERY_PAGES' `num_pages`): two's complement in the field's bits.
+impl FieldValue for i32 {
+    fn from_raw(raw: u64) -> i32 {
+        raw as u32 as i32
+    }
+    fn into_raw(self) -> u64 {
+        u64::from(self as u32)
+    }
+}
+
+impl Field {
+    /// The field as a typed value, zero when `buf` is too short.
+    pub fn read<V: FieldValue>(self, buf: &[u8]) -> V {
+        V::from_raw(self.get_or_zero(buf))
+    }
+
+    /// Writes a typed value; false when `buf` is too short (nothing is written then).
+    pub fn write<V: FieldValue>(self, buf: &mut [u8], value: V) -> bool {
+        self.set(buf, value.into_raw())
+    }
+
+    /// The byte just past the field's last dword: a layout holding this field is at least
+    /// this long.
+    pub const fn end(self) -> usize {
+        if self.width == 64 {
+            self.byte() + 8
+        } else {
+            self.byte() + 4
+        }
+    }
+}
+
+/// A run of bytes inside a layout (a MAC address, an owner id, a string, a hash key), kept in
+/// the order the device reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bytes {
+    /// Byte offset from the start of the structure.
+    pub byte: usize,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+impl Bytes {
+    /// `len` bytes at `byte`.
+    pub const fn at(byte: usize, len: usize) -> Bytes {
+        Bytes { byte, len }
+    }
+
+    /// The byte just past the run.
+    pub const fn end(self) -> usize {
+        self.byte + self.len
+    }
+
+    /// The bytes in `buf`, or `None` when `buf` is too short.
+    pub fn get(self, buf: &[u8]) -> Option<&[u8]> {
+        buf.get(self.byte..self.end())
+    }
+
+    /// Copies `src` into the run and zero-fills the rest of it; false (nothing written) when
+    /// `buf` is too short or `src` is longer than the run.
+    pub fn set(self, buf: &mut [u8], src: &[u8]) -> bool {
+        if src.len() > self.len {
+            return false;
+        }
+        let Some(dst) = buf.get_mut(self.byte..self.end()) else {
+            return false;
+        };
+        let (head, tail) = dst.split_at_mut(src.len());
+        head.copy_from_slice(src);
+        tail.fill(0);
+        true
+    }
+}
+
+/// A buffer was shorter than the layout it should hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truncated {
+    /// Bytes the layout needs.
+    pub needed: usize,
+    /// Bytes the buffer had.
+    pub have: usize,
+}
+
+impl core::fmt::Display for Truncated {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "buffer of {} bytes, layout needs {}",
+            self.have, self.needed
+        )
+    }
+}
+impl std::error::Error for Truncated {}
+
+/// Checks that `buf` holds at least `needed` bytes.
+pub fn check_len(buf: &[u8], needed: usize) -> Result<(), Truncated> {
+    if buf.len() < needed {
+        Err(Truncated {
+            needed,
+            have: buf.len(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
 const fn mask32(width: u32) -> u32 {
     if width >= 32 {
         u32::MAX
@@ -139,6 +277,35 @@ mod tests {
         assert_eq!(Field::dword(0x40).get(&b), None);
         assert!(!Field::dword(0x40).set(&mut b, 1));
         assert_eq!(Field::dword(0x40).get_or_zero(&b), 0);
+    }
+
+    #[test]
+    fn typed_values_and_byte_runs() {
+        let mut b = [0u8; 16];
+        assert!(Field::at(0x04, 31, 31).write(&mut b, true));
+        assert!(Field::at(0x04, 31, 31).read::<bool>(&b));
+        assert_eq!(b[4], 0x80);
+        assert!(Field::at(0x08, 15, 0).write(&mut b, 0x1234u16));
+        assert_eq!(Field::at(0x08, 15, 0).read::<u16>(&b), 0x1234);
+        assert_eq!(Field::qword(0x08).end(), 0x10);
+        let mac = Bytes::at(0x0A, 6);
+        b[0x0F] = 0xEE;
+        assert!(mac.set(&mut b, &[1, 2, 3]));
+        assert_eq!(
+            &b[0x0A..0x10],
+            &[1, 2, 3, 0, 0, 0],
+            "rest of the run zero-filled"
+        );
+        assert!(!mac.set(&mut b, &[0; 7]), "longer than the run");
+        assert!(!Bytes::at(0x0C, 6).set(&mut b, &[1]), "past the buffer");
+        assert_eq!(Bytes::at(0x0C, 6).get(&b), None);
+        assert_eq!(
+            check_len(&b, 17),
+            Err(Truncated {
+                needed: 17,
+                have: 16
+            })
+        );
     }
 
     proptest::proptest! {

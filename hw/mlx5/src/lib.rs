@@ -17,6 +17,15 @@
 //! * [`eqe`]: EQEs, event types and their data, the EQ doorbell.
 //! * [`uar`]: UAR pages (doorbell and BlueFlame offsets, UAR index to BAR0 offset), the send
 //!   doorbell and the SQ/RQ doorbell records.
+//! * [`pci`]: vendor and device ids `mlx5_core` binds, BARs, capabilities, SR-IOV values.
+//! * [`init_seg`]: the initialization segment at BAR0 (firmware revision, command queue
+//!   address, doorbell, initializing bit, health buffer and counter, timeouts, clocks).
+//! * [`cmd`]: the command queue entry, mailbox blocks, delivery and command status, the
+//!   message header, the opcode table and the XOR signatures.
+//! * [`commands`]: the input and output layouts of each command, the object contexts they
+//!   carry (EQ, CQ, SQ, RQ, WQ, TIS, TIR, RQT, mkey, NIC vport, flow tables, scheduling
+//!   elements) and the access registers a VF uses; [`commands::lengths`] maps an opcode to
+//!   its layouts' lengths.
 //!
 //! Sources: the ConnectX PRM, Linux `include/linux/mlx5/{mlx5_ifc.h,device.h,driver.h}` and
 //! `drivers/net/ethernet/mellanox/mlx5/core`, rdma-core `providers/mlx5`. Each module names the
@@ -24,7 +33,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod layout;
+
+pub mod cmd;
+pub mod commands;
 pub mod field;
+pub mod init_seg;
+pub mod pci;
 
 pub mod caps;
 pub mod cqe;

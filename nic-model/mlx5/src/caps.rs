@@ -145,10 +145,14 @@ mod tests {
         }
         assert!(settable_general(&req, &cur, &max).is_ok());
         let mut bad = cur.clone();
-        GeneralCaps::new_checked(&mut bad[..]).unwrap().set_roce(true);
+        GeneralCaps::new_checked(&mut bad[..])
+            .unwrap()
+            .set_roce(true);
         assert_eq!(settable_general(&bad, &cur, &max), Err("roce"));
         let mut ro = cur.clone();
-        GeneralCaps::new_checked(&mut ro[..]).unwrap().set_striding_rq(true);
+        GeneralCaps::new_checked(&mut ro[..])
+            .unwrap()
+            .set_striding_rq(true);
         assert_eq!(settable_general(&ro, &cur, &max), Err("read-only field"));
     }
 }

@@ -21,10 +21,10 @@ use mlx5_hw::caps::CAP_LEN;
 use mlx5_hw::cmd::{CommandStatus, InputHeader, Opcode, OutputHeader};
 use mlx5_hw::commands::lifecycle::{
     DEVICE_PAGE_SIZE, DisableHcaIn, DisableHcaOut, EnableHcaIn, EnableHcaOut, InitHcaIn,
-    InitHcaOut, ManagePagesIn, ManagePagesOp, ManagePagesOut, PSID, PagesKind,
-    QueryAdapterIn, QueryAdapterOut, QueryHcaCapIn, QueryHcaCapOut, QueryIssiIn, QueryIssiOut,
-    QueryPagesIn, QueryPagesOut, SetDriverVersionIn, SetDriverVersionOut, SetHcaCapIn,
-    SetHcaCapOut, SetIssiIn, SetIssiOut, TeardownHcaIn, TeardownHcaOut, teardown_profile,
+    InitHcaOut, ManagePagesIn, ManagePagesOp, ManagePagesOut, PSID, PagesKind, QueryAdapterIn,
+    QueryAdapterOut, QueryHcaCapIn, QueryHcaCapOut, QueryIssiIn, QueryIssiOut, QueryPagesIn,
+    QueryPagesOut, SetDriverVersionIn, SetDriverVersionOut, SetHcaCapIn, SetHcaCapOut, SetIssiIn,
+    SetIssiOut, TeardownHcaIn, TeardownHcaOut, teardown_profile,
 };
 use mlx5_hw::commands::resources::{
     AllocPdIn, AllocPdOut, AllocTransportDomainIn, AllocTransportDomainOut, AllocUarIn,
@@ -343,7 +343,12 @@ fn query_pages(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [
     Ok(())
 }
 
-fn manage_pages(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+fn manage_pages(
+    st: &mut FunctionState,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
     let i = ManagePagesIn::new_checked(input).map_err(short_in)?;
     let mut o = ManagePagesOut::new_checked(&mut *out).map_err(short_out)?;
     need_enabled(st)?;
@@ -463,7 +468,12 @@ fn init_hca(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]
     Ok(())
 }
 
-fn teardown_hca(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+fn teardown_hca(
+    st: &mut FunctionState,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
     let i = TeardownHcaIn::new_checked(input).map_err(short_in)?;
     TeardownHcaOut::new_checked(&mut *out).map_err(short_out)?;
     no_op_mod(h)?;
@@ -492,7 +502,12 @@ fn set_driver_version(
     Ok(())
 }
 
-fn query_adapter(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+fn query_adapter(
+    st: &mut FunctionState,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
     QueryAdapterIn::new_checked(input).map_err(short_in)?;
     QueryAdapterOut::new_checked(&mut *out).map_err(short_out)?;
     no_op_mod(h)?;

@@ -157,18 +157,17 @@ impl ConfigSpace {
             at + msix_cap::CONTROL,
             msix_cap::ENABLE | msix_cap::FUNCTION_MASK,
         );
-        self.set32(at + msix_cap::TABLE, msix::TABLE_OFFSET | u32::from(msix::BAR));
+        self.set32(
+            at + msix_cap::TABLE,
+            msix::TABLE_OFFSET | u32::from(msix::BAR),
+        );
         self.set32(at + msix_cap::PBA, msix::PBA_OFFSET | u32::from(msix::BAR));
     }
 
     /// The PF's space: power management, PCI Express, MSI-X; AER, ARI and SR-IOV extended
     /// capabilities, SR-IOV advertising `total_vfs` VFs.
     pub fn new_pf(total_vfs: u16) -> ConfigSpace {
-        let mut c = ConfigSpace::blank(
-            pci::DEVICE_CONNECTX6_DX,
-            pci::PF_BAR0,
-            layout::PF_PM as u8,
-        );
+        let mut c = ConfigSpace::blank(pci::DEVICE_CONNECTX6_DX, pci::PF_BAR0, layout::PF_PM as u8);
         // Power management (version 3), then PCI Express, then MSI-X.
         c.bytes[layout::PF_PM] = cap_id::PM;
         c.bytes[layout::PF_PM + 1] = layout::PCIE as u8;
@@ -176,8 +175,14 @@ impl ConfigSpace {
         c.add_pcie(layout::PCIE, layout::MSIX as u8);
         c.add_msix(layout::MSIX, 0, msix::PF_TABLE_SIZE);
         // Extended capabilities: AER (registers all zero) → ARI → SR-IOV.
-        c.set32(layout::PF_AER, ext_header(ext_cap_id::AER, 2, layout::PF_ARI));
-        c.set32(layout::PF_ARI, ext_header(ext_cap_id::ARI, 1, layout::PF_SRIOV));
+        c.set32(
+            layout::PF_AER,
+            ext_header(ext_cap_id::AER, 2, layout::PF_ARI),
+        );
+        c.set32(
+            layout::PF_ARI,
+            ext_header(ext_cap_id::ARI, 1, layout::PF_SRIOV),
+        );
         let s = layout::PF_SRIOV;
         c.set32(s, ext_header(ext_cap_id::SRIOV, 1, 0));
         c.mask16(
@@ -190,7 +195,10 @@ impl ConfigSpace {
         c.set16(s + sriov_cap::FIRST_VF_OFFSET, sriov::FIRST_VF_OFFSET);
         c.set16(s + sriov_cap::VF_STRIDE, sriov::VF_STRIDE);
         c.set16(s + sriov_cap::VF_DEVICE_ID, sriov::VF_DEVICE_ID);
-        c.set32(s + sriov_cap::SUPPORTED_PAGE_SIZES, sriov::SUPPORTED_PAGE_SIZES);
+        c.set32(
+            s + sriov_cap::SUPPORTED_PAGE_SIZES,
+            sriov::SUPPORTED_PAGE_SIZES,
+        );
         c.set32(s + sriov_cap::SYSTEM_PAGE_SIZE, sriov::SYSTEM_PAGE_SIZE);
         c.mask32(s + sriov_cap::SYSTEM_PAGE_SIZE, sriov::SUPPORTED_PAGE_SIZES);
         let vf_bar = pci::VF_BAR0;
@@ -320,7 +328,10 @@ mod tests {
         assert_eq!(vf.get16(0), pci::VENDOR_MELLANOX);
         assert_eq!(vf.read(1, &mut b), Err(ConfigAccessError::Misaligned));
         assert_eq!(vf.read(4094, &mut b[..2]), Ok(()));
-        assert_eq!(vf.read(4096, &mut b[..1]), Err(ConfigAccessError::OutOfRange));
+        assert_eq!(
+            vf.read(4096, &mut b[..1]),
+            Err(ConfigAccessError::OutOfRange)
+        );
         let pf = ConfigSpace::new_pf(4);
         assert_eq!(pf.get16(layout::PF_SRIOV + sriov_cap::TOTAL_VFS), 4);
         assert_eq!(

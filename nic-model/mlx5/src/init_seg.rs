@@ -82,7 +82,11 @@ impl SegmentState {
             let bit = 1u32 << 31;
             s.set_register(
                 Register::Initializing,
-                if initializing { init | bit } else { init & !bit },
+                if initializing {
+                    init | bit
+                } else {
+                    init & !bit
+                },
             );
         }
     }
@@ -167,7 +171,10 @@ mod tests {
         let b = read32(&mut s, SimTime::from_millis(150), 0x1010);
         assert_ne!(a, 0);
         assert_eq!(b, a + 1);
-        assert_eq!(read32(&mut s, SimTime::from_millis(150), 0x1004), 150_000_000);
+        assert_eq!(
+            read32(&mut s, SimTime::from_millis(150), 0x1004),
+            150_000_000
+        );
         let mut byte = [0u8; 1];
         assert!(s.read(SimTime::ZERO, 0x23D, &mut byte));
         assert_eq!(byte[0], 0, "health syndrome");

@@ -212,17 +212,13 @@ impl Mlx5Nic {
         target: Arc<dyn DmaTarget>,
         offset: u64,
     ) -> Result<(), DmaMapError> {
-        let func = self
-            .function_mut(f)
-            .ok_or(DmaMapError::NoSuchFunction(f))?;
+        let func = self.function_mut(f).ok_or(DmaMapError::NoSuchFunction(f))?;
         Ok(func.iommu.map(iova, len, target, offset, true)?)
     }
 
     /// Removes function `f`'s mapping at `iova`.
     pub fn dma_unmap(&mut self, f: FunctionId, iova: Iova) -> Result<(), DmaMapError> {
-        let func = self
-            .function_mut(f)
-            .ok_or(DmaMapError::NoSuchFunction(f))?;
+        let func = self.function_mut(f).ok_or(DmaMapError::NoSuchFunction(f))?;
         Ok(func.iommu.unmap(iova)?)
     }
 

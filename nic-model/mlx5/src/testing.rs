@@ -240,7 +240,11 @@ impl CmdDriver {
         let mut bytes = vec![0u8; p.out_len];
         let n = p.out_len.min(INLINE_LEN);
         bytes[..n].copy_from_slice(&e.inline_output()[..n]);
-        for (addr, chunk) in p.out_blocks.iter().zip(bytes[n..].chunks_mut(MAILBOX_DATA_LEN)) {
+        for (addr, chunk) in p
+            .out_blocks
+            .iter()
+            .zip(bytes[n..].chunks_mut(MAILBOX_DATA_LEN))
+        {
             self.read(*addr, chunk);
         }
         let h = OutputHeader::parse(&bytes).unwrap_or(OutputHeader {
@@ -255,7 +259,12 @@ impl CmdDriver {
     }
 
     /// Posts in slot 0, rings, polls.
-    pub fn exec(&mut self, nic: &mut Mlx5Nic, input: &[u8], out_len: usize) -> Result<Output, CmdError> {
+    pub fn exec(
+        &mut self,
+        nic: &mut Mlx5Nic,
+        input: &[u8],
+        out_len: usize,
+    ) -> Result<Output, CmdError> {
         let p = self.post(0, input, out_len);
         self.ring(nic, 1);
         self.complete(&p)
@@ -299,12 +308,21 @@ impl CmdDriver {
 
     /// QUERY_HCA_CAP with `op_mod`: the 4 KiB page.
     pub fn query_cap(&mut self, nic: &mut Mlx5Nic, op_mod: u16) -> Vec<u8> {
-        let o = self.ok(nic, &input(Opcode::QueryHcaCap, op_mod, 0x10), CAP_OFFSET + CAP_LEN);
+        let o = self.ok(
+            nic,
+            &input(Opcode::QueryHcaCap, op_mod, 0x10),
+            CAP_OFFSET + CAP_LEN,
+        );
         o.bytes[CAP_OFFSET..].to_vec()
     }
 
     /// SET_HCA_CAP of the general page `page`.
-    pub fn set_cap(&mut self, nic: &mut Mlx5Nic, op_mod: u16, page: &[u8]) -> Result<Output, CmdError> {
+    pub fn set_cap(
+        &mut self,
+        nic: &mut Mlx5Nic,
+        op_mod: u16,
+        page: &[u8],
+    ) -> Result<Output, CmdError> {
         let mut m = input(Opcode::SetHcaCap, op_mod, CAP_OFFSET + CAP_LEN);
         m[CAP_OFFSET..CAP_OFFSET + page.len().min(CAP_LEN)]
             .copy_from_slice(&page[..page.len().min(CAP_LEN)]);
@@ -325,7 +343,10 @@ impl CmdDriver {
         self.ok(nic, &set, 0x10);
         let boot_pages = self.query_pages(nic, 1);
         let pages = self.fresh_pages(boot_pages.max(0) as usize);
-        assert_eq!(self.give_pages(nic, &pages).map(|o| o.status), Ok(CommandStatus::Ok));
+        assert_eq!(
+            self.give_pages(nic, &pages).map(|o| o.status),
+            Ok(CommandStatus::Ok)
+        );
         let mut cur = self.query_cap(nic, 1);
         let max = self.query_cap(nic, 0);
         if let Ok(mut g) = GeneralCaps::new_checked(&mut cur[..]) {
@@ -334,10 +355,16 @@ impl CmdDriver {
             g.set_drain_sigerr(true);
             g.set_log_uar_page_sz(0);
         }
-        assert_eq!(self.set_cap(nic, 0, &cur).map(|o| o.status), Ok(CommandStatus::Ok));
+        assert_eq!(
+            self.set_cap(nic, 0, &cur).map(|o| o.status),
+            Ok(CommandStatus::Ok)
+        );
         let init_pages = self.query_pages(nic, 2);
         let pages = self.fresh_pages(init_pages.max(0) as usize);
-        assert_eq!(self.give_pages(nic, &pages).map(|o| o.status), Ok(CommandStatus::Ok));
+        assert_eq!(
+            self.give_pages(nic, &pages).map(|o| o.status),
+            Ok(CommandStatus::Ok)
+        );
         self.ok(nic, &input(Opcode::InitHca, 0, 0x20), 0x10);
         BringUp {
             supported_issi,

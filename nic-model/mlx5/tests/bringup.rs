@@ -16,15 +16,27 @@ const VF0: FunctionId = FunctionId::Vf(0);
 #[test]
 fn init_segment_reads_as_the_lab_saw_it() {
     let mut nic = device(2);
-    assert_eq!(nic.read32be(VF0, 0x004), 0x0005_03EA, "cmdif 5, fw sub 1002");
+    assert_eq!(
+        nic.read32be(VF0, 0x004),
+        0x0005_03EA,
+        "cmdif 5, fw sub 1002"
+    );
     assert_eq!(nic.read32be(VF0, 0x000), 0x0027_0016, "fw 22.39");
     assert_eq!(nic.read32be(VF0, 0x1FC), 0, "not initializing");
     assert_eq!(nic.read32be(VF0, 0x014), 0x56, "log size 5, log stride 6");
     nic.write32be(VF0, 0x010, 0);
     nic.write32be(VF0, 0x014, 0x0428_A000);
-    assert_eq!(nic.read32be(VF0, 0x014), 0x0428_A056, "geometry bits read-only");
+    assert_eq!(
+        nic.read32be(VF0, 0x014),
+        0x0428_A056,
+        "geometry bits read-only"
+    );
     assert_eq!(nic.cmdq_address(VF0), Some(0x0428_A000));
-    assert_eq!(nic.read32be(VF0, 0xFFC), 0, "timeouts not reported: no DTOR read");
+    assert_eq!(
+        nic.read32be(VF0, 0xFFC),
+        0,
+        "timeouts not reported: no DTOR read"
+    );
     assert_eq!(nic.read32be(VF0, 0x230), 0, "health fw_ver not 0xffffffff");
     let mut b = [0u8; 1];
     nic.bar_read(VF0, 0, 0x23D, &mut b);
@@ -77,7 +89,12 @@ fn vf_bring_up_in_mlx5_core_order_to_init_hca_and_first_resources() {
     let e = EthernetCaps::new_checked(&eth[..]).unwrap();
     assert!(e.csum_cap() && !e.lro_cap() && !e.tunnel_stateless_vxlan());
     let cur = d.query_cap(&mut nic, 1);
-    assert_eq!(GeneralCaps::new_checked(&cur[..]).unwrap().pkey_table_size(), 0);
+    assert_eq!(
+        GeneralCaps::new_checked(&cur[..])
+            .unwrap()
+            .pkey_table_size(),
+        0
+    );
     let a = d.ok(&mut nic, &input(Opcode::QueryAdapter, 0, 0x10), 0x110);
     assert_eq!(PSID.get(&a.bytes).unwrap(), BOARD_ID);
     let uar = d.ok(&mut nic, &input(Opcode::AllocUar, 0, 0x10), 0x10);
@@ -86,7 +103,11 @@ fn vf_bring_up_in_mlx5_core_order_to_init_hca_and_first_resources() {
     assert_eq!(uar2.dword(0x08), FIRST_UAR + 1);
     let pd = d.ok(&mut nic, &input(Opcode::AllocPd, 0, 0x10), 0x10);
     assert_eq!(pd.dword(0x08), 1);
-    let td = d.ok(&mut nic, &input(Opcode::AllocTransportDomain, 0, 0x10), 0x10);
+    let td = d.ok(
+        &mut nic,
+        &input(Opcode::AllocTransportDomain, 0, 0x10),
+        0x10,
+    );
     assert_eq!(td.dword(0x08), 1);
     let mut free = input(Opcode::DeallocUar, 0, 0x10);
     put_dword(&mut free, 0x08, FIRST_UAR);

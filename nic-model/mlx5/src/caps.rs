@@ -109,6 +109,7 @@ fn apply_settable(req: &[u8], max: &[u8], expected: &mut [u8]) -> Result<(), &'s
         release_all_pages / set_release_all_pages,
         mkey_by_name / set_mkey_by_name,
         roce / set_roce,
+        log_max_current_uc_list / set_log_max_current_uc_list,
     );
     if r.cmdif_checksum().raw_value() > m.cmdif_checksum().raw_value() {
         return Err("cmdif_checksum");

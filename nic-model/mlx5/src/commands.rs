@@ -20,12 +20,14 @@ use std::collections::BTreeSet;
 use mlx5_hw::caps::CAP_LEN;
 use mlx5_hw::cmd::{CommandStatus, InputHeader, Opcode, OutputHeader};
 use mlx5_hw::commands::lifecycle::{
-    DEVICE_PAGE_SIZE, DisableHcaIn, DisableHcaOut, EnableHcaIn, EnableHcaOut, InitHcaIn,
-    InitHcaOut, ManagePagesIn, ManagePagesOp, ManagePagesOut, PSID, PagesKind, QueryAdapterIn,
-    QueryAdapterOut, QueryHcaCapIn, QueryHcaCapOut, QueryIssiIn, QueryIssiOut, QueryPagesIn,
-    QueryPagesOut, SetDriverVersionIn, SetDriverVersionOut, SetHcaCapIn, SetHcaCapOut, SetIssiIn,
-    SetIssiOut, TeardownHcaIn, TeardownHcaOut, teardown_profile,
+    AccessRegIn, AccessRegOut, DEVICE_PAGE_SIZE, DisableHcaIn, DisableHcaOut, EnableHcaIn,
+    EnableHcaOut, InitHcaIn, InitHcaOut, ManagePagesIn, ManagePagesOp, ManagePagesOut, PSID,
+    PagesKind, QueryAdapterIn, QueryAdapterOut, QueryHcaCapIn, QueryHcaCapOut, QueryIssiIn,
+    QueryIssiOut, QueryPagesIn, QueryPagesOut, REGISTER_DATA_OFFSET, RegisterId,
+    SetDriverVersionIn, SetDriverVersionOut, SetHcaCapIn, SetHcaCapOut, SetIssiIn, SetIssiOut,
+    TeardownHcaIn, TeardownHcaOut, access_reg_op, teardown_profile,
 };
+use mlx5_hw::commands::registers::HostEndianness;
 use mlx5_hw::commands::resources::{
     AllocPdIn, AllocPdOut, AllocTransportDomainIn, AllocTransportDomainOut, AllocUarIn,
     AllocUarOut, DeallocPdIn, DeallocPdOut, DeallocTransportDomainIn, DeallocTransportDomainOut,
@@ -77,6 +79,8 @@ pub mod syndrome {
     pub const NO_SUCH_OBJECT: u32 = 0x4D58_0040;
     /// MANAGE_PAGES count larger than the input carries.
     pub const PAGE_LIST_SHORT: u32 = 0x4D58_0041;
+    /// ACCESS_REG of a register the model does not have.
+    pub const UNSUPPORTED_REGISTER: u32 = 0x4D58_0042;
 }
 
 /// Pages a function asks for at boot (QUERY_PAGES op_mod 1).
@@ -125,6 +129,8 @@ pub struct FunctionState {
     pub pds: BTreeSet<u32>,
     /// Allocated transport domains.
     pub transport_domains: BTreeSet<u32>,
+    /// The HOST_ENDIANNESS register as the driver wrote it (`he`: host big-endian).
+    pub host_big_endian: Option<bool>,
 }
 
 impl FunctionState {
@@ -139,6 +145,7 @@ impl FunctionState {
             uars: BTreeSet::new(),
             pds: BTreeSet::new(),
             transport_domains: BTreeSet::new(),
+            host_big_endian: None,
         }
     }
 
@@ -225,6 +232,7 @@ fn dispatch(
         Opcode::TeardownHca => teardown_hca(st, h, input, out),
         Opcode::SetDriverVersion => set_driver_version(st, h, input, out),
         Opcode::QueryAdapter => query_adapter(st, h, input, out),
+        Opcode::AccessReg => access_reg(st, h, input, out),
         Opcode::AllocUar => alloc_uar(st, ctx, h, input, out),
         Opcode::DeallocUar => dealloc_uar(st, h, input, out),
         Opcode::AllocPd => alloc_pd(st, h, input, out),
@@ -515,6 +523,30 @@ fn query_adapter(
     let _fits = PSID.set(out, BOARD_ID);
     Ok(())
 }
+
+fn access_reg(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    let i = AccessRegIn::new_checked(input).map_err(short_in)?;
+    let mut o = AccessRegOut::new_checked(&mut *out).map_err(short_out)?;
+    if h.op_mod != access_reg_op::WRITE && h.op_mod != access_reg_op::READ {
+        return refuse(CommandStatus::BadOp, syndrome::BAD_OP_MOD);
+    }
+    need_enabled(st)?;
+    match i.register_id() {
+        RegisterId::HostEndianness => {
+            let data = HostEndianness::new_checked(i.register_data()).map_err(short_in)?;
+            let mut back = HostEndianness::new_checked(o.register_data_mut()).map_err(short_out)?;
+            if h.op_mod == access_reg_op::WRITE {
+                st.host_big_endian = Some(data.he());
+            }
+            back.set_he(st.host_big_endian.unwrap_or(false));
+            Ok(())
+        }
+        _ => refuse(CommandStatus::BadParam, syndrome::UNSUPPORTED_REGISTER),
+    }
+}
+
+/// Bytes of an ACCESS_REG message carrying HOST_ENDIANNESS.
+pub const HOST_ENDIANNESS_MSG_LEN: usize = REGISTER_DATA_OFFSET + 0x10;
 
 /// The lowest free number in `first..first + max`.
 fn allocate(set: &mut BTreeSet<u32>, first: u32, max: usize) -> Result<u32> {

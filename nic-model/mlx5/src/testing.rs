@@ -17,9 +17,10 @@ use mlx5_hw::cmd::{
     MAILBOX_BLOCK_LEN, MAILBOX_DATA_LEN, MailboxBlock, Opcode, OutputHeader, QueueEntry,
     mailbox_blocks,
 };
-use mlx5_hw::commands::lifecycle::{CAP_OFFSET, PAS_OFFSET};
+use mlx5_hw::commands::lifecycle::{CAP_OFFSET, PAS_OFFSET, RegisterId, access_reg_op};
 use mlx5_hw::init_seg::Register;
 
+use crate::commands::HOST_ENDIANNESS_MSG_LEN;
 use crate::function::FunctionId;
 use crate::nic::Mlx5Nic;
 
@@ -92,6 +93,20 @@ pub fn input(opcode: Opcode, op_mod: u16, len: usize) -> Vec<u8> {
     }
     .emit(&mut m);
     m.truncate(len);
+    m
+}
+
+/// ACCESS_REG of HOST_ENDIANNESS (`op_mod`: 0 write, 1 read) with `he` (host big-endian).
+pub fn host_endianness(op_mod: u16, big_endian: bool) -> Vec<u8> {
+    let mut m = input(Opcode::AccessReg, op_mod, HOST_ENDIANNESS_MSG_LEN);
+    put_dword(
+        &mut m,
+        0x08,
+        u32::from(u16::from(RegisterId::HostEndianness)),
+    );
+    if big_endian {
+        m[0x10] = 0x80;
+    }
     m
 }
 
@@ -330,7 +345,8 @@ impl CmdDriver {
     }
 
     /// Linux `mlx5_core`'s bring-up of a function up to INIT_HCA, checking every output:
-    /// ENABLE_HCA, QUERY_ISSI, SET_ISSI 1, boot pages, QUERY_HCA_CAP current and max,
+    /// ENABLE_HCA, QUERY_ISSI, SET_ISSI 1, boot pages, HOST_ENDIANNESS (PF only),
+    /// QUERY_HCA_CAP current and max,
     /// SET_HCA_CAP (pkey table 0, checksums off, drain_sigerr, 4 KiB UAR pages), init pages,
     /// INIT_HCA.
     pub fn bring_up(&mut self, nic: &mut Mlx5Nic) -> BringUp {
@@ -347,6 +363,10 @@ impl CmdDriver {
             self.give_pages(nic, &pages).map(|o| o.status),
             Ok(CommandStatus::Ok)
         );
+        if self.f == FunctionId::Pf {
+            // `set_hca_ctrl`: the PF tells the device the host is little-endian.
+            self.ok(nic, &host_endianness(access_reg_op::WRITE, false), 0x20);
+        }
         let mut cur = self.query_cap(nic, 1);
         let max = self.query_cap(nic, 0);
         if let Ok(mut g) = GeneralCaps::new_checked(&mut cur[..]) {

@@ -8,7 +8,7 @@ use mlx5_hw::cmd::{CommandStatus, Opcode};
 use mlx5_hw::commands::lifecycle::PSID;
 use mlx5_hw::init_seg::Register;
 use mlx5_model::commands::{BOARD_ID, BOOT_PAGES, FIRST_UAR, INIT_PAGES};
-use mlx5_model::testing::{CmdDriver, MEM_IOVA, device, input, put_dword};
+use mlx5_model::testing::{CmdDriver, MEM_IOVA, device, host_endianness, input, put_dword};
 use mlx5_model::{FunctionId, HcaState, Mlx5Config, Mlx5Nic};
 
 const VF0: FunctionId = FunctionId::Vf(0);
@@ -165,10 +165,20 @@ fn the_pf_brings_up_the_same_way() {
     let up = d.bring_up(&mut nic);
     let g = GeneralCaps::new_checked(&up.general_max[..]).unwrap();
     assert!(g.vport_group_manager());
-    assert_eq!(
-        nic.function_state(FunctionId::Pf).unwrap().hca,
-        HcaState::Initialized
-    );
+    let st = nic.function_state(FunctionId::Pf).unwrap();
+    assert_eq!(st.hca, HcaState::Initialized);
+    assert_eq!(st.host_big_endian, Some(false), "set_hca_ctrl");
+}
+
+#[test]
+fn host_endianness_is_written_and_read_back_as_rdma_core_does_on_a_vf() {
+    let mut nic = device(1);
+    let mut d = CmdDriver::attach(&mut nic, VF0);
+    d.ok(&mut nic, &input(Opcode::EnableHca, 0, 0x10), 0x0C);
+    d.ok(&mut nic, &host_endianness(0, true), 0x20);
+    let o = d.ok(&mut nic, &host_endianness(1, false), 0x20);
+    assert_eq!(o.bytes[0x10], 0x80);
+    assert_eq!(nic.function_state(VF0).unwrap().host_big_endian, Some(true));
 }
 
 #[test]

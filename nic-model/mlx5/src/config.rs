@@ -248,9 +248,12 @@ impl ConfigSpace {
         Ok(())
     }
 
-    /// The 16-bit register at `at`.
+    /// The 16-bit register at `at` (all ones beyond the space).
     pub fn get16(&self, at: usize) -> u16 {
-        u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]])
+        match self.bytes.get(at..at.saturating_add(2)) {
+            Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]),
+            _ => u16::MAX,
+        }
     }
 
     /// Sets the 16-bit register at `at` (no write mask: the device's own update).

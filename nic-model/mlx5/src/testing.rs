@@ -32,7 +32,8 @@ pub const MEM_LEN: usize = 4 << 20;
 const CMDQ_OFF: u64 = 0;
 /// Offset of the mailbox areas (one per slot).
 const MBOX_OFF: u64 = 0x1000;
-/// Bytes of mailbox area per slot (64 blocks of 1 KiB).
+/// Bytes of mailbox area per slot (64 blocks of 1 KiB: input and output of a command together
+/// up to about 32 KiB).
 const MBOX_AREA: u64 = 0x1_0000;
 /// Offset of the pages given to the device.
 const PAGES_OFF: u64 = 0x21_0000;
@@ -158,12 +159,12 @@ impl CmdDriver {
 
     /// Reads driver memory at `iova`.
     pub fn read(&self, iova: u64, buf: &mut [u8]) {
-        let _ = self.mem.read_checked(iova - MEM_IOVA, buf);
+        let _ = self.mem.read_checked(iova.wrapping_sub(MEM_IOVA), buf);
     }
 
     /// Writes driver memory at `iova`.
     pub fn write(&self, iova: u64, data: &[u8]) {
-        let _ = self.mem.write_checked(iova - MEM_IOVA, data);
+        let _ = self.mem.write_checked(iova.wrapping_sub(MEM_IOVA), data);
     }
 
     fn next_token(&mut self) -> u8 {

@@ -220,3 +220,9 @@ fn flr_and_vf_disable_reset_the_function() {
     nic.enable_sriov(2);
     assert_eq!(nic.function_state(VF0).unwrap().hca, HcaState::Disabled);
 }
+
+#[test]
+fn the_device_can_move_to_another_thread() {
+    fn send<T: Send>() {}
+    send::<Mlx5Nic>();
+}

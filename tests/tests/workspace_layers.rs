@@ -154,6 +154,10 @@ const LAYERS: &[(&str, Option<&[&str]>)] = &[
     ("mlx5-hw", Some(&["hw-common"])),
     ("adapter-core", Some(&["hw-common"])),
     ("igb-model", Some(&["igb-hw", "adapter-core"])),
+    (
+        "mlx5-model",
+        Some(&["mlx5-hw", "adapter-core", "hw-common"]),
+    ),
     ("hac-sys", Some(&["hw-common"])),
     (
         "hac-driver",

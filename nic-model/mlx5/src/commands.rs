@@ -1,0 +1,624 @@
+//! Command execution and the per-function state machine (layouts: `mlx5_hw::commands`;
+//! order and expectations: Linux `mlx5_core` `main.c` `mlx5_function_enable`,
+//! `mlx5_function_open`, `handle_hca_cap`, `mlx5_init_once`, `pagealloc.c`, `uar.c`,
+//! `en_common.c`; rdma-core `mlx5_vfio.c`).
+//!
+//! ```text
+//!  Disabled ──ENABLE_HCA──► Enabled ──INIT_HCA──► Initialized
+//!     ▲                      │  ▲                    │
+//!     └──────DISABLE_HCA─────┘  └────TEARDOWN_HCA────┘   (DISABLE_HCA from either state)
+//! ```
+//!
+//! Every command first passes the header checks (uid 0: no user contexts exist, else
+//! BAD_PARAM; a known opcode, else BAD_OP), then its state check (BAD_SYS_STATE), its op_mod
+//! (BAD_OP), its input and output lengths against the layouts (BAD_INP_LEN / BAD_OUTP_LEN),
+//! and its fields (BAD_PARAM, BAD_RES, NO_RES). A refused command changes nothing. The
+//! syndromes are the model's own codes ([`syndrome`]), opaque to drivers as firmware's are.
+
+use std::collections::BTreeSet;
+
+use mlx5_hw::caps::CAP_LEN;
+use mlx5_hw::cmd::{CommandStatus, InputHeader, Opcode, OutputHeader};
+use mlx5_hw::commands::lifecycle::{
+    AccessRegIn, AccessRegOut, DEVICE_PAGE_SIZE, DisableHcaIn, DisableHcaOut, EnableHcaIn,
+    EnableHcaOut, InitHcaIn, InitHcaOut, ManagePagesIn, ManagePagesOp, ManagePagesOut, PSID,
+    PagesKind, QueryAdapterIn, QueryAdapterOut, QueryHcaCapIn, QueryHcaCapOut, QueryIssiIn,
+    QueryIssiOut, QueryPagesIn, QueryPagesOut, REGISTER_DATA_OFFSET, RegisterId,
+    SetDriverVersionIn, SetDriverVersionOut, SetHcaCapIn, SetHcaCapOut, SetIssiIn, SetIssiOut,
+    TeardownHcaIn, TeardownHcaOut, access_reg_op, teardown_profile,
+};
+use mlx5_hw::commands::registers::HostEndianness;
+use mlx5_hw::commands::resources::{
+    AllocPdIn, AllocPdOut, AllocTransportDomainIn, AllocTransportDomainOut, AllocUarIn,
+    AllocUarOut, DeallocPdIn, DeallocPdOut, DeallocTransportDomainIn, DeallocTransportDomainOut,
+    DeallocUarIn, DeallocUarOut,
+};
+
+use crate::caps;
+use crate::hw::{CapMode, CapOpMod, CapType};
+
+/// The model's syndromes: which check refused a command.
+pub mod syndrome {
+    /// The opcode is unknown or not implemented.
+    pub const BAD_OPCODE: u32 = 0x4D58_0001;
+    /// The op_mod is not one the command has.
+    pub const BAD_OP_MOD: u32 = 0x4D58_0002;
+    /// The input is shorter than the command's layout.
+    pub const INPUT_TOO_SHORT: u32 = 0x4D58_0003;
+    /// The output is shorter than the command's layout.
+    pub const OUTPUT_TOO_SHORT: u32 = 0x4D58_0004;
+    /// A non-zero uid: no user contexts exist.
+    pub const BAD_UID: u32 = 0x4D58_0005;
+    /// The function is not enabled (before ENABLE_HCA or after DISABLE_HCA).
+    pub const NOT_ENABLED: u32 = 0x4D58_0010;
+    /// ENABLE_HCA on an enabled function.
+    pub const ALREADY_ENABLED: u32 = 0x4D58_0011;
+    /// The command needs INIT_HCA first.
+    pub const NOT_INITIALIZED: u32 = 0x4D58_0012;
+    /// The command is only allowed before INIT_HCA.
+    pub const ALREADY_INITIALIZED: u32 = 0x4D58_0013;
+    /// function_id / other_function / embedded_cpu_function name another function.
+    pub const OTHER_FUNCTION: u32 = 0x4D58_0020;
+    /// SET_ISSI with an ISSI the device does not support.
+    pub const BAD_ISSI: u32 = 0x4D58_0021;
+    /// A capability page the device does not have.
+    pub const BAD_CAP_TYPE: u32 = 0x4D58_0022;
+    /// SET_HCA_CAP changes a field beyond the maximum or a read-only field.
+    pub const BAD_CAP_VALUE: u32 = 0x4D58_0023;
+    /// MANAGE_PAGES: a page address that is zero, not 4 KiB aligned, or given twice.
+    pub const BAD_PAGE: u32 = 0x4D58_0024;
+    /// TEARDOWN_HCA with a profile the caps do not advertise.
+    pub const BAD_TEARDOWN_PROFILE: u32 = 0x4D58_0025;
+    /// INIT_HCA before the boot and init pages were given.
+    pub const PAGES_MISSING: u32 = 0x4D58_0030;
+    /// MANAGE_PAGES give beyond the pages a function may hold.
+    pub const TOO_MANY_PAGES: u32 = 0x4D58_0031;
+    /// Out of UARs, PDs or transport domains.
+    pub const NO_OBJECTS: u32 = 0x4D58_0032;
+    /// DEALLOC of an object that is not allocated.
+    pub const NO_SUCH_OBJECT: u32 = 0x4D58_0040;
+    /// MANAGE_PAGES count larger than the input carries.
+    pub const PAGE_LIST_SHORT: u32 = 0x4D58_0041;
+    /// ACCESS_REG of a register the model does not have.
+    pub const UNSUPPORTED_REGISTER: u32 = 0x4D58_0042;
+}
+
+/// Pages a function asks for at boot (QUERY_PAGES op_mod 1).
+pub const BOOT_PAGES: u32 = 2;
+/// Pages a function asks for before INIT_HCA (QUERY_PAGES op_mod 2).
+pub const INIT_PAGES: u32 = 4;
+/// Most pages a function may hold; more is NO_RES.
+pub const MAX_PAGES: usize = 4096;
+/// ISSIs the model supports: 0 and 1 (`supported_issi_dw0` = 0x3, as the lab answered).
+pub const SUPPORTED_ISSI: u32 = 0b11;
+/// The board id QUERY_ADAPTER returns.
+pub const BOARD_ID: &[u8] = b"HACNIC_MLX5_0001";
+/// First UAR index ALLOC_UAR hands out: the pages after the init segment, MSI-X table and PBA.
+pub const FIRST_UAR: u32 = 4;
+/// Protection domains and transport domains per function (2^`log_max_pd`).
+pub const MAX_DOMAINS: usize = 256;
+
+/// The HCA state of a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HcaState {
+    /// Before ENABLE_HCA, after DISABLE_HCA or a reset.
+    #[default]
+    Disabled,
+    /// After ENABLE_HCA: ISSI, pages and capabilities may be set.
+    Enabled,
+    /// After INIT_HCA: resources may be allocated.
+    Initialized,
+}
+
+/// Everything the commands have set on one function (compared whole by the isolation tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionState {
+    /// HCA state.
+    pub hca: HcaState,
+    /// ISSI in force.
+    pub issi: u16,
+    /// Pages given by MANAGE_PAGES and still held.
+    pub pages: BTreeSet<u64>,
+    /// The current general capability page.
+    pub general_cur: Vec<u8>,
+    /// The driver version string of SET_DRIVER_VERSION.
+    pub driver_version: Vec<u8>,
+    /// Allocated UAR indices.
+    pub uars: BTreeSet<u32>,
+    /// Allocated protection domains.
+    pub pds: BTreeSet<u32>,
+    /// Allocated transport domains.
+    pub transport_domains: BTreeSet<u32>,
+    /// The HOST_ENDIANNESS register as the driver wrote it (`he`: host big-endian).
+    pub host_big_endian: Option<bool>,
+}
+
+impl FunctionState {
+    /// The state after a reset of a function (`is_vf`).
+    pub fn new(is_vf: bool) -> FunctionState {
+        FunctionState {
+            hca: HcaState::Disabled,
+            issi: 0,
+            pages: BTreeSet::new(),
+            general_cur: caps::general_max(is_vf),
+            driver_version: Vec::new(),
+            uars: BTreeSet::new(),
+            pds: BTreeSet::new(),
+            transport_domains: BTreeSet::new(),
+            host_big_endian: None,
+        }
+    }
+
+    /// Pages the device needs to keep in the current state.
+    fn pages_needed(&self) -> usize {
+        match self.hca {
+            HcaState::Initialized => (BOOT_PAGES + INIT_PAGES) as usize,
+            _ => 0,
+        }
+    }
+}
+
+/// What the executor knows about the function beyond its state.
+pub(crate) struct Ctx {
+    pub is_vf: bool,
+    /// UAR pages of BAR0 (BAR0 size / 4 KiB).
+    pub uar_pages: u32,
+    /// Pages a DISABLE_HCA released with the function.
+    pub released_pages: core::cell::Cell<usize>,
+}
+
+/// A refusal: status and syndrome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Refusal(CommandStatus, u32);
+
+type Result<T> = core::result::Result<T, Refusal>;
+
+fn refuse<T>(status: CommandStatus, syndrome: u32) -> Result<T> {
+    Err(Refusal(status, syndrome))
+}
+
+fn short_in<E>(_: E) -> Refusal {
+    Refusal(CommandStatus::BadInputLength, syndrome::INPUT_TOO_SHORT)
+}
+
+fn short_out<E>(_: E) -> Refusal {
+    Refusal(CommandStatus::BadOutputLength, syndrome::OUTPUT_TOO_SHORT)
+}
+
+/// Executes one command: `input` is the whole message (at least the 8-byte header, which the
+/// transport checks), the output is `out_len` bytes. Returns the output and its status.
+pub(crate) fn execute(
+    st: &mut FunctionState,
+    ctx: &Ctx,
+    input: &[u8],
+    out_len: usize,
+) -> (Vec<u8>, CommandStatus) {
+    let mut out = vec![0u8; out_len];
+    let result = InputHeader::parse(input)
+        .map_err(short_in)
+        .and_then(|h| dispatch(st, ctx, h, input, &mut out));
+    let header = match result {
+        Ok(()) => OutputHeader::OK,
+        Err(Refusal(status, syndrome)) => {
+            out.fill(0);
+            OutputHeader { status, syndrome }
+        }
+    };
+    // The transport guarantees at least 8 output bytes.
+    let _ = header.emit(&mut out);
+    (out, header.status)
+}
+
+fn dispatch(
+    st: &mut FunctionState,
+    ctx: &Ctx,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    if h.uid != 0 {
+        return refuse(CommandStatus::BadParam, syndrome::BAD_UID);
+    }
+    match h.opcode {
+        Opcode::EnableHca => enable_hca(st, h, input, out),
+        Opcode::DisableHca => disable_hca(st, ctx, h, input, out),
+        Opcode::QueryIssi => query_issi(st, h, input, out),
+        Opcode::SetIssi => set_issi(st, h, input, out),
+        Opcode::QueryPages => query_pages(st, h, input, out),
+        Opcode::ManagePages => manage_pages(st, h, input, out),
+        Opcode::QueryHcaCap => query_hca_cap(st, ctx, h, input, out),
+        Opcode::SetHcaCap => set_hca_cap(st, ctx, h, input, out),
+        Opcode::InitHca => init_hca(st, h, input, out),
+        Opcode::TeardownHca => teardown_hca(st, h, input, out),
+        Opcode::SetDriverVersion => set_driver_version(st, h, input, out),
+        Opcode::QueryAdapter => query_adapter(st, h, input, out),
+        Opcode::AccessReg => access_reg(st, h, input, out),
+        Opcode::AllocUar => alloc_uar(st, ctx, h, input, out),
+        Opcode::DeallocUar => dealloc_uar(st, h, input, out),
+        Opcode::AllocPd => alloc_pd(st, h, input, out),
+        Opcode::DeallocPd => dealloc_pd(st, h, input, out),
+        Opcode::AllocTransportDomain => alloc_td(st, h, input, out),
+        Opcode::DeallocTransportDomain => dealloc_td(st, h, input, out),
+        _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
+    }
+}
+
+fn need_enabled(st: &FunctionState) -> Result<()> {
+    if st.hca == HcaState::Disabled {
+        return refuse(CommandStatus::BadSysState, syndrome::NOT_ENABLED);
+    }
+    Ok(())
+}
+
+fn need_before_init(st: &FunctionState) -> Result<()> {
+    need_enabled(st)?;
+    if st.hca == HcaState::Initialized {
+        return refuse(CommandStatus::BadSysState, syndrome::ALREADY_INITIALIZED);
+    }
+    Ok(())
+}
+
+fn need_initialized(st: &FunctionState) -> Result<()> {
+    need_enabled(st)?;
+    if st.hca != HcaState::Initialized {
+        return refuse(CommandStatus::BadSysState, syndrome::NOT_INITIALIZED);
+    }
+    Ok(())
+}
+
+fn no_op_mod(h: InputHeader) -> Result<()> {
+    if h.op_mod != 0 {
+        return refuse(CommandStatus::BadOp, syndrome::BAD_OP_MOD);
+    }
+    Ok(())
+}
+
+fn own_function(function_id: u16, flag: bool) -> Result<()> {
+    if function_id != 0 || flag {
+        return refuse(CommandStatus::BadParam, syndrome::OTHER_FUNCTION);
+    }
+    Ok(())
+}
+
+fn enable_hca(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    let i = EnableHcaIn::new_checked(input).map_err(short_in)?;
+    EnableHcaOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    own_function(i.function_id(), i.embedded_cpu_function())?;
+    if st.hca != HcaState::Disabled {
+        return refuse(CommandStatus::BadSysState, syndrome::ALREADY_ENABLED);
+    }
+    st.hca = HcaState::Enabled;
+    Ok(())
+}
+
+fn disable_hca(
+    st: &mut FunctionState,
+    ctx: &Ctx,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let i = DisableHcaIn::new_checked(input).map_err(short_in)?;
+    DisableHcaOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    own_function(i.function_id(), i.embedded_cpu_function())?;
+    need_enabled(st)?;
+    // Pages still held are released with the function (a driver reclaims them before;
+    // the device counts what it still had).
+    ctx.released_pages.set(st.pages.len());
+    *st = FunctionState::new(ctx.is_vf);
+    Ok(())
+}
+
+fn query_issi(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    QueryIssiIn::new_checked(input).map_err(short_in)?;
+    let mut o = QueryIssiOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_enabled(st)?;
+    o.set_current_issi(st.issi);
+    o.set_supported_issi_dw0(SUPPORTED_ISSI);
+    Ok(())
+}
+
+fn set_issi(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    let i = SetIssiIn::new_checked(input).map_err(short_in)?;
+    SetIssiOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_before_init(st)?;
+    let issi = i.current_issi();
+    if issi >= 32 || SUPPORTED_ISSI & (1 << issi) == 0 {
+        return refuse(CommandStatus::BadParam, syndrome::BAD_ISSI);
+    }
+    st.issi = issi;
+    Ok(())
+}
+
+fn query_pages(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    let i = QueryPagesIn::new_checked(input).map_err(short_in)?;
+    let mut o = QueryPagesOut::new_checked(&mut *out).map_err(short_out)?;
+    need_enabled(st)?;
+    let given = st.pages.len() as i64;
+    let wanted = match PagesKind::from(h.op_mod) {
+        PagesKind::Boot => i64::from(BOOT_PAGES) - given,
+        PagesKind::Init => i64::from(BOOT_PAGES + INIT_PAGES) - given,
+        PagesKind::Regular => 0,
+        PagesKind::Unknown(_) => return refuse(CommandStatus::BadOp, syndrome::BAD_OP_MOD),
+    };
+    own_function(i.function_id(), i.embedded_cpu_function())?;
+    o.set_function_id(0);
+    o.set_num_pages(wanted.max(0) as i32);
+    Ok(())
+}
+
+fn manage_pages(
+    st: &mut FunctionState,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let i = ManagePagesIn::new_checked(input).map_err(short_in)?;
+    let mut o = ManagePagesOut::new_checked(&mut *out).map_err(short_out)?;
+    need_enabled(st)?;
+    let op = ManagePagesOp::from(h.op_mod);
+    if let ManagePagesOp::Unknown(_) = op {
+        return refuse(CommandStatus::BadOp, syndrome::BAD_OP_MOD);
+    }
+    own_function(i.function_id(), i.embedded_cpu_function())?;
+    let n = i.input_num_entries() as usize;
+    match op {
+        ManagePagesOp::Give => {
+            if n > i.pa_capacity() {
+                return refuse(CommandStatus::BadInputLength, syndrome::PAGE_LIST_SHORT);
+            }
+            if st.pages.len() + n > MAX_PAGES {
+                return refuse(CommandStatus::NoResources, syndrome::TOO_MANY_PAGES);
+            }
+            let mut new = BTreeSet::new();
+            for k in 0..n {
+                let pa = i.pa(k).unwrap_or(0);
+                if pa == 0
+                    || !pa.is_multiple_of(DEVICE_PAGE_SIZE)
+                    || st.pages.contains(&pa)
+                    || !new.insert(pa)
+                {
+                    return refuse(CommandStatus::BadParam, syndrome::BAD_PAGE);
+                }
+            }
+            st.pages.extend(new);
+        }
+        ManagePagesOp::Take => {
+            let spare = st.pages.len().saturating_sub(st.pages_needed());
+            let count = n.min(spare);
+            if o.pa_capacity() < count {
+                return refuse(CommandStatus::BadOutputLength, syndrome::OUTPUT_TOO_SHORT);
+            }
+            // Highest addresses first: the most recently given pages of a bump allocator.
+            let taken: Vec<u64> = st.pages.iter().rev().take(count).copied().collect();
+            for (k, pa) in taken.iter().enumerate() {
+                st.pages.remove(pa);
+                o.set_pa(k, *pa);
+            }
+            o.set_output_num_entries(count as u32);
+        }
+        // The driver could not give the pages asked for: nothing changes.
+        ManagePagesOp::CannotGive | ManagePagesOp::Unknown(_) => {}
+    }
+    Ok(())
+}
+
+fn cap_page(st: &FunctionState, ctx: &Ctx, t: CapType, mode: CapMode) -> Result<Vec<u8>> {
+    match t {
+        CapType::General => Ok(match mode {
+            CapMode::Current => st.general_cur.clone(),
+            _ => caps::general_max(ctx.is_vf),
+        }),
+        CapType::EthernetOffloads => Ok(caps::ethernet()),
+        _ => refuse(CommandStatus::BadParam, syndrome::BAD_CAP_TYPE),
+    }
+}
+
+fn query_hca_cap(
+    st: &mut FunctionState,
+    ctx: &Ctx,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let i = QueryHcaCapIn::new_checked(input).map_err(short_in)?;
+    let mut o = QueryHcaCapOut::new_checked(&mut *out).map_err(short_out)?;
+    need_enabled(st)?;
+    own_function(i.function_id(), i.other_function())?;
+    let op = CapOpMod::from_query(h.op_mod);
+    let page = cap_page(st, ctx, op.cap_type, op.mode)?;
+    o.capability_mut().copy_from_slice(&page[..CAP_LEN]);
+    Ok(())
+}
+
+fn set_hca_cap(
+    st: &mut FunctionState,
+    ctx: &Ctx,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let i = SetHcaCapIn::new_checked(input).map_err(short_in)?;
+    SetHcaCapOut::new_checked(&mut *out).map_err(short_out)?;
+    let Some(t) = CapType::from_set_op_mod(h.op_mod) else {
+        return refuse(CommandStatus::BadOp, syndrome::BAD_OP_MOD);
+    };
+    need_before_init(st)?;
+    own_function(i.function_id(), i.other_function())?;
+    let req = i.capability();
+    match t {
+        CapType::General => {
+            let max = caps::general_max(ctx.is_vf);
+            let new = caps::settable_general(req, &st.general_cur, &max)
+                .map_err(|_| Refusal(CommandStatus::BadParam, syndrome::BAD_CAP_VALUE))?;
+            st.general_cur = new;
+            Ok(())
+        }
+        CapType::EthernetOffloads if req == &caps::ethernet()[..] => Ok(()),
+        CapType::EthernetOffloads => refuse(CommandStatus::BadParam, syndrome::BAD_CAP_VALUE),
+        _ => refuse(CommandStatus::BadParam, syndrome::BAD_CAP_TYPE),
+    }
+}
+
+fn init_hca(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    InitHcaIn::new_checked(input).map_err(short_in)?;
+    InitHcaOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_before_init(st)?;
+    if st.pages.len() < (BOOT_PAGES + INIT_PAGES) as usize {
+        return refuse(CommandStatus::NoResources, syndrome::PAGES_MISSING);
+    }
+    st.hca = HcaState::Initialized;
+    Ok(())
+}
+
+fn teardown_hca(
+    st: &mut FunctionState,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let i = TeardownHcaIn::new_checked(input).map_err(short_in)?;
+    TeardownHcaOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_initialized(st)?;
+    if i.profile() != teardown_profile::GRACEFUL_CLOSE {
+        return refuse(CommandStatus::BadParam, syndrome::BAD_TEARDOWN_PROFILE);
+    }
+    st.hca = HcaState::Enabled;
+    st.uars.clear();
+    st.pds.clear();
+    st.transport_domains.clear();
+    Ok(())
+}
+
+fn set_driver_version(
+    st: &mut FunctionState,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let i = SetDriverVersionIn::new_checked(input).map_err(short_in)?;
+    SetDriverVersionOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_enabled(st)?;
+    st.driver_version = i.driver_version().to_vec();
+    Ok(())
+}
+
+fn query_adapter(
+    st: &mut FunctionState,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    QueryAdapterIn::new_checked(input).map_err(short_in)?;
+    QueryAdapterOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_enabled(st)?;
+    let _fits = PSID.set(out, BOARD_ID);
+    Ok(())
+}
+
+fn access_reg(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    let i = AccessRegIn::new_checked(input).map_err(short_in)?;
+    let mut o = AccessRegOut::new_checked(&mut *out).map_err(short_out)?;
+    if h.op_mod != access_reg_op::WRITE && h.op_mod != access_reg_op::READ {
+        return refuse(CommandStatus::BadOp, syndrome::BAD_OP_MOD);
+    }
+    need_enabled(st)?;
+    match i.register_id() {
+        RegisterId::HostEndianness => {
+            let data = HostEndianness::new_checked(i.register_data()).map_err(short_in)?;
+            let mut back = HostEndianness::new_checked(o.register_data_mut()).map_err(short_out)?;
+            if h.op_mod == access_reg_op::WRITE {
+                st.host_big_endian = Some(data.he());
+            }
+            back.set_he(st.host_big_endian.unwrap_or(false));
+            Ok(())
+        }
+        _ => refuse(CommandStatus::BadParam, syndrome::UNSUPPORTED_REGISTER),
+    }
+}
+
+/// Bytes of an ACCESS_REG message carrying HOST_ENDIANNESS.
+pub const HOST_ENDIANNESS_MSG_LEN: usize = REGISTER_DATA_OFFSET + 0x10;
+
+/// The lowest free number in `first..first + max`.
+fn allocate(set: &mut BTreeSet<u32>, first: u32, max: usize) -> Result<u32> {
+    let end = first.saturating_add(max as u32);
+    let n = (first..end)
+        .find(|n| !set.contains(n))
+        .ok_or(Refusal(CommandStatus::NoResources, syndrome::NO_OBJECTS))?;
+    set.insert(n);
+    Ok(n)
+}
+
+fn release(set: &mut BTreeSet<u32>, n: u32) -> Result<()> {
+    if !set.remove(&n) {
+        return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_OBJECT);
+    }
+    Ok(())
+}
+
+fn alloc_uar(
+    st: &mut FunctionState,
+    ctx: &Ctx,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    AllocUarIn::new_checked(input).map_err(short_in)?;
+    let mut o = AllocUarOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_initialized(st)?;
+    let count = ctx.uar_pages.saturating_sub(FIRST_UAR) as usize;
+    o.set_uar(allocate(&mut st.uars, FIRST_UAR, count)?);
+    Ok(())
+}
+
+fn dealloc_uar(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    let i = DeallocUarIn::new_checked(input).map_err(short_in)?;
+    DeallocUarOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_initialized(st)?;
+    release(&mut st.uars, i.uar())
+}
+
+fn alloc_pd(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    AllocPdIn::new_checked(input).map_err(short_in)?;
+    let mut o = AllocPdOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_initialized(st)?;
+    o.set_pd(allocate(&mut st.pds, 1, MAX_DOMAINS)?);
+    Ok(())
+}
+
+fn dealloc_pd(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    let i = DeallocPdIn::new_checked(input).map_err(short_in)?;
+    DeallocPdOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_initialized(st)?;
+    release(&mut st.pds, i.pd())
+}
+
+fn alloc_td(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    AllocTransportDomainIn::new_checked(input).map_err(short_in)?;
+    let mut o = AllocTransportDomainOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_initialized(st)?;
+    o.set_transport_domain(allocate(&mut st.transport_domains, 1, MAX_DOMAINS)?);
+    Ok(())
+}
+
+fn dealloc_td(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
+    let i = DeallocTransportDomainIn::new_checked(input).map_err(short_in)?;
+    DeallocTransportDomainOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_initialized(st)?;
+    release(&mut st.transport_domains, i.transport_domain())
+}

@@ -1,0 +1,149 @@
+//! Named counters of the model: every refused access, every transport error and every failed
+//! command is counted here, never dropped silently.
+
+use mlx5_hw::cmd::{CommandStatus, DeliveryStatus};
+
+/// Device-wide counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// BAR or configuration accesses of a size or alignment the register does not take.
+    pub misaligned_accesses: u64,
+    /// Accesses beyond a BAR or the configuration space, or to a BAR that does not exist.
+    pub out_of_range_accesses: u64,
+    /// BAR or configuration accesses to a function that is disabled (VF not enabled, memory
+    /// space off).
+    pub disabled_function_accesses: u64,
+    /// Writes to read-only registers of the initialization segment (ignored).
+    pub read_only_writes: u64,
+    /// Reads of BAR0 offsets that hold nothing modelled yet (read as zero).
+    pub unknown_reads: u64,
+    /// Writes to BAR0 offsets that hold nothing modelled yet (ignored).
+    pub unknown_writes: u64,
+    /// Command doorbells written.
+    pub doorbells: u64,
+    /// Doorbells before the driver gave the command queue address (ignored).
+    pub doorbell_no_queue: u64,
+    /// Doorbells while the initializing bit is set (ignored).
+    pub doorbell_while_initializing: u64,
+    /// Doorbell bits for a function whose command queue is stopped by a DMA fault (ignored).
+    pub doorbell_queue_stopped: u64,
+    /// Doorbell bits for an entry the driver did not hand to the device (ownership bit
+    /// clear): nothing is executed or written back.
+    pub entry_not_owned: u64,
+    /// Commands refused by a delivery status (transport error), by status.
+    pub delivery: DeliveryCounters,
+    /// DMA faults while reading or writing a command entry or mailbox chain (each also
+    /// stops that function's command queue).
+    pub cmd_dma_faults: u64,
+    /// Commands executed with status OK.
+    pub commands_ok: u64,
+    /// Commands executed with a non-OK status, by status.
+    pub command_errors: CommandErrorCounters,
+    /// Pages the device still held when a function was disabled or reset (released with it).
+    pub pages_released_on_reset: u64,
+    /// Function-level resets (FLR, VF disable).
+    pub function_resets: u64,
+    /// `advance_to` calls with a time before the current one (ignored).
+    pub time_went_backwards: u64,
+}
+
+/// Delivery errors by delivery status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryCounters {
+    /// Bad entry or mailbox signature (only with signature checking on).
+    pub signature: u64,
+    /// Mailbox token different from the entry's.
+    pub token: u64,
+    /// Mailbox block number out of sequence.
+    pub bad_block_number: u64,
+    /// Misaligned output mailbox pointer.
+    pub output_pointer_alignment: u64,
+    /// Misaligned input mailbox pointer.
+    pub input_pointer_alignment: u64,
+    /// Firmware error: the model reports DMA faults this way.
+    pub fw_error: u64,
+    /// Bad input length, or an input chain shorter than the input length.
+    pub input_length: u64,
+    /// Bad output length, or an output chain shorter than the output length.
+    pub output_length: u64,
+    /// Entry type other than PCIe (7).
+    pub bad_command_type: u64,
+}
+
+impl DeliveryCounters {
+    pub(crate) fn count(&mut self, s: DeliveryStatus) {
+        match s {
+            DeliveryStatus::Signature => self.signature += 1,
+            DeliveryStatus::Token => self.token += 1,
+            DeliveryStatus::BadBlockNumber => self.bad_block_number += 1,
+            DeliveryStatus::OutputPointerAlignment => self.output_pointer_alignment += 1,
+            DeliveryStatus::InputPointerAlignment => self.input_pointer_alignment += 1,
+            DeliveryStatus::InputLength => self.input_length += 1,
+            DeliveryStatus::OutputLength => self.output_length += 1,
+            DeliveryStatus::BadCommandType => self.bad_command_type += 1,
+            // The model reports nothing else; FwError stands for the rest.
+            _ => self.fw_error += 1,
+        }
+    }
+}
+
+/// Failed commands by command status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandErrorCounters {
+    /// BAD_OP: unknown or unimplemented opcode, or an op_mod the command does not have.
+    pub bad_op: u64,
+    /// BAD_PARAM: a field with a value the device refuses.
+    pub bad_param: u64,
+    /// BAD_SYS_STATE: the command is not allowed in the function's state.
+    pub bad_sys_state: u64,
+    /// BAD_RES: an object number that does not exist.
+    pub bad_resource: u64,
+    /// NO_RES: out of objects or pages.
+    pub no_resources: u64,
+    /// BAD_INP_LEN: input shorter than the command's layout.
+    pub bad_input_length: u64,
+    /// BAD_OUTP_LEN: output shorter than the command's layout.
+    pub bad_output_length: u64,
+    /// Any other status.
+    pub other: u64,
+}
+
+impl CommandErrorCounters {
+    pub(crate) fn count(&mut self, s: CommandStatus) {
+        match s {
+            CommandStatus::BadOp => self.bad_op += 1,
+            CommandStatus::BadParam => self.bad_param += 1,
+            CommandStatus::BadSysState => self.bad_sys_state += 1,
+            CommandStatus::BadResource => self.bad_resource += 1,
+            CommandStatus::NoResources => self.no_resources += 1,
+            CommandStatus::BadInputLength => self.bad_input_length += 1,
+            CommandStatus::BadOutputLength => self.bad_output_length += 1,
+            _ => self.other += 1,
+        }
+    }
+
+    /// Every failed command.
+    pub fn total(&self) -> u64 {
+        self.bad_op
+            + self.bad_param
+            + self.bad_sys_state
+            + self.bad_resource
+            + self.no_resources
+            + self.bad_input_length
+            + self.bad_output_length
+            + self.other
+    }
+}
+
+/// Counters of one function's command interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FunctionCounters {
+    /// Commands executed (any status).
+    pub commands: u64,
+    /// Commands executed with a non-OK status.
+    pub command_errors: u64,
+    /// Commands refused by a delivery status.
+    pub delivery_errors: u64,
+    /// DMA faults of the command interface.
+    pub dma_faults: u64,
+}

@@ -1,0 +1,43 @@
+//! The NVIDIA/Mellanox ConnectX (mlx5) family of the adapter model: a ConnectX-6 Dx physical
+//! function (0x101D) and its SR-IOV virtual functions (0x101E, the id Linux `mlx5_core` binds
+//! as a VF), presented as a bus device like `igb_model::Nic`.
+//!
+//! What is modelled so far (docs/mlx5-model.md lists every command and check with its source):
+//!
+//! * [`Mlx5Nic`]: configuration space ([`config`]), BAR0 accesses, a per-function IOMMU
+//!   (`adapter_core::memory::Iommu`) for every DMA, virtual time (`adapter_core::SimTime`),
+//!   named [`Counters`] for everything refused — malformed accesses are counted, never
+//!   panicked on.
+//! * The initialization segment per function ([`init_seg`]): firmware revision, command
+//!   interface revision 5, the command queue address with its read-only geometry bits, the
+//!   initializing bit, the health buffer and the health counter ticking with virtual time,
+//!   the internal timer.
+//! * The command interface ([`cmdq`]): the queue in host memory, the doorbell, ownership,
+//!   inline and mailbox-chained messages, delivery status for transport errors, DMA faults
+//!   that stop only the faulting function's queue.
+//! * The bring-up commands with their state machine per function ([`commands`]), from
+//!   ENABLE_HCA to INIT_HCA and the first resources (UAR, PD, transport domain); every other
+//!   opcode is refused with BAD_OP.
+//!
+//! The hardware facts (offsets, layouts, opcodes, statuses) come from `mlx5-hw` only. The
+//! crate depends on `mlx5-hw`, `adapter-core` and `hw-common`, nothing else of the workspace.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod bar;
+pub mod caps;
+pub mod cmdq;
+pub mod commands;
+pub mod config;
+mod counters;
+mod function;
+mod hw;
+pub mod init_seg;
+mod nic;
+#[cfg(feature = "test-utils")]
+pub mod testing;
+
+pub use commands::{FunctionState, HcaState, syndrome};
+pub use counters::{Counters, FunctionCounters};
+pub use function::FunctionId;
+pub use nic::{Mlx5Config, Mlx5Nic};

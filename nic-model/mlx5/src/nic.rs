@@ -1,0 +1,400 @@
+//! [`Mlx5Nic`]: the PF and its VFs as a bus device — configuration space, BAR0 (in
+//! `bar.rs`), per-function IOMMU, virtual time and the command doorbell.
+
+use std::sync::Arc;
+
+use adapter_core::SimTime;
+use adapter_core::memory::{DmaTarget, Iommu, MapError};
+use hw_common::Iova;
+use mlx5_hw::cmd::DeliveryStatus;
+use mlx5_hw::pci::{self, layout, msix, sriov};
+use mlx5_hw::uar::UAR_PAGE_LEN;
+
+use crate::cmdq::{self, SlotOutcome};
+use crate::commands::{self, Ctx, FunctionState};
+use crate::config::{ConfigAccessError, ConfigSpace, sriov_cap};
+use crate::counters::{Counters, FunctionCounters};
+use crate::function::FunctionId;
+use crate::init_seg::SegmentState;
+
+/// How the model is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mlx5Config {
+    /// TotalVFs of the PF's SR-IOV capability (at most `mlx5_hw::pci::sriov::TOTAL_VFS`).
+    pub total_vfs: u16,
+    /// Virtual time the initializing bit stays set after a function reset (0: ready at once,
+    /// as the lab answered).
+    pub boot_time_ns: u64,
+    /// Check entry and mailbox signatures (Linux runs with checksums off and the model
+    /// advertises `cmdif_checksum` 0, so off by default).
+    pub verify_signatures: bool,
+}
+
+impl Default for Mlx5Config {
+    fn default() -> Self {
+        Mlx5Config {
+            total_vfs: sriov::TOTAL_VFS,
+            boot_time_ns: 0,
+            verify_signatures: false,
+        }
+    }
+}
+
+/// Why a DMA mapping was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DmaMapError {
+    /// The function does not exist (VF beyond TotalVFs).
+    #[error("no function {0}")]
+    NoSuchFunction(FunctionId),
+    /// The IOMMU refused the mapping.
+    #[error(transparent)]
+    Map(#[from] MapError),
+}
+
+/// One PCI function: its configuration space, IOMMU, BAR0 contents and command state.
+pub(crate) struct Function {
+    pub(crate) id: FunctionId,
+    pub(crate) config: ConfigSpace,
+    pub(crate) iommu: Iommu,
+    pub(crate) seg: SegmentState,
+    /// MSI-X table bytes (stored only: no vectors are raised yet).
+    pub(crate) msix_table: Vec<u8>,
+    pub(crate) cmdq: Option<u64>,
+    pub(crate) cmdq_stopped: bool,
+    pub(crate) state: FunctionState,
+    pub(crate) counters: FunctionCounters,
+}
+
+impl Function {
+    fn new(id: FunctionId, total_vfs: u16, now: SimTime, boot_ns: u64) -> Function {
+        let (config, table) = match id {
+            FunctionId::Pf => (ConfigSpace::new_pf(total_vfs), msix::PF_TABLE_SIZE),
+            FunctionId::Vf(_) => (ConfigSpace::new_vf(), msix::VF_TABLE_SIZE),
+        };
+        let mut f = Function {
+            id,
+            config,
+            iommu: Iommu::default(),
+            seg: SegmentState::new(now, boot_ns),
+            msix_table: vec![0; 16 * usize::from(table)],
+            cmdq: None,
+            cmdq_stopped: false,
+            state: FunctionState::new(id.is_vf()),
+            counters: FunctionCounters::default(),
+        };
+        f.reset_msix();
+        f
+    }
+
+    fn reset_msix(&mut self) {
+        self.msix_table.fill(0);
+        // Every vector starts masked (vector control bit 0).
+        for e in self.msix_table.chunks_exact_mut(16) {
+            e[12] = 1;
+        }
+    }
+
+    pub(crate) fn bar0_size(&self) -> u64 {
+        match self.id {
+            FunctionId::Pf => pci::PF_BAR0.size,
+            FunctionId::Vf(_) => pci::VF_BAR0.size,
+        }
+    }
+}
+
+/// The device: a ConnectX-6 Dx PF and up to `total_vfs` VFs.
+pub struct Mlx5Nic {
+    pub(crate) cfg: Mlx5Config,
+    pub(crate) now: SimTime,
+    pub(crate) functions: Vec<Function>,
+    pub(crate) counters: Counters,
+}
+
+impl Mlx5Nic {
+    /// A device at virtual time zero, SR-IOV off.
+    pub fn new(cfg: Mlx5Config) -> Mlx5Nic {
+        let cfg = Mlx5Config {
+            total_vfs: cfg.total_vfs.min(sriov::TOTAL_VFS),
+            ..cfg
+        };
+        let functions = core::iter::once(FunctionId::Pf)
+            .chain((0..cfg.total_vfs).map(FunctionId::Vf))
+            .map(|id| Function::new(id, cfg.total_vfs, SimTime::ZERO, cfg.boot_time_ns))
+            .collect();
+        Mlx5Nic {
+            cfg,
+            now: SimTime::ZERO,
+            functions,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> Mlx5Config {
+        self.cfg
+    }
+
+    /// Current virtual time.
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Moves virtual time forward to `now` (the health counter and the internal timer follow
+    /// it; the initializing bit clears when the boot time has passed). Earlier times are
+    /// ignored and counted.
+    pub fn advance_to(&mut self, now: SimTime) {
+        if now < self.now {
+            self.counters.time_went_backwards += 1;
+            return;
+        }
+        self.now = now;
+    }
+
+    /// Device-wide counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Counters of one function's command interface.
+    pub fn function_counters(&self, f: FunctionId) -> Option<FunctionCounters> {
+        self.function(f).map(|f| f.counters)
+    }
+
+    /// What the commands have set on function `f`.
+    pub fn function_state(&self, f: FunctionId) -> Option<&FunctionState> {
+        self.function(f).map(|f| &f.state)
+    }
+
+    /// The command queue address function `f`'s driver gave, if any.
+    pub fn cmdq_address(&self, f: FunctionId) -> Option<u64> {
+        self.function(f).and_then(|f| f.cmdq)
+    }
+
+    /// True when a DMA fault stopped function `f`'s command queue.
+    pub fn cmdq_stopped(&self, f: FunctionId) -> bool {
+        self.function(f).is_some_and(|f| f.cmdq_stopped)
+    }
+
+    pub(crate) fn function(&self, f: FunctionId) -> Option<&Function> {
+        self.functions.get(f.slot()).filter(|x| x.id == f)
+    }
+
+    pub(crate) fn function_mut(&mut self, f: FunctionId) -> Option<&mut Function> {
+        self.functions.get_mut(f.slot()).filter(|x| x.id == f)
+    }
+
+    fn pf_config(&self) -> &ConfigSpace {
+        &self.functions[0].config
+    }
+
+    /// Number of VFs enabled (SR-IOV VF Enable and NumVFs, at most TotalVFs).
+    pub fn num_vfs(&self) -> u16 {
+        if self.pf_config().sriov_control() & sriov_cap::CONTROL_VF_ENABLE == 0 {
+            return 0;
+        }
+        self.pf_config().sriov_num_vfs().min(self.cfg.total_vfs)
+    }
+
+    /// True when function `f` exists now (the PF always; a VF while enabled).
+    pub fn function_enabled(&self, f: FunctionId) -> bool {
+        match f {
+            FunctionId::Pf => true,
+            FunctionId::Vf(v) => v < self.num_vfs(),
+        }
+    }
+
+    /// Maps `len` bytes at `iova` of function `f`'s IOMMU onto `target[offset..]`.
+    pub fn dma_map(
+        &mut self,
+        f: FunctionId,
+        iova: Iova,
+        len: u64,
+        target: Arc<dyn DmaTarget>,
+        offset: u64,
+    ) -> Result<(), DmaMapError> {
+        let func = self.function_mut(f).ok_or(DmaMapError::NoSuchFunction(f))?;
+        Ok(func.iommu.map(iova, len, target, offset, true)?)
+    }
+
+    /// Removes function `f`'s mapping at `iova`.
+    pub fn dma_unmap(&mut self, f: FunctionId, iova: Iova) -> Result<(), DmaMapError> {
+        let func = self.function_mut(f).ok_or(DmaMapError::NoSuchFunction(f))?;
+        Ok(func.iommu.unmap(iova)?)
+    }
+
+    /// Configuration read. Unaligned or out-of-range accesses, and accesses to a VF that is
+    /// not enabled, read all ones and are counted.
+    pub fn config_read(&mut self, f: FunctionId, offset: u16, data: &mut [u8]) {
+        if !self.function_enabled(f) {
+            self.counters.disabled_function_accesses += 1;
+            data.fill(0xFF);
+            return;
+        }
+        let r = match self.function(f) {
+            Some(func) => func.config.read(usize::from(offset), data),
+            None => Err(ConfigAccessError::OutOfRange),
+        };
+        if let Err(e) = r {
+            self.count_config_error(e);
+            data.fill(0xFF);
+        }
+    }
+
+    /// Configuration write, with the SR-IOV (VFs appear and disappear) and FLR side effects.
+    pub fn config_write(&mut self, f: FunctionId, offset: u16, data: &[u8]) {
+        if !self.function_enabled(f) {
+            self.counters.disabled_function_accesses += 1;
+            return;
+        }
+        let (old_ctrl, old_num) = (
+            self.pf_config().sriov_control(),
+            self.pf_config().sriov_num_vfs(),
+        );
+        let r = match self.function_mut(f) {
+            Some(func) => func.config.write(usize::from(offset), data),
+            None => Err(ConfigAccessError::OutOfRange),
+        };
+        if let Err(e) = r {
+            self.count_config_error(e);
+            return;
+        }
+        let flr = self
+            .function_mut(f)
+            .is_some_and(|func| func.config.take_flr_request());
+        if flr {
+            self.reset_function(f);
+            return;
+        }
+        if f == FunctionId::Pf {
+            let enable = sriov_cap::CONTROL_VF_ENABLE;
+            // NumVFs may only change while VF Enable is clear (SR-IOV 3.3.7).
+            if old_ctrl & enable != 0 {
+                self.functions[0]
+                    .config
+                    .set16(layout::PF_SRIOV + sriov_cap::NUM_VFS, old_num);
+            }
+            let now_ctrl = self.pf_config().sriov_control();
+            if (old_ctrl ^ now_ctrl) & enable != 0 {
+                for v in 0..self.cfg.total_vfs {
+                    self.reset_function(FunctionId::Vf(v));
+                }
+            }
+        }
+    }
+
+    fn count_config_error(&mut self, e: ConfigAccessError) {
+        match e {
+            ConfigAccessError::Misaligned => self.counters.misaligned_accesses += 1,
+            ConfigAccessError::OutOfRange => self.counters.out_of_range_accesses += 1,
+        }
+    }
+
+    /// Function-level reset of `f`: configuration, initialization segment, command queue and
+    /// every command state back to their reset values (pages still held are released and
+    /// counted). The IOMMU is the host's and stays. A PF reset resets its VFs too.
+    pub fn reset_function(&mut self, f: FunctionId) {
+        let (now, boot, total) = (self.now, self.cfg.boot_time_ns, self.cfg.total_vfs);
+        let Some(func) = self.function_mut(f) else {
+            return;
+        };
+        let released = func.state.pages.len() as u64;
+        let iommu = std::mem::take(&mut func.iommu);
+        *func = Function::new(f, total, now, boot);
+        func.iommu = iommu;
+        self.counters.pages_released_on_reset += released;
+        self.counters.function_resets += 1;
+        if f == FunctionId::Pf {
+            for v in 0..total {
+                self.reset_function(FunctionId::Vf(v));
+            }
+        }
+    }
+
+    /// Convenience for hosts and tests: memory and bus mastering on the PF, then `num_vfs`
+    /// VFs enabled the way the kernel does (NumVFs, then VF Enable + VF MSE).
+    pub fn enable_sriov(&mut self, num_vfs: u16) {
+        use crate::config::header;
+        let cmd = header::COMMAND_MEMORY | header::COMMAND_BUS_MASTER;
+        self.config_write(FunctionId::Pf, header::COMMAND as u16, &cmd.to_le_bytes());
+        let s = layout::PF_SRIOV as u16;
+        let ctrl = s + sriov_cap::CONTROL as u16;
+        self.config_write(FunctionId::Pf, ctrl, &0u16.to_le_bytes());
+        self.config_write(
+            FunctionId::Pf,
+            s + sriov_cap::NUM_VFS as u16,
+            &num_vfs.to_le_bytes(),
+        );
+        let on = sriov_cap::CONTROL_VF_ENABLE | sriov_cap::CONTROL_VF_MSE;
+        self.config_write(FunctionId::Pf, ctrl, &on.to_le_bytes());
+    }
+
+    /// The driver wrote `cmdq_addr_l_sz`: the command interface of `f` (re)starts at `addr`.
+    pub(crate) fn set_cmdq(&mut self, f: FunctionId, addr: u64) {
+        if let Some(func) = self.function_mut(f) {
+            func.cmdq = Some(addr);
+            func.cmdq_stopped = false;
+        }
+    }
+
+    /// The command doorbell of `f` with bitmask `mask`: each posted entry is processed in
+    /// slot order, synchronously.
+    pub(crate) fn doorbell(&mut self, f: FunctionId, mask: u32) {
+        self.counters.doorbells += 1;
+        let (now, verify) = (self.now, self.cfg.verify_signatures);
+        let Some(func) = self.functions.get_mut(f.slot()) else {
+            return;
+        };
+        let c = &mut self.counters;
+        if func.seg.initializing(now) {
+            c.doorbell_while_initializing += 1;
+            return;
+        }
+        let Some(cmdq) = func.cmdq else {
+            c.doorbell_no_queue += 1;
+            return;
+        };
+        let ctx = Ctx {
+            is_vf: f.is_vf(),
+            uar_pages: (func.bar0_size() / UAR_PAGE_LEN) as u32,
+            released_pages: core::cell::Cell::new(0),
+        };
+        for slot in (0..32u8).filter(|s| mask & (1 << s) != 0) {
+            if func.cmdq_stopped {
+                c.doorbell_queue_stopped += 1;
+                continue;
+            }
+            let mut status = None;
+            let Function { iommu, state, .. } = &mut *func;
+            let outcome = cmdq::process_slot(iommu, cmdq, slot, verify, |input, out_len| {
+                let (out, s) = commands::execute(state, &ctx, input, out_len);
+                status = Some(s);
+                out
+            });
+            if let Some(s) = status {
+                func.counters.commands += 1;
+                if s == mlx5_hw::cmd::CommandStatus::Ok {
+                    c.commands_ok += 1;
+                } else {
+                    c.command_errors.count(s);
+                    func.counters.command_errors += 1;
+                }
+            }
+            match outcome {
+                SlotOutcome::Executed => {}
+                SlotOutcome::NotOwned => c.entry_not_owned += 1,
+                SlotOutcome::Refused(d) => {
+                    c.delivery.count(d);
+                    func.counters.delivery_errors += 1;
+                }
+                SlotOutcome::Fault { .. } => {
+                    c.cmd_dma_faults += 1;
+                    c.delivery.count(DeliveryStatus::FwError);
+                    func.counters.dma_faults += 1;
+                    func.counters.delivery_errors += 1;
+                    func.cmdq_stopped = true;
+                }
+            }
+        }
+        c.pages_released_on_reset += ctx.released_pages.get() as u64;
+    }
+}

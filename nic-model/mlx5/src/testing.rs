@@ -1,0 +1,418 @@
+//! Test support (feature `test-utils`): a minimal command driver that does what a driver's
+//! command layer does — hands the device a command queue page, builds entries and mailbox
+//! chains in a [`SharedMemory`] mapped into the function's IOMMU, rings the doorbell and
+//! polls ownership — plus the `mlx5_core` bring-up order up to INIT_HCA. For the model's
+//! tests, the fuzz target and driver tests.
+// Test support: a failed expectation panics with the command and its status.
+#![allow(clippy::panic)]
+
+use std::sync::Arc;
+
+use adapter_core::SimTime;
+use adapter_core::memory::{DmaTarget, SharedMemory};
+use hw_common::Iova;
+use mlx5_hw::caps::{CAP_LEN, GeneralCaps};
+use mlx5_hw::cmd::{
+    CMD_TYPE_PCIE, CommandStatus, DeliveryStatus, ENTRY_LEN, INLINE_LEN, InputHeader,
+    MAILBOX_BLOCK_LEN, MAILBOX_DATA_LEN, MailboxBlock, Opcode, OutputHeader, QueueEntry,
+    mailbox_blocks,
+};
+use mlx5_hw::commands::lifecycle::{CAP_OFFSET, PAS_OFFSET, RegisterId, access_reg_op};
+use mlx5_hw::init_seg::Register;
+
+use crate::commands::HOST_ENDIANNESS_MSG_LEN;
+use crate::function::FunctionId;
+use crate::nic::Mlx5Nic;
+
+/// IOVA at which the driver's memory is mapped.
+pub const MEM_IOVA: u64 = 0x1000_0000;
+/// Bytes of the driver's memory.
+pub const MEM_LEN: usize = 4 << 20;
+/// Offset of the command queue page.
+const CMDQ_OFF: u64 = 0;
+/// Offset of the mailbox areas (one per slot).
+const MBOX_OFF: u64 = 0x1000;
+/// Bytes of mailbox area per slot (64 blocks of 1 KiB: input and output of a command together
+/// up to about 32 KiB).
+const MBOX_AREA: u64 = 0x1_0000;
+/// Offset of the pages given to the device.
+const PAGES_OFF: u64 = 0x21_0000;
+/// Alignment of mailbox blocks (as drivers allocate them).
+const BLOCK_ALIGN: u64 = 1024;
+
+/// A command posted in a slot: where its pieces are, for checks and corruption.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Posted {
+    /// Queue slot.
+    pub slot: u8,
+    /// IOVA of the entry.
+    pub entry: u64,
+    /// IOVAs of the input blocks, in chain order.
+    pub in_blocks: Vec<u64>,
+    /// IOVAs of the output blocks, in chain order.
+    pub out_blocks: Vec<u64>,
+    /// Output length.
+    pub out_len: usize,
+}
+
+/// Why a command gave no output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmdError {
+    /// The entry still belongs to the device (not processed).
+    NotCompleted,
+    /// The device refused it with a delivery status.
+    Delivery(DeliveryStatus),
+}
+
+/// A command's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// Command status.
+    pub status: CommandStatus,
+    /// Syndrome.
+    pub syndrome: u32,
+    /// The whole output message.
+    pub bytes: Vec<u8>,
+}
+
+impl Output {
+    /// The big-endian dword at byte `at` of the output (0 past the end).
+    pub fn dword(&self, at: usize) -> u32 {
+        self.bytes
+            .get(at..at + 4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// An input message of `len` bytes with the header set.
+pub fn input(opcode: Opcode, op_mod: u16, len: usize) -> Vec<u8> {
+    let mut m = vec![0u8; len.max(8)];
+    let _ = InputHeader {
+        opcode,
+        uid: 0,
+        op_mod,
+    }
+    .emit(&mut m);
+    m.truncate(len);
+    m
+}
+
+/// ACCESS_REG of HOST_ENDIANNESS (`op_mod`: 0 write, 1 read) with `he` (host big-endian).
+pub fn host_endianness(op_mod: u16, big_endian: bool) -> Vec<u8> {
+    let mut m = input(Opcode::AccessReg, op_mod, HOST_ENDIANNESS_MSG_LEN);
+    put_dword(
+        &mut m,
+        0x08,
+        u32::from(u16::from(RegisterId::HostEndianness)),
+    );
+    if big_endian {
+        m[0x10] = 0x80;
+    }
+    m
+}
+
+/// Sets the big-endian dword at `at` of a message.
+pub fn put_dword(msg: &mut [u8], at: usize, v: u32) {
+    if let Some(b) = msg.get_mut(at..at + 4) {
+        b.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// A command driver for one function.
+pub struct CmdDriver {
+    /// The function.
+    pub f: FunctionId,
+    /// The driver's memory.
+    pub mem: Arc<SharedMemory>,
+    token: u8,
+    next_page: u64,
+}
+
+impl CmdDriver {
+    /// Maps the driver's memory into `f`'s IOMMU and hands the device the command queue
+    /// (`cmdq_addr_h`, then `cmdq_addr_l_sz`), as `mlx5_cmd_enable` does.
+    pub fn attach(nic: &mut Mlx5Nic, f: FunctionId) -> CmdDriver {
+        let mem = SharedMemory::new(MEM_LEN);
+        let target: Arc<dyn DmaTarget> = mem.clone();
+        let _ = nic.dma_map(f, Iova(MEM_IOVA), MEM_LEN as u64, target, 0);
+        let d = CmdDriver {
+            f,
+            mem,
+            token: 0,
+            next_page: 0,
+        };
+        d.set_cmdq(nic);
+        d
+    }
+
+    /// Writes the command queue address again (restarts a stopped queue).
+    pub fn set_cmdq(&self, nic: &mut Mlx5Nic) {
+        let addr = MEM_IOVA + CMDQ_OFF;
+        nic.write32be(self.f, Register::CmdqAddrH.offset(), (addr >> 32) as u32);
+        nic.write32be(self.f, Register::CmdqAddrLSz.offset(), addr as u32);
+    }
+
+    /// IOVA of slot `slot`'s entry.
+    pub fn entry_iova(slot: u8) -> u64 {
+        MEM_IOVA + CMDQ_OFF + u64::from(slot) * ENTRY_LEN as u64
+    }
+
+    /// Reads driver memory at `iova`.
+    pub fn read(&self, iova: u64, buf: &mut [u8]) {
+        let _ = self.mem.read_checked(iova.wrapping_sub(MEM_IOVA), buf);
+    }
+
+    /// Writes driver memory at `iova`.
+    pub fn write(&self, iova: u64, data: &[u8]) {
+        let _ = self.mem.write_checked(iova.wrapping_sub(MEM_IOVA), data);
+    }
+
+    fn next_token(&mut self) -> u8 {
+        self.token = if self.token == 255 { 1 } else { self.token + 1 };
+        self.token
+    }
+
+    /// Builds `input` and an output chain of `out_len` bytes for slot `slot`, hands the entry
+    /// to the device (ownership set) without ringing.
+    pub fn post(&mut self, slot: u8, input: &[u8], out_len: usize) -> Posted {
+        let token = self.next_token();
+        let area = MEM_IOVA + MBOX_OFF + u64::from(slot % 32) * MBOX_AREA;
+        let n_in = mailbox_blocks(input.len());
+        let n_out = mailbox_blocks(out_len);
+        let in_blocks: Vec<u64> = (0..n_in as u64).map(|k| area + k * BLOCK_ALIGN).collect();
+        let out_blocks: Vec<u64> = (0..n_out as u64)
+            .map(|k| area + (n_in as u64 + k) * BLOCK_ALIGN)
+            .collect();
+        let rest = input.get(INLINE_LEN..).unwrap_or_default();
+        let mut chunks = rest.chunks(MAILBOX_DATA_LEN);
+        for (k, &addr) in in_blocks.iter().enumerate() {
+            let data = chunks.next().unwrap_or_default();
+            self.write_block(addr, k, in_blocks.get(k + 1).copied(), token, data);
+        }
+        for (k, &addr) in out_blocks.iter().enumerate() {
+            self.write_block(addr, k, out_blocks.get(k + 1).copied(), token, &[]);
+        }
+        let mut raw = [0u8; ENTRY_LEN];
+        if let Ok(mut e) = QueueEntry::new_checked(&mut raw[..]) {
+            e.set_cmd_type(CMD_TYPE_PCIE);
+            e.set_input_length(input.len() as u32);
+            e.set_input_mailbox(in_blocks.first().copied().unwrap_or(0));
+            let _ = e.set_inline_input(&input[..input.len().min(INLINE_LEN)]);
+            e.set_output_mailbox(out_blocks.first().copied().unwrap_or(0));
+            e.set_output_length(out_len as u32);
+            e.set_token(token);
+            e.set_owned_by_hw(true);
+            e.fill_signature();
+        }
+        let entry = CmdDriver::entry_iova(slot);
+        self.write(entry, &raw);
+        SharedMemory::publish();
+        Posted {
+            slot,
+            entry,
+            in_blocks,
+            out_blocks,
+            out_len,
+        }
+    }
+
+    fn write_block(&self, addr: u64, pos: usize, next: Option<u64>, token: u8, data: &[u8]) {
+        let mut b = [0u8; MAILBOX_BLOCK_LEN];
+        if let Ok(mut m) = MailboxBlock::new_checked(&mut b[..]) {
+            m.data_mut()[..data.len()].copy_from_slice(data);
+            m.set_next(next.unwrap_or(0));
+            m.set_block_number(pos as u32);
+            m.set_token(token);
+            m.fill_signatures();
+        }
+        self.write(addr, &b);
+    }
+
+    /// Rings the doorbell for `mask`.
+    pub fn ring(&self, nic: &mut Mlx5Nic, mask: u32) {
+        nic.write32be(self.f, Register::CmdDbell.offset(), mask);
+    }
+
+    /// The entry of slot `slot` as it stands in memory.
+    pub fn entry(&self, slot: u8) -> [u8; ENTRY_LEN] {
+        let mut raw = [0u8; ENTRY_LEN];
+        self.read(CmdDriver::entry_iova(slot), &mut raw);
+        raw
+    }
+
+    /// Polls the posted command: its output, or why there is none.
+    pub fn complete(&self, p: &Posted) -> Result<Output, CmdError> {
+        SharedMemory::acquire();
+        let raw = self.entry(p.slot);
+        let Ok(e) = QueueEntry::new_checked(&raw[..]) else {
+            return Err(CmdError::NotCompleted);
+        };
+        if e.owned_by_hw() {
+            return Err(CmdError::NotCompleted);
+        }
+        if e.delivery_status() != DeliveryStatus::Ok {
+            return Err(CmdError::Delivery(e.delivery_status()));
+        }
+        let mut bytes = vec![0u8; p.out_len];
+        let n = p.out_len.min(INLINE_LEN);
+        bytes[..n].copy_from_slice(&e.inline_output()[..n]);
+        for (addr, chunk) in p
+            .out_blocks
+            .iter()
+            .zip(bytes[n..].chunks_mut(MAILBOX_DATA_LEN))
+        {
+            self.read(*addr, chunk);
+        }
+        let h = OutputHeader::parse(&bytes).unwrap_or(OutputHeader {
+            status: CommandStatus::Unknown(0xFF),
+            syndrome: 0,
+        });
+        Ok(Output {
+            status: h.status,
+            syndrome: h.syndrome,
+            bytes,
+        })
+    }
+
+    /// Posts in slot 0, rings, polls.
+    pub fn exec(
+        &mut self,
+        nic: &mut Mlx5Nic,
+        input: &[u8],
+        out_len: usize,
+    ) -> Result<Output, CmdError> {
+        let p = self.post(0, input, out_len);
+        self.ring(nic, 1);
+        self.complete(&p)
+    }
+
+    /// Executes a command that must succeed; panics (test support) with its status otherwise.
+    pub fn ok(&mut self, nic: &mut Mlx5Nic, input: &[u8], out_len: usize) -> Output {
+        let op = InputHeader::parse(input).map(|h| h.opcode);
+        match self.exec(nic, input, out_len) {
+            Ok(o) if o.status == CommandStatus::Ok => o,
+            other => panic!("{op:?} on {}: {other:?}", self.f),
+        }
+    }
+
+    /// Addresses of `n` fresh 4 KiB pages to give to the device.
+    pub fn fresh_pages(&mut self, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|_| {
+                self.next_page += 1;
+                MEM_IOVA + PAGES_OFF + (self.next_page - 1) * 4096
+            })
+            .collect()
+    }
+
+    /// QUERY_PAGES (`op_mod`: 1 boot, 2 init, 3 regular): the pages the device wants.
+    pub fn query_pages(&mut self, nic: &mut Mlx5Nic, op_mod: u16) -> i32 {
+        let o = self.ok(nic, &input(Opcode::QueryPages, op_mod, 0x10), 0x10);
+        o.dword(0x0C) as i32
+    }
+
+    /// MANAGE_PAGES give of `pages`.
+    pub fn give_pages(&mut self, nic: &mut Mlx5Nic, pages: &[u64]) -> Result<Output, CmdError> {
+        let mut m = input(Opcode::ManagePages, 1, PAS_OFFSET + 8 * pages.len());
+        put_dword(&mut m, 0x0C, pages.len() as u32);
+        for (k, pa) in pages.iter().enumerate() {
+            let at = PAS_OFFSET + 8 * k;
+            m[at..at + 8].copy_from_slice(&pa.to_be_bytes());
+        }
+        self.exec(nic, &m, 0x10)
+    }
+
+    /// QUERY_HCA_CAP with `op_mod`: the 4 KiB page.
+    pub fn query_cap(&mut self, nic: &mut Mlx5Nic, op_mod: u16) -> Vec<u8> {
+        let o = self.ok(
+            nic,
+            &input(Opcode::QueryHcaCap, op_mod, 0x10),
+            CAP_OFFSET + CAP_LEN,
+        );
+        o.bytes[CAP_OFFSET..].to_vec()
+    }
+
+    /// SET_HCA_CAP of the general page `page`.
+    pub fn set_cap(
+        &mut self,
+        nic: &mut Mlx5Nic,
+        op_mod: u16,
+        page: &[u8],
+    ) -> Result<Output, CmdError> {
+        let mut m = input(Opcode::SetHcaCap, op_mod, CAP_OFFSET + CAP_LEN);
+        m[CAP_OFFSET..CAP_OFFSET + page.len().min(CAP_LEN)]
+            .copy_from_slice(&page[..page.len().min(CAP_LEN)]);
+        self.exec(nic, &m, 0x10)
+    }
+
+    /// Linux `mlx5_core`'s bring-up of a function up to INIT_HCA, checking every output:
+    /// ENABLE_HCA, QUERY_ISSI, SET_ISSI 1, boot pages, HOST_ENDIANNESS (PF only),
+    /// QUERY_HCA_CAP current and max,
+    /// SET_HCA_CAP (pkey table 0, checksums off, drain_sigerr, 4 KiB UAR pages), init pages,
+    /// INIT_HCA.
+    pub fn bring_up(&mut self, nic: &mut Mlx5Nic) -> BringUp {
+        self.ok(nic, &input(Opcode::EnableHca, 0, 0x10), 0x0C);
+        let issi = self.ok(nic, &input(Opcode::QueryIssi, 0, 0x10), 0x70);
+        let supported_issi = issi.dword(0x6C);
+        assert!(supported_issi & 0b10 != 0, "ISSI 1 supported");
+        let mut set = input(Opcode::SetIssi, 0, 0x10);
+        put_dword(&mut set, 0x08, 1);
+        self.ok(nic, &set, 0x10);
+        let boot_pages = self.query_pages(nic, 1);
+        let pages = self.fresh_pages(boot_pages.max(0) as usize);
+        assert_eq!(
+            self.give_pages(nic, &pages).map(|o| o.status),
+            Ok(CommandStatus::Ok)
+        );
+        if self.f == FunctionId::Pf {
+            // `set_hca_ctrl`: the PF tells the device the host is little-endian.
+            self.ok(nic, &host_endianness(access_reg_op::WRITE, false), 0x20);
+        }
+        let mut cur = self.query_cap(nic, 1);
+        let max = self.query_cap(nic, 0);
+        if let Ok(mut g) = GeneralCaps::new_checked(&mut cur[..]) {
+            g.set_pkey_table_size(0);
+            g.set_cmdif_checksum(mlx5_hw::caps::CmdifChecksum::from_raw_value(0));
+            g.set_drain_sigerr(true);
+            g.set_log_uar_page_sz(0);
+        }
+        assert_eq!(
+            self.set_cap(nic, 0, &cur).map(|o| o.status),
+            Ok(CommandStatus::Ok)
+        );
+        let init_pages = self.query_pages(nic, 2);
+        let pages = self.fresh_pages(init_pages.max(0) as usize);
+        assert_eq!(
+            self.give_pages(nic, &pages).map(|o| o.status),
+            Ok(CommandStatus::Ok)
+        );
+        self.ok(nic, &input(Opcode::InitHca, 0, 0x20), 0x10);
+        BringUp {
+            supported_issi,
+            boot_pages,
+            init_pages,
+            general_max: max,
+        }
+    }
+}
+
+/// What a bring-up saw.
+#[derive(Clone, Debug)]
+pub struct BringUp {
+    /// `supported_issi_dw0` of QUERY_ISSI.
+    pub supported_issi: u32,
+    /// QUERY_PAGES boot answer.
+    pub boot_pages: i32,
+    /// QUERY_PAGES init answer.
+    pub init_pages: i32,
+    /// The maximum general capability page.
+    pub general_max: Vec<u8>,
+}
+
+/// A device with `num_vfs` VFs enabled and time advanced past the boot.
+pub fn device(num_vfs: u16) -> Mlx5Nic {
+    let mut nic = Mlx5Nic::new(crate::Mlx5Config::default());
+    nic.enable_sriov(num_vfs);
+    nic.advance_to(SimTime::from_millis(1));
+    nic
+}

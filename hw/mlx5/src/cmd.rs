@@ -306,7 +306,7 @@ pub struct InputHeader {
 impl InputHeader {
     /// Parses the first [`HEADER_LEN`] bytes of an input message.
     pub fn parse(msg: &[u8]) -> Result<InputHeader, Truncated> {
-        check_len(msg, HEADER_LEN)?;
+        check_len("command input header", HEADER_LEN, msg.len())?;
         Ok(InputHeader {
             opcode: Opcode::from(header::OPCODE.read::<u16>(msg)),
             uid: header::UID.read(msg),
@@ -317,7 +317,7 @@ impl InputHeader {
     /// Writes the header into the first [`HEADER_LEN`] bytes of `msg` (the reserved half of
     /// dword 1 is left as it is).
     pub fn emit(&self, msg: &mut [u8]) -> Result<(), Truncated> {
-        check_len(msg, HEADER_LEN)?;
+        check_len("command input header", HEADER_LEN, msg.len())?;
         header::OPCODE.write(msg, self.opcode.value());
         header::UID.write(msg, self.uid);
         header::OP_MOD.write(msg, self.op_mod);
@@ -343,7 +343,7 @@ impl OutputHeader {
 
     /// Parses the first [`HEADER_LEN`] bytes of an output message.
     pub fn parse(msg: &[u8]) -> Result<OutputHeader, Truncated> {
-        check_len(msg, HEADER_LEN)?;
+        check_len("command output header", HEADER_LEN, msg.len())?;
         Ok(OutputHeader {
             status: CommandStatus::from(header::STATUS.read::<u8>(msg)),
             syndrome: header::SYNDROME.read(msg),
@@ -353,7 +353,7 @@ impl OutputHeader {
     /// Writes the header into the first [`HEADER_LEN`] bytes of `msg` (bytes 1–3 are
     /// zeroed: reserved).
     pub fn emit(&self, msg: &mut [u8]) -> Result<(), Truncated> {
-        check_len(msg, HEADER_LEN)?;
+        check_len("command output header", HEADER_LEN, msg.len())?;
         Field::dword(0).write(msg, 0u32);
         header::STATUS.write(msg, u8::from(self.status));
         header::SYNDROME.write(msg, self.syndrome);

@@ -308,7 +308,11 @@ pub struct InitSegment<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> InitSegment<T> {
     /// Wraps `buffer` after checking its length.
     pub fn new_checked(buffer: T) -> Result<Self, Truncated> {
-        check_len(buffer.as_ref(), INIT_SEG_LEN)?;
+        check_len(
+            "initialization segment",
+            INIT_SEG_LEN,
+            buffer.as_ref().len(),
+        )?;
         Ok(InitSegment { buffer })
     }
     /// The wrapped buffer.
@@ -555,7 +559,7 @@ pub struct HealthBuffer<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> HealthBuffer<T> {
     /// Wraps `buffer` after checking its length.
     pub fn new_checked(buffer: T) -> Result<Self, Truncated> {
-        check_len(buffer.as_ref(), HEALTH_BUFFER_LEN)?;
+        check_len("health buffer", HEALTH_BUFFER_LEN, buffer.as_ref().len())?;
         Ok(HealthBuffer { buffer })
     }
     /// `assert_var[n]`, 0 for `n` ≥ 6.

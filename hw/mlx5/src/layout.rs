@@ -1,18 +1,30 @@
-//! The `layout!` macro: declares a typed view over the bytes of one PRM structure (a command
-//! input or output, an object context) from a table of named [`Field`](crate::field::Field)s.
+//! The layout machinery: the macros that declare a typed view over the bytes of one PRM
+//! structure (a command input or output, an object context, a capability page, a WQE
+//! segment, a CQE, an EQE, a doorbell) once, from a table of named
+//! [`Field`](crate::field::Field)s, and derive everything else from that one table.
 //!
-//! For `pub struct Name(LEN) { getter, setter: Type = Field; ... }` it generates:
+//! `layout!` takes `pub struct Name(LEN) { getter, setter: Type = Field; ... }`, optionally
+//! `Name(LEN, "name in errors")` and a trailing `repr NameRepr;`, and generates:
 //!
-//! * `Name<T: AsRef<[u8]>>`, a view with `new_checked` (the buffer must hold `LEN` bytes),
-//!   `into_inner`, `as_bytes`;
+//! * `Name<T: AsRef<[u8]>>`, a view with `new_checked` (the buffer must hold `LEN` bytes, else
+//!   [`Truncated`](crate::field::Truncated) naming the layout), `into_inner`, `as_bytes`;
 //! * `Name::<T>::LEN` and `Name::<T>::FIELDS` (every field by name, for dumps and tests);
 //! * a getter per field (reads never fail: the length was checked), and with
 //!   `T: AsMut<[u8]>` a setter (values wider than the field are truncated);
-//! * a compile-time check that every field lies inside `LEN`.
+//! * a compile-time check that every field lies inside `LEN`;
+//! * with `repr`: `NameRepr`, a plain struct of every field with `parse` and `emit`.
 //!
 //! `input(Opcode::X) struct` adds the header every command input starts with (opcode, uid,
 //! op_mod) and `Name::<T>::OPCODE`; `output struct` adds the header of every output (status,
 //! syndrome).
+//!
+//! Field types are anything implementing [`FieldValue`](crate::field::FieldValue): integers,
+//! `bool`, [`Iova`](hw_common::Iova), and the enums `field_enum!` declares (named values plus
+//! `Unknown(raw)`, so unknown encodings survive a parse/emit round trip).
+//!
+//! `nested!` places one layout inside another at a fixed offset (a context inside a command, a
+//! property block inside a capability page); `tail_array!` reads and writes the array of
+//! fixed-size entries that may follow a layout's fixed part.
 
 macro_rules! layout {
     (
@@ -21,7 +33,7 @@ macro_rules! layout {
             $( $(#[$fmeta:meta])* $get:ident, $set:ident: $ty:ty = $at:expr; )*
         }
     ) => {
-        layout! {
+        $crate::layout::layout! {
             $(#[$meta])*
             pub struct $name($len) {
                 /// The command's opcode (every input: dword 0 bits 31:16).
@@ -56,7 +68,7 @@ macro_rules! layout {
             $( $(#[$fmeta:meta])* $get:ident, $set:ident: $ty:ty = $at:expr; )*
         }
     ) => {
-        layout! {
+        $crate::layout::layout! {
             $(#[$meta])*
             pub struct $name($len) {
                 /// The raw command status (every output: byte 0).
@@ -82,7 +94,31 @@ macro_rules! layout {
     };
     (
         $(#[$meta:meta])*
-        pub struct $name:ident($len:expr) {
+        pub struct $name:ident($len:expr, $what:expr) { $($body:tt)* }
+        $(#[$rmeta:meta])* repr $repr:ident;
+    ) => {
+        $crate::layout::layout!(@view $(#[$meta])* [$name] [$len] [$what] { $($body)* });
+        $crate::layout::layout!(@repr $(#[$rmeta])* [$repr] [$name] { $($body)* });
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident($len:expr, $what:expr) { $($body:tt)* }
+    ) => {
+        $crate::layout::layout!(@view $(#[$meta])* [$name] [$len] [$what] { $($body)* });
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident($len:expr) { $($body:tt)* }
+        $($repr:tt)*
+    ) => {
+        $crate::layout::layout! {
+            $(#[$meta])*
+            pub struct $name($len, stringify!($name)) { $($body)* }
+            $($repr)*
+        }
+    };
+    (
+        @view $(#[$meta:meta])* [$name:ident] [$len:expr] [$what:expr] {
             $( $(#[$fmeta:meta])* $get:ident, $set:ident: $ty:ty = $at:expr; )*
         }
     ) => {
@@ -105,7 +141,7 @@ macro_rules! layout {
 
             /// Wraps `buffer` after checking that it holds [`Self::LEN`] bytes.
             pub fn new_checked(buffer: T) -> Result<Self, $crate::field::Truncated> {
-                $crate::field::check_len(buffer.as_ref(), $len)?;
+                $crate::field::check_len($what, $len, buffer.as_ref().len())?;
                 Ok($name { buffer })
             }
             /// The wrapped buffer.
@@ -139,6 +175,157 @@ macro_rules! layout {
             )*
         }
     };
-}
+    (
+        @repr $(#[$rmeta:meta])* [$repr:ident] [$name:ident] {
+            $( $(#[$fmeta:meta])* $get:ident, $set:ident: $ty:ty = $at:expr; )*
+        }
+    ) => {
+        $(#[$rmeta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+        pub struct $repr {
+            $( $(#[$fmeta])* pub $get: $ty, )*
+        }
 
+        impl $repr {
+            /// Reads every field of `view` (never fails: unknown values are kept).
+            pub fn parse<T: AsRef<[u8]>>(view: &$name<T>) -> Self {
+                $repr { $( $get: view.$get(), )* }
+            }
+
+            /// Writes every field into `view`; bits outside the fields are left as they are.
+            pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, view: &mut $name<T>) {
+                $( view.$set(self.$get); )*
+            }
+        }
+    };
+}
 pub(crate) use layout;
+
+/// Declares an enum stored in a field: named values plus `Unknown(raw)` for the rest.
+macro_rules! field_enum {
+    (
+        $(#[$m:meta])* $vis:vis enum $name:ident : $raw:ty {
+            $( $(#[$vm:meta])* $variant:ident = $value:expr, )*
+        }
+    ) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $( $(#[$vm])* $variant, )*
+            /// A value this crate does not name, kept as read.
+            Unknown($raw),
+        }
+
+        impl $name {
+            /// The value of `raw`.
+            pub const fn from_raw_value(raw: $raw) -> Self {
+                match raw {
+                    $( v if v == $value => $name::$variant, )*
+                    other => $name::Unknown(other),
+                }
+            }
+            /// The raw encoding.
+            pub const fn raw_value(self) -> $raw {
+                match self {
+                    $( $name::$variant => $value, )*
+                    $name::Unknown(raw) => raw,
+                }
+            }
+        }
+
+        impl Default for $name {
+            /// The value of an all-zero field.
+            fn default() -> Self {
+                $name::from_raw_value(0)
+            }
+        }
+
+        impl From<$raw> for $name {
+            fn from(raw: $raw) -> Self {
+                $name::from_raw_value(raw)
+            }
+        }
+
+        impl From<$name> for $raw {
+            fn from(v: $name) -> $raw {
+                v.raw_value()
+            }
+        }
+
+        impl $crate::field::FieldValue for $name {
+            fn from_raw(raw: u64) -> Self {
+                $name::from_raw_value(raw as $raw)
+            }
+            fn into_raw(self) -> u64 {
+                u64::from(self.raw_value())
+            }
+        }
+    };
+}
+pub(crate) use field_enum;
+
+/// Declares `$get`/`$get_mut` on `$outer` returning the `$inner` view at byte `$at`; both
+/// layouts must be declared in the module that invokes it.
+macro_rules! nested {
+    ($outer:ident, $get:ident, $get_mut:ident, $inner:ident, $at:expr) => {
+        const _: () = assert!(
+            $at + $inner::<&[u8]>::LEN <= $outer::<&[u8]>::LEN,
+            "nested layout outside its outer layout"
+        );
+        impl<T: AsRef<[u8]>> $outer<T> {
+            #[doc = concat!("The embedded [`", stringify!($inner), "`].")]
+            pub fn $get(&self) -> $inner<&[u8]> {
+                // In bounds and long enough: the outer view holds at least its LEN bytes, and
+                // the assertion above keeps the inner layout inside LEN. (Same module: the
+                // layout macro's private field is visible.)
+                $inner {
+                    buffer: &self.as_bytes()[$at..],
+                }
+            }
+        }
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $outer<T> {
+            #[doc = concat!("The embedded [`", stringify!($inner), "`], writable.")]
+            pub fn $get_mut(&mut self) -> $inner<&mut [u8]> {
+                $inner {
+                    buffer: &mut self.as_bytes_mut()[$at..],
+                }
+            }
+        }
+    };
+}
+pub(crate) use nested;
+
+/// Declares an array of big-endian `$width`-bit entries at `$at` up to the end of the buffer:
+/// `$get(i)`, `$set(i, v)` and `$count()` on `$outer`.
+macro_rules! tail_array {
+    ($outer:ident, $at:expr, $ty:ty, $stride:expr, $get:ident, $set:ident, $count:ident, $what:literal) => {
+        impl<T: AsRef<[u8]>> $outer<T> {
+            #[doc = concat!("Entry `i` of ", $what, ", `None` past the buffer.")]
+            pub fn $get(&self, i: usize) -> Option<$ty> {
+                let at = i.checked_mul($stride)?.checked_add($at)?;
+                let b = self.as_bytes().get(at..at + $stride)?;
+                Some(<$ty>::from_be_bytes(b.try_into().ok()?))
+            }
+            #[doc = concat!("How many entries of ", $what, " the buffer holds.")]
+            pub fn $count(&self) -> usize {
+                self.as_bytes().len().saturating_sub($at) / $stride
+            }
+        }
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $outer<T> {
+            #[doc = concat!("Sets entry `i` of ", $what, "; false past the buffer.")]
+            pub fn $set(&mut self, i: usize, value: $ty) -> bool {
+                let Some(at) = i.checked_mul($stride).and_then(|o| o.checked_add($at)) else {
+                    return false;
+                };
+                match self.as_bytes_mut().get_mut(at..at + $stride) {
+                    Some(b) => {
+                        b.copy_from_slice(&value.to_be_bytes());
+                        true
+                    }
+                    None => false,
+                }
+            }
+        }
+    };
+}
+pub(crate) use tail_array;

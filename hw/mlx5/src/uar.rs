@@ -29,7 +29,7 @@
 //! `providers/mlx5/mlx5dv.h`.
 
 use crate::Field;
-use crate::view::layout;
+use crate::layout::layout;
 use crate::wqe::SendOpcode;
 
 /// Bytes of a UAR page with `log_uar_page_sz` 0.
@@ -149,11 +149,7 @@ impl UarRegister {
 layout! {
     /// A send doorbell: the first 8 bytes of the last posted WQE's control segment, written to
     /// a BlueFlame register after the SQ doorbell record was updated.
-    view SendDoorbell;
-    /// A send doorbell as values.
-    repr SendDoorbellRepr;
-    len SEND_DOORBELL_LEN, "send doorbell";
-    fields {
+    pub struct SendDoorbell(SEND_DOORBELL_LEN, "send doorbell") {
         /// Opcode modifier.
         opc_mod, set_opc_mod: u8 = Field::at(0x0, 31, 24);
         /// Index of the WQE (its producer counter in WQEBBs, 16 bits).
@@ -165,20 +161,20 @@ layout! {
         /// DS count.
         ds_count, set_ds_count: u8 = Field::at(0x4, 5, 0);
     }
+    /// A send doorbell as values.
+    repr SendDoorbellRepr;
 }
 
 layout! {
     /// A work queue doorbell record (8 bytes in host memory at the WQ's `dbr_addr`).
-    view WqDbRecord;
-    /// A work queue doorbell record as values.
-    repr WqDbRecordRepr;
-    len WQ_DB_RECORD_LEN, "work queue doorbell record";
-    fields {
+    pub struct WqDbRecord(WQ_DB_RECORD_LEN, "work queue doorbell record") {
         /// RQ: receive WQEs posted (16-bit wrapping counter in a big-endian dword).
         rcv_counter, set_rcv_counter: u16 = Field::at(RCV_DBR_OFFSET, 15, 0);
         /// SQ: WQEBBs posted (the producer counter, 16-bit wrapping).
         snd_counter, set_snd_counter: u16 = Field::at(SND_DBR_OFFSET, 15, 0);
     }
+    /// A work queue doorbell record as values.
+    repr WqDbRecordRepr;
 }
 
 #[cfg(test)]

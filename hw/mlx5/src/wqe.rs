@@ -18,7 +18,8 @@
 //! `en_rx.c` (how mlx5e fills them), rdma-core `providers/mlx5/mlx5dv.h` (the same constants).
 
 use crate::Field;
-use crate::view::{Truncated, check_len, field_enum, layout};
+use crate::field::{Truncated, check_len};
+use crate::layout::{field_enum, layout};
 use hw_common::Iova;
 
 /// Bytes of one WQE basic block: the unit of the send ring and of the producer counter.
@@ -132,11 +133,7 @@ field_enum! {
 
 layout! {
     /// The control segment that starts every send WQE (16 bytes).
-    view CtrlSeg;
-    /// A control segment as values.
-    repr CtrlSegRepr;
-    len DS_LEN, "send WQE control segment";
-    fields {
+    pub struct CtrlSeg(DS_LEN, "send WQE control segment") {
         /// Opcode modifier.
         opc_mod, set_opc_mod: u8 = Field::at(0x0, 31, 24);
         /// The WQE's index: the producer counter (in WQEBBs) when it was posted.
@@ -158,6 +155,8 @@ layout! {
         /// Immediate data; on an Ethernet SQ mlx5e puts the TIS number shifted left by 8.
         imm, set_imm: u32 = Field::dword(0xc);
     }
+    /// A control segment as values.
+    repr CtrlSegRepr;
 }
 
 /// Checksum flags of the Ethernet segment (`cs_flags`).
@@ -179,11 +178,7 @@ pub const ETH_INSERT_SVLAN: u16 = 1 << 0;
 
 layout! {
     /// The Ethernet segment of a SEND or LSO WQE (16 bytes, right after the control segment).
-    view EthSeg;
-    /// The fixed part of an Ethernet segment as values.
-    repr EthSegFields;
-    len DS_LEN, "send WQE Ethernet segment";
-    fields {
+    pub struct EthSeg(DS_LEN, "send WQE Ethernet segment") {
         /// Software parser: outer L4 offset (in 2-byte units).
         swp_outer_l4_offset, set_swp_outer_l4_offset: u8 = Field::at(0x0, 31, 24);
         /// Software parser: outer L3 offset.
@@ -205,6 +200,8 @@ layout! {
         /// The first two inlined header bytes, or the VLAN TCI to insert.
         inline_hdr_start, set_inline_hdr_start: u16 = Field::at(0xc, 15, 0);
     }
+    /// The fixed part of an Ethernet segment as values.
+    repr EthSegFields;
 }
 
 /// What the Ethernet segment adds to the packet's L2 header.
@@ -252,11 +249,7 @@ pub struct EthSegRepr {
 
 layout! {
     /// A data segment: byte count, lkey, address (16 bytes).
-    view DataSeg;
-    /// A data segment as values.
-    repr DataSegRepr;
-    len DS_LEN, "data segment";
-    fields {
+    pub struct DataSeg(DS_LEN, "data segment") {
         /// Bytes of the buffer; bit 31 ([`INLINE_SEG_FLAG`]) marks an inline data segment.
         byte_count, set_byte_count: u32 = Field::dword(0x0);
         /// Memory key of the buffer.
@@ -264,6 +257,8 @@ layout! {
         /// Address of the buffer (an IOVA with mlx5e's physical-address mkey).
         addr, set_addr: Iova = Field::qword(0x8);
     }
+    /// A data segment as values.
+    repr DataSegRepr;
 }
 
 impl DataSegRepr {

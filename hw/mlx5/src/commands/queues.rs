@@ -7,9 +7,9 @@
 //! names the current state and whose context carries the new one.
 
 use crate::cmd::Opcode;
-use crate::commands::{OUT_LEN_16, nested, tail_array};
+use crate::commands::OUT_LEN_16;
 use crate::field::Field;
-use crate::layout::layout;
+use crate::layout::{layout, nested, tail_array};
 
 /// Offset of the page address list in CREATE_EQ, CREATE_CQ, CREATE_SQ and CREATE_RQ input.
 pub const PAS_OFFSET: usize = 0x110;

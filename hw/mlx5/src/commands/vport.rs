@@ -9,9 +9,9 @@
 use hw_common::MacAddress;
 
 use crate::cmd::Opcode;
-use crate::commands::{OUT_LEN_16, nested};
+use crate::commands::OUT_LEN_16;
 use crate::field::{Bytes, Field};
-use crate::layout::layout;
+use crate::layout::{layout, nested};
 
 /// Fields shared by the vport-addressed commands (dword 2 of the input).
 pub mod addressing {

@@ -14,6 +14,7 @@
 //! must read back whatever was written (see [`CMDQ_ADDR_L_SZ_WRITABLE`]).
 
 use crate::field::{Field, Truncated, check_len};
+use crate::layout::field_enum;
 
 /// Bytes of the segment the model serves: up to the end of `real_time_l`. (The struct formally
 /// runs to 0x200F; its last fields overlap the MSI-X table and are not used by Linux.)
@@ -207,42 +208,17 @@ pub const fn cmdq_addr_l_sz_after_write(current: u32, written: u32) -> u32 {
     (written & CMDQ_ADDR_L_SZ_WRITABLE) | (current & !CMDQ_ADDR_L_SZ_WRITABLE)
 }
 
-/// NIC interface mode (`cmdq_addr_l_sz` bits 10:8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NicInterface {
-    /// 0: full driver.
-    FullDriver,
-    /// 1: disabled (the health poller treats it as fatal).
-    Disabled,
-    /// 2: NIC without DRAM.
-    NoDramNic,
-    /// 7: software reset (fatal for the health poller).
-    SwReset,
-    /// Any other value, kept raw.
-    Unknown(u8),
-}
-
-impl From<u8> for NicInterface {
-    fn from(v: u8) -> NicInterface {
-        match v {
-            0 => NicInterface::FullDriver,
-            1 => NicInterface::Disabled,
-            2 => NicInterface::NoDramNic,
-            7 => NicInterface::SwReset,
-            v => NicInterface::Unknown(v),
-        }
-    }
-}
-
-impl From<NicInterface> for u8 {
-    fn from(v: NicInterface) -> u8 {
-        match v {
-            NicInterface::FullDriver => 0,
-            NicInterface::Disabled => 1,
-            NicInterface::NoDramNic => 2,
-            NicInterface::SwReset => 7,
-            NicInterface::Unknown(v) => v,
-        }
+field_enum! {
+    /// NIC interface mode (`cmdq_addr_l_sz` bits 10:8).
+    pub enum NicInterface: u8 {
+        /// 0: full driver.
+        FullDriver = 0,
+        /// 1: disabled (the health poller treats it as fatal).
+        Disabled = 1,
+        /// 2: NIC without DRAM.
+        NoDramNic = 2,
+        /// 7: software reset (fatal for the health poller).
+        SwReset = 7,
     }
 }
 
@@ -479,74 +455,33 @@ pub mod health {
     pub const EXT_SYND: Field = Field::at(0x3C, 15, 0);
 }
 
-/// The health syndrome (`health.synd`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HealthSyndrome {
-    /// 0: healthy.
-    None,
-    /// 0x1: firmware internal error.
-    FwInternal,
-    /// 0x7: dead internal RISC.
-    DeadIrisc,
-    /// 0x8: unrecoverable hardware error.
-    HwUnrecoverable,
-    /// 0x9: firmware CRC error.
-    FwCrc,
-    /// 0xA: ICM fetch PCI error.
-    IcmFetchPci,
-    /// 0xB: hardware fatal error.
-    HwFatal,
-    /// 0xC: async EQ overrun.
-    AsyncEqOverrun,
-    /// 0xD: EQ error.
-    EqError,
-    /// 0xE: invalid EQ referenced.
-    EqInvalid,
-    /// 0xF: FFSER error.
-    Ffser,
-    /// 0x10: high temperature.
-    HighTemperature,
-    /// Any other value, kept raw.
-    Unknown(u8),
-}
-
-impl From<u8> for HealthSyndrome {
-    fn from(v: u8) -> HealthSyndrome {
-        match v {
-            0x0 => HealthSyndrome::None,
-            0x1 => HealthSyndrome::FwInternal,
-            0x7 => HealthSyndrome::DeadIrisc,
-            0x8 => HealthSyndrome::HwUnrecoverable,
-            0x9 => HealthSyndrome::FwCrc,
-            0xA => HealthSyndrome::IcmFetchPci,
-            0xB => HealthSyndrome::HwFatal,
-            0xC => HealthSyndrome::AsyncEqOverrun,
-            0xD => HealthSyndrome::EqError,
-            0xE => HealthSyndrome::EqInvalid,
-            0xF => HealthSyndrome::Ffser,
-            0x10 => HealthSyndrome::HighTemperature,
-            v => HealthSyndrome::Unknown(v),
-        }
-    }
-}
-
-impl From<HealthSyndrome> for u8 {
-    fn from(v: HealthSyndrome) -> u8 {
-        match v {
-            HealthSyndrome::None => 0x0,
-            HealthSyndrome::FwInternal => 0x1,
-            HealthSyndrome::DeadIrisc => 0x7,
-            HealthSyndrome::HwUnrecoverable => 0x8,
-            HealthSyndrome::FwCrc => 0x9,
-            HealthSyndrome::IcmFetchPci => 0xA,
-            HealthSyndrome::HwFatal => 0xB,
-            HealthSyndrome::AsyncEqOverrun => 0xC,
-            HealthSyndrome::EqError => 0xD,
-            HealthSyndrome::EqInvalid => 0xE,
-            HealthSyndrome::Ffser => 0xF,
-            HealthSyndrome::HighTemperature => 0x10,
-            HealthSyndrome::Unknown(v) => v,
-        }
+field_enum! {
+    /// The health syndrome (`health.synd`).
+    pub enum HealthSyndrome: u8 {
+        /// 0: healthy.
+        None = 0x0,
+        /// 0x1: firmware internal error.
+        FwInternal = 0x1,
+        /// 0x7: dead internal RISC.
+        DeadIrisc = 0x7,
+        /// 0x8: unrecoverable hardware error.
+        HwUnrecoverable = 0x8,
+        /// 0x9: firmware CRC error.
+        FwCrc = 0x9,
+        /// 0xA: ICM fetch PCI error.
+        IcmFetchPci = 0xA,
+        /// 0xB: hardware fatal error.
+        HwFatal = 0xB,
+        /// 0xC: async EQ overrun.
+        AsyncEqOverrun = 0xC,
+        /// 0xD: EQ error.
+        EqError = 0xD,
+        /// 0xE: invalid EQ referenced.
+        EqInvalid = 0xE,
+        /// 0xF: FFSER error.
+        Ffser = 0xF,
+        /// 0x10: high temperature.
+        HighTemperature = 0x10,
     }
 }
 

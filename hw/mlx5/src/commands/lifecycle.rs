@@ -7,7 +7,7 @@ use crate::caps::{CAP_LEN, CAP_MESSAGE_OFFSET};
 use crate::cmd::Opcode;
 use crate::commands::OUT_LEN_16;
 use crate::field::{Bytes, Field};
-use crate::layout::{layout, tail_array};
+use crate::layout::{field_enum, layout, tail_array};
 
 /// Fields shared by the function-addressed commands (dword 2 of the input).
 pub mod function {
@@ -82,38 +82,15 @@ layout! {
     output struct SetIssiOut(OUT_LEN_16) {}
 }
 
-/// QUERY_PAGES op_mod: which page request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PagesKind {
-    /// 1: pages the device needs before capabilities are set.
-    Boot,
-    /// 2: pages the device needs before INIT_HCA.
-    Init,
-    /// 3: pages the device wants while running.
-    Regular,
-    /// Anything else, kept raw.
-    Unknown(u16),
-}
-
-impl From<u16> for PagesKind {
-    fn from(v: u16) -> PagesKind {
-        match v {
-            1 => PagesKind::Boot,
-            2 => PagesKind::Init,
-            3 => PagesKind::Regular,
-            v => PagesKind::Unknown(v),
-        }
-    }
-}
-
-impl From<PagesKind> for u16 {
-    fn from(v: PagesKind) -> u16 {
-        match v {
-            PagesKind::Boot => 1,
-            PagesKind::Init => 2,
-            PagesKind::Regular => 3,
-            PagesKind::Unknown(v) => v,
-        }
+field_enum! {
+    /// QUERY_PAGES op_mod: which page request.
+    pub enum PagesKind: u16 {
+        /// 1: pages the device needs before capabilities are set.
+        Boot = 1,
+        /// 2: pages the device needs before INIT_HCA.
+        Init = 2,
+        /// 3: pages the device wants while running.
+        Regular = 3,
     }
 }
 
@@ -139,38 +116,15 @@ layout! {
     }
 }
 
-/// MANAGE_PAGES op_mod.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ManagePagesOp {
-    /// 0: the driver cannot give the pages asked for.
-    CannotGive,
-    /// 1: the driver gives the pages listed.
-    Give,
-    /// 2: the device returns pages (the output lists them).
-    Take,
-    /// Anything else, kept raw.
-    Unknown(u16),
-}
-
-impl From<u16> for ManagePagesOp {
-    fn from(v: u16) -> ManagePagesOp {
-        match v {
-            0 => ManagePagesOp::CannotGive,
-            1 => ManagePagesOp::Give,
-            2 => ManagePagesOp::Take,
-            v => ManagePagesOp::Unknown(v),
-        }
-    }
-}
-
-impl From<ManagePagesOp> for u16 {
-    fn from(v: ManagePagesOp) -> u16 {
-        match v {
-            ManagePagesOp::CannotGive => 0,
-            ManagePagesOp::Give => 1,
-            ManagePagesOp::Take => 2,
-            ManagePagesOp::Unknown(v) => v,
-        }
+field_enum! {
+    /// MANAGE_PAGES op_mod.
+    pub enum ManagePagesOp: u16 {
+        /// 0: the driver cannot give the pages asked for.
+        CannotGive = 0,
+        /// 1: the driver gives the pages listed.
+        Give = 1,
+        /// 2: the device returns pages (the output lists them).
+        Take = 2,
     }
 }
 
@@ -396,70 +350,31 @@ pub mod access_reg_op {
     pub const READ: u16 = 1;
 }
 
-/// An access register id (ACCESS_REG dword 2 bits 15:0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RegisterId {
-    /// 0x4019 QCAM: QoS capabilities mask.
-    Qcam,
-    /// 0x5003 PMTU: port MTU.
-    Pmtu,
-    /// 0x5004 PTYS: port type and speed.
-    Ptys,
-    /// 0x5006 PAOS: port administrative and operational status.
-    Paos,
-    /// 0x5008 PPCNT: port counters.
-    Ppcnt,
-    /// 0x5041 PCMR: port capability mask.
-    Pcmr,
-    /// 0x507F PCAM: port capabilities mask.
-    Pcam,
-    /// 0x7004 HOST_ENDIANNESS.
-    HostEndianness,
-    /// 0x9055 MTUTC: time-unit clock.
-    Mtutc,
-    /// 0x907F MCAM: management capabilities mask.
-    Mcam,
-    /// 0xC00E DTOR: default timeouts.
-    Dtor,
-    /// Any other register, kept raw.
-    Unknown(u16),
-}
-
-impl From<u16> for RegisterId {
-    fn from(v: u16) -> RegisterId {
-        match v {
-            0x4019 => RegisterId::Qcam,
-            0x5003 => RegisterId::Pmtu,
-            0x5004 => RegisterId::Ptys,
-            0x5006 => RegisterId::Paos,
-            0x5008 => RegisterId::Ppcnt,
-            0x5041 => RegisterId::Pcmr,
-            0x507F => RegisterId::Pcam,
-            0x7004 => RegisterId::HostEndianness,
-            0x9055 => RegisterId::Mtutc,
-            0x907F => RegisterId::Mcam,
-            0xC00E => RegisterId::Dtor,
-            v => RegisterId::Unknown(v),
-        }
-    }
-}
-
-impl From<RegisterId> for u16 {
-    fn from(v: RegisterId) -> u16 {
-        match v {
-            RegisterId::Qcam => 0x4019,
-            RegisterId::Pmtu => 0x5003,
-            RegisterId::Ptys => 0x5004,
-            RegisterId::Paos => 0x5006,
-            RegisterId::Ppcnt => 0x5008,
-            RegisterId::Pcmr => 0x5041,
-            RegisterId::Pcam => 0x507F,
-            RegisterId::HostEndianness => 0x7004,
-            RegisterId::Mtutc => 0x9055,
-            RegisterId::Mcam => 0x907F,
-            RegisterId::Dtor => 0xC00E,
-            RegisterId::Unknown(v) => v,
-        }
+field_enum! {
+    /// An access register id (ACCESS_REG dword 2 bits 15:0).
+    pub enum RegisterId: u16 {
+        /// 0x4019 QCAM: QoS capabilities mask.
+        Qcam = 0x4019,
+        /// 0x5003 PMTU: port MTU.
+        Pmtu = 0x5003,
+        /// 0x5004 PTYS: port type and speed.
+        Ptys = 0x5004,
+        /// 0x5006 PAOS: port administrative and operational status.
+        Paos = 0x5006,
+        /// 0x5008 PPCNT: port counters.
+        Ppcnt = 0x5008,
+        /// 0x5041 PCMR: port capability mask.
+        Pcmr = 0x5041,
+        /// 0x507F PCAM: port capabilities mask.
+        Pcam = 0x507F,
+        /// 0x7004 HOST_ENDIANNESS.
+        HostEndianness = 0x7004,
+        /// 0x9055 MTUTC: time-unit clock.
+        Mtutc = 0x9055,
+        /// 0x907F MCAM: management capabilities mask.
+        Mcam = 0x907F,
+        /// 0xC00E DTOR: default timeouts.
+        Dtor = 0xC00E,
     }
 }
 

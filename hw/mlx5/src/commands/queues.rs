@@ -9,7 +9,7 @@
 use crate::cmd::Opcode;
 use crate::commands::OUT_LEN_16;
 use crate::field::Field;
-use crate::layout::{layout, nested, tail_array};
+use crate::layout::{field_enum, layout, nested, tail_array};
 
 /// Offset of the page address list in CREATE_EQ, CREATE_CQ, CREATE_SQ and CREATE_RQ input.
 pub const PAS_OFFSET: usize = 0x110;
@@ -277,38 +277,15 @@ layout! {
 // ---------------------------------------------------------------------------------------------
 // Work queues (SQ, RQ)
 
-/// State of an SQ or RQ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QueueState {
-    /// 0: reset; created in this state.
-    Reset,
-    /// 1: ready.
-    Ready,
-    /// 3: error.
-    Error,
-    /// Anything else, kept raw.
-    Unknown(u8),
-}
-
-impl From<u8> for QueueState {
-    fn from(v: u8) -> QueueState {
-        match v {
-            0 => QueueState::Reset,
-            1 => QueueState::Ready,
-            3 => QueueState::Error,
-            v => QueueState::Unknown(v),
-        }
-    }
-}
-
-impl From<QueueState> for u8 {
-    fn from(v: QueueState) -> u8 {
-        match v {
-            QueueState::Reset => 0,
-            QueueState::Ready => 1,
-            QueueState::Error => 3,
-            QueueState::Unknown(v) => v,
-        }
+field_enum! {
+    /// State of an SQ or RQ.
+    pub enum QueueState: u8 {
+        /// 0: reset; created in this state.
+        Reset = 0,
+        /// 1: ready.
+        Ready = 1,
+        /// 3: error.
+        Error = 3,
     }
 }
 

@@ -30,7 +30,7 @@
 
 use crate::Field;
 use crate::layout::layout;
-use crate::wqe::SendOpcode;
+use crate::wqe::{SendOpcode, ctrl};
 
 /// Bytes of a UAR page with `log_uar_page_sz` 0.
 pub const UAR_PAGE_LEN: u64 = 4096;
@@ -147,19 +147,20 @@ impl UarRegister {
 }
 
 layout! {
-    /// A send doorbell: the first 8 bytes of the last posted WQE's control segment, written to
-    /// a BlueFlame register after the SQ doorbell record was updated.
+    /// A send doorbell: the first 8 bytes of the last posted WQE's control segment (its fields
+    /// are [`crate::wqe::ctrl`]'s), written to a BlueFlame register after the SQ doorbell
+    /// record was updated.
     pub struct SendDoorbell(SEND_DOORBELL_LEN, "send doorbell") {
         /// Opcode modifier.
-        opc_mod, set_opc_mod: u8 = Field::at(0x0, 31, 24);
+        opc_mod, set_opc_mod: u8 = ctrl::OPC_MOD;
         /// Index of the WQE (its producer counter in WQEBBs, 16 bits).
-        wqe_index, set_wqe_index: u16 = Field::at(0x0, 23, 8);
+        wqe_index, set_wqe_index: u16 = ctrl::WQE_INDEX;
         /// Opcode.
-        opcode, set_opcode: SendOpcode = Field::at(0x0, 7, 0);
+        opcode, set_opcode: SendOpcode = ctrl::OPCODE;
         /// SQ number.
-        sqn, set_sqn: u32 = Field::at(0x4, 31, 8);
+        sqn, set_sqn: u32 = ctrl::SQN;
         /// DS count.
-        ds_count, set_ds_count: u8 = Field::at(0x4, 5, 0);
+        ds_count, set_ds_count: u8 = ctrl::DS_COUNT;
     }
     /// A send doorbell as values.
     repr SendDoorbellRepr;

@@ -131,29 +131,56 @@ field_enum! {
     }
 }
 
+/// Fields of the control segment (offsets from its start). The send doorbell
+/// ([`crate::uar::SendDoorbell`]) is its first 8 bytes and uses the same fields.
+pub mod ctrl {
+    use crate::field::Field;
+
+    /// Opcode modifier.
+    pub const OPC_MOD: Field = Field::at(0x0, 31, 24);
+    /// The WQE's index (16 bits of the producer counter in WQEBBs).
+    pub const WQE_INDEX: Field = Field::at(0x0, 23, 8);
+    /// Opcode ([`SendOpcode`](super::SendOpcode)).
+    pub const OPCODE: Field = Field::at(0x0, 7, 0);
+    /// SQ number.
+    pub const SQN: Field = Field::at(0x4, 31, 8);
+    /// Length of the WQE in data segments.
+    pub const DS_COUNT: Field = Field::at(0x4, 5, 0);
+    /// Signature.
+    pub const SIGNATURE: Field = Field::at(0x8, 31, 24);
+    /// Fence mode ([`Fence`](super::Fence)).
+    pub const FENCE: Field = Field::at(0x8, 7, 5);
+    /// Completion request ([`CqUpdate`](super::CqUpdate)).
+    pub const CE: Field = Field::at(0x8, 3, 2);
+    /// Solicited event.
+    pub const SOLICITED: Field = Field::at(0x8, 1, 1);
+    /// Immediate data.
+    pub const IMM: Field = Field::dword(0xc);
+}
+
 layout! {
     /// The control segment that starts every send WQE (16 bytes).
     pub struct CtrlSeg(DS_LEN, "send WQE control segment") {
         /// Opcode modifier.
-        opc_mod, set_opc_mod: u8 = Field::at(0x0, 31, 24);
+        opc_mod, set_opc_mod: u8 = ctrl::OPC_MOD;
         /// The WQE's index: the producer counter (in WQEBBs) when it was posted.
-        wqe_index, set_wqe_index: u16 = Field::at(0x0, 23, 8);
+        wqe_index, set_wqe_index: u16 = ctrl::WQE_INDEX;
         /// Opcode.
-        opcode, set_opcode: SendOpcode = Field::at(0x0, 7, 0);
+        opcode, set_opcode: SendOpcode = ctrl::OPCODE;
         /// SQ number (QP number on a QP).
-        sqn, set_sqn: u32 = Field::at(0x4, 31, 8);
+        sqn, set_sqn: u32 = ctrl::SQN;
         /// Length of the WQE in data segments, this one included.
-        ds_count, set_ds_count: u8 = Field::at(0x4, 5, 0);
+        ds_count, set_ds_count: u8 = ctrl::DS_COUNT;
         /// Signature (unused by mlx5e).
-        signature, set_signature: u8 = Field::at(0x8, 31, 24);
+        signature, set_signature: u8 = ctrl::SIGNATURE;
         /// Fence mode.
-        fence, set_fence: Fence = Field::at(0x8, 7, 5);
+        fence, set_fence: Fence = ctrl::FENCE;
         /// Completion request.
-        ce, set_ce: CqUpdate = Field::at(0x8, 3, 2);
+        ce, set_ce: CqUpdate = ctrl::CE;
         /// Solicited event.
-        solicited, set_solicited: bool = Field::at(0x8, 1, 1);
+        solicited, set_solicited: bool = ctrl::SOLICITED;
         /// Immediate data; on an Ethernet SQ mlx5e puts the TIS number shifted left by 8.
-        imm, set_imm: u32 = Field::dword(0xc);
+        imm, set_imm: u32 = ctrl::IMM;
     }
     /// A control segment as values.
     repr CtrlSegRepr;

@@ -12,6 +12,7 @@ use crate::cmd::Opcode;
 use crate::commands::OUT_LEN_16;
 use crate::field::{Bytes, Field};
 use crate::layout::{field_enum, layout, nested};
+use crate::wqe::InlineMode;
 
 /// Fields shared by the vport-addressed commands (dword 2 of the input).
 pub mod addressing {
@@ -113,7 +114,7 @@ layout! {
     /// NIC vport context: 256 bytes, then `allowed_list_size` 8-byte entries.
     pub struct NicVportContext(ADDRESS_LIST_OFFSET) {
         /// Minimum inline header mode of SQs on this vport.
-        min_wqe_inline_mode, set_min_wqe_inline_mode: u8 = Field::at(0x00, 26, 24);
+        min_wqe_inline_mode, set_min_wqe_inline_mode: InlineMode = Field::at(0x00, 26, 24);
         /// Do not loop back multicast to this vport's own receive queues.
         disable_mc_local_lb, set_disable_mc_local_lb: bool = Field::at(0x00, 2, 2);
         /// Do not loop back unicast.

@@ -329,3 +329,107 @@ macro_rules! tail_array {
     };
 }
 pub(crate) use tail_array;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::caps::{FT_NIC_RX_OFFSET, FlowTableCaps};
+    use crate::cmd::{CommandStatus, DeliveryStatus};
+    use crate::commands::queues::{CreateEqIn, QueueState};
+    use crate::cqe::{CQE_LEN, Cqe};
+    use crate::eqe::{EQE_LEN, Eqe, EqeRepr, EventData, EventType};
+    use crate::field::Truncated;
+    use crate::init_seg::{HealthSyndrome, InitSegment, field};
+    use crate::wqe::{CtrlSeg, ctrl};
+
+    #[test]
+    fn truncated_names_the_layout_in_both_halves() {
+        let e = Cqe::new_checked(&[0u8; 10][..]).unwrap_err();
+        assert_eq!(
+            e,
+            Truncated {
+                layout: "CQE",
+                needed: CQE_LEN,
+                got: 10
+            }
+        );
+        assert_eq!(e.to_string(), "CQE needs 64 bytes, the buffer has 10");
+        let e = CreateEqIn::new_checked(&[0u8; 4][..]).unwrap_err();
+        assert_eq!((e.layout, e.got), ("CreateEqIn", 4));
+        let e = InitSegment::new_checked(&[0u8; 8][..]).unwrap_err();
+        assert_eq!(e.layout, "initialization segment");
+    }
+
+    #[test]
+    fn every_layout_lists_its_fields() {
+        let names: Vec<&str> = CtrlSeg::<&[u8]>::FIELDS.iter().map(|f| f.0).collect();
+        assert_eq!(
+            names,
+            [
+                "opc_mod",
+                "wqe_index",
+                "opcode",
+                "sqn",
+                "ds_count",
+                "signature",
+                "fence",
+                "ce",
+                "solicited",
+                "imm"
+            ]
+        );
+        assert!(CtrlSeg::<&[u8]>::FIELDS.contains(&("opcode", ctrl::OPCODE)));
+        assert!(InitSegment::<&[u8]>::FIELDS.contains(&("cmdif_rev", field::CMDIF_REV)));
+        for (name, f) in CreateEqIn::<&[u8]>::FIELDS {
+            assert!(f.end() <= CreateEqIn::<&[u8]>::LEN, "{name}");
+        }
+        assert_eq!(CreateEqIn::<&[u8]>::FIELDS[0].0, "raw_opcode");
+    }
+
+    #[test]
+    fn nested_blocks_are_the_outer_bytes() {
+        let mut page = [0u8; 0x1000];
+        let mut caps = FlowTableCaps::new_checked(&mut page[..]).unwrap();
+        caps.nic_rx_mut().set_ft_support(true);
+        assert!(caps.nic_rx().ft_support());
+        assert!(!caps.nic_tx().ft_support());
+        assert_eq!(page[FT_NIC_RX_OFFSET], 0x80);
+    }
+
+    #[test]
+    fn a_view_over_a_longer_buffer_writes_only_its_layout() {
+        let mut ring = [0xEEu8; 2 * EQE_LEN];
+        let r = EqeRepr {
+            event_type: EventType::Completion,
+            sub_type: 0,
+            data: EventData::Completion { cqn: 7 },
+            owner: true,
+        };
+        let mut v = Eqe::new_checked(&mut ring[..]).unwrap();
+        r.emit(&mut v);
+        assert_eq!(
+            v.as_bytes().len(),
+            2 * EQE_LEN,
+            "as_bytes is the whole buffer"
+        );
+        assert_eq!(&ring[..EQE_LEN], &r.to_bytes()[..]);
+        assert!(
+            ring[EQE_LEN..].iter().all(|&b| b == 0xEE),
+            "next EQE untouched"
+        );
+    }
+
+    #[test]
+    fn field_enums_round_trip_every_raw_value() {
+        for v in 0..=u8::MAX {
+            assert_eq!(u8::from(CommandStatus::from(v)), v);
+            assert_eq!(u8::from(DeliveryStatus::from(v)), v);
+            assert_eq!(u8::from(HealthSyndrome::from(v)), v);
+            assert_eq!(u8::from(QueueState::from(v)), v);
+        }
+        assert_eq!(CommandStatus::from(0x51), CommandStatus::BadOutputLength);
+        assert_eq!(CommandStatus::from(0x99), CommandStatus::Unknown(0x99));
+        assert_eq!(DeliveryStatus::from(0x10), DeliveryStatus::BadCommandType);
+        assert_eq!(QueueState::default(), QueueState::Reset);
+    }
+}

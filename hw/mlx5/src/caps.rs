@@ -24,16 +24,15 @@
 //! as a cross-check.
 
 use crate::Field;
-use crate::view::{Truncated, check_len, field_enum, layout};
+use crate::field::Truncated;
+use crate::layout::{field_enum, layout, nested};
 
 /// Bytes of one capability page (the `hca_cap_union` body of QUERY_HCA_CAP / SET_HCA_CAP).
 pub const CAP_LEN: usize = 0x1000;
-/// Offset of the capability page in the QUERY_HCA_CAP output and the SET_HCA_CAP input.
+/// Offset of the capability page in the QUERY_HCA_CAP output and the SET_HCA_CAP input
+/// ([`QueryHcaCapOut`](crate::commands::lifecycle::QueryHcaCapOut) and
+/// [`SetHcaCapIn`](crate::commands::lifecycle::SetHcaCapIn), whose `capability()` is the page).
 pub const CAP_MESSAGE_OFFSET: usize = 0x10;
-/// QUERY_HCA_CAP output length (header + page).
-pub const QUERY_HCA_CAP_OUT_LEN: usize = CAP_MESSAGE_OFFSET + CAP_LEN;
-/// SET_HCA_CAP input length (header + page).
-pub const SET_HCA_CAP_IN_LEN: usize = CAP_MESSAGE_OFFSET + CAP_LEN;
 
 field_enum! {
     /// The capability type: which page an `op_mod` names.
@@ -197,11 +196,7 @@ const fn f(bit: usize, width: u32) -> Field {
 
 layout! {
     /// The general device capabilities (`cmd_hca_cap`, capability type 0) over a page.
-    view GeneralCaps;
-    /// The general device capabilities this crate names, as values.
-    repr GeneralCapsRepr;
-    len GENERAL_CAPS_LEN, "general HCA capabilities";
-    fields {
+    pub struct GeneralCaps(GENERAL_CAPS_LEN, "general HCA capabilities") {
         /// Page requests (event 0x0B) are never raised; no pages EQ.
         page_request_disable, set_page_request_disable: bool = f(0x006, 1);
         /// The general-2 page (type 0x20) exists.
@@ -405,16 +400,14 @@ layout! {
         /// PF: largest VF MSI-X table it may set.
         max_dynamic_vf_msix_table_size, set_max_dynamic_vf_msix_table_size: u16 = f(0x754, 12);
     }
+    /// The general device capabilities this crate names, as values.
+    repr GeneralCapsRepr;
 }
 
 layout! {
     /// The Ethernet offload capabilities (`per_protocol_networking_offload_caps`, capability
     /// type 1) over a page.
-    view EthernetCaps;
-    /// The Ethernet offload capabilities this crate names, as values.
-    repr EthernetCapsRepr;
-    len 0x100, "Ethernet offload capabilities";
-    fields {
+    pub struct EthernetCaps(0x100, "Ethernet offload capabilities") {
         /// IPv4 header and TCP/UDP checksum offload (send `cs_flags`, receive checksum).
         csum_cap, set_csum_cap: bool = f(0x00, 1);
         /// VLAN stripping on receive.
@@ -464,6 +457,8 @@ layout! {
         /// Smallest MSS LRO aggregates.
         lro_min_mss_size, set_lro_min_mss_size: u16 = f(0x50, 16);
     }
+    /// The Ethernet offload capabilities this crate names, as values.
+    repr EthernetCapsRepr;
 }
 
 /// Byte offset of the NIC receive flow table properties in the flow table page.
@@ -477,11 +472,7 @@ pub const FT_KERNEL_MIN_LEVEL: u8 = 12;
 
 layout! {
     /// One flow table property block (`flow_table_prop_layout`, 64 bytes).
-    view FlowTableProperties;
-    /// The flow table properties this crate names, as values.
-    repr FlowTablePropertiesRepr;
-    len FT_PROPERTIES_LEN, "flow table properties";
-    fields {
+    pub struct FlowTableProperties(FT_PROPERTIES_LEN, "flow table properties") {
         /// Flow tables of this kind exist.
         ft_support, set_ft_support: bool = f(0x00, 1);
         /// Flow tags in flow contexts.
@@ -519,59 +510,27 @@ layout! {
         /// Match on the IP protocol.
         outer_ip_protocol, set_outer_ip_protocol: bool = f(0x10f, 1);
     }
+    /// The flow table properties this crate names, as values.
+    repr FlowTablePropertiesRepr;
 }
 
 /// Declares a capability page made of flow table property blocks at fixed offsets: its view
-/// (one sub-view per block) and its `Repr`.
+/// (a `layout!` without fields of its own, a `nested!` [`FlowTableProperties`] per block) and
+/// its `Repr`.
 macro_rules! prop_page {
     (
-        $(#[$vm:meta])* view $view:ident;
+        $(#[$vm:meta])*
+        pub struct $view:ident($len:expr, $what:literal) {
+            $( $(#[$bm:meta])* $name:ident, $name_mut:ident @ $off:expr; )*
+        }
         $(#[$rm:meta])* repr $repr:ident;
-        len $len:expr, $what:literal;
-        blocks { $( $(#[$bm:meta])* $name:ident, $name_mut:ident @ $off:expr; )* }
     ) => {
-        $(#[$vm])*
-        #[derive(Clone, Copy, Debug)]
-        pub struct $view<T: AsRef<[u8]>> {
-            buffer: T,
+        layout! {
+            $(#[$vm])*
+            pub struct $view($len, $what) {}
         }
 
-        impl<T: AsRef<[u8]>> $view<T> {
-            /// Bytes of the page that carry the blocks.
-            pub const LEN: usize = $len;
-
-            /// Wraps `buffer` after checking that it holds every block.
-            pub fn new_checked(buffer: T) -> Result<Self, Truncated> {
-                check_len($what, $len, buffer.as_ref().len())?;
-                Ok($view { buffer })
-            }
-
-            /// The wrapped buffer.
-            pub fn into_inner(self) -> T {
-                self.buffer
-            }
-
-            $(
-                $(#[$bm])*
-                pub fn $name(&self) -> FlowTableProperties<&[u8]> {
-                    // In bounds: `new_checked` checked the whole layout.
-                    FlowTableProperties {
-                        buffer: &self.buffer.as_ref()[$off..$off + FT_PROPERTIES_LEN],
-                    }
-                }
-            )*
-        }
-
-        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
-            $(
-                #[doc = concat!("[`Self::", stringify!($name), "`], writable.")]
-                pub fn $name_mut(&mut self) -> FlowTableProperties<&mut [u8]> {
-                    FlowTableProperties {
-                        buffer: &mut self.buffer.as_mut()[$off..$off + FT_PROPERTIES_LEN],
-                    }
-                }
-            )*
-        }
+        $( nested!($view, $name, $name_mut, FlowTableProperties, $off); )*
 
         $(#[$rm])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -596,16 +555,14 @@ macro_rules! prop_page {
 prop_page! {
     /// The NIC flow table capabilities (`flow_table_nic_cap`, capability type 7) over a page:
     /// the receive and transmit property blocks.
-    view FlowTableCaps;
-    /// The NIC flow table capabilities as values.
-    repr FlowTableCapsRepr;
-    len FT_NIC_TX_OFFSET + FT_PROPERTIES_LEN, "flow table capabilities";
-    blocks {
+    pub struct FlowTableCaps(FT_NIC_TX_OFFSET + FT_PROPERTIES_LEN, "flow table capabilities") {
         /// NIC receive tables.
         nic_rx, nic_rx_mut @ FT_NIC_RX_OFFSET;
         /// NIC transmit tables.
         nic_tx, nic_tx_mut @ FT_NIC_TX_OFFSET;
     }
+    /// The NIC flow table capabilities as values.
+    repr FlowTableCapsRepr;
 }
 
 /// Byte offset of the FDB flow table properties in the E-Switch flow table page.
@@ -619,11 +576,10 @@ prop_page! {
     /// The E-Switch flow table capabilities (`flow_table_eswitch_cap`, capability type 8) over
     /// a page: the FDB and the per-vport ingress and egress ACL property blocks (what a PF in
     /// legacy SR-IOV mode uses for MAC anti-spoofing).
-    view EswitchFlowTableCaps;
-    /// The E-Switch flow table capabilities as values.
-    repr EswitchFlowTableCapsRepr;
-    len FT_ESW_ACL_EGRESS_OFFSET + FT_PROPERTIES_LEN, "E-Switch flow table capabilities";
-    blocks {
+    pub struct EswitchFlowTableCaps(
+        FT_ESW_ACL_EGRESS_OFFSET + FT_PROPERTIES_LEN,
+        "E-Switch flow table capabilities"
+    ) {
         /// The forwarding database.
         fdb, fdb_mut @ FT_ESW_FDB_OFFSET;
         /// Vport ingress ACLs.
@@ -631,15 +587,13 @@ prop_page! {
         /// Vport egress ACLs.
         acl_egress, acl_egress_mut @ FT_ESW_ACL_EGRESS_OFFSET;
     }
+    /// The E-Switch flow table capabilities as values.
+    repr EswitchFlowTableCapsRepr;
 }
 
 layout! {
     /// The E-Switch capabilities (`e_switch_cap`, capability type 9) over a page.
-    view EswitchCaps;
-    /// The E-Switch capabilities this crate names, as values.
-    repr EswitchCapsRepr;
-    len 0x10, "E-Switch capabilities";
-    fields {
+    pub struct EswitchCaps(0x10, "E-Switch capabilities") {
         /// Vport S-VLAN strip.
         vport_svlan_strip, set_vport_svlan_strip: bool = f(0x00, 1);
         /// Vport C-VLAN strip.
@@ -667,16 +621,14 @@ layout! {
         /// MODIFY_NIC_VPORT_CONTEXT may set another vport's port GUID.
         nic_vport_port_guid_modify, set_nic_vport_port_guid_modify: bool = f(0x1f, 1);
     }
+    /// The E-Switch capabilities this crate names, as values.
+    repr EswitchCapsRepr;
 }
 
 layout! {
     /// The QoS capabilities (`qos_cap`, capability type 0xc) over a page: what a PF's
     /// E-Switch scheduling offers its vports.
-    view QosCaps;
-    /// The QoS capabilities this crate names, as values.
-    repr QosCapsRepr;
-    len 0x20, "QoS capabilities";
-    fields {
+    pub struct QosCaps(0x20, "QoS capabilities") {
         /// Packet pacing (per-SQ rate limits).
         packet_pacing, set_packet_pacing: bool = f(0x00, 1);
         /// E-Switch scheduling elements.
@@ -710,6 +662,8 @@ layout! {
         /// Largest `bw_share` of an element under a TSAR.
         max_tsar_bw_share, set_max_tsar_bw_share: u32 = f(0xe0, 32);
     }
+    /// The QoS capabilities this crate names, as values.
+    repr QosCapsRepr;
 }
 
 /// A whole capability page as values, as QUERY_HCA_CAP answers it for one [`CapType`].

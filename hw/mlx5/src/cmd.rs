@@ -11,7 +11,7 @@
 //! written. Everything is big-endian.
 
 use crate::field::{Bytes, Field, Truncated, check_len};
-use crate::layout::layout;
+use crate::layout::{field_enum, layout};
 
 /// Bytes in one command queue entry.
 pub const ENTRY_LEN: usize = 64;
@@ -306,7 +306,7 @@ pub struct InputHeader {
 impl InputHeader {
     /// Parses the first [`HEADER_LEN`] bytes of an input message.
     pub fn parse(msg: &[u8]) -> Result<InputHeader, Truncated> {
-        check_len(msg, HEADER_LEN)?;
+        check_len("command input header", HEADER_LEN, msg.len())?;
         Ok(InputHeader {
             opcode: Opcode::from(header::OPCODE.read::<u16>(msg)),
             uid: header::UID.read(msg),
@@ -317,7 +317,7 @@ impl InputHeader {
     /// Writes the header into the first [`HEADER_LEN`] bytes of `msg` (the reserved half of
     /// dword 1 is left as it is).
     pub fn emit(&self, msg: &mut [u8]) -> Result<(), Truncated> {
-        check_len(msg, HEADER_LEN)?;
+        check_len("command input header", HEADER_LEN, msg.len())?;
         header::OPCODE.write(msg, self.opcode.value());
         header::UID.write(msg, self.uid);
         header::OP_MOD.write(msg, self.op_mod);
@@ -343,7 +343,7 @@ impl OutputHeader {
 
     /// Parses the first [`HEADER_LEN`] bytes of an output message.
     pub fn parse(msg: &[u8]) -> Result<OutputHeader, Truncated> {
-        check_len(msg, HEADER_LEN)?;
+        check_len("command output header", HEADER_LEN, msg.len())?;
         Ok(OutputHeader {
             status: CommandStatus::from(header::STATUS.read::<u8>(msg)),
             syndrome: header::SYNDROME.read(msg),
@@ -353,7 +353,7 @@ impl OutputHeader {
     /// Writes the header into the first [`HEADER_LEN`] bytes of `msg` (bytes 1–3 are
     /// zeroed: reserved).
     pub fn emit(&self, msg: &mut [u8]) -> Result<(), Truncated> {
-        check_len(msg, HEADER_LEN)?;
+        check_len("command output header", HEADER_LEN, msg.len())?;
         Field::dword(0).write(msg, 0u32);
         header::STATUS.write(msg, u8::from(self.status));
         header::SYNDROME.write(msg, self.syndrome);
@@ -420,162 +420,72 @@ pub const fn page_request_slot(log_cmdq_size: u8) -> u8 {
     }
 }
 
-/// The delivery status in the entry's status byte (bits 7:1): whether the device could fetch
-/// and deliver the command at all. A command status is only meaningful with `Ok`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// 0x0: delivered.
-    Ok,
-    /// 0x1: bad entry or mailbox signature.
-    Signature,
-    /// 0x2: a mailbox token differs from the entry's.
-    Token,
-    /// 0x3: a mailbox block number out of sequence.
-    BadBlockNumber,
-    /// 0x4: output mailbox pointer misaligned.
-    OutputPointerAlignment,
-    /// 0x5: input mailbox pointer misaligned.
-    InputPointerAlignment,
-    /// 0x6: firmware internal error.
-    FwError,
-    /// 0x7: bad input length.
-    InputLength,
-    /// 0x8: bad output length.
-    OutputLength,
-    /// 0x9: a reserved field is not zero.
-    ReservedNotZero,
-    /// 0x10: bad entry type.
-    BadCommandType,
-    /// Any other value, kept raw.
-    Unknown(u8),
-}
-
-impl From<u8> for DeliveryStatus {
-    fn from(v: u8) -> DeliveryStatus {
-        match v {
-            0x0 => DeliveryStatus::Ok,
-            0x1 => DeliveryStatus::Signature,
-            0x2 => DeliveryStatus::Token,
-            0x3 => DeliveryStatus::BadBlockNumber,
-            0x4 => DeliveryStatus::OutputPointerAlignment,
-            0x5 => DeliveryStatus::InputPointerAlignment,
-            0x6 => DeliveryStatus::FwError,
-            0x7 => DeliveryStatus::InputLength,
-            0x8 => DeliveryStatus::OutputLength,
-            0x9 => DeliveryStatus::ReservedNotZero,
-            0x10 => DeliveryStatus::BadCommandType,
-            v => DeliveryStatus::Unknown(v),
-        }
+field_enum! {
+    /// The delivery status in the entry's status byte (bits 7:1): whether the device could fetch
+    /// and deliver the command at all. A command status is only meaningful with `Ok`.
+    pub enum DeliveryStatus: u8 {
+        /// 0x0: delivered.
+        Ok = 0x0,
+        /// 0x1: bad entry or mailbox signature.
+        Signature = 0x1,
+        /// 0x2: a mailbox token differs from the entry's.
+        Token = 0x2,
+        /// 0x3: a mailbox block number out of sequence.
+        BadBlockNumber = 0x3,
+        /// 0x4: output mailbox pointer misaligned.
+        OutputPointerAlignment = 0x4,
+        /// 0x5: input mailbox pointer misaligned.
+        InputPointerAlignment = 0x5,
+        /// 0x6: firmware internal error.
+        FwError = 0x6,
+        /// 0x7: bad input length.
+        InputLength = 0x7,
+        /// 0x8: bad output length.
+        OutputLength = 0x8,
+        /// 0x9: a reserved field is not zero.
+        ReservedNotZero = 0x9,
+        /// 0x10: bad entry type.
+        BadCommandType = 0x10,
     }
 }
 
-impl From<DeliveryStatus> for u8 {
-    fn from(v: DeliveryStatus) -> u8 {
-        match v {
-            DeliveryStatus::Ok => 0x0,
-            DeliveryStatus::Signature => 0x1,
-            DeliveryStatus::Token => 0x2,
-            DeliveryStatus::BadBlockNumber => 0x3,
-            DeliveryStatus::OutputPointerAlignment => 0x4,
-            DeliveryStatus::InputPointerAlignment => 0x5,
-            DeliveryStatus::FwError => 0x6,
-            DeliveryStatus::InputLength => 0x7,
-            DeliveryStatus::OutputLength => 0x8,
-            DeliveryStatus::ReservedNotZero => 0x9,
-            DeliveryStatus::BadCommandType => 0x10,
-            DeliveryStatus::Unknown(v) => v,
-        }
-    }
-}
-
-/// The command status: byte 0 of every output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CommandStatus {
-    /// 0x00: success.
-    Ok,
-    /// 0x01: internal error.
-    InternalError,
-    /// 0x02: opcode or op_mod not supported.
-    BadOp,
-    /// 0x03: a bad parameter.
-    BadParam,
-    /// 0x04: the function is in the wrong state for this command.
-    BadSysState,
-    /// 0x05: a bad resource number.
-    BadResource,
-    /// 0x06: the resource is busy.
-    ResourceBusy,
-    /// 0x07: not ready yet, retry (drivers do not log it).
-    NotReady,
-    /// 0x08: a limit was exceeded.
-    ExceedLimit,
-    /// 0x09: the resource is in the wrong state.
-    BadResourceState,
-    /// 0x0A: bad index.
-    BadIndex,
-    /// 0x0F: no resources left.
-    NoResources,
-    /// 0x10: bad QP state.
-    BadQpState,
-    /// 0x30: bad packet.
-    BadPacket,
-    /// 0x40: bad size of outstanding CQEs.
-    BadSizeOutstandingCqes,
-    /// 0x50: bad input length.
-    BadInputLength,
-    /// 0x51: bad output length.
-    BadOutputLength,
-    /// Any other value, kept raw.
-    Unknown(u8),
-}
-
-impl From<u8> for CommandStatus {
-    fn from(v: u8) -> CommandStatus {
-        match v {
-            0x00 => CommandStatus::Ok,
-            0x01 => CommandStatus::InternalError,
-            0x02 => CommandStatus::BadOp,
-            0x03 => CommandStatus::BadParam,
-            0x04 => CommandStatus::BadSysState,
-            0x05 => CommandStatus::BadResource,
-            0x06 => CommandStatus::ResourceBusy,
-            0x07 => CommandStatus::NotReady,
-            0x08 => CommandStatus::ExceedLimit,
-            0x09 => CommandStatus::BadResourceState,
-            0x0A => CommandStatus::BadIndex,
-            0x0F => CommandStatus::NoResources,
-            0x10 => CommandStatus::BadQpState,
-            0x30 => CommandStatus::BadPacket,
-            0x40 => CommandStatus::BadSizeOutstandingCqes,
-            0x50 => CommandStatus::BadInputLength,
-            0x51 => CommandStatus::BadOutputLength,
-            v => CommandStatus::Unknown(v),
-        }
-    }
-}
-
-impl From<CommandStatus> for u8 {
-    fn from(v: CommandStatus) -> u8 {
-        match v {
-            CommandStatus::Ok => 0x00,
-            CommandStatus::InternalError => 0x01,
-            CommandStatus::BadOp => 0x02,
-            CommandStatus::BadParam => 0x03,
-            CommandStatus::BadSysState => 0x04,
-            CommandStatus::BadResource => 0x05,
-            CommandStatus::ResourceBusy => 0x06,
-            CommandStatus::NotReady => 0x07,
-            CommandStatus::ExceedLimit => 0x08,
-            CommandStatus::BadResourceState => 0x09,
-            CommandStatus::BadIndex => 0x0A,
-            CommandStatus::NoResources => 0x0F,
-            CommandStatus::BadQpState => 0x10,
-            CommandStatus::BadPacket => 0x30,
-            CommandStatus::BadSizeOutstandingCqes => 0x40,
-            CommandStatus::BadInputLength => 0x50,
-            CommandStatus::BadOutputLength => 0x51,
-            CommandStatus::Unknown(v) => v,
-        }
+field_enum! {
+    /// The command status: byte 0 of every output.
+    pub enum CommandStatus: u8 {
+        /// 0x00: success.
+        Ok = 0x00,
+        /// 0x01: internal error.
+        InternalError = 0x01,
+        /// 0x02: opcode or op_mod not supported.
+        BadOp = 0x02,
+        /// 0x03: a bad parameter.
+        BadParam = 0x03,
+        /// 0x04: the function is in the wrong state for this command.
+        BadSysState = 0x04,
+        /// 0x05: a bad resource number.
+        BadResource = 0x05,
+        /// 0x06: the resource is busy.
+        ResourceBusy = 0x06,
+        /// 0x07: not ready yet, retry (drivers do not log it).
+        NotReady = 0x07,
+        /// 0x08: a limit was exceeded.
+        ExceedLimit = 0x08,
+        /// 0x09: the resource is in the wrong state.
+        BadResourceState = 0x09,
+        /// 0x0A: bad index.
+        BadIndex = 0x0A,
+        /// 0x0F: no resources left.
+        NoResources = 0x0F,
+        /// 0x10: bad QP state.
+        BadQpState = 0x10,
+        /// 0x30: bad packet.
+        BadPacket = 0x30,
+        /// 0x40: bad size of outstanding CQEs.
+        BadSizeOutstandingCqes = 0x40,
+        /// 0x50: bad input length.
+        BadInputLength = 0x50,
+        /// 0x51: bad output length.
+        BadOutputLength = 0x51,
     }
 }
 

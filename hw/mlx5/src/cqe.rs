@@ -21,7 +21,7 @@
 //! mellanox/mlx5/core/en_rx.c`, `en_tx.c`; rdma-core `providers/mlx5/mlx5dv.h` (syndromes).
 
 use crate::Field;
-use crate::view::{field_enum, layout};
+use crate::layout::{field_enum, layout};
 
 /// Bytes of one CQE (CQ context `cqe_sz` 0).
 pub const CQE_LEN: usize = 64;
@@ -138,11 +138,7 @@ pub mod rss_hash_type {
 
 layout! {
     /// A CQE in the normal layout (64 bytes).
-    view Cqe;
-    /// A normal CQE as values.
-    repr CqeRepr;
-    len CQE_LEN, "CQE";
-    fields {
+    pub struct Cqe(CQE_LEN, "CQE") {
         /// Tunnel and TLS bits (bit 0 tunneled, bits 4:3 TLS status); 0 without those offloads.
         tls_outer_l3_tunneled, set_tls_outer_l3_tunneled: u8 = Field::at(0x00, 31, 24);
         /// RSS hash of the packet.
@@ -190,6 +186,8 @@ layout! {
         /// Owner bit ([`owner_bit`]).
         owner, set_owner: bool = Field::at(0x3c, 0, 0);
     }
+    /// A normal CQE as values.
+    repr CqeRepr;
 }
 
 impl CqeRepr {
@@ -237,11 +235,7 @@ field_enum! {
 
 layout! {
     /// A CQE in the error layout (64 bytes; opcode `REQ_ERR` or `RESP_ERR`).
-    view ErrCqe;
-    /// An error CQE as values.
-    repr ErrCqeRepr;
-    len CQE_LEN, "error CQE";
-    fields {
+    pub struct ErrCqe(CQE_LEN, "error CQE") {
         /// SRQ number or user index.
         srqn_uidx, set_srqn_uidx: u32 = Field::at(0x20, 23, 0);
         /// Vendor-specific syndrome.
@@ -263,6 +257,8 @@ layout! {
         /// Owner bit.
         owner, set_owner: bool = Field::at(0x3c, 0, 0);
     }
+    /// An error CQE as values.
+    repr ErrCqeRepr;
 }
 
 impl ErrCqeRepr {
@@ -299,11 +295,7 @@ pub const CQ_DB_RECORD_LEN: usize = 8;
 
 layout! {
     /// The CQ doorbell record (8 bytes at the CQ context's `dbr_addr`, in host memory).
-    view CqDbRecord;
-    /// A CQ doorbell record as values.
-    repr CqDbRecordRepr;
-    len CQ_DB_RECORD_LEN, "CQ doorbell record";
-    fields {
+    pub struct CqDbRecord(CQ_DB_RECORD_LEN, "CQ doorbell record") {
         /// Consumer counter (`set_ci`): CQEs software has consumed (24 bits, wrapping).
         ci, set_ci: u32 = Field::at(0x0, 23, 0);
         /// Arm sequence number of the last arm.
@@ -313,6 +305,8 @@ layout! {
         /// Consumer counter at the last arm.
         arm_ci, set_arm_ci: u32 = Field::at(0x4, 23, 0);
     }
+    /// A CQ doorbell record as values.
+    repr CqDbRecordRepr;
 }
 
 /// Bytes of the CQ arm doorbell write.
@@ -322,11 +316,7 @@ layout! {
     /// The 64-bit CQ arm doorbell written to the UAR page (`uar::CQ_ARM_DOORBELL`): the arm
     /// word (as in the doorbell record) and the CQ number. Software writes the doorbell record
     /// first, then (after a write barrier) this register.
-    view CqArmDoorbell;
-    /// A CQ arm doorbell as values.
-    repr CqArmDoorbellRepr;
-    len CQ_ARM_DOORBELL_LEN, "CQ arm doorbell";
-    fields {
+    pub struct CqArmDoorbell(CQ_ARM_DOORBELL_LEN, "CQ arm doorbell") {
         /// Arm sequence number (2 bits, incremented per completion event handled).
         sn, set_sn: u8 = Field::at(0x0, 29, 28);
         /// Arm command.
@@ -336,6 +326,8 @@ layout! {
         /// CQ number (the whole second dword).
         cqn, set_cqn: u32 = Field::dword(0x4);
     }
+    /// A CQ arm doorbell as values.
+    repr CqArmDoorbellRepr;
 }
 
 #[cfg(test)]

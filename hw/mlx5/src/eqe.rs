@@ -15,7 +15,8 @@
 //! `pagealloc.c`, `lib/eq.h`; rdma-core `providers/mlx5/mlx5_vfio.h`.
 
 use crate::Field;
-use crate::view::{Truncated, field_enum, layout};
+use crate::field::Truncated;
+use crate::layout::{field_enum, layout};
 
 /// Bytes of one EQE.
 pub const EQE_LEN: usize = 64;
@@ -150,11 +151,7 @@ pub const PAGE_REQUEST_RELEASE_ALL: u16 = 1 << 14;
 layout! {
     /// An EQE (64 bytes): the header and every event-data field, each meaningful only for
     /// its event types.
-    view Eqe;
-    /// The EQE header as values (the event data is in [`EqeRepr`]).
-    repr EqeHeader;
-    len EQE_LEN, "EQE";
-    fields {
+    pub struct Eqe(EQE_LEN, "EQE") {
         /// Event type.
         event_type, set_event_type: EventType = Field::at(0x00, 23, 16);
         /// Sub-type.
@@ -164,6 +161,8 @@ layout! {
         /// Owner bit.
         owner, set_owner: bool = Field::at(0x3c, 0, 0);
     }
+    /// The EQE header as values (the event data is in [`EqeRepr`]).
+    repr EqeHeader;
 }
 
 mod data {
@@ -348,8 +347,10 @@ impl EqeRepr {
     /// owner bit. (A device makes the EQE visible to software so that the owner byte lands last;
     /// that ordering is the writer's business, not the layout's.)
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, eqe: &mut Eqe<T>) {
-        eqe.as_bytes_mut().fill(0);
-        self.data.emit(eqe.as_bytes_mut());
+        // In bounds: the view holds at least EQE_LEN bytes.
+        let bytes = &mut eqe.as_bytes_mut()[..EQE_LEN];
+        bytes.fill(0);
+        self.data.emit(bytes);
         eqe.set_event_type(self.event_type);
         eqe.set_sub_type(self.sub_type);
         eqe.set_owner(self.owner);
@@ -370,16 +371,14 @@ pub const EQ_DOORBELL_LEN: usize = 4;
 
 layout! {
     /// The EQ doorbell (a 32-bit write to the UAR page): EQ number and consumer counter.
-    view EqDoorbell;
-    /// An EQ doorbell as values.
-    repr EqDoorbellRepr;
-    len EQ_DOORBELL_LEN, "EQ doorbell";
-    fields {
+    pub struct EqDoorbell(EQ_DOORBELL_LEN, "EQ doorbell") {
         /// EQ number.
         eqn, set_eqn: u8 = Field::at(0x0, 31, 24);
         /// Consumer counter (24 bits, wrapping).
         ci, set_ci: u32 = Field::at(0x0, 23, 0);
     }
+    /// An EQ doorbell as values.
+    repr EqDoorbellRepr;
 }
 
 impl EqDoorbellRepr {

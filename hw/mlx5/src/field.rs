@@ -2,9 +2,10 @@
 //! from the start, counted the way the PRM and Linux `mlx5_ifc.h` count them (bit 0 is the
 //! most significant bit of the first big-endian dword), and their width.
 //!
-//! A [`Field`] reads and writes one field of a byte buffer. Reads past the end of the buffer
-//! give `None` and writes past it do nothing and say so: a short or hostile buffer never
-//! panics.
+//! A [`Field`] reads and writes one field of a byte buffer, raw or as a [`FieldValue`]; a
+//! [`Bytes`] run does the same for byte strings. Reads past the end of the buffer give `None`
+//! and writes past it do nothing and say so: a short or hostile buffer never panics. A layout
+//! view refuses a buffer shorter than its layout with [`Truncated`] ([`check_len`]).
 
 /// One field of a layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,8 +98,10 @@ impl Field {
     }
 }
 
-/// A value a [`Field`] holds: the integer types and `bool` (a 1-bit flag, or any non-zero
-/// value of a wider field). Values wider than the field are truncated on write.
+/// A value a [`Field`] holds: the integer types, `bool` (a 1-bit flag, or any non-zero value
+/// of a wider field), bus addresses and the layout enums. Values wider than the field are
+/// truncated on write; values the hardware does not define survive the round trip (enums keep
+/// them as `Unknown(raw)`).
 pub trait FieldValue: Copy {
     /// The value from the raw field bits.
     fn from_raw(raw: u64) -> Self;
@@ -136,6 +139,16 @@ impl FieldValue for i32 {
     }
     fn into_raw(self) -> u64 {
         u64::from(self as u32)
+    }
+}
+
+/// A 64-bit address field the device puts on the bus.
+impl FieldValue for hw_common::Iova {
+    fn from_raw(raw: u64) -> Self {
+        hw_common::Iova(raw)
+    }
+    fn into_raw(self) -> u64 {
+        self.0
     }
 }
 
@@ -203,32 +216,36 @@ impl Bytes {
     }
 }
 
-/// A buffer was shorter than the layout it should hold.
+/// A buffer shorter than the layout it was to hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Truncated {
+    /// The layout's name ("CQE", "CreateEqIn", ...).
+    pub layout: &'static str,
     /// Bytes the layout needs.
     pub needed: usize,
-    /// Bytes the buffer had.
-    pub have: usize,
+    /// Bytes the buffer has.
+    pub got: usize,
 }
 
 impl core::fmt::Display for Truncated {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "buffer of {} bytes, layout needs {}",
-            self.have, self.needed
+            "{} needs {} bytes, the buffer has {}",
+            self.layout, self.needed, self.got
         )
     }
 }
+
 impl std::error::Error for Truncated {}
 
-/// Checks that `buf` holds at least `needed` bytes.
-pub fn check_len(buf: &[u8], needed: usize) -> Result<(), Truncated> {
-    if buf.len() < needed {
+/// Checks that `got` bytes hold a `needed`-byte `layout`.
+pub fn check_len(layout: &'static str, needed: usize, got: usize) -> Result<(), Truncated> {
+    if got < needed {
         Err(Truncated {
+            layout,
             needed,
-            have: buf.len(),
+            got,
         })
     } else {
         Ok(())
@@ -300,10 +317,11 @@ mod tests {
         assert!(!Bytes::at(0x0C, 6).set(&mut b, &[1]), "past the buffer");
         assert_eq!(Bytes::at(0x0C, 6).get(&b), None);
         assert_eq!(
-            check_len(&b, 17),
+            check_len("test layout", 17, b.len()),
             Err(Truncated {
+                layout: "test layout",
                 needed: 17,
-                have: 16
+                got: 16
             })
         );
     }

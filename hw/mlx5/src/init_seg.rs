@@ -13,7 +13,8 @@
 //! and the NIC interface mode (bits 10:8); the queue geometry (bits 7:0) is the device's and
 //! must read back whatever was written (see [`CMDQ_ADDR_L_SZ_WRITABLE`]).
 
-use crate::field::{Field, Truncated, check_len};
+use crate::field::{Field, FieldValue};
+use crate::layout::{field_enum, layout, nested};
 
 /// Bytes of the segment the model serves: up to the end of `real_time_l`. (The struct formally
 /// runs to 0x200F; its last fields overlap the MSI-X table and are not used by Linux.)
@@ -207,42 +208,17 @@ pub const fn cmdq_addr_l_sz_after_write(current: u32, written: u32) -> u32 {
     (written & CMDQ_ADDR_L_SZ_WRITABLE) | (current & !CMDQ_ADDR_L_SZ_WRITABLE)
 }
 
-/// NIC interface mode (`cmdq_addr_l_sz` bits 10:8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NicInterface {
-    /// 0: full driver.
-    FullDriver,
-    /// 1: disabled (the health poller treats it as fatal).
-    Disabled,
-    /// 2: NIC without DRAM.
-    NoDramNic,
-    /// 7: software reset (fatal for the health poller).
-    SwReset,
-    /// Any other value, kept raw.
-    Unknown(u8),
-}
-
-impl From<u8> for NicInterface {
-    fn from(v: u8) -> NicInterface {
-        match v {
-            0 => NicInterface::FullDriver,
-            1 => NicInterface::Disabled,
-            2 => NicInterface::NoDramNic,
-            7 => NicInterface::SwReset,
-            v => NicInterface::Unknown(v),
-        }
-    }
-}
-
-impl From<NicInterface> for u8 {
-    fn from(v: NicInterface) -> u8 {
-        match v {
-            NicInterface::FullDriver => 0,
-            NicInterface::Disabled => 1,
-            NicInterface::NoDramNic => 2,
-            NicInterface::SwReset => 7,
-            NicInterface::Unknown(v) => v,
-        }
+field_enum! {
+    /// NIC interface mode (`cmdq_addr_l_sz` bits 10:8).
+    pub enum NicInterface: u8 {
+        /// 0: full driver.
+        FullDriver = 0,
+        /// 1: disabled (the health poller treats it as fatal).
+        Disabled = 1,
+        /// 2: NIC without DRAM.
+        NoDramNic = 2,
+        /// 7: software reset (fatal for the health poller).
+        SwReset = 7,
     }
 }
 
@@ -299,144 +275,101 @@ impl Timeout {
     }
 }
 
-/// A view of the initialization segment's bytes (at least [`INIT_SEG_LEN`]).
-#[derive(Clone, Copy, Debug)]
-pub struct InitSegment<T: AsRef<[u8]>> {
-    buffer: T,
+/// A timeout register as a field value.
+impl FieldValue for Timeout {
+    fn from_raw(raw: u64) -> Timeout {
+        Timeout::from_register(raw as u32)
+    }
+    fn into_raw(self) -> u64 {
+        u64::from(self.to_register())
+    }
 }
 
+layout! {
+    /// A view of the initialization segment's bytes (at least [`INIT_SEG_LEN`]).
+    pub struct InitSegment(INIT_SEG_LEN, "initialization segment") {
+        /// Firmware major revision.
+        fw_rev_major, set_fw_rev_major: u16 = field::FW_REV_MAJOR;
+        /// Firmware minor revision.
+        fw_rev_minor, set_fw_rev_minor: u16 = field::FW_REV_MINOR;
+        /// Firmware sub-minor revision.
+        fw_rev_subminor, set_fw_rev_subminor: u16 = field::FW_REV_SUBMINOR;
+        /// Command interface revision.
+        cmdif_rev, set_cmdif_rev: u16 = field::CMDIF_REV;
+        /// High 32 bits of the command queue address.
+        cmdq_addr_h, set_cmdq_addr_h: u32 = field::CMDQ_ADDR_H;
+        /// Bits 31:12 of the command queue address.
+        cmdq_addr_l, set_cmdq_addr_l: u32 = field::CMDQ_ADDR_L;
+        /// NIC interface mode.
+        nic_interface, set_nic_interface: NicInterface = field::NIC_INTERFACE;
+        /// log2 of the number of queue entries.
+        log_cmdq_size, set_log_cmdq_size: u8 = field::LOG_CMDQ_SIZE;
+        /// log2 of the entry stride.
+        log_cmdq_stride, set_log_cmdq_stride: u8 = field::LOG_CMDQ_STRIDE;
+        /// Command doorbell: bitmask of posted entries.
+        cmd_dbell, set_cmd_dbell: u32 = field::CMD_DBELL;
+        /// Firmware still initializing.
+        initializing, set_initializing: bool = field::INITIALIZING;
+        /// Firmware reset supported.
+        fw_reset_supported, set_fw_reset_supported: bool = field::FW_RESET_SUPPORTED;
+        /// Embedded-CPU function bit.
+        embedded_cpu, set_embedded_cpu: bool = field::EMBEDDED_CPU;
+        /// Command execution timeout.
+        cmd_exec_to, set_cmd_exec_to: Timeout = field::CMD_EXEC_TO;
+        /// Command-queue initialization timeout (register 0: not reported).
+        cmd_q_init_to, set_cmd_q_init_to: Timeout = field::CMD_Q_INIT_TO;
+        /// The free-running device clock.
+        internal_timer, set_internal_timer: u64 = field::INTERNAL_TIMER;
+        /// The health heartbeat.
+        health_counter, set_health_counter: u32 = field::HEALTH_COUNTER;
+        /// The real-time clock.
+        real_time, set_real_time: u64 = field::REAL_TIME;
+    }
+}
+
+nested!(
+    InitSegment,
+    health,
+    health_mut,
+    HealthBuffer,
+    HEALTH_BUFFER_OFFSET
+);
+
 impl<T: AsRef<[u8]>> InitSegment<T> {
-    /// Wraps `buffer` after checking its length.
-    pub fn new_checked(buffer: T) -> Result<Self, Truncated> {
-        check_len(buffer.as_ref(), INIT_SEG_LEN)?;
-        Ok(InitSegment { buffer })
-    }
-    /// The wrapped buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-    fn get<V: crate::field::FieldValue>(&self, f: Field) -> V {
-        f.read(self.buffer.as_ref())
-    }
     /// The 32-bit register value of `reg` (big-endian bytes decoded).
     pub fn register(&self, reg: Register) -> u32 {
-        Field::dword(reg.offset() as usize).read(self.buffer.as_ref())
+        Field::dword(reg.offset() as usize).read(self.as_bytes())
     }
     /// Firmware revision `(major, minor, sub-minor)`.
     pub fn fw_rev(&self) -> (u16, u16, u16) {
         (
-            self.get(field::FW_REV_MAJOR),
-            self.get(field::FW_REV_MINOR),
-            self.get(field::FW_REV_SUBMINOR),
+            self.fw_rev_major(),
+            self.fw_rev_minor(),
+            self.fw_rev_subminor(),
         )
-    }
-    /// Command interface revision.
-    pub fn cmdif_rev(&self) -> u16 {
-        self.get(field::CMDIF_REV)
     }
     /// The command queue's page address as the driver wrote it.
     pub fn cmdq_addr(&self) -> u64 {
-        (self.get::<u64>(field::CMDQ_ADDR_H) << 32) | (self.get::<u64>(field::CMDQ_ADDR_L) << 12)
-    }
-    /// NIC interface mode.
-    pub fn nic_interface(&self) -> NicInterface {
-        NicInterface::from(self.get::<u8>(field::NIC_INTERFACE))
-    }
-    /// log2 of the number of queue entries.
-    pub fn log_cmdq_size(&self) -> u8 {
-        self.get(field::LOG_CMDQ_SIZE)
-    }
-    /// log2 of the entry stride.
-    pub fn log_cmdq_stride(&self) -> u8 {
-        self.get(field::LOG_CMDQ_STRIDE)
-    }
-    /// Firmware still initializing.
-    pub fn initializing(&self) -> bool {
-        self.get(field::INITIALIZING)
-    }
-    /// Embedded-CPU function bit.
-    pub fn embedded_cpu(&self) -> bool {
-        self.get(field::EMBEDDED_CPU)
-    }
-    /// Command execution timeout.
-    pub fn cmd_exec_to(&self) -> Timeout {
-        Timeout::from_register(self.get(field::CMD_EXEC_TO))
-    }
-    /// Command-queue initialization timeout (register 0: not reported).
-    pub fn cmd_q_init_to(&self) -> Timeout {
-        Timeout::from_register(self.get(field::CMD_Q_INIT_TO))
-    }
-    /// The free-running device clock.
-    pub fn internal_timer(&self) -> u64 {
-        self.get(field::INTERNAL_TIMER)
-    }
-    /// The health heartbeat.
-    pub fn health_counter(&self) -> u32 {
-        self.get(field::HEALTH_COUNTER)
-    }
-    /// The health buffer.
-    pub fn health(&self) -> HealthBuffer<&[u8]> {
-        HealthBuffer {
-            buffer: &self.buffer.as_ref()
-                [HEALTH_BUFFER_OFFSET..HEALTH_BUFFER_OFFSET + HEALTH_BUFFER_LEN],
-        }
+        (u64::from(self.cmdq_addr_h()) << 32) | (u64::from(self.cmdq_addr_l()) << 12)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> InitSegment<T> {
-    fn put<V: crate::field::FieldValue>(&mut self, f: Field, v: V) {
-        // Cannot fail: the length was checked and every field lies below INIT_SEG_LEN.
-        let _inside = f.write(self.buffer.as_mut(), v);
-    }
     /// Sets the 32-bit register value of `reg` as stored (no access rules applied).
     pub fn set_register(&mut self, reg: Register, value: u32) {
-        self.put(Field::dword(reg.offset() as usize), value);
+        // Cannot fail: every register lies below INIT_SEG_LEN, which `new_checked` checked.
+        let _inside = Field::dword(reg.offset() as usize).write(self.as_bytes_mut(), value);
     }
     /// Sets the firmware revision.
     pub fn set_fw_rev(&mut self, major: u16, minor: u16, subminor: u16) {
-        self.put(field::FW_REV_MAJOR, major);
-        self.put(field::FW_REV_MINOR, minor);
-        self.put(field::FW_REV_SUBMINOR, subminor);
-    }
-    /// Sets the command interface revision.
-    pub fn set_cmdif_rev(&mut self, rev: u16) {
-        self.put(field::CMDIF_REV, rev);
+        self.set_fw_rev_major(major);
+        self.set_fw_rev_minor(minor);
+        self.set_fw_rev_subminor(subminor);
     }
     /// Sets the queue geometry (the read-only bits of `cmdq_addr_l_sz`).
     pub fn set_cmdq_geometry(&mut self, log_size: u8, log_stride: u8) {
-        self.put(field::LOG_CMDQ_SIZE, log_size);
-        self.put(field::LOG_CMDQ_STRIDE, log_stride);
-    }
-    /// Sets the NIC interface mode.
-    pub fn set_nic_interface(&mut self, mode: NicInterface) {
-        self.put(field::NIC_INTERFACE, u8::from(mode));
-    }
-    /// Sets or clears the initializing bit.
-    pub fn set_initializing(&mut self, on: bool) {
-        self.put(field::INITIALIZING, on);
-    }
-    /// Sets the command execution timeout.
-    pub fn set_cmd_exec_to(&mut self, t: Timeout) {
-        self.put(field::CMD_EXEC_TO, t.to_register());
-    }
-    /// Sets the command-queue initialization timeout.
-    pub fn set_cmd_q_init_to(&mut self, t: Timeout) {
-        self.put(field::CMD_Q_INIT_TO, t.to_register());
-    }
-    /// Sets the device clock.
-    pub fn set_internal_timer(&mut self, t: u64) {
-        self.put(field::INTERNAL_TIMER, t);
-    }
-    /// Sets the health heartbeat.
-    pub fn set_health_counter(&mut self, c: u32) {
-        self.put(field::HEALTH_COUNTER, c);
-    }
-    /// The health buffer, writable.
-    pub fn health_mut(&mut self) -> HealthBuffer<&mut [u8]> {
-        HealthBuffer {
-            buffer: &mut self.buffer.as_mut()
-                [HEALTH_BUFFER_OFFSET..HEALTH_BUFFER_OFFSET + HEALTH_BUFFER_LEN],
-        }
+        self.set_log_cmdq_size(log_size);
+        self.set_log_cmdq_stride(log_stride);
     }
 }
 
@@ -475,136 +408,82 @@ pub mod health {
     pub const EXT_SYND: Field = Field::at(0x3C, 15, 0);
 }
 
-/// The health syndrome (`health.synd`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HealthSyndrome {
-    /// 0: healthy.
-    None,
-    /// 0x1: firmware internal error.
-    FwInternal,
-    /// 0x7: dead internal RISC.
-    DeadIrisc,
-    /// 0x8: unrecoverable hardware error.
-    HwUnrecoverable,
-    /// 0x9: firmware CRC error.
-    FwCrc,
-    /// 0xA: ICM fetch PCI error.
-    IcmFetchPci,
-    /// 0xB: hardware fatal error.
-    HwFatal,
-    /// 0xC: async EQ overrun.
-    AsyncEqOverrun,
-    /// 0xD: EQ error.
-    EqError,
-    /// 0xE: invalid EQ referenced.
-    EqInvalid,
-    /// 0xF: FFSER error.
-    Ffser,
-    /// 0x10: high temperature.
-    HighTemperature,
-    /// Any other value, kept raw.
-    Unknown(u8),
-}
-
-impl From<u8> for HealthSyndrome {
-    fn from(v: u8) -> HealthSyndrome {
-        match v {
-            0x0 => HealthSyndrome::None,
-            0x1 => HealthSyndrome::FwInternal,
-            0x7 => HealthSyndrome::DeadIrisc,
-            0x8 => HealthSyndrome::HwUnrecoverable,
-            0x9 => HealthSyndrome::FwCrc,
-            0xA => HealthSyndrome::IcmFetchPci,
-            0xB => HealthSyndrome::HwFatal,
-            0xC => HealthSyndrome::AsyncEqOverrun,
-            0xD => HealthSyndrome::EqError,
-            0xE => HealthSyndrome::EqInvalid,
-            0xF => HealthSyndrome::Ffser,
-            0x10 => HealthSyndrome::HighTemperature,
-            v => HealthSyndrome::Unknown(v),
-        }
+field_enum! {
+    /// The health syndrome (`health.synd`).
+    pub enum HealthSyndrome: u8 {
+        /// 0: healthy.
+        None = 0x0,
+        /// 0x1: firmware internal error.
+        FwInternal = 0x1,
+        /// 0x7: dead internal RISC.
+        DeadIrisc = 0x7,
+        /// 0x8: unrecoverable hardware error.
+        HwUnrecoverable = 0x8,
+        /// 0x9: firmware CRC error.
+        FwCrc = 0x9,
+        /// 0xA: ICM fetch PCI error.
+        IcmFetchPci = 0xA,
+        /// 0xB: hardware fatal error.
+        HwFatal = 0xB,
+        /// 0xC: async EQ overrun.
+        AsyncEqOverrun = 0xC,
+        /// 0xD: EQ error.
+        EqError = 0xD,
+        /// 0xE: invalid EQ referenced.
+        EqInvalid = 0xE,
+        /// 0xF: FFSER error.
+        Ffser = 0xF,
+        /// 0x10: high temperature.
+        HighTemperature = 0x10,
     }
 }
 
-impl From<HealthSyndrome> for u8 {
-    fn from(v: HealthSyndrome) -> u8 {
-        match v {
-            HealthSyndrome::None => 0x0,
-            HealthSyndrome::FwInternal => 0x1,
-            HealthSyndrome::DeadIrisc => 0x7,
-            HealthSyndrome::HwUnrecoverable => 0x8,
-            HealthSyndrome::FwCrc => 0x9,
-            HealthSyndrome::IcmFetchPci => 0xA,
-            HealthSyndrome::HwFatal => 0xB,
-            HealthSyndrome::AsyncEqOverrun => 0xC,
-            HealthSyndrome::EqError => 0xD,
-            HealthSyndrome::EqInvalid => 0xE,
-            HealthSyndrome::Ffser => 0xF,
-            HealthSyndrome::HighTemperature => 0x10,
-            HealthSyndrome::Unknown(v) => v,
-        }
+layout! {
+    /// A view of the 64-byte health buffer.
+    pub struct HealthBuffer(HEALTH_BUFFER_LEN, "health buffer") {
+        /// Address of the failed assertion.
+        assert_exit_ptr, set_assert_exit_ptr: u32 = health::ASSERT_EXIT_PTR;
+        /// Return address of the failed assertion.
+        assert_callra, set_assert_callra: u32 = health::ASSERT_CALLRA;
+        /// Firmware time of the event.
+        time, set_time: u32 = health::TIME;
+        /// Firmware version as the health buffer reports it.
+        fw_ver, set_fw_ver: u32 = health::FW_VER;
+        /// Hardware id.
+        hw_id, set_hw_id: u32 = health::HW_ID;
+        /// Reset-request bit.
+        rfr, set_rfr: bool = health::RFR;
+        /// CRR bit.
+        crr, set_crr: bool = health::CRR;
+        /// Severity valid.
+        severity_valid, set_severity_valid: bool = health::SEVERITY_VALID;
+        /// Severity.
+        severity, set_severity: u8 = health::SEVERITY;
+        /// Which internal RISC reported.
+        irisc_index, set_irisc_index: u8 = health::IRISC_INDEX;
+        /// The syndrome.
+        synd, set_synd: HealthSyndrome = health::SYND;
+        /// The extended syndrome.
+        ext_synd, set_ext_synd: u16 = health::EXT_SYND;
     }
-}
-
-/// A view of the 64-byte health buffer.
-#[derive(Clone, Copy, Debug)]
-pub struct HealthBuffer<T: AsRef<[u8]>> {
-    buffer: T,
 }
 
 impl<T: AsRef<[u8]>> HealthBuffer<T> {
-    /// Wraps `buffer` after checking its length.
-    pub fn new_checked(buffer: T) -> Result<Self, Truncated> {
-        check_len(buffer.as_ref(), HEALTH_BUFFER_LEN)?;
-        Ok(HealthBuffer { buffer })
-    }
     /// `assert_var[n]`, 0 for `n` ≥ 6.
     pub fn assert_var(&self, n: usize) -> u32 {
         if n >= health::ASSERT_VAR_COUNT {
             return 0;
         }
-        Field::dword(4 * n).read(self.buffer.as_ref())
-    }
-    /// Firmware version as the health buffer reports it.
-    pub fn fw_ver(&self) -> u32 {
-        health::FW_VER.read(self.buffer.as_ref())
-    }
-    /// Reset-request bit.
-    pub fn rfr(&self) -> bool {
-        health::RFR.read(self.buffer.as_ref())
+        Field::dword(4 * n).read(self.as_bytes())
     }
     /// The `rfr_severity` byte.
     pub fn rfr_severity(&self) -> u8 {
-        Field::at(0x38, 31, 24).read(self.buffer.as_ref())
-    }
-    /// The syndrome.
-    pub fn synd(&self) -> HealthSyndrome {
-        HealthSyndrome::from(health::SYND.read::<u8>(self.buffer.as_ref()))
-    }
-    /// The extended syndrome.
-    pub fn ext_synd(&self) -> u16 {
-        health::EXT_SYND.read(self.buffer.as_ref())
+        Field::at(0x38, 31, 24).read(self.as_bytes())
     }
     /// True when a driver's health poller would declare the device dead from this buffer
     /// alone: the device is gone (`fw_ver` all ones) or it requests a reset with a syndrome.
     pub fn is_fatal(&self) -> bool {
         self.fw_ver() == u32::MAX || (self.rfr() && self.synd() != HealthSyndrome::None)
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> HealthBuffer<T> {
-    /// Sets the firmware version word.
-    pub fn set_fw_ver(&mut self, v: u32) {
-        let _inside = health::FW_VER.write(self.buffer.as_mut(), v);
-    }
-    /// Sets the reset-request bit.
-    pub fn set_rfr(&mut self, on: bool) {
-        let _inside = health::RFR.write(self.buffer.as_mut(), on);
-    }
-    /// Sets the syndrome and extended syndrome.
-    pub fn set_synd(&mut self, synd: HealthSyndrome, ext: u16) {
-        let _inside = health::SYND.write(self.buffer.as_mut(), u8::from(synd));
-        let _inside = health::EXT_SYND.write(self.buffer.as_mut(), ext);
     }
 }
 
@@ -728,7 +607,8 @@ mod tests {
             let mut s = InitSegment::new_checked(&mut b[..]).unwrap();
             s.set_health_counter(7);
             let mut h = s.health_mut();
-            h.set_synd(HealthSyndrome::HwFatal, 0x1234);
+            h.set_synd(HealthSyndrome::HwFatal);
+            h.set_ext_synd(0x1234);
             h.set_rfr(true);
             h.set_fw_ver(0x1627_03EA);
         }

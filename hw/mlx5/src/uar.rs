@@ -29,8 +29,8 @@
 //! `providers/mlx5/mlx5dv.h`.
 
 use crate::Field;
-use crate::view::layout;
-use crate::wqe::SendOpcode;
+use crate::layout::layout;
+use crate::wqe::{SendOpcode, ctrl};
 
 /// Bytes of a UAR page with `log_uar_page_sz` 0.
 pub const UAR_PAGE_LEN: u64 = 4096;
@@ -147,38 +147,35 @@ impl UarRegister {
 }
 
 layout! {
-    /// A send doorbell: the first 8 bytes of the last posted WQE's control segment, written to
-    /// a BlueFlame register after the SQ doorbell record was updated.
-    view SendDoorbell;
+    /// A send doorbell: the first 8 bytes of the last posted WQE's control segment (its fields
+    /// are [`crate::wqe::ctrl`]'s), written to a BlueFlame register after the SQ doorbell
+    /// record was updated.
+    pub struct SendDoorbell(SEND_DOORBELL_LEN, "send doorbell") {
+        /// Opcode modifier.
+        opc_mod, set_opc_mod: u8 = ctrl::OPC_MOD;
+        /// Index of the WQE (its producer counter in WQEBBs, 16 bits).
+        wqe_index, set_wqe_index: u16 = ctrl::WQE_INDEX;
+        /// Opcode.
+        opcode, set_opcode: SendOpcode = ctrl::OPCODE;
+        /// SQ number.
+        sqn, set_sqn: u32 = ctrl::SQN;
+        /// DS count.
+        ds_count, set_ds_count: u8 = ctrl::DS_COUNT;
+    }
     /// A send doorbell as values.
     repr SendDoorbellRepr;
-    len SEND_DOORBELL_LEN, "send doorbell";
-    fields {
-        /// Opcode modifier.
-        opc_mod, set_opc_mod: u8 = Field::at(0x0, 31, 24);
-        /// Index of the WQE (its producer counter in WQEBBs, 16 bits).
-        wqe_index, set_wqe_index: u16 = Field::at(0x0, 23, 8);
-        /// Opcode.
-        opcode, set_opcode: SendOpcode = Field::at(0x0, 7, 0);
-        /// SQ number.
-        sqn, set_sqn: u32 = Field::at(0x4, 31, 8);
-        /// DS count.
-        ds_count, set_ds_count: u8 = Field::at(0x4, 5, 0);
-    }
 }
 
 layout! {
     /// A work queue doorbell record (8 bytes in host memory at the WQ's `dbr_addr`).
-    view WqDbRecord;
-    /// A work queue doorbell record as values.
-    repr WqDbRecordRepr;
-    len WQ_DB_RECORD_LEN, "work queue doorbell record";
-    fields {
+    pub struct WqDbRecord(WQ_DB_RECORD_LEN, "work queue doorbell record") {
         /// RQ: receive WQEs posted (16-bit wrapping counter in a big-endian dword).
         rcv_counter, set_rcv_counter: u16 = Field::at(RCV_DBR_OFFSET, 15, 0);
         /// SQ: WQEBBs posted (the producer counter, 16-bit wrapping).
         snd_counter, set_snd_counter: u16 = Field::at(SND_DBR_OFFSET, 15, 0);
     }
+    /// A work queue doorbell record as values.
+    repr WqDbRecordRepr;
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@
 //! `en_rx.c` (how mlx5e fills them), rdma-core `providers/mlx5/mlx5dv.h` (the same constants).
 
 use crate::Field;
-use crate::view::{Truncated, check_len, field_enum, layout};
+use crate::field::{Truncated, check_len};
+use crate::layout::{field_enum, layout};
 use hw_common::Iova;
 
 /// Bytes of one WQE basic block: the unit of the send ring and of the producer counter.
@@ -130,34 +131,59 @@ field_enum! {
     }
 }
 
+/// Fields of the control segment (offsets from its start). The send doorbell
+/// ([`crate::uar::SendDoorbell`]) is its first 8 bytes and uses the same fields.
+pub mod ctrl {
+    use crate::field::Field;
+
+    /// Opcode modifier.
+    pub const OPC_MOD: Field = Field::at(0x0, 31, 24);
+    /// The WQE's index (16 bits of the producer counter in WQEBBs).
+    pub const WQE_INDEX: Field = Field::at(0x0, 23, 8);
+    /// Opcode ([`SendOpcode`](super::SendOpcode)).
+    pub const OPCODE: Field = Field::at(0x0, 7, 0);
+    /// SQ number.
+    pub const SQN: Field = Field::at(0x4, 31, 8);
+    /// Length of the WQE in data segments.
+    pub const DS_COUNT: Field = Field::at(0x4, 5, 0);
+    /// Signature.
+    pub const SIGNATURE: Field = Field::at(0x8, 31, 24);
+    /// Fence mode ([`Fence`](super::Fence)).
+    pub const FENCE: Field = Field::at(0x8, 7, 5);
+    /// Completion request ([`CqUpdate`](super::CqUpdate)).
+    pub const CE: Field = Field::at(0x8, 3, 2);
+    /// Solicited event.
+    pub const SOLICITED: Field = Field::at(0x8, 1, 1);
+    /// Immediate data.
+    pub const IMM: Field = Field::dword(0xc);
+}
+
 layout! {
     /// The control segment that starts every send WQE (16 bytes).
-    view CtrlSeg;
+    pub struct CtrlSeg(DS_LEN, "send WQE control segment") {
+        /// Opcode modifier.
+        opc_mod, set_opc_mod: u8 = ctrl::OPC_MOD;
+        /// The WQE's index: the producer counter (in WQEBBs) when it was posted.
+        wqe_index, set_wqe_index: u16 = ctrl::WQE_INDEX;
+        /// Opcode.
+        opcode, set_opcode: SendOpcode = ctrl::OPCODE;
+        /// SQ number (QP number on a QP).
+        sqn, set_sqn: u32 = ctrl::SQN;
+        /// Length of the WQE in data segments, this one included.
+        ds_count, set_ds_count: u8 = ctrl::DS_COUNT;
+        /// Signature (unused by mlx5e).
+        signature, set_signature: u8 = ctrl::SIGNATURE;
+        /// Fence mode.
+        fence, set_fence: Fence = ctrl::FENCE;
+        /// Completion request.
+        ce, set_ce: CqUpdate = ctrl::CE;
+        /// Solicited event.
+        solicited, set_solicited: bool = ctrl::SOLICITED;
+        /// Immediate data; on an Ethernet SQ mlx5e puts the TIS number shifted left by 8.
+        imm, set_imm: u32 = ctrl::IMM;
+    }
     /// A control segment as values.
     repr CtrlSegRepr;
-    len DS_LEN, "send WQE control segment";
-    fields {
-        /// Opcode modifier.
-        opc_mod, set_opc_mod: u8 = Field::at(0x0, 31, 24);
-        /// The WQE's index: the producer counter (in WQEBBs) when it was posted.
-        wqe_index, set_wqe_index: u16 = Field::at(0x0, 23, 8);
-        /// Opcode.
-        opcode, set_opcode: SendOpcode = Field::at(0x0, 7, 0);
-        /// SQ number (QP number on a QP).
-        sqn, set_sqn: u32 = Field::at(0x4, 31, 8);
-        /// Length of the WQE in data segments, this one included.
-        ds_count, set_ds_count: u8 = Field::at(0x4, 5, 0);
-        /// Signature (unused by mlx5e).
-        signature, set_signature: u8 = Field::at(0x8, 31, 24);
-        /// Fence mode.
-        fence, set_fence: Fence = Field::at(0x8, 7, 5);
-        /// Completion request.
-        ce, set_ce: CqUpdate = Field::at(0x8, 3, 2);
-        /// Solicited event.
-        solicited, set_solicited: bool = Field::at(0x8, 1, 1);
-        /// Immediate data; on an Ethernet SQ mlx5e puts the TIS number shifted left by 8.
-        imm, set_imm: u32 = Field::dword(0xc);
-    }
 }
 
 /// Checksum flags of the Ethernet segment (`cs_flags`).
@@ -179,11 +205,7 @@ pub const ETH_INSERT_SVLAN: u16 = 1 << 0;
 
 layout! {
     /// The Ethernet segment of a SEND or LSO WQE (16 bytes, right after the control segment).
-    view EthSeg;
-    /// The fixed part of an Ethernet segment as values.
-    repr EthSegFields;
-    len DS_LEN, "send WQE Ethernet segment";
-    fields {
+    pub struct EthSeg(DS_LEN, "send WQE Ethernet segment") {
         /// Software parser: outer L4 offset (in 2-byte units).
         swp_outer_l4_offset, set_swp_outer_l4_offset: u8 = Field::at(0x0, 31, 24);
         /// Software parser: outer L3 offset.
@@ -205,6 +227,8 @@ layout! {
         /// The first two inlined header bytes, or the VLAN TCI to insert.
         inline_hdr_start, set_inline_hdr_start: u16 = Field::at(0xc, 15, 0);
     }
+    /// The fixed part of an Ethernet segment as values.
+    repr EthSegFields;
 }
 
 /// What the Ethernet segment adds to the packet's L2 header.
@@ -252,11 +276,7 @@ pub struct EthSegRepr {
 
 layout! {
     /// A data segment: byte count, lkey, address (16 bytes).
-    view DataSeg;
-    /// A data segment as values.
-    repr DataSegRepr;
-    len DS_LEN, "data segment";
-    fields {
+    pub struct DataSeg(DS_LEN, "data segment") {
         /// Bytes of the buffer; bit 31 ([`INLINE_SEG_FLAG`]) marks an inline data segment.
         byte_count, set_byte_count: u32 = Field::dword(0x0);
         /// Memory key of the buffer.
@@ -264,6 +284,8 @@ layout! {
         /// Address of the buffer (an IOVA with mlx5e's physical-address mkey).
         addr, set_addr: Iova = Field::qword(0x8);
     }
+    /// A data segment as values.
+    repr DataSegRepr;
 }
 
 impl DataSegRepr {

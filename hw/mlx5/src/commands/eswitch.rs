@@ -4,9 +4,9 @@
 //! vport commands of [`vport`](super::vport) with `other_vport` = 1.
 
 use crate::cmd::Opcode;
-use crate::commands::{OUT_LEN_16, nested};
+use crate::commands::OUT_LEN_16;
 use crate::field::Field;
-use crate::layout::layout;
+use crate::layout::{layout, nested};
 
 /// A vport number: what the E-Switch calls each function's port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

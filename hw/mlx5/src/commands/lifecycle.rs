@@ -3,10 +3,11 @@
 //! Linux `mlx5_core` (`main.c` `mlx5_function_enable`/`mlx5_function_open`) and rdma-core's
 //! VFIO provider issue them in.
 
+use crate::caps::{CAP_LEN, CAP_MESSAGE_OFFSET};
 use crate::cmd::Opcode;
-use crate::commands::{OUT_LEN_16, tail_array};
+use crate::commands::OUT_LEN_16;
 use crate::field::{Bytes, Field};
-use crate::layout::layout;
+use crate::layout::{field_enum, layout, tail_array};
 
 /// Fields shared by the function-addressed commands (dword 2 of the input).
 pub mod function {
@@ -81,38 +82,15 @@ layout! {
     output struct SetIssiOut(OUT_LEN_16) {}
 }
 
-/// QUERY_PAGES op_mod: which page request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PagesKind {
-    /// 1: pages the device needs before capabilities are set.
-    Boot,
-    /// 2: pages the device needs before INIT_HCA.
-    Init,
-    /// 3: pages the device wants while running.
-    Regular,
-    /// Anything else, kept raw.
-    Unknown(u16),
-}
-
-impl From<u16> for PagesKind {
-    fn from(v: u16) -> PagesKind {
-        match v {
-            1 => PagesKind::Boot,
-            2 => PagesKind::Init,
-            3 => PagesKind::Regular,
-            v => PagesKind::Unknown(v),
-        }
-    }
-}
-
-impl From<PagesKind> for u16 {
-    fn from(v: PagesKind) -> u16 {
-        match v {
-            PagesKind::Boot => 1,
-            PagesKind::Init => 2,
-            PagesKind::Regular => 3,
-            PagesKind::Unknown(v) => v,
-        }
+field_enum! {
+    /// QUERY_PAGES op_mod: which page request.
+    pub enum PagesKind: u16 {
+        /// 1: pages the device needs before capabilities are set.
+        Boot = 1,
+        /// 2: pages the device needs before INIT_HCA.
+        Init = 2,
+        /// 3: pages the device wants while running.
+        Regular = 3,
     }
 }
 
@@ -138,38 +116,15 @@ layout! {
     }
 }
 
-/// MANAGE_PAGES op_mod.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ManagePagesOp {
-    /// 0: the driver cannot give the pages asked for.
-    CannotGive,
-    /// 1: the driver gives the pages listed.
-    Give,
-    /// 2: the device returns pages (the output lists them).
-    Take,
-    /// Anything else, kept raw.
-    Unknown(u16),
-}
-
-impl From<u16> for ManagePagesOp {
-    fn from(v: u16) -> ManagePagesOp {
-        match v {
-            0 => ManagePagesOp::CannotGive,
-            1 => ManagePagesOp::Give,
-            2 => ManagePagesOp::Take,
-            v => ManagePagesOp::Unknown(v),
-        }
-    }
-}
-
-impl From<ManagePagesOp> for u16 {
-    fn from(v: ManagePagesOp) -> u16 {
-        match v {
-            ManagePagesOp::CannotGive => 0,
-            ManagePagesOp::Give => 1,
-            ManagePagesOp::Take => 2,
-            ManagePagesOp::Unknown(v) => v,
-        }
+field_enum! {
+    /// MANAGE_PAGES op_mod.
+    pub enum ManagePagesOp: u16 {
+        /// 0: the driver cannot give the pages asked for.
+        CannotGive = 0,
+        /// 1: the driver gives the pages listed.
+        Give = 1,
+        /// 2: the device returns pages (the output lists them).
+        Take = 2,
     }
 }
 
@@ -226,115 +181,8 @@ tail_array!(
     "the returned page addresses"
 );
 
-/// A capability page type (QUERY_HCA_CAP / SET_HCA_CAP op_mod bits 15:1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CapType {
-    /// 0x0: general device capabilities.
-    General,
-    /// 0x1: Ethernet offloads.
-    EthernetOffloads,
-    /// 0x2: on-demand paging.
-    Odp,
-    /// 0x3: atomics.
-    Atomic,
-    /// 0x4: RoCE.
-    Roce,
-    /// 0x7: NIC flow tables.
-    FlowTable,
-    /// 0x8: E-Switch flow tables.
-    EswitchFlowTable,
-    /// 0x9: E-Switch.
-    Eswitch,
-    /// 0xC: QoS.
-    Qos,
-    /// 0xD: debug.
-    Debug,
-    /// 0x20: general capabilities, part 2.
-    General2,
-    /// 0x25: port selection.
-    PortSelection,
-    /// Any other type, kept raw.
-    Unknown(u16),
-}
-
-impl From<u16> for CapType {
-    fn from(v: u16) -> CapType {
-        match v {
-            0x0 => CapType::General,
-            0x1 => CapType::EthernetOffloads,
-            0x2 => CapType::Odp,
-            0x3 => CapType::Atomic,
-            0x4 => CapType::Roce,
-            0x7 => CapType::FlowTable,
-            0x8 => CapType::EswitchFlowTable,
-            0x9 => CapType::Eswitch,
-            0xC => CapType::Qos,
-            0xD => CapType::Debug,
-            0x20 => CapType::General2,
-            0x25 => CapType::PortSelection,
-            v => CapType::Unknown(v),
-        }
-    }
-}
-
-impl From<CapType> for u16 {
-    fn from(v: CapType) -> u16 {
-        match v {
-            CapType::General => 0x0,
-            CapType::EthernetOffloads => 0x1,
-            CapType::Odp => 0x2,
-            CapType::Atomic => 0x3,
-            CapType::Roce => 0x4,
-            CapType::FlowTable => 0x7,
-            CapType::EswitchFlowTable => 0x8,
-            CapType::Eswitch => 0x9,
-            CapType::Qos => 0xC,
-            CapType::Debug => 0xD,
-            CapType::General2 => 0x20,
-            CapType::PortSelection => 0x25,
-            CapType::Unknown(v) => v,
-        }
-    }
-}
-
-/// Which values QUERY_HCA_CAP returns (op_mod bit 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CapMode {
-    /// 0: the maximum the device supports.
-    Max,
-    /// 1: the values in force.
-    Current,
-}
-
-/// The op_mod of QUERY_HCA_CAP for `cap` in `mode`.
-pub fn query_cap_op_mod(cap: CapType, mode: CapMode) -> u16 {
-    (u16::from(cap) << 1) | u16::from(mode == CapMode::Current)
-}
-
-/// The op_mod of SET_HCA_CAP for `cap`.
-pub fn set_cap_op_mod(cap: CapType) -> u16 {
-    u16::from(cap) << 1
-}
-
-/// Splits a QUERY_HCA_CAP op_mod into type and mode.
-pub fn split_cap_op_mod(op_mod: u16) -> (CapType, CapMode) {
-    let mode = if op_mod & 1 == 1 {
-        CapMode::Current
-    } else {
-        CapMode::Max
-    };
-    (CapType::from(op_mod >> 1), mode)
-}
-
-/// Bytes of a capability page.
-pub const CAP_PAGE_LEN: usize = 0x1000;
-/// Where the capability page sits in QUERY_HCA_CAP output and SET_HCA_CAP input.
-pub const CAP_OFFSET: usize = 0x10;
-/// The capability page run.
-pub const CAPABILITY: Bytes = Bytes::at(CAP_OFFSET, CAP_PAGE_LEN);
-
 layout! {
-    /// QUERY_HCA_CAP input (op_mod from [`query_cap_op_mod`]).
+    /// QUERY_HCA_CAP input (op_mod from [`CapOpMod::query_op_mod`](crate::caps::CapOpMod::query_op_mod)).
     input(Opcode::QueryHcaCap) struct QueryHcaCapIn(0x10) {
         /// Query another function's caps (the PF for a VF).
         other_function, set_other_function: bool = function::OTHER_FUNCTION;
@@ -345,12 +193,12 @@ layout! {
 
 layout! {
     /// QUERY_HCA_CAP output: the 4 KiB page at 0x10 (eight mailbox blocks).
-    output struct QueryHcaCapOut(CAP_OFFSET + CAP_PAGE_LEN) {}
+    output struct QueryHcaCapOut(CAP_MESSAGE_OFFSET + CAP_LEN) {}
 }
 
 layout! {
-    /// SET_HCA_CAP input: the page at 0x10 (op_mod from [`set_cap_op_mod`]).
-    input(Opcode::SetHcaCap) struct SetHcaCapIn(CAP_OFFSET + CAP_PAGE_LEN) {
+    /// SET_HCA_CAP input: the page at 0x10 (op_mod from [`CapType::set_op_mod`](crate::caps::CapType::set_op_mod)).
+    input(Opcode::SetHcaCap) struct SetHcaCapIn(CAP_MESSAGE_OFFSET + CAP_LEN) {
         /// Set another function's caps.
         other_function, set_other_function: bool = function::OTHER_FUNCTION;
         /// The function.
@@ -366,15 +214,16 @@ layout! {
 macro_rules! capability_page {
     ($($t:ident),*) => {$(
         impl<T: AsRef<[u8]>> $t<T> {
-            /// The 4 KiB capability page.
+            /// The 4 KiB capability page ([`crate::caps`] lays it out).
             pub fn capability(&self) -> &[u8] {
-                &self.as_bytes()[CAP_OFFSET..CAP_OFFSET + CAP_PAGE_LEN]
+                // In bounds: the layout's LEN ends with the page.
+                &self.as_bytes()[CAP_MESSAGE_OFFSET..CAP_MESSAGE_OFFSET + CAP_LEN]
             }
         }
         impl<T: AsRef<[u8]> + AsMut<[u8]>> $t<T> {
             /// The 4 KiB capability page, writable.
             pub fn capability_mut(&mut self) -> &mut [u8] {
-                &mut self.as_bytes_mut()[CAP_OFFSET..CAP_OFFSET + CAP_PAGE_LEN]
+                &mut self.as_bytes_mut()[CAP_MESSAGE_OFFSET..CAP_MESSAGE_OFFSET + CAP_LEN]
             }
         }
     )*};
@@ -501,70 +350,31 @@ pub mod access_reg_op {
     pub const READ: u16 = 1;
 }
 
-/// An access register id (ACCESS_REG dword 2 bits 15:0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RegisterId {
-    /// 0x4019 QCAM: QoS capabilities mask.
-    Qcam,
-    /// 0x5003 PMTU: port MTU.
-    Pmtu,
-    /// 0x5004 PTYS: port type and speed.
-    Ptys,
-    /// 0x5006 PAOS: port administrative and operational status.
-    Paos,
-    /// 0x5008 PPCNT: port counters.
-    Ppcnt,
-    /// 0x5041 PCMR: port capability mask.
-    Pcmr,
-    /// 0x507F PCAM: port capabilities mask.
-    Pcam,
-    /// 0x7004 HOST_ENDIANNESS.
-    HostEndianness,
-    /// 0x9055 MTUTC: time-unit clock.
-    Mtutc,
-    /// 0x907F MCAM: management capabilities mask.
-    Mcam,
-    /// 0xC00E DTOR: default timeouts.
-    Dtor,
-    /// Any other register, kept raw.
-    Unknown(u16),
-}
-
-impl From<u16> for RegisterId {
-    fn from(v: u16) -> RegisterId {
-        match v {
-            0x4019 => RegisterId::Qcam,
-            0x5003 => RegisterId::Pmtu,
-            0x5004 => RegisterId::Ptys,
-            0x5006 => RegisterId::Paos,
-            0x5008 => RegisterId::Ppcnt,
-            0x5041 => RegisterId::Pcmr,
-            0x507F => RegisterId::Pcam,
-            0x7004 => RegisterId::HostEndianness,
-            0x9055 => RegisterId::Mtutc,
-            0x907F => RegisterId::Mcam,
-            0xC00E => RegisterId::Dtor,
-            v => RegisterId::Unknown(v),
-        }
-    }
-}
-
-impl From<RegisterId> for u16 {
-    fn from(v: RegisterId) -> u16 {
-        match v {
-            RegisterId::Qcam => 0x4019,
-            RegisterId::Pmtu => 0x5003,
-            RegisterId::Ptys => 0x5004,
-            RegisterId::Paos => 0x5006,
-            RegisterId::Ppcnt => 0x5008,
-            RegisterId::Pcmr => 0x5041,
-            RegisterId::Pcam => 0x507F,
-            RegisterId::HostEndianness => 0x7004,
-            RegisterId::Mtutc => 0x9055,
-            RegisterId::Mcam => 0x907F,
-            RegisterId::Dtor => 0xC00E,
-            RegisterId::Unknown(v) => v,
-        }
+field_enum! {
+    /// An access register id (ACCESS_REG dword 2 bits 15:0).
+    pub enum RegisterId: u16 {
+        /// 0x4019 QCAM: QoS capabilities mask.
+        Qcam = 0x4019,
+        /// 0x5003 PMTU: port MTU.
+        Pmtu = 0x5003,
+        /// 0x5004 PTYS: port type and speed.
+        Ptys = 0x5004,
+        /// 0x5006 PAOS: port administrative and operational status.
+        Paos = 0x5006,
+        /// 0x5008 PPCNT: port counters.
+        Ppcnt = 0x5008,
+        /// 0x5041 PCMR: port capability mask.
+        Pcmr = 0x5041,
+        /// 0x507F PCAM: port capabilities mask.
+        Pcam = 0x507F,
+        /// 0x7004 HOST_ENDIANNESS.
+        HostEndianness = 0x7004,
+        /// 0x9055 MTUTC: time-unit clock.
+        Mtutc = 0x9055,
+        /// 0x907F MCAM: management capabilities mask.
+        Mcam = 0x907F,
+        /// 0xC00E DTOR: default timeouts.
+        Dtor = 0xC00E,
     }
 }
 
@@ -615,6 +425,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> AccessRegOut<T> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::caps::{CapMode, CapOpMod, CapType};
     use crate::cmd::CommandStatus;
 
     /// The first three inputs a Linux 6.12 guest sent the lab's VF, byte for byte.
@@ -725,29 +536,27 @@ mod tests {
     #[test]
     fn capability_op_mods() {
         // General CUR 0x1 and MAX 0x0; Ethernet CUR 0x3; flow table CUR 0xF.
-        assert_eq!(query_cap_op_mod(CapType::General, CapMode::Current), 0x1);
-        assert_eq!(query_cap_op_mod(CapType::General, CapMode::Max), 0x0);
+        let q = |t, m| CapOpMod::new(t, m).query_op_mod();
+        assert_eq!(q(CapType::General, CapMode::Current), 0x1);
+        assert_eq!(q(CapType::General, CapMode::Max), 0x0);
+        assert_eq!(q(CapType::EthernetOffloads, CapMode::Current), 0x3);
+        assert_eq!(q(CapType::FlowTable, CapMode::Current), 0xF);
+        assert_eq!(q(CapType::General2, CapMode::Current), 0x41);
+        assert_eq!(CapType::General.set_op_mod(), 0);
         assert_eq!(
-            query_cap_op_mod(CapType::EthernetOffloads, CapMode::Current),
-            0x3
-        );
-        assert_eq!(query_cap_op_mod(CapType::FlowTable, CapMode::Current), 0xF);
-        assert_eq!(query_cap_op_mod(CapType::General2, CapMode::Current), 0x41);
-        assert_eq!(set_cap_op_mod(CapType::General), 0);
-        assert_eq!(
-            split_cap_op_mod(0x4B),
-            (CapType::PortSelection, CapMode::Current)
+            CapOpMod::from_query(0x4B),
+            CapOpMod::new(CapType::PortSelection, CapMode::Current)
         );
         assert_eq!(
-            split_cap_op_mod(0x7E),
-            (CapType::Unknown(0x3F), CapMode::Max)
+            CapOpMod::from_query(0x7E),
+            CapOpMod::new(CapType::Unknown(0x3F), CapMode::Max)
         );
         for v in 0..0x80u16 {
             assert_eq!(u16::from(CapType::from(v)), v);
         }
         let mut b = vec![0u8; 0x1010];
         let mut s = SetHcaCapIn::new_checked(&mut b[..]).unwrap();
-        s.set_header(set_cap_op_mod(CapType::General));
+        s.set_header(CapType::General.set_op_mod());
         s.capability_mut()[0] = 0xAB;
         assert_eq!(b[0x10], 0xAB);
         assert_eq!(&b[..2], &[0x01, 0x09]);

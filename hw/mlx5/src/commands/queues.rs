@@ -7,9 +7,11 @@
 //! names the current state and whose context carries the new one.
 
 use crate::cmd::Opcode;
-use crate::commands::{OUT_LEN_16, nested, tail_array};
+use crate::commands::OUT_LEN_16;
+use crate::eqe::EventType;
 use crate::field::Field;
-use crate::layout::layout;
+use crate::layout::{field_enum, layout, nested, tail_array};
+use crate::wqe::InlineMode;
 
 /// Offset of the page address list in CREATE_EQ, CREATE_CQ, CREATE_SQ and CREATE_RQ input.
 pub const PAS_OFFSET: usize = 0x110;
@@ -68,7 +70,7 @@ layout! {
 }
 
 /// Where the event bitmask sits in CREATE_EQ input: four 64-bit words; bit `t % 64` of word
-/// `t / 64` subscribes event type `t`.
+/// `t / 64` subscribes event type `t` ([`EventType`]).
 pub const EVENT_BITMASK_OFFSET: usize = 0x58;
 
 layout! {
@@ -97,16 +99,18 @@ tail_array!(
 );
 
 impl<T: AsRef<[u8]>> CreateEqIn<T> {
-    /// True when event type `t` is subscribed.
-    pub fn subscribes(&self, event_type: u8) -> bool {
+    /// True when `event_type` is subscribed.
+    pub fn subscribes(&self, event_type: EventType) -> bool {
+        let event_type = event_type.raw_value();
         let word = Field::qword(EVENT_BITMASK_OFFSET + 8 * usize::from(event_type / 64));
         word.get_or_zero(self.as_bytes()) & (1 << (event_type % 64)) != 0
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> CreateEqIn<T> {
-    /// Subscribes event type `t`.
-    pub fn subscribe(&mut self, event_type: u8) {
+    /// Subscribes `event_type`.
+    pub fn subscribe(&mut self, event_type: EventType) {
+        let event_type = event_type.raw_value();
         let word = Field::qword(EVENT_BITMASK_OFFSET + 8 * usize::from(event_type / 64));
         let v = word.get_or_zero(self.as_bytes()) | (1 << (event_type % 64));
         let _inside = word.set(self.as_bytes_mut(), v);
@@ -277,38 +281,15 @@ layout! {
 // ---------------------------------------------------------------------------------------------
 // Work queues (SQ, RQ)
 
-/// State of an SQ or RQ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QueueState {
-    /// 0: reset; created in this state.
-    Reset,
-    /// 1: ready.
-    Ready,
-    /// 3: error.
-    Error,
-    /// Anything else, kept raw.
-    Unknown(u8),
-}
-
-impl From<u8> for QueueState {
-    fn from(v: u8) -> QueueState {
-        match v {
-            0 => QueueState::Reset,
-            1 => QueueState::Ready,
-            3 => QueueState::Error,
-            v => QueueState::Unknown(v),
-        }
-    }
-}
-
-impl From<QueueState> for u8 {
-    fn from(v: QueueState) -> u8 {
-        match v {
-            QueueState::Reset => 0,
-            QueueState::Ready => 1,
-            QueueState::Error => 3,
-            QueueState::Unknown(v) => v,
-        }
+field_enum! {
+    /// State of an SQ or RQ.
+    pub enum QueueState: u8 {
+        /// 0: reset; created in this state.
+        Reset = 0,
+        /// 1: ready.
+        Ready = 1,
+        /// 3: error.
+        Error = 3,
     }
 }
 
@@ -380,7 +361,7 @@ layout! {
         /// Multi-packet send WQEs allowed.
         allow_multi_pkt_send_wqe, set_allow_multi_pkt_send_wqe: bool = Field::at(0x00, 27, 27);
         /// Minimum inline header mode (with eth.wqe_inline_mode = 1).
-        min_wqe_inline_mode, set_min_wqe_inline_mode: u8 = Field::at(0x00, 26, 24);
+        min_wqe_inline_mode, set_min_wqe_inline_mode: InlineMode = Field::at(0x00, 26, 24);
         /// State ([`QueueState`]).
         raw_state, set_raw_state: u8 = Field::at(0x00, 23, 20);
         /// UMR WQEs allowed.
@@ -714,9 +695,9 @@ mod tests {
             e.set_intr(0);
             e.set_log_page_size(0);
         }
-        c.subscribe(0x0A);
-        c.subscribe(0x0B);
-        c.subscribe(200);
+        c.subscribe(EventType::from(0x0A));
+        c.subscribe(EventType::from(0x0B));
+        c.subscribe(EventType::from(200));
         for i in 0..4 {
             assert!(c.set_pa(i, 0x8000_0000 + 0x1000 * i as u64));
         }
@@ -734,8 +715,12 @@ mod tests {
         assert_eq!(b[0x70 + 6], 0x01, "event 200: word 3, bit 8");
         assert_eq!(&b[0x118..0x120], &[0, 0, 0, 0, 0x80, 0, 0x10, 0]);
         let c = CreateEqIn::new_checked(&b[..]).unwrap();
-        assert!(c.subscribes(0x0A) && c.subscribes(0x0B) && c.subscribes(200));
-        assert!(!c.subscribes(0x01));
+        assert!(
+            c.subscribes(EventType::from(0x0A))
+                && c.subscribes(EventType::from(0x0B))
+                && c.subscribes(EventType::from(200))
+        );
+        assert!(!c.subscribes(EventType::from(0x01)));
         assert_eq!(c.eq_context().log_eq_size(), 8);
         assert_eq!(c.eq_context().uar_page(), 0x10);
         assert_eq!(c.pa_capacity(), 4);

@@ -4,10 +4,10 @@
 //! values used: one physical-address mkey covering all memory).
 
 use crate::cmd::Opcode;
+use crate::commands::OUT_LEN_16;
 use crate::commands::queues::OBJECT_NUMBER;
-use crate::commands::{OUT_LEN_16, nested, tail_array};
 use crate::field::Field;
-use crate::layout::layout;
+use crate::layout::{layout, nested, tail_array};
 
 layout! {
     /// ALLOC_UAR input.

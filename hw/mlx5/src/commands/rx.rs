@@ -4,10 +4,10 @@
 //! `en/rx_res.c` for the values mlx5e uses).
 
 use crate::cmd::Opcode;
+use crate::commands::OUT_LEN_16;
 use crate::commands::queues::OBJECT_NUMBER;
-use crate::commands::{OUT_LEN_16, nested, tail_array};
 use crate::field::{Bytes, Field};
-use crate::layout::layout;
+use crate::layout::{layout, nested, tail_array};
 
 /// Where the TIS, TIR and RQT contexts sit in their CREATE/MODIFY inputs.
 pub const CONTEXT_OFFSET: usize = 0x20;

@@ -9,9 +9,9 @@
 use hw_common::MacAddress;
 
 use crate::cmd::Opcode;
-use crate::commands::{OUT_LEN_16, nested, tail_array};
+use crate::commands::OUT_LEN_16;
 use crate::field::Field;
-use crate::layout::layout;
+use crate::layout::{layout, nested, tail_array};
 
 /// Fields shared by the table-addressed commands.
 pub mod table {

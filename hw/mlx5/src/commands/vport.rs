@@ -9,9 +9,10 @@
 use hw_common::MacAddress;
 
 use crate::cmd::Opcode;
-use crate::commands::{OUT_LEN_16, nested};
+use crate::commands::OUT_LEN_16;
 use crate::field::{Bytes, Field};
-use crate::layout::layout;
+use crate::layout::{field_enum, layout, nested};
+use crate::wqe::InlineMode;
 
 /// Fields shared by the vport-addressed commands (dword 2 of the input).
 pub mod addressing {
@@ -33,38 +34,15 @@ pub mod vport_state_op {
     pub const UPLINK: u16 = 2;
 }
 
-/// A vport's link state (operational `state`, or `admin_state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VportState {
-    /// 0: down.
-    Down,
-    /// 1: up.
-    Up,
-    /// 2 (admin only): follow the uplink.
-    Follow,
-    /// Anything else, kept raw.
-    Unknown(u8),
-}
-
-impl From<u8> for VportState {
-    fn from(v: u8) -> VportState {
-        match v {
-            0 => VportState::Down,
-            1 => VportState::Up,
-            2 => VportState::Follow,
-            v => VportState::Unknown(v),
-        }
-    }
-}
-
-impl From<VportState> for u8 {
-    fn from(v: VportState) -> u8 {
-        match v {
-            VportState::Down => 0,
-            VportState::Up => 1,
-            VportState::Follow => 2,
-            VportState::Unknown(v) => v,
-        }
+field_enum! {
+    /// A vport's link state (operational `state`, or `admin_state`).
+    pub enum VportState: u8 {
+        /// 0: down.
+        Down = 0,
+        /// 1: up.
+        Up = 1,
+        /// 2 (admin only): follow the uplink.
+        Follow = 2,
     }
 }
 
@@ -136,7 +114,7 @@ layout! {
     /// NIC vport context: 256 bytes, then `allowed_list_size` 8-byte entries.
     pub struct NicVportContext(ADDRESS_LIST_OFFSET) {
         /// Minimum inline header mode of SQs on this vport.
-        min_wqe_inline_mode, set_min_wqe_inline_mode: u8 = Field::at(0x00, 26, 24);
+        min_wqe_inline_mode, set_min_wqe_inline_mode: InlineMode = Field::at(0x00, 26, 24);
         /// Do not loop back multicast to this vport's own receive queues.
         disable_mc_local_lb, set_disable_mc_local_lb: bool = Field::at(0x00, 2, 2);
         /// Do not loop back unicast.

@@ -1,7 +1,7 @@
 //! The workspace's layers hold: every crate depends only on the crates docs/architecture.md
 //! allows it, and no crate has an import circle between its top-level modules: a module is
 //! `src/NAME.rs` or `src/NAME/`, and it uses module B when a line of it (outside `//`
-//! comments and unit tests) names `crate::B`. The 82576 model has a stricter rule of its own
+//! comments, unit tests and `$crate::` paths in macro bodies) names `crate::B`. The 82576 model has a stricter rule of its own
 //! (`nic-model/igb/tests/module_layers.rs`: the engines never use the device).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -63,7 +63,12 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             .take_while(|l| l.trim() != "#[cfg(test)]")
         {
             let code = line.split("//").next().unwrap_or("");
-            for (i, _) in code.match_indices("crate::") {
+            // `$crate::` inside a macro body names items for the expansion site, not a use
+            // of the macro's own module.
+            for (i, _) in code
+                .match_indices("crate::")
+                .filter(|(i, _)| !code[..*i].ends_with('$'))
+            {
                 let used: String = code[i + 7..]
                     .chars()
                     .take_while(|c| c.is_alphanumeric() || *c == '_')

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use adapter_core::SimTime;
 use adapter_core::memory::{DmaTarget, SharedMemory};
 use hw_common::Iova;
+use mlx5_hw::caps::CAP_MESSAGE_OFFSET;
 use mlx5_hw::caps::{CAP_LEN, GeneralCaps};
 use mlx5_hw::cmd::{
     CMD_TYPE_PCIE, CommandStatus, DeliveryStatus, ENTRY_LEN, INLINE_LEN, InputHeader,
     MAILBOX_BLOCK_LEN, MAILBOX_DATA_LEN, MailboxBlock, Opcode, OutputHeader, QueueEntry,
     mailbox_blocks,
 };
-use mlx5_hw::commands::lifecycle::{CAP_OFFSET, PAS_OFFSET, RegisterId, access_reg_op};
+use mlx5_hw::commands::lifecycle::{PAS_OFFSET, RegisterId, access_reg_op};
 use mlx5_hw::init_seg::Register;
 
 use crate::commands::HOST_ENDIANNESS_MSG_LEN;
@@ -327,9 +328,9 @@ impl CmdDriver {
         let o = self.ok(
             nic,
             &input(Opcode::QueryHcaCap, op_mod, 0x10),
-            CAP_OFFSET + CAP_LEN,
+            CAP_MESSAGE_OFFSET + CAP_LEN,
         );
-        o.bytes[CAP_OFFSET..].to_vec()
+        o.bytes[CAP_MESSAGE_OFFSET..].to_vec()
     }
 
     /// SET_HCA_CAP of the general page `page`.
@@ -339,8 +340,8 @@ impl CmdDriver {
         op_mod: u16,
         page: &[u8],
     ) -> Result<Output, CmdError> {
-        let mut m = input(Opcode::SetHcaCap, op_mod, CAP_OFFSET + CAP_LEN);
-        m[CAP_OFFSET..CAP_OFFSET + page.len().min(CAP_LEN)]
+        let mut m = input(Opcode::SetHcaCap, op_mod, CAP_MESSAGE_OFFSET + CAP_LEN);
+        m[CAP_MESSAGE_OFFSET..CAP_MESSAGE_OFFSET + page.len().min(CAP_LEN)]
             .copy_from_slice(&page[..page.len().min(CAP_LEN)]);
         self.exec(nic, &m, 0x10)
     }

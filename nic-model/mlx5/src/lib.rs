@@ -30,14 +30,18 @@ pub mod cmdq;
 pub mod commands;
 pub mod config;
 mod counters;
+pub mod eq;
 mod function;
 mod hw;
 pub mod init_seg;
+pub mod msix;
 mod nic;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 
 pub use commands::{FunctionState, HcaState, syndrome};
 pub use counters::{Counters, FunctionCounters};
+pub use eq::{EqArm, EqState};
 pub use function::FunctionId;
+pub use msix::Interrupt;
 pub use nic::{Mlx5Config, Mlx5Nic};

@@ -40,6 +40,8 @@ use crate::nic::Function;
 
 /// Largest `log_page_size` of an EQ the model takes (4 KiB << 8 = 1 MiB pages).
 pub const MAX_LOG_EQ_PAGE_SIZE: u8 = 8;
+/// The first EQ number CREATE_EQ hands out (a ConnectX-4 PF was seen answering 0x10, 0x11 …).
+pub const FIRST_EQN: u8 = 0x10;
 /// `eqc.status` of an EQ whose buffer could not be written.
 pub const EQ_STATUS_WRITE_FAILURE: u8 = 0xA;
 
@@ -173,8 +175,8 @@ pub(crate) fn create_eq(
             return refuse(CommandStatus::BadParam, syndrome::EQ_BUFFER_FAULT);
         }
     }
-    let Some(eqn) = (0..max_eqs.min(256))
-        .map(|n| n as u8)
+    let Some(eqn) = (usize::from(FIRST_EQN)..usize::from(FIRST_EQN) + max_eqs)
+        .filter_map(|n| u8::try_from(n).ok())
         .find(|n| !st.eqs.contains_key(n))
     else {
         return refuse(CommandStatus::NoResources, syndrome::NO_OBJECTS);

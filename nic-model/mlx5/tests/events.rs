@@ -59,6 +59,7 @@ fn command_completions_write_eqes_with_slot_bits_and_owner_bits_across_a_wrap() 
     nop(&mut d, &mut nic);
     assert_eq!(nic.counters().eqes_written, 0);
     let mut eq = d.create_eq(&mut nic, 2, uar, 0, &[EventType::Cmd]);
+    assert_eq!(eq.eqn, mlx5_model::eq::FIRST_EQN);
     // CREATE_EQ's own completion is not an event (the EQ did not exist when it ran).
     assert!(d.poll_eq(&mut eq).is_empty());
     // Two commands in slots 1 and 4, one doorbell: one EQE per command, its slot's bit.
@@ -283,6 +284,7 @@ fn bad_create_eq_inputs_are_refused_with_status_syndrome_and_counter() {
     // DESTROY_EQ and QUERY_EQ of an EQ that does not exist.
     let mut m = input(Opcode::DestroyEq, 0, 0x10);
     put_dword(&mut m, 0x08, 5);
+    // (EQ numbers start at 0x10.)
     refused(
         d.exec(&mut nic, &m, 0x10),
         CommandStatus::BadResource,

@@ -1,8 +1,9 @@
 //! Test support (feature `test-utils`): a minimal command driver that does what a driver's
 //! command layer does — hands the device a command queue page, builds entries and mailbox
 //! chains in a [`SharedMemory`] mapped into the function's IOMMU, rings the doorbell and
-//! polls ownership — plus the `mlx5_core` bring-up order up to INIT_HCA. For the model's
-//! tests, the fuzz target and driver tests.
+//! polls ownership — plus the `mlx5_core` bring-up order up to INIT_HCA, and the event side:
+//! MSI-X programming, EQ creation, polling EQEs by owner bit and the EQ doorbell. For the
+//! model's tests, the fuzz target and driver tests.
 // Test support: a failed expectation panics with the command and its status.
 #![allow(clippy::panic)]
 

@@ -99,6 +99,28 @@ fn command_completions_write_eqes_with_slot_bits_and_owner_bits_across_a_wrap() 
 }
 
 #[test]
+fn the_page_slot_and_delivery_errors_complete_by_eqe_too() {
+    let (mut nic, mut d, uar) = up(1, VF0);
+    let mut eq = d.create_eq(&mut nic, 3, uar, 0, &[EventType::Cmd]);
+    // Linux's page slot is the last one.
+    let p = d.post(31, &input(Opcode::QueryPages, 3, 0x10), 0x10);
+    d.ring(&mut nic, 1 << 31);
+    assert_eq!(d.complete(&p).unwrap().status, CommandStatus::Ok);
+    // A delivery error (entry type not PCIe) returns ownership: also an EQE.
+    let p = d.post(2, &input(Opcode::QueryIssi, 0, 0x10), 0x70);
+    let mut e = d.entry(2);
+    e[0] = 0;
+    d.write(p.entry, &e);
+    d.ring(&mut nic, 1 << 2);
+    assert!(matches!(d.complete(&p), Err(CmdError::Delivery(_))));
+    let vectors: Vec<u32> = d.poll_eq(&mut eq).iter().map(cmd_vector).collect();
+    assert_eq!(vectors, vec![1 << 31, 1 << 2]);
+    // An entry not handed to the device completes nothing.
+    d.ring(&mut nic, 1 << 5);
+    assert!(d.poll_eq(&mut eq).is_empty());
+}
+
+#[test]
 fn an_armed_eq_interrupts_once_until_re_armed() {
     let (mut nic, mut d, uar) = up(1, VF0);
     d.msix_control(&mut nic, true, false);

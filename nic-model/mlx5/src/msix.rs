@@ -12,6 +12,14 @@ use crate::function::FunctionId;
 
 /// Bytes of one table entry.
 pub const ENTRY_LEN: usize = 16;
+/// Entry offsets (PCI 3.0 §6.8.2.6–9): message address low and high, message data, vector
+/// control.
+mod entry {
+    pub const ADDRESS_LO: usize = 0x0;
+    pub const ADDRESS_HI: usize = 0x4;
+    pub const DATA: usize = 0x8;
+    pub const CONTROL: usize = 0xC;
+}
 /// Vector control: masked.
 const VECTOR_MASKED: u8 = 1;
 
@@ -53,7 +61,7 @@ impl Msix {
     pub(crate) fn new(vectors: u16) -> Msix {
         let mut table = vec![0u8; ENTRY_LEN * usize::from(vectors)];
         for e in table.chunks_exact_mut(ENTRY_LEN) {
-            e[12] = VECTOR_MASKED;
+            e[entry::CONTROL] = VECTOR_MASKED;
         }
         Msix { table, pending: 0 }
     }
@@ -71,15 +79,16 @@ impl Msix {
     }
 
     fn masked(&self, vector: u16) -> bool {
-        self.dword(vector, 12) & u32::from(VECTOR_MASKED) != 0
+        self.dword(vector, entry::CONTROL) & u32::from(VECTOR_MASKED) != 0
     }
 
     fn message(&self, function: FunctionId, vector: u16) -> Interrupt {
         Interrupt {
             function,
             vector,
-            address: u64::from(self.dword(vector, 0)) | (u64::from(self.dword(vector, 4)) << 32),
-            data: self.dword(vector, 8),
+            address: u64::from(self.dword(vector, entry::ADDRESS_LO))
+                | (u64::from(self.dword(vector, entry::ADDRESS_HI)) << 32),
+            data: self.dword(vector, entry::DATA),
         }
     }
 

@@ -49,4 +49,4 @@ pub use counters::{Counters, FunctionCounters};
 pub use eq::{EqArm, EqState};
 pub use function::FunctionId;
 pub use msix::Interrupt;
-pub use nic::{Mlx5Config, Mlx5Nic};
+pub use nic::{DmaMapError, Mlx5Config, Mlx5Nic, PageRequestError};

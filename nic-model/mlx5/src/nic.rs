@@ -54,6 +54,20 @@ pub enum DmaMapError {
     Map(#[from] MapError),
 }
 
+/// Why a page request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PageRequestError {
+    /// The function does not exist (VF beyond TotalVFs).
+    #[error("no function {0}")]
+    NoSuchFunction(FunctionId),
+    /// The function is not initialized (INIT_HCA): it has no EQs to hear the request.
+    #[error("{0} is not initialized")]
+    NotInitialized(FunctionId),
+    /// A request for zero pages.
+    #[error("a page request for no pages")]
+    NoPages,
+}
+
 /// One PCI function: its configuration space, IOMMU, BAR0 contents and command state.
 pub(crate) struct Function {
     pub(crate) id: FunctionId,
@@ -158,13 +172,17 @@ impl Mlx5Nic {
     /// The device asks function `f` for `pages` more pages (initialized functions only): the
     /// page-request event (function id 0: the function itself) goes to the EQs subscribed to
     /// it, and QUERY_PAGES op_mod 3 reports the pages owed until MANAGE_PAGES gives them.
-    /// Returns false (nothing happens) for a function that is absent or not initialized.
-    pub fn request_pages(&mut self, f: FunctionId, pages: u32) -> bool {
+    /// Refused (nothing happens) for a function that is absent or not initialized, or for no
+    /// pages.
+    pub fn request_pages(&mut self, f: FunctionId, pages: u32) -> Result<(), PageRequestError> {
         let Some(func) = self.functions.get_mut(f.slot()).filter(|x| x.id == f) else {
-            return false;
+            return Err(PageRequestError::NoSuchFunction(f));
         };
-        if func.state.hca != commands::HcaState::Initialized || pages == 0 {
-            return false;
+        if func.state.hca != commands::HcaState::Initialized {
+            return Err(PageRequestError::NotInitialized(f));
+        }
+        if pages == 0 {
+            return Err(PageRequestError::NoPages);
         }
         let owed = func
             .state
@@ -186,7 +204,7 @@ impl Mlx5Nic {
             &mut self.counters,
             &mut self.interrupts,
         );
-        true
+        Ok(())
     }
 
     /// Device-wide counters.

@@ -14,7 +14,7 @@ use mlx5_hw::eqe::{EventData, EventType};
 use mlx5_model::testing::{
     CmdDriver, CmdError, DriverEq, Output, create_eq_input, device, input, put_dword,
 };
-use mlx5_model::{FunctionId, Interrupt, Mlx5Nic, syndrome};
+use mlx5_model::{FunctionId, Interrupt, Mlx5Nic, PageRequestError, syndrome};
 
 const VF0: FunctionId = FunctionId::Vf(0);
 const VF1: FunctionId = FunctionId::Vf(1);
@@ -383,7 +383,7 @@ fn an_eq_buffer_dma_fault_stops_only_that_eq() {
 fn page_requests_post_an_eqe_and_query_pages_reports_the_debt() {
     let (mut nic, mut d, uar) = up(1, VF0);
     let mut eq = d.create_eq(&mut nic, 3, uar, 0, &[EventType::PageRequest]);
-    assert!(nic.request_pages(VF0, 3));
+    nic.request_pages(VF0, 3).unwrap();
     let seen = d.poll_eq(&mut eq);
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].event_type, EventType::PageRequest);
@@ -406,7 +406,11 @@ fn page_requests_post_an_eqe_and_query_pages_reports_the_debt() {
     assert_eq!(d.query_pages(&mut nic, 3), 0);
     assert_eq!(nic.counters().page_requests, 1);
     // Not for a function that is not initialized.
-    assert!(!nic.request_pages(VF1, 1));
+    assert_eq!(
+        nic.request_pages(VF1, 1),
+        Err(PageRequestError::NotInitialized(VF1))
+    );
+    assert_eq!(nic.request_pages(VF0, 0), Err(PageRequestError::NoPages));
 }
 
 /// A small deterministic generator.

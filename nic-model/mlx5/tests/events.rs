@@ -9,7 +9,7 @@ use std::sync::Arc;
 use adapter_core::memory::{DmaTarget, SharedMemory};
 use hw_common::Iova;
 use mlx5_hw::cmd::{CommandStatus, Opcode};
-use mlx5_hw::commands::queues::{QueryEqOut, eq_state};
+use mlx5_hw::commands::queues::{CreateEqIn, QueryEqOut, eq_state};
 use mlx5_hw::eqe::{EventData, EventType};
 use mlx5_model::testing::{
     CmdDriver, CmdError, DriverEq, Output, create_eq_input, device, input, put_dword,
@@ -156,6 +156,66 @@ fn an_armed_eq_interrupts_once_until_re_armed() {
     d.eq_doorbell_raw(&mut nic, uar, eq.eqn + 1, eq.consumer, true);
     assert_eq!(nic.counters().eq_doorbell_errors, before + 3);
     assert_eq!(nic.counters().interrupts_sent, 2);
+}
+
+#[test]
+fn eq_state_at_creation_and_page_offset() {
+    let (mut nic, mut d, uar) = up(1, VF0);
+    d.msix_control(&mut nic, true, false);
+    d.program_vector(&mut nic, 0, MSI_ADDR, 9, false);
+    // Always armed, EQEs from 2 × 64 bytes into the page.
+    let page = d.fresh_pages(1)[0];
+    let mut m = create_eq_input(2, uar, 0, 0, &[page], &[EventType::Cmd]);
+    {
+        let mut i = CreateEqIn::new_checked(&mut m[..]).unwrap();
+        let mut c = i.eq_context_mut();
+        c.set_st(eq_state::ALWAYS_ARMED);
+        c.set_page_offset(2);
+    }
+    let eqn = d.ok(&mut nic, &m, 0x10).dword(0x08) as u8;
+    let mut eq = DriverEq {
+        eqn,
+        log_size: 2,
+        uar,
+        buffer: page + 2 * 64,
+        consumer: 0,
+    };
+    for k in 0..4u32 {
+        let mut eqe = [0u8; 64];
+        eqe[63] = 1;
+        d.write(eq.eqe_iova(k), &eqe);
+    }
+    nop(&mut d, &mut nic);
+    nop(&mut d, &mut nic);
+    assert_eq!(d.poll_eq(&mut eq).len(), 2);
+    assert_eq!(nic.take_interrupts().len(), 2, "every EQE fires");
+    let q = query_eq(&mut d, &mut nic, eqn);
+    let c = QueryEqOut::new_checked(&q.bytes[..]).unwrap();
+    assert_eq!(
+        (c.eq_context().st(), c.eq_context().page_offset()),
+        (eq_state::ALWAYS_ARMED, 2)
+    );
+    // Armed at creation.
+    let page = d.fresh_pages(1)[0];
+    let mut m = create_eq_input(2, uar, 0, 0, &[page], &[EventType::Cmd]);
+    CreateEqIn::new_checked(&mut m[..])
+        .unwrap()
+        .eq_context_mut()
+        .set_st(eq_state::ARMED);
+    let eqn = d.ok(&mut nic, &m, 0x10).dword(0x08) as u8;
+    // QUERY_EQ answers before its own completion EQE is written.
+    let q = query_eq(&mut d, &mut nic, eqn);
+    let c = QueryEqOut::new_checked(&q.bytes[..]).unwrap();
+    assert_eq!(c.eq_context().st(), eq_state::ARMED);
+    assert_eq!(c.eq_context().producer_counter(), 0);
+    let q = query_eq(&mut d, &mut nic, eqn);
+    let c = QueryEqOut::new_checked(&q.bytes[..]).unwrap();
+    assert_eq!(
+        c.eq_context().st(),
+        eq_state::FIRED,
+        "the first EQE fired it"
+    );
+    assert_eq!(c.eq_context().producer_counter(), 1);
 }
 
 #[test]

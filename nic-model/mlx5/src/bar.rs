@@ -1,10 +1,17 @@
 //! BAR0 accesses: the bus-device face of the model. Checked (function enabled, memory space
 //! on, BAR0 only, 1/2/4/8 bytes naturally aligned, in range), then dispatched to the
-//! initialization segment (big-endian registers), the MSI-X table (stored; PBA reads zero) or
-//! — for what is not modelled yet, the UAR pages — read as zero and counted.
+//! initialization segment (big-endian registers), the MSI-X table and PBA ([`crate::msix`];
+//! unmasking a vector sends its pending message) or the UAR pages, where the EQ doorbells
+//! ([`crate::eq`]) are served. Every other UAR register (CQ arm, BlueFlame: not modelled
+//! yet) and UAR reads count as unknown accesses (reads return zero).
 
+use mlx5_hw::caps::GeneralCaps;
+use mlx5_hw::eqe::EQ_DOORBELL_LEN;
 use mlx5_hw::init_seg::INIT_SEG_LEN;
 use mlx5_hw::pci::msix;
+use mlx5_hw::uar::{UAR_PAGE_LEN, UarIndex, UarRegister};
+
+use crate::commands::FIRST_UAR;
 
 use crate::config::{header, sriov_cap};
 use crate::function::FunctionId;
@@ -18,6 +25,7 @@ enum Region {
     InitSegment,
     MsixTable(usize),
     Pba,
+    Uar(u64),
     Other,
 }
 
@@ -31,6 +39,8 @@ fn region(offset: u64, len: usize, table_len: usize) -> Region {
         Region::MsixTable((offset - table) as usize)
     } else if offset >= pba && end <= pba + PBA_LEN {
         Region::Pba
+    } else if offset >= u64::from(FIRST_UAR) * UAR_PAGE_LEN {
+        Region::Uar(offset)
     } else {
         Region::Other
     }
@@ -83,17 +93,18 @@ impl Mlx5Nic {
         let Some(func) = self.function_mut(f) else {
             return;
         };
-        let ok = match region(offset, data.len(), func.msix_table.len()) {
+        let ok = match region(offset, data.len(), func.msix.table.len()) {
             Region::InitSegment => func.seg.read(now, offset as usize, data),
             Region::MsixTable(at) => {
-                data.copy_from_slice(&func.msix_table[at..at + data.len()]);
+                data.copy_from_slice(&func.msix.table[at..at + data.len()]);
                 true
             }
             Region::Pba => {
-                data.fill(0);
+                func.msix
+                    .read_pba((offset - u64::from(msix::PBA_OFFSET)) as usize, data);
                 true
             }
-            Region::Other => false,
+            Region::Uar(_) | Region::Other => false,
         };
         if !ok {
             data.fill(0);
@@ -110,7 +121,7 @@ impl Mlx5Nic {
         }
         // A doorbell orders the driver's earlier writes of entries and mailboxes.
         adapter_core::memory::SharedMemory::acquire();
-        let Some(table_len) = self.function(f).map(|x| x.msix_table.len()) else {
+        let Some(table_len) = self.function(f).map(|x| x.msix.table.len()) else {
             return;
         };
         match region(offset, data.len(), table_len) {
@@ -125,11 +136,13 @@ impl Mlx5Nic {
                 }
             }
             Region::MsixTable(at) => {
-                if let Some(func) = self.function_mut(f) {
-                    func.msix_table[at..at + data.len()].copy_from_slice(data);
+                if let Some(func) = self.functions.get_mut(f.slot()).filter(|x| x.id == f) {
+                    func.msix.table[at..at + data.len()].copy_from_slice(data);
+                    func.deliver_pending(&mut self.counters, &mut self.interrupts);
                 }
             }
             Region::Pba => self.counters.read_only_writes += 1,
+            Region::Uar(offset) => self.uar_write(f, offset, data),
             Region::Other => self.counters.unknown_writes += 1,
         }
     }
@@ -144,6 +157,32 @@ impl Mlx5Nic {
             SegmentWrite::Doorbell(mask) => self.doorbell(f, mask),
             SegmentWrite::ReadOnly => self.counters.read_only_writes += 1,
         }
+    }
+
+    /// A write to a UAR page: the EQ doorbells (4 bytes, big-endian), anything else counted.
+    fn uar_write(&mut self, f: FunctionId, offset: u64, data: &[u8]) {
+        let Some(func) = self.functions.get_mut(f.slot()).filter(|x| x.id == f) else {
+            return;
+        };
+        let (log_page, log_bf) = GeneralCaps::new_checked(&func.state.general_cur[..])
+            .map_or((0, 0), |g| (g.log_uar_page_sz(), g.log_bf_reg_size()));
+        let Some((UarIndex(uar), within)) = UarIndex::from_bar_offset(offset, log_page) else {
+            self.counters.unknown_writes += 1;
+            return;
+        };
+        let arm = match UarRegister::decode(within as u32, log_bf) {
+            UarRegister::EqArm => true,
+            UarRegister::EqUpdateCi => false,
+            _ => {
+                self.counters.unknown_writes += 1;
+                return;
+            }
+        };
+        if data.len() != EQ_DOORBELL_LEN {
+            self.counters.eq_doorbell_errors += 1;
+            return;
+        }
+        func.eq_doorbell(uar, data, arm, &mut self.counters, &mut self.interrupts);
     }
 
     /// 32-bit big-endian read of BAR0 of `f`: what `ioread32be` returns.

@@ -34,7 +34,10 @@ use mlx5_hw::commands::resources::{
     DeallocUarIn, DeallocUarOut,
 };
 
+use adapter_core::memory::Iommu;
+
 use crate::caps;
+use crate::eq::{self, Eqs};
 use crate::hw::{CapMode, CapOpMod, CapType};
 
 /// The model's syndromes: which check refused a command.
@@ -81,6 +84,19 @@ pub mod syndrome {
     pub const PAGE_LIST_SHORT: u32 = 0x4D58_0041;
     /// ACCESS_REG of a register the model does not have.
     pub const UNSUPPORTED_REGISTER: u32 = 0x4D58_0042;
+    /// A queue size (log2 entries) of 0 or beyond the capability, or a page size beyond the
+    /// model's.
+    pub const BAD_QUEUE_SIZE: u32 = 0x4D58_0050;
+    /// An interrupt vector beyond the function's MSI-X table.
+    pub const BAD_VECTOR: u32 = 0x4D58_0051;
+    /// A UAR page the function has not allocated.
+    pub const NO_SUCH_UAR: u32 = 0x4D58_0052;
+    /// A page address (PAS) not aligned to the queue's page size.
+    pub const BAD_PAS: u32 = 0x4D58_0053;
+    /// A page list shorter than the queue's buffer.
+    pub const PAS_SHORT: u32 = 0x4D58_0054;
+    /// The queue's buffer is not reachable through the function's IOMMU (a DMA fault).
+    pub const EQ_BUFFER_FAULT: u32 = 0x4D58_0055;
 }
 
 /// Pages a function asks for at boot (QUERY_PAGES op_mod 1).
@@ -131,6 +147,11 @@ pub struct FunctionState {
     pub transport_domains: BTreeSet<u32>,
     /// The HOST_ENDIANNESS register as the driver wrote it (`he`: host big-endian).
     pub host_big_endian: Option<bool>,
+    /// Event queues by number.
+    pub eqs: Eqs,
+    /// Pages the device asked for by a page-request event and has not been given yet
+    /// (QUERY_PAGES op_mod 3).
+    pub pages_owed: u32,
 }
 
 impl FunctionState {
@@ -146,6 +167,8 @@ impl FunctionState {
             pds: BTreeSet::new(),
             transport_domains: BTreeSet::new(),
             host_big_endian: None,
+            eqs: Eqs::new(),
+            pages_owed: 0,
         }
     }
 
@@ -165,23 +188,27 @@ pub(crate) struct Ctx {
     pub uar_pages: u32,
     /// Pages a DISABLE_HCA released with the function.
     pub released_pages: core::cell::Cell<usize>,
+    /// Vectors of the function's MSI-X table.
+    pub msix_vectors: u16,
+    /// CREATE_EQs refused because the EQ buffer faulted.
+    pub eq_buffer_faults: core::cell::Cell<u64>,
 }
 
 /// A refusal: status and syndrome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Refusal(CommandStatus, u32);
+pub(crate) struct Refusal(CommandStatus, u32);
 
-type Result<T> = core::result::Result<T, Refusal>;
+pub(crate) type Result<T> = core::result::Result<T, Refusal>;
 
-fn refuse<T>(status: CommandStatus, syndrome: u32) -> Result<T> {
+pub(crate) fn refuse<T>(status: CommandStatus, syndrome: u32) -> Result<T> {
     Err(Refusal(status, syndrome))
 }
 
-fn short_in<E>(_: E) -> Refusal {
+pub(crate) fn short_in<E>(_: E) -> Refusal {
     Refusal(CommandStatus::BadInputLength, syndrome::INPUT_TOO_SHORT)
 }
 
-fn short_out<E>(_: E) -> Refusal {
+pub(crate) fn short_out<E>(_: E) -> Refusal {
     Refusal(CommandStatus::BadOutputLength, syndrome::OUTPUT_TOO_SHORT)
 }
 
@@ -190,13 +217,14 @@ fn short_out<E>(_: E) -> Refusal {
 pub(crate) fn execute(
     st: &mut FunctionState,
     ctx: &Ctx,
+    iommu: &Iommu,
     input: &[u8],
     out_len: usize,
 ) -> (Vec<u8>, CommandStatus) {
     let mut out = vec![0u8; out_len];
     let result = InputHeader::parse(input)
         .map_err(short_in)
-        .and_then(|h| dispatch(st, ctx, h, input, &mut out));
+        .and_then(|h| dispatch(st, ctx, iommu, h, input, &mut out));
     let header = match result {
         Ok(()) => OutputHeader::OK,
         Err(Refusal(status, syndrome)) => {
@@ -212,6 +240,7 @@ pub(crate) fn execute(
 fn dispatch(
     st: &mut FunctionState,
     ctx: &Ctx,
+    iommu: &Iommu,
     h: InputHeader,
     input: &[u8],
     out: &mut [u8],
@@ -239,6 +268,9 @@ fn dispatch(
         Opcode::DeallocPd => dealloc_pd(st, h, input, out),
         Opcode::AllocTransportDomain => alloc_td(st, h, input, out),
         Opcode::DeallocTransportDomain => dealloc_td(st, h, input, out),
+        Opcode::CreateEq => eq::create_eq(st, ctx, iommu, h, input, out),
+        Opcode::DestroyEq => eq::destroy_eq(st, h, input, out),
+        Opcode::QueryEq => eq::query_eq(st, h, input, out),
         _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
     }
 }
@@ -258,7 +290,7 @@ fn need_before_init(st: &FunctionState) -> Result<()> {
     Ok(())
 }
 
-fn need_initialized(st: &FunctionState) -> Result<()> {
+pub(crate) fn need_initialized(st: &FunctionState) -> Result<()> {
     need_enabled(st)?;
     if st.hca != HcaState::Initialized {
         return refuse(CommandStatus::BadSysState, syndrome::NOT_INITIALIZED);
@@ -266,7 +298,7 @@ fn need_initialized(st: &FunctionState) -> Result<()> {
     Ok(())
 }
 
-fn no_op_mod(h: InputHeader) -> Result<()> {
+pub(crate) fn no_op_mod(h: InputHeader) -> Result<()> {
     if h.op_mod != 0 {
         return refuse(CommandStatus::BadOp, syndrome::BAD_OP_MOD);
     }
@@ -342,7 +374,7 @@ fn query_pages(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [
     let wanted = match PagesKind::from(h.op_mod) {
         PagesKind::Boot => i64::from(BOOT_PAGES) - given,
         PagesKind::Init => i64::from(BOOT_PAGES + INIT_PAGES) - given,
-        PagesKind::Regular => 0,
+        PagesKind::Regular => i64::from(st.pages_owed),
         PagesKind::Unknown(_) => return refuse(CommandStatus::BadOp, syndrome::BAD_OP_MOD),
     };
     own_function(i.function_id(), i.embedded_cpu_function())?;
@@ -386,6 +418,9 @@ fn manage_pages(
                 }
             }
             st.pages.extend(new);
+            if st.hca == HcaState::Initialized {
+                st.pages_owed = st.pages_owed.saturating_sub(n as u32);
+            }
         }
         ManagePagesOp::Take => {
             let spare = st.pages.len().saturating_sub(st.pages_needed());
@@ -490,6 +525,8 @@ fn teardown_hca(
         return refuse(CommandStatus::BadParam, syndrome::BAD_TEARDOWN_PROFILE);
     }
     st.hca = HcaState::Enabled;
+    st.eqs.clear();
+    st.pages_owed = 0;
     st.uars.clear();
     st.pds.clear();
     st.transport_domains.clear();

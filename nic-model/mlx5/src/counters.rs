@@ -45,6 +45,28 @@ pub struct Counters {
     pub function_resets: u64,
     /// `advance_to` calls with a time before the current one (ignored).
     pub time_went_backwards: u64,
+    /// MSI-X messages sent.
+    pub interrupts_sent: u64,
+    /// Interrupts raised while the vector or the function was masked (PBA bit set; sent on
+    /// unmask).
+    pub interrupts_pending: u64,
+    /// Interrupts raised while MSI-X was disabled (nothing can be sent: dropped).
+    pub interrupts_dropped: u64,
+    /// EQEs written.
+    pub eqes_written: u64,
+    /// Events dropped because their EQ was full.
+    pub eq_overflows: u64,
+    /// DMA faults writing an EQE (the EQ stops).
+    pub eq_dma_faults: u64,
+    /// Events dropped because their EQ had stopped on a DMA fault.
+    pub eqes_dropped_failed_eq: u64,
+    /// EQ doorbells refused: unknown EQ, EQ of another UAR page, consumer counter beyond the
+    /// producer, or a write that is not 4 bytes.
+    pub eq_doorbell_errors: u64,
+    /// CREATE_EQs refused because the EQ buffer was not reachable (DMA fault).
+    pub eq_buffer_faults: u64,
+    /// Page-request events the device raised.
+    pub page_requests: u64,
 }
 
 /// Delivery errors by delivery status.
@@ -146,4 +168,8 @@ pub struct FunctionCounters {
     pub delivery_errors: u64,
     /// DMA faults of the command interface.
     pub dma_faults: u64,
+    /// Events dropped because an EQ of the function was full.
+    pub eq_overflows: u64,
+    /// DMA faults writing the function's EQEs.
+    pub eq_dma_faults: u64,
 }

@@ -18,6 +18,11 @@
 //! * The bring-up commands with their state machine per function ([`commands`]), from
 //!   ENABLE_HCA to INIT_HCA and the first resources (UAR, PD, transport domain); every other
 //!   opcode is refused with BAD_OP.
+//! * MSI-X per function ([`msix`]): the table and PBA in BAR0, vector and function masks,
+//!   [`Interrupt`] messages the host takes with [`Mlx5Nic::take_interrupts`].
+//! * Event queues ([`eq`]): CREATE/DESTROY/QUERY_EQ, EQEs written with their owner bits, the
+//!   EQ doorbells in the UAR pages and arming, overflow and DMA faults counted, event-mode
+//!   command completion and page-request events.
 //!
 //! The hardware facts (offsets, layouts, opcodes, statuses) come from `mlx5-hw` only. The
 //! crate depends on `mlx5-hw`, `adapter-core` and `hw-common`, nothing else of the workspace.
@@ -30,14 +35,18 @@ pub mod cmdq;
 pub mod commands;
 pub mod config;
 mod counters;
+pub mod eq;
 mod function;
 mod hw;
 pub mod init_seg;
+pub mod msix;
 mod nic;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 
 pub use commands::{FunctionState, HcaState, syndrome};
 pub use counters::{Counters, FunctionCounters};
+pub use eq::{EqArm, EqState};
 pub use function::FunctionId;
-pub use nic::{Mlx5Config, Mlx5Nic};
+pub use msix::Interrupt;
+pub use nic::{DmaMapError, Mlx5Config, Mlx5Nic, PageRequestError};

@@ -7,6 +7,7 @@ use adapter_core::SimTime;
 use adapter_core::memory::{DmaTarget, Iommu, MapError};
 use hw_common::Iova;
 use mlx5_hw::cmd::DeliveryStatus;
+use mlx5_hw::eqe::{EventData, EventType};
 use mlx5_hw::pci::{self, layout, msix, sriov};
 use mlx5_hw::uar::UAR_PAGE_LEN;
 
@@ -14,8 +15,10 @@ use crate::cmdq::{self, SlotOutcome};
 use crate::commands::{self, Ctx, FunctionState};
 use crate::config::{ConfigAccessError, ConfigSpace, sriov_cap};
 use crate::counters::{Counters, FunctionCounters};
+use crate::eq;
 use crate::function::FunctionId;
 use crate::init_seg::SegmentState;
+use crate::msix::{Interrupt, Msix};
 
 /// How the model is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,14 +54,28 @@ pub enum DmaMapError {
     Map(#[from] MapError),
 }
 
+/// Why a page request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PageRequestError {
+    /// The function does not exist (VF beyond TotalVFs).
+    #[error("no function {0}")]
+    NoSuchFunction(FunctionId),
+    /// The function is not initialized (INIT_HCA): it has no EQs to hear the request.
+    #[error("{0} is not initialized")]
+    NotInitialized(FunctionId),
+    /// A request for zero pages.
+    #[error("a page request for no pages")]
+    NoPages,
+}
+
 /// One PCI function: its configuration space, IOMMU, BAR0 contents and command state.
 pub(crate) struct Function {
     pub(crate) id: FunctionId,
     pub(crate) config: ConfigSpace,
     pub(crate) iommu: Iommu,
     pub(crate) seg: SegmentState,
-    /// MSI-X table bytes (stored only: no vectors are raised yet).
-    pub(crate) msix_table: Vec<u8>,
+    /// MSI-X table and PBA.
+    pub(crate) msix: Msix,
     pub(crate) cmdq: Option<u64>,
     pub(crate) cmdq_stopped: bool,
     pub(crate) state: FunctionState,
@@ -71,26 +88,16 @@ impl Function {
             FunctionId::Pf => (ConfigSpace::new_pf(total_vfs), msix::PF_TABLE_SIZE),
             FunctionId::Vf(_) => (ConfigSpace::new_vf(), msix::VF_TABLE_SIZE),
         };
-        let mut f = Function {
+        Function {
             id,
             config,
             iommu: Iommu::default(),
             seg: SegmentState::new(now, boot_ns),
-            msix_table: vec![0; 16 * usize::from(table)],
+            msix: Msix::new(table),
             cmdq: None,
             cmdq_stopped: false,
             state: FunctionState::new(id.is_vf()),
             counters: FunctionCounters::default(),
-        };
-        f.reset_msix();
-        f
-    }
-
-    fn reset_msix(&mut self) {
-        self.msix_table.fill(0);
-        // Every vector starts masked (vector control bit 0).
-        for e in self.msix_table.chunks_exact_mut(16) {
-            e[12] = 1;
         }
     }
 
@@ -108,6 +115,7 @@ pub struct Mlx5Nic {
     pub(crate) now: SimTime,
     pub(crate) functions: Vec<Function>,
     pub(crate) counters: Counters,
+    pub(crate) interrupts: Vec<Interrupt>,
 }
 
 impl Mlx5Nic {
@@ -126,6 +134,7 @@ impl Mlx5Nic {
             now: SimTime::ZERO,
             functions,
             counters: Counters::default(),
+            interrupts: Vec::new(),
         }
     }
 
@@ -148,6 +157,54 @@ impl Mlx5Nic {
             return;
         }
         self.now = now;
+    }
+
+    /// Interrupt messages sent since the last call, in order.
+    pub fn take_interrupts(&mut self) -> Vec<Interrupt> {
+        std::mem::take(&mut self.interrupts)
+    }
+
+    /// The PBA of function `f` (bit n: vector n pending).
+    pub fn msix_pending(&self, f: FunctionId) -> Option<u64> {
+        self.function(f).map(|x| x.msix.pending)
+    }
+
+    /// The device asks function `f` for `pages` more pages (initialized functions only): the
+    /// page-request event (function id 0: the function itself) goes to the EQs subscribed to
+    /// it, and QUERY_PAGES op_mod 3 reports the pages owed until MANAGE_PAGES gives them.
+    /// Refused (nothing happens) for a function that is absent or not initialized, or for no
+    /// pages.
+    pub fn request_pages(&mut self, f: FunctionId, pages: u32) -> Result<(), PageRequestError> {
+        let Some(func) = self.functions.get_mut(f.slot()).filter(|x| x.id == f) else {
+            return Err(PageRequestError::NoSuchFunction(f));
+        };
+        if func.state.hca != commands::HcaState::Initialized {
+            return Err(PageRequestError::NotInitialized(f));
+        }
+        if pages == 0 {
+            return Err(PageRequestError::NoPages);
+        }
+        let owed = func
+            .state
+            .pages_owed
+            .saturating_add(pages)
+            .min(i32::MAX as u32);
+        func.state.pages_owed = owed;
+        self.counters.page_requests += 1;
+        let eqs = eq::subscribers(&func.state, EventType::PageRequest);
+        let data = EventData::PageRequest {
+            flags: 0,
+            func_id: 0,
+            num_pages: pages.min(i32::MAX as u32) as i32,
+        };
+        func.post_event(
+            &eqs,
+            EventType::PageRequest,
+            data,
+            &mut self.counters,
+            &mut self.interrupts,
+        );
+        Ok(())
     }
 
     /// Device-wide counters.
@@ -265,6 +322,10 @@ impl Mlx5Nic {
             self.reset_function(f);
             return;
         }
+        // MSI-X enable or the function mask may have changed.
+        if let Some(func) = self.functions.get_mut(f.slot()).filter(|x| x.id == f) {
+            func.deliver_pending(&mut self.counters, &mut self.interrupts);
+        }
         if f == FunctionId::Pf {
             let enable = sriov_cap::CONTROL_VF_ENABLE;
             // NumVFs may only change while VF Enable is clear (SR-IOV 3.3.7).
@@ -357,16 +418,21 @@ impl Mlx5Nic {
             is_vf: f.is_vf(),
             uar_pages: (func.bar0_size() / UAR_PAGE_LEN) as u32,
             released_pages: core::cell::Cell::new(0),
+            msix_vectors: func.msix.vectors(),
+            eq_buffer_faults: core::cell::Cell::new(0),
         };
+        let ints = &mut self.interrupts;
         for slot in (0..32u8).filter(|s| mask & (1 << s) != 0) {
             if func.cmdq_stopped {
                 c.doorbell_queue_stopped += 1;
                 continue;
             }
             let mut status = None;
+            // Event mode: EQs subscribed before the command ran hear of its completion.
+            let cmd_eqs = eq::subscribers(&func.state, EventType::Cmd);
             let Function { iommu, state, .. } = &mut *func;
             let outcome = cmdq::process_slot(iommu, cmdq, slot, verify, |input, out_len| {
-                let (out, s) = commands::execute(state, &ctx, input, out_len);
+                let (out, s) = commands::execute(state, &ctx, iommu, input, out_len);
                 status = Some(s);
                 out
             });
@@ -394,7 +460,12 @@ impl Mlx5Nic {
                     func.cmdq_stopped = true;
                 }
             }
+            if matches!(outcome, SlotOutcome::Executed | SlotOutcome::Refused(_)) {
+                let data = EventData::Cmd { vector: 1 << slot };
+                func.post_event(&cmd_eqs, EventType::Cmd, data, c, ints);
+            }
         }
+        c.eq_buffer_faults += ctx.eq_buffer_faults.get();
         c.pages_released_on_reset += ctx.released_pages.get() as u64;
     }
 }

@@ -1,8 +1,9 @@
 //! Test support (feature `test-utils`): a minimal command driver that does what a driver's
 //! command layer does — hands the device a command queue page, builds entries and mailbox
 //! chains in a [`SharedMemory`] mapped into the function's IOMMU, rings the doorbell and
-//! polls ownership — plus the `mlx5_core` bring-up order up to INIT_HCA. For the model's
-//! tests, the fuzz target and driver tests.
+//! polls ownership — plus the `mlx5_core` bring-up order up to INIT_HCA, and the event side:
+//! MSI-X programming, EQ creation, polling EQEs by owner bit and the EQ doorbell. For the
+//! model's tests, the fuzz target and driver tests.
 // Test support: a failed expectation panics with the command and its status.
 #![allow(clippy::panic)]
 
@@ -21,7 +22,14 @@ use mlx5_hw::cmd::{
 use mlx5_hw::commands::lifecycle::{PAS_OFFSET, RegisterId, access_reg_op};
 use mlx5_hw::init_seg::Register;
 
+use mlx5_hw::commands::queues::{CreateEqIn, PAS_OFFSET as CREATE_PAS_OFFSET, create_in_len};
+use mlx5_hw::cqe::owner_bit;
+use mlx5_hw::eqe::{EQ_CI_MASK, EQE_INITIAL_OWNER, EQE_LEN, EqDoorbellRepr, EqeRepr, EventType};
+use mlx5_hw::pci::{layout, msix};
+use mlx5_hw::uar::{EQ_DOORBELL_ARM, EQ_DOORBELL_UPDATE_CI, UAR_PAGE_LEN};
+
 use crate::commands::HOST_ENDIANNESS_MSG_LEN;
+use crate::config::msix_cap;
 use crate::function::FunctionId;
 use crate::nic::Mlx5Nic;
 
@@ -394,6 +402,201 @@ impl CmdDriver {
             init_pages,
             general_max: max,
         }
+    }
+}
+
+/// An EQ as the test driver created it: a contiguous buffer in the driver's memory, the
+/// driver's consumer counter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverEq {
+    /// EQ number.
+    pub eqn: u8,
+    /// log2 of the number of EQEs.
+    pub log_size: u8,
+    /// The UAR page of its doorbell.
+    pub uar: u32,
+    /// IOVA of EQE 0.
+    pub buffer: u64,
+    /// The driver's consumer counter.
+    pub consumer: u32,
+}
+
+impl DriverEq {
+    /// IOVA of the EQE at counter `counter`.
+    pub fn eqe_iova(&self, counter: u32) -> u64 {
+        let index = counter & ((1 << self.log_size) - 1);
+        self.buffer + u64::from(index) * EQE_LEN as u64
+    }
+}
+
+/// A CREATE_EQ input: `log_size`, UAR page, vector, page size, page list and subscribed events.
+pub fn create_eq_input(
+    log_size: u8,
+    uar: u32,
+    vector: u16,
+    log_page_size: u8,
+    pas: &[u64],
+    events: &[EventType],
+) -> Vec<u8> {
+    let len = create_in_len(pas.len()).unwrap_or(CREATE_PAS_OFFSET);
+    let mut m = input(Opcode::CreateEq, 0, len);
+    if let Ok(mut i) = CreateEqIn::new_checked(&mut m[..]) {
+        {
+            let mut c = i.eq_context_mut();
+            c.set_log_eq_size(log_size);
+            c.set_uar_page(uar);
+            c.set_intr(vector);
+            c.set_log_page_size(log_page_size);
+        }
+        for (k, pa) in pas.iter().enumerate() {
+            i.set_pa(k, *pa);
+        }
+        for e in events {
+            i.subscribe(*e);
+        }
+    }
+    m
+}
+
+impl CmdDriver {
+    /// ALLOC_UAR: the UAR index.
+    pub fn alloc_uar(&mut self, nic: &mut Mlx5Nic) -> u32 {
+        self.ok(nic, &input(Opcode::AllocUar, 0, 0x10), 0x10)
+            .dword(0x08)
+            & 0x00FF_FFFF
+    }
+
+    /// MSI-X on: enable set and the function mask as given (configuration write of the
+    /// capability's message control).
+    pub fn msix_control(&self, nic: &mut Mlx5Nic, enable: bool, function_mask: bool) {
+        let mut ctrl = 0u16;
+        if enable {
+            ctrl |= msix_cap::ENABLE;
+        }
+        if function_mask {
+            ctrl |= msix_cap::FUNCTION_MASK;
+        }
+        let at = (layout::MSIX + msix_cap::CONTROL) as u16;
+        nic.config_write(self.f, at, &ctrl.to_le_bytes());
+    }
+
+    /// Programs MSI-X table entry `vector` (address, data, masked) through BAR0.
+    pub fn program_vector(
+        &self,
+        nic: &mut Mlx5Nic,
+        vector: u16,
+        address: u64,
+        data: u32,
+        masked: bool,
+    ) {
+        let base = u64::from(msix::TABLE_OFFSET) + u64::from(vector) * 16;
+        nic.bar_write(self.f, 0, base, &address.to_le_bytes());
+        nic.bar_write(self.f, 0, base + 8, &data.to_le_bytes());
+        self.mask_vector(nic, vector, masked);
+    }
+
+    /// Sets or clears the mask bit of MSI-X vector `vector`.
+    pub fn mask_vector(&self, nic: &mut Mlx5Nic, vector: u16, masked: bool) {
+        let base = u64::from(msix::TABLE_OFFSET) + u64::from(vector) * 16;
+        nic.bar_write(self.f, 0, base + 12, &u32::from(masked).to_le_bytes());
+    }
+
+    /// The PBA as BAR0 reads it.
+    pub fn read_pba(&self, nic: &mut Mlx5Nic) -> u64 {
+        let mut b = [0u8; 8];
+        nic.bar_read(self.f, 0, u64::from(msix::PBA_OFFSET), &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    /// Allocates a contiguous EQ buffer of 2^`log_size` EQEs in fresh pages, starts every EQE
+    /// with owner 1 (as drivers do) and sends CREATE_EQ.
+    pub fn try_create_eq(
+        &mut self,
+        nic: &mut Mlx5Nic,
+        log_size: u8,
+        uar: u32,
+        vector: u16,
+        events: &[EventType],
+    ) -> (Result<Output, CmdError>, DriverEq) {
+        let bytes = EQE_LEN << log_size;
+        let pages = self.fresh_pages(bytes.div_ceil(4096));
+        let buffer = pages.first().copied().unwrap_or(0);
+        for k in 0..(1u64 << log_size) {
+            let mut eqe = [0u8; EQE_LEN];
+            eqe[EQE_LEN - 1] = EQE_INITIAL_OWNER;
+            self.write(buffer + k * EQE_LEN as u64, &eqe);
+        }
+        let m = create_eq_input(log_size, uar, vector, 0, &pages, events);
+        let o = self.exec(nic, &m, 0x10);
+        let eqn = o.as_ref().map_or(0, |o| o.dword(0x08) as u8);
+        let eq = DriverEq {
+            eqn,
+            log_size,
+            uar,
+            buffer,
+            consumer: 0,
+        };
+        (o, eq)
+    }
+
+    /// [`CmdDriver::try_create_eq`] that must succeed.
+    pub fn create_eq(
+        &mut self,
+        nic: &mut Mlx5Nic,
+        log_size: u8,
+        uar: u32,
+        vector: u16,
+        events: &[EventType],
+    ) -> DriverEq {
+        let (o, eq) = self.try_create_eq(nic, log_size, uar, vector, events);
+        match o {
+            Ok(o) if o.status == CommandStatus::Ok => eq,
+            other => panic!("CREATE_EQ on {}: {other:?}", self.f),
+        }
+    }
+
+    /// The EQE at counter `counter` as it stands in memory.
+    pub fn eqe(&self, eq: &DriverEq, counter: u32) -> EqeRepr {
+        let mut b = [0u8; EQE_LEN];
+        self.read(eq.eqe_iova(counter), &mut b);
+        match EqeRepr::parse_bytes(&b) {
+            Ok(e) => e,
+            Err(e) => panic!("EQE: {e:?}"),
+        }
+    }
+
+    /// The new EQEs (owner bit of the current pass), consumed: what `mlx5_eq_int` reads.
+    pub fn poll_eq(&self, eq: &mut DriverEq) -> Vec<EqeRepr> {
+        SharedMemory::acquire();
+        let mut seen = Vec::new();
+        loop {
+            let e = self.eqe(eq, eq.consumer);
+            if e.owner != owner_bit(eq.consumer, eq.log_size) {
+                return seen;
+            }
+            seen.push(e);
+            eq.consumer = (eq.consumer + 1) & EQ_CI_MASK;
+            if seen.len() > 1 << eq.log_size {
+                return seen;
+            }
+        }
+    }
+
+    /// Writes the EQ doorbell with the driver's consumer counter (`arm`: the arming offset).
+    pub fn eq_doorbell(&self, nic: &mut Mlx5Nic, eq: &DriverEq, arm: bool) {
+        self.eq_doorbell_raw(nic, eq.uar, eq.eqn, eq.consumer, arm);
+    }
+
+    /// Writes an EQ doorbell of UAR page `uar` with any EQ number and counter.
+    pub fn eq_doorbell_raw(&self, nic: &mut Mlx5Nic, uar: u32, eqn: u8, ci: u32, arm: bool) {
+        let db = EqDoorbellRepr { eqn, ci }.to_be_bytes();
+        let reg = if arm {
+            EQ_DOORBELL_ARM
+        } else {
+            EQ_DOORBELL_UPDATE_CI
+        };
+        let at = u64::from(uar) * UAR_PAGE_LEN + u64::from(reg);
+        nic.bar_write(self.f, 0, at, &db);
     }
 }
 

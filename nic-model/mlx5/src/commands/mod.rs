@@ -37,7 +37,9 @@ use mlx5_hw::commands::resources::{
 use adapter_core::memory::Iommu;
 
 use crate::caps;
-use crate::eq::{self, Eqs};
+use crate::eq::Eqs;
+
+mod eq_commands;
 use crate::hw::{CapMode, CapOpMod, CapType};
 
 /// The model's syndromes: which check refused a command.
@@ -268,9 +270,9 @@ fn dispatch(
         Opcode::DeallocPd => dealloc_pd(st, h, input, out),
         Opcode::AllocTransportDomain => alloc_td(st, h, input, out),
         Opcode::DeallocTransportDomain => dealloc_td(st, h, input, out),
-        Opcode::CreateEq => eq::create_eq(st, ctx, iommu, h, input, out),
-        Opcode::DestroyEq => eq::destroy_eq(st, h, input, out),
-        Opcode::QueryEq => eq::query_eq(st, h, input, out),
+        Opcode::CreateEq => eq_commands::create_eq(st, ctx, iommu, h, input, out),
+        Opcode::DestroyEq => eq_commands::destroy_eq(st, h, input, out),
+        Opcode::QueryEq => eq_commands::query_eq(st, h, input, out),
         _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
     }
 }

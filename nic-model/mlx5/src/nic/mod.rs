@@ -16,6 +16,8 @@ use crate::commands::{self, Ctx, FunctionState};
 use crate::config::{ConfigAccessError, ConfigSpace, sriov_cap};
 use crate::counters::{Counters, FunctionCounters};
 use crate::eq;
+
+mod events;
 use crate::function::FunctionId;
 use crate::init_seg::SegmentState;
 use crate::msix::{Interrupt, Msix};
@@ -191,7 +193,7 @@ impl Mlx5Nic {
             .min(i32::MAX as u32);
         func.state.pages_owed = owed;
         self.counters.page_requests += 1;
-        let eqs = eq::subscribers(&func.state, EventType::PageRequest);
+        let eqs = eq::subscribers(&func.state.eqs, EventType::PageRequest);
         let data = EventData::PageRequest {
             flags: 0,
             func_id: 0,
@@ -429,7 +431,7 @@ impl Mlx5Nic {
             }
             let mut status = None;
             // Event mode: EQs subscribed before the command ran hear of its completion.
-            let cmd_eqs = eq::subscribers(&func.state, EventType::Cmd);
+            let cmd_eqs = eq::subscribers(&func.state.eqs, EventType::Cmd);
             let Function { iommu, state, .. } = &mut *func;
             let outcome = cmdq::process_slot(iommu, cmdq, slot, verify, |input, out_len| {
                 let (out, s) = commands::execute(state, &ctx, iommu, input, out_len);

@@ -159,7 +159,8 @@ impl Mlx5Nic {
         }
     }
 
-    /// A write to a UAR page: the EQ doorbells (4 bytes, big-endian), anything else counted.
+    /// A write to a UAR page: the CQ arm doorbell (8 bytes) and the EQ doorbells (4 bytes),
+    /// big-endian; anything else counted.
     fn uar_write(&mut self, f: FunctionId, offset: u64, data: &[u8]) {
         let Some(func) = self.functions.get_mut(f.slot()).filter(|x| x.id == f) else {
             return;
@@ -171,6 +172,15 @@ impl Mlx5Nic {
             return;
         };
         let arm = match UarRegister::decode(within as u32, log_bf) {
+            UarRegister::CqArm { offset } => {
+                // One 64-bit write of the whole register; a 32-bit half is refused.
+                if offset != 0 || data.len() != crate::nic::CQ_ARM_DOORBELL_WRITE {
+                    self.counters.cq_doorbell_errors += 1;
+                    return;
+                }
+                func.cq_arm_doorbell(uar, data, &mut self.counters, &mut self.interrupts);
+                return;
+            }
             UarRegister::EqArm => true,
             UarRegister::EqUpdateCi => false,
             _ => {

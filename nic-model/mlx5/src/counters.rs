@@ -65,6 +65,23 @@ pub struct Counters {
     pub eq_doorbell_errors: u64,
     /// CREATE_EQs refused because the EQ buffer was not reachable (DMA fault).
     pub eq_buffer_faults: u64,
+    /// CREATE_CQs refused because the CQ buffer or doorbell record was not reachable.
+    pub cq_buffer_faults: u64,
+    /// CQEs written.
+    pub cqes_written: u64,
+    /// CQEs dropped because their CQ was full.
+    pub cq_overflows: u64,
+    /// DMA faults writing a CQE (the CQ is failed after).
+    pub cq_dma_faults: u64,
+    /// CQEs dropped because their CQ had failed.
+    pub cqes_dropped_failed_cq: u64,
+    /// CQEs posted to a CQ the function does not have.
+    pub cqes_no_cq: u64,
+    /// CQ arm doorbells refused: wrong size, unknown CQ, another UAR page, a consumer counter
+    /// past the producer.
+    pub cq_doorbell_errors: u64,
+    /// Completion events posted to EQs for armed CQs.
+    pub completion_events: u64,
     /// Page-request events the device raised.
     pub page_requests: u64,
 }
@@ -172,4 +189,8 @@ pub struct FunctionCounters {
     pub eq_overflows: u64,
     /// DMA faults writing the function's EQEs.
     pub eq_dma_faults: u64,
+    /// CQEs dropped because a CQ of the function was full.
+    pub cq_overflows: u64,
+    /// DMA faults writing the function's CQEs.
+    pub cq_dma_faults: u64,
 }

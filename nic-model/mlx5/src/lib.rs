@@ -23,6 +23,9 @@
 //! * Event queues ([`eq`]): CREATE/DESTROY/QUERY_EQ, EQEs written with their owner bits, the
 //!   EQ doorbells in the UAR pages and arming, overflow and DMA faults counted, event-mode
 //!   command completion and page-request events.
+//! * Completion queues ([`cq`]): CREATE/DESTROY/QUERY/MODIFY_CQ, CQEs written with their
+//!   owner bits (by the datapath; for now by the test hook), the CQ doorbell record and the
+//!   CQ arm doorbell, completion EQEs of armed CQs, overflow and DMA faults counted.
 //!
 //! The hardware facts (offsets, layouts, opcodes, statuses) come from `mlx5-hw` only. The
 //! crate depends on `mlx5-hw`, `adapter-core` and `hw-common`, nothing else of the workspace.
@@ -35,6 +38,7 @@ pub mod cmdq;
 pub mod commands;
 pub mod config;
 mod counters;
+pub mod cq;
 pub mod eq;
 mod function;
 mod hw;
@@ -46,6 +50,7 @@ pub mod testing;
 
 pub use commands::{FunctionState, HcaState, syndrome};
 pub use counters::{Counters, FunctionCounters};
+pub use cq::{CqArm, CqState};
 pub use eq::{EqArm, EqState};
 pub use function::FunctionId;
 pub use msix::Interrupt;

@@ -2,7 +2,8 @@
 //! command layer does — hands the device a command queue page, builds entries and mailbox
 //! chains in a [`SharedMemory`] mapped into the function's IOMMU, rings the doorbell and
 //! polls ownership — plus the `mlx5_core` bring-up order up to INIT_HCA, and the event side:
-//! MSI-X programming, EQ creation, polling EQEs by owner bit and the EQ doorbell. For the
+//! MSI-X programming, EQ creation, polling EQEs by owner bit and the EQ doorbell; CQ creation,
+//! polling CQEs by owner bit, the CQ doorbell record and arm doorbell. For the
 //! model's tests, the fuzz target and driver tests.
 // Test support: a failed expectation panics with the command and its status.
 #![allow(clippy::panic)]
@@ -22,11 +23,16 @@ use mlx5_hw::cmd::{
 use mlx5_hw::commands::lifecycle::{PAS_OFFSET, RegisterId, access_reg_op};
 use mlx5_hw::init_seg::Register;
 
-use mlx5_hw::commands::queues::{CreateEqIn, PAS_OFFSET as CREATE_PAS_OFFSET, create_in_len};
-use mlx5_hw::cqe::owner_bit;
+use mlx5_hw::commands::queues::{
+    CreateCqIn, CreateEqIn, PAS_OFFSET as CREATE_PAS_OFFSET, create_in_len,
+};
+use mlx5_hw::cqe::{
+    CQ_ARM_DOORBELL_LEN, CQ_CI_MASK, CQ_DB_RECORD_LEN, CQE_INITIAL_OP_OWN, CQE_LEN, CqArmCmd,
+    CqArmDoorbell, CqArmDoorbellRepr, Cqe, CqeOpcode, CqeRepr, owner_bit,
+};
 use mlx5_hw::eqe::{EQ_CI_MASK, EQE_INITIAL_OWNER, EQE_LEN, EqDoorbellRepr, EqeRepr, EventType};
 use mlx5_hw::pci::{layout, msix};
-use mlx5_hw::uar::{EQ_DOORBELL_ARM, EQ_DOORBELL_UPDATE_CI, UAR_PAGE_LEN};
+use mlx5_hw::uar::{CQ_ARM_DOORBELL, EQ_DOORBELL_ARM, EQ_DOORBELL_UPDATE_CI, UAR_PAGE_LEN};
 
 use crate::commands::HOST_ENDIANNESS_MSG_LEN;
 use crate::config::msix_cap;
@@ -597,6 +603,162 @@ impl CmdDriver {
         };
         let at = u64::from(uar) * UAR_PAGE_LEN + u64::from(reg);
         nic.bar_write(self.f, 0, at, &db);
+    }
+}
+
+/// A CQ as the test driver created it: a contiguous buffer and a doorbell record in the
+/// driver's memory, the driver's consumer counter and arm sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverCq {
+    /// CQ number.
+    pub cqn: u32,
+    /// log2 of the number of CQEs.
+    pub log_size: u8,
+    /// The UAR page of its arm doorbell.
+    pub uar: u32,
+    /// IOVA of CQE 0.
+    pub buffer: u64,
+    /// IOVA of the doorbell record.
+    pub dbr: u64,
+    /// The driver's consumer counter.
+    pub consumer: u32,
+    /// The driver's arm sequence number.
+    pub sn: u8,
+}
+
+impl DriverCq {
+    /// IOVA of the CQE at counter `counter`.
+    pub fn cqe_iova(&self, counter: u32) -> u64 {
+        let index = counter & ((1 << self.log_size) - 1);
+        self.buffer + u64::from(index) * CQE_LEN as u64
+    }
+}
+
+/// A CREATE_CQ input: `log_size`, UAR page, EQ, page size, page list, doorbell record.
+pub fn create_cq_input(
+    log_size: u8,
+    uar: u32,
+    eqn: u32,
+    log_page_size: u8,
+    pas: &[u64],
+    dbr: u64,
+) -> Vec<u8> {
+    let len = create_in_len(pas.len()).unwrap_or(CREATE_PAS_OFFSET);
+    let mut m = input(Opcode::CreateCq, 0, len);
+    if let Ok(mut i) = CreateCqIn::new_checked(&mut m[..]) {
+        {
+            let mut c = i.cq_context_mut();
+            c.set_log_cq_size(log_size);
+            c.set_uar_page(uar);
+            c.set_c_eqn(eqn);
+            c.set_log_page_size(log_page_size);
+            c.set_dbr_addr(dbr);
+        }
+        for (k, pa) in pas.iter().enumerate() {
+            i.set_pa(k, *pa);
+        }
+    }
+    m
+}
+
+impl CmdDriver {
+    /// The CREATE_CQ input of a fresh contiguous CQ buffer of 2^`log_size` CQEs (each started
+    /// with `op_own` 0xf1, as drivers do) and a fresh zeroed doorbell record, and the CQ as
+    /// the driver will know it (number 0 until created).
+    pub fn prepare_cq(&mut self, log_size: u8, uar: u32, eqn: u8) -> (Vec<u8>, DriverCq) {
+        let bytes = CQE_LEN << log_size;
+        let pages = self.fresh_pages(bytes.div_ceil(4096));
+        let buffer = pages.first().copied().unwrap_or(0);
+        for k in 0..(1u64 << log_size) {
+            let mut cqe = [0u8; CQE_LEN];
+            cqe[CQE_LEN - 1] = CQE_INITIAL_OP_OWN;
+            self.write(buffer + k * CQE_LEN as u64, &cqe);
+        }
+        let dbr = self.fresh_pages(1).first().copied().unwrap_or(0);
+        self.write(dbr, &[0u8; CQ_DB_RECORD_LEN]);
+        let m = create_cq_input(log_size, uar, u32::from(eqn), 0, &pages, dbr);
+        let cq = DriverCq {
+            cqn: 0,
+            log_size,
+            uar,
+            buffer,
+            dbr,
+            consumer: 0,
+            sn: 0,
+        };
+        (m, cq)
+    }
+
+    /// Creates a CQ of 2^`log_size` CQEs on UAR page `uar` sending its events to EQ `eqn`;
+    /// the CREATE_CQ must succeed.
+    pub fn create_cq(&mut self, nic: &mut Mlx5Nic, log_size: u8, uar: u32, eqn: u8) -> DriverCq {
+        let (m, mut cq) = self.prepare_cq(log_size, uar, eqn);
+        let o = self.ok(nic, &m, 0x10);
+        cq.cqn = o.dword(0x08) & 0x00FF_FFFF;
+        cq
+    }
+
+    /// The CQE at counter `counter` as it stands in memory.
+    pub fn cqe(&self, cq: &DriverCq, counter: u32) -> CqeRepr {
+        let mut b = [0u8; CQE_LEN];
+        self.read(cq.cqe_iova(counter), &mut b);
+        match Cqe::new_checked(&b[..]) {
+            Ok(c) => CqeRepr::parse(&c),
+            Err(e) => panic!("CQE: {e:?}"),
+        }
+    }
+
+    /// The new CQEs (owner bit of the current pass), consumed, and the consumer counter
+    /// written to the doorbell record: what a driver's CQ poll does.
+    pub fn poll_cq(&self, cq: &mut DriverCq) -> Vec<CqeRepr> {
+        SharedMemory::acquire();
+        let mut seen = Vec::new();
+        loop {
+            let e = self.cqe(cq, cq.consumer);
+            if e.opcode == CqeOpcode::Invalid || e.owner != owner_bit(cq.consumer, cq.log_size) {
+                break;
+            }
+            seen.push(e);
+            cq.consumer = (cq.consumer + 1) & CQ_CI_MASK;
+            if seen.len() >= 1 << cq.log_size {
+                break;
+            }
+        }
+        self.set_cq_ci(cq);
+        seen
+    }
+
+    /// Writes the driver's consumer counter into the CQ's doorbell record.
+    pub fn set_cq_ci(&self, cq: &DriverCq) {
+        self.write(cq.dbr, &(cq.consumer & CQ_CI_MASK).to_be_bytes());
+    }
+
+    /// Arms the CQ (`solicited`: for solicited CQEs only) with its consumer counter: the
+    /// doorbell record's arm word, then the 64-bit arm doorbell.
+    pub fn arm_cq(&self, nic: &mut Mlx5Nic, cq: &DriverCq, solicited: bool) {
+        let cmd = if solicited {
+            CqArmCmd::Solicited
+        } else {
+            CqArmCmd::NextCqe
+        };
+        let arm = CqArmDoorbellRepr {
+            sn: cq.sn & 3,
+            cmd,
+            ci: cq.consumer,
+            cqn: cq.cqn,
+        };
+        let mut db = [0u8; CQ_ARM_DOORBELL_LEN];
+        if let Ok(mut v) = CqArmDoorbell::new_checked(&mut db[..]) {
+            arm.emit(&mut v);
+        }
+        self.write(cq.dbr + 4, &db[..4]);
+        self.cq_arm_raw(nic, cq.uar, &db);
+    }
+
+    /// Writes `data` to the CQ arm doorbell of UAR page `uar`.
+    pub fn cq_arm_raw(&self, nic: &mut Mlx5Nic, uar: u32, data: &[u8]) {
+        let at = u64::from(uar) * UAR_PAGE_LEN + u64::from(CQ_ARM_DOORBELL);
+        nic.bar_write(self.f, 0, at, data);
     }
 }
 

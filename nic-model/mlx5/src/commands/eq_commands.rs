@@ -130,7 +130,11 @@ pub(crate) fn destroy_eq(
     DestroyEqOut::new_checked(&mut *out).map_err(short_out)?;
     no_op_mod(h)?;
     need_initialized(st)?;
-    if st.eqs.remove(&i.eq_number()).is_none() {
+    let eqn = i.eq_number();
+    if st.cqs.values().any(|cq| cq.eqn == eqn) {
+        return refuse(CommandStatus::BadResource, syndrome::EQ_IN_USE);
+    }
+    if st.eqs.remove(&eqn).is_none() {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_OBJECT);
     }
     Ok(())

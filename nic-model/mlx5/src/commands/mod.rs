@@ -37,8 +37,10 @@ use mlx5_hw::commands::resources::{
 use adapter_core::memory::Iommu;
 
 use crate::caps;
+use crate::cq::Cqs;
 use crate::eq::Eqs;
 
+mod cq_commands;
 mod eq_commands;
 use crate::hw::{CapMode, CapOpMod, CapType};
 
@@ -99,6 +101,20 @@ pub mod syndrome {
     pub const PAS_SHORT: u32 = 0x4D58_0054;
     /// The queue's buffer is not reachable through the function's IOMMU (a DMA fault).
     pub const EQ_BUFFER_FAULT: u32 = 0x4D58_0055;
+    /// A CQE size other than 64 bytes.
+    pub const BAD_CQE_SIZE: u32 = 0x4D58_0056;
+    /// A CQ feature the model does not have (collapsed CQ, CQE compression).
+    pub const UNSUPPORTED_CQ_FEATURE: u32 = 0x4D58_0057;
+    /// An EQ number (`c_eqn`) the function has not created.
+    pub const NO_SUCH_EQ: u32 = 0x4D58_0058;
+    /// The CQ's buffer is not reachable through the function's IOMMU (a DMA fault).
+    pub const CQ_BUFFER_FAULT: u32 = 0x4D58_0059;
+    /// The CQ's doorbell record is not 8-byte aligned or not reachable.
+    pub const BAD_DBR: u32 = 0x4D58_005A;
+    /// MODIFY_CQ field-select bits the model does not know.
+    pub const BAD_FIELD_SELECT: u32 = 0x4D58_005B;
+    /// DESTROY_EQ of an EQ a CQ still sends its completion events to.
+    pub const EQ_IN_USE: u32 = 0x4D58_005C;
 }
 
 /// Pages a function asks for at boot (QUERY_PAGES op_mod 1).
@@ -151,6 +167,8 @@ pub struct FunctionState {
     pub host_big_endian: Option<bool>,
     /// Event queues by number.
     pub eqs: Eqs,
+    /// Completion queues by number.
+    pub cqs: Cqs,
     /// Pages the device asked for by a page-request event and has not been given yet
     /// (QUERY_PAGES op_mod 3).
     pub pages_owed: u32,
@@ -170,6 +188,7 @@ impl FunctionState {
             transport_domains: BTreeSet::new(),
             host_big_endian: None,
             eqs: Eqs::new(),
+            cqs: Cqs::new(),
             pages_owed: 0,
         }
     }
@@ -194,6 +213,8 @@ pub(crate) struct Ctx {
     pub msix_vectors: u16,
     /// CREATE_EQs refused because the EQ buffer faulted.
     pub eq_buffer_faults: core::cell::Cell<u64>,
+    /// CREATE_CQs refused because the CQ buffer or doorbell record faulted.
+    pub cq_buffer_faults: core::cell::Cell<u64>,
 }
 
 /// A refusal: status and syndrome.
@@ -273,6 +294,10 @@ fn dispatch(
         Opcode::CreateEq => eq_commands::create_eq(st, ctx, iommu, h, input, out),
         Opcode::DestroyEq => eq_commands::destroy_eq(st, h, input, out),
         Opcode::QueryEq => eq_commands::query_eq(st, h, input, out),
+        Opcode::CreateCq => cq_commands::create_cq(st, ctx, iommu, h, input, out),
+        Opcode::DestroyCq => cq_commands::destroy_cq(st, h, input, out),
+        Opcode::QueryCq => cq_commands::query_cq(st, h, input, out),
+        Opcode::ModifyCq => cq_commands::modify_cq(st, h, input, out),
         _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
     }
 }

@@ -17,6 +17,8 @@ use crate::config::{ConfigAccessError, ConfigSpace, sriov_cap};
 use crate::counters::{Counters, FunctionCounters};
 use crate::eq;
 
+mod cq_events;
+pub(crate) use mlx5_hw::cqe::CQ_ARM_DOORBELL_LEN as CQ_ARM_DOORBELL_WRITE;
 mod events;
 use crate::function::FunctionId;
 use crate::init_seg::SegmentState;
@@ -422,6 +424,7 @@ impl Mlx5Nic {
             released_pages: core::cell::Cell::new(0),
             msix_vectors: func.msix.vectors(),
             eq_buffer_faults: core::cell::Cell::new(0),
+            cq_buffer_faults: core::cell::Cell::new(0),
         };
         let ints = &mut self.interrupts;
         for slot in (0..32u8).filter(|s| mask & (1 << s) != 0) {
@@ -468,6 +471,7 @@ impl Mlx5Nic {
             }
         }
         c.eq_buffer_faults += ctx.eq_buffer_faults.get();
+        c.cq_buffer_faults += ctx.cq_buffer_faults.get();
         c.pages_released_on_reset += ctx.released_pages.get() as u64;
     }
 }

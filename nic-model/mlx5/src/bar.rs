@@ -174,7 +174,7 @@ impl Mlx5Nic {
         let arm = match UarRegister::decode(within as u32, log_bf) {
             UarRegister::CqArm { offset } => {
                 // One 64-bit write of the whole register; a 32-bit half is refused.
-                if offset != 0 || data.len() != crate::nic::CQ_ARM_DOORBELL_WRITE {
+                if offset != 0 || data.len() != mlx5_hw::cqe::CQ_ARM_DOORBELL_LEN {
                     self.counters.cq_doorbell_errors += 1;
                     return;
                 }

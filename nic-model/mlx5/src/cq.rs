@@ -118,3 +118,54 @@ impl CqState {
 
 /// The CQs of a function, by number (part of [`FunctionState`](crate::commands::FunctionState)).
 pub type Cqs = BTreeMap<u32, CqState>;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn cq(log_size: u8, page_offset: u8, pas: Vec<u64>) -> CqState {
+        CqState {
+            log_size,
+            uar: 4,
+            eqn: 0x10,
+            log_page_size: 0,
+            page_offset,
+            pas,
+            dbr_addr: 0,
+            period: 0,
+            max_count: 0,
+            arm: CqArm::Disarmed,
+            arm_sn: 0,
+            producer: 0,
+            consumer: 0,
+            failed: false,
+            overflows: 0,
+        }
+    }
+
+    #[test]
+    fn cqe_addresses_follow_the_page_offset_and_the_page_list() {
+        let c = cq(7, 2, vec![0x1000, 0x9000, 0x5000]);
+        assert_eq!(c.cqe_iova(0), Some(0x1080));
+        assert_eq!(c.cqe_iova(61), Some(0x1fc0));
+        assert_eq!(c.cqe_iova(62), Some(0x9000));
+        assert_eq!(c.cqe_iova(125), Some(0x9fc0));
+        assert_eq!(c.cqe_iova(127), Some(0x5040));
+        assert_eq!(cq(7, 0, vec![0x1000]).cqe_iova(64), None);
+    }
+
+    #[test]
+    fn the_consumer_moves_up_to_the_producer_across_the_24_bit_wrap() {
+        let mut c = cq(4, 0, vec![0x1000]);
+        c.producer = 3;
+        c.consumer = CQ_CI_MASK - 1;
+        assert_eq!(c.outstanding(), 5);
+        assert!(!c.consume_to(4));
+        assert!(c.consume_to(1));
+        assert_eq!(c.outstanding(), 2);
+        assert!(c.consume_to(3));
+        assert_eq!(c.outstanding(), 0);
+        assert!(!c.consume_to(2), "backwards is beyond the producer");
+    }
+}

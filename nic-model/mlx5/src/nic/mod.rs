@@ -18,7 +18,6 @@ use crate::counters::{Counters, FunctionCounters};
 use crate::eq;
 
 mod cq_events;
-pub(crate) use mlx5_hw::cqe::CQ_ARM_DOORBELL_LEN as CQ_ARM_DOORBELL_WRITE;
 mod events;
 use crate::function::FunctionId;
 use crate::init_seg::SegmentState;

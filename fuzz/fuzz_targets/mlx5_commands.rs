@@ -1,7 +1,7 @@
 //! A hostile VF's command interface on the mlx5 model: arbitrary command messages (any opcode,
 //! op_mod, input and output length, body), entries and mailbox chains broken at arbitrary
-//! bytes, arbitrary doorbell masks and BAR0 writes, all from VF 1 while the PF and VF 0 are
-//! brought up. Oracle beyond "no panic":
+//! bytes, arbitrary doorbell masks and BAR0 writes (UAR doorbells of EQs and CQs included),
+//! all from VF 1 while the PF and VF 0 are brought up. Oracle beyond "no panic":
 //! - a command posted intact in a live queue and rung is completed: ownership comes back,
 //!   with a delivery status or an output header whose status parses;
 //! - the PF's and VF 0's state, counters and command queue address never change;
@@ -16,9 +16,9 @@ use mlx5_model::testing::{CmdDriver, CmdError, device, input};
 const VF0: FunctionId = FunctionId::Vf(0);
 const VF1: FunctionId = FunctionId::Vf(1);
 /// Opcodes the model implements, so most rounds reach the commands' own checks.
-const KNOWN: [u16; 16] = [
-    0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x107, 0x108, 0x109, 0x10A, 0x10B, 0x10D, 0x800,
-    0x802, 0x805, 0x816,
+const KNOWN: [u16; 26] = [
+    0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x107, 0x108, 0x109, 0x10A, 0x10B, 0x10D, 0x301,
+    0x302, 0x303, 0x400, 0x401, 0x402, 0x403, 0x800, 0x801, 0x802, 0x803, 0x805, 0x816, 0x817,
 ];
 const IN_LENS: [usize; 8] = [0, 8, 0x10, 0x20, 0x50, 0x110, 0x1010, 0x2000];
 const OUT_LENS: [usize; 8] = [0, 8, 0x0C, 0x10, 0x70, 0x110, 0x1010, 0x2000];
@@ -97,11 +97,13 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // Hostile register traffic, then a fresh queue address for the next round.
-        nic.write32be(
-            VF1,
-            u32::from(c[10]) * 4 % 0x1100,
-            u32::from_le_bytes([c[2], c[8], c[9], c[11]]),
-        );
+        // Half of the rounds aim at the UAR pages (EQ and CQ doorbells at +0x20..+0x48).
+        let offset = if c[0] & 0x80 != 0 {
+            0x4000 + u32::from(c[10] % 8) * 0x1000 + (u32::from(c[8]) & 0x7C)
+        } else {
+            u32::from(c[10]) * 4 % 0x1100
+        };
+        nic.write32be(VF1, offset, u32::from_le_bytes([c[2], c[8], c[9], c[11]]));
         evil.set_cmdq(&mut nic);
     }
     assert_eq!(snapshot(&nic), before, "a VF changed another function");

@@ -18,6 +18,7 @@ use crate::counters::{Counters, FunctionCounters};
 use crate::eq;
 
 mod cq_events;
+mod datapath;
 mod events;
 use crate::function::FunctionId;
 use crate::init_seg::SegmentState;

@@ -1,0 +1,54 @@
+//! The seam between a function's queues (SQs, RQs and its receive steering) and the E-Switch
+//! (vports, MAC anti-spoofing, the HAC egress stage, the wire).
+//!
+//! A send queue hands each frame it built from a WQE to [`Mlx5Nic::eswitch_transmit`]; the
+//! E-Switch hands each frame addressed to a function to [`Mlx5Nic::function_receive`], which
+//! steers it to one of the function's receive queues. When the E-Switch frees room it had
+//! refused (backpressure), it calls [`Mlx5Nic::service_queues`] so stalled send queues carry on.
+
+use bytes::Bytes;
+
+use crate::function::FunctionId;
+use crate::nic::Mlx5Nic;
+
+/// What the E-Switch did with a frame a send queue offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // The queues and the E-Switch are being built on both sides of this seam.
+pub(crate) enum TxVerdict {
+    /// Taken (switched, buffered or sent): the WQE is complete.
+    Accepted,
+    /// No room now (HAC buffer limits): the WQE stays; the queue retries on `service_queues`.
+    Backpressure,
+    /// Dropped and counted by the E-Switch (e.g. a spoofed source MAC): the WQE is complete.
+    Dropped,
+}
+
+/// What a function's receive path did with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)]
+pub(crate) enum RxVerdict {
+    /// Written into a receive WQE, CQE posted.
+    Delivered,
+    /// Dropped and counted by the function (no steering rule, no RQ ready, no WQE posted).
+    Dropped,
+}
+
+#[allow(dead_code)]
+impl Mlx5Nic {
+    /// E-Switch ingress: a frame function `from` sent. (Placeholder until the E-Switch lands:
+    /// nothing is switched.)
+    pub(crate) fn eswitch_transmit(&mut self, from: FunctionId, frame: Bytes) -> TxVerdict {
+        let _ = (from, frame);
+        TxVerdict::Dropped
+    }
+
+    /// A frame the E-Switch delivers to function `to`. (Placeholder until receive queues land.)
+    pub(crate) fn function_receive(&mut self, to: FunctionId, frame: &[u8]) -> RxVerdict {
+        let _ = (to, frame);
+        RxVerdict::Dropped
+    }
+
+    /// The E-Switch made room: send queues stalled on backpressure carry on. (Placeholder
+    /// until send queues land.)
+    pub(crate) fn service_queues(&mut self) {}
+}

@@ -5,9 +5,10 @@
 //!
 //! Not advertised: striding RQ, CQE compression, LRO, RoCE, atomics, ODP, tunnels, DCT,
 //! BlueFlame, PTP clock (`device_frequency_khz` 0), signature checking (`cmdif_checksum` 0),
-//! the general-2 page, and — until flow tables exist — `nic_flow_table`. The Ethernet page
-//! carries the offload set the datapath deliverable implements (checksum, VLAN strip/insert,
-//! LSO, RSS, inline mode "not required").
+//! the general-2 page. `nic_flow_table` is advertised with the NIC RX flow table page
+//! ([`flow_table`]). The Ethernet page carries the offload set of the datapath (checksum,
+//! VLAN strip/insert, RSS, inline mode "not required"; LSO is advertised for Linux's
+//! `mlx5_eth_supported` and LSO WQEs are completed with an error CQE, see docs/mlx5-model.md).
 //!
 //! SET_HCA_CAP may change only [`settable_general`] fields, each at most to the maximum page's
 //! value; any other difference from the current page is refused (BAD_PARAM).
@@ -52,6 +53,44 @@ pub fn general_max(is_vf: bool) -> Vec<u8> {
         g.set_log_max_current_uc_list(4);
         g.set_max_num_eqs(16);
         g.set_num_of_uars_per_page(1);
+        g.set_nic_flow_table(true);
+    }
+    page
+}
+
+/// Deepest NIC RX table level (Linux needs at least `FT_KERNEL_MIN_LEVEL` for its kernel
+/// steering priority).
+pub const MAX_FT_LEVEL: u8 = 63;
+/// log2 of the entries of one NIC RX table.
+pub const LOG_MAX_FT_SIZE: u8 = 16;
+/// log2 of the NIC RX tables of a function.
+pub const LOG_MAX_FT_NUM: u8 = 8;
+
+/// The NIC flow table page (capability type 7): NIC receive tables with flow tags,
+/// SET_FLOW_TABLE_ROOT and the outer fields `crate::packet` compares; one destination per
+/// entry, no flow counters, no entry or table modification, no NIC transmit tables.
+pub fn flow_table() -> Vec<u8> {
+    use mlx5_hw::caps::{FlowTableCaps, FlowTablePropertiesRepr};
+    let mut page = vec![0u8; CAP_LEN];
+    let rx = FlowTablePropertiesRepr {
+        ft_support: true,
+        flow_tag: true,
+        modify_root: true,
+        log_max_ft_size: LOG_MAX_FT_SIZE,
+        max_ft_level: MAX_FT_LEVEL,
+        log_max_ft_num: LOG_MAX_FT_NUM,
+        log_max_destination: 0,
+        log_max_flow: LOG_MAX_FT_SIZE,
+        outer_dmac: true,
+        outer_smac: true,
+        outer_ether_type: true,
+        outer_ip_version: true,
+        outer_first_vid: true,
+        outer_ip_protocol: true,
+        ..FlowTablePropertiesRepr::default()
+    };
+    if let Ok(mut v) = FlowTableCaps::new_checked(&mut page[..]) {
+        rx.emit(&mut v.nic_rx_mut());
     }
     page
 }

@@ -84,6 +84,58 @@ pub struct Counters {
     pub completion_events: u64,
     /// Page-request events the device raised.
     pub page_requests: u64,
+    /// CREATE_SQ/RQs refused because the WQ buffer or doorbell record was not reachable.
+    pub wq_buffer_faults: u64,
+    /// Frames the E-Switch offered to a function that does not exist or is not enabled.
+    pub rx_no_function: u64,
+    /// The send and receive queues of every function.
+    pub queues: QueueCounters,
+}
+
+/// Counters of the send and receive queues (device-wide in [`Counters::queues`], per
+/// function in [`FunctionCounters::queues`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// SQ doorbells taken.
+    pub sq_doorbells: u64,
+    /// SQ doorbells refused: not an 8-byte write at the start of a doorbell register, an
+    /// unknown SQ, an SQ of another UAR page, an SQ not ready, a doorbell-record counter
+    /// beyond the ring, a doorbell index that is not a posted WQE.
+    pub sq_doorbell_errors: u64,
+    /// Send WQEs executed without error.
+    pub tx_wqes: u64,
+    /// Frames handed to the E-Switch.
+    pub tx_frames: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// Send WQEs completed with an error CQE (the SQ goes to ERR).
+    pub tx_error_cqes: u64,
+    /// DMA faults reading send WQEs or gather buffers.
+    pub tx_dma_faults: u64,
+    /// Frames the E-Switch refused with backpressure (the SQ waits).
+    pub tx_backpressure: u64,
+    /// Frames the E-Switch dropped.
+    pub tx_eswitch_drops: u64,
+    /// Frames written into receive WQEs.
+    pub rx_frames: u64,
+    /// Bytes of those frames.
+    pub rx_bytes: u64,
+    /// Frames no steering rule took (no root table, or a miss without a miss table).
+    pub rx_steering_misses: u64,
+    /// Frames a drop rule took.
+    pub rx_rule_drops: u64,
+    /// Frames whose TIR led to no RQ (an empty RQT).
+    pub rx_no_rq: u64,
+    /// Frames for an RQ that is not ready (RST or ERR).
+    pub rx_rq_not_ready: u64,
+    /// Frames dropped because the RQ had no WQE posted (out of buffer).
+    pub rx_out_of_buffer: u64,
+    /// RQ doorbell records whose receive counter jumped beyond the ring (frame dropped).
+    pub rq_doorbell_errors: u64,
+    /// Receive WQEs completed with an error CQE (too small, or a DMA fault).
+    pub rx_error_cqes: u64,
+    /// DMA faults reading receive WQEs or writing frames (the RQ goes to ERR).
+    pub rx_dma_faults: u64,
 }
 
 /// Delivery errors by delivery status.
@@ -193,4 +245,6 @@ pub struct FunctionCounters {
     pub cq_overflows: u64,
     /// DMA faults writing the function's CQEs.
     pub cq_dma_faults: u64,
+    /// The function's send and receive queues.
+    pub queues: QueueCounters,
 }

@@ -45,11 +45,14 @@ mod hw;
 pub mod init_seg;
 pub mod msix;
 mod nic;
+pub mod packet;
+pub mod steering;
 #[cfg(feature = "test-utils")]
 pub mod testing;
+pub mod wq;
 
 pub use commands::{FunctionState, HcaState, syndrome};
-pub use counters::{Counters, FunctionCounters};
+pub use counters::{Counters, FunctionCounters, QueueCounters};
 pub use cq::{CqArm, CqState};
 pub use eq::{EqArm, EqState};
 pub use function::FunctionId;

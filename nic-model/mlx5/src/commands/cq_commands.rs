@@ -1,7 +1,6 @@
 //! CREATE_CQ, DESTROY_CQ, QUERY_CQ and MODIFY_CQ (the CQ state and its CQEs: `crate::cq`).
 
 use adapter_core::memory::Iommu;
-use hw_common::Iova;
 use mlx5_hw::caps::GeneralCaps;
 use mlx5_hw::cmd::{CommandStatus, InputHeader};
 use mlx5_hw::commands::queues::{
@@ -9,11 +8,10 @@ use mlx5_hw::commands::queues::{
     QueryCqOut, cq_state, cqe_size, modify_cq_op, modify_cq_select,
 };
 use mlx5_hw::cqe::{CQ_DB_RECORD_LEN, CQE_LEN};
-use mlx5_hw::uar::UAR_PAGE_SHIFT;
 
 use super::{
-    Ctx, FunctionState, Refusal, Result, need_initialized, no_op_mod, refuse, short_in, short_out,
-    syndrome,
+    Ctx, FunctionState, Refusal, Result, need_initialized, no_op_mod, reachable, refuse,
+    ring_pages, short_in, short_out, syndrome,
 };
 
 use crate::cq::*;
@@ -23,12 +21,6 @@ fn cq_limits(st: &FunctionState) -> (u8, usize) {
         let max_cqs = (1usize << g.log_max_cq().min(24)).min(MAX_CQS);
         (g.log_max_cq_sz(), max_cqs)
     })
-}
-
-/// Reads one byte at `at` through the function's IOMMU.
-fn reachable(iommu: &Iommu, at: Option<u64>) -> bool {
-    let mut b = [0u8; 1];
-    at.is_some_and(|a| iommu.read(Iova(a), &mut b).is_ok())
 }
 
 fn buffer_fault(ctx: &Ctx, synd: u32) -> Refusal {
@@ -75,26 +67,9 @@ pub(crate) fn create_cq(
     else {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_EQ);
     };
-    let page = 1u64 << (UAR_PAGE_SHIFT + u32::from(log_page_size));
     let bytes = u64::from(c.page_offset()) * CQE_LEN as u64 + ((CQE_LEN as u64) << log_size);
-    let pages = usize::try_from(bytes.div_ceil(page)).unwrap_or(usize::MAX);
-    if pages > i.pa_capacity() {
-        return refuse(CommandStatus::BadInputLength, syndrome::PAS_SHORT);
-    }
-    let pas: Vec<u64> = (0..pages).map(|k| i.pa(k).unwrap_or(1)).collect();
-    if pas.iter().any(|pa| !pa.is_multiple_of(page)) {
-        return refuse(CommandStatus::BadParam, syndrome::BAD_PAS);
-    }
-    // The buffer must be reachable: the first and last byte of every page the ring uses.
-    let mut left = bytes;
-    for pa in &pas {
-        let used = left.min(page);
-        left -= used;
-        let last = pa.checked_add(used.saturating_sub(1));
-        if !reachable(iommu, Some(*pa)) || !reachable(iommu, last) {
-            return Err(buffer_fault(ctx, syndrome::CQ_BUFFER_FAULT));
-        }
-    }
+    let pas = ring_pages(iommu, bytes, log_page_size, i.pa_capacity(), |k| i.pa(k))
+        .map_err(|e| e.refusal(|| buffer_fault(ctx, syndrome::CQ_BUFFER_FAULT)))?;
     // The doorbell record: 8-byte aligned and readable.
     let dbr_addr = c.dbr_addr();
     let dbr_last = dbr_addr.checked_add(CQ_DB_RECORD_LEN as u64 - 1);
@@ -151,9 +126,14 @@ pub(crate) fn destroy_cq(
     DestroyCqOut::new_checked(&mut *out).map_err(short_out)?;
     no_op_mod(h)?;
     need_initialized(st)?;
-    if st.cqs.remove(&i.cqn()).is_none() {
+    let cqn = i.cqn();
+    if !st.cqs.contains_key(&cqn) {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_OBJECT);
     }
+    if st.sqs.values().any(|q| q.cqn == cqn) || st.rqs.values().any(|q| q.cqn == cqn) {
+        return refuse(CommandStatus::BadResource, syndrome::OBJECT_IN_USE);
+    }
+    st.cqs.remove(&cqn);
     Ok(())
 }
 

@@ -1,17 +1,16 @@
 //! CREATE_EQ, DESTROY_EQ and QUERY_EQ (the EQ state and its events: `crate::eq`).
 
 use adapter_core::memory::Iommu;
-use hw_common::Iova;
 use mlx5_hw::caps::GeneralCaps;
 use mlx5_hw::cmd::{CommandStatus, InputHeader};
 use mlx5_hw::commands::queues::{
     CreateEqIn, CreateEqOut, DestroyEqIn, DestroyEqOut, QueryEqIn, QueryEqOut, eq_state,
 };
 use mlx5_hw::eqe::EQE_LEN;
-use mlx5_hw::uar::UAR_PAGE_SHIFT;
 
 use super::{
-    Ctx, FunctionState, Result, need_initialized, no_op_mod, refuse, short_in, short_out, syndrome,
+    Ctx, FunctionState, Refusal, Result, need_initialized, no_op_mod, refuse, ring_pages, short_in,
+    short_out, syndrome,
 };
 
 use crate::eq::*;
@@ -57,30 +56,14 @@ pub(crate) fn create_eq(
     if vector >= ctx.msix_vectors {
         return refuse(CommandStatus::BadParam, syndrome::BAD_VECTOR);
     }
-    let page = 1u64 << (UAR_PAGE_SHIFT + u32::from(log_page_size));
     let bytes = u64::from(c.page_offset()) * EQE_LEN as u64 + ((EQE_LEN as u64) << log_size);
-    let pages = usize::try_from(bytes.div_ceil(page)).unwrap_or(usize::MAX);
-    if pages > i.pa_capacity() {
-        return refuse(CommandStatus::BadInputLength, syndrome::PAS_SHORT);
-    }
-    let pas: Vec<u64> = (0..pages).map(|k| i.pa(k).unwrap_or(1)).collect();
-    if pas.iter().any(|pa| !pa.is_multiple_of(page)) {
-        return refuse(CommandStatus::BadParam, syndrome::BAD_PAS);
-    }
-    // The buffer must be reachable: the first and last byte of every page the ring uses.
-    let mut left = bytes;
-    for pa in &pas {
-        let used = left.min(page);
-        left -= used;
-        let mut b = [0u8; 1];
-        let last = pa.checked_add(used.saturating_sub(1));
-        if iommu.read(Iova(*pa), &mut b).is_err()
-            || last.is_none_or(|l| iommu.read(Iova(l), &mut b).is_err())
-        {
-            ctx.eq_buffer_faults.set(ctx.eq_buffer_faults.get() + 1);
-            return refuse(CommandStatus::BadParam, syndrome::EQ_BUFFER_FAULT);
-        }
-    }
+    let pas =
+        ring_pages(iommu, bytes, log_page_size, i.pa_capacity(), |k| i.pa(k)).map_err(|e| {
+            e.refusal(|| {
+                ctx.eq_buffer_faults.set(ctx.eq_buffer_faults.get() + 1);
+                Refusal(CommandStatus::BadParam, syndrome::EQ_BUFFER_FAULT)
+            })
+        })?;
     let Some(eqn) = (usize::from(FIRST_EQN)..usize::from(FIRST_EQN) + max_eqs)
         .filter_map(|n| u8::try_from(n).ok())
         .find(|n| !st.eqs.contains_key(n))

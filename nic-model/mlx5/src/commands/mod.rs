@@ -35,13 +35,20 @@ use mlx5_hw::commands::resources::{
 };
 
 use adapter_core::memory::Iommu;
+use hw_common::Iova;
+use mlx5_hw::uar::UAR_PAGE_SHIFT;
 
 use crate::caps;
 use crate::cq::Cqs;
 use crate::eq::Eqs;
+use crate::steering::NicRxSteering;
+use crate::wq::{Rqs, Rqts, Sqs, Tirs, Tises};
 
 mod cq_commands;
 mod eq_commands;
+mod steering_commands;
+mod tir_commands;
+mod wq_commands;
 use crate::hw::{CapMode, CapOpMod, CapType};
 
 /// The model's syndromes: which check refused a command.
@@ -115,6 +122,71 @@ pub mod syndrome {
     pub const BAD_FIELD_SELECT: u32 = 0x4D58_005B;
     /// DESTROY_EQ of an EQ a CQ still sends its completion events to.
     pub const EQ_IN_USE: u32 = 0x4D58_005C;
+    /// A CQ number the function has not created (SQ/RQ contexts).
+    pub const NO_SUCH_CQ: u32 = 0x4D58_0060;
+    /// A PD the function has not allocated.
+    pub const NO_SUCH_PD: u32 = 0x4D58_0061;
+    /// A transport domain the function has not allocated.
+    pub const NO_SUCH_TD: u32 = 0x4D58_0062;
+    /// A TIS the function has not created.
+    pub const NO_SUCH_TIS: u32 = 0x4D58_0063;
+    /// An RQ the function has not created.
+    pub const NO_SUCH_RQ: u32 = 0x4D58_0064;
+    /// An RQT the function has not created.
+    pub const NO_SUCH_RQT: u32 = 0x4D58_0065;
+    /// A TIR the function has not created.
+    pub const NO_SUCH_TIR: u32 = 0x4D58_0066;
+    /// A flow table the function has not created.
+    pub const NO_SUCH_FLOW_TABLE: u32 = 0x4D58_0067;
+    /// A flow group the table does not have.
+    pub const NO_SUCH_FLOW_GROUP: u32 = 0x4D58_0068;
+    /// DESTROY of an object another object still refers to (a CQ an SQ/RQ completes to, a
+    /// TIS an SQ sends through, an RQ a TIR/RQT delivers to, a TIR/table a rule forwards to,
+    /// an RQT a TIR hashes over, the root table, a table with groups, a group with entries).
+    pub const OBJECT_IN_USE: u32 = 0x4D58_0069;
+    /// A work queue type other than cyclic (linked list, striding RQ).
+    pub const UNSUPPORTED_WQ_TYPE: u32 = 0x4D58_006A;
+    /// An SQ stride other than 64 bytes, or an RQ stride outside 16..=`max_wqe_sz_rq`.
+    pub const BAD_WQ_STRIDE: u32 = 0x4D58_006B;
+    /// A queue feature the model does not implement or advertise (multi-packet WQEs, UMR,
+    /// software parser, hairpin, TLS, LRO, scatter FCS, delay drop, RMP, end padding, WQE
+    /// signatures, completion-on-demand, a page offset, packet pacing, tunnel offloads).
+    pub const UNSUPPORTED_QUEUE_FEATURE: u32 = 0x4D58_006C;
+    /// The WQ buffer or doorbell record is not reachable through the function's IOMMU.
+    pub const WQ_BUFFER_FAULT: u32 = 0x4D58_006D;
+    /// CREATE_SQ/RQ with a state other than RST.
+    pub const BAD_INITIAL_STATE: u32 = 0x4D58_006E;
+    /// MODIFY_SQ/RQ whose current state is not the queue's state.
+    pub const STATE_MISMATCH: u32 = 0x4D58_006F;
+    /// MODIFY_SQ/RQ with a transition the PRM does not allow (e.g. RST→ERR).
+    pub const BAD_TRANSITION: u32 = 0x4D58_0070;
+    /// An SQ context listing other than exactly one TIS.
+    pub const BAD_TIS_LIST: u32 = 0x4D58_0071;
+    /// A queue counter set that does not exist (ALLOC_Q_COUNTER is not modelled).
+    pub const NO_SUCH_COUNTER_SET: u32 = 0x4D58_0072;
+    /// A TIR dispatch type other than direct or indirect.
+    pub const BAD_DISPATCH: u32 = 0x4D58_0073;
+    /// A TIR hash function the model does not implement (inverted XOR8).
+    pub const UNSUPPORTED_HASH: u32 = 0x4D58_0074;
+    /// An RQT size of 0, beyond its maximum or beyond `log_max_rqt_size`, or a list longer
+    /// than the input carries.
+    pub const BAD_RQT_SIZE: u32 = 0x4D58_0075;
+    /// A flow table type other than NIC RX.
+    pub const UNSUPPORTED_TABLE_TYPE: u32 = 0x4D58_0076;
+    /// A flow table size or level beyond the capabilities.
+    pub const BAD_TABLE_SIZE: u32 = 0x4D58_0077;
+    /// A miss or forward target whose level is not above the table's.
+    pub const BAD_TABLE_LEVEL: u32 = 0x4D58_0078;
+    /// Match criteria the model does not compare (misc/inner parameters, unsupported outer
+    /// fields).
+    pub const UNSUPPORTED_MATCH: u32 = 0x4D58_0079;
+    /// A flow group range outside the table or overlapping another group.
+    pub const BAD_FLOW_RANGE: u32 = 0x4D58_007A;
+    /// A flow index outside its group, or already holding a rule.
+    pub const BAD_FLOW_INDEX: u32 = 0x4D58_007B;
+    /// A flow action or destination the model does not implement (count, several or
+    /// extended destinations, vport destinations, allow).
+    pub const UNSUPPORTED_ACTION: u32 = 0x4D58_007C;
 }
 
 /// Pages a function asks for at boot (QUERY_PAGES op_mod 1).
@@ -172,6 +244,18 @@ pub struct FunctionState {
     /// Pages the device asked for by a page-request event and has not been given yet
     /// (QUERY_PAGES op_mod 3).
     pub pages_owed: u32,
+    /// Transport interface sends by number.
+    pub tises: Tises,
+    /// Send queues by number.
+    pub sqs: Sqs,
+    /// Receive queues by number.
+    pub rqs: Rqs,
+    /// RQ tables by number.
+    pub rqts: Rqts,
+    /// Transport interface receives by number.
+    pub tirs: Tirs,
+    /// NIC receive flow tables and the root.
+    pub steering: NicRxSteering,
 }
 
 impl FunctionState {
@@ -190,6 +274,12 @@ impl FunctionState {
             eqs: Eqs::new(),
             cqs: Cqs::new(),
             pages_owed: 0,
+            tises: Tises::new(),
+            sqs: Sqs::new(),
+            rqs: Rqs::new(),
+            rqts: Rqts::new(),
+            tirs: Tirs::new(),
+            steering: NicRxSteering::default(),
         }
     }
 
@@ -215,6 +305,8 @@ pub(crate) struct Ctx {
     pub eq_buffer_faults: core::cell::Cell<u64>,
     /// CREATE_CQs refused because the CQ buffer or doorbell record faulted.
     pub cq_buffer_faults: core::cell::Cell<u64>,
+    /// CREATE_SQ/RQs refused because the WQ buffer or doorbell record faulted.
+    pub wq_buffer_faults: core::cell::Cell<u64>,
 }
 
 /// A refusal: status and syndrome.
@@ -233,6 +325,67 @@ pub(crate) fn short_in<E>(_: E) -> Refusal {
 
 pub(crate) fn short_out<E>(_: E) -> Refusal {
     Refusal(CommandStatus::BadOutputLength, syndrome::OUTPUT_TOO_SHORT)
+}
+
+/// Reads one byte at `at` through the function's IOMMU: whether it is reachable.
+pub(crate) fn reachable(iommu: &Iommu, at: Option<u64>) -> bool {
+    let mut b = [0u8; 1];
+    at.is_some_and(|a| iommu.read(Iova(a), &mut b).is_ok())
+}
+
+/// Why a queue's page list (PAS) was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PasError {
+    /// The list is shorter than the buffer (BAD_INP_LEN `PAS_SHORT`).
+    Short,
+    /// A page address not aligned to the page size (BAD_PARAM `BAD_PAS`).
+    Misaligned,
+    /// A page the ring uses is not reachable (the caller's syndrome and counter).
+    Fault,
+}
+
+impl PasError {
+    /// The refusal, `fault` being the caller's for an unreachable buffer (it counts it).
+    pub(crate) fn refusal(self, fault: impl FnOnce() -> Refusal) -> Refusal {
+        match self {
+            PasError::Short => Refusal(CommandStatus::BadInputLength, syndrome::PAS_SHORT),
+            PasError::Misaligned => Refusal(CommandStatus::BadParam, syndrome::BAD_PAS),
+            PasError::Fault => fault(),
+        }
+    }
+}
+
+/// The page list of a queue buffer of `bytes` bytes (from the start of its first page) in
+/// pages of 4 KiB << `log_page_size`: the `capacity` entries the input carries are read with
+/// `pa`; the list must cover the buffer, each address be aligned to the page size, and the
+/// first and last byte of every page the ring uses be reachable through the IOMMU. Shared by
+/// CREATE_EQ, CREATE_CQ, CREATE_SQ and CREATE_RQ.
+pub(crate) fn ring_pages(
+    iommu: &Iommu,
+    bytes: u64,
+    log_page_size: u8,
+    capacity: usize,
+    pa: impl Fn(usize) -> Option<u64>,
+) -> core::result::Result<Vec<u64>, PasError> {
+    let page = 1u64 << (UAR_PAGE_SHIFT + u32::from(log_page_size));
+    let pages = usize::try_from(bytes.div_ceil(page)).unwrap_or(usize::MAX);
+    if pages > capacity {
+        return Err(PasError::Short);
+    }
+    let pas: Vec<u64> = (0..pages).map(|k| pa(k).unwrap_or(1)).collect();
+    if pas.iter().any(|pa| !pa.is_multiple_of(page)) {
+        return Err(PasError::Misaligned);
+    }
+    let mut left = bytes;
+    for pa in &pas {
+        let used = left.min(page);
+        left -= used;
+        let last = pa.checked_add(used.saturating_sub(1));
+        if !reachable(iommu, Some(*pa)) || !reachable(iommu, last) {
+            return Err(PasError::Fault);
+        }
+    }
+    Ok(pas)
 }
 
 /// Executes one command: `input` is the whole message (at least the 8-byte header, which the
@@ -298,6 +451,29 @@ fn dispatch(
         Opcode::DestroyCq => cq_commands::destroy_cq(st, h, input, out),
         Opcode::QueryCq => cq_commands::query_cq(st, h, input, out),
         Opcode::ModifyCq => cq_commands::modify_cq(st, h, input, out),
+        Opcode::CreateTis => wq_commands::create_tis(st, h, input, out),
+        Opcode::DestroyTis => wq_commands::destroy_tis(st, h, input, out),
+        Opcode::CreateSq => wq_commands::create_sq(st, ctx, iommu, h, input, out),
+        Opcode::ModifySq => wq_commands::modify_sq(st, h, input, out),
+        Opcode::QuerySq => wq_commands::query_sq(st, h, input, out),
+        Opcode::DestroySq => wq_commands::destroy_sq(st, h, input, out),
+        Opcode::CreateRq => wq_commands::create_rq(st, ctx, iommu, h, input, out),
+        Opcode::ModifyRq => wq_commands::modify_rq(st, h, input, out),
+        Opcode::QueryRq => wq_commands::query_rq(st, h, input, out),
+        Opcode::DestroyRq => wq_commands::destroy_rq(st, h, input, out),
+        Opcode::CreateTir => tir_commands::create_tir(st, h, input, out),
+        Opcode::ModifyTir => tir_commands::modify_tir(st, h, input, out),
+        Opcode::DestroyTir => tir_commands::destroy_tir(st, h, input, out),
+        Opcode::CreateRqt => tir_commands::create_rqt(st, h, input, out),
+        Opcode::ModifyRqt => tir_commands::modify_rqt(st, h, input, out),
+        Opcode::DestroyRqt => tir_commands::destroy_rqt(st, h, input, out),
+        Opcode::CreateFlowTable => steering_commands::create_flow_table(st, h, input, out),
+        Opcode::DestroyFlowTable => steering_commands::destroy_flow_table(st, h, input, out),
+        Opcode::CreateFlowGroup => steering_commands::create_flow_group(st, h, input, out),
+        Opcode::DestroyFlowGroup => steering_commands::destroy_flow_group(st, h, input, out),
+        Opcode::SetFlowTableEntry => steering_commands::set_fte(st, h, input, out),
+        Opcode::DeleteFlowTableEntry => steering_commands::delete_fte(st, h, input, out),
+        Opcode::SetFlowTableRoot => steering_commands::set_root(st, h, input, out),
         _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
     }
 }
@@ -476,6 +652,7 @@ fn cap_page(st: &FunctionState, ctx: &Ctx, t: CapType, mode: CapMode) -> Result<
             _ => caps::general_max(ctx.is_vf),
         }),
         CapType::EthernetOffloads => Ok(caps::ethernet()),
+        CapType::FlowTable => Ok(caps::flow_table()),
         _ => refuse(CommandStatus::BadParam, syndrome::BAD_CAP_TYPE),
     }
 }
@@ -552,6 +729,12 @@ fn teardown_hca(
         return refuse(CommandStatus::BadParam, syndrome::BAD_TEARDOWN_PROFILE);
     }
     st.hca = HcaState::Enabled;
+    st.steering = NicRxSteering::default();
+    st.tirs.clear();
+    st.rqts.clear();
+    st.sqs.clear();
+    st.rqs.clear();
+    st.tises.clear();
     st.eqs.clear();
     st.pages_owed = 0;
     st.uars.clear();

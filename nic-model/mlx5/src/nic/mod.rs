@@ -425,6 +425,7 @@ impl Mlx5Nic {
             msix_vectors: func.msix.vectors(),
             eq_buffer_faults: core::cell::Cell::new(0),
             cq_buffer_faults: core::cell::Cell::new(0),
+            wq_buffer_faults: core::cell::Cell::new(0),
         };
         let ints = &mut self.interrupts;
         for slot in (0..32u8).filter(|s| mask & (1 << s) != 0) {
@@ -472,6 +473,7 @@ impl Mlx5Nic {
         }
         c.eq_buffer_faults += ctx.eq_buffer_faults.get();
         c.cq_buffer_faults += ctx.cq_buffer_faults.get();
+        c.wq_buffer_faults += ctx.wq_buffer_faults.get();
         c.pages_released_on_reset += ctx.released_pages.get() as u64;
     }
 }

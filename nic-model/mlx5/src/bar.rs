@@ -2,8 +2,9 @@
 //! on, BAR0 only, 1/2/4/8 bytes naturally aligned, in range), then dispatched to the
 //! initialization segment (big-endian registers), the MSI-X table and PBA ([`crate::msix`];
 //! unmasking a vector sends its pending message) or the UAR pages, where the EQ doorbells
-//! ([`crate::eq`]) are served. Every other UAR register (CQ arm, BlueFlame: not modelled
-//! yet) and UAR reads count as unknown accesses (reads return zero).
+//! ([`crate::eq`]), the CQ arm doorbell ([`crate::cq`]) and the SQ doorbells (the doorbell
+//! registers at 0x800, `nic::tx`) are served. Every other UAR register and UAR reads count
+//! as unknown accesses (reads return zero).
 
 use mlx5_hw::caps::GeneralCaps;
 use mlx5_hw::eqe::EQ_DOORBELL_LEN;
@@ -159,8 +160,9 @@ impl Mlx5Nic {
         }
     }
 
-    /// A write to a UAR page: the CQ arm doorbell (8 bytes) and the EQ doorbells (4 bytes),
-    /// big-endian; anything else counted.
+    /// A write to a UAR page: the CQ arm doorbell (8 bytes), the EQ doorbells (4 bytes),
+    /// big-endian, and the SQ doorbell (8 bytes at the start of a doorbell register,
+    /// `nic::tx`); anything else counted.
     fn uar_write(&mut self, f: FunctionId, offset: u64, data: &[u8]) {
         let Some(func) = self.functions.get_mut(f.slot()).filter(|x| x.id == f) else {
             return;
@@ -179,6 +181,10 @@ impl Mlx5Nic {
                     return;
                 }
                 func.cq_arm_doorbell(uar, data, &mut self.counters, &mut self.interrupts);
+                return;
+            }
+            UarRegister::BlueFlame { offset, .. } => {
+                self.sq_doorbell(f, uar, offset, data);
                 return;
             }
             UarRegister::EqArm => true,

@@ -3,10 +3,13 @@
 //! chains in a [`SharedMemory`] mapped into the function's IOMMU, rings the doorbell and
 //! polls ownership — plus the `mlx5_core` bring-up order up to INIT_HCA, and the event side:
 //! MSI-X programming, EQ creation, polling EQEs by owner bit and the EQ doorbell; CQ creation,
-//! polling CQEs by owner bit, the CQ doorbell record and arm doorbell. For the
-//! model's tests, the fuzz target and driver tests.
+//! polling CQEs by owner bit, the CQ doorbell record and arm doorbell; in [`queues`] the
+//! queue objects (TIS, SQ, RQ, TIR, RQT, flow steering) and the driver's side of the
+//! datapath. For the model's tests, the fuzz targets and driver tests.
 // Test support: a failed expectation panics with the command and its status.
 #![allow(clippy::panic)]
+
+pub mod queues;
 
 use std::sync::Arc;
 

@@ -396,12 +396,15 @@ fn bar_and_config_accesses_that_do_not_fit_are_counted() {
     nic.bar_write(VF0, 0, 0x18, &[1]);
     assert_eq!(nic.counters().misaligned_accesses, 3);
     assert_eq!(nic.counters().doorbells, 0);
-    // UAR pages are not modelled yet: zero and counted.
+    // UAR reads and UAR registers the model does not have: zero and counted; a 4-byte write
+    // to a send doorbell register is a refused SQ doorbell.
     nic.bar_read(VF0, 0, 0x4000, &mut b4);
     assert_eq!(b4, [0; 4]);
+    nic.bar_write(VF0, 0, 0x4100, &b4);
     nic.bar_write(VF0, 0, 0x4800, &b4);
     assert_eq!(nic.counters().unknown_reads, 1);
     assert_eq!(nic.counters().unknown_writes, 1);
+    assert_eq!(nic.counters().queues.sq_doorbell_errors, 1);
     // Config: identity, misaligned, out of range.
     nic.config_read(VF0, 0, &mut b4);
     assert_eq!(b4, [0xB3, 0x15, 0x1E, 0x10]);

@@ -45,6 +45,19 @@ impl Function {
         c: &mut Counters,
         out: &mut Vec<Interrupt>,
     ) -> bool {
+        self.post_cqe_bytes(cqn, cqe.to_bytes(), cqe.solicited, c, out)
+    }
+
+    /// [`Function::post_cqe`] for a CQE as bytes (normal or error layout, the owner bit in
+    /// bit 0 of the last byte set here); `solicited` for the solicited arming.
+    pub(crate) fn post_cqe_bytes(
+        &mut self,
+        cqn: u32,
+        mut bytes: [u8; CQE_LEN],
+        solicited: bool,
+        c: &mut Counters,
+        out: &mut Vec<Interrupt>,
+    ) -> bool {
         let Some(cq) = self.state.cqs.get_mut(&cqn) else {
             c.cqes_no_cq += 1;
             return false;
@@ -68,14 +81,10 @@ impl Function {
             return false;
         }
         let p = cq.producer;
-        let bytes = CqeRepr {
-            owner: owner_bit(p, cq.log_size),
-            ..*cqe
-        }
-        .to_bytes();
+        let last = CQE_LEN - 1;
+        bytes[last] = (bytes[last] & !1) | u8::from(owner_bit(p, cq.log_size));
         let written = cq.cqe_iova(p & (cq.size() - 1)).is_some_and(|at| {
             // The byte with the owner bit last: software sees the CQE when it flips.
-            let last = CQE_LEN - 1;
             self.iommu.write(Iova(at), &bytes[..last]).is_ok()
                 && self
                     .iommu
@@ -92,7 +101,7 @@ impl Function {
         c.cqes_written += 1;
         let fire = match cq.arm {
             CqArm::Armed => true,
-            CqArm::SolicitedArmed => cqe.solicited,
+            CqArm::SolicitedArmed => solicited,
             CqArm::Disarmed => false,
         };
         if fire {
@@ -142,6 +151,27 @@ impl Mlx5Nic {
             return false;
         };
         func.post_cqe(cqn, cqe, &mut self.counters, &mut self.interrupts)
+    }
+
+    /// Posts a CQE given as bytes (an error CQE) on CQ `cqn` of function `f`.
+    pub(crate) fn post_cqe_bytes(
+        &mut self,
+        f: FunctionId,
+        cqn: u32,
+        bytes: [u8; CQE_LEN],
+        solicited: bool,
+    ) -> bool {
+        let Some(func) = self.functions.get_mut(f.slot()).filter(|x| x.id == f) else {
+            self.counters.cqes_no_cq += 1;
+            return false;
+        };
+        func.post_cqe_bytes(
+            cqn,
+            bytes,
+            solicited,
+            &mut self.counters,
+            &mut self.interrupts,
+        )
     }
 
     /// Test hook (until the datapath completes work): posts a send CQE (opcode `REQ`, the

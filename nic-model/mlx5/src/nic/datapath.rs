@@ -13,7 +13,7 @@ use crate::nic::Mlx5Nic;
 
 /// What the E-Switch did with a frame a send queue offered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // The queues and the E-Switch are being built on both sides of this seam.
+#[allow(dead_code)] // Backpressure and Dropped come from the E-Switch.
 pub(crate) enum TxVerdict {
     /// Taken (switched, buffered or sent): the WQE is complete.
     Accepted,
@@ -25,7 +25,6 @@ pub(crate) enum TxVerdict {
 
 /// What a function's receive path did with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)]
 pub(crate) enum RxVerdict {
     /// Written into a receive WQE, CQE posted.
     Delivered,
@@ -33,22 +32,38 @@ pub(crate) enum RxVerdict {
     Dropped,
 }
 
-#[allow(dead_code)]
+/// Frames the placeholder E-Switch keeps for the crate's own tests (the newest ones).
+pub(crate) const CAPTURE_LEN: usize = 64;
+
 impl Mlx5Nic {
     /// E-Switch ingress: a frame function `from` sent. (Placeholder until the E-Switch lands:
-    /// nothing is switched.)
+    /// the frame is recorded in the capture and delivered to every other enabled function.)
     pub(crate) fn eswitch_transmit(&mut self, from: FunctionId, frame: Bytes) -> TxVerdict {
-        let _ = (from, frame);
-        TxVerdict::Dropped
+        if self.tx_capture.len() >= CAPTURE_LEN {
+            self.tx_capture.remove(0);
+        }
+        self.tx_capture.push((from, frame.clone()));
+        let others: Vec<FunctionId> = self
+            .functions
+            .iter()
+            .map(|f| f.id)
+            .filter(|&id| id != from && self.function_enabled(id))
+            .collect();
+        for to in others {
+            let _ = self.function_receive(to, &frame);
+        }
+        TxVerdict::Accepted
     }
 
-    /// A frame the E-Switch delivers to function `to`. (Placeholder until receive queues land.)
+    /// A frame the E-Switch delivers to function `to`: its NIC receive steering, TIR, RQ,
+    /// receive WQE and CQE (`nic::rx`).
     pub(crate) fn function_receive(&mut self, to: FunctionId, frame: &[u8]) -> RxVerdict {
-        let _ = (to, frame);
-        RxVerdict::Dropped
+        self.receive(to, frame)
     }
 
-    /// The E-Switch made room: send queues stalled on backpressure carry on. (Placeholder
-    /// until send queues land.)
-    pub(crate) fn service_queues(&mut self) {}
+    /// The E-Switch made room: send queues stalled on backpressure carry on.
+    #[allow(dead_code)] // The E-Switch calls it when its buffers drain.
+    pub(crate) fn service_queues(&mut self) {
+        self.service_stalled_sqs();
+    }
 }

@@ -20,6 +20,8 @@ use crate::eq;
 mod cq_events;
 mod datapath;
 mod events;
+mod rx;
+mod tx;
 use crate::function::FunctionId;
 use crate::init_seg::SegmentState;
 use crate::msix::{Interrupt, Msix};
@@ -120,6 +122,8 @@ pub struct Mlx5Nic {
     pub(crate) functions: Vec<Function>,
     pub(crate) counters: Counters,
     pub(crate) interrupts: Vec<Interrupt>,
+    /// The newest frames the placeholder E-Switch took (`nic::datapath`), for tests.
+    pub(crate) tx_capture: Vec<(FunctionId, bytes::Bytes)>,
 }
 
 impl Mlx5Nic {
@@ -139,6 +143,7 @@ impl Mlx5Nic {
             functions,
             counters: Counters::default(),
             interrupts: Vec::new(),
+            tx_capture: Vec::new(),
         }
     }
 

@@ -1,0 +1,359 @@
+//! The command interface: the queue page handed to the device, entries with their mailbox
+//! chains, the rolling token, ownership polling with a timeout, and the delivery status,
+//! command status and syndrome turned into typed errors.
+//!
+//! As Linux `cmd.c` does: slots `0 .. 2^log_size − 1` carry ordinary commands (this driver runs
+//! one at a time in slot 0) and the last slot is kept for the MANAGE_PAGES that answer
+//! page-request events. Each slot owns a mailbox area: a chain of 1 KiB-aligned blocks for the
+//! input after its first 16 bytes, then one for the output. Signatures are filled although
+//! the driver turns checksums off (`cmdif_checksum` 0), so a device checking them is
+//! satisfied too.
+//!
+//! Memory ordering: entry and blocks are written, [`doorbell_fence`] orders them before the
+//! doorbell write; after the ownership bit is seen clear, [`completion_fence`] orders the read
+//! of the output after it.
+
+use mlx5_hw::cmd::{
+    CMD_TYPE_PCIE, CommandStatus, DeliveryStatus, ENTRY_LEN, INLINE_LEN, InputHeader,
+    MAILBOX_ALLOC_ALIGN, MAILBOX_BLOCK_LEN, MAILBOX_DATA_LEN, MailboxBlock, Opcode, OutputHeader,
+    QueueEntry, doorbell_bit, mailbox_blocks, page_request_slot,
+};
+use mlx5_hw::init_seg::{LOG_CMDQ_SIZE, MAX_LOG_CMDQ_BYTES, MAX_LOG_CMDQ_SIZE, Register};
+
+use super::error::Mlx5Error;
+use super::iseg::Mlx5Bar;
+use crate::backend::{
+    Clock, DmaAllocator, DmaRegion, RegisterIo, completion_fence, doorbell_fence,
+};
+
+/// Mailbox blocks per slot: input and output together up to 64 × 512 bytes.
+pub const BLOCKS_PER_SLOT: usize = 64;
+/// Bytes of one slot's mailbox area.
+const SLOT_AREA: usize = BLOCKS_PER_SLOT * MAILBOX_ALLOC_ALIGN as usize;
+/// The slot ordinary commands use.
+pub const COMMAND_SLOT: u8 = 0;
+/// First poll interval; doubled up to [`MAX_POLL_NS`].
+const FIRST_POLL_NS: u64 = 1_000;
+/// Longest poll interval.
+const MAX_POLL_NS: u64 = 1_000_000;
+
+/// A command record: what was sent and how it ended, kept for tests and diagnostics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandRecord {
+    /// The opcode.
+    pub opcode: Opcode,
+    /// The op_mod.
+    pub op_mod: u16,
+    /// The slot.
+    pub slot: u8,
+    /// Command status (`None`: delivery error or timeout).
+    pub status: Option<CommandStatus>,
+}
+
+/// Counters of the command interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandCounters {
+    /// Commands that completed with status OK.
+    pub ok: u64,
+    /// Commands the device refused (non-zero status).
+    pub failed: u64,
+    /// Delivery errors.
+    pub delivery_errors: u64,
+    /// Timeouts.
+    pub timeouts: u64,
+    /// Recoveries of the command interface after a timeout.
+    pub recoveries: u64,
+}
+
+/// The command queue of one function.
+pub struct CommandQueue<G: DmaRegion> {
+    page: G,
+    mailboxes: G,
+    log_size: u8,
+    log_stride: u8,
+    token: u8,
+    timeout_ns: u64,
+    down: bool,
+    trace: Vec<CommandRecord>,
+    counters: CommandCounters,
+}
+
+impl<G: DmaRegion> CommandQueue<G> {
+    /// Allocates the queue page and the mailbox areas, checks the geometry the device reports
+    /// and hands it the queue address (`cmdq_addr_h`, then `cmdq_addr_l_sz`), as
+    /// `mlx5_cmd_enable` does.
+    pub fn new<R: RegisterIo, D: DmaAllocator<Region = G>>(
+        bar: &Mlx5Bar<R>,
+        dma: &D,
+        timeout_ns: u64,
+    ) -> Result<Self, Mlx5Error> {
+        let l = bar.read(Register::CmdqAddrLSz);
+        let log_size = ((l >> 4) & 0xF) as u8;
+        let log_stride = (l & 0xF) as u8;
+        if log_size == 0
+            || log_size > MAX_LOG_CMDQ_SIZE
+            || log_size + log_stride > MAX_LOG_CMDQ_BYTES
+            || (1usize << log_stride) < ENTRY_LEN
+        {
+            return Err(Mlx5Error::CmdqGeometry {
+                log_size,
+                log_stride,
+            });
+        }
+        let page = dma.allocate(4096)?;
+        let mailboxes = dma.allocate(2 * SLOT_AREA)?;
+        let q = CommandQueue {
+            page,
+            mailboxes,
+            log_size,
+            log_stride,
+            token: 0,
+            timeout_ns,
+            down: false,
+            trace: Vec::new(),
+            counters: CommandCounters::default(),
+        };
+        q.hand_to_device(bar);
+        Ok(q)
+    }
+
+    /// Writes the queue address into the init segment (high, then low with NIC interface 0 =
+    /// full driver).
+    fn hand_to_device<R: RegisterIo>(&self, bar: &Mlx5Bar<R>) {
+        let addr = self.page.iova().0;
+        bar.write(Register::CmdqAddrH, (addr >> 32) as u32);
+        doorbell_fence();
+        bar.write(Register::CmdqAddrLSz, (addr as u32) & 0xFFFF_F000);
+    }
+
+    /// The slot kept for page-request answers (the last one).
+    pub fn page_slot(&self) -> u8 {
+        page_request_slot(self.log_size)
+    }
+
+    /// The queue size the device reported (log2).
+    pub fn log_size(&self) -> u8 {
+        self.log_size
+    }
+
+    /// Every command sent so far, in order.
+    pub fn trace(&self) -> &[CommandRecord] {
+        &self.trace
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> CommandCounters {
+        self.counters
+    }
+
+    /// True after a timeout until [`CommandQueue::recover`].
+    pub fn is_down(&self) -> bool {
+        self.down
+    }
+
+    /// The command timeout.
+    pub fn timeout_ns(&self) -> u64 {
+        self.timeout_ns
+    }
+
+    fn next_token(&mut self) -> u8 {
+        self.token = if self.token == u8::MAX {
+            1
+        } else {
+            self.token + 1
+        };
+        self.token
+    }
+
+    fn entry_offset(&self, slot: u8) -> usize {
+        usize::from(slot) << self.log_stride
+    }
+
+    fn area(slot: u8) -> usize {
+        if slot == COMMAND_SLOT { 0 } else { SLOT_AREA }
+    }
+
+    /// Runs `input` in slot `slot` and returns the `out_len`-byte output; a non-OK status is
+    /// [`Mlx5Error::Command`], a delivery error [`Mlx5Error::Delivery`], no answer within the
+    /// timeout [`Mlx5Error::CommandTimeout`] (after which the interface is down until
+    /// [`CommandQueue::recover`]).
+    pub fn exec<R: RegisterIo, C: Clock>(
+        &mut self,
+        bar: &Mlx5Bar<R>,
+        clock: &C,
+        slot: u8,
+        input: &[u8],
+        out_len: usize,
+    ) -> Result<Vec<u8>, Mlx5Error> {
+        let header = InputHeader::parse(input).map_err(|source| Mlx5Error::MalformedOutput {
+            opcode: Opcode::Unknown(0),
+            source,
+        })?;
+        let opcode = header.opcode;
+        if self.down {
+            return Err(Mlx5Error::CommandInterfaceDown { opcode });
+        }
+        let out_len = out_len.max(mlx5_hw::cmd::HEADER_LEN);
+        let n_in = mailbox_blocks(input.len());
+        let n_out = mailbox_blocks(out_len);
+        if n_in + n_out > BLOCKS_PER_SLOT || slot >= (1 << self.log_size) {
+            return Err(Mlx5Error::MessageTooLong {
+                opcode,
+                len: input.len().max(out_len),
+                max: BLOCKS_PER_SLOT * MAILBOX_DATA_LEN / 2,
+            });
+        }
+        let token = self.next_token();
+        let area = Self::area(slot);
+        let block_at = |k: usize| area + k * MAILBOX_ALLOC_ALIGN as usize;
+        let base = self.mailboxes.iova().0;
+        // Input chain.
+        let rest = input.get(INLINE_LEN..).unwrap_or_default();
+        let mut chunks = rest.chunks(MAILBOX_DATA_LEN);
+        for k in 0..n_in {
+            let next = (k + 1 < n_in).then(|| base + block_at(k + 1) as u64);
+            self.write_block(
+                block_at(k),
+                k,
+                next,
+                token,
+                chunks.next().unwrap_or_default(),
+            );
+        }
+        // Output chain, data zeroed.
+        for k in 0..n_out {
+            let next = (k + 1 < n_out).then(|| base + block_at(n_in + k + 1) as u64);
+            self.write_block(block_at(n_in + k), k, next, token, &[]);
+        }
+        let mut raw = [0u8; ENTRY_LEN];
+        if let Ok(mut e) = QueueEntry::new_checked(&mut raw[..]) {
+            e.set_cmd_type(CMD_TYPE_PCIE);
+            e.set_input_length(input.len() as u32);
+            e.set_input_mailbox(if n_in > 0 {
+                base + block_at(0) as u64
+            } else {
+                0
+            });
+            let _fits = e.set_inline_input(&input[..input.len().min(INLINE_LEN)]);
+            e.set_output_mailbox(if n_out > 0 {
+                base + block_at(n_in) as u64
+            } else {
+                0
+            });
+            e.set_output_length(out_len as u32);
+            e.set_token(token);
+            e.set_owned_by_hw(true);
+            e.fill_signature();
+        }
+        let entry_at = self.entry_offset(slot);
+        self.page.write(entry_at, &raw);
+        // Orders the entry and mailbox writes before the doorbell.
+        doorbell_fence();
+        bar.write(Register::CmdDbell, doorbell_bit(slot).unwrap_or(0));
+
+        let start = clock.now_ns();
+        let mut interval = FIRST_POLL_NS;
+        loop {
+            let mut status = [0u8; 1];
+            self.page.read(entry_at + ENTRY_LEN - 1, &mut status);
+            if status[0] & 1 == 0 {
+                break;
+            }
+            let waited = clock.now_ns().saturating_sub(start);
+            if waited >= self.timeout_ns {
+                self.down = true;
+                self.counters.timeouts += 1;
+                self.record(opcode, header.op_mod, slot, None);
+                let health = bar.health();
+                if health.fatal {
+                    return Err(Mlx5Error::DeviceFatal(health));
+                }
+                return Err(Mlx5Error::CommandTimeout {
+                    opcode,
+                    waited_ms: waited / 1_000_000,
+                    health,
+                });
+            }
+            clock.delay_ns(interval);
+            interval = (interval * 2).min(MAX_POLL_NS);
+        }
+        // Orders the ownership read before the reads of the output.
+        completion_fence();
+        self.page.read(entry_at, &mut raw);
+        let Ok(e) = QueueEntry::new_checked(&raw[..]) else {
+            return Err(Mlx5Error::Delivery {
+                opcode,
+                status: DeliveryStatus::Unknown(0xFF),
+            });
+        };
+        let delivery = e.delivery_status();
+        if delivery != DeliveryStatus::Ok {
+            self.counters.delivery_errors += 1;
+            self.record(opcode, header.op_mod, slot, None);
+            return Err(Mlx5Error::Delivery {
+                opcode,
+                status: delivery,
+            });
+        }
+        let mut out = vec![0u8; out_len];
+        let n = out_len.min(INLINE_LEN);
+        out[..n].copy_from_slice(&e.inline_output()[..n]);
+        for (k, chunk) in out[n..].chunks_mut(MAILBOX_DATA_LEN).enumerate() {
+            self.mailboxes.read(block_at(n_in + k), chunk);
+        }
+        let h = OutputHeader::parse(&out)
+            .map_err(|source| Mlx5Error::MalformedOutput { opcode, source })?;
+        self.record(opcode, header.op_mod, slot, Some(h.status));
+        if h.status != CommandStatus::Ok {
+            self.counters.failed += 1;
+            return Err(Mlx5Error::Command {
+                opcode,
+                op_mod: header.op_mod,
+                status: h.status,
+                raw_status: u8::from(h.status),
+                syndrome: h.syndrome,
+            });
+        }
+        self.counters.ok += 1;
+        Ok(out)
+    }
+
+    fn record(&mut self, opcode: Opcode, op_mod: u16, slot: u8, status: Option<CommandStatus>) {
+        self.trace.push(CommandRecord {
+            opcode,
+            op_mod,
+            slot,
+            status,
+        });
+    }
+
+    fn write_block(&self, at: usize, pos: usize, next: Option<u64>, token: u8, data: &[u8]) {
+        let mut b = [0u8; MAILBOX_BLOCK_LEN];
+        if let Ok(mut m) = MailboxBlock::new_checked(&mut b[..]) {
+            m.data_mut()[..data.len()].copy_from_slice(data);
+            m.set_next(next.unwrap_or(0));
+            m.set_block_number(pos as u32);
+            m.set_token(token);
+            m.fill_signatures();
+        }
+        self.mailboxes.write(at, &b);
+    }
+
+    /// Brings the command interface back after a timeout: clears every entry the device
+    /// still owns (software takes them back), writes the queue address again (which restarts
+    /// the device's command interface) and marks the interface up. The caller checks health
+    /// first and proves the interface with a harmless command.
+    pub fn recover<R: RegisterIo>(&mut self, bar: &Mlx5Bar<R>) {
+        let entries = 1usize << self.log_size;
+        for slot in 0..entries {
+            let at = self.entry_offset(slot as u8) + ENTRY_LEN - 1;
+            self.page.write(at, &[0]);
+        }
+        self.hand_to_device(bar);
+        self.down = false;
+        self.counters.recoveries += 1;
+    }
+}
+
+/// Default queue size drivers expect.
+pub const EXPECTED_LOG_CMDQ_SIZE: u8 = LOG_CMDQ_SIZE;

@@ -183,6 +183,45 @@ pub fn inline_len(frame: &[u8], mode: InlineMode) -> usize {
     n.min(frame.len())
 }
 
+/// The send WQE mlx5e builds for one linear frame: a SEND on SQ `sqn` with TIS `tisn` in the
+/// control segment, the first `ihs` bytes inlined in the Ethernet segment, and one data
+/// segment (key `lkey`) for the rest, which the caller copied to `buffer` (the frame's start;
+/// the segment points `ihs` bytes in). No CQE is requested (the batch's last WQE asks) and
+/// the WQE index and DS count are set by the caller.
+pub fn send_wqe(
+    frame: &[u8],
+    ihs: usize,
+    sqn: u32,
+    tisn: u32,
+    lkey: u32,
+    buffer: u64,
+) -> SendWqeRepr {
+    let ihs = ihs.min(frame.len());
+    let mut wqe = SendWqeRepr {
+        ctrl: CtrlSegRepr {
+            opcode: SendOpcode::Send,
+            sqn,
+            ce: CqUpdate::OnError,
+            imm: tisn << 8,
+            ..CtrlSegRepr::default()
+        },
+        eth: Some(EthSegRepr {
+            insert: EthInsert::InlineHeader(frame[..ihs].to_vec()),
+            ..EthSegRepr::default()
+        }),
+        data: Vec::new(),
+    };
+    if frame.len() > ihs {
+        wqe.data.push(SendDataSeg::Pointer(DataSegRepr {
+            byte_count: (frame.len() - ihs) as u32,
+            lkey,
+            addr: Iova(buffer + ihs as u64),
+        }));
+    }
+    wqe.ctrl.ds_count = wqe.required_ds() as u8;
+    wqe
+}
+
 impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
     /// Opens the Ethernet path (module docs). On failure what was created stays recorded and
     /// [`Mlx5Device::close_eth`] (or shutdown) destroys it.
@@ -606,28 +645,15 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
                 });
             }
             let ihs = inline_len(frame, e.inline_mode);
-            let mut wqe = SendWqeRepr {
-                ctrl: CtrlSegRepr {
-                    opcode: SendOpcode::Send,
-                    sqn,
-                    ce: CqUpdate::OnError,
-                    imm: tisn << 8,
-                    ..CtrlSegRepr::default()
-                },
-                eth: Some(EthSegRepr {
-                    insert: EthInsert::InlineHeader(frame[..ihs].to_vec()),
-                    ..EthSegRepr::default()
-                }),
-                data: Vec::new(),
-            };
             let index = usize::from(e.sq_pc) & mask;
-            if frame.len() > ihs {
-                wqe.data.push(SendDataSeg::Pointer(DataSegRepr {
-                    byte_count: (frame.len() - ihs) as u32,
-                    lkey: e.lkey,
-                    addr: Iova(bufs.iova().0 + (index * BUFFER_LEN + ihs) as u64),
-                }));
-            }
+            let mut wqe = send_wqe(
+                frame,
+                ihs,
+                sqn,
+                tisn,
+                e.lkey,
+                bufs.iova().0 + (index * BUFFER_LEN) as u64,
+            );
             let ds = wqe.required_ds();
             wqe.ctrl.ds_count = ds as u8;
             let wqebbs = ds.div_ceil(WQEBB_LEN / DS_LEN);
@@ -837,5 +863,85 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
     pub fn eth_objects(&self) -> Option<(u32, u32, u32, u32, u32)> {
         let e = self.eth.as_ref()?;
         Some((e.tisn?, e.sqn?, e.rqn?, e.tirn?, e.table_id?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// An IPv4/TCP frame: Ethernet, 20-byte IP header, 32-byte TCP header, 4 payload bytes.
+    fn tcp_frame() -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 32 + 4];
+        f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[14 + 9] = 6;
+        f[34 + 12] = 8 << 4;
+        f
+    }
+
+    #[test]
+    fn inline_length_per_mode() {
+        let f = tcp_frame();
+        assert_eq!(inline_len(&f, InlineMode::None), 0);
+        assert_eq!(inline_len(&f, InlineMode::L2), MIN_INLINE_L2);
+        assert_eq!(inline_len(&f, InlineMode::Ip), 34);
+        assert_eq!(inline_len(&f, InlineMode::TcpUdp), 66);
+        // A VLAN-tagged frame: 4 more bytes of L2.
+        let mut tagged = f[..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+        tagged.extend_from_slice(&f[12..]);
+        assert_eq!(inline_len(&tagged, InlineMode::Ip), 38);
+        // Not IP: the L2 minimum; never more than the frame.
+        let arp = [0u8; 16];
+        assert_eq!(inline_len(&arp, InlineMode::TcpUdp), 16);
+        assert_eq!(inline_len(&arp[..14], InlineMode::L2), 14);
+    }
+
+    #[test]
+    fn send_wqe_with_the_l2_inline_header_takes_one_wqebb() {
+        let f = tcp_frame();
+        let mut w = send_wqe(&f, MIN_INLINE_L2, 0x0123, 0x45, 0x500, 0x1_0000_0000);
+        w.ctrl.wqe_index = 7;
+        assert_eq!(
+            w.ctrl.ds_count, 4,
+            "control, Ethernet, 16 more inline bytes, data"
+        );
+        assert_eq!(w.wqebb_count(), 1);
+        let mut b = [0u8; WQEBB_LEN];
+        assert_eq!(w.emit(&mut b).unwrap(), WQEBB_LEN);
+        // Control segment: index 7, opcode SEND, SQN, DS 4, no CQE, TIS in the immediate.
+        assert_eq!(&b[0..4], &[0, 0, 7, 0x0a]);
+        assert_eq!(&b[4..8], &[0, 0x01, 0x23, 4]);
+        assert_eq!(b[11], 0);
+        assert_eq!(&b[12..16], &[0, 0, 0x45, 0]);
+        // Ethernet segment: 18 inline bytes, the first two in the segment.
+        assert_eq!(&b[0x1c..0x1e], &[0, 18]);
+        assert_eq!(&b[0x1e..0x30], &f[..18]);
+        // Data segment: the rest from the buffer, 18 bytes in.
+        assert_eq!(&b[0x30..0x34], &((f.len() - 18) as u32).to_be_bytes());
+        assert_eq!(&b[0x34..0x38], &0x500u32.to_be_bytes());
+        assert_eq!(&b[0x38..0x40], &(0x1_0000_0000u64 + 18).to_be_bytes());
+        assert_eq!(SendWqeRepr::parse(&b).unwrap(), w);
+    }
+
+    #[test]
+    fn send_wqe_without_inline_and_a_frame_all_inline() {
+        let f = tcp_frame();
+        let w = send_wqe(&f, 0, 1, 2, 3, 0x4000);
+        assert_eq!(w.ctrl.ds_count, 3);
+        let small = &f[..14];
+        let w = send_wqe(small, MIN_INLINE_L2, 1, 2, 3, 0x4000);
+        assert!(w.data.is_empty(), "nothing left for a data segment");
+        assert_eq!(w.ctrl.ds_count, 3);
+        let w = send_wqe(&f, inline_len(&f, InlineMode::TcpUdp), 1, 2, 3, 0x4000);
+        assert_eq!(
+            w.wqebb_count(),
+            2,
+            "66 inline bytes spill into a second WQEBB"
+        );
     }
 }

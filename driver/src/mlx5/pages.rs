@@ -80,3 +80,34 @@ impl<G: DmaRegion> PageBook<G> {
         self.batches.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::mlx5::model::Mlx5Model;
+    use mlx5_model::{FunctionId, Mlx5Config};
+
+    #[test]
+    fn batches_are_freed_when_every_page_came_back() {
+        let m = Mlx5Model::new(Mlx5Config::default());
+        let dma = m.dma(FunctionId::Pf);
+        let mut book = PageBook::default();
+        let a = book.allocate(&dma, 3).unwrap();
+        let b = book.allocate(&dma, 2).unwrap();
+        assert_eq!(book.outstanding(), 5);
+        assert!(a.iter().chain(&b).all(|p| p % 4096 == 0));
+        book.returned(&a[..2]);
+        assert_eq!(book.outstanding(), 3);
+        assert!(
+            book.batches[0].is_some(),
+            "one page of the batch still given"
+        );
+        book.returned(&[a[2], 0xdead_0000]);
+        assert!(book.batches[0].is_none());
+        assert_eq!(book.unknown_returned, 1);
+        book.returned(&b);
+        assert_eq!(book.outstanding(), 0);
+        assert!(book.allocate(&dma, 0).unwrap().is_empty());
+    }
+}

@@ -18,7 +18,7 @@ use mlx5_hw::cmd::{
     MAILBOX_ALLOC_ALIGN, MAILBOX_BLOCK_LEN, MAILBOX_DATA_LEN, MailboxBlock, Opcode, OutputHeader,
     QueueEntry, doorbell_bit, mailbox_blocks, page_request_slot,
 };
-use mlx5_hw::init_seg::{LOG_CMDQ_SIZE, MAX_LOG_CMDQ_BYTES, MAX_LOG_CMDQ_SIZE, Register};
+use mlx5_hw::init_seg::{MAX_LOG_CMDQ_BYTES, MAX_LOG_CMDQ_SIZE, Register};
 
 use super::error::Mlx5Error;
 use super::iseg::Mlx5Bar;
@@ -355,5 +355,285 @@ impl<G: DmaRegion> CommandQueue<G> {
     }
 }
 
-/// Default queue size drivers expect.
-pub const EXPECTED_LOG_CMDQ_SIZE: u8 = LOG_CMDQ_SIZE;
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use std::sync::{Arc, Mutex};
+
+    use hw_common::Iova;
+    use igb_hw::RegisterOffset;
+    use mlx5_hw::cmd::{MailboxBlock, QueueEntry};
+
+    use super::*;
+    use crate::backend::{DmaError, RegisterIo};
+
+    /// Host memory of the fake: regions by IOVA.
+    type Mem = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
+    fn mem_read(mem: &Mem, iova: u64, buf: &mut [u8]) {
+        for (base, bytes) in mem.lock().unwrap().iter() {
+            if iova >= *base && iova + buf.len() as u64 <= *base + bytes.len() as u64 {
+                let at = (iova - base) as usize;
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                return;
+            }
+        }
+        panic!("fake device read outside host memory at {iova:#x}");
+    }
+
+    fn mem_write(mem: &Mem, iova: u64, data: &[u8]) {
+        for (base, bytes) in mem.lock().unwrap().iter_mut() {
+            let base = *base;
+            if iova >= base && iova + data.len() as u64 <= base + bytes.len() as u64 {
+                let at = (iova - base) as usize;
+                bytes[at..at + data.len()].copy_from_slice(data);
+                return;
+            }
+        }
+        panic!("fake device write outside host memory at {iova:#x}");
+    }
+
+    #[derive(Clone)]
+    struct FakeDma {
+        mem: Mem,
+        next: Arc<Mutex<u64>>,
+    }
+
+    struct FakeRegion {
+        mem: Mem,
+        iova: u64,
+        len: usize,
+    }
+
+    impl DmaAllocator for FakeDma {
+        type Region = FakeRegion;
+        fn allocate(&self, len: usize) -> Result<FakeRegion, DmaError> {
+            let len = len.div_ceil(4096) * 4096;
+            let mut next = self.next.lock().unwrap();
+            let iova = *next;
+            *next += len as u64;
+            self.mem.lock().unwrap().push((iova, vec![0; len]));
+            Ok(FakeRegion {
+                mem: self.mem.clone(),
+                iova,
+                len,
+            })
+        }
+    }
+
+    impl DmaRegion for FakeRegion {
+        fn iova(&self) -> Iova {
+            Iova(self.iova)
+        }
+        fn len(&self) -> usize {
+            self.len
+        }
+        fn read(&self, offset: usize, buf: &mut [u8]) {
+            mem_read(&self.mem, self.iova + offset as u64, buf);
+        }
+        fn write(&self, offset: usize, data: &[u8]) {
+            mem_write(&self.mem, self.iova + offset as u64, data);
+        }
+    }
+
+    /// What the fake device does with a posted command.
+    #[derive(Clone, Debug)]
+    enum Behaviour {
+        /// Returns the entry with this delivery status.
+        Deliver(DeliveryStatus),
+        /// Answers with these output bytes (status and all).
+        Answer(Vec<u8>),
+    }
+
+    /// A device that checks each posted entry and its chains as a device does and answers.
+    #[derive(Clone)]
+    struct FakeDevice {
+        mem: Mem,
+        cmdq: Arc<Mutex<u64>>,
+        behaviour: Arc<Mutex<Behaviour>>,
+        inputs: Arc<Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl FakeDevice {
+        fn chain(&self, mut ptr: u64, token: u8) -> Vec<u64> {
+            let mut blocks = Vec::new();
+            while ptr != 0 {
+                let mut b = [0u8; MAILBOX_BLOCK_LEN];
+                mem_read(&self.mem, ptr, &mut b);
+                let m = MailboxBlock::new_checked(&b[..]).unwrap();
+                assert_eq!(m.block_number() as usize, blocks.len(), "block number");
+                assert_eq!(m.token(), token, "block token");
+                assert!(m.signatures_ok());
+                assert_eq!(ptr % MAILBOX_ALLOC_ALIGN, 0);
+                blocks.push(ptr);
+                ptr = m.next();
+            }
+            blocks
+        }
+
+        fn doorbell(&self, mask: u32) {
+            assert_eq!(mask, 1, "one command at a time in slot 0");
+            let at = *self.cmdq.lock().unwrap();
+            let mut raw = [0u8; ENTRY_LEN];
+            mem_read(&self.mem, at, &mut raw);
+            let mut e = QueueEntry::new_checked(&mut raw[..]).unwrap();
+            assert!(e.owned_by_hw() && e.signature_ok() && e.token() != 0);
+            assert_eq!(e.cmd_type(), CMD_TYPE_PCIE);
+            let token = e.token();
+            let in_blocks = self.chain(e.input_mailbox(), token);
+            let out_blocks = self.chain(e.output_mailbox(), token);
+            let mut input = e.inline_input()[..(e.input_length() as usize).min(16)].to_vec();
+            for b in &in_blocks {
+                let mut d = [0u8; MAILBOX_DATA_LEN];
+                mem_read(&self.mem, *b, &mut d);
+                input.extend_from_slice(&d);
+            }
+            input.truncate(e.input_length() as usize);
+            self.inputs.lock().unwrap().push(input);
+            match self.behaviour.lock().unwrap().clone() {
+                Behaviour::Deliver(s) => e.set_delivery_status(s),
+                Behaviour::Answer(out) => {
+                    assert!(out.len() <= e.output_length() as usize);
+                    let n = out.len().min(INLINE_LEN);
+                    e.set_inline_output(&out[..n]);
+                    for (b, chunk) in out_blocks.iter().zip(out[n..].chunks(MAILBOX_DATA_LEN)) {
+                        mem_write(&self.mem, *b, chunk);
+                    }
+                    e.set_delivery_status(DeliveryStatus::Ok);
+                }
+            }
+            e.set_owned_by_hw(false);
+            mem_write(&self.mem, at, &raw);
+        }
+    }
+
+    impl RegisterIo for FakeDevice {
+        fn read32(&self, offset: RegisterOffset) -> u32 {
+            if offset.0 == Register::CmdqAddrLSz.offset() {
+                return 0x56u32.swap_bytes();
+            }
+            0
+        }
+        fn write32(&self, offset: RegisterOffset, value: u32) {
+            let value = value.swap_bytes();
+            if offset.0 == Register::CmdqAddrH.offset() {
+                *self.cmdq.lock().unwrap() = u64::from(value) << 32;
+            } else if offset.0 == Register::CmdqAddrLSz.offset() {
+                *self.cmdq.lock().unwrap() |= u64::from(value & 0xFFFF_F000);
+            } else if offset.0 == Register::CmdDbell.offset() {
+                self.doorbell(value);
+            }
+        }
+    }
+
+    struct NoTime;
+    impl Clock for NoTime {
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn delay_ns(&self, _ns: u64) {}
+    }
+
+    fn setup(b: Behaviour) -> (FakeDevice, Mlx5Bar<FakeDevice>, CommandQueue<FakeRegion>) {
+        let mem: Mem = Arc::new(Mutex::new(Vec::new()));
+        let dma = FakeDma {
+            mem: mem.clone(),
+            next: Arc::new(Mutex::new(0x10_0000)),
+        };
+        let dev = FakeDevice {
+            mem,
+            cmdq: Arc::new(Mutex::new(0)),
+            behaviour: Arc::new(Mutex::new(b)),
+            inputs: Arc::new(Mutex::new(Vec::new())),
+        };
+        let bar = Mlx5Bar::new(dev.clone());
+        let q = CommandQueue::new(&bar, &dma, 1_000_000).unwrap();
+        assert_eq!(*dev.cmdq.lock().unwrap(), 0x10_0000);
+        (dev, bar, q)
+    }
+
+    fn message(opcode: Opcode, len: usize) -> Vec<u8> {
+        let mut m: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+        InputHeader {
+            opcode,
+            uid: 0,
+            op_mod: 3,
+        }
+        .emit(&mut m)
+        .unwrap();
+        m
+    }
+
+    #[test]
+    fn long_input_and_output_travel_through_mailbox_chains() {
+        let mut out: Vec<u8> = (0..0x1010).map(|i| (i % 251) as u8).collect();
+        OutputHeader::OK.emit(&mut out).unwrap();
+        let (dev, bar, mut q) = setup(Behaviour::Answer(out.clone()));
+        let input = message(Opcode::SetHcaCap, 0x1010);
+        let got = q.exec(&bar, &NoTime, 0, &input, 0x1010).unwrap();
+        assert_eq!(got, out, "16 inline bytes and 8 blocks back in order");
+        assert_eq!(dev.inputs.lock().unwrap()[0], input);
+        // Tokens roll: the next command carries another one (checked in each block).
+        q.exec(&bar, &NoTime, 0, &input, 0x1010).unwrap();
+        assert_eq!(q.counters().ok, 2);
+    }
+
+    #[test]
+    fn a_delivery_error_names_the_command_and_status() {
+        let (_dev, bar, mut q) = setup(Behaviour::Deliver(DeliveryStatus::Token));
+        let e = q
+            .exec(&bar, &NoTime, 0, &message(Opcode::CreateEq, 0x120), 0x10)
+            .unwrap_err();
+        match &e {
+            Mlx5Error::Delivery { opcode, status } => {
+                assert_eq!(
+                    (*opcode, *status),
+                    (Opcode::CreateEq, DeliveryStatus::Token)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            e.to_string()
+                .starts_with("CREATE_EQ(0x301): delivery failed")
+        );
+        assert_eq!(q.counters().delivery_errors, 1);
+        assert!(
+            !q.is_down(),
+            "a delivery error does not take the interface down"
+        );
+    }
+
+    #[test]
+    fn a_failed_status_carries_op_mod_and_syndrome() {
+        let mut out = vec![0u8; 0x10];
+        OutputHeader {
+            status: CommandStatus::BadParam,
+            syndrome: 0x0059_5b5d,
+        }
+        .emit(&mut out)
+        .unwrap();
+        let (_dev, bar, mut q) = setup(Behaviour::Answer(out));
+        let e = q
+            .exec(&bar, &NoTime, 0, &message(Opcode::CreateTis, 0xC0), 0x10)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "CREATE_TIS(0x912) op_mod(0x3) failed, status BadParam (0x3), syndrome 0x595b5d"
+        );
+    }
+
+    #[test]
+    fn messages_beyond_the_mailbox_area_are_refused_before_posting() {
+        let (dev, bar, mut q) = setup(Behaviour::Deliver(DeliveryStatus::Ok));
+        let input = message(Opcode::ManagePages, 16 + 8 * 8192);
+        assert!(matches!(
+            q.exec(&bar, &NoTime, 0, &input, 0x10),
+            Err(Mlx5Error::MessageTooLong {
+                opcode: Opcode::ManagePages,
+                ..
+            })
+        ));
+        assert!(dev.inputs.lock().unwrap().is_empty());
+    }
+}

@@ -37,7 +37,7 @@ use mlx5_hw::cqe::{Cqe, CqeOpcode, CqeRepr, ErrCqe};
 use mlx5_hw::uar::{BF_OFFSET, RCV_DBR_OFFSET, SND_DBR_OFFSET};
 use mlx5_hw::wqe::{
     CqUpdate, CtrlSeg, CtrlSegRepr, DS_LEN, DataSegRepr, EthInsert, EthSegRepr, InlineMode,
-    RecvWqeRepr, SendDataSeg, SendOpcode, SendWqeRepr, WQEBB_LEN,
+    RECV_START_PADDING, RecvWqeRepr, SendDataSeg, SendOpcode, SendWqeRepr, WQEBB_LEN,
 };
 
 use super::device::{Mlx5Device, input, is_bad_op, output};
@@ -497,8 +497,9 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
         };
         for i in 0..(1usize << e.rq_log) {
             let wqe = RecvWqeRepr {
+                // mlx5e sets the hardware start-padding bit on every receive fragment.
                 segments: vec![DataSegRepr {
-                    byte_count: BUFFER_LEN as u32,
+                    byte_count: BUFFER_LEN as u32 | RECV_START_PADDING,
                     lkey: e.lkey,
                     addr: Iova(bufs.iova().0 + (i * BUFFER_LEN) as u64),
                 }],

@@ -632,6 +632,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
         let mask = size - 1;
         let mut sent = 0;
         let mut last: Option<usize> = None;
+        // Refuse a bad batch before anything reaches the ring.
         for frame in frames {
             if frame.len() > BUFFER_LEN {
                 return Err(Mlx5Error::FrameTooLarge {
@@ -645,6 +646,8 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
                     min: ETH_HLEN,
                 });
             }
+        }
+        for frame in frames {
             let ihs = inline_len(frame, e.inline_mode);
             let index = usize::from(e.sq_pc) & mask;
             let mut wqe = send_wqe(
@@ -740,6 +743,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
         while let Some(raw) = cq.next_cqe() {
             seen += 1;
             let Ok(view) = Cqe::new_checked(&raw[..]) else {
+                e.stats.unexpected_cqes += 1;
                 continue;
             };
             let c = CqeRepr::parse(&view);
@@ -785,6 +789,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
             let Some(raw) = cq.next_cqe() else { break };
             consumed = consumed.wrapping_add(1);
             let Ok(view) = Cqe::new_checked(&raw[..]) else {
+                e.stats.unexpected_cqes += 1;
                 continue;
             };
             let c = CqeRepr::parse(&view);

@@ -183,26 +183,19 @@ pub fn inline_len(frame: &[u8], mode: InlineMode) -> usize {
     n.min(frame.len())
 }
 
-/// The send WQE mlx5e builds for one linear frame: a SEND on SQ `sqn` with TIS `tisn` in the
-/// control segment, the first `ihs` bytes inlined in the Ethernet segment, and one data
-/// segment (key `lkey`) for the rest, which the caller copied to `buffer` (the frame's start;
-/// the segment points `ihs` bytes in). No CQE is requested (the batch's last WQE asks) and
-/// the WQE index and DS count are set by the caller.
-pub fn send_wqe(
-    frame: &[u8],
-    ihs: usize,
-    sqn: u32,
-    tisn: u32,
-    lkey: u32,
-    buffer: u64,
-) -> SendWqeRepr {
+/// The send WQE mlx5e builds for one linear frame: a SEND on SQ `sqn`, the first `ihs` bytes
+/// inlined in the Ethernet segment, and one data segment (key `lkey`) for the rest, which the
+/// caller copied to `buffer` (the frame's start; the segment points `ihs` bytes in). The
+/// control segment's `tis_tir_num` stays 0: the SQ's context names its TIS, and mlx5e sets
+/// the field only to pick another TIS (TLS, NVMe-TCP offloads). No CQE is requested (the
+/// batch's last WQE asks); the caller sets the WQE index.
+pub fn send_wqe(frame: &[u8], ihs: usize, sqn: u32, lkey: u32, buffer: u64) -> SendWqeRepr {
     let ihs = ihs.min(frame.len());
     let mut wqe = SendWqeRepr {
         ctrl: CtrlSegRepr {
             opcode: SendOpcode::Send,
             sqn,
             ce: CqUpdate::OnError,
-            imm: tisn << 8,
             ..CtrlSegRepr::default()
         },
         eth: Some(EthSegRepr {
@@ -623,8 +616,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
     pub fn send(&mut self, frames: &[&[u8]]) -> Result<usize, Mlx5Error> {
         self.reclaim_tx()?;
         let e = self.eth.as_mut().ok_or(Mlx5Error::NotOpen)?;
-        let (Some(ring), Some(bufs), Some(sqn), Some(tisn)) =
-            (e.sq_ring.as_ref(), e.tx_bufs.as_ref(), e.sqn, e.tisn)
+        let (Some(ring), Some(bufs), Some(sqn)) = (e.sq_ring.as_ref(), e.tx_bufs.as_ref(), e.sqn)
         else {
             return Err(Mlx5Error::NotOpen);
         };
@@ -654,7 +646,6 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
                 frame,
                 ihs,
                 sqn,
-                tisn,
                 e.lkey,
                 bufs.iova().0 + (index * BUFFER_LEN) as u64,
             );
@@ -910,7 +901,7 @@ mod tests {
     #[test]
     fn send_wqe_with_the_l2_inline_header_takes_one_wqebb() {
         let f = tcp_frame();
-        let mut w = send_wqe(&f, MIN_INLINE_L2, 0x0123, 0x45, 0x500, 0x1_0000_0000);
+        let mut w = send_wqe(&f, MIN_INLINE_L2, 0x0123, 0x500, 0x1_0000_0000);
         w.ctrl.wqe_index = 7;
         assert_eq!(
             w.ctrl.ds_count, 4,
@@ -919,11 +910,11 @@ mod tests {
         assert_eq!(w.wqebb_count(), 1);
         let mut b = [0u8; WQEBB_LEN];
         assert_eq!(w.emit(&mut b).unwrap(), WQEBB_LEN);
-        // Control segment: index 7, opcode SEND, SQN, DS 4, no CQE, TIS in the immediate.
+        // Control segment: index 7, opcode SEND, SQN, DS 4, no CQE, no TIS override.
         assert_eq!(&b[0..4], &[0, 0, 7, 0x0a]);
         assert_eq!(&b[4..8], &[0, 0x01, 0x23, 4]);
         assert_eq!(b[11], 0);
-        assert_eq!(&b[12..16], &[0, 0, 0x45, 0]);
+        assert_eq!(&b[12..16], &[0, 0, 0, 0]);
         // Ethernet segment: 18 inline bytes, the first two in the segment.
         assert_eq!(&b[0x1c..0x1e], &[0, 18]);
         assert_eq!(&b[0x1e..0x30], &f[..18]);
@@ -937,13 +928,13 @@ mod tests {
     #[test]
     fn send_wqe_without_inline_and_a_frame_all_inline() {
         let f = tcp_frame();
-        let w = send_wqe(&f, 0, 1, 2, 3, 0x4000);
+        let w = send_wqe(&f, 0, 1, 3, 0x4000);
         assert_eq!(w.ctrl.ds_count, 3);
         let small = &f[..14];
-        let w = send_wqe(small, MIN_INLINE_L2, 1, 2, 3, 0x4000);
+        let w = send_wqe(small, MIN_INLINE_L2, 1, 3, 0x4000);
         assert!(w.data.is_empty(), "nothing left for a data segment");
         assert_eq!(w.ctrl.ds_count, 3);
-        let w = send_wqe(&f, inline_len(&f, InlineMode::TcpUdp), 1, 2, 3, 0x4000);
+        let w = send_wqe(&f, inline_len(&f, InlineMode::TcpUdp), 1, 3, 0x4000);
         assert_eq!(
             w.wqebb_count(),
             2,

@@ -529,3 +529,23 @@ fn ethernet_queue_sizes_are_checked_before_anything_is_sent() {
     ));
     assert_eq!(dev.command_trace().len(), n);
 }
+
+#[test]
+fn after_a_fatal_state_the_host_resets_the_function_and_a_new_driver_comes_up() {
+    let m = model(1);
+    let (bar, dev) = faulty_device(&m, short_timeout());
+    let mut dev = dev.unwrap();
+    *bar.health.lock().unwrap() = Some(sick(HealthSyndrome::FwInternal));
+    assert!(matches!(dev.check_health(), Err(Mlx5Error::DeviceFatal(_))));
+    // The re-init path: drop the driver (its DMA memory is unmapped), FLR the function (the
+    // device releases the pages it held), bring the function up from scratch.
+    drop(dev);
+    m.nic().reset_function(VF0);
+    assert!(m.nic().function_state(VF0).unwrap().pages.is_empty());
+    let dev = m.device(VF0, Mlx5Config::default()).unwrap();
+    assert_eq!(
+        m.nic().function_state(VF0).unwrap().hca,
+        HcaState::Initialized
+    );
+    dev.shutdown().unwrap();
+}

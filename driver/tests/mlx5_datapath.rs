@@ -128,3 +128,30 @@ fn frames_go_from_one_vf_to_another() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs the mlx5 model's datapath and E-Switch (issue 15, both)"]
+fn the_smoltcp_device_carries_a_frame_between_vfs() {
+    use hac_driver::mlx5::phy::Mlx5PhyDevice;
+    use smoltcp::phy::{Device, RxToken, TxToken};
+    use smoltcp::time::Instant;
+
+    let m = Mlx5Model::new(ModelConfig::default());
+    let (mut pf, mut vfs) = m.start(2, Mlx5Config::default()).unwrap();
+    pf.set_vf_mac(0, MAC0).unwrap();
+    pf.set_vf_mac(1, MAC1).unwrap();
+    let mut b = vfs.pop().unwrap();
+    let mut a = vfs.pop().unwrap();
+    a.open_eth(EthConfig::default()).unwrap();
+    b.open_eth(EthConfig::default()).unwrap();
+    let mut a = Mlx5PhyDevice::new(a);
+    let mut b = Mlx5PhyDevice::new(b);
+    assert!(a.capabilities().max_transmission_unit >= 1514);
+    let sent = frame(MAC1, MAC0, b"hello over mlx5");
+    let tx = a.transmit(Instant::ZERO).expect("room in the SQ");
+    tx.consume(sent.len(), |buf| buf.copy_from_slice(&sent));
+    m.run_for(1_000_000);
+    let (rx, _tx) = b.receive(Instant::ZERO).expect("a frame");
+    rx.consume(|got| assert_eq!(got, &sent[..]));
+    assert_eq!((a.tx_dropped, b.rx_errors), (0, 0));
+}

@@ -549,3 +549,21 @@ fn after_a_fatal_state_the_host_resets_the_function_and_a_new_driver_comes_up() 
     );
     dev.shutdown().unwrap();
 }
+
+#[test]
+fn an_eq_size_beyond_the_capability_is_refused_before_sending() {
+    let m = model(1);
+    let huge = Mlx5Config {
+        log_async_eq_size: 60,
+        ..Mlx5Config::default()
+    };
+    match m.device(VF0, huge) {
+        Err(Mlx5Error::QueueSize {
+            what: "EQ",
+            log: 60,
+            ..
+        }) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("an EQ of 2^60 entries"),
+    }
+}

@@ -419,6 +419,15 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
         vector: u16,
         events: &[EventType],
     ) -> Result<EventQueue<D::Region>, Mlx5Error> {
+        let max = self.caps.general().map_or(0, |g| g.log_max_eq_sz()).min(22);
+        if log_size == 0 || log_size > max {
+            return Err(Mlx5Error::QueueSize {
+                what: "EQ",
+                log: log_size,
+                min: 1,
+                max,
+            });
+        }
         let region = self.dma.allocate(mlx5_hw::eqe::EQE_LEN << log_size)?;
         let mut eq = EventQueue::prepare(region, log_size, self.uar);
         let pas = page_list(&eq.region, eq.ring_len());

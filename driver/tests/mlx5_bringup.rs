@@ -567,3 +567,43 @@ fn an_eq_size_beyond_the_capability_is_refused_before_sending() {
         Ok(_) => panic!("an EQ of 2^60 entries"),
     }
 }
+
+#[test]
+fn in_event_mode_commands_complete_by_command_eqes() {
+    let m = model(1);
+    let config = Mlx5Config {
+        command_events: true,
+        ..Mlx5Config::default()
+    };
+    let mut dev = m.device(VF0, config).unwrap();
+    let cmd_eqn = dev.cmd_eq_number().expect("a command EQ");
+    let trace = opcodes(&dev);
+    // The command EQ comes right after ALLOC_UAR, then the rest as in polling mode.
+    let uar_at = VF_BRING_UP
+        .iter()
+        .position(|c| c.0 == Opcode::AllocUar)
+        .unwrap();
+    assert_eq!(trace[..=uar_at], VF_BRING_UP[..=uar_at]);
+    assert_eq!(trace[uar_at + 1], (Opcode::CreateEq, 0));
+    assert_eq!(trace[uar_at + 2..], VF_BRING_UP[uar_at + 1..]);
+    let eqes_before = m.nic().counters().eqes_written;
+    dev.create_cq(2).unwrap();
+    assert!(
+        m.nic().counters().eqes_written > eqes_before,
+        "a command EQE"
+    );
+    // A page request answered on slot 31 completes by its EQE bit too.
+    m.nic().request_pages(VF0, 2).unwrap();
+    dev.poll_events().unwrap();
+    assert_eq!(dev.event_counters().page_requests_given, 1);
+    let nic = m.nic();
+    let eq = nic.function_state(VF0).unwrap().eqs.get(&cmd_eqn).cloned();
+    drop(nic);
+    assert!(eq.is_some());
+    assert_eq!(dev.command_counters().stray_events, 0);
+    let trace = dev.shutdown().unwrap();
+    assert!(trace.iter().all(|r| r.status == Some(CommandStatus::Ok)));
+    let nic = m.nic();
+    let state = nic.function_state(VF0).unwrap();
+    assert!(state.pages.is_empty() && state.eqs.is_empty());
+}

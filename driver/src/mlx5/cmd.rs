@@ -22,9 +22,11 @@ use mlx5_hw::init_seg::{MAX_LOG_CMDQ_BYTES, MAX_LOG_CMDQ_SIZE, Register};
 
 use super::error::Mlx5Error;
 use super::iseg::Mlx5Bar;
+use super::queues::EventQueue;
 use crate::backend::{
     Clock, DmaAllocator, DmaRegion, RegisterIo, completion_fence, doorbell_fence,
 };
+use mlx5_hw::eqe::EventData;
 
 /// Mailbox blocks per slot: input and output together up to 64 × 512 bytes.
 pub const BLOCKS_PER_SLOT: usize = 64;
@@ -63,6 +65,8 @@ pub struct CommandCounters {
     pub timeouts: u64,
     /// Recoveries of the command interface after a timeout.
     pub recoveries: u64,
+    /// EQEs on the command EQ that were not command completions (counted, ignored).
+    pub stray_events: u64,
 }
 
 /// The command queue of one function.
@@ -74,6 +78,7 @@ pub struct CommandQueue<G: DmaRegion> {
     token: u8,
     timeout_ns: u64,
     down: bool,
+    completed: u32,
     trace: Vec<CommandRecord>,
     counters: CommandCounters,
 }
@@ -110,6 +115,7 @@ impl<G: DmaRegion> CommandQueue<G> {
             token: 0,
             timeout_ns,
             down: false,
+            completed: 0,
             trace: Vec::new(),
             counters: CommandCounters::default(),
         };
@@ -177,6 +183,10 @@ impl<G: DmaRegion> CommandQueue<G> {
     /// [`Mlx5Error::Command`], a delivery error [`Mlx5Error::Delivery`], no answer within the
     /// timeout [`Mlx5Error::CommandTimeout`] (after which the interface is down until
     /// [`CommandQueue::recover`]).
+    ///
+    /// Polling mode (`events` `None`): the entry's ownership bit is polled. Event mode (the
+    /// command EQ): completion is the command EQE whose slot bitmask has the slot's bit, as
+    /// `mlx5_cmd_comp_handler` takes it; the EQ is re-armed after each drain.
     pub fn exec<R: RegisterIo, C: Clock>(
         &mut self,
         bar: &Mlx5Bar<R>,
@@ -184,6 +194,7 @@ impl<G: DmaRegion> CommandQueue<G> {
         slot: u8,
         input: &[u8],
         out_len: usize,
+        mut events: Option<&mut EventQueue<G>>,
     ) -> Result<Vec<u8>, Mlx5Error> {
         let header = InputHeader::parse(input).map_err(|source| Mlx5Error::MalformedOutput {
             opcode: Opcode::Unknown(0),
@@ -253,10 +264,32 @@ impl<G: DmaRegion> CommandQueue<G> {
 
         let start = clock.now_ns();
         let mut interval = FIRST_POLL_NS;
+        let bit = doorbell_bit(slot).unwrap_or(0);
         loop {
-            let mut status = [0u8; 1];
-            self.page.read(entry_at + ENTRY_LEN - 1, &mut status);
-            if status[0] & 1 == 0 {
+            let done = match events.as_deref_mut() {
+                Some(eq) => {
+                    let mut drained = false;
+                    while let Some(e) = eq.next_eqe() {
+                        drained = true;
+                        if let EventData::Cmd { vector } = e.data {
+                            self.completed |= vector;
+                        } else {
+                            self.counters.stray_events += 1;
+                        }
+                    }
+                    if drained {
+                        eq.doorbell(bar, true);
+                    }
+                    self.completed & bit != 0
+                }
+                None => {
+                    let mut status = [0u8; 1];
+                    self.page.read(entry_at + ENTRY_LEN - 1, &mut status);
+                    status[0] & 1 == 0
+                }
+            };
+            if done {
+                self.completed &= !bit;
                 break;
             }
             let waited = clock.now_ns().saturating_sub(start);
@@ -351,6 +384,7 @@ impl<G: DmaRegion> CommandQueue<G> {
         }
         self.hand_to_device(bar);
         self.down = false;
+        self.completed = 0;
         self.counters.recoveries += 1;
     }
 }
@@ -570,11 +604,11 @@ mod tests {
         OutputHeader::OK.emit(&mut out).unwrap();
         let (dev, bar, mut q) = setup(Behaviour::Answer(out.clone()));
         let input = message(Opcode::SetHcaCap, 0x1010);
-        let got = q.exec(&bar, &NoTime, 0, &input, 0x1010).unwrap();
+        let got = q.exec(&bar, &NoTime, 0, &input, 0x1010, None).unwrap();
         assert_eq!(got, out, "16 inline bytes and 8 blocks back in order");
         assert_eq!(dev.inputs.lock().unwrap()[0], input);
         // Tokens roll: the next command carries another one (checked in each block).
-        q.exec(&bar, &NoTime, 0, &input, 0x1010).unwrap();
+        q.exec(&bar, &NoTime, 0, &input, 0x1010, None).unwrap();
         assert_eq!(q.counters().ok, 2);
     }
 
@@ -582,7 +616,14 @@ mod tests {
     fn a_delivery_error_names_the_command_and_status() {
         let (_dev, bar, mut q) = setup(Behaviour::Deliver(DeliveryStatus::Token));
         let e = q
-            .exec(&bar, &NoTime, 0, &message(Opcode::CreateEq, 0x120), 0x10)
+            .exec(
+                &bar,
+                &NoTime,
+                0,
+                &message(Opcode::CreateEq, 0x120),
+                0x10,
+                None,
+            )
             .unwrap_err();
         match &e {
             Mlx5Error::Delivery { opcode, status } => {
@@ -615,7 +656,14 @@ mod tests {
         .unwrap();
         let (_dev, bar, mut q) = setup(Behaviour::Answer(out));
         let e = q
-            .exec(&bar, &NoTime, 0, &message(Opcode::CreateTis, 0xC0), 0x10)
+            .exec(
+                &bar,
+                &NoTime,
+                0,
+                &message(Opcode::CreateTis, 0xC0),
+                0x10,
+                None,
+            )
             .unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -628,7 +676,7 @@ mod tests {
         let (dev, bar, mut q) = setup(Behaviour::Deliver(DeliveryStatus::Ok));
         let input = message(Opcode::ManagePages, 16 + 8 * 8192);
         assert!(matches!(
-            q.exec(&bar, &NoTime, 0, &input, 0x10),
+            q.exec(&bar, &NoTime, 0, &input, 0x10, None),
             Err(Mlx5Error::MessageTooLong {
                 opcode: Opcode::ManagePages,
                 ..

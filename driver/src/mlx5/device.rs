@@ -14,12 +14,13 @@
 //! 5. QUERY_PAGES init, MANAGE_PAGES give; INIT_HCA;
 //! 6. SET_DRIVER_VERSION (if `driver_version`); QUERY_HCA_CAP general current again, Ethernet
 //!    offloads (if `eth_net_offloads`) and flow tables (if `nic_flow_table`);
-//! 7. ALLOC_UAR; CREATE_EQ async (port change, CQ and work-queue errors, page requests; MSI-X
+//! 7. ALLOC_UAR; (event mode: CREATE_EQ command EQ, vector 0); CREATE_EQ async (port change, CQ and work-queue errors, page requests; MSI-X
 //!    vector 0) and CREATE_EQ completions (vector 1), both armed;
 //! 8. ALLOC_PD; ALLOC_TRANSPORT_DOMAIN.
 //!
-//! Commands complete by ownership polling (no command EQ): the device hands each entry back
-//! with its ownership bit; event mode is not used.
+//! Commands complete by ownership polling, or — with [`Mlx5Config::command_events`], as Linux
+//! runs — by command EQEs once a command EQ (created right after ALLOC_UAR, subscribed to the
+//! command event only) exists; teardown switches back to polling before destroying it.
 
 use hw_common::MacAddress;
 use mlx5_hw::caps::{
@@ -100,6 +101,9 @@ pub struct Mlx5Config {
     /// Health polls with an unchanged counter before the device counts as compromised
     /// (Linux and rdma-core: 3).
     pub health_miss_limit: u32,
+    /// Complete commands by command EQEs once the command EQ exists (as Linux does); off:
+    /// ownership polling throughout.
+    pub command_events: bool,
 }
 
 impl Default for Mlx5Config {
@@ -112,6 +116,7 @@ impl Default for Mlx5Config {
             log_async_eq_size: 6,
             log_comp_eq_size: 7,
             health_miss_limit: 3,
+            command_events: false,
         }
     }
 }
@@ -194,6 +199,7 @@ pub struct Mlx5Device<R: RegisterIo, D: DmaAllocator, C: Clock> {
     pub(crate) uar: u32,
     pub(crate) pd: u32,
     pub(crate) td: u32,
+    pub(crate) cmd_eq: Option<EventQueue<D::Region>>,
     pub(crate) async_eq: Option<EventQueue<D::Region>>,
     pub(crate) comp_eq: Option<EventQueue<D::Region>>,
     pub(crate) cqs: Vec<CompletionQueue<D::Region>>,
@@ -241,6 +247,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
             uar: 0,
             pd: 0,
             td: 0,
+            cmd_eq: None,
             async_eq: None,
             comp_eq: None,
             cqs: Vec::new(),
@@ -319,6 +326,12 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
 
         let o = self.exec(&input!(AllocUarIn, 0), OUT_LEN_16)?;
         self.uar = output!(AllocUarOut, o)?.uar();
+        if self.config.command_events {
+            // The command EQ first: its own CREATE_EQ completes by polling, every later
+            // command by its EQE (`mlx5_cmd_use_events`).
+            let eq = self.create_eq(self.config.log_async_eq_size, 0, &[EventType::Cmd])?;
+            self.cmd_eq = Some(eq);
+        }
         let events = [
             EventType::PortChange,
             EventType::CqError,
@@ -340,8 +353,19 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
 
     /// Runs one command in the command slot: its output, or the typed error.
     pub fn exec(&mut self, input: &[u8], out_len: usize) -> Result<Vec<u8>, Mlx5Error> {
-        self.cmd
-            .exec(&self.bar, &self.clock, COMMAND_SLOT, input, out_len)
+        self.exec_in(COMMAND_SLOT, input, out_len)
+    }
+
+    /// Runs one command in slot `slot`, by the command EQ in event mode, else by polling.
+    fn exec_in(&mut self, slot: u8, input: &[u8], out_len: usize) -> Result<Vec<u8>, Mlx5Error> {
+        self.cmd.exec(
+            &self.bar,
+            &self.clock,
+            slot,
+            input,
+            out_len,
+            self.cmd_eq.as_mut(),
+        )
     }
 
     fn query_cap(&mut self, cap_type: CapType, mode: CapMode) -> Result<Vec<u8>, Mlx5Error> {
@@ -376,7 +400,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
                     let _fits = v.set_pa(i, *a);
                 }
             });
-            if let Err(e) = self.cmd.exec(&self.bar, &self.clock, slot, &m, OUT_LEN_16) {
+            if let Err(e) = self.exec_in(slot, &m, OUT_LEN_16) {
                 // Refused (or not delivered): the device does not hold them.
                 self.pages.returned(&addrs);
                 return Err(e);
@@ -400,7 +424,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
                 }
             );
             let out_len = manage_pages_in_len(k).unwrap_or(OUT_LEN_16);
-            let o = self.cmd.exec(&self.bar, &self.clock, slot, &m, out_len)?;
+            let o = self.exec_in(slot, &m, out_len)?;
             let out = output!(ManagePagesOut, o)?;
             let returned = (out.output_num_entries() as usize).min(k);
             let addrs: Vec<u64> = (0..returned).filter_map(|i| out.pa(i)).collect();
@@ -566,8 +590,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
                             u16::from(ManagePagesOp::CannotGive),
                             |_v| {}
                         );
-                        self.cmd
-                            .exec(&self.bar, &self.clock, slot, &m, OUT_LEN_16)?;
+                        self.exec_in(slot, &m, OUT_LEN_16)?;
                         return Err(e);
                     }
                     Err(e) => return Err(e),
@@ -649,6 +672,16 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
             .into_iter()
             .flatten()
         {
+            let eqn = eq.eqn;
+            self.exec(
+                &input!(DestroyEqIn, DestroyEqIn::<&[u8]>::LEN, 0, |v| {
+                    v.set_eq_number(eqn);
+                }),
+                OUT_LEN_16,
+            )?;
+        }
+        // Back to polling (`mlx5_cmd_use_polling`), then the command EQ goes too.
+        if let Some(eq) = self.cmd_eq.take() {
             let eqn = eq.eqn;
             self.exec(
                 &input!(DestroyEqIn, DestroyEqIn::<&[u8]>::LEN, 0, |v| {
@@ -777,6 +810,10 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
     /// The transport domain.
     pub fn transport_domain(&self) -> u32 {
         self.td
+    }
+    /// The command EQ number (event mode only).
+    pub fn cmd_eq_number(&self) -> Option<u8> {
+        self.cmd_eq.as_ref().map(|e| e.eqn)
     }
     /// The async and completion EQ numbers.
     pub fn eq_numbers(&self) -> (Option<u8>, Option<u8>) {

@@ -17,7 +17,7 @@ use mlx5_hw::cmd::Opcode;
 use mlx5_hw::commands::OUT_LEN_16;
 use mlx5_hw::commands::queues::{
     CreateRqIn, CreateRqOut, CreateSqIn, CreateSqOut, DestroyCqIn, DestroyRqIn, DestroySqIn,
-    ModifyRqIn, ModifySqIn, QueueState, create_in_len, wq_type,
+    ModifyRqIn, ModifySqIn, QuerySqIn, QuerySqOut, QueueState, create_in_len, wq_type,
 };
 use mlx5_hw::commands::resources::{
     CreateMkeyIn, CreateMkeyOut, DestroyMkeyIn, QuerySpecialContextsIn, QuerySpecialContextsOut,
@@ -94,6 +94,8 @@ pub struct EthStats {
     pub unexpected_cqes: u64,
     /// Received frames longer than the buffer (truncated to it).
     pub rx_truncated: u64,
+    /// SQ recoveries after an error CQE (ERR → RST → RDY).
+    pub sq_recoveries: u64,
 }
 
 /// The objects and rings of the open Ethernet path (each `None` until created).
@@ -124,6 +126,7 @@ pub struct EthQueues<G: DmaRegion> {
     rx_bufs: Option<G>,
     stats: EthStats,
     last_error: Option<(u8, u8)>,
+    sq_error: bool,
 }
 
 impl<G: DmaRegion> EthQueues<G> {
@@ -273,6 +276,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
             rx_bufs: None,
             stats: EthStats::default(),
             last_error: None,
+            sq_error: false,
         });
         self.open_objects(cfg)
     }
@@ -615,6 +619,9 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
     /// counted in `tx_ring_full`); returns how many were queued.
     pub fn send(&mut self, frames: &[&[u8]]) -> Result<usize, Mlx5Error> {
         self.reclaim_tx()?;
+        if self.eth.as_ref().is_some_and(|e| e.sq_error) {
+            self.recover_sq()?;
+        }
         let e = self.eth.as_mut().ok_or(Mlx5Error::NotOpen)?;
         let (Some(ring), Some(bufs), Some(sqn)) = (e.sq_ring.as_ref(), e.tx_bufs.as_ref(), e.sqn)
         else {
@@ -746,6 +753,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
                 }
                 CqeOpcode::ReqErr => {
                     e.stats.tx_error_cqes += 1;
+                    e.sq_error = true;
                     if let Ok(err) = ErrCqe::new_checked(&raw[..]) {
                         e.last_error = Some((u8::from(err.syndrome()), err.vendor_err_synd()));
                         let size = e.sq_sizes[usize::from(err.wqe_counter()) & mask];
@@ -757,6 +765,50 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
         }
         cq.update_ci();
         Ok(seen)
+    }
+
+    /// Brings the SQ back after an error CQE, as mlx5e's TX error recovery does: QUERY_SQ;
+    /// if it is in the error state, the flushed WQEs' CQEs are consumed, MODIFY_SQ ERR→RST,
+    /// the producer and consumer counters restart at 0, MODIFY_SQ RST→RDY. Returns whether
+    /// the SQ needed it.
+    pub fn recover_sq(&mut self) -> Result<bool, Mlx5Error> {
+        let sqn = self
+            .eth
+            .as_ref()
+            .and_then(|e| e.sqn)
+            .ok_or(Mlx5Error::NotOpen)?;
+        let o = self.exec(
+            &input!(QuerySqIn, QuerySqIn::<&[u8]>::LEN, 0, |v| {
+                v.set_sqn(sqn);
+            }),
+            QuerySqOut::<&[u8]>::LEN,
+        )?;
+        let state = output!(QuerySqOut, o)?.sq_context().state();
+        if state != QueueState::Error {
+            self.eth_mut()?.sq_error = false;
+            return Ok(false);
+        }
+        self.reclaim_tx()?;
+        for (from, to) in [
+            (QueueState::Error, QueueState::Reset),
+            (QueueState::Reset, QueueState::Ready),
+        ] {
+            let m = input!(ModifySqIn, ModifySqIn::<&[u8]>::LEN, 0, |v| {
+                v.set_sq_state(u8::from(from));
+                v.set_sqn(sqn);
+                v.sq_context_mut().set_state(to);
+            });
+            self.exec(&m, OUT_LEN_16)?;
+            if to == QueueState::Reset {
+                let e = self.eth_mut()?;
+                e.sq_pc = 0;
+                e.sq_cc = 0;
+            }
+        }
+        let e = self.eth_mut()?;
+        e.sq_error = false;
+        e.stats.sq_recoveries += 1;
+        Ok(true)
     }
 
     /// Receives up to `max` frames, handing each to `each`; the buffers go back to the

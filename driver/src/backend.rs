@@ -19,6 +19,18 @@ pub trait RegisterIo {
     fn read32(&self, offset: RegisterOffset) -> u32;
     /// Writes the register at `offset`.
     fn write32(&self, offset: RegisterOffset, value: u32);
+    /// Writes the 8 bytes at `offset` (8-byte aligned): `value` holds them in bus order
+    /// (byte 0 of the register is the least significant byte, as [`RegisterIo::write32`]
+    /// takes a register's 4 bytes). The default is two 32-bit writes, low address first;
+    /// backends that can issue one 8-byte access (the mlx5 model, which refuses a 4-byte half
+    /// of the CQ arm doorbell; a mapped BAR on a 64-bit host) override it.
+    fn write64(&self, offset: RegisterOffset, value: u64) {
+        self.write32(offset, value as u32);
+        self.write32(
+            RegisterOffset(offset.0.wrapping_add(4)),
+            (value >> 32) as u32,
+        );
+    }
 }
 
 /// A BAR0 seen through the register map `M` (PF or VF): typed reads and writes.

@@ -19,8 +19,12 @@
 //! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
 //!   anti-spoofing and VLANs.
 //! * [`phy`]: a `smoltcp::phy::Device` over a VF, so a TCP/IP stack runs on it.
+//! * [`mlx5`]: the mlx5 (ConnectX) VF driver on the same backend traits — command interface,
+//!   bring-up as `mlx5_core` does it, the Ethernet queues, its smoltcp device — and its
+//!   in-process backend over the mlx5 model.
 //!
-//! Errors: [`error::DriverError`] for the driver, [`vfio::VfioError`] for the VFIO backend.
+//! Errors: [`error::DriverError`] for the driver, [`vfio::VfioError`] for the VFIO backend,
+//! [`mlx5::Mlx5Error`] for the mlx5 driver.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -29,6 +33,7 @@ pub mod error;
 pub mod hac;
 pub mod iova;
 pub mod mailbox;
+pub mod mlx5;
 pub mod model;
 pub mod pf;
 pub mod phy;

@@ -1,0 +1,39 @@
+//! A userspace driver for NVIDIA/Mellanox ConnectX (mlx5) functions — a VF as Linux
+//! `mlx5_core` + `mlx5e` drive it, and the PF-side vport commands — generic over the same
+//! backends as the igbvf driver ([`crate::backend`]), so the same code drives the in-process
+//! mlx5 model ([`model`]) and, later, a VF through VFIO.
+//!
+//! Every layout, opcode and status comes from `mlx5-hw`; this module holds the behaviour.
+//!
+//! # Blocks
+//!
+//! * [`iseg`]: BAR0 as the driver sees it — big-endian init-segment registers, the health
+//!   buffer, 64-bit UAR doorbells ([`crate::backend::RegisterIo::write64`]).
+//! * [`cmd`]: the command queue — entries, mailbox chains, token, ownership polling, the
+//!   timeout, delivery/command status and syndrome as typed errors, recovery.
+//! * [`pages`]: page accounting for MANAGE_PAGES.
+//! * [`queues`]: EQ and CQ rings, owner bits, doorbell records, EQ/CQ doorbells.
+//! * [`device`]: [`Mlx5Device`] — bring-up as `mlx5_core` does it (init segment, ENABLE_HCA,
+//!   ISSI, pages, capabilities, INIT_HCA, UAR, EQs, PD, transport domain), CQs, events (page
+//!   requests answered on the reserved slot), health, command-interface recovery, teardown
+//!   with every page taken back, the PF's VF MAC and link-state commands.
+//! * [`eth`]: the Ethernet path — mkey, TIS, SQ, RQ, TIR, NIC RX flow table; batched send,
+//!   receive, link, counters.
+//! * [`phy`]: a `smoltcp::phy::Device` over an open device.
+//! * [`model`]: the in-process backend over [`mlx5_model::Mlx5Nic`].
+//!
+//! Errors: [`Mlx5Error`]. docs/mlx5-driver.md lists the bring-up order with each command.
+
+pub mod cmd;
+pub mod device;
+pub mod error;
+pub mod eth;
+pub mod iseg;
+pub mod model;
+pub mod pages;
+pub mod phy;
+pub mod queues;
+
+pub use device::{Mlx5Config, Mlx5Device};
+pub use error::{HealthReport, Mlx5Error};
+pub use eth::{EthConfig, EthStats};

@@ -39,9 +39,13 @@ use adapter_core::memory::Iommu;
 use crate::caps;
 use crate::cq::Cqs;
 use crate::eq::Eqs;
+use crate::eswitch::Eswitch;
+use crate::function::FunctionId;
 
 mod cq_commands;
 mod eq_commands;
+mod hac_commands;
+mod vport_commands;
 use crate::hw::{CapMode, CapOpMod, CapType};
 
 /// The model's syndromes: which check refused a command.
@@ -115,6 +119,7 @@ pub mod syndrome {
     pub const BAD_FIELD_SELECT: u32 = 0x4D58_005B;
     /// DESTROY_EQ of an EQ a CQ still sends its completion events to.
     pub const EQ_IN_USE: u32 = 0x4D58_005C;
+    pub use super::vport_commands::esw_syndrome::*;
 }
 
 /// Pages a function asks for at boot (QUERY_PAGES op_mod 1).
@@ -205,6 +210,12 @@ impl FunctionState {
 /// What the executor knows about the function beyond its state.
 pub(crate) struct Ctx {
     pub is_vf: bool,
+    /// The issuing function (its own vport is `function.slot()`).
+    pub function: FunctionId,
+    /// VFs enabled now (the VF vports the E-Switch manager may name).
+    pub num_vfs: u16,
+    /// Virtual time of the doorbell.
+    pub now: adapter_core::SimTime,
     /// UAR pages of BAR0 (BAR0 size / 4 KiB).
     pub uar_pages: u32,
     /// Pages a DISABLE_HCA released with the function.
@@ -241,13 +252,14 @@ pub(crate) fn execute(
     st: &mut FunctionState,
     ctx: &Ctx,
     iommu: &Iommu,
+    esw: &mut Eswitch,
     input: &[u8],
     out_len: usize,
 ) -> (Vec<u8>, CommandStatus) {
     let mut out = vec![0u8; out_len];
     let result = InputHeader::parse(input)
         .map_err(short_in)
-        .and_then(|h| dispatch(st, ctx, iommu, h, input, &mut out));
+        .and_then(|h| dispatch(st, ctx, iommu, esw, h, input, &mut out));
     let header = match result {
         Ok(()) => OutputHeader::OK,
         Err(Refusal(status, syndrome)) => {
@@ -264,6 +276,7 @@ fn dispatch(
     st: &mut FunctionState,
     ctx: &Ctx,
     iommu: &Iommu,
+    esw: &mut Eswitch,
     h: InputHeader,
     input: &[u8],
     out: &mut [u8],
@@ -298,6 +311,26 @@ fn dispatch(
         Opcode::DestroyCq => cq_commands::destroy_cq(st, h, input, out),
         Opcode::QueryCq => cq_commands::query_cq(st, h, input, out),
         Opcode::ModifyCq => cq_commands::modify_cq(st, h, input, out),
+        Opcode::QueryVportState => vport_commands::query_vport_state(st, ctx, esw, h, input, out),
+        Opcode::ModifyVportState => vport_commands::modify_vport_state(st, ctx, esw, h, input, out),
+        Opcode::QueryNicVportContext => {
+            vport_commands::query_nic_vport_context(st, ctx, esw, h, input, out)
+        }
+        Opcode::ModifyNicVportContext => {
+            vport_commands::modify_nic_vport_context(st, ctx, esw, h, input, out)
+        }
+        Opcode::QueryVportCounter => {
+            vport_commands::query_vport_counter(st, ctx, esw, h, input, out)
+        }
+        Opcode::HacSetControl => hac_commands::set_control(st, ctx, esw, h, input, out),
+        Opcode::HacSetTagged => hac_commands::set_tagged(st, ctx, esw, h, input, out),
+        Opcode::HacOpenEpoch => hac_commands::open_epoch(st, ctx, esw, h, input, out),
+        Opcode::HacCommit => hac_commands::commit(st, ctx, esw, h, input, out),
+        Opcode::HacAbort => hac_commands::abort(st, ctx, esw, h, input, out),
+        Opcode::HacFailover => hac_commands::failover(st, ctx, esw, h, input, out),
+        Opcode::HacUnprotect => hac_commands::unprotect(st, ctx, esw, h, input, out),
+        Opcode::HacSetLimits => hac_commands::set_limits(st, ctx, esw, h, input, out),
+        Opcode::HacQuery => hac_commands::query(st, ctx, esw, h, input, out),
         _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
     }
 }

@@ -35,11 +35,10 @@ pub(crate) enum RxVerdict {
 
 #[allow(dead_code)]
 impl Mlx5Nic {
-    /// E-Switch ingress: a frame function `from` sent. (Placeholder until the E-Switch lands:
-    /// nothing is switched.)
+    /// E-Switch ingress: a frame function `from` sent (source-MAC check, the HAC egress
+    /// stage, switching by destination MAC: `nic/eswitch.rs`).
     pub(crate) fn eswitch_transmit(&mut self, from: FunctionId, frame: Bytes) -> TxVerdict {
-        let _ = (from, frame);
-        TxVerdict::Dropped
+        self.eswitch_ingress(from, frame)
     }
 
     /// A frame the E-Switch delivers to function `to`. (Placeholder until receive queues land.)

@@ -228,6 +228,9 @@ pub struct EswitchCounters {
     pub wire_sink_errors: u64,
     /// Frames the egress stage held when a PF reset dropped them.
     pub egress_flushed_on_reset: u64,
+    /// Times the E-Switch had freed egress room and asked the send queues to carry on
+    /// (`service_queues`).
+    pub queue_services: u64,
 }
 
 /// The E-Switch of the device.

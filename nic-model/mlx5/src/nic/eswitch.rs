@@ -211,6 +211,7 @@ impl Mlx5Nic {
     /// last call.
     pub(crate) fn service_if_room(&mut self) {
         if std::mem::take(&mut self.eswitch.room_freed) {
+            self.eswitch.counters.queue_services += 1;
             self.service_queues();
         }
     }

@@ -28,6 +28,8 @@ mod events;
 use crate::function::FunctionId;
 use crate::init_seg::SegmentState;
 use crate::msix::{Interrupt, Msix};
+#[cfg(feature = "test-utils")]
+pub(crate) use datapath::TxVerdict;
 pub use eswitch::EswitchError;
 
 /// How the model is built.

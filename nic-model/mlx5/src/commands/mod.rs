@@ -14,6 +14,11 @@
 //! (BAD_OP), its input and output lengths against the layouts (BAD_INP_LEN / BAD_OUTP_LEN),
 //! and its fields (BAD_PARAM, BAD_RES, NO_RES). A refused command changes nothing. The
 //! syndromes are the model's own codes ([`syndrome`]), opaque to drivers as firmware's are.
+//!
+//! Most commands act on the issuing function's state only; the vport commands
+//! (`vport_commands.rs`) and OUR HAC vendor commands (`hac_commands.rs`) also get the
+//! device-level E-Switch ([`Eswitch`]), where the PF (the E-Switch manager) may act on a VF's
+//! vport and a VF only on its own.
 
 use std::collections::BTreeSet;
 

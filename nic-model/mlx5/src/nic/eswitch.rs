@@ -201,7 +201,11 @@ impl Mlx5Nic {
     /// frame finished (held checkpoint frames stay until their commit).
     pub fn drain(&mut self) -> SimTime {
         while let Some(at) = self.eswitch.next_wire_start() {
-            self.run_wire_until(at);
+            self.now = self.now.max(at);
+            if !self.eswitch.transmit_one(at) {
+                break;
+            }
+            self.service_if_room();
         }
         self.now = self.now.max(self.eswitch.wire.busy_until());
         self.now

@@ -415,7 +415,7 @@ fn every_malformed_vport_command_is_refused_counted_and_changes_nothing() {
         field_select::MTU | field_select::ADDRESSES_LIST,
         1,
         |c| {
-            c.set_mtu(10_000);
+            c.set_mtu(10_001);
             c.set_allowed_list_size(1);
             c.set_address(0, MAC0);
         },

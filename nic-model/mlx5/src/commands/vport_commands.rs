@@ -65,8 +65,11 @@ pub mod esw_syndrome {
 }
 use esw_syndrome as esyn;
 
-/// Largest MTU MODIFY_NIC_VPORT_CONTEXT takes (a ConnectX port's maximum, 9978).
-pub const MAX_MTU: u16 = 9978;
+/// Largest MTU MODIFY_NIC_VPORT_CONTEXT takes. The vport MTU is the hardware MTU (Linux
+/// writes its netdev MTU + 22 bytes of L2 overhead, `MLX5E_SW2HW_MTU`): 10000 is the 9978 a
+/// ConnectX netdev offers at most, plus 22. Keep it at least the PMTU `max_mtu` the model
+/// advertises.
+pub const MAX_MTU: u16 = 10_000;
 
 /// The vport a vport command names (see the module documentation).
 pub(crate) fn addressed_vport(ctx: &Ctx, other_vport: bool, vport_number: u16) -> Result<usize> {

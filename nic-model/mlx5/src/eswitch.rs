@@ -100,7 +100,8 @@ impl VportContext {
     }
 
     /// True when `mac` is one of this vport's unicast addresses (the permanent one or one of
-    /// its published list).
+    /// its published list). Switching gives the permanent addresses precedence (see
+    /// `Eswitch::owners`).
     pub fn owns(&self, mac: MacAddress) -> bool {
         (!self.permanent_address.is_zero() && self.permanent_address == mac)
             || self.uc_list.contains(&mac)
@@ -299,6 +300,22 @@ impl Eswitch {
         self.room_freed = true;
     }
 
+    /// The vports that own unicast address `mac`: those with it as their permanent MAC, or, if
+    /// none, those that published it in their unicast list.
+    pub(crate) fn owners(&self, mac: MacAddress) -> Vec<usize> {
+        let by = |f: &dyn Fn(&VportContext) -> bool| -> Vec<usize> {
+            (0..self.vports.len())
+                .filter(|&o| f(&self.vports[o]))
+                .collect()
+        };
+        let permanent = by(&|c| !c.permanent_address.is_zero() && c.permanent_address == mac);
+        if permanent.is_empty() {
+            by(&|c| c.uc_list.contains(&mac))
+        } else {
+            permanent
+        }
+    }
+
     /// The context of vport `v`.
     pub(crate) fn vport(&self, v: usize) -> Option<&VportContext> {
         self.vports.get(v)
@@ -461,6 +478,18 @@ mod tests {
         assert_eq!((k.tx_broadcast_frames, k.tx_broadcast_bytes), (1, 60));
         assert_eq!((k.tx_multicast_frames, k.tx_multicast_bytes), (1, 70));
         assert_eq!((k.rx_unicast_frames, k.rx_unicast_bytes), (1, 80));
+    }
+
+    #[test]
+    fn an_assigned_mac_cannot_be_taken_by_publishing_it() {
+        let mut e = Eswitch::new(3, MAC, LineRate::G10, false, EgressLimits::default());
+        let other = MacAddress([0x02, 0, 0, 0, 0, 2]);
+        e.vports[1].permanent_address = other;
+        e.vports[2].uc_list = vec![other, MacAddress([0x02, 0, 0, 0, 0, 3])];
+        assert_eq!(e.owners(other), vec![1]);
+        assert_eq!(e.owners(MacAddress([0x02, 0, 0, 0, 0, 3])), vec![2]);
+        assert_eq!(e.owners(MAC), vec![0]);
+        assert!(e.owners(MacAddress([0x02, 9, 9, 9, 9, 9])).is_empty());
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!    Ethernet header (else `tx_runts`), v not set down by the PF (else `tx_vport_down`);
 //! 2. source-MAC check: with spoof check on and a permanent MAC assigned, any other source is
 //!    dropped (`tx_spoofed`; Linux builds this as an ingress ACL in legacy mode);
-//! 3. switching by destination MAC: a unicast address some vport owns (its permanent MAC or
-//!    its published unicast list) goes to those vports other than v that are up — never to
+//! 3. switching by destination MAC: a unicast address some vport owns (its permanent MAC; for
+//!    an address no vport has as its permanent MAC, the vports that published it in their
+//!    unicast list — so a VF cannot take another vport's assigned MAC by publishing it) goes
+//!    to those vports other than v that are up — never to
 //!    the wire, and when none can take it, dropped (`tx_local_drops`); broadcast and
 //!    multicast go to every other vport that is up and to the wire; unknown unicast to the
 //!    wire;
@@ -86,9 +88,7 @@ impl Mlx5Nic {
         let cast = Cast::of(hdr.destination);
         let (targets, to_wire) = match cast {
             Cast::Unicast => {
-                let owners: Vec<usize> = (0..self.eswitch.vports.len())
-                    .filter(|&o| self.eswitch.vports[o].owns(hdr.destination))
-                    .collect();
+                let owners = self.eswitch.owners(hdr.destination);
                 let local = !owners.is_empty();
                 let targets = owners
                     .into_iter()
@@ -169,8 +169,12 @@ impl Mlx5Nic {
             return 0;
         };
         let cast = Cast::of(hdr.destination);
-        let targets: Vec<usize> = (0..self.eswitch.vports.len())
-            .filter(|&o| cast != Cast::Unicast || self.eswitch.vports[o].owns(hdr.destination))
+        let candidates = match cast {
+            Cast::Unicast => self.eswitch.owners(hdr.destination),
+            Cast::Multicast | Cast::Broadcast => (0..self.eswitch.vports.len()).collect(),
+        };
+        let targets: Vec<usize> = candidates
+            .into_iter()
             .filter(|&o| self.vport_receives(o))
             .collect();
         if targets.is_empty() {

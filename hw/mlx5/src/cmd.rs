@@ -491,7 +491,8 @@ field_enum! {
 
 macro_rules! opcodes {
     ($( $(#[$m:meta])* $variant:ident = $value:literal, $name:literal; )*) => {
-        /// A command opcode (input dword 0 bits 31:16). Names are the PRM's.
+        /// A command opcode (input dword 0 bits 31:16). Names are the PRM's, except the
+        /// `HAC_*` ones (0x7F00-0x7F0F): this project's own, see `commands::hac`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Opcode {
             $( $(#[$m])* $variant, )*
@@ -706,6 +707,28 @@ opcodes! {
     QueryFlowCounter = 0x93B, "QUERY_FLOW_COUNTER";
     /// Modify a flow table (miss chaining).
     ModifyFlowTable = 0x93C, "MODIFY_FLOW_TABLE";
+    // OURS, not NVIDIA's: the HAC output-commit commands of this project's model, in
+    // 0x7F00-0x7F0F, a range no PRM command uses (Linux's opcodes end below 0xD00, the end of
+    // the general-command range 0xB00-0xD00). A real ConnectX answers them with BAD_OP.
+    // Layouts: [`crate::commands::hac`].
+    /// HAC (ours): enable the HAC stage and set the starvation guard.
+    HacSetControl = 0x7F00, "HAC_SET_CONTROL";
+    /// HAC (ours): tag a VF vport as checkpointing or untag it.
+    HacSetTagged = 0x7F01, "HAC_SET_TAGGED";
+    /// HAC (ours): open an epoch on a VF vport.
+    HacOpenEpoch = 0x7F02, "HAC_OPEN_EPOCH";
+    /// HAC (ours): commit an epoch (release held frames of epochs up to it).
+    HacCommit = 0x7F03, "HAC_COMMIT";
+    /// HAC (ours): abort an epoch (discard the held frames it covers).
+    HacAbort = 0x7F04, "HAC_ABORT";
+    /// HAC (ours): failover (discard every held frame of the vport).
+    HacFailover = 0x7F05, "HAC_FAILOVER";
+    /// HAC (ours): unprotect (release everything held, untag).
+    HacUnprotect = 0x7F06, "HAC_UNPROTECT";
+    /// HAC (ours): buffer limits of a checkpointing vport.
+    HacSetLimits = 0x7F07, "HAC_SET_LIMITS";
+    /// HAC (ours): the HAC state and counters of a vport.
+    HacQuery = 0x7F08, "HAC_QUERY";
 }
 
 #[cfg(test)]
@@ -999,6 +1022,9 @@ mod tests {
             (0x912, "CREATE_TIS"),
             (0x916, "CREATE_RQT"),
             (0x93C, "MODIFY_FLOW_TABLE"),
+            (0x7F00, "HAC_SET_CONTROL"),
+            (0x7F03, "HAC_COMMIT"),
+            (0x7F08, "HAC_QUERY"),
         ];
         for (v, name) in pinned {
             assert_eq!(Opcode::from(v).name(), name);

@@ -26,6 +26,12 @@
 //! * Completion queues ([`cq`]): CREATE/DESTROY/QUERY/MODIFY_CQ, CQEs written with their
 //!   owner bits (by the datapath; for now by the test hook), the CQ doorbell record and the
 //!   CQ arm doorbell, completion EQEs of armed CQs, overflow and DMA faults counted.
+//! * The E-Switch ([`eswitch`], device-level): one vport per function with its NIC vport
+//!   context (the permanent MAC the PF assigns, address lists, admin state, counters) behind
+//!   the vport commands, the source-MAC check, switching by destination MAC between vports and
+//!   the wire, the adapter core's HAC egress stage and wire port (unchanged, as the 82576
+//!   model uses them) with OUR HAC vendor commands for the PF, [`Mlx5Nic::wire_receive`], and
+//!   `adapter_core::hac::Hac` implemented on [`Mlx5Nic`].
 //!
 //! The hardware facts (offsets, layouts, opcodes, statuses) come from `mlx5-hw` only. The
 //! crate depends on `mlx5-hw`, `adapter-core` and `hw-common`, nothing else of the workspace.
@@ -40,6 +46,7 @@ pub mod config;
 mod counters;
 pub mod cq;
 pub mod eq;
+pub mod eswitch;
 mod function;
 mod hw;
 pub mod init_seg;
@@ -55,6 +62,7 @@ pub use commands::{FunctionState, HcaState, syndrome};
 pub use counters::{Counters, FunctionCounters, QueueCounters};
 pub use cq::{CqArm, CqState};
 pub use eq::{EqArm, EqState};
+pub use eswitch::{EswitchCounters, VportContext, VportCounters};
 pub use function::FunctionId;
 pub use msix::Interrupt;
-pub use nic::{DmaMapError, Mlx5Config, Mlx5Nic, PageRequestError};
+pub use nic::{DEFAULT_PF_MAC, DmaMapError, EswitchError, Mlx5Config, Mlx5Nic, PageRequestError};

@@ -785,3 +785,52 @@ pub fn device(num_vfs: u16) -> Mlx5Nic {
     nic.advance_to(SimTime::from_millis(1));
     nic
 }
+
+/// What the E-Switch did with a frame [`inject_tx`] offered (the send queue's view).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectVerdict {
+    /// Taken: switched, buffered or sent.
+    Accepted,
+    /// No room in the egress buffer: a send queue would keep the WQE and retry.
+    Backpressure,
+    /// Dropped and counted.
+    Dropped,
+}
+
+/// Offers `frame` to the E-Switch as if function `from`'s send queue had built it
+/// (`Mlx5Nic::eswitch_transmit`), until send queues drive it themselves.
+pub fn inject_tx(nic: &mut Mlx5Nic, from: FunctionId, frame: &[u8]) -> InjectVerdict {
+    use crate::nic::TxVerdict;
+    match nic.eswitch_transmit(from, bytes::Bytes::copy_from_slice(frame)) {
+        TxVerdict::Accepted => InjectVerdict::Accepted,
+        TxVerdict::Backpressure => InjectVerdict::Backpressure,
+        TxVerdict::Dropped => InjectVerdict::Dropped,
+    }
+}
+
+/// Starts (or stops) recording every frame the E-Switch hands to a function's receive path.
+pub fn record_deliveries(nic: &mut Mlx5Nic, on: bool) {
+    nic.eswitch.deliveries = on.then(Vec::new);
+}
+
+/// The frames the E-Switch handed to functions since the last call, in order.
+pub fn take_deliveries(nic: &mut Mlx5Nic) -> Vec<(FunctionId, bytes::Bytes)> {
+    nic.eswitch
+        .deliveries
+        .as_mut()
+        .map(std::mem::take)
+        .unwrap_or_default()
+}
+
+/// A device that keeps the wire's frames ([`Mlx5Nic::take_wire_capture`]) and records
+/// deliveries, with `num_vfs` VFs enabled and time past the boot.
+pub fn switch_device(num_vfs: u16) -> Mlx5Nic {
+    let mut nic = Mlx5Nic::new(crate::Mlx5Config {
+        capture_wire: true,
+        ..crate::Mlx5Config::default()
+    });
+    nic.enable_sriov(num_vfs);
+    nic.advance_to(SimTime::from_millis(1));
+    record_deliveries(&mut nic, true);
+    nic
+}

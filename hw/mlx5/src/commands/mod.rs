@@ -20,8 +20,11 @@
 //! * [`vport`]: vport state, NIC vport context (MAC, MTU, address lists), vport counters.
 //! * [`steering`]: flow tables, groups and entries (NIC RX), the root, and match parameters.
 //! * [`eswitch`]: what the PF uses on a VF's behalf: vport numbers and QoS scheduling elements.
+//! * [`hac`]: OUR vendor commands (0x7F00-0x7F0F, not NVIDIA's): HAC output commit per VF
+//!   vport.
 
 pub mod eswitch;
+pub mod hac;
 pub mod lifecycle;
 pub mod queues;
 pub mod registers;
@@ -166,6 +169,15 @@ command_table! {
         eswitch::CreateSchedulingElementIn, CreateSchedulingElementOut;
         eswitch::ModifySchedulingElementIn, ModifySchedulingElementOut;
         eswitch::DestroySchedulingElementIn, DestroySchedulingElementOut;
+        hac::HacSetControlIn, HacSetControlOut;
+        hac::HacSetTaggedIn, HacSetTaggedOut;
+        hac::HacOpenEpochIn, HacOpenEpochOut;
+        hac::HacCommitIn, HacCommitOut;
+        hac::HacAbortIn, HacAbortOut;
+        hac::HacFailoverIn, HacFailoverOut;
+        hac::HacUnprotectIn, HacUnprotectOut;
+        hac::HacSetLimitsIn, HacSetLimitsOut;
+        hac::HacQueryIn, HacQueryOut;
     }
     contexts {
         queues::EqContext;

@@ -14,6 +14,11 @@
 //! (BAD_OP), its input and output lengths against the layouts (BAD_INP_LEN / BAD_OUTP_LEN),
 //! and its fields (BAD_PARAM, BAD_RES, NO_RES). A refused command changes nothing. The
 //! syndromes are the model's own codes ([`syndrome`]), opaque to drivers as firmware's are.
+//!
+//! Most commands act on the issuing function's state only; the vport commands
+//! (`vport_commands.rs`) and OUR HAC vendor commands (`hac_commands.rs`) also get the
+//! device-level E-Switch ([`Eswitch`]), where the PF (the E-Switch manager) may act on a VF's
+//! vport and a VF only on its own.
 
 use std::collections::BTreeSet;
 
@@ -49,6 +54,11 @@ mod eq_commands;
 mod steering_commands;
 mod tir_commands;
 mod wq_commands;
+use crate::eswitch::Eswitch;
+use crate::function::FunctionId;
+
+mod hac_commands;
+mod vport_commands;
 use crate::hw::{CapMode, CapOpMod, CapType};
 
 /// The model's syndromes: which check refused a command.
@@ -187,6 +197,7 @@ pub mod syndrome {
     /// A flow action or destination the model does not implement (count, several or
     /// extended destinations, vport destinations, allow).
     pub const UNSUPPORTED_ACTION: u32 = 0x4D58_007C;
+    pub use super::vport_commands::esw_syndrome::*;
 }
 
 /// Pages a function asks for at boot (QUERY_PAGES op_mod 1).
@@ -295,6 +306,12 @@ impl FunctionState {
 /// What the executor knows about the function beyond its state.
 pub(crate) struct Ctx {
     pub is_vf: bool,
+    /// The issuing function (its own vport is `function.slot()`).
+    pub function: FunctionId,
+    /// VFs enabled now (the VF vports the E-Switch manager may name).
+    pub num_vfs: u16,
+    /// Virtual time of the doorbell.
+    pub now: adapter_core::SimTime,
     /// UAR pages of BAR0 (BAR0 size / 4 KiB).
     pub uar_pages: u32,
     /// Pages a DISABLE_HCA released with the function.
@@ -394,13 +411,14 @@ pub(crate) fn execute(
     st: &mut FunctionState,
     ctx: &Ctx,
     iommu: &Iommu,
+    esw: &mut Eswitch,
     input: &[u8],
     out_len: usize,
 ) -> (Vec<u8>, CommandStatus) {
     let mut out = vec![0u8; out_len];
     let result = InputHeader::parse(input)
         .map_err(short_in)
-        .and_then(|h| dispatch(st, ctx, iommu, h, input, &mut out));
+        .and_then(|h| dispatch(st, ctx, iommu, esw, h, input, &mut out));
     let header = match result {
         Ok(()) => OutputHeader::OK,
         Err(Refusal(status, syndrome)) => {
@@ -417,6 +435,7 @@ fn dispatch(
     st: &mut FunctionState,
     ctx: &Ctx,
     iommu: &Iommu,
+    esw: &mut Eswitch,
     h: InputHeader,
     input: &[u8],
     out: &mut [u8],
@@ -474,6 +493,26 @@ fn dispatch(
         Opcode::SetFlowTableEntry => steering_commands::set_fte(st, h, input, out),
         Opcode::DeleteFlowTableEntry => steering_commands::delete_fte(st, h, input, out),
         Opcode::SetFlowTableRoot => steering_commands::set_root(st, h, input, out),
+        Opcode::QueryVportState => vport_commands::query_vport_state(st, ctx, esw, h, input, out),
+        Opcode::ModifyVportState => vport_commands::modify_vport_state(st, ctx, esw, h, input, out),
+        Opcode::QueryNicVportContext => {
+            vport_commands::query_nic_vport_context(st, ctx, esw, h, input, out)
+        }
+        Opcode::ModifyNicVportContext => {
+            vport_commands::modify_nic_vport_context(st, ctx, esw, h, input, out)
+        }
+        Opcode::QueryVportCounter => {
+            vport_commands::query_vport_counter(st, ctx, esw, h, input, out)
+        }
+        Opcode::HacSetControl => hac_commands::set_control(st, ctx, esw, h, input, out),
+        Opcode::HacSetTagged => hac_commands::set_tagged(st, ctx, esw, h, input, out),
+        Opcode::HacOpenEpoch => hac_commands::open_epoch(st, ctx, esw, h, input, out),
+        Opcode::HacCommit => hac_commands::commit(st, ctx, esw, h, input, out),
+        Opcode::HacAbort => hac_commands::abort(st, ctx, esw, h, input, out),
+        Opcode::HacFailover => hac_commands::failover(st, ctx, esw, h, input, out),
+        Opcode::HacUnprotect => hac_commands::unprotect(st, ctx, esw, h, input, out),
+        Opcode::HacSetLimits => hac_commands::set_limits(st, ctx, esw, h, input, out),
+        Opcode::HacQuery => hac_commands::query(st, ctx, esw, h, input, out),
         _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
     }
 }

@@ -32,27 +32,11 @@ pub(crate) enum RxVerdict {
     Dropped,
 }
 
-/// Frames the placeholder E-Switch keeps for the crate's own tests (the newest ones).
-pub(crate) const CAPTURE_LEN: usize = 64;
-
 impl Mlx5Nic {
-    /// E-Switch ingress: a frame function `from` sent. (Placeholder until the E-Switch lands:
-    /// the frame is recorded in the capture and delivered to every other enabled function.)
+    /// E-Switch ingress: a frame function `from` sent (source-MAC check, the HAC egress
+    /// stage, switching by destination MAC: `nic/eswitch.rs`).
     pub(crate) fn eswitch_transmit(&mut self, from: FunctionId, frame: Bytes) -> TxVerdict {
-        if self.tx_capture.len() >= CAPTURE_LEN {
-            self.tx_capture.remove(0);
-        }
-        self.tx_capture.push((from, frame.clone()));
-        let others: Vec<FunctionId> = self
-            .functions
-            .iter()
-            .map(|f| f.id)
-            .filter(|&id| id != from && self.function_enabled(id))
-            .collect();
-        for to in others {
-            let _ = self.function_receive(to, &frame);
-        }
-        TxVerdict::Accepted
+        self.eswitch_ingress(from, frame)
     }
 
     /// A frame the E-Switch delivers to function `to`: its NIC receive steering, TIR, RQ,

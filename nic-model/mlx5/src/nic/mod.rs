@@ -16,15 +16,23 @@ use crate::commands::{self, Ctx, FunctionState};
 use crate::config::{ConfigAccessError, ConfigSpace, sriov_cap};
 use crate::counters::{Counters, FunctionCounters};
 use crate::eq;
+use crate::eswitch::Eswitch;
+use adapter_core::egress::EgressLimits;
+use adapter_core::wire::LineRate;
+use hw_common::MacAddress;
 
 mod cq_events;
 mod datapath;
+mod eswitch;
 mod events;
 mod rx;
 mod tx;
 use crate::function::FunctionId;
 use crate::init_seg::SegmentState;
 use crate::msix::{Interrupt, Msix};
+#[cfg(feature = "test-utils")]
+pub(crate) use datapath::TxVerdict;
+pub use eswitch::EswitchError;
 
 /// How the model is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +45,18 @@ pub struct Mlx5Config {
     /// Check entry and mailbox signatures (Linux runs with checksums off and the model
     /// advertises `cmdif_checksum` 0, so off by default).
     pub verify_signatures: bool,
+    /// The PF's permanent MAC (its NIC vport context; a VF's is what the PF assigns).
+    pub pf_mac: MacAddress,
+    /// Line rate of the wire.
+    pub line_rate: LineRate,
+    /// Keep every frame that leaves the wire in memory ([`Mlx5Nic::take_wire_capture`]).
+    pub capture_wire: bool,
+    /// Per-vport capacity of the egress stage for vports that are not checkpointing.
+    pub egress_limits: EgressLimits,
 }
+
+/// The PF's default permanent MAC: locally administered, with the 15:B3 of the vendor id.
+pub const DEFAULT_PF_MAC: MacAddress = MacAddress([0x02, 0x15, 0xB3, 0x00, 0x00, 0x01]);
 
 impl Default for Mlx5Config {
     fn default() -> Self {
@@ -45,6 +64,10 @@ impl Default for Mlx5Config {
             total_vfs: sriov::TOTAL_VFS,
             boot_time_ns: 0,
             verify_signatures: false,
+            pf_mac: DEFAULT_PF_MAC,
+            line_rate: LineRate::default(),
+            capture_wire: false,
+            egress_limits: EgressLimits::default(),
         }
     }
 }
@@ -122,8 +145,8 @@ pub struct Mlx5Nic {
     pub(crate) functions: Vec<Function>,
     pub(crate) counters: Counters,
     pub(crate) interrupts: Vec<Interrupt>,
-    /// The newest frames the placeholder E-Switch took (`nic::datapath`), for tests.
-    pub(crate) tx_capture: Vec<(FunctionId, bytes::Bytes)>,
+    /// The E-Switch: vports, the HAC egress stage, the wire.
+    pub(crate) eswitch: Eswitch,
 }
 
 impl Mlx5Nic {
@@ -143,7 +166,13 @@ impl Mlx5Nic {
             functions,
             counters: Counters::default(),
             interrupts: Vec::new(),
-            tx_capture: Vec::new(),
+            eswitch: Eswitch::new(
+                1 + usize::from(cfg.total_vfs),
+                cfg.pf_mac,
+                cfg.line_rate,
+                cfg.capture_wire,
+                cfg.egress_limits,
+            ),
         }
     }
 
@@ -158,13 +187,16 @@ impl Mlx5Nic {
     }
 
     /// Moves virtual time forward to `now` (the health counter and the internal timer follow
-    /// it; the initializing bit clears when the boot time has passed). Earlier times are
-    /// ignored and counted.
+    /// it; the initializing bit clears when the boot time has passed), event by event: the
+    /// wire sends each frame of the egress stage when it is ready and the line is free, and
+    /// send queues stalled on a full egress buffer are serviced as room frees. Earlier times
+    /// are ignored and counted.
     pub fn advance_to(&mut self, now: SimTime) {
         if now < self.now {
             self.counters.time_went_backwards += 1;
             return;
         }
+        self.run_wire_until(now);
         self.now = now;
     }
 
@@ -373,6 +405,7 @@ impl Mlx5Nic {
         func.iommu = iommu;
         self.counters.pages_released_on_reset += released;
         self.counters.function_resets += 1;
+        self.eswitch_function_reset(f);
         if f == FunctionId::Pf {
             for v in 0..total {
                 self.reset_function(FunctionId::Vf(v));
@@ -411,6 +444,7 @@ impl Mlx5Nic {
     pub(crate) fn doorbell(&mut self, f: FunctionId, mask: u32) {
         self.counters.doorbells += 1;
         let (now, verify) = (self.now, self.cfg.verify_signatures);
+        let num_vfs = self.num_vfs();
         let Some(func) = self.functions.get_mut(f.slot()) else {
             return;
         };
@@ -425,6 +459,9 @@ impl Mlx5Nic {
         };
         let ctx = Ctx {
             is_vf: f.is_vf(),
+            function: f,
+            num_vfs,
+            now,
             uar_pages: (func.bar0_size() / UAR_PAGE_LEN) as u32,
             released_pages: core::cell::Cell::new(0),
             msix_vectors: func.msix.vectors(),
@@ -433,6 +470,7 @@ impl Mlx5Nic {
             wq_buffer_faults: core::cell::Cell::new(0),
         };
         let ints = &mut self.interrupts;
+        let esw = &mut self.eswitch;
         for slot in (0..32u8).filter(|s| mask & (1 << s) != 0) {
             if func.cmdq_stopped {
                 c.doorbell_queue_stopped += 1;
@@ -443,7 +481,7 @@ impl Mlx5Nic {
             let cmd_eqs = eq::subscribers(&func.state.eqs, EventType::Cmd);
             let Function { iommu, state, .. } = &mut *func;
             let outcome = cmdq::process_slot(iommu, cmdq, slot, verify, |input, out_len| {
-                let (out, s) = commands::execute(state, &ctx, iommu, input, out_len);
+                let (out, s) = commands::execute(state, &ctx, iommu, esw, input, out_len);
                 status = Some(s);
                 out
             });
@@ -480,5 +518,7 @@ impl Mlx5Nic {
         c.cq_buffer_faults += ctx.cq_buffer_faults.get();
         c.wq_buffer_faults += ctx.wq_buffer_faults.get();
         c.pages_released_on_reset += ctx.released_pages.get() as u64;
+        // HAC commands may have freed egress room: stalled send queues carry on.
+        self.service_if_room();
     }
 }

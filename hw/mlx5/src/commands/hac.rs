@@ -19,6 +19,22 @@ pub const VPORT_NUMBER: Field = Field::at(0x08, 15, 0);
 /// The epoch argument (dword 3).
 pub const EPOCH: Field = Field::dword(0x0C);
 
+/// The syndromes a refused HAC command answers with (with the status in brackets). They are
+/// part of OUR command set, so model and driver share them; any other syndrome is a generic
+/// refusal (length, op_mod, state) the driver reports as such.
+pub mod syndrome {
+    /// A VF (not the E-Switch manager) issued a HAC command (BAD_PARAM).
+    pub const NOT_ESWITCH_MANAGER: u32 = 0x4D58_0100;
+    /// `vport_number` is not an enabled VF's (BAD_PARAM).
+    pub const NO_SUCH_VPORT: u32 = 0x4D58_0101;
+    /// The vport is not checkpointing (BAD_SYS_STATE).
+    pub const NOT_TAGGED: u32 = 0x4D58_0110;
+    /// The epoch does not fit the vport's open and resolved epochs (BAD_PARAM).
+    pub const BAD_EPOCH: u32 = 0x4D58_0111;
+    /// The HAC stage is disabled (BAD_SYS_STATE).
+    pub const DISABLED: u32 = 0x4D58_0112;
+}
+
 /// HAC_SET_CONTROL field-select bits (dword 3).
 pub mod control_select {
     /// Apply `enable`.

@@ -29,12 +29,14 @@ use crate::eswitch::{Eswitch, VportContext};
 /// The model's syndromes of the E-Switch commands (vport and HAC), re-exported by
 /// [`syndrome`](crate::syndrome).
 pub mod esw_syndrome {
+    use mlx5_hw::commands::hac;
+
     /// A VF (not the E-Switch manager) named another vport (`other_vport`), set a field only
     /// the manager sets, or issued an E-Switch or HAC command.
-    pub const NOT_ESWITCH_MANAGER: u32 = 0x4D58_0100;
+    pub const NOT_ESWITCH_MANAGER: u32 = hac::syndrome::NOT_ESWITCH_MANAGER;
     /// A vport number that is not the PF's or an enabled VF's (HAC and MODIFY_VPORT_STATE: not
     /// an enabled VF's).
-    pub const NO_SUCH_VPORT: u32 = 0x4D58_0101;
+    pub const NO_SUCH_VPORT: u32 = hac::syndrome::NO_SUCH_VPORT;
     /// `vport_number` ≠ 0 without `other_vport`.
     pub const VPORT_WITHOUT_OTHER_VPORT: u32 = 0x4D58_0102;
     /// An administrative state other than down, up or follow.
@@ -57,11 +59,11 @@ pub mod esw_syndrome {
     /// An unknown `min_wqe_inline_mode`.
     pub const BAD_INLINE_MODE: u32 = 0x4D58_010B;
     /// HAC: the vport is not checkpointing.
-    pub const HAC_NOT_TAGGED: u32 = 0x4D58_0110;
+    pub const HAC_NOT_TAGGED: u32 = hac::syndrome::NOT_TAGGED;
     /// HAC: the epoch does not fit the vport's open and resolved epochs.
-    pub const HAC_BAD_EPOCH: u32 = 0x4D58_0111;
+    pub const HAC_BAD_EPOCH: u32 = hac::syndrome::BAD_EPOCH;
     /// HAC: the HAC stage is disabled.
-    pub const HAC_DISABLED: u32 = 0x4D58_0112;
+    pub const HAC_DISABLED: u32 = hac::syndrome::DISABLED;
 }
 use esw_syndrome as esyn;
 

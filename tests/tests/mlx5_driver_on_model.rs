@@ -129,8 +129,10 @@ fn a_spoofed_source_mac_does_not_leave_the_vf_when_spoof_checking() {
         .map(|w| w.data.to_vec())
         .collect();
     assert_eq!(wire, vec![honest], "only the honest frame leaves");
-    let c = model.nic().vport_counters(FunctionId::Vf(0)).unwrap();
-    assert_eq!(c.tx_spoofed, 1, "the spoofed frame is counted: {c:?}");
+    let nic = model.nic();
+    assert_eq!(nic.eswitch_counters().tx_spoofed, 1, "the spoofed frame is counted");
+    let c = nic.vport_counters(FunctionId::Vf(0)).unwrap();
+    assert_eq!(c.tx_dropped, 1, "and charged to the vport: {c:?}");
 }
 
 #[test]

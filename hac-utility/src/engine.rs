@@ -7,13 +7,11 @@ use std::collections::{HashMap, VecDeque};
 
 use adapter_core::rng::XorShift64Star;
 use bytes::Bytes;
-use hac_driver::hac::{AdapterHac, Hac, VfNumber};
-use hac_driver::model::Model;
-use hac_driver::pf::PfConfig;
-use hac_driver::vf::VfConfig;
+use hac_driver::hac::VfNumber;
 use igb_hw::{MacAddress, VfIndex};
-use igb_model::{FunctionId, LineRate, NicConfig, WireSink};
+use igb_model::{LineRate, WireSink};
 
+use crate::fleet;
 use crate::scenario::Scenario;
 
 /// EtherType of the engine's test frames (IEEE local experimental).
@@ -113,6 +111,9 @@ pub enum EngineError {
     /// The driver could not bring a VF up or send.
     #[error("driver: {0}")]
     Driver(#[from] hac_driver::DriverError),
+    /// The mlx5 driver could not bring a function up or send.
+    #[error("mlx5 driver: {0}")]
+    Mlx5(#[from] hac_driver::mlx5::Mlx5Error),
     /// The HAC API refused an operation the engine relies on.
     #[error("HAC: {0}")]
     Hac(#[from] hac_driver::hac::HacError),
@@ -167,46 +168,15 @@ pub fn run(
     let wall = std::time::Instant::now();
     let rate: LineRate = scenario.port_rate.parse().unwrap_or_default();
     let n = scenario.vf.len();
-    let model = Model::new(NicConfig {
-        line_rate: rate,
-        capture_wire: true,
-        ..NicConfig::default()
-    });
-    if let Some(s) = sink {
-        model.nic().add_wire_sink(s);
-    }
     let mut awaiting_stamp: Vec<VecDeque<usize>> = vec![VecDeque::new(); n];
-    let macs: Vec<Option<MacAddress>> = (0..n).map(|i| Some(vf_mac(i))).collect();
-    let _pf = model.start_pf_agent(
-        PfConfig {
-            num_vfs: n,
-            ..PfConfig::default()
-        },
-        &macs,
-    )?;
-    // The adapter stamps a frame with the open epoch when its TX engine fetches it, which under
-    // backpressure can be later than when the driver accepted it: take the epochs from the
-    // model's egress trace (frames of one VF reach the egress stage in submission order).
-    // (After the PF agent's PF reset, which clears the egress stage and its trace.)
-    model.nic().set_egress_trace(true);
-    let mut drivers = Vec::with_capacity(n);
-    for i in 0..n {
-        drivers.push(model.vf_driver(
-            vf_index(i)?,
-            VfConfig {
-                tx_ring_size: 512,
-                rx_ring_size: 64,
-                ..VfConfig::default()
-            },
-        )?);
-    }
-    let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), n);
-    hac.set_guard(scenario.guard_bytes)?;
+    let macs: Vec<MacAddress> = (0..n).map(vf_mac).collect();
+    let mut fleet = fleet::start(scenario.family, &macs, rate, sink)?;
+    fleet.hac().set_guard(scenario.guard_bytes)?;
     let mut vs: Vec<VfState> = Vec::with_capacity(n);
     for (i, spec) in scenario.vf.iter().enumerate() {
         if spec.checkpointing {
-            hac.set_tagged(vf_number(i)?, true)?;
-            hac.set_limits(vf_number(i)?, spec.limit_frames, spec.limit_bytes)?;
+            fleet.hac().set_tagged(vf_number(i)?, true)?;
+            fleet.hac().set_limits(vf_number(i)?, spec.limit_frames, spec.limit_bytes)?;
         }
         vs.push(VfState {
             tagged: spec.checkpointing,
@@ -219,7 +189,7 @@ pub fn run(
     }
     let mut rng = XorShift64Star::new(scenario.seed.max(1));
     // Virtual time already spent bringing the VFs up (mailbox handshakes): the run starts here.
-    let t0 = model.nic().now().as_nanos();
+    let t0 = fleet.now_ns();
     let mut gens: Vec<Gen> = (0..n)
         .map(|_| Gen {
             next_ns: t0,
@@ -255,7 +225,7 @@ pub fn run(
                     let e = v.open;
                     let next =
                         adapter_core::next_epoch(e).ok_or(EngineError::EpochsExhausted(i))?;
-                    hac.open_epoch(vf_number(i)?, next)?;
+                    fleet.hac().open_epoch(vf_number(i)?, next)?;
                     v.open = next;
                     v.acks.push_back((t + rng.uniform(ack_lo, ack_hi), e));
                 }
@@ -269,7 +239,7 @@ pub fn run(
                 }
                 v.acks.pop_front();
                 if e > v.resolved {
-                    hac.commit(vf_number(i)?, e)?;
+                    fleet.hac().commit(vf_number(i)?, e)?;
                     v.resolved = e;
                     v.releases.push((e, t));
                     markers.push(Marker {
@@ -295,7 +265,7 @@ pub fn run(
                 "abort" => {
                     // The oldest checkpoint in flight fails.
                     if let Some((_, e)) = v.acks.pop_front() {
-                        hac.abort(vf_number(i)?, e)?;
+                        fleet.hac().abort(vf_number(i)?, e)?;
                         v.discarded.push((v.resolved, e));
                         v.resolved = e;
                         markers.push(Marker {
@@ -307,7 +277,7 @@ pub fn run(
                     }
                 }
                 "failover" => {
-                    hac.failover(vf_number(i)?)?;
+                    fleet.hac().failover(vf_number(i)?)?;
                     v.discarded.push((v.resolved, v.open));
                     v.resolved = v.open;
                     v.acks.clear();
@@ -320,7 +290,7 @@ pub fn run(
                     });
                 }
                 _ => {
-                    hac.unprotect(vf_number(i)?)?;
+                    fleet.hac().unprotect(vf_number(i)?)?;
                     v.releases.push((u32::MAX, t));
                     v.acks.clear();
                     v.tagged = false;
@@ -371,8 +341,8 @@ pub fn run(
                     Bytes::from(f)
                 })
                 .collect();
-            let now = model.nic().now().as_nanos();
-            let accepted = drivers[i].send(&batch)?;
+            let now = fleet.now_ns();
+            let accepted = fleet.send(i, &batch)?;
             for _ in 0..accepted {
                 let Some((seq, len)) = g.backlog.pop_front() else {
                     break;
@@ -392,16 +362,16 @@ pub fn run(
             }
         }
         t += STEP_NS;
-        model.run_for(STEP_NS);
-        for (pool, epoch) in model.nic().take_egress_trace() {
+        fleet.run_for(STEP_NS);
+        for (vf, epoch) in fleet.take_egress_trace() {
             if let Some(k) = awaiting_stamp
-                .get_mut(pool.get())
+                .get_mut(vf)
                 .and_then(VecDeque::pop_front)
             {
                 frames[k].epoch = epoch;
             }
         }
-        for w in model.nic().take_wire_capture() {
+        for w in fleet.take_wire() {
             wire_frames += 1;
             wire_bytes += w.data.len() as u64;
             if w.data.len() >= 19 {
@@ -416,7 +386,7 @@ pub fn run(
         if t >= next_sample {
             let mut occ = Vec::with_capacity(n);
             for i in 0..n {
-                occ.push(hac.stats(vf_number(i)?)?.buffered_frames);
+                occ.push(fleet.hac().stats(vf_number(i)?)?.buffered_frames);
             }
             occupancy.push((t, occ));
             next_sample += 1_000_000;
@@ -442,10 +412,10 @@ pub fn run(
             f.commit_ns = None;
         }
     }
-    model.nic().flush_wire_sinks();
+    fleet.flush_wire_sinks();
     let mut hac_stats = Vec::with_capacity(n);
     for i in 0..n {
-        hac_stats.push(hac.stats(vf_number(i)?)?);
+        hac_stats.push(fleet.hac().stats(vf_number(i)?)?);
     }
     Ok(RunResult {
         scenario: scenario.clone(),

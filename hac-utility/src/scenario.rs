@@ -28,6 +28,10 @@ pub struct Scenario {
     pub seed: u64,
     /// Virtual time to run, ms.
     pub duration_ms: u64,
+    /// The adapter family the VFs belong to: "igb" (Intel 82576, the default) or "mlx5"
+    /// (NVIDIA/Mellanox ConnectX).
+    #[serde(default)]
+    pub family: Family,
     /// Wire speed: "1G", "10G", "25G" or "100G".
     #[serde(default = "default_rate")]
     pub port_rate: String,
@@ -78,6 +82,27 @@ impl Default for AckDelay {
         AckDelay {
             min_ms: 3.0,
             max_ms: 6.0,
+        }
+    }
+}
+
+/// The adapter family a scenario runs on.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// The Intel 82576 model, igbvf driver, HAC register block.
+    #[default]
+    Igb,
+    /// The NVIDIA/Mellanox ConnectX (mlx5) model, mlx5 driver, HAC vendor commands.
+    Mlx5,
+}
+
+impl Family {
+    /// The name scenario files and `--family` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Igb => "igb",
+            Family::Mlx5 => "mlx5",
         }
     }
 }
@@ -371,6 +396,7 @@ impl Scenario {
             name: "demo: 2 checkpointing + 2 plain VFs, 25 ms epochs".into(),
             seed: 1,
             duration_ms,
+            family: Family::Igb,
             port_rate: "10G".into(),
             epoch_ms: 25.0,
             ack_delay: AckDelay::default(),

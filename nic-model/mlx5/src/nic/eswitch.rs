@@ -49,7 +49,7 @@ pub enum EswitchError {
 }
 
 /// The function of vport `v` (PF 0, VF n at n + 1).
-fn function_of(v: usize) -> FunctionId {
+pub(super) fn function_of(v: usize) -> FunctionId {
     match v.checked_sub(1) {
         None => FunctionId::Pf,
         Some(n) => FunctionId::Vf(n.min(usize::from(u16::MAX)) as u16),

@@ -25,6 +25,7 @@ mod cq_events;
 mod datapath;
 mod eswitch;
 mod events;
+mod trace;
 mod rx;
 mod tx;
 use crate::function::FunctionId;

@@ -232,6 +232,8 @@ pub struct EswitchCounters {
     /// Times the E-Switch had freed egress room and asked the send queues to carry on
     /// (`service_queues`).
     pub queue_services: u64,
+    /// PORT_CHANGE events posted to a function whose vport the PF set down or up.
+    pub link_events: u64,
 }
 
 /// The E-Switch of the device.
@@ -251,6 +253,9 @@ pub struct Eswitch {
     pub(crate) room_freed: bool,
     /// Frames handed to `function_receive`, when recording (tests).
     pub(crate) deliveries: Option<Vec<(FunctionId, Bytes)>>,
+    /// Vports whose operational state a command changed: their functions hear of it (a
+    /// PORT_CHANGE event) once the command has completed.
+    pub(crate) link_changes: Vec<usize>,
     /// The PF's permanent MAC (restored on a PF reset).
     pf_mac: MacAddress,
     line_rate: LineRate,
@@ -279,6 +284,7 @@ impl Eswitch {
             wire: WirePort::new(line_rate, capture),
             room_freed: false,
             deliveries: None,
+            link_changes: Vec::new(),
             pf_mac,
             line_rate,
             capture,
@@ -296,6 +302,7 @@ impl Eswitch {
         self.vports = fresh.vports;
         self.vport_counters = fresh.vport_counters;
         self.egress = fresh.egress;
+        self.link_changes.clear();
         self.counters.egress_flushed_on_reset += dropped;
         self.room_freed = true;
     }

@@ -698,3 +698,44 @@ fn a_pf_reset_returns_the_eswitch_to_power_on() {
         DEFAULT_PF_MAC
     );
 }
+
+#[test]
+fn a_vf_hears_of_its_link_going_down_and_up() {
+    use mlx5_hw::eqe::{EventData, EventType, PortChangeSubtype};
+    let (mut nic, mut pf, mut v0, _v1) = setup();
+    let uar = v0.alloc_uar(&mut nic);
+    // Linux subscribes the port change on its async EQ.
+    let mut eq = v0.create_eq(&mut nic, 4, uar, 0, &[EventType::PortChange]);
+    let set = |pf: &mut CmdDriver, nic: &mut Mlx5Nic, admin: u8| {
+        pf.ok(
+            nic,
+            &modify_state(vport_state_op::ESW_VPORT, true, 1, admin),
+            0x10,
+        );
+    };
+    set(&mut pf, &mut nic, 0);
+    let e = v0.poll_eq(&mut eq);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].event_type, EventType::PortChange);
+    assert_eq!(e[0].sub_type, PortChangeSubtype::Down.raw_value());
+    assert_eq!(e[0].data, EventData::PortChange { port: 1 });
+    // The same state again, or follow → up: one event per change of the operational state.
+    set(&mut pf, &mut nic, 0);
+    assert!(v0.poll_eq(&mut eq).is_empty());
+    set(&mut pf, &mut nic, 2);
+    let e = v0.poll_eq(&mut eq);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].sub_type, PortChangeSubtype::Active.raw_value());
+    set(&mut pf, &mut nic, 1);
+    assert!(v0.poll_eq(&mut eq).is_empty(), "up after follow: no change");
+    assert_eq!(nic.eswitch_counters().link_events, 2);
+    // A VF that is not initialized hears nothing (and nothing breaks).
+    set(&mut pf, &mut nic, 0);
+    nic.reset_function(VF1);
+    pf.ok(
+        &mut nic,
+        &modify_state(vport_state_op::ESW_VPORT, true, 2, 0),
+        0x10,
+    );
+    assert_eq!(nic.eswitch_counters().link_events, 3);
+}

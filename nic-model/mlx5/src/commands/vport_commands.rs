@@ -161,7 +161,11 @@ pub(crate) fn modify_vport_state(
         return refuse(CommandStatus::BadParam, esyn::BAD_VPORT_STATE);
     }
     if let Some(c) = esw.vports.get_mut(v) {
+        let was = c.state();
         c.admin_state = state;
+        if c.state() != was {
+            esw.link_changes.push(v);
+        }
     }
     Ok(())
 }

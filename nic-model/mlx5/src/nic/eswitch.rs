@@ -31,6 +31,8 @@ use adapter_core::{SimTime, WireRecord, WireSink};
 use bytes::Bytes;
 use hw_common::MacAddress;
 use hw_common::frame::EthernetHeader;
+use mlx5_hw::commands::vport::VportState;
+use mlx5_hw::eqe::{EventData, EventType, PortChangeSubtype};
 
 use super::Mlx5Nic;
 use super::datapath::{RxVerdict, TxVerdict};
@@ -76,7 +78,7 @@ impl Mlx5Nic {
             return drop(&mut self.eswitch, |c| &mut c.tx_runts);
         };
         let ctx = &self.eswitch.vports[v];
-        if ctx.state() == mlx5_hw::commands::vport::VportState::Down {
+        if ctx.state() == VportState::Down {
             return drop(&mut self.eswitch, |c| &mut c.tx_vport_down);
         }
         if ctx.spoof_check
@@ -139,7 +141,7 @@ impl Mlx5Nic {
             && self
                 .eswitch
                 .vport(o)
-                .is_some_and(|c| c.state() == mlx5_hw::commands::vport::VportState::Up)
+                .is_some_and(|c| c.state() == VportState::Up)
     }
 
     /// Hands `frame` to vport `o`'s function, counting it on the vport.
@@ -213,6 +215,42 @@ impl Mlx5Nic {
         }
         self.now = self.now.max(self.eswitch.wire.busy_until());
         self.now
+    }
+
+    /// After a doorbell's commands: each vport whose operational state changed tells its
+    /// function with a PORT_CHANGE event (sub-type down or active, port 1) on the EQs
+    /// subscribed to it — Linux mlx5e then re-reads QUERY_VPORT_STATE for its carrier — and
+    /// stalled send queues are serviced if room freed.
+    pub(crate) fn eswitch_after_commands(&mut self) {
+        for v in std::mem::take(&mut self.eswitch.link_changes) {
+            let up = self
+                .eswitch
+                .vport(v)
+                .is_some_and(|c| c.state() == VportState::Up);
+            let sub = if up {
+                PortChangeSubtype::Active
+            } else {
+                PortChangeSubtype::Down
+            };
+            let f = function_of(v);
+            let Some(func) = self.functions.get_mut(f.slot()).filter(|x| x.id == f) else {
+                continue;
+            };
+            if func.state.hca != crate::commands::HcaState::Initialized {
+                continue;
+            }
+            let eqs = crate::eq::subscribers(&func.state.eqs, EventType::PortChange);
+            self.eswitch.counters.link_events += 1;
+            func.post_event_sub(
+                &eqs,
+                EventType::PortChange,
+                sub.raw_value(),
+                EventData::PortChange { port: 1 },
+                &mut self.counters,
+                &mut self.interrupts,
+            );
+        }
+        self.service_if_room();
     }
 
     /// Calls [`Mlx5Nic::service_queues`] once if the E-Switch freed egress room since the

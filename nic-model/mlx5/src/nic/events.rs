@@ -49,6 +49,19 @@ impl Function {
         c: &mut Counters,
         out: &mut Vec<Interrupt>,
     ) {
+        self.post_event_sub(eqs, event_type, 0, data, c, out);
+    }
+
+    /// [`Function::post_event`] with an EQE sub-type (a port change's down or active).
+    pub(crate) fn post_event_sub(
+        &mut self,
+        eqs: &BTreeSet<u8>,
+        event_type: EventType,
+        sub_type: u8,
+        data: EventData,
+        c: &mut Counters,
+        out: &mut Vec<Interrupt>,
+    ) {
         for eqn in eqs {
             let Some(eq) = self.state.eqs.get_mut(eqn) else {
                 continue;
@@ -66,7 +79,7 @@ impl Function {
             let p = eq.producer;
             let eqe = EqeRepr {
                 event_type,
-                sub_type: 0,
+                sub_type,
                 data,
                 owner: owner_bit(p, eq.log_size),
             }

@@ -519,7 +519,7 @@ impl Mlx5Nic {
         c.cq_buffer_faults += ctx.cq_buffer_faults.get();
         c.wq_buffer_faults += ctx.wq_buffer_faults.get();
         c.pages_released_on_reset += ctx.released_pages.get() as u64;
-        // HAC commands may have freed egress room: stalled send queues carry on.
-        self.service_if_room();
+        // Vport state changes reach their functions; HAC commands may have freed egress room.
+        self.eswitch_after_commands();
     }
 }

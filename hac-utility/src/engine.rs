@@ -176,7 +176,9 @@ pub fn run(
     for (i, spec) in scenario.vf.iter().enumerate() {
         if spec.checkpointing {
             fleet.hac().set_tagged(vf_number(i)?, true)?;
-            fleet.hac().set_limits(vf_number(i)?, spec.limit_frames, spec.limit_bytes)?;
+            fleet
+                .hac()
+                .set_limits(vf_number(i)?, spec.limit_frames, spec.limit_bytes)?;
         }
         vs.push(VfState {
             tagged: spec.checkpointing,
@@ -364,10 +366,7 @@ pub fn run(
         t += STEP_NS;
         fleet.run_for(STEP_NS);
         for (vf, epoch) in fleet.take_egress_trace() {
-            if let Some(k) = awaiting_stamp
-                .get_mut(vf)
-                .and_then(VecDeque::pop_front)
-            {
+            if let Some(k) = awaiting_stamp.get_mut(vf).and_then(VecDeque::pop_front) {
                 frames[k].epoch = epoch;
             }
         }

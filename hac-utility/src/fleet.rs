@@ -13,9 +13,7 @@
 use adapter_core::wire::{LineRate, WireRecord, WireSink};
 use bytes::Bytes;
 use hac_driver::hac::{AdapterHac, Hac};
-use hac_driver::mlx5::model::{
-    Mlx5Model, Mlx5ModelBar, Mlx5ModelClock, Mlx5ModelDma, ModelDevice,
-};
+use hac_driver::mlx5::model::{Mlx5Model, Mlx5ModelBar, Mlx5ModelClock, Mlx5ModelDma, ModelDevice};
 use hac_driver::mlx5::{EthConfig, Mlx5AdapterHac, Mlx5Config};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma, SharedPfAgent};
 use hac_driver::pf::PfConfig;

@@ -42,6 +42,10 @@ enum Command {
         /// Virtual time to simulate, ms.
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
         duration_ms: u64,
+        /// The adapter family: igb (Intel 82576 model, igbvf driver, HAC registers) or mlx5
+        /// (ConnectX model, mlx5 driver, HAC vendor commands).
+        #[arg(long, default_value = "igb", value_parser = ["igb", "mlx5"])]
+        family: String,
     },
     /// Run a scenario file (see docs/scenarios.md and examples/*.toml) on the built-in model and
     /// write the same report directory as `demo`.
@@ -99,11 +103,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { out, duration_ms } => finish_run(hac_utility::run::run_to_dir(
-            &hac_utility::scenario::Scenario::demo(duration_ms),
-            &out,
-            true,
-        )),
+        Command::Demo {
+            out,
+            duration_ms,
+            family,
+        } => {
+            let mut s = hac_utility::scenario::Scenario::demo(duration_ms);
+            if family == "mlx5" {
+                s.family = hac_utility::scenario::Family::Mlx5;
+                s.name = format!("{} (mlx5)", s.name);
+            }
+            finish_run(hac_utility::run::run_to_dir(&s, &out, true))
+        }
         Command::Run { scenario, out } => {
             let out = out.unwrap_or_else(|| {
                 let stem = scenario

@@ -4,14 +4,14 @@
 //! as the 82576's, unchanged.
 #![allow(clippy::unwrap_used)]
 
+use adapter_core::wire::LineRate;
 use bytes::Bytes;
 use hac_driver::mlx5::model::{Mlx5Model, ModelDevice};
-use hac_driver::mlx5::{EthConfig, Mlx5AdapterHac, Mlx5Config};
 use hac_driver::mlx5::model::{Mlx5ModelBar, Mlx5ModelClock, Mlx5ModelDma};
+use hac_driver::mlx5::{EthConfig, Mlx5AdapterHac, Mlx5Config};
 use hac_tests::hac_conformance::{Differences, HacHarness, Priority, Stamping};
 use hw_common::{MacAddress, VfNumber};
 use mlx5_model::{FunctionId, Mlx5Config as ModelConfig};
-use adapter_core::wire::LineRate;
 
 /// VFs the harness enables.
 const VFS: u16 = 3;
@@ -36,7 +36,8 @@ fn mlx5() -> Mlx5OnModel {
     });
     let (mut pf, mut vfs) = model.start(VFS, Mlx5Config::default()).unwrap();
     for (n, vf) in vfs.iter_mut().enumerate() {
-        pf.set_vf_mac(n as u16, mac(VfNumber::new(n as u16))).unwrap();
+        pf.set_vf_mac(n as u16, mac(VfNumber::new(n as u16)))
+            .unwrap();
         vf.open_eth(EthConfig {
             log_sq_size: 6,
             log_rq_size: 4,

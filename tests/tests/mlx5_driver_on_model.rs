@@ -75,7 +75,12 @@ fn a_hundred_thousand_frames_go_from_one_vf_to_another_intact_and_in_order() {
         got.clear();
         b.recv(&mut got, 64).unwrap();
         for f in &got {
-            let want = frame(MACS[1], MACS[0], next_recv, 60 + (next_recv as usize * 7) % 1400);
+            let want = frame(
+                MACS[1],
+                MACS[0],
+                next_recv,
+                60 + (next_recv as usize * 7) % 1400,
+            );
             assert!(f == &want, "frame {next_recv} differs");
             next_recv += 1;
         }
@@ -117,7 +122,10 @@ fn frames_reach_the_wire_and_come_back_from_it() {
 #[test]
 fn a_spoofed_source_mac_does_not_leave_the_vf_when_spoof_checking() {
     let (model, _pf, mut vfs) = two_vfs(true);
-    model.nic().set_spoof_check(FunctionId::Vf(0), true).unwrap();
+    model
+        .nic()
+        .set_spoof_check(FunctionId::Vf(0), true)
+        .unwrap();
     let spoofed = frame(PEER, MACS[1], 1, 100);
     let honest = frame(PEER, MACS[0], 2, 100);
     assert_eq!(vfs[0].send(&[&spoofed[..], &honest[..]]).unwrap(), 2);
@@ -130,7 +138,11 @@ fn a_spoofed_source_mac_does_not_leave_the_vf_when_spoof_checking() {
         .collect();
     assert_eq!(wire, vec![honest], "only the honest frame leaves");
     let nic = model.nic();
-    assert_eq!(nic.eswitch_counters().tx_spoofed, 1, "the spoofed frame is counted");
+    assert_eq!(
+        nic.eswitch_counters().tx_spoofed,
+        1,
+        "the spoofed frame is counted"
+    );
     let c = nic.vport_counters(FunctionId::Vf(0)).unwrap();
     assert_eq!(c.tx_dropped, 1, "and charged to the vport: {c:?}");
 }
@@ -202,6 +214,9 @@ fn tcp_between_two_mlx5_vfs_is_intact() {
     assert_eq!(received.len(), payload.len(), "transfer incomplete");
     assert!(received == payload, "payload corrupted");
     let stats = dev[1].driver().eth_stats();
-    assert!(stats.tx_frames > 100, "segments went through the VF: {stats:?}");
+    assert!(
+        stats.tx_frames > 100,
+        "segments went through the VF: {stats:?}"
+    );
     assert_eq!(dev[0].tx_dropped + dev[1].tx_dropped, 0);
 }

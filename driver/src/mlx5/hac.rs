@@ -88,9 +88,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5AdapterHac<R, D, C> {
         msg: &[u8],
         out_len: usize,
     ) -> Result<Vec<u8>, HacError> {
-        self.pf
-            .exec(msg, out_len)
-            .map_err(|e| decode(vf, epoch, e))
+        self.pf.exec(msg, out_len).map_err(|e| decode(vf, epoch, e))
     }
 
     /// A per-vport HAC command for `vf`: `fill` writes the input given the vport.

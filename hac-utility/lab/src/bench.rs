@@ -362,6 +362,7 @@ pub fn scenario(case: &Case, w: &Workload) -> Scenario {
         name: format!("bench {}", case.name),
         seed: 1,
         duration_ms: w.model_duration_ms,
+        family: hac_utility::scenario::Family::Igb,
         port_rate: w.port_rate.clone(),
         epoch_ms: case.epoch_ms,
         ack_delay: AckDelay {

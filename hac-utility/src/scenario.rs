@@ -444,6 +444,15 @@ vf = 0
         Scenario::demo(10).validate("demo").unwrap();
     }
 
+    #[test]
+    fn the_family_key_chooses_the_adapter_and_names_what_it_takes() {
+        assert_eq!(Scenario::parse("x.toml", GOOD).unwrap().family, Family::Igb);
+        let s = GOOD.replace("duration_ms = 100", "duration_ms = 100\nfamily = \"mlx5\"");
+        assert_eq!(Scenario::parse("x.toml", &s).unwrap().family, Family::Mlx5);
+        let e = err(&GOOD.replace("duration_ms = 100", "duration_ms = 100\nfamily = \"e1000\""));
+        assert!(e.contains("family") && e.contains("igb") && e.contains("mlx5"), "{e}");
+    }
+
     fn err(text: &str) -> String {
         Scenario::parse("x.toml", text).unwrap_err().to_string()
     }

@@ -552,6 +552,7 @@ fn teardown_hca(
         return refuse(CommandStatus::BadParam, syndrome::BAD_TEARDOWN_PROFILE);
     }
     st.hca = HcaState::Enabled;
+    st.cqs.clear();
     st.eqs.clear();
     st.pages_owed = 0;
     st.uars.clear();

@@ -1046,3 +1046,50 @@ fn teardown_frees_the_cqs_too() {
     w.evil.ok(&mut w.nic, &m, 0x10);
     w.check(&b);
 }
+
+#[test]
+fn the_host_unmapping_a_vfs_memory_under_live_queues_faults_only_that_vf() {
+    // The host (or a buggy VMM) pulls the hostile VF's memory while its command queue, EQ,
+    // CQ and doorbell record live in it: every later DMA of that VF faults and is counted;
+    // nothing panics and nothing else moves.
+    let mut w = world();
+    let uar = w.evil_uar;
+    w.evil.program_vector(&mut w.nic, 0, MSI_ADDR, 0xE0, false);
+    let eq = w.evil.create_eq(
+        &mut w.nic,
+        2,
+        uar,
+        0,
+        &[EventType::Cmd, EventType::PageRequest],
+    );
+    w.evil.eq_doorbell(&mut w.nic, &eq, true);
+    let cq = w.evil.create_cq(&mut w.nic, 2, uar, eq.eqn);
+    w.evil.arm_cq(&mut w.nic, &cq, false);
+    w.only_evil_interrupts(); // CREATE_CQ's completion EQE fired the armed EQ.
+    let b = w.before();
+    let c0 = *w.nic.counters();
+    w.nic
+        .dma_unmap(EVIL, hw_common::Iova(MEM_IOVA))
+        .expect("mapped");
+    // A CQE: the doorbell record cannot be read or the CQE cannot be written.
+    assert!(!w.nic.post_test_cqe(EVIL, cq.cqn));
+    assert!(!w.nic.post_test_cqe(EVIL, cq.cqn));
+    // A page request: the EQE cannot be written.
+    w.nic.request_pages(EVIL, 3).unwrap();
+    w.nic.request_pages(EVIL, 3).unwrap();
+    // A command: the entry cannot be read; the queue stops.
+    w.evil.ring(&mut w.nic, 1);
+    w.evil.ring(&mut w.nic, 1);
+    let c = *w.nic.counters();
+    assert_eq!(c.cq_dma_faults - c0.cq_dma_faults, 1, "the CQ failed once");
+    assert_eq!(c.cqes_dropped_failed_cq - c0.cqes_dropped_failed_cq, 1);
+    assert_eq!(c.eq_dma_faults - c0.eq_dma_faults, 1, "the EQ failed once");
+    assert_eq!(c.eqes_dropped_failed_eq - c0.eqes_dropped_failed_eq, 1);
+    assert_eq!(c.cmd_dma_faults - c0.cmd_dma_faults, 1);
+    assert_eq!(c.doorbell_queue_stopped - c0.doorbell_queue_stopped, 1);
+    assert!(w.nic.cmdq_stopped(EVIL));
+    let s = w.evil_state();
+    assert!(s.cqs[&cq.cqn].failed && s.eqs[&eq.eqn].failed);
+    assert_eq!(w.only_evil_interrupts(), 0);
+    w.check(&b);
+}

@@ -3,7 +3,8 @@
 //! bytes, arbitrary doorbell masks and BAR0 writes (UAR doorbells of EQs and CQs included),
 //! page requests and test CQEs the device sends VF 1, all while the PF and VF 0 are brought up.
 //! VF 1 starts bare, brought up, or brought up with a live EQ and an armed CQ (first byte).
-//! Oracle beyond "no panic", after every doorbell:
+//! The entry or any mailbox block of either chain (data, next pointer, block number, token,
+//! signatures) is broken at a chosen byte. Oracle beyond "no panic", after every doorbell:
 //! - a command posted intact in a live queue and rung is completed: ownership comes back,
 //!   with a delivery status or an output header whose status parses;
 //! - every entry the doorbell named that was handed to the device gets a status written
@@ -23,7 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use adapter_core::memory::{DmaTarget, SharedMemory};
 use hw_common::Iova;
 use libfuzzer_sys::fuzz_target;
-use mlx5_hw::cmd::{CommandStatus, ENTRY_LEN, Opcode, QueueEntry};
+use mlx5_hw::cmd::{
+    CommandStatus, ENTRY_LEN, MAILBOX_BLOCK_LEN, MAILBOX_DATA_LEN, Opcode, QueueEntry,
+};
 use mlx5_hw::eqe::EventType;
 use mlx5_model::testing::{CmdDriver, CmdError, MEM_IOVA, MEM_LEN, device, input};
 use mlx5_model::{Counters, FunctionId, Mlx5Nic};
@@ -220,12 +223,26 @@ fuzz_target!(|data: &[u8]| {
                 evil.write(p.entry, &e);
                 true
             }
-            1 if !p.in_blocks.is_empty() => {
-                let mut b = [0u8; 0x240];
-                evil.read(p.in_blocks[0], &mut b);
-                b[usize::from(c[8]) * 2 % b.len()] ^= c[9] | 1;
-                evil.write(p.in_blocks[0], &b);
-                true
+            // A mailbox block of either chain, at any position: its data, or (odd c[8]) its
+            // next pointer, block number, token or signatures.
+            k @ (1 | 2) => {
+                let chain = if k == 1 { &p.in_blocks } else { &p.out_blocks };
+                match chain.get(usize::from(c[9] >> 4) % chain.len().max(1)) {
+                    Some(&at) => {
+                        let mut b = [0u8; MAILBOX_BLOCK_LEN];
+                        evil.read(at, &mut b);
+                        let i = usize::from(c[8] >> 1);
+                        let i = if c[8] & 1 != 0 {
+                            MAILBOX_DATA_LEN + i % (MAILBOX_BLOCK_LEN - MAILBOX_DATA_LEN)
+                        } else {
+                            i * 4 % MAILBOX_DATA_LEN
+                        };
+                        b[i] ^= c[9] | 1;
+                        evil.write(at, &b);
+                        true
+                    }
+                    None => false,
+                }
             }
             _ => false,
         };

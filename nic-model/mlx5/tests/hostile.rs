@@ -866,11 +866,18 @@ fn flr_in_the_middle_of_commands_resets_only_that_function() {
             CommandStatus::BadSysState
         );
     }
+    // An FLR storm from the VF's own config space: each one counted, nothing accumulates.
+    let resets = w.nic.counters().function_resets;
+    for _ in 0..500 {
+        flr(&mut w.nic, EVIL);
+    }
+    assert_eq!(w.nic.counters().function_resets - resets, 500);
+    assert_eq!(w.evil_state(), &FunctionState::new(true));
+    w.evil.set_cmdq(&mut w.nic);
     // And the function comes up again from scratch.
     w.evil.bring_up(&mut w.nic);
     assert_eq!(w.evil_state().hca, HcaState::Initialized);
-    // An FLR of the PF's neighbour VF did not reset the PF: a PF-only check, for symmetry
-    // with the SR-IOV test below.
+    // A VF's FLR never resets the PF.
     assert_eq!(w.nic.function_state(PF).unwrap().hca, HcaState::Initialized);
     w.check(&b);
 }

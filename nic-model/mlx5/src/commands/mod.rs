@@ -774,6 +774,7 @@ fn teardown_hca(
     st.sqs.clear();
     st.rqs.clear();
     st.tises.clear();
+    st.cqs.clear();
     st.eqs.clear();
     st.pages_owed = 0;
     st.uars.clear();

@@ -206,7 +206,8 @@ layout! {
     output struct QuerySpecialContextsOut(0x20) {
         /// Dump-fill mkey.
         dump_fill_mkey, set_dump_fill_mkey: u32 = Field::dword(0x08);
-        /// Reserved lkey (drivers use 0x100 when the query is not made).
+        /// Reserved lkey: addresses are bus addresses, no memory key (never the invalid lkey 0x100
+        /// that ends a receive scatter list).
         resd_lkey, set_resd_lkey: u32 = Field::dword(0x0C);
         /// Null mkey.
         null_mkey, set_null_mkey: u32 = Field::dword(0x10);

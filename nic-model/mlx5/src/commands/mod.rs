@@ -36,7 +36,7 @@ use mlx5_hw::commands::registers::HostEndianness;
 use mlx5_hw::commands::resources::{
     AllocPdIn, AllocPdOut, AllocTransportDomainIn, AllocTransportDomainOut, AllocUarIn,
     AllocUarOut, DeallocPdIn, DeallocPdOut, DeallocTransportDomainIn, DeallocTransportDomainOut,
-    DeallocUarIn, DeallocUarOut, QuerySpecialContextsIn, QuerySpecialContextsOut,
+    DeallocUarIn, DeallocUarOut,
 };
 
 use adapter_core::memory::Iommu;
@@ -457,7 +457,6 @@ fn dispatch(
         Opcode::SetDriverVersion => set_driver_version(st, h, input, out),
         Opcode::QueryAdapter => query_adapter(st, h, input, out),
         Opcode::AccessReg => access_reg(st, h, input, out),
-        Opcode::QuerySpecialContexts => query_special_contexts(st, h, input, out),
         Opcode::AllocUar => alloc_uar(st, ctx, h, input, out),
         Opcode::DeallocUar => dealloc_uar(st, h, input, out),
         Opcode::AllocPd => alloc_pd(st, h, input, out),
@@ -809,26 +808,6 @@ fn query_adapter(
     no_op_mod(h)?;
     need_enabled(st)?;
     let _fits = PSID.set(out, BOARD_ID);
-    Ok(())
-}
-
-/// The reserved lkey QUERY_SPECIAL_CONTEXTS reports: data segments carrying it address host
-/// memory by its bus address (through the function's IOMMU), with no memory key. The value
-/// is the model's (firmware's is opaque too); it must not be `mlx5_hw::wqe::INVALID_LKEY`
-/// (0x100), which ends a receive scatter list.
-pub const RESERVED_LKEY: u32 = 0x0000_0003;
-
-fn query_special_contexts(
-    st: &mut FunctionState,
-    h: InputHeader,
-    input: &[u8],
-    out: &mut [u8],
-) -> Result<()> {
-    QuerySpecialContextsIn::new_checked(input).map_err(short_in)?;
-    let mut o = QuerySpecialContextsOut::new_checked(&mut *out).map_err(short_out)?;
-    no_op_mod(h)?;
-    need_initialized(st)?;
-    o.set_resd_lkey(RESERVED_LKEY);
     Ok(())
 }
 

@@ -5,6 +5,9 @@
 //! E-Switch hands each frame addressed to a function to [`Mlx5Nic::function_receive`], which
 //! steers it to one of the function's receive queues. When the E-Switch frees room it had
 //! refused (backpressure), it calls [`Mlx5Nic::service_queues`] so stalled send queues carry on.
+//!
+//! Until the E-Switch lands, `eswitch_transmit` is a placeholder: it keeps the newest frames in
+//! `Mlx5Nic::tx_capture` and floods each frame to every other enabled function.
 
 use bytes::Bytes;
 

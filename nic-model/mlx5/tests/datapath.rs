@@ -248,6 +248,80 @@ fn checksum_offload_fills_the_checksums_and_the_receiver_sees_them_verified() {
     assert_eq!(c.check_sum, packet::fold(packet::ones_sum(&want[14..], 0)));
 }
 
+/// An IPv4/TCP broadcast with `payload` bytes, sequence number 5000, flags PSH|ACK.
+fn tcp_broadcast(payload: usize) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&SRC0);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (40 + payload) as u16;
+    f.extend_from_slice(&[0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1]);
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[10, 0, 0, 255]);
+    f.extend_from_slice(&[
+        0x30, 0x39, 0x00, 0x50, 0, 0, 0x13, 0x88, 0, 0, 0, 0, 0x50, 0x18,
+    ]);
+    f.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+    f.extend((0..payload).map(|i| (i % 251) as u8));
+    f
+}
+
+#[test]
+fn an_lso_wqe_is_cut_at_the_mss_into_checksummed_segments() {
+    let (mut nic, mut v) = vfs(2);
+    let bufs = {
+        let (d1, q1) = &mut v[1];
+        d1.post_recv_buffers(&mut q1.rq, 8)
+    };
+    let frame = tcp_broadcast(3000);
+    let (d0, q0) = &mut v[0];
+    let buf = d0.fresh_pages(1)[0];
+    d0.write(buf, &frame[54..]);
+    let ptr = SendDataSeg::Pointer(DataSegRepr {
+        byte_count: 3000,
+        lkey: 0,
+        addr: Iova(buf),
+    });
+    let mut wqe = send_wqe(&frame[..54], vec![ptr], true);
+    wqe.ctrl.opcode = SendOpcode::Lso;
+    wqe.eth.as_mut().unwrap().mss = 1400;
+    d0.post_wqe(&mut q0.sq, &wqe);
+    d0.ring_sq(&mut nic, &q0.sq, 0);
+    let tx = d0.poll_cq(&mut q0.tx_cq);
+    assert_eq!((tx.len(), tx[0].opcode), (1, CqeOpcode::Req));
+    let (d1, q1) = &mut v[1];
+    let rx = d1.poll_cq(&mut q1.rx_cq);
+    assert_eq!(
+        rx.iter().map(|c| c.byte_cnt).collect::<Vec<_>>(),
+        vec![1454, 1454, 254]
+    );
+    let segs = packet::segment(&frame, 1400).unwrap();
+    for (k, c) in rx.iter().enumerate() {
+        assert_eq!(
+            c.hds_ip_ext,
+            hds_ip_ext::L2_OK | hds_ip_ext::L3_OK | hds_ip_ext::L4_OK
+        );
+        assert_eq!(read(d1, bufs[k], segs[k].len()), segs[k]);
+    }
+    // Headers not all inline: a local QP operation error.
+    let (d0, q0) = &mut v[0];
+    let mut wqe = send_wqe(
+        &frame[..40],
+        vec![SendDataSeg::Inline(frame[40..200].to_vec())],
+        true,
+    );
+    wqe.ctrl.opcode = SendOpcode::Lso;
+    wqe.eth.as_mut().unwrap().mss = 100;
+    let at = q0.sq.pc;
+    d0.post_wqe(&mut q0.sq, &wqe);
+    d0.ring_sq(&mut nic, &q0.sq, at);
+    let e = err_cqe(d0, &q0.tx_cq, 1);
+    assert_eq!(
+        (e.opcode, e.syndrome),
+        (CqeOpcode::ReqErr, CqeSyndrome::LocalQpOpErr)
+    );
+    assert_eq!(nic.function_counters(VF0).unwrap().queues.tx_frames, 3);
+}
+
 #[test]
 fn no_receive_wqe_is_an_out_of_buffer_drop_and_a_short_buffer_an_error_cqe() {
     let (mut nic, mut v) = vfs(2);
@@ -312,9 +386,9 @@ fn a_bad_wqe_completes_with_an_error_cqe_and_stops_the_sq_until_reset() {
         d1.post_recv_buffers(&mut q1.rq, 4);
     }
     let (d0, q0) = &mut v[0];
-    // LSO is not executed: a local QP operation error.
+    // UMR is not executed on an Ethernet SQ: a local QP operation error.
     let mut wqe = send_wqe(&broadcast_frame(SRC0, 60, 0), vec![], false);
-    wqe.ctrl.opcode = SendOpcode::Lso;
+    wqe.ctrl.opcode = SendOpcode::Umr;
     d0.post_wqe(&mut q0.sq, &wqe);
     d0.send(
         &mut nic,
@@ -329,7 +403,7 @@ fn a_bad_wqe_completes_with_an_error_cqe_and_stops_the_sq_until_reset() {
         (
             CqeOpcode::ReqErr,
             CqeSyndrome::LocalQpOpErr,
-            0x0e,
+            0x25,
             0,
             q0.sq.sqn
         )

@@ -240,6 +240,7 @@ pub(crate) fn create_sq(
             consumer: 0,
             producer: 0,
             stalled: false,
+            frames_sent: 0,
         },
     );
     o.set_sqn(sqn);
@@ -287,6 +288,7 @@ pub(crate) fn modify_sq(
         sq.consumer = 0;
         sq.producer = 0;
         sq.stalled = false;
+        sq.frames_sent = 0;
     }
     sq.state = to;
     Ok(())

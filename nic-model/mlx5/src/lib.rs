@@ -27,7 +27,8 @@
 //!   owner bits by the datapath, the CQ doorbell record and the CQ arm doorbell, completion
 //!   EQEs of armed CQs, overflow and DMA faults counted.
 //! * Work queues and transport objects ([`wq`]): TIS, SQ and RQ with their state machines
-//!   and rings, TIR (direct, or indirect over an RQT with the Toeplitz hash) and RQT.
+//!   and rings, TIR (direct, or indirect over an RQT with the Toeplitz hash) and RQT; memory
+//!   keys ([`mkey`]) that data segments' lkeys name.
 //! * NIC receive flow steering ([`steering`]): flow tables, groups, entries, the root and the
 //!   lookup; [`packet`] reads what a frame matches on, its checksums, VLAN tags and RSS input.
 //! * The Ethernet datapath: the SQ doorbell, send WQEs to frames to the E-Switch, frames from
@@ -50,6 +51,7 @@ pub mod eq;
 mod function;
 mod hw;
 pub mod init_seg;
+pub mod mkey;
 pub mod msix;
 mod nic;
 pub mod packet;

@@ -131,7 +131,7 @@ fn inline_header_inline_data_and_gathered_segments_make_one_frame() {
         d0.write(buf + 0x10, &frame[*at..at + len]);
         data.push(SendDataSeg::Pointer(DataSegRepr {
             byte_count: *len as u32,
-            lkey: 0,
+            lkey: q0.sq.lkey,
             addr: Iova(buf + 0x10),
         }));
     }
@@ -278,7 +278,7 @@ fn an_lso_wqe_is_cut_at_the_mss_into_checksummed_segments() {
     d0.write(buf, &frame[54..]);
     let ptr = SendDataSeg::Pointer(DataSegRepr {
         byte_count: 3000,
-        lkey: 0,
+        lkey: q0.sq.lkey,
         addr: Iova(buf),
     });
     let mut wqe = send_wqe(&frame[..54], vec![ptr], true);
@@ -336,12 +336,13 @@ fn no_receive_wqe_is_an_out_of_buffer_drop_and_a_short_buffer_an_error_cqe() {
     assert!(d1.poll_cq(&mut q1.rx_cq).is_empty());
     // A 32-byte buffer: the frame does not fit.
     let small = d1.fresh_pages(1)[0];
+    let lkey = q1.rq.lkey;
     d1.post_recv(
         &mut q1.rq,
         &mlx5_hw::wqe::RecvWqeRepr {
             segments: vec![DataSegRepr {
                 byte_count: 32,
-                lkey: 0,
+                lkey,
                 addr: Iova(small),
             }],
         },
@@ -453,7 +454,7 @@ fn malformed_wqes_and_gather_faults_take_their_syndromes() {
             Box::new(|_| {
                 let ptr = SendDataSeg::Pointer(DataSegRepr {
                     byte_count: 64,
-                    lkey: 0,
+                    lkey: mlx5_model::mkey::FIRST_MKEY_INDEX << 8,
                     addr: Iova(0x7000_0000),
                 });
                 send_wqe(&broadcast_frame(SRC0, 14, 0), vec![ptr], true)
@@ -506,6 +507,70 @@ fn malformed_wqes_and_gather_faults_take_their_syndromes() {
             (CqeOpcode::ReqErr, CqeSyndrome::LocalQpOpErr)
         );
     }
+}
+
+#[test]
+fn lkeys_must_name_a_key_of_the_queues_pd_covering_the_buffer() {
+    let (mut nic, mut v) = vfs(2);
+    // Receive: a WQE whose lkey names no key is a protection error and the RQ goes to ERR.
+    let (d1, q1) = &mut v[1];
+    let buf = d1.fresh_pages(1)[0];
+    d1.post_recv(
+        &mut q1.rq,
+        &mlx5_hw::wqe::RecvWqeRepr {
+            segments: vec![DataSegRepr {
+                byte_count: 256,
+                lkey: 0x7700,
+                addr: Iova(buf),
+            }],
+        },
+    );
+    d1.write_rq_record(&q1.rq);
+    let rqn = q1.rq.rqn;
+    // Send: a gather with the key's variant byte wrong.
+    let (d0, q0) = &mut v[0];
+    let data = d0.fresh_pages(1)[0];
+    let ptr = SendDataSeg::Pointer(DataSegRepr {
+        byte_count: 50,
+        lkey: q0.sq.lkey | 0x5,
+        addr: Iova(data),
+    });
+    d0.post_wqe(
+        &mut q0.sq,
+        &send_wqe(&broadcast_frame(SRC0, 14, 0), vec![ptr], true),
+    );
+    d0.ring_sq(&mut nic, &q0.sq, 0);
+    let e = err_cqe(d0, &q0.tx_cq, 0);
+    assert_eq!(
+        (e.opcode, e.syndrome),
+        (CqeOpcode::ReqErr, CqeSyndrome::LocalProtErr)
+    );
+    // A good send from VF0 after recovery reaches VF1's bad WQE.
+    let sqn = q0.sq.sqn;
+    d0.modify_sq(&mut nic, sqn, QueueState::Error, QueueState::Reset)
+        .unwrap();
+    d0.modify_sq(&mut nic, sqn, QueueState::Reset, QueueState::Ready)
+        .unwrap();
+    q0.sq.pc = 0;
+    d0.send(
+        &mut nic,
+        &mut q0.sq,
+        &broadcast_frame(SRC0, 64, 1),
+        14,
+        false,
+    );
+    let (d1, q1) = &mut v[1];
+    let e = err_cqe(d1, &q1.rx_cq, 0);
+    assert_eq!(
+        (e.opcode, e.syndrome, e.qpn),
+        (CqeOpcode::RespErr, CqeSyndrome::LocalProtErr, rqn)
+    );
+    assert_eq!(
+        nic.function_state(VF1).unwrap().rqs[&rqn].state,
+        QueueState::Error
+    );
+    let c = nic.function_counters(VF1).unwrap().queues;
+    assert_eq!((c.rx_error_cqes, c.rx_dma_faults), (1, 1));
 }
 
 #[test]
@@ -596,7 +661,7 @@ fn an_indirect_tir_spreads_frames_over_its_rqt_by_the_toeplitz_hash() {
     let (d1, q1) = &mut b[0];
     // A second RQ on the same CQ.
     let mut p = d1.fresh_wq(3, 4);
-    (p.pd, p.cqn) = (q1.pd, q1.rx_cq.cqn);
+    (p.pd, p.cqn, p.lkey) = (q1.pd, q1.rx_cq.cqn, q1.lkey);
     let mut rq2 = d1.create_rq(&mut nic, &p);
     d1.post_recv_buffers(&mut q1.rq, 8);
     d1.post_recv_buffers(&mut rq2, 8);

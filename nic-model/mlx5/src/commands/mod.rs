@@ -41,11 +41,13 @@ use mlx5_hw::uar::UAR_PAGE_SHIFT;
 use crate::caps;
 use crate::cq::Cqs;
 use crate::eq::Eqs;
+use crate::mkey::Mkeys;
 use crate::steering::NicRxSteering;
 use crate::wq::{Rqs, Rqts, Sqs, Tirs, Tises};
 
 mod cq_commands;
 mod eq_commands;
+mod mkey_commands;
 mod steering_commands;
 mod tir_commands;
 mod wq_commands;
@@ -187,6 +189,9 @@ pub mod syndrome {
     /// A flow action or destination the model does not implement (count, several or
     /// extended destinations, vport destinations, allow).
     pub const UNSUPPORTED_ACTION: u32 = 0x4D58_007C;
+    /// An mkey other than a physical-address key with local rights (MTT/KLM/KSM modes,
+    /// remote or atomic access, UMR, on-demand paging, user memory).
+    pub const UNSUPPORTED_MKEY: u32 = 0x4D58_007D;
 }
 
 /// Pages a function asks for at boot (QUERY_PAGES op_mod 1).
@@ -256,6 +261,8 @@ pub struct FunctionState {
     pub tirs: Tirs,
     /// NIC receive flow tables and the root.
     pub steering: NicRxSteering,
+    /// Memory keys by index.
+    pub mkeys: Mkeys,
 }
 
 impl FunctionState {
@@ -280,6 +287,7 @@ impl FunctionState {
             rqts: Rqts::new(),
             tirs: Tirs::new(),
             steering: NicRxSteering::default(),
+            mkeys: Mkeys::new(),
         }
     }
 
@@ -474,6 +482,8 @@ fn dispatch(
         Opcode::SetFlowTableEntry => steering_commands::set_fte(st, h, input, out),
         Opcode::DeleteFlowTableEntry => steering_commands::delete_fte(st, h, input, out),
         Opcode::SetFlowTableRoot => steering_commands::set_root(st, h, input, out),
+        Opcode::CreateMkey => mkey_commands::create_mkey(st, h, input, out),
+        Opcode::DestroyMkey => mkey_commands::destroy_mkey(st, h, input, out),
         _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
     }
 }
@@ -730,6 +740,7 @@ fn teardown_hca(
     }
     st.hca = HcaState::Enabled;
     st.steering = NicRxSteering::default();
+    st.mkeys.clear();
     st.tirs.clear();
     st.rqts.clear();
     st.sqs.clear();

@@ -42,6 +42,7 @@ use super::datapath::TxVerdict;
 use crate::caps;
 use crate::counters::QueueCounters;
 use crate::function::FunctionId;
+use crate::mkey::{self, Access, Mkeys};
 use crate::packet::{self, ETH_HLEN, Layout};
 use crate::wq::{SqState, WqRing};
 
@@ -109,13 +110,14 @@ pub(crate) fn read_wqe(
 }
 
 /// The frame a SEND WQE describes: inline header (or VLAN insert), inline data and gathered
-/// buffers (`gather(address, length)`), checked against the minimum inline `mode` (0 none,
+/// buffers (`gather(lkey, address, length)`: `None` for a key that does not allow it or a DMA
+/// fault), checked against the minimum inline `mode` (0 none,
 /// 1 L2, 2 IP, 3 TCP/UDP), checksums inserted when `csum` (the capability) and the WQE asks.
 pub(crate) fn build_frame(
     wqe: &SendWqeRepr,
     min_inline: u8,
     csum: bool,
-    gather: impl FnMut(u64, u32) -> Option<Vec<u8>>,
+    gather: impl FnMut(u32, u64, u32) -> Option<Vec<u8>>,
 ) -> Result<Vec<u8>, TxError> {
     build(wqe, min_inline, csum, MAX_FRAME_LEN, gather)
 }
@@ -125,7 +127,7 @@ pub(crate) fn build_frame(
 /// headers and checksums fixed (`packet::segment`).
 pub(crate) fn build_lso(
     wqe: &SendWqeRepr,
-    gather: impl FnMut(u64, u32) -> Option<Vec<u8>>,
+    gather: impl FnMut(u32, u64, u32) -> Option<Vec<u8>>,
 ) -> Result<Vec<Vec<u8>>, TxError> {
     let frame = build(wqe, 3, false, MAX_LSO_LEN, gather)?;
     let mss = usize::from(wqe.eth.as_ref().map_or(0, |e| e.mss));
@@ -149,7 +151,7 @@ fn build(
     min_inline: u8,
     csum: bool,
     max_len: usize,
-    mut gather: impl FnMut(u64, u32) -> Option<Vec<u8>>,
+    mut gather: impl FnMut(u32, u64, u32) -> Option<Vec<u8>>,
 ) -> Result<Vec<u8>, TxError> {
     let Some(eth) = &wqe.eth else {
         return Err(QP_OP);
@@ -171,7 +173,7 @@ fn build(
                 if frame.len() + len as usize > max_len {
                     return Err(LENGTH);
                 }
-                let bytes = gather(d.addr.0, len).ok_or(PROTECTION)?;
+                let bytes = gather(d.lkey, d.addr.0, len).ok_or(PROTECTION)?;
                 frame.extend_from_slice(&bytes);
             }
         }
@@ -214,7 +216,12 @@ enum Step {
 }
 
 /// Executes the WQE at the SQ's counter (up to building its frame).
-fn next_step(sq: &SqState, read: &impl Fn(u64, &mut [u8]) -> bool, csum: bool) -> Step {
+fn next_step(
+    sq: &SqState,
+    mkeys: &Mkeys,
+    read: &impl Fn(u64, &mut [u8]) -> bool,
+    csum: bool,
+) -> Step {
     if sq.state != QueueState::Ready || sq.stalled {
         return Step::Idle;
     }
@@ -232,28 +239,22 @@ fn next_step(sq: &SqState, read: &impl Fn(u64, &mut [u8]) -> bool, csum: bool) -
     };
     let opcode = u8::from(wqe.ctrl.opcode);
     let blocks = wqe.wqebb_count() as u16;
+    let gather = |lkey: u32, addr: u64, len: u32| {
+        let mut b = vec![0u8; len as usize];
+        (mkey::allows(mkeys, lkey, sq.ring.pd, addr, u64::from(len), Access::Read)
+            && read(addr, &mut b))
+        .then_some(b)
+    };
     match wqe.ctrl.opcode {
         SendOpcode::Nop => Step::Complete(wqe.ctrl, blocks),
-        SendOpcode::Send => {
-            let gather = |addr: u64, len: u32| {
-                let mut b = vec![0u8; len as usize];
-                read(addr, &mut b).then_some(b)
-            };
-            match build_frame(&wqe, u8::from(sq.min_inline), csum, gather) {
-                Ok(frame) => Step::Frames(vec![frame], wqe.ctrl, blocks),
-                Err(e) => Step::Error(e, opcode),
-            }
-        }
-        SendOpcode::Lso if csum => {
-            let gather = |addr: u64, len: u32| {
-                let mut b = vec![0u8; len as usize];
-                read(addr, &mut b).then_some(b)
-            };
-            match build_lso(&wqe, gather) {
-                Ok(frames) => Step::Frames(frames, wqe.ctrl, blocks),
-                Err(e) => Step::Error(e, opcode),
-            }
-        }
+        SendOpcode::Send => match build_frame(&wqe, u8::from(sq.min_inline), csum, gather) {
+            Ok(frame) => Step::Frames(vec![frame], wqe.ctrl, blocks),
+            Err(e) => Step::Error(e, opcode),
+        },
+        SendOpcode::Lso if csum => match build_lso(&wqe, gather) {
+            Ok(frames) => Step::Frames(frames, wqe.ctrl, blocks),
+            Err(e) => Step::Error(e, opcode),
+        },
         _ => Step::Error(QP_OP, opcode),
     }
 }
@@ -324,7 +325,7 @@ impl Mlx5Nic {
                 return;
             };
             let (cqn, counter, user_index) = (sq.cqn, sq.consumer, sq.user_index);
-            match next_step(sq, &read, csum) {
+            match next_step(sq, &func.state.mkeys, &read, csum) {
                 Step::Idle => return,
                 Step::Complete(ctrl, blocks) => {
                     self.complete_wqe(f, sqn, cqn, ctrl, counter, blocks, user_index);
@@ -476,7 +477,7 @@ mod tests {
         })
     }
 
-    fn memory(addr: u64, len: u32) -> Option<Vec<u8>> {
+    fn memory(_lkey: u32, addr: u64, len: u32) -> Option<Vec<u8>> {
         (addr < 0x1000).then(|| (0..len).map(|i| (addr as u32 + i) as u8).collect())
     }
 

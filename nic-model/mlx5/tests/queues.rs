@@ -386,6 +386,41 @@ fn tis_tir_and_rqt_inputs_are_checked() {
         ),
     ];
     refused_all(&mut nic, &mut d, &cases);
+    // MODIFY_TIS: the priority; LAG affinity (one port) and unknown bits refused. QUERY_TIS.
+    use mlx5_hw::commands::rx::{ModifyTisIn, QueryTisOut, modify_tis_bitmask};
+    let mut mt = input(Opcode::ModifyTis, 0, ModifyTisIn::<&[u8]>::LEN);
+    {
+        let mut i = ModifyTisIn::new_checked(&mut mt[..]).unwrap();
+        i.set_tisn(q.tisn);
+        i.set_modify_bitmask(modify_tis_bitmask::PRIO);
+        i.tis_context_mut().set_prio(6);
+    }
+    d.ok(&mut nic, &mt, 0x10);
+    let mut qt = input(Opcode::QueryTis, 0, 0x10);
+    put_dword(&mut qt, 0x08, q.tisn);
+    let o = d.ok(&mut nic, &qt, QueryTisOut::<&[u8]>::LEN);
+    let out = QueryTisOut::new_checked(&o.bytes[..]).unwrap();
+    assert_eq!(
+        (
+            out.tis_context().prio(),
+            out.tis_context().transport_domain()
+        ),
+        (6, q.td)
+    );
+    ModifyTisIn::new_checked(&mut mt[..])
+        .unwrap()
+        .set_modify_bitmask(modify_tis_bitmask::LAG_TX_PORT_AFFINITY);
+    assert_eq!(
+        d.status(&mut nic, &mt),
+        (BadParam, syndrome::UNSUPPORTED_QUEUE_FEATURE)
+    );
+    ModifyTisIn::new_checked(&mut mt[..])
+        .unwrap()
+        .set_modify_bitmask(1 << 8);
+    assert_eq!(
+        d.status(&mut nic, &mt),
+        (BadParam, syndrome::BAD_FIELD_SELECT)
+    );
     // An RQT's list beyond what the input carries.
     let mut short = create_rqt_input(4, &[q.rq.rqn]);
     short[0x20 + 0x18 + 2..0x20 + 0x18 + 4].copy_from_slice(&3u16.to_be_bytes());

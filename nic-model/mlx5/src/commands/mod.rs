@@ -460,6 +460,8 @@ fn dispatch(
         Opcode::QueryCq => cq_commands::query_cq(st, h, input, out),
         Opcode::ModifyCq => cq_commands::modify_cq(st, h, input, out),
         Opcode::CreateTis => wq_commands::create_tis(st, h, input, out),
+        Opcode::ModifyTis => wq_commands::modify_tis(st, h, input, out),
+        Opcode::QueryTis => wq_commands::query_tis(st, h, input, out),
         Opcode::DestroyTis => wq_commands::destroy_tis(st, h, input, out),
         Opcode::CreateSq => wq_commands::create_sq(st, ctx, iommu, h, input, out),
         Opcode::ModifySq => wq_commands::modify_sq(st, h, input, out),

@@ -477,7 +477,8 @@ pub fn segment(frame: &[u8], mss: usize) -> Option<Vec<Vec<u8>>> {
     let at = l.l4_offset?;
     let proto = l.l4_proto()?;
     let hdr_len = match proto {
-        IPPROTO_TCP => at + usize::from(frame.get(at + 12)? >> 4) * 4,
+        // A TCP data offset under 5 words is not a TCP header.
+        IPPROTO_TCP => at + usize::from(frame.get(at + 12)? >> 4).max(5) * 4,
         _ => at + 8,
     };
     // The payload runs to the frame's end: a large send's IP length fields describe the whole
@@ -649,6 +650,10 @@ mod tests {
         assert_eq!(&segs[2][54..56], &[108, 109]);
         assert_eq!(segment(&f, 0), None);
         assert_eq!(segment(&f[..30], 4), None);
+        // A data offset of 2 words and no payload: the 20-byte header is still what is cut.
+        let mut short = f[..54].to_vec();
+        short[46] = 0x20;
+        assert_eq!(segment(&short, 4).map(|s| s.len()), Some(1));
     }
 
     #[test]
@@ -660,6 +665,30 @@ mod tests {
             insert_checksums(&mut g, true, true);
             let _ = rss_input(&f, u32::MAX);
             let _ = segment(&f, 3);
+        }
+        // Every byte of a valid TCP and UDP frame set to edge values, truncated anywhere.
+        let mut tcp = udp_frame();
+        tcp[23] = IPPROTO_TCP;
+        tcp.extend_from_slice(&[0; 16]);
+        for base in [udp_frame(), tcp] {
+            for at in 0..base.len() {
+                for v in [0x00, 0x0f, 0x20, 0x45, 0xf0, 0xff] {
+                    let mut g = base.clone();
+                    g[at] = v;
+                    for cut in [g.len(), at + 1, at / 2] {
+                        let h = &g[..cut];
+                        let _ = (
+                            segment(h, 1),
+                            segment(h, 7),
+                            rx_checksum(h),
+                            match_headers(h),
+                        );
+                        let _ = rss_input(h, 0xC000_000F);
+                        let mut m = h.to_vec();
+                        insert_checksums(&mut m, true, true);
+                    }
+                }
+            }
         }
     }
 }

@@ -7,8 +7,7 @@
 //! BlueFlame, PTP clock (`device_frequency_khz` 0), signature checking (`cmdif_checksum` 0),
 //! the general-2 page. `nic_flow_table` is advertised with the NIC RX flow table page
 //! ([`flow_table`]). The Ethernet page carries the offload set of the datapath (checksum,
-//! VLAN strip/insert, RSS, inline mode "not required"; LSO is advertised for Linux's
-//! `mlx5_eth_supported` and LSO WQEs are completed with an error CQE, see docs/mlx5-model.md).
+//! VLAN strip/insert, LSO, RSS, inline mode "not required").
 //!
 //! SET_HCA_CAP may change only [`settable_general`] fields, each at most to the maximum page's
 //! value; any other difference from the current page is refused (BAD_PARAM).

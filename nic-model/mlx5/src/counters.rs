@@ -110,7 +110,8 @@ pub struct QueueCounters {
     pub tx_bytes: u64,
     /// Send WQEs completed with an error CQE (the SQ goes to ERR).
     pub tx_error_cqes: u64,
-    /// DMA faults reading send WQEs or gather buffers.
+    /// Protection errors of the send path: DMA faults reading send WQEs or gather buffers, and
+    /// lkeys that do not allow the gather.
     pub tx_dma_faults: u64,
     /// Frames the E-Switch refused with backpressure (the SQ waits).
     pub tx_backpressure: u64,
@@ -134,7 +135,8 @@ pub struct QueueCounters {
     pub rq_doorbell_errors: u64,
     /// Receive WQEs completed with an error CQE (too small, or a DMA fault).
     pub rx_error_cqes: u64,
-    /// DMA faults reading receive WQEs or writing frames (the RQ goes to ERR).
+    /// Protection errors of the receive path: DMA faults reading receive WQEs or writing
+    /// frames, and lkeys that do not allow the scatter (the RQ goes to ERR).
     pub rx_dma_faults: u64,
 }
 

@@ -24,7 +24,8 @@
 //! later CQEs (counted), and touches nothing else.
 //!
 //! The commands that create, modify, destroy and query CQs are in `commands::cq_commands`;
-//! the writing of CQEs and the arm doorbell are methods of the function (`nic::cq_events`).
+//! the writing of CQEs (normal and error layouts, by the send and receive paths) and the arm
+//! doorbell are methods of the function (`nic::cq_events`).
 
 use std::collections::BTreeMap;
 

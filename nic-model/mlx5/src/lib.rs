@@ -16,16 +16,24 @@
 //!   inline and mailbox-chained messages, delivery status for transport errors, DMA faults
 //!   that stop only the faulting function's queue.
 //! * The bring-up commands with their state machine per function ([`commands`]), from
-//!   ENABLE_HCA to INIT_HCA and the first resources (UAR, PD, transport domain); every other
-//!   opcode is refused with BAD_OP.
+//!   ENABLE_HCA to INIT_HCA and the first resources (UAR, PD, transport domain), and the
+//!   queue and steering commands; every other opcode is refused with BAD_OP.
 //! * MSI-X per function ([`msix`]): the table and PBA in BAR0, vector and function masks,
 //!   [`Interrupt`] messages the host takes with [`Mlx5Nic::take_interrupts`].
 //! * Event queues ([`eq`]): CREATE/DESTROY/QUERY_EQ, EQEs written with their owner bits, the
 //!   EQ doorbells in the UAR pages and arming, overflow and DMA faults counted, event-mode
 //!   command completion and page-request events.
 //! * Completion queues ([`cq`]): CREATE/DESTROY/QUERY/MODIFY_CQ, CQEs written with their
-//!   owner bits (by the datapath; for now by the test hook), the CQ doorbell record and the
-//!   CQ arm doorbell, completion EQEs of armed CQs, overflow and DMA faults counted.
+//!   owner bits by the datapath, the CQ doorbell record and the CQ arm doorbell, completion
+//!   EQEs of armed CQs, overflow and DMA faults counted.
+//! * Work queues and transport objects ([`wq`]): TIS, SQ and RQ with their state machines
+//!   and rings, TIR (direct, or indirect over an RQT with the Toeplitz hash) and RQT; memory
+//!   keys ([`mkey`]) that data segments' lkeys name.
+//! * NIC receive flow steering ([`steering`]): flow tables, groups, entries, the root and the
+//!   lookup; [`packet`] reads what a frame matches on, its checksums, VLAN tags and RSS input.
+//! * The Ethernet datapath: the SQ doorbell, send WQEs to frames to the E-Switch, frames from
+//!   the E-Switch through steering into receive WQEs, CQEs and error CQEs (`nic::tx`,
+//!   `nic::rx`; the seam with the E-Switch in `nic::datapath`).
 //! * The E-Switch ([`eswitch`], device-level): one vport per function with its NIC vport
 //!   context (the permanent MAC the PF assigns, address lists, admin state, counters) behind
 //!   the vport commands, the source-MAC check, switching by destination MAC between vports and
@@ -50,6 +58,7 @@ pub mod eswitch;
 mod function;
 mod hw;
 pub mod init_seg;
+pub mod mkey;
 pub mod msix;
 mod nic;
 pub mod packet;

@@ -466,6 +466,79 @@ pub fn rss_input(frame: &[u8], selector: u32) -> Option<Vec<u8>> {
     Some(input)
 }
 
+/// Large send: `frame` (all headers then the payload to its end) cut into segments of
+/// at most `mss` payload bytes, each with the headers fixed as a device segmenting TCP or UDP
+/// does: IPv4 total length, identification (+1 per segment) and header checksum, or IPv6
+/// payload length; TCP sequence number (+ offset), CWR only on the first segment, FIN and
+/// PSH only on the last; UDP length; TCP/UDP checksums. `None` when the frame is not TCP or
+/// UDP over IP with its headers whole, or `mss` is 0.
+pub fn segment(frame: &[u8], mss: usize) -> Option<Vec<Vec<u8>>> {
+    let l = Layout::parse(frame);
+    let at = l.l4_offset?;
+    let proto = l.l4_proto()?;
+    let hdr_len = match proto {
+        // A TCP data offset under 5 words is not a TCP header.
+        IPPROTO_TCP => at + usize::from(frame.get(at + 12)? >> 4).max(5) * 4,
+        _ => at + 8,
+    };
+    // The payload runs to the frame's end: a large send's IP length fields describe the whole
+    // send (or are 0 beyond 64 KiB), not what the device cuts.
+    let end = frame.len();
+    if mss == 0 || hdr_len < at + 8 || hdr_len > end {
+        return None;
+    }
+    let payload = &frame[hdr_len..end];
+    let chunks: Vec<&[u8]> = if payload.is_empty() {
+        vec![payload]
+    } else {
+        payload.chunks(mss).collect()
+    };
+    let last = chunks.len() - 1;
+    let id = be16(frame, l.l3_offset + 4);
+    let seq = frame
+        .get(at + 4..at + 8)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut offset = 0u32;
+    for (k, chunk) in chunks.into_iter().enumerate() {
+        let mut seg = Vec::with_capacity(hdr_len + chunk.len());
+        seg.extend_from_slice(&frame[..hdr_len]);
+        seg.extend_from_slice(chunk);
+        let ip = l.l3_offset;
+        match l.l3 {
+            L3::V4 { .. } => {
+                let total = (seg.len() - ip) as u16;
+                seg[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+                seg[ip + 4..ip + 6].copy_from_slice(&id.wrapping_add(k as u16).to_be_bytes());
+            }
+            L3::V6 { .. } => {
+                let len = (seg.len() - ip - 40) as u16;
+                seg[ip + 4..ip + 6].copy_from_slice(&len.to_be_bytes());
+            }
+            L3::None => return None,
+        }
+        if proto == IPPROTO_TCP {
+            seg[at + 4..at + 8].copy_from_slice(&seq.wrapping_add(offset).to_be_bytes());
+            const FIN: u8 = 0x01;
+            const PSH: u8 = 0x08;
+            const CWR: u8 = 0x80;
+            if k != last {
+                seg[at + 13] &= !(FIN | PSH);
+            }
+            if k != 0 {
+                seg[at + 13] &= !CWR;
+            }
+        } else {
+            let len = (8 + chunk.len()) as u16;
+            seg[at + 4..at + 6].copy_from_slice(&len.to_be_bytes());
+        }
+        insert_checksums(&mut seg, true, true);
+        offset = offset.wrapping_add(chunk.len() as u32);
+        out.push(seg);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -550,6 +623,40 @@ mod tests {
     }
 
     #[test]
+    fn large_sends_are_cut_at_the_mss_with_their_headers_fixed() {
+        // IPv4/TCP, 10 payload bytes, seq 1000, flags CWR|PSH|ACK|FIN.
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        f.extend_from_slice(&[
+            0x45, 0, 0, 50, 0, 7, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend_from_slice(&[
+            0, 1, 0, 2, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0x50, 0x99, 0, 0, 0, 0, 0, 0,
+        ]);
+        f.extend((0..10u8).map(|i| i + 100));
+        let segs = segment(&f, 4).unwrap();
+        assert_eq!(segs.len(), 3);
+        assert_eq!(
+            segs.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![58, 58, 56]
+        );
+        for (k, s) in segs.iter().enumerate() {
+            let c = rx_checksum(s);
+            assert!(c.l3_ok && c.l4_ok, "segment {k}");
+            assert_eq!(be16(s, 18), 7 + k as u16, "IP id");
+            assert_eq!(&s[38..42], &(1000 + 4 * k as u32).to_be_bytes());
+        }
+        assert_eq!((segs[0][47], segs[1][47], segs[2][47]), (0x90, 0x10, 0x19));
+        assert_eq!(&segs[2][54..56], &[108, 109]);
+        assert_eq!(segment(&f, 0), None);
+        assert_eq!(segment(&f[..30], 4), None);
+        // A data offset of 2 words and no payload: the 20-byte header is still what is cut.
+        let mut short = f[..54].to_vec();
+        short[46] = 0x20;
+        assert_eq!(segment(&short, 4).map(|s| s.len()), Some(1));
+    }
+
+    #[test]
     fn garbage_frames_never_panic() {
         for len in 0..64 {
             let f: Vec<u8> = (0..len).map(|i| (i * 37 + 0x45) as u8).collect();
@@ -557,6 +664,31 @@ mod tests {
             let mut g = f.clone();
             insert_checksums(&mut g, true, true);
             let _ = rss_input(&f, u32::MAX);
+            let _ = segment(&f, 3);
+        }
+        // Every byte of a valid TCP and UDP frame set to edge values, truncated anywhere.
+        let mut tcp = udp_frame();
+        tcp[23] = IPPROTO_TCP;
+        tcp.extend_from_slice(&[0; 16]);
+        for base in [udp_frame(), tcp] {
+            for at in 0..base.len() {
+                for v in [0x00, 0x0f, 0x20, 0x45, 0xf0, 0xff] {
+                    let mut g = base.clone();
+                    g[at] = v;
+                    for cut in [g.len(), at + 1, at / 2] {
+                        let h = &g[..cut];
+                        let _ = (
+                            segment(h, 1),
+                            segment(h, 7),
+                            rx_checksum(h),
+                            match_headers(h),
+                        );
+                        let _ = rss_input(h, 0xC000_000F);
+                        let mut m = h.to_vec();
+                        insert_checksums(&mut m, true, true);
+                    }
+                }
+            }
         }
     }
 }

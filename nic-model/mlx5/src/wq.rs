@@ -126,6 +126,8 @@ pub struct SqState {
     /// A frame of the WQE at `consumer` was refused with backpressure: the queue waits for
     /// `service_queues`.
     pub stalled: bool,
+    /// Frames of the WQE at `consumer` (an LSO's segments) already taken by the E-Switch.
+    pub frames_sent: u32,
 }
 
 /// One receive queue.

@@ -131,7 +131,7 @@ fn inline_header_inline_data_and_gathered_segments_make_one_frame() {
         d0.write(buf + 0x10, &frame[*at..at + len]);
         data.push(SendDataSeg::Pointer(DataSegRepr {
             byte_count: *len as u32,
-            lkey: 0,
+            lkey: q0.sq.lkey,
             addr: Iova(buf + 0x10),
         }));
     }
@@ -248,6 +248,80 @@ fn checksum_offload_fills_the_checksums_and_the_receiver_sees_them_verified() {
     assert_eq!(c.check_sum, packet::fold(packet::ones_sum(&want[14..], 0)));
 }
 
+/// An IPv4/TCP broadcast with `payload` bytes, sequence number 5000, flags PSH|ACK.
+fn tcp_broadcast(payload: usize) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&SRC0);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (40 + payload) as u16;
+    f.extend_from_slice(&[0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1]);
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[10, 0, 0, 255]);
+    f.extend_from_slice(&[
+        0x30, 0x39, 0x00, 0x50, 0, 0, 0x13, 0x88, 0, 0, 0, 0, 0x50, 0x18,
+    ]);
+    f.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+    f.extend((0..payload).map(|i| (i % 251) as u8));
+    f
+}
+
+#[test]
+fn an_lso_wqe_is_cut_at_the_mss_into_checksummed_segments() {
+    let (mut nic, mut v) = vfs(2);
+    let bufs = {
+        let (d1, q1) = &mut v[1];
+        d1.post_recv_buffers(&mut q1.rq, 8)
+    };
+    let frame = tcp_broadcast(3000);
+    let (d0, q0) = &mut v[0];
+    let buf = d0.fresh_pages(1)[0];
+    d0.write(buf, &frame[54..]);
+    let ptr = SendDataSeg::Pointer(DataSegRepr {
+        byte_count: 3000,
+        lkey: q0.sq.lkey,
+        addr: Iova(buf),
+    });
+    let mut wqe = send_wqe(&frame[..54], vec![ptr], true);
+    wqe.ctrl.opcode = SendOpcode::Lso;
+    wqe.eth.as_mut().unwrap().mss = 1400;
+    d0.post_wqe(&mut q0.sq, &wqe);
+    d0.ring_sq(&mut nic, &q0.sq, 0);
+    let tx = d0.poll_cq(&mut q0.tx_cq);
+    assert_eq!((tx.len(), tx[0].opcode), (1, CqeOpcode::Req));
+    let (d1, q1) = &mut v[1];
+    let rx = d1.poll_cq(&mut q1.rx_cq);
+    assert_eq!(
+        rx.iter().map(|c| c.byte_cnt).collect::<Vec<_>>(),
+        vec![1454, 1454, 254]
+    );
+    let segs = packet::segment(&frame, 1400).unwrap();
+    for (k, c) in rx.iter().enumerate() {
+        assert_eq!(
+            c.hds_ip_ext,
+            hds_ip_ext::L2_OK | hds_ip_ext::L3_OK | hds_ip_ext::L4_OK
+        );
+        assert_eq!(read(d1, bufs[k], segs[k].len()), segs[k]);
+    }
+    // Headers not all inline: a local QP operation error.
+    let (d0, q0) = &mut v[0];
+    let mut wqe = send_wqe(
+        &frame[..40],
+        vec![SendDataSeg::Inline(frame[40..200].to_vec())],
+        true,
+    );
+    wqe.ctrl.opcode = SendOpcode::Lso;
+    wqe.eth.as_mut().unwrap().mss = 100;
+    let at = q0.sq.pc;
+    d0.post_wqe(&mut q0.sq, &wqe);
+    d0.ring_sq(&mut nic, &q0.sq, at);
+    let e = err_cqe(d0, &q0.tx_cq, 1);
+    assert_eq!(
+        (e.opcode, e.syndrome),
+        (CqeOpcode::ReqErr, CqeSyndrome::LocalQpOpErr)
+    );
+    assert_eq!(nic.function_counters(VF0).unwrap().queues.tx_frames, 3);
+}
+
 #[test]
 fn no_receive_wqe_is_an_out_of_buffer_drop_and_a_short_buffer_an_error_cqe() {
     let (mut nic, mut v) = vfs(2);
@@ -262,12 +336,13 @@ fn no_receive_wqe_is_an_out_of_buffer_drop_and_a_short_buffer_an_error_cqe() {
     assert!(d1.poll_cq(&mut q1.rx_cq).is_empty());
     // A 32-byte buffer: the frame does not fit.
     let small = d1.fresh_pages(1)[0];
+    let lkey = q1.rq.lkey;
     d1.post_recv(
         &mut q1.rq,
         &mlx5_hw::wqe::RecvWqeRepr {
             segments: vec![DataSegRepr {
                 byte_count: 32,
-                lkey: 0,
+                lkey,
                 addr: Iova(small),
             }],
         },
@@ -312,9 +387,9 @@ fn a_bad_wqe_completes_with_an_error_cqe_and_stops_the_sq_until_reset() {
         d1.post_recv_buffers(&mut q1.rq, 4);
     }
     let (d0, q0) = &mut v[0];
-    // LSO is not executed: a local QP operation error.
+    // UMR is not executed on an Ethernet SQ: a local QP operation error.
     let mut wqe = send_wqe(&broadcast_frame(SRC0, 60, 0), vec![], false);
-    wqe.ctrl.opcode = SendOpcode::Lso;
+    wqe.ctrl.opcode = SendOpcode::Umr;
     d0.post_wqe(&mut q0.sq, &wqe);
     d0.send(
         &mut nic,
@@ -329,7 +404,7 @@ fn a_bad_wqe_completes_with_an_error_cqe_and_stops_the_sq_until_reset() {
         (
             CqeOpcode::ReqErr,
             CqeSyndrome::LocalQpOpErr,
-            0x0e,
+            0x25,
             0,
             q0.sq.sqn
         )
@@ -379,7 +454,7 @@ fn malformed_wqes_and_gather_faults_take_their_syndromes() {
             Box::new(|_| {
                 let ptr = SendDataSeg::Pointer(DataSegRepr {
                     byte_count: 64,
-                    lkey: 0,
+                    lkey: mlx5_model::mkey::FIRST_MKEY_INDEX << 8,
                     addr: Iova(0x7000_0000),
                 });
                 send_wqe(&broadcast_frame(SRC0, 14, 0), vec![ptr], true)
@@ -432,6 +507,70 @@ fn malformed_wqes_and_gather_faults_take_their_syndromes() {
             (CqeOpcode::ReqErr, CqeSyndrome::LocalQpOpErr)
         );
     }
+}
+
+#[test]
+fn lkeys_must_name_a_key_of_the_queues_pd_covering_the_buffer() {
+    let (mut nic, mut v) = vfs(2);
+    // Receive: a WQE whose lkey names no key is a protection error and the RQ goes to ERR.
+    let (d1, q1) = &mut v[1];
+    let buf = d1.fresh_pages(1)[0];
+    d1.post_recv(
+        &mut q1.rq,
+        &mlx5_hw::wqe::RecvWqeRepr {
+            segments: vec![DataSegRepr {
+                byte_count: 256,
+                lkey: 0x7700,
+                addr: Iova(buf),
+            }],
+        },
+    );
+    d1.write_rq_record(&q1.rq);
+    let rqn = q1.rq.rqn;
+    // Send: a gather with the key's variant byte wrong.
+    let (d0, q0) = &mut v[0];
+    let data = d0.fresh_pages(1)[0];
+    let ptr = SendDataSeg::Pointer(DataSegRepr {
+        byte_count: 50,
+        lkey: q0.sq.lkey | 0x5,
+        addr: Iova(data),
+    });
+    d0.post_wqe(
+        &mut q0.sq,
+        &send_wqe(&broadcast_frame(SRC0, 14, 0), vec![ptr], true),
+    );
+    d0.ring_sq(&mut nic, &q0.sq, 0);
+    let e = err_cqe(d0, &q0.tx_cq, 0);
+    assert_eq!(
+        (e.opcode, e.syndrome),
+        (CqeOpcode::ReqErr, CqeSyndrome::LocalProtErr)
+    );
+    // A good send from VF0 after recovery reaches VF1's bad WQE.
+    let sqn = q0.sq.sqn;
+    d0.modify_sq(&mut nic, sqn, QueueState::Error, QueueState::Reset)
+        .unwrap();
+    d0.modify_sq(&mut nic, sqn, QueueState::Reset, QueueState::Ready)
+        .unwrap();
+    q0.sq.pc = 0;
+    d0.send(
+        &mut nic,
+        &mut q0.sq,
+        &broadcast_frame(SRC0, 64, 1),
+        14,
+        false,
+    );
+    let (d1, q1) = &mut v[1];
+    let e = err_cqe(d1, &q1.rx_cq, 0);
+    assert_eq!(
+        (e.opcode, e.syndrome, e.qpn),
+        (CqeOpcode::RespErr, CqeSyndrome::LocalProtErr, rqn)
+    );
+    assert_eq!(
+        nic.function_state(VF1).unwrap().rqs[&rqn].state,
+        QueueState::Error
+    );
+    let c = nic.function_counters(VF1).unwrap().queues;
+    assert_eq!((c.rx_error_cqes, c.rx_dma_faults), (1, 1));
 }
 
 #[test]
@@ -522,7 +661,7 @@ fn an_indirect_tir_spreads_frames_over_its_rqt_by_the_toeplitz_hash() {
     let (d1, q1) = &mut b[0];
     // A second RQ on the same CQ.
     let mut p = d1.fresh_wq(3, 4);
-    (p.pd, p.cqn) = (q1.pd, q1.rx_cq.cqn);
+    (p.pd, p.cqn, p.lkey) = (q1.pd, q1.rx_cq.cqn, q1.lkey);
     let mut rq2 = d1.create_rq(&mut nic, &p);
     d1.post_recv_buffers(&mut q1.rq, 8);
     d1.post_recv_buffers(&mut rq2, 8);

@@ -19,8 +19,9 @@ use mlx5_hw::commands::steering::{
 };
 use mlx5_model::testing::queues::{
     Queues, WqParams, create_direct_tir_input, create_flow_group_input, create_flow_table_input,
-    create_indirect_tir_input, create_rq_input, create_rqt_input, create_sq_input,
-    create_tis_input, modify_rq_input, modify_sq_input, set_fte_input, set_root_input,
+    create_indirect_tir_input, create_mkey_input, create_rq_input, create_rqt_input,
+    create_sq_input, create_tis_input, modify_rq_input, modify_sq_input, set_fte_input,
+    set_root_input,
 };
 use mlx5_model::testing::{CmdDriver, device, input, put_dword};
 use mlx5_model::{FunctionId, Mlx5Nic, syndrome};
@@ -385,6 +386,41 @@ fn tis_tir_and_rqt_inputs_are_checked() {
         ),
     ];
     refused_all(&mut nic, &mut d, &cases);
+    // MODIFY_TIS: the priority; LAG affinity (one port) and unknown bits refused. QUERY_TIS.
+    use mlx5_hw::commands::rx::{ModifyTisIn, QueryTisOut, modify_tis_bitmask};
+    let mut mt = input(Opcode::ModifyTis, 0, ModifyTisIn::<&[u8]>::LEN);
+    {
+        let mut i = ModifyTisIn::new_checked(&mut mt[..]).unwrap();
+        i.set_tisn(q.tisn);
+        i.set_modify_bitmask(modify_tis_bitmask::PRIO);
+        i.tis_context_mut().set_prio(6);
+    }
+    d.ok(&mut nic, &mt, 0x10);
+    let mut qt = input(Opcode::QueryTis, 0, 0x10);
+    put_dword(&mut qt, 0x08, q.tisn);
+    let o = d.ok(&mut nic, &qt, QueryTisOut::<&[u8]>::LEN);
+    let out = QueryTisOut::new_checked(&o.bytes[..]).unwrap();
+    assert_eq!(
+        (
+            out.tis_context().prio(),
+            out.tis_context().transport_domain()
+        ),
+        (6, q.td)
+    );
+    ModifyTisIn::new_checked(&mut mt[..])
+        .unwrap()
+        .set_modify_bitmask(modify_tis_bitmask::LAG_TX_PORT_AFFINITY);
+    assert_eq!(
+        d.status(&mut nic, &mt),
+        (BadParam, syndrome::UNSUPPORTED_QUEUE_FEATURE)
+    );
+    ModifyTisIn::new_checked(&mut mt[..])
+        .unwrap()
+        .set_modify_bitmask(1 << 8);
+    assert_eq!(
+        d.status(&mut nic, &mt),
+        (BadParam, syndrome::BAD_FIELD_SELECT)
+    );
     // An RQT's list beyond what the input carries.
     let mut short = create_rqt_input(4, &[q.rq.rqn]);
     short[0x20 + 0x18 + 2..0x20 + 0x18 + 4].copy_from_slice(&3u16.to_be_bytes());
@@ -550,6 +586,59 @@ fn flow_steering_inputs_are_checked() {
     let mut modify = set_fte_input(t, g, 1, &[0; 0x40], None);
     modify[6..8].copy_from_slice(&1u16.to_be_bytes());
     assert_eq!(d.status(&mut nic, &modify), (BadOp, syndrome::BAD_OP_MOD));
+}
+
+#[test]
+fn only_physical_address_keys_with_local_rights_are_created() {
+    let (mut nic, mut d, q) = up();
+    use mlx5_hw::commands::resources::{CreateMkeyIn, mkey_access_mode};
+    let edit = |f: &dyn Fn(&mut CreateMkeyIn<&mut [u8]>)| {
+        let mut m = create_mkey_input(q.pd);
+        f(&mut CreateMkeyIn::new_checked(&mut m[..]).unwrap());
+        m
+    };
+    use CommandStatus::*;
+    let cases = vec![
+        (
+            edit(&|i| {
+                i.mkey_context_mut()
+                    .set_access_mode_1_0(mkey_access_mode::MTT)
+            }),
+            BadParam,
+            syndrome::UNSUPPORTED_MKEY,
+        ),
+        (
+            edit(&|i| i.mkey_context_mut().set_access_mode_4_2(1)),
+            BadParam,
+            syndrome::UNSUPPORTED_MKEY,
+        ),
+        (
+            edit(&|i| i.mkey_context_mut().set_rw(true)),
+            BadParam,
+            syndrome::UNSUPPORTED_MKEY,
+        ),
+        (
+            edit(&|i| i.mkey_context_mut().set_umr_en(true)),
+            BadParam,
+            syndrome::UNSUPPORTED_MKEY,
+        ),
+        (
+            edit(&|i| i.set_pg_access(true)),
+            BadParam,
+            syndrome::UNSUPPORTED_MKEY,
+        ),
+        (create_mkey_input(0x99), BadResource, syndrome::NO_SUCH_PD),
+    ];
+    refused_all(&mut nic, &mut d, &cases);
+    let index = d.create(&mut nic, &create_mkey_input(q.pd));
+    assert_eq!(index, (q.lkey >> 8) + 1);
+    let mut m = input(Opcode::DestroyMkey, 0, 0x10);
+    put_dword(&mut m, 0x08, index);
+    d.ok(&mut nic, &m, 0x10);
+    assert_eq!(
+        d.status(&mut nic, &m),
+        (BadResource, syndrome::NO_SUCH_OBJECT)
+    );
 }
 
 #[test]

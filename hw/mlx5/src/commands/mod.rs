@@ -147,6 +147,8 @@ command_table! {
         queues::QueryRqIn, QueryRqOut;
         rx::CreateTisIn, CreateTisOut;
         rx::DestroyTisIn, DestroyTisOut;
+        rx::ModifyTisIn, ModifyTisOut;
+        rx::QueryTisIn, QueryTisOut;
         rx::CreateTirIn, CreateTirOut;
         rx::ModifyTirIn, ModifyTirOut;
         rx::DestroyTirIn, DestroyTirOut;

@@ -65,6 +65,52 @@ layout! {
     output struct DestroyTisOut(OUT_LEN_16) {}
 }
 
+/// MODIFY_TIS bitmask bits (`modify_tis_bitmask`, the low dword of the qword at 0x10).
+pub mod modify_tis_bitmask {
+    /// `prio`.
+    pub const PRIO: u64 = 1 << 0;
+    /// `strict_lag_tx_port_affinity`.
+    pub const STRICT_LAG_TX_PORT_AFFINITY: u64 = 1 << 1;
+    /// `lag_tx_port_affinity`.
+    pub const LAG_TX_PORT_AFFINITY: u64 = 1 << 2;
+}
+
+layout! {
+    /// MODIFY_TIS input: bitmask at 0x10, context at 0x20.
+    input(Opcode::ModifyTis) struct ModifyTisIn(CONTEXT_OFFSET + 0xA0) {
+        /// The TIS.
+        tisn, set_tisn: u32 = OBJECT_NUMBER;
+        /// Fields to apply ([`modify_tis_bitmask`]).
+        modify_bitmask, set_modify_bitmask: u64 = Field::qword(0x10);
+    }
+}
+nested!(
+    ModifyTisIn,
+    tis_context,
+    tis_context_mut,
+    TisContext,
+    CONTEXT_OFFSET
+);
+
+layout! {
+    /// MODIFY_TIS output.
+    output struct ModifyTisOut(OUT_LEN_16) {}
+}
+
+layout! {
+    /// QUERY_TIS input.
+    input(Opcode::QueryTis) struct QueryTisIn(0x10) {
+        /// The TIS.
+        tisn, set_tisn: u32 = OBJECT_NUMBER;
+    }
+}
+
+layout! {
+    /// QUERY_TIS output: the context at 0x10.
+    output struct QueryTisOut(0x10 + 0xA0) {}
+}
+nested!(QueryTisOut, tis_context, tis_context_mut, TisContext, 0x10);
+
 /// `tirc.disp_type`.
 pub mod disp_type {
     /// Deliver to `inline_rqn`.

@@ -46,11 +46,13 @@ use mlx5_hw::uar::UAR_PAGE_SHIFT;
 use crate::caps;
 use crate::cq::Cqs;
 use crate::eq::Eqs;
+use crate::mkey::Mkeys;
 use crate::steering::NicRxSteering;
 use crate::wq::{Rqs, Rqts, Sqs, Tirs, Tises};
 
 mod cq_commands;
 mod eq_commands;
+mod mkey_commands;
 mod steering_commands;
 mod tir_commands;
 mod wq_commands;
@@ -197,6 +199,9 @@ pub mod syndrome {
     /// A flow action or destination the model does not implement (count, several or
     /// extended destinations, vport destinations, allow).
     pub const UNSUPPORTED_ACTION: u32 = 0x4D58_007C;
+    /// An mkey other than a physical-address key with local rights (MTT/KLM/KSM modes,
+    /// remote or atomic access, UMR, on-demand paging, user memory).
+    pub const UNSUPPORTED_MKEY: u32 = 0x4D58_007D;
     pub use super::vport_commands::esw_syndrome::*;
 }
 
@@ -267,6 +272,8 @@ pub struct FunctionState {
     pub tirs: Tirs,
     /// NIC receive flow tables and the root.
     pub steering: NicRxSteering,
+    /// Memory keys by index.
+    pub mkeys: Mkeys,
 }
 
 impl FunctionState {
@@ -291,6 +298,7 @@ impl FunctionState {
             rqts: Rqts::new(),
             tirs: Tirs::new(),
             steering: NicRxSteering::default(),
+            mkeys: Mkeys::new(),
         }
     }
 
@@ -471,6 +479,8 @@ fn dispatch(
         Opcode::QueryCq => cq_commands::query_cq(st, h, input, out),
         Opcode::ModifyCq => cq_commands::modify_cq(st, h, input, out),
         Opcode::CreateTis => wq_commands::create_tis(st, h, input, out),
+        Opcode::ModifyTis => wq_commands::modify_tis(st, h, input, out),
+        Opcode::QueryTis => wq_commands::query_tis(st, h, input, out),
         Opcode::DestroyTis => wq_commands::destroy_tis(st, h, input, out),
         Opcode::CreateSq => wq_commands::create_sq(st, ctx, iommu, h, input, out),
         Opcode::ModifySq => wq_commands::modify_sq(st, h, input, out),
@@ -513,6 +523,8 @@ fn dispatch(
         Opcode::HacUnprotect => hac_commands::unprotect(st, ctx, esw, h, input, out),
         Opcode::HacSetLimits => hac_commands::set_limits(st, ctx, esw, h, input, out),
         Opcode::HacQuery => hac_commands::query(st, ctx, esw, h, input, out),
+        Opcode::CreateMkey => mkey_commands::create_mkey(st, h, input, out),
+        Opcode::DestroyMkey => mkey_commands::destroy_mkey(st, h, input, out),
         _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
     }
 }
@@ -769,6 +781,7 @@ fn teardown_hca(
     }
     st.hca = HcaState::Enabled;
     st.steering = NicRxSteering::default();
+    st.mkeys.clear();
     st.tirs.clear();
     st.rqts.clear();
     st.sqs.clear();

@@ -8,7 +8,10 @@ use mlx5_hw::commands::queues::{
     DestroySqOut, ModifyRqIn, ModifyRqOut, ModifySqIn, ModifySqOut, QueryRqIn, QueryRqOut,
     QuerySqIn, QuerySqOut, QueueState, WqContext, mem_rq_type, modify_bitmask, wq_type,
 };
-use mlx5_hw::commands::rx::{CreateTisIn, CreateTisOut, DestroyTisIn, DestroyTisOut};
+use mlx5_hw::commands::rx::{
+    CreateTisIn, CreateTisOut, DestroyTisIn, DestroyTisOut, ModifyTisIn, ModifyTisOut, QueryTisIn,
+    QueryTisOut, modify_tis_bitmask,
+};
 use mlx5_hw::uar::WQ_DB_RECORD_LEN;
 
 use super::{
@@ -91,6 +94,55 @@ pub(crate) fn create_tis(
         },
     );
     o.set_tisn(tisn);
+    Ok(())
+}
+
+/// MODIFY_TIS: the priority (stored); LAG port affinity (one port, no LAG) BAD_PARAM.
+pub(crate) fn modify_tis(
+    st: &mut FunctionState,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let i = ModifyTisIn::new_checked(input).map_err(short_in)?;
+    ModifyTisOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_initialized(st)?;
+    let bits = i.modify_bitmask();
+    let lag =
+        modify_tis_bitmask::STRICT_LAG_TX_PORT_AFFINITY | modify_tis_bitmask::LAG_TX_PORT_AFFINITY;
+    if bits & lag != 0 {
+        return unsupported();
+    }
+    if bits & !modify_tis_bitmask::PRIO != 0 {
+        return refuse(CommandStatus::BadParam, syndrome::BAD_FIELD_SELECT);
+    }
+    let Some(tis) = st.tises.get_mut(&i.tisn()) else {
+        return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_OBJECT);
+    };
+    if bits & modify_tis_bitmask::PRIO != 0 {
+        tis.prio = i.tis_context().prio();
+    }
+    Ok(())
+}
+
+/// QUERY_TIS: transport domain and priority.
+pub(crate) fn query_tis(
+    st: &mut FunctionState,
+    h: InputHeader,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let i = QueryTisIn::new_checked(input).map_err(short_in)?;
+    let mut o = QueryTisOut::new_checked(&mut *out).map_err(short_out)?;
+    no_op_mod(h)?;
+    need_initialized(st)?;
+    let Some(tis) = st.tises.get(&i.tisn()) else {
+        return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_OBJECT);
+    };
+    let mut c = o.tis_context_mut();
+    c.set_transport_domain(tis.transport_domain);
+    c.set_prio(tis.prio);
     Ok(())
 }
 
@@ -240,6 +292,7 @@ pub(crate) fn create_sq(
             consumer: 0,
             producer: 0,
             stalled: false,
+            frames_sent: 0,
         },
     );
     o.set_sqn(sqn);
@@ -287,6 +340,7 @@ pub(crate) fn modify_sq(
         sq.consumer = 0;
         sq.producer = 0;
         sq.stalled = false;
+        sq.frames_sent = 0;
     }
     sq.state = to;
     Ok(())

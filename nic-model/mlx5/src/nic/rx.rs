@@ -29,6 +29,7 @@ use super::Mlx5Nic;
 use super::datapath::RxVerdict;
 use crate::caps;
 use crate::function::FunctionId;
+use crate::mkey::{self, Access};
 use crate::packet::{self, IPPROTO_TCP, IPPROTO_UDP, L3, Layout};
 use crate::steering::Steered;
 use crate::wq::{RqState, TirDispatch, tir_target};
@@ -120,12 +121,13 @@ enum Fill {
     Error(u16, CqeSyndrome, bool),
 }
 
-/// Writes `frame` into the next WQE of `rq` (`read`/`write` through the IOMMU).
+/// Writes `frame` into the next WQE of `rq` (`read` through the IOMMU; `write(lkey, address,
+/// bytes)` checks the key and writes through the IOMMU).
 fn fill(
     rq: &mut RqState,
     frame: &[u8],
     read: impl Fn(u64, &mut [u8]) -> bool,
-    write: impl Fn(u64, &[u8]) -> bool,
+    write: impl Fn(u32, u64, &[u8]) -> bool,
 ) -> Fill {
     let mut rec = [0u8; mlx5_hw::uar::WQ_DB_RECORD_LEN];
     let counter = rq.consumer;
@@ -156,7 +158,7 @@ fn fill(
             break;
         }
         let n = left.len().min(seg.len() as usize);
-        if !write(seg.addr.0, &left[..n]) {
+        if !write(seg.lkey, seg.addr.0, &left[..n]) {
             return Fill::Error(counter, CqeSyndrome::LocalProtErr, true);
         }
         left = &left[n..];
@@ -216,8 +218,13 @@ impl Mlx5Nic {
         };
         let data: &[u8] = stripped.as_ref().map_or(frame, |(f, _)| f);
         let iommu = &func.iommu;
+        let mkeys = &st.mkeys;
+        let pd = rq.ring.pd;
         let read = |at: u64, buf: &mut [u8]| iommu.read(Iova(at), buf).is_ok();
-        let write = |at: u64, buf: &[u8]| iommu.write(Iova(at), buf).is_ok();
+        let write = |lkey: u32, at: u64, buf: &[u8]| {
+            mkey::allows(mkeys, lkey, pd, at, buf.len() as u64, Access::Write)
+                && iommu.write(Iova(at), buf).is_ok()
+        };
         let (cqn, user_index) = (rq.cqn, rq.user_index);
         let outcome = fill(rq, data, read, write);
         if let Fill::Error(_, _, true) = outcome {
@@ -331,7 +338,7 @@ mod tests {
                 .map(|s| b.copy_from_slice(s))
                 .is_some()
         };
-        let write = |at: u64, b: &[u8]| {
+        let write = |_lkey: u32, at: u64, b: &[u8]| {
             let mut m = mem.borrow_mut();
             m.get_mut(at as usize..at as usize + b.len())
                 .map(|s| s.copy_from_slice(b))

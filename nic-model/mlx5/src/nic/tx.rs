@@ -16,7 +16,9 @@
 //! ring ahead, or a WQE index outside the posted window is refused and counted; BlueFlame
 //! copies of the WQE (writes past the register's first 8 bytes) are not modelled.
 //!
-//! Each WQE: NOP completes; SEND builds a frame; any other opcode (LSO included), a DS count
+//! Each WQE: NOP completes; SEND builds a frame; LSO builds one from its inlined headers and
+//! its data and cuts it at the MSS (`packet::segment`), each segment a frame; any other
+//! opcode, a DS count
 //! of 0 or past the posted blocks, a malformed Ethernet segment, an inline header shorter
 //! than the SQ's minimum inline mode, or a frame shorter than an Ethernet header or longer
 //! than [`MAX_FRAME_LEN`] is a local QP operation error (length errors: local length error);
@@ -40,6 +42,7 @@ use super::datapath::TxVerdict;
 use crate::caps;
 use crate::counters::QueueCounters;
 use crate::function::FunctionId;
+use crate::mkey::{self, Access, Mkeys};
 use crate::packet::{self, ETH_HLEN, Layout};
 use crate::wq::{SqState, WqRing};
 
@@ -48,6 +51,9 @@ use crate::wq::{SqState, WqRing};
 pub const MAX_FRAME_LEN: usize = 10240;
 /// Frames shorter than this are padded with zeros (mlx5e does not pad).
 pub const MIN_FRAME_LEN: usize = 60;
+/// The largest frame an LSO WQE may describe before it is cut (mlx5e's GSO maximum is
+/// 64 KiB without BIG TCP).
+pub const MAX_LSO_LEN: usize = 256 * 1024;
 /// The most WQE basic blocks one WQE may take (63 data segments).
 pub const MAX_WQEBBS: usize = 16;
 
@@ -104,13 +110,48 @@ pub(crate) fn read_wqe(
 }
 
 /// The frame a SEND WQE describes: inline header (or VLAN insert), inline data and gathered
-/// buffers (`gather(address, length)`), checked against the minimum inline `mode` (0 none,
+/// buffers (`gather(lkey, address, length)`: `None` for a key that does not allow it or a DMA
+/// fault), checked against the minimum inline `mode` (0 none,
 /// 1 L2, 2 IP, 3 TCP/UDP), checksums inserted when `csum` (the capability) and the WQE asks.
 pub(crate) fn build_frame(
     wqe: &SendWqeRepr,
     min_inline: u8,
     csum: bool,
-    mut gather: impl FnMut(u64, u32) -> Option<Vec<u8>>,
+    gather: impl FnMut(u32, u64, u32) -> Option<Vec<u8>>,
+) -> Result<Vec<u8>, TxError> {
+    build(wqe, min_inline, csum, MAX_FRAME_LEN, gather)
+}
+
+/// The frames an LSO WQE describes: its frame (all headers inline, up to [`MAX_LSO_LEN`])
+/// cut at the Ethernet segment's MSS, each segment at most [`MAX_FRAME_LEN`] bytes with its
+/// headers and checksums fixed (`packet::segment`).
+pub(crate) fn build_lso(
+    wqe: &SendWqeRepr,
+    gather: impl FnMut(u32, u64, u32) -> Option<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, TxError> {
+    let frame = build(wqe, 3, false, MAX_LSO_LEN, gather)?;
+    let mss = usize::from(wqe.eth.as_ref().map_or(0, |e| e.mss));
+    let segs = packet::segment(&frame, mss).ok_or(QP_OP)?;
+    if segs.iter().any(|s| s.len() > MAX_FRAME_LEN) {
+        return Err(LENGTH);
+    }
+    Ok(segs
+        .into_iter()
+        .map(|mut s| {
+            if s.len() < MIN_FRAME_LEN {
+                s.resize(MIN_FRAME_LEN, 0);
+            }
+            s
+        })
+        .collect())
+}
+
+fn build(
+    wqe: &SendWqeRepr,
+    min_inline: u8,
+    csum: bool,
+    max_len: usize,
+    mut gather: impl FnMut(u32, u64, u32) -> Option<Vec<u8>>,
 ) -> Result<Vec<u8>, TxError> {
     let Some(eth) = &wqe.eth else {
         return Err(QP_OP);
@@ -129,14 +170,14 @@ pub(crate) fn build_frame(
             SendDataSeg::Inline(bytes) => frame.extend_from_slice(bytes),
             SendDataSeg::Pointer(d) => {
                 let len = d.len();
-                if frame.len() + len as usize > MAX_FRAME_LEN {
+                if frame.len() + len as usize > max_len {
                     return Err(LENGTH);
                 }
-                let bytes = gather(d.addr.0, len).ok_or(PROTECTION)?;
+                let bytes = gather(d.lkey, d.addr.0, len).ok_or(PROTECTION)?;
                 frame.extend_from_slice(&bytes);
             }
         }
-        if frame.len() > MAX_FRAME_LEN {
+        if frame.len() > max_len {
             return Err(LENGTH);
         }
     }
@@ -156,7 +197,7 @@ pub(crate) fn build_frame(
     if csum && (l3 || l4) {
         packet::insert_checksums(&mut frame, l3, l4);
     }
-    if frame.len() < MIN_FRAME_LEN {
+    if frame.len() < MIN_FRAME_LEN && max_len == MAX_FRAME_LEN {
         frame.resize(MIN_FRAME_LEN, 0);
     }
     Ok(frame)
@@ -166,8 +207,8 @@ pub(crate) fn build_frame(
 enum Step {
     /// Nothing (more) to do.
     Idle,
-    /// A frame for the E-Switch, then the completion.
-    Frame(Vec<u8>, CtrlSegRepr, u16),
+    /// Frames for the E-Switch (one, or an LSO's segments), then the completion.
+    Frames(Vec<Vec<u8>>, CtrlSegRepr, u16),
     /// No frame (NOP): the completion only.
     Complete(CtrlSegRepr, u16),
     /// An error CQE; the SQ goes to ERR.
@@ -175,7 +216,12 @@ enum Step {
 }
 
 /// Executes the WQE at the SQ's counter (up to building its frame).
-fn next_step(sq: &SqState, read: &impl Fn(u64, &mut [u8]) -> bool, csum: bool) -> Step {
+fn next_step(
+    sq: &SqState,
+    mkeys: &Mkeys,
+    read: &impl Fn(u64, &mut [u8]) -> bool,
+    csum: bool,
+) -> Step {
     if sq.state != QueueState::Ready || sq.stalled {
         return Step::Idle;
     }
@@ -193,18 +239,22 @@ fn next_step(sq: &SqState, read: &impl Fn(u64, &mut [u8]) -> bool, csum: bool) -
     };
     let opcode = u8::from(wqe.ctrl.opcode);
     let blocks = wqe.wqebb_count() as u16;
+    let gather = |lkey: u32, addr: u64, len: u32| {
+        let mut b = vec![0u8; len as usize];
+        (mkey::allows(mkeys, lkey, sq.ring.pd, addr, u64::from(len), Access::Read)
+            && read(addr, &mut b))
+        .then_some(b)
+    };
     match wqe.ctrl.opcode {
         SendOpcode::Nop => Step::Complete(wqe.ctrl, blocks),
-        SendOpcode::Send => {
-            let gather = |addr: u64, len: u32| {
-                let mut b = vec![0u8; len as usize];
-                read(addr, &mut b).then_some(b)
-            };
-            match build_frame(&wqe, u8::from(sq.min_inline), csum, gather) {
-                Ok(frame) => Step::Frame(frame, wqe.ctrl, blocks),
-                Err(e) => Step::Error(e, opcode),
-            }
-        }
+        SendOpcode::Send => match build_frame(&wqe, u8::from(sq.min_inline), csum, gather) {
+            Ok(frame) => Step::Frames(vec![frame], wqe.ctrl, blocks),
+            Err(e) => Step::Error(e, opcode),
+        },
+        SendOpcode::Lso if csum => match build_lso(&wqe, gather) {
+            Ok(frames) => Step::Frames(frames, wqe.ctrl, blocks),
+            Err(e) => Step::Error(e, opcode),
+        },
         _ => Step::Error(QP_OP, opcode),
     }
 }
@@ -275,29 +325,35 @@ impl Mlx5Nic {
                 return;
             };
             let (cqn, counter, user_index) = (sq.cqn, sq.consumer, sq.user_index);
-            match next_step(sq, &read, csum) {
+            match next_step(sq, &func.state.mkeys, &read, csum) {
                 Step::Idle => return,
                 Step::Complete(ctrl, blocks) => {
                     self.complete_wqe(f, sqn, cqn, ctrl, counter, blocks, user_index);
                 }
-                Step::Frame(frame, ctrl, blocks) => {
-                    let len = frame.len() as u64;
-                    match self.eswitch_transmit(f, Bytes::from(frame)) {
-                        TxVerdict::Backpressure => {
-                            if let Some(sq) = self
-                                .function_mut(f)
-                                .and_then(|func| func.state.sqs.get_mut(&sqn))
-                            {
-                                sq.stalled = true;
+                Step::Frames(frames, ctrl, blocks) => {
+                    let done = sq.frames_sent as usize;
+                    for (k, frame) in frames.into_iter().enumerate().skip(done) {
+                        let len = frame.len() as u64;
+                        match self.eswitch_transmit(f, Bytes::from(frame)) {
+                            TxVerdict::Backpressure => {
+                                if let Some(sq) = self
+                                    .function_mut(f)
+                                    .and_then(|func| func.state.sqs.get_mut(&sqn))
+                                {
+                                    sq.stalled = true;
+                                    sq.frames_sent = k as u32;
+                                }
+                                self.count_queues(f, |q| q.tx_backpressure += 1);
+                                return;
                             }
-                            self.count_queues(f, |q| q.tx_backpressure += 1);
-                            return;
+                            TxVerdict::Accepted => self.count_queues(f, |q| {
+                                q.tx_frames += 1;
+                                q.tx_bytes += len;
+                            }),
+                            TxVerdict::Dropped => {
+                                self.count_queues(f, |q| q.tx_eswitch_drops += 1);
+                            }
                         }
-                        TxVerdict::Accepted => self.count_queues(f, |q| {
-                            q.tx_frames += 1;
-                            q.tx_bytes += len;
-                        }),
-                        TxVerdict::Dropped => self.count_queues(f, |q| q.tx_eswitch_drops += 1),
                     }
                     self.complete_wqe(f, sqn, cqn, ctrl, counter, blocks, user_index);
                 }
@@ -345,6 +401,7 @@ impl Mlx5Nic {
             .and_then(|func| func.state.sqs.get_mut(&sqn))
         {
             sq.consumer = counter.wrapping_add(blocks);
+            sq.frames_sent = 0;
         }
         self.count_queues(f, |q| q.tx_wqes += 1);
         if matches!(ctrl.ce, CqUpdate::Always | CqUpdate::AlwaysAndEqe) {
@@ -420,7 +477,7 @@ mod tests {
         })
     }
 
-    fn memory(addr: u64, len: u32) -> Option<Vec<u8>> {
+    fn memory(_lkey: u32, addr: u64, len: u32) -> Option<Vec<u8>> {
         (addr < 0x1000).then(|| (0..len).map(|i| (addr as u32 + i) as u8).collect())
     }
 

@@ -7,6 +7,7 @@ use mlx5_hw::cmd::{CommandStatus, Opcode};
 use mlx5_hw::commands::queues::{
     CreateRqIn, CreateSqIn, ModifyRqIn, ModifySqIn, QueueState, create_in_len, wq_type,
 };
+use mlx5_hw::commands::resources::{CreateMkeyIn, mkey_access_mode};
 use mlx5_hw::commands::rx::{CreateRqtIn, CreateTirIn, CreateTisIn, disp_type, rqt_in_len};
 use mlx5_hw::commands::steering::{
     CreateFlowGroupIn, CreateFlowTableIn, SetFlowTableEntryIn, SetFlowTableRootIn, action,
@@ -51,6 +52,24 @@ pub struct WqParams {
     pub pas: Vec<u64>,
     /// Doorbell record.
     pub dbr: u64,
+    /// The lkey the driver's buffers use (not part of the command).
+    pub lkey: u32,
+}
+
+/// A CREATE_MKEY input: a physical-address key over all memory with local read and write on
+/// PD `pd`, as mlx5e creates it.
+pub fn create_mkey_input(pd: u32) -> Vec<u8> {
+    let mut m = input(Opcode::CreateMkey, 0, CreateMkeyIn::<&[u8]>::LEN);
+    if let Ok(mut i) = CreateMkeyIn::new_checked(&mut m[..]) {
+        let mut k = i.mkey_context_mut();
+        k.set_access_mode_1_0(mkey_access_mode::PA);
+        k.set_lw(true);
+        k.set_lr(true);
+        k.set_qpn(0xFF_FFFF);
+        k.set_length64(true);
+        k.set_pd(pd);
+    }
+    m
 }
 
 /// A CREATE_SQ input.
@@ -261,6 +280,8 @@ pub struct DriverSq {
     pub uar: u32,
     /// The driver's producer counter (WQE basic blocks).
     pub pc: u16,
+    /// The lkey of the driver's buffers.
+    pub lkey: u32,
 }
 
 /// An RQ as the test driver created it.
@@ -278,6 +299,8 @@ pub struct DriverRq {
     pub dbr: u64,
     /// The driver's producer counter.
     pub pc: u16,
+    /// The lkey of the driver's buffers.
+    pub lkey: u32,
 }
 
 /// What [`CmdDriver::open_queues`] created: the objects of one SQ and one RQ with steering
@@ -290,6 +313,8 @@ pub struct Queues {
     pub pd: u32,
     /// Transport domain.
     pub td: u32,
+    /// The lkey of the PA mkey over all memory.
+    pub lkey: u32,
     /// EQ number.
     pub eqn: u8,
     /// Send CQ.
@@ -360,6 +385,7 @@ impl CmdDriver {
             tisn: 0,
             pas,
             dbr,
+            lkey: 0,
         }
     }
 
@@ -378,6 +404,7 @@ impl CmdDriver {
             dbr: p.dbr,
             uar: p.uar,
             pc: 0,
+            lkey: p.lkey,
         }
     }
 
@@ -396,6 +423,7 @@ impl CmdDriver {
             ring: p.pas.first().copied().unwrap_or(0),
             dbr: p.dbr,
             pc: 0,
+            lkey: p.lkey,
         }
     }
 
@@ -413,22 +441,23 @@ impl CmdDriver {
         table
     }
 
-    /// On an initialized function: a UAR, PD, transport domain, an EQ, two CQs of
+    /// On an initialized function: a UAR, PD, transport domain, a PA mkey over all memory, an EQ, two CQs of
     /// 2^`log_cq` CQEs, a TIS, an SQ of 2^`log_sq` WQE basic blocks and an RQ of 2^`log_rq`
     /// WQEs of one data segment (both ready), a direct TIR and catch-all steering.
     pub fn open_queues(&mut self, nic: &mut Mlx5Nic, log_cq: u8, log_sq: u8, log_rq: u8) -> Queues {
         let uar = self.alloc_uar(nic);
         let pd = self.alloc_pd(nic);
         let td = self.alloc_td(nic);
+        let lkey = self.create(nic, &create_mkey_input(pd)) << 8;
         let eq = self.create_eq(nic, 4, uar, 0, &[]);
         let tx_cq = self.create_cq(nic, log_cq, uar, eq.eqn);
         let rx_cq = self.create_cq(nic, log_cq, uar, eq.eqn);
         let tisn = self.create(nic, &create_tis_input(td));
         let mut p = self.fresh_wq(log_sq, 6);
-        (p.pd, p.uar, p.cqn, p.tisn) = (pd, uar, tx_cq.cqn, tisn);
+        (p.pd, p.uar, p.cqn, p.tisn, p.lkey) = (pd, uar, tx_cq.cqn, tisn, lkey);
         let sq = self.create_sq(nic, &p);
         let mut p = self.fresh_wq(log_rq, 4);
-        (p.pd, p.cqn) = (pd, rx_cq.cqn);
+        (p.pd, p.cqn, p.lkey) = (pd, rx_cq.cqn, lkey);
         let rq = self.create_rq(nic, &p);
         let tirn = self.create(nic, &create_direct_tir_input(td, rq.rqn));
         let table = self.catch_all_steering(nic, tirn);
@@ -436,6 +465,7 @@ impl CmdDriver {
             uar,
             pd,
             td,
+            lkey,
             eqn: eq.eqn,
             tx_cq,
             rx_cq,
@@ -503,7 +533,7 @@ impl CmdDriver {
             self.write(at, &frame[inline..]);
             data.push(SendDataSeg::Pointer(DataSegRepr {
                 byte_count: (frame.len() - inline) as u32,
-                lkey: 0,
+                lkey: sq.lkey,
                 addr: Iova(at),
             }));
         }
@@ -525,7 +555,7 @@ impl CmdDriver {
                 &RecvWqeRepr {
                     segments: vec![DataSegRepr {
                         byte_count: RX_BUFFER_LEN,
-                        lkey: 0,
+                        lkey: rq.lkey,
                         addr: Iova(at),
                     }],
                 },

@@ -155,4 +155,3 @@ fn the_smoltcp_device_carries_a_frame_between_vfs() {
     rx.consume(|got| assert_eq!(got, &sent[..]));
     assert_eq!((a.tx_dropped, b.rx_errors), (0, 0));
 }
-

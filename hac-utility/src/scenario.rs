@@ -450,7 +450,10 @@ vf = 0
         let s = GOOD.replace("duration_ms = 100", "duration_ms = 100\nfamily = \"mlx5\"");
         assert_eq!(Scenario::parse("x.toml", &s).unwrap().family, Family::Mlx5);
         let e = err(&GOOD.replace("duration_ms = 100", "duration_ms = 100\nfamily = \"e1000\""));
-        assert!(e.contains("family") && e.contains("igb") && e.contains("mlx5"), "{e}");
+        assert!(
+            e.contains("family") && e.contains("igb") && e.contains("mlx5"),
+            "{e}"
+        );
     }
 
     fn err(text: &str) -> String {

@@ -609,7 +609,8 @@ fn flow_rules_steer_by_destination_mac_and_drop_what_they_say() {
     let (mut nic, mut v) = vfs(2);
     let (d1, q1) = &mut v[1];
     let bufs = d1.post_recv_buffers(&mut q1.rq, 4);
-    // A second root: dmac ff:ff:ff:ff:ff:ff → the TIR, 02:..:99 → drop, the rest misses.
+    // A second root: dmac ff:ff:ff:ff:ff:ff → the TIR, 03:..:99 → drop, the rest misses (multicast, so the
+    // E-Switch floods them to every vport).
     let table = d1.create(&mut nic, &create_flow_table_input(0, 3));
     let mut criteria = [0u8; 0x40];
     criteria[8..14].fill(0xFF);
@@ -617,7 +618,7 @@ fn flow_rules_steer_by_destination_mac_and_drop_what_they_say() {
     let mut bcast = [0u8; 0x40];
     bcast[8..14].fill(0xFF);
     let mut dropped = [0u8; 0x40];
-    dropped[8..14].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
+    dropped[8..14].copy_from_slice(&[3, 0, 0, 0, 0, 0x99]);
     d1.ok(
         &mut nic,
         &set_fte_input(table, group, 0, &bcast, Some(q1.tirn)),
@@ -631,7 +632,7 @@ fn flow_rules_steer_by_destination_mac_and_drop_what_they_say() {
     d1.ok(&mut nic, &set_root_input(table), 0x10);
     let (d0, q0) = &mut v[0];
     let mut to_drop = broadcast_frame(SRC0, 80, 0);
-    to_drop[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
+    to_drop[..6].copy_from_slice(&[3, 0, 0, 0, 0, 0x99]);
     let mut to_miss = to_drop.clone();
     to_miss[5] = 0x98;
     let frame = broadcast_frame(SRC0, 80, 5);

@@ -89,11 +89,7 @@ mod tests {
             (c1.rx_frames, c1.rx_out_of_buffer),
             (1, u64::from(SENT) - 1)
         );
-        assert_eq!(
-            nic.counters().rx_no_function,
-            u64::from(SENT),
-            "the PF"
-        );
+        assert_eq!(nic.counters().rx_no_function, u64::from(SENT), "the PF");
         // `service_queues` with nothing stalled does nothing.
         let before = nic.counters().queues;
         nic.service_queues();

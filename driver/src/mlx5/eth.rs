@@ -29,8 +29,9 @@ use mlx5_hw::commands::rx::{
 };
 use mlx5_hw::commands::steering::{
     CreateFlowGroupIn, CreateFlowGroupOut, CreateFlowTableIn, CreateFlowTableOut,
-    DeleteFlowTableEntryIn, DestroyFlowGroupIn, DestroyFlowTableIn, SetFlowTableEntryIn,
-    SetFlowTableRootIn, action, destination, destination_type, miss_action, table_type,
+    DeleteFlowTableEntryIn, DestroyFlowGroupIn, DestroyFlowTableIn, ROOT_DISCONNECT,
+    SetFlowTableEntryIn, SetFlowTableRootIn, action, destination, destination_type, miss_action,
+    table_type,
 };
 use mlx5_hw::commands::vport::VportState;
 use mlx5_hw::cqe::{Cqe, CqeOpcode, CqeRepr, ErrCqe};
@@ -552,6 +553,17 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
                 );
                 self.exec(&m, OUT_LEN_16)?;
             }
+            // The table is the root of the NIC RX namespace: disconnect it first (SET_FLOW_TABLE_ROOT
+            // op_mod 1), as Linux's flow-steering core does before destroying the last table.
+            let m = input!(
+                SetFlowTableRootIn,
+                SetFlowTableRootIn::<&[u8]>::LEN,
+                ROOT_DISCONNECT,
+                |v| {
+                    v.set_table_type(table_type::NIC_RX);
+                }
+            );
+            self.exec(&m, OUT_LEN_16)?;
             let m = input!(
                 DestroyFlowTableIn,
                 DestroyFlowTableIn::<&[u8]>::LEN,

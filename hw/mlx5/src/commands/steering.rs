@@ -49,6 +49,10 @@ pub mod miss_action {
     pub const FORWARD: u8 = 1;
 }
 
+/// SET_FLOW_TABLE_ROOT op_mod: 0 makes the table the namespace's root, 1 disconnects the root
+/// (Linux `fs_cmd.c` before destroying the last table of a namespace).
+pub const ROOT_DISCONNECT: u16 = 1;
+
 layout! {
     /// Flow table context (the part in CREATE/MODIFY_FLOW_TABLE).
     pub struct FlowTableContext(0x0C) {

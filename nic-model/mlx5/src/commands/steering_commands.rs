@@ -24,8 +24,7 @@ use crate::caps::{LOG_MAX_FT_NUM, LOG_MAX_FT_SIZE, MAX_FT_LEVEL};
 use crate::packet::criteria_supported;
 use crate::steering::*;
 
-/// op_mod of SET_FLOW_TABLE_ROOT that disconnects the root (Linux `mlx5_cmd_update_root_ft`).
-pub const ROOT_DISCONNECT: u16 = 1;
+pub use mlx5_hw::commands::steering::ROOT_DISCONNECT;
 
 /// The table-addressing fields every steering command carries: own vport, NIC RX.
 fn own_nic_rx(other_vport: bool, vport: u16, kind: u8) -> Result<()> {

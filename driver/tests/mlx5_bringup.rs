@@ -48,6 +48,9 @@ const VF_BRING_UP: &[(Opcode, u16)] = &[
     (Opcode::QueryHcaCap, 1),
     (Opcode::SetDriverVersion, 0),
     (Opcode::QueryHcaCap, 3),
+    // The flow-table page (type 7, current), asked because the general page says
+    // `nic_flow_table`.
+    (Opcode::QueryHcaCap, 15),
     (Opcode::AllocUar, 0),
     (Opcode::CreateEq, 0),
     (Opcode::CreateEq, 0),

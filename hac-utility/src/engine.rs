@@ -11,8 +11,9 @@ use hac_driver::hac::VfNumber;
 use igb_hw::{MacAddress, VfIndex};
 use igb_model::{LineRate, WireSink};
 
-use crate::fleet;
 use crate::scenario::Scenario;
+
+pub mod fleet;
 
 /// EtherType of the engine's test frames (IEEE local experimental).
 pub const ETHERTYPE: u16 = 0x88B5;

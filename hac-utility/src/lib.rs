@@ -21,7 +21,6 @@
 
 pub mod engine;
 pub mod failover;
-pub mod fleet;
 pub mod plot;
 mod private_socket;
 pub mod probe;

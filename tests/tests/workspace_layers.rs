@@ -56,12 +56,12 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let uses = g.entry(module.clone()).or_default();
-        // Unit tests (the `#[cfg(test)]` module at the end of a file) may use any module.
-        for line in fs::read_to_string(&f)
-            .unwrap()
-            .lines()
-            .take_while(|l| l.trim() != "#[cfg(test)]")
-        {
+        // Unit tests (the `#[cfg(test)]` or `#[cfg(all(test, …))]` module at the end of a
+        // file) may use any module.
+        for line in fs::read_to_string(&f).unwrap().lines().take_while(|l| {
+            let l = l.trim();
+            l != "#[cfg(test)]" && !l.starts_with("#[cfg(all(test,")
+        }) {
             let code = line.split("//").next().unwrap_or("");
             // `$crate::` inside a macro body names items for the expansion site, not a use
             // of the macro's own module.
@@ -166,7 +166,15 @@ const LAYERS: &[(&str, Option<&[&str]>)] = &[
     ("hac-sys", Some(&["hw-common"])),
     (
         "hac-driver",
-        Some(&["igb-hw", "adapter-core", "hac-sys", "igb-model"]),
+        Some(&[
+            "hw-common",
+            "igb-hw",
+            "mlx5-hw",
+            "adapter-core",
+            "hac-sys",
+            "igb-model",
+            "mlx5-model",
+        ]),
     ),
     ("hac-control", Some(&[])),
     ("hac-vfio-user", Some(&["hac-sys", "hw-common"])),
@@ -187,6 +195,7 @@ const LAYERS: &[(&str, Option<&[&str]>)] = &[
             "igb-hw",
             "adapter-core",
             "igb-model",
+            "mlx5-model",
             "hac-driver",
             "hac-control",
             "hac-vfio-user",

@@ -21,7 +21,7 @@ use hac_driver::vf::{VfConfig, VfDriver};
 use hw_common::MacAddress;
 use igb_hw::VfIndex;
 
-use crate::engine::EngineError;
+use super::EngineError;
 use crate::scenario::Family;
 
 /// The VFs of one model and the owner of its HAC extension, as the engine drives them.

@@ -13,7 +13,9 @@
 //! Every check expects a fresh harness. [`hac_conformance_tests!`](crate::hac_conformance_tests)
 //! turns a harness constructor into one `#[test]` per check; `tests/tests/hac_conformance.rs`
 //! runs the suite against the 82576 extension (`AdapterHac`) and against `SoftHac`, both on the
-//! model. A new family runs it by writing a harness and invoking the macro.
+//! model; `hac_conformance_mlx5.rs` against the mlx5 model's own `Hac`, and
+//! `hac_conformance_mlx5_driver.rs` against `Mlx5AdapterHac` with the mlx5 VF driver sending. A
+//! new family runs it by writing a harness and invoking the macro.
 
 // A check fails the way `assert!` does: by panicking in the test that runs it.
 #![allow(clippy::panic)]

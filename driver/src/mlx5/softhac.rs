@@ -529,3 +529,216 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for Mlx5SoftHac<R, D, C> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mlx5_model::{FunctionId, Mlx5Config as ModelConfig};
+
+    use super::*;
+    use crate::mlx5::model::{Mlx5Model, Mlx5ModelBar, Mlx5ModelClock, Mlx5ModelDma, ModelDevice};
+    use crate::mlx5::{EthConfig, Mlx5Config};
+
+    type Soft = Mlx5SoftHac<Mlx5ModelBar, Mlx5ModelDma, Mlx5ModelClock>;
+
+    const VF0: VfNumber = VfNumber::new(0);
+    const PEER: MacAddress = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
+
+    fn mac(n: usize) -> MacAddress {
+        MacAddress([0x02, 0, 0, 0, 0x5E, n as u8])
+    }
+
+    /// The model with `vfs` VFs, each with an SQ of 2^`log_sq` WQEBBs, under a SoftHac (the
+    /// model's HAC stage disabled).
+    fn setup(vfs: u16, log_sq: u8) -> (Mlx5Model, ModelDevice, Soft) {
+        let model = Mlx5Model::new(ModelConfig {
+            capture_wire: true,
+            ..ModelConfig::default()
+        });
+        let (mut pf, mut devs) = model.start(vfs, Mlx5Config::default()).unwrap();
+        for (n, d) in devs.iter_mut().enumerate() {
+            pf.set_vf_mac(n as u16, mac(n)).unwrap();
+            d.open_eth(EthConfig {
+                log_sq_size: log_sq,
+                log_rq_size: 4,
+            })
+            .unwrap();
+        }
+        (model, pf, Mlx5SoftHac::new(devs))
+    }
+
+    /// Frame `seq` of VF 0, `len` bytes, its sequence number in the first payload bytes.
+    fn frame(seq: u32, len: usize) -> Bytes {
+        let mut f = hw_common::frame::build(PEER, mac(0), 0x88B5, &seq.to_be_bytes());
+        f.resize(len.max(f.len()), 0);
+        Bytes::from(f)
+    }
+
+    fn frames(seqs: std::ops::Range<u32>) -> Vec<Bytes> {
+        seqs.map(|s| frame(s, 200)).collect()
+    }
+
+    /// Runs the model and the driver loop for `ms`; returns the sequence numbers on the wire.
+    fn run(model: &Mlx5Model, soft: &mut Soft, ms: u64) -> Vec<u32> {
+        for _ in 0..ms * 10 {
+            soft.pump().unwrap();
+            model.run_for(100_000);
+            soft.port(VF0).unwrap().reclaim_tx().unwrap();
+        }
+        model
+            .nic()
+            .take_wire_capture()
+            .iter()
+            .map(|w| u32::from_be_bytes([w.data[14], w.data[15], w.data[16], w.data[17]]))
+            .collect()
+    }
+
+    /// The model's SQ producer counter of VF 0 (what the doorbell record gave it).
+    fn device_producer(model: &Mlx5Model) -> u16 {
+        let nic = model.nic();
+        let st = nic.function_state(FunctionId::Vf(0)).unwrap();
+        st.sqs.values().map(|sq| sq.producer).next().unwrap()
+    }
+
+    #[test]
+    fn the_defaults_are_the_extension_defaults() {
+        assert_eq!((DEFAULT_LIMIT_FRAMES, DEFAULT_LIMIT_BYTES), (4096, 4 << 20));
+    }
+
+    #[test]
+    fn held_wqes_are_invisible_until_commit_and_wrap_the_sq_ring() {
+        // An 8-WQEBB SQ: every round writes 5 held WQEs, so the ring wraps again and again.
+        let (model, _pf, mut soft) = setup(1, 3);
+        soft.set_tagged(VF0, true).unwrap();
+        let mut next = 0;
+        for round in 1..=7u32 {
+            if round > 1 {
+                soft.open_epoch(VF0, round).unwrap();
+            }
+            assert_eq!(soft.send(VF0, &frames(next..next + 5)).unwrap(), 5);
+            assert_eq!(soft.port(VF0).unwrap().tx_held(), 5);
+            assert!(run(&model, &mut soft, 1).is_empty(), "round {round}: held");
+            let before = device_producer(&model);
+            soft.commit(VF0, round).unwrap();
+            assert_eq!(soft.port(VF0).unwrap().tx_held(), 0);
+            assert_eq!(device_producer(&model), before.wrapping_add(5));
+            let wire = run(&model, &mut soft, 2);
+            assert_eq!(wire, (next..next + 5).collect::<Vec<_>>(), "round {round}");
+            next += 5;
+        }
+        let st = soft.stats(VF0).unwrap();
+        assert_eq!((st.released, st.discarded, st.buffered_frames), (35, 0, 0));
+        assert_eq!(soft.port(VF0).unwrap().eth_stats().tx_frames, 35);
+    }
+
+    #[test]
+    fn abort_rewinds_the_producer_and_reuses_the_slots() {
+        let (model, _pf, mut soft) = setup(1, 3);
+        soft.set_tagged(VF0, true).unwrap();
+        // Epoch 1: three frames; epoch 2: two; the ring (8) holds all five.
+        assert_eq!(soft.send(VF0, &frames(0..3)).unwrap(), 3);
+        soft.open_epoch(VF0, 2).unwrap();
+        assert_eq!(soft.send(VF0, &frames(3..5)).unwrap(), 2);
+        soft.abort(VF0, 1).unwrap();
+        // The epoch-2 frames were written again from the doorbell record: slots 0 and 1.
+        assert_eq!(soft.port(VF0).unwrap().tx_held(), 2);
+        let st = soft.stats(VF0).unwrap();
+        assert_eq!((st.discarded, st.buffered_frames), (3, 2));
+        assert_eq!(soft.port(VF0).unwrap().eth_stats().tx_frames, 0);
+        soft.commit(VF0, 2).unwrap();
+        assert_eq!(device_producer(&model), 2, "the rewound slots were reused");
+        assert_eq!(run(&model, &mut soft, 2), vec![3, 4]);
+        // Failover: everything held goes, the VF keeps working.
+        soft.open_epoch(VF0, 3).unwrap();
+        assert_eq!(soft.send(VF0, &frames(5..9)).unwrap(), 4);
+        soft.failover(VF0).unwrap();
+        assert_eq!(soft.port(VF0).unwrap().tx_held(), 0);
+        assert_eq!(soft.stats(VF0).unwrap().discarded, 7);
+        assert!(run(&model, &mut soft, 2).is_empty());
+        soft.open_epoch(VF0, 4).unwrap();
+        assert_eq!(soft.send(VF0, &frames(9..10)).unwrap(), 1);
+        soft.commit(VF0, 4).unwrap();
+        assert_eq!(run(&model, &mut soft, 2), vec![9]);
+        assert_eq!(device_producer(&model), 3);
+    }
+
+    #[test]
+    fn frames_beyond_the_sq_wait_in_software_and_abort_keeps_the_survivors_in_order() {
+        let (model, _pf, mut soft) = setup(1, 3);
+        soft.set_tagged(VF0, true).unwrap();
+        assert_eq!(soft.send(VF0, &frames(0..6)).unwrap(), 6);
+        soft.open_epoch(VF0, 2).unwrap();
+        assert_eq!(soft.send(VF0, &frames(6..20)).unwrap(), 14);
+        assert_eq!(soft.port(VF0).unwrap().tx_held(), 8, "the SQ is full");
+        assert_eq!(soft.stats(VF0).unwrap().buffered_frames, 20);
+        soft.abort(VF0, 1).unwrap();
+        assert_eq!(soft.port(VF0).unwrap().tx_held(), 8);
+        assert_eq!(soft.stats(VF0).unwrap().buffered_frames, 14);
+        soft.commit(VF0, 2).unwrap();
+        assert_eq!(run(&model, &mut soft, 5), (6..20).collect::<Vec<_>>());
+        let st = soft.stats(VF0).unwrap();
+        assert_eq!((st.released, st.discarded, st.buffered_frames), (14, 6, 0));
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_byte_limit_goes_alone_and_an_oversized_one_is_refused() {
+        let (model, _pf, mut soft) = setup(1, 3);
+        soft.set_tagged(VF0, true).unwrap();
+        soft.set_limits(VF0, 0, 100).unwrap();
+        // An empty buffer takes one frame whatever the limits; the next is backpressure.
+        assert_eq!(soft.send(VF0, &frames(0..2)).unwrap(), 1);
+        assert_eq!(soft.stats(VF0).unwrap().backpressure, 1);
+        // Longer than a buffer: the whole call is refused before anything is accepted.
+        let too_long = [frame(1, 200), frame(2, BUFFER_LEN + 1)];
+        assert!(matches!(
+            soft.send(VF0, &too_long),
+            Err(Mlx5Error::FrameTooLarge { .. })
+        ));
+        assert!(matches!(
+            soft.send(VF0, &[Bytes::from_static(&[0; 10])]),
+            Err(Mlx5Error::FrameTooShort { .. })
+        ));
+        assert_eq!(soft.stats(VF0).unwrap().buffered_frames, 1);
+        soft.commit(VF0, 1).unwrap();
+        assert_eq!(run(&model, &mut soft, 1), vec![0]);
+        assert_eq!(soft.send(VF0, &frames(1..2)).unwrap(), 1);
+        assert!(matches!(
+            soft.send(VfNumber::new(1), &frames(0..1)),
+            Err(Mlx5Error::NoSuchVf(_))
+        ));
+    }
+
+    #[test]
+    fn the_driver_refuses_a_plain_send_over_held_wqes_and_stray_ring_requests() {
+        let model = Mlx5Model::new(ModelConfig {
+            capture_wire: true,
+            ..ModelConfig::default()
+        });
+        let (mut pf, mut devs) = model.start(1, Mlx5Config::default()).unwrap();
+        pf.set_vf_mac(0, mac(0)).unwrap();
+        let d = &mut devs[0];
+        d.open_eth(EthConfig {
+            log_sq_size: 3,
+            log_rq_size: 4,
+        })
+        .unwrap();
+        let f = frame(0, 100);
+        let end = d.tx_post_held(&f).unwrap().unwrap();
+        assert_eq!(d.tx_held(), 1);
+        assert!(matches!(
+            d.send(&[&f[..]]),
+            Err(Mlx5Error::TxHeld { wqes: 1 })
+        ));
+        // A ring request that is not the end of a held WQE changes nothing.
+        assert!(!d.tx_ring_to(end.wrapping_add(3)).unwrap());
+        assert!(!d.tx_ring_to(0).unwrap());
+        model.run_for(1_000_000);
+        assert!(model.nic().take_wire_capture().is_empty(), "nothing rung");
+        assert_eq!(d.tx_take_back_held(), 1);
+        assert_eq!(d.tx_held(), 0);
+        assert_eq!(d.send(&[&f[..]]).unwrap(), 1);
+        model.run_for(1_000_000);
+        assert_eq!(model.nic().take_wire_capture().len(), 1);
+    }
+}

@@ -837,6 +837,15 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
         self.eth.as_ref().map_or(0, |e| e.held.len())
     }
 
+    /// Test hook: the memory key the next send WQEs carry (a bad one makes the device fail
+    /// them with an error CQE). Returns the previous key.
+    #[cfg(test)]
+    pub(crate) fn set_tx_lkey_for_test(&mut self, lkey: u32) -> u32 {
+        self.eth
+            .as_mut()
+            .map_or(0, |e| std::mem::replace(&mut e.lkey, lkey))
+    }
+
     /// Whether an error CQE left the SQ waiting for [`Mlx5Device::recover_sq`] (which
     /// restarts the counters: take held WQEs back first and write them again after).
     pub fn tx_needs_recovery(&self) -> bool {

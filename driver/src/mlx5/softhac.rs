@@ -709,6 +709,47 @@ mod tests {
         ));
     }
 
+    /// Sends one frame on VF 0 whose WQE carries a bad memory key (the device fails it).
+    fn send_poisoned(soft: &mut Soft, seq: u32) {
+        let good = soft.vfs[0].dev.set_tx_lkey_for_test(0x00BA_DBAD);
+        assert_eq!(soft.send(VF0, &frames(seq..seq + 1)).unwrap(), 1);
+        soft.vfs[0].dev.set_tx_lkey_for_test(good);
+    }
+
+    #[test]
+    fn an_error_cqe_recovers_the_sq_and_the_held_frames_are_written_again() {
+        let (model, _pf, mut soft) = setup(1, 3);
+        soft.set_tagged(VF0, true).unwrap();
+        // Epoch 1: a frame the device fails; epoch 2: two frames held beyond the record.
+        send_poisoned(&mut soft, 0);
+        soft.open_epoch(VF0, 2).unwrap();
+        assert_eq!(soft.send(VF0, &frames(1..3)).unwrap(), 2);
+        soft.commit(VF0, 1).unwrap();
+        // The device fails the WQE: error CQE, SQ in ERR; the pump takes the held WQEs back,
+        // recovers the SQ and writes them again from counter 0.
+        assert!(run(&model, &mut soft, 1).is_empty());
+        let eth = soft.port(VF0).unwrap().eth_stats();
+        assert_eq!((eth.tx_error_cqes, eth.sq_recoveries), (1, 1));
+        assert_eq!(soft.port(VF0).unwrap().tx_held(), 2);
+        assert_eq!(soft.stats(VF0).unwrap().buffered_frames, 2);
+        soft.commit(VF0, 2).unwrap();
+        assert_eq!(device_producer(&model), 2, "written again after the reset");
+        assert_eq!(run(&model, &mut soft, 2), vec![1, 2]);
+        // An error with nothing held: the next held write recovers first.
+        soft.open_epoch(VF0, 3).unwrap();
+        send_poisoned(&mut soft, 3);
+        soft.commit(VF0, 3).unwrap();
+        assert!(run(&model, &mut soft, 1).is_empty());
+        soft.open_epoch(VF0, 4).unwrap();
+        assert_eq!(soft.send(VF0, &frames(4..5)).unwrap(), 1);
+        soft.commit(VF0, 4).unwrap();
+        assert_eq!(run(&model, &mut soft, 2), vec![4]);
+        let eth = soft.port(VF0).unwrap().eth_stats();
+        assert_eq!((eth.tx_error_cqes, eth.sq_recoveries), (2, 2));
+        let st = soft.stats(VF0).unwrap();
+        assert_eq!((st.buffered_frames, st.discarded), (0, 0));
+    }
+
     #[test]
     fn the_driver_refuses_a_plain_send_over_held_wqes_and_stray_ring_requests() {
         let model = Mlx5Model::new(ModelConfig {

@@ -10,6 +10,11 @@
 //! copied), VLAN stripping off (`vsd` 1: frames arrive as sent), no checksum or LSO offload
 //! requested (the stack computes checksums). Only the last WQE of a batch asks for a CQE, as
 //! mlx5e does; one TX CQE completes every WQE up to the one it names.
+//!
+//! Held send, for [`super::softhac`]: WQEs written beyond the doorbell record
+//! ([`Mlx5Device::tx_post_held`]) stay software's until [`Mlx5Device::tx_ring_to`] hands them
+//! over or [`Mlx5Device::tx_take_back_held`] rewinds the producer counter over them; a plain
+//! [`Mlx5Device::send`] is refused meanwhile.
 
 use std::collections::VecDeque;
 

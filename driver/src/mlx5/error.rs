@@ -189,6 +189,16 @@ pub enum Mlx5Error {
         /// The WQE counter the CQE names.
         wqe_counter: u16,
     },
+    /// A plain send while send WQEs are held beyond the doorbell record (ringing would hand
+    /// them to the device).
+    #[error("send refused: {wqes} send WQEs are held beyond the doorbell record")]
+    TxHeld {
+        /// Held send WQEs.
+        wqes: usize,
+    },
+    /// A VF number the owner does not have.
+    #[error("no VF {0}")]
+    NoSuchVf(hw_common::VfNumber),
     /// The operation needs the Ethernet queues, which are not open.
     #[error("the Ethernet queues are not open")]
     NotOpen,

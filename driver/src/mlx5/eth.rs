@@ -10,6 +10,13 @@
 //! copied), VLAN stripping off (`vsd` 1: frames arrive as sent), no checksum or LSO offload
 //! requested (the stack computes checksums). Only the last WQE of a batch asks for a CQE, as
 //! mlx5e does; one TX CQE completes every WQE up to the one it names.
+//!
+//! Held send, for [`super::softhac`]: WQEs written beyond the doorbell record
+//! ([`Mlx5Device::tx_post_held`]) stay software's until [`Mlx5Device::tx_ring_to`] hands them
+//! over or [`Mlx5Device::tx_take_back_held`] rewinds the producer counter over them; a plain
+//! [`Mlx5Device::send`] is refused meanwhile.
+
+use std::collections::VecDeque;
 
 use hw_common::{Iova, MacAddress};
 use mlx5_hw::caps::CapInlineMode;
@@ -99,6 +106,16 @@ pub struct EthStats {
     pub sq_recoveries: u64,
 }
 
+/// A send WQE written beyond the doorbell record: its start counter, the producer counter
+/// after it, its frame's length.
+#[derive(Clone, Copy, Debug)]
+struct HeldWqe {
+    start: u16,
+    end: u16,
+    /// Frame bytes, counted in `tx_bytes` when the WQE is handed over.
+    len: u64,
+}
+
 /// The objects and rings of the open Ethernet path (each `None` until created).
 pub struct EthQueues<G: DmaRegion> {
     mac: MacAddress,
@@ -119,6 +136,11 @@ pub struct EthQueues<G: DmaRegion> {
     sq_log: u8,
     sq_pc: u16,
     sq_cc: u16,
+    /// The producer counter last written to the doorbell record: WQEs from here to `sq_pc`
+    /// are held (software's, the device does not see them).
+    sq_rung: u16,
+    /// The held send WQEs, oldest first.
+    held: VecDeque<HeldWqe>,
     sq_sizes: Vec<u8>,
     tx_bufs: Option<G>,
     rq_ring: Option<G>,
@@ -140,6 +162,90 @@ impl<G: DmaRegion> EthQueues<G> {
     fn sq_free(&self) -> usize {
         (1usize << self.sq_log) - usize::from(self.sq_pc.wrapping_sub(self.sq_cc))
     }
+
+    /// Writes the send WQE of `frame` (length already checked) at the producer counter, NOP
+    /// padding first if it would wrap the ring (as mlx5e does), and copies the frame to the
+    /// slot's buffer; the producer counter moves past it. The doorbell record is not touched.
+    /// Returns the WQE's start counter, or `None` (nothing written) when the SQ lacks room.
+    fn write_wqe(&mut self, frame: &[u8]) -> Result<Option<u16>, Mlx5Error> {
+        let (Some(ring), Some(bufs), Some(sqn)) =
+            (self.sq_ring.as_ref(), self.tx_bufs.as_ref(), self.sqn)
+        else {
+            return Err(Mlx5Error::NotOpen);
+        };
+        let size = 1usize << self.sq_log;
+        let mask = size - 1;
+        let ihs = inline_len(frame, self.inline_mode);
+        let index = usize::from(self.sq_pc) & mask;
+        let mut wqe = send_wqe(
+            frame,
+            ihs,
+            sqn,
+            self.lkey,
+            bufs.iova().0 + (index * BUFFER_LEN) as u64,
+        );
+        let ds = wqe.required_ds();
+        wqe.ctrl.ds_count = ds as u8;
+        let wqebbs = ds.div_ceil(WQEBB_LEN / DS_LEN);
+        // A WQE never wraps the ring: pad to the end with NOPs (as mlx5e does).
+        let to_end = size - index;
+        let need = if wqebbs > to_end {
+            wqebbs + to_end
+        } else {
+            wqebbs
+        };
+        if need > self.sq_free() {
+            return Ok(None);
+        }
+        if wqebbs > to_end {
+            for k in 0..to_end {
+                let nop = SendWqeRepr {
+                    ctrl: CtrlSegRepr {
+                        opcode: SendOpcode::Nop,
+                        sqn,
+                        ds_count: 1,
+                        wqe_index: self.sq_pc,
+                        ..CtrlSegRepr::default()
+                    },
+                    eth: None,
+                    data: Vec::new(),
+                };
+                let mut b = [0u8; WQEBB_LEN];
+                nop.emit(&mut b)?;
+                ring.write((index + k) * WQEBB_LEN, &b);
+                self.sq_sizes[index + k] = 1;
+                self.sq_pc = self.sq_pc.wrapping_add(1);
+            }
+        }
+        let index = usize::from(self.sq_pc) & mask;
+        if let Some(SendDataSeg::Pointer(p)) = wqe.data.first_mut() {
+            p.addr = Iova(bufs.iova().0 + (index * BUFFER_LEN + ihs) as u64);
+        }
+        let start = self.sq_pc;
+        wqe.ctrl.wqe_index = start;
+        bufs.write(index * BUFFER_LEN, frame);
+        let mut b = vec![0u8; wqebbs * WQEBB_LEN];
+        wqe.emit(&mut b)?;
+        ring.write(index * WQEBB_LEN, &b);
+        self.sq_sizes[index] = wqebbs as u8;
+        self.sq_pc = self.sq_pc.wrapping_add(wqebbs as u16);
+        Ok(Some(start))
+    }
+}
+
+/// Refuses a frame the send path cannot carry: longer than a buffer, or shorter than an
+/// Ethernet header.
+pub fn check_frame_len(len: usize) -> Result<(), Mlx5Error> {
+    if len > BUFFER_LEN {
+        return Err(Mlx5Error::FrameTooLarge {
+            len,
+            max: BUFFER_LEN,
+        });
+    }
+    if len < ETH_HLEN {
+        return Err(Mlx5Error::FrameTooShort { len, min: ETH_HLEN });
+    }
+    Ok(())
 }
 
 /// The headers a send WQE inlines for `mode`: none, the L2 header (with room for a tag), or
@@ -269,6 +375,8 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
             sq_log: cfg.log_sq_size,
             sq_pc: 0,
             sq_cc: 0,
+            sq_rung: 0,
+            held: VecDeque::new(),
             sq_sizes: vec![1; 1 << cfg.log_sq_size],
             tx_bufs: None,
             rq_ring: None,
@@ -628,118 +736,152 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
     }
 
     /// Sends `frames` in one doorbell batch: as many as the SQ has room for (the rest are
-    /// counted in `tx_ring_full`); returns how many were queued.
+    /// counted in `tx_ring_full`); returns how many were queued. Refused with
+    /// [`Mlx5Error::TxHeld`] while WQEs are held beyond the doorbell record
+    /// ([`Mlx5Device::tx_post_held`]): ringing now would hand them to the device.
     pub fn send(&mut self, frames: &[&[u8]]) -> Result<usize, Mlx5Error> {
+        if let Some(e) = self.eth.as_ref().filter(|e| !e.held.is_empty()) {
+            return Err(Mlx5Error::TxHeld { wqes: e.held.len() });
+        }
         self.reclaim_tx()?;
         if self.eth.as_ref().is_some_and(|e| e.sq_error) {
             self.recover_sq()?;
         }
-        let e = self.eth.as_mut().ok_or(Mlx5Error::NotOpen)?;
-        let (Some(ring), Some(bufs), Some(sqn)) = (e.sq_ring.as_ref(), e.tx_bufs.as_ref(), e.sqn)
-        else {
-            return Err(Mlx5Error::NotOpen);
-        };
-        let size = 1usize << e.sq_log;
-        let mask = size - 1;
-        let mut sent = 0;
-        let mut last: Option<usize> = None;
         // Refuse a bad batch before anything reaches the ring.
         for frame in frames {
-            if frame.len() > BUFFER_LEN {
-                return Err(Mlx5Error::FrameTooLarge {
-                    len: frame.len(),
-                    max: BUFFER_LEN,
-                });
-            }
-            if frame.len() < ETH_HLEN {
-                return Err(Mlx5Error::FrameTooShort {
-                    len: frame.len(),
-                    min: ETH_HLEN,
-                });
-            }
+            check_frame_len(frame.len())?;
         }
+        let e = self.eth.as_mut().ok_or(Mlx5Error::NotOpen)?;
+        let mut sent = 0;
+        let mut last = None;
         for frame in frames {
-            let ihs = inline_len(frame, e.inline_mode);
-            let index = usize::from(e.sq_pc) & mask;
-            let mut wqe = send_wqe(
-                frame,
-                ihs,
-                sqn,
-                e.lkey,
-                bufs.iova().0 + (index * BUFFER_LEN) as u64,
-            );
-            let ds = wqe.required_ds();
-            wqe.ctrl.ds_count = ds as u8;
-            let wqebbs = ds.div_ceil(WQEBB_LEN / DS_LEN);
-            // A WQE never wraps the ring: pad to the end with NOPs (as mlx5e does).
-            let to_end = size - index;
-            let need = if wqebbs > to_end {
-                wqebbs + to_end
-            } else {
-                wqebbs
-            };
-            if need > e.sq_free() {
+            let Some(start) = e.write_wqe(frame)? else {
                 e.stats.tx_ring_full += (frames.len() - sent) as u64;
                 break;
-            }
-            if wqebbs > to_end {
-                for k in 0..to_end {
-                    let nop = SendWqeRepr {
-                        ctrl: CtrlSegRepr {
-                            opcode: SendOpcode::Nop,
-                            sqn,
-                            ds_count: 1,
-                            wqe_index: e.sq_pc,
-                            ..CtrlSegRepr::default()
-                        },
-                        eth: None,
-                        data: Vec::new(),
-                    };
-                    let mut b = [0u8; WQEBB_LEN];
-                    nop.emit(&mut b)?;
-                    ring.write((index + k) * WQEBB_LEN, &b);
-                    e.sq_sizes[index + k] = 1;
-                    e.sq_pc = e.sq_pc.wrapping_add(1);
-                }
-            }
-            let index = usize::from(e.sq_pc) & mask;
-            if let Some(SendDataSeg::Pointer(p)) = wqe.data.first_mut() {
-                p.addr = Iova(bufs.iova().0 + (index * BUFFER_LEN + ihs) as u64);
-            }
-            wqe.ctrl.wqe_index = e.sq_pc;
-            bufs.write(index * BUFFER_LEN, frame);
-            let mut b = vec![0u8; wqebbs * WQEBB_LEN];
-            wqe.emit(&mut b)?;
-            ring.write(index * WQEBB_LEN, &b);
-            e.sq_sizes[index] = wqebbs as u8;
-            last = Some(index);
-            e.sq_pc = e.sq_pc.wrapping_add(wqebbs as u16);
+            };
+            last = Some(start);
+            sent += 1;
             e.stats.tx_frames += 1;
             e.stats.tx_bytes += frame.len() as u64;
-            sent += 1;
         }
         let Some(last) = last else {
             return Ok(0);
         };
+        let end = e.sq_pc;
+        self.ring_doorbell(last, end)?;
+        Ok(sent)
+    }
+
+    /// Writes the send WQE of `frame` into the SQ *without* ringing: the doorbell record stays
+    /// where it was, so the device does not see the WQE (software still owns that part of the
+    /// ring). Returns the producer counter after the WQE (the value to pass to
+    /// [`Mlx5Device::tx_ring_to`]), or `None` when the SQ has no room (nothing written, nothing
+    /// counted: the caller keeps the frame). Used by [`super::softhac::Mlx5SoftHac`] to hold a
+    /// checkpointing VF's frames until their epoch commits.
+    pub fn tx_post_held(&mut self, frame: &[u8]) -> Result<Option<u16>, Mlx5Error> {
+        check_frame_len(frame.len())?;
+        let e = self.eth.as_ref().ok_or(Mlx5Error::NotOpen)?;
+        if e.sq_error && e.held.is_empty() {
+            self.reclaim_tx()?;
+            self.recover_sq()?;
+        }
+        let e = self.eth.as_mut().ok_or(Mlx5Error::NotOpen)?;
+        let mut start = e.write_wqe(frame)?;
+        if start.is_none() {
+            // Completions may have freed room since the last look.
+            self.reclaim_tx()?;
+            start = self.eth_mut()?.write_wqe(frame)?;
+        }
+        let e = self.eth_mut()?;
+        Ok(start.map(|s| {
+            e.held.push_back(HeldWqe {
+                start: s,
+                end: e.sq_pc,
+                len: frame.len() as u64,
+            });
+            e.sq_pc
+        }))
+    }
+
+    /// Hands the held WQEs up to the one ending at producer counter `end` (a value
+    /// [`Mlx5Device::tx_post_held`] returned) to the device: that WQE asks for a CQE, the
+    /// doorbell record moves to `end`, the doorbell names it. Returns false and changes nothing
+    /// when `end` is not the end of a held WQE (behind the record, or never returned).
+    pub fn tx_ring_to(&mut self, end: u16) -> Result<bool, Mlx5Error> {
+        let e = self.eth_mut()?;
+        let Some(k) = e.held.iter().position(|h| h.end == end) else {
+            return Ok(false);
+        };
+        let mut last = e.held.front().map_or(0, |h| h.start);
+        for _ in 0..=k {
+            if let Some(h) = e.held.pop_front() {
+                last = h.start;
+                e.stats.tx_frames += 1;
+                e.stats.tx_bytes += h.len;
+            }
+        }
+        self.ring_doorbell(last, end)?;
+        Ok(true)
+    }
+
+    /// Takes back every held WQE (the device never saw them): the producer counter rewinds to
+    /// the doorbell record, the slots and their buffers are reused by the next WQEs. Returns
+    /// the send WQEs taken back (NOP padding not counted).
+    pub fn tx_take_back_held(&mut self) -> usize {
+        let Some(e) = self.eth.as_mut() else {
+            return 0;
+        };
+        let n = e.held.len();
+        e.held.clear();
+        e.sq_pc = e.sq_rung;
+        n
+    }
+
+    /// Send WQEs written beyond the doorbell record (held, not handed to the device).
+    pub fn tx_held(&self) -> usize {
+        self.eth.as_ref().map_or(0, |e| e.held.len())
+    }
+
+    /// Test hook: the memory key the next send WQEs carry (a bad one makes the device fail
+    /// them with an error CQE). Returns the previous key.
+    #[cfg(test)]
+    pub(crate) fn set_tx_lkey_for_test(&mut self, lkey: u32) -> u32 {
+        self.eth
+            .as_mut()
+            .map_or(0, |e| std::mem::replace(&mut e.lkey, lkey))
+    }
+
+    /// Whether an error CQE left the SQ waiting for [`Mlx5Device::recover_sq`] (which
+    /// restarts the counters: take held WQEs back first and write them again after).
+    pub fn tx_needs_recovery(&self) -> bool {
+        self.eth.as_ref().is_some_and(|e| e.sq_error)
+    }
+
+    /// Asks for a CQE on the WQE starting at counter `last`, moves the doorbell record to
+    /// `end` and rings the SQ's doorbell with that WQE's first 8 bytes.
+    fn ring_doorbell(&mut self, last: u16, end: u16) -> Result<(), Mlx5Error> {
+        let e = self.eth.as_mut().ok_or(Mlx5Error::NotOpen)?;
+        let Some(ring) = e.sq_ring.as_ref() else {
+            return Err(Mlx5Error::NotOpen);
+        };
+        let slot = usize::from(last) & ((1usize << e.sq_log) - 1);
         // Only the last WQE of the batch asks for a CQE.
         let mut ctrl = [0u8; DS_LEN];
-        ring.read(last * WQEBB_LEN, &mut ctrl);
+        ring.read(slot * WQEBB_LEN, &mut ctrl);
         if let Ok(mut c) = CtrlSeg::new_checked(&mut ctrl[..]) {
             c.set_ce(CqUpdate::Always);
         }
-        ring.write(last * WQEBB_LEN, &ctrl);
+        ring.write(slot * WQEBB_LEN, &ctrl);
         // Orders the WQEs before the doorbell record, and the record before the doorbell.
         doorbell_fence();
-        ring.write(
-            e.sq_dbr() + SND_DBR_OFFSET,
-            &u32::from(e.sq_pc).to_be_bytes(),
-        );
+        ring.write(e.sq_dbr() + SND_DBR_OFFSET, &u32::from(end).to_be_bytes());
+        e.sq_rung = end;
         doorbell_fence();
         let mut db = [0u8; 8];
         db.copy_from_slice(&ctrl[..8]);
         let at = super::iseg::Mlx5Bar::<R>::uar_offset(self.uar, BF_OFFSET);
         self.bar.write_doorbell64(at, db);
-        Ok(sent)
+        Ok(())
     }
 
     /// Consumes TX CQEs: frees the SQ up to the WQE each names. Returns the CQEs seen.
@@ -815,6 +957,9 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
                 let e = self.eth_mut()?;
                 e.sq_pc = 0;
                 e.sq_cc = 0;
+                // Held WQEs are gone with the ring's contents: their owner writes them again.
+                e.sq_rung = 0;
+                e.held.clear();
             }
         }
         let e = self.eth_mut()?;

@@ -19,6 +19,10 @@
 //!   with every page taken back, the PF's VF MAC and link-state commands.
 //! * [`eth`]: the Ethernet path — mkey, TIS, SQ, RQ, TIR, NIC RX flow table; batched send,
 //!   receive, link, counters.
+//! * [`hac`]: [`Mlx5AdapterHac`] — the HAC contract through our vendor commands on the PF
+//!   (adapters with the extension).
+//! * [`softhac`]: [`Mlx5SoftHac`] — the HAC contract in the driver for VFs without the
+//!   extension: held send WQEs beyond the doorbell record, rung over committed epochs.
 //! * [`phy`]: a `smoltcp::phy::Device` over an open device.
 //! * [`model`]: the in-process backend over [`mlx5_model::Mlx5Nic`].
 //!
@@ -34,8 +38,10 @@ pub mod model;
 pub mod pages;
 pub mod phy;
 pub mod queues;
+pub mod softhac;
 
 pub use device::{Mlx5Config, Mlx5Device};
 pub use error::{HealthReport, Mlx5Error};
 pub use eth::{EthConfig, EthStats};
 pub use hac::Mlx5AdapterHac;
+pub use softhac::{Mlx5SoftHac, Mlx5SoftPort};

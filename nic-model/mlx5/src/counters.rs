@@ -73,6 +73,9 @@ pub struct Counters {
     pub cq_overflows: u64,
     /// DMA faults writing a CQE (the CQ is failed after).
     pub cq_dma_faults: u64,
+    /// Reads of a CQ's doorbell record that faulted (the last consumer counter seen stays; the
+    /// CQE is still posted if there is room).
+    pub cq_dbr_read_faults: u64,
     /// CQEs dropped because their CQ had failed.
     pub cqes_dropped_failed_cq: u64,
     /// CQEs posted to a CQ the function does not have.

@@ -430,6 +430,31 @@ fn a_cq_buffer_dma_fault_fails_only_that_cq() {
     assert_eq!(nic.function_counters(VF1).unwrap(), Default::default());
 }
 
+#[test]
+fn an_unreadable_doorbell_record_is_counted_and_the_last_counter_seen_stays() {
+    let (mut nic, mut d, uar, eq) = up(2, VF0);
+    let mem = SharedMemory::new(4096);
+    let target: Arc<dyn DmaTarget> = mem.clone();
+    let dbr = 0x9000_0000u64;
+    nic.dma_map(VF0, Iova(dbr), 4096, target, 0).unwrap();
+    let (_, mut cq) = d.prepare_cq(1, uar, eq.eqn);
+    let m = create_cq_input(1, uar, u32::from(eq.eqn), 0, &[cq.buffer], dbr);
+    cq.cqn = d.ok(&mut nic, &m, 0x10).dword(0x08) & 0x00FF_FFFF;
+    cq.dbr = dbr;
+    // Two CQEs fill the 2-entry CQ; the driver consumes both but its record is gone.
+    assert!(nic.post_test_cqe(VF0, cq.cqn));
+    assert!(nic.post_test_cqe(VF0, cq.cqn));
+    nic.dma_unmap(VF0, Iova(dbr)).unwrap();
+    assert!(
+        !nic.post_test_cqe(VF0, cq.cqn),
+        "the device still sees consumer 0: full"
+    );
+    assert_eq!(nic.counters().cq_dbr_read_faults, 1);
+    assert_eq!(nic.counters().cq_overflows, 1);
+    assert_eq!(nic.counters().cq_dma_faults, 0, "the CQ itself is fine");
+    assert_eq!(nic.function_counters(VF1).unwrap(), Default::default());
+}
+
 /// A small deterministic generator.
 struct Lcg(u64);
 

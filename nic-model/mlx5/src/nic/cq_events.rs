@@ -69,9 +69,9 @@ impl Function {
         // The consumer counter software keeps in the doorbell record (a counter that does
         // not fit, or an unreadable record, leaves the last one seen).
         let mut rec = [0u8; CQ_DB_RECORD_LEN];
-        if self.iommu.read(Iova(cq.dbr_addr), &mut rec).is_ok()
-            && let Ok(r) = CqDbRecord::new_checked(&rec[..])
-        {
+        if self.iommu.read(Iova(cq.dbr_addr), &mut rec).is_err() {
+            c.cq_dbr_read_faults += 1;
+        } else if let Ok(r) = CqDbRecord::new_checked(&rec[..]) {
             cq.consume_to(r.ci());
         }
         if cq.outstanding() >= cq.size() {

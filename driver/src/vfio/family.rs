@@ -28,6 +28,14 @@ pub enum VfFamily {
     Mlx5,
 }
 
+/// The bytes of BAR0 `mlx5_core` maps as the initialization segment (`sizeof(struct
+/// mlx5_init_seg)`, 0x0000–0x200F: registers, health buffer, internal timer; the model
+/// implements the first [`mlx5_hw::init_seg::INIT_SEG_LEN`] of them).
+pub const MLX5_INIT_SEGMENT_MAPPED: u64 = 0x2010;
+
+/// The 82576 VF's register file in BAR0 (82576 datasheet 8.28).
+pub const IGBVF_REGISTER_FILE: u64 = 16 << 10;
+
 /// What [`VfFamily::from_ids`] accepts, for error messages.
 pub const SUPPORTED_VFS: &str = "8086:10ca (82576 VF), 8086:1520 (I350 VF), 15b3:101e \
      (ConnectX VF) and the other mlx5 VF ids 15b3:1012/1014/1016/1018/101a/101c/a2d3";
@@ -73,12 +81,13 @@ impl VfFamily {
     }
 
     /// The smallest register BAR the driver can work with: the 82576 VF's 16 KiB register
-    /// file; for mlx5 the initialization segment (UAR pages follow it; the device says which
-    /// one the driver gets).
+    /// file; for mlx5 the initialization segment as `mlx5_core` maps it (UAR pages follow;
+    /// the device says which one the driver gets, and an access outside the BAR is refused
+    /// and counted by [`super::VfioBar`]).
     pub fn min_register_bar_len(self) -> u64 {
         match self {
-            VfFamily::Igbvf => 16 << 10,
-            VfFamily::Mlx5 => mlx5_hw::init_seg::INIT_SEG_LEN as u64,
+            VfFamily::Igbvf => IGBVF_REGISTER_FILE,
+            VfFamily::Mlx5 => MLX5_INIT_SEGMENT_MAPPED,
         }
     }
 
@@ -157,7 +166,7 @@ mod tests {
         assert_eq!(VfFamily::Igbvf.register_bar(), 0);
         assert_eq!(VfFamily::Mlx5.register_bar(), 0);
         assert_eq!(VfFamily::Igbvf.min_register_bar_len(), 0x4000);
-        assert!(VfFamily::Mlx5.min_register_bar_len() > 0x1000);
+        assert!(VfFamily::Mlx5.min_register_bar_len() >= mlx5_hw::init_seg::INIT_SEG_LEN as u64);
         assert!(VfFamily::Mlx5.needs_64bit_doorbells() && !VfFamily::Igbvf.needs_64bit_doorbells());
         assert_eq!(VfFamily::Mlx5.to_string(), "mlx5");
         assert_eq!(VfFamily::ALL.map(VfFamily::vendor), [0x8086, 0x15B3]);
@@ -176,7 +185,14 @@ mod tests {
         });
         let e = small.register_bar(VfFamily::Mlx5).unwrap_err();
         assert!(
-            matches!(e, VfioError::BarTooSmall { index: 0, len: 0x1000, min } if min == 0x1048),
+            matches!(
+                e,
+                VfioError::BarTooSmall {
+                    index: 0,
+                    len: 0x1000,
+                    min: 0x2010
+                }
+            ),
             "{e}"
         );
         let other = open(FakeDeviceConfig {

@@ -77,7 +77,7 @@ pub use bdf::{Bdf, BdfError};
 pub use device::{PciIds, VfioDevice};
 pub use dma::{DmaStats, HUGE_PAGE, VfioDma, VfioDmaRegion};
 pub use error::VfioError;
-pub use family::{SUPPORTED_VFS, VfFamily};
+pub use family::{IGBVF_REGISTER_FILE, MLX5_INIT_SEGMENT_MAPPED, SUPPORTED_VFS, VfFamily};
 pub use hac_sys::mmio::BarAccessError;
 pub use hac_sys::{DmaMemory, EventFd, HostDevice, HostIommu, MmioRegion};
 pub use msix::{FiredVectors, MAX_MSIX_VECTORS, MsixInterrupts};

@@ -48,6 +48,8 @@ const VF_BRING_UP: &[(Opcode, u16)] = &[
     (Opcode::QueryHcaCap, 1),
     (Opcode::SetDriverVersion, 0),
     (Opcode::QueryHcaCap, 3),
+    // Flow tables (0xF): the model advertises `nic_flow_table` since its steering merged.
+    (Opcode::QueryHcaCap, 15),
     (Opcode::AllocUar, 0),
     (Opcode::CreateEq, 0),
     (Opcode::CreateEq, 0),

@@ -529,11 +529,29 @@ mod tests {
         assert!(!report.ok);
         assert_eq!(report.stage, Some("family"));
         assert_eq!(report.device_id.as_deref(), Some("0x1017"));
-        let e = report.error.unwrap();
+        let e = report.error.clone().unwrap();
         assert!(e.contains("15b3:1017") && e.contains("15b3:101e"), "{e}");
         assert!(report.family.is_none());
         // Nothing was touched: no BAR mapped, no DMA.
         assert_eq!(dev.access().bar(0).unwrap().writes64(), 0);
+        // Something the user must fix: exit 2, as for a device that cannot be opened.
+        assert_eq!(print_json(&report, false), ExitCode::from(2));
+    }
+
+    #[test]
+    fn an_82576_vf_gets_the_igbvf_driver() {
+        // Plain-memory registers: no PF answers, so the igbvf init fails — after the family
+        // picked the igbvf driver and its 16 KiB BAR0 was accepted.
+        let dev = VfioDevice::from_access(Bdf::parse("0000:01:10.0").unwrap(), FakeDevice::igbvf())
+            .unwrap();
+        let mut report = ProbeReport::default();
+        let opened = open_device(&dev, WallClock::default(), &probe_config(5), &mut report);
+        assert!(opened.is_none());
+        assert_eq!(report.family, Some("igbvf"));
+        assert_eq!(report.device_id.as_deref(), Some("0x10ca"));
+        assert_eq!(report.stage, Some("init"), "{:?}", report.error);
+        assert!(report.mlx5.is_none());
+        assert_eq!(print_json(&report, false), ExitCode::FAILURE);
     }
 
     #[test]

@@ -56,10 +56,14 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
     },
-    /// Open a VF, run the igbvf init sequence (reset, mailbox, MAC) and print a JSON report.
+    /// Open a VF, bring it up with the driver its PCI ids call for and print a JSON report.
     ///
-    /// With --pci the VF must be bound to vfio-pci (see docs/vfio.md); with --model the same
-    /// driver runs against the built-in 82576 model with our PF agent answering the mailbox.
+    /// 8086:10CA / 8086:1520: the igbvf init sequence (reset, mailbox, MAC); a ConnectX VF
+    /// (15B3:101E and the other mlx5 VF ids): mlx5 bring-up, firmware version, command
+    /// interface revision, capabilities, MAC, link, then teardown returning every page. With
+    /// --pci the VF must be bound to vfio-pci (see docs/vfio.md); with --model the same code
+    /// runs against VF 0 of a built-in model (--family igb: the 82576 with our PF agent
+    /// answering the mailbox; mlx5: a ConnectX model opened through the VFIO code).
     #[command(name = "vf-probe")]
     VfProbe {
         /// PCI address of the VF, e.g. 0000:01:10.0.
@@ -71,6 +75,9 @@ enum Command {
         /// Probe VF 0 of the built-in model instead of real hardware.
         #[arg(long)]
         model: bool,
+        /// With --model: which model (igb or mlx5). With --pci the PCI ids decide.
+        #[arg(long, default_value = "igb", value_parser = ["igb", "mlx5"], requires = "model")]
+        family: String,
         /// Mailbox timeout in milliseconds.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         timeout_ms: u64,
@@ -144,12 +151,16 @@ fn main() -> ExitCode {
             pci,
             vf_token,
             model,
+            family,
             timeout_ms,
         } => {
-            let config = probe::vf_config(timeout_ms);
+            let config = probe::probe_config(timeout_ms);
             let report = match (pci, model) {
-                (_, true) => probe::probe_model(config),
-                (Some(bdf), false) => probe::probe_vfio(&bdf, vf_token.as_deref(), config),
+                (_, true) if family == "mlx5" => {
+                    probe::probe_mlx5_model(&config, probe::MODEL_MLX5_VF_MAC)
+                }
+                (_, true) => probe::probe_model(config.igbvf),
+                (Some(bdf), false) => probe::probe_vfio(&bdf, vf_token.as_deref(), &config),
                 (None, false) => unreachable_args(),
             };
             let ok = report.ok;

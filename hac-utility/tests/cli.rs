@@ -29,6 +29,34 @@ fn vf_probe_on_the_model_reports_mac_link_and_mailbox() {
 }
 
 #[test]
+fn vf_probe_on_the_mlx5_model_reports_firmware_caps_mac_link_and_teardown() {
+    let (code, out, _) = hac(&["vf-probe", "--model", "--family", "mlx5"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["family"], "mlx5");
+    assert_eq!(v["vendor_id"], "0x15b3");
+    assert_eq!(v["device_id"], "0x101e");
+    assert_eq!(v["mac"], "02:4d:4c:58:00:00");
+    assert_eq!(v["link"], "up");
+    assert_eq!(v["mlx5"]["cmdif_rev"], 5);
+    assert!(v["mlx5"]["firmware"].as_str().unwrap().contains('.'));
+    assert!(v["mlx5"]["pages_returned"].as_u64().unwrap() > 0);
+    assert!(v.get("stage").is_none());
+    // The igb model is still the default.
+    let (code, out, _) = hac(&["vf-probe", "--model", "--family", "igb"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["family"], "igbvf");
+    assert!(v.get("mlx5").is_none());
+    assert_eq!(
+        hac(&["vf-probe", "--family", "mlx5", "--pci", "0000:01:10.0"]).0,
+        2,
+        "--family only picks a model; with --pci the ids decide"
+    );
+}
+
+#[test]
 fn malformed_pci_address_is_a_usage_error() {
     let (code, out, err) = hac(&["vf-probe", "--pci", "01:10"]);
     assert_eq!(code, 2);

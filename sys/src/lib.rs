@@ -9,7 +9,8 @@
 //!
 //! * [`map`]: the one shared file mapping (`mmap(MAP_SHARED)` with its checks, `munmap` on
 //!   drop) under both [`mmio`] and [`guest_map`].
-//! * [`mmio`]: a mapped BAR with volatile 32-bit accesses at checked offsets.
+//! * [`mmio`]: a mapped BAR with volatile 32-bit accesses and single 64-bit stores (doorbells)
+//!   at checked offsets.
 //! * [`dma`]: anonymous, locked, page-aligned memory (2 MiB huge pages when possible) accessed
 //!   only by volatile copies.
 //! * [`eventfd`]: the eventfds MSI-X vectors signal, and waiting on descriptors with a timeout.

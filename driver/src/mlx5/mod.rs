@@ -1,7 +1,7 @@
 //! A userspace driver for NVIDIA/Mellanox ConnectX (mlx5) functions — a VF as Linux
 //! `mlx5_core` + `mlx5e` drive it, and the PF-side vport commands — generic over the same
 //! backends as the igbvf driver ([`crate::backend`]), so the same code drives the in-process
-//! mlx5 model ([`model`]) and, later, a VF through VFIO.
+//! mlx5 model ([`model`]) and a VF through VFIO ([`crate::vfio::VfioMlx5`]).
 //!
 //! Every layout, opcode and status comes from `mlx5-hw`; this module holds the behaviour.
 //!

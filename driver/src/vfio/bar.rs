@@ -57,6 +57,11 @@ impl<W: MmioWindow> VfioBar<W> {
         self.window.write32(offset.0 as usize, value)
     }
 
+    /// Writes the 8 bytes at `offset` as one access, or says why not (not counted).
+    pub fn try_write64(&self, offset: RegisterOffset, value: u64) -> Result<(), BarAccessError> {
+        self.window.write64(offset.0 as usize, value)
+    }
+
     /// Refused reads so far.
     pub fn bad_reads(&self) -> u64 {
         self.bad_reads.load(Ordering::Relaxed)
@@ -78,6 +83,14 @@ impl<W: MmioWindow> RegisterIo for VfioBar<W> {
 
     fn write32(&self, offset: RegisterOffset, value: u32) {
         if self.try_write32(offset, value).is_err() {
+            self.bad_writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One 8-byte store (never the trait's two 32-bit halves: an mlx5 doorbell must not be
+    /// torn). A refused write is dropped and counted in `bad_writes`.
+    fn write64(&self, offset: RegisterOffset, value: u64) {
+        if self.try_write64(offset, value).is_err() {
             self.bad_writes.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -134,6 +147,27 @@ mod tests {
             Err(VfioError::BarMissing { index: 6 })
         ));
         assert_eq!(dev.map_bar(3).unwrap().index(), 3);
+    }
+
+    #[test]
+    fn write64_is_one_access_and_refusals_are_counted() {
+        let dev = open(FakeDeviceConfig::mlx5_vf());
+        let bar = dev.bar0().unwrap();
+        assert_eq!(bar.len(), 2 << 20);
+        bar.write64(RegisterOffset(0x1020), 0x1122_3344_5566_7788);
+        let window = dev.access().bar(0).unwrap();
+        assert_eq!(window.writes64(), 1, "one 8-byte access, not two halves");
+        assert_eq!(window.peek(0x1020), Some(0x5566_7788));
+        assert_eq!(window.peek(0x1024), Some(0x1122_3344));
+        for bad in [0x1024, 0x1001, 2 << 20, (2 << 20) - 4, u32::MAX - 7] {
+            bar.write64(RegisterOffset(bad), 1);
+        }
+        assert_eq!(bar.bad_writes(), 5);
+        assert_eq!(window.writes64(), 1);
+        assert_eq!(
+            bar.try_write64(RegisterOffset(0x1004), 0),
+            Err(BarAccessError::Misaligned { offset: 0x1004 })
+        );
     }
 
     #[test]

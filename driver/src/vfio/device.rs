@@ -14,6 +14,7 @@ use super::bar::VfioBar;
 use super::bdf::Bdf;
 use super::dma::VfioDma;
 use super::error::{VfioError, check_vf_token};
+use super::family::VfFamily;
 use super::msix::{MAX_MSIX_VECTORS, MsixInterrupts};
 use super::probe::HostPaths;
 use super::seams::DeviceAccess;
@@ -32,6 +33,12 @@ impl PciIds {
     pub fn is_igb_vf(&self) -> bool {
         self.vendor == pci::VENDOR_INTEL
             && (self.device == pci::DEVICE_82576_VF || self.device == pci::DEVICE_I350_VF)
+    }
+
+    /// A ConnectX / BlueField VF `mlx5_core` binds (15B3 with one of
+    /// [`mlx5_hw::pci::VF_DEVICE_IDS`], 0x101E on ConnectX-6 Dx and later).
+    pub fn is_mlx5_vf(&self) -> bool {
+        mlx5_hw::pci::is_mlx5_vf(self.vendor, self.device)
     }
 }
 
@@ -194,6 +201,25 @@ impl<D: DeviceAccess> VfioDevice<D> {
             .map_bar(index)
             .map_err(|source| VfioError::Bar { index, source })?;
         Ok(VfioBar::new(index, window))
+    }
+
+    /// The driver family of this function from its ids, or
+    /// [`VfioError::UnsupportedDevice`].
+    pub fn family(&self) -> Result<VfFamily, VfioError> {
+        VfFamily::from_ids(self.ids()?)
+    }
+
+    /// Maps the register BAR of `family` (BAR0 for igbvf and mlx5), refusing one smaller
+    /// than the family's driver needs ([`VfioError::BarTooSmall`]).
+    pub fn register_bar(&self, family: VfFamily) -> Result<VfioBar<D::Window>, VfioError> {
+        let index = family.register_bar();
+        let min = family.min_register_bar_len();
+        match self.access.bar_len(index) {
+            None => return Err(VfioError::BarMissing { index }),
+            Some(len) if len < min => return Err(VfioError::BarTooSmall { index, len, min }),
+            Some(_) => {}
+        }
+        self.map_bar(index)
     }
 
     /// Maps BAR0, the register file.

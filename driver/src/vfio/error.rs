@@ -215,6 +215,24 @@ pub enum VfioError {
         /// BAR number.
         index: usize,
     },
+    /// The function is not a VF any driver here supports.
+    #[error("unsupported PCI function {ids}: supported VFs are {supported}")]
+    UnsupportedDevice {
+        /// Its vendor and device id.
+        ids: super::device::PciIds,
+        /// What is supported.
+        supported: &'static str,
+    },
+    /// The register BAR is smaller than the family's driver needs.
+    #[error("BAR {index} is {len:#x} bytes; the driver needs at least {min:#x}")]
+    BarTooSmall {
+        /// BAR number.
+        index: usize,
+        /// Its length.
+        len: u64,
+        /// The family's minimum.
+        min: u64,
+    },
     /// The BAR could not be mapped.
     #[error("cannot map BAR {index}: {source}")]
     Bar {

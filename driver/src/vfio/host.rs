@@ -21,6 +21,10 @@ impl MmioWindow for MmioRegion {
     fn write32(&self, offset: usize, value: u32) -> Result<(), BarAccessError> {
         MmioRegion::write32(self, offset, value)
     }
+
+    fn write64(&self, offset: usize, value: u64) -> Result<(), BarAccessError> {
+        MmioRegion::write64(self, offset, value)
+    }
 }
 
 impl HostMemory for DmaMemory {
@@ -147,6 +151,14 @@ mod tests {
             window.write32(0xFFC, 0xA5A5_5A5A).unwrap();
             assert_eq!(window.read32(0xFFC), Ok(0xA5A5_5A5A));
             assert!(window.write32(0x1000, 0).is_err());
+            window.write64(0xFF8, 0x0807_0605_0403_0201).unwrap();
+            assert_eq!(window.read32(0xFF8), Ok(0x0403_0201));
+            assert_eq!(window.read32(0xFFC), Ok(0x0807_0605));
+            assert_eq!(
+                window.write64(0xFFC, 0),
+                Err(BarAccessError::Misaligned { offset: 0xFFC })
+            );
+            assert!(window.write64(0x1000, 0).is_err());
         }
     }
 

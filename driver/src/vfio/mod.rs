@@ -8,9 +8,13 @@
 //!
 //! From a [`VfioDevice`]:
 //!
-//! * [`VfioDevice::bar0`] → [`VfioBar`], the driver's [`RegisterIo`](crate::RegisterIo): 32-bit volatile MMIO;
-//!   a misaligned or out-of-range offset never panics — reads return `0xFFFF_FFFF` (what a PCI
-//!   master-abort returns), writes are dropped, and both are counted.
+//! * [`VfioDevice::family`] → [`VfFamily`] (igbvf or mlx5) from the PCI ids; an unknown
+//!   function is [`VfioError::UnsupportedDevice`].
+//! * [`VfioDevice::register_bar`] (the family's register BAR, size-checked) or
+//!   [`VfioDevice::bar0`] → [`VfioBar`], the driver's [`RegisterIo`](crate::RegisterIo): 32-bit
+//!   volatile MMIO and single 8-byte stores for 64-bit doorbells (`write64`); a misaligned or
+//!   out-of-range offset never panics — reads return `0xFFFF_FFFF` (what a PCI master-abort
+//!   returns), writes are dropped, and both are counted.
 //! * [`VfioDevice::dma`] → [`VfioDma`], the driver's [`DmaAllocator`](crate::DmaAllocator): locked anonymous
 //!   memory (2 MiB huge pages when available) at an IOVA from our [`IovaAllocator`](crate::iova::IovaAllocator), mapped in
 //!   the container's IOMMU; a [`VfioDmaRegion`] unmaps and frees on drop.
@@ -28,12 +32,13 @@
 //! # Files
 //!
 //! * `seams.rs`: the four traits. `host.rs`: their implementations for `hac-sys`'s types.
-//! * `bdf.rs`: [`Bdf`]. `error.rs`: [`VfioError`]. `probe.rs`: [`HostPaths::probe`], the sysfs
+//! * `bdf.rs`: [`Bdf`]. `error.rs`: [`VfioError`]. `family.rs`: [`VfFamily`]. `probe.rs`: [`HostPaths::probe`], the sysfs
 //!   checks before opening, and the classification of open failures.
 //! * `device.rs`: [`VfioDevice`]. `bar.rs`: [`VfioBar`]. `dma.rs`: [`VfioDma`] and
 //!   [`VfioDmaRegion`]. `msix.rs`: [`MsixInterrupts`].
-//! * [`testing`]: the fakes of the seams, for tests here and in other crates; `tests.rs`: the
-//!   helpers the modules' unit tests share.
+//! * [`testing`]: the fakes of the seams, for tests here and in other crates;
+//!   [`model_device`]: the seams over a function of the mlx5 model, so the VFIO code brings a
+//!   model VF up end to end; `tests.rs`: the helpers the modules' unit tests share.
 //!
 //! ```no_run
 //! use hac_driver::vfio::VfioDevice;
@@ -57,7 +62,9 @@ mod bdf;
 mod device;
 mod dma;
 mod error;
+mod family;
 mod host;
+pub mod model_device;
 mod msix;
 mod probe;
 mod seams;
@@ -70,8 +77,25 @@ pub use bdf::{Bdf, BdfError};
 pub use device::{PciIds, VfioDevice};
 pub use dma::{DmaStats, HUGE_PAGE, VfioDma, VfioDmaRegion};
 pub use error::VfioError;
+pub use family::{IGBVF_REGISTER_FILE, MLX5_INIT_SEGMENT_MAPPED, SUPPORTED_VFS, VfFamily};
 pub use hac_sys::mmio::BarAccessError;
 pub use hac_sys::{DmaMemory, EventFd, HostDevice, HostIommu, MmioRegion};
 pub use msix::{FiredVectors, MAX_MSIX_VECTORS, MsixInterrupts};
 pub use probe::{HostPaths, HostProbe, SriovRole};
 pub use seams::{DeviceAccess, HostMemory, IommuMapper, MmioWindow};
+
+/// The mlx5 driver on a function opened through VFIO: its register BAR, the container's DMA,
+/// and a clock (the wall clock on hardware, the model's virtual clock over
+/// [`model_device::ModelFunction`]).
+pub type VfioMlx5<D = HostDevice, C = crate::backend::WallClock> = crate::mlx5::Mlx5Device<
+    VfioBar<<D as DeviceAccess>::Window>,
+    VfioDma<<D as DeviceAccess>::Mapper>,
+    C,
+>;
+
+/// The igbvf driver on a function opened through VFIO.
+pub type VfioIgbvf<D = HostDevice, C = crate::backend::WallClock> = crate::vf::VfDriver<
+    VfioBar<<D as DeviceAccess>::Window>,
+    VfioDma<<D as DeviceAccess>::Mapper>,
+    C,
+>;

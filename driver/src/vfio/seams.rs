@@ -9,7 +9,7 @@ use std::sync::Arc;
 use hac_sys::{BarAccessError, EventFd};
 use igb_hw::Iova;
 
-/// A mapped BAR: 32-bit accesses at checked offsets.
+/// A mapped BAR: 32-bit accesses and 64-bit writes at checked offsets.
 pub trait MmioWindow: Send + Sync {
     /// Length in bytes.
     fn len(&self) -> usize;
@@ -21,6 +21,9 @@ pub trait MmioWindow: Send + Sync {
     fn read32(&self, offset: usize) -> Result<u32, BarAccessError>;
     /// Writes the little-endian word at `offset` (4-byte aligned, inside the BAR).
     fn write32(&self, offset: usize, value: u32) -> Result<(), BarAccessError>;
+    /// Writes the 8 bytes at `offset` (8-byte aligned, inside the BAR) as ONE access, `value`
+    /// in bus order (byte 0 least significant): a 64-bit doorbell is never torn.
+    fn write64(&self, offset: usize, value: u64) -> Result<(), BarAccessError>;
 }
 
 /// Host memory that can be mapped for DMA: accessed only by copying, never by reference.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hac_sys::EventFd;
-use hac_sys::mmio::check_bar_offset;
+use hac_sys::mmio::{check_bar_access, check_bar_offset};
 use igb_hw::Iova;
 use igb_hw::pci::{self, header};
 
@@ -71,6 +71,22 @@ impl FakeDeviceConfig {
             iova_ranges: vec![0..0xfee0_0000, 0xfef0_0000..1 << 39],
             iommu_alignment: 4096,
             max_mappings: Some(65535),
+        }
+    }
+}
+
+impl FakeDeviceConfig {
+    /// A ConnectX VF (15B3:101E): one 64-bit BAR0 of 2 MiB (initialization segment, MSI-X
+    /// table, UAR pages), 12 MSI-X vectors, behind the same IOMMU as
+    /// [`FakeDeviceConfig::igbvf_82576`]. Its BAR is plain memory: for a VF that answers, see
+    /// [`super::model_device`].
+    pub fn mlx5_vf() -> FakeDeviceConfig {
+        FakeDeviceConfig {
+            vendor_id: mlx5_hw::pci::VENDOR_MELLANOX,
+            device_id: mlx5_hw::pci::DEVICE_CONNECTX_VF,
+            bar_sizes: [mlx5_hw::pci::VF_BAR0.size, 0, 0, 0, 0, 0],
+            msix_vectors: usize::from(mlx5_hw::pci::msix::VF_TABLE_SIZE),
+            ..FakeDeviceConfig::igbvf_82576()
         }
     }
 }
@@ -302,6 +318,7 @@ impl DeviceAccess for FakeDevice {
 pub struct FakeWindow {
     words: Arc<Vec<AtomicU32>>,
     len: usize,
+    writes64: Arc<AtomicUsize>,
 }
 
 impl FakeWindow {
@@ -310,7 +327,13 @@ impl FakeWindow {
         FakeWindow {
             words: Arc::new((0..len / 4).map(|_| AtomicU32::new(0)).collect()),
             len,
+            writes64: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// 64-bit writes accepted so far (by any clone).
+    pub fn writes64(&self) -> usize {
+        self.writes64.load(Ordering::Relaxed)
     }
 
     /// The word at `offset` as the device sees it, if accessible.
@@ -350,6 +373,23 @@ impl MmioWindow for FakeWindow {
                 len: self.len,
             })?;
         word.store(value, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Two word stores under one check (the fake has no other writer to tear them), logged
+    /// so tests can tell a 64-bit write from two 32-bit ones.
+    fn write64(&self, offset: usize, value: u64) -> Result<(), BarAccessError> {
+        check_bar_access(offset, 8, self.len)?;
+        let (lo, hi) = (offset / 4, offset / 4 + 1);
+        let (Some(l), Some(h)) = (self.words.get(lo), self.words.get(hi)) else {
+            return Err(BarAccessError::OutOfRange {
+                offset,
+                len: self.len,
+            });
+        };
+        l.store(value as u32, Ordering::SeqCst);
+        h.store((value >> 32) as u32, Ordering::SeqCst);
+        self.writes64.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }

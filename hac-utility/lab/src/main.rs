@@ -11,6 +11,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hac_driver::mlx5::EthConfig;
 use hac_driver::vf::VfConfig;
 use hac_driver::vfio::VfioDevice;
 use hac_lab::traffic;
@@ -273,11 +274,12 @@ fn main() -> ExitCode {
                 tx_timeout: std::time::Duration::from_secs(5),
                 ipv4: ip.zip(peer_ip).map(|(a, b)| (a.octets(), b.octets())),
             };
-            let config = VfConfig {
+            let mut config = probe::probe_config(timeout_ms);
+            config.igbvf = VfConfig {
                 fallback_mac: mac,
-                ..probe::vf_config(timeout_ms)
+                ..config.igbvf
             };
-            let out = traffic_vfio(&pci, vf_token.as_deref(), config, &plan);
+            let out = traffic_vfio(&pci, vf_token.as_deref(), &config, &plan);
             let ok = out.probe.ok;
             print_json(&out, ok)
         }
@@ -296,7 +298,7 @@ fn parse_ethertype(s: &str) -> Result<u16, String> {
 fn traffic_vfio(
     bdf: &str,
     token: Option<&str>,
-    config: VfConfig,
+    config: &probe::ProbeConfig,
     plan: &traffic::TrafficPlan,
 ) -> TrafficOutput {
     let start = std::time::Instant::now();
@@ -304,10 +306,56 @@ fn traffic_vfio(
         dst_mac: Some(plan.dst.to_string()),
         ..TrafficOutput::default()
     };
-    let Some((_dev, mut vf)) = probe::open_vfio(bdf, token, config, &mut out.probe) else {
+    let Some((_dev, vf)) = probe::open_vfio(bdf, token, config, &mut out.probe) else {
         return out;
     };
-    match traffic::run(&mut vf, plan) {
+    traffic_on(vf, plan, &mut out);
+    out.probe.elapsed_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+    out
+}
+
+/// Runs the plan on a VF brought up by [`probe::open_device`], whatever its family, then
+/// closes it (mlx5: teardown with every page back).
+fn traffic_on<D: hac_driver::vfio::DeviceAccess, C: hac_driver::backend::Clock>(
+    vf: probe::OpenedVf<D, C>,
+    plan: &traffic::TrafficPlan,
+    out: &mut TrafficOutput,
+) {
+    match vf {
+        probe::OpenedVf::Igbvf(mut vf) => {
+            let result = traffic::run(vf.as_mut(), plan);
+            judge(result, plan, out);
+        }
+        probe::OpenedVf::Mlx5(dev) => match traffic::Mlx5Port::open(dev, EthConfig::default()) {
+            Ok(mut port) => {
+                let result = traffic::run(&mut port, plan);
+                judge(result, plan, out);
+                probe::close(
+                    probe::OpenedVf::<D, C>::Mlx5(port.into_device()),
+                    &mut out.probe,
+                );
+            }
+            Err((dev, e)) => {
+                let mut teardown = ProbeReport::default();
+                probe::close(probe::OpenedVf::<D, C>::Mlx5(dev), &mut teardown);
+                out.probe.ok = false;
+                out.probe.stage = Some("traffic");
+                out.probe.error = Some(match teardown.error {
+                    Some(t) => format!("opening the Ethernet path: {e}; teardown: {t}"),
+                    None => format!("opening the Ethernet path: {e}"),
+                });
+            }
+        },
+    }
+}
+
+/// Puts a traffic result in the output: the counters, and what fell short of the plan.
+fn judge<E: std::fmt::Display>(
+    result: Result<traffic::TrafficReport, E>,
+    plan: &traffic::TrafficPlan,
+    out: &mut TrafficOutput,
+) {
+    match result {
         Ok(t) => {
             let mut problems = Vec::new();
             if !t.tx_completed {
@@ -341,6 +389,4 @@ fn traffic_vfio(
             out.probe.error = Some(e.to_string());
         }
     }
-    out.probe.elapsed_ms = Some(start.elapsed().as_secs_f64() * 1e3);
-    out
 }

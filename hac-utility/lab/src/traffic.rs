@@ -7,10 +7,15 @@
 //!
 //! Time is the driver's [`Clock`]: the wall clock on hardware, virtual time on the model (where
 //! waiting lets the model and its services, such as a peer, run).
+//!
+//! The same plan runs on either family: [`TrafficPort`] is what it needs of a driver (MAC,
+//! send, receive, completions, counters), implemented for the igbvf driver and for the mlx5
+//! driver with its Ethernet path open ([`Mlx5Port`]).
 
 use std::time::Duration;
 
 use hac_driver::backend::{Clock, DmaAllocator, RegisterIo};
+use hac_driver::mlx5::{EthConfig, Mlx5Device, Mlx5Error};
 use hac_driver::vf::VfDriver;
 use igb_hw::MacAddress;
 use igb_hw::frame::{self, EthernetHeader};
@@ -56,7 +61,7 @@ pub struct TrafficReport {
     pub sent: u64,
     /// Whether the hardware completed every queued frame before the TX timeout.
     pub tx_completed: bool,
-    /// TX descriptors still in flight at the end.
+    /// TX descriptors (mlx5: WQE basic blocks) still in flight at the end.
     pub tx_in_flight: u32,
     /// Frames received (any source).
     pub received: u64,
@@ -76,7 +81,8 @@ pub struct TrafficReport {
     pub echo_requests: u64,
     /// Up to 8 received frames, summarised (`src > dst type len`), for diagnostics.
     pub first_frames: Vec<String>,
-    /// VF hardware counters since init (VFGPTC, VFGPRC, …).
+    /// VF counters since init: igbvf's hardware VFGPTC, VFGPRC, …; mlx5: the driver's
+    /// datapath counters (frames and bytes each way; `hw_rx_dropped` 0: not read).
     pub hw_tx_packets: u64,
     /// VFGPRC.
     pub hw_rx_packets: u64,
@@ -241,53 +247,212 @@ fn note_rx(
     }
 }
 
-/// Sends and receives as planned on an initialised VF.
-pub fn run<R: RegisterIo, D: DmaAllocator, C: Clock>(
-    vf: &mut VfDriver<R, D, C>,
-    plan: &TrafficPlan,
-) -> Result<TrafficReport, hac_driver::DriverError> {
+/// Hardware counters of a VF since it was brought up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames the device dropped on receive.
+    pub rx_dropped: u64,
+    /// Receive errors the driver dropped.
+    pub rx_errors: u64,
+}
+
+/// What [`run`] needs of a VF driver.
+pub trait TrafficPort {
+    /// The driver's clock.
+    type Clock: Clock;
+    /// Its errors.
+    type Error: std::fmt::Display + std::fmt::Debug;
+    /// The VF's MAC (the source of every frame).
+    fn port_mac(&self) -> MacAddress;
+    /// The driver's clock.
+    fn port_clock(&self) -> &Self::Clock;
+    /// Queues as many of `frames` as fit; how many.
+    fn send_frames(&mut self, frames: &[bytes::Bytes]) -> Result<usize, Self::Error>;
+    /// Hands up to `max` received frames to `each`; how many.
+    fn recv_frames(&mut self, max: usize, each: &mut dyn FnMut(&[u8])) -> usize;
+    /// Consumes TX completions.
+    fn reclaim_tx(&mut self);
+    /// Transmit slots (descriptors, or mlx5 WQE basic blocks) still owned by the device.
+    fn tx_in_flight(&mut self) -> u32;
+    /// Counters.
+    fn counters(&mut self) -> PortCounters;
+}
+
+impl<R: RegisterIo, D: DmaAllocator, C: Clock> TrafficPort for VfDriver<R, D, C> {
+    type Clock = C;
+    type Error = hac_driver::DriverError;
+    fn port_mac(&self) -> MacAddress {
+        self.mac()
+    }
+    fn port_clock(&self) -> &C {
+        self.clock()
+    }
+    fn send_frames(&mut self, frames: &[bytes::Bytes]) -> Result<usize, Self::Error> {
+        self.send(frames)
+    }
+    fn recv_frames(&mut self, max: usize, each: &mut dyn FnMut(&[u8])) -> usize {
+        self.recv_with_meta(max, |f, _| each(f))
+    }
+    fn reclaim_tx(&mut self) {
+        self.reclaim();
+    }
+    fn tx_in_flight(&mut self) -> u32 {
+        VfDriver::tx_in_flight(self)
+    }
+    fn counters(&mut self) -> PortCounters {
+        let s = self.stats();
+        PortCounters {
+            tx_packets: s.tx_packets,
+            rx_packets: s.rx_packets,
+            tx_bytes: s.tx_bytes,
+            rx_bytes: s.rx_bytes,
+            rx_dropped: s.rx_dropped,
+            rx_errors: s.rx_errors,
+        }
+    }
+}
+
+/// Why [`Mlx5Port::open`] failed, with the device back (to tear it down).
+pub type NotOpened<R, D, C> = (Box<Mlx5Device<R, D, C>>, Mlx5Error);
+
+/// An mlx5 VF with its Ethernet path open, as a [`TrafficPort`]. Receive errors (an error
+/// CQE, which cannot be returned from a receive callback) are counted: `rx_errors` and the
+/// driver's `eth_stats`.
+pub struct Mlx5Port<R: RegisterIo, D: DmaAllocator, C: Clock> {
+    dev: Box<Mlx5Device<R, D, C>>,
+    mac: MacAddress,
+    sq_size: u32,
+    recv_failures: u64,
+}
+
+impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Port<R, D, C> {
+    /// Opens the Ethernet path of a brought-up device (mlx5e's order: vport context, mkey,
+    /// TIS, CQs, SQ, RQ, TIR, NIC RX flow table).
+    pub fn open(
+        mut dev: Box<Mlx5Device<R, D, C>>,
+        config: EthConfig,
+    ) -> Result<Self, NotOpened<R, D, C>> {
+        if let Err(e) = dev.open_eth(config) {
+            return Err((dev, e));
+        }
+        let mac = dev.mac().unwrap_or_default();
+        Ok(Mlx5Port {
+            dev,
+            mac,
+            sq_size: 1 << config.log_sq_size,
+            recv_failures: 0,
+        })
+    }
+
+    /// The driver (to tear it down: [`Mlx5Device::shutdown`] closes the path too).
+    pub fn into_device(self) -> Box<Mlx5Device<R, D, C>> {
+        self.dev
+    }
+
+    /// The driver.
+    pub fn device(&mut self) -> &mut Mlx5Device<R, D, C> {
+        &mut self.dev
+    }
+}
+
+impl<R: RegisterIo, D: DmaAllocator, C: Clock> TrafficPort for Mlx5Port<R, D, C> {
+    type Clock = C;
+    type Error = Mlx5Error;
+    fn port_mac(&self) -> MacAddress {
+        self.mac
+    }
+    fn port_clock(&self) -> &C {
+        self.dev.clock()
+    }
+    fn send_frames(&mut self, frames: &[bytes::Bytes]) -> Result<usize, Mlx5Error> {
+        let refs: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+        self.dev.send(&refs)
+    }
+    fn recv_frames(&mut self, max: usize, each: &mut dyn FnMut(&[u8])) -> usize {
+        match self.dev.recv_with(max, each) {
+            Ok(n) => n,
+            Err(_) => {
+                self.recv_failures += 1;
+                0
+            }
+        }
+    }
+    fn reclaim_tx(&mut self) {
+        if self.dev.reclaim_tx().is_err() {
+            self.recv_failures += 1;
+        }
+    }
+    fn tx_in_flight(&mut self) -> u32 {
+        let free = self.dev.tx_free() as u32;
+        self.sq_size.saturating_sub(free)
+    }
+    fn counters(&mut self) -> PortCounters {
+        let s = self.dev.eth_stats();
+        PortCounters {
+            tx_packets: s.tx_frames,
+            rx_packets: s.rx_frames,
+            tx_bytes: s.tx_bytes,
+            rx_bytes: s.rx_bytes,
+            // The device's drop counter (a queue counter) is not read; truncations are
+            // counted in rx_errors.
+            rx_dropped: 0,
+            rx_errors: s.rx_error_cqes + s.unexpected_cqes + s.rx_truncated + self.recv_failures,
+        }
+    }
+}
+
+/// Sends and receives as planned on an initialised VF (either family).
+pub fn run<P: TrafficPort>(vf: &mut P, plan: &TrafficPlan) -> Result<TrafficReport, P::Error> {
     let mut report = TrafficReport::default();
-    let src = vf.mac();
+    let src = vf.port_mac();
     let mut seen = vec![false; plan.count as usize];
-    let elapsed = |vf: &VfDriver<R, D, C>, t0: u64| vf.clock().now_ns().saturating_sub(t0);
+    let elapsed = |vf: &P, t0: u64| vf.port_clock().now_ns().saturating_sub(t0);
     // Send, in batches as large as the ring takes.
-    let start = vf.clock().now_ns();
+    let start = vf.port_clock().now_ns();
     let tx_timeout = plan.tx_timeout.as_nanos() as u64;
     let frames: Vec<bytes::Bytes> = (0..plan.count)
         .map(|seq| test_frame(plan, src, seq).into())
         .collect();
     let mut next = 0;
     while next < frames.len() {
-        let n = vf.send(&frames[next..])?;
+        let n = vf.send_frames(&frames[next..])?;
         next += n;
         report.sent += n as u64;
         if n == 0 {
             if elapsed(vf, start) > tx_timeout {
                 break;
             }
-            vf.clock().delay_ns(100_000);
+            vf.port_clock().delay_ns(100_000);
         }
         // Keep the RX ring drained while sending.
-        vf.recv_with_meta(64, |f, _| note_rx(&mut report, plan, &mut seen, src, f));
+        vf.recv_frames(64, &mut |f| note_rx(&mut report, plan, &mut seen, src, f));
     }
     loop {
-        vf.reclaim();
+        vf.reclaim_tx();
         if vf.tx_in_flight() == 0 || elapsed(vf, start) >= tx_timeout {
             break;
         }
-        vf.clock().delay_ns(200_000);
-        vf.recv_with_meta(64, |f, _| note_rx(&mut report, plan, &mut seen, src, f));
+        vf.port_clock().delay_ns(200_000);
+        vf.recv_frames(64, &mut |f| note_rx(&mut report, plan, &mut seen, src, f));
     }
     report.tx_in_flight = vf.tx_in_flight();
     report.tx_completed = report.sent == u64::from(plan.count) && report.tx_in_flight == 0;
     report.tx_ms = elapsed(vf, start) as f64 / 1e6;
 
     // Receive.
-    let start = vf.clock().now_ns();
+    let start = vf.port_clock().now_ns();
     let window = plan.rx_window.as_nanos() as u64;
     while elapsed(vf, start) < window {
-        if vf.recv_with_meta(64, |f, _| note_rx(&mut report, plan, &mut seen, src, f)) == 0 {
-            vf.clock().delay_ns(500_000);
+        if vf.recv_frames(64, &mut |f| note_rx(&mut report, plan, &mut seen, src, f)) == 0 {
+            vf.port_clock().delay_ns(500_000);
         }
         if plan.expect_rx > 0 && report.received_from_peer_unicast >= plan.expect_rx {
             break;
@@ -295,7 +460,7 @@ pub fn run<R: RegisterIo, D: DmaAllocator, C: Clock>(
     }
     report.rx_ms = elapsed(vf, start) as f64 / 1e6;
 
-    let s = vf.stats();
+    let s = vf.counters();
     report.hw_tx_packets = s.tx_packets;
     report.hw_rx_packets = s.rx_packets;
     report.hw_tx_bytes = s.tx_bytes;

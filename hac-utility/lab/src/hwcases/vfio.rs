@@ -13,7 +13,7 @@ use hac_driver::mailbox::MailboxConfig;
 use hac_driver::pf::{PfAgent, PfConfig};
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::{MacSource, VfConfig, VfDriver};
-use hac_driver::vfio::{DeviceAccess, HostDevice, VfioBar, VfioDevice, VfioDma};
+use hac_driver::vfio::{DeviceAccess, HostDevice, VfFamily, VfioBar, VfioDevice, VfioDma};
 use igb_hw::regs::{STATUS, pf};
 use igb_hw::{MacAddress, VfIndex};
 use serde::Serialize;
@@ -275,7 +275,20 @@ fn open_vf(
     config: VfConfig,
 ) -> Result<(VfioVf, VfioDevice), (&'static str, String)> {
     let dev = open_device(bdf, token)?;
-    let bar = dev.bar0().map_err(|e| ("open", e.to_string()))?;
+    // These cases speak the igbvf mailbox: any other family is refused by name.
+    match dev.family() {
+        Ok(VfFamily::Igbvf) => {}
+        Ok(other) => {
+            return Err((
+                "family",
+                format!("{bdf} is an {other} VF; this case drives igbvf VFs (82576/I350)"),
+            ));
+        }
+        Err(e) => return Err(("family", e.to_string())),
+    }
+    let bar = dev
+        .register_bar(VfFamily::Igbvf)
+        .map_err(|e| ("open", e.to_string()))?;
     let vf = VfDriver::new(bar, dev.dma(), WallClock::default(), config)
         .map_err(|e| ("init", format!("{bdf}: {e}")))?;
     Ok((vf, dev))

@@ -195,6 +195,7 @@ const LAYERS: &[(&str, Option<&[&str]>)] = &[
             "igb-hw",
             "adapter-core",
             "igb-model",
+            "mlx5-hw",
             "mlx5-model",
             "hac-driver",
             "hac-control",

@@ -4,12 +4,22 @@
 
 use hac_utility::engine::{self, Outcome};
 use hac_utility::report;
-use hac_utility::scenario::{Event, Scenario};
+use hac_utility::scenario::{Event, Family, Scenario};
 use igb_model::PcapSink;
 
 #[test]
 fn demo_scenario_report_is_consistent() {
+    report_is_consistent(Family::Igb);
+}
+
+#[test]
+fn demo_scenario_report_is_consistent_on_mlx5() {
+    report_is_consistent(Family::Mlx5);
+}
+
+fn report_is_consistent(family: Family) {
     let mut s = Scenario::demo(120);
+    s.family = family;
     s.event.push(Event {
         at_ms: 51.0,
         kind: "abort".into(),
@@ -20,7 +30,11 @@ fn demo_scenario_report_is_consistent() {
         kind: "backup_lost".into(),
         vf: 1,
     });
-    let dir = std::env::temp_dir().join(format!("hac-engine-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "hac-engine-{}-{}",
+        family.as_str(),
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = PcapSink::new(std::io::BufWriter::new(
         std::fs::File::create(dir.join("wire.pcap")).unwrap(),

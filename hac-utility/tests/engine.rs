@@ -1,6 +1,6 @@
 //! The engine on a short scenario: output commit holds frame by frame, and the report files are
 //! consistent with each other (csv totals = report totals = pcap frame count).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hac_utility::engine::{self, Outcome};
 use hac_utility::report;

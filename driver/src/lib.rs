@@ -31,6 +31,7 @@
 pub mod backend;
 pub mod error;
 pub mod hac;
+pub mod inproc;
 pub mod iova;
 pub mod mailbox;
 pub mod mlx5;

@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use igb_hw::{Iova, RegisterOffset, VfIndex};
 use igb_model::{DmaTarget, FunctionId, Nic, NicConfig, SharedMemory};
 
-use crate::backend::{Clock, DmaAllocator, DmaError, DmaRegion, RegisterIo};
+use crate::backend::{Clock, DmaAllocator, DmaError, RegisterIo};
+/// Where the model backend starts handing out IOVAs for each function.
+pub use crate::inproc::IOVA_START;
+use crate::inproc::{InProcessMapper, InProcessRegion, IovaSpace};
 
 /// Something that runs whenever a driver on the model waits (e.g. the PF agent's poll).
 pub type Service = Box<dyn FnMut() + Send>;
@@ -19,12 +22,8 @@ pub type Service = Box<dyn FnMut() + Send>;
 pub struct Model {
     nic: Arc<Mutex<Nic>>,
     services: Arc<Mutex<Vec<Service>>>,
-    next_iova: Arc<Mutex<[u64; 9]>>,
+    iova: IovaSpace,
 }
-
-/// Where the model backend starts handing out IOVAs for each function.
-pub const IOVA_START: u64 = 0x1_0000_0000;
-const PAGE: usize = 4096;
 
 impl Model {
     /// A new model device.
@@ -37,7 +36,7 @@ impl Model {
         Model {
             nic: Arc::new(Mutex::new(nic)),
             services: Arc::new(Mutex::new(Vec::new())),
-            next_iova: Arc::new(Mutex::new([IOVA_START; 9])),
+            iova: IovaSpace::default(),
         }
     }
 
@@ -121,88 +120,29 @@ pub struct ModelDma {
 }
 
 /// A region of [`SharedMemory`] mapped into a function's IOMMU; unmapped on drop.
-pub struct ModelRegion {
-    model: Model,
-    function: FunctionId,
-    mem: Arc<SharedMemory>,
-    iova: Iova,
-    len: usize,
+pub type ModelRegion = InProcessRegion<ModelDma>;
+
+impl InProcessMapper for ModelDma {
+    fn map(&self, iova: Iova, mem: Arc<SharedMemory>) -> Result<(), String> {
+        let len = DmaTarget::len(&*mem);
+        self.model
+            .nic()
+            .dma_map(self.function, iova, len, mem, 0)
+            .map_err(|e| e.to_string())
+    }
+    fn unmap(&self, iova: Iova) {
+        let _ = self.model.nic().dma_unmap(self.function, iova);
+    }
+    fn slot(&self) -> usize {
+        Model::slot(self.function)
+    }
 }
 
 impl DmaAllocator for ModelDma {
     type Region = ModelRegion;
 
     fn allocate(&self, len: usize) -> Result<ModelRegion, DmaError> {
-        if len == 0 {
-            return Err(DmaError::ZeroLength);
-        }
-        let len = len.div_ceil(PAGE) * PAGE;
-        let iova = {
-            let mut next = self
-                .model
-                .next_iova
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let slot = &mut next[Model::slot(self.function)];
-            let iova = *slot;
-            *slot = slot
-                .checked_add(len as u64)
-                .ok_or(DmaError::IovaExhausted(len))?;
-            Iova(iova)
-        };
-        let mem = SharedMemory::new(len);
-        self.model
-            .nic()
-            .dma_map(self.function, iova, len as u64, mem.clone(), 0)
-            .map_err(|e| DmaError::Map {
-                iova,
-                len,
-                reason: e.to_string(),
-            })?;
-        Ok(ModelRegion {
-            model: self.model.clone(),
-            function: self.function,
-            mem,
-            iova,
-            len,
-        })
-    }
-}
-
-impl DmaRegion for ModelRegion {
-    fn iova(&self) -> Iova {
-        self.iova
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        if !self.mem.read_checked(offset as u64, buf) {
-            buf.fill(0);
-        }
-    }
-    fn write(&self, offset: usize, data: &[u8]) {
-        let end = offset.saturating_add(data.len()).min(self.len);
-        if offset < end {
-            self.mem.write(offset as u64, &data[..end - offset]);
-        }
-    }
-}
-
-impl Drop for ModelRegion {
-    fn drop(&mut self) {
-        let _ = self.model.nic().dma_unmap(self.function, self.iova);
-    }
-}
-
-impl ModelRegion {
-    /// The memory behind the region (for tests that inspect what the device wrote).
-    pub fn memory(&self) -> &Arc<SharedMemory> {
-        &self.mem
-    }
-    /// Its length as the model sees it.
-    pub fn target_len(&self) -> u64 {
-        self.mem.len()
+        self.model.iova.allocate(self, len)
     }
 }
 

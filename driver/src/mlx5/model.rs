@@ -18,17 +18,16 @@ use hw_common::Iova;
 use igb_hw::RegisterOffset;
 use mlx5_model::{FunctionId, Mlx5Config, Mlx5Nic};
 
-use crate::backend::{Clock, DmaAllocator, DmaError, DmaRegion, RegisterIo};
-
+use crate::backend::{Clock, DmaAllocator, DmaError, RegisterIo};
 /// Where the backend starts handing out IOVAs (each function has its own IOMMU).
-pub const IOVA_START: u64 = 0x1_0000_0000;
-const PAGE: usize = 4096;
+pub use crate::inproc::IOVA_START;
+use crate::inproc::{InProcessMapper, InProcessRegion, IovaSpace};
 
 /// An mlx5 model shared by the drivers of its functions in this process.
 #[derive(Clone)]
 pub struct Mlx5Model {
     nic: Arc<Mutex<Mlx5Nic>>,
-    next_iova: Arc<Mutex<Vec<u64>>>,
+    iova: IovaSpace,
 }
 
 impl Mlx5Model {
@@ -41,7 +40,7 @@ impl Mlx5Model {
     pub fn from_nic(nic: Mlx5Nic) -> Mlx5Model {
         Mlx5Model {
             nic: Arc::new(Mutex::new(nic)),
-            next_iova: Arc::new(Mutex::new(Vec::new())),
+            iova: IovaSpace::default(),
         }
     }
 
@@ -137,80 +136,29 @@ pub struct Mlx5ModelDma {
 }
 
 /// A region of [`SharedMemory`] mapped into a function's IOMMU; unmapped on drop.
-pub struct Mlx5ModelRegion {
-    model: Mlx5Model,
-    function: FunctionId,
-    mem: Arc<SharedMemory>,
-    iova: Iova,
-    len: usize,
+pub type Mlx5ModelRegion = InProcessRegion<Mlx5ModelDma>;
+
+impl InProcessMapper for Mlx5ModelDma {
+    fn map(&self, iova: Iova, mem: Arc<SharedMemory>) -> Result<(), String> {
+        let len = adapter_core::memory::DmaTarget::len(&*mem);
+        self.model
+            .nic()
+            .dma_map(self.function, iova, len, mem, 0)
+            .map_err(|e| e.to_string())
+    }
+    fn unmap(&self, iova: Iova) {
+        let _ = self.model.nic().dma_unmap(self.function, iova);
+    }
+    fn slot(&self) -> usize {
+        Mlx5Model::slot(self.function)
+    }
 }
 
 impl DmaAllocator for Mlx5ModelDma {
     type Region = Mlx5ModelRegion;
 
     fn allocate(&self, len: usize) -> Result<Mlx5ModelRegion, DmaError> {
-        if len == 0 {
-            return Err(DmaError::ZeroLength);
-        }
-        let len = len.div_ceil(PAGE) * PAGE;
-        let iova = {
-            let mut next = self
-                .model
-                .next_iova
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let slot = Mlx5Model::slot(self.function);
-            if next.len() <= slot {
-                next.resize(slot + 1, IOVA_START);
-            }
-            let iova = next[slot];
-            next[slot] = iova
-                .checked_add(len as u64)
-                .ok_or(DmaError::IovaExhausted(len))?;
-            Iova(iova)
-        };
-        let mem = SharedMemory::new(len);
-        self.model
-            .nic()
-            .dma_map(self.function, iova, len as u64, mem.clone(), 0)
-            .map_err(|e| DmaError::Map {
-                iova,
-                len,
-                reason: e.to_string(),
-            })?;
-        Ok(Mlx5ModelRegion {
-            model: self.model.clone(),
-            function: self.function,
-            mem,
-            iova,
-            len,
-        })
-    }
-}
-
-impl DmaRegion for Mlx5ModelRegion {
-    fn iova(&self) -> Iova {
-        self.iova
-    }
-    fn len(&self) -> usize {
-        self.len
-    }
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        if !self.mem.read_checked(offset as u64, buf) {
-            buf.fill(0);
-        }
-    }
-    fn write(&self, offset: usize, data: &[u8]) {
-        let end = offset.saturating_add(data.len()).min(self.len);
-        if offset < end {
-            let _ = self.mem.write_checked(offset as u64, &data[..end - offset]);
-        }
-    }
-}
-
-impl Drop for Mlx5ModelRegion {
-    fn drop(&mut self) {
-        let _ = self.model.nic().dma_unmap(self.function, self.iova);
+        self.model.iova.allocate(self, len)
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! Only the E-Switch manager (the PF) may issue them: a VF is refused BAD_PARAM
 //! `NOT_ESWITCH_MANAGER`. Every other malformed case is refused with its own syndrome
-//! ([`qos_syndrome`]) and counted (the command error counters and
+//! ([`qos_syndrome`]) and counted (the command error counters; past the length checks also
 //! `QosCounters::commands_refused`); a refused command changes nothing.
 
 use mlx5_hw::cmd::{CommandStatus, InputHeader};

@@ -19,7 +19,11 @@
 //! 4. wire-bound frames go through the HAC egress stage (`adapter_core::egress`, per-vport
 //!    FIFO, epochs when v is checkpointing). A full FIFO refuses the frame *before* anything
 //!    is delivered: [`TxVerdict::Backpressure`], the send queue keeps it and retries when
-//!    [`Mlx5Nic::service_queues`] is called.
+//!    [`Mlx5Nic::service_queues`] is called;
+//! 5. E-Switch QoS (`crate::qos`), last, for wire-bound frames of a vport with a scheduling
+//!    element: over its rate, or not its share turn, the frame is refused the same way
+//!    (`Backpressure`); `run_wire_until` services the send queues when a rate limiter
+//!    refills, and whenever a scheduled frame leaves the stage.
 //!
 //! Frames switched locally (VF to VF) are not held by HAC — they do not leave the host — the
 //! same choice as the 82576 model, so the HAC contract (docs/hac.md) is the same.

@@ -2,17 +2,23 @@
 //! min_tx_rate m` done the way Linux `mlx5_core` `esw/qos.c` does it in legacy mode, through
 //! the scheduling-element commands (`mlx5_hw::commands::eswitch`):
 //!
-//! * the QoS capability page must offer `esw_scheduling` (and `esw_rate_limit` for a max
-//!   rate, `esw_bw_share` with a `max_tsar_bw_share` of at least 1 for a min rate);
+//! * the QoS capability page must offer `esw_scheduling`, TSAR and VPORT elements and DWRR
+//!   TSARs (and `esw_rate_limit` for a max rate, `esw_bw_share` with a `max_tsar_bw_share`
+//!   of at least 1 for a min rate);
 //! * the root DWRR TSAR (E_SWITCH hierarchy) is created on first use, one VPORT element per
 //!   rate-controlled VF below it, with `max_average_bw` = max rate (Mbit/s, 0: none) and a
 //!   `bw_share` from the min rates;
 //! * `bw_share` is normalised over every VF with an element, as Linux does: divider =
 //!   max(largest min rate / `max_tsar_bw_share`, 1), a VF's share = min(max(⌈min rate /
 //!   divider⌉, 1), `max_tsar_bw_share`); all 0 while no VF has a min rate;
-//! * a change is MODIFY_SCHEDULING_ELEMENT with only the changed fields in the bitmask
-//!   (bit 0 `bw_share`, bit 1 `max_average_bw`); when a VF's max and min rates are both back
-//!   to 0 its element is destroyed, and the root with the last one.
+//! * a change is MODIFY_SCHEDULING_ELEMENT with both fields and both bitmask bits (0
+//!   `bw_share`, 1 `max_average_bw`), as Linux `esw_qos_tsar_config` sends it; when a VF's
+//!   max and min rates are both back to 0 its element is destroyed, and the root with the
+//!   last one (Linux keeps a 0/0 element until the vport is disabled; destroying it gives
+//!   the same scheduling and leaves no element behind).
+//!
+//! Linux first creates the element with 0/0 and then modifies it; here it is created with
+//! its values at once (the same end state, one command less).
 //!
 //! The state here is what the device accepted: a refused command leaves it as it was before
 //! that command. Errors: [`QosError`].
@@ -122,6 +128,13 @@ impl EswQos {
         if !q.esw_scheduling() {
             return Err(QosError::Unsupported("esw_scheduling"));
         }
+        let types = q.esw_element_type();
+        if types & (1 << element_type::TSAR) == 0 || types & (1 << element_type::VPORT) == 0 {
+            return Err(QosError::Unsupported("esw_element_type TSAR and VPORT"));
+        }
+        if q.esw_tsar_type() & (1 << tsar_type::DWRR) == 0 {
+            return Err(QosError::Unsupported("esw_tsar_type DWRR"));
+        }
         Ok(EswQos {
             caps: Caps {
                 rate_limit: q.esw_rate_limit(),
@@ -217,15 +230,8 @@ impl EswQos {
                 );
             }
             Some(q) => {
-                let mut mask = 0;
-                if q.max_rate != max_mbps {
-                    mask |= modify_scheduling_bitmask::MAX_AVERAGE_BW;
-                }
-                if q.bw_share != my_share {
-                    mask |= modify_scheduling_bitmask::BW_SHARE;
-                }
-                if mask != 0 {
-                    self.modify(pf, q.element, mask, my_share, max_mbps)?;
+                if q.max_rate != max_mbps || q.bw_share != my_share {
+                    self.modify(pf, q.element, my_share, max_mbps)?;
                 }
                 self.vfs.insert(
                     vf,
@@ -273,7 +279,7 @@ impl EswQos {
             .filter(|(_, q, s)| q.bw_share != *s)
             .collect();
         for (n, q, s) in changes {
-            self.modify(pf, q.element, modify_scheduling_bitmask::BW_SHARE, s, 0)?;
+            self.modify(pf, q.element, s, q.max_rate)?;
             if let Some(v) = self.vfs.get_mut(&n) {
                 v.bw_share = s;
             }
@@ -316,10 +322,11 @@ impl EswQos {
         &mut self,
         pf: &mut Mlx5Device<R, D, C>,
         id: u32,
-        mask: u32,
         bw_share: u32,
         max_bw: u32,
     ) -> Result<(), QosError> {
+        // Both fields every time, as Linux `esw_qos_tsar_config` sends them.
+        let mask = modify_scheduling_bitmask::BW_SHARE | modify_scheduling_bitmask::MAX_AVERAGE_BW;
         let m = input!(
             ModifySchedulingElementIn,
             ModifySchedulingElementIn::<&[u8]>::LEN,
@@ -416,7 +423,7 @@ mod tests {
                 (Some(2), root, 100, 0)
             ]
         );
-        // VF 0: max 2000, min 250 → share ⌈250 / 5⌉ = 50 (one MODIFY, both bits).
+        // VF 0: max 2000, min 250 → share ⌈250 / 5⌉ = 50 (one MODIFY).
         q.set_vf_rate(&mut pf, 0, 2000, 250).unwrap();
         assert_eq!(q.vf(0).map(|v| (v.bw_share, v.max_rate)), Some((50, 2000)));
         assert_eq!(tree(&model)[1], (Some(1), root, 50, 2000));

@@ -20,6 +20,7 @@ use mlx5_hw::wqe::{DataSegRepr, SendDataSeg};
 use mlx5_model::testing::queues::{DriverSq, send_wqe};
 use mlx5_model::testing::{CmdDriver, CmdError, Output, input, switch_device};
 use mlx5_model::{FunctionId, Mlx5Nic, syndrome};
+use proptest::prelude::*;
 
 const PF: FunctionId = FunctionId::Pf;
 const VF0: FunctionId = FunctionId::Vf(0);
@@ -593,4 +594,166 @@ fn a_checkpointing_vf_under_the_extension_keeps_strict_priority() {
         first, 50,
         "the released frames first (strict priority, guard 0)"
     );
+}
+
+// ----- random command sequences -----------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Op {
+    Create {
+        vf_issues: bool,
+        hier: u8,
+        ty: u8,
+        tsar: u8,
+        vport: u16,
+        parent: u32,
+        share: u32,
+        max_bw: u32,
+    },
+    Modify {
+        vf_issues: bool,
+        id: u32,
+        mask: u32,
+        share: u32,
+        max_bw: u32,
+    },
+    Query {
+        id: u32,
+    },
+    Destroy {
+        vf_issues: bool,
+        id: u32,
+    },
+    Send {
+        vf: u16,
+        n: usize,
+    },
+    Advance {
+        us: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let small = prop_oneof![0u32..4, Just(100), Just(101), any::<u32>()];
+    prop_oneof![
+        (
+            any::<bool>(),
+            prop_oneof![Just(2u8), Just(3), any::<u8>()],
+            0u8..5,
+            0u8..4,
+            0u16..4,
+            0u32..5,
+            small.clone(),
+            prop_oneof![Just(0u32), 1u32..20_000, any::<u32>()],
+        )
+            .prop_map(
+                |(vf_issues, hier, ty, tsar, vport, parent, share, max_bw)| {
+                    Op::Create {
+                        vf_issues,
+                        hier,
+                        ty,
+                        tsar,
+                        vport,
+                        parent,
+                        share,
+                        max_bw,
+                    }
+                }
+            ),
+        (any::<bool>(), 0u32..5, 0u32..8, small, 0u32..20_000).prop_map(
+            |(vf_issues, id, mask, share, max_bw)| Op::Modify {
+                vf_issues,
+                id,
+                mask,
+                share,
+                max_bw,
+            }
+        ),
+        (0u32..5).prop_map(|id| Op::Query { id }),
+        (any::<bool>(), 0u32..5).prop_map(|(vf_issues, id)| Op::Destroy { vf_issues, id }),
+        (0u16..2, 1usize..40).prop_map(|(vf, n)| Op::Send { vf, n }),
+        (1u64..500).prop_map(|us| Op::Advance { us }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any sequence of scheduling commands (from the PF, or from a hostile VF) with traffic in
+    /// between: every command gets a status, a VF changes nothing, the tree stays a root TSAR
+    /// with at most one element per vport below it, and no frame a send queue offered is lost.
+    #[test]
+    fn random_scheduling_commands_keep_the_tree_sound(ops in proptest::collection::vec(op(), 1..40)) {
+        let (mut nic, mut pf, v0, v1) = setup();
+        let mut senders = [Sender::new(&mut nic, v0, 0x10), Sender::new(&mut nic, v1, 0x11)];
+        let mut posted = [0usize; 2];
+        let mut on_wire = [0usize; 2];
+        for op in ops {
+            let before: Vec<_> = nic.qos().elements().map(|(i, e)| (i, *e)).collect();
+            let (vf_issued, o) = match op {
+                Op::Create { vf_issues, hier, ty, tsar, vport, parent, share, max_bw } => {
+                    let m = create(hier, ty, (tsar, vport), parent, share, max_bw);
+                    let d = if vf_issues { &mut senders[1].d } else { &mut pf };
+                    (vf_issues, d.exec(&mut nic, &m, 0x40))
+                }
+                Op::Modify { vf_issues, id, mask, share, max_bw } => {
+                    let d = if vf_issues { &mut senders[1].d } else { &mut pf };
+                    (vf_issues, d.exec(&mut nic, &modify(id, mask, share, max_bw), 0x10))
+                }
+                Op::Query { id } => (false, pf.exec(&mut nic, &query(id), 0x80)),
+                Op::Destroy { vf_issues, id } => {
+                    let d = if vf_issues { &mut senders[1].d } else { &mut pf };
+                    (vf_issues, d.exec(&mut nic, &destroy(id), 0x10))
+                }
+                Op::Send { vf, n } => {
+                    let k = usize::from(vf);
+                    if posted[k] + n <= 1500 {
+                        senders[k].post(&mut nic, n);
+                        posted[k] += n;
+                    }
+                    continue;
+                }
+                Op::Advance { us } => {
+                    let t = nic.now() + us * 1000;
+                    nic.advance_to(t);
+                    for r in nic.take_wire_capture() {
+                        on_wire[usize::from(r.data[11] == 0x11)] += 1;
+                    }
+                    continue;
+                }
+            };
+            let o = o.unwrap();
+            if vf_issued {
+                prop_assert_eq!(o.status, CommandStatus::BadParam);
+                prop_assert_eq!(o.syndrome, syndrome::NOT_ESWITCH_MANAGER);
+            }
+            if o.status != CommandStatus::Ok {
+                let after: Vec<_> = nic.qos().elements().map(|(i, e)| (i, *e)).collect();
+                prop_assert_eq!(before, after, "a refused command changes nothing");
+            }
+            // The tree: at most one TSAR, parents are TSARs, one element per vport.
+            let q = nic.qos();
+            let tsars = q.elements().filter(|(_, e)| e.kind == mlx5_model::qos::ElementKind::Tsar).count();
+            prop_assert!(tsars <= 1);
+            let mut vports = std::collections::BTreeSet::new();
+            for (_, e) in q.elements() {
+                if let mlx5_model::qos::ElementKind::Vport(v) = e.kind {
+                    prop_assert!(q.is_tsar(e.parent));
+                    prop_assert!(vports.insert(v));
+                    prop_assert!(e.bw_share <= 100);
+                }
+            }
+        }
+        // Lift every limit and let the queues drain: every frame posted reaches the wire.
+        let ids: Vec<u32> = nic.qos().elements().map(|(i, _)| i).collect();
+        for id in ids {
+            let _ = pf.exec(&mut nic, &modify(id, bit::MAX_AVERAGE_BW, 0, 0), 0x10);
+        }
+        let t = nic.now() + 50_000_000;
+        nic.advance_to(t);
+        for r in nic.take_wire_capture() {
+            on_wire[usize::from(r.data[11] == 0x11)] += 1;
+        }
+        prop_assert_eq!(on_wire, posted);
+    }
 }

@@ -368,7 +368,11 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5Device<R, D, C> {
         )
     }
 
-    fn query_cap(&mut self, cap_type: CapType, mode: CapMode) -> Result<Vec<u8>, Mlx5Error> {
+    pub(crate) fn query_cap(
+        &mut self,
+        cap_type: CapType,
+        mode: CapMode,
+    ) -> Result<Vec<u8>, Mlx5Error> {
         let op_mod = CapOpMod::new(cap_type, mode).query_op_mod();
         let o = self.exec(&input!(QueryHcaCapIn, op_mod), CAP_MESSAGE_OFFSET + CAP_LEN)?;
         Ok(o[CAP_MESSAGE_OFFSET..].to_vec())

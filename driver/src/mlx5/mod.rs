@@ -23,6 +23,9 @@
 //!   (adapters with the extension).
 //! * [`softhac`]: [`Mlx5SoftHac`] — the HAC contract in the driver for VFs without the
 //!   extension: held send WQEs beyond the doorbell record, rung over committed epochs.
+//! * [`qos`]: [`EswQos`] — the PF's E-Switch QoS for its VFs (max and min rates as Linux
+//!   `esw/qos.c` sets them: a root DWRR TSAR, one VPORT element per VF, `bw_share` from the
+//!   min rates).
 //! * [`phy`]: a `smoltcp::phy::Device` over an open device.
 //! * [`model`]: the in-process backend over [`mlx5_model::Mlx5Nic`].
 //!
@@ -37,6 +40,7 @@ pub mod iseg;
 pub mod model;
 pub mod pages;
 pub mod phy;
+pub mod qos;
 pub mod queues;
 pub mod softhac;
 
@@ -44,4 +48,5 @@ pub use device::{Mlx5Config, Mlx5Device};
 pub use error::{HealthReport, Mlx5Error};
 pub use eth::{EthConfig, EthStats};
 pub use hac::Mlx5AdapterHac;
+pub use qos::{EswQos, QosError, VfQos};
 pub use softhac::{Mlx5SoftHac, Mlx5SoftPort};

@@ -53,6 +53,7 @@ pub fn general_max(is_vf: bool) -> Vec<u8> {
         g.set_max_num_eqs(16);
         g.set_num_of_uars_per_page(1);
         g.set_nic_flow_table(true);
+        g.set_qos(!is_vf);
     }
     page
 }
@@ -90,6 +91,26 @@ pub fn flow_table() -> Vec<u8> {
     };
     if let Ok(mut v) = FlowTableCaps::new_checked(&mut page[..]) {
         rx.emit(&mut v.nic_rx_mut());
+    }
+    page
+}
+
+/// The QoS page (capability type 0xC, the PF only; max and current are the same): E-Switch
+/// scheduling with rate limits and bandwidth shares, one root DWRR TSAR with VPORT elements
+/// below it (`log_esw_max_sched_depth` 0: no group TSARs), `bw_share` up to
+/// [`MAX_TSAR_BW_SHARE`](crate::qos::MAX_TSAR_BW_SHARE). No packet pacing, no NIC (SQ)
+/// scheduling.
+pub fn qos() -> Vec<u8> {
+    use mlx5_hw::caps::QosCaps;
+    use mlx5_hw::commands::eswitch::{element_type, tsar_type};
+    let mut page = vec![0u8; CAP_LEN];
+    if let Ok(mut q) = QosCaps::new_checked(&mut page[..]) {
+        q.set_esw_scheduling(true);
+        q.set_esw_bw_share(true);
+        q.set_esw_rate_limit(true);
+        q.set_esw_element_type((1 << element_type::TSAR) | (1 << element_type::VPORT));
+        q.set_esw_tsar_type(1 << tsar_type::DWRR);
+        q.set_max_tsar_bw_share(crate::qos::MAX_TSAR_BW_SHARE);
     }
     page
 }
@@ -170,6 +191,21 @@ mod tests {
         let e = ethernet();
         let e = EthernetCaps::new_checked(&e[..]).unwrap();
         assert!(!e.lro_cap() && !e.tunnel_stateless_vxlan() && e.csum_cap());
+        assert!(!g.qos(), "a VF schedules nothing");
+        let p = general_max(false);
+        assert!(GeneralCaps::new_checked(&p[..]).unwrap().qos());
+    }
+
+    #[test]
+    fn the_qos_page_offers_what_the_e_switch_does() {
+        use mlx5_hw::caps::QosCaps;
+        let p = qos();
+        let q = QosCaps::new_checked(&p[..]).unwrap();
+        assert!(q.esw_scheduling() && q.esw_bw_share() && q.esw_rate_limit());
+        assert!(!q.packet_pacing() && !q.nic_sq_scheduling());
+        assert_eq!((q.esw_element_type(), q.esw_tsar_type()), (0b11, 0b1));
+        assert_eq!(q.log_esw_max_sched_depth(), 0);
+        assert_eq!(q.max_tsar_bw_share(), 100);
     }
 
     #[test]

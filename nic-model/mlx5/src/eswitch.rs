@@ -256,6 +256,8 @@ pub struct Eswitch {
     /// Vports whose operational state a command changed: their functions hear of it (a
     /// PORT_CHANGE event) once the command has completed.
     pub(crate) link_changes: Vec<usize>,
+    /// QoS: scheduling elements, rate limiters, share scheduling (`crate::qos`).
+    pub(crate) qos: crate::qos::Qos,
     /// The PF's permanent MAC (restored on a PF reset).
     pf_mac: MacAddress,
     line_rate: LineRate,
@@ -285,6 +287,7 @@ impl Eswitch {
             room_freed: false,
             deliveries: None,
             link_changes: Vec::new(),
+            qos: crate::qos::Qos::default(),
             pf_mac,
             line_rate,
             capture,
@@ -303,6 +306,7 @@ impl Eswitch {
         self.vport_counters = fresh.vport_counters;
         self.egress = fresh.egress;
         self.link_changes.clear();
+        self.qos.reset();
         self.counters.egress_flushed_on_reset += dropped;
         self.room_freed = true;
     }
@@ -352,6 +356,22 @@ impl Eswitch {
     pub(crate) fn next_wire_start(&self) -> Option<SimTime> {
         let ready = self.egress.earliest_ready()?;
         Some(ready.max(self.wire.busy_until()))
+    }
+
+    /// True when a frame of a share-scheduled vport is eligible in the egress stage (the QoS
+    /// scheduler admits them one at a time; `crate::qos`).
+    pub(crate) fn qos_stage_busy(&self) -> bool {
+        self.qos.elements().any(|(_, e)| match e.kind {
+            crate::qos::ElementKind::Vport(v) => Eswitch::core_vport(usize::from(v))
+                .is_some_and(|p| !self.hac_checkpointing(p) && self.egress.occupancy(p).0 > 0),
+            crate::qos::ElementKind::Tsar => false,
+        })
+    }
+
+    /// True when vport `p` is checkpointing under the HAC extension (its frames keep the
+    /// stage's strict priority and skip the share scheduler).
+    pub(crate) fn hac_checkpointing(&self, p: CoreVport) -> bool {
+        self.egress.hac_enabled() && self.egress.tagged(p)
     }
 
     /// Takes the frames captured on the wire.

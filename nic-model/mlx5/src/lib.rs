@@ -40,6 +40,11 @@
 //!   the wire, the adapter core's HAC egress stage and wire port (unchanged, as the 82576
 //!   model uses them) with OUR HAC vendor commands for the PF, [`Mlx5Nic::wire_receive`], and
 //!   `adapter_core::hac::Hac` implemented on [`Mlx5Nic`].
+//! * E-Switch QoS ([`qos`]): the scheduling elements of the E_SWITCH hierarchy (a root DWRR
+//!   TSAR, VPORT elements with `bw_share` and `max_average_bw`) behind the QoS capability
+//!   page and CREATE/MODIFY/QUERY/DESTROY_SCHEDULING_ELEMENT, enforced on wire-bound frames
+//!   at E-Switch ingress (rate limits in virtual time, weighted sharing of the wire) without
+//!   changing the adapter core's egress stage.
 //!
 //! The hardware facts (offsets, layouts, opcodes, statuses) come from `mlx5-hw` only. The
 //! crate depends on `mlx5-hw`, `adapter-core` and `hw-common`, nothing else of the workspace.
@@ -62,6 +67,7 @@ pub mod mkey;
 pub mod msix;
 mod nic;
 pub mod packet;
+pub mod qos;
 pub mod steering;
 #[cfg(feature = "test-utils")]
 pub mod testing;

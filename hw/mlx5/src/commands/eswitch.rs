@@ -160,6 +160,29 @@ layout! {
     output struct DestroySchedulingElementOut(OUT_LEN_16) {}
 }
 
+layout! {
+    /// QUERY_SCHEDULING_ELEMENT input.
+    input(Opcode::QuerySchedulingElement) struct QuerySchedulingElementIn(0x40) {
+        /// Hierarchy.
+        scheduling_hierarchy, set_scheduling_hierarchy: u8 = Field::at(0x08, 31, 24);
+        /// The element.
+        scheduling_element_id, set_scheduling_element_id: u32 = Field::dword(0x0C);
+    }
+}
+
+layout! {
+    /// QUERY_SCHEDULING_ELEMENT output (0x80 bytes): the element's context at
+    /// [`CONTEXT_OFFSET`].
+    output struct QuerySchedulingElementOut(0x80) {}
+}
+nested!(
+    QuerySchedulingElementOut,
+    scheduling_context,
+    scheduling_context_mut,
+    SchedulingContext,
+    CONTEXT_OFFSET
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -213,5 +236,25 @@ mod tests {
             .unwrap()
             .set_scheduling_element_id(9);
         assert_eq!(&o[0x10..0x14], &[0, 0, 0, 9]);
+    }
+
+    #[test]
+    fn query_carries_the_context_where_create_does() {
+        let mut b = [0u8; 0x40];
+        let mut q = QuerySchedulingElementIn::new_checked(&mut b[..]).unwrap();
+        q.set_header(0);
+        q.set_scheduling_hierarchy(scheduling_hierarchy::E_SWITCH);
+        q.set_scheduling_element_id(3);
+        assert_eq!(
+            &b[..0x10],
+            &[0x07, 0x84, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 3]
+        );
+        let mut o = [0u8; 0x80];
+        QuerySchedulingElementOut::new_checked(&mut o[..])
+            .unwrap()
+            .scheduling_context_mut()
+            .set_max_average_bw(100);
+        assert_eq!(&o[0x38..0x3C], &[0, 0, 0, 100]);
+        assert!(QuerySchedulingElementOut::new_checked(&o[..0x7F]).is_err());
     }
 }

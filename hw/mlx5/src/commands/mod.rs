@@ -171,6 +171,7 @@ command_table! {
         eswitch::CreateSchedulingElementIn, CreateSchedulingElementOut;
         eswitch::ModifySchedulingElementIn, ModifySchedulingElementOut;
         eswitch::DestroySchedulingElementIn, DestroySchedulingElementOut;
+        eswitch::QuerySchedulingElementIn, QuerySchedulingElementOut;
         hac::HacSetControlIn, HacSetControlOut;
         hac::HacSetTaggedIn, HacSetTaggedOut;
         hac::HacOpenEpochIn, HacOpenEpochOut;

@@ -60,6 +60,7 @@ use crate::eswitch::Eswitch;
 use crate::function::FunctionId;
 
 mod hac_commands;
+mod qos_commands;
 mod vport_commands;
 use crate::hw::{CapMode, CapOpMod, CapType};
 
@@ -202,6 +203,7 @@ pub mod syndrome {
     /// An mkey other than a physical-address key with local rights (MTT/KLM/KSM modes,
     /// remote or atomic access, UMR, on-demand paging, user memory).
     pub const UNSUPPORTED_MKEY: u32 = 0x4D58_007D;
+    pub use super::qos_commands::qos_syndrome::*;
     pub use super::vport_commands::esw_syndrome::*;
 }
 
@@ -523,6 +525,10 @@ fn dispatch(
         Opcode::HacUnprotect => hac_commands::unprotect(st, ctx, esw, h, input, out),
         Opcode::HacSetLimits => hac_commands::set_limits(st, ctx, esw, h, input, out),
         Opcode::HacQuery => hac_commands::query(st, ctx, esw, h, input, out),
+        Opcode::CreateSchedulingElement => qos_commands::create(st, ctx, esw, h, input, out),
+        Opcode::ModifySchedulingElement => qos_commands::modify(st, ctx, esw, h, input, out),
+        Opcode::QuerySchedulingElement => qos_commands::query(st, ctx, esw, h, input, out),
+        Opcode::DestroySchedulingElement => qos_commands::destroy(st, ctx, esw, h, input, out),
         Opcode::CreateMkey => mkey_commands::create_mkey(st, h, input, out),
         Opcode::DestroyMkey => mkey_commands::destroy_mkey(st, h, input, out),
         _ => refuse(CommandStatus::BadOp, syndrome::BAD_OPCODE),
@@ -704,6 +710,7 @@ fn cap_page(st: &FunctionState, ctx: &Ctx, t: CapType, mode: CapMode) -> Result<
         }),
         CapType::EthernetOffloads => Ok(caps::ethernet()),
         CapType::FlowTable => Ok(caps::flow_table()),
+        CapType::Qos if !ctx.is_vf => Ok(caps::qos()),
         _ => refuse(CommandStatus::BadParam, syndrome::BAD_CAP_TYPE),
     }
 }

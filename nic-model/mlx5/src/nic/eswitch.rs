@@ -19,7 +19,11 @@
 //! 4. wire-bound frames go through the HAC egress stage (`adapter_core::egress`, per-vport
 //!    FIFO, epochs when v is checkpointing). A full FIFO refuses the frame *before* anything
 //!    is delivered: [`TxVerdict::Backpressure`], the send queue keeps it and retries when
-//!    [`Mlx5Nic::service_queues`] is called.
+//!    [`Mlx5Nic::service_queues`] is called;
+//! 5. E-Switch QoS (`crate::qos`), last, for wire-bound frames of a vport with a scheduling
+//!    element: over its rate, or not its share turn, the frame is refused the same way
+//!    (`Backpressure`); `run_wire_until` services the send queues when a rate limiter
+//!    refills, and whenever a scheduled frame leaves the stage.
 //!
 //! Frames switched locally (VF to VF) are not held by HAC — they do not leave the host — the
 //! same choice as the 82576 model, so the HAC contract (docs/hac.md) is the same.
@@ -38,6 +42,7 @@ use super::Mlx5Nic;
 use super::datapath::{RxVerdict, TxVerdict};
 use crate::eswitch::{Cast, Eswitch, EswitchCounters, VportContext, VportCounters};
 use crate::function::FunctionId;
+use crate::qos::{Admission, QosCounters};
 
 /// Why an E-Switch setting was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +118,17 @@ impl Mlx5Nic {
         let targets: Vec<usize> = targets;
         if !to_wire && targets.is_empty() {
             return drop(&mut self.eswitch, |c| &mut c.tx_local_drops);
+        }
+        if to_wire {
+            // QoS last: past every check that could drop or refuse the frame, so an
+            // admission is a frame accepted.
+            let share = !self.eswitch.hac_checkpointing(pool);
+            let busy = share && self.eswitch.qos_stage_busy();
+            let vport = u16::try_from(v).unwrap_or(u16::MAX);
+            let now = self.now;
+            if self.eswitch.qos.admit(vport, frame.len(), now, share, busy) != Admission::Admitted {
+                return TxVerdict::Backpressure;
+            }
         }
         if let Some(k) = self.eswitch.vport_counters.get_mut(v) {
             k.count_tx(cast, frame.len());
@@ -192,14 +208,48 @@ impl Mlx5Nic {
 
     /// Sends what the egress stage has ready, frame by frame, up to `t`; services stalled
     /// send queues as room frees.
+    ///
+    /// With QoS: a rate-limited vport's send queues are serviced at the moment its bucket
+    /// refills (`crate::qos`), frame starts and refills taken in time order.
     pub(crate) fn run_wire_until(&mut self, t: SimTime) {
         self.service_if_room();
-        while let Some(at) = self.eswitch.next_wire_start().filter(|&s| s <= t) {
-            self.now = self.now.max(at);
-            if !self.eswitch.transmit_one(at) {
-                break;
+        self.qos_unstick();
+        loop {
+            let wire = self.eswitch.next_wire_start().filter(|&s| s <= t);
+            let refill = self.eswitch.qos.next_resume().filter(|&s| s <= t);
+            let refill_first = match (wire, refill) {
+                (None, None) => break,
+                (Some(w), Some(r)) => r < w,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            match (wire, refill) {
+                (Some(w), _) if !refill_first => {
+                    self.now = self.now.max(w);
+                    if !self.eswitch.transmit_one(w) {
+                        break;
+                    }
+                    self.service_if_room();
+                }
+                (_, Some(r)) => {
+                    self.now = self.now.max(r);
+                    if self.eswitch.qos.resume_due(self.now) > 0 {
+                        self.service_queues();
+                    }
+                    self.qos_unstick();
+                }
+                _ => break,
             }
-            self.service_if_room();
+        }
+    }
+
+    /// When vports wait for their share turn but nothing scheduled is in the egress stage
+    /// (the vport with the turn stopped sending: its SQ was destroyed, its function reset),
+    /// forgets the backlog marks (counted) and services the send queues again.
+    fn qos_unstick(&mut self) {
+        if self.eswitch.qos.any_waiting() && !self.eswitch.qos_stage_busy() {
+            self.eswitch.qos.clear_waiting();
+            self.service_queues();
         }
     }
 
@@ -259,6 +309,7 @@ impl Mlx5Nic {
         if std::mem::take(&mut self.eswitch.room_freed) {
             self.eswitch.counters.queue_services += 1;
             self.service_queues();
+            self.qos_unstick();
         }
     }
 
@@ -288,6 +339,16 @@ impl Mlx5Nic {
     /// Traffic counters of function `f`'s vport.
     pub fn vport_counters(&self, f: FunctionId) -> Option<VportCounters> {
         self.eswitch.vport_counters.get(f.slot()).copied()
+    }
+
+    /// E-Switch QoS counters (scheduling commands refused, frames held back by rate or share).
+    pub fn qos_counters(&self) -> QosCounters {
+        self.eswitch.qos.counters
+    }
+
+    /// The E-Switch QoS state (elements; read-only view).
+    pub fn qos(&self) -> &crate::qos::Qos {
+        &self.eswitch.qos
     }
 
     /// Function `f`'s vport context.

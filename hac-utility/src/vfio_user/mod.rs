@@ -17,6 +17,7 @@
 //! mailbox answers and VF reset handling happen inside the register access that needs them.
 
 pub mod endpoint;
+pub mod mlx5;
 pub mod peer;
 
 pub use hac_vfio_user::{server, wire};

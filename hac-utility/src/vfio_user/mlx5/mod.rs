@@ -1,6 +1,6 @@
 //! One VF of the mlx5 model (ConnectX VF, 15b3:101e) as a vfio-user device: the [`Backend`]
 //! the `hac-vfio-user` server drives for each exported mlx5 VF, so a guest's Linux
-//! `mlx5_core` (or any client) drives a VF of [`Mlx5Nic`](mlx5_model::Mlx5Nic).
+//! `mlx5_core` (or any client) drives a VF of [`Mlx5Nic`].
 //!
 //! The server has already checked every request (ranges, flags, descriptors, DMA windows and
 //! their limits); what is left here is what each one does to the model, answered at once

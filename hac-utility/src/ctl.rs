@@ -48,7 +48,7 @@ pub struct ServeArgs {
     pcap: Option<PathBuf>,
     /// Export VFs to VMs through vfio-user: one socket per VF, DIR/vf<N>.sock (QEMU:
     /// `-device '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"DIR/vf0.sock"}}'`).
-    /// The guest's igbvf drives them; see docs/vfio-user.md.
+    /// The guest's igbvf (--family mlx5: mlx5_core) drives them; see docs/vfio-user.md.
     #[arg(long, value_name = "DIR", conflicts_with = "pci")]
     vfio_user: Option<PathBuf>,
     /// The VFs to export with --vfio-user (comma-separated, 0-based).

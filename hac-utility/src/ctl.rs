@@ -48,7 +48,7 @@ pub struct ServeArgs {
     pcap: Option<PathBuf>,
     /// Export VFs to VMs through vfio-user: one socket per VF, DIR/vf<N>.sock (QEMU:
     /// `-device '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"DIR/vf0.sock"}}'`).
-    /// The guest's igbvf drives them; see docs/vfio-user.md.
+    /// The guest's igbvf (--family mlx5: mlx5_core) drives them; see docs/vfio-user.md.
     #[arg(long, value_name = "DIR", conflicts_with = "pci")]
     vfio_user: Option<PathBuf>,
     /// The VFs to export with --vfio-user (comma-separated, 0-based).
@@ -72,6 +72,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     client_idle_timeout: u64,
+    /// The model's device family: igb (the 82576 with our PF agent; its VFs are 8086:10ca for
+    /// igbvf) or mlx5 (the ConnectX model with our mlx5 PF driver as E-Switch manager; its VFs
+    /// are 15b3:101e for mlx5_core).
+    #[arg(long, default_value = "igb", value_parser = ["igb", "mlx5"], conflicts_with = "pci")]
+    family: String,
 }
 
 fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -240,12 +245,21 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
                 echo_port: args.wire_peer_echo_port,
             }),
         client_idle_timeout: std::time::Duration::from_secs(args.client_idle_timeout),
+        family: if args.family == "mlx5" {
+            hac_utility::serve::Family::Mlx5
+        } else {
+            hac_utility::serve::Family::Igb
+        },
     };
     let result = serve(&config, |ready| {
         match &config.pci {
             None => eprint!(
-                "hac serve: {} VFs on the built-in model ({}), control socket {}",
+                "hac serve: {} VFs on the built-in {} model ({}), control socket {}",
                 ready.vfs,
+                match config.family {
+                    hac_utility::serve::Family::Igb => "82576",
+                    hac_utility::serve::Family::Mlx5 => "mlx5",
+                },
                 config.port_rate,
                 ready.socket.display()
             ),

@@ -977,3 +977,81 @@ fn ctl_subcommands_come_from_the_protocol_list_and_epochs_run_on_one_connection(
     let s = d.stats();
     assert_eq!(s.vfs[0].checkpointing, 0, "untagged at the end: {s:?}");
 }
+
+/// One region read through a vfio-user socket: the reply's error and data.
+fn vu_read(c: &mut UnixStream, id: u16, region: u32, offset: u64, count: u32) -> (u32, Vec<u8>) {
+    let r = Payload::default().u64(offset).u32(region).u32(count).0;
+    vu_send(c, &vu_message(id, VuCommand::RegionRead, &r), &[]);
+    let (h, body) = vu_reply(c);
+    assert_eq!(h.id, id);
+    (h.error, body.get(16..).unwrap_or_default().to_vec())
+}
+
+#[test]
+fn family_mlx5_exports_connectx_vfs_with_macs_from_our_pf_and_hac() {
+    let dir = tmpdir("mlx5");
+    let vu = dir.join("vu");
+    std::fs::create_dir(&vu).unwrap();
+    let d = Daemon::start(
+        &dir,
+        &[
+            "--family",
+            "mlx5",
+            "--vfs",
+            "2",
+            "--vfio-user",
+            vu.to_str().unwrap(),
+            "--vfio-user-vfs",
+            "0,1",
+            "--wire-peer",
+            "10.99.0.2/24",
+        ],
+    );
+    let hello = d.ok(json!({"op": "hello"}));
+    assert_eq!(hello["backend"], json!("model-mlx5"), "{hello}");
+    assert_eq!(hello["vfio_user"].as_array().unwrap().len(), 2, "{hello}");
+
+    let mut c = UnixStream::connect(vu.join("vf0.sock")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Config space: the ConnectX VF id mlx5_core binds.
+    let (e, id) = vu_read(&mut c, 1, 7, 0, 4);
+    assert_eq!((e, id), (0, vec![0xB3, 0x15, 0x1E, 0x10]));
+    // The initialization segment, big-endian: command interface revision 5; the health
+    // counter ticks with wall time (the daemon runs the device in real time).
+    let (_, fw) = vu_read(&mut c, 2, 0, 4, 4);
+    assert_eq!(u32::from_be_bytes(fw.try_into().unwrap()) >> 16, 5);
+    let health = |c: &mut UnixStream, id| {
+        let (_, h) = vu_read(c, id, 0, 0x1010, 4);
+        u32::from_be_bytes(h.try_into().unwrap())
+    };
+    let first = health(&mut c, 3);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(health(&mut c, 4) > first, "the health counter must tick");
+    // A 3-byte read is refused and counted; the connection goes on.
+    let (e, _) = vu_read(&mut c, 5, 0, 0, 3);
+    assert_ne!(e, 0);
+    assert_eq!(vu_read(&mut c, 6, 7, 0, 4).0, 0);
+
+    // The PF (our mlx5 driver, E-Switch manager) gave each VF the daemon's MAC scheme.
+    let s = d.stats();
+    for vf in 0..2 {
+        assert_eq!(
+            s.vfs[vf].mac,
+            hac_utility::serve::vf_mac(vf).to_string(),
+            "{s:?}"
+        );
+    }
+    assert_eq!(named(&s.vfs[0].vfio_user, "misaligned"), 1, "{s:?}");
+    // HAC through Mlx5AdapterHac: tag, epochs, untag.
+    let t = d.ok(json!({"op": "tag", "vf": 1}));
+    assert_eq!(t["checkpointing"], json!(true), "{t}");
+    d.ok(json!({"op": "open", "vf": 1, "epoch": 2}));
+    let c1 = d.ok(json!({"op": "commit", "vf": 1, "epoch": 1}));
+    assert_eq!(c1["committed_epoch"], json!(1), "{c1}");
+    d.ok(json!({"op": "untag", "vf": 1}));
+    let e = d.refused(json!({"op": "tag", "vf": 5}));
+    assert_eq!(e["code"], json!("no_such_vf"), "{e}");
+    // No stand-in driver runs on an mlx5 VF.
+    let e = d.refused(json!({"op": "send", "vf": 0, "frames": 1}));
+    assert_eq!(e["code"], json!("unsupported"), "{e}");
+}

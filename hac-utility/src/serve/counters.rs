@@ -62,7 +62,7 @@ pub(super) fn agent_view(vf: usize, info: Option<&hac_driver::pf::VfInfo>) -> Vf
 }
 
 /// `(name, help, value)` rows as named counters.
-fn named(rows: &[(&str, &str, u64)]) -> Vec<Counter> {
+pub(super) fn named(rows: &[(&str, &str, u64)]) -> Vec<Counter> {
     rows.iter()
         .map(|&(name, help, value)| Counter {
             name: name.to_string(),

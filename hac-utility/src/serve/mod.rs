@@ -19,6 +19,8 @@
 //! * `dispatch`: the `Backend` a request is carried out on, and its errors;
 //! * `model_host`: the backend on the built-in model (HAC, vfio-user export, wire peer),
 //!   with the stand-in VMs' `workload`;
+//! * `mlx5_host`: the backend on the built-in mlx5 model (`--family mlx5`: our mlx5 PF driver
+//!   as E-Switch manager, HAC through `Mlx5AdapterHac`, vfio-user export, wire peer);
 //! * `pci_host`: the backend on a real PF (mailbox only);
 //! * `counters`: 64-bit totals of the 32-bit statistics registers, and the model's and the
 //!   vfio-user endpoints' counters as named `stats` counters.
@@ -27,6 +29,7 @@ mod clients;
 mod counters;
 mod dispatch;
 mod metrics;
+mod mlx5_host;
 mod model_host;
 mod pci_host;
 
@@ -50,6 +53,7 @@ pub use clients::{CLIENT_IDLE_TIMEOUT, MAX_CLIENTS};
 pub use workload::MAX_QUEUED_BYTES;
 
 use dispatch::Backend;
+use mlx5_host::Mlx5Host;
 use model_host::ModelHost;
 use pci_host::PciHost;
 
@@ -75,6 +79,18 @@ pub struct ServeConfig {
     pub wire_peer: Option<crate::vfio_user::peer::PeerConfig>,
     /// A control client idle this long is closed ([`CLIENT_IDLE_TIMEOUT`] by default).
     pub client_idle_timeout: Duration,
+    /// The model family the daemon runs (model only).
+    pub family: Family,
+}
+
+/// The built-in model's device family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    /// The Intel 82576 model with our PF agent (the default).
+    #[default]
+    Igb,
+    /// The ConnectX (mlx5) model with our mlx5 PF driver as E-Switch manager.
+    Mlx5,
 }
 
 /// A real PF bound to vfio-pci (loaded with `enable_sriov=1`).
@@ -156,6 +172,11 @@ fn check(config: &ServeConfig) -> Result<(), ServeError> {
             )));
         }
     }
+    if config.family == Family::Mlx5 && config.pci.is_some() {
+        return Err(ServeError::Usage(
+            "--family mlx5 needs the model: --pci serves a real 82576/I350 PF".into(),
+        ));
+    }
     if config.wire_peer.is_some() && config.pci.is_some() {
         return Err(ServeError::Usage(
             "--wire-peer needs the model (it lives on the model's wire)".into(),
@@ -184,6 +205,7 @@ pub struct Ready {
 pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), ServeError> {
     check(config)?;
     let mut host: Box<dyn Backend> = match &config.pci {
+        None if config.family == Family::Mlx5 => Box::new(Mlx5Host::new(config)?),
         None => Box::new(ModelHost::new(config)?),
         Some(target) => Box::new(PciHost::new(config, target)?),
     };

@@ -101,7 +101,7 @@ impl ModelHost {
         };
         let peer = match config.wire_peer {
             Some(p) => Some(
-                crate::vfio_user::peer::WirePeer::new(&model, p)
+                crate::vfio_user::peer::WirePeer::new(Box::new(model.clone()), p)
                     .map_err(|e| ServeError::Usage(format!("--wire-peer: {e}")))?,
             ),
             None => None,

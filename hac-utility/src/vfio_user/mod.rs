@@ -1,22 +1,28 @@
 //! The vfio-user front end: VFs of the running model exported to virtual machines, so a guest's
-//! own Linux `igbvf` drives them (`hac serve --vfio-user DIR --vfio-user-vfs 0,1`).
+//! own Linux `igbvf` (or, with `--family mlx5`, `mlx5_core`) drives them (`hac serve
+//! --vfio-user DIR --vfio-user-vfs 0,1`).
 //!
 //! The protocol and the server are the `hac-vfio-user` crate (re-exported here as [`wire`] and
-//! [`server`]); this module holds the 82576 side and the wiring:
+//! [`server`]); this module holds the device sides and the wiring:
 //!
 //! * [`endpoint`]: one VF as a `hac_vfio_user::Backend` — config space (with the IDs and BARs
 //!   the host virtualises for a VF), BAR0 registers and BAR3 (MSI-X) forwarded to the model,
 //!   DMA windows put into the VF's IOMMU, eventfds signalled by the model's MSI-X messages, the
 //!   PF agent polled after mailbox accesses.
+//! * [`mlx5`]: one mlx5 (ConnectX, 15b3:101e) VF as a `hac_vfio_user::Backend` — the model's
+//!   config space and 2 MiB BAR0 (initialization segment, MSI-X, UAR pages), DMA windows in the
+//!   VF's IOMMU, the model's queued MSI-X messages written to eventfds, device time following
+//!   wall time — and its export ([`mlx5::export_mlx5`]).
 //! * [`export`]: one private socket (`DIR/vf<N>.sock`, mode 0600) and server thread per VF.
 //! * [`peer`]: a host on the model's wire (smoltcp: ARP, ping, TCP echo), so a guest has
-//!   someone to talk to through the egress stage — and so through HAC.
+//!   someone to talk to through the egress stage — and so through HAC (either family).
 //!
 //! The daemon's thread keeps running the device in real time (its 1 ms tick): a guest's TDT
 //! write only stores the tail; the frames move when device time advances. The PF agent's
 //! mailbox answers and VF reset handling happen inside the register access that needs them.
 
 pub mod endpoint;
+pub mod mlx5;
 pub mod peer;
 
 pub use hac_vfio_user::{server, wire};

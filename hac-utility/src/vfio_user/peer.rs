@@ -1,7 +1,8 @@
 //! A host beyond the model's wire port: smoltcp on the wire, answering ARP and ping and echoing
 //! TCP on one port. The guest's frames reach it only after the egress stage (so only after
-//! their checkpoint commits when the VF is tagged); its answers enter through
-//! [`igb_model::Nic::inject_from_wire`].
+//! their checkpoint commits when the VF is tagged); its answers enter the port from the wire
+//! ([`igb_model::Nic::inject_from_wire`], [`mlx5_model::Mlx5Nic::wire_receive`]): either
+//! model family, through [`PeerWire`].
 //!
 //! It runs on the daemon's thread, once per tick, with the model's clock as its time.
 
@@ -9,6 +10,7 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
+use hac_driver::mlx5::model::Mlx5Model;
 use hac_driver::model::Model;
 use hac_driver::phy::smoltcp;
 use igb_hw::MacAddress;
@@ -54,6 +56,40 @@ pub struct PeerCounters {
 
 type Queue = Arc<Mutex<VecDeque<Vec<u8>>>>;
 
+/// The wire port of a model family, as the peer uses it.
+pub trait PeerWire {
+    /// A frame from the wire into the port.
+    fn inject(&self, frame: &[u8]);
+    /// Every frame that leaves the port goes to `sink` too.
+    fn add_sink(&self, sink: Box<dyn WireSink>);
+    /// The model's clock.
+    fn now(&self) -> SimTime;
+}
+
+impl PeerWire for Model {
+    fn inject(&self, frame: &[u8]) {
+        self.nic().inject_from_wire(frame);
+    }
+    fn add_sink(&self, sink: Box<dyn WireSink>) {
+        self.nic().add_wire_sink(sink);
+    }
+    fn now(&self) -> SimTime {
+        self.nic().now()
+    }
+}
+
+impl PeerWire for Mlx5Model {
+    fn inject(&self, frame: &[u8]) {
+        self.nic().wire_receive(frame);
+    }
+    fn add_sink(&self, sink: Box<dyn WireSink>) {
+        self.nic().add_wire_sink(sink);
+    }
+    fn now(&self) -> SimTime {
+        self.nic().now()
+    }
+}
+
 struct Tap(Queue, Arc<Mutex<PeerCounters>>);
 
 impl WireSink for Tap {
@@ -71,7 +107,7 @@ impl WireSink for Tap {
 }
 
 struct WireDevice<'a> {
-    model: &'a Model,
+    model: &'a dyn PeerWire,
     rx: &'a Queue,
     injected: &'a mut u64,
 }
@@ -88,7 +124,7 @@ impl RxToken for PeerRx {
 }
 
 struct PeerTx<'a> {
-    model: &'a Model,
+    model: &'a dyn PeerWire,
     injected: &'a mut u64,
 }
 
@@ -102,7 +138,7 @@ impl TxToken for PeerTx<'_> {
         if frame.len() < MIN_FRAME {
             frame.resize(MIN_FRAME, 0);
         }
-        self.model.nic().inject_from_wire(&frame);
+        self.model.inject(&frame);
         *self.injected += 1;
         out
     }
@@ -150,7 +186,7 @@ impl Device for WireDevice<'_> {
 
 /// The peer. See the module documentation.
 pub struct WirePeer {
-    model: Model,
+    model: Box<dyn PeerWire>,
     rx: Queue,
     iface: Interface,
     sockets: SocketSet<'static>,
@@ -168,27 +204,25 @@ fn echo_socket() -> tcp::Socket<'static> {
     )
 }
 
-fn now(model: &Model) -> Instant {
-    Instant::from_micros((model.nic().now().as_nanos() / 1000) as i64)
+fn now(model: &dyn PeerWire) -> Instant {
+    Instant::from_micros((model.now().as_nanos() / 1000) as i64)
 }
 
 impl WirePeer {
     /// Attaches the peer to `model`'s wire.
-    pub fn new(model: &Model, config: PeerConfig) -> Result<WirePeer, String> {
+    pub fn new(model: Box<dyn PeerWire>, config: PeerConfig) -> Result<WirePeer, String> {
         let rx: Queue = Arc::new(Mutex::new(VecDeque::new()));
         let counters = Arc::new(Mutex::new(PeerCounters::default()));
-        model
-            .nic()
-            .add_wire_sink(Box::new(Tap(rx.clone(), counters.clone())));
+        model.add_sink(Box::new(Tap(rx.clone(), counters.clone())));
         let mut injected = 0;
         let mut dev = WireDevice {
-            model,
+            model: model.as_ref(),
             rx: &rx,
             injected: &mut injected,
         };
         let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(PEER_MAC.0)));
         cfg.random_seed = u64::from(u32::from(config.ip)) ^ 0x5eed;
-        let mut iface = Interface::new(cfg, &mut dev, now(model));
+        let mut iface = Interface::new(cfg, &mut dev, now(model.as_ref()));
         let mut pushed = Ok(());
         iface.update_ip_addrs(|a| {
             pushed = a
@@ -201,7 +235,7 @@ impl WirePeer {
         s.listen(config.echo_port).map_err(|e| e.to_string())?;
         let tcp = sockets.add(s);
         Ok(WirePeer {
-            model: model.clone(),
+            model,
             rx,
             iface,
             sockets,
@@ -223,9 +257,9 @@ impl WirePeer {
     /// Handles what arrived and what smoltcp wants to send; echoes TCP.
     pub fn poll(&mut self) {
         for _ in 0..64 {
-            let t = now(&self.model);
+            let t = now(self.model.as_ref());
             let mut dev = WireDevice {
-                model: &self.model,
+                model: self.model.as_ref(),
                 rx: &self.rx,
                 injected: &mut self.injected,
             };

@@ -313,6 +313,25 @@ impl<P: HoldPort> SoftHacCore<P> {
         self.soft_vf(vf).ok_or(HacError::NoSuchVf(vf))
     }
 
+    /// The VF behind `vf` if it is checkpointing (`NotTagged` otherwise).
+    fn tagged_vf(&mut self, vf: VfNumber) -> Result<&mut SoftVf<P>, HacError> {
+        let v = self.vf(vf)?;
+        if !v.epochs.tagged {
+            return Err(HacError::NotTagged(vf));
+        }
+        Ok(v)
+    }
+
+    /// The checkpointing VF behind `vf` if commit and abort may name `epoch` (the core's
+    /// `resolved < epoch ≤ open`; `BadEpoch` otherwise).
+    fn resolvable_vf(&mut self, vf: VfNumber, epoch: u32) -> Result<&mut SoftVf<P>, HacError> {
+        let v = self.tagged_vf(vf)?;
+        if !v.epochs.resolvable(epoch) {
+            return Err(HacError::BadEpoch { vf, epoch });
+        }
+        Ok(v)
+    }
+
     /// Queues frames on `vf`; returns how many were accepted. A checkpointing VF stops
     /// accepting at its buffer limit (backpressure, counted: the caller keeps the rest,
     /// nothing is dropped); with nothing buffered it takes one frame whatever the limits. A
@@ -445,10 +464,7 @@ impl<P: HoldPort> Hac for SoftHacCore<P> {
     }
 
     fn open_epoch(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        if !v.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
+        let v = self.tagged_vf(vf)?;
         if !v.epochs.openable(epoch) {
             return Err(HacError::BadEpoch { vf, epoch });
         }
@@ -457,13 +473,7 @@ impl<P: HoldPort> Hac for SoftHacCore<P> {
     }
 
     fn commit(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        if !v.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
-        if !v.epochs.resolvable(epoch) {
-            return Err(HacError::BadEpoch { vf, epoch });
-        }
+        let v = self.resolvable_vf(vf, epoch)?;
         v.epochs.committed = epoch;
         v.epochs.resolved = epoch;
         v.mark_released(Some(epoch));
@@ -471,13 +481,7 @@ impl<P: HoldPort> Hac for SoftHacCore<P> {
     }
 
     fn abort(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        if !v.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
-        if !v.epochs.resolvable(epoch) {
-            return Err(HacError::BadEpoch { vf, epoch });
-        }
+        let v = self.resolvable_vf(vf, epoch)?;
         // The epoch's frames are gone even if writing a survivor again fails: resolved first.
         v.epochs.resolved = epoch;
         v.rewrite(Drop::UpTo(epoch)).map_err(driver_err)?;
@@ -485,19 +489,14 @@ impl<P: HoldPort> Hac for SoftHacCore<P> {
     }
 
     fn failover(&mut self, vf: VfNumber) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        if !v.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
+        let v = self.tagged_vf(vf)?;
         v.epochs.resolved = v.epochs.open;
         v.rewrite(Drop::All).map_err(driver_err)?;
         Ok(())
     }
 
     fn unprotect(&mut self, vf: VfNumber) -> Result<(), HacError> {
-        if !self.vf(vf)?.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
+        self.tagged_vf(vf)?;
         self.set_tagged(vf, false)
     }
 
@@ -521,5 +520,178 @@ impl<P: HoldPort> Hac for SoftHacCore<P> {
             committed_epoch: v.epochs.committed,
             ..v.stats
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A queue of `room` slots that records what the device was handed: positions count the
+    /// frames ever written, so a ring request names the frame it ends with.
+    #[derive(Default)]
+    struct FakeQueue {
+        room: usize,
+        /// Written beyond the last ring: (position after it, frame).
+        held: VecDeque<(u32, Bytes)>,
+        written: u32,
+        /// What the device was handed, in order.
+        wire: Vec<Bytes>,
+        failed: bool,
+        recoveries: u32,
+        /// The next `post_held` fails.
+        refuse_next: bool,
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum FakeError {
+        NoSuchVf,
+        TooLong,
+        Refused,
+        Held,
+    }
+
+    impl HoldPort for FakeQueue {
+        type Error = FakeError;
+        type Position = u32;
+        const MAX_VFS: usize = 2;
+
+        fn no_such_vf(_: VfNumber) -> FakeError {
+            FakeError::NoSuchVf
+        }
+
+        fn check_frame_len(&self, len: usize) -> Result<(), FakeError> {
+            if len > 100 {
+                return Err(FakeError::TooLong);
+            }
+            Ok(())
+        }
+
+        fn post_held(&mut self, frame: &Bytes) -> Result<Option<u32>, FakeError> {
+            if std::mem::take(&mut self.refuse_next) {
+                return Err(FakeError::Refused);
+            }
+            if self.held.len() >= self.room {
+                return Ok(None);
+            }
+            self.written += 1;
+            self.held.push_back((self.written, frame.clone()));
+            Ok(Some(self.written))
+        }
+
+        fn ring_to(&mut self, end: u32) -> Result<(), FakeError> {
+            // Only the end of a held frame moves the doorbell, as in both drivers.
+            if self.held.iter().any(|(e, _)| *e == end) {
+                while let Some((e, f)) = self.held.pop_front() {
+                    self.wire.push(f);
+                    if e == end {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        fn take_back_held(&mut self) {
+            self.written -= self.held.len() as u32;
+            self.held.clear();
+        }
+
+        fn send_now(&mut self, frame: &Bytes) -> Result<bool, FakeError> {
+            if !self.held.is_empty() {
+                return Err(FakeError::Held);
+            }
+            self.wire.push(frame.clone());
+            Ok(true)
+        }
+
+        fn needs_recovery(&self) -> bool {
+            self.failed
+        }
+
+        fn recover(&mut self) -> Result<(), FakeError> {
+            assert!(self.held.is_empty(), "recovered with frames held");
+            self.failed = false;
+            self.recoveries += 1;
+            Ok(())
+        }
+    }
+
+    const VF0: VfNumber = VfNumber::new(0);
+
+    fn soft(room: usize) -> SoftHacCore<FakeQueue> {
+        SoftHacCore::with_ports(vec![FakeQueue {
+            room,
+            ..FakeQueue::default()
+        }])
+    }
+
+    fn frames(seqs: std::ops::Range<u8>) -> Vec<Bytes> {
+        seqs.map(|s| Bytes::from(vec![s; 20])).collect()
+    }
+
+    fn wire(s: &mut SoftHacCore<FakeQueue>) -> Vec<u8> {
+        let q = s.port_mut(VF0).unwrap();
+        std::mem::take(&mut q.wire).iter().map(|f| f[0]).collect()
+    }
+
+    #[test]
+    fn the_core_rings_only_committed_frames_and_queues_the_rest_in_order() {
+        let mut s = soft(2);
+        s.set_tagged(VF0, true).unwrap();
+        assert_eq!(s.send_frames(VF0, &frames(0..3)).unwrap(), 3);
+        s.open_epoch(VF0, 2).unwrap();
+        assert_eq!(s.send_frames(VF0, &frames(3..5)).unwrap(), 2);
+        assert_eq!(s.port_mut(VF0).unwrap().held.len(), 2, "the queue is full");
+        assert!(wire(&mut s).is_empty());
+        s.commit(VF0, 1).unwrap();
+        assert_eq!(wire(&mut s), vec![0, 1]);
+        // Frame 2 moves in as room allows, then epoch 2's frames behind it stay held.
+        s.pump().unwrap();
+        assert_eq!(wire(&mut s), vec![2]);
+        s.abort(VF0, 2).unwrap();
+        assert_eq!(s.port_mut(VF0).unwrap().held.len(), 0);
+        let st = s.stats(VF0).unwrap();
+        assert_eq!((st.released, st.discarded, st.buffered_frames), (3, 2, 0));
+        assert_eq!(
+            s.send_frames(VfNumber::new(2), &frames(0..1)),
+            Err(FakeError::NoSuchVf)
+        );
+        assert_eq!(
+            s.stats(VfNumber::new(2)),
+            Err(HacError::NoSuchVf(VfNumber::new(2)))
+        );
+        let long = [Bytes::from(vec![9; 101])];
+        assert_eq!(s.send_frames(VF0, &long), Err(FakeError::TooLong));
+    }
+
+    #[test]
+    fn a_failed_queue_is_recovered_and_its_held_frames_written_again_in_order() {
+        let mut s = soft(4);
+        s.set_tagged(VF0, true).unwrap();
+        assert_eq!(s.send_frames(VF0, &frames(0..3)).unwrap(), 3);
+        s.port_mut(VF0).unwrap().failed = true;
+        s.pump().unwrap();
+        let q = s.port_mut(VF0).unwrap();
+        assert_eq!((q.recoveries, q.held.len()), (1, 3));
+        s.commit(VF0, 1).unwrap();
+        assert_eq!(wire(&mut s), vec![0, 1, 2]);
+        assert_eq!(s.stats(VF0).unwrap().discarded, 0);
+    }
+
+    #[test]
+    fn a_frame_the_driver_refuses_is_counted_and_the_error_returned() {
+        let mut s = soft(4);
+        s.set_tagged(VF0, true).unwrap();
+        s.port_mut(VF0).unwrap().refuse_next = true;
+        assert_eq!(s.send_frames(VF0, &frames(0..2)), Err(FakeError::Refused));
+        let st = s.stats(VF0).unwrap();
+        assert_eq!((st.discarded, st.buffered_frames), (1, 0));
+        // Untagged, a plain frame goes straight to the device.
+        s.unprotect(VF0).unwrap();
+        assert_eq!(s.send_frames(VF0, &frames(5..6)).unwrap(), 1);
+        assert_eq!(wire(&mut s), vec![5]);
     }
 }

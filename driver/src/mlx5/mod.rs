@@ -22,7 +22,8 @@
 //! * [`hac`]: [`Mlx5AdapterHac`] — the HAC contract through our vendor commands on the PF
 //!   (adapters with the extension).
 //! * [`softhac`]: [`Mlx5SoftHac`] — the HAC contract in the driver for VFs without the
-//!   extension: held send WQEs beyond the doorbell record, rung over committed epochs.
+//!   extension: held send WQEs beyond the doorbell record, rung over committed epochs (the
+//!   shared [`crate::softhac::hold::SoftHacCore`] over the device's SQ).
 //! * [`phy`]: a `smoltcp::phy::Device` over an open device.
 //! * [`model`]: the in-process backend over [`mlx5_model::Mlx5Nic`].
 //!

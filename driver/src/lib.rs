@@ -16,7 +16,7 @@
 //! * [`hac`]: [`hac::AdapterHac`], the HAC host contract ([`hac::Hac`], defined in
 //!   `adapter_core::hac` and re-exported here) over the 82576 extension's register block.
 //! * [`softhac`]: the same HAC semantics in the driver, for adapters without the extension: the
-//!   family-independent core ([`softhac::hold::SoftHacCore`] over a [`softhac::HoldPort`], also
+//!   family-independent core ([`softhac::hold::SoftHacCore`] over a `HoldPort`, also
 //!   the mlx5 family's) and the 82576's [`softhac::SoftHac`] over the igbvf TX ring.
 //! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
 //!   anti-spoofing and VLANs.

@@ -7,7 +7,7 @@
 //!
 //! The contract's logic (epochs, the held FIFO, limits, priority, counters) is
 //! [`hold::SoftHacCore`], shared with the mlx5 family; this module gives it the igbvf
-//! [`VfDriver`] as its [`hold::HoldPort`] (a ring position is the TX tail after a frame's
+//! [`VfDriver`] as its `HoldPort` (a ring position is the TX tail after a frame's
 //! descriptors) and names the result [`SoftHac`].
 //!
 //! The hold is the driver's own: [`VfDriver`] remembers the last TDT it wrote, refuses a plain
@@ -39,7 +39,8 @@ use crate::hac::Hac;
 use crate::hac::VfNumber;
 use crate::ring::RxMeta;
 use crate::vf::{LinkState, VfDriver, VfStats};
-pub use hold::{DEFAULT_LIMIT_BYTES, DEFAULT_LIMIT_FRAMES, HoldPort, SoftHacCore};
+use hold::HoldPort;
+pub use hold::{DEFAULT_LIMIT_BYTES, DEFAULT_LIMIT_FRAMES, SoftHacCore};
 
 /// Driver-level HAC over the igbvf VFs a driver owns (the shared core over [`VfDriver`]s).
 pub type SoftHac<R, D, C> = SoftHacCore<VfDriver<R, D, C>>;

@@ -8,7 +8,7 @@
 //! buffers are reused) and re-write the survivors; unprotect hands everything over.
 //!
 //! The contract's logic is the one the 82576 uses ([`crate::softhac::hold::SoftHacCore`]);
-//! this module gives it the [`Mlx5Device`] as its [`HoldPort`] (a position is the SQ producer
+//! this module gives it the [`Mlx5Device`] as its `HoldPort` (a position is the SQ producer
 //! counter after a WQE) and names the result [`Mlx5SoftHac`]. The hold is the driver's own:
 //! [`Mlx5Device::send`] is refused while WQEs are held beyond the record
 //! ([`Mlx5Error::TxHeld`]), and [`Mlx5SoftHac::port`] hands out a [`Mlx5SoftPort`] (receive,
@@ -26,7 +26,7 @@
 //! it serves them round robin, so released frames interleave with other VFs' plain frames;
 //! strict priority on the wire needs the extension.
 //!
-//! An error CQE on a checkpointing VF's SQ ([`HoldPort::needs_recovery`]): the held WQEs are
+//! An error CQE on a checkpointing VF's SQ (`HoldPort::needs_recovery`): the held WQEs are
 //! taken back, the SQ recovered (its counters restart at 0) and the held frames written again,
 //! in order, by the next [`Mlx5SoftHac::pump`] or HAC operation; nothing held is lost.
 

@@ -1,10 +1,11 @@
 //! The HAC contract in the driver, written once for every family: [`SoftHacCore`] keeps each
 //! checkpointing VF's frames in its transmit queue *without ringing*, rings only up to the
 //! committed point, and takes back what it never rang on abort and failover. What a family
-//! supplies is a [`HoldPort`]: a VF's transmit queue that can take a frame held (written, not
+//! supplies is a `HoldPort`: a VF's transmit queue that can take a frame held (written, not
 //! handed to the device), ring up to a position, and take back everything held beyond its last
 //! ring (the 82576's igbvf TX ring and TDT, [`crate::softhac`]; the mlx5 SQ, its doorbell record
-//! and UAR doorbell, [`crate::mlx5::softhac`]).
+//! and UAR doorbell, [`crate::mlx5::softhac`]). The trait is sealed: nameable only inside this
+//! crate, so the held-frame operations stay the core's, as the drivers' own hold APIs intend.
 //!
 //! Per VF the core keeps the adapter core's [`EpochState`] (so SoftHac and the extension cannot
 //! disagree on which epochs may be opened or resolved), a FIFO of the frames it has not handed
@@ -14,8 +15,8 @@
 //! queue, so the frames in the queue are always a prefix of the unreleased ones.
 //!
 //! A port whose queue can fail (mlx5: an error CQE moves the SQ to ERR) says so through
-//! [`HoldPort::needs_recovery`]; the core then takes the held frames back, has the port
-//! [`HoldPort::recover`] the queue and writes them again in order, losing nothing.
+//! `HoldPort::needs_recovery`; the core then takes the held frames back, has the port
+//! `HoldPort::recover` the queue and writes them again in order, losing nothing.
 
 use std::collections::VecDeque;
 
@@ -34,50 +35,58 @@ pub const DEFAULT_LIMIT_BYTES: u32 = DEFAULT_HAC_LIMITS.bytes as u32;
 /// still waiting for queue room.
 pub const DEFAULT_GUARD_BYTES: u32 = 64 * 1024;
 
-/// A VF's transmit queue as [`SoftHacCore`] drives it: frames can be written without ringing,
-/// the doorbell moved over a prefix of them, and the rest taken back. Implemented by the
-/// family drivers (the igbvf `VfDriver`, the mlx5 `Mlx5Device`); the hold itself (refusing a
-/// plain send while frames are held, ignoring a ring request outside the held range) is the
-/// driver's.
-pub trait HoldPort {
-    /// The family driver's error.
-    type Error;
-    /// A position in the queue that [`HoldPort::ring_to`] takes: where the queue ends after
-    /// a held frame (the 82576's TX tail, the mlx5 SQ producer counter).
-    type Position: Copy;
-    /// How many VFs the family can address; contract numbers at or beyond it are `NoSuchVf`.
-    const MAX_VFS: usize;
+/// The seam each family implements. Sealed: the trait is public (it bounds [`SoftHacCore`]) but
+/// not nameable outside the crate, so no caller can post, ring or take back through it on a
+/// driver it owns; only the core does.
+mod sealed {
+    use super::{Bytes, VfNumber};
 
-    /// The family's error for a VF number this SoftHac does not have.
-    fn no_such_vf(vf: VfNumber) -> Self::Error;
+    /// A VF's transmit queue as [`SoftHacCore`] drives it: frames can be written without ringing,
+    /// the doorbell moved over a prefix of them, and the rest taken back. Implemented by the
+    /// family drivers (the igbvf `VfDriver`, the mlx5 `Mlx5Device`); the hold itself (refusing a
+    /// plain send while frames are held, ignoring a ring request outside the held range) is the
+    /// driver's.
+    pub trait HoldPort {
+        /// The family driver's error.
+        type Error;
+        /// A position in the queue that [`HoldPort::ring_to`] takes: where the queue ends after
+        /// a held frame (the 82576's TX tail, the mlx5 SQ producer counter).
+        type Position: Copy;
+        /// How many VFs the family can address; contract numbers at or beyond it are `NoSuchVf`.
+        const MAX_VFS: usize;
 
-    /// Refuses a frame of `len` bytes the send path cannot carry.
-    fn check_frame_len(&self, len: usize) -> Result<(), Self::Error>;
+        /// The family's error for a VF number this SoftHac does not have.
+        fn no_such_vf(vf: VfNumber) -> Self::Error;
 
-    /// Writes `frame` into the queue beyond the last ring without ringing; the position after
-    /// it, or `None` if the queue has no room.
-    fn post_held(&mut self, frame: &Bytes) -> Result<Option<Self::Position>, Self::Error>;
+        /// Refuses a frame of `len` bytes the send path cannot carry.
+        fn check_frame_len(&self, len: usize) -> Result<(), Self::Error>;
 
-    /// Hands the held frames up to `end` (a position [`HoldPort::post_held`] returned) to the
-    /// device.
-    fn ring_to(&mut self, end: Self::Position) -> Result<(), Self::Error>;
+        /// Writes `frame` into the queue beyond the last ring without ringing; the position after
+        /// it, or `None` if the queue has no room.
+        fn post_held(&mut self, frame: &Bytes) -> Result<Option<Self::Position>, Self::Error>;
 
-    /// Takes back every frame held beyond the last ring (the device never saw them).
-    fn take_back_held(&mut self);
+        /// Hands the held frames up to `end` (a position [`HoldPort::post_held`] returned) to the
+        /// device.
+        fn ring_to(&mut self, end: Self::Position) -> Result<(), Self::Error>;
 
-    /// Sends `frame` at once (an untagged VF's plain frame); `false` if the queue has no room.
-    fn send_now(&mut self, frame: &Bytes) -> Result<bool, Self::Error>;
+        /// Takes back every frame held beyond the last ring (the device never saw them).
+        fn take_back_held(&mut self);
 
-    /// Whether the queue failed and must be recovered before held frames are written again.
-    fn needs_recovery(&self) -> bool {
-        false
-    }
+        /// Sends `frame` at once (an untagged VF's plain frame); `false` if the queue has no room.
+        fn send_now(&mut self, frame: &Bytes) -> Result<bool, Self::Error>;
 
-    /// Recovers a failed queue (called with nothing held).
-    fn recover(&mut self) -> Result<(), Self::Error> {
-        Ok(())
+        /// Whether the queue failed and must be recovered before held frames are written again.
+        fn needs_recovery(&self) -> bool {
+            false
+        }
+
+        /// Recovers a failed queue (called with nothing held).
+        fn recover(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
     }
 }
+pub(crate) use sealed::HoldPort;
 
 /// A frame the VF accepted and has not handed to the device.
 struct Held<Pos> {
@@ -265,7 +274,7 @@ impl<P: HoldPort> SoftVf<P> {
     }
 }
 
-/// Driver-level HAC over the VFs a driver owns, each behind its family's [`HoldPort`]. The
+/// Driver-level HAC over the VFs a driver owns, each behind its family's `HoldPort`. The
 /// families name it `SoftHac` (82576) and `Mlx5SoftHac` and add their constructor, `send`
 /// and a port for everything but sending.
 pub struct SoftHacCore<P: HoldPort> {

@@ -15,7 +15,9 @@
 //! * [`vf`]: the VF driver — init as igbvf does it, batched send/receive, link, statistics.
 //! * [`hac`]: [`hac::AdapterHac`], the HAC host contract ([`hac::Hac`], defined in
 //!   `adapter_core::hac` and re-exported here) over the 82576 extension's register block.
-//! * [`softhac`]: the same HAC semantics in the driver, for adapters without the extension.
+//! * [`softhac`]: the same HAC semantics in the driver, for adapters without the extension: the
+//!   family-independent core ([`softhac::hold::SoftHacCore`] over a `HoldPort`, also
+//!   the mlx5 family's) and the 82576's [`softhac::SoftHac`] over the igbvf TX ring.
 //! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
 //!   anti-spoofing and VLANs.
 //! * [`phy`]: a `smoltcp::phy::Device` over a VF, so a TCP/IP stack runs on it.

@@ -22,7 +22,8 @@
 //! * [`hac`]: [`Mlx5AdapterHac`] — the HAC contract through our vendor commands on the PF
 //!   (adapters with the extension).
 //! * [`softhac`]: [`Mlx5SoftHac`] — the HAC contract in the driver for VFs without the
-//!   extension: held send WQEs beyond the doorbell record, rung over committed epochs.
+//!   extension: held send WQEs beyond the doorbell record, rung over committed epochs (the
+//!   shared [`crate::softhac::hold::SoftHacCore`] over the device's SQ).
 //! * [`qos`]: [`EswQos`] — the PF's E-Switch QoS for its VFs (max and min rates as Linux
 //!   `esw/qos.c` sets them: a root DWRR TSAR, one VPORT element per VF, `bw_share` from the
 //!   min rates).

@@ -7,8 +7,9 @@
 //! the device never saw back (the producer counter rewinds to the record; the slots and their
 //! buffers are reused) and re-write the survivors; unprotect hands everything over.
 //!
-//! The structure and semantics are the 82576 SoftHac's ([`crate::softhac`]); only the hold
-//! differs (doorbell record instead of TDT). The hold is the driver's own:
+//! The contract's logic is the one the 82576 uses ([`crate::softhac::hold::SoftHacCore`]);
+//! this module gives it the [`Mlx5Device`] as its `HoldPort` (a position is the SQ producer
+//! counter after a WQE) and names the result [`Mlx5SoftHac`]. The hold is the driver's own:
 //! [`Mlx5Device::send`] is refused while WQEs are held beyond the record
 //! ([`Mlx5Error::TxHeld`]), and [`Mlx5SoftHac::port`] hands out a [`Mlx5SoftPort`] (receive,
 //! completions, counters, link), not the device, so no public path rings over a held frame.
@@ -25,122 +26,64 @@
 //! it serves them round robin, so released frames interleave with other VFs' plain frames;
 //! strict priority on the wire needs the extension.
 //!
-//! An error CQE on a checkpointing VF's SQ: the held WQEs are taken back, the SQ recovered
-//! (its counters restart at 0) and the held frames written again, in order, by the next
-//! [`Mlx5SoftHac::pump`] or HAC operation; nothing held is lost.
+//! An error CQE on a checkpointing VF's SQ (`HoldPort::needs_recovery`): the held WQEs are
+//! taken back, the SQ recovered (its counters restart at 0) and the held frames written again,
+//! in order, by the next [`Mlx5SoftHac::pump`] or HAC operation; nothing held is lost.
 
-use std::collections::VecDeque;
-
-use adapter_core::EpochState;
-use adapter_core::egress::DEFAULT_HAC_LIMITS;
 use bytes::Bytes;
 use hw_common::MacAddress;
 
 use super::eth::{BUFFER_LEN, EthStats, check_frame_len};
 use super::{Mlx5Device, Mlx5Error};
 use crate::backend::{Clock, DmaAllocator, RegisterIo};
+pub use crate::softhac::hold::{DEFAULT_GUARD_BYTES, DEFAULT_LIMIT_BYTES, DEFAULT_LIMIT_FRAMES};
+use crate::softhac::hold::{HoldPort, SoftHacCore};
 pub use adapter_core::hac::{Hac, HacError, HacVfStats, VfNumber};
 
-/// Buffer limits of a checkpointing VF until `set_limits`: the adapter extension's defaults
-/// (4096 frames, 4 MiB; the core's `DEFAULT_HAC_LIMITS`). `set_limits` with 0 means 2³² − 1.
-pub const DEFAULT_LIMIT_FRAMES: u32 = DEFAULT_HAC_LIMITS.frames as u32;
-/// See [`DEFAULT_LIMIT_FRAMES`].
-pub const DEFAULT_LIMIT_BYTES: u32 = DEFAULT_HAC_LIMITS.bytes as u32;
-/// The guard until `set_guard`: plain bytes per pump that may go ahead of released frames
-/// still waiting for SQ room.
-pub const DEFAULT_GUARD_BYTES: u32 = 64 * 1024;
-
-/// A frame the VF accepted and has not handed to the device.
-struct Held {
-    /// Checkpoint epoch; `None` for a plain frame queued before the VF was tagged.
-    epoch: Option<u32>,
-    frame: Bytes,
-    /// The SQ producer counter after this frame's WQE, if it is written (held beyond the
-    /// doorbell record).
-    end: Option<u16>,
-}
-
-/// Which held, unreleased frames [`Mlx5SoftHac::rewrite`] drops.
-#[derive(Clone, Copy)]
-enum Drop {
-    /// Epochs ≤ e (abort e).
-    UpTo(u32),
-    /// Every one (failover).
-    All,
-    /// None: only re-write them (after an SQ recovery).
-    Nothing,
-}
-
-impl Drop {
-    fn drops(self, epoch: Option<u32>) -> bool {
-        match self {
-            Drop::UpTo(u) => epoch.is_none_or(|e| e <= u),
-            Drop::All => true,
-            Drop::Nothing => false,
-        }
-    }
-}
-
-struct SoftVf<R: RegisterIo, D: DmaAllocator, C: Clock> {
-    dev: Mlx5Device<R, D, C>,
-    /// The epoch rules are the adapter core's, so SoftHac and the extension cannot disagree.
-    epochs: EpochState,
-    /// Frames not yet handed to the device, FIFO: released ones first.
-    held: VecDeque<Held>,
-    /// How many of `held` (from the front) are released.
-    released_pending: usize,
-    /// Plain frames of an untagged VF waiting for SQ room (or behind released checkpoint
-    /// traffic). Empty while the VF is tagged.
-    plain: VecDeque<Bytes>,
-    limit_frames: u32,
-    limit_bytes: u32,
-    held_bytes: u64,
-    stats: HacVfStats,
-}
-
-enum Push {
-    /// Written; the producer counter after it.
-    Written(u16),
-    NoRoom,
-    /// Refused by the driver (counted in `discarded`).
-    Dropped,
-}
-
-impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftVf<R, D, C> {
-    fn update_buffered(&mut self) {
-        self.stats.buffered_frames = u32::try_from(self.held.len()).unwrap_or(u32::MAX);
-        self.stats.buffered_bytes = u32::try_from(self.held_bytes).unwrap_or(u32::MAX);
-        self.stats.max_frames = self.stats.max_frames.max(self.stats.buffered_frames);
-        self.stats.max_bytes = self.stats.max_bytes.max(self.stats.buffered_bytes);
-    }
-
-    /// Writes `frame`'s WQE beyond the doorbell record if the SQ has room. A frame the driver
-    /// refuses (lengths are checked at `send`, so only a failing device) is dropped and
-    /// counted in `discarded`; the error goes to `failed`.
-    fn push_held(&mut self, frame: &Bytes, failed: &mut Option<Mlx5Error>) -> Push {
-        match self.dev.tx_post_held(frame) {
-            Ok(Some(end)) => Push::Written(end),
-            Ok(None) => Push::NoRoom,
-            Err(e) => {
-                self.stats.discarded += 1;
-                failed.get_or_insert(e);
-                Push::Dropped
-            }
-        }
-    }
-
-    /// Whether the next frame may be written into the SQ: only if every frame before it is
-    /// (FIFO: a frame waiting in software keeps the later ones out).
-    fn ring_is_tail(&self) -> bool {
-        self.held.back().is_none_or(|h| h.end.is_some())
-    }
-}
-
 /// Driver-level HAC over the mlx5 VFs a driver owns (each [`Mlx5Device`] with its Ethernet
-/// path open).
-pub struct Mlx5SoftHac<R: RegisterIo, D: DmaAllocator, C: Clock> {
-    vfs: Vec<SoftVf<R, D, C>>,
-    guard: u32,
+/// path open): the shared core over the devices' SQs.
+pub type Mlx5SoftHac<R, D, C> = SoftHacCore<Mlx5Device<R, D, C>>;
+
+/// The SQ as a hold: WQEs written beyond the doorbell record, the record and the UAR doorbell
+/// moved only to the committed point, the producer rewound to the record to take WQEs back;
+/// an SQ an error CQE moved to ERR is recovered before held frames are written again.
+impl<R: RegisterIo, D: DmaAllocator, C: Clock> HoldPort for Mlx5Device<R, D, C> {
+    type Error = Mlx5Error;
+    /// The SQ producer counter after a WQE.
+    type Position = u16;
+    const MAX_VFS: usize = usize::MAX;
+
+    fn no_such_vf(vf: VfNumber) -> Mlx5Error {
+        Mlx5Error::NoSuchVf(vf)
+    }
+
+    fn check_frame_len(&self, len: usize) -> Result<(), Mlx5Error> {
+        check_frame_len(len)
+    }
+
+    fn post_held(&mut self, frame: &Bytes) -> Result<Option<u16>, Mlx5Error> {
+        self.tx_post_held(frame)
+    }
+
+    fn ring_to(&mut self, end: u16) -> Result<(), Mlx5Error> {
+        self.tx_ring_to(end).map(|_| ())
+    }
+
+    fn take_back_held(&mut self) {
+        self.tx_take_back_held();
+    }
+
+    fn send_now(&mut self, frame: &Bytes) -> Result<bool, Mlx5Error> {
+        Ok(self.send(&[&frame[..]])? > 0)
+    }
+
+    fn needs_recovery(&self) -> bool {
+        self.tx_needs_recovery()
+    }
+
+    fn recover(&mut self) -> Result<(), Mlx5Error> {
+        self.recover_sq().map(|_| ())
+    }
 }
 
 /// One VF of a [`Mlx5SoftHac`], for everything but sending. Sending goes through
@@ -191,44 +134,21 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5SoftPort<'_, R, D, C> {
     }
 }
 
-impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5SoftHac<R, D, C> {
+impl<R: RegisterIo, D: DmaAllocator, C: Clock> SoftHacCore<Mlx5Device<R, D, C>> {
     /// Takes the VF devices: the device at position n is VF n for [`Mlx5SoftHac::send`] and
     /// the [`Hac`] calls (numbers beyond are `NoSuchVf`).
     pub fn new(devices: Vec<Mlx5Device<R, D, C>>) -> Self {
-        let vfs = devices
-            .into_iter()
-            .map(|dev| SoftVf {
-                dev,
-                epochs: EpochState::default(),
-                held: VecDeque::new(),
-                released_pending: 0,
-                plain: VecDeque::new(),
-                limit_frames: DEFAULT_LIMIT_FRAMES,
-                limit_bytes: DEFAULT_LIMIT_BYTES,
-                held_bytes: 0,
-                stats: HacVfStats::default(),
-            })
-            .collect();
-        Mlx5SoftHac {
-            vfs,
-            guard: DEFAULT_GUARD_BYTES,
-        }
+        Self::with_ports(devices)
     }
 
     /// Receive side, completions, counters and link of `vf`.
     pub fn port(&mut self, vf: VfNumber) -> Option<Mlx5SoftPort<'_, R, D, C>> {
-        self.vfs
-            .get_mut(vf.get())
-            .map(|v| Mlx5SoftPort { dev: &mut v.dev })
+        self.port_mut(vf).map(|dev| Mlx5SoftPort { dev })
     }
 
     /// Largest frame [`Mlx5SoftHac::send`] accepts.
     pub const fn max_frame_len(&self) -> usize {
         BUFFER_LEN
-    }
-
-    fn vf(&mut self, vf: VfNumber) -> Result<&mut SoftVf<R, D, C>, HacError> {
-        self.vfs.get_mut(vf.get()).ok_or(HacError::NoSuchVf(vf))
     }
 
     /// Queues frames on `vf`; returns how many were accepted. A checkpointing VF stops
@@ -237,296 +157,7 @@ impl<R: RegisterIo, D: DmaAllocator, C: Clock> Mlx5SoftHac<R, D, C> {
     /// cannot carry (longer than [`BUFFER_LEN`], shorter than an Ethernet header) refuses the
     /// whole call before anything is accepted.
     pub fn send(&mut self, vf: VfNumber, frames: &[Bytes]) -> Result<usize, Mlx5Error> {
-        let v = self.vfs.get_mut(vf.get()).ok_or(Mlx5Error::NoSuchVf(vf))?;
-        for f in frames {
-            check_frame_len(f.len())?;
-        }
-        if !v.epochs.tagged {
-            v.plain.extend(frames.iter().cloned());
-            self.pump()?;
-            return Ok(frames.len());
-        }
-        let mut failed = None;
-        if v.dev.tx_needs_recovery()
-            && !v.held.is_empty()
-            && let Err(e) = Self::rewrite(v, Drop::Nothing)
-        {
-            failed.get_or_insert(e);
-        }
-        let mut accepted = 0;
-        for f in frames {
-            // An empty buffer always takes one frame, as the adapter's egress stage does: no
-            // limit (not even a byte limit below one frame) stops a VF for good.
-            if !v.held.is_empty()
-                && (v.held.len() as u64 >= u64::from(v.limit_frames)
-                    || v.held_bytes + f.len() as u64 > u64::from(v.limit_bytes))
-            {
-                v.stats.backpressure += 1;
-                break;
-            }
-            let end = if v.ring_is_tail() {
-                match v.push_held(f, &mut failed) {
-                    Push::Written(end) => Some(end),
-                    Push::NoRoom => None,
-                    Push::Dropped => break,
-                }
-            } else {
-                None
-            };
-            v.held.push_back(Held {
-                epoch: Some(v.epochs.open),
-                frame: f.clone(),
-                end,
-            });
-            v.held_bytes += f.len() as u64;
-            accepted += 1;
-        }
-        v.update_buffered();
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(accepted),
-        }
-    }
-
-    /// Hands released checkpoint frames to the device (as SQ room allows), then plain frames
-    /// (within the guard while released frames still wait); recovers an SQ after an error
-    /// CQE, writing its held frames again. Call it regularly (the driver's poll loop).
-    pub fn pump(&mut self) -> Result<(), Mlx5Error> {
-        let mut waiting_high = false;
-        let mut failed = None;
-        for v in &mut self.vfs {
-            if v.dev.tx_needs_recovery()
-                && !v.held.is_empty()
-                && let Err(e) = Self::rewrite(v, Drop::Nothing)
-            {
-                failed.get_or_insert(e);
-            }
-            if let Err(e) = Self::release_front(v) {
-                failed.get_or_insert(e);
-            }
-            waiting_high |= v.released_pending > 0;
-        }
-        let mut budget = if waiting_high {
-            u64::from(self.guard)
-        } else {
-            u64::MAX
-        };
-        for v in &mut self.vfs {
-            // A VF's plain frames go after everything it queued earlier; a tagged VF has none.
-            if !v.held.is_empty() {
-                continue;
-            }
-            while let Some(f) = v.plain.front() {
-                if (f.len() as u64) > budget && waiting_high {
-                    break;
-                }
-                match v.dev.send(&[&f[..]]) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                        break;
-                    }
-                }
-                budget = budget.saturating_sub(f.len() as u64);
-                v.plain.pop_front();
-            }
-        }
-        failed.map_or(Ok(()), Err)
-    }
-
-    /// Writes released frames still in software into the SQ and rings the doorbell over every
-    /// released frame written. The doorbell is rung even when a frame fails, and a failing
-    /// frame is dropped with a count: nothing released is left unaccounted.
-    fn release_front(v: &mut SoftVf<R, D, C>) -> Result<(), Mlx5Error> {
-        let mut doorbell = None;
-        let mut failed = None;
-        while v.released_pending > 0 {
-            let Some(front) = v.held.front() else {
-                break;
-            };
-            let end = match front.end {
-                Some(end) => Some(end),
-                // Room in the SQ for it now? (Only the front can move in: FIFO.)
-                None => match v.push_held(&front.frame.clone(), &mut failed) {
-                    Push::Written(end) => Some(end),
-                    Push::NoRoom => break,
-                    Push::Dropped => None,
-                },
-            };
-            if end.is_some() {
-                doorbell = end;
-            }
-            if let Some(h) = v.held.pop_front() {
-                v.held_bytes -= h.frame.len() as u64;
-            }
-            v.released_pending -= 1;
-        }
-        if let Some(end) = doorbell
-            && let Err(e) = v.dev.tx_ring_to(end)
-        {
-            failed.get_or_insert(e);
-        }
-        v.update_buffered();
-        failed.map_or(Ok(()), Err)
-    }
-
-    /// Takes back every held WQE, drops the unreleased frames `drop` names (counted in
-    /// `discarded`) and writes the survivors again in order (an SQ in error is recovered in
-    /// between). Returns how many were discarded.
-    ///
-    /// Invariant used: after [`Mlx5SoftHac::release_front`], every released frame still
-    /// pending is outside the SQ, so the written frames are exactly the device's held WQEs.
-    fn rewrite(v: &mut SoftVf<R, D, C>, drop: Drop) -> Result<u32, Mlx5Error> {
-        let old: Vec<Held> = v.held.drain(v.released_pending..).collect();
-        v.dev.tx_take_back_held();
-        let mut failed = None;
-        if v.dev.tx_needs_recovery()
-            && let Err(e) = v.dev.recover_sq()
-        {
-            failed.get_or_insert(e);
-        }
-        let mut discarded = 0;
-        for mut h in old {
-            if drop.drops(h.epoch) {
-                v.held_bytes -= h.frame.len() as u64;
-                discarded += 1;
-                continue;
-            }
-            h.end = None;
-            if v.ring_is_tail() {
-                match v.push_held(&h.frame, &mut failed) {
-                    Push::Written(end) => h.end = Some(end),
-                    Push::NoRoom => {}
-                    Push::Dropped => {
-                        v.held_bytes -= h.frame.len() as u64;
-                        continue;
-                    }
-                }
-            }
-            v.held.push_back(h);
-        }
-        v.stats.discarded += u64::from(discarded);
-        v.update_buffered();
-        failed.map_or(Ok(discarded), Err)
-    }
-
-    fn mark_released(v: &mut SoftVf<R, D, C>, upto: Option<u32>) {
-        while v.released_pending < v.held.len()
-            && upto.is_none_or(|u| v.held[v.released_pending].epoch.is_none_or(|e| e <= u))
-        {
-            v.released_pending += 1;
-            v.stats.released += 1;
-        }
-    }
-}
-
-/// A driver failure during a HAC operation: the contract has no code for it.
-fn driver_err(_: Mlx5Error) -> HacError {
-    HacError::Refused(0xFF)
-}
-
-impl<R: RegisterIo, D: DmaAllocator, C: Clock> Hac for Mlx5SoftHac<R, D, C> {
-    fn set_tagged(&mut self, vf: VfNumber, on: bool) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        if on && !v.epochs.tagged {
-            v.epochs = EpochState::TAGGED;
-            // The plain backlog predates the protection: it stays first and is not held.
-            let backlog = std::mem::take(&mut v.plain);
-            for frame in backlog {
-                v.held_bytes += frame.len() as u64;
-                v.held.push_back(Held {
-                    epoch: None,
-                    frame,
-                    end: None,
-                });
-            }
-            v.released_pending = v.held.len();
-            Self::release_front(v).map_err(driver_err)?;
-        } else if !on && v.epochs.tagged {
-            Self::mark_released(v, None);
-            Self::release_front(v).map_err(driver_err)?;
-            v.epochs.tagged = false;
-        }
-        Ok(())
-    }
-
-    fn open_epoch(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        if !v.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
-        if !v.epochs.openable(epoch) {
-            return Err(HacError::BadEpoch { vf, epoch });
-        }
-        v.epochs.open = epoch;
-        Ok(())
-    }
-
-    fn commit(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        if !v.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
-        if !v.epochs.resolvable(epoch) {
-            return Err(HacError::BadEpoch { vf, epoch });
-        }
-        v.epochs.committed = epoch;
-        v.epochs.resolved = epoch;
-        Self::mark_released(v, Some(epoch));
-        Self::release_front(v).map_err(driver_err)
-    }
-
-    fn abort(&mut self, vf: VfNumber, epoch: u32) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        if !v.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
-        if !v.epochs.resolvable(epoch) {
-            return Err(HacError::BadEpoch { vf, epoch });
-        }
-        v.epochs.resolved = epoch;
-        Self::rewrite(v, Drop::UpTo(epoch)).map_err(driver_err)?;
-        Ok(())
-    }
-
-    fn failover(&mut self, vf: VfNumber) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        if !v.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
-        v.epochs.resolved = v.epochs.open;
-        Self::rewrite(v, Drop::All).map_err(driver_err)?;
-        Ok(())
-    }
-
-    fn unprotect(&mut self, vf: VfNumber) -> Result<(), HacError> {
-        if !self.vf(vf)?.epochs.tagged {
-            return Err(HacError::NotTagged(vf));
-        }
-        self.set_tagged(vf, false)
-    }
-
-    fn set_limits(&mut self, vf: VfNumber, frames: u32, bytes: u32) -> Result<(), HacError> {
-        let v = self.vf(vf)?;
-        // 0 = the maximum, as on the extension; never "no room at all".
-        v.limit_frames = if frames == 0 { u32::MAX } else { frames };
-        v.limit_bytes = if bytes == 0 { u32::MAX } else { bytes };
-        Ok(())
-    }
-
-    fn set_guard(&mut self, bytes: u32) -> Result<(), HacError> {
-        self.guard = bytes;
-        Ok(())
-    }
-
-    fn stats(&mut self, vf: VfNumber) -> Result<HacVfStats, HacError> {
-        let v = self.vf(vf)?;
-        Ok(HacVfStats {
-            open_epoch: v.epochs.open,
-            committed_epoch: v.epochs.committed,
-            ..v.stats
-        })
+        self.send_frames(vf, frames)
     }
 }
 
@@ -711,9 +342,12 @@ mod tests {
 
     /// Sends one frame on VF 0 whose WQE carries a bad memory key (the device fails it).
     fn send_poisoned(soft: &mut Soft, seq: u32) {
-        let good = soft.vfs[0].dev.set_tx_lkey_for_test(0x00BA_DBAD);
+        let good = soft
+            .port_mut(VF0)
+            .unwrap()
+            .set_tx_lkey_for_test(0x00BA_DBAD);
         assert_eq!(soft.send(VF0, &frames(seq..seq + 1)).unwrap(), 1);
-        soft.vfs[0].dev.set_tx_lkey_for_test(good);
+        soft.port_mut(VF0).unwrap().set_tx_lkey_for_test(good);
     }
 
     #[test]

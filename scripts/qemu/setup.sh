@@ -10,8 +10,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CACHE="${HAC_QEMU_CACHE:-$ROOT/target/qemu}"
 SUITE=bookworm-backports
-# Guest modules (names as modprobe knows them); their dependencies come in with them.
-MODULES=(dca i2c-algo-bit igb igbvf irqbypass vfio vfio_iommu_type1 vfio-pci-core vfio-pci)
+# Guest modules (names as modprobe knows them); their dependencies come in with them
+# (mlx5_core: mlxfw and pci-hyperv-intf, for scripts/vfio-user with HAC_VU_FAMILY=mlx5).
+MODULES=(dca i2c-algo-bit igb igbvf irqbypass vfio vfio_iommu_type1 vfio-pci-core vfio-pci mlx5_core)
 
 die() { echo "setup.sh: error: $*" >&2; exit 1; }
 log() { echo "setup.sh: $*" >&2; }

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Runs inside the guest (busybox sh), whose PCI functions 8086:10CA are VFs of the HAC model
-# served by `hac serve --vfio-user`. Prints "PASS <check>" or "FAIL <check>: <reason>" for each
+# Runs inside the guest (busybox sh), whose PCI functions are VFs of the HAC model served by
+# `hac serve --vfio-user`: 8086:10CA driven by Linux igbvf, or with HAC_FAMILY=mlx5 (kernel
+# argument hac.family=mlx5) 15b3:101E driven by Linux mlx5_core. Prints "PASS <check>" or "FAIL <check>: <reason>" for each
 # check; "HAC-VU-REQ <what>" lines ask the host (run.sh) to start or stop the epoch driver.
 # See docs/vfio-user.md.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
@@ -9,6 +10,10 @@ PEER=10.99.0.2
 ME=10.99.0.1
 MAC_PREFIX=02:1b:21:c1:00
 EPOCH_MS=${HAC_EPOCH_MS:-20}
+case "${HAC_FAMILY:-igb}" in
+mlx5) DRIVER=mlx5_core DEVID=0x101e ;;
+*) DRIVER=igbvf DEVID=0x10ca ;;
+esac
 
 say() { echo "hac-guest: $*"; }
 pass() { echo "PASS $1"; }
@@ -26,13 +31,13 @@ wait_for() {
     return 1
 }
 
-igbvf_netdevs() {
+vf_netdevs() {
     for n in /sys/class/net/*; do
         drv=$(readlink "$n/device/driver" 2>/dev/null) || continue
-        case "$drv" in */igbvf) basename "$n" ;; esac
+        case "$drv" in */$DRIVER) basename "$n" ;; esac
     done
 }
-count_netdevs() { [ "$(igbvf_netdevs | wc -l)" -ge "$1" ]; }
+count_netdevs() { [ "$(vf_netdevs | wc -l)" -ge "$1" ]; }
 carrier_up() { [ "$(cat "/sys/class/net/$1/carrier" 2>/dev/null)" = 1 ]; }
 
 # busybox ping summary "round-trip min/avg/max = a/b/c ms" → "a b c"; loss percentage.
@@ -56,25 +61,45 @@ tcp_echo() {
     fi
 }
 
+# mlx5_core's own command statistics (debugfs): "hac-cmd: <bdf> <command> <n> <failed>".
+mlx5_commands() {
+    [ "$DRIVER" = mlx5_core ] || return 0
+    mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+    for c in /sys/kernel/debug/mlx5/*/commands/*; do
+        [ -f "$c/n" ] || continue
+        n=$(cat "$c/n")
+        [ "$n" != 0 ] || continue
+        bdf=${c#/sys/kernel/debug/mlx5/}
+        echo "hac-cmd: ${bdf%%/*} $(basename "$c") $n $(cat "$c/failed" 2>/dev/null || echo ?)"
+    done
+}
+
 say "kernel $(uname -r)"
-modprobe igbvf || { fail probe "modprobe igbvf failed"; exit 1; }
 NVF=$(ls -d /sys/bus/pci/devices/* | while read -r d; do
-    [ "$(cat "$d/device")" = 0x10ca ] && echo "$d"
+    [ "$(cat "$d/device")" = $DEVID ] && echo "$d"
 done | wc -l)
-say "$NVF function(s) 8086:10ca"
-if wait_for 100 count_netdevs "$NVF" && [ "$NVF" -ge 1 ]; then
+say "$NVF function(s) with device id $DEVID"
+modprobe $DRIVER || { fail probe "modprobe $DRIVER failed"; dmesg | tail -n 40 | sed 's/^/hac-kern: /'; exit 1; }
+# The netdevs may come a while after modprobe returns (mlx5e under TCG): allow 60 s.
+if wait_for 600 count_netdevs "$NVF" && [ "$NVF" -ge 1 ]; then
     pass probe
 else
-    fail probe "igbvf bound $(igbvf_netdevs | wc -l) of $NVF VFs"
-    dmesg | grep -i -E "igbvf|vfio" | tail -n 20 | sed 's/^/hac-kern: /'
+    fail probe "$DRIVER gave $(vf_netdevs | wc -l) netdev(s) for $NVF VF(s): $(dmesg | grep -E "$DRIVER.*(fail|error|timeout)" | head -n1)"
+    dmesg | grep -i -E "$DRIVER|vfio|mlx5" | tail -n 60 | sed 's/^/hac-kern: /'
+    mlx5_commands
     exit 1
 fi
-dmesg | grep -i igbvf | sed 's/^/hac-kern: /'
+# mlx5_core: no failed command, timeout or health complaint on the way to the netdev.
+if [ "$DRIVER" = mlx5_core ]; then
+    bad=$(dmesg | grep -E "$DRIVER" | grep -i -E "fail|error|timeout|compromised|syndrome" | head -n1)
+    if [ -n "$bad" ]; then fail probe-clean "$bad"; else pass probe-clean; fi
+fi
+dmesg | grep -i -E "$DRIVER|mlx5" | sed 's/^/hac-kern: /'
 
 # 1. MACs: each VF has the MAC our PF agent assigned (02:1b:21:c1:00:<n>), no random fallback.
 bad=""
 IF0=""
-for i in $(igbvf_netdevs); do
+for i in $(vf_netdevs); do
     mac=$(cat /sys/class/net/$i/address)
     say "$i: $mac"
     case "$mac" in
@@ -84,22 +109,22 @@ for i in $(igbvf_netdevs); do
     esac
 done
 if dmesg | grep -qi "random MAC"; then
-    fail mac "igbvf fell back to a random MAC: $(dmesg | grep -i 'random MAC' | head -n1)"
+    fail mac "$DRIVER fell back to a random MAC: $(dmesg | grep -i 'random MAC' | head -n1)"
 elif [ -n "$bad" ] || [ -z "$IF0" ]; then
     fail mac "unexpected MACs:$bad (VF 0 found: ${IF0:-no})"
 else
     pass mac
 fi
-[ -n "$IF0" ] || IF0=$(igbvf_netdevs | head -n1)
+[ -n "$IF0" ] || IF0=$(vf_netdevs | head -n1)
 
 # 2. Link up on every VF. IPv6 off: no router solicitations or MLD reports, so every frame on
 # the wire is one the checks sent (the host compares wire frames with released frames).
 echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null
 echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null
-for i in $(igbvf_netdevs); do echo 1 >/proc/sys/net/ipv6/conf/$i/disable_ipv6 2>/dev/null; done
-for i in $(igbvf_netdevs); do ip link set "$i" up; done
+for i in $(vf_netdevs); do echo 1 >/proc/sys/net/ipv6/conf/$i/disable_ipv6 2>/dev/null; done
+for i in $(vf_netdevs); do ip link set "$i" up; done
 down=""
-for i in $(igbvf_netdevs); do wait_for 100 carrier_up "$i" || down="$down $i"; done
+for i in $(vf_netdevs); do wait_for 100 carrier_up "$i" || down="$down $i"; done
 if [ -z "$down" ]; then pass link; else fail link "no carrier on$down"; fi
 
 # 3. Ping the peer on the model's wire (through the switch and the egress stage).
@@ -154,4 +179,5 @@ request epochs-stop
 sleep 2
 
 /sbin/ip -s link show "$IF0" 2>&1 | sed 's/^/hac-ip: /'
+mlx5_commands
 echo "HAC-VU-RTT plain=${PLAIN_AVG:-?} ckpt=${CP_MIN:-?}/${CP_AVG:-?}/${CP_MAX:-?}"

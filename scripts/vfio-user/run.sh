@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of the vfio-user front end: `hac serve --vfio-user` exports VFs of the model,
 # QEMU (>= 10.1, from the trixie tree of setup.sh, run with chroot) attaches them with
-# vfio-user-pci, and the guest's own Linux igbvf drives them. The guest checks MAC, link, ping
+# vfio-user-pci, and the guest's own Linux igbvf (HAC_VU_FAMILY=mlx5: mlx5_core) drives them. The guest checks MAC, link, ping
 # and TCP with a peer on the model's wire, then the same with the VF checkpointing (20 ms
 # epochs driven by `hac ctl epochs`), then with aborted epochs. Run setup.sh first (root).
 #
@@ -13,6 +13,7 @@
 #   HAC_VU_TIMEOUT      seconds for the whole boot (default 300)
 #   HAC_VU_VFS          VFs exported (default "0,1"; the checks use VF 0)
 #   HAC_VU_EPOCH_MS     epoch length (default 20)
+#   HAC_VU_FAMILY       igb (default: the 82576, igbvf) or mlx5 (the ConnectX model, mlx5_core)
 #   HAC_QEMU_NO_BUILD=1 reuse the static hac binary; HAC_QEMU_HAC=path: use that one
 # Logs: $HAC_VU_CACHE/logs/{serial,serve,epochs-*}.log. See docs/vfio-user.md.
 set -euo pipefail
@@ -25,8 +26,13 @@ TREE="$CACHE/trixie"
 TIMEOUT="${HAC_VU_TIMEOUT:-300}"
 VFS="${HAC_VU_VFS:-0,1}"
 EPOCH_MS="${HAC_VU_EPOCH_MS:-20}"
+FAMILY="${HAC_VU_FAMILY:-igb}"
 TARGET=x86_64-unknown-linux-gnu
-MODULES=(igbvf)
+case "$FAMILY" in
+igb) MODULES=(igbvf) ;;
+mlx5) MODULES=(mlx5_core) ;; # with mlxfw and pci-hyperv-intf, its dependencies
+*) echo "vfio-user/run.sh: error: HAC_VU_FAMILY must be igb or mlx5, not '$FAMILY'" >&2; exit 2 ;;
+esac
 LOGS="$CACHE/logs"
 
 die() { echo "vfio-user/run.sh: error: $*" >&2; exit 2; }
@@ -88,7 +94,7 @@ cleanup() {
 trap cleanup EXIT
 
 # 4. The daemon: VFs exported, a peer on the wire.
-"$HAC" serve --socket "$SHARE/hac.sock" --vfs 2 --vfio-user "$SHARE" --vfio-user-vfs "$VFS" \
+"$HAC" serve --family "$FAMILY" --socket "$SHARE/hac.sock" --vfs 2 --vfio-user "$SHARE" --vfio-user-vfs "$VFS" \
     --wire-peer 10.99.0.2/24 >"$LOGS/serve.log" 2>&1 &
 SERVE_PID=$!
 for _ in $(seq 50); do [ -S "$SHARE/vf0.sock" ] && break; sleep 0.1; done
@@ -109,14 +115,14 @@ done
 SERIAL="$LOGS/serial.log"
 : >"$SERIAL"
 t0=$(date +%s.%N)
-log "booting the guest with VF(s) $VFS (timeout ${TIMEOUT}s, serial log $SERIAL)"
+log "booting the guest with $FAMILY VF(s) $VFS (timeout ${TIMEOUT}s, serial log $SERIAL)"
 timeout -k 5 "$TIMEOUT" chroot "$TREE" /usr/bin/qemu-system-x86_64 \
     -machine q35,memory-backend=mem -accel tcg -cpu max -m 1G -smp 1 \
     -object memory-backend-memfd,id=mem,size=1G,share=on \
     -nodefaults -display none -serial stdio -no-reboot \
     "${devices[@]}" \
     -kernel /hac-share/vmlinuz -initrd /hac-share/initramfs.cpio.gz \
-    -append "console=ttyS0 panic=-1 loglevel=4 hac.epoch_ms=$EPOCH_MS" </dev/null >"$SERIAL" 2>&1 &
+    -append "console=ttyS0 panic=-1 loglevel=4 hac.epoch_ms=$EPOCH_MS hac.family=$FAMILY" </dev/null >"$SERIAL" 2>&1 &
 QEMU_PID=$!
 
 # 6. Follow the guest's requests for the epoch driver.
@@ -160,11 +166,12 @@ t1=$(date +%s.%N)
 wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')
 tr -d '\r' <"$SERIAL" >"$SERIAL.txt" && mv "$SERIAL.txt" "$SERIAL"
 "$HAC" stats --socket "$SHARE/hac.sock" --vf 0 >"$LOGS/stats.txt" 2>&1 || true
+"$HAC" ctl --socket "$SHARE/hac.sock" stats >"$LOGS/stats.json" 2>&1 || true
 
 # 7. Verdicts: the guest's, then the host's view of the aborted epochs.
 results=()
 while IFS= read -r l; do results+=("$l"); done < <(grep -aE '^(PASS|FAIL) ' "$SERIAL" || true)
-num() { sed -n "s/.*\"$2\":\\([0-9]*\\).*/\\1/p" "$LOGS/epochs-$1.json" 2>/dev/null; }
+num() { sed -n "s/.*\"$2\":\\([0-9]*\\).*/\\1/p" "$LOGS/epochs-$1.json" 2>/dev/null || true; }
 for p in commit abort; do
     rel=$(num $p released) dis=$(num $p discarded) wire=$(num $p wire_frames) ab=$(num $p aborts)
     if [ -z "$rel" ]; then
@@ -191,8 +198,9 @@ if [ "$failed" -gt 0 ]; then
     tail -n 30 "$SERIAL" | sed 's/^/  serial| /'
     tail -n 20 "$LOGS/serve.log" | sed 's/^/  serve| /'
 fi
-echo "--- vfio-user (${wall}s boot, QEMU $(chroot "$TREE" /usr/bin/qemu-system-x86_64 --version | head -n1 | awk '{print $4}'))"
+echo "--- vfio-user $FAMILY (${wall}s boot, QEMU $(chroot "$TREE" /usr/bin/qemu-system-x86_64 --version | head -n1 | awk '{print $4}'))"
 grep -aE '^(hac-guest: rtt|HAC-VU-RTT)' "$SERIAL" || true
+grep -aE '^hac-cmd: ' "$SERIAL" >"$LOGS/commands.txt" || true
 grep -aE '^hac-ip: ' "$SERIAL" || true
 for p in commit abort; do echo "epochs-$p: $(cat "$LOGS/epochs-$p.json" 2>/dev/null)"; done
 printf '%s\n' "${results[@]}"

@@ -429,6 +429,12 @@ pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
     result
 }
 
+/// The inverted XOR8 hash of `input`: every byte XORed together, then inverted (an 8-bit
+/// result in the low byte). mlx5e builds its per-channel TIRs with it (one-entry RQTs).
+pub fn inverted_xor8(input: &[u8]) -> u32 {
+    u32::from(!input.iter().fold(0u8, |h, b| h ^ b))
+}
+
 /// The RSS hash input of `frame` for an outer hash field `selector`: the selected source and
 /// destination addresses and L4 ports, in that order, when the frame has the IP version and
 /// L4 protocol the selector names; `None` when the frame does not match the selector.
@@ -606,6 +612,16 @@ mod tests {
     fn inline_header_lengths_by_mode() {
         let l = Layout::parse(&udp_frame());
         assert_eq!([0, 1, 2, 3].map(|m| l.header_len(m)), [0, 14, 34, 42]);
+    }
+
+    #[test]
+    fn inverted_xor8_folds_every_byte_and_inverts() {
+        assert_eq!(inverted_xor8(&[]), 0xFF);
+        assert_eq!(inverted_xor8(&[0x0F, 0xF0]), 0x00);
+        assert_eq!(
+            inverted_xor8(&[10, 0, 0, 1, 10, 0, 0, 2, 0x30, 0x39]),
+            !(3 ^ 0x30 ^ 0x39) & 0xFF
+        );
     }
 
     #[test]

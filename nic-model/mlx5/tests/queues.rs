@@ -84,11 +84,6 @@ fn create_sq_refuses_every_bad_context() {
             syndrome::BAD_WQ_STRIDE,
         ),
         (
-            with(&|p| p.log_size = 0),
-            BadParam,
-            syndrome::BAD_QUEUE_SIZE,
-        ),
-        (
             with(&|p| p.log_size = 16),
             BadParam,
             syndrome::BAD_QUEUE_SIZE,
@@ -183,7 +178,7 @@ fn create_rq_refuses_every_bad_context() {
             BadParam,
             syndrome::BAD_WQ_STRIDE,
         ),
-        (with(&|p| p.pd = 0), BadResource, syndrome::NO_SUCH_PD),
+        (with(&|p| p.pd = 0x99), BadResource, syndrome::NO_SUCH_PD),
         (
             ctx(&|i| i.rq_context_mut().set_scatter_fcs(true)),
             BadParam,
@@ -359,7 +354,7 @@ fn tis_tir_and_rqt_inputs_are_checked() {
         (lro, BadParam, syndrome::UNSUPPORTED_QUEUE_FEATURE),
         (disp, BadParam, syndrome::BAD_DISPATCH),
         (
-            create_indirect_tir_input(q.td, rqt, rx_hash_fn::INVERTED_XOR8, &[], 0),
+            create_indirect_tir_input(q.td, rqt, 3, &[], 0),
             BadParam,
             syndrome::UNSUPPORTED_HASH,
         ),
@@ -657,4 +652,36 @@ fn the_flow_table_page_is_advertised_with_nic_flow_table() {
     assert!(rx.ft_support() && rx.modify_root() && rx.flow_tag());
     assert!(rx.max_ft_level() >= mlx5_hw::caps::FT_KERNEL_MIN_LEVEL);
     assert!(!rx.flow_modify_en() && !rx.flow_table_modify() && !ft.nic_tx().ft_support());
+}
+
+/// mlx5e's drop RQ is a one-entry cyclic WQ (log_wq_sz 0) with PD 0 (its context is zeroed
+/// but for the type and stride): accepted; a one-entry SQ too, but an SQ needs a real PD.
+#[test]
+fn one_entry_work_queues_and_the_pd_less_rq_are_accepted() {
+    let (mut nic, mut d, q) = up();
+    let mut rq = rq_params(&mut d, &q);
+    rq.log_size = 0;
+    rq.pd = 0;
+    assert_eq!(
+        d.status(&mut nic, &create_rq_input(&rq)),
+        (CommandStatus::Ok, 0)
+    );
+    let mut sq = sq_params(&mut d, &q);
+    sq.log_size = 0;
+    assert_eq!(
+        d.status(&mut nic, &create_sq_input(&sq)),
+        (CommandStatus::Ok, 0)
+    );
+    sq.pd = 0;
+    assert_eq!(
+        d.status(&mut nic, &create_sq_input(&sq)),
+        (CommandStatus::BadResource, syndrome::NO_SUCH_PD)
+    );
+    // Above the capability is still refused.
+    sq.pd = q.pd;
+    sq.log_size = 16;
+    assert_eq!(
+        d.status(&mut nic, &create_sq_input(&sq)),
+        (CommandStatus::BadParam, syndrome::BAD_QUEUE_SIZE)
+    );
 }

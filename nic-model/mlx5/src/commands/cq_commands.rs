@@ -49,8 +49,9 @@ pub(crate) fn create_cq(
     if c.cc() || c.cqe_comp_en() {
         return refuse(CommandStatus::BadParam, syndrome::UNSUPPORTED_CQ_FEATURE);
     }
+    // log_cq_size 0 (one CQE) is valid: mlx5e's drop RQ uses a zeroed CQ context.
     let log_size = c.log_cq_size();
-    if log_size == 0 || log_size > log_max_cq_sz {
+    if log_size > log_max_cq_sz {
         return refuse(CommandStatus::BadParam, syndrome::BAD_QUEUE_SIZE);
     }
     let log_page_size = c.log_page_size();

@@ -179,7 +179,7 @@ pub mod syndrome {
     pub const NO_SUCH_COUNTER_SET: u32 = 0x4D58_0072;
     /// A TIR dispatch type other than direct or indirect.
     pub const BAD_DISPATCH: u32 = 0x4D58_0073;
-    /// A TIR hash function the model does not implement (inverted XOR8).
+    /// A TIR hash function the PRM does not define (none, inverted XOR8 and Toeplitz are).
     pub const UNSUPPORTED_HASH: u32 = 0x4D58_0074;
     /// An RQT size of 0, beyond its maximum or beyond `log_max_rqt_size`, or a list longer
     /// than the input carries.

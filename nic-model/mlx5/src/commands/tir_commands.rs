@@ -14,6 +14,15 @@ use super::{
 };
 use crate::wq::*;
 
+/// The hash functions a TIR may name: none, inverted XOR8 (mlx5e's per-channel TIRs) and
+/// Toeplitz; the PRM defines no others.
+fn known_hash(f: u8) -> bool {
+    matches!(
+        f,
+        rx_hash_fn::NONE | rx_hash_fn::INVERTED_XOR8 | rx_hash_fn::TOEPLITZ
+    )
+}
+
 fn caps(st: &FunctionState) -> (usize, usize, usize) {
     let cap = |log: u8| (1usize << log.min(24)).min(MAX_OBJECTS);
     GeneralCaps::new_checked(&st.general_cur[..]).map_or((0, 0, 0), |g| {
@@ -25,15 +34,15 @@ fn caps(st: &FunctionState) -> (usize, usize, usize) {
     })
 }
 
-/// The hash part of a TIR context, checked: function none or Toeplitz (inverted XOR8 is not
-/// implemented), no tunnel hashing.
+/// The hash part of a TIR context, checked: function none, inverted XOR8 or Toeplitz, no
+/// tunnel hashing.
 fn indirect(st: &FunctionState, c: &TirContext<&[u8]>) -> Result<TirDispatch> {
     let rqtn = c.indirect_table();
     if !st.rqts.contains_key(&rqtn) {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_RQT);
     }
     let hash_fn = c.rx_hash_fn();
-    if hash_fn != rx_hash_fn::NONE && hash_fn != rx_hash_fn::TOEPLITZ {
+    if !known_hash(hash_fn) {
         return refuse(CommandStatus::BadParam, syndrome::UNSUPPORTED_HASH);
     }
     Ok(TirDispatch::Indirect {
@@ -168,10 +177,7 @@ fn indirect_fields(
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_RQT);
     }
     let hash_fn = c.rx_hash_fn();
-    if bits & modify_tir_bitmask::HASH != 0
-        && hash_fn != rx_hash_fn::NONE
-        && hash_fn != rx_hash_fn::TOEPLITZ
-    {
+    if bits & modify_tir_bitmask::HASH != 0 && !known_hash(hash_fn) {
         return refuse(CommandStatus::BadParam, syndrome::UNSUPPORTED_HASH);
     }
     Ok(TirDispatch::Indirect {

@@ -174,12 +174,16 @@ fn wq_fault(ctx: &Ctx) -> Refusal {
 }
 
 /// The checks both queue kinds share: the WQ context (cyclic, size, stride, page size, PD,
-/// UAR for an SQ, doorbell record) and its page list (`pa`, `capacity`).
+/// UAR for an SQ, doorbell record) and its page list (`pa`, `capacity`). `no_pd_ok`: PD 0
+/// (never allocated: ALLOC_PD numbers from 1) is taken as "no PD": an RQ with it can scatter
+/// into no memory key (mlx5e's drop RQ, a zeroed context that never gets a WQE).
+#[allow(clippy::too_many_arguments)]
 fn wq_ring(
     st: &FunctionState,
     ctx: &Ctx,
     iommu: &Iommu,
     wq: &WqContext<&[u8]>,
+    no_pd_ok: bool,
     stride_ok: impl Fn(u8) -> bool,
     capacity: usize,
     pa: impl Fn(usize) -> Option<u64>,
@@ -192,8 +196,8 @@ fn wq_ring(
     }
     let log_size = wq.log_wq_sz();
     let log_page_size = wq.log_wq_pg_sz();
-    if log_size == 0 || log_size > limits(st).log_max_wq_sz || log_page_size > MAX_LOG_WQ_PAGE_SIZE
-    {
+    // log_wq_sz 0 (one WQE) is valid: mlx5e's drop RQ has a one-entry cyclic WQ.
+    if log_size > limits(st).log_max_wq_sz || log_page_size > MAX_LOG_WQ_PAGE_SIZE {
         return refuse(CommandStatus::BadParam, syndrome::BAD_QUEUE_SIZE);
     }
     let log_stride = wq.log_wq_stride();
@@ -201,7 +205,7 @@ fn wq_ring(
         return refuse(CommandStatus::BadParam, syndrome::BAD_WQ_STRIDE);
     }
     let pd = wq.pd();
-    if !st.pds.contains(&pd) {
+    if !st.pds.contains(&pd) && (!no_pd_ok || pd != 0) {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_PD);
     }
     let bytes = 1u64 << (u32::from(log_size) + u32::from(log_stride));
@@ -274,6 +278,7 @@ pub(crate) fn create_sq(
         ctx,
         iommu,
         &wq,
+        false,
         |s| s == LOG_SQ_STRIDE,
         i.pa_capacity(),
         |k| i.pa(k),
@@ -435,6 +440,7 @@ pub(crate) fn create_rq(
         ctx,
         iommu,
         &c.wq(),
+        true,
         |s| (MIN_LOG_RQ_STRIDE..32).contains(&s) && (1u32 << s) <= max_stride,
         i.pa_capacity(),
         |k| i.pa(k),

@@ -88,7 +88,7 @@ fn rss(frame: &[u8], dispatch: &TirDispatch) -> (u32, u8) {
     else {
         return (0, 0);
     };
-    if *hash_fn != rx_hash_fn::TOEPLITZ {
+    if *hash_fn != rx_hash_fn::TOEPLITZ && *hash_fn != rx_hash_fn::INVERTED_XOR8 {
         return (0, 0);
     }
     let Some(input) = packet::rss_input(frame, *selector) else {
@@ -106,7 +106,12 @@ fn rss(frame: &[u8], dispatch: &TirDispatch) -> (u32, u8) {
         (true, false) => rss_hash_type::TCP,
         (true, true) => rss_hash_type::UDP,
     };
-    (packet::toeplitz(key, &input), kind)
+    let hash = if *hash_fn == rx_hash_fn::TOEPLITZ {
+        packet::toeplitz(key, &input)
+    } else {
+        packet::inverted_xor8(&input)
+    };
+    (hash, kind)
 }
 
 /// What writing a frame into an RQ came to.

@@ -64,7 +64,7 @@ tcp_echo() {
 # mlx5_core's own command statistics (debugfs): "hac-cmd: <bdf> <command> <n> <failed>".
 mlx5_commands() {
     [ "$DRIVER" = mlx5_core ] || return 0
-    mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+    [ -d /sys/kernel/debug/dynamic_debug ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
     for c in /sys/kernel/debug/mlx5/*/commands/*; do
         [ -f "$c/n" ] || continue
         n=$(cat "$c/n")
@@ -126,6 +126,18 @@ for i in $(vf_netdevs); do ip link set "$i" up; done
 down=""
 for i in $(vf_netdevs); do wait_for 100 carrier_up "$i" || down="$down $i"; done
 if [ -z "$down" ]; then pass link; else fail link "no carrier on$down"; fi
+# mlx5_core without link: bring VF 0 up once more with the driver's debug messages on, show
+# what it said and its command statistics, and stop (nothing further can pass).
+if [ -n "$down" ] && [ "$DRIVER" = mlx5_core ]; then
+    [ -d /sys/kernel/debug/dynamic_debug ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+    echo 'module mlx5_core +p' >/sys/kernel/debug/dynamic_debug/control 2>/dev/null
+    dmesg -c >/dev/null
+    ip link set "$IF0" up 2>&1 | sed 's/^/hac-guest: ip link set up: /'
+    dmesg | tail -n 80 | sed 's/^/hac-kern: /'
+    echo 'module mlx5_core -p' >/sys/kernel/debug/dynamic_debug/control 2>/dev/null
+    mlx5_commands
+    exit 1
+fi
 
 # 3. Ping the peer on the model's wire (through the switch and the egress stage).
 ip addr add $ME/24 dev "$IF0"

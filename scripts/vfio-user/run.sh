@@ -175,7 +175,7 @@ num() { sed -n "s/.*\"$2\":\\([0-9]*\\).*/\\1/p" "$LOGS/epochs-$1.json" 2>/dev/n
 for p in commit abort; do
     rel=$(num $p released) dis=$(num $p discarded) wire=$(num $p wire_frames) ab=$(num $p aborts)
     if [ -z "$rel" ]; then
-        results+=("FAIL epochs-$p: no summary from the epoch driver ($(cat "$LOGS/epochs-$p.err" 2>/dev/null | tail -n1))")
+        results+=("FAIL epochs-$p: no summary from the epoch driver ($(tail -n1 "$LOGS/epochs-$p.err" 2>/dev/null || echo "not started"))")
     elif [ "$wire" != "$rel" ]; then
         results+=("FAIL epochs-$p: $wire frames left on the wire but $rel were released by commits")
     elif [ $p = abort ] && { [ "${dis:-0}" = 0 ] || [ "${ab:-0}" = 0 ]; }; then

@@ -35,6 +35,8 @@ pub const FIRST_SQN: u32 = 0x800;
 pub const FIRST_RQN: u32 = 0xC00;
 /// The first TIS number CREATE_TIS hands out.
 pub const FIRST_TISN: u32 = 0x100;
+/// `SqState::tisn` of an SQ created without a TIS (`tis_lst_sz` 0): it executes NOPs only.
+pub const NO_TIS: u32 = 0;
 /// The first TIR number CREATE_TIR hands out.
 pub const FIRST_TIRN: u32 = 0x200;
 /// The first RQT number CREATE_RQT hands out.
@@ -111,7 +113,7 @@ pub struct SqState {
     pub state: QueueState,
     /// The CQ its completions go to.
     pub cqn: u32,
-    /// The TIS it sends through.
+    /// The TIS it sends through ([`NO_TIS`]: none, no frame can leave).
     pub tisn: u32,
     /// Minimum inline headers each SEND must carry (`min_wqe_inline_mode`).
     pub min_inline: InlineMode,

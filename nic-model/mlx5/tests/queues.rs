@@ -7,7 +7,8 @@
 use mlx5_hw::caps::{FlowTableCaps, GeneralCaps};
 use mlx5_hw::cmd::{CommandStatus, Opcode};
 use mlx5_hw::commands::queues::{
-    CreateRqIn, CreateSqIn, ModifySqIn, QueryRqIn, QueryRqOut, QueueState, modify_bitmask, wq_type,
+    CreateRqIn, CreateSqIn, ModifySqIn, QueryRqIn, QueryRqOut, QuerySqOut, QueueState,
+    modify_bitmask, wq_type,
 };
 use mlx5_hw::commands::rx::{
     CreateTirIn, CreateTisIn, MODIFY_RQT_RQN_LIST, ModifyRqtIn, ModifyTirIn, modify_tir_bitmask,
@@ -683,5 +684,35 @@ fn one_entry_work_queues_and_the_pd_less_rq_are_accepted() {
     assert_eq!(
         d.status(&mut nic, &create_sq_input(&sq)),
         (CommandStatus::BadParam, syndrome::BAD_QUEUE_SIZE)
+    );
+}
+
+/// mlx5e's internal control SQ is created without a TIS (`tis_lst_sz` 0): accepted, reported
+/// so by QUERY_SQ; two TISes are still refused.
+#[test]
+fn an_sq_without_a_tis_is_accepted() {
+    let (mut nic, mut d, q) = up();
+    let p = sq_params(&mut d, &q);
+    let mut m = create_sq_input(&p);
+    {
+        let mut i = CreateSqIn::new_checked(&mut m[..]).unwrap();
+        i.sq_context_mut().set_tis_lst_sz(0);
+        i.sq_context_mut().set_tis_num_0(0);
+    }
+    let sqn = d.create(&mut nic, &m);
+    let mut qm = input(Opcode::QuerySq, 0, 0x10);
+    put_dword(&mut qm, 0x08, sqn);
+    let o = d.ok(&mut nic, &qm, QuerySqOut::<&[u8]>::LEN);
+    let out = QuerySqOut::new_checked(&o.bytes[..]).unwrap();
+    assert_eq!(out.sq_context().tis_lst_sz(), 0);
+    // The TIS of the other SQs can still be destroyed only when unused: the TIS-less SQ
+    // holds none.
+    CreateSqIn::new_checked(&mut m[..])
+        .unwrap()
+        .sq_context_mut()
+        .set_tis_lst_sz(2);
+    assert_eq!(
+        d.status(&mut nic, &m),
+        (CommandStatus::BadParam, syndrome::BAD_TIS_LIST)
     );
 }

@@ -173,7 +173,7 @@ pub mod syndrome {
     pub const STATE_MISMATCH: u32 = 0x4D58_006F;
     /// MODIFY_SQ/RQ with a transition the PRM does not allow (e.g. RST→ERR).
     pub const BAD_TRANSITION: u32 = 0x4D58_0070;
-    /// An SQ context listing other than exactly one TIS.
+    /// An SQ context listing more than one TIS (none is an SQ that sends NOPs only).
     pub const BAD_TIS_LIST: u32 = 0x4D58_0071;
     /// A queue counter set that does not exist (ALLOC_Q_COUNTER is not modelled).
     pub const NO_SUCH_COUNTER_SET: u32 = 0x4D58_0072;

@@ -262,11 +262,15 @@ pub(crate) fn create_sq(
     if !st.cqs.contains_key(&cqn) {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_CQ);
     }
-    if c.tis_lst_sz() != 1 {
-        return refuse(CommandStatus::BadParam, syndrome::BAD_TIS_LIST);
-    }
-    let tisn = c.tis_num_0();
-    if !st.tises.contains_key(&tisn) {
+    // No TIS (tis_lst_sz 0) is an SQ that never reaches the wire: mlx5e's internal control
+    // SQs (NOP WQEs only; a SEND on one completes in error). Recorded as TIS number 0, which
+    // no TIS has (they number from FIRST_TISN).
+    let tisn = match c.tis_lst_sz() {
+        0 => NO_TIS,
+        1 => c.tis_num_0(),
+        _ => return refuse(CommandStatus::BadParam, syndrome::BAD_TIS_LIST),
+    };
+    if tisn != NO_TIS && !st.tises.contains_key(&tisn) {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_TIS);
     }
     let wq = c.wq();
@@ -371,7 +375,7 @@ pub(crate) fn query_sq(
     c.set_min_wqe_inline_mode(sq.min_inline);
     c.set_user_index(sq.user_index);
     c.set_cqn(sq.cqn);
-    c.set_tis_lst_sz(1);
+    c.set_tis_lst_sz(u16::from(sq.tisn != NO_TIS));
     c.set_tis_num_0(sq.tisn);
     emit_wq(&mut c.wq_mut(), &sq.ring, sq.consumer, sq.producer);
     Ok(())

@@ -247,6 +247,8 @@ fn next_step(
     };
     match wqe.ctrl.opcode {
         SendOpcode::Nop => Step::Complete(wqe.ctrl, blocks),
+        // An SQ without a TIS has no transport to send through.
+        _ if sq.tisn == crate::wq::NO_TIS => Step::Error(QP_OP, opcode),
         SendOpcode::Send => match build_frame(&wqe, u8::from(sq.min_inline), csum, gather) {
             Ok(frame) => Step::Frames(vec![frame], wqe.ctrl, blocks),
             Err(e) => Step::Error(e, opcode),

@@ -716,3 +716,37 @@ fn an_sq_without_a_tis_is_accepted() {
         (CommandStatus::BadParam, syndrome::BAD_TIS_LIST)
     );
 }
+
+/// mlx5e sets end padding mode ALIGN on every RQ: taken for an RQ; an SQ has no end padding.
+#[test]
+fn rq_end_padding_align_is_accepted_an_sqs_is_not() {
+    let (mut nic, mut d, q) = up();
+    let p = rq_params(&mut d, &q);
+    let mut m = create_rq_input(&p);
+    CreateRqIn::new_checked(&mut m[..])
+        .unwrap()
+        .rq_context_mut()
+        .wq_mut()
+        .set_end_padding_mode(1);
+    assert_eq!(d.status(&mut nic, &m), (CommandStatus::Ok, 0));
+    CreateRqIn::new_checked(&mut m[..])
+        .unwrap()
+        .rq_context_mut()
+        .wq_mut()
+        .set_end_padding_mode(2);
+    assert_eq!(
+        d.status(&mut nic, &m),
+        (CommandStatus::BadParam, syndrome::UNSUPPORTED_QUEUE_FEATURE)
+    );
+    let p = sq_params(&mut d, &q);
+    let mut m = create_sq_input(&p);
+    CreateSqIn::new_checked(&mut m[..])
+        .unwrap()
+        .sq_context_mut()
+        .wq_mut()
+        .set_end_padding_mode(1);
+    assert_eq!(
+        d.status(&mut nic, &m),
+        (CommandStatus::BadParam, syndrome::UNSUPPORTED_QUEUE_FEATURE)
+    );
+}

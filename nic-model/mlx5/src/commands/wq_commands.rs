@@ -173,17 +173,22 @@ fn wq_fault(ctx: &Ctx) -> Refusal {
     Refusal(CommandStatus::BadParam, syndrome::WQ_BUFFER_FAULT)
 }
 
+/// `wq.end_padding_mode` ALIGN: pad to a cache line.
+const END_PAD_ALIGN: u8 = 1;
+
 /// The checks both queue kinds share: the WQ context (cyclic, size, stride, page size, PD,
-/// UAR for an SQ, doorbell record) and its page list (`pa`, `capacity`). `no_pd_ok`: PD 0
-/// (never allocated: ALLOC_PD numbers from 1) is taken as "no PD": an RQ with it can scatter
-/// into no memory key (mlx5e's drop RQ, a zeroed context that never gets a WQE).
+/// UAR for an SQ, doorbell record) and its page list (`pa`, `capacity`). For an RQ (`rq`):
+/// PD 0 (never allocated: ALLOC_PD numbers from 1) is taken as "no PD", so the RQ can scatter
+/// into no memory key (mlx5e's drop RQ, a zeroed context that never gets a WQE); and end
+/// padding mode ALIGN (mlx5e sets it on every RQ) is taken — it lets the device pad a
+/// packet's last write to a cache line, which the model never needs to (it writes no padding).
 #[allow(clippy::too_many_arguments)]
 fn wq_ring(
     st: &FunctionState,
     ctx: &Ctx,
     iommu: &Iommu,
     wq: &WqContext<&[u8]>,
-    no_pd_ok: bool,
+    rq: bool,
     stride_ok: impl Fn(u8) -> bool,
     capacity: usize,
     pa: impl Fn(usize) -> Option<u64>,
@@ -191,7 +196,8 @@ fn wq_ring(
     if wq.wq_type() != wq_type::CYCLIC {
         return refuse(CommandStatus::BadParam, syndrome::UNSUPPORTED_WQ_TYPE);
     }
-    if wq.wq_signature() || wq.cd_slave() || wq.end_padding_mode() != 0 || wq.page_offset() != 0 {
+    let end_pad_ok = wq.end_padding_mode() == 0 || (rq && wq.end_padding_mode() == END_PAD_ALIGN);
+    if wq.wq_signature() || wq.cd_slave() || !end_pad_ok || wq.page_offset() != 0 {
         return unsupported();
     }
     let log_size = wq.log_wq_sz();
@@ -205,7 +211,7 @@ fn wq_ring(
         return refuse(CommandStatus::BadParam, syndrome::BAD_WQ_STRIDE);
     }
     let pd = wq.pd();
-    if !st.pds.contains(&pd) && (!no_pd_ok || pd != 0) {
+    if !st.pds.contains(&pd) && (!rq || pd != 0) {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_PD);
     }
     let bytes = 1u64 << (u32::from(log_size) + u32::from(log_stride));

@@ -192,4 +192,26 @@ sleep 2
 
 /sbin/ip -s link show "$IF0" 2>&1 | sed 's/^/hac-ip: /'
 mlx5_commands
+
+# 7. mlx5_core unloads cleanly: rmmod succeeds and logs no failed command (its teardown is
+# logged with dynamic debug on, every command dumped, for the record).
+if [ "$DRIVER" = mlx5_core ]; then
+    echo 'module mlx5_core +p' >/sys/kernel/debug/dynamic_debug/control 2>/dev/null
+    dmesg -c >/dev/null
+    rmmod mlx5_core >/tmp/rmmod.err 2>&1
+    rc=$?
+    dmesg >/tmp/unload
+    grep -v -E 'dump_command|cmd\[|^\[ *[0-9.]*\] *$' /tmp/unload | tail -n 40 | sed 's/^/hac-unload: /'
+    bad=$(grep -E "mlx5_cmd_out_err|failed|timeout" /tmp/unload | head -n1)
+    # The commands (dumped) before the first failure.
+    n=$(grep -n -m1 -E "mlx5_cmd_out_err" /tmp/unload | cut -d: -f1)
+    [ -n "$n" ] && head -n "$n" /tmp/unload | grep -E "dump command|cmd\[.*: 0[0-9a-f]{2}:" | tail -n 60 | sed 's/^/hac-unload-cmd: /'
+    if [ $rc != 0 ]; then
+        fail unload "rmmod mlx5_core: $(cat /tmp/rmmod.err)"
+    elif [ -n "$bad" ]; then
+        fail unload "$bad"
+    else
+        pass unload
+    fi
+fi
 echo "HAC-VU-RTT plain=${PLAIN_AVG:-?} ckpt=${CP_MIN:-?}/${CP_AVG:-?}/${CP_MAX:-?}"

@@ -193,6 +193,13 @@ sleep 2
 /sbin/ip -s link show "$IF0" 2>&1 | sed 's/^/hac-ip: /'
 mlx5_commands
 
+# 6b. mlx5_core stayed quiet for the whole run: no failed command, timeout or health
+# complaint (the health poller reads the init segment's health buffer and counter).
+if [ "$DRIVER" = mlx5_core ]; then
+    bad=$(dmesg | grep -E "$DRIVER" | grep -i -E "fail|error|timeout|compromised|syndrome|health|assert" | head -n1)
+    if [ -n "$bad" ]; then fail quiet "$bad"; else pass quiet; fi
+fi
+
 # 7. mlx5_core unloads cleanly: rmmod succeeds and logs no failed command (its teardown is
 # logged with dynamic debug on, every command dumped, for the record).
 if [ "$DRIVER" = mlx5_core ]; then
@@ -202,7 +209,8 @@ if [ "$DRIVER" = mlx5_core ]; then
     rc=$?
     dmesg >/tmp/unload
     grep -v -E 'dump_command|cmd\[|^\[ *[0-9.]*\] *$' /tmp/unload | tail -n 40 | sed 's/^/hac-unload: /'
-    bad=$(grep -E "mlx5_cmd_out_err|failed|timeout" /tmp/unload | head -n1)
+    # A page the device kept shows as "FW pages counter is N after reclaiming all pages".
+    bad=$(grep -E "mlx5_cmd_out_err|failed|timeout|pages counter|reclaim" /tmp/unload | head -n1)
     # The commands (dumped) before the first failure.
     n=$(grep -n -m1 -E "mlx5_cmd_out_err" /tmp/unload | cut -d: -f1)
     [ -n "$n" ] && head -n "$n" /tmp/unload | grep -E "dump command|cmd\[.*: 0[0-9a-f]{2}:" | tail -n 60 | sed 's/^/hac-unload-cmd: /'

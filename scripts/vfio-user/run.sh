@@ -186,6 +186,22 @@ for p in commit abort; do
         results+=("PASS epochs-$p")
     fi
 done
+# The guest's `ip -s link` of VF 0 (taken when its traffic is over) against the model's
+# counters of that VF: mlx5e counts in its SQ/RQ completions, the model at its E-Switch, so
+# they agree exactly. (igbvf's figures come from statistics registers its watchdog reads
+# every 2 s: printed, not compared.)
+guest_ip=$(grep -a -A1 -E '^hac-ip: +(RX|TX):' "$SERIAL" | awk '/^hac-ip: +RX:/ {r = 1; next} /^hac-ip: +TX:/ {t = 1; next} r == 1 {rb = $2; rp = $3; r = 0} t == 1 {tb = $2; tp = $3; t = 0} END {if (tp != "") print tp, tb, rp, rb}')
+model_ip=$(python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["vfs"][0]; print(v["tx_packets"], v["tx_bytes"], v["rx_packets"], v["rx_bytes"])' "$LOGS/stats.json" 2>/dev/null || true)
+log "VF 0 counters (tx packets, tx bytes, rx packets, rx bytes): guest ${guest_ip:-?}, model ${model_ip:-?}"
+if [ "$FAMILY" = mlx5 ]; then
+    if [ -z "$guest_ip" ] || [ -z "$model_ip" ]; then
+        results+=("FAIL counters: no figures (guest '${guest_ip}', model '${model_ip}')")
+    elif [ "$guest_ip" != "$model_ip" ]; then
+        results+=("FAIL counters: ip -s link says $guest_ip, the model $model_ip (tx packets, tx bytes, rx packets, rx bytes)")
+    else
+        results+=("PASS counters")
+    fi
+fi
 grep -q '^HAC-VU-END' "$SERIAL" || results+=("FAIL guest: did not finish (qemu exit $qrc; 124 = timeout)")
 
 passed=0

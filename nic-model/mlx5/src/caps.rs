@@ -54,6 +54,7 @@ pub fn general_max(is_vf: bool) -> Vec<u8> {
         g.set_num_of_uars_per_page(1);
         g.set_nic_flow_table(true);
         g.set_qos(!is_vf);
+        g.set_max_qp_cnt(crate::commands::port_commands::MAX_Q_COUNTERS);
     }
     page
 }

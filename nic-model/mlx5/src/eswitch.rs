@@ -295,6 +295,11 @@ impl Eswitch {
         }
     }
 
+    /// The wire's line rate.
+    pub(crate) fn line_rate(&self) -> LineRate {
+        self.line_rate
+    }
+
     /// Back to the state after power-on (a PF reset): every vport context and counter, the
     /// egress stage (what it held is dropped and counted) and the HAC state. The wire's sinks
     /// and counters stay (they are the host's).

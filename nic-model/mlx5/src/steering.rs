@@ -131,13 +131,17 @@ impl NicRxSteering {
 
     /// True when a table, an entry or the root refers to table `id` (it may not go).
     pub fn table_referenced(&self, id: u32) -> bool {
-        self.root == Some(id)
-            || self.tables.values().any(|t| {
-                t.miss == Some(id)
-                    || t.entries
-                        .values()
-                        .any(|e| e.action == FlowAction::Table(id))
-            })
+        self.root == Some(id) || self.table_referenced_by_table(id)
+    }
+
+    /// True when another table's miss or entry leads to table `id` (the root does not count).
+    pub fn table_referenced_by_table(&self, id: u32) -> bool {
+        self.tables.values().any(|t| {
+            t.miss == Some(id)
+                || t.entries
+                    .values()
+                    .any(|e| e.action == FlowAction::Table(id))
+        })
     }
 
     /// True when an entry forwards to TIR `tirn`.

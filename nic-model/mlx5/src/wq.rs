@@ -151,6 +151,8 @@ pub struct RqState {
     pub consumer: u16,
     /// The receive counter last read from the doorbell record.
     pub producer: u16,
+    /// The queue counter set its out-of-buffer drops count into (0: none).
+    pub counter_set: u8,
 }
 
 /// One TIS.

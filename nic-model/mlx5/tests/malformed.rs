@@ -34,8 +34,8 @@ fn unknown_and_unimplemented_opcodes_are_bad_op() {
     let (mut nic, mut d) = enabled(1, VF0);
     let o = d.exec(&mut nic, &input(Opcode::Unknown(0x0FFF), 0, 0x10), 0x10);
     refused(o, CommandStatus::BadOp, syndrome::BAD_OPCODE);
-    // Commands the model does not implement are refused the same way (queue counters).
-    let o = d.exec(&mut nic, &input(Opcode::AllocQCounter, 0, 0x10), 0x10);
+    // Commands the model does not implement are refused the same way (VHCA migration).
+    let o = d.exec(&mut nic, &input(Opcode::SuspendVhca, 0, 0x10), 0x10);
     refused(o, CommandStatus::BadOp, syndrome::BAD_OPCODE);
     assert_eq!(nic.counters().command_errors.bad_op, 2);
 }
@@ -173,9 +173,9 @@ fn bad_parameters_are_refused_and_change_nothing() {
         CommandStatus::BadParam,
         syndrome::BAD_UID,
     );
-    // An access register the model does not have (PAOS: the port comes with the datapath).
+    // An access register the model does not have (PCAM: `pcam_reg` is not advertised).
     let mut r = host_endianness(0, false);
-    put_dword(&mut r, 0x08, 0x5006);
+    put_dword(&mut r, 0x08, 0x507F);
     refused(
         d.exec(&mut nic, &r, 0x20),
         CommandStatus::BadParam,

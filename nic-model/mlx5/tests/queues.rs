@@ -15,8 +15,8 @@ use mlx5_hw::commands::rx::{
     rx_hash_fn,
 };
 use mlx5_hw::commands::steering::{
-    CreateFlowTableIn, SetFlowTableEntryIn, action, destination, destination_type,
-    match_criteria_enable, table_type,
+    CreateFlowTableIn, CreateFlowTableOut, SetFlowTableEntryIn, action, destination,
+    destination_type, match_criteria_enable, miss_action, table_type,
 };
 use mlx5_model::testing::queues::{
     Queues, WqParams, create_direct_tir_input, create_flow_group_input, create_flow_table_input,
@@ -317,6 +317,55 @@ fn objects_in_use_cannot_be_destroyed() {
     let st = nic.function_state(VF0).unwrap();
     assert!(st.sqs.is_empty() && st.rqs.is_empty() && st.tirs.is_empty());
     assert!(st.steering.tables.is_empty() && st.steering.root.is_none());
+}
+
+/// Linux's steering core destroys the last table of the root level without unsetting the
+/// root first (firmware accepts it): the root table goes, the root is unset, receive misses.
+/// A table another table's miss leads to still may not go.
+#[test]
+fn the_root_table_can_be_destroyed_while_it_is_the_root() {
+    let (mut nic, mut d, q) = up();
+    let in_use = (CommandStatus::BadResource, syndrome::OBJECT_IN_USE);
+    let destroy = |id: u32| {
+        let mut m = input(Opcode::DestroyFlowTable, 0, 0x40);
+        put_dword(&mut m, 0x14, id);
+        m
+    };
+    // The root table, emptied in mlx5e's order, goes while it is the root.
+    let mut del = input(Opcode::DeleteFlowTableEntry, 0, 0x40);
+    put_dword(&mut del, 0x14, q.table);
+    d.ok(&mut nic, &del, 0x10);
+    let mut g = input(Opcode::DestroyFlowGroup, 0, 0x40);
+    put_dword(&mut g, 0x14, q.table);
+    put_dword(&mut g, 0x18, 1);
+    d.ok(&mut nic, &g, 0x10);
+    assert_eq!(
+        nic.function_state(VF0).unwrap().steering.root,
+        Some(q.table)
+    );
+    d.ok(&mut nic, &destroy(q.table), 0x10);
+    let st = nic.function_state(VF0).unwrap();
+    assert!(st.steering.tables.is_empty() && st.steering.root.is_none());
+    // A table whose misses another table forwards to stays until that table is gone.
+    let created = |d: &mut CmdDriver, nic: &mut Mlx5Nic, m: &[u8]| {
+        let o = d.ok(nic, m, 0x10);
+        CreateFlowTableOut::new_checked(&o.bytes[..])
+            .unwrap()
+            .table_id()
+    };
+    let t1 = created(&mut d, &mut nic, &create_flow_table_input(1, 2));
+    let mut m = create_flow_table_input(0, 2);
+    {
+        let mut i = CreateFlowTableIn::new_checked(&mut m[..]).unwrap();
+        let mut c = i.flow_table_context_mut();
+        c.set_table_miss_action(miss_action::FORWARD);
+        c.set_table_miss_id(t1);
+    }
+    let t0 = created(&mut d, &mut nic, &m);
+    assert_eq!(d.status(&mut nic, &destroy(t1)), in_use);
+    d.ok(&mut nic, &destroy(t0), 0x10);
+    d.ok(&mut nic, &destroy(t1), 0x10);
+    assert!(nic.function_state(VF0).unwrap().steering.tables.is_empty());
 }
 
 #[test]

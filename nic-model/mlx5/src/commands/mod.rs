@@ -25,14 +25,12 @@ use std::collections::BTreeSet;
 use mlx5_hw::caps::CAP_LEN;
 use mlx5_hw::cmd::{CommandStatus, InputHeader, Opcode, OutputHeader};
 use mlx5_hw::commands::lifecycle::{
-    AccessRegIn, AccessRegOut, DEVICE_PAGE_SIZE, DisableHcaIn, DisableHcaOut, EnableHcaIn,
-    EnableHcaOut, InitHcaIn, InitHcaOut, ManagePagesIn, ManagePagesOp, ManagePagesOut, PSID,
-    PagesKind, QueryAdapterIn, QueryAdapterOut, QueryHcaCapIn, QueryHcaCapOut, QueryIssiIn,
-    QueryIssiOut, QueryPagesIn, QueryPagesOut, REGISTER_DATA_OFFSET, RegisterId,
-    SetDriverVersionIn, SetDriverVersionOut, SetHcaCapIn, SetHcaCapOut, SetIssiIn, SetIssiOut,
-    TeardownHcaIn, TeardownHcaOut, access_reg_op, teardown_profile,
+    DEVICE_PAGE_SIZE, DisableHcaIn, DisableHcaOut, EnableHcaIn, EnableHcaOut, InitHcaIn,
+    InitHcaOut, ManagePagesIn, ManagePagesOp, ManagePagesOut, PSID, PagesKind, QueryAdapterIn,
+    QueryAdapterOut, QueryHcaCapIn, QueryHcaCapOut, QueryIssiIn, QueryIssiOut, QueryPagesIn,
+    QueryPagesOut, REGISTER_DATA_OFFSET, SetDriverVersionIn, SetDriverVersionOut, SetHcaCapIn,
+    SetHcaCapOut, SetIssiIn, SetIssiOut, TeardownHcaIn, TeardownHcaOut, teardown_profile,
 };
-use mlx5_hw::commands::registers::HostEndianness;
 use mlx5_hw::commands::resources::{
     AllocPdIn, AllocPdOut, AllocTransportDomainIn, AllocTransportDomainOut, AllocUarIn,
     AllocUarOut, DeallocPdIn, DeallocPdOut, DeallocTransportDomainIn, DeallocTransportDomainOut,
@@ -53,6 +51,7 @@ use crate::wq::{Rqs, Rqts, Sqs, Tirs, Tises};
 mod cq_commands;
 mod eq_commands;
 mod mkey_commands;
+pub mod port_commands;
 mod steering_commands;
 mod tir_commands;
 mod wq_commands;
@@ -108,6 +107,12 @@ pub mod syndrome {
     pub const PAGE_LIST_SHORT: u32 = 0x4D58_0041;
     /// ACCESS_REG of a register the model does not have.
     pub const UNSUPPORTED_REGISTER: u32 = 0x4D58_0042;
+    /// A register field out of range: a local port other than 1, a PAOS status other than
+    /// up/down, a PMTU outside its bounds, a PTYS access without Ethernet in `proto_mask`, a
+    /// PPCNT group other than IEEE 802.3.
+    pub const BAD_REGISTER_FIELD: u32 = 0x4D58_0043;
+    /// A write of a register a function may only read (PTYS, PPCNT).
+    pub const REGISTER_READ_ONLY: u32 = 0x4D58_0044;
     /// A queue size (log2 entries) of 0 or beyond the capability, or a page size beyond the
     /// model's.
     pub const BAD_QUEUE_SIZE: u32 = 0x4D58_0050;
@@ -175,7 +180,7 @@ pub mod syndrome {
     pub const BAD_TRANSITION: u32 = 0x4D58_0070;
     /// An SQ context listing more than one TIS (none is an SQ that sends NOPs only).
     pub const BAD_TIS_LIST: u32 = 0x4D58_0071;
-    /// A queue counter set that does not exist (ALLOC_Q_COUNTER is not modelled).
+    /// A queue counter set the function has not allocated.
     pub const NO_SUCH_COUNTER_SET: u32 = 0x4D58_0072;
     /// A TIR dispatch type other than direct or indirect.
     pub const BAD_DISPATCH: u32 = 0x4D58_0073;
@@ -276,6 +281,10 @@ pub struct FunctionState {
     pub steering: NicRxSteering,
     /// Memory keys by index.
     pub mkeys: Mkeys,
+    /// The port registers (PAOS, PMTU) as the function set them.
+    pub port: port_commands::PortRegisters,
+    /// Allocated queue counter sets.
+    pub q_counters: port_commands::QCounters,
 }
 
 impl FunctionState {
@@ -301,6 +310,8 @@ impl FunctionState {
             tirs: Tirs::new(),
             steering: NicRxSteering::default(),
             mkeys: Mkeys::new(),
+            port: port_commands::PortRegisters::default(),
+            q_counters: port_commands::QCounters::new(),
         }
     }
 
@@ -466,7 +477,10 @@ fn dispatch(
         Opcode::TeardownHca => teardown_hca(st, h, input, out),
         Opcode::SetDriverVersion => set_driver_version(st, h, input, out),
         Opcode::QueryAdapter => query_adapter(st, h, input, out),
-        Opcode::AccessReg => access_reg(st, h, input, out),
+        Opcode::AccessReg => port_commands::access_reg(st, ctx, esw, h, input, out),
+        Opcode::AllocQCounter => port_commands::alloc_q_counter(st, h, input, out),
+        Opcode::DeallocQCounter => port_commands::dealloc_q_counter(st, h, input, out),
+        Opcode::QueryQCounter => port_commands::query_q_counter(st, h, input, out),
         Opcode::AllocUar => alloc_uar(st, ctx, h, input, out),
         Opcode::DeallocUar => dealloc_uar(st, h, input, out),
         Opcode::AllocPd => alloc_pd(st, h, input, out),
@@ -829,27 +843,6 @@ fn query_adapter(
     need_enabled(st)?;
     let _fits = PSID.set(out, BOARD_ID);
     Ok(())
-}
-
-fn access_reg(st: &mut FunctionState, h: InputHeader, input: &[u8], out: &mut [u8]) -> Result<()> {
-    let i = AccessRegIn::new_checked(input).map_err(short_in)?;
-    let mut o = AccessRegOut::new_checked(&mut *out).map_err(short_out)?;
-    if h.op_mod != access_reg_op::WRITE && h.op_mod != access_reg_op::READ {
-        return refuse(CommandStatus::BadOp, syndrome::BAD_OP_MOD);
-    }
-    need_enabled(st)?;
-    match i.register_id() {
-        RegisterId::HostEndianness => {
-            let data = HostEndianness::new_checked(i.register_data()).map_err(short_in)?;
-            let mut back = HostEndianness::new_checked(o.register_data_mut()).map_err(short_out)?;
-            if h.op_mod == access_reg_op::WRITE {
-                st.host_big_endian = Some(data.he());
-            }
-            back.set_he(st.host_big_endian.unwrap_or(false));
-            Ok(())
-        }
-        _ => refuse(CommandStatus::BadParam, syndrome::UNSUPPORTED_REGISTER),
-    }
 }
 
 /// Bytes of an ACCESS_REG message carrying HOST_ENDIANNESS.

@@ -94,7 +94,8 @@ pub(crate) fn create_flow_table(
     Ok(())
 }
 
-/// DESTROY_FLOW_TABLE: not the root, not referred to, and without groups.
+/// DESTROY_FLOW_TABLE: without groups and not referred to by another table (the root may go:
+/// the root is then unset).
 pub(crate) fn destroy_flow_table(
     st: &mut FunctionState,
     h: InputHeader,
@@ -107,10 +108,16 @@ pub(crate) fn destroy_flow_table(
     need_initialized(st)?;
     own_nic_rx(i.other_vport(), i.vport_number(), i.table_type())?;
     let id = i.table_id();
-    if !table_mut(st, id)?.groups.is_empty() || st.steering.table_referenced(id) {
+    // The root table may go (firmware accepts it; Linux's steering core destroys the last
+    // table of the root level without unsetting the root first): the root is then unset and
+    // receive misses. A table another table leads to, or with groups, may not.
+    if !table_mut(st, id)?.groups.is_empty() || st.steering.table_referenced_by_table(id) {
         return refuse(CommandStatus::BadResource, syndrome::OBJECT_IN_USE);
     }
     st.steering.tables.remove(&id);
+    if st.steering.root == Some(id) {
+        st.steering.root = None;
+    }
     Ok(())
 }
 

@@ -437,7 +437,8 @@ pub(crate) fn create_rq(
     {
         return unsupported();
     }
-    if c.counter_set_id() != 0 {
+    let counter_set = c.counter_set_id();
+    if counter_set != 0 && !st.q_counters.contains_key(&counter_set) {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_COUNTER_SET);
     }
     let cqn = c.cqn();
@@ -467,6 +468,7 @@ pub(crate) fn create_rq(
             flush_in_error: c.flush_in_error_en(),
             consumer: 0,
             producer: 0,
+            counter_set,
         },
     );
     o.set_rqn(rqn);
@@ -484,22 +486,28 @@ pub(crate) fn modify_rq(
     ModifyRqOut::new_checked(&mut *out).map_err(short_out)?;
     no_op_mod(h)?;
     need_initialized(st)?;
+    let c = i.rq_context();
+    let bits = i.modify_bitmask();
+    let counter_set = c.counter_set_id();
+    let set_counter = bits & modify_bitmask::RQ_COUNTER_SET_ID != 0;
+    let counter_known = counter_set == 0 || st.q_counters.contains_key(&counter_set);
     let Some(rq) = st.rqs.get_mut(&i.rqn()) else {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_OBJECT);
     };
-    let bits = i.modify_bitmask();
     let known = modify_bitmask::RQ_VSD | modify_bitmask::RQ_COUNTER_SET_ID;
     if bits & !known != 0 {
         return refuse(CommandStatus::BadParam, syndrome::BAD_FIELD_SELECT);
     }
-    let c = i.rq_context();
-    if bits & modify_bitmask::RQ_COUNTER_SET_ID != 0 && c.counter_set_id() != 0 {
+    if set_counter && !counter_known {
         return refuse(CommandStatus::BadResource, syndrome::NO_SUCH_COUNTER_SET);
     }
     let to = c.state();
     transition(rq.state, i.rq_state(), to)?;
     if bits & modify_bitmask::RQ_VSD != 0 {
         rq.vsd = c.vsd();
+    }
+    if set_counter {
+        rq.counter_set = counter_set;
     }
     if to == QueueState::Reset {
         rq.consumer = 0;
@@ -529,6 +537,7 @@ pub(crate) fn query_rq(
     c.set_flush_in_error_en(rq.flush_in_error);
     c.set_user_index(rq.user_index);
     c.set_cqn(rq.cqn);
+    c.set_counter_set_id(rq.counter_set);
     emit_wq(&mut c.wq_mut(), &rq.ring, rq.consumer, rq.producer);
     Ok(())
 }

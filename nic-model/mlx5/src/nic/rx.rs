@@ -230,13 +230,16 @@ impl Mlx5Nic {
             mkey::allows(mkeys, lkey, pd, at, buf.len() as u64, Access::Write)
                 && iommu.write(Iova(at), buf).is_ok()
         };
-        let (cqn, user_index) = (rq.cqn, rq.user_index);
+        let (cqn, user_index, counter_set) = (rq.cqn, rq.user_index, rq.counter_set);
         let outcome = fill(rq, data, read, write);
         if let Fill::Error(_, _, true) = outcome {
             rq.state = QueueState::Error;
         }
         match outcome {
             Fill::OutOfBuffer => {
+                if let Some(n) = st.q_counters.get_mut(&counter_set) {
+                    *n = n.wrapping_add(1);
+                }
                 self.count_queues(to, |q| q.rx_out_of_buffer += 1);
                 RxVerdict::Dropped
             }
@@ -330,6 +333,7 @@ mod tests {
             flush_in_error: false,
             consumer: 0,
             producer: 0,
+            counter_set: 0,
         };
         (state, RefCell::new(mem))
     }

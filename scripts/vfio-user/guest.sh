@@ -163,7 +163,10 @@ tcp_echo tcp 65536
 # 5. Checkpointing with EPOCH_MS epochs: every packet waits for its epoch's commit.
 request epochs-commit
 sleep 3
-ping -c 40 -i 0.1 -W 2 $PEER >/tmp/ping1 2>&1
+# Every 108 ms, not a multiple of the epoch: successive requests land 8 ms further into
+# their epoch (0, 8, 16, 4, 12 ms, ...), so their waits spread over the epoch instead of all
+# sharing one phase of a clock that ticks in step with the epochs.
+ping -c 40 -i 0.108 -W 2 $PEER >/tmp/ping1 2>&1
 tail -n 2 /tmp/ping1 | sed 's/^/hac-guest: /'
 set -- $(rtt_of /tmp/ping1)
 CP_MIN=$1 CP_AVG=$2 CP_MAX=$3

@@ -75,7 +75,7 @@ chmod 755 "$SHARE"
 (cd "$IR" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$SHARE/initramfs.cpio.gz"
 cp "$QCACHE/vmlinuz" "$SHARE/vmlinuz"
 mkdir -p "$LOGS"
-rm -f "$LOGS"/*.log
+rm -f "$LOGS"/*.log "$LOGS"/*.json "$LOGS"/*.err "$LOGS"/*.txt # no verdict from an earlier run
 
 SERVE_PID=""
 QEMU_PID=""
@@ -144,7 +144,9 @@ stop_epochs() {
     fi
 }
 while kill -0 "$QEMU_PID" 2>/dev/null; do
-    mapfile -t reqs < <(tr -d '\r' <"$SERIAL" | grep -a '^HAC-VU-REQ ' || true)
+    # Whole requests only: the serial log grows a character at a time, and a line read half
+    # written ("HAC-VU-REQ epochs-ab") must not be taken (and skipped) as a request.
+    mapfile -t reqs < <(tr -d '\r' <"$SERIAL" | grep -aE '^HAC-VU-REQ (epochs-commit|epochs-abort|epochs-stop)$' || true)
     while [ "$handled" -lt "${#reqs[@]}" ]; do
         r="${reqs[$handled]#HAC-VU-REQ }"
         handled=$((handled + 1))

@@ -57,6 +57,15 @@ fn skip_reason() -> Option<String> {
     if !Path::new("/dev/net/tun").exists() {
         return Some("no /dev/net/tun".into());
     }
+    let probe = format!("hwprobe{}", std::process::id());
+    let made = run("ip", &["netns", "add", &probe]);
+    let _ = run("ip", &["netns", "del", &probe]);
+    if !made.status.success() {
+        return Some(format!(
+            "cannot create a network namespace: {}",
+            String::from_utf8_lossy(&made.stderr).trim()
+        ));
+    }
     None
 }
 
@@ -333,7 +342,9 @@ fn linux_peer_on_a_wire_tap_pings_and_tcps_a_vf_and_sees_its_output_only_after_c
     assert_eq!(device(&s, "wire_port_io_errors"), 0, "{s}");
 
     // Output commit, seen at the Linux peer: tagged, the VF's answer to one ping is held in
-    // epoch 1; neither the port nor Linux sees it until epoch 1 commits.
+    // epoch 1; neither the port nor Linux sees it until epoch 1 commits. (A ping first, so
+    // both neighbour caches are fresh and the held frame is the echo reply itself.)
+    assert_eq!(ping(&ns, "10.77.0.2", 1, "1").len(), 1);
     d.call(json!({"op": "tag", "vf": 0}));
     let before = d.stats();
     let rx_before = rx_packets(&ns, &tap);
@@ -369,8 +380,17 @@ fn linux_peer_on_a_wire_tap_pings_and_tcps_a_vf_and_sees_its_output_only_after_c
         "Linux saw nothing before the commit"
     );
     assert!(pinger.try_wait().unwrap().is_none(), "ping still waiting");
-    d.call(json!({"op": "open", "vf": 0, "epoch": 2}));
-    d.call(json!({"op": "commit", "vf": 0, "epoch": 1}));
+    // Commit epoch 1; should the answer have needed an ARP exchange first (then the VF's ARP
+    // frame was the one held), go on checkpointing every 20 ms until ping has its answer.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut epoch = 1;
+    while pinger.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no answer after the commits");
+        d.call(json!({"op": "open", "vf": 0, "epoch": epoch + 1}));
+        d.call(json!({"op": "commit", "vf": 0, "epoch": epoch}));
+        epoch += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = pinger.wait_with_output().unwrap();
     assert!(out.status.success(), "answered after the commit");
     assert!(rx_packets(&ns, &tap) > rx_before);
@@ -405,10 +425,9 @@ fn linux_peer_on_a_wire_tap_pings_and_tcps_a_vf_and_sees_its_output_only_after_c
     assert!(intact, "TCP intact under 20 ms epochs");
     assert_eq!(checkpointed.len(), 20, "every ping answered");
     assert!(vf(&s, 0, "hac_released") > 0, "{s}");
-    assert!(
-        mean(&checkpointed) > mean(&plain) + 3.0,
-        "answers wait for their commit"
-    );
+    // Each answer waits for its epoch's commit: uniform over [0, 20 ms], mean about 10 ms (a
+    // loaded machine only adds to it).
+    assert!(mean(&checkpointed) >= 5.0, "answers wait for their commit");
 }
 
 #[test]

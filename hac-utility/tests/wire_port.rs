@@ -340,6 +340,7 @@ fn linux_peer_on_a_wire_tap_pings_and_tcps_a_vf_and_sees_its_output_only_after_c
     assert!(device(&s, "wire_port_from_host_frames") > 1000, "{s}");
     assert_eq!(device(&s, "vf_ip_bytes_echoed"), 2_000_000, "{s}");
     assert_eq!(device(&s, "wire_port_io_errors"), 0, "{s}");
+    let _ = device(&s, "wire_port_from_host_queue_full");
 
     // Output commit, seen at the Linux peer: tagged, the VF's answer to one ping is held in
     // epoch 1; neither the port nor Linux sees it until epoch 1 commits. (A ping first, so

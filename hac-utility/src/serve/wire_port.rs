@@ -14,7 +14,9 @@
 //! (non-blocking: a full interface queue drops the frame and counts it); from Linux, [`poll`]
 //! runs on the daemon's device thread once per tick (the daemon sleeps between ticks, so an
 //! idle port costs nothing) and moves up to [`RX_BURST`] waiting frames into the port, padded
-//! to the Ethernet minimum as the sending NIC would. The interface's state is read from sysfs
+//! to the Ethernet minimum as the sending NIC would; frames the kernel dropped meanwhile because
+//! its queue toward us was full are read from its own count (a packet socket's
+//! `PACKET_STATISTICS`, a TAP's `tx_dropped`). The interface's state is read from sysfs
 //! every [`LINK_CHECK`] (and, while it is down, before each frame toward it, at most every
 //! millisecond); while it is down, frames toward it are dropped and counted, and each up→down
 //! transition is counted. A write the kernel refuses because the link is down or gone (`EIO`
@@ -95,6 +97,26 @@ impl HostIo {
             HostIo::Packet(p) => p.send(frame),
         }
     }
+
+    /// Frames from Linux the kernel dropped because we had not read them yet, as a running
+    /// total: a packet socket's `PACKET_STATISTICS` drops (added up here), a TAP's transmit
+    /// drops (`tx_dropped`: its queue toward us was full) since the port opened. `None` when
+    /// not readable (a TAP moved out of sight).
+    fn kernel_drops(&self, name: &str, total: u64, tap_base: u64) -> Option<u64> {
+        match self {
+            HostIo::Packet(p) => p.take_drops().ok().map(|d| total + d),
+            HostIo::Tap(_) => tap_tx_dropped(name).map(|d| d.saturating_sub(tap_base)),
+        }
+    }
+}
+
+/// A TAP's `tx_dropped` (frames Linux could not queue toward the daemon), from sysfs.
+fn tap_tx_dropped(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/statistics/tx_dropped"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The port's counters (64-bit running totals), shared by the sink and the poller.
@@ -107,6 +129,7 @@ struct PortCounters {
     to_host_too_big: AtomicU64,
     from_host_too_big: AtomicU64,
     to_host_queue_full: AtomicU64,
+    from_host_queue_full: AtomicU64,
     to_host_link_down: AtomicU64,
     link_down_events: AtomicU64,
     io_errors: AtomicU64,
@@ -199,6 +222,8 @@ pub struct WirePort {
     up: Arc<AtomicBool>,
     counters: Arc<PortCounters>,
     last_check: Instant,
+    /// A TAP's `tx_dropped` when the port opened.
+    tap_base: u64,
     buf: Vec<u8>,
 }
 
@@ -224,6 +249,10 @@ impl WirePort {
             };
             format!("{flag} {name}: {why}")
         })?;
+        let tap_base = match io {
+            HostIo::Tap(_) => tap_tx_dropped(name).unwrap_or(0),
+            HostIo::Packet(_) => 0,
+        };
         let io = Arc::new(io);
         let up = Arc::new(AtomicBool::new(link_is_up(name)));
         let counters = Arc::new(PortCounters::default());
@@ -241,6 +270,7 @@ impl WirePort {
             up,
             counters,
             last_check: Instant::now(),
+            tap_base,
             buf: vec![0; MAX_FRAME + 1],
         })
     }
@@ -253,6 +283,11 @@ impl WirePort {
             let now_up = link_is_up(self.link.name());
             if self.up.swap(now_up, Ordering::Relaxed) && !now_up {
                 bump(&self.counters.link_down_events, 1);
+            }
+            let c = &self.counters.from_host_queue_full;
+            let total = c.load(Ordering::Relaxed);
+            if let Some(d) = self.io.kernel_drops(self.link.name(), total, self.tap_base) {
+                c.store(d.max(total), Ordering::Relaxed);
             }
         }
         let c = &self.counters;
@@ -322,6 +357,11 @@ impl WirePort {
                 "wire_port_to_host_queue_full",
                 "Frames toward the host dropped: the interface's queue was full.",
                 get(&c.to_host_queue_full),
+            ),
+            (
+                "wire_port_from_host_queue_full",
+                "Frames from the host the kernel dropped before the daemon read them (its queue was full).",
+                get(&c.from_host_queue_full),
             ),
             (
                 "wire_port_to_host_link_down",

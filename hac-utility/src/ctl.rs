@@ -64,6 +64,20 @@ pub struct ServeArgs {
     /// ARP and ping and echoes TCP on --wire-peer-echo-port.
     #[arg(long, value_name = "IP/PREFIX", value_parser = parse_cidr, conflicts_with = "pci")]
     wire_peer: Option<(std::net::Ipv4Addr, u8)>,
+    /// Join the model's wire to the TAP interface NAME (created if it does not exist; needs
+    /// CAP_NET_ADMIN): frames leaving the wire reach Linux, frames Linux sends on NAME enter
+    /// the wire port. Bring it up with `ip link set NAME up`.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["pci", "wire_peer", "wire_if"])]
+    wire_tap: Option<String>,
+    /// Join the model's wire to the existing interface NAME (a veth end, a bridge port)
+    /// through a packet socket (needs CAP_NET_RAW).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["pci", "wire_peer"])]
+    wire_if: Option<String>,
+    /// Give the stand-in VM of VF N an IP stack (smoltcp on our igbvf driver; 82576 model):
+    /// it answers ARP and ping at IP/PREFIX and echoes TCP on port 7. With --wire-tap or
+    /// --wire-if, Linux reaches it over the model's wire.
+    #[arg(long, value_name = "N=IP/PREFIX", value_parser = parse_vf_ip, conflicts_with = "pci")]
+    vf_ip: Option<hac_utility::serve::VfIp>,
     /// TCP echo port of --wire-peer.
     #[arg(long, default_value_t = 7)]
     wire_peer_echo_port: u16,
@@ -77,6 +91,15 @@ pub struct ServeArgs {
     /// are 15b3:101e for mlx5_core).
     #[arg(long, default_value = "igb", value_parser = ["igb", "mlx5"], conflicts_with = "pci")]
     family: String,
+}
+
+fn parse_vf_ip(s: &str) -> Result<hac_utility::serve::VfIp, String> {
+    let (vf, cidr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected N=IP/PREFIX, e.g. 0=10.77.0.2/24"))?;
+    let vf = vf.parse().map_err(|_| format!("{vf:?}: not a VF number"))?;
+    let (ip, prefix) = parse_cidr(cidr)?;
+    Ok(hac_utility::serve::VfIp { vf, ip, prefix })
 }
 
 fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
@@ -244,6 +267,12 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
                 prefix,
                 echo_port: args.wire_peer_echo_port,
             }),
+        wire_link: match (args.wire_tap, args.wire_if) {
+            (Some(n), _) => Some(hac_utility::serve::WireLink::Tap(n)),
+            (None, Some(n)) => Some(hac_utility::serve::WireLink::Interface(n)),
+            (None, None) => None,
+        },
+        vf_ip: args.vf_ip,
         client_idle_timeout: std::time::Duration::from_secs(args.client_idle_timeout),
         family: if args.family == "mlx5" {
             hac_utility::serve::Family::Mlx5
@@ -285,6 +314,18 @@ pub fn run_serve(args: ServeArgs) -> ExitCode {
             eprint!(
                 ", wire peer {}/{} (TCP echo {})",
                 p.ip, p.prefix, p.echo_port
+            );
+        }
+        if let Some(link) = &config.wire_link {
+            eprint!(", wire on {} {}", link.flag(), link.name());
+        }
+        if let Some(v) = &config.vf_ip {
+            eprint!(
+                ", VF {} at {}/{} (TCP echo {})",
+                v.vf,
+                v.ip,
+                v.prefix,
+                hac_utility::serve::VF_IP_ECHO_PORT
             );
         }
         eprintln!();

@@ -2,7 +2,9 @@
 # Runs inside the guest (busybox sh), whose PCI functions are VFs of the HAC model served by
 # `hac serve --vfio-user`: 8086:10CA driven by Linux igbvf, or with HAC_FAMILY=mlx5 (kernel
 # argument hac.family=mlx5) 15b3:101E driven by Linux mlx5_core. Prints "PASS <check>" or "FAIL <check>: <reason>" for each
-# check; "HAC-VU-REQ <what>" lines ask the host (run.sh) to start or stop the epoch driver.
+# check; "HAC-VU-REQ <what>" lines ask the host (run.sh) to start or stop the epoch driver, or
+# (linux-ping-*) to ping this guest from the Linux peer's namespace when the peer is Linux (the
+# smoltcp boot ignores them). The peer at 10.99.0.2 is the daemon's smoltcp host or Linux.
 # See docs/vfio-user.md.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 
@@ -146,6 +148,7 @@ fi
 
 # 3. Ping the peer on the model's wire (through the switch and the egress stage).
 ip addr add $ME/24 dev "$IF0"
+request linux-ping-plain
 ping -c 20 -i 0.2 -W 2 $PEER >/tmp/ping0 2>&1
 cat /tmp/ping0 | tail -n 2 | sed 's/^/hac-guest: /'
 set -- $(rtt_of /tmp/ping0)
@@ -163,6 +166,7 @@ tcp_echo tcp 65536
 # 5. Checkpointing with EPOCH_MS epochs: every packet waits for its epoch's commit.
 request epochs-commit
 sleep 3
+request linux-ping-ckpt
 # Every 108 ms, not a multiple of the epoch: successive requests land 8 ms further into
 # their epoch (0, 8, 16, 4, 12 ms, ...), so their waits spread over the epoch instead of all
 # sharing one phase of a clock that ticks in step with the epochs.

@@ -4,7 +4,7 @@
 //! This crate imports nothing from its callers: it depends only on `hw-common` (for [`Iova`])
 //! and on system crates (`libc`, `rustix`, `pci-driver`, `vfio-bindings`). Its types have
 //! inherent methods and their own errors; the driver adapts them to its seam traits (and keeps
-//! the test fakes of those seams), the HA node uses [`tap`], the vfio-user front end uses
+//! the test fakes of those seams), the HA node uses [`tap`], the daemon's wire port [`tap`] and [`packet`], the vfio-user front end uses
 //! [`guest_map`]. Every other crate of the workspace is `#![forbid(unsafe_code)]`.
 //!
 //! * [`map`]: the one shared file mapping (`mmap(MAP_SHARED)` with its checks, `munmap` on
@@ -19,6 +19,8 @@
 //! * [`pcidrv`]: the device and IOMMU through `pci-driver` (the default path).
 //! * [`host`]: the two real device backends behind one type each ([`HostDevice`], [`HostIommu`]).
 //! * [`tap`]: a Linux TAP device (`TUNSETIFF`), frames to and from a kernel interface.
+//! * [`packet`]: a packet socket (`AF_PACKET`) on an existing interface (a veth end, a bridge
+//!   port), frames to and from it.
 //! * [`guest_map`]: a VM's memory received as a file descriptor (vfio-user), mapped shared after
 //!   the sealed-file checks.
 //!
@@ -39,6 +41,8 @@ pub mod map;
 #[allow(unsafe_code)]
 pub mod mmio;
 #[allow(unsafe_code)]
+pub mod packet;
+#[allow(unsafe_code)]
 pub mod pcidrv;
 #[allow(unsafe_code)]
 pub mod tap;
@@ -51,6 +55,7 @@ pub use guest_map::GuestMapping;
 pub use host::{HostDevice, HostIommu};
 pub use hw_common::Iova;
 pub use mmio::{BarAccessError, MmioRegion};
+pub use packet::PacketSocket;
 pub use tap::TapDevice;
 pub use vfio::{IommuInfo, OpenFailure, OpenStep};
 

@@ -201,6 +201,7 @@ const LAYERS: &[(&str, Option<&[&str]>)] = &[
             "hac-control",
             "hac-vfio-user",
             "hac-ha",
+            "hac-sys",
         ]),
     ),
     ("hac-lab", None),

@@ -22,6 +22,7 @@ use hac_control::Counter;
 
 use super::counters::named;
 use super::dispatch::{Backend, HacOp, no_such_vf};
+use super::wire_port::WirePort;
 use super::{ServeConfig, ServeError, vf_mac};
 use crate::vfio_user::mlx5::{DeviceClock, Mlx5Exported, Mlx5VfioUserCounters, export_mlx5};
 use crate::vfio_user::peer::WirePeer;
@@ -42,6 +43,8 @@ pub(super) struct Mlx5Host {
     guard: u32,
     exported: Option<Mlx5Exported>,
     peer: Option<WirePeer>,
+    /// The wire joined to a Linux interface (`--wire-tap`/`--wire-if`).
+    port: Option<WirePort>,
 }
 
 /// An mlx5 driver error while bringing the PF up, as a start-up error.
@@ -89,6 +92,12 @@ impl Mlx5Host {
             ),
             None => None,
         };
+        let port = match &config.wire_link {
+            Some(link) => {
+                Some(WirePort::open(link, Box::new(model.clone())).map_err(ServeError::Io)?)
+            }
+            None => None,
+        };
         Ok(Mlx5Host {
             model,
             clock,
@@ -98,6 +107,7 @@ impl Mlx5Host {
             guard: DEFAULT_GUARD,
             exported,
             peer,
+            port,
         })
     }
 
@@ -105,6 +115,9 @@ impl Mlx5Host {
     /// exported VFs' eventfds (the PF driver polls its event queues: its vectors are not
     /// wired and are counted unrouted).
     fn tick(&mut self) {
+        if let Some(p) = &mut self.port {
+            p.poll();
+        }
         self.clock.sync(&mut self.model.nic());
         if let Some(p) = &mut self.peer {
             p.poll();
@@ -236,7 +249,10 @@ impl Backend for Mlx5Host {
     fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError> {
         let (wire_frames, wire_bytes, wire_busy_ns) = self.model.nic().wire_stats();
         let device_time_ns = self.model.nic().now().as_nanos();
-        let device = mlx5_device_counters(self.model.nic().counters(), self.exported.as_ref());
+        let mut device = mlx5_device_counters(self.model.nic().counters(), self.exported.as_ref());
+        if let Some(p) = &self.port {
+            device.extend(p.counters());
+        }
         let mut out = Stats {
             port: PortCounters {
                 wire_frames,

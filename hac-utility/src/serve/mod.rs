@@ -22,6 +22,9 @@
 //! * `mlx5_host`: the backend on the built-in mlx5 model (`--family mlx5`: our mlx5 PF driver
 //!   as E-Switch manager, HAC through `Mlx5AdapterHac`, vfio-user export, wire peer);
 //! * `pci_host`: the backend on a real PF (mailbox only);
+//! * `vf_host`: the stand-in VM with an IP stack on one VF (`--vf-ip`, 82576 model);
+//! * `wire_port`: the model's wire joined to a Linux interface (`--wire-tap`, `--wire-if`),
+//!   either family, with its counters;
 //! * `counters`: 64-bit totals of the 32-bit statistics registers, and the model's and the
 //!   vfio-user endpoints' counters as named `stats` counters.
 
@@ -33,6 +36,8 @@ mod mlx5_host;
 mod model_host;
 mod pci_host;
 
+mod vf_host;
+mod wire_port;
 mod workload;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -50,6 +55,8 @@ use igb_model::LineRate;
 
 use crate::private_socket::listen_private;
 pub use clients::{CLIENT_IDLE_TIMEOUT, MAX_CLIENTS};
+pub use vf_host::{ECHO_PORT as VF_IP_ECHO_PORT, VfIp};
+pub use wire_port::WireLink;
 pub use workload::MAX_QUEUED_BYTES;
 
 use dispatch::Backend;
@@ -77,6 +84,11 @@ pub struct ServeConfig {
     pub vfio_user: Option<crate::vfio_user::VfioUserConfig>,
     /// A host on the model's wire (smoltcp: ARP, ping, TCP echo).
     pub wire_peer: Option<crate::vfio_user::peer::PeerConfig>,
+    /// The model's wire joined to a Linux interface (a TAP or an existing interface); exclusive
+    /// with `wire_peer`.
+    pub wire_link: Option<WireLink>,
+    /// A stand-in VM with an IP stack (ARP, ping, TCP echo) on one VF (82576 model only).
+    pub vf_ip: Option<VfIp>,
     /// A control client idle this long is closed ([`CLIENT_IDLE_TIMEOUT`] by default).
     pub client_idle_timeout: Duration,
     /// The model family the daemon runs (model only).
@@ -181,6 +193,45 @@ fn check(config: &ServeConfig) -> Result<(), ServeError> {
         return Err(ServeError::Usage(
             "--wire-peer needs the model (it lives on the model's wire)".into(),
         ));
+    }
+    if let Some(link) = &config.wire_link {
+        if config.pci.is_some() {
+            return Err(ServeError::Usage(format!(
+                "{} needs the model: a real PF has its own wire",
+                link.flag()
+            )));
+        }
+        if config.wire_peer.is_some() {
+            return Err(ServeError::Usage(format!(
+                "{} and --wire-peer both want the model's one wire port: choose one",
+                link.flag()
+            )));
+        }
+    }
+    if let Some(v) = &config.vf_ip {
+        if config.pci.is_some() || config.family != Family::Igb {
+            return Err(ServeError::Usage(
+                "--vf-ip needs the 82576 model (--family igb): it runs our igbvf driver".into(),
+            ));
+        }
+        if v.vf >= config.vfs {
+            return Err(ServeError::Usage(format!(
+                "--vf-ip {}=…: only VFs 0..={} are enabled (--vfs {})",
+                v.vf,
+                config.vfs - 1,
+                config.vfs
+            )));
+        }
+        if config
+            .vfio_user
+            .as_ref()
+            .is_some_and(|u| u.vfs.contains(&v.vf))
+        {
+            return Err(ServeError::Usage(format!(
+                "--vf-ip {}=…: that VF is exported through vfio-user (its VM drives it)",
+                v.vf
+            )));
+        }
     }
     if config.pcap.is_some() && config.pci.is_some() {
         return Err(ServeError::Usage(

@@ -17,6 +17,8 @@ use super::counters::{
     COUNTER_SAMPLE, PfVfTotals, agent_view, endpoint_counters, model_counters, pf_vf_stats,
 };
 use super::dispatch::{Backend, HacOp, no_such_vf};
+use super::vf_host::{VfHost, VfIp};
+use super::wire_port::WirePort;
 use super::workload::Workload;
 use super::{ServeConfig, ServeError, vf_mac};
 
@@ -37,6 +39,10 @@ pub(super) struct ModelHost {
     vfs: Vec<Option<ModelVf>>,
     exported: Option<crate::vfio_user::Exported>,
     peer: Option<crate::vfio_user::peer::WirePeer>,
+    /// The wire joined to a Linux interface (`--wire-tap`/`--wire-if`).
+    port: Option<WirePort>,
+    /// The stand-in VM with an IP stack (`--vf-ip`) and its VF; `vfs` has `None` there.
+    vf_host: Option<VfHost>,
     hac: AdapterHac<ModelBar>,
     tagged: Vec<bool>,
     /// The stand-in VMs' frames.
@@ -80,20 +86,36 @@ impl ModelHost {
             .map(|v| v.vfs.clone())
             .unwrap_or_default();
         let mut vfs = Vec::with_capacity(n);
+        let mut vf_host = None;
         // The PF agent took `n` VFs, so all `n` are VF indices.
         for vf in VfIndex::all(n) {
             if exported_vfs.contains(&vf.get()) {
                 vfs.push(None);
                 continue;
             }
-            vfs.push(Some(model.vf_driver(
+            let driver = model.vf_driver(
                 vf,
                 VfConfig {
                     tx_ring_size: 512,
                     rx_ring_size: 256,
                     ..VfConfig::default()
                 },
-            )?));
+            )?;
+            match config.vf_ip {
+                Some(VfIp {
+                    vf: ip_vf,
+                    ip,
+                    prefix,
+                }) if ip_vf == vf.get() => {
+                    let now = model.nic().now().as_nanos();
+                    vf_host = Some(
+                        VfHost::new(driver, ip, prefix, now)
+                            .map_err(|e| ServeError::Usage(format!("--vf-ip: {e}")))?,
+                    );
+                    vfs.push(None);
+                }
+                _ => vfs.push(Some(driver)),
+            }
         }
         let exported = match &config.vfio_user {
             Some(v) => Some(crate::vfio_user::export(&model, &agent, v)?),
@@ -106,6 +128,12 @@ impl ModelHost {
             ),
             None => None,
         };
+        let port = match &config.wire_link {
+            Some(link) => {
+                Some(WirePort::open(link, Box::new(model.clone())).map_err(ServeError::Io)?)
+            }
+            None => None,
+        };
         let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), n);
         hac.set_guard(DEFAULT_GUARD)?;
         Ok(ModelHost {
@@ -114,6 +142,8 @@ impl ModelHost {
             vfs,
             exported,
             peer,
+            port,
+            vf_host,
             hac,
             tagged: vec![false; n],
             workload: Workload::new(n),
@@ -153,6 +183,9 @@ impl ModelHost {
     /// Brings device time up to wall time since start, feeding the TX rings and draining RX.
     fn tick(&mut self) {
         let wall_ns = self.started.elapsed().as_nanos() as u64;
+        if let Some(p) = &mut self.port {
+            p.poll();
+        }
         loop {
             self.pump();
             let now = self.model.nic().now().as_nanos();
@@ -160,20 +193,27 @@ impl ModelHost {
                 break;
             }
             self.model.run_for((wall_ns - now).min(MAX_TICK_NS));
-            if let Some(p) = &mut self.peer {
-                p.poll();
-            }
+            self.poll_hosts();
         }
         self.pump();
-        if let Some(p) = &mut self.peer {
-            p.poll();
-        }
+        self.poll_hosts();
         if self.exported.is_some() {
             // Exported VFs' interrupts went to their eventfds; the model's copy is not needed.
             self.model.nic().take_interrupts();
         }
         if self.last_sample.elapsed() >= COUNTER_SAMPLE {
             self.sample_counters();
+        }
+    }
+
+    /// Lets the hosts beyond the wire and on a VF act at the model's time.
+    fn poll_hosts(&mut self) {
+        if let Some(p) = &mut self.peer {
+            p.poll();
+        }
+        if let Some(h) = &mut self.vf_host {
+            let now = self.model.nic().now().as_nanos();
+            h.poll(now);
         }
     }
 
@@ -305,7 +345,10 @@ impl Backend for ModelHost {
         let Some(driver) = slot else {
             return Err(ControlError::new(
                 ErrorCode::Unsupported,
-                format!("VF {vf} is exported through vfio-user: its VM sends, not the daemon"),
+                format!(
+                    "VF {vf} is exported through vfio-user or runs the --vf-ip host: the daemon \
+                     sends nothing on it"
+                ),
             ));
         };
         let src = driver.mac();
@@ -314,7 +357,13 @@ impl Backend for ModelHost {
     fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError> {
         let (wire_frames, wire_bytes, wire_busy_ns) = self.model.nic().wire_totals();
         let device_time_ns = self.model.nic().now().as_nanos();
-        let device = model_counters(self.model.nic().counters());
+        let mut device = model_counters(self.model.nic().counters());
+        if let Some(p) = &self.port {
+            device.extend(p.counters());
+        }
+        if let Some(h) = &self.vf_host {
+            device.extend(h.counters());
+        }
         let mut out = Stats {
             port: PortCounters {
                 wire_frames,

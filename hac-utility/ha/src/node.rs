@@ -840,9 +840,8 @@ impl Node {
     }
 
     fn delays(&self) -> serde_json::Value {
-        let mut p = self.track[SERVICE_VF].delays.clone();
-        let mut q = self.track[PLAIN_VF].delays.clone();
-        json!({"service_vf": Percentiles::of(&mut p), "plain_vf": Percentiles::of(&mut q)})
+        json!({"service_vf": Percentiles::of(&self.track[SERVICE_VF].delays),
+            "plain_vf": Percentiles::of(&self.track[PLAIN_VF].delays)})
     }
 
     fn report(&mut self, now: u64) {

@@ -269,15 +269,15 @@ pub fn analyse(t: &Trace) -> Metrics {
             }
         }
     }
-    let mut c2f: Vec<u64> = first.into_values().collect();
-    let mut c2l: Vec<u64> = last.into_values().collect();
+    let c2f: Vec<u64> = first.into_values().collect();
+    let c2l: Vec<u64> = last.into_values().collect();
     Metrics {
         delivered_fps: in_window as f64 / window_s.max(1e-9),
         background_fps: bg_in_window as f64 / window_s.max(1e-9),
-        delay_protected: Percentiles::of(&mut dp),
-        delay_background: Percentiles::of(&mut db),
-        commit_to_first: Percentiles::of(&mut c2f),
-        commit_to_last: Percentiles::of(&mut c2l),
+        delay_protected: Percentiles::of(&dp),
+        delay_background: Percentiles::of(&db),
+        commit_to_first: Percentiles::of(&c2f),
+        commit_to_last: Percentiles::of(&c2l),
         submitted: t.submitted[0],
         drops: t.lost[0],
         background_drops: t.lost[1],
@@ -860,7 +860,7 @@ pub fn write_outputs(
     })?;
     write(out.join("table.json"), (text + "\n").as_bytes())?;
     for (i, (name, set)) in delays.iter().enumerate() {
-        let (png, svg) = plot::render(|s| plot::draw_delay_cdf_series(s, set))?;
+        let (png, svg) = plot::render(set)?;
         write(out.join("cdf").join(format!("{name}.png")), &png)?;
         write(out.join("cdf").join(format!("{name}.svg")), svg.as_bytes())?;
         if i == 0 {

@@ -52,24 +52,32 @@ pub fn render(chart: &impl Chart) -> Result<(Vec<u8>, String), PlotError> {
         return Err(PlotError::Font);
     }
     let mut rgb = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
-        let drawn = chart.draw(&root).and_then(|()| root.present());
-        drawn.map_err(|e| PlotError::Draw {
-            backend: "PNG",
-            message: e.to_string(),
-        })?;
-    }
+    draw_on(
+        BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)),
+        chart,
+        "PNG",
+    )?;
     let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let drawn = chart.draw(&root).and_then(|()| root.present());
-        drawn.map_err(|e| PlotError::Draw {
-            backend: "SVG",
-            message: e.to_string(),
-        })?;
-    }
+    draw_on(
+        SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)),
+        chart,
+        "SVG",
+    )?;
     Ok((encode_png(&rgb)?, svg))
+}
+
+/// Draws `chart` on `backend` and flushes it.
+fn draw_on<DB: DrawingBackend>(
+    backend: DB,
+    chart: &impl Chart,
+    name: &'static str,
+) -> Result<(), PlotError> {
+    let root = backend.into_drawing_area();
+    let drawn = chart.draw(&root).and_then(|()| root.present());
+    drawn.map_err(|e| PlotError::Draw {
+        backend: name,
+        message: e.to_string(),
+    })
 }
 
 /// 8-bit RGB pixels, [`WIDTH`] × [`HEIGHT`], as a PNG file.

@@ -854,8 +854,8 @@ fn build_report(
         .partition(|a| t.kill_us.is_none_or(|k| a.recv_us < k));
     let first_after = after.first().map(|a| a.recv_us);
     let last_before = before.last().map(|a| a.recv_us);
-    let mut rtt_p: Vec<u64> = before.iter().map(|a| a.recv_us - a.sent_us).collect();
-    let mut rtt_u: Vec<u64> = after
+    let rtt_p: Vec<u64> = before.iter().map(|a| a.recv_us - a.sent_us).collect();
+    let rtt_u: Vec<u64> = after
         .iter()
         .filter(|a| first_after.is_some_and(|f| a.sent_us > f))
         .map(|a| a.recv_us.saturating_sub(a.sent_us))
@@ -893,8 +893,8 @@ fn build_report(
         replayed_epochs,
         added_delay_protected: delay("service_vf"),
         added_delay_plain: delay("plain_vf"),
-        client_rtt_protected: to_ns(Percentiles::of(&mut rtt_p)),
-        client_rtt_unprotected: to_ns(Percentiles::of(&mut rtt_u)),
+        client_rtt_protected: to_ns(Percentiles::of(&rtt_p)),
+        client_rtt_unprotected: to_ns(Percentiles::of(&rtt_u)),
         times_unix_us: json!({"client_start": t.client_start_us, "kill": t.kill_us,
             "takeover": t.takeover_us, "first_answer_after_kill": first_after}),
         wall_secs: started.elapsed().as_secs_f64(),
@@ -967,7 +967,7 @@ fn write_report(out: &Path, r: &FailoverReport, answers: &[Answer]) -> Result<()
         },
         kill_label: format!("SIGKILL {}", r.killed.name()),
     };
-    let (png, svg) = plot::render(|s| plot::draw_failover_timeline(s, &data))
+    let (png, svg) = plot::render(&data)
         .map_err(|e| DemoError::Run(format!("cannot draw the timeline: {e}")))?;
     w("timeline.png", &png)?;
     w("timeline.svg", svg.as_bytes())?;

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use crate::engine::{FrameRecord, Outcome, RunResult};
 
-/// p50 / p99 / max of a sample, ns (defined with the HA node, which reports it too).
-pub use hac_ha::stats::Percentiles;
+/// p50 / p99 / max of a sample, ns, and the HDR histogram they are read from (defined with the
+/// HA node, which reports them too).
+pub use hac_ha::stats::{LatencyHistogram, Percentiles, SIGNIFICANT_FIGURES};
 
 /// Per-VF totals.
 #[derive(Clone, Debug, Serialize)]
@@ -113,7 +114,7 @@ pub fn build(r: &RunResult) -> Report {
             hac_max_frames: r.hac[i].max_frames,
         })
         .collect();
-    let (mut dc, mut dp, mut c2f) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut dc, mut dp) = (LatencyHistogram::new(), LatencyHistogram::new());
     let mut first_after_commit: std::collections::HashMap<(u8, u64), u64> =
         std::collections::HashMap::new();
     for f in &r.frames {
@@ -125,8 +126,8 @@ pub fn build(r: &RunResult) -> Report {
                 v.sent_bytes += u64::from(f.len);
                 let w = f.wire_ns.unwrap_or(f.submit_ns);
                 match added_delay(f) {
-                    Some((DelayClass::Checkpointing, d)) => dc.push(d),
-                    Some((DelayClass::Plain, d)) => dp.push(d),
+                    Some((DelayClass::Checkpointing, d)) => dc.record(d),
+                    Some((DelayClass::Plain, d)) => dp.record(d),
                     None => {}
                 }
                 if let Some(c) = f.commit_ns {
@@ -138,7 +139,7 @@ pub fn build(r: &RunResult) -> Report {
             Outcome::Buffered => v.buffered += 1,
         }
     }
-    c2f.extend(first_after_commit.values().copied());
+    let c2f: LatencyHistogram = first_after_commit.values().copied().collect();
     let s = &r.scenario;
     Report {
         name: s.name.clone(),
@@ -155,9 +156,9 @@ pub fn build(r: &RunResult) -> Report {
         vfs,
         wire_frames: r.wire_frames,
         wire_bytes: r.wire_bytes,
-        added_delay_checkpointing: Percentiles::of(&mut dc),
-        added_delay_plain: Percentiles::of(&mut dp),
-        commit_to_first_frame: Percentiles::of(&mut c2f),
+        added_delay_checkpointing: dc.percentiles(),
+        added_delay_plain: dp.percentiles(),
+        commit_to_first_frame: c2f.percentiles(),
         markers: r.markers.len(),
         virtual_ns: r.virtual_ns,
         wall_secs: r.wall_secs,

@@ -35,7 +35,7 @@ use serde_json::json;
 
 use crate::msg::{Message, Step, StreamDecoder};
 use crate::service::{Service, ServiceConfig};
-use crate::stats::Percentiles;
+use crate::stats::LatencyHistogram;
 
 /// MAC of the protected service's VF, the same on both hosts.
 pub const SERVICE_MAC: MacAddress = MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x00, 0x0A]);
@@ -289,7 +289,7 @@ impl TapTxCounters {
 #[derive(Default)]
 struct DelayTrack {
     pending: VecDeque<(u64, u64)>,
-    delays: Vec<u64>,
+    delays: LatencyHistogram,
     submitted: u64,
     on_wire: u64,
 }
@@ -590,7 +590,7 @@ impl Node {
             t.on_wire += 1;
             if let Some((seq, submit)) = t.pending.pop_front() {
                 let d = at.saturating_sub(submit);
-                t.delays.push(d);
+                t.delays.record(d);
                 if let Some(w) = &mut self.packets {
                     let class = if vf == SERVICE_VF && self.args.role == Role::Primary {
                         "protected"
@@ -840,9 +840,8 @@ impl Node {
     }
 
     fn delays(&self) -> serde_json::Value {
-        let mut p = self.track[SERVICE_VF].delays.clone();
-        let mut q = self.track[PLAIN_VF].delays.clone();
-        json!({"service_vf": Percentiles::of(&mut p), "plain_vf": Percentiles::of(&mut q)})
+        json!({"service_vf": self.track[SERVICE_VF].delays.percentiles(),
+            "plain_vf": self.track[PLAIN_VF].delays.percentiles()})
     }
 
     fn report(&mut self, now: u64) {

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use hac_utility::engine::{self, Outcome, RunResult};
 use hac_utility::plot;
-use hac_utility::report::Percentiles;
+use hac_utility::report::{LatencyHistogram, Percentiles};
 use hac_utility::scenario::{AckDelay, Scenario, VfSpec};
 
 /// Frames per 20 µs step the engine's generator hands to the driver at most (engine.rs).
@@ -236,7 +236,7 @@ pub struct Metrics {
 pub fn analyse(t: &Trace) -> Metrics {
     let from = t.steady_ns.max(t.start_ns);
     let window_s = (t.end_ns.saturating_sub(from)) as f64 / 1e9;
-    let (mut dp, mut db) = (Vec::new(), Vec::new());
+    let (mut dp, mut db) = (LatencyHistogram::new(), LatencyHistogram::new());
     let (mut in_window, mut bg_in_window, mut violations, mut stranded) = (0u64, 0u64, 0u64, 0u64);
     let mut first: HashMap<usize, u64> = HashMap::new();
     let mut last: HashMap<usize, u64> = HashMap::new();
@@ -245,7 +245,7 @@ pub fn analyse(t: &Trace) -> Metrics {
         match f.flow {
             Flow::Background => {
                 bg_in_window += u64::from(inside);
-                db.push(f.rx_ns.saturating_sub(f.submit_ns));
+                db.record(f.rx_ns.saturating_sub(f.submit_ns));
             }
             Flow::Protected => {
                 in_window += u64::from(inside);
@@ -264,20 +264,20 @@ pub fn analyse(t: &Trace) -> Metrics {
                     *e = (*e).max(d);
                 }
                 if !f.stranded {
-                    dp.push(f.rx_ns.saturating_sub(f.submit_ns));
+                    dp.record(f.rx_ns.saturating_sub(f.submit_ns));
                 }
             }
         }
     }
-    let mut c2f: Vec<u64> = first.into_values().collect();
-    let mut c2l: Vec<u64> = last.into_values().collect();
+    let c2f: LatencyHistogram = first.into_values().collect();
+    let c2l: LatencyHistogram = last.into_values().collect();
     Metrics {
         delivered_fps: in_window as f64 / window_s.max(1e-9),
         background_fps: bg_in_window as f64 / window_s.max(1e-9),
-        delay_protected: Percentiles::of(&mut dp),
-        delay_background: Percentiles::of(&mut db),
-        commit_to_first: Percentiles::of(&mut c2f),
-        commit_to_last: Percentiles::of(&mut c2l),
+        delay_protected: dp.percentiles(),
+        delay_background: db.percentiles(),
+        commit_to_first: c2f.percentiles(),
+        commit_to_last: c2l.percentiles(),
         submitted: t.submitted[0],
         drops: t.lost[0],
         background_drops: t.lost[1],
@@ -860,7 +860,7 @@ pub fn write_outputs(
     })?;
     write(out.join("table.json"), (text + "\n").as_bytes())?;
     for (i, (name, set)) in delays.iter().enumerate() {
-        let (png, svg) = plot::render(|s| plot::draw_delay_cdf_series(s, set))?;
+        let (png, svg) = plot::render(set)?;
         write(out.join("cdf").join(format!("{name}.png")), &png)?;
         write(out.join("cdf").join(format!("{name}.svg")), svg.as_bytes())?;
         if i == 0 {

@@ -1,35 +1,61 @@
 //! The added-delay CDF charts: per class of a run, and any set of series (`hac-lab bench`).
+//!
+//! The curves come from each sample's HDR histogram ([`LatencyHistogram`]), not from sorted
+//! samples: a staircase through the histogram's buckets, or [`CDF_POINTS`] quantiles when there
+//! are more buckets than that.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
 
 use super::CDF_POINTS;
-use super::frame::{
-    AREA, Axes, Labels, Swatch, draw_box, draw_frame, draw_legend, draw_note, small,
-};
-use super::scale::{Scale, Tick, format_ns, log_ticks_ns};
-use super::style::{CHECKPOINTING_COLOUR, PLAIN_COLOUR, Rgb, Stroke};
-use super::surface::Surface;
-use super::text::Anchor;
+use super::frame::{DrawResult, Swatch, builder, finish_plot, header, mesh_style, stroke};
+use super::output::Chart;
+use super::scale::{decade_ceil, decade_floor, format_ns};
+use super::style::{CHECKPOINTING_COLOUR, PLAIN_COLOUR, Rgb};
 use crate::engine::RunResult;
-use crate::report::{DelayClass, Percentiles, added_delay};
+use crate::report::{DelayClass, LatencyHistogram, Percentiles, added_delay};
 
 /// One class's added delays.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClassDelays {
     /// `checkpointing` or `plain`.
     pub name: &'static str,
-    /// Added delays, ns, sorted ascending.
-    pub sorted_ns: Vec<u64>,
+    /// Added delays, ns, as an HDR histogram.
+    pub delays: LatencyHistogram,
     /// Their percentiles (as in report.json).
     pub percentiles: Percentiles,
 }
 
 impl ClassDelays {
-    /// From unsorted delays.
-    pub fn new(name: &'static str, mut delays_ns: Vec<u64>) -> ClassDelays {
-        let percentiles = Percentiles::of(&mut delays_ns); // sorts
+    /// From delays, ns, in any order.
+    pub fn new(name: &'static str, delays_ns: impl IntoIterator<Item = u64>) -> ClassDelays {
+        ClassDelays::of_histogram(name, delays_ns.into_iter().collect())
+    }
+
+    /// From a histogram of delays, ns.
+    pub fn of_histogram(name: &'static str, delays: LatencyHistogram) -> ClassDelays {
         ClassDelays {
             name,
-            sorted_ns: delays_ns,
-            percentiles,
+            percentiles: delays.percentiles(),
+            delays,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.delays.count() == 0
+    }
+
+    fn legend(&self, label: &str, frames: &str) -> String {
+        let p = self.percentiles;
+        if p.count == 0 {
+            format!("{label}: no frames")
+        } else {
+            format!(
+                "{label}: {} {frames}, p50 {}, p99 {}",
+                p.count,
+                format_ns(p.p50_ns as f64),
+                format_ns(p.p99_ns as f64)
+            )
         }
     }
 }
@@ -44,132 +70,154 @@ pub struct DelayCdfData {
 impl DelayCdfData {
     /// From a run, with report.rs's definition of added delay ([`added_delay`]).
     pub fn from_run(r: &RunResult) -> DelayCdfData {
-        let (mut ck, mut pl) = (Vec::new(), Vec::new());
+        let (mut ck, mut pl) = (LatencyHistogram::new(), LatencyHistogram::new());
         for f in &r.frames {
             match added_delay(f) {
-                Some((DelayClass::Checkpointing, d)) => ck.push(d),
-                Some((DelayClass::Plain, d)) => pl.push(d),
+                Some((DelayClass::Checkpointing, d)) => ck.record(d),
+                Some((DelayClass::Plain, d)) => pl.record(d),
                 None => {}
             }
         }
         DelayCdfData {
             classes: [
-                ClassDelays::new("checkpointing", ck),
-                ClassDelays::new("plain", pl),
+                ClassDelays::of_histogram("checkpointing", ck),
+                ClassDelays::of_histogram("plain", pl),
             ],
         }
     }
 }
 
-/// The empirical CDF of `sorted` as (value, fraction of samples ≤ value) points, a staircase for
-/// up to `max_points` samples and `max_points + 1` quantiles beyond; both coordinates never
-/// decrease.
-pub fn cdf_points(sorted: &[u64], max_points: usize) -> Vec<(u64, f64)> {
-    let n = sorted.len();
-    let Some(&first) = sorted.first() else {
+/// The empirical CDF of `h` as (value, fraction of samples ≤ value) points: a staircase
+/// through the buckets for up to `max_points` buckets, `max_points + 1` quantiles beyond; both
+/// coordinates never decrease, the first point is (exact minimum, 0), the last (exact maximum,
+/// 1).
+pub fn cdf_points(h: &LatencyHistogram, max_points: usize) -> Vec<(u64, f64)> {
+    let n: u64 = h.buckets().map(|b| b.1).sum();
+    let Some(min) = h.min().filter(|_| n > 0) else {
         return Vec::new();
     };
-    let mut out = vec![(first, 0.0)];
-    if n <= max_points.max(1) {
-        for (i, &v) in sorted.iter().enumerate() {
-            out.push((v, i as f64 / n as f64));
-            out.push((v, (i + 1) as f64 / n as f64));
+    let mut out = vec![(min, 0.0)];
+    if h.buckets().count() <= max_points.max(1) {
+        let mut below = 0;
+        for (v, c) in h.buckets() {
+            out.push((v, below as f64 / n as f64));
+            below += c;
+            out.push((v, below as f64 / n as f64));
         }
     } else {
         let k_max = max_points.max(1);
-        for k in 0..=k_max {
-            let i = ((k as f64 / k_max as f64) * (n - 1) as f64).round() as usize;
-            out.push((sorted[i], (i + 1) as f64 / n as f64));
+        for k in 1..=k_max {
+            let q = k as f64 / k_max as f64;
+            out.push((h.quantile(q), q));
         }
     }
     out.dedup();
     out
 }
 
-/// The frame of a delay CDF: a log time axis over the samples (each sorted, ns) and a 0–100 %
-/// axis. The low end is the decade below the lowest 1st percentile of positive delays (a few
-/// frames wait 0 ns, and a handful a few ns: neither should stretch the axis; anything smaller
-/// sits at the left edge), the high end the decade above the largest delay.
-fn draw_cdf_frame<'a>(
-    s: &mut dyn Surface,
-    samples: impl Iterator<Item = &'a [u64]> + Clone,
-    labels: &Labels<'_>,
-) -> Axes {
-    let min_pos = samples
-        .clone()
-        .filter_map(|v| {
-            let positive = &v[v.partition_point(|&x| x == 0)..];
-            positive.get(positive.len() / 100).copied()
+/// The lowest 1st percentile of positive delays among the samples (a few frames wait 0 ns, and
+/// a handful a few ns: neither should stretch the axis).
+fn lowest_positive_p1<'a>(samples: impl Iterator<Item = &'a LatencyHistogram>) -> Option<u64> {
+    samples
+        .filter_map(|h| {
+            let n: u64 = h.buckets().map(|b| b.1).sum();
+            let zeros: u64 = h.buckets().take_while(|b| b.0 == 0).map(|b| b.1).sum();
+            let rank = zeros + (n.checked_sub(zeros)? / 100);
+            let mut below = 0;
+            h.buckets().find_map(|(v, c)| {
+                below += c;
+                (below > rank).then_some(v)
+            })
         })
-        .min();
-    let max = samples.filter_map(|v| v.last().copied()).max().unwrap_or(0);
-    let lo = min_pos.map_or(1e3, |v| 10f64.powf((v as f64).log10().floor()));
-    let mut hi = 10f64.powf((max.max(1) as f64).log10().ceil());
-    if hi <= lo {
-        hi = lo * 10.0;
-    }
-    let axes = Axes {
-        area: AREA,
-        x: Scale::Log { min: lo, max: hi },
-        y: Scale::Linear { min: 0.0, max: 1.0 },
-    };
-    draw_frame(
-        s,
-        &axes,
-        &log_ticks_ns(lo, hi),
-        &[0.0, 0.25, 0.5, 0.75, 1.0].map(|v| Tick {
-            value: v,
-            label: format!("{:.0}%", v * 100.0),
-        }),
-        labels,
-    );
-    axes
+        .min()
 }
 
-/// Draws the delay CDF: the fraction of each class's frames whose added delay is at most x, on
-/// a log time axis (plain frames wait microseconds, checkpointing frames an epoch plus the ack).
-pub fn draw_delay_cdf(s: &mut dyn Surface, d: &DelayCdfData) {
-    let axes = draw_cdf_frame(
-        s,
-        d.classes.iter().map(|c| c.sorted_ns.as_slice()),
-        &Labels {
-            title: "Added delay (wire - submit) per class, CDF",
-            x: "added delay (log scale; smaller delays, 0 included, at the left edge)",
-            y: "frames with added delay <= x",
-        },
-    );
-    let colours = [CHECKPOINTING_COLOUR, PLAIN_COLOUR];
-    let mut legend = Vec::new();
-    for (c, colour) in d.classes.iter().zip(colours) {
-        let pts: Vec<(f64, f64)> = cdf_points(&c.sorted_ns, CDF_POINTS)
+/// The log time axis of a delay CDF: from the decade below the lowest 1st percentile of
+/// positive delays (anything smaller sits at the left edge) to the decade above the largest
+/// delay.
+fn delay_axis<'a>(samples: impl Iterator<Item = &'a LatencyHistogram> + Clone) -> (f64, f64) {
+    let lo = lowest_positive_p1(samples.clone()).map_or(1e3, |v| decade_floor(v as f64));
+    let max = samples.filter_map(LatencyHistogram::max).max().unwrap_or(0);
+    let hi = decade_ceil(max.max(1) as f64);
+    (lo, if hi <= lo { lo * 10.0 } else { hi })
+}
+
+/// One curve of a CDF chart.
+struct Curve<'a> {
+    delays: &'a LatencyHistogram,
+    colour: Rgb,
+    dashed: bool,
+}
+
+/// A CDF chart: the header with `legend`, a log time axis, a 0–100 % axis, one curve each.
+fn draw_cdf<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_desc: &str,
+    legend: &[(Swatch, String)],
+    curves: &[Curve<'_>],
+    note: &str,
+) -> DrawResult<DB> {
+    let (lo, hi) = delay_axis(curves.iter().map(|c| c.delays));
+    let body = header(root, title, legend)?;
+    let mut chart = builder(&body).build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)?;
+    let x_fmt = |v: &f64| format_ns(*v);
+    let y_fmt = |v: &f64| format!("{:.0}%", v * 100.0);
+    let mut mesh = chart.configure_mesh();
+    mesh_style(&mut mesh, x_desc, "frames with added delay <= x");
+    mesh.x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .y_labels(6)
+        .draw()?;
+    for c in curves {
+        let pts = cdf_points(c.delays, CDF_POINTS)
             .into_iter()
-            .map(|(v, f)| axes.px(v as f64, f))
-            .collect();
-        if !pts.is_empty() {
-            s.polyline(&pts, Stroke::solid(colour, 2.0), &format!("cdf {}", c.name));
-        }
-        let p = c.percentiles;
-        let label = if p.count == 0 {
-            format!("{}: no frames", c.name)
+            .map(|(v, f)| ((v as f64).max(lo), f));
+        if c.dashed {
+            chart.draw_series(DashedLineSeries::new(pts, 8, 5, stroke(c.colour, 2)))?;
         } else {
-            format!(
-                "{}: {} frames, p50 {}, p99 {}",
-                c.name,
-                p.count,
-                format_ns(p.p50_ns as f64),
-                format_ns(p.p99_ns as f64)
-            )
-        };
-        legend.push((Swatch::Line(colour), label));
+            chart.draw_series(LineSeries::new(pts, stroke(c.colour, 2)))?;
+        }
     }
-    draw_box(s, AREA);
-    draw_legend(s, &legend);
-    if d.classes.iter().all(|c| c.sorted_ns.is_empty()) {
-        draw_note(s, AREA, "no data: no frame left on the wire");
+    let plot = chart.plotting_area().strip_coord_spec();
+    let empty = curves.iter().all(|c| c.delays.count() == 0);
+    finish_plot(&plot, empty.then_some(note))
+}
+
+/// The delay CDF: the fraction of each class's frames whose added delay is at most x, on a log
+/// time axis (plain frames wait microseconds, checkpointing frames an epoch plus the ack).
+impl Chart for DelayCdfData {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let colours = [CHECKPOINTING_COLOUR, PLAIN_COLOUR];
+        let legend: Vec<(Swatch, String)> = self
+            .classes
+            .iter()
+            .zip(colours)
+            .map(|(c, colour)| (Swatch::Line(colour, false), c.legend(c.name, "frames")))
+            .collect();
+        let curves: Vec<Curve<'_>> = self
+            .classes
+            .iter()
+            .zip(colours)
+            .filter(|(c, _)| !c.is_empty())
+            .map(|(c, colour)| Curve {
+                delays: &c.delays,
+                colour,
+                dashed: false,
+            })
+            .collect();
+        draw_cdf(
+            root,
+            "Added delay (wire - submit) per class, CDF",
+            "added delay (log scale; smaller delays, 0 included, at the left edge)",
+            &legend,
+            &curves,
+            "no data: no frame left on the wire",
+        )
     }
 }
 
-/// One curve of [`draw_delay_cdf_series`].
+/// One curve of a [`CdfSeriesSet`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct CdfSeries {
     /// Legend label.
@@ -183,8 +231,13 @@ pub struct CdfSeries {
 }
 
 impl CdfSeries {
-    /// From unsorted delays, ns.
-    pub fn new(label: &str, colour: Rgb, dashed: bool, delays_ns: Vec<u64>) -> CdfSeries {
+    /// From delays, ns, in any order.
+    pub fn new(
+        label: &str,
+        colour: Rgb,
+        dashed: bool,
+        delays_ns: impl IntoIterator<Item = u64>,
+    ) -> CdfSeries {
         CdfSeries {
             label: label.into(),
             colour,
@@ -203,58 +256,38 @@ pub struct CdfSeriesSet {
     pub series: Vec<CdfSeries>,
 }
 
-/// Draws several added-delay CDFs on one log time axis, with a two-column legend above the plot
-/// (label, frame count, p50, p99). In the SVG each curve is a `polyline` with class
-/// `cdf series-N`. The axis spans the decade below the lowest 1st percentile of positive delays
-/// to the decade above the largest delay.
-pub fn draw_delay_cdf_series(s: &mut dyn Surface, d: &CdfSeriesSet) {
-    let axes = draw_cdf_frame(
-        s,
-        d.series.iter().map(|c| c.delays.sorted_ns.as_slice()),
-        &Labels {
-            title: &d.title,
-            x: "added delay (delivered - submitted; log scale; model: virtual time, peer: wall time)",
-            y: "frames with added delay <= x",
-        },
-    );
-    for (i, c) in d.series.iter().enumerate() {
-        let pts: Vec<(f64, f64)> = cdf_points(&c.delays.sorted_ns, CDF_POINTS)
-            .into_iter()
-            .map(|(v, f)| axes.px(v as f64, f))
+/// Several added-delay CDFs on one log time axis, with a legend above the plot (label, frame
+/// count, p50, p99); a dashed series is drawn dashed, an empty one has no curve.
+impl Chart for CdfSeriesSet {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let legend: Vec<(Swatch, String)> = self
+            .series
+            .iter()
+            .map(|c| {
+                (
+                    Swatch::Line(c.colour, c.dashed),
+                    c.delays.legend(&c.label, "fr"),
+                )
+            })
             .collect();
-        if !pts.is_empty() {
-            let stroke = Stroke {
+        let curves: Vec<Curve<'_>> = self
+            .series
+            .iter()
+            .filter(|c| !c.delays.is_empty())
+            .map(|c| Curve {
+                delays: &c.delays.delays,
                 colour: c.colour,
-                width: 2.0,
                 dashed: c.dashed,
-            };
-            s.polyline(&pts, stroke, &format!("cdf series-{i}"));
-        }
-        let p = c.delays.percentiles;
-        let label = if p.count == 0 {
-            format!("{}: no frames", c.label)
-        } else {
-            format!(
-                "{}: {} fr, p50 {}, p99 {}",
-                c.label,
-                p.count,
-                format_ns(p.p50_ns as f64),
-                format_ns(p.p99_ns as f64)
-            )
-        };
-        let x = AREA.left + (i % 2) as f64 * (AREA.right - AREA.left) / 2.0;
-        let y = 38.0 + (i / 2) as f64 * 14.0;
-        let stroke = Stroke {
-            colour: c.colour,
-            width: 3.0,
-            dashed: c.dashed,
-        };
-        s.line((x, y), (x + 22.0, y), stroke);
-        s.text((x + 28.0, y), &label, small(Anchor::Start));
-    }
-    draw_box(s, AREA);
-    if d.series.iter().all(|c| c.delays.sorted_ns.is_empty()) {
-        draw_note(s, AREA, "no data: no frame delivered");
+            })
+            .collect();
+        draw_cdf(
+            root,
+            &self.title,
+            "added delay (delivered - submitted; log scale; model: virtual time, peer: wall time)",
+            &legend,
+            &curves,
+            "no data: no frame delivered",
+        )
     }
 }
 
@@ -263,24 +296,52 @@ mod tests {
     use super::*;
     use crate::plot::output::render;
 
+    /// Polylines of `colour` in an SVG.
+    fn polylines(svg: &str, colour: Rgb) -> usize {
+        let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{e}"));
+        let stroke = colour.hex();
+        doc.descendants()
+            .filter(|n| n.has_tag_name("polyline"))
+            .filter(|n| {
+                n.attribute("stroke")
+                    .is_some_and(|s| s.eq_ignore_ascii_case(&stroke))
+            })
+            .count()
+    }
+
     #[test]
     fn series_cdf_draws_every_curve_dashed_or_not() {
+        let a = Rgb(1, 2, 3);
+        let b = Rgb(4, 5, 6);
+        let c = Rgb(7, 8, 9);
         let set = CdfSeriesSet {
             title: "t".into(),
             series: vec![
-                CdfSeries::new("a", PLAIN_COLOUR, false, vec![1_000, 2_000, 3_000]),
-                CdfSeries::new("b", CHECKPOINTING_COLOUR, true, vec![5_000_000, 6_000_000]),
-                CdfSeries::new("c", PLAIN_COLOUR, true, vec![]),
+                CdfSeries::new("a", a, false, vec![1_000, 2_000, 3_000]),
+                CdfSeries::new("b", b, true, vec![5_000_000, 6_000_000]),
+                CdfSeries::new("c", c, true, vec![]),
             ],
         };
-        let (png, svg) = render(|s| draw_delay_cdf_series(s, &set)).unwrap();
+        let (png, svg) = render(&set).unwrap_or_else(|e| panic!("{e}"));
         assert!(png.starts_with(b"\x89PNG"));
-        assert!(svg.contains("cdf series-0") && svg.contains("cdf series-1"));
-        assert!(
-            !svg.contains("cdf series-2"),
-            "an empty series has no curve"
-        );
+        // Legend swatch + one solid curve.
+        assert_eq!(polylines(&svg, a), 2);
+        // Dashed: many short pieces (the legend's and the curve's).
+        assert!(polylines(&svg, b) > 10, "{}", polylines(&svg, b));
+        // An empty series: its legend swatch only (two dashes), no curve.
+        assert!(polylines(&svg, c) <= 3, "{}", polylines(&svg, c));
         assert!(svg.contains("c: no frames"));
-        assert!(svg.contains("stroke-dasharray"));
+    }
+
+    #[test]
+    fn axis_ignores_zeros_and_a_low_tail() {
+        let mut v = vec![0u64; 50];
+        v.extend([3u64; 5]);
+        v.extend(20_000..20_500u64);
+        v.push(7_000_000);
+        let h: LatencyHistogram = v.into_iter().collect();
+        assert_eq!(delay_axis([&h].into_iter()), (1e4, 1e7));
+        let empty = LatencyHistogram::new();
+        assert_eq!(delay_axis([&empty].into_iter()), (1e3, 1e4));
     }
 }

@@ -1,16 +1,17 @@
 //! The occupancy chart: frames held per checkpointing VF over time with the checkpoint engine's
 //! markers (commit, abort, failover, unprotect).
 
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::HPos;
+
 use super::MAX_COMMIT_MARKERS;
 use super::frame::{
-    AREA, Axes, Labels, Swatch, draw_box, draw_frame, draw_legend, draw_note, small,
+    DrawResult, Swatch, builder, finish_plot, font, header, marker, mesh_style, stroke,
 };
-use super::scale::{Scale, linear_ticks, nice_step};
-use super::style::{
-    ABORT_COLOUR, FAILOVER_COLOUR, INK, Rgb, Shape, Stroke, UNPROTECT_COLOUR, vf_colour,
-};
-use super::surface::Surface;
-use super::text::{Anchor, TextSize, text_width};
+use super::output::Chart;
+use super::scale::{format_tick, nice_ceiling};
+use super::style::{ABORT_COLOUR, FAILOVER_COLOUR, INK, Rgb, Shape, UNPROTECT_COLOUR, vf_colour};
 use crate::engine::{RunResult, STEP_NS};
 
 /// One checkpointing VF's occupancy samples.
@@ -126,86 +127,92 @@ pub fn downsample_columns(points: &[(f64, f64)], column: impl Fn(f64) -> i64) ->
     out
 }
 
-/// Draws the occupancy chart: frames held per checkpointing VF over time, a triangle on the
-/// curve at each commit, and a dashed line with a label at each abort, failover and unprotect.
-pub fn draw_occupancy(s: &mut dyn Surface, d: &OccupancyData) {
-    let last_sample = d
-        .vfs
-        .iter()
-        .filter_map(|v| v.samples.last().map(|p| p.0))
-        .fold(0.0, f64::max);
-    let span_ms = d.duration_ms.max(last_sample);
-    let (unit, per_unit) = if span_ms > 10_000.0 {
-        ("s", 1000.0)
-    } else {
-        ("ms", 1.0)
-    };
-    let x_max = if span_ms > 0.0 {
-        span_ms / per_unit
-    } else {
-        1.0
-    };
-    let y_peak = d
-        .vfs
-        .iter()
-        .flat_map(|v| v.samples.iter().map(|p| p.1))
-        .max()
-        .unwrap_or(0);
-    let y_max = if y_peak == 0 {
-        1.0
-    } else {
-        let step = nice_step(f64::from(y_peak), 5);
-        (f64::from(y_peak) / step).ceil() * step
-    };
-    let axes = Axes {
-        area: AREA,
-        x: Scale::Linear {
-            min: 0.0,
-            max: x_max,
-        },
-        y: Scale::Linear {
-            min: 0.0,
-            max: y_max,
-        },
-    };
-    let x_label = format!("virtual time since the run started ({unit})");
-    draw_frame(
-        s,
-        &axes,
-        &linear_ticks(0.0, x_max, 8),
-        &linear_ticks(0.0, y_max, 5),
-        &Labels {
-            title: "HAC buffer occupancy per checkpointing VF",
-            x: &x_label,
-            y: "frames held in the adapter",
-        },
-    );
-    let width_px = AREA.right - AREA.left;
-    let column = |x: f64| (axes.x.fraction(x) * width_px).floor() as i64;
-    for v in &d.vfs {
-        let pts: Vec<(f64, f64)> = v
-            .samples
+/// Where a marker of [`OccupancyData`] goes and how it looks.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlacedMarker {
+    /// A commit: a triangle on the VF's curve (the last sample at or before it: what it
+    /// released).
+    Commit {
+        /// VF.
+        vf: usize,
+        /// Time, axis unit.
+        x: f64,
+        /// Frames held then.
+        held: u32,
+    },
+    /// An abort, failover or unprotect: a dashed line across the plot, a diamond and a label.
+    Event {
+        /// `abort`, `failover` or `unprotect`.
+        kind: String,
+        /// VF.
+        vf: usize,
+        /// Time, axis unit.
+        x: f64,
+    },
+}
+
+/// The occupancy chart's axes: time unit and scale, the y axis' top.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct OccupancyAxes {
+    unit: &'static str,
+    per_unit: f64,
+    x_max: f64,
+    y_max: f64,
+}
+
+impl OccupancyData {
+    fn axes(&self) -> OccupancyAxes {
+        let last_sample = self
+            .vfs
             .iter()
-            .map(|&(t, o)| (t / per_unit, f64::from(o)))
-            .collect();
-        let pts: Vec<(f64, f64)> = downsample_columns(&pts, column)
-            .into_iter()
-            .map(|(x, y)| axes.px(x, y))
-            .collect();
-        s.polyline(
-            &pts,
-            Stroke::solid(vf_colour(v.vf), 2.0),
-            &format!("series vf{}", v.vf),
-        );
+            .filter_map(|v| v.samples.last().map(|p| p.0))
+            .fold(0.0, f64::max);
+        let span_ms = self.duration_ms.max(last_sample);
+        let (unit, per_unit) = if span_ms > 10_000.0 {
+            ("s", 1000.0)
+        } else {
+            ("ms", 1.0)
+        };
+        let x_max = if span_ms > 0.0 {
+            span_ms / per_unit
+        } else {
+            1.0
+        };
+        let y_peak = self
+            .vfs
+            .iter()
+            .flat_map(|v| v.samples.iter().map(|p| p.1))
+            .max()
+            .unwrap_or(0);
+        OccupancyAxes {
+            unit,
+            per_unit,
+            x_max,
+            // Headroom above the highest peak for the event markers and labels.
+            y_max: nice_ceiling(f64::from(y_peak) * 1.15, 5),
+        }
     }
-    // Markers.
-    let commits = d.markers.iter().filter(|m| m.kind == "commit").count();
-    let thin = commits > MAX_COMMIT_MARKERS;
-    let mut last_col: Vec<(usize, i64)> = Vec::new();
-    let mut last_label_x = f64::NEG_INFINITY;
-    for m in &d.markers {
-        let x = m.at_ms / per_unit;
-        if m.kind == "commit" {
+
+    /// The markers as drawn on a plot `width_px` wide: every commit up to
+    /// [`MAX_COMMIT_MARKERS`], beyond it at most one per VF and pixel column (the bool says
+    /// so); every other event.
+    pub fn placed_markers(&self, width_px: u32) -> (Vec<PlacedMarker>, bool) {
+        let a = self.axes();
+        let column = |x: f64| (x / a.x_max * f64::from(width_px)).floor() as i64;
+        let commits = self.markers.iter().filter(|m| m.kind == "commit").count();
+        let thin = commits > MAX_COMMIT_MARKERS;
+        let mut last_col: Vec<(usize, i64)> = Vec::new();
+        let mut out = Vec::new();
+        for m in &self.markers {
+            let x = m.at_ms / a.per_unit;
+            if m.kind != "commit" {
+                out.push(PlacedMarker::Event {
+                    kind: m.kind.clone(),
+                    vf: m.vf,
+                    x,
+                });
+                continue;
+            }
             if thin {
                 let col = column(x);
                 if let Some(e) = last_col.iter_mut().find(|e| e.0 == m.vf) {
@@ -217,8 +224,7 @@ pub fn draw_occupancy(s: &mut dyn Surface, d: &OccupancyData) {
                     last_col.push((m.vf, col));
                 }
             }
-            // On the curve: the last sample at or before the commit (what it released).
-            let held = d
+            let held = self
                 .vfs
                 .iter()
                 .find(|v| v.vf == m.vf)
@@ -227,72 +233,126 @@ pub fn draw_occupancy(s: &mut dyn Surface, d: &OccupancyData) {
                     k.checked_sub(1).map(|k| v.samples[k].1)
                 })
                 .unwrap_or(0);
-            s.marker(
-                axes.px(x, f64::from(held)),
-                Shape::TriangleDown,
-                4.0,
-                vf_colour(m.vf),
-                &format!("marker commit vf{}", m.vf),
-            );
-        } else {
-            let (shape, colour) = event_style(&m.kind);
-            let (px, _) = axes.px(x, 0.0);
-            s.line(
-                (px, AREA.top),
-                (px, AREA.bottom),
-                Stroke {
-                    colour,
-                    width: 1.0,
-                    dashed: true,
-                },
-            );
-            s.marker(
-                (px, AREA.top + 8.0),
-                shape,
-                5.0,
-                colour,
-                &format!("marker {} vf{}", m.kind, m.vf),
-            );
-            let label = format!("{} VF {}", m.kind, m.vf);
-            if px - last_label_x > text_width(&label, TextSize::Small) + 16.0 {
-                s.text((px + 8.0, AREA.top + 22.0), &label, small(Anchor::Start));
-                last_label_x = px;
+            out.push(PlacedMarker::Commit { vf: m.vf, x, held });
+        }
+        (out, thin)
+    }
+
+    fn legend(&self, thin: bool) -> Vec<(Swatch, String)> {
+        let mut legend: Vec<(Swatch, String)> = self
+            .vfs
+            .iter()
+            .map(|v| (Swatch::Line(vf_colour(v.vf), false), format!("VF {}", v.vf)))
+            .collect();
+        let commits = self.markers.iter().filter(|m| m.kind == "commit").count();
+        if commits > 0 {
+            let label = if thin {
+                format!("commit ({commits}, one per pixel shown)")
+            } else {
+                "commit".to_string()
+            };
+            legend.push((Swatch::Mark(Shape::TriangleDown, INK), label));
+        }
+        for kind in ["abort", "failover", "unprotect"] {
+            if self.markers.iter().any(|m| m.kind == kind) {
+                legend.push((
+                    Swatch::Mark(Shape::Diamond, event_colour(kind)),
+                    kind.to_string(),
+                ));
             }
         }
-    }
-    draw_box(s, AREA);
-    let mut legend: Vec<(Swatch, String)> = d
-        .vfs
-        .iter()
-        .map(|v| (Swatch::Line(vf_colour(v.vf)), format!("VF {}", v.vf)))
-        .collect();
-    if commits > 0 {
-        let label = if thin {
-            format!("commit ({commits}, one per pixel shown)")
-        } else {
-            "commit".to_string()
-        };
-        legend.push((Swatch::Mark(Shape::TriangleDown, INK), label));
-    }
-    for kind in ["abort", "failover", "unprotect"] {
-        if d.markers.iter().any(|m| m.kind == kind) {
-            let (shape, colour) = event_style(kind);
-            legend.push((Swatch::Mark(shape, colour), kind.to_string()));
-        }
-    }
-    draw_legend(s, &legend);
-    if d.vfs.is_empty() {
-        draw_note(s, AREA, "no data: no checkpointing VF in this run");
-    } else if d.vfs.iter().all(|v| v.samples.is_empty()) {
-        draw_note(s, AREA, "no data: no occupancy samples");
+        legend
     }
 }
 
-fn event_style(kind: &str) -> (Shape, Rgb) {
+/// The occupancy chart: frames held per checkpointing VF over time, a triangle on the curve
+/// at each commit, and a dashed line with a diamond and a label at each abort, failover and
+/// unprotect.
+impl Chart for OccupancyData {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let a = self.axes();
+        // The plot's width is known once the chart is laid out; the legend needs to know
+        // whether commits are thinned, which depends on it only beyond the cap.
+        let commits = self.markers.iter().filter(|m| m.kind == "commit").count();
+        let body = header(
+            root,
+            "HAC buffer occupancy per checkpointing VF",
+            &self.legend(commits > MAX_COMMIT_MARKERS),
+        )?;
+        let mut chart = builder(&body).build_cartesian_2d(0.0..a.x_max, 0.0..a.y_max)?;
+        let x_desc = format!("virtual time since the run started ({})", a.unit);
+        let mut mesh = chart.configure_mesh();
+        mesh_style(&mut mesh, &x_desc, "frames held in the adapter");
+        let tick = |v: &f64| format_tick(*v);
+        mesh.x_labels(10)
+            .y_labels(6)
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .draw()?;
+        let plot = chart.plotting_area().strip_coord_spec();
+        let (width_px, _) = plot.dim_in_pixel();
+        let column = |x: f64| (x / a.x_max * f64::from(width_px)).floor() as i64;
+        for v in &self.vfs {
+            let pts: Vec<(f64, f64)> = v
+                .samples
+                .iter()
+                .map(|&(t, o)| (t / a.per_unit, f64::from(o)))
+                .collect();
+            chart.draw_series(LineSeries::new(
+                downsample_columns(&pts, column),
+                stroke(vf_colour(v.vf), 2),
+            ))?;
+        }
+        let (placed, _) = self.placed_markers(width_px);
+        let mut last_label_x: Option<i32> = None;
+        let label_font = font(13, HPos::Left);
+        for m in &placed {
+            match m {
+                PlacedMarker::Commit { vf, x, held } => {
+                    marker(
+                        chart.plotting_area(),
+                        (*x, f64::from(*held)),
+                        Shape::TriangleDown,
+                        4,
+                        vf_colour(*vf),
+                    )?;
+                }
+                PlacedMarker::Event { kind, vf, x } => {
+                    let colour = event_colour(kind);
+                    chart.draw_series(DashedLineSeries::new(
+                        [(*x, 0.0), (*x, a.y_max)],
+                        6,
+                        4,
+                        stroke(colour, 1),
+                    ))?;
+                    let top = chart.backend_coord(&(*x, a.y_max));
+                    let at = (top.0 - chart.plotting_area().get_base_pixel().0, 10);
+                    marker(&plot, at, Shape::Diamond, 5, colour)?;
+                    let label = format!("{kind} VF {vf}");
+                    let (tw, _) = plot.estimate_text_size(&label, &label_font)?;
+                    if last_label_x.is_none_or(|l| at.0 - l > tw as i32 + 16) {
+                        plot.draw(&Text::new(label, (at.0 + 8, 24), label_font.clone()))?;
+                        last_label_x = Some(at.0);
+                    }
+                }
+            }
+        }
+        let note = if self.vfs.is_empty() {
+            Some("no data: no checkpointing VF in this run")
+        } else if self.vfs.iter().all(|v| v.samples.is_empty()) {
+            Some("no data: no occupancy samples")
+        } else {
+            None
+        };
+        finish_plot(&plot, note)
+    }
+}
+
+fn event_colour(kind: &str) -> Rgb {
     match kind {
-        "abort" => (Shape::Cross, ABORT_COLOUR),
-        "failover" => (Shape::Cross, FAILOVER_COLOUR),
-        _ => (Shape::Diamond, UNPROTECT_COLOUR),
+        "abort" => ABORT_COLOUR,
+        "failover" => FAILOVER_COLOUR,
+        _ => UNPROTECT_COLOUR,
     }
 }
 

@@ -1,47 +1,4 @@
-//! Axis scales (linear, log) and their ticks: nice steps, duration labels.
-
-/// An axis scale: data value → fraction of the axis (0 at the low end).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Scale {
-    /// Linear between `min` and `max`.
-    Linear {
-        /// Low end.
-        min: f64,
-        /// High end.
-        max: f64,
-    },
-    /// Logarithmic between `min` and `max` (both > 0); values below `min` sit at the low end.
-    Log {
-        /// Low end.
-        min: f64,
-        /// High end.
-        max: f64,
-    },
-}
-
-impl Scale {
-    /// Where `v` lies on the axis, 0..=1 (clamped).
-    pub fn fraction(&self, v: f64) -> f64 {
-        let f = match *self {
-            Scale::Linear { min, max } => (v - min) / (max - min),
-            Scale::Log { min, max } => (v.max(min).ln() - min.ln()) / (max.ln() - min.ln()),
-        };
-        if f.is_finite() {
-            f.clamp(0.0, 1.0)
-        } else {
-            0.0
-        }
-    }
-}
-
-/// A tick: its value and label.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tick {
-    /// Data value.
-    pub value: f64,
-    /// Label.
-    pub label: String,
-}
+//! Axis helpers plotters does not have: nice round axis ends and duration labels.
 
 /// A 1, 2 or 5 × 10^k step giving about `target` intervals over `range`.
 pub fn nice_step(range: f64, target: usize) -> f64 {
@@ -63,29 +20,24 @@ pub fn nice_step(range: f64, target: usize) -> f64 {
     m * mag
 }
 
-/// Ticks at multiples of a nice step within `[min, max]`, labelled with the decimals the step
-/// needs.
-pub fn linear_ticks(min: f64, max: f64, target: usize) -> Vec<Tick> {
-    let step = nice_step(max - min, target);
-    let decimals = if step >= 1.0 {
-        0
+/// `v` rounded up to a multiple of a nice step (about `target` steps); 1 for nothing positive.
+pub fn nice_ceiling(v: f64, target: usize) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return 1.0;
+    }
+    let step = nice_step(v, target);
+    (v / step).ceil() * step
+}
+
+/// A linear axis' tick label: `50`, `0.25`, `1.5` (no float noise, no trailing zeros).
+pub fn format_tick(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
     } else {
-        (-step.log10().floor()) as usize
-    };
-    let first = (min / step).ceil() as i64;
-    let last = (max / step + 1e-9).floor() as i64;
-    (first..=last)
-        .map(|k| {
-            let value = k as f64 * step;
-            let label = format!("{:.*}", decimals, value);
-            let label = if label.starts_with('-') && value.abs() < step / 2.0 {
-                label[1..].to_string()
-            } else {
-                label
-            };
-            Tick { value, label }
-        })
-        .collect()
+        s.to_string()
+    }
 }
 
 /// A duration in ns as `500 ns`, `20 µs`, `1.5 ms`, `2 s`.
@@ -104,28 +56,14 @@ pub fn format_ns(ns: f64) -> String {
     format!("{s} {unit}")
 }
 
-/// Decade ticks for a log axis of durations in ns (with 2× and 5× between decades when the axis
-/// spans fewer than three decades).
-pub fn log_ticks_ns(min: f64, max: f64) -> Vec<Tick> {
-    let mut ticks = Vec::new();
-    if !(min > 0.0 && max > min) {
-        return ticks;
-    }
-    let fine = max / min < 1000.0;
-    let mut decade = 10f64.powf(min.log10().floor());
-    while decade <= max * 1.000_001 {
-        for m in [1.0, 2.0, 5.0] {
-            let v = decade * m;
-            if (m == 1.0 || fine) && v >= min * 0.999_999 && v <= max * 1.000_001 {
-                ticks.push(Tick {
-                    value: v,
-                    label: format_ns(v),
-                });
-            }
-        }
-        decade *= 10.0;
-    }
-    ticks
+/// The decade at or below `v` (`v` > 0).
+pub fn decade_floor(v: f64) -> f64 {
+    10f64.powf(v.log10().floor())
+}
+
+/// The decade at or above `v` (`v` > 0).
+pub fn decade_ceil(v: f64) -> f64 {
+    10f64.powf(v.log10().ceil())
 }
 
 #[cfg(test)]
@@ -133,33 +71,28 @@ mod tests {
     use super::*;
 
     #[test]
-    pub(super) fn nice_steps_and_ticks() {
+    fn nice_steps_and_ceilings() {
         assert_eq!(nice_step(100.0, 5), 20.0);
         assert_eq!(nice_step(7.0, 5), 2.0);
         assert_eq!(nice_step(0.0, 5), 1.0);
-        let t = linear_ticks(0.0, 1.0, 5);
-        let labels: Vec<&str> = t.iter().map(|t| t.label.as_str()).collect();
-        assert_eq!(labels, ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
-        let t = linear_ticks(0.0, 2000.0, 8);
-        assert_eq!(t.first().map(|t| t.label.as_str()), Some("0"));
-        assert_eq!(t.last().map(|t| t.label.as_str()), Some("2000"));
+        assert_eq!(nice_ceiling(0.0, 5), 1.0);
+        assert_eq!(nice_ceiling(37.0, 5), 40.0);
+        assert_eq!(nice_ceiling(1000.0, 5), 1000.0);
     }
 
     #[test]
-    pub(super) fn log_ticks_read_as_durations() {
-        let labels: Vec<String> = log_ticks_ns(1e3, 1e8)
+    fn durations_and_decades() {
+        let labels: Vec<String> = [1e3, 1e4, 1.5e6, 2e9, 500.0]
             .into_iter()
-            .map(|t| t.label)
+            .map(format_ns)
             .collect();
-        assert_eq!(
-            labels,
-            ["1 µs", "10 µs", "100 µs", "1 ms", "10 ms", "100 ms"]
-        );
-        let labels: Vec<String> = log_ticks_ns(1e4, 1e5)
+        assert_eq!(labels, ["1 µs", "10 µs", "1.5 ms", "2 s", "500 ns"]);
+        assert_eq!((decade_floor(3e4), decade_ceil(3e4)), (1e4, 1e5));
+        assert_eq!((decade_floor(1e3), decade_ceil(1e3)), (1e3, 1e3));
+        let ticks: Vec<String> = [0.0, 50.0, 5000.0, 0.25, 0.1 + 0.2, -0.0000001]
             .into_iter()
-            .map(|t| t.label)
+            .map(format_tick)
             .collect();
-        assert_eq!(labels, ["10 µs", "20 µs", "50 µs", "100 µs"]);
-        assert!(log_ticks_ns(0.0, 1.0).is_empty());
+        assert_eq!(ticks, ["0", "50", "5000", "0.25", "0.3", "0"]);
     }
 }

@@ -1,4 +1,6 @@
-//! Colours, strokes and marker shapes: the palette every chart uses.
+//! Colours and marker shapes: the palette every chart uses.
+
+use plotters::style::RGBColor;
 
 /// An sRGB colour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -8,6 +10,12 @@ impl Rgb {
     /// `#rrggbb`.
     pub fn hex(self) -> String {
         format!("#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
+    }
+}
+
+impl From<Rgb> for RGBColor {
+    fn from(c: Rgb) -> RGBColor {
+        RGBColor(c.0, c.1, c.2)
     }
 }
 
@@ -31,8 +39,8 @@ pub const ABORT_COLOUR: Rgb = Rgb(0xd6, 0x27, 0x28);
 pub const FAILOVER_COLOUR: Rgb = Rgb(0, 0, 0);
 /// Unprotect markers.
 pub const UNPROTECT_COLOUR: Rgb = Rgb(0x7f, 0x7f, 0x7f);
-pub(super) const BACKGROUND: Rgb = Rgb(0xff, 0xff, 0xff);
-pub(super) const INK: Rgb = Rgb(0x22, 0x22, 0x22);
+/// Text, axes and the commit legend swatch.
+pub const INK: Rgb = Rgb(0x22, 0x22, 0x22);
 pub(super) const GRID: Rgb = Rgb(0xe4, 0xe4, 0xe4);
 pub(super) const NOTE_FILL: Rgb = Rgb(0xf6, 0xf6, 0xf6);
 
@@ -41,34 +49,21 @@ pub fn vf_colour(vf: usize) -> Rgb {
     VF_COLOURS[vf % VF_COLOURS.len()]
 }
 
-/// How a line is drawn.
-#[derive(Clone, Copy, Debug)]
-pub struct Stroke {
-    /// Colour.
-    pub colour: Rgb,
-    /// Width, pixels.
-    pub width: f64,
-    /// 4 px dashes with 4 px gaps.
-    pub dashed: bool,
-}
-
-impl Stroke {
-    pub(super) fn solid(colour: Rgb, width: f64) -> Stroke {
-        Stroke {
-            colour,
-            width,
-            dashed: false,
-        }
-    }
-}
-
-/// Marker shapes; a marker's position is its tip (triangle) or centre (the others).
+/// Marker shapes, each drawn as one filled polygon (one `<polygon>` element in SVG).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
-    /// A filled triangle pointing down at the position (commits).
+    /// A triangle pointing down with its tip at the position (commits).
     TriangleDown,
-    /// An ×.
-    Cross,
-    /// A filled diamond.
+    /// A diamond centred on the position (abort, failover, unprotect; answered requests).
     Diamond,
+}
+
+impl Shape {
+    /// The polygon's corners, pixels relative to the position, for a marker of radius `r`.
+    pub fn corners(self, r: i32) -> Vec<(i32, i32)> {
+        match self {
+            Shape::TriangleDown => vec![(-r, -2 * r), (r, -2 * r), (0, 0)],
+            Shape::Diamond => vec![(0, -r), (r, 0), (0, r), (-r, 0)],
+        }
+    }
 }

@@ -1,13 +1,16 @@
 //! The failover timeline (`hac failover-demo`): each request's round trip at the time its answer
 //! arrived, the kill and the takeover.
 
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::HPos;
+
 use super::frame::{
-    AREA, Axes, Labels, Swatch, draw_box, draw_frame, draw_legend, draw_note, small,
+    DrawResult, Swatch, builder, finish_plot, font, header, marker, mesh_style, stroke,
 };
-use super::scale::{Scale, linear_ticks, log_ticks_ns, nice_step};
-use super::style::{FAILOVER_COLOUR, Rgb, Shape, Stroke};
-use super::surface::Surface;
-use super::text::Anchor;
+use super::output::Chart;
+use super::scale::{decade_ceil, decade_floor, format_ns, format_tick, nice_ceiling};
+use super::style::{FAILOVER_COLOUR, Rgb, Shape};
 
 /// One answered request on the failover timeline.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,112 +45,103 @@ pub const PRIMARY_COLOUR: Rgb = Rgb(0x94, 0x67, 0xbd);
 /// Colour of answers from the backup, and of the takeover line.
 pub const BACKUP_COLOUR: Rgb = Rgb(0x2c, 0xa0, 0x2c);
 
-/// Draws the failover timeline: each request's round trip (log scale) at the time its answer
+/// The failover timeline: each request's round trip (log scale) at the time its answer
 /// arrived, answers from the primary and from the backup in two colours, a dashed line at the
 /// kill and one at the takeover.
-pub fn draw_failover_timeline(s: &mut dyn Surface, d: &TimelineData) {
-    let x_end = d
-        .points
-        .iter()
-        .map(|p| p.at_s)
-        .chain(d.kill_s)
-        .chain(d.takeover_s)
-        .fold(0.0, f64::max);
-    let x_max = if x_end > 0.0 {
-        let step = nice_step(x_end, 8);
-        (x_end / step).ceil() * step
-    } else {
-        1.0
-    };
-    let (lo, hi) = d
-        .points
-        .iter()
-        .map(|p| p.rtt_ns.max(1e3))
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    let (y_min, y_max) = if hi > 0.0 {
-        (
-            10f64.powf(lo.log10().floor()),
-            10f64.powf((hi * 1.0001).log10().ceil()),
-        )
-    } else {
-        (1e6, 1e9)
-    };
-    let axes = Axes {
-        area: AREA,
-        x: Scale::Linear {
-            min: 0.0,
-            max: x_max,
-        },
-        y: Scale::Log {
-            min: y_min,
-            max: y_max,
-        },
-    };
-    draw_frame(
-        s,
-        &axes,
-        &linear_ticks(0.0, x_max, 8),
-        &log_ticks_ns(y_min, y_max),
-        &Labels {
-            title: "Failover: client round trip per request",
-            x: "time since the client started (s)",
-            y: "round trip (log scale)",
-        },
-    );
-    for p in &d.points {
-        let (colour, class) = if p.after_kill {
-            (BACKUP_COLOUR, "point backup")
+impl Chart for TimelineData {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let x_end = self
+            .points
+            .iter()
+            .map(|p| p.at_s)
+            .chain(self.kill_s)
+            .chain(self.takeover_s)
+            .fold(0.0, f64::max);
+        let x_max = nice_ceiling(x_end, 8);
+        let (lo, hi) = self
+            .points
+            .iter()
+            .map(|p| p.rtt_ns.max(1e3))
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        let (y_min, y_max) = if hi > 0.0 {
+            (decade_floor(lo), decade_ceil(hi * 1.0001))
         } else {
-            (PRIMARY_COLOUR, "point primary")
+            (1e6, 1e9)
         };
-        s.marker(
-            axes.px(p.at_s, p.rtt_ns.max(y_min)),
-            Shape::Diamond,
-            2.5,
-            colour,
-            class,
+        let mut legend = vec![(
+            Swatch::Mark(Shape::Diamond, PRIMARY_COLOUR),
+            "answered by the primary (checkpointed)".to_string(),
+        )];
+        if self.points.iter().any(|p| p.after_kill) {
+            legend.push((
+                Swatch::Mark(Shape::Diamond, BACKUP_COLOUR),
+                self.after_label.clone(),
+            ));
+        }
+        if self.kill_s.is_some() {
+            legend.push((Swatch::Line(FAILOVER_COLOUR, true), "kill".to_string()));
+        }
+        if self.takeover_s.is_some() {
+            legend.push((Swatch::Line(BACKUP_COLOUR, true), self.event_label.clone()));
+        }
+        let body = header(root, "Failover: client round trip per request", &legend)?;
+        let mut chart =
+            builder(&body).build_cartesian_2d(0.0..x_max, (y_min..y_max).log_scale())?;
+        let y_fmt = |v: &f64| format_ns(*v);
+        let mut mesh = chart.configure_mesh();
+        mesh_style(
+            &mut mesh,
+            "time since the client started (s)",
+            "round trip (log scale)",
         );
-    }
-    let mut label_y = AREA.top + 22.0;
-    for (at, label, colour) in [
-        (d.kill_s, d.kill_label.as_str(), FAILOVER_COLOUR),
-        (d.takeover_s, d.event_label.as_str(), BACKUP_COLOUR),
-    ] {
-        let Some(at) = at else { continue };
-        let (px, _) = axes.px(at, y_min);
-        s.line(
-            (px, AREA.top),
-            (px, AREA.bottom),
-            Stroke {
+        let x_fmt = |v: &f64| format_tick(*v);
+        mesh.x_labels(10)
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .draw()?;
+        for p in &self.points {
+            let colour = if p.after_kill {
+                BACKUP_COLOUR
+            } else {
+                PRIMARY_COLOUR
+            };
+            marker(
+                chart.plotting_area(),
+                (p.at_s, p.rtt_ns.max(y_min)),
+                Shape::Diamond,
+                3,
                 colour,
-                width: 1.5,
-                dashed: true,
-            },
-        );
-        s.text((px + 6.0, label_y), label, small(Anchor::Start));
-        label_y += 14.0;
-    }
-    draw_box(s, AREA);
-    let mut legend = vec![(
-        Swatch::Mark(Shape::Diamond, PRIMARY_COLOUR),
-        "answered by the primary (checkpointed)".to_string(),
-    )];
-    if d.points.iter().any(|p| p.after_kill) {
-        legend.push((
-            Swatch::Mark(Shape::Diamond, BACKUP_COLOUR),
-            d.after_label.clone(),
-        ));
-    }
-    if d.kill_s.is_some() {
-        legend.push((Swatch::Line(FAILOVER_COLOUR), "kill".to_string()));
-    }
-    if d.takeover_s.is_some() {
-        legend.push((Swatch::Line(BACKUP_COLOUR), d.event_label.clone()));
-    }
-    draw_legend(s, &legend);
-    if d.points.is_empty() {
-        draw_note(s, AREA, "no data: no request was answered");
+            )?;
+        }
+        let plot = chart.plotting_area().strip_coord_spec();
+        let base_x = chart.plotting_area().get_base_pixel().0;
+        // The kill's label left of its line, the takeover's right of its own: they are often
+        // a few pixels apart.
+        for (at, label, colour, side) in [
+            (self.kill_s, self.kill_label.as_str(), FAILOVER_COLOUR, -1),
+            (self.takeover_s, self.event_label.as_str(), BACKUP_COLOUR, 1),
+        ] {
+            let Some(at) = at else { continue };
+            chart.draw_series(DashedLineSeries::new(
+                [(at, y_min), (at, y_max)],
+                6,
+                4,
+                stroke(colour, 2),
+            ))?;
+            let x = chart.backend_coord(&(at, y_min)).0 - base_x;
+            let anchor = if side < 0 { HPos::Right } else { HPos::Left };
+            plot.draw(&Text::new(
+                label.to_string(),
+                (x + side * 6, 14),
+                font(13, anchor),
+            ))?;
+        }
+        let note = self
+            .points
+            .is_empty()
+            .then_some("no data: no request was answered");
+        finish_plot(&plot, note)
     }
 }

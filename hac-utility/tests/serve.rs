@@ -541,6 +541,55 @@ fn a_real_scrape_parses_with_the_prometheus_parser_and_matches_stats() {
 }
 
 #[test]
+fn an_mlx5_scrape_parses_with_its_device_and_endpoint_counters() {
+    let dir = tmpdir("metrics-mlx5");
+    let vu = dir.join("vu");
+    std::fs::create_dir(&vu).unwrap();
+    let d = Daemon::start(
+        &dir,
+        &[
+            "--family",
+            "mlx5",
+            "--vfs",
+            "2",
+            "--vfio-user",
+            vu.to_str().unwrap(),
+            "--vfio-user-vfs",
+            "1",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    let (status, body) = http_get(d.metrics.as_ref().unwrap(), "/metrics");
+    let s = d.stats();
+    assert!(status.contains("200"), "{status}");
+    let Some(rows) = parse_with_prometheus_client(&body) else {
+        return;
+    };
+    assert!(
+        rows.iter().all(|r| r.2["family"] == json!("mlx5")),
+        "{body}"
+    );
+    let has = |name: &str, vf: Option<&str>| {
+        rows.iter()
+            .any(|r| r.1 == name && vf.is_none_or(|v| r.2["vf"] == json!(v)))
+    };
+    for c in &s.device {
+        assert!(
+            has(&format!("hac_device_{}_total", c.name), None),
+            "{}",
+            c.name
+        );
+    }
+    assert!(!s.vfs[1].vfio_user.is_empty());
+    for c in &s.vfs[1].vfio_user {
+        let name = format!("hac_vf_vfio_user_{}_total", c.name);
+        assert!(has(&name, Some("1")) && !has(&name, Some("0")), "{name}");
+    }
+    assert!(has("hac_added_delay_seconds_count", None), "{body}");
+}
+
+#[test]
 fn bad_daemon_setups_fail_in_one_line_with_status_2() {
     let dir = tmpdir("setup");
     let check = |args: &[&str], needle: &str| {

@@ -110,6 +110,10 @@ counter_record! {
             rx_bytes: u64 = Counter,
             /// Frames dropped for lack of RX descriptors (RQDPC).
             rx_dropped: u64 = Counter,
+            /// Multicast frames the VF received (VFMPRC; the vport's multicast frames on mlx5).
+            rx_multicast: u64 = Counter,
+            /// Frames the VF's driver received with an error reported in the descriptor.
+            rx_errors: u64 = Counter,
             /// Epoch new frames are stamped with.
             hac_open_epoch: u32 = Gauge,
             /// Last committed epoch.

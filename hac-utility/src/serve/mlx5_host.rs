@@ -276,6 +276,7 @@ impl Backend for Mlx5Host {
                 rx_packets: v.rx_unicast_frames + v.rx_multicast_frames + v.rx_broadcast_frames,
                 rx_bytes: v.rx_unicast_bytes + v.rx_multicast_bytes + v.rx_broadcast_bytes,
                 rx_dropped: v.rx_dropped,
+                rx_multicast: v.rx_multicast_frames,
                 hac_open_epoch: h.open_epoch,
                 hac_committed_epoch: h.committed_epoch,
                 hac_buffered_frames: h.buffered_frames,

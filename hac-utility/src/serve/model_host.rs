@@ -368,6 +368,8 @@ impl Backend for ModelHost {
                 rx_packets: d.rx_packets,
                 rx_bytes: d.rx_bytes,
                 rx_dropped: d.rx_dropped,
+                rx_multicast: d.rx_multicast,
+                rx_errors: d.rx_errors,
                 hac_open_epoch: h.open_epoch,
                 hac_committed_epoch: h.committed_epoch,
                 hac_buffered_frames: h.buffered_frames,

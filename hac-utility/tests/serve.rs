@@ -540,26 +540,21 @@ fn a_real_scrape_parses_with_the_prometheus_parser_and_matches_stats() {
     assert!(get("hac_added_delay_seconds_sum{class=checkpoint}") > 0.0);
 }
 
+/// A daemon with 2 VFs (and `extra` options), VF 1 exported through vfio-user in `dir/vu`
+/// (returned), and the metrics endpoint.
+fn start_exporting_vf1(dir: &Path, extra: &[&str]) -> (Daemon, PathBuf) {
+    let vu = dir.join("vu");
+    std::fs::create_dir(&vu).unwrap();
+    let mut args = vec!["--vfs", "2", "--vfio-user", vu.to_str().unwrap()];
+    args.extend(["--vfio-user-vfs", "1", "--metrics", "127.0.0.1:0"]);
+    args.extend(extra);
+    (Daemon::start(dir, &args), vu)
+}
+
 #[test]
 fn an_mlx5_scrape_parses_with_its_device_and_endpoint_counters() {
     let dir = tmpdir("metrics-mlx5");
-    let vu = dir.join("vu");
-    std::fs::create_dir(&vu).unwrap();
-    let d = Daemon::start(
-        &dir,
-        &[
-            "--family",
-            "mlx5",
-            "--vfs",
-            "2",
-            "--vfio-user",
-            vu.to_str().unwrap(),
-            "--vfio-user-vfs",
-            "1",
-            "--metrics",
-            "127.0.0.1:0",
-        ],
-    );
+    let (d, _) = start_exporting_vf1(&dir, &["--family", "mlx5"]);
     let (status, body) = http_get(d.metrics.as_ref().unwrap(), "/metrics");
     let s = d.stats();
     assert!(status.contains("200"), "{status}");
@@ -1078,21 +1073,7 @@ fn named(list: &[hac_control::Counter], name: &str) -> u64 {
 #[test]
 fn model_and_vfio_user_counters_reach_stats_and_metrics() {
     let dir = tmpdir("device-counters");
-    let vu = dir.join("vu");
-    std::fs::create_dir(&vu).unwrap();
-    let d = Daemon::start(
-        &dir,
-        &[
-            "--vfs",
-            "2",
-            "--vfio-user",
-            vu.to_str().unwrap(),
-            "--vfio-user-vfs",
-            "1",
-            "--metrics",
-            "127.0.0.1:0",
-        ],
-    );
+    let (d, vu) = start_exporting_vf1(&dir, &[]);
     let before = d.stats();
     let unknown = named(&before.device, "unknown_reads");
     assert!(before.vfs[0].vfio_user.is_empty(), "VF 0 is not exported");

@@ -310,16 +310,23 @@ fn malformed_requests_get_errors_and_the_daemon_keeps_serving() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not tagged"));
 }
 
-#[test]
-fn stats_table_and_prometheus_endpoint() {
-    let dir = tmpdir("stats");
-    let d = Daemon::start(&dir, &["--vfs", "2", "--metrics", "127.0.0.1:0"]);
+/// A daemon with 2 VFs and the metrics endpoint, after traffic: VF 1 tagged has sent 6 frames
+/// (held), VF 0 plain 3 (on the wire).
+fn start_with_traffic(dir: &Path) -> Daemon {
+    let d = Daemon::start(dir, &["--vfs", "2", "--metrics", "127.0.0.1:0"]);
     d.ok(json!({"op": "tag", "vf": 1}));
     d.ok(json!({"op": "send", "vf": 1, "frames": 6}));
     d.ok(json!({"op": "send", "vf": 0, "frames": 3}));
     d.wait_for("traffic", |s| {
         s.vfs[1].hac_buffered_frames == 6 && s.port.wire_frames == 3
     });
+    d
+}
+
+#[test]
+fn stats_table_and_prometheus_endpoint() {
+    let dir = tmpdir("stats");
+    let d = start_with_traffic(&dir);
 
     let text = d.stats_table();
     assert!(text.starts_with("NIC statistics (port):\n"), "{text}");
@@ -419,15 +426,9 @@ fn parse_with_prometheus_client(text: &str) -> Option<Vec<(String, String, Value
 fn a_real_scrape_parses_with_the_prometheus_parser_and_matches_stats() {
     use hac_control::{Metric, MetricKind, PortCounters, VfCounters};
     let dir = tmpdir("metrics-parse");
-    let d = Daemon::start(&dir, &["--vfs", "2", "--metrics", "127.0.0.1:0"]);
     // Traffic and epochs: VF 1 checkpointing (6 frames in epoch 1, committed; 2 held in
     // epoch 2), VF 0 plain (3 frames).
-    d.ok(json!({"op": "tag", "vf": 1}));
-    d.ok(json!({"op": "send", "vf": 1, "frames": 6}));
-    d.ok(json!({"op": "send", "vf": 0, "frames": 3}));
-    d.wait_for("traffic", |s| {
-        s.vfs[1].hac_buffered_frames == 6 && s.port.wire_frames == 3
-    });
+    let d = start_with_traffic(&dir);
     d.ok(json!({"op": "open", "vf": 1, "epoch": 2}));
     d.ok(json!({"op": "send", "vf": 1, "frames": 2}));
     d.wait_for("epoch 2 held", |s| s.vfs[1].hac_buffered_frames == 8);

@@ -416,7 +416,8 @@ pub fn run_stats(args: StatsArgs) -> ExitCode {
 }
 
 /// The `ethtool -S` look: a header per section, then `     name: value` lines — the port's
-/// counters and the device model's, then each VF's and its vfio-user endpoint's.
+/// counters, the device model's and the latency histograms' counts and sums, then each VF's and
+/// its vfio-user endpoint's.
 fn format_stats(stats: &Stats) -> String {
     use hac_control::{PortCounters, VfCounters};
     use std::fmt::Write as _;
@@ -427,6 +428,14 @@ fn format_stats(stats: &Stats) -> String {
     }
     for c in &stats.device {
         let _ = writeln!(out, "     {}: {}", c.name, c.value);
+    }
+    for h in &stats.latency {
+        let name = match h.class.as_str() {
+            "" => h.name.clone(),
+            class => format!("{}_{class}", h.name),
+        };
+        let _ = writeln!(out, "     latency_{name}_count: {}", h.count);
+        let _ = writeln!(out, "     latency_{name}_sum_ns: {}", h.sum_ns);
     }
     for vf in &stats.vfs {
         let kind = if vf.checkpointing == 1 {

@@ -19,7 +19,7 @@
 //!                   primary ⇄ backup: replication link on 127.0.0.1
 //! ```
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
@@ -35,6 +35,7 @@ use hac_ha::client::ClientConfig;
 use hac_ha::node::{NodeConfig, Role, unix_us};
 
 use crate::plot;
+use crate::progress::Progress;
 use crate::report::Percentiles;
 
 /// `hac failover-demo` arguments.
@@ -485,40 +486,6 @@ pub struct FailoverReport {
     pub wall_secs: f64,
 }
 
-struct Progress {
-    tty: bool,
-    enabled: bool,
-    last_tenth: u64,
-}
-
-impl Progress {
-    fn note(&mut self, msg: &str) {
-        if !self.enabled {
-            return;
-        }
-        if self.tty {
-            eprint!("\r{:<78}\r", "");
-        }
-        eprintln!("{msg}");
-    }
-    fn answers(&mut self, n: u64, total: u64, phase: &str) {
-        if !self.enabled {
-            return;
-        }
-        if self.tty {
-            let filled = (n * 30 / total.max(1)) as usize;
-            eprint!(
-                "\r[{:<30}] {n}/{total} answers, served by the {phase}  ",
-                "#".repeat(filled)
-            );
-            let _ = std::io::stderr().flush();
-        } else if n * 10 / total.max(1) > self.last_tenth {
-            self.last_tenth = n * 10 / total.max(1);
-            eprintln!("progress: {n}/{total} answers, served by the {phase}");
-        }
-    }
-}
-
 /// Runs the demo; returns the report (written to `args.out`) or why it could not run.
 pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoError> {
     let started = Instant::now();
@@ -531,11 +498,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         // Only one handler per process: a second demo in the same process keeps the first.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
-    let mut progress = Progress {
-        tty: std::io::stderr().is_terminal(),
-        enabled: show_progress,
-        last_tenth: 0,
-    };
+    let mut progress = Progress::new("failover demo", args.requests, "answers", show_progress);
     remove_stale_namespaces();
     let mut lab = Lab::new();
     progress.note(&format!(
@@ -684,7 +647,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                         } else {
                             "primary"
                         };
-                        progress.answers(n, args.requests, phase);
+                        progress.set(n, &format!("served by the {phase}"));
                         if let Some(p) = plan
                             && kill_at.is_none()
                             && n >= p.after_answer
@@ -795,6 +758,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     );
     write_report(&out, &report, &answers)?;
     drop(lab);
+    progress.finish();
     if show_progress {
         progress.note(&summary(&report, &out));
     }

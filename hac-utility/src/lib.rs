@@ -6,11 +6,13 @@
 //!   and HAC API, the report directory it writes and the charts in it.
 //! * [`serve`]: the daemon behind `hac serve` (the protocol itself is the `hac-control`
 //!   crate): start-up, client connections, the dispatcher, the model and real-PF backends, the
-//!   Prometheus responder, counter export.
+//!   Prometheus endpoint, counter export.
 //! * [`vfio_user`]: the 82576 VF as a `hac_vfio_user::Backend` (the protocol and server are the
 //!   `hac-vfio-user` crate), so a VMM's guest drives a model VF; and a smoltcp peer on the wire.
 //! * `private_socket`: the daemon's Unix sockets, private from their first moment.
 //! * [`failover`]: `hac failover-demo`, orchestrating the `hac-ha` crate's nodes and client.
+//! * [`progress`]: the progress of long runs (an `indicatif` bar on a terminal, a line per
+//!   quarter in logs), used by `run`, `failover` and the lab's bench.
 //! * [`probe`]: bringing one VF up for `hac vf-probe` (and `hac-lab vf-traffic`).
 //! * [`tcp_echo`]: the TCP echo of a smoltcp socket (the daemon's wire peer, the lab's case 5).
 //!
@@ -24,6 +26,7 @@ pub mod failover;
 pub mod plot;
 mod private_socket;
 pub mod probe;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -1,13 +1,13 @@
 //! `hac demo` and `hac run`: run a scenario with a progress bar, write the report directory,
 //! print a short summary.
 
-use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use igb_model::PcapSink;
 
 use crate::engine;
 use crate::plot;
+use crate::progress::Progress;
 use crate::report;
 use crate::scenario::Scenario;
 
@@ -53,32 +53,18 @@ pub fn run_to_dir(
         .map_err(|e| RunError::Failed(format!("cannot create {}: {e}", pcap_path.display())))?;
     let sink = PcapSink::new(std::io::BufWriter::new(file))
         .map_err(|e| RunError::Failed(format!("cannot write {}: {e}", pcap_path.display())))?;
-    let tty = show_progress && std::io::stderr().is_terminal();
-    let mut last_quarter = 0;
-    let mut progress = |frac: f64| {
-        if !show_progress {
-            return;
-        }
-        let pct = (frac * 100.0).round() as u32;
-        if tty {
-            let filled = (pct / 5) as usize;
-            eprint!(
-                "\r[{:<20}] {pct:3}%  {:.0} of {} ms virtual",
-                "#".repeat(filled),
-                frac * scenario.duration_ms as f64,
-                scenario.duration_ms
-            );
-            let _ = std::io::stderr().flush();
-        } else if pct / 25 > last_quarter {
-            last_quarter = pct / 25;
-            eprintln!("progress: {pct}% of {} ms virtual", scenario.duration_ms);
-        }
-    };
-    let result = engine::run(scenario, Some(Box::new(sink)), &mut progress)
-        .map_err(|e| RunError::Failed(e.to_string()))?;
-    if tty {
-        eprintln!();
-    }
+    let mut progress = Progress::new(
+        "scenario",
+        scenario.duration_ms,
+        "ms virtual",
+        show_progress,
+    );
+    let total = scenario.duration_ms as f64;
+    let result = engine::run(scenario, Some(Box::new(sink)), &mut |frac: f64| {
+        progress.set((frac * total).round() as u64, "");
+    })
+    .map_err(|e| RunError::Failed(e.to_string()))?;
+    progress.finish();
     let rep = report::build(&result);
     report::write(out, &result, &rep).map_err(|e| {
         RunError::Failed(format!("cannot write the report in {}: {e}", out.display()))

@@ -310,16 +310,23 @@ fn malformed_requests_get_errors_and_the_daemon_keeps_serving() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not tagged"));
 }
 
-#[test]
-fn stats_table_and_prometheus_endpoint() {
-    let dir = tmpdir("stats");
-    let d = Daemon::start(&dir, &["--vfs", "2", "--metrics", "127.0.0.1:0"]);
+/// A daemon with 2 VFs and the metrics endpoint, after traffic: VF 1 tagged has sent 6 frames
+/// (held), VF 0 plain 3 (on the wire).
+fn start_with_traffic(dir: &Path) -> Daemon {
+    let d = Daemon::start(dir, &["--vfs", "2", "--metrics", "127.0.0.1:0"]);
     d.ok(json!({"op": "tag", "vf": 1}));
     d.ok(json!({"op": "send", "vf": 1, "frames": 6}));
     d.ok(json!({"op": "send", "vf": 0, "frames": 3}));
     d.wait_for("traffic", |s| {
         s.vfs[1].hac_buffered_frames == 6 && s.port.wire_frames == 3
     });
+    d
+}
+
+#[test]
+fn stats_table_and_prometheus_endpoint() {
+    let dir = tmpdir("stats");
+    let d = start_with_traffic(&dir);
 
     let text = d.stats_table();
     assert!(text.starts_with("NIC statistics (port):\n"), "{text}");
@@ -343,14 +350,17 @@ fn stats_table_and_prometheus_endpoint() {
         "{body}"
     );
     assert!(
-        body.contains("hac_vf_hac_buffered_frames{vf=\"1\"} 6\n"),
+        body.contains("hac_vf_hac_buffered_frames{family=\"igb\",vf=\"1\"} 6\n"),
         "{body}"
     );
     assert!(
-        body.contains("hac_vf_tx_packets_total{vf=\"0\"} 3\n"),
+        body.contains("hac_vf_tx_packets_total{family=\"igb\",vf=\"0\"} 3\n"),
         "{body}"
     );
-    assert!(body.contains("hac_port_wire_frames_total 3\n"), "{body}");
+    assert!(
+        body.contains("hac_port_wire_frames_total{family=\"igb\"} 3\n"),
+        "{body}"
+    );
     let (status, _) = http_get(&addr, "/other");
     assert!(status.contains("404"), "{status}");
 }
@@ -358,11 +368,221 @@ fn stats_table_and_prometheus_endpoint() {
 fn http_get(addr: &str, path: &str) -> (String, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    // HTTP/1.1 keeps a connection open unless asked: this client reads to the end.
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut all = String::new();
     s.read_to_string(&mut all).unwrap();
     let (head, body) = all.split_once("\r\n\r\n").unwrap();
     (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+/// Parses OpenMetrics text with the Python Prometheus client's parser: `[type, sample name,
+/// labels, value]` per sample. `None` (with the reason printed) when the parser is not
+/// installed; under `CI=true` that fails the test instead (.ci/run installs it).
+fn parse_with_prometheus_client(text: &str) -> Option<Vec<(String, String, Value, f64)>> {
+    const SCRIPT: &str = "import sys, json\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        out = [[f.type, s.name, s.labels, s.value]\n\
+               for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]\n\
+        print(json.dumps(out))\n";
+    let have = Command::new("python3")
+        .args(["-c", "import prometheus_client.openmetrics.parser"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        let why = "python3 with prometheus_client is not installed (pip install prometheus-client)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    let mut child = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused the scrape: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<(String, String, Value, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    Some(rows)
+}
+
+#[test]
+fn a_real_scrape_parses_with_the_prometheus_parser_and_matches_stats() {
+    use hac_control::{Metric, MetricKind, PortCounters, VfCounters};
+    let dir = tmpdir("metrics-parse");
+    // Traffic and epochs: VF 1 checkpointing (6 frames in epoch 1, committed; 2 held in
+    // epoch 2), VF 0 plain (3 frames).
+    let d = start_with_traffic(&dir);
+    d.ok(json!({"op": "open", "vf": 1, "epoch": 2}));
+    d.ok(json!({"op": "send", "vf": 1, "frames": 2}));
+    d.wait_for("epoch 2 held", |s| s.vfs[1].hac_buffered_frames == 8);
+    d.ok(json!({"op": "commit", "vf": 1, "epoch": 1}));
+    let before = d.wait_for("epoch 1 drained", |s| {
+        s.port.wire_frames == 9 && s.port.hac_drained_commits == 1
+    });
+    let (status, body) = http_get(d.metrics.as_ref().unwrap(), "/metrics");
+    let out = d.ctl(&["stats"]);
+    assert!(out.status.success(), "{out:?}");
+    let after: Stats = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(status.contains("200"), "{status}");
+    let Some(rows) = parse_with_prometheus_client(&body) else {
+        return;
+    };
+
+    // Samples by name and labels (`family` checked, then left out).
+    let mut samples = std::collections::BTreeMap::new();
+    for (_, name, labels, value) in &rows {
+        let mut labels = labels.as_object().unwrap().clone();
+        assert_eq!(labels.remove("family"), Some(json!("igb")), "{name}");
+        let key: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+            .collect();
+        samples.insert(format!("{name}{{{}}}", key.join(",")), *value);
+    }
+    let get = |key: &str| -> f64 {
+        *samples
+            .get(key)
+            .unwrap_or_else(|| panic!("no sample {key} in {samples:?}"))
+    };
+    // A declared counter's sample name and its value's scale (ns are exported in seconds).
+    let sample = |prefix: &str, m: &Metric, labels: &str| -> (String, f64) {
+        let (base, scale) = match m.name.strip_suffix("_ns") {
+            Some(base) => (format!("{base}_seconds"), 1e-9),
+            None => (m.name.to_string(), 1.0),
+        };
+        let total = if m.kind == MetricKind::Counter {
+            "_total"
+        } else {
+            ""
+        };
+        (format!("{prefix}{base}{total}{{{labels}}}"), scale)
+    };
+    // Every value lies between `hac ctl stats` before and after the scrape (equal when the
+    // counter did not move; only the clock moves here).
+    let between = |key: &str, scale: f64, b: u64, a: u64| {
+        let v = get(key);
+        let (lo, hi) = (b.min(a) as f64 * scale, b.max(a) as f64 * scale);
+        assert!(
+            v >= lo * (1.0 - 1e-12) && v <= hi * (1.0 + 1e-12),
+            "{key}: {v} not in {lo}..={hi}"
+        );
+    };
+    for ((m, b), a) in PortCounters::METRICS
+        .iter()
+        .zip(before.port.values())
+        .zip(after.port.values())
+    {
+        let (key, scale) = sample("hac_port_", m, "");
+        between(&key, scale, b, a);
+    }
+    for vf in 0..2 {
+        let (b, a) = (before.vfs[vf].values(), after.vfs[vf].values());
+        for (i, m) in VfCounters::METRICS.iter().enumerate() {
+            let (key, scale) = sample("hac_vf_", m, &format!("vf={vf}"));
+            between(&key, scale, b[i], a[i]);
+        }
+    }
+    for (c, a) in before.device.iter().zip(&after.device) {
+        between(
+            &format!("hac_device_{}_total{{}}", c.name),
+            1.0,
+            c.value,
+            a.value,
+        );
+    }
+    // The values the traffic made, exactly.
+    assert_eq!(get("hac_port_wire_frames_total{}"), 9.0);
+    assert_eq!(get("hac_vf_hac_released_total{vf=1}"), 6.0);
+    assert_eq!(get("hac_vf_hac_buffered_frames{vf=1}"), 2.0);
+    assert_eq!(get("hac_vf_tx_packets_total{vf=0}"), 3.0);
+    assert_eq!(get("hac_port_hac_commits_with_frames_total{}"), 1.0);
+    // The histograms: one commit with frames; 6 checkpoint frames and 3 plain ones on the wire.
+    assert_eq!(after.latency.len(), 3, "{:?}", after.latency);
+    for h in &after.latency {
+        let (name, labels) = match h.class.as_str() {
+            "" => (format!("hac_{}_seconds", h.name), String::new()),
+            class => (format!("hac_{}_seconds", h.name), format!("class={class}")),
+        };
+        assert_eq!(
+            get(&format!("{name}_count{{{labels}}}")),
+            h.count as f64,
+            "{name}"
+        );
+        let sum = get(&format!("{name}_sum{{{labels}}}"));
+        assert!(
+            (sum - h.sum_ns as f64 / 1e9).abs() < 1e-9,
+            "{name}: {sum} vs {h:?}"
+        );
+        let sep = if labels.is_empty() { "" } else { "," };
+        let inf = format!("{name}_bucket{{{labels}{sep}le=+Inf}}");
+        assert_eq!(get(&inf), h.count as f64, "{inf}");
+    }
+    assert_eq!(get("hac_commit_to_first_frame_seconds_count{}"), 1.0);
+    assert_eq!(get("hac_added_delay_seconds_count{class=checkpoint}"), 6.0);
+    assert_eq!(get("hac_added_delay_seconds_count{class=plain}"), 3.0);
+    // Held about as long as the test took between send and commit: more than nothing.
+    assert!(get("hac_added_delay_seconds_sum{class=checkpoint}") > 0.0);
+}
+
+/// A daemon with 2 VFs (and `extra` options), VF 1 exported through vfio-user in `dir/vu`
+/// (returned), and the metrics endpoint.
+fn start_exporting_vf1(dir: &Path, extra: &[&str]) -> (Daemon, PathBuf) {
+    let vu = dir.join("vu");
+    std::fs::create_dir(&vu).unwrap();
+    let mut args = vec!["--vfs", "2", "--vfio-user", vu.to_str().unwrap()];
+    args.extend(["--vfio-user-vfs", "1", "--metrics", "127.0.0.1:0"]);
+    args.extend(extra);
+    (Daemon::start(dir, &args), vu)
+}
+
+#[test]
+fn an_mlx5_scrape_parses_with_its_device_and_endpoint_counters() {
+    let dir = tmpdir("metrics-mlx5");
+    let (d, _) = start_exporting_vf1(&dir, &["--family", "mlx5"]);
+    let (status, body) = http_get(d.metrics.as_ref().unwrap(), "/metrics");
+    let s = d.stats();
+    assert!(status.contains("200"), "{status}");
+    let Some(rows) = parse_with_prometheus_client(&body) else {
+        return;
+    };
+    assert!(
+        rows.iter().all(|r| r.2["family"] == json!("mlx5")),
+        "{body}"
+    );
+    let has = |name: &str, vf: Option<&str>| {
+        rows.iter()
+            .any(|r| r.1 == name && vf.is_none_or(|v| r.2["vf"] == json!(v)))
+    };
+    for c in &s.device {
+        assert!(
+            has(&format!("hac_device_{}_total", c.name), None),
+            "{}",
+            c.name
+        );
+    }
+    assert!(!s.vfs[1].vfio_user.is_empty());
+    for c in &s.vfs[1].vfio_user {
+        let name = format!("hac_vf_vfio_user_{}_total", c.name);
+        assert!(has(&name, Some("1")) && !has(&name, Some("0")), "{name}");
+    }
+    assert!(has("hac_added_delay_seconds_count", None), "{body}");
 }
 
 #[test]
@@ -854,21 +1074,7 @@ fn named(list: &[hac_control::Counter], name: &str) -> u64 {
 #[test]
 fn model_and_vfio_user_counters_reach_stats_and_metrics() {
     let dir = tmpdir("device-counters");
-    let vu = dir.join("vu");
-    std::fs::create_dir(&vu).unwrap();
-    let d = Daemon::start(
-        &dir,
-        &[
-            "--vfs",
-            "2",
-            "--vfio-user",
-            vu.to_str().unwrap(),
-            "--vfio-user-vfs",
-            "1",
-            "--metrics",
-            "127.0.0.1:0",
-        ],
-    );
+    let (d, vu) = start_exporting_vf1(&dir, &[]);
     let before = d.stats();
     let unknown = named(&before.device, "unknown_reads");
     assert!(before.vfs[0].vfio_user.is_empty(), "VF 0 is not exported");
@@ -907,26 +1113,26 @@ fn model_and_vfio_user_counters_reach_stats_and_metrics() {
     let (status, body) = http_get(d.metrics.as_ref().unwrap(), "/metrics");
     assert!(status.contains("200"), "{status}");
     assert!(
-        body.contains("# HELP hac_device_unknown_reads_total Register reads at offsets"),
+        body.contains("# HELP hac_device_unknown_reads Register reads at offsets"),
         "{body}"
     );
     assert!(
         body.contains(&format!(
-            "# TYPE hac_device_unknown_reads_total counter\nhac_device_unknown_reads_total {}\n",
+            "# TYPE hac_device_unknown_reads counter\nhac_device_unknown_reads_total{{family=\"igb\"}} {}\n",
             unknown + 1
         )),
         "{body}"
     );
     assert!(
-        body.contains("# TYPE hac_vf_vfio_user_misaligned_total counter\n"),
+        body.contains("# TYPE hac_vf_vfio_user_misaligned counter\n"),
         "{body}"
     );
     assert!(
-        body.contains("hac_vf_vfio_user_misaligned_total{vf=\"1\"} 1\n"),
+        body.contains("hac_vf_vfio_user_misaligned_total{family=\"igb\",vf=\"1\"} 1\n"),
         "{body}"
     );
     assert!(
-        !body.contains("hac_vf_vfio_user_misaligned_total{vf=\"0\"}"),
+        !body.contains("hac_vf_vfio_user_misaligned_total{family=\"igb\",vf=\"0\"}"),
         "{body}"
     );
 }

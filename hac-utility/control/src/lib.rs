@@ -11,7 +11,8 @@
 //!   request or a one-line [`ControlError`] and never panics; [`request_line`],
 //!   [`response_line`] and [`parse_response`] are the other directions.
 //! * [`stats`]: the counters `stats` returns ([`Stats`]), each with its help text and
-//!   Prometheus type, and [`prometheus_text`], the text exposition of them.
+//!   Prometheus type, and the egress stage's latency histograms ([`Latency`]); the daemon
+//!   renders them for Prometheus.
 //! * [`client`]: a [`Client`] that keeps one connection to the daemon for a sequence of
 //!   requests.
 //!
@@ -33,7 +34,7 @@ pub use line::{
 };
 pub use ops::{FieldSpec, FieldStyle, OPS, Op, OpSpec, Reply, Request};
 pub use replies::{Guard, HelloInfo, Limits, Queued, Stopping, VfSummary};
-pub use stats::{Counter, Metric, MetricKind, PortCounters, Stats, VfCounters, prometheus_text};
+pub use stats::{Counter, Latency, Metric, MetricKind, PortCounters, Stats, VfCounters};
 
 #[cfg(test)]
 mod roundtrip;

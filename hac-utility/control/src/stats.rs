@@ -1,8 +1,9 @@
-//! The counters `stats` returns and their Prometheus text form. Each counter is declared once,
-//! with its help text and whether it is a running total (`counter`) or a level (`gauge`); the
-//! `hac stats` table, the Prometheus families and the docs test all read that declaration.
-//! Counters a device family or the vfio-user front end keeps under its own names travel as
-//! named [`Counter`] lists, so this crate does not depend on them.
+//! The counters `stats` returns. Each counter is declared once, with its help text and whether
+//! it is a running total (`counter`) or a level (`gauge`); the `hac stats` table, the daemon's
+//! Prometheus families and the docs test all read that declaration. Counters a device family or
+//! the vfio-user front end keeps under its own names travel as named [`Counter`] lists, and the
+//! egress stage's latency histograms as [`Latency`] records, so this crate does not depend on
+//! them.
 
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +110,10 @@ counter_record! {
             rx_bytes: u64 = Counter,
             /// Frames dropped for lack of RX descriptors (RQDPC).
             rx_dropped: u64 = Counter,
+            /// Multicast frames the VF received (VFMPRC; the vport's multicast frames on mlx5).
+            rx_multicast: u64 = Counter,
+            /// Frames the VF's driver received with an error reported in the descriptor.
+            rx_errors: u64 = Counter,
             /// Epoch new frames are stamped with.
             hac_open_epoch: u32 = Gauge,
             /// Last committed epoch.
@@ -168,9 +173,41 @@ counter_record! {
             device_time_ns: u64 = Gauge,
             /// Starvation guard, bytes.
             guard_bytes: u32 = Gauge,
+            /// HAC: commits that released at least one frame.
+            hac_commits_with_frames: u64 = Counter,
+            /// HAC: commits whose released frames have all left the wire.
+            hac_drained_commits: u64 = Counter,
+            /// HAC: the last commit's time to its first frame on the wire, ns.
+            hac_last_commit_to_first_ns: u64 = Gauge,
+            /// HAC: the largest commit-to-first-frame time, ns.
+            hac_max_commit_to_first_ns: u64 = Gauge,
+            /// HAC: the last commit's drain time (to the end of its last frame), ns.
+            hac_last_drain_ns: u64 = Gauge,
+            /// HAC: the largest drain time, ns.
+            hac_max_drain_ns: u64 = Gauge,
         }
         extra {}
     }
+}
+
+/// A latency histogram the device keeps (a running total of observations in fixed buckets).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Latency {
+    /// Its name (`commit_to_first_frame`, `added_delay`).
+    pub name: String,
+    /// What it measures, one line.
+    pub help: String,
+    /// The frame class it is about (`checkpoint`, `plain`); empty when it has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub class: String,
+    /// Upper bounds of the finite buckets, ns, increasing.
+    pub le_ns: Vec<u64>,
+    /// Observations per finite bucket (not cumulative), one per bound.
+    pub buckets: Vec<u64>,
+    /// All observations, including those above the last bound.
+    pub count: u64,
+    /// Their sum, ns.
+    pub sum_ns: u64,
 }
 
 /// The result of `stats`.
@@ -184,119 +221,10 @@ pub struct Stats {
     /// dropped or faulted on); empty on a real PF.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device: Vec<Counter>,
-}
-
-/// `name` as a Prometheus metric name part: anything but ASCII letters, digits and `_` becomes
-/// `_`.
-fn metric_part(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// `help` as a Prometheus HELP text: backslashes and line breaks escaped.
-fn help_text(help: &str) -> String {
-    help.trim()
-        .replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace('\r', "")
-}
-
-/// Samples of one family: the `vf` label (none for the port) and the value.
-type Rows = Vec<(Option<usize>, u64)>;
-
-/// One Prometheus family: HELP and TYPE lines, then one sample per row (`vf` label or none).
-fn family(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    kind: MetricKind,
-    rows: &[(Option<usize>, u64)],
-) {
-    use std::fmt::Write as _;
-    let (name, kind) = match kind {
-        MetricKind::Counter => (format!("{name}_total"), "counter"),
-        MetricKind::Gauge => (name.to_string(), "gauge"),
-    };
-    let _ = writeln!(out, "# HELP {name} {}", help_text(help));
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    for (vf, n) in rows {
-        match vf {
-            Some(vf) => {
-                let _ = writeln!(out, "{name}{{vf=\"{vf}\"}} {n}");
-            }
-            None => {
-                let _ = writeln!(out, "{name} {n}");
-            }
-        }
-    }
-}
-
-/// The counters in the Prometheus text exposition format (version 0.0.4): one family per
-/// counter, each with HELP and TYPE lines — `hac_port_<field>`, `hac_vf_<field>{vf="N"}`,
-/// `hac_device_<name>` and `hac_vf_vfio_user_<name>{vf="N"}`; running totals are `counter`s
-/// ending in `_total`, levels are `gauge`s. Values are 64-bit.
-pub fn prometheus_text(stats: &Stats) -> String {
-    let mut out = String::new();
-    let port = stats.port.values();
-    for (m, v) in PortCounters::METRICS.iter().zip(port) {
-        family(
-            &mut out,
-            &format!("hac_port_{}", m.name),
-            m.help,
-            m.kind,
-            &[(None, v)],
-        );
-    }
-    for c in &stats.device {
-        let name = format!("hac_device_{}", metric_part(&c.name));
-        family(
-            &mut out,
-            &name,
-            &c.help,
-            MetricKind::Counter,
-            &[(None, c.value)],
-        );
-    }
-    if !stats.vfs.is_empty() {
-        let values: Vec<Vec<u64>> = stats.vfs.iter().map(VfCounters::values).collect();
-        for (i, m) in VfCounters::METRICS.iter().enumerate() {
-            let rows: Rows = stats
-                .vfs
-                .iter()
-                .zip(&values)
-                .map(|(vf, v)| (Some(vf.vf), v.get(i).copied().unwrap_or(0)))
-                .collect();
-            family(
-                &mut out,
-                &format!("hac_vf_{}", m.name),
-                m.help,
-                m.kind,
-                &rows,
-            );
-        }
-    }
-    // Named per-VF counters: one family per name, in order of first appearance.
-    let mut named: Vec<(&str, &str, Rows)> = Vec::new();
-    for vf in &stats.vfs {
-        for c in &vf.vfio_user {
-            match named.iter_mut().find(|(n, _, _)| *n == c.name) {
-                Some((_, _, rows)) => rows.push((Some(vf.vf), c.value)),
-                None => named.push((&c.name, &c.help, vec![(Some(vf.vf), c.value)])),
-            }
-        }
-    }
-    for (name, help, rows) in named {
-        let name = format!("hac_vf_vfio_user_{}", metric_part(name));
-        family(&mut out, &name, help, MetricKind::Counter, &rows);
-    }
-    out
+    /// The egress stage's latency histograms (commit → first frame, added delay per class);
+    /// empty on a real PF.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency: Vec<Latency>,
 }
 
 /// Any stats record, for property tests.
@@ -313,15 +241,34 @@ pub(crate) fn any_stats() -> proptest::strategy::BoxedStrategy<Stats> {
         counters.clone(),
     )
         .prop_map(|(vf, mac, values, extra)| VfCounters::from_values(vf, mac, &values, extra));
+    let latency = (
+        "[a-z_]{1,12}",
+        ".{0,20}",
+        "[a-z]{0,10}",
+        proptest::collection::vec((any::<u64>(), any::<u64>()), 0..4),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(name, help, class, b, count, sum_ns)| Latency {
+            name,
+            help,
+            class,
+            le_ns: b.iter().map(|x| x.0).collect(),
+            buckets: b.iter().map(|x| x.1).collect(),
+            count,
+            sum_ns,
+        });
     (
         proptest::collection::vec(any::<u64>(), PortCounters::METRICS.len()),
         proptest::collection::vec(vf, 0..4),
         counters,
+        proptest::collection::vec(latency, 0..3),
     )
-        .prop_map(|(port, vfs, device)| Stats {
+        .prop_map(|(port, vfs, device, latency)| Stats {
             port: PortCounters::from_values(&port),
             vfs,
             device,
+            latency,
         })
         .boxed()
 }
@@ -330,62 +277,6 @@ pub(crate) fn any_stats() -> proptest::strategy::BoxedStrategy<Stats> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn every_family_has_help_and_type_and_64_bit_values() {
-        let mut vf =
-            VfCounters::from_values(1, "02:1b:21:c1:00:01".into(), &[u64::MAX; 40], vec![]);
-        vf.vfio_user = vec![Counter {
-            name: "dma_maps".into(),
-            help: "DMA windows\\mapped\nwith a descriptor.".into(),
-            value: 1 << 40,
-        }];
-        let stats = Stats {
-            port: PortCounters::from_values(&[7; 5]),
-            vfs: vec![vf],
-            device: vec![Counter {
-                name: "dma-faults".into(),
-                help: "DMA accesses outside the mappings.".into(),
-                value: 3,
-            }],
-        };
-        let text = prometheus_text(&stats);
-        assert!(
-            text.contains("# HELP hac_port_wire_frames_total Frames that left the wire port.\n")
-        );
-        assert!(
-            text.contains(
-                "# TYPE hac_port_wire_frames_total counter\nhac_port_wire_frames_total 7\n"
-            )
-        );
-        assert!(text.contains("# TYPE hac_port_guard_bytes gauge\nhac_port_guard_bytes 7\n"));
-        assert!(
-            text.contains("hac_vf_tx_packets_total{vf=\"1\"} 18446744073709551615\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("hac_vf_hac_buffered_frames{vf=\"1\"} 4294967295\n"),
-            "{text}"
-        );
-        assert!(text.contains(
-            "# TYPE hac_device_dma_faults_total counter\nhac_device_dma_faults_total 3\n"
-        ));
-        assert!(text.contains("# HELP hac_vf_vfio_user_dma_maps_total DMA windows\\\\mapped\\nwith a descriptor.\n"), "{text}");
-        assert!(text.contains("hac_vf_vfio_user_dma_maps_total{vf=\"1\"} 1099511627776\n"));
-        // Every sample line follows its family's HELP and TYPE lines.
-        let mut typed = std::collections::BTreeSet::new();
-        let mut helped = std::collections::BTreeSet::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# HELP ") {
-                helped.insert(rest.split(' ').next().unwrap().to_string());
-            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-                typed.insert(rest.split(' ').next().unwrap().to_string());
-            } else {
-                let name = line.split(['{', ' ']).next().unwrap();
-                assert!(typed.contains(name) && helped.contains(name), "{line}");
-            }
-        }
-    }
 
     #[test]
     fn metrics_are_declared_once_with_help() {

@@ -55,7 +55,20 @@ fn every_result_member_counter_and_error_code_is_named() {
     }
     names.extend(VfCounters::METRICS.iter().map(|m| m.name.to_string()));
     names.extend(PortCounters::METRICS.iter().map(|m| m.name.to_string()));
-    names.extend(["port", "vfs", "device", "vfio_user"].map(String::from));
+    names.extend(["port", "vfs", "device", "vfio_user", "latency"].map(String::from));
+    // The members of a latency histogram.
+    let latency = hac_control::Latency {
+        class: "plain".into(),
+        ..Default::default()
+    };
+    names.extend(
+        serde_json::to_value(latency)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned(),
+    );
     names.extend(ErrorCode::ALL.iter().map(|c| c.as_str().to_string()));
     for name in names {
         assert!(

@@ -925,6 +925,10 @@ pub struct BenchOptions {
     pub peer_duration_ms: Option<u64>,
     /// Override the model's per-case duration, virtual ms.
     pub model_duration_ms: Option<u64>,
+    /// Show the progress over the model's cases (a bar on a terminal, a line per quarter
+    /// otherwise; `hac_utility::progress`); the per-case lines then go with it instead of to
+    /// `log`.
+    pub progress: bool,
 }
 
 /// Runs the bench: the peer first (one UML boot), then the model, then the outputs. Returns
@@ -951,16 +955,30 @@ pub fn run(o: &BenchOptions, log: &mut dyn FnMut(&str)) -> Result<(Vec<Row>, Str
     }
     let mut rows = Vec::new();
     let mut sets = Vec::new();
-    for c in &cases {
+    let mut progress = hac_utility::progress::Progress::new(
+        "HAC on the model",
+        cases.len() as u64,
+        "cases",
+        o.progress,
+    );
+    for (done, c) in cases.iter().enumerate() {
+        progress.set(done as u64, &c.name);
         let t = std::time::Instant::now();
         let (hac_trace, r) = run_model(c, &w)?;
         let hac = analyse(&hac_trace);
-        log(&format!(
+        let line = format!(
             "HAC on the model: {} ({} ms virtual in {:.1} s)",
             c.name,
             w.model_duration_ms,
             t.elapsed().as_secs_f64()
-        ));
+        );
+        // With a bar on the terminal, lines go above it.
+        if o.progress {
+            progress.note(&line);
+        } else {
+            log(&line);
+        }
+        progress.set(done as u64 + 1, "");
         let (peer_trace, facts) = if o.skip_peer {
             (None, None)
         } else {
@@ -976,6 +994,7 @@ pub fn run(o: &BenchOptions, log: &mut dyn FnMut(&str)) -> Result<(Vec<Row>, Str
             model_frames_per_wall_sec: r.frames.len() as f64 / r.wall_secs.max(1e-9),
         });
     }
+    progress.finish();
     // The featured plot: the first case where several epochs are open (the violation case),
     // else the first.
     if let Some(k) = rows

@@ -212,6 +212,7 @@ fn main() -> ExitCode {
                 plug_dir,
                 peer_duration_ms,
                 model_duration_ms,
+                progress: true,
             },
             check,
         ),

@@ -1,11 +1,14 @@
-//! Counters for `stats`: 64-bit totals of the 32-bit statistics registers that wrap, and the
-//! counters the model and the vfio-user endpoints keep, as named [`Counter`]s. The conversions
+//! Counters for `stats`: 64-bit totals of the 32-bit statistics registers that wrap, the
+//! counters the model and the vfio-user endpoints keep, as named [`Counter`]s, and the egress
+//! stage's HAC timing (port counters and [`Latency`] histograms). The conversions
 //! destructure their sources completely, so a counter added there does not compile until it is
 //! exported here.
 
 use std::time::Duration;
 
-use hac_control::{Counter, VfCounters};
+use adapter_core::egress::HacPortStats;
+use adapter_core::latency::{LATENCY_BOUNDS_NS, LatencyHistogram};
+use hac_control::{Counter, Latency, PortCounters, VfCounters};
 
 /// How often the per-VF 32-bit statistics registers are read into their 64-bit totals: well
 /// within the time the fastest one (octets at the model's top rate, 100 Gb/s) takes to wrap,
@@ -59,6 +62,54 @@ pub(super) fn agent_view(vf: usize, info: Option<&hac_driver::pf::VfInfo>) -> Vf
         vf_resets: info.map_or(0, |v| v.resets),
         ..VfCounters::default()
     }
+}
+
+/// The port counters of a model: the wire's totals, the clock, the guard and the egress stage's
+/// HAC timing.
+pub(super) fn model_port(
+    (wire_frames, wire_bytes, wire_busy_ns): (u64, u64, u64),
+    device_time_ns: u64,
+    guard_bytes: u32,
+    hac: &HacPortStats,
+) -> PortCounters {
+    PortCounters {
+        wire_frames,
+        wire_bytes,
+        wire_busy_ns,
+        device_time_ns,
+        guard_bytes,
+        hac_commits_with_frames: hac.commits_with_frames,
+        hac_drained_commits: hac.drained_commits,
+        hac_last_commit_to_first_ns: hac.last_commit_to_first_ns,
+        hac_max_commit_to_first_ns: hac.max_commit_to_first_ns,
+        hac_last_drain_ns: hac.last_drain_ns,
+        hac_max_drain_ns: hac.max_drain_ns,
+    }
+}
+
+/// The egress stage's latency histograms: commit → first frame on the wire, and the delay a
+/// frame of each class (checkpoint, plain) waited between its TX engine and the wire.
+pub(super) fn latency(hac: &HacPortStats) -> Vec<Latency> {
+    let one = |name: &str, help: &str, class: &str, h: &LatencyHistogram| Latency {
+        name: name.to_string(),
+        help: help.to_string(),
+        class: class.to_string(),
+        le_ns: LATENCY_BOUNDS_NS.to_vec(),
+        buckets: h.buckets.to_vec(),
+        count: h.count,
+        sum_ns: h.sum_ns,
+    };
+    let delay = "Time a frame waited between its TX engine and its start on the wire (a checkpoint frame: held until its commit, then queued).";
+    vec![
+        one(
+            "commit_to_first_frame",
+            "Time from a commit that released frames to the first of them starting on the wire.",
+            "",
+            &hac.commit_to_first,
+        ),
+        one("added_delay", delay, "checkpoint", &hac.delay_checkpoint),
+        one("added_delay", delay, "plain", &hac.delay_plain),
+    ]
 }
 
 /// `(name, help, value)` rows as named counters.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapter_core::PcapSink;
-use hac_control::{ControlError, ErrorCode, HelloInfo, PortCounters, Stats, VfCounters, VfSummary};
+use hac_control::{ControlError, ErrorCode, HelloInfo, Stats, VfCounters, VfSummary};
 use hac_driver::hac::{Hac, HacError, VfNumber};
 use hac_driver::mlx5::Mlx5AdapterHac;
 use hac_driver::mlx5::model::{Mlx5Model, Mlx5ModelBar, Mlx5ModelClock, Mlx5ModelDma};
@@ -20,7 +20,7 @@ use mlx5_model::{FunctionId, Mlx5Config};
 
 use hac_control::Counter;
 
-use super::counters::named;
+use super::counters::{latency, model_port, named};
 use super::dispatch::{Backend, HacOp, no_such_vf};
 use super::wire_port::WirePort;
 use super::{ServeConfig, ServeError, vf_mac};
@@ -247,22 +247,18 @@ impl Backend for Mlx5Host {
     }
 
     fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError> {
-        let (wire_frames, wire_bytes, wire_busy_ns) = self.model.nic().wire_stats();
+        let wire = self.model.nic().wire_stats();
         let device_time_ns = self.model.nic().now().as_nanos();
+        let hac_port = self.model.nic().egress().hac_port_stats();
         let mut device = mlx5_device_counters(self.model.nic().counters(), self.exported.as_ref());
         if let Some(p) = &self.port {
             device.extend(p.counters());
         }
         let mut out = Stats {
-            port: PortCounters {
-                wire_frames,
-                wire_bytes,
-                wire_busy_ns,
-                device_time_ns,
-                guard_bytes: self.guard,
-            },
+            port: model_port(wire, device_time_ns, self.guard, &hac_port),
             vfs: Vec::new(),
             device,
+            latency: latency(&hac_port),
         };
         let range = match only {
             Some(v) => v..v + 1,
@@ -296,6 +292,7 @@ impl Backend for Mlx5Host {
                 rx_packets: v.rx_unicast_frames + v.rx_multicast_frames + v.rx_broadcast_frames,
                 rx_bytes: v.rx_unicast_bytes + v.rx_multicast_bytes + v.rx_broadcast_bytes,
                 rx_dropped: v.rx_dropped,
+                rx_multicast: v.rx_multicast_frames,
                 hac_open_epoch: h.open_epoch,
                 hac_committed_epoch: h.committed_epoch,
                 hac_buffered_frames: h.buffered_frames,

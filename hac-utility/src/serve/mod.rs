@@ -15,7 +15,7 @@
 //! * `socket`: the private Unix socket (mode 0600 from its first moment; stale ones replaced);
 //! * `clients`: the control connections — admission within [`MAX_CLIENTS`], idle deadlines,
 //!   bounded line reading, answers in order;
-//! * `metrics`: the HTTP responder for `GET /metrics`;
+//! * `metrics`: the Prometheus endpoint `GET /metrics` (tiny_http, prometheus-client);
 //! * `dispatch`: the `Backend` a request is carried out on, and its errors;
 //! * `model_host`: the backend on the built-in model (HAC, vfio-user export, wire peer),
 //!   with the stand-in VMs' `workload`;
@@ -40,7 +40,7 @@ mod vf_host;
 mod wire_port;
 mod workload;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
-use hac_control::{ControlError, Reply, Request};
+use hac_control::{ControlError, Reply, Request, Stats};
 use hac_driver::hac::HacError;
 use igb_hw::MacAddress;
 use igb_model::LineRate;
@@ -138,8 +138,8 @@ pub enum ServeError {
 enum Job {
     /// A request and where its result goes.
     Request(Request, Sender<Result<Reply, ControlError>>),
-    /// A scrape: the Prometheus text goes back.
-    Metrics(Sender<String>),
+    /// A scrape: a `stats` snapshot of every VF goes back.
+    Metrics(Sender<Stats>),
     /// Stop the daemon.
     Stop,
 }
@@ -291,11 +291,18 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
         let idle_timeout = config.client_idle_timeout;
         std::thread::spawn(move || clients::accept(listener, jobs, stop, idle_timeout));
     }
-    if let Some(l) = metrics {
-        let jobs = jobs_tx.clone();
-        let stop = stop.clone();
-        std::thread::spawn(move || metrics::serve(l, jobs, stop));
-    }
+    let family = match config.family {
+        Family::Igb => "igb",
+        Family::Mlx5 => "mlx5",
+    };
+    let metrics = match metrics.map(|l| metrics::MetricsServer::start(l, &jobs_tx, family)) {
+        Some(Err(e)) => {
+            let _ = std::fs::remove_file(&config.socket);
+            return Err(ServeError::Io(e));
+        }
+        Some(Ok(m)) => Some(m),
+        None => None,
+    };
     drop(jobs_tx);
 
     ready(&Ready {
@@ -315,11 +322,9 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
             }
             Ok(Job::Metrics(reply)) => {
                 host.tick();
-                let text = host
-                    .stats(None)
-                    .map(|s| hac_control::prometheus_text(&s))
-                    .unwrap_or_default();
-                let _ = reply.send(text);
+                if let Ok(s) = host.stats(None) {
+                    let _ = reply.send(s);
+                }
             }
             Ok(Job::Stop) => break,
             Err(RecvTimeoutError::Timeout) => host.tick(),
@@ -329,8 +334,8 @@ pub fn serve(config: &ServeConfig, ready: impl FnOnce(&Ready)) -> Result<(), Ser
     stop.store(true, Ordering::Relaxed);
     // Wake the accept loops so they see `stop`.
     let _ = UnixStream::connect(&config.socket);
-    if let Some(addr) = metrics_addr {
-        let _ = TcpStream::connect(addr);
+    if let Some(m) = metrics {
+        m.stop();
     }
     let _ = std::fs::remove_file(&config.socket);
     host.finish();

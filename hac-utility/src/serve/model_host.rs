@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hac_control::{ControlError, ErrorCode, HelloInfo, PortCounters, Stats, VfCounters, VfSummary};
+use hac_control::{ControlError, ErrorCode, HelloInfo, Stats, VfCounters, VfSummary};
 use hac_driver::hac::{AdapterHac, Hac, HacError, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma, SharedPfAgent};
 use hac_driver::pf::PfConfig;
@@ -14,7 +14,8 @@ use igb_hw::{MacAddress, VfIndex};
 use igb_model::{FunctionId, NicConfig, PcapSink};
 
 use super::counters::{
-    COUNTER_SAMPLE, PfVfTotals, agent_view, endpoint_counters, model_counters, pf_vf_stats,
+    COUNTER_SAMPLE, PfVfTotals, agent_view, endpoint_counters, latency, model_counters, model_port,
+    pf_vf_stats,
 };
 use super::dispatch::{Backend, HacOp, no_such_vf};
 use super::vf_host::{VfHost, VfIp};
@@ -355,8 +356,9 @@ impl Backend for ModelHost {
         self.workload.queue(vf, src, frames, len, self.tagged[vf])
     }
     fn stats(&mut self, only: Option<usize>) -> Result<Stats, ControlError> {
-        let (wire_frames, wire_bytes, wire_busy_ns) = self.model.nic().wire_totals();
+        let wire = self.model.nic().wire_totals();
         let device_time_ns = self.model.nic().now().as_nanos();
+        let hac_port = self.model.nic().egress().hac_port_stats();
         let mut device = model_counters(self.model.nic().counters());
         if let Some(p) = &self.port {
             device.extend(p.counters());
@@ -365,15 +367,10 @@ impl Backend for ModelHost {
             device.extend(h.counters());
         }
         let mut out = Stats {
-            port: PortCounters {
-                wire_frames,
-                wire_bytes,
-                wire_busy_ns,
-                device_time_ns,
-                guard_bytes: self.guard,
-            },
+            port: model_port(wire, device_time_ns, self.guard, &hac_port),
             vfs: Vec::new(),
             device,
+            latency: latency(&hac_port),
         };
         let range = match only {
             Some(v) => v..v + 1,
@@ -420,6 +417,8 @@ impl Backend for ModelHost {
                 rx_packets: d.rx_packets,
                 rx_bytes: d.rx_bytes,
                 rx_dropped: d.rx_dropped,
+                rx_multicast: d.rx_multicast,
+                rx_errors: d.rx_errors,
                 hac_open_epoch: h.open_epoch,
                 hac_committed_epoch: h.committed_epoch,
                 hac_buffered_frames: h.buffered_frames,

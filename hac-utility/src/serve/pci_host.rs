@@ -149,10 +149,10 @@ impl Backend for PciHost {
                 wire_bytes: self.tx.1,
                 wire_busy_ns: 0,
                 device_time_ns: self.started.elapsed().as_nanos() as u64,
-                guard_bytes: 0,
+                ..PortCounters::default()
             },
             vfs: Vec::new(),
-            device: Vec::new(),
+            ..Stats::default()
         };
         let n = self.agent.num_vfs();
         let range = match only {

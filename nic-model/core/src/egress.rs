@@ -23,6 +23,7 @@ use bytes::Bytes;
 
 use crate::clock::SimTime;
 use crate::epoch::EpochState;
+use crate::latency::LatencyHistogram;
 use crate::vport::Vport;
 
 /// A frame waiting for the wire.
@@ -140,6 +141,13 @@ pub struct HacPortStats {
     pub max_drain_ns: u64,
     /// Commits fully drained.
     pub drained_commits: u64,
+    /// Commit-to-first-frame times (one per commit that released a frame).
+    pub commit_to_first: LatencyHistogram,
+    /// Delay a released checkpoint frame had between its TX engine handing it over and its
+    /// start on the wire (held until commit, then queued).
+    pub delay_checkpoint: LatencyHistogram,
+    /// The same for frames of plain pools (queueing behind other frames only).
+    pub delay_plain: LatencyHistogram,
 }
 
 #[derive(Clone, Debug)]
@@ -391,19 +399,23 @@ impl EgressStage {
         Some((slot.frame, class == Class::High))
     }
 
-    /// Called by the wire when a frame of a commit record starts (`start`) and ends (`end`):
-    /// updates commit-to-first-frame and drain statistics. `was_checkpoint` says whether it was
-    /// a released checkpoint frame.
+    /// Called by the wire when `frame` starts (`start`) and ends (`end`) on the wire: updates
+    /// the added delay of its class and, for a released checkpoint frame
+    /// (`was_checkpoint`), the commit-to-first-frame and drain statistics.
     pub fn account_wire(
         &mut self,
-        pool: Vport,
+        frame: &EgressFrame,
         was_checkpoint: bool,
         start: SimTime,
         end: SimTime,
     ) {
+        let delay = start.saturating_since(frame.queued_at);
         if !was_checkpoint {
+            self.port.delay_plain.record(delay);
             return;
         }
+        self.port.delay_checkpoint.record(delay);
+        let pool = frame.pool;
         let Some(p) = self.pools.get_mut(pool.get()) else {
             return;
         };
@@ -416,6 +428,7 @@ impl EgressStage {
             self.port.last_commit_to_first_ns = c2f;
             self.port.max_commit_to_first_ns = self.port.max_commit_to_first_ns.max(c2f);
             self.port.sum_commit_to_first_ns += c2f;
+            self.port.commit_to_first.record(c2f);
             self.port.commits_with_frames += 1;
         }
         rec.remaining -= 1;
@@ -708,6 +721,36 @@ mod tests {
         assert_eq!(e.occupancy(p), (2, 110));
         assert_eq!(e.flush(), 2);
         assert_eq!(e.stats(p).max_bytes, 110);
+    }
+
+    #[test]
+    fn wire_accounting_feeds_the_latency_histograms_per_class() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        e.set_hac_enabled(true, SimTime::ZERO);
+        e.set_tagged(p(1), true, SimTime::ZERO);
+        let at = |pool: usize, t: u64| EgressFrame {
+            queued_at: SimTime(t),
+            ..frame(pool, 100)
+        };
+        e.enqueue(at(1, 0)); // held, epoch 1
+        e.enqueue(at(0, 1_000)); // plain
+        let (f, checkpoint) = e.dequeue_classified().unwrap();
+        assert!(!checkpoint);
+        e.account_wire(&f, checkpoint, SimTime(3_000), SimTime(4_000));
+        // Commit at 20 ms; the frame starts 5 µs later: held 20.005 ms in all.
+        assert_eq!(e.commit(p(1), 1, SimTime(20_000_000)), HacResult::Ok);
+        let (f, checkpoint) = e.dequeue_classified().unwrap();
+        assert!(checkpoint);
+        e.account_wire(&f, checkpoint, SimTime(20_005_000), SimTime(20_006_000));
+        let s = e.hac_port_stats();
+        assert_eq!((s.delay_plain.count, s.delay_plain.sum_ns), (1, 2_000));
+        assert_eq!(s.delay_plain.buckets[1], 1, "2 µs: ≤ 2 µs");
+        assert_eq!(s.delay_checkpoint.count, 1);
+        assert_eq!(s.delay_checkpoint.sum_ns, 20_005_000);
+        assert_eq!(s.commit_to_first.count, 1);
+        assert_eq!(s.commit_to_first.sum_ns, 5_000);
+        assert_eq!(s.commit_to_first.buckets[3], 1, "5 µs: ≤ 8 µs");
+        assert_eq!(s.commits_with_frames, 1);
     }
 
     #[test]

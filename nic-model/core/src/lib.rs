@@ -17,6 +17,8 @@
 //!   panic.
 //! * [`egress`]: the egress stage and the HAC semantics of docs/hac.md (exact epochs, FIFO,
 //!   discard, unprotect, backpressure, strict priority with a guard).
+//! * [`latency`]: the fixed-bucket latency histograms the egress stage keeps (commit → first
+//!   frame, added delay per class).
 //! * [`epoch`]: the epoch rules, shared with SoftHac in the driver.
 //! * [`hac`]: the host contract of HAC — the [`Hac`] trait every family's agent and SoftHac
 //!   implement, its errors and per-VF counters, VFs named by [`VfNumber`].
@@ -33,6 +35,7 @@ pub mod clock;
 pub mod egress;
 pub mod epoch;
 pub mod hac;
+pub mod latency;
 pub mod memory;
 pub mod rng;
 pub mod vport;

@@ -351,7 +351,7 @@ impl Eswitch {
             return false;
         };
         let end = start + self.wire.rate().frame_time_ns(frame.data.len());
-        self.egress.account_wire(frame.pool, checkpoint, start, end);
+        self.egress.account_wire(&frame, checkpoint, start, end);
         self.counters.wire_sink_errors += self.wire.transmit(start, frame.data);
         self.room_freed = true;
         true

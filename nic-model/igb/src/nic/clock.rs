@@ -72,7 +72,7 @@ impl Nic {
         };
         let vport = frame.pool;
         let end = start + self.wire.rate().frame_time_ns(frame.data.len());
-        self.egress.account_wire(vport, checkpoint, start, end);
+        self.egress.account_wire(&frame, checkpoint, start, end);
         let errors = self.wire.transmit(start, frame.data);
         self.counters.sink_errors += errors;
         // Room freed: let queues of this pool that were held back fetch again.

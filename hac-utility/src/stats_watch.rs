@@ -105,53 +105,52 @@ mod tests {
         }
     }
 
-    #[test]
-    fn log_blocks_follow_each_other_until_the_fetch_fails() {
+    /// Runs [`watch`] at 100 ms on `screen` with `fetch` (called with the sample number and the
+    /// stop flag); its result and output.
+    fn run(
+        screen: Screen,
+        mut fetch: impl FnMut(u32, &AtomicBool) -> Result<String, String>,
+    ) -> (Result<(), String>, String) {
         let stop = AtomicBool::new(false);
         let mut out = Vec::new();
         let mut n = 0;
         let r = watch(
             Duration::from_millis(100),
             "hac stats",
-            Screen::Log,
+            screen,
             &stop,
             &mut out,
             || {
                 n += 1;
-                if n > 3 {
-                    Err("no daemon on /tmp/x.sock".into())
-                } else {
-                    Ok(format!("     wire_frames: {n}\n"))
-                }
+                fetch(n, &stop)
             },
         );
+        (r, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn log_blocks_follow_each_other_until_the_fetch_fails() {
+        let (r, text) = run(Screen::Log, |n, _| {
+            if n > 3 {
+                Err("no daemon on /tmp/x.sock".into())
+            } else {
+                Ok(format!("     wire_frames: {n}\n"))
+            }
+        });
         assert_eq!(r, Err("no daemon on /tmp/x.sock".into()));
-        let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("Every 0.1s: hac stats (sample ").count(), 3);
         assert!(text.contains("wire_frames: 3\n") && !text.contains(CLEAR));
     }
 
     #[test]
     fn a_terminal_is_redrawn_and_a_stop_ends_cleanly() {
-        let stop = AtomicBool::new(false);
-        let mut out = Vec::new();
-        let mut n = 0;
-        let r = watch(
-            Duration::from_millis(100),
-            "hac stats",
-            Screen::Terminal,
-            &stop,
-            &mut out,
-            || {
-                n += 1;
-                if n == 2 {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                Ok("x\n".into())
-            },
-        );
+        let (r, text) = run(Screen::Terminal, |n, stop| {
+            if n == 2 {
+                stop.store(true, Ordering::Relaxed);
+            }
+            Ok("x\n".into())
+        });
         assert_eq!(r, Ok(()));
-        let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches(CLEAR).count(), 2);
         assert!(text.starts_with(CLEAR));
     }

@@ -4,22 +4,13 @@
 //! to its request (the types docs/control-schema.json is generated from).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use hac_control::{Client, Op, Reply, Request, parse_response};
 use serde_json::Value;
 
-struct Daemon(Child, PathBuf);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
+mod common;
+use common::{serve, tmpdir};
 
 fn python3() -> Option<&'static str> {
     let ok = Command::new("python3")
@@ -35,28 +26,18 @@ fn the_python_client_runs_epochs_and_its_counts_match_the_daemon() {
         println!("skipped: python3 is not installed (the CI installs it)");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("hac-pyclient-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket = dir.join("hac.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hac"))
-        .args(["serve", "--model", "--vfs", "2", "--socket"])
-        .arg(&socket)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let daemon = Daemon(child, dir.clone());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("control socket"), "{line}");
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-    });
+    let dir = tmpdir("pyclient");
+    let socket = dir.0.join("hac.sock");
+    let daemon = serve(&[
+        "--model",
+        "--vfs",
+        "2",
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hac_client.py");
-    let transcript = dir.join("transcript.jsonl");
+    let transcript = dir.0.join("transcript.jsonl");
     let epochs = 6;
     let frames = 5;
     let out = Command::new(python)

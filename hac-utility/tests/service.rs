@@ -3,61 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hac_control::{Client, Reply, Request};
 
-fn hac() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hac"))
-}
-
-/// A fresh directory, removed when the test ends.
-struct TmpDir(PathBuf);
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tmpdir(name: &str) -> TmpDir {
-    let d = std::env::temp_dir().join(format!("hac-service-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TmpDir(d)
-}
-
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `hac serve ARGS`, once its ready line is out (the rest of stderr is drained).
-fn serve(args: &[&str]) -> Proc {
-    let mut child = hac()
-        .arg("serve")
-        .args(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("control socket"), "unexpected: {line:?}");
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = err.read_to_string(&mut rest);
-    });
-    Proc(child)
-}
+mod common;
+use common::{Proc, hac, serve, tmpdir};
 
 fn hello(socket: &Path) -> hac_control::HelloInfo {
     match Client::connect(socket)
@@ -135,6 +89,21 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// `hac stats ARGS` with its stdout and stderr piped, and its stdout's lines.
+fn stats_watcher(args: &[&str]) -> (Proc, mpsc::Receiver<String>) {
+    let mut child = Proc(
+        hac()
+            .arg("stats")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = lines_of(&mut child.0);
+    (child, rx)
+}
+
 /// Reads lines until `n` block headers have come.
 fn wait_blocks(rx: &mpsc::Receiver<String>, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -172,15 +141,7 @@ fn stats_watch_prints_a_block_per_interval_until_ctrl_c_or_the_daemon_goes() {
     let s = socket.to_str().unwrap();
     let mut daemon = serve(&["--socket", s, "--vfs", "2"]);
     // Not a terminal: one block after another, no screen clearing.
-    let mut watcher = Proc(
-        hac()
-            .args(["stats", "--socket", s, "--vf", "1", "--watch", "0.2"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let rx = lines_of(&mut watcher.0);
+    let (mut watcher, rx) = stats_watcher(&["--socket", s, "--vf", "1", "--watch", "0.2"]);
     let lines = wait_blocks(&rx, 3);
     assert!(
         lines[0].starts_with("Every 0.2s: hac stats --socket"),
@@ -208,15 +169,7 @@ fn stats_watch_prints_a_block_per_interval_until_ctrl_c_or_the_daemon_goes() {
     let status = wait_exit(&mut watcher.0);
     assert_eq!(status.code(), Some(0));
     // The daemon going away ends it with one line and status 2.
-    let mut watcher = Proc(
-        hac()
-            .args(["stats", "--socket", s, "--watch", "0.2", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let rx = lines_of(&mut watcher.0);
+    let (mut watcher, rx) = stats_watcher(&["--socket", s, "--watch", "0.2", "--json"]);
     let lines = wait_blocks(&rx, 2);
     assert!(
         lines.iter().any(|l| l.contains("\"wire_frames\"")),

@@ -22,8 +22,8 @@ pub fn man_page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
 }
 
 /// Writes one man page per command and visible subcommand into `dir` (`hac.1`,
-/// `hac-serve.1`, `hac-ctl-commit.1`, …), creating `dir` if needed; returns the files written,
-/// sorted.
+/// `hac-serve.1`, `hac-ctl-commit.1`, …), creating `dir` if needed; returns the man pages now
+/// in `dir`, sorted.
 pub fn man_pages(cmd: clap::Command, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     clap_mangen::generate_to(cmd, dir)?;

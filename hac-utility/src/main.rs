@@ -7,6 +7,7 @@
 //!   `ha-node` and `ha-client` subcommands of this same binary.
 //! * `vf-probe`: is this VF usable? Opens it (Linux VFIO, or the built-in model) and runs the
 //!   igbvf init sequence — reset, mailbox handshake, MAC — printing one JSON object.
+//! * `completions`, `man`: shell completions and man pages generated from this definition.
 //!
 //! Test and lab tools — the QEMU referee's cases, the mailbox tracer, raw VF traffic and the
 //! sch_plug bench — are the separate `hac-lab` binary (`hac-utility/lab/`).
@@ -165,7 +166,10 @@ fn main() -> ExitCode {
                 matches.subcommand_matches("serve"),
             ) {
                 (Some(cmd), Some(sub)) => ctl::run_serve(args, cmd, sub),
-                _ => ExitCode::FAILURE,
+                _ => {
+                    eprintln!("error: internal: the `serve` command definition is missing");
+                    ExitCode::FAILURE
+                }
             }
         }
         Command::Completions { shell } => {

@@ -10,16 +10,21 @@ use serde_json::Value;
 /// Where the daemon listens unless told otherwise (`$HAC_SOCKET` overrides).
 pub const DEFAULT_SOCKET: &str = "/run/hac.sock";
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug, PartialEq)]
 pub struct SocketArg {
     /// The daemon's control socket.
     #[arg(long, value_name = "PATH", env = "HAC_SOCKET", default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
 }
 
-/// Arguments of `hac serve`.
-#[derive(clap::Args)]
+/// Arguments of `hac serve`. Each flag is also a key of the `--config` file (the flag's name
+/// with `_` for `-`; docs/control.md, "Running it as a service").
+#[derive(clap::Args, Debug, PartialEq)]
 pub struct ServeArgs {
+    /// Read flags from this TOML file: each key is a flag (`vfs = 2`, `model = true`,
+    /// `vfio_user_vfs = [0, 1]`); flags on the command line beat the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     socket: SocketArg,
     /// Run on the built-in 82576 model with the HAC extension (the default).
@@ -130,6 +135,9 @@ enum CtlOp {
     Protocol(ProtocolOp),
     /// Send LINE as is (one JSON object) and print the answer — for testing the protocol.
     Raw { line: String },
+    /// Print the JSON Schema of every request and response of the protocol (the daemon is not
+    /// asked; docs/control-schema.json holds the same document).
+    Schema,
     /// A small checkpoint engine: tag VF, then every PERIOD open the next epoch and commit the
     /// previous one (the backup acknowledges at once), until --duration-ms or SIGINT/SIGTERM;
     /// prints a JSON summary. Used by scripts/vfio-user (docs/vfio-user.md).
@@ -234,6 +242,11 @@ pub struct StatsArgs {
     /// Print the JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Print the counters again every SECONDS (fractions allowed) until Ctrl-C: redrawn in
+    /// place on a terminal, one block per interval otherwise. Ends with a one-line error (exit
+    /// 2) when the daemon goes away.
+    #[arg(long, value_name = "SECONDS", value_parser = hac_utility::stats_watch::parse_interval)]
+    watch: Option<std::time::Duration>,
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -241,8 +254,18 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// `hac serve`.
-pub fn run_serve(args: ServeArgs) -> ExitCode {
+/// `hac serve`: `args` as parsed from the command line `matches` of the subcommand `cmd`,
+/// completed from the `--config` file if one is given.
+pub fn run_serve(args: ServeArgs, cmd: &clap::Command, matches: &clap::ArgMatches) -> ExitCode {
+    let args = match &args.config {
+        None => args,
+        Some(file) => {
+            match hac_utility::config_file::merge::<ServeArgs>(cmd, matches, file, &["config"]) {
+                Ok(merged) => merged,
+                Err(e) => return fail(&e.to_string()),
+            }
+        }
+    };
     let _ = args.model;
     let config = ServeConfig {
         socket: args.socket.socket,
@@ -386,6 +409,10 @@ pub fn run_ctl(args: CtlArgs) -> ExitCode {
             duration_ms,
         } => return run_epochs(socket, vf, period_ms, abort_every, duration_ms),
         CtlOp::Raw { line } => request_raw(socket, &line),
+        CtlOp::Schema => {
+            print!("{}", hac_control::schema::document_text());
+            return ExitCode::SUCCESS;
+        }
         CtlOp::Protocol(ProtocolOp(r)) => request(socket, &r).and_then(|reply| {
             reply
                 .to_value()
@@ -398,21 +425,61 @@ pub fn run_ctl(args: CtlArgs) -> ExitCode {
     }
 }
 
+/// The text `hac stats` prints: the table, or the JSON object with `--json`.
+fn stats_text(socket: &std::path::Path, vf: Option<usize>, json: bool) -> Result<String, String> {
+    let stats = match request(socket, &Request::Stats { vf }) {
+        Ok(Reply::Stats(s)) => s,
+        Ok(other) => return Err(format!("unexpected answer from the daemon: {other:?}")),
+        Err(e) => return Err(e),
+    };
+    if json {
+        return serde_json::to_string_pretty(&stats)
+            .map(|s| s + "\n")
+            .map_err(|e| format!("cannot print the answer: {e}"));
+    }
+    Ok(format_stats(&stats))
+}
+
 /// `hac stats`.
 pub fn run_stats(args: StatsArgs) -> ExitCode {
-    let stats = match request(&args.socket.socket, &Request::Stats { vf: args.vf }) {
-        Ok(Reply::Stats(s)) => s,
-        Ok(other) => return fail(&format!("unexpected answer from the daemon: {other:?}")),
-        Err(e) => return fail(&e),
-    };
-    if args.json {
-        return match serde_json::to_value(&stats) {
-            Ok(v) => print_json(&v),
-            Err(e) => fail(&format!("cannot print the answer: {e}")),
+    use hac_utility::stats_watch::{Screen, watch};
+    use std::io::IsTerminal as _;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let socket = &args.socket.socket;
+    let Some(interval) = args.watch else {
+        return match stats_text(socket, args.vf, args.json) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
         };
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        if let Err(e) = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed)) {
+            return fail(&format!("cannot catch Ctrl-C: {e}"));
+        }
     }
-    print!("{}", format_stats(&stats));
-    ExitCode::SUCCESS
+    let stdout = std::io::stdout();
+    let screen = if stdout.is_terminal() {
+        Screen::Terminal
+    } else {
+        Screen::Log
+    };
+    let mut title = format!("hac stats --socket {}", socket.display());
+    if let Some(vf) = args.vf {
+        title += &format!(" --vf {vf}");
+    }
+    let result = watch(interval, &title, screen, &stop, &mut stdout.lock(), || {
+        stats_text(socket, args.vf, args.json)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
 }
 
 /// The `ethtool -S` look: a header per section, then `     name: value` lines — the port's
@@ -581,5 +648,175 @@ fn run_epochs(
     match failure.or(finish.err()).or(untag.err()) {
         Some(e) => fail(&e),
         None => ExitCode::SUCCESS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use clap::{Args as _, FromArgMatches as _};
+    use hac_utility::config_file::{self, ConfigError};
+
+    fn serve_cmd() -> clap::Command {
+        ServeArgs::augment_args(clap::Command::new("serve"))
+    }
+
+    fn from_flags(flags: &[&str]) -> ServeArgs {
+        let mut argv = vec!["serve"];
+        argv.extend(flags);
+        let m = serve_cmd().try_get_matches_from(argv).unwrap();
+        ServeArgs::from_arg_matches(&m).unwrap()
+    }
+
+    fn from_file(flags: &[&str], file: &str) -> Result<ServeArgs, ConfigError> {
+        let cmd = serve_cmd();
+        let mut argv = vec!["serve"];
+        argv.extend(flags);
+        let m = cmd.clone().try_get_matches_from(argv).unwrap();
+        config_file::merge_text(
+            &cmd,
+            &m,
+            std::path::Path::new("hac.toml"),
+            file,
+            &["config"],
+        )
+    }
+
+    /// Two sets of compatible keys (the model with everything on, a real PF), each key with a
+    /// value other than its default: `(key, TOML value, the same as flag words)`.
+    const SETS: &[&[(&str, &str, &[&str])]] = &[
+        &[
+            ("socket", "\"/tmp/h.sock\"", &["--socket", "/tmp/h.sock"]),
+            ("model", "true", &["--model"]),
+            ("vfs", "6", &["--vfs", "6"]),
+            ("port_rate", "\"25G\"", &["--port-rate", "25G"]),
+            (
+                "metrics",
+                "\"127.0.0.1:9187\"",
+                &["--metrics", "127.0.0.1:9187"],
+            ),
+            ("pcap", "\"/tmp/w.pcap\"", &["--pcap", "/tmp/w.pcap"]),
+            ("vfio_user", "\"/run/hac\"", &["--vfio-user", "/run/hac"]),
+            ("vfio_user_vfs", "[0, 2]", &["--vfio-user-vfs", "0,2"]),
+            (
+                "wire_peer",
+                "\"10.9.0.2/24\"",
+                &["--wire-peer", "10.9.0.2/24"],
+            ),
+            (
+                "wire_peer_echo_port",
+                "7007",
+                &["--wire-peer-echo-port", "7007"],
+            ),
+            (
+                "client_idle_timeout",
+                "90",
+                &["--client-idle-timeout", "90"],
+            ),
+            ("family", "\"mlx5\"", &["--family", "mlx5"]),
+        ],
+        &[
+            ("pci", "\"0000:01:00.0\"", &["--pci", "0000:01:00.0"]),
+            (
+                "vf_token",
+                "\"2ab2a0c8-0b9b-4b4e-9b3c-1a2b3c4d5e6f\"",
+                &["--vf-token", "2ab2a0c8-0b9b-4b4e-9b3c-1a2b3c4d5e6f"],
+            ),
+        ],
+    ];
+
+    #[test]
+    fn every_serve_flag_is_a_config_key_and_round_trips() {
+        for set in SETS {
+            let file: String = set.iter().map(|(k, v, _)| format!("{k} = {v}\n")).collect();
+            let flags: Vec<&str> = set.iter().flat_map(|(_, _, f)| f.iter().copied()).collect();
+            let expected = from_flags(&flags);
+            assert_eq!(from_file(&[], &file).unwrap(), expected, "{file}");
+            // Each key alone changes just its own flag (with its required partner, in the
+            // file too: the command line alone must parse).
+            for (key, value, words) in set.iter() {
+                let (partner_key, partner): (&str, &[&str]) = match *key {
+                    "pci" => ("vf_token = \"x\"", &["--vf-token", "x"]),
+                    "vf_token" => ("pci = \"0000:01:00.0\"", &["--pci", "0000:01:00.0"]),
+                    "vfio_user_vfs" => ("vfio_user = \"/run/hac\"", &["--vfio-user", "/run/hac"]),
+                    _ => ("", &[]),
+                };
+                let mut all = partner.to_vec();
+                all.extend(words.iter());
+                assert_eq!(
+                    from_file(&[], &format!("{key} = {value}\n{partner_key}\n")).unwrap(),
+                    from_flags(&all),
+                    "{key}"
+                );
+            }
+        }
+        // A flag added later without a sample here still has to work with its default.
+        let covered: Vec<&str> = SETS.iter().flat_map(|s| s.iter().map(|e| e.0)).collect();
+        let cmd = serve_cmd();
+        for key in config_file::keys(&cmd, &["config"]) {
+            if covered.contains(&key.as_str()) {
+                continue;
+            }
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == key.as_str())
+                .unwrap();
+            let default = arg.get_default_values();
+            let value = match default.first().and_then(|d| d.to_str()) {
+                Some(d) => format!("{key} = \"{d}\""),
+                None => format!("# {key}: no default; add it to SETS"),
+            };
+            let got = from_file(&[], &value);
+            assert!(
+                got.as_ref().ok() == Some(&from_flags(&[])) || default.is_empty(),
+                "{key}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let file = "vfs = 2\nport_rate = \"10G\"\nclient_idle_timeout = 5\nfamily = \"mlx5\"\n";
+        let got = from_file(&["--vfs", "3", "--family", "igb"], file).unwrap();
+        assert_eq!(got.vfs, 3);
+        assert_eq!(got.family, "igb");
+        assert_eq!(got.port_rate, from_flags(&["--port-rate", "10G"]).port_rate);
+        assert_eq!(got.client_idle_timeout, 5);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_place_and_the_key() {
+        let e = from_file(&[], "vfs = 2\nwire_tapp = \"tap0\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("hac.toml:2:1: unknown key `wire_tapp`"),
+            "{e}"
+        );
+        let e = from_file(&[], "vfs = 2\n\nvfs_ = 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("hac.toml:3:1: unknown key `vfs_`"), "{e}");
+        for (file, start) in [
+            ("vfs = 8", "hac.toml:1:7: key `vfs`: "),
+            ("port_rate = \"11G\"", "hac.toml:1:13: key `port_rate`: "),
+            ("metrics = 9187", "hac.toml:1:11: key `metrics`: "),
+            (
+                "wire_peer = \"10.0.0.1/40\"",
+                "hac.toml:1:13: key `wire_peer`: ",
+            ),
+            ("model = \"yes\"", "hac.toml:1:9: key `model`: "),
+        ] {
+            let e = from_file(&[], file).unwrap_err().to_string();
+            assert!(e.starts_with(start), "{file}: {e}");
+        }
+        let e = from_file(
+            &[],
+            "model = true\npci = \"0000:01:00.0\"\nvf_token = \"x\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("hac.toml: ") && e.contains("--pci"), "{e}");
     }
 }

@@ -10,6 +10,10 @@
 //! * [`vfio_user`]: the 82576 VF as a `hac_vfio_user::Backend` (the protocol and server are the
 //!   `hac-vfio-user` crate), so a VMM's guest drives a model VF; and a smoltcp peer on the wire.
 //! * `private_socket`: the daemon's Unix sockets, private from their first moment.
+//! * [`config_file`]: a command's flags from a TOML file (`hac serve --config`), the clap
+//!   definition being the only list of keys.
+//! * [`stats_watch`]: `hac stats --watch`, the counters redrawn every interval.
+//! * [`cli_docs`]: shell completions and man pages generated from the clap definition.
 //! * [`failover`]: `hac failover-demo`, orchestrating the `hac-ha` crate's nodes and client.
 //! * [`progress`]: the progress of long runs (an `indicatif` bar on a terminal, a line per
 //!   quarter in logs), used by `run`, `failover` and the lab's bench.
@@ -21,6 +25,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cli_docs;
+pub mod config_file;
 pub mod engine;
 pub mod failover;
 pub mod plot;
@@ -31,5 +37,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod serve;
+pub mod stats_watch;
 pub mod tcp_echo;
 pub mod vfio_user;

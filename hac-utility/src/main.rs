@@ -7,13 +7,14 @@
 //!   `ha-node` and `ha-client` subcommands of this same binary.
 //! * `vf-probe`: is this VF usable? Opens it (Linux VFIO, or the built-in model) and runs the
 //!   igbvf init sequence — reset, mailbox handshake, MAC — printing one JSON object.
+//! * `completions`, `man`: shell completions and man pages generated from this definition.
 //!
 //! Test and lab tools — the QEMU referee's cases, the mailbox tracer, raw VF traffic and the
 //! sch_plug bench — are the separate `hac-lab` binary (`hac-utility/lab/`).
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use hac_utility::probe::{self, ProbeReport, parse_bdf};
 
 mod ctl;
@@ -105,10 +106,24 @@ enum Command {
     /// The failover demo's TCP client (started by `failover-demo` in the client namespace).
     #[command(name = "ha-client", hide = true)]
     HaClient(hac_utility::failover::ClientArgs),
+    /// Print the shell completion script for SHELL (e.g. `hac completions bash >
+    /// /etc/bash_completion.d/hac`).
+    Completions {
+        /// The shell.
+        shell: hac_utility::cli_docs::Shell,
+    },
+    /// Write the man pages (hac.1 and one per subcommand, e.g. hac-serve.1) into DIR, or print
+    /// hac.1 when --out is not given.
+    Man {
+        /// Where to write the pages.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Demo {
             out,
@@ -144,7 +159,29 @@ fn main() -> ExitCode {
             }
         },
         Command::HaClient(args) => run_ha_client(&args.into()),
-        Command::Serve(args) => ctl::run_serve(args),
+        Command::Serve(args) => {
+            let cmd = Cli::command();
+            match (
+                cmd.find_subcommand("serve"),
+                matches.subcommand_matches("serve"),
+            ) {
+                (Some(cmd), Some(sub)) => ctl::run_serve(args, cmd, sub),
+                _ => {
+                    eprintln!("error: internal: the `serve` command definition is missing");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Completions { shell } => {
+            hac_utility::cli_docs::completions(
+                Cli::command(),
+                "hac",
+                shell,
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man { out } => write_man(out.as_deref()),
         Command::Ctl(args) => ctl::run_ctl(args),
         Command::Stats(args) => ctl::run_stats(args),
         Command::VfProbe {
@@ -165,6 +202,27 @@ fn main() -> ExitCode {
             };
             let ok = report.ok;
             probe::print_json(&report, ok)
+        }
+    }
+}
+
+/// `hac man`: the pages into `out`, or hac.1 on stdout.
+fn write_man(out: Option<&std::path::Path>) -> ExitCode {
+    use std::io::Write as _;
+    let result = match out {
+        Some(dir) => hac_utility::cli_docs::man_pages(Cli::command(), dir).map(|pages| {
+            for p in pages {
+                println!("{}", p.display());
+            }
+        }),
+        None => hac_utility::cli_docs::man_page(Cli::command())
+            .and_then(|page| std::io::stdout().write_all(&page)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: hac man: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -15,9 +15,11 @@
 //!   renders them for Prometheus.
 //! * [`client`]: a [`Client`] that keeps one connection to the daemon for a sequence of
 //!   requests.
+//! * [`schema`]: the JSON Schema of every request and response, generated from these types
+//!   (docs/control-schema.json), for clients in other languages.
 //!
-//! Dependencies: `serde`, `serde_json` and `thiserror` only — no device model, driver,
-//! command-line parser or product code.
+//! Dependencies: `serde`, `serde_json`, `schemars` and `thiserror` only — no device model,
+//! driver, command-line parser or product code.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -25,6 +27,7 @@ pub mod client;
 pub mod line;
 pub mod ops;
 pub mod replies;
+pub mod schema;
 pub mod stats;
 
 pub use client::{Client, ClientError, call_line};

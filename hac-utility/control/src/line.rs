@@ -17,7 +17,7 @@ pub const MAX_LINE: usize = 4096;
 pub const MAX_SEND_FRAMES: u32 = 100_000;
 
 /// Machine-readable error classes of the protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The line is longer than [`MAX_LINE`].
@@ -82,7 +82,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// A request the daemon cannot carry out, with a message that says what to do.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct ControlError {
     /// The class.
     pub code: ErrorCode,

@@ -55,7 +55,7 @@ macro_rules! control_ops {
     ),+ $(,)?) => {
         /// What a client asks the daemon to do. `vf` is the VF index (0-based) on the daemon's
         /// PF.
-        #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+        #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
         #[serde(tag = "op", deny_unknown_fields)]
         pub enum Request {
             $(
@@ -125,6 +125,15 @@ macro_rules! control_ops {
             /// The `result` member of the response line.
             pub fn to_value(&self) -> Result<Value, serde_json::Error> {
                 match self { $(Reply::$variant(r) => serde_json::to_value(r)),+ }
+            }
+
+            /// The JSON Schema of the `result` member of the answer to an `op` request, as a
+            /// reference into `generator`'s definitions.
+            pub fn result_schema(
+                op: Op,
+                generator: &mut schemars::SchemaGenerator,
+            ) -> schemars::Schema {
+                match op { $(Op::$variant => generator.subschema_for::<$reply>()),+ }
             }
 
             /// Reads the `result` member of the answer to an `op` request.

@@ -1,10 +1,11 @@
 //! The typed results of the control operations other than `stats` (which is in
 //! [`crate::stats`]). Their JSON form is the `result` member of a response line.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The result of `hello`: who is serving.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct HelloInfo {
     /// `"hac"`.
     pub name: String,
@@ -29,7 +30,7 @@ pub struct HelloInfo {
 
 /// The result of the HAC operations (`tag`, `untag`, `open`, `commit`, `abort`, `failover`,
 /// `unprotect`): the VF's HAC state after the operation.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct VfSummary {
     /// The VF.
     pub vf: usize,
@@ -48,7 +49,7 @@ pub struct VfSummary {
 }
 
 /// The result of `set_limits`: the limits set.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Limits {
     /// The VF.
     pub vf: usize,
@@ -59,14 +60,14 @@ pub struct Limits {
 }
 
 /// The result of `set_guard`: the guard set.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Guard {
     /// Guard in bytes.
     pub guard_bytes: u32,
 }
 
 /// The result of `send`: the frames queued.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Queued {
     /// The VF.
     pub vf: usize,
@@ -77,7 +78,7 @@ pub struct Queued {
 }
 
 /// The result of `shutdown`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Stopping {
     /// Always `true`: the daemon stops after this answer.
     pub stopping: bool,

@@ -5,6 +5,7 @@
 //! egress stage's latency histograms as [`Latency`] records, so this crate does not depend on
 //! them.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Whether a metric is a running total or a level.
@@ -29,7 +30,7 @@ pub struct Metric {
 
 /// A counter known by name: one the device model or the vfio-user front end keeps (a running
 /// total, exported as a Prometheus `counter`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Counter {
     /// Its name (letters, digits and `_`).
     pub name: String,
@@ -49,7 +50,7 @@ macro_rules! counter_record {
         }
     ) => {
         $(#[doc = $sdoc])+
-        #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
         pub struct $record {
             $( $(#[doc = $ldoc])+ pub $lfield: $lty, )*
             $( $(#[doc = $mdoc])+ pub $field: $ty, )+
@@ -211,7 +212,7 @@ pub struct Latency {
 }
 
 /// The result of `stats`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Stats {
     /// Port totals.
     pub port: PortCounters,

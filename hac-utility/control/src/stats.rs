@@ -192,7 +192,7 @@ counter_record! {
 }
 
 /// A latency histogram the device keeps (a running total of observations in fixed buckets).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Latency {
     /// Its name (`commit_to_first_frame`, `added_delay`).
     pub name: String,

@@ -3,8 +3,11 @@
 //!
 //! One FIFO per VMDq pool, bounded in bytes and frames. A frame from a **checkpointing** pool is
 //! stamped with the pool's open epoch and *held* until a commit covers its epoch; a commit moves
-//! the held prefix of the FIFO (epochs only grow along a FIFO) to *released*. The scheduler picks
-//! the next frame for the wire:
+//! the held prefix of the FIFO (epochs only grow along a FIFO) to *released*. The held frames are
+//! kept as runs of one epoch, so a commit moves a watermark over whole runs and an abort cuts
+//! whole runs: the cost is per epoch, never per frame. A buffered frame is a 40-byte slot (its
+//! `Bytes` handle and its queue time). The scheduler keeps one bitmask of pools per class and
+//! picks the next frame for the wire by a find-first-set from the round-robin position:
 //!
 //! * **high class**: pools whose head frame is a released checkpoint frame, round robin;
 //! * **low class**: pools whose head frame carries no epoch (plain VFs, the PF), round robin;
@@ -355,6 +358,9 @@ enum Class {
     Low,
 }
 
+/// Epoch runs, releases and commit records a tagged pool has room for before it allocates.
+const RUNS_RESERVED: usize = 16;
+
 /// Words of a [`PoolSet`].
 const SET_WORDS: usize = MAX_VPORTS.div_ceil(64);
 
@@ -502,6 +508,11 @@ impl EgressStage {
         self.low.set(i, class == Some(Class::Low));
     }
 
+    /// The round-robin position after pool `i`: the next pool, wrapping after the last.
+    fn after(&self, i: usize) -> usize {
+        if i + 1 >= self.pools.len() { 0 } else { i + 1 }
+    }
+
     /// Records that `pool`'s TX engine stopped on a full FIFO.
     pub fn note_backpressure(&mut self, pool: Vport) {
         self.fifo_mut(pool).stats.backpressure_events += 1;
@@ -563,7 +574,7 @@ impl EgressStage {
         let len = slot.data.len() as u64;
         match class {
             Class::High => {
-                self.next_high = (i + 1) % self.pools.len();
+                self.next_high = self.after(i);
                 self.low_turn = 0;
                 self.high_burst = if low.is_some() {
                     self.high_burst + len
@@ -572,7 +583,7 @@ impl EgressStage {
                 };
             }
             Class::Low => {
-                self.next_low = (i + 1) % self.pools.len();
+                self.next_low = self.after(i);
                 if high.is_some() {
                     // Contention: the low class's turn lasts G/4 bytes (at least this frame).
                     if !in_turn {
@@ -725,7 +736,12 @@ impl EgressStage {
             return;
         }
         if on {
-            self.fifo_mut(vport).hac = EpochState::TAGGED;
+            let p = self.fifo_mut(vport);
+            p.hac = EpochState::TAGGED;
+            // A commit allocates nothing while a few epochs and commits are outstanding.
+            p.held_runs.reserve(RUNS_RESERVED);
+            p.releases.reserve(RUNS_RESERVED);
+            p.commits.reserve(RUNS_RESERVED);
         } else {
             self.release_all(vport.get(), now);
             self.fifo_mut(vport).hac.tagged = false;

@@ -535,11 +535,15 @@ impl EgressStage {
         p.stats.enqueued += 1;
         p.stats.max_frames = p.stats.max_frames.max(p.slots.len());
         p.stats.max_bytes = p.stats.max_bytes.max(p.bytes);
+        let was_empty = p.slots.len() == 1;
         if let Some(t) = &mut self.trace {
             t.push((frame.pool, epoch));
         }
         self.held += 1;
-        self.refresh(i);
+        // Appending changes the head's class only when the FIFO was empty.
+        if was_empty {
+            self.refresh(i);
+        }
     }
 
     /// The next frame for the wire (see the module documentation for the policy).

@@ -396,6 +396,9 @@ impl PoolSet {
 
     /// Round robin: the first member at or after `start`, else the first one.
     fn next_round_robin(&self, start: usize) -> Option<usize> {
+        if self.0.iter().fold(0, |acc, w| acc | w) == 0 {
+            return None;
+        }
         self.first_from(start).or_else(|| self.first_from(0))
     }
 

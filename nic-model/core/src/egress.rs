@@ -225,26 +225,30 @@ impl PoolFifo {
         }
     }
 
+    /// Removes the held runs at the front with an epoch ≤ `upto` (all with `None`) and returns
+    /// the sequence number where the last one ended (the watermark if none): one step per run.
+    fn take_runs(&mut self, upto: Option<u32>) -> u64 {
+        let Some(u) = upto else {
+            self.held_runs.clear();
+            return self.tail();
+        };
+        let mut end = self.eligible_end;
+        while let Some(run) = self.held_runs.front().copied() {
+            if run.epoch > u {
+                break;
+            }
+            end = run.end;
+            self.held_runs.pop_front();
+        }
+        end
+    }
+
     /// Makes the held frames at the front eligible at `now`: the runs with an epoch ≤ `upto`,
     /// or all of them with `None`; records the release for the ready times and the
     /// commit-timing statistics. Costs one step per epoch run, whatever the frames.
     fn release_prefix(&mut self, now: SimTime, upto: Option<u32>) {
         let before = self.eligible_end;
-        match upto {
-            None => {
-                self.eligible_end = self.tail();
-                self.held_runs.clear();
-            }
-            Some(u) => {
-                while let Some(run) = self.held_runs.front().copied() {
-                    if run.epoch > u {
-                        break;
-                    }
-                    self.eligible_end = run.end;
-                    self.held_runs.pop_front();
-                }
-            }
-        }
+        self.eligible_end = self.take_runs(upto);
         let n = (self.eligible_end - before) as usize;
         self.stats.released += n as u64;
         if n > 0 {
@@ -264,22 +268,7 @@ impl PoolFifo {
     /// Removes the held runs with an epoch ≤ `upto` (all with `None`); returns how many frames.
     fn discard_prefix(&mut self, upto: Option<u32>) -> usize {
         let start = self.eligible_end;
-        let mut end = start;
-        match upto {
-            None => {
-                end = self.tail();
-                self.held_runs.clear();
-            }
-            Some(u) => {
-                while let Some(run) = self.held_runs.front().copied() {
-                    if run.epoch > u {
-                        break;
-                    }
-                    end = run.end;
-                    self.held_runs.pop_front();
-                }
-            }
-        }
+        let end = self.take_runs(upto);
         let k = end - start;
         if k == 0 {
             return 0;

@@ -3,8 +3,11 @@
 //!
 //! One FIFO per VMDq pool, bounded in bytes and frames. A frame from a **checkpointing** pool is
 //! stamped with the pool's open epoch and *held* until a commit covers its epoch; a commit moves
-//! the held prefix of the FIFO (epochs only grow along a FIFO) to *released*. The scheduler picks
-//! the next frame for the wire:
+//! the held prefix of the FIFO (epochs only grow along a FIFO) to *released*. The held frames are
+//! kept as runs of one epoch, so a commit moves a watermark over whole runs and an abort cuts
+//! whole runs: the cost is per epoch, never per frame. A buffered frame is a 40-byte slot (its
+//! `Bytes` handle and its queue time). The scheduler keeps one bitmask of pools per class and
+//! picks the next frame for the wire by a find-first-set from the round-robin position:
 //!
 //! * **high class**: pools whose head frame is a released checkpoint frame, round robin;
 //! * **low class**: pools whose head frame carries no epoch (plain VFs, the PF), round robin;
@@ -24,7 +27,7 @@ use bytes::Bytes;
 use crate::clock::SimTime;
 use crate::epoch::EpochState;
 use crate::latency::LatencyHistogram;
-use crate::vport::Vport;
+use crate::vport::{MAX_VPORTS, Vport};
 
 /// A frame waiting for the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,13 +153,30 @@ pub struct HacPortStats {
     pub delay_plain: LatencyHistogram,
 }
 
+/// One buffered frame: 40 bytes, of which 32 are the frame's `Bytes` handle and 8 its queue
+/// time. Its pool is the FIFO it sits in; its epoch and release time live in the FIFO's run
+/// lists ([`EpochRun`], [`Release`]), one entry per epoch or commit, not per frame.
 #[derive(Clone, Debug)]
 struct Slot {
-    frame: EgressFrame,
-    /// Checkpoint epoch, for frames of a tagged pool.
-    epoch: Option<u32>,
-    /// When it became eligible for the wire (queued for plain frames, released for held ones).
-    ready_at: SimTime,
+    data: Bytes,
+    queued_at: SimTime,
+}
+
+/// Held frames stamped with one epoch: the FIFO sequence numbers from the end of the run
+/// before it (or the eligible watermark) up to `end`, exclusive.
+#[derive(Clone, Copy, Debug)]
+struct EpochRun {
+    epoch: u32,
+    end: u64,
+}
+
+/// Checkpoint frames `start..end` (FIFO sequence numbers) released by one commit at `at`: they
+/// are high-class and ready at `at`.
+#[derive(Clone, Copy, Debug)]
+struct Release {
+    start: u64,
+    end: u64,
+    at: SimTime,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -166,11 +186,17 @@ struct CommitRecord {
     seen_first: bool,
 }
 
+/// The FIFO of one pool. Every accepted frame gets the next sequence number; `slots[0]` has
+/// `head`. The frames before the watermark `eligible_end` may go to the wire; the ones after it
+/// are held, partitioned into [`EpochRun`]s (epochs only grow along a FIFO). A commit moves the
+/// watermark over whole runs and a discard cuts whole runs: both cost per epoch, not per frame.
 #[derive(Default)]
 struct PoolFifo {
     slots: VecDeque<Slot>,
-    /// Slots at the front that may go to the wire.
-    eligible: usize,
+    head: u64,
+    eligible_end: u64,
+    held_runs: VecDeque<EpochRun>,
+    releases: VecDeque<Release>,
     bytes: usize,
     stats: EgressPoolStats,
     hac: HacPoolState,
@@ -179,19 +205,66 @@ struct PoolFifo {
 }
 
 impl PoolFifo {
-    /// Makes the held frames at the front eligible at `now`: those with an epoch ≤ `upto`, or
-    /// all of them with `None`; records the release for the commit-timing statistics.
-    fn release_prefix(&mut self, now: SimTime, upto: Option<u32>) {
-        let before = self.eligible;
-        while self.eligible < self.slots.len()
-            && upto.is_none_or(|u| self.slots[self.eligible].epoch.is_none_or(|e| e <= u))
-        {
-            self.slots[self.eligible].ready_at = now;
-            self.eligible += 1;
+    /// The sequence number the next accepted frame gets.
+    fn tail(&self) -> u64 {
+        self.head + self.slots.len() as u64
+    }
+
+    /// Frames at the front that may go to the wire.
+    fn eligible(&self) -> usize {
+        (self.eligible_end - self.head) as usize
+    }
+
+    /// Appends a frame stamped with `epoch` (held) or none (eligible once all before it are).
+    fn push(&mut self, slot: Slot, epoch: Option<u32>) {
+        let seq = self.tail();
+        self.bytes += slot.data.len();
+        self.slots.push_back(slot);
+        match (epoch, self.held_runs.back_mut()) {
+            (Some(e), Some(run)) if run.epoch == e => run.end = seq + 1,
+            (Some(e), _) => self.held_runs.push_back(EpochRun {
+                epoch: e,
+                end: seq + 1,
+            }),
+            // An unstamped frame behind held ones leaves with them. (Unreachable through the
+            // stage: whatever stops the stamping releases every held frame first.)
+            (None, Some(run)) => run.end = seq + 1,
+            (None, None) => self.eligible_end = seq + 1,
         }
-        let n = self.eligible - before;
+    }
+
+    /// Removes the held runs at the front with an epoch ≤ `upto` (all with `None`) and returns
+    /// the sequence number where the last one ended (the watermark if none): one step per run.
+    fn take_runs(&mut self, upto: Option<u32>) -> u64 {
+        let Some(u) = upto else {
+            self.held_runs.clear();
+            return self.tail();
+        };
+        let mut end = self.eligible_end;
+        while let Some(run) = self.held_runs.front().copied() {
+            if run.epoch > u {
+                break;
+            }
+            end = run.end;
+            self.held_runs.pop_front();
+        }
+        end
+    }
+
+    /// Makes the held frames at the front eligible at `now`: the runs with an epoch ≤ `upto`,
+    /// or all of them with `None`; records the release for the ready times and the
+    /// commit-timing statistics. Costs one step per epoch run, whatever the frames.
+    fn release_prefix(&mut self, now: SimTime, upto: Option<u32>) {
+        let before = self.eligible_end;
+        self.eligible_end = self.take_runs(upto);
+        let n = (self.eligible_end - before) as usize;
         self.stats.released += n as u64;
         if n > 0 {
+            self.releases.push_back(Release {
+                start: before,
+                end: self.eligible_end,
+                at: now,
+            });
             self.commits.push_back(CommitRecord {
                 at: now,
                 remaining: n,
@@ -200,15 +273,79 @@ impl PoolFifo {
         }
     }
 
+    /// Removes the held runs with an epoch ≤ `upto` (all with `None`); returns how many frames.
+    fn discard_prefix(&mut self, upto: Option<u32>) -> usize {
+        let start = self.eligible_end;
+        let end = self.take_runs(upto);
+        let k = end - start;
+        if k == 0 {
+            return 0;
+        }
+        let from = (start - self.head) as usize;
+        let to = (end - self.head) as usize;
+        for s in self.slots.drain(from..to) {
+            self.bytes -= s.data.len();
+        }
+        for run in &mut self.held_runs {
+            run.end -= k;
+        }
+        self.stats.discarded += k;
+        k as usize
+    }
+
+    /// The release covering the head frame, if it is a released checkpoint frame.
+    fn head_release(&self) -> Option<&Release> {
+        self.releases
+            .front()
+            .filter(|r| r.start <= self.head && self.head < r.end)
+    }
+
     fn head_class(&self) -> Option<Class> {
-        if self.eligible == 0 {
+        if self.eligible_end == self.head {
             return None;
         }
-        Some(if self.slots.front()?.epoch.is_some() {
+        Some(if self.head_release().is_some() {
             Class::High
         } else {
             Class::Low
         })
+    }
+
+    /// When the head frame became eligible: its release for a checkpoint frame, its queue time
+    /// for a plain one.
+    fn head_ready_at(&self) -> Option<SimTime> {
+        if self.eligible_end == self.head {
+            return None;
+        }
+        match self.head_release() {
+            Some(r) => Some(r.at),
+            None => self.slots.front().map(|s| s.queued_at),
+        }
+    }
+
+    /// Takes the head frame (which must be eligible).
+    fn pop(&mut self) -> Option<Slot> {
+        if self.eligible_end == self.head {
+            return None;
+        }
+        let slot = self.slots.pop_front()?;
+        self.head += 1;
+        self.bytes -= slot.data.len();
+        self.stats.dequeued += 1;
+        while self.releases.front().is_some_and(|r| r.end <= self.head) {
+            self.releases.pop_front();
+        }
+        Some(slot)
+    }
+
+    /// Drops every frame (reset).
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.eligible_end = self.head;
+        self.held_runs.clear();
+        self.releases.clear();
+        self.bytes = 0;
+        self.commits.clear();
     }
 }
 
@@ -218,10 +355,76 @@ enum Class {
     Low,
 }
 
+/// Epoch runs, releases and commit records a tagged pool has room for before it allocates.
+const RUNS_RESERVED: usize = 16;
+
+/// Words of a [`PoolSet`].
+const SET_WORDS: usize = MAX_VPORTS.div_ceil(64);
+
+/// A set of pools as a bitmask over every vport: the scheduler keeps one per class, so a
+/// decision is a find-first-set over four words, whatever the number of idle pools.
+#[derive(Clone, Copy, Debug, Default)]
+struct PoolSet([u64; SET_WORDS]);
+
+impl PoolSet {
+    fn set(&mut self, i: usize, on: bool) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            let bit = 1u64 << (i % 64);
+            if on {
+                *w |= bit;
+            } else {
+                *w &= !bit;
+            }
+        }
+    }
+
+    /// The first member at or after `start`.
+    fn first_from(&self, start: usize) -> Option<usize> {
+        let mut w = start / 64;
+        let mut bits = *self.0.get(w)? & (!0u64 << (start % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            bits = *self.0.get(w)?;
+        }
+    }
+
+    /// Round robin: the first member at or after `start`, else the first one.
+    fn next_round_robin(&self, start: usize) -> Option<usize> {
+        if self.0.iter().fold(0, |acc, w| acc | w) == 0 {
+            return None;
+        }
+        self.first_from(start).or_else(|| self.first_from(0))
+    }
+
+    fn union(&self, other: &PoolSet) -> PoolSet {
+        let mut u = *self;
+        for (a, b) in u.0.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+        u
+    }
+
+    fn iter(self) -> impl Iterator<Item = usize> {
+        let mut next = self.first_from(0);
+        std::iter::from_fn(move || {
+            let i = next?;
+            next = self.first_from(i + 1);
+            Some(i)
+        })
+    }
+}
+
 /// The egress stage of the port.
 pub struct EgressStage {
     pools: Vec<PoolFifo>,
     limits: EgressLimits,
+    /// Pools whose head frame is a released checkpoint frame.
+    high: PoolSet,
+    /// Pools whose head frame is an eligible plain frame.
+    low: PoolSet,
     next_high: usize,
     next_low: usize,
     held: usize,
@@ -239,6 +442,8 @@ impl EgressStage {
         EgressStage {
             pools: Vec::new(),
             limits: limits.effective(),
+            high: PoolSet::default(),
+            low: PoolSet::default(),
             next_high: 0,
             next_low: 0,
             held: 0,
@@ -296,6 +501,18 @@ impl EgressStage {
         })
     }
 
+    /// Puts pool `i` in the class set of its head frame (after anything that may change it).
+    fn refresh(&mut self, i: usize) {
+        let class = self.pools.get(i).and_then(PoolFifo::head_class);
+        self.high.set(i, class == Some(Class::High));
+        self.low.set(i, class == Some(Class::Low));
+    }
+
+    /// The round-robin position after pool `i`: the next pool, wrapping after the last.
+    fn after(&self, i: usize) -> usize {
+        if i + 1 >= self.pools.len() { 0 } else { i + 1 }
+    }
+
     /// Records that `pool`'s TX engine stopped on a full FIFO.
     pub fn note_backpressure(&mut self, pool: Vport) {
         self.fifo_mut(pool).stats.backpressure_events += 1;
@@ -305,35 +522,28 @@ impl EgressStage {
     /// once. The TX engine checks [`EgressStage::has_room`] first, so this never refuses.
     pub fn enqueue(&mut self, frame: EgressFrame) {
         let hac_on = self.hac_enabled;
-        let epoch = {
-            let h = &self.fifo_mut(frame.pool).hac;
-            (hac_on && h.tagged).then_some(h.open)
-        };
-        if let Some(t) = &mut self.trace {
-            t.push((frame.pool, epoch));
-        }
+        let i = frame.pool.get();
         let p = self.fifo_mut(frame.pool);
-        p.bytes += frame.data.len();
-        let ready_at = frame.queued_at;
-        p.slots.push_back(Slot {
-            frame,
+        let epoch = (hac_on && p.hac.tagged).then_some(p.hac.open);
+        p.push(
+            Slot {
+                data: frame.data,
+                queued_at: frame.queued_at,
+            },
             epoch,
-            ready_at,
-        });
-        if epoch.is_none() && p.eligible + 1 == p.slots.len() {
-            p.eligible += 1;
-        }
+        );
         p.stats.enqueued += 1;
         p.stats.max_frames = p.stats.max_frames.max(p.slots.len());
         p.stats.max_bytes = p.stats.max_bytes.max(p.bytes);
+        let was_empty = p.slots.len() == 1;
+        if let Some(t) = &mut self.trace {
+            t.push((frame.pool, epoch));
+        }
         self.held += 1;
-    }
-
-    fn pick(&self, class: Class, start: usize) -> Option<usize> {
-        let n = self.pools.len();
-        (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| self.pools[i].head_class() == Some(class))
+        // Appending changes the head's class only when the FIFO was empty.
+        if was_empty {
+            self.refresh(i);
+        }
     }
 
     /// The next frame for the wire (see the module documentation for the policy).
@@ -346,8 +556,8 @@ impl EgressStage {
         if self.held == 0 {
             return None;
         }
-        let high = self.pick(Class::High, self.next_high);
-        let low = self.pick(Class::Low, self.next_low);
+        let high = self.high.next_round_robin(self.next_high);
+        let low = self.low.next_round_robin(self.next_low);
         let in_turn = self.low_turn > 0;
         let guard_hit = self.guard_bytes > 0 && (in_turn || self.high_burst >= self.guard_bytes);
         let (i, class) = match (high, low) {
@@ -362,16 +572,13 @@ impl EgressStage {
             (None, Some(l)) => (l, Class::Low),
             (None, None) => return None,
         };
-        let p = &mut self.pools[i];
-        let slot = p.slots.pop_front()?;
-        p.eligible -= 1;
-        p.bytes -= slot.frame.data.len();
-        p.stats.dequeued += 1;
+        let slot = self.pools.get_mut(i)?.pop()?;
+        self.refresh(i);
         self.held -= 1;
-        let len = slot.frame.data.len() as u64;
+        let len = slot.data.len() as u64;
         match class {
             Class::High => {
-                self.next_high = (i + 1) % self.pools.len();
+                self.next_high = self.after(i);
                 self.low_turn = 0;
                 self.high_burst = if low.is_some() {
                     self.high_burst + len
@@ -380,7 +587,7 @@ impl EgressStage {
                 };
             }
             Class::Low => {
-                self.next_low = (i + 1) % self.pools.len();
+                self.next_low = self.after(i);
                 if high.is_some() {
                     // Contention: the low class's turn lasts G/4 bytes (at least this frame).
                     if !in_turn {
@@ -396,7 +603,12 @@ impl EgressStage {
                 }
             }
         }
-        Some((slot.frame, class == Class::High))
+        let frame = EgressFrame {
+            data: slot.data,
+            pool: Vport::new(i as u8),
+            queued_at: slot.queued_at,
+        };
+        Some((frame, class == Class::High))
     }
 
     /// Called by the wire when `frame` starts (`start`) and ends (`end`) on the wire: updates
@@ -443,10 +655,10 @@ impl EgressStage {
 
     /// When the earliest eligible frame became ready (for the wire's start time).
     pub fn earliest_ready(&self) -> Option<SimTime> {
-        self.pools
+        self.high
+            .union(&self.low)
             .iter()
-            .filter(|p| p.eligible > 0)
-            .filter_map(|p| p.slots.front().map(|s| s.ready_at))
+            .filter_map(|i| self.pools.get(i)?.head_ready_at())
             .min()
     }
 
@@ -467,7 +679,7 @@ impl EgressStage {
 
     /// Frames of `pool` held for an uncommitted epoch.
     pub fn held_frames(&self, pool: Vport) -> usize {
-        self.fifo(pool).map_or(0, |p| p.slots.len() - p.eligible)
+        self.fifo(pool).map_or(0, |p| p.slots.len() - p.eligible())
     }
 
     /// Counters of `pool`.
@@ -490,11 +702,10 @@ impl EgressStage {
     pub fn flush(&mut self) -> usize {
         let n = self.held;
         for p in &mut self.pools {
-            p.slots.clear();
-            p.eligible = 0;
-            p.bytes = 0;
-            p.commits.clear();
+            p.clear();
         }
+        self.high = PoolSet::default();
+        self.low = PoolSet::default();
         self.held = 0;
         n
     }
@@ -534,7 +745,12 @@ impl EgressStage {
             return;
         }
         if on {
-            self.fifo_mut(vport).hac = EpochState::TAGGED;
+            let p = self.fifo_mut(vport);
+            p.hac = EpochState::TAGGED;
+            // A commit allocates nothing while a few epochs and commits are outstanding.
+            p.held_runs.reserve(RUNS_RESERVED);
+            p.releases.reserve(RUNS_RESERVED);
+            p.commits.reserve(RUNS_RESERVED);
         } else {
             self.release_all(vport.get(), now);
             self.fifo_mut(vport).hac.tagged = false;
@@ -607,6 +823,7 @@ impl EgressStage {
         p.hac.committed = epoch;
         p.hac.resolved = epoch;
         p.release_prefix(now, Some(epoch));
+        self.refresh(i);
         HacResult::Ok
     }
 
@@ -620,7 +837,7 @@ impl EgressStage {
         if !self.pools[i].hac.resolvable(epoch) {
             return (HacResult::BadEpoch, 0);
         }
-        let n = self.discard_where(i, |e| e <= epoch);
+        let n = self.discard(i, Some(epoch));
         self.pools[i].hac.resolved = epoch;
         (HacResult::Ok, n)
     }
@@ -632,7 +849,7 @@ impl EgressStage {
         if let Err(e) = self.check(i) {
             return (e, 0);
         }
-        let n = self.discard_where(i, |_| true);
+        let n = self.discard(i, None);
         let h = &mut self.pools[i].hac;
         h.resolved = h.open;
         (HacResult::Ok, n)
@@ -654,24 +871,14 @@ impl EgressStage {
         if let Some(p) = self.pools.get_mut(i) {
             p.release_prefix(now, None);
         }
+        self.refresh(i);
     }
 
-    /// Removes held (not eligible) frames whose epoch satisfies `pred`; returns how many.
-    fn discard_where(&mut self, i: usize, pred: impl Fn(u32) -> bool) -> usize {
-        let p = &mut self.pools[i];
-        let mut kept = VecDeque::with_capacity(p.slots.len());
-        let mut n = 0;
-        for (k, s) in p.slots.drain(..).enumerate() {
-            if k >= p.eligible && s.epoch.is_some_and(&pred) {
-                p.bytes -= s.frame.data.len();
-                n += 1;
-            } else {
-                kept.push_back(s);
-            }
-        }
-        p.slots = kept;
-        p.stats.discarded += n as u64;
+    /// Removes held frames of epochs ≤ `upto` (all with `None`); returns how many.
+    fn discard(&mut self, i: usize, upto: Option<u32>) -> usize {
+        let n = self.pools.get_mut(i).map_or(0, |p| p.discard_prefix(upto));
         self.held -= n;
+        self.refresh(i);
         n
     }
 }
@@ -842,5 +1049,85 @@ mod tests {
             .map(|f| f.pool.get())
             .collect();
         assert_eq!(order, vec![0, 0, 0, 1, 1, 1], "strict priority");
+    }
+
+    #[test]
+    fn a_slot_is_the_frame_handle_and_its_queue_time() {
+        assert_eq!(
+            std::mem::size_of::<Slot>(),
+            std::mem::size_of::<Bytes>() + 8
+        );
+    }
+
+    #[test]
+    fn commit_and_abort_move_whole_epoch_runs() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        e.set_hac_enabled(true, SimTime::ZERO);
+        e.set_tagged(p(0), true, SimTime::ZERO);
+        for (epoch, lens) in [(1, [60, 61, 62]), (2, [63, 64, 65]), (3, [66, 67, 68])] {
+            if epoch > 1 {
+                assert_eq!(e.open_epoch(p(0), epoch), HacResult::Ok);
+            }
+            for len in lens {
+                e.enqueue(frame(0, len));
+            }
+        }
+        assert_eq!(e.pools[0].held_runs.len(), 3, "one run per epoch");
+        assert_eq!(e.commit(p(0), 1, SimTime(4)), HacResult::Ok);
+        assert_eq!(e.abort(p(0), 2), (HacResult::Ok, 3));
+        assert_eq!(e.held_frames(p(0)), 3);
+        assert_eq!(e.occupancy(p(0)), (6, 60 + 61 + 62 + 66 + 67 + 68));
+        assert_eq!(e.earliest_ready(), Some(SimTime(4)));
+        let first: Vec<usize> = std::iter::from_fn(|| e.dequeue())
+            .map(|f| f.data.len())
+            .collect();
+        assert_eq!(first, vec![60, 61, 62]);
+        assert_eq!(e.commit(p(0), 3, SimTime(9)), HacResult::Ok);
+        let rest: Vec<(usize, bool)> = std::iter::from_fn(|| e.dequeue_classified())
+            .map(|(f, c)| (f.data.len(), c))
+            .collect();
+        assert_eq!(rest, vec![(66, true), (67, true), (68, true)]);
+        let s = e.stats(p(0));
+        assert_eq!((s.released, s.discarded, s.dequeued), (6, 3, 6));
+        assert!(e.is_empty() && e.pools[0].releases.is_empty());
+    }
+
+    #[test]
+    fn plain_frames_ahead_of_released_ones_keep_their_class_and_time() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        e.set_hac_enabled(true, SimTime::ZERO);
+        let mut f = frame(2, 50);
+        f.queued_at = SimTime(3);
+        e.enqueue(f);
+        e.set_tagged(p(2), true, SimTime(5));
+        e.enqueue(frame(2, 51));
+        assert_eq!(e.commit(p(2), 1, SimTime(7)), HacResult::Ok);
+        assert_eq!(e.earliest_ready(), Some(SimTime(3)));
+        let (f, checkpoint) = e.dequeue_classified().unwrap();
+        assert_eq!(
+            (f.data.len(), checkpoint, f.queued_at),
+            (50, false, SimTime(3))
+        );
+        assert_eq!(e.earliest_ready(), Some(SimTime(7)));
+        let (f, checkpoint) = e.dequeue_classified().unwrap();
+        assert_eq!((f.data.len(), checkpoint, f.pool), (51, true, p(2)));
+        assert_eq!(e.earliest_ready(), None);
+    }
+
+    #[test]
+    fn round_robin_over_256_pools_visits_only_busy_ones() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        for pool in [255, 3, 130, 3, 255] {
+            e.enqueue(frame(pool, 60));
+        }
+        let order: Vec<usize> = std::iter::from_fn(|| e.dequeue())
+            .map(|f| f.pool.get())
+            .collect();
+        assert_eq!(order, vec![3, 130, 255, 3, 255]);
+        assert_eq!(e.pools.len(), 256);
+        e.enqueue(frame(0, 60));
+        e.enqueue(frame(200, 60));
+        assert_eq!(e.flush(), 2);
+        assert!(e.dequeue().is_none() && e.earliest_ready().is_none());
     }
 }

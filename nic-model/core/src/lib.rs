@@ -25,12 +25,14 @@
 //! * [`wire`]: the port at line rate and its sinks; [`clock`]: virtual time.
 //! * [`vport`]: the index of the function a frame belongs to.
 //! * [`rng`]: seeded randomness, so simulations are reproducible like the clock.
+//! * [`bench_bound`]: the bare-loop bound that benchmarks print their figures against.
 //!
 //! The register block through which a family exposes HAC (the 82576 family's HACCTL, HACCMD, …)
 //! stays in the family: the core knows operations and results, not encodings.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bench_bound;
 pub mod clock;
 pub mod egress;
 pub mod epoch;

@@ -22,7 +22,7 @@ use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
 use hac_driver::vf::VfDriver;
 use igb_model::LineRate;
 use igb_model::testing::bench::{
-    BATCH, BenchPath, Mode, hac_on_for_vf0, open_next_and_commit, run_matrix,
+    BATCH, BenchPath, Mode, hac_on_for_vf0, open_next_and_commit, run_matrix_with_bound,
 };
 use igb_model::testing::udp_frame;
 
@@ -98,5 +98,39 @@ impl BenchPath for Path {
 }
 
 fn main() {
-    run_matrix("driver path", Path::new);
+    // `--profile N`: N batches of 64 B frames, HAC on, 1 ms commits, after a warm-up of one
+    // commit period, and nothing else; for `valgrind --tool=callgrind` (instructions per frame).
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bound-only") {
+        for len in [60, 1514] {
+            println!(
+                "bound {} B: {:.1} Mpps",
+                len + 4,
+                common::bare_loop_mpps(len, 500)
+            );
+        }
+        return;
+    }
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--profile")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        let mut p = Path::new(60, Mode::Every(1_000_000));
+        while p.commits == 0 {
+            p.batch();
+        }
+        let sent = p.sent;
+        for _ in 0..n {
+            p.batch();
+        }
+        println!("profiled {} frames", p.sent - sent);
+        return;
+    }
+    run_matrix_with_bound(
+        "driver path",
+        Path::new,
+        Some(&|len| common::bare_loop_mpps(len, 500)),
+    );
 }

@@ -152,13 +152,13 @@ impl DmaTarget for SharedMemory {
 /// Stores `bytes` at byte `start` of `cell`, atomically merged so that a concurrent writer of the
 /// other bytes of the same word is not lost.
 fn merge_bytes(cell: &AtomicU64, start: usize, bytes: &[u8]) {
-    let mut mask = 0u64;
-    let mut bits = 0u64;
-    for (i, &b) in bytes.iter().enumerate() {
-        let shift = (start + i) * 8;
-        mask |= 0xFF << shift;
-        bits |= u64::from(b) << shift;
-    }
+    // `start + bytes.len() <= 8` (the callers split at word boundaries).
+    let mut w = [0u8; 8];
+    w[start..start + bytes.len()].copy_from_slice(bytes);
+    let bits = u64::from_le_bytes(w);
+    let mut m = [0u8; 8];
+    m[start..start + bytes.len()].fill(0xFF);
+    let mask = u64::from_le_bytes(m);
     let mut cur = cell.load(Ordering::Relaxed);
     loop {
         let new = (cur & !mask) | bits;

@@ -33,6 +33,7 @@ pub(crate) struct RegisterFile {
     rar: RarTable,
 }
 
+#[inline]
 const fn index(reg: PfReg) -> usize {
     (reg.offset().0 / 4) as usize
 }
@@ -114,6 +115,7 @@ impl RegisterFile {
     }
 
     /// Adds `v` to the 64-bit counter split over `lo` and `hi`.
+    #[inline]
     pub(crate) fn add_64(&mut self, lo: PfReg, hi: PfReg, v: u64) {
         let cur = u64::from(self.get(lo)) | (u64::from(self.get(hi)) << 32);
         let new = cur.wrapping_add(v);

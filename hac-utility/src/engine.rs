@@ -140,9 +140,26 @@ fn vf_mac(n: usize) -> MacAddress {
     MacAddress([0x02, 0x1B, 0x21, 0xC0, 0x00, n as u8])
 }
 
+/// Frames offered to a VF's driver per step at most.
+const SEND_BATCH: usize = 64;
+
+/// The test frame `seq` of VF `vf`: to the peer, the VF number and the sequence number (big
+/// endian) first in the payload, zero-padded to `len` bytes.
+fn test_frame(vf: usize, seq: u32, len: usize) -> Bytes {
+    let mut payload = [0u8; 5];
+    payload[0] = vf as u8;
+    payload[1..].copy_from_slice(&seq.to_be_bytes());
+    let mut f = igb_hw::frame::build(PEER, vf_mac(vf), ETHERTYPE, &payload);
+    f.resize(len, 0);
+    Bytes::from(f)
+}
+
 struct Gen {
     next_ns: u64,
     backlog: VecDeque<(u32, usize)>,
+    /// The frames of the first backlog entries (at most [`SEND_BATCH`]), built once: a frame
+    /// the driver does not take yet is offered again, not built again.
+    built: VecDeque<Bytes>,
     seq: u32,
     active: bool,
 }
@@ -197,6 +214,7 @@ pub fn run(
         .map(|_| Gen {
             next_ns: t0,
             backlog: VecDeque::new(),
+            built: VecDeque::with_capacity(SEND_BATCH),
             seq: 0,
             active: true,
         })
@@ -331,22 +349,14 @@ pub fn run(
             if g.backlog.is_empty() {
                 continue;
             }
-            let batch: Vec<Bytes> = g
-                .backlog
-                .iter()
-                .take(64)
-                .map(|&(seq, len)| {
-                    let mut payload = Vec::with_capacity(len);
-                    payload.push(i as u8);
-                    payload.extend_from_slice(&seq.to_be_bytes());
-                    let mut f = igb_hw::frame::build(PEER, vf_mac(i), ETHERTYPE, &payload);
-                    f.resize(len, 0);
-                    Bytes::from(f)
-                })
-                .collect();
+            let have = g.built.len();
+            for &(seq, len) in g.backlog.iter().skip(have).take(SEND_BATCH - have) {
+                g.built.push_back(test_frame(i, seq, len));
+            }
             let now = fleet.now_ns();
-            let accepted = fleet.send(i, &batch)?;
+            let accepted = fleet.send(i, g.built.make_contiguous())?;
             for _ in 0..accepted {
+                g.built.pop_front();
                 let Some((seq, len)) = g.backlog.pop_front() else {
                     break;
                 };

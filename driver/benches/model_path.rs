@@ -9,7 +9,10 @@
 //! epoch at 100 Gb/s (≈ 3.6 M frames of 64 B) is held without backpressure.
 //!
 //! Run: `cargo bench -p hac-driver --bench model_path [-- FILTER]` (FILTER e.g. `64B`,
-//! `1518B/hac_on_commit_1ms`). Prints Mpps, Gb/s and HAC-on as % of HAC-off.
+//! `1518B/hac_on_commit_1ms`). Prints Mpps, Gb/s, HAC-on as % of HAC-off, and both as % of the
+//! bare-loop bound (`common::bare_loop_mpps`) measured just before each pair. `-- --bound-only`
+//! prints only the bound; `-- --profile N` runs N batches of 64 B frames with HAC on and 1 ms
+//! commits and nothing else (for `valgrind --tool=callgrind`: instructions per frame).
 //!
 //! Not criterion, for the reason given in `igb_model::testing::bench` (whole commit periods are
 //! timed, paired with HAC-off chunks of the same length).

@@ -3,7 +3,7 @@
 //! the adapter's HAC block, and a simulated checkpoint engine (epochs, backup acks with a seeded
 //! random delay, failure events). Every frame is traced from the driver to the wire.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use adapter_core::rng::XorShift64Star;
 use bytes::Bytes;
@@ -140,6 +140,9 @@ fn vf_mac(n: usize) -> MacAddress {
     MacAddress([0x02, 0x1B, 0x21, 0xC0, 0x00, n as u8])
 }
 
+/// No frame recorded under this sequence number (in the engine's per-VF index).
+const NOT_RECORDED: usize = usize::MAX;
+
 /// Frames offered to a VF's driver per step at most.
 const SEND_BATCH: usize = 64;
 
@@ -220,7 +223,9 @@ pub fn run(
         })
         .collect();
     let mut frames: Vec<FrameRecord> = Vec::new();
-    let mut index: HashMap<(u8, u32), usize> = HashMap::new();
+    // Per VF, by sequence number: the frame's index in `frames` (`NOT_RECORDED` for none).
+    // Sequence numbers count up from 0, so this is a vector, not a map.
+    let mut index: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut markers = Vec::new();
     let mut occupancy = Vec::new();
     let mut events: Vec<_> = scenario.event.clone();
@@ -360,7 +365,11 @@ pub fn run(
                 let Some((seq, len)) = g.backlog.pop_front() else {
                     break;
                 };
-                index.insert((i as u8, seq), frames.len());
+                let by_seq = &mut index[i];
+                if by_seq.len() <= seq as usize {
+                    by_seq.resize(seq as usize + 1, NOT_RECORDED);
+                }
+                by_seq[seq as usize] = frames.len();
                 awaiting_stamp[i].push_back(frames.len());
                 frames.push(FrameRecord {
                     vf: i as u8,
@@ -387,7 +396,11 @@ pub fn run(
             if w.data.len() >= 19 {
                 let vf = w.data[14];
                 let seq = u32::from_be_bytes([w.data[15], w.data[16], w.data[17], w.data[18]]);
-                if let Some(&k) = index.get(&(vf, seq)) {
+                if let Some(&k) = index
+                    .get(usize::from(vf))
+                    .and_then(|by_seq| by_seq.get(seq as usize))
+                    .filter(|&&k| k != NOT_RECORDED)
+                {
                     frames[k].wire_ns = Some(w.at.as_nanos());
                     frames[k].outcome = Outcome::Sent;
                 }

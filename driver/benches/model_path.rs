@@ -9,7 +9,10 @@
 //! epoch at 100 Gb/s (≈ 3.6 M frames of 64 B) is held without backpressure.
 //!
 //! Run: `cargo bench -p hac-driver --bench model_path [-- FILTER]` (FILTER e.g. `64B`,
-//! `1518B/hac_on_commit_1ms`). Prints Mpps, Gb/s and HAC-on as % of HAC-off.
+//! `1518B/hac_on_commit_1ms`). Prints Mpps, Gb/s, HAC-on as % of HAC-off, and both as % of the
+//! bare-loop bound (`common::bare_loop_mpps`) measured just before each pair. `-- --bound-only`
+//! prints only the bound; `-- --profile N` runs N batches of 64 B frames with HAC on and 1 ms
+//! commits and nothing else (for `valgrind --tool=callgrind`: instructions per frame).
 //!
 //! Not criterion, for the reason given in `igb_model::testing::bench` (whole commit periods are
 //! timed, paired with HAC-off chunks of the same length).
@@ -22,7 +25,7 @@ use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma};
 use hac_driver::vf::VfDriver;
 use igb_model::LineRate;
 use igb_model::testing::bench::{
-    BATCH, BenchPath, Mode, hac_on_for_vf0, open_next_and_commit, run_matrix,
+    BATCH, BenchPath, Mode, hac_on_for_vf0, open_next_and_commit, run_matrix_with_bound,
 };
 use igb_model::testing::udp_frame;
 
@@ -98,5 +101,39 @@ impl BenchPath for Path {
 }
 
 fn main() {
-    run_matrix("driver path", Path::new);
+    // `--profile N`: N batches of 64 B frames, HAC on, 1 ms commits, after a warm-up of one
+    // commit period, and nothing else; for `valgrind --tool=callgrind` (instructions per frame).
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bound-only") {
+        for len in [60, 1514] {
+            println!(
+                "bound {} B: {:.1} Mpps",
+                len + 4,
+                common::bare_loop_mpps(len, 500)
+            );
+        }
+        return;
+    }
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--profile")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        let mut p = Path::new(60, Mode::Every(1_000_000));
+        while p.commits == 0 {
+            p.batch();
+        }
+        let sent = p.sent;
+        for _ in 0..n {
+            p.batch();
+        }
+        println!("profiled {} frames", p.sent - sent);
+        return;
+    }
+    run_matrix_with_bound(
+        "driver path",
+        Path::new,
+        Some(&|len| common::bare_loop_mpps(len, 500)),
+    );
 }

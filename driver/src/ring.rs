@@ -155,13 +155,11 @@ impl<M: DmaRegion> TxRing<M> {
             self.last[self.tail.0 as usize] = false;
             self.tail = self.tail.next(self.size);
         }
-        let chunks: Vec<&[u8]> = if frame.is_empty() {
-            vec![frame]
-        } else {
-            frame.chunks(self.buf_size).collect()
-        };
-        let n = chunks.len();
-        for (k, chunk) in chunks.into_iter().enumerate() {
+        // One buffer per `buf_size` bytes (an empty frame still takes one descriptor).
+        let n = frame.len().div_ceil(self.buf_size).max(1);
+        for k in 0..n {
+            let chunk = &frame
+                [(k * self.buf_size).min(frame.len())..((k + 1) * self.buf_size).min(frame.len())];
             let i = self.tail.0 as usize;
             self.bufs.write(i * self.buf_size, chunk);
             let eop = k + 1 == n;

@@ -3,7 +3,7 @@
 //! the adapter's HAC block, and a simulated checkpoint engine (epochs, backup acks with a seeded
 //! random delay, failure events). Every frame is traced from the driver to the wire.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use adapter_core::rng::XorShift64Star;
 use bytes::Bytes;
@@ -140,9 +140,29 @@ fn vf_mac(n: usize) -> MacAddress {
     MacAddress([0x02, 0x1B, 0x21, 0xC0, 0x00, n as u8])
 }
 
+/// No frame recorded under this sequence number (in the engine's per-VF index).
+const NOT_RECORDED: usize = usize::MAX;
+
+/// Frames offered to a VF's driver per step at most.
+const SEND_BATCH: usize = 64;
+
+/// The test frame `seq` of VF `vf`: to the peer, the VF number and the sequence number (big
+/// endian) first in the payload, zero-padded to `len` bytes.
+fn test_frame(vf: usize, seq: u32, len: usize) -> Bytes {
+    let mut payload = [0u8; 5];
+    payload[0] = vf as u8;
+    payload[1..].copy_from_slice(&seq.to_be_bytes());
+    let mut f = igb_hw::frame::build(PEER, vf_mac(vf), ETHERTYPE, &payload);
+    f.resize(len, 0);
+    Bytes::from(f)
+}
+
 struct Gen {
     next_ns: u64,
     backlog: VecDeque<(u32, usize)>,
+    /// The frames of the first backlog entries (at most [`SEND_BATCH`]), built once: a frame
+    /// the driver does not take yet is offered again, not built again.
+    built: VecDeque<Bytes>,
     seq: u32,
     active: bool,
 }
@@ -197,12 +217,15 @@ pub fn run(
         .map(|_| Gen {
             next_ns: t0,
             backlog: VecDeque::new(),
+            built: VecDeque::with_capacity(SEND_BATCH),
             seq: 0,
             active: true,
         })
         .collect();
     let mut frames: Vec<FrameRecord> = Vec::new();
-    let mut index: HashMap<(u8, u32), usize> = HashMap::new();
+    // Per VF, by sequence number: the frame's index in `frames` (`NOT_RECORDED` for none).
+    // Sequence numbers count up from 0, so this is a vector, not a map.
+    let mut index: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut markers = Vec::new();
     let mut occupancy = Vec::new();
     let mut events: Vec<_> = scenario.event.clone();
@@ -331,26 +354,22 @@ pub fn run(
             if g.backlog.is_empty() {
                 continue;
             }
-            let batch: Vec<Bytes> = g
-                .backlog
-                .iter()
-                .take(64)
-                .map(|&(seq, len)| {
-                    let mut payload = Vec::with_capacity(len);
-                    payload.push(i as u8);
-                    payload.extend_from_slice(&seq.to_be_bytes());
-                    let mut f = igb_hw::frame::build(PEER, vf_mac(i), ETHERTYPE, &payload);
-                    f.resize(len, 0);
-                    Bytes::from(f)
-                })
-                .collect();
+            let have = g.built.len();
+            for &(seq, len) in g.backlog.iter().skip(have).take(SEND_BATCH - have) {
+                g.built.push_back(test_frame(i, seq, len));
+            }
             let now = fleet.now_ns();
-            let accepted = fleet.send(i, &batch)?;
+            let accepted = fleet.send(i, g.built.make_contiguous())?;
             for _ in 0..accepted {
+                g.built.pop_front();
                 let Some((seq, len)) = g.backlog.pop_front() else {
                     break;
                 };
-                index.insert((i as u8, seq), frames.len());
+                let by_seq = &mut index[i];
+                if by_seq.len() <= seq as usize {
+                    by_seq.resize(seq as usize + 1, NOT_RECORDED);
+                }
+                by_seq[seq as usize] = frames.len();
                 awaiting_stamp[i].push_back(frames.len());
                 frames.push(FrameRecord {
                     vf: i as u8,
@@ -377,7 +396,11 @@ pub fn run(
             if w.data.len() >= 19 {
                 let vf = w.data[14];
                 let seq = u32::from_be_bytes([w.data[15], w.data[16], w.data[17], w.data[18]]);
-                if let Some(&k) = index.get(&(vf, seq)) {
+                if let Some(&k) = index
+                    .get(usize::from(vf))
+                    .and_then(|by_seq| by_seq.get(seq as usize))
+                    .filter(|&&k| k != NOT_RECORDED)
+                {
                     frames[k].wire_ns = Some(w.at.as_nanos());
                     frames[k].outcome = Outcome::Sent;
                 }

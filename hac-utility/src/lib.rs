@@ -1,9 +1,10 @@
 //! The HAC utility's library, behind the product binary `hac` (and used by the lab binary
 //! `hac-lab`, `hac-utility/lab/`):
 //!
-//! * [`scenario`], [`engine`], [`report`], [`run`], [`plot`]: scenarios (the TOML format of
-//!   `hac run`), the simulation engine that runs one on the built-in model with the real driver
-//!   and HAC API, the report directory it writes and the charts in it.
+//! * [`scenario`], [`engine`], [`report`], [`run`], [`plot`], [`capture`]: scenarios (the TOML
+//!   format of `hac run`), the simulation engine that runs one on the built-in model with the
+//!   real driver and HAC API, the report directory it writes, the charts in it and its
+//!   snap-length pcap.
 //! * [`serve`]: the daemon behind `hac serve` (the protocol itself is the `hac-control`
 //!   crate): start-up, client connections, the dispatcher, the model and real-PF backends, the
 //!   Prometheus endpoint, counter export.
@@ -25,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod cli_docs;
 pub mod config_file;
 pub mod engine;

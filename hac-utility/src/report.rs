@@ -170,22 +170,24 @@ pub fn build(r: &RunResult) -> Report {
 pub fn write(dir: &Path, r: &RunResult, report: &Report) -> std::io::Result<()> {
     let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("report.json"), json + "\n")?;
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join("packets.csv"))?);
+    let file = std::fs::File::create(dir.join("packets.csv"))?;
+    let mut csv = std::io::BufWriter::with_capacity(1 << 20, file);
     writeln!(csv, "vf,seq,epoch,len,submit_ns,commit_ns,wire_ns,outcome")?;
-    let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
+    // Field by field, with no string built per field: this file has a line per frame.
     for f in &r.frames {
-        writeln!(
-            csv,
-            "{},{},{},{},{},{},{},{}",
-            f.vf,
-            f.seq,
-            f.epoch.map(|e| e.to_string()).unwrap_or_default(),
-            f.len,
-            f.submit_ns,
-            opt(f.commit_ns),
-            opt(f.wire_ns),
-            f.outcome.as_str()
-        )?;
+        write!(csv, "{},{},", f.vf, f.seq)?;
+        if let Some(e) = f.epoch {
+            write!(csv, "{e}")?;
+        }
+        write!(csv, ",{},{},", f.len, f.submit_ns)?;
+        if let Some(c) = f.commit_ns {
+            write!(csv, "{c}")?;
+        }
+        csv.write_all(b",")?;
+        if let Some(w) = f.wire_ns {
+            write!(csv, "{w}")?;
+        }
+        writeln!(csv, ",{}", f.outcome.as_str())?;
     }
     csv.flush()
 }

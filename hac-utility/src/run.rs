@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use igb_model::PcapSink;
-
+use crate::capture::SnapPcap;
 use crate::engine;
 use crate::plot;
 use crate::progress::Progress;
@@ -36,11 +35,13 @@ pub fn load(path: &Path) -> Result<Scenario, RunError> {
 }
 
 /// Runs `scenario`, writing `out/{wire.pcap, report.json, packets.csv, summary.txt}` and the
-/// plots ([`plot::FILES`]); returns the summary text.
+/// plots ([`plot::FILES`]); the pcap keeps the first `snaplen` bytes of each frame
+/// ([`crate::capture`]). Returns the summary text, which ends with the sizes written.
 pub fn run_to_dir(
     scenario: &Scenario,
     out: &Path,
     show_progress: bool,
+    snaplen: u32,
 ) -> Result<String, RunError> {
     // Scenario files are checked by `load`; the demo (any --duration-ms) is checked here too.
     scenario
@@ -51,7 +52,7 @@ pub fn run_to_dir(
     let pcap_path = out.join("wire.pcap");
     let file = std::fs::File::create(&pcap_path)
         .map_err(|e| RunError::Failed(format!("cannot create {}: {e}", pcap_path.display())))?;
-    let sink = PcapSink::new(std::io::BufWriter::new(file))
+    let sink = SnapPcap::new(std::io::BufWriter::with_capacity(1 << 20, file), snaplen)
         .map_err(|e| RunError::Failed(format!("cannot write {}: {e}", pcap_path.display())))?;
     let mut progress = Progress::new(
         "scenario",
@@ -78,6 +79,7 @@ pub fn run_to_dir(
         out.display(),
         plot::FILES.join(", ")
     );
+    summary += &written_sizes(out, snaplen);
     std::fs::write(out.join("summary.txt"), &summary).map_err(|e| {
         RunError::Failed(format!(
             "cannot write {}: {e}",
@@ -85,4 +87,27 @@ pub fn run_to_dir(
         ))
     })?;
     Ok(summary)
+}
+
+/// One line with the sizes of the report's large files (the pcap with its snap length).
+fn written_sizes(out: &Path, snaplen: u32) -> String {
+    let size = |name: &str| {
+        let bytes = std::fs::metadata(out.join(name)).map_or(0, |m| m.len());
+        if bytes >= 1 << 20 {
+            format!("{name} {:.1} MiB", bytes as f64 / f64::from(1 << 20))
+        } else {
+            format!("{name} {:.1} KiB", bytes as f64 / 1024.0)
+        }
+    };
+    let snap = if snaplen >= crate::capture::FULL_SNAPLEN {
+        "full frames".to_string()
+    } else {
+        format!("first {snaplen} bytes of each frame; --full-frames for all")
+    };
+    format!(
+        "written: {} ({snap}), {}, {}\n",
+        size("wire.pcap"),
+        size("packets.csv"),
+        size("report.json")
+    )
 }

@@ -172,7 +172,7 @@ impl DmaMemory {
 /// # Safety
 ///
 /// `src .. src + dst.len()` must be inside a live mapping that is valid for reads.
-unsafe fn volatile_copy_from(src: *const u8, dst: &mut [u8]) {
+pub(crate) unsafe fn volatile_copy_from(src: *const u8, dst: &mut [u8]) {
     let len = dst.len();
     let head = src.align_offset(8).min(len);
     let words = (len - head) / 8;
@@ -201,7 +201,7 @@ unsafe fn volatile_copy_from(src: *const u8, dst: &mut [u8]) {
 ///
 /// `dst .. dst + src.len()` must be inside a live mapping that is valid for writes and that no
 /// Rust reference points into.
-unsafe fn volatile_copy_to(dst: *mut u8, src: &[u8]) {
+pub(crate) unsafe fn volatile_copy_to(dst: *mut u8, src: &[u8]) {
     let len = src.len();
     let head = dst.align_offset(8).min(len);
     let words = (len - head) / 8;

@@ -89,6 +89,7 @@ macro_rules! register_map {
 
             /// Byte offset in the BAR. An array element past the array's end (which the enum
             /// cannot rule out) is [`OUTSIDE_BAR`], never another register's offset.
+            #[inline]
             pub const fn offset(self) -> RegisterOffset {
                 RegisterOffset(match self {
                     $( Self::$reg => $off, )*

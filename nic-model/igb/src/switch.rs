@@ -31,19 +31,7 @@ fn vmdq_mode(regs: &RegisterFile) -> bool {
 }
 
 fn rar_pools(regs: &RegisterFile, mac: MacAddress) -> Option<u32> {
-    let mut pools = None;
-    for i in 0..regs::RAR_ENTRIES {
-        let Some((ral, rah)) = regs::rar_entry(i) else {
-            continue;
-        };
-        let rah_v = regs::view::<regs::RAH::Register>(regs.get(rah));
-        if rah_v.is_set(regs::RAH::AV)
-            && igb_hw::addr::mac_from_ral_rah(regs.get(ral), rah_v.get()) == mac
-        {
-            *pools.get_or_insert(0) |= rah_v.read(regs::RAH::POOLSEL);
-        }
-    }
-    pools
+    regs.rar_pools(mac)
 }
 
 fn pools_with(regs: &RegisterFile, field: regs::Field<u32, VMOLR::Register>) -> u32 {

@@ -18,11 +18,16 @@
 //! that are read and dropped costs at most a line rate's worth of DMA per queue, however often
 //! the device is advanced or other queues keep the wire busy.
 //!
+//! Frames are gathered into a per-queue [`BytesMut`] that is carved from chunks of
+//! [`PACKET_CHUNK`] bytes: each finished packet is split off as its own [`Bytes`](bytes::Bytes) (sharing the
+//! chunk), so a 64-byte frame costs no allocation of its own, and a chunk returns to the
+//! allocator when the last of its frames has left the egress stage.
+//!
 //! [`TxEngines`] owns the per-queue state; the device lends it everything else for one run as a
 //! [`Datapath`] (registers, the IOMMUs, the egress stage, counters) and delivers the interrupts
 //! the run requests afterwards.
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use igb_hw::addr::{NUM_POOLS, NUM_QUEUES, QUEUES_PER_VF};
 use igb_hw::desc::{
     self, Descriptor, MAX_TX_FRAGMENTS, TxContextRepr, TxDataRepr, TxDescriptorKind,
@@ -47,11 +52,15 @@ pub const TX_RUN_DESCRIPTORS: u32 = 512;
 /// of 1514-byte frames fits). The descriptor that crosses the budget completes.
 pub const TX_RUN_BYTES: usize = 1 << 20;
 
+/// Bytes a queue's packet buffer reserves at a time (frames are split off it).
+pub const PACKET_CHUNK: usize = 64 * 1024;
+
 /// Runtime state of one TX engine (not visible through registers).
 #[derive(Clone, Debug, Default)]
 struct TxQueueState {
     contexts: [TxContextRepr; 2],
-    packet: Vec<u8>,
+    /// The packet being gathered, at the end of the queue's current chunk.
+    packet: BytesMut,
     first: Option<TxDataRepr>,
     fragments: usize,
     dropping: bool,
@@ -69,11 +78,18 @@ impl TxQueueState {
     fn in_packet(&self) -> bool {
         self.first.is_some()
     }
-    fn end_packet(&mut self) -> (Vec<u8>, Option<TxDataRepr>, bool) {
-        let packet = std::mem::take(&mut self.packet);
+    /// Ends the packet: its bytes (split off the chunk; empty when it is dropped), its first
+    /// data descriptor and whether it is dropped.
+    fn end_packet(&mut self) -> (BytesMut, Option<TxDataRepr>, bool) {
         let first = self.first.take();
         let dropping = std::mem::replace(&mut self.dropping, false);
         self.fragments = 0;
+        let packet = if dropping || first.is_none() {
+            self.packet.clear();
+            BytesMut::new()
+        } else {
+            self.packet.split()
+        };
         (packet, first, dropping)
     }
 }
@@ -294,7 +310,11 @@ impl TxEngines {
             return Ok(());
         }
         let start = s.packet.len();
-        s.packet.resize(start + usize::from(r.length), 0);
+        let n = usize::from(r.length);
+        if s.packet.capacity() - start < n {
+            s.packet.reserve(n.max(PACKET_CHUNK));
+        }
+        s.packet.resize(start + n, 0);
         let res = dp.dma_read(owner, Iova(r.buffer), &mut s.packet[start..]);
         if res.is_err() {
             s.packet.truncate(start);
@@ -316,15 +336,27 @@ impl TxEngines {
             return;
         }
         let ctx = contexts[usize::from(first.context_index & 1)];
+        // VLAN insertion: the pool's VMVIR overrides the descriptor (datasheet 7.10.3.9).
+        let vmvir = dp.regs.read(pf::VMVIR.at(pool.get() as u8));
+        let out = Egress {
+            insert: match vmvir.read_as_enum(VMVIR::VLANA) {
+                Some(VMVIR::VLANA::Value::AlwaysDefault) => Some(vmvir.read(VMVIR::VLAN) as u16),
+                Some(VMVIR::VLANA::Value::Never) => None,
+                _ => first.vle.then_some(ctx.vlan),
+            },
+            max_frame: dp.max_frame(pool),
+            pad: dp.regs.read(pf::TCTL).is_set(TCTL::PSP),
+        };
         // Offloads use MACLEN/IPLEN of the packet as software built it (without the tag the
         // hardware inserts), so they run before VLAN insertion.
-        let frames = if first.tse {
+        if first.tse {
             match offload::segment_tcp(&frame, &ctx) {
-                Ok(segs) => segs,
-                Err(_) => {
-                    dp.counters.tx_offload_errors += 1;
-                    return;
+                Ok(segs) => {
+                    for seg in segs {
+                        out.send(dp, pool, BytesMut::from(&seg[..]));
+                    }
                 }
+                Err(_) => dp.counters.tx_offload_errors += 1,
             }
         } else {
             if (first.ixsm || first.txsm)
@@ -332,32 +364,7 @@ impl TxEngines {
             {
                 dp.counters.tx_offload_errors += 1;
             }
-            vec![frame]
-        };
-        // VLAN insertion: the pool's VMVIR overrides the descriptor (datasheet 7.10.3.9).
-        let vmvir = dp.regs.read(pf::VMVIR.at(pool.get() as u8));
-        let insert = match vmvir.read_as_enum(VMVIR::VLANA) {
-            Some(VMVIR::VLANA::Value::AlwaysDefault) => Some(vmvir.read(VMVIR::VLAN) as u16),
-            Some(VMVIR::VLANA::Value::Never) => None,
-            _ => first.vle.then_some(ctx.vlan),
-        };
-        let max_frame = dp.max_frame(pool);
-        let pad = dp.regs.read(pf::TCTL).is_set(TCTL::PSP);
-        for mut f in frames {
-            if let Some(tci) = insert {
-                let mut tag = [0u8; 4];
-                tag[..2].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-                tag[2..].copy_from_slice(&tci.to_be_bytes());
-                f.splice(12..12, tag);
-            }
-            if f.len() + FCS_LEN > max_frame {
-                dp.counters.tx_oversize_frames += 1;
-                continue;
-            }
-            if pad && f.len() < MIN_FRAME_LEN {
-                f.resize(MIN_FRAME_LEN, 0); // TCTL.PSP: pad short packets
-            }
-            switch::from_pool(dp, pool, Bytes::from(f));
+            out.send(dp, pool, frame);
         }
     }
 
@@ -399,5 +406,37 @@ impl TxEngines {
                 self.kick(dp, q);
             }
         }
+    }
+}
+
+/// What happens to each frame of a finished packet on its way to the switch.
+struct Egress {
+    /// The VLAN tag to insert (TCI), if any.
+    insert: Option<u16>,
+    /// The pool's largest frame, with FCS.
+    max_frame: usize,
+    /// TCTL.PSP: pad short packets.
+    pad: bool,
+}
+
+impl Egress {
+    /// VLAN insertion, the size check and padding, then the switch.
+    fn send(&self, dp: &mut Datapath<'_>, pool: PoolIndex, mut f: BytesMut) {
+        if let Some(tci) = self.insert {
+            let mut tagged = BytesMut::with_capacity(f.len() + 4);
+            tagged.extend_from_slice(&f[..12]);
+            tagged.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            tagged.extend_from_slice(&tci.to_be_bytes());
+            tagged.extend_from_slice(&f[12..]);
+            f = tagged;
+        }
+        if f.len() + FCS_LEN > self.max_frame {
+            dp.counters.tx_oversize_frames += 1;
+            return;
+        }
+        if self.pad && f.len() < MIN_FRAME_LEN {
+            f.resize(MIN_FRAME_LEN, 0);
+        }
+        switch::from_pool(dp, pool, f.freeze());
     }
 }

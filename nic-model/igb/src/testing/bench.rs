@@ -138,6 +138,17 @@ pub fn paired<P: BenchPath>(mut off: P, mut on: P) -> (f64, f64, u64, String) {
 /// each a [`paired`] run of `new(frame_len, Mode::Off)` against `new(frame_len, Mode::Every)`;
 /// prints one line per run and a summary. `label` names the path ("model path", "driver path").
 pub fn run_matrix<P: BenchPath>(label: &str, new: impl Fn(usize, Mode) -> P) {
+    run_matrix_with_bound(label, new, None);
+}
+
+/// [`run_matrix`] with a bound: `bound(frame_len)` measures the bare per-frame loop's Mpps in
+/// the same run (just before each pair), and every line shows HAC on and HAC off as a ratio
+/// of it.
+pub fn run_matrix_with_bound<P: BenchPath>(
+    label: &str,
+    new: impl Fn(usize, Mode) -> P,
+    bound: Option<&dyn Fn(usize) -> f64>,
+) {
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -149,11 +160,19 @@ pub fn run_matrix<P: BenchPath>(label: &str, new: impl Fn(usize, Mode) -> P) {
             if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
                 continue;
             }
+            let bound_mpps = bound.map(|b| b(len));
             let (off, on, _, detail) = paired(new(len, Mode::Off), new(len, Mode::Every(period)));
+            let bound_text = bound_mpps.map_or(String::new(), |b| {
+                format!(
+                    " | bound {b:6.1} Mpps: on = {:5.2} %, off = {:5.2} % of bound",
+                    100.0 * on / b,
+                    100.0 * off / b
+                )
+            });
             let gbps = |mpps: f64| mpps * 1e6 * (len as f64 + 4.0) * 8.0 / 1e9;
             let line = format!(
                 "{label} {:5} B  commit every {:2} ms: HAC on {:5.2} Mpps ({:5.1} Gb/s, {:6.1} ns/frame) \
-                 | HAC off {:5.2} Mpps ({:5.1} Gb/s, {:6.1} ns/frame) | on = {:5.1} % of off  [{detail}]",
+                 | HAC off {:5.2} Mpps ({:5.1} Gb/s, {:6.1} ns/frame) | on = {:5.1} % of off{bound_text}  [{detail}]",
                 len + 4,
                 period / 1_000_000,
                 on,

@@ -10,7 +10,7 @@
 //!
 //! Run: `cargo bench -p hac-driver --bench model_path [-- FILTER]` (FILTER e.g. `64B`,
 //! `1518B/hac_on_commit_1ms`). Prints Mpps, Gb/s, HAC-on as % of HAC-off, and both as % of the
-//! bare-loop bound (`common::bare_loop_mpps`) measured just before each pair. `-- --bound-only`
+//! bare-loop bound (`common::bare_loop_mpps`, i.e. `adapter_core::bench_bound`) measured just before each pair. `-- --bound-only`
 //! prints only the bound; `-- --profile N` runs N batches of 64 B frames with HAC on and 1 ms
 //! commits and nothing else (for `valgrind --tool=callgrind`: instructions per frame).
 //!

@@ -54,10 +54,13 @@ pub fn general_max(is_vf: bool) -> Vec<u8> {
         g.set_num_of_uars_per_page(1);
         g.set_nic_flow_table(true);
         g.set_qos(!is_vf);
-        g.set_max_qp_cnt(crate::commands::port_commands::MAX_Q_COUNTERS);
+        g.set_max_qp_cnt(MAX_Q_COUNTERS);
     }
     page
 }
+
+/// Queue counter sets a function may allocate (`max_qp_cnt`; set 0 is "none"). mlx5e uses 2.
+pub const MAX_Q_COUNTERS: u16 = 8;
 
 /// Deepest NIC RX table level (Linux needs at least `FT_KERNEL_MIN_LEVEL` for its kernel
 /// steering priority).

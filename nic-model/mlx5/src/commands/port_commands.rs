@@ -34,8 +34,7 @@ use mlx5_hw::commands::vport::VportState;
 
 use crate::eswitch::Eswitch;
 
-/// Queue counter sets a function may allocate (`max_qp_cnt`). Set 0 is "none".
-pub const MAX_Q_COUNTERS: u16 = 8;
+pub use crate::caps::MAX_Q_COUNTERS;
 
 /// Smallest MTU PMTU takes (bytes with the L2 header: the IPv4 minimum of 68, plus 22).
 pub const MIN_PORT_MTU: u16 = 68 + 22;

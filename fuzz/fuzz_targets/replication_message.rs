@@ -3,7 +3,9 @@
 //! message it accepts re-encodes to exactly the bytes it came from and decodes again to the same
 //! message (decode → encode → decode is stable), every cut-short prefix of an accepted message
 //! is an error (`Incomplete`), never a message, and feeding the same bytes in arbitrary chunks
-//! through the stream decoder yields the same messages, keeping exactly the undecoded tail.
+//! through the stream decoder yields the same messages, keeping exactly the undecoded tail and
+//! moving each received byte at most once (its copying work is linear in the input, however the
+//! stream is cut).
 #![no_main]
 
 use hac_ha::msg::{DecodeError, Message, StreamDecoder};
@@ -66,6 +68,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(whole, chunked, "chunked decoding differs");
+    let pushed = (data.len() - rest.len()) as u64;
+    assert!(
+        dec.bytes_moved() <= pushed,
+        "moved {} of {pushed} bytes pushed",
+        dec.bytes_moved()
+    );
     if !failed {
         // What the decoder keeps is exactly the incomplete tail: nothing lost, nothing kept twice.
         assert_eq!(dec.buffered(), data.len() - at, "decoder buffer size");

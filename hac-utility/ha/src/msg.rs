@@ -6,12 +6,13 @@
 //! |---|---|
 //! | 0..2 | magic `"HA"` |
 //! | 2 | version (1) |
-//! | 3 | kind: 1 hello, 2 log, 3 ack, 4 heartbeat; anything else survives as [`Message::Unknown`] |
+//! | 3 | kind: 1 hello, 2 log, 3 ack, 4 heartbeat, 5 mirror; anything else survives as [`Message::Unknown`] |
 //! | 4..8 | payload length (at most [`MAX_PAYLOAD`]) |
 //!
 //! Payloads: *hello* `time_base_us: u64, seed: u64, epoch_us: u32`; *log* `epoch: u32,
 //! steps: u32`, then per step `at_us: i64, frames: u16`, then per frame `len: u16` and the bytes;
-//! *ack* `epoch: u32`; *heartbeat* `seq: u64, sent_unix_us: u64, held_frames: u32`.
+//! *ack* `epoch: u32`; *heartbeat* `seq: u64, sent_unix_us: u64, held_frames: u32`; *mirror*
+//! `frames: u16`, then per frame `len: u16` and the bytes.
 //!
 //! [`Message::parse`] never panics: it takes any bytes and says how many it consumed, that it
 //! needs more ([`DecodeError::Incomplete`]), or what is wrong. [`Message::emit`] is its inverse.
@@ -41,6 +42,7 @@ mod kind {
     pub const LOG: u8 = 2;
     pub const ACK: u8 = 3;
     pub const HEARTBEAT: u8 = 4;
+    pub const MIRROR: u8 = 5;
 }
 
 /// One step of the protected service: the time it was run at and the frames it received.
@@ -84,6 +86,14 @@ pub enum Message {
         sent_unix_us: u64,
         /// Primary: frames it holds for uncommitted epochs (0 from the backup).
         held_frames: u32,
+    },
+    /// Primary → backup, as they arrive: frames the service VF received, before they are
+    /// stepped. The next [`Message::Log`] covers them; the backup keeps the ones since the last
+    /// log and delivers them to its service if it takes over (what the primary received and
+    /// never shipped).
+    Mirror {
+        /// The frames, in arrival order.
+        frames: Vec<Bytes>,
     },
     /// A kind this version does not know, kept as it came.
     Unknown {
@@ -158,6 +168,15 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
+    /// `n` frames, each a `u16` length and the bytes (capacity bounded by the bytes left).
+    fn frames(&mut self, n: usize) -> Result<Vec<Bytes>, DecodeError> {
+        let mut frames = Vec::with_capacity(n.min((self.data.len() - self.at) / 2));
+        for _ in 0..n {
+            let fl = usize::from(self.u16()?);
+            frames.push(Bytes::copy_from_slice(self.take(fl)?));
+        }
+        Ok(frames)
+    }
     fn finish(self) -> Result<(), DecodeError> {
         if self.at == self.data.len() {
             Ok(())
@@ -204,6 +223,7 @@ impl Message {
             kind::LOG => "log",
             kind::ACK => "ack",
             kind::HEARTBEAT => "heartbeat",
+            kind::MIRROR => "mirror",
             _ => "unknown",
         };
         let mut r = Reader {
@@ -232,16 +252,25 @@ impl Message {
                 for _ in 0..n {
                     let at_us = r.u64()? as i64;
                     let nf = usize::from(r.u16()?);
-                    let mut frames = Vec::with_capacity(nf.min(payload.len() / 2));
-                    for _ in 0..nf {
-                        let fl = usize::from(r.u16()?);
-                        frames.push(Bytes::copy_from_slice(r.take(fl)?));
-                    }
+                    let frames = r.frames(nf)?;
                     steps.push(Step { at_us, frames });
                 }
                 Message::Log { epoch, steps }
             }
             kind::ACK => Message::Ack { epoch: r.u32()? },
+            kind::MIRROR => {
+                let n = usize::from(r.u16()?);
+                // Each frame takes at least its 2-byte length.
+                if n > payload.len() / 2 {
+                    return Err(DecodeError::Malformed {
+                        kind: name,
+                        reason: "frame count exceeds the payload",
+                    });
+                }
+                Message::Mirror {
+                    frames: r.frames(n)?,
+                }
+            }
             kind::HEARTBEAT => Message::Heartbeat {
                 seq: r.u64()?,
                 sent_unix_us: r.u64()?,
@@ -273,6 +302,7 @@ impl Message {
             Message::Log { .. } => kind::LOG,
             Message::Ack { .. } => kind::ACK,
             Message::Heartbeat { .. } => kind::HEARTBEAT,
+            Message::Mirror { .. } => kind::MIRROR,
             Message::Unknown { kind, .. } => *kind,
         });
         out.extend_from_slice(&[0; 4]);
@@ -292,13 +322,7 @@ impl Message {
                 out.extend_from_slice(&n.to_le_bytes());
                 for s in steps {
                     out.extend_from_slice(&s.at_us.to_le_bytes());
-                    let nf = u16::try_from(s.frames.len()).map_err(|_| EncodeError::TooLarge)?;
-                    out.extend_from_slice(&nf.to_le_bytes());
-                    for f in &s.frames {
-                        let fl = u16::try_from(f.len()).map_err(|_| EncodeError::TooLarge)?;
-                        out.extend_from_slice(&fl.to_le_bytes());
-                        out.extend_from_slice(f);
-                    }
+                    emit_frames(&s.frames, out)?;
                 }
             }
             Message::Ack { epoch } => out.extend_from_slice(&epoch.to_le_bytes()),
@@ -311,6 +335,7 @@ impl Message {
                 out.extend_from_slice(&sent_unix_us.to_le_bytes());
                 out.extend_from_slice(&held_frames.to_le_bytes());
             }
+            Message::Mirror { frames } => emit_frames(frames, out)?,
             Message::Unknown { payload, .. } => out.extend_from_slice(payload),
         }
         let len = out.len() - start - HEADER_LEN;
@@ -328,6 +353,18 @@ impl Message {
         self.emit(&mut v)?;
         Ok(v)
     }
+}
+
+/// A `u16` frame count, then per frame a `u16` length and the bytes.
+fn emit_frames(frames: &[Bytes], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let n = u16::try_from(frames.len()).map_err(|_| EncodeError::TooLarge)?;
+    out.extend_from_slice(&n.to_le_bytes());
+    for f in frames {
+        let fl = u16::try_from(f.len()).map_err(|_| EncodeError::TooLarge)?;
+        out.extend_from_slice(&fl.to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    Ok(())
 }
 
 /// Why a message cannot be encoded.
@@ -495,6 +532,10 @@ mod tests {
                 sent_unix_us: 2,
                 held_frames: 3,
             },
+            Message::Mirror {
+                frames: vec![Bytes::from_static(&[9; 60]), Bytes::new()],
+            },
+            Message::Mirror { frames: vec![] },
             Message::Unknown {
                 kind: 200,
                 payload: Bytes::from_static(b"future"),
@@ -605,6 +646,33 @@ mod tests {
                 ..
             })
         ));
+        // Mirrors: a count of 65535 frames in 4 bytes (refused before allocating), a frame
+        // running past the payload, trailing bytes, a payload too short for its count.
+        let mirrors: [(&[u8], &str); 4] = [
+            (
+                &[b'H', b'A', 1, 5, 4, 0, 0, 0, 0xFF, 0xFF, 0, 0],
+                "frame count exceeds the payload",
+            ),
+            (
+                &[b'H', b'A', 1, 5, 6, 0, 0, 0, 1, 0, 9, 0, 1, 2],
+                "truncated",
+            ),
+            (
+                &[b'H', b'A', 1, 5, 6, 0, 0, 0, 1, 0, 1, 0, 7, 8],
+                "trailing bytes",
+            ),
+            (&[b'H', b'A', 1, 5, 1, 0, 0, 0, 1], "truncated"),
+        ];
+        for (bytes, reason) in mirrors {
+            assert_eq!(
+                Message::parse(bytes),
+                Err(DecodeError::Malformed {
+                    kind: "mirror",
+                    reason
+                }),
+                "{bytes:?}"
+            );
+        }
         // A stream decoder reports the error instead of waiting forever.
         let mut d = StreamDecoder::default();
         d.push(&bad_magic);

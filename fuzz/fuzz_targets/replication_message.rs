@@ -1,9 +1,11 @@
 //! Arbitrary bytes as the failover demo's replication stream (primary ⇄ backup), on the `hac-ha`
 //! crate alone: the decoder never panics, never claims more bytes than it was given, every
 //! message it accepts re-encodes to exactly the bytes it came from and decodes again to the same
-//! message (decode → encode → decode is stable), every cut-short prefix of an accepted message
+//! message (decode → encode → decode is stable), a mirror's payload is exactly its frames, every cut-short prefix of an accepted message
 //! is an error (`Incomplete`), never a message, and feeding the same bytes in arbitrary chunks
-//! through the stream decoder yields the same messages, keeping exactly the undecoded tail.
+//! through the stream decoder yields the same messages, keeping exactly the undecoded tail and
+//! moving each received byte at most once (its copying work is linear in the input, however the
+//! stream is cut).
 #![no_main]
 
 use hac_ha::msg::{DecodeError, Message, StreamDecoder};
@@ -32,6 +34,12 @@ fuzz_target!(|data: &[u8]| {
                         }
                         other => panic!("cut {cut} of {used}: {other:?}"),
                     }
+                }
+                if let Message::Mirror { frames } = &m {
+                    // A mirror is its count, then a length and the bytes per frame: nothing
+                    // else in the payload.
+                    let body: usize = frames.iter().map(|f| 2 + f.len()).sum();
+                    assert_eq!(8 + 2 + body, used, "mirror payload accounting");
                 }
                 whole.push(m);
                 at += used;
@@ -66,6 +74,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(whole, chunked, "chunked decoding differs");
+    let pushed = (data.len() - rest.len()) as u64;
+    assert!(
+        dec.bytes_moved() <= pushed,
+        "moved {} of {pushed} bytes pushed",
+        dec.bytes_moved()
+    );
     if !failed {
         // What the decoder keeps is exactly the incomplete tail: nothing lost, nothing kept twice.
         assert_eq!(dec.buffered(), data.len() - at, "decoder buffer size");

@@ -60,10 +60,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 20)]
     pub epoch_ms: u64,
     /// Heartbeat interval, ms.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     pub heartbeat_ms: u64,
     /// Peer declared lost after this long without a message, ms.
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 50)]
     pub timeout_ms: u64,
     /// Background frames per second on each node's plain VF.
     #[arg(long, default_value_t = 500)]
@@ -72,6 +72,11 @@ pub struct DemoArgs {
     /// primary must go unprotected and keep serving) or none (a baseline run).
     #[arg(long, value_enum, default_value_t = Victim::Primary)]
     pub kill: Victim,
+    /// Run the two nodes with real-time round-robin priority N (`chrt -r N`, as cluster
+    /// managers run their heartbeat: a loaded host must not starve it into a false takeover);
+    /// 0 runs them with normal scheduling.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=99))]
+    pub rt_priority: u32,
 }
 
 /// `hac ha-node` arguments: one host of the failover pair ([`hac_ha::node`]).
@@ -100,10 +105,10 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub epoch_ms: u64,
     /// Heartbeat interval, ms.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub heartbeat_ms: u64,
     /// Peer declared lost after this long without a message from it, ms.
-    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: u64,
     /// Background frames per second on the plain VF.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=100_000))]
@@ -356,6 +361,7 @@ impl Lab {
         who: &str,
         ns: &str,
         args: &[String],
+        rt_priority: u32,
         out: &Path,
         events: &Sender<Event>,
     ) -> Result<ChildStdin, DemoError> {
@@ -363,8 +369,12 @@ impl Lab {
             .map_err(|e| DemoError::Setup(format!("cannot find the hac binary: {e}")))?;
         let log = std::fs::File::create(out.join(format!("{who}.log")))
             .map_err(|e| DemoError::Setup(format!("cannot create {who}.log: {e}")))?;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]);
+        if rt_priority > 0 {
+            cmd.args(["chrt", "-r", &rt_priority.to_string()]);
+        }
+        let mut child = cmd
             .arg(exe)
             .args(args)
             .stdin(Stdio::piped())
@@ -461,9 +471,11 @@ pub struct FailoverReport {
     /// Kill → the backup's takeover, or the primary's unprotect when the backup was killed
     /// (failure detection), ms.
     pub detection_ms: Option<f64>,
-    /// Kill → first answer from the backup, ms.
+    /// Kill → first answer the client received after the takeover (or the unprotect), ms: an
+    /// answer the primary released before it died and still in flight does not count.
     pub failover_ms: Option<f64>,
-    /// Last answer before the kill → first answer after it, ms.
+    /// The client's longest wait between consecutive answers, from the last answer before the
+    /// kill to [`STALL_WINDOW_US`] after the first answer counted by `failover_ms`, ms.
     pub client_stall_ms: Option<f64>,
     /// Frames the primary held for uncommitted epochs (plus frames not yet handed to the VF)
     /// when it died: never sent.
@@ -480,7 +492,8 @@ pub struct FailoverReport {
     /// Client round trip of requests sent after the backup answered its first (unprotected
     /// service).
     pub client_rtt_unprotected: Percentiles,
-    /// Unix µs of the client's start, the kill, the takeover, the first answer after the kill.
+    /// Unix µs of the client's start, the kill, the takeover, the first answers after the kill
+    /// and after the takeover.
     pub times_unix_us: Value,
     /// Wall seconds for the whole run.
     pub wall_secs: f64,
@@ -532,7 +545,14 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         v
     };
     let net = lab.net.clone();
-    let mut backup_in = Some(lab.spawn("backup", &net, &node_args("backup", "tapb"), &out, &tx)?);
+    let mut backup_in = Some(lab.spawn(
+        "backup",
+        &net,
+        &node_args("backup", "tapb"),
+        args.rt_priority,
+        &out,
+        &tx,
+    )?);
     wait_for(
         &rx,
         "backup",
@@ -540,8 +560,14 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         Duration::from_secs(15),
         &interrupted,
     )?;
-    let mut primary_in =
-        Some(lab.spawn("primary", &net, &node_args("primary", "tapp"), &out, &tx)?);
+    let mut primary_in = Some(lab.spawn(
+        "primary",
+        &net,
+        &node_args("primary", "tapp"),
+        args.rt_priority,
+        &out,
+        &tx,
+    )?);
     wait_for(
         &rx,
         "primary",
@@ -563,7 +589,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         args.window.to_string(),
     ];
     let client_start_us = unix_us();
-    let _client_in = lab.spawn("client", &client_ns, &client_args, &out, &tx)?;
+    let _client_in = lab.spawn("client", &client_ns, &client_args, 0, &out, &tx)?;
     let victim = args.kill;
     let plan = (victim != Victim::None).then(|| kill_plan(args.seed, args.requests, args.epoch_ms));
     if let Some(p) = plan {
@@ -800,6 +826,20 @@ struct Times {
     takeover_us: Option<u64>,
 }
 
+/// How long after the first answer past the takeover the stall measurement keeps looking (the
+/// requests recovered by retransmission arrive within it).
+pub const STALL_WINDOW_US: u64 = 500_000;
+
+/// The longest gap between consecutive receive times (sorted) in `from..=to`, µs.
+fn longest_gap(recv_us: &[u64], from: u64, to: u64) -> Option<u64> {
+    let inside: Vec<u64> = recv_us
+        .iter()
+        .copied()
+        .filter(|&r| r >= from && r <= to)
+        .collect();
+    inside.windows(2).map(|w| w[1].saturating_sub(w[0])).max()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_report(
     args: &DemoArgs,
@@ -818,6 +858,13 @@ fn build_report(
         .partition(|a| t.kill_us.is_none_or(|k| a.recv_us < k));
     let first_after = after.first().map(|a| a.recv_us);
     let last_before = before.last().map(|a| a.recv_us);
+    let first_after_takeover = t
+        .takeover_us
+        .and_then(|o| after.iter().map(|a| a.recv_us).find(|&r| r >= o));
+    let recv: Vec<u64> = answers.iter().map(|a| a.recv_us).collect();
+    let stall_us = last_before
+        .zip(first_after_takeover)
+        .and_then(|(l, f)| longest_gap(&recv, l, f + STALL_WINDOW_US));
     let rtt_p: Vec<u64> = before.iter().map(|a| a.recv_us - a.sent_us).collect();
     let rtt_u: Vec<u64> = after
         .iter()
@@ -844,6 +891,7 @@ fn build_report(
             "seed": args.seed, "requests": args.requests, "interval_ms": args.interval_ms,
             "window": args.window, "epoch_ms": args.epoch_ms, "heartbeat_ms": args.heartbeat_ms,
             "timeout_ms": args.timeout_ms, "background_pps": args.background_pps,
+            "rt_priority": args.rt_priority,
             "port_rate": "1G", "service": SERVICE_ADDR,
         }),
         killed: args.kill,
@@ -851,8 +899,8 @@ fn build_report(
         answered: answers.len() as u64,
         answered_by_backup: after.len() as u64,
         detection_ms: t.kill_us.zip(t.takeover_us).map(|(k, o)| ms(o, k)),
-        failover_ms: t.kill_us.zip(first_after).map(|(k, f)| ms(f, k)),
-        client_stall_ms: last_before.zip(first_after).map(|(l, f)| ms(f, l)),
+        failover_ms: t.kill_us.zip(first_after_takeover).map(|(k, f)| ms(f, k)),
+        client_stall_ms: stall_us.map(|g| g as f64 / 1e3),
         frames_discarded_at_primary: t.kill_us.and(held).filter(|_| args.kill == Victim::Primary),
         replayed_epochs,
         added_delay_protected: delay("service_vf"),
@@ -860,7 +908,8 @@ fn build_report(
         client_rtt_protected: to_ns(Percentiles::of(&rtt_p)),
         client_rtt_unprotected: to_ns(Percentiles::of(&rtt_u)),
         times_unix_us: json!({"client_start": t.client_start_us, "kill": t.kill_us,
-            "takeover": t.takeover_us, "first_answer_after_kill": first_after}),
+            "takeover": t.takeover_us, "first_answer_after_kill": first_after,
+            "first_answer_after_takeover": first_after_takeover}),
         wall_secs: started.elapsed().as_secs_f64(),
     }
 }
@@ -978,7 +1027,7 @@ pub fn summary(r: &FailoverReport, out: &Path) -> String {
         );
     } else if r.killed == Victim::Primary {
         s += &format!(
-            "failure detection (kill -> takeover): {}; failover (kill -> first answer from the backup): {}; client stall: {}\n",
+            "failure detection (kill -> takeover): {}; failover (kill -> first answer from the backup): {}; client stall (longest wait for an answer): {}\n",
             f(r.detection_ms),
             f(r.failover_ms),
             f(r.client_stall_ms)
@@ -1018,6 +1067,15 @@ pub fn summary(r: &FailoverReport, out: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stall_is_the_longest_gap_around_the_takeover() {
+        let recv = [100, 110, 120, 180, 181, 300, 2_000];
+        assert_eq!(longest_gap(&recv, 110, 200), Some(60));
+        assert_eq!(longest_gap(&recv, 110, 300), Some(119));
+        assert_eq!(longest_gap(&recv, 120, 120), None);
+        assert_eq!(longest_gap(&[], 0, u64::MAX), None);
+    }
 
     #[test]
     fn kill_plans_are_seeded_and_mid_stream() {

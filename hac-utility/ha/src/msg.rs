@@ -6,17 +6,18 @@
 //! |---|---|
 //! | 0..2 | magic `"HA"` |
 //! | 2 | version (1) |
-//! | 3 | kind: 1 hello, 2 log, 3 ack, 4 heartbeat; anything else survives as [`Message::Unknown`] |
+//! | 3 | kind: 1 hello, 2 log, 3 ack, 4 heartbeat, 5 mirror; anything else survives as [`Message::Unknown`] |
 //! | 4..8 | payload length (at most [`MAX_PAYLOAD`]) |
 //!
 //! Payloads: *hello* `time_base_us: u64, seed: u64, epoch_us: u32`; *log* `epoch: u32,
 //! steps: u32`, then per step `at_us: i64, frames: u16`, then per frame `len: u16` and the bytes;
-//! *ack* `epoch: u32`; *heartbeat* `seq: u64, sent_unix_us: u64, held_frames: u32`.
+//! *ack* `epoch: u32`; *heartbeat* `seq: u64, sent_unix_us: u64, held_frames: u32`; *mirror*
+//! `frames: u16`, then per frame `len: u16` and the bytes.
 //!
 //! [`Message::parse`] never panics: it takes any bytes and says how many it consumed, that it
 //! needs more ([`DecodeError::Incomplete`]), or what is wrong. [`Message::emit`] is its inverse.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 
 /// Header magic.
 pub const MAGIC: [u8; 2] = *b"HA";
@@ -41,6 +42,7 @@ mod kind {
     pub const LOG: u8 = 2;
     pub const ACK: u8 = 3;
     pub const HEARTBEAT: u8 = 4;
+    pub const MIRROR: u8 = 5;
 }
 
 /// One step of the protected service: the time it was run at and the frames it received.
@@ -84,6 +86,14 @@ pub enum Message {
         sent_unix_us: u64,
         /// Primary: frames it holds for uncommitted epochs (0 from the backup).
         held_frames: u32,
+    },
+    /// Primary → backup, as they arrive: frames the service VF received, before they are
+    /// stepped. The next [`Message::Log`] covers them; the backup keeps the ones since the last
+    /// log and delivers them to its service if it takes over (what the primary received and
+    /// never shipped).
+    Mirror {
+        /// The frames, in arrival order.
+        frames: Vec<Bytes>,
     },
     /// A kind this version does not know, kept as it came.
     Unknown {
@@ -158,6 +168,15 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
+    /// `n` frames, each a `u16` length and the bytes (capacity bounded by the bytes left).
+    fn frames(&mut self, n: usize) -> Result<Vec<Bytes>, DecodeError> {
+        let mut frames = Vec::with_capacity(n.min((self.data.len() - self.at) / 2));
+        for _ in 0..n {
+            let fl = usize::from(self.u16()?);
+            frames.push(Bytes::copy_from_slice(self.take(fl)?));
+        }
+        Ok(frames)
+    }
     fn finish(self) -> Result<(), DecodeError> {
         if self.at == self.data.len() {
             Ok(())
@@ -204,6 +223,7 @@ impl Message {
             kind::LOG => "log",
             kind::ACK => "ack",
             kind::HEARTBEAT => "heartbeat",
+            kind::MIRROR => "mirror",
             _ => "unknown",
         };
         let mut r = Reader {
@@ -232,16 +252,25 @@ impl Message {
                 for _ in 0..n {
                     let at_us = r.u64()? as i64;
                     let nf = usize::from(r.u16()?);
-                    let mut frames = Vec::with_capacity(nf.min(payload.len() / 2));
-                    for _ in 0..nf {
-                        let fl = usize::from(r.u16()?);
-                        frames.push(Bytes::copy_from_slice(r.take(fl)?));
-                    }
+                    let frames = r.frames(nf)?;
                     steps.push(Step { at_us, frames });
                 }
                 Message::Log { epoch, steps }
             }
             kind::ACK => Message::Ack { epoch: r.u32()? },
+            kind::MIRROR => {
+                let n = usize::from(r.u16()?);
+                // Each frame takes at least its 2-byte length.
+                if n > payload.len() / 2 {
+                    return Err(DecodeError::Malformed {
+                        kind: name,
+                        reason: "frame count exceeds the payload",
+                    });
+                }
+                Message::Mirror {
+                    frames: r.frames(n)?,
+                }
+            }
             kind::HEARTBEAT => Message::Heartbeat {
                 seq: r.u64()?,
                 sent_unix_us: r.u64()?,
@@ -273,6 +302,7 @@ impl Message {
             Message::Log { .. } => kind::LOG,
             Message::Ack { .. } => kind::ACK,
             Message::Heartbeat { .. } => kind::HEARTBEAT,
+            Message::Mirror { .. } => kind::MIRROR,
             Message::Unknown { kind, .. } => *kind,
         });
         out.extend_from_slice(&[0; 4]);
@@ -292,13 +322,7 @@ impl Message {
                 out.extend_from_slice(&n.to_le_bytes());
                 for s in steps {
                     out.extend_from_slice(&s.at_us.to_le_bytes());
-                    let nf = u16::try_from(s.frames.len()).map_err(|_| EncodeError::TooLarge)?;
-                    out.extend_from_slice(&nf.to_le_bytes());
-                    for f in &s.frames {
-                        let fl = u16::try_from(f.len()).map_err(|_| EncodeError::TooLarge)?;
-                        out.extend_from_slice(&fl.to_le_bytes());
-                        out.extend_from_slice(f);
-                    }
+                    emit_frames(&s.frames, out)?;
                 }
             }
             Message::Ack { epoch } => out.extend_from_slice(&epoch.to_le_bytes()),
@@ -311,6 +335,7 @@ impl Message {
                 out.extend_from_slice(&sent_unix_us.to_le_bytes());
                 out.extend_from_slice(&held_frames.to_le_bytes());
             }
+            Message::Mirror { frames } => emit_frames(frames, out)?,
             Message::Unknown { payload, .. } => out.extend_from_slice(payload),
         }
         let len = out.len() - start - HEADER_LEN;
@@ -330,6 +355,18 @@ impl Message {
     }
 }
 
+/// A `u16` frame count, then per frame a `u16` length and the bytes.
+fn emit_frames(frames: &[Bytes], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let n = u16::try_from(frames.len()).map_err(|_| EncodeError::TooLarge)?;
+    out.extend_from_slice(&n.to_le_bytes());
+    for f in frames {
+        let fl = u16::try_from(f.len()).map_err(|_| EncodeError::TooLarge)?;
+        out.extend_from_slice(&fl.to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    Ok(())
+}
+
 /// Why a message cannot be encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
@@ -339,32 +376,58 @@ pub enum EncodeError {
 }
 
 /// Splits a byte stream into messages: feed it what arrives, take the messages out.
+///
+/// The replication link is peer-controlled input, so the cost of a flood of tiny messages must be
+/// linear in the bytes received. Decoding a message only moves a read cursor; the undecoded tail
+/// is moved to the front of the buffer at most once per [`StreamDecoder::push`], and only when
+/// messages were consumed since the last one. The tail is always part of one incomplete message,
+/// which is consumed (never moved again) once it completes, so every received byte is moved at
+/// most once: [`StreamDecoder::bytes_moved`] ≤ bytes pushed.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
-    /// Received bytes not yet decoded. Consuming a message advances the view in O(1)
-    /// (`BytesMut::advance`) instead of shifting the rest of the buffer, so a flood of tiny
-    /// messages costs linear time; `reserve` reclaims the consumed front when it appends.
-    buf: BytesMut,
+    /// Received bytes; `buf[start..]` are not yet decoded.
+    buf: Vec<u8>,
+    /// The read cursor: bytes before it are decoded.
+    start: usize,
+    /// Bytes moved by compaction since creation.
+    moved: u64,
 }
 
 impl StreamDecoder {
-    /// Appends received bytes.
+    /// Appends received bytes, first dropping the decoded front (one compaction per push).
     pub fn push(&mut self, data: &[u8]) {
+        if self.start > 0 {
+            let tail = self.buf.len() - self.start;
+            self.buf.copy_within(self.start.., 0);
+            self.buf.truncate(tail);
+            self.moved += tail as u64;
+            self.start = 0;
+        }
         self.buf.extend_from_slice(data);
     }
 
     /// Bytes received and not yet decoded (at most one incomplete message plus what was pushed
     /// since the last complete one).
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
+    }
+
+    /// Bytes moved to the front of the buffer so far (the decoder's copying work, for tests).
+    pub fn bytes_moved(&self) -> u64 {
+        self.moved
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed. After an error the
     /// stream cannot be resynchronised: the link must be dropped.
     pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
-        match Message::parse(&self.buf) {
+        match Message::parse(&self.buf[self.start..]) {
             Ok((m, used)) => {
-                self.buf.advance(used);
+                self.start += used;
+                if self.start == self.buf.len() {
+                    // Everything decoded: reuse the buffer from its start, nothing to move.
+                    self.buf.clear();
+                    self.start = 0;
+                }
                 Ok(Some(m))
             }
             Err(DecodeError::Incomplete { .. }) => Ok(None),
@@ -380,7 +443,7 @@ mod tests {
     #[test]
     fn a_flood_of_tiny_messages_decodes_completely_from_one_buffer() {
         // Issue 13 item 13: each decoded message used to shift the rest of the buffer
-        // (quadratic in the flood); now the view advances and the buffer empties.
+        // (quadratic in the flood); now a cursor advances and the buffer empties.
         let mut wire = Vec::new();
         for epoch in 0..100_000u32 {
             Message::Ack { epoch }.emit(&mut wire).unwrap();
@@ -392,7 +455,55 @@ mod tests {
             assert_eq!(m, Message::Ack { epoch: n });
             n += 1;
         }
-        assert_eq!((n, dec.buffered()), (100_000, 0));
+        assert_eq!((n, dec.buffered(), dec.bytes_moved()), (100_000, 0, 0));
+    }
+
+    /// Decodes `wire` pushed in `chunk`-byte pieces: (messages, bytes moved).
+    fn decode_in_chunks(wire: &[u8], chunk: usize) -> (usize, u64) {
+        let mut dec = StreamDecoder::default();
+        let mut n = 0;
+        for c in wire.chunks(chunk) {
+            dec.push(c);
+            while dec.next_message().unwrap().is_some() {
+                n += 1;
+            }
+        }
+        assert_eq!(dec.buffered(), 0);
+        (n, dec.bytes_moved())
+    }
+
+    #[test]
+    fn a_flood_of_tiny_messages_costs_linear_copying() {
+        // Issue 19 item 5: count the bytes the decoder moves, not the time it takes. Chunks
+        // that end mid-message leave a tail to compact; each byte may move once at most, so
+        // the work is linear in the flood and doubling the flood doubles it.
+        for chunk in [5, 7, 13, 64 * 1024 + 3] {
+            let mut costs = Vec::new();
+            for n in [10_000u32, 20_000] {
+                let mut wire = Vec::new();
+                for epoch in 0..n {
+                    Message::Ack { epoch }.emit(&mut wire).unwrap();
+                }
+                let (got, moved) = decode_in_chunks(&wire, chunk);
+                assert_eq!(got, n as usize);
+                assert!(moved <= wire.len() as u64, "chunk {chunk}: moved {moved}");
+                costs.push(moved);
+            }
+            // Linear: twice the messages, at most twice the bytes moved (+ one message).
+            assert!(costs[1] <= 2 * costs[0] + 12, "chunk {chunk}: {costs:?}");
+        }
+        // A large message trickling in byte by byte after a tiny one is moved once, not once
+        // per byte.
+        let mut wire = Message::Ack { epoch: 1 }.to_bytes().unwrap();
+        Message::Unknown {
+            kind: 99,
+            payload: Bytes::from(vec![7u8; 100_000]),
+        }
+        .emit(&mut wire)
+        .unwrap();
+        let (got, moved) = decode_in_chunks(&wire, 1);
+        assert_eq!(got, 2);
+        assert!(moved <= wire.len() as u64, "moved {moved}");
     }
 
     fn samples() -> Vec<Message> {
@@ -421,6 +532,10 @@ mod tests {
                 sent_unix_us: 2,
                 held_frames: 3,
             },
+            Message::Mirror {
+                frames: vec![Bytes::from_static(&[9; 60]), Bytes::new()],
+            },
+            Message::Mirror { frames: vec![] },
             Message::Unknown {
                 kind: 200,
                 payload: Bytes::from_static(b"future"),
@@ -531,6 +646,33 @@ mod tests {
                 ..
             })
         ));
+        // Mirrors: a count of 65535 frames in 4 bytes (refused before allocating), a frame
+        // running past the payload, trailing bytes, a payload too short for its count.
+        let mirrors: [(&[u8], &str); 4] = [
+            (
+                &[b'H', b'A', 1, 5, 4, 0, 0, 0, 0xFF, 0xFF, 0, 0],
+                "frame count exceeds the payload",
+            ),
+            (
+                &[b'H', b'A', 1, 5, 6, 0, 0, 0, 1, 0, 9, 0, 1, 2],
+                "truncated",
+            ),
+            (
+                &[b'H', b'A', 1, 5, 6, 0, 0, 0, 1, 0, 1, 0, 7, 8],
+                "trailing bytes",
+            ),
+            (&[b'H', b'A', 1, 5, 1, 0, 0, 0, 1], "truncated"),
+        ];
+        for (bytes, reason) in mirrors {
+            assert_eq!(
+                Message::parse(bytes),
+                Err(DecodeError::Malformed {
+                    kind: "mirror",
+                    reason
+                }),
+                "{bytes:?}"
+            );
+        }
         // A stream decoder reports the error instead of waiting forever.
         let mut d = StreamDecoder::default();
         d.push(&bad_magic);

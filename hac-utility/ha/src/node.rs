@@ -2,9 +2,9 @@
 //! port is bridged to a TAP device, a checkpointing VF carrying the protected service
 //! ([`crate::service`]) and a plain VF carrying background traffic.
 //!
-//! * **Primary**: steps the service with the frames its VF receives, logs every step, and at
-//!   each epoch boundary opens the next HAC epoch and ships the closed epoch's log to the
-//!   backup; when the backup acks an epoch the HAC layer commits it (its frames leave). Backup
+//! * **Primary**: mirrors the frames its VF receives to the backup as they arrive, steps the
+//!   service with them, logs every step, and at each epoch boundary opens the next HAC epoch
+//!   and ships the closed epoch's log to the backup; when the backup acks an epoch the HAC layer commits it (its frames leave). Backup
 //!   silent for the timeout: unprotect (release everything, stop buffering) and say so.
 //! * **Backup**: replays each log into its own identical service with the output suppressed,
 //!   then acks. Its TAP delivers only its plain VF's frames to the model until takeover (the
@@ -52,6 +52,9 @@ const PLAIN_VF: usize = 1;
 const MAX_TICK_NS: u64 = 5_000_000;
 /// How long the main loop waits for the TAP at most, µs.
 const IDLE_WAIT_US: u64 = 500;
+/// Most frames for the service the standby backup keeps (the newest; older ones are counted as
+/// `standby_dropped`).
+const STANDBY_RX_FRAMES: usize = 256;
 
 /// The node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -285,6 +288,61 @@ impl TapTxCounters {
     }
 }
 
+/// Gaps between the peer's messages in 1 ms buckets (the last one holds everything ≥ 1 s), so
+/// a node running for days keeps a fixed-size record: the false-positive margin of the timeout.
+#[derive(Clone, Debug)]
+struct GapHistogram {
+    buckets: Box<[u64; 1001]>,
+    count: u64,
+    max_us: u64,
+}
+
+impl Default for GapHistogram {
+    fn default() -> Self {
+        GapHistogram {
+            buckets: Box::new([0; 1001]),
+            count: 0,
+            max_us: 0,
+        }
+    }
+}
+
+impl GapHistogram {
+    fn record(&mut self, gap_us: u64) {
+        let b = (gap_us / 1000).min(1000) as usize;
+        self.buckets[b] += 1;
+        self.count += 1;
+        self.max_us = self.max_us.max(gap_us);
+    }
+
+    /// Gaps of at least `ms` milliseconds.
+    fn at_least_ms(&self, ms: u64) -> u64 {
+        self.buckets[(ms.min(1000)) as usize..].iter().sum()
+    }
+
+    /// The bucket (ms) holding the `p` quantile (nearest rank).
+    fn quantile_ms(&self, p: f64) -> u64 {
+        let rank = ((p * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (ms, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return ms as u64;
+            }
+        }
+        0
+    }
+
+    fn summary(&self, timeout_ms: u64) -> serde_json::Value {
+        json!({"count": self.count, "p50_ms": self.quantile_ms(0.5),
+            "p99_ms": self.quantile_ms(0.99), "p999_ms": self.quantile_ms(0.999),
+            "max_ms": self.max_us as f64 / 1e3,
+            "at_least_ms": {"10": self.at_least_ms(10), "20": self.at_least_ms(20),
+                "30": self.at_least_ms(30), "40": self.at_least_ms(40)},
+            "at_least_timeout": self.at_least_ms(timeout_ms)})
+    }
+}
+
 /// Per-class added delay (wire − submit, device ns) with FIFO matching per VF.
 #[derive(Default)]
 struct DelayTrack {
@@ -320,9 +378,17 @@ struct Node {
     live: bool,
     replayed_epochs: u64,
     suppressed_frames: u64,
+    /// Frames for the service received since the primary's last log — mirrored by the primary,
+    /// or seen on the bridge — delivered to the service at takeover (what the dead primary
+    /// received and never shipped).
+    standby_rx: VecDeque<Vec<u8>>,
+    standby_dropped: u64,
+    standby_delivered: u64,
     // Both.
     last_peer_us: u64,
     heard_peer: bool,
+    /// Gaps between consecutive messages from the peer (the heartbeat gap distribution).
+    peer_gaps: GapHistogram,
     next_heartbeat_us: u64,
     heartbeat_seq: u64,
     next_background_us: u64,
@@ -467,8 +533,12 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         live: role == Role::Primary,
         replayed_epochs: 0,
         suppressed_frames: 0,
+        standby_rx: VecDeque::new(),
+        standby_dropped: 0,
+        standby_delivered: 0,
         last_peer_us: now,
         heard_peer: role == Role::Primary,
+        peer_gaps: GapHistogram::default(),
         next_heartbeat_us: now,
         heartbeat_seq: 0,
         next_background_us: now,
@@ -541,7 +611,9 @@ impl Node {
     }
 
     /// Frames from the bridge into the model's wire port. Before takeover the backup takes
-    /// only its plain VF's frames: the protected VF belongs to the primary.
+    /// only its plain VF's frames: the protected VF belongs to the primary. Frames for the
+    /// service it sees meanwhile (the bridge floods them once the primary's port is gone) are
+    /// kept with the mirrored ones, for the takeover.
     fn tap_in(&mut self) -> Result<(), NodeError> {
         let mut buf = [0u8; 2048];
         for _ in 0..256 {
@@ -554,11 +626,26 @@ impl Node {
             let frame = &buf[..n];
             if !self.live && frame.get(..6) != Some(&self.role().plain_mac().0[..]) {
                 self.tap_filtered += 1;
+                let dst = frame.get(..6);
+                if dst == Some(&SERVICE_MAC.0[..]) || dst == Some(&[0xFF; 6][..]) {
+                    let f = frame.to_vec();
+                    self.keep_standby(f);
+                }
                 continue;
             }
             self.model.nic().inject_from_wire(frame);
         }
         Ok(())
+    }
+
+    /// Keeps a frame for the service until the next log or the takeover (the newest
+    /// [`STANDBY_RX_FRAMES`]; older ones are counted as dropped).
+    fn keep_standby(&mut self, frame: Vec<u8>) {
+        if self.standby_rx.len() == STANDBY_RX_FRAMES {
+            self.standby_rx.pop_front();
+            self.standby_dropped += 1;
+        }
+        self.standby_rx.push_back(frame);
     }
 
     /// Device time up to wall time since start.
@@ -612,6 +699,10 @@ impl Node {
                     self.link.stream = None;
                 }
                 LinkEvent::Message(m) => {
+                    if self.heard_peer {
+                        let gap = now.saturating_sub(self.last_peer_us);
+                        self.peer_gaps.record(gap);
+                    }
                     self.last_peer_us = now;
                     self.heard_peer = true;
                     self.on_message(m)?;
@@ -638,7 +729,14 @@ impl Node {
                     0,
                 ));
             }
+            (Role::Backup, Message::Mirror { frames }) if !self.live => {
+                for f in frames {
+                    self.keep_standby(f.to_vec());
+                }
+            }
             (Role::Backup, Message::Log { epoch, steps }) if !self.live => {
+                // The log covers every frame mirrored before it.
+                self.standby_rx.clear();
                 if let Some(svc) = &mut self.service {
                     for s in &steps {
                         self.suppressed_frames += svc.step(s).len() as u64;
@@ -678,6 +776,14 @@ impl Node {
             return;
         }
         let at = self.service_now(now);
+        let protected = self.role() == Role::Primary && self.protected;
+        if protected && !frames.is_empty() {
+            // Mirrored before the step: the backup holds them even if this host dies before
+            // the epoch's log leaves.
+            self.link.send(&Message::Mirror {
+                frames: frames.clone(),
+            });
+        }
         let Some(svc) = &mut self.service else {
             return;
         };
@@ -686,7 +792,7 @@ impl Node {
         }
         let step = Step { at_us: at, frames };
         let out = svc.step(&step);
-        if self.role() == Role::Primary && self.protected {
+        if protected {
             self.log.push(step);
         }
         self.pending_tx.extend(out);
@@ -829,14 +935,29 @@ impl Node {
             self.pending_tx.extend(out);
         }
         self.transmit();
+        // What the primary received after its last log (mirrored to this host) and what the
+        // bridge flooded here meanwhile go to the replica now: it answers requests only the
+        // dead primary had seen, the client's window opens, its next segment arrives above a
+        // hole, the replica's ACK carries a SACK block for it (RFC 2018) and the client's SACK
+        // loss recovery (RACK, RFC 8985) resends the missing ones at once instead of waiting
+        // for its retransmission timer (docs/failover.md, "Failure detection and takeover").
+        self.standby_delivered = self.standby_rx.len() as u64;
+        for f in self.standby_rx.drain(..) {
+            self.model.nic().inject_from_wire(&f);
+        }
         emit_line(json!({"ev": "takeover", "role": "backup", "t_unix_us": now,
             "silent_ms": silent_us as f64 / 1e3, "replayed_epochs": self.replayed_epochs,
-            "suppressed_frames": self.suppressed_frames}));
+            "suppressed_frames": self.suppressed_frames,
+            "standby_delivered": self.standby_delivered, "standby_dropped": self.standby_dropped}));
         eprintln!(
             "hac ha-node: primary lost (silent for {} ms): backup is live after {} replayed epochs",
             silent_us / 1000,
             self.replayed_epochs
         );
+    }
+
+    fn peer_gaps(&self) -> serde_json::Value {
+        self.peer_gaps.summary(self.args.timeout_ms)
     }
 
     fn delays(&self) -> serde_json::Value {
@@ -882,7 +1003,7 @@ impl Node {
             "background_sent": self.track[PLAIN_VF].submitted, "background_rx": self.background_rx,
             "service_frames": self.track[SERVICE_VF].submitted,
             "hac_released": hac.map(|h| h.released), "hac_max_frames": hac.map(|h| h.max_frames),
-            "added_delay": self.delays()}),
+            "added_delay": self.delays(), "peer_gap": self.peer_gaps()}),
         );
     }
 }
@@ -890,6 +1011,24 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gap_histogram_quantiles_and_thresholds() {
+        let mut h = GapHistogram::default();
+        for us in [4_000, 5_000, 5_500, 6_000, 45_000, 2_000_000] {
+            h.record(us);
+        }
+        assert_eq!(h.quantile_ms(0.5), 5);
+        assert_eq!(h.quantile_ms(1.0), 1000);
+        assert_eq!(
+            (h.at_least_ms(40), h.at_least_ms(50), h.at_least_ms(5_000)),
+            (2, 1, 1)
+        );
+        let s = h.summary(50);
+        assert_eq!(s["max_ms"], 2000.0);
+        assert_eq!(s["count"], 6);
+        assert_eq!(GapHistogram::default().quantile_ms(0.5), 0);
+    }
 
     #[test]
     fn roles_parse_from_their_names() {

@@ -35,9 +35,10 @@ fn message() -> impl Strategy<Value = Message> {
                 held_frames,
             }
         }),
-        // Kinds 1 to 4 are the known ones; anything else survives as Unknown.
+        proptest::collection::vec(frame(), 0..4).prop_map(|frames| Message::Mirror { frames }),
+        // Kinds 1 to 5 are the known ones; anything else survives as Unknown.
         (
-            prop_oneof![Just(0u8), 5u8..=255],
+            prop_oneof![Just(0u8), 6u8..=255],
             proptest::collection::vec(any::<u8>(), 0..64)
         )
             .prop_map(|(kind, p)| Message::Unknown {
@@ -69,6 +70,7 @@ proptest! {
         }
         prop_assert_eq!(got, msgs);
         prop_assert_eq!(dec.buffered(), 0);
+        prop_assert!(dec.bytes_moved() <= stream.len() as u64);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use hac_control::{
     ControlError, ErrorCode, Guard, HelloInfo, Limits, Queued, Reply, Request, Stats, Stopping,
     VfSummary,
 };
+use hac_driver::hac::{Hac, HacError, VfNumber};
 
 /// A HAC operation on one VF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,44 @@ pub(super) enum HacOp {
     Failover,
     /// Release everything and stop checkpointing.
     Unprotect,
+}
+
+impl HacOp {
+    /// Applies the operation to VF `n` through any [`Hac`] implementation (the 82576's HAC
+    /// registers, the mlx5 vendor commands). Returns the VF's checkpointing state when the
+    /// operation changes it (tag, untag, unprotect).
+    pub(super) fn apply<H: Hac + ?Sized>(
+        self,
+        hac: &mut H,
+        n: VfNumber,
+    ) -> Result<Option<bool>, ControlError> {
+        match self {
+            HacOp::Tag | HacOp::Untag => {
+                let on = self == HacOp::Tag;
+                hac.set_tagged(n, on).map_err(hac_refused)?;
+                return Ok(Some(on));
+            }
+            HacOp::Open(epoch) => hac.open_epoch(n, epoch),
+            HacOp::Commit(epoch) => hac.commit(n, epoch),
+            HacOp::Abort(epoch) => hac.abort(n, epoch),
+            HacOp::Failover => hac.failover(n),
+            HacOp::Unprotect => {
+                hac.unprotect(n).map_err(hac_refused)?;
+                return Ok(Some(false));
+            }
+        }
+        .map_err(hac_refused)?;
+        Ok(None)
+    }
+}
+
+/// A refusal of the HAC layer as a control error.
+pub(super) fn hac_refused(e: HacError) -> ControlError {
+    let code = match e {
+        HacError::NoSuchVf(_) => ErrorCode::NoSuchVf,
+        _ => ErrorCode::Refused,
+    };
+    ControlError::new(code, e.to_string())
 }
 
 /// What the daemon serves requests with: the model (everything) or a real PF (mailbox only).

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use adapter_core::PcapSink;
 use hac_control::{ControlError, ErrorCode, HelloInfo, Stats, VfCounters, VfSummary};
-use hac_driver::hac::{Hac, HacError, VfNumber};
+use hac_driver::hac::{Hac, VfNumber};
 use hac_driver::mlx5::Mlx5AdapterHac;
 use hac_driver::mlx5::model::{Mlx5Model, Mlx5ModelBar, Mlx5ModelClock, Mlx5ModelDma};
 use hac_vfio_user::Counters as SessionCounters;
@@ -21,7 +21,7 @@ use mlx5_model::{FunctionId, Mlx5Config};
 use hac_control::Counter;
 
 use super::counters::{latency, model_port, named};
-use super::dispatch::{Backend, HacOp, no_such_vf};
+use super::dispatch::{Backend, HacOp, hac_refused, no_such_vf};
 use super::wire_port::WirePort;
 use super::{ServeConfig, ServeError, vf_mac};
 use crate::vfio_user::mlx5::{DeviceClock, Mlx5Exported, Mlx5VfioUserCounters, export_mlx5};
@@ -154,15 +154,6 @@ impl Mlx5Host {
     }
 }
 
-/// A refusal of the HAC layer as a control error.
-fn refused(e: HacError) -> ControlError {
-    let code = match e {
-        HacError::NoSuchVf(_) => ErrorCode::NoSuchVf,
-        _ => ErrorCode::Refused,
-    };
-    ControlError::new(code, e.to_string())
-}
-
 impl Backend for Mlx5Host {
     fn tick(&mut self) {
         Mlx5Host::tick(self);
@@ -204,31 +195,19 @@ impl Backend for Mlx5Host {
 
     fn hac(&mut self, vf: usize, op: HacOp) -> Result<VfSummary, ControlError> {
         let n = self.vf_number(vf)?;
-        match op {
-            HacOp::Tag | HacOp::Untag => {
-                let on = op == HacOp::Tag;
-                self.hac.set_tagged(n, on).map_err(refused)?;
-                self.tagged[vf] = on;
-            }
-            HacOp::Open(epoch) => self.hac.open_epoch(n, epoch).map_err(refused)?,
-            HacOp::Commit(epoch) => self.hac.commit(n, epoch).map_err(refused)?,
-            HacOp::Abort(epoch) => self.hac.abort(n, epoch).map_err(refused)?,
-            HacOp::Failover => self.hac.failover(n).map_err(refused)?,
-            HacOp::Unprotect => {
-                self.hac.unprotect(n).map_err(refused)?;
-                self.tagged[vf] = false;
-            }
+        if let Some(on) = op.apply(&mut self.hac, n)? {
+            self.tagged[vf] = on;
         }
         self.vf_summary(vf)
     }
 
     fn set_limits(&mut self, vf: usize, frames: u32, bytes: u32) -> Result<(), ControlError> {
         let n = self.vf_number(vf)?;
-        self.hac.set_limits(n, frames, bytes).map_err(refused)
+        self.hac.set_limits(n, frames, bytes).map_err(hac_refused)
     }
 
     fn set_guard(&mut self, bytes: u32) -> Result<(), ControlError> {
-        self.hac.set_guard(bytes).map_err(refused)?;
+        self.hac.set_guard(bytes).map_err(hac_refused)?;
         self.guard = bytes;
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hac_control::{ControlError, ErrorCode, HelloInfo, Stats, VfCounters, VfSummary};
-use hac_driver::hac::{AdapterHac, Hac, HacError, VfNumber};
+use hac_driver::hac::{AdapterHac, Hac, VfNumber};
 use hac_driver::model::{Model, ModelBar, ModelClock, ModelDma, SharedPfAgent};
 use hac_driver::pf::PfConfig;
 use hac_driver::vf::{VfConfig, VfDriver};
@@ -17,7 +17,7 @@ use super::counters::{
     COUNTER_SAMPLE, PfVfTotals, agent_view, endpoint_counters, latency, model_counters, model_port,
     pf_vf_stats,
 };
-use super::dispatch::{Backend, HacOp, no_such_vf};
+use super::dispatch::{Backend, HacOp, hac_refused, no_such_vf};
 use super::vf_host::{VfHost, VfIp};
 use super::wire_port::WirePort;
 use super::workload::Workload;
@@ -259,15 +259,6 @@ impl ModelHost {
     }
 }
 
-/// A refusal of the HAC layer as a control error.
-fn refused(e: HacError) -> ControlError {
-    let code = match e {
-        HacError::NoSuchVf(_) => ErrorCode::NoSuchVf,
-        _ => ErrorCode::Refused,
-    };
-    ControlError::new(code, e.to_string())
-}
-
 impl Backend for ModelHost {
     fn idle_tick(&self) -> Duration {
         Duration::from_millis(1)
@@ -309,31 +300,19 @@ impl Backend for ModelHost {
 
     fn hac(&mut self, vf: usize, op: HacOp) -> Result<VfSummary, ControlError> {
         let n = self.vf_number(vf)?;
-        match op {
-            HacOp::Tag | HacOp::Untag => {
-                let on = op == HacOp::Tag;
-                self.hac.set_tagged(n, on).map_err(refused)?;
-                self.tagged[vf] = on;
-            }
-            HacOp::Open(epoch) => self.hac.open_epoch(n, epoch).map_err(refused)?,
-            HacOp::Commit(epoch) => self.hac.commit(n, epoch).map_err(refused)?,
-            HacOp::Abort(epoch) => self.hac.abort(n, epoch).map_err(refused)?,
-            HacOp::Failover => self.hac.failover(n).map_err(refused)?,
-            HacOp::Unprotect => {
-                self.hac.unprotect(n).map_err(refused)?;
-                self.tagged[vf] = false;
-            }
+        if let Some(on) = op.apply(&mut self.hac, n)? {
+            self.tagged[vf] = on;
         }
         self.vf_summary(vf)
     }
 
     fn set_limits(&mut self, vf: usize, frames: u32, bytes: u32) -> Result<(), ControlError> {
         let n = self.vf_number(vf)?;
-        self.hac.set_limits(n, frames, bytes).map_err(refused)
+        self.hac.set_limits(n, frames, bytes).map_err(hac_refused)
     }
 
     fn set_guard(&mut self, bytes: u32) -> Result<(), ControlError> {
-        self.hac.set_guard(bytes).map_err(refused)?;
+        self.hac.set_guard(bytes).map_err(hac_refused)?;
         self.guard = bytes;
         Ok(())
     }

@@ -845,6 +845,81 @@ fn metrics_answer_promptly_with_idle_connections_open() {
 }
 
 #[test]
+fn metrics_survive_a_connection_flood_and_malformed_requests() {
+    // tiny_http, used before, started a thread per connection without limit and its accept
+    // thread gave up for good on the first failed accept (EMFILE under a flood).
+    let dir = tmpdir("metrics-flood");
+    let d = Daemon::start(&dir, &["--vfs", "1", "--metrics", "127.0.0.1:0"]);
+    let addr = d.metrics.clone().unwrap();
+    let max = hac_utility::serve::MAX_METRICS_CONNECTIONS;
+    // Ten times the cap of idle connections: the oldest are closed to make room.
+    let flood: Vec<std::net::TcpStream> = (0..10 * max)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let a = addr.clone();
+    let (status, body) = within(Duration::from_secs(15), move || http_get(&a, "/metrics"))
+        .expect("scrape answered during the flood");
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("hac_port_wire_frames_total"), "{body}");
+    // The first connections of the flood were closed by the daemon (end of stream).
+    let mut first = &flood[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(std::io::Read::read(&mut first, &mut buf).unwrap(), 0);
+    drop(flood);
+    // Malformed requests get an answer and a closed connection, not a stuck thread.
+    for (request, want) in [
+        ("\x16\x03\x01\x00\x05hello\r\n\r\n", "400"),
+        ("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "405"),
+        ("GET /nothing HTTP/1.1\r\nConnection: close\r\n\r\n", "404"),
+    ] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        assert!(
+            all.starts_with(&format!("HTTP/1.1 {want}")),
+            "{request:?}: {all}"
+        );
+    }
+    let mut long = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+    long.resize(hac_utility::serve::MAX_HEAD + 10, b'a');
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(&long);
+    let mut all = String::new();
+    let _ = s.read_to_string(&mut all);
+    assert!(all.starts_with("HTTP/1.1 431"), "{all}");
+    // Two scrapes on one kept-alive connection.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    for _ in 0..2 {
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            if h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).unwrap();
+        assert!(String::from_utf8(body).unwrap().ends_with("# EOF\n"));
+    }
+}
+
+#[test]
 fn the_send_queue_of_a_vf_is_bounded() {
     // A tagged VF that is never committed never drains its queue; `send` used to queue
     // without a total limit (151 MB per request).

@@ -21,6 +21,8 @@ pub const MAX_CLIENTS: usize = 64;
 /// How long a control client may stay idle (no complete request line) before it is closed,
 /// unless `--client-idle-timeout` says otherwise.
 pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an accept loop waits after a failed accept (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// How long the daemon waits for a client to take an answer before it closes the connection.
 const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -257,7 +259,12 @@ pub(super) fn accept_each<S>(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let Ok(stream) = stream else { continue };
+        let Ok(stream) = stream else {
+            // Out of descriptors (EMFILE) or memory: wait instead of spinning; the
+            // listener stays open and takes connections again once some are closed.
+            std::thread::sleep(ACCEPT_BACKOFF);
+            continue;
+        };
         let Some(close) = closer(&stream) else {
             continue;
         };

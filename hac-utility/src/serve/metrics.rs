@@ -1,9 +1,14 @@
 //! The Prometheus endpoint: `GET /metrics` on a loopback TCP port answers every counter of
 //! `stats` in the OpenMetrics text format.
 //!
-//! * HTTP: [`tiny_http`] accepts the connections and parses the requests (one thread per
-//!   connection, so idle connections never delay a scrape); [`SCRAPE_WORKERS`] threads answer
-//!   them, each asking the device thread for a `stats` snapshot through the job channel.
+//! * HTTP: the daemon's own accept loop (the one the control socket uses, [`super::clients`])
+//!   admits at most [`MAX_CONNECTIONS`] connections, closing the one idle the longest to make
+//!   room; each is read on its own thread with a deadline, its requests parsed by [`httparse`]
+//!   (at most [`MAX_HEAD`] bytes of head), and answered in order, keep-alive unless the client
+//!   says `Connection: close`. A scrape asks the device thread for a `stats` snapshot through
+//!   the job channel. (tiny_http did this before; its accept thread gives up for good on the
+//!   first accept error, e.g. `EMFILE` under a connection flood, and it starts a thread per
+//!   connection without limit.)
 //! * Exposition: [`prometheus_client`] writes the families (HELP, TYPE, UNIT, label escaping,
 //!   `_total` suffixes, histogram buckets, `# EOF`) from the snapshot through a [`Collector`]
 //!   ([`Snapshot`]) — counters are exported as the device reports them, never re-counted here.
@@ -15,10 +20,12 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
 use hac_control::{Latency, MetricKind, PortCounters, Stats, VfCounters};
@@ -28,18 +35,28 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::Job;
+use super::clients::{Slot, Slots, accept_each, send_nowait};
 
-/// Threads answering scrapes (requests are read on tiny_http's connection threads).
-pub(super) const SCRAPE_WORKERS: usize = 4;
+/// Most scrape connections open at once; a new one closes the one idle the longest.
+pub const MAX_CONNECTIONS: usize = 16;
+/// Largest request head (request line and headers) read; a longer one is answered `431`.
+pub const MAX_HEAD: usize = 8192;
+/// How long a connection may stay without a complete request before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a client may take to accept an answer before the connection is closed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a scrape waits for the device thread's snapshot before `503`.
 const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(5);
+/// The content type of error answers.
+const TEXT: &str = "text/plain; charset=utf-8";
 /// The OpenMetrics content type.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A running endpoint: the HTTP server and its workers.
+/// A running endpoint: its accept thread.
 pub(super) struct MetricsServer {
-    server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
+    addr: Option<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    accept: JoinHandle<()>,
 }
 
 impl MetricsServer {
@@ -50,62 +67,219 @@ impl MetricsServer {
         jobs: &Sender<Job>,
         family: &'static str,
     ) -> Result<MetricsServer, String> {
-        let server = tiny_http::Server::from_listener(listener, None)
-            .map(Arc::new)
-            .map_err(|e| format!("metrics endpoint: {e}"))?;
-        let workers = (0..SCRAPE_WORKERS)
-            .filter_map(|_| {
-                let (server, jobs) = (server.clone(), jobs.clone());
-                std::thread::Builder::new()
-                    .name("hac-metrics".into())
-                    .spawn(move || {
-                        while let Ok(request) = server.recv() {
-                            answer(request, &jobs, family);
-                        }
-                    })
-                    .ok()
+        let addr = listener.local_addr().ok();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (jobs, stop_flag) = (jobs.clone(), stop.clone());
+        let accept = std::thread::Builder::new()
+            .name("hac-metrics".into())
+            .spawn(move || {
+                accept_each(
+                    listener.incoming(),
+                    &stop_flag,
+                    &Slots::new(MAX_CONNECTIONS),
+                    |stream: &TcpStream| {
+                        let closer = stream.try_clone().ok()?;
+                        Some(Box::new(move || {
+                            let _ = closer.shutdown(std::net::Shutdown::Both);
+                        }))
+                    },
+                    |stream| {
+                        let body = "every connection is waiting for an answer; try again\n";
+                        let text = head(503, TEXT, body.len(), true) + body;
+                        send_nowait(&stream, &text);
+                    },
+                    |stream, slot| {
+                        let jobs = jobs.clone();
+                        // Out of threads: the connection (moved into the closure) is closed.
+                        let _ = std::thread::Builder::new()
+                            .name("hac-scrape".into())
+                            .spawn(move || serve_connection(stream, &jobs, &slot, family));
+                    },
+                );
             })
-            .collect();
-        Ok(MetricsServer { server, workers })
+            .map_err(|e| format!("metrics endpoint: cannot start its thread: {e}"))?;
+        Ok(MetricsServer { addr, stop, accept })
     }
 
-    /// Stops the workers and closes the listener.
+    /// Stops accepting (open connections end when their clients go or at the idle deadline).
     pub(super) fn stop(self) {
-        for _ in &self.workers {
-            self.server.unblock();
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees `stop`.
+        if let Some(addr) = self.addr {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         }
-        for w in self.workers {
-            let _ = w.join();
-        }
+        let _ = self.accept.join();
     }
 }
 
-fn answer(request: tiny_http::Request, jobs: &Sender<Job>, family: &'static str) {
-    let text =
-        |status: u16, body: &str| tiny_http::Response::from_string(body).with_status_code(status);
-    let response = if *request.method() != tiny_http::Method::Get {
-        text(405, "only GET\n")
-    } else if request.url().split('?').next() != Some("/metrics") {
-        text(404, "counters are at /metrics\n")
-    } else {
-        let (tx, rx) = bounded(1);
-        let snapshot = jobs
-            .send(Job::Metrics(tx))
-            .ok()
-            .and_then(|()| rx.recv_timeout(SNAPSHOT_DEADLINE).ok());
-        match snapshot.map(|s| render(s, family)) {
-            Some(Ok(body)) => {
-                let mut r = text(200, &body);
-                if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE) {
-                    r = r.with_header(h);
+/// One request: what the answer needs from it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A complete GET.
+    Get {
+        /// The path, without the query.
+        path: String,
+        /// Bytes of the head (what to drop before the next pipelined request).
+        len: usize,
+        /// Whether the connection stays open after the answer (HTTP/1.1 without
+        /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`).
+        keep_alive: bool,
+    },
+    /// A complete head the endpoint refuses; the connection closes after the answer.
+    Refused {
+        /// `405` for a method other than GET, `400` for a request with a body.
+        status: u16,
+        /// Bytes of the head.
+        len: usize,
+    },
+    /// Not complete yet (fewer than [`MAX_HEAD`] bytes).
+    Partial,
+    /// Answered and closed.
+    Bad {
+        /// `400`: not HTTP; `431`: a head of [`MAX_HEAD`] bytes or more, or too many headers.
+        status: u16,
+    },
+}
+
+/// Parses the HTTP request head at the start of `buf`, as the metrics endpoint reads it (pure:
+/// the unit tests and the `metrics_request` fuzz target drive it).
+pub fn parse_request(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            let version = req.version.unwrap_or(0);
+            let mut keep_alive = version >= 1;
+            let mut body = false;
+            for h in req.headers.iter() {
+                let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+                if h.name.eq_ignore_ascii_case("connection") {
+                    if value.split(',').any(|t| t.trim() == "close") {
+                        keep_alive = false;
+                    } else if value.split(',').any(|t| t.trim() == "keep-alive") {
+                        keep_alive = true;
+                    }
+                } else if (h.name.eq_ignore_ascii_case("content-length") && value.trim() != "0")
+                    || h.name.eq_ignore_ascii_case("transfer-encoding")
+                {
+                    body = true;
                 }
-                r
             }
-            Some(Err(_)) => text(500, "cannot encode the counters\n"),
-            None => text(503, "daemon busy\n"),
+            if body {
+                Parsed::Refused { status: 400, len }
+            } else if req.method != Some("GET") {
+                Parsed::Refused { status: 405, len }
+            } else {
+                let path = req.path.unwrap_or("").split('?').next().unwrap_or("");
+                Parsed::Get {
+                    path: path.to_string(),
+                    len,
+                    keep_alive,
+                }
+            }
         }
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Parsed::Bad { status: 431 },
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => Parsed::Bad { status: 431 },
+        Err(_) => Parsed::Bad { status: 400 },
+    }
+}
+
+/// The status line and headers of an answer of `len` bytes.
+fn head(status: u16, content_type: &str, len: usize, close: bool) -> String {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        _ => "Service Unavailable",
     };
-    let _ = request.respond(response);
+    let connection = if close { "close" } else { "keep-alive" };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: {connection}\r\n\r\n"
+    )
+}
+
+/// Reads and answers the requests of one connection, in order, until the client closes, a
+/// request is malformed, or it stays idle for [`IDLE_TIMEOUT`].
+fn serve_connection(mut stream: TcpStream, jobs: &Sender<Job>, slot: &Slot, family: &'static str) {
+    if stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
+        return;
+    }
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let mut deadline = Instant::now() + IDLE_TIMEOUT;
+    loop {
+        let parsed = parse_request(&buf);
+        let (status, body, keep_alive, used) = match parsed {
+            Parsed::Partial => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                    return;
+                }
+                match stream.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n.min(MAX_HEAD)]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+                continue;
+            }
+            Parsed::Bad { status } => (status, Ok(format!("{}\n", reason_text(status))), false, 0),
+            Parsed::Refused { status, len } => {
+                (status, Ok(format!("{}\n", reason_text(status))), false, len)
+            }
+            Parsed::Get {
+                path,
+                len,
+                keep_alive,
+            } => {
+                slot.set_busy(true);
+                let answer = if path == "/metrics" {
+                    scrape(jobs, family)
+                } else {
+                    (404, Ok("counters are at /metrics\n".to_string()))
+                };
+                (answer.0, answer.1, keep_alive, len)
+            }
+        };
+        let content_type = if status == 200 { CONTENT_TYPE } else { TEXT };
+        let (Ok(body) | Err(body)) = body;
+        let out = head(status, content_type, body.len(), !keep_alive) + &body;
+        if stream.write_all(out.as_bytes()).is_err() || !keep_alive {
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+        slot.set_busy(false);
+        buf.drain(..used.min(buf.len()));
+        deadline = Instant::now() + IDLE_TIMEOUT;
+    }
+}
+
+/// The text of an error answer's body.
+fn reason_text(status: u16) -> &'static str {
+    match status {
+        400 => "malformed HTTP request",
+        405 => "only GET",
+        431 => "request head too large",
+        _ => "error",
+    }
+}
+
+/// A snapshot of the counters, encoded: status and body (`Err`: a text error body).
+fn scrape(jobs: &Sender<Job>, family: &'static str) -> (u16, Result<String, String>) {
+    let (tx, rx) = bounded(1);
+    let snapshot = jobs
+        .send(Job::Metrics(tx))
+        .ok()
+        .and_then(|()| rx.recv_timeout(SNAPSHOT_DEADLINE).ok());
+    match snapshot.map(|s| render(s, family)) {
+        Some(Ok(body)) => (200, Ok(body)),
+        Some(Err(_)) => (500, Err("cannot encode the counters\n".into())),
+        None => (503, Err("daemon busy\n".into())),
+    }
 }
 
 /// `stats` in the OpenMetrics text format, every sample labelled `family`.
@@ -338,6 +512,79 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn requests_parse_to_what_the_endpoint_answers() {
+        let get = |path: &str, len, keep_alive| Parsed::Get {
+            path: path.into(),
+            len,
+            keep_alive,
+        };
+        let r = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(parse_request(r), get("/metrics", r.len(), true));
+        // The query is not part of the path; HTTP/1.0 and `Connection: close` close.
+        let r = b"GET /metrics?x=1 HTTP/1.0\r\n\r\n";
+        assert_eq!(parse_request(r), get("/metrics", r.len(), false));
+        let r = b"GET / HTTP/1.1\r\nConnection: Keep-Alive, close\r\n\r\n";
+        assert_eq!(parse_request(r), get("/", r.len(), false));
+        // A pipelined second request is left for the next round.
+        let two = b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        assert_eq!(parse_request(two), get("/a", 19, true));
+        assert_eq!(parse_request(&two[19..]), get("/b", 19, true));
+        // Other methods, and bodies.
+        let r = b"POST /metrics HTTP/1.1\r\n\r\n";
+        assert_eq!(
+            parse_request(r),
+            Parsed::Refused {
+                status: 405,
+                len: r.len()
+            }
+        );
+        let r = b"GET /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+        assert_eq!(
+            parse_request(r),
+            Parsed::Refused {
+                status: 400,
+                len: r.len()
+            }
+        );
+        let r = b"GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(
+            parse_request(r),
+            Parsed::Refused {
+                status: 400,
+                len: r.len()
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_and_oversized_requests_are_refused_not_waited_for() {
+        assert_eq!(parse_request(b""), Parsed::Partial);
+        assert_eq!(
+            parse_request(b"GET /metrics HTTP/1.1\r\nHost"),
+            Parsed::Partial
+        );
+        for bad in [
+            &b"\x16\x03\x01\x02\x00"[..], // a TLS hello
+            b"GET /metrics HTTP/9.9\r\n\r\n",
+            b"GET\x00/ HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+        ] {
+            assert_eq!(parse_request(bad), Parsed::Bad { status: 400 }, "{bad:?}");
+        }
+        // A head that never ends is cut at MAX_HEAD.
+        let mut long = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+        long.resize(MAX_HEAD, b'a');
+        assert_eq!(parse_request(&long), Parsed::Bad { status: 431 });
+        assert_eq!(parse_request(&long[..MAX_HEAD - 1]), Parsed::Partial);
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..40 {
+            many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(parse_request(&many), Parsed::Bad { status: 431 });
     }
 
     #[test]

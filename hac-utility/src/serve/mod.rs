@@ -15,7 +15,7 @@
 //! * `socket`: the private Unix socket (mode 0600 from its first moment; stale ones replaced);
 //! * `clients`: the control connections — admission within [`MAX_CLIENTS`], idle deadlines,
 //!   bounded line reading, answers in order;
-//! * `metrics`: the Prometheus endpoint `GET /metrics` (tiny_http, prometheus-client);
+//! * `metrics`: the Prometheus endpoint `GET /metrics` (httparse, prometheus-client; bounded connections);
 //! * `dispatch`: the `Backend` a request is carried out on, and its errors;
 //! * `model_host`: the backend on the built-in model (HAC, vfio-user export, wire peer),
 //!   with the stand-in VMs' `workload`;
@@ -55,6 +55,7 @@ use igb_model::LineRate;
 
 use crate::private_socket::listen_private;
 pub use clients::{CLIENT_IDLE_TIMEOUT, MAX_CLIENTS};
+pub use metrics::{MAX_CONNECTIONS as MAX_METRICS_CONNECTIONS, MAX_HEAD, Parsed, parse_request};
 pub use vf_host::{ECHO_PORT as VF_IP_ECHO_PORT, VfIp};
 pub use wire_port::WireLink;
 pub use workload::MAX_QUEUED_BYTES;

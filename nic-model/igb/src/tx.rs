@@ -310,15 +310,10 @@ impl TxEngines {
             s.dropping = true;
             return Ok(());
         }
-        let start = s.packet.len();
         let n = usize::from(r.length);
         self.chunks.reserve(&mut s.packet, n);
-        s.packet.resize(start + n, 0);
-        let res = dp.dma_read(owner, Iova(r.buffer), &mut s.packet[start..]);
-        if res.is_err() {
-            s.packet.truncate(start);
-        }
-        res
+        // Appends the buffer's bytes (nothing on a fault), straight into the chunk.
+        dp.dma_read_append(owner, Iova(r.buffer), n, &mut s.packet)
     }
 
     fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {

@@ -98,6 +98,9 @@ impl Datapath<'_> {
     }
 
     /// DMA read as function `f` of `len` bytes appended to `out` (nothing appended on a fault).
+    /// Kept out of line so the TX engine's loop stays small enough for its register accessors
+    /// to be inlined.
+    #[inline(never)]
     pub(crate) fn dma_read_append(
         &self,
         f: FunctionId,

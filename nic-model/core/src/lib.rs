@@ -25,6 +25,8 @@
 //! * [`wire`]: the port at line rate and its sinks; [`clock`]: virtual time.
 //! * [`vport`]: the index of the function a frame belongs to.
 //! * [`rng`]: seeded randomness, so simulations are reproducible like the clock.
+//! * [`buffers`]: the bounded pool of frame chunks a TX engine gathers frames into, reused
+//!   once their frames have left the egress stage.
 //! * [`bench_bound`]: the bare-loop bound that benchmarks print their figures against.
 //!
 //! The register block through which a family exposes HAC (the 82576 family's HACCTL, HACCMD, …)
@@ -33,6 +35,7 @@
 #![deny(missing_docs)]
 
 pub mod bench_bound;
+pub mod buffers;
 pub mod clock;
 pub mod egress;
 pub mod epoch;

@@ -7,6 +7,7 @@
 //! requests in order when the run returns, so the engines never reach back into the device
 //! (interrupt delivery touches only cause, mask and MSI-X state, which the engines do not read).
 
+use bytes::BytesMut;
 use igb_hw::addr::{MAX_VFS, NUM_POOLS};
 use igb_hw::frame::{DEFAULT_MAX_FRAME, MAX_JUMBO_FRAME};
 use igb_hw::regs::{FieldValue, ICR, RCTL, VMOLR, pf};
@@ -91,6 +92,27 @@ impl Datapath<'_> {
             None => Err(DmaFault {
                 iova,
                 len: buf.len(),
+                kind: DmaKind::Read,
+            }),
+        }
+    }
+
+    /// DMA read as function `f` of `len` bytes appended to `out` (nothing appended on a fault).
+    /// Kept out of line so the TX engine's loop stays small enough for its register accessors
+    /// to be inlined.
+    #[inline(never)]
+    pub(crate) fn dma_read_append(
+        &self,
+        f: FunctionId,
+        iova: Iova,
+        len: usize,
+        out: &mut BytesMut,
+    ) -> Result<(), DmaFault> {
+        match self.iommu.get(f.slot()) {
+            Some(m) => m.read_append(iova, len, out),
+            None => Err(DmaFault {
+                iova,
+                len,
                 kind: DmaKind::Read,
             }),
         }

@@ -33,7 +33,7 @@ pub(crate) struct RegisterFile {
     rar: RarTable,
 }
 
-#[inline]
+#[inline(always)]
 const fn index(reg: PfReg) -> usize {
     (reg.offset().0 / 4) as usize
 }
@@ -88,11 +88,15 @@ impl RegisterFile {
     // (`regs::OUTSIDE_BAR`): it reads 0 and takes no writes.
 
     /// The raw word of `reg` (registers without bitfields: counters, addresses, masks).
+    // Inlined (like the accessors below): with a constant register the index folds to a
+    // constant, and the switch and the TX engine read registers per frame.
+    #[inline(always)]
     pub(crate) fn get(&self, reg: PfReg) -> u32 {
         self.words.get(index(reg)).copied().unwrap_or(0)
     }
 
     /// Sets the raw word of `reg`.
+    #[inline]
     pub(crate) fn set(&mut self, reg: PfReg, v: u32) {
         let i = index(reg);
         if let Some(slot) = self.words.get_mut(i) {
@@ -104,6 +108,7 @@ impl RegisterFile {
     }
 
     /// Adds `v` to `reg`, wrapping at 2^32 (statistics counters).
+    #[inline]
     pub(crate) fn add(&mut self, reg: PfReg, v: u32) {
         let i = index(reg);
         if let Some(slot) = self.words.get_mut(i) {
@@ -129,6 +134,7 @@ impl RegisterFile {
     }
 
     /// The value of `reg` as its bitfields.
+    #[inline]
     pub(crate) fn read<R: RegisterLongName>(
         &self,
         reg: Register<R, PfReg>,

@@ -19,14 +19,16 @@
 //! the device is advanced or other queues keep the wire busy.
 //!
 //! Frames are gathered into a per-queue [`BytesMut`] that is carved from chunks of
-//! [`PACKET_CHUNK`] bytes: each finished packet is split off as its own [`Bytes`](bytes::Bytes) (sharing the
-//! chunk), so a 64-byte frame costs no allocation of its own, and a chunk returns to the
-//! allocator when the last of its frames has left the egress stage.
+//! [`CHUNK_LEN`](adapter_core::buffers::CHUNK_LEN) bytes: each finished packet is split off as its own [`Bytes`](bytes::Bytes) (sharing the
+//! chunk), so a 64-byte frame costs no allocation of its own. Used-up chunks go to the engines'
+//! [`ChunkPool`] and are reused once the last of their frames has left the egress stage (a HAC
+//! epoch's chunks cycle instead of going back to the allocator all at once after its commit).
 //!
 //! [`TxEngines`] owns the per-queue state; the device lends it everything else for one run as a
 //! [`Datapath`] (registers, the IOMMUs, the egress stage, counters) and delivers the interrupts
 //! the run requests afterwards.
 
+use adapter_core::buffers::{ChunkPool, PooledBuf};
 use bytes::BytesMut;
 use igb_hw::addr::{NUM_POOLS, NUM_QUEUES, QUEUES_PER_VF};
 use igb_hw::desc::{
@@ -52,15 +54,12 @@ pub const TX_RUN_DESCRIPTORS: u32 = 512;
 /// of 1514-byte frames fits). The descriptor that crosses the budget completes.
 pub const TX_RUN_BYTES: usize = 1 << 20;
 
-/// Bytes a queue's packet buffer reserves at a time (frames are split off it).
-pub const PACKET_CHUNK: usize = 64 * 1024;
-
 /// Runtime state of one TX engine (not visible through registers).
 #[derive(Clone, Debug, Default)]
 struct TxQueueState {
     contexts: [TxContextRepr; 2],
     /// The packet being gathered, at the end of the queue's current chunk.
-    packet: BytesMut,
+    packet: PooledBuf,
     first: Option<TxDataRepr>,
     fragments: usize,
     dropping: bool,
@@ -98,6 +97,8 @@ impl TxQueueState {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TxEngines {
     queues: [TxQueueState; NUM_QUEUES],
+    /// Used-up packet chunks of every queue, reused once their frames are gone.
+    chunks: ChunkPool,
 }
 
 impl TxEngines {
@@ -309,17 +310,10 @@ impl TxEngines {
             s.dropping = true;
             return Ok(());
         }
-        let start = s.packet.len();
         let n = usize::from(r.length);
-        if s.packet.capacity() - start < n {
-            s.packet.reserve(n.max(PACKET_CHUNK));
-        }
-        s.packet.resize(start + n, 0);
-        let res = dp.dma_read(owner, Iova(r.buffer), &mut s.packet[start..]);
-        if res.is_err() {
-            s.packet.truncate(start);
-        }
-        res
+        self.chunks.reserve(&mut s.packet, n);
+        // Appends the buffer's bytes (nothing on a fault), straight into the chunk.
+        dp.dma_read_append(owner, Iova(r.buffer), n, &mut s.packet)
     }
 
     fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {

@@ -80,6 +80,14 @@ pub enum DriverError {
     /// seven (the PF takes the VMDq pool after the last VF, and the 82576 has eight).
     #[error("cannot manage {0} VFs: the PF agent takes 1..=7")]
     InvalidVfCount(usize),
+    /// A VF transmit rate above the link speed (Linux `ndo_set_vf_bw`: -EINVAL).
+    #[error("VF rate {rate_mbps} Mb/s is above the link speed of {link_mbps} Mb/s")]
+    RateAboveLink {
+        /// The rate asked for.
+        rate_mbps: u32,
+        /// The link speed.
+        link_mbps: u32,
+    },
     /// DMA memory could not be allocated or mapped.
     #[error(transparent)]
     Dma(#[from] DmaError),

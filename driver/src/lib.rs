@@ -19,7 +19,9 @@
 //!   family-independent core ([`softhac::hold::SoftHacCore`] over a `HoldPort`, also
 //!   the mlx5 family's) and the 82576's [`softhac::SoftHac`] over the igbvf TX ring.
 //! * [`pf`]: the PF agent — answers VF mailbox messages as Linux igb does, enables VFs, sets MACs,
-//!   anti-spoofing and VLANs.
+//!   anti-spoofing, VLANs, VF rate limits and queue priority.
+//! * [`drain_policy`]: priority for released checkpoint traffic without the HAC extension: the
+//!   PF limits plain VFs (the 82576's per-queue rate limiters) while checkpoint frames drain.
 //! * [`phy`]: a `smoltcp::phy::Device` over a VF, so a TCP/IP stack runs on it.
 //! * [`mlx5`]: the mlx5 (ConnectX) VF driver on the same backend traits — command interface,
 //!   bring-up as `mlx5_core` does it, the Ethernet queues, its smoltcp device — and its
@@ -31,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod drain_policy;
 pub mod error;
 pub mod hac;
 pub mod inproc;

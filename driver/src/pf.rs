@@ -15,10 +15,10 @@
 
 use igb_hw::mailbox::{self as msg, Message};
 use igb_hw::regs::{
-    self, CTRL, CTRL_EXT, DTXSWC, MAILBOX_WORDS, MDIC, MRQC, P2VMAILBOX, PfReg, RAH, RCTL, TCTL,
-    VLVF, VMOLR, VT_CTL, pf,
+    self, CTRL, CTRL_EXT, DTXSWC, MAILBOX_WORDS, MDIC, MRQC, P2VMAILBOX, PfReg, RAH, RCTL,
+    RTTDQSEL, TCTL, TXDCTL, VLVF, VMOLR, VT_CTL, pf,
 };
-use igb_hw::{MacAddress, VfIndex, frame};
+use igb_hw::{MacAddress, VfIndex, frame, rate};
 
 use crate::backend::{Bar, Clock, RegisterIo};
 use crate::error::DriverError;
@@ -38,6 +38,9 @@ pub struct PfConfig {
     /// 32, is Linux igb's behaviour: one VF can take them all. With VMs that do not trust each
     /// other, give each a share (e.g. 32 / `num_vfs`): a VF at its share gets NACK for a new VLAN.
     pub max_vlans_per_vf: usize,
+    /// Link speed in Mb/s that VF rate limits are computed against (Linux uses the negotiated
+    /// speed; the 82576 reports 1000). On the model, the wire's line rate.
+    pub link_mbps: u32,
 }
 
 impl Default for PfConfig {
@@ -48,6 +51,7 @@ impl Default for PfConfig {
             spoof_check: true,
             vm_loopback: true,
             max_vlans_per_vf: 32,
+            link_mbps: 1000,
         }
     }
 }
@@ -77,6 +81,12 @@ pub struct VfInfo {
     pub resets: u64,
     /// VF reset events (VFLRE: VF CTRL.RST or FLR) seen.
     pub reset_events: u64,
+    /// Transmit rate limit in Mb/s (0 = none), as `ip link set … vf N max_tx_rate`. PF
+    /// configuration: survives VF resets.
+    pub tx_rate_mbps: u32,
+    /// TXDCTL.PRIORITY set on the VF's queues. A VF reset clears it (and so does the VF
+    /// rewriting its TXDCTL).
+    pub tx_priority: bool,
 }
 
 /// One thing the agent did, for logs and tests.
@@ -235,6 +245,71 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         Ok(())
     }
 
+    /// Limits `vf`'s transmit rate to `rate_mbps` (0 = no limit), as Linux igb's
+    /// `ndo_set_vf_bw` does on the 82576: RTTDQSEL = the VF's queue n (not n + 8), RTTBCNRM =
+    /// 0x14, RTTBCNRC = RS_ENA | link / rate in 14.14 fixed point. The limit is PF state: it
+    /// holds across VF resets and takes effect at the queue's next packet.
+    ///
+    /// Errors: [`DriverError::NoSuchVf`] for a VF the agent does not manage,
+    /// [`DriverError::RateAboveLink`] for a rate above [`PfConfig::link_mbps`] (Linux: -EINVAL).
+    pub fn set_vf_rate(&mut self, vf: VfIndex, rate_mbps: u32) -> Result<(), DriverError> {
+        if vf.get() >= self.vfs.len() {
+            return Err(DriverError::NoSuchVf(vf.into()));
+        }
+        if rate_mbps > self.config.link_mbps {
+            return Err(DriverError::RateAboveLink {
+                rate_mbps,
+                link_mbps: self.config.link_mbps,
+            });
+        }
+        self.write_rate_limit(vf, rate::rttbcnrc_for(self.config.link_mbps, rate_mbps));
+        self.vfs[vf.get()].tx_rate_mbps = rate_mbps;
+        Ok(())
+    }
+
+    fn write_rate_limit(&mut self, vf: VfIndex, rttbcnrc: u32) {
+        // VF n uses queue n (Linux programs queue n only).
+        self.bar
+            .write(pf::RTTDQSEL, RTTDQSEL::TXDQ_IDX.val(vf.get() as u32));
+        self.bar.set(PfReg::RTTBCNRM, rate::LINUX_RTTBCNRM);
+        self.bar.set(PfReg::RTTBCNRC, rttbcnrc);
+    }
+
+    /// The rate limit in force for `vf`, read back from the adapter (RTTDQSEL, RTTBCNRC), in
+    /// Mb/s; `None` when its limiter is off.
+    pub fn vf_rate(&mut self, vf: VfIndex) -> Result<Option<u32>, DriverError> {
+        if vf.get() >= self.vfs.len() {
+            return Err(DriverError::NoSuchVf(vf.into()));
+        }
+        self.bar
+            .write(pf::RTTDQSEL, RTTDQSEL::TXDQ_IDX.val(vf.get() as u32));
+        let word = self.bar.get(PfReg::RTTBCNRC);
+        Ok(rate::limited_rate_mbps(self.config.link_mbps, word))
+    }
+
+    /// Sets or clears TXDCTL.PRIORITY on `vf`'s queues (n and n + 8): the adapter serves
+    /// high-priority queues first. TXDCTL belongs to the VF too: a VF reset or the VF rewriting
+    /// TXDCTL clears it, so a policy sets it again when it needs it.
+    pub fn set_vf_priority(&mut self, vf: VfIndex, high: bool) -> Result<(), DriverError> {
+        if vf.get() >= self.vfs.len() {
+            return Err(DriverError::NoSuchVf(vf.into()));
+        }
+        for vq in 0..igb_hw::addr::QUEUES_PER_VF {
+            if let Some(q) = vf.queue(vq)
+                && let Some(reg) = pf::TXDCTL.get(q.get())
+            {
+                let bit = if high {
+                    TXDCTL::PRIORITY::SET
+                } else {
+                    TXDCTL::PRIORITY::CLEAR
+                };
+                self.bar.modify(reg, bit);
+            }
+        }
+        self.vfs[vf.get()].tx_priority = high;
+        Ok(())
+    }
+
     /// What the PF knows about `vf`.
     pub fn vf(&self, vf: VfIndex) -> Option<&VfInfo> {
         self.vfs.get(vf.get())
@@ -283,6 +358,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
     }
 
     fn vf_reset_event(&mut self, vf: VfIndex) {
+        // The reset cleared TXDCTL (PRIORITY with it); the rate limit is the PF's and stays.
         self.clear_vf_state(vf);
         self.vfs[vf.get()].reset_events += 1;
         self.events.push(PfEvent::VfReset(vf));
@@ -297,6 +373,7 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
             reset_events: old.reset_events,
             messages: old.messages,
             nacks: old.nacks,
+            tx_rate_mbps: old.tx_rate_mbps,
             ..VfInfo::default()
         };
         self.clear_vf_filters(vf);
@@ -682,5 +759,82 @@ mod tests {
             .collect();
         assert_eq!(all[0], regs::RAR_ENTRIES - 1);
         assert_eq!(all[7], regs::RAR_ENTRIES - 8);
+    }
+
+    #[test]
+    fn vf_rate_limits_are_written_as_linux_does_and_read_back() {
+        let mut a = agent(2).unwrap();
+        let vf1 = VfIndex::new(1).unwrap();
+        a.set_vf_rate(vf1, 300).unwrap();
+        assert_eq!(a.bar().get(PfReg::RTTDQSEL), 1);
+        assert_eq!(a.bar().get(PfReg::RTTBCNRM), 0x14);
+        assert_eq!(a.bar().get(PfReg::RTTBCNRC), 0x8000_0000 | (3 << 14) | 5461);
+        assert_eq!(a.vf_rate(vf1).unwrap(), Some(300));
+        assert_eq!(a.vf_rate(VfIndex::new(0).unwrap()).unwrap(), None);
+        assert_eq!(a.vf(vf1).unwrap().tx_rate_mbps, 300);
+        // Rate 0 turns the limiter off, as in Linux.
+        a.set_vf_rate(vf1, 0).unwrap();
+        assert_eq!(a.vf_rate(vf1).unwrap(), None);
+        // The whole link is a limit of factor 1.0.
+        a.set_vf_rate(vf1, 1000).unwrap();
+        assert_eq!(a.vf_rate(vf1).unwrap(), Some(1000));
+    }
+
+    #[test]
+    fn bad_rate_requests_get_a_defined_answer_and_change_nothing() {
+        let mut a = agent(2).unwrap();
+        let vf0 = VfIndex::new(0).unwrap();
+        a.set_vf_rate(vf0, 100).unwrap();
+        let e = a.set_vf_rate(vf0, 1001).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DriverError::RateAboveLink {
+                    rate_mbps: 1001,
+                    link_mbps: 1000
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(a.vf_rate(vf0).unwrap(), Some(100));
+        let vf5 = VfIndex::new(5).unwrap();
+        assert!(matches!(a.set_vf_rate(vf5, 10), Err(DriverError::NoSuchVf(n)) if n.get() == 5));
+        assert!(matches!(a.vf_rate(vf5), Err(DriverError::NoSuchVf(_))));
+        assert!(matches!(
+            a.set_vf_priority(vf5, true),
+            Err(DriverError::NoSuchVf(_))
+        ));
+        assert_eq!(
+            a.bar().get(PfReg::RTTDQSEL),
+            0,
+            "no register of VF 5 was touched"
+        );
+    }
+
+    #[test]
+    fn a_vf_reset_keeps_the_rate_and_clears_the_priority() {
+        let model = Model::new(NicConfig::default());
+        model.enable_vfs(2);
+        let mut a = PfAgent::new(
+            model.bar0(FunctionId::Pf),
+            model.clock(),
+            PfConfig::default(),
+        )
+        .unwrap();
+        let vf1 = VfIndex::new(1).unwrap();
+        a.set_vf_rate(vf1, 250).unwrap();
+        a.set_vf_priority(vf1, true).unwrap();
+        assert_ne!(a.bar().get(PfReg::TXDCTL(1)) & (1 << 27), 0);
+        assert_ne!(a.bar().get(PfReg::TXDCTL(9)) & (1 << 27), 0);
+        // The VF resets itself between the agent's register writes and its next poll.
+        model
+            .nic()
+            .vf_write(vf1, igb_hw::regs::VfReg::CTRL, 1 << 26);
+        a.set_vf_rate(vf1, 200).unwrap();
+        assert_eq!(a.poll(), 1);
+        assert_eq!(a.vf_rate(vf1).unwrap(), Some(200));
+        assert_eq!(a.vf(vf1).unwrap().tx_rate_mbps, 200);
+        assert!(!a.vf(vf1).unwrap().tx_priority);
+        assert_eq!(a.bar().get(PfReg::TXDCTL(1)) & (1 << 27), 0);
     }
 }

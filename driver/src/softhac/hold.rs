@@ -305,6 +305,16 @@ impl<P: HoldPort> SoftHacCore<P> {
         }
     }
 
+    /// Plain frames of untagged VF `vf` waiting in software for queue room (0 for a VF this
+    /// SoftHac does not have). A sender that should see backpressure like a full ring offers
+    /// more only while this is short.
+    pub fn plain_queued(&self, vf: VfNumber) -> usize {
+        self.vfs
+            .get(vf.get())
+            .filter(|_| vf.get() < P::MAX_VFS)
+            .map_or(0, |v| v.plain.len())
+    }
+
     /// The driver of VF `vf`, for the family's port (never for sending).
     pub(crate) fn port_mut(&mut self, vf: VfNumber) -> Option<&mut P> {
         self.soft_vf(vf).map(|v| &mut v.port)

@@ -148,6 +148,7 @@ pub(super) fn model_counters(c: &igb_model::ModelCounters) -> Vec<Counter> {
         tx_spoofed_frames,
         tx_local_drops,
         tx_run_budget_stops,
+        tx_rate_limited_stops,
         tx_backpressure_stalls,
         rx_queue_disabled_drops,
         rx_no_descriptor_drops,
@@ -265,6 +266,11 @@ pub(super) fn model_counters(c: &igb_model::ModelCounters) -> Vec<Counter> {
             "tx_run_budget_stops",
             "Times a TX run stopped on its budget with descriptors left.",
             tx_run_budget_stops,
+        ),
+        (
+            "tx_rate_limited_stops",
+            "Times a TX queue waited for its rate limiter (RTTBCNRC) before a packet.",
+            tx_rate_limited_stops,
         ),
         (
             "tx_backpressure_stalls",

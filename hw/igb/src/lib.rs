@@ -10,6 +10,7 @@
 //!   not compile.
 //! * [`desc`]: TX/RX advanced descriptors as typed views over 16 bytes, with `Repr` parse/emit.
 //! * [`mailbox`]: the PF↔VF mailbox message formats (igbvf protocol) as views and `Repr`s.
+//! * [`rate`]: the per-queue TX rate limiter encoding (RTTBCNRC rate factor, Linux's formula).
 //! * [`pci`]: PCI identity, configuration-space layout and the SR-IOV extended capability.
 //! * [`frame`]: the Ethernet/802.1Q header view (from `hw-common`) and the 82576 frame limits.
 //! * [`addr`]: the 82576's index newtypes (`VfIndex`, `PoolIndex`, `QueueIndex`,
@@ -26,6 +27,7 @@ pub mod desc;
 pub mod frame;
 pub mod mailbox;
 pub mod pci;
+pub mod rate;
 pub mod regs;
 
 pub use hw_common;

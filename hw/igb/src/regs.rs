@@ -308,6 +308,12 @@ register_map! {
         WVBR = 0x3554, ReadClear;
         /// DMA TX control.
         DTXCTL = 0x3590, ReadWrite;
+        /// TX rate scheduler: the queue whose RTTBCNRC the next access reaches (indirect).
+        RTTDQSEL = 0x3604, ReadWrite;
+        /// TX rate scheduler: MMW size (rate compensation window), global.
+        RTTBCNRM = 0x3690, ReadWrite;
+        /// TX rate scheduler config of the queue RTTDQSEL selects: RS_ENA and the rate factor.
+        RTTBCNRC = 0x36B0, ReadWrite;
         /// Missed packets count.
         MPC = 0x4010, ReadClear;
         /// Good packets received count.
@@ -843,6 +849,26 @@ mod bitfields {
             /// VM-to-VM loopback (internal switching) enable.
             VMDQ_LOOPBACK_EN OFFSET(31) NUMBITS(1) []
         ],
+        /// RTTDQSEL: the queue the RTTBCNRC access reaches.
+        pub RTTDQSEL [
+            /// Physical queue index (0..16).
+            TXDQ_IDX OFFSET(0) NUMBITS(4) []
+        ],
+        /// RTTBCNRM: rate compensation window.
+        pub RTTBCNRM [
+            /// MMW size: credit a limited queue may bank while it waits, in 512-byte units
+            /// (the unit is inferred from Linux's "0x14 for 9728-byte jumbo frames").
+            MMW_SIZE OFFSET(0) NUMBITS(10) []
+        ],
+        /// RTTBCNRC: the selected queue's rate limiter (Linux `igb_set_vf_rate_limit`).
+        pub RTTBCNRC [
+            /// Rate factor, fractional part (14 bits of a 14.14 fixed-point number).
+            RF_DEC OFFSET(0) NUMBITS(14) [],
+            /// Rate factor, integer part: link speed / rate.
+            RF_INT OFFSET(14) NUMBITS(14) [],
+            /// Rate scheduler enable.
+            RS_ENA OFFSET(31) NUMBITS(1) []
+        ],
         /// DTXCTL.
         pub DTXCTL [
             /// 802.3 length/type handling.
@@ -1125,6 +1151,12 @@ pub mod pf {
     pub const LVMMC: Register<super::LVMMC::Register, PfReg> = Register::new(PfReg::LVMMC);
     /// DTXCTL.
     pub const DTXCTL: Register<super::DTXCTL::Register, PfReg> = Register::new(PfReg::DTXCTL);
+    /// RTTDQSEL.
+    pub const RTTDQSEL: Register<super::RTTDQSEL::Register, PfReg> = Register::new(PfReg::RTTDQSEL);
+    /// RTTBCNRM.
+    pub const RTTBCNRM: Register<super::RTTBCNRM::Register, PfReg> = Register::new(PfReg::RTTBCNRM);
+    /// RTTBCNRC (of the queue RTTDQSEL selects).
+    pub const RTTBCNRC: Register<super::RTTBCNRC::Register, PfReg> = Register::new(PfReg::RTTBCNRC);
     /// TXDCTL of the 16 physical queues.
     pub const TXDCTL: RegisterArray<super::TXDCTL::Register, PfReg> =
         RegisterArray::new(PfReg::TXDCTL, 16);

@@ -11,6 +11,9 @@
 //!
 //! * **high class**: pools whose head frame is a released checkpoint frame, round robin;
 //! * **low class**: pools whose head frame carries no epoch (plain VFs, the PF), round robin;
+//! * within the low class, pools the adapter marks as *priority* pools
+//!   ([`EgressStage::set_priority`], the 82576's TXDCTL.PRIORITY) go first, round robin among
+//!   themselves; with no priority pool the class is a plain round robin;
 //! * strict priority for the high class, except for the starvation guard G (`guard_bytes`):
 //!   after G high-class bytes sent back to back while low-class frames were waiting, the low
 //!   class gets a turn of G/4 bytes (at least one frame), so under contention it keeps at least
@@ -399,6 +402,18 @@ impl PoolSet {
         self.first_from(start).or_else(|| self.first_from(0))
     }
 
+    fn intersection(&self, other: &PoolSet) -> PoolSet {
+        let mut u = *self;
+        for (a, b) in u.0.iter_mut().zip(other.0) {
+            *a &= b;
+        }
+        u
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
     fn union(&self, other: &PoolSet) -> PoolSet {
         let mut u = *self;
         for (a, b) in u.0.iter_mut().zip(other.0) {
@@ -425,6 +440,8 @@ pub struct EgressStage {
     high: PoolSet,
     /// Pools whose head frame is an eligible plain frame.
     low: PoolSet,
+    /// Pools served first within the low class (TXDCTL.PRIORITY on the 82576).
+    priority: PoolSet,
     next_high: usize,
     next_low: usize,
     held: usize,
@@ -444,6 +461,7 @@ impl EgressStage {
             limits: limits.effective(),
             high: PoolSet::default(),
             low: PoolSet::default(),
+            priority: PoolSet::default(),
             next_high: 0,
             next_low: 0,
             held: 0,
@@ -557,7 +575,14 @@ impl EgressStage {
             return None;
         }
         let high = self.high.next_round_robin(self.next_high);
-        let low = self.low.next_round_robin(self.next_low);
+        let low = if self.priority.is_empty() {
+            self.low.next_round_robin(self.next_low)
+        } else {
+            self.low
+                .intersection(&self.priority)
+                .next_round_robin(self.next_low)
+                .or_else(|| self.low.next_round_robin(self.next_low))
+        };
         let in_turn = self.low_turn > 0;
         let guard_hit = self.guard_bytes > 0 && (in_turn || self.high_burst >= self.guard_bytes);
         let (i, class) = match (high, low) {
@@ -708,6 +733,18 @@ impl EgressStage {
         self.low = PoolSet::default();
         self.held = 0;
         n
+    }
+
+    /// Marks `vport` as a priority pool (`on`): within the low class its frames go before other
+    /// pools' (round robin among priority pools). The 82576 model sets it from TXDCTL.PRIORITY.
+    /// It survives [`EgressStage::flush`]; the adapter clears it on its own reset.
+    pub fn set_priority(&mut self, vport: Vport, on: bool) {
+        self.priority.set(vport.get(), on);
+    }
+
+    /// Whether `vport` is a priority pool.
+    pub fn priority(&self, vport: Vport) -> bool {
+        self.priority.first_from(vport.get()) == Some(vport.get())
     }
 
     // ----- HAC ----------------------------------------------------------------------------

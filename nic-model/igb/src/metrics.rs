@@ -57,6 +57,9 @@ pub struct ModelCounters {
     /// Times a TX run stopped on its budget (`TX_RUN_DESCRIPTORS` descriptors or `TX_RUN_BYTES`
     /// buffer bytes) with descriptors left; the queue continues as device time advances.
     pub tx_run_budget_stops: u64,
+    /// Times a TX queue waited for its rate limiter (RTTBCNRC.RS_ENA) before a packet; it
+    /// continues when device time reaches the limiter's next start.
+    pub tx_rate_limited_stops: u64,
     /// Times a TX queue stopped fetching because the egress stage was full for its pool.
     pub tx_backpressure_stalls: u64,
     /// Frames received while the target queue or RCTL was disabled.

@@ -18,6 +18,16 @@
 //! that are read and dropped costs at most a line rate's worth of DMA per queue, however often
 //! the device is advanced or other queues keep the wire busy.
 //!
+//! Transmit arbitration (datasheet 7.2.7, details [unverified]): besides the budget, a queue
+//! whose rate limiter is on (RTTBCNRC.RS_ENA, selected through RTTDQSEL) starts a packet only
+//! when its [`RateLimiter`] allows it: each packet's wire time, multiplied by the queue's rate
+//! factor, pushes the queue's next start time forward, with a credit window of RTTBCNRM's MMW
+//! size so a queue that waited behind others may catch up by that much. A waiting queue is
+//! *pending* like one that stopped on its budget and continues when device time reaches its
+//! start time. Queue priority (TXDCTL.PRIORITY) acts where frames of different pools meet, in
+//! the egress stage ([`crate::Nic`] marks priority pools). With no limiter on, a queue runs
+//! exactly as before: one branch per packet.
+//!
 //! Frames are gathered into a per-queue [`BytesMut`] that is carved from chunks of
 //! [`CHUNK_LEN`](adapter_core::buffers::CHUNK_LEN) bytes: each finished packet is split off as its own [`Bytes`](bytes::Bytes) (sharing the
 //! chunk), so a 64-byte frame costs no allocation of its own. Used-up chunks go to the engines'
@@ -35,7 +45,8 @@ use igb_hw::desc::{
     self, Descriptor, MAX_TX_FRAGMENTS, TxContextRepr, TxDataRepr, TxDescriptorKind,
 };
 use igb_hw::frame::{ETHERNET_HEADER_LEN, ETHERTYPE_VLAN, FCS_LEN, MIN_FRAME_LEN};
-use igb_hw::regs::{ICR, LVMMC, PfReg, TCTL, TDWBAL, TXDCTL, VMVIR, pf};
+use igb_hw::rate::{self, MMW_UNIT_BYTES, RATE_FACTOR_FRACTION_BITS, RATE_FACTOR_ONE};
+use igb_hw::regs::{ICR, LVMMC, PfReg, RTTBCNRM, TCTL, TDWBAL, TXDCTL, VMVIR, pf};
 use igb_hw::{Iova, PoolIndex, QueueIndex};
 
 use crate::datapath::{Datapath, IrqRequest};
@@ -93,12 +104,65 @@ impl TxQueueState {
     }
 }
 
+/// One queue's transmit rate limiter: the RTTBCNRC word the PF wrote for it and, while RS_ENA
+/// is set, the earliest time the queue may start its next packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateLimiter {
+    /// RTTBCNRC as written.
+    word: u32,
+    /// The rate factor (14.14 fixed point, at least 1.0) while the limiter is on.
+    factor: Option<u32>,
+    /// When the queue may start its next packet.
+    next_start: SimTime,
+}
+
+impl RateLimiter {
+    /// A limiter programmed with RTTBCNRC `word` (RS_ENA clear: off). A factor below 1.0 (a rate
+    /// above the link) is taken as 1.0: the queue may use the whole link.
+    pub fn new(word: u32) -> RateLimiter {
+        RateLimiter {
+            word,
+            factor: rate::rate_factor(word).map(|f| f.max(RATE_FACTOR_ONE)),
+            next_start: SimTime::ZERO,
+        }
+    }
+
+    /// The RTTBCNRC word.
+    pub fn word(&self) -> u32 {
+        self.word
+    }
+
+    /// Whether RS_ENA is set.
+    pub fn enabled(&self) -> bool {
+        self.factor.is_some()
+    }
+
+    /// When the queue may start its next packet, if that is after `now`.
+    pub fn wait_until(&self, now: SimTime) -> Option<SimTime> {
+        self.factor?;
+        (self.next_start > now).then_some(self.next_start)
+    }
+
+    /// Charges a packet that occupies the wire for `wire_ns` at line rate, started at `now`; a
+    /// queue that was idle for longer than `window_ns` (the MMW credit at its rate) keeps at most
+    /// that much credit.
+    pub fn charge(&mut self, now: SimTime, wire_ns: u64, window_ns: u64) {
+        let Some(f) = self.factor else { return };
+        let scale =
+            |ns: u64| ((u128::from(ns) * u128::from(f)) >> RATE_FACTOR_FRACTION_BITS) as u64;
+        let earliest = SimTime::from_nanos(now.as_nanos().saturating_sub(scale(window_ns)));
+        self.next_start = self.next_start.max(earliest) + scale(wire_ns);
+    }
+}
+
 /// The TX engines of the 16 physical queues.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TxEngines {
     queues: [TxQueueState; NUM_QUEUES],
     /// Used-up packet chunks of every queue, reused once their frames are gone.
     chunks: ChunkPool,
+    /// Rate limiters: PF configuration, kept across queue and VF resets (a PF reset clears them).
+    limiters: [RateLimiter; NUM_QUEUES],
 }
 
 impl TxEngines {
@@ -108,6 +172,28 @@ impl TxEngines {
         if let Some(s) = self.queues.get_mut(q) {
             *s = TxQueueState::default();
         }
+    }
+
+    /// Queue `q`'s rate limiter.
+    pub(crate) fn limiter(&self, q: usize) -> RateLimiter {
+        self.limiters.get(q).copied().unwrap_or_default()
+    }
+
+    /// Programs queue `q`'s rate limiter with RTTBCNRC `word` (a new word starts a fresh
+    /// limiter: the queue may start a packet at once); a queue waiting on its old limit
+    /// continues now.
+    pub(crate) fn set_limiter(&mut self, q: usize, word: u32) {
+        if let (Some(l), Some(s)) = (self.limiters.get_mut(q), self.queues.get_mut(q)) {
+            *l = RateLimiter::new(word);
+            if s.pending {
+                s.resume_at = SimTime::ZERO;
+            }
+        }
+    }
+
+    /// Every rate limiter off (PF reset).
+    pub(crate) fn clear_limiters(&mut self) {
+        self.limiters = Default::default();
     }
 
     /// Whether queue `q` is stopped by a DMA fault.
@@ -192,6 +278,16 @@ impl TxEngines {
                 let state = &mut self.queues[q.get()];
                 state.pending = true;
                 state.resume_at = dp.now + (pace as u64).max(1);
+                break;
+            }
+            if !self.queues[q.get()].in_packet()
+                && let Some(at) = self.limiters[q.get()].wait_until(dp.now)
+            {
+                // Arbitration: the queue's rate limiter holds its next packet until `at`.
+                dp.counters.tx_rate_limited_stops += 1;
+                let state = &mut self.queues[q.get()];
+                state.pending = true;
+                state.resume_at = at;
                 break;
             }
             descriptors += 1;
@@ -317,17 +413,28 @@ impl TxEngines {
     }
 
     fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {
+        let wire_ns = self.send_packet(dp, q);
+        if wire_ns > 0 && self.limiters[q.get()].enabled() {
+            let mmw = u64::from(dp.regs.read(pf::RTTBCNRM).read(RTTBCNRM::MMW_SIZE));
+            let window_ns = line_time_ns(dp, mmw * MMW_UNIT_BYTES);
+            self.limiters[q.get()].charge(dp.now, wire_ns, window_ns);
+        }
+    }
+
+    /// Applies the offloads to the finished packet and sends its frames; returns their time on
+    /// the wire at line rate (0 when nothing was sent).
+    fn send_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) -> u64 {
         let pool = q.pool();
         let state = &mut self.queues[q.get()];
         let (mut frame, first, dropping) = state.end_packet();
         let contexts = state.contexts;
-        let Some(first) = first else { return };
+        let Some(first) = first else { return 0 };
         if dropping {
-            return;
+            return 0;
         }
         if frame.len() < ETHERNET_HEADER_LEN {
             dp.counters.tx_runt_frames += 1;
-            return;
+            return 0;
         }
         let ctx = contexts[usize::from(first.context_index & 1)];
         // VLAN insertion: the pool's VMVIR overrides the descriptor (datasheet 7.10.3.9).
@@ -345,12 +452,14 @@ impl TxEngines {
         // hardware inserts), so they run before VLAN insertion.
         if first.tse {
             match offload::segment_tcp(&frame, &ctx) {
-                Ok(segs) => {
-                    for seg in segs {
-                        out.send(dp, pool, BytesMut::from(&seg[..]));
-                    }
+                Ok(segs) => segs
+                    .into_iter()
+                    .map(|seg| out.send(dp, pool, BytesMut::from(&seg[..])))
+                    .sum(),
+                Err(_) => {
+                    dp.counters.tx_offload_errors += 1;
+                    0
                 }
-                Err(_) => dp.counters.tx_offload_errors += 1,
             }
         } else {
             if (first.ixsm || first.txsm)
@@ -358,7 +467,7 @@ impl TxEngines {
             {
                 dp.counters.tx_offload_errors += 1;
             }
-            out.send(dp, pool, frame);
+            out.send(dp, pool, frame)
         }
     }
 
@@ -414,8 +523,9 @@ struct Egress {
 }
 
 impl Egress {
-    /// VLAN insertion, the size check and padding, then the switch.
-    fn send(&self, dp: &mut Datapath<'_>, pool: PoolIndex, mut f: BytesMut) {
+    /// VLAN insertion, the size check and padding, then the switch; returns the frame's time on
+    /// the wire at line rate (0 when it is dropped).
+    fn send(&self, dp: &mut Datapath<'_>, pool: PoolIndex, mut f: BytesMut) -> u64 {
         if let Some(tci) = self.insert {
             let mut tagged = BytesMut::with_capacity(f.len() + 4);
             tagged.extend_from_slice(&f[..12]);
@@ -426,11 +536,19 @@ impl Egress {
         }
         if f.len() + FCS_LEN > self.max_frame {
             dp.counters.tx_oversize_frames += 1;
-            return;
+            return 0;
         }
         if self.pad && f.len() < MIN_FRAME_LEN {
             f.resize(MIN_FRAME_LEN, 0);
         }
+        let wire_ns = dp.line_rate.frame_time_ns(f.len());
         switch::from_pool(dp, pool, f.freeze());
+        wire_ns
     }
+}
+
+/// Time `bytes` take at line rate (no framing overhead).
+fn line_time_ns(dp: &Datapath<'_>, bytes: u64) -> u64 {
+    let ns = u128::from(bytes) * 8 * 1_000_000_000 / u128::from(dp.line_rate.bits_per_sec().max(1));
+    u64::try_from(ns).unwrap_or(u64::MAX)
 }

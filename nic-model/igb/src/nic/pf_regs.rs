@@ -2,10 +2,12 @@
 //! the word (link state, interrupt masks, mailbox control, queue doorbells, write masks). The
 //! HAC registers have their own module ([`super::hac`]).
 
+use igb_hw::PoolIndex;
 use igb_hw::QueueIndex;
+use igb_hw::addr::{NUM_POOLS, QUEUES_PER_VF};
 use igb_hw::regs::{
     self, Access, CTRL, CTRL_EXT, EITR, ICR, LocalRegisterCopy, MAILBOX_WORDS, MDIC, P2VMAILBOX,
-    PfReg, RXDCTL, STATUS, TXDCTL, pf,
+    PfReg, RTTDQSEL, RXDCTL, STATUS, TXDCTL, pf,
 };
 
 use super::Nic;
@@ -61,6 +63,8 @@ impl Nic {
             }
             // The PF's view of the VF's register has no read side effects.
             PfReg::V2PMAILBOX(n) => self.mailbox[usize::from(n)].vf_view(),
+            // RTTBCNRC is indirect: the word of the queue RTTDQSEL selects.
+            PfReg::RTTBCNRC => self.tx.limiter(self.selected_rate_queue()).word(),
             _ => match reg.access() {
                 Access::WriteOnly => 0,
                 Access::ReadClear | Access::ReadClearWriteOneClear => {
@@ -157,11 +161,20 @@ impl Nic {
                 self.regs.set(reg, new.get());
                 let is = new.is_set(TXDCTL::ENABLE);
                 if let Some(q) = QueueIndex::new(usize::from(q)) {
+                    self.refresh_pool_priority(q.pool());
                     if is && !was {
                         // A queue enable restarts the engine: a fault or half-fetched packet from
                         // the previous incarnation is forgotten.
                         self.tx.reset(q.get());
                     }
+                    self.tx_kick(q);
+                }
+            }
+            PfReg::RTTDQSEL => self.regs.write(pf::RTTDQSEL, RTTDQSEL::TXDQ_IDX.val(v)),
+            PfReg::RTTBCNRC => {
+                let q = self.selected_rate_queue();
+                self.tx.set_limiter(q, v);
+                if let Some(q) = QueueIndex::new(q) {
                     self.tx_kick(q);
                 }
             }
@@ -184,6 +197,25 @@ impl Nic {
                 Access::WriteOnly => {}
             },
         }
+    }
+}
+
+impl Nic {
+    /// The queue RTTDQSEL selects for RTTBCNRC accesses.
+    fn selected_rate_queue(&self) -> usize {
+        self.regs.read(pf::RTTDQSEL).read(RTTDQSEL::TXDQ_IDX) as usize
+    }
+
+    /// Tells the egress stage whether `pool` is a priority pool: one of its queues (n, n + 8)
+    /// has TXDCTL.PRIORITY set.
+    pub(super) fn refresh_pool_priority(&mut self, pool: PoolIndex) {
+        let high = (0..QUEUES_PER_VF).any(|vq| {
+            let q = pool.get() + vq * NUM_POOLS;
+            pf::TXDCTL
+                .get(q)
+                .is_some_and(|r| self.regs.read(r).is_set(TXDCTL::PRIORITY))
+        });
+        self.egress.set_priority(crate::vport(pool), high);
     }
 }
 

@@ -69,6 +69,10 @@ impl Nic {
         self.regs.set(PfReg::TXCTL(q), TXCTL_RESET);
         self.regs.write(pf::TXDCTL.at(q), TXDCTL::ENABLE::CLEAR);
         self.tx.reset(usize::from(q));
+        // TXDCTL.PRIORITY is clear again; the rate limiter (PF configuration) stays.
+        if let Some(queue) = igb_hw::QueueIndex::new(usize::from(q)) {
+            self.refresh_pool_priority(queue.pool());
+        }
     }
 
     /// PF software reset (CTRL.RST): every register to its reset value, queues stopped, the
@@ -85,6 +89,7 @@ impl Nic {
         self.counters.egress_flushed_on_reset += flushed as u64;
         // The HAC block returns to its reset state too (disabled, nothing tagged).
         self.egress = EgressStage::new(self.config.egress_limits);
+        self.tx.clear_limiters();
         self.switch_stats = Default::default();
     }
 

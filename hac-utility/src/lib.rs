@@ -15,6 +15,8 @@
 //!   definition being the only list of keys.
 //! * [`stats_watch`]: `hac stats --watch`, the counters redrawn every interval.
 //! * [`cli_docs`]: shell completions and man pages generated from the clap definition.
+//! * [`colo`]: `hac colo-bridge`, output commit for a VM checkpointed by QEMU COLO: the
+//!   primary's QMP events become epochs of `hac serve` (docs/colo.md).
 //! * [`failover`]: `hac failover-demo`, orchestrating the `hac-ha` crate's nodes and client.
 //! * [`progress`]: the progress of long runs (an `indicatif` bar on a terminal, a line per
 //!   quarter in logs), used by `run`, `failover` and the lab's bench.
@@ -28,6 +30,7 @@
 
 pub mod capture;
 pub mod cli_docs;
+pub mod colo;
 pub mod config_file;
 pub mod engine;
 pub mod failover;

@@ -3,6 +3,7 @@
 //! * `demo`, `run`: the scenario engine on the built-in model, with a report directory.
 //! * `serve`, `ctl`, `stats`: the control daemon that owns the PF and a checkpoint engine talks
 //!   to, its client and its counters (docs/control.md).
+//! * `colo-bridge`: output commit for a VM checkpointed by QEMU COLO (docs/colo.md).
 //! * `failover-demo`: high availability end to end (docs/failover.md); it runs the hidden
 //!   `ha-node` and `ha-client` subcommands of this same binary.
 //! * `vf-probe`: is this VF usable? Opens it (Linux VFIO, or the built-in model) and runs the
@@ -104,6 +105,14 @@ enum Command {
     /// docs/failover.md.
     #[command(name = "failover-demo")]
     FailoverDemo(hac_utility::failover::DemoArgs),
+    /// Output commit for a VM checkpointed by QEMU COLO: follows the primary QEMU's QMP socket
+    /// and turns its checkpoints into epochs of `hac serve` for the VFs the VM owns (STOP opens
+    /// the next epoch, the RESUME after it — the secondary's ack — commits the sealed one if the
+    /// open came at least --min-margin-us before QEMU resumed the VM; COLO_EXIT releases, the
+    /// primary's death discards). Start it before `migrate`. Prints a JSON summary; exit 1 when
+    /// it stopped on an error (the adapter then keeps holding). See docs/colo.md.
+    #[command(name = "colo-bridge")]
+    ColoBridge(ColoBridgeArgs),
     /// One host of the failover demo (started by `failover-demo`).
     #[command(name = "ha-node", hide = true)]
     HaNode(hac_utility::failover::NodeArgs),
@@ -123,6 +132,70 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<std::path::PathBuf>,
     },
+}
+
+/// Arguments of `hac colo-bridge`.
+#[derive(clap::Args)]
+struct ColoBridgeArgs {
+    /// The primary QEMU's QMP socket (`-qmp unix:PATH,server=on,wait=off`).
+    #[arg(long, value_name = "PATH")]
+    qmp: std::path::PathBuf,
+    /// `hac serve`'s control socket.
+    #[arg(long, value_name = "PATH", env = "HAC_SOCKET", default_value = ctl::DEFAULT_SOCKET)]
+    socket: std::path::PathBuf,
+    /// A VF the VM owns (repeat for several).
+    #[arg(long = "vf", value_name = "N", required = true)]
+    vfs: Vec<usize>,
+    /// The open of an epoch must be acknowledged this long before QEMU's timestamp of the
+    /// RESUME that ends its checkpoint, µs; otherwise that checkpoint is not committed (a later
+    /// one covers it).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+    min_margin_us: i64,
+    /// Stop (fail closed) after this many checkpoints in a row miss the margin.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    max_late: u32,
+    /// Write a JSON line per event and per request here.
+    #[arg(long, value_name = "FILE")]
+    log: Option<std::path::PathBuf>,
+    /// Keep trying to reach the QMP socket this long, ms.
+    #[arg(long, default_value_t = 10_000)]
+    connect_timeout_ms: u64,
+}
+
+/// `hac colo-bridge`: the summary on stdout; exit 1 after an error.
+fn run_colo_bridge(args: ColoBridgeArgs) -> ExitCode {
+    use hac_utility::colo::{bridge::BridgeConfig, follow};
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) =
+        ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed))
+    {
+        eprintln!("error: colo-bridge: cannot handle signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let config = follow::FollowConfig {
+        qmp: args.qmp,
+        socket: args.socket,
+        vfs: args.vfs,
+        bridge: BridgeConfig {
+            min_margin_us: args.min_margin_us,
+            max_late: args.max_late,
+        },
+        log: args.log,
+        connect_timeout: std::time::Duration::from_millis(args.connect_timeout_ms),
+    };
+    let (summary, result) = follow::run(&config, &stop);
+    match serde_json::to_string(&summary) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: colo-bridge: summary: {e}"),
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: colo-bridge: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// What `wire.pcap` keeps of each frame.
@@ -192,6 +265,7 @@ fn main() -> ExitCode {
             }
         }
         Command::FailoverDemo(args) => run_failover_demo(&args),
+        Command::ColoBridge(args) => run_colo_bridge(args),
         Command::HaNode(args) => match hac_ha::node::run(args.into()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

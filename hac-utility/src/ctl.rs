@@ -38,6 +38,17 @@ pub struct ServeArgs {
     /// VF token (UUID) set on the PF; VF users open their VFs with it.
     #[arg(long, value_name = "UUID", requires = "pci")]
     vf_token: Option<String>,
+    /// With --pci: protect released checkpoint output with the 82576's own rate limiters.
+    /// The HAC requests become hints (tag/untag: which VFs checkpoint with SoftHac in their
+    /// own driver; commit: frames were released), and while a checkpointing VF has released
+    /// frames to drain the plain VFs share this many Mb/s (0: off, HAC requests refused).
+    /// See docs/hac.md, "Priority without the extension".
+    #[arg(long, value_name = "MBPS", default_value_t = 0)]
+    drain_plain_rate: u32,
+    /// With --drain-plain-rate: also set TXDCTL.PRIORITY on the checkpointing VFs' queues
+    /// while they drain.
+    #[arg(long)]
+    drain_priority: bool,
     /// VFs to enable on the PF (1..=7); each gets the MAC 02:1b:21:c1:00:<n> from the PF.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=7))]
     vfs: u64,
@@ -276,6 +287,10 @@ pub fn run_serve(args: ServeArgs, cmd: &clap::Command, matches: &clap::ArgMatche
         pci: args.pci.map(|bdf| hac_utility::serve::PciTarget {
             bdf,
             vf_token: args.vf_token.unwrap_or_default(),
+        }),
+        drain: (args.drain_plain_rate > 0).then_some(hac_utility::serve::DrainConfig {
+            plain_rate_mbps: args.drain_plain_rate,
+            priority: args.drain_priority,
         }),
         vfio_user: args
             .vfio_user
@@ -717,6 +732,8 @@ mod tests {
             ("family", "\"mlx5\"", &["--family", "mlx5"]),
         ],
         &[
+            ("drain_plain_rate", "200", &["--drain-plain-rate", "200"]),
+            ("drain_priority", "true", &["--drain-priority"]),
             ("pci", "\"0000:01:00.0\"", &["--pci", "0000:01:00.0"]),
             (
                 "vf_token",

@@ -6,6 +6,10 @@
 //! * [`switch_exchange`] — case 3: frames from one of our VFs to another through the adapter's
 //!   internal switch (VM-to-VM loopback, datasheet 7.10.3.6), the PF driven by our
 //!   [`PfAgent`](hac_driver::pf::PfAgent); counts, order and payloads checked.
+//! * [`rate_limit_registers`] — case 3's rate limit part (issue 20): the PF programs every VF's
+//!   transmit rate limit and queue priority as Linux igb's `ndo_set_vf_bw` does and reads the
+//!   registers back; the exchange then runs with them set (nothing may break), and
+//!   [`clear_rate_limits`] turns them off again.
 //! * [`hac_check`] — case 4: the HAC contract on an adapter without the extension
 //!   ([`SoftHac`]): frames held until commit, released in order, discarded on abort, as counted
 //!   by the peer and by the peer's ICMP echo replies.
@@ -25,6 +29,7 @@ use bytes::Bytes;
 use hac_driver::DriverError;
 use hac_driver::backend::{Clock, DmaAllocator, RegisterIo};
 use hac_driver::hac::{Hac, HacError, HacVfStats, VfNumber};
+use hac_driver::pf::PfAgent;
 use hac_driver::phy::VfDevice;
 use hac_driver::phy::smoltcp;
 use hac_driver::softhac::{SoftHac, SoftVfPort};
@@ -55,6 +60,135 @@ pub enum CaseError {
     /// smoltcp refused the configuration.
     #[error("smoltcp: {0}")]
     Smoltcp(String),
+}
+
+/// One register access of [`rate_limit_registers`]: what the PF wrote and read back.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RegisterCheck {
+    /// The VF whose limit it was.
+    pub vf: usize,
+    /// Datasheet mnemonic.
+    pub register: String,
+    /// The word Linux igb writes for it.
+    pub expected: u32,
+    /// The word read back through the PF's BAR0 afterwards.
+    pub read_back: u32,
+}
+
+/// [`rate_limit_registers`]'s findings.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RateLimitReport {
+    /// The limit programmed on every VF, Mb/s.
+    pub rate_mbps: u32,
+    /// Every register checked.
+    pub registers: Vec<RegisterCheck>,
+    /// Every register read back as written (the model; a real 82576).
+    pub stored: bool,
+    /// Every rate register (RTT*) read back as 0 (an adapter that ignores them, e.g. QEMU's
+    /// igb).
+    pub ignored: bool,
+    /// What went wrong, in words (empty: passed).
+    pub problems: Vec<String>,
+}
+
+/// Linux's RTTBCNRC word for `rate` on a 1000 Mb/s link, written out independently of
+/// [`igb_hw::rate::rttbcnrc_for`]: RS_ENA | (1000 / rate) << 14 | ((1000 mod rate) << 14) / rate.
+fn linux_rttbcnrc_1g(rate: u32) -> u32 {
+    if rate == 0 {
+        return 0;
+    }
+    let int = 1000 / rate;
+    let dec = ((1000 % rate) << 14) / rate;
+    0x8000_0000 | ((int & 0x3FFF) << 14) | (dec & 0x3FFF)
+}
+
+/// Programs a `rate_mbps` limit and TXDCTL.PRIORITY on each of the first `vfs` VFs through the
+/// PF agent, as Linux igb does (RTTDQSEL = the VF's queue, RTTBCNRM = 0x14, RTTBCNRC = RS_ENA |
+/// rate factor; TXDCTL bit 27), and reads each register back through the PF. The limits stay set
+/// (run traffic, then [`clear_rate_limits`]). Passes when the adapter stores the words, or
+/// ignores the rate registers altogether (reads 0, as QEMU's igb may); the agent's own read-back
+/// must then agree.
+pub fn rate_limit_registers<R: RegisterIo, C: Clock>(
+    pf: &mut PfAgent<R, C>,
+    vfs: usize,
+    rate_mbps: u32,
+) -> RateLimitReport {
+    use igb_hw::regs::PfReg;
+    let mut r = RateLimitReport {
+        rate_mbps,
+        stored: true,
+        ignored: true,
+        ..RateLimitReport::default()
+    };
+    for vf in VfIndex::all(vfs) {
+        let n = vf.get();
+        if let Err(e) = pf.set_vf_rate(vf, rate_mbps) {
+            r.problems
+                .push(format!("VF{n}: set_vf_rate({rate_mbps}): {e}"));
+            continue;
+        }
+        let check = |reg: PfReg, expected: u32, rate_register: bool, r: &mut RateLimitReport| {
+            let read_back = pf.bar().get(reg);
+            r.stored &= read_back == expected;
+            if rate_register {
+                r.ignored &= read_back == 0;
+            }
+            r.registers.push(RegisterCheck {
+                vf: n,
+                register: reg.name().to_string(),
+                expected,
+                read_back,
+            });
+        };
+        check(PfReg::RTTDQSEL, n as u32, true, &mut r);
+        check(PfReg::RTTBCNRM, 0x14, true, &mut r);
+        check(PfReg::RTTBCNRC, linux_rttbcnrc_1g(rate_mbps), true, &mut r);
+        match pf.vf_rate(vf) {
+            Ok(back) if r.stored && back != Some(rate_mbps) && rate_mbps != 0 => r
+                .problems
+                .push(format!("VF{n}: the agent reads {back:?} Mb/s back")),
+            Ok(_) => {}
+            Err(e) => r.problems.push(format!("VF{n}: vf_rate: {e}")),
+        }
+        if let Err(e) = pf.set_vf_priority(vf, true) {
+            r.problems.push(format!("VF{n}: set_vf_priority: {e}"));
+            continue;
+        }
+        if let Some(q) = vf.queue(0) {
+            let txdctl = pf.bar().get(PfReg::TXDCTL(q.get() as u8));
+            // Only bit 27 is ours; the VF's own bits (ENABLE, thresholds) stay as they were.
+            r.stored &= txdctl & (1 << 27) != 0;
+            r.registers.push(RegisterCheck {
+                vf: n,
+                register: "TXDCTL.PRIORITY".into(),
+                expected: 1,
+                read_back: (txdctl >> 27) & 1,
+            });
+        }
+    }
+    if !r.stored && !r.ignored {
+        r.problems
+            .push("the rate registers read back neither as written nor as 0 (ignored)".to_string());
+    }
+    r
+}
+
+/// Turns the limits and priorities [`rate_limit_registers`] set off again (rate 0 = no limit, as
+/// Linux); returns what failed.
+pub fn clear_rate_limits<R: RegisterIo, C: Clock>(
+    pf: &mut PfAgent<R, C>,
+    vfs: usize,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for vf in VfIndex::all(vfs) {
+        if let Err(e) = pf
+            .set_vf_rate(vf, 0)
+            .and_then(|()| pf.set_vf_priority(vf, false))
+        {
+            problems.push(format!("VF{}: clearing the limit: {e}", vf.get()));
+        }
+    }
+    problems
 }
 
 /// Nanoseconds of `d`, saturated.

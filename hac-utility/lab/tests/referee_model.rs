@@ -14,7 +14,8 @@ use hac_driver::phy::smoltcp;
 use hac_driver::softhac::SoftHac;
 use hac_driver::vf::{MacSource, VfConfig, VfDriver};
 use hac_lab::hwcases::{
-    EchoPeer, HacCheckPlan, PeerReading, SmoltcpEcho, SwitchPlan, hac_check, switch_exchange,
+    EchoPeer, HacCheckPlan, PeerReading, SmoltcpEcho, SwitchPlan, clear_rate_limits, hac_check,
+    rate_limit_registers, switch_exchange,
 };
 use hac_lab::traffic::{self, TrafficPlan};
 use igb_hw::{MacAddress, VfIndex};
@@ -181,6 +182,57 @@ fn case3_pf_agent_and_two_vfs_through_the_switch() {
         assert!(info.cts && info.resets == 1, "{info:?}");
         assert_eq!(info.mac, Some(*mac));
     }
+}
+
+/// Case 3's rate limit part (issue 20): the PF programs 300 Mb/s and TXDCTL.PRIORITY on both
+/// VFs as Linux igb does; the model stores every word as written, and the exchange still
+/// passes with the limits on (slower in virtual time: the model applies them).
+#[test]
+fn case3_rate_limits_written_as_linux_does_and_the_exchange_still_passes() {
+    let macs = [
+        MacAddress([0x52, 0x54, 0, 0x12, 0, 0x20]),
+        MacAddress([0x52, 0x54, 0, 0x12, 0, 0x21]),
+    ];
+    let (model, pf) = world([Some(macs[0]), Some(macs[1])]);
+    // The model applies the limits, so the sender is paced while the receiver polls: give the
+    // receiver room for a whole TX ring that lands between its polls.
+    let paced = VfConfig {
+        rx_ring_size: 256,
+        ..config()
+    };
+    let mut a: Vf = model.vf_driver(vf_index(0), paced.clone()).unwrap();
+    let mut b: Vf = model.vf_driver(vf_index(1), paced).unwrap();
+    let report = rate_limit_registers(&mut pf.lock().unwrap(), 2, 300);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.stored && !report.ignored, "{report:?}");
+    let rttbcnrc = report
+        .registers
+        .iter()
+        .find(|c| c.register == "RTTBCNRC")
+        .unwrap();
+    assert_eq!(rttbcnrc.expected, 0x8000_D555);
+    let plan = SwitchPlan {
+        count: 200,
+        timeout: Duration::from_millis(200),
+        ..SwitchPlan::default()
+    };
+    for r in [
+        switch_exchange(&mut a, &mut b, &plan).unwrap(),
+        switch_exchange(&mut b, &mut a, &plan).unwrap(),
+    ] {
+        assert!(
+            r.passed(&plan),
+            "{:?} {r:?} {:?}",
+            r.problems(&plan),
+            model.nic().counters()
+        );
+    }
+    assert!(
+        model.nic().counters().tx_rate_limited_stops > 0,
+        "the limit was applied"
+    );
+    assert!(clear_rate_limits(&mut pf.lock().unwrap(), 2).is_empty());
+    assert_eq!(pf.lock().unwrap().vf_rate(vf_index(0)).unwrap(), None);
 }
 
 /// Case 4 (`vf-hac`): SoftHac holds until commit, releases in order, discards on abort, as the

@@ -80,6 +80,8 @@ pub struct ServeConfig {
     pub pcap: Option<PathBuf>,
     /// Serve a real PF through VFIO instead of the model.
     pub pci: Option<PciTarget>,
+    /// With `pci`: the drain policy (plain VFs limited while released checkpoint frames drain).
+    pub drain: Option<DrainConfig>,
     /// Export VFs of the model to VMs through vfio-user (the guest's igbvf drives them; the
     /// daemon runs no stand-in driver on them).
     pub vfio_user: Option<crate::vfio_user::VfioUserConfig>,
@@ -113,6 +115,15 @@ pub struct PciTarget {
     pub bdf: String,
     /// The VF token (UUID) the daemon sets on the PF; VF users open their VFs with it.
     pub vf_token: String,
+}
+
+/// The drain policy of `hac serve --pci` (docs/hac.md, "Priority without the extension").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainConfig {
+    /// What the plain VFs share while checkpoint frames drain, Mb/s (at least 1).
+    pub plain_rate_mbps: u32,
+    /// Also TXDCTL.PRIORITY on the checkpointing VFs' queues while they drain.
+    pub priority: bool,
 }
 
 /// Why the daemon could not start or stopped.
@@ -238,6 +249,20 @@ fn check(config: &ServeConfig) -> Result<(), ServeError> {
         return Err(ServeError::Usage(
             "--pcap needs the model: a real PF's wire cannot be captured here".into(),
         ));
+    }
+    if let Some(d) = config.drain {
+        if config.pci.is_none() {
+            return Err(ServeError::Usage(
+                "--drain-plain-rate needs --pci: the model has the HAC extension".into(),
+            ));
+        }
+        if d.plain_rate_mbps > pci_host::LINK_MBPS {
+            return Err(ServeError::Usage(format!(
+                "--drain-plain-rate {} is above the link speed ({} Mb/s)",
+                d.plain_rate_mbps,
+                pci_host::LINK_MBPS
+            )));
+        }
     }
     Ok(())
 }

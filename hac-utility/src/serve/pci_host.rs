@@ -1,9 +1,14 @@
-//! The backend on a real PF bound to vfio-pci: the PF agent answers the VFs' mailboxes; the
-//! HAC requests are refused (the 82576/I350 has no HAC block).
+//! The backend on a real PF bound to vfio-pci: the PF agent answers the VFs' mailboxes. The
+//! 82576/I350 has no HAC block, so the HAC requests are refused, unless the drain policy is on
+//! (`--drain-plain-rate`): then they are hints for [`DrainPolicy`] (tag/untag/unprotect: which
+//! VFs checkpoint with SoftHac in their own driver; commit: frames were released; open, abort
+//! and failover change nothing on the PF), and the plain VFs are limited with the adapter's
+//! rate limiters while a checkpointing VF's released frames drain.
 
 use std::time::{Duration, Instant};
 
 use hac_control::{ControlError, ErrorCode, HelloInfo, PortCounters, Stats, VfCounters, VfSummary};
+use hac_driver::drain_policy::{DrainPolicy, DrainPolicyConfig};
 use hac_driver::pf::PfConfig;
 use igb_hw::VfIndex;
 
@@ -14,6 +19,17 @@ use super::{PciTarget, ServeConfig, ServeError, vf_mac};
 /// Never returned: the dispatcher refuses HAC requests on a backend without HAC first.
 fn no_hac() -> ControlError {
     ControlError::new(ErrorCode::Unsupported, "this PF has no HAC block")
+}
+
+/// The link speed rate limits are computed against: the 82576/I350 ports are 1000 Mb/s.
+pub(super) const LINK_MBPS: u32 = 1000;
+
+/// What the PF knows of a VF under the drain policy (its driver keeps the real HAC state).
+#[derive(Clone, Copy, Debug, Default)]
+struct HintState {
+    checkpointing: bool,
+    open_epoch: u32,
+    committed_epoch: u32,
 }
 
 type PciBar = hac_driver::vfio::VfioBar<
@@ -35,6 +51,12 @@ pub(super) struct PciHost {
     pf_vf_totals: Vec<PfVfTotals>,
     /// When they were last read.
     last_sample: Instant,
+    /// The drain policy, if on.
+    drain: Option<DrainPolicy>,
+    /// Per-VF hints received (drain policy on).
+    hints: Vec<HintState>,
+    /// Policy register updates that failed (not expected: rates are checked at start).
+    drain_errors: u64,
 }
 
 impl PciHost {
@@ -53,6 +75,7 @@ impl PciHost {
             hac_driver::backend::WallClock::default(),
             PfConfig {
                 num_vfs: config.vfs,
+                link_mbps: LINK_MBPS,
                 ..PfConfig::default()
             },
         )?;
@@ -68,7 +91,26 @@ impl PciHost {
             tx: (0, 0),
             pf_vf_totals: vec![PfVfTotals::default(); config.vfs],
             last_sample: Instant::now(),
+            drain: config.drain.map(|d| {
+                DrainPolicy::new(DrainPolicyConfig {
+                    plain_rate_mbps: d.plain_rate_mbps,
+                    prioritize_checkpointing: d.priority,
+                    ..DrainPolicyConfig::for_link(LINK_MBPS)
+                })
+            }),
+            hints: vec![HintState::default(); config.vfs],
+            drain_errors: 0,
         })
+    }
+
+    /// Runs the drain policy now.
+    fn poll_drain(&mut self) {
+        let now = self.started.elapsed().as_nanos() as u64;
+        if let Some(p) = &mut self.drain
+            && p.poll(&mut self.agent, now).is_err()
+        {
+            self.drain_errors += 1;
+        }
     }
 
     /// Reads the per-VF 32-bit counters into their 64-bit totals.
@@ -95,6 +137,7 @@ impl Backend for PciHost {
 
     fn tick(&mut self) {
         self.agent.poll();
+        self.poll_drain();
         if self.last_sample.elapsed() >= COUNTER_SAMPLE {
             self.sample_counters();
         }
@@ -108,17 +151,50 @@ impl Backend for PciHost {
             pf: Some(self.bdf.clone()),
             vfs: self.agent.num_vfs(),
             port_rate: None,
-            hac: "none".into(),
+            hac: if self.drain.is_some() {
+                "drain-policy".into()
+            } else {
+                "none".into()
+            },
             vfio_user: None,
         }
     }
 
     fn has_hac(&self) -> bool {
-        false
+        self.drain.is_some()
     }
 
-    fn hac(&mut self, _vf: usize, _op: HacOp) -> Result<VfSummary, ControlError> {
-        Err(no_hac())
+    fn hac(&mut self, vf: usize, op: HacOp) -> Result<VfSummary, ControlError> {
+        let (Some(policy), Some(index)) = (&mut self.drain, VfIndex::new(vf)) else {
+            return Err(no_hac());
+        };
+        let hint = self.hints.get_mut(vf).ok_or_else(no_hac)?;
+        let refused = |e: hac_driver::DriverError| {
+            ControlError::new(ErrorCode::Refused, format!("drain policy: {e}"))
+        };
+        match op {
+            HacOp::Tag | HacOp::Untag | HacOp::Unprotect => {
+                hint.checkpointing = op == HacOp::Tag;
+                policy
+                    .set_checkpointing(&self.agent, index, hint.checkpointing)
+                    .map_err(refused)?;
+            }
+            HacOp::Open(e) => hint.open_epoch = hint.open_epoch.max(e),
+            HacOp::Commit(e) => hint.committed_epoch = hint.committed_epoch.max(e),
+            HacOp::Abort(_) | HacOp::Failover => {}
+        }
+        let summary = VfSummary {
+            vf,
+            checkpointing: hint.checkpointing,
+            open_epoch: hint.open_epoch,
+            committed_epoch: hint.committed_epoch,
+            buffered_frames: 0,
+            released: 0,
+            discarded: 0,
+        };
+        // A commit released frames in the VF's ring: limit the plain VFs now, not at the tick.
+        self.poll_drain();
+        Ok(summary)
     }
 
     fn set_limits(&mut self, _vf: usize, _frames: u32, _bytes: u32) -> Result<(), ControlError> {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hac_driver::backend::WallClock;
+use hac_driver::backend::{Clock, RegisterIo, WallClock};
 use hac_driver::mailbox::MailboxConfig;
 use hac_driver::pf::{PfAgent, PfConfig};
 use hac_driver::softhac::SoftHac;
@@ -19,8 +19,8 @@ use igb_hw::{MacAddress, VfIndex};
 use serde::Serialize;
 
 use super::{
-    HacCheckPlan, HacCheckReport, PeerReading, SmoltcpEcho, SmoltcpReport, SwitchPlan,
-    SwitchReport, hac_check, switch_exchange,
+    HacCheckPlan, HacCheckReport, PeerReading, RateLimitReport, SmoltcpEcho, SmoltcpReport,
+    SwitchPlan, SwitchReport, clear_rate_limits, hac_check, rate_limit_registers, switch_exchange,
 };
 
 type Window = <HostDevice as DeviceAccess>::Window;
@@ -216,6 +216,9 @@ pub struct PfSwitchOutput {
     pub agent: Vec<AgentVf>,
     /// VF0 → VF1, VF1 → VF0.
     pub directions: Vec<SwitchReport>,
+    /// The VF rate limits and priorities programmed before the exchange (issue 20).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimitReport>,
 }
 
 /// `hac-lab vf-hac-check`'s report.
@@ -393,7 +396,7 @@ pub fn pf_switch(args: &PfSwitchArgs) -> PfSwitchOutput {
                 std::thread::sleep(Duration::from_micros(20));
             }
         });
-        pf_switch_vfs(args, &mut out);
+        pf_switch_vfs(args, &mut out, &agent);
         stop.store(true, Ordering::Relaxed);
     });
     let a = agent.lock().unwrap_or_else(|p| p.into_inner());
@@ -414,7 +417,15 @@ pub fn pf_switch(args: &PfSwitchArgs) -> PfSwitchOutput {
     out
 }
 
-fn pf_switch_vfs(args: &PfSwitchArgs, out: &mut PfSwitchOutput) {
+/// The rate limit the case programs on each VF while the frames are exchanged, Mb/s: Linux's
+/// arithmetic with a remainder (1000 / 300), and high enough for the exchange on any adapter.
+const CASE_RATE_MBPS: u32 = 300;
+
+fn pf_switch_vfs<R: RegisterIo, C: Clock>(
+    args: &PfSwitchArgs,
+    out: &mut PfSwitchOutput,
+    agent: &Mutex<PfAgent<R, C>>,
+) {
     let mut vfs = Vec::new();
     for bdf in &args.vf {
         match open_vf(bdf, Some(&args.vf_token), vf_config(1000, None)) {
@@ -435,6 +446,15 @@ fn pf_switch_vfs(args: &PfSwitchArgs, out: &mut PfSwitchOutput) {
         ..SwitchPlan::default()
     };
     let mut problems = Vec::new();
+    // After the VFs' bring-up (which rewrites their TXDCTL), as Linux would on `ip link set
+    // PF vf N max_tx_rate 300`; the exchange below runs with them set.
+    let limits = rate_limit_registers(
+        &mut agent.lock().unwrap_or_else(|p| p.into_inner()),
+        vfs.len(),
+        CASE_RATE_MBPS,
+    );
+    problems.extend(limits.problems.iter().cloned());
+    out.rate_limits = Some(limits);
     for (a, b) in [(0, 1), (1, 0)] {
         let (x, y) = vfs.split_at_mut(1);
         let (src, dst) = if a == 0 {
@@ -453,6 +473,10 @@ fn pf_switch_vfs(args: &PfSwitchArgs, out: &mut PfSwitchOutput) {
             }
         }
     }
+    problems.extend(clear_rate_limits(
+        &mut agent.lock().unwrap_or_else(|p| p.into_inner()),
+        vfs.len(),
+    ));
     for (i, v) in out.head.vfs.iter().enumerate() {
         if args.vf_mac.get(i).map(|m| m.to_string()).as_ref() != Some(&v.mac) {
             problems.push(format!(

@@ -42,6 +42,8 @@ impl FakeQemu {
         q.send(r#"{"QMP":{"version":{"qemu":{"micro":3,"minor":1,"major":11}},"capabilities":["oob"]}}"#);
         assert_eq!(q.command(), "qmp_capabilities");
         q.send(r#"{"return":{}}"#);
+        assert_eq!(q.command(), "migrate-set-capabilities");
+        q.send(r#"{"return":{}}"#);
         assert_eq!(q.command(), "query-migrate");
         q.send(&json!({ "return": migrate.unwrap_or(json!({})) }).to_string());
         q

@@ -269,6 +269,11 @@ impl Run {
             }
         }
         self.command("qmp_capabilities")?;
+        // MIGRATION events are sent only with the `events` capability; the rule needs them.
+        self.command_with(
+            "migrate-set-capabilities",
+            json!({"capabilities": [{"capability": "events", "state": true}]}),
+        )?;
         let status = self
             .command("query-migrate")?
             .get("status")
@@ -292,8 +297,19 @@ impl Run {
 
     /// Sends a command and waits for its answer (acting on events meanwhile).
     fn command(&mut self, name: &str) -> Result<Value, FollowError> {
+        self.send_command(name, qmp::command(name))
+    }
+
+    /// The same with arguments.
+    fn command_with(&mut self, name: &str, arguments: Value) -> Result<Value, FollowError> {
+        let mut line = json!({"execute": name, "arguments": arguments}).to_string();
+        line.push('\n');
+        self.send_command(name, line)
+    }
+
+    fn send_command(&mut self, name: &str, line: String) -> Result<Value, FollowError> {
         self.qmp_out
-            .write_all(qmp::command(name).as_bytes())
+            .write_all(line.as_bytes())
             .map_err(|e| FollowError::Qmp(format!("sending {name}: {e}")))?;
         match self.next_reply(Some(name))? {
             QmpMessage::Return(v) => Ok(v),

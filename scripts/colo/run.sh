@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# COLO with output commit in the adapter, end to end: a Linux guest owning VF 0 of `hac serve`
+# (vfio-user, igbvf) runs on a primary QEMU; a secondary QEMU (same command line, -incoming)
+# takes the COLO checkpoints every HAC_COLO_DELAY_MS (default 20 ms); `hac colo-bridge` follows
+# the primary's QMP events and drives the primary daemon's epochs (docs/colo.md). The guest
+# streams TCP to a Linux peer on the model's wire (a network namespace with the daemon's TAP,
+# 10.99.0.2, a busybox echo on port 7), and the namespace captures the wire (dumpcap) and pings
+# the guest with and without protection. Then the primary QEMU is killed with SIGKILL and the
+# secondary takes over (x-colo-lost-heartbeat). The secondary's VF is VF 0 of the backup's
+# daemon (the same MAC), but QEMU never programmed its BARs: the guest's watchdog (guest.sh)
+# sees its TCP stream stall, removes the VF and rescans the bus, so igbvf probes it again and
+# the guest re-programs its config; the stream must resume on the same connection.
+#
+# Checks (scripts/colo/verdict.py): COLO ran and checkpoints were committed; no guest frame was
+# captured on the wire before the commit that released it was sent (capture timestamps against
+# the bridge's log, both host real-time clock); frames captured = frames released; the
+# failover path. Prints the pause distribution, the margins, and the RTT with and without
+# protection. Run scripts/vfio-user/setup.sh first (root); it shares that tree and kernel.
+#
+#   scripts/colo/run.sh
+#
+# Environment:
+#   HAC_VU_CACHE, HAC_QEMU_CACHE  as scripts/vfio-user/run.sh (the trixie tree, the kernel)
+#   HAC_COLO_DELAY_MS   x-checkpoint-delay (default 20)
+#   HAC_COLO_SECONDS    seconds of protected run (default 10)
+#   HAC_COLO_MEM        guest RAM (default 256M: the first full migration is shorter)
+#   HAC_COLO_REPLUG     1: after failover, device_del + device_add a fresh VF through the
+#                       secondary's QMP (QEMU 11.1.3 aborts on the device_del: docs/colo.md);
+#                       0 (default): the guest's own watchdog re-enumerates the dead VF
+#   HAC_COLO_LOGS       where logs go (default <repo>/target/colo/logs)
+#   HAC_QEMU_NO_BUILD=1 reuse the static hac binary; HAC_QEMU_HAC=path: use that one
+# Exit 0 when every check passes (or the QEMU has no COLO: a SKIP line), 1 otherwise, 2 when it
+# cannot run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/scripts/colo"
+CACHE="${HAC_VU_CACHE:-$ROOT/target/vfio-user}"
+QCACHE="${HAC_QEMU_CACHE:-$ROOT/target/qemu}"
+TREE="$CACHE/trixie"
+DELAY_MS="${HAC_COLO_DELAY_MS:-20}"
+SECONDS_ON="${HAC_COLO_SECONDS:-10}"
+MEM="${HAC_COLO_MEM:-256M}"
+REPLUG="${HAC_COLO_REPLUG:-0}"
+LOGS="${HAC_COLO_LOGS:-$ROOT/target/colo/logs}"
+TARGET=x86_64-unknown-linux-gnu
+START=$(date +%s)
+
+die() { echo "colo/run.sh: error: $*" >&2; exit 2; }
+log() { echo "colo/run.sh: [$(($(date +%s) - START))s] $*" >&2; }
+# shellcheck source=../lib/initramfs.sh
+. "$ROOT/scripts/lib/initramfs.sh"
+
+[ "$(id -u)" = 0 ] || die "run as root (QEMU runs with chroot, the peer in a network namespace)"
+for t in ip python3 dumpcap tshark; do command -v $t >/dev/null || die "needs $t"; done
+[ -f "$CACHE/trixie.ok" ] || die "no QEMU tree in $TREE: run scripts/vfio-user/setup.sh first"
+[ -f "$QCACHE/kernel.ok" ] || die "no guest kernel in $QCACHE: run scripts/vfio-user/setup.sh first"
+KVER="$(cat "$QCACHE/kver")"
+
+# 1. The static hac binary (as scripts/vfio-user/run.sh builds it).
+HAC="${HAC_QEMU_HAC:-$ROOT/target/$TARGET/release/hac}"
+if [ -z "${HAC_QEMU_HAC:-}" ] && { [ "${HAC_QEMU_NO_BUILD:-0}" != 1 ] || [ ! -x "$HAC" ]; }; then
+    log "building static hac"
+    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_LTO=false \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
+        cargo build --release --quiet -p hac-utility --target $TARGET) || die "cargo build failed"
+fi
+[ -x "$HAC" ] || die "$HAC is not an executable"
+
+# 2. The initramfs: busybox, igbvf, iproute2, the guest script.
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*
+IR="$(mktemp -d /tmp/hac-colo-ir.XXXXXX)"
+SHARE="$(mktemp -d /tmp/hac-colo.XXXXXX)"
+chmod 755 "$SHARE"
+mkdir -p "$IR"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,hac,lib/modules/"$KVER"}
+cp /bin/busybox "$IR/bin/busybox"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$IR/bin/$a"; done
+initramfs_add_modules "$IR" "$QCACHE/kroot" "$KVER" igbvf
+initramfs_add_iproute2 "$IR"
+cp "$HERE/init" "$IR/init"
+cp "$HERE/guest.sh" "$IR/hac/guest.sh"
+chmod +x "$IR/init" "$IR/hac/guest.sh"
+(cd "$IR" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$SHARE/initramfs.cpio.gz"
+rm -rf "$IR"
+cp "$QCACHE/vmlinuz" "$SHARE/vmlinuz"
+mkdir -p "$SHARE/P" "$SHARE/S"
+
+NETNS="hacco$$"
+TAP=hacco0
+PIDS=()
+mounted=()
+QP="" QS=""
+qmp() { python3 "$HERE/qmp.py" "$@"; }
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "$SHARE/qemuP.pid" "$SHARE/qemuS.pid"; do
+        [ -f "$p" ] && kill -KILL "$(cat "$p")" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    ip netns del "$NETNS" 2>/dev/null || true
+    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
+    rm -rf "$SHARE"
+}
+trap cleanup EXIT
+for d in proc sys dev; do mount --bind "/$d" "$TREE/$d" && mounted+=("$TREE/$d"); done
+mkdir -p "$TREE/hac-share"
+mount --bind "$SHARE" "$TREE/hac-share" && mounted+=("$TREE/hac-share")
+QEMU_VERSION=$(chroot "$TREE" /usr/bin/qemu-system-x86_64 --version | head -n1 | awk '{print $4}')
+
+# 3. The peer: the primary's daemon in a namespace with its TAP; the backup's daemon (its VF
+# is what the secondary QEMU attaches; its wire is the same namespace after failover).
+ip netns add "$NETNS" || die "cannot create network namespace $NETNS"
+ip netns exec "$NETNS" sysctl -q -w net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1 >/dev/null 2>&1 || true
+ip netns exec "$NETNS" "$HAC" serve --socket "$SHARE/ctlP.sock" --vfs 2 --vfio-user "$SHARE/P" \
+    --vfio-user-vfs 0 --wire-tap "$TAP" >"$LOGS/serveP.log" 2>&1 &
+PIDS+=($!)
+ip netns exec "$NETNS" "$HAC" serve --socket "$SHARE/ctlS.sock" --vfs 2 --vfio-user "$SHARE/S" \
+    --vfio-user-vfs 0 --wire-tap "${TAP}s" >"$LOGS/serveS.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do [ -S "$SHARE/P/vf0.sock" ] && [ -S "$SHARE/S/vf0.sock" ] && break; sleep 0.1; done
+[ -S "$SHARE/P/vf0.sock" ] && [ -S "$SHARE/S/vf0.sock" ] || { tail "$LOGS"/serve*.log >&2; die "hac serve did not start"; }
+chmod 777 "$SHARE"/P/*.sock "$SHARE"/S/*.sock
+# One Linux host on both wires: the TAPs bridged, 10.99.0.2 on the bridge.
+ip -n "$NETNS" link add br0 type bridge
+ip -n "$NETNS" link set "$TAP" master br0
+ip -n "$NETNS" link set "${TAP}s" master br0
+ip -n "$NETNS" addr add 10.99.0.2/24 dev br0
+for l in "$TAP" "${TAP}s" br0; do ip -n "$NETNS" link set "$l" up; done
+ip netns exec "$NETNS" /bin/busybox nc -ll -p 7 -e /bin/cat >"$LOGS/echo.log" 2>&1 &
+PIDS+=($!)
+ip netns exec "$NETNS" dumpcap -q -i "$TAP" -i "${TAP}s" -w "$LOGS/wire.pcapng" >"$LOGS/dumpcap.log" 2>&1 &
+DUMPCAP=$!
+PIDS+=($DUMPCAP)
+
+# 4. The two QEMUs (the same command line but -incoming).
+qemu() {
+    local side=$1 vf=$2
+    shift 2
+    chroot "$TREE" /usr/bin/qemu-system-x86_64 -name "$side" -accel tcg -cpu max -smp 1 -m "$MEM" \
+        -object memory-backend-memfd,id=mem,size="$MEM",share=on -machine q35,memory-backend=mem \
+        -nodefaults -no-user-config -display none -no-reboot -pidfile "/hac-share/qemu$side.pid" \
+        -serial "file:/hac-share/serial$side.log" \
+        -qmp "unix:/hac-share/qmp$side.sock,server=on,wait=off" \
+        -qmp "unix:/hac-share/qmp${side}b.sock,server=on,wait=off" \
+        -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0,addr=0x4 \
+        -device "{\"driver\":\"vfio-user-pci\",\"id\":\"vf0\",\"bus\":\"rp1\",\"socket\":{\"type\":\"unix\",\"path\":\"/hac-share/$side/$vf.sock\"}}" \
+        -kernel /hac-share/vmlinuz -initrd /hac-share/initramfs.cpio.gz \
+        -append "console=ttyS0 panic=-1 loglevel=4 ipv6.disable=1" \
+        -msg timestamp=on -trace 'colo_vm_state_change' "$@" </dev/null
+}
+log "QEMU $QEMU_VERSION: booting the primary ($MEM, serial $LOGS/serialP.log)"
+qemu P vf0 >"$LOGS/qemuP.log" 2>&1 &
+QP=$!
+PIDS+=($QP)
+for _ in $(seq 100); do [ -S "$SHARE/qmpP.sock" ] && break; sleep 0.1; done
+if ! qmp "$SHARE/qmpP.sock" query-migrate-capabilities | grep -q '"x-colo"'; then
+    echo "SKIP colo: QEMU $QEMU_VERSION in $TREE has no COLO (no x-colo migration capability)"
+    exit 0
+fi
+# The secondary attaches the backup's VF 0 (never reached: QEMU carries no vfio-user state).
+qemu S vf0 -incoming unix:/hac-share/mig.sock >"$LOGS/qemuS.log" 2>&1 &
+QS=$!
+PIDS+=($QS)
+
+ready=0
+for _ in $(seq 1800); do
+    grep -aq '^HAC-COLO-READY' "$SHARE/serialP.log" 2>/dev/null && { ready=1; break; }
+    grep -aq '^FAIL' "$SHARE/serialP.log" 2>/dev/null && break
+    kill -0 "$QP" 2>/dev/null || break
+    sleep 0.1
+done
+cp "$SHARE/serialP.log" "$LOGS/serialP.log" 2>/dev/null || true
+[ "$ready" = 1 ] || { tail -n 30 "$LOGS/serialP.log" >&2; tail -n 5 "$LOGS/qemuP.log" >&2; die "the guest did not come up"; }
+GUEST_MAC=$(sed -n 's/^HAC-COLO-MAC \([0-9a-f:]*\).*/\1/p' "$SHARE/serialP.log" | tr -d '\r' | head -n1)
+log "guest up (MAC $GUEST_MAC); plain RTT"
+ip netns exec "$NETNS" /bin/busybox ping -c 100 -i 0.05 -W 2 10.99.0.1 >"$LOGS/ping-plain.txt" 2>&1 || true
+
+# 5. The bridge, then COLO.
+"$HAC" colo-bridge --qmp "$SHARE/qmpPb.sock" --socket "$SHARE/ctlP.sock" --vf 0 \
+    --log "$LOGS/bridge.log" >"$LOGS/bridge.json" 2>"$LOGS/bridge.err" &
+BRIDGE=$!
+PIDS+=($BRIDGE)
+for _ in $(seq 50); do [ -s "$LOGS/bridge.log" ] && break; sleep 0.1; done
+caps='{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"return-path","state":true},{"capability":"x-colo","state":true},{"capability":"events","state":true}]}}'
+qmp "$SHARE/qmpS.sock" "$caps" >>"$LOGS/qmp.log" 2>&1 || die "secondary: $(tail -n1 "$LOGS/qmp.log")"
+qmp "$SHARE/qmpP.sock" "$caps" \
+    "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"x-checkpoint-delay\":$DELAY_MS}}" \
+    '{"execute":"migrate","arguments":{"uri":"unix:/hac-share/mig.sock"}}' >>"$LOGS/qmp.log" 2>&1 ||
+    die "primary: $(tail -n1 "$LOGS/qmp.log")"
+log "migrating to the secondary, then COLO every $DELAY_MS ms"
+qmp "$SHARE/qmpP.sock" --wait-status colo 180 >"$LOGS/colo-start.json" 2>>"$LOGS/qmp.log" ||
+    { tail -n 5 "$LOGS/qemuP.log" "$LOGS/qemuS.log" >&2; die "COLO did not start: $(tail -n1 "$LOGS/qmp.log")"; }
+log "COLO running ($(cat "$LOGS/colo-start.json")); protected RTT for ${SECONDS_ON}s"
+ip netns exec "$NETNS" /bin/busybox ping -c $((SECONDS_ON * 20)) -i 0.05 -W 2 10.99.0.1 >"$LOGS/ping-colo.txt" 2>&1 || true
+qmp "$SHARE/qmpP.sock" query-colo-status >>"$LOGS/qmp.log" 2>&1 || true
+
+# 6. Failover: SIGKILL the primary QEMU; the secondary takes over.
+log "SIGKILL of the primary QEMU"
+KILL_US=$(date +%s%6N)
+kill -KILL "$(cat "$SHARE/qemuP.pid")"
+wait "$BRIDGE" 2>/dev/null || true
+{
+    echo "kill_us $KILL_US"
+    qmp "$SHARE/qmpS.sock" x-colo-lost-heartbeat query-colo-status query-status 2>&1 || true
+    echo "takeover_us $(date +%s%6N)"
+} >"$LOGS/failover.txt"
+if [ "$REPLUG" = 1 ]; then
+    # The dead VF out, a fresh one of the backup's daemon in, on the same hot-plug port.
+    {
+        qmp "$SHARE/qmpS.sock" '{"execute":"device_del","arguments":{"id":"vf0"}}' 2>&1 || true
+        for _ in $(seq 100); do
+            qmp "$SHARE/qmpS.sock" '{"execute":"qom-list","arguments":{"path":"/machine/peripheral"}}' 2>/dev/null | grep -q '"vf0"' || break
+            sleep 0.1
+        done
+        echo "unplugged_us $(date +%s%6N)"
+        qmp "$SHARE/qmpS.sock" '{"execute":"device_add","arguments":{"driver":"vfio-user-pci","id":"vf0b","bus":"rp1","socket":{"type":"unix","path":"/hac-share/S/vf0.sock"}}}' 2>&1 || true
+        echo "plugged_us $(date +%s%6N)"
+    } >>"$LOGS/failover.txt"
+fi
+log "watching the secondary's guest for 20 s"
+sleep 20
+ip netns exec "$NETNS" /bin/busybox ping -c 20 -i 0.1 -W 1 10.99.0.1 >"$LOGS/ping-after.txt" 2>&1 || true
+cp "$SHARE/serialS.log" "$LOGS/serialS.log" 2>/dev/null || true
+cp "$SHARE/serialP.log" "$LOGS/serialP.log" 2>/dev/null || true
+"$HAC" stats --socket "$SHARE/ctlS.sock" >"$LOGS/statsS.txt" 2>&1 || true
+"$HAC" stats --socket "$SHARE/ctlP.sock" >"$LOGS/statsP.txt" 2>&1 || true
+qmp "$SHARE/qmpS.sock" quit >/dev/null 2>&1 || true
+kill -INT "$DUMPCAP" 2>/dev/null || true
+wait "$DUMPCAP" 2>/dev/null || true
+log "verdict"
+set +e
+python3 "$HERE/verdict.py" "$LOGS" "$GUEST_MAC" "$DELAY_MS"
+rc=$?
+set -e
+echo "colo: wall time $(($(date +%s) - START)) s"
+exit $rc

@@ -69,6 +69,31 @@ fn frame(n: u8, seq: u32, len: usize) -> Bytes {
 
 type Vf = hac_driver::vf::VfDriver<ModelBar, ModelDma, ModelClock>;
 
+/// The HAC control of either mode.
+fn hac_of(control: &mut Control) -> &mut dyn Hac {
+    match control {
+        Control::Extension { hac, .. } => hac.as_mut(),
+        Control::Soft { soft, .. } => soft,
+    }
+}
+
+/// Opens the next epoch of each checkpointing VF; its checkpoint is acked at `ack_at`.
+fn checkpoint(
+    control: &mut Control,
+    open: &mut [u32; 2],
+    pending_acks: &mut Vec<(u64, u8, u32)>,
+    ack_at: u64,
+) {
+    for v in 0..2u8 {
+        let e = open[v as usize];
+        hac_of(control)
+            .open_epoch(VfNumber::from(v), e + 1)
+            .unwrap();
+        open[v as usize] = e + 1;
+        pending_acks.push((ack_at, v, e));
+    }
+}
+
 enum Control {
     Extension {
         hac: Box<AdapterHac<ModelBar>>,
@@ -129,10 +154,7 @@ fn run(mode: Mode, duration_ns: u64) -> Figures {
             Control::Soft { soft, policy }
         }
     };
-    let hac: &mut dyn Hac = match &mut control {
-        Control::Extension { hac, .. } => hac.as_mut(),
-        Control::Soft { soft, .. } => soft,
-    };
+    let hac = hac_of(&mut control);
     hac.set_tagged(VfNumber::new(0), true).unwrap();
     hac.set_tagged(VfNumber::new(1), true).unwrap();
 
@@ -161,16 +183,7 @@ fn run(mode: Mode, duration_ns: u64) -> Figures {
     };
     while t < duration_ns {
         if t >= next_epoch {
-            for v in 0..2u8 {
-                let e = open[v as usize];
-                let hac: &mut dyn Hac = match &mut control {
-                    Control::Extension { hac, .. } => hac.as_mut(),
-                    Control::Soft { soft, .. } => soft,
-                };
-                hac.open_epoch(VfNumber::from(v), e + 1).unwrap();
-                open[v as usize] = e + 1;
-                pending_acks.push((t + ACK_NS, v, e));
-            }
+            checkpoint(&mut control, &mut open, &mut pending_acks, t + ACK_NS);
             next_epoch += EPOCH_NS;
         }
         let due: Vec<(u64, u8, u32)> = pending_acks.iter().copied().filter(|a| a.0 <= t).collect();
@@ -216,15 +229,7 @@ fn run(mode: Mode, duration_ns: u64) -> Figures {
         model.run_for(STEP_NS);
     }
     // Last checkpoint, then let everything drain (no more traffic).
-    for v in 0..2u8 {
-        let e = open[v as usize];
-        let hac: &mut dyn Hac = match &mut control {
-            Control::Extension { hac, .. } => hac.as_mut(),
-            Control::Soft { soft, .. } => soft,
-        };
-        hac.open_epoch(VfNumber::from(v), e + 1).unwrap();
-        pending_acks.push((0, v, e));
-    }
+    checkpoint(&mut control, &mut open, &mut pending_acks, 0);
     for (_, v, e) in std::mem::take(&mut pending_acks) {
         commit(&mut control, v, e, &model);
     }

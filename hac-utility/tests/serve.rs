@@ -622,6 +622,26 @@ fn bad_daemon_setups_fail_in_one_line_with_status_2() {
         "no daemon",
     );
     check(&["stats", "--socket", sock.to_str().unwrap()], "no daemon");
+    // The drain policy is for a real PF, within its 1000 Mb/s link.
+    let s = sock.to_str().unwrap();
+    check(
+        &["serve", "--socket", s, "--drain-plain-rate", "200"],
+        "--drain-plain-rate needs --pci",
+    );
+    check(
+        &[
+            "serve",
+            "--socket",
+            s,
+            "--pci",
+            "0000:fe:1f.6",
+            "--vf-token",
+            "2b4f6a1e-0c1d-4e5f-8a9b-0123456789ab",
+            "--drain-plain-rate",
+            "1001",
+        ],
+        "above the link speed",
+    );
     // A real PF that is not there; a PF without its VF token.
     check(
         &[

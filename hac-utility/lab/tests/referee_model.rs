@@ -154,28 +154,41 @@ fn case2_nack_path_sets_the_drivers_mac() {
     assert_eq!(peer.lock().unwrap().counts().in_echos, u64::from(N));
 }
 
-/// Case 3 (`pf-switch`): our PF agent, two VFs of ours, frames both ways through the switch.
-#[test]
-fn case3_pf_agent_and_two_vfs_through_the_switch() {
-    let macs = [
-        MacAddress([0x52, 0x54, 0, 0x12, 0, 0x20]),
-        MacAddress([0x52, 0x54, 0, 0x12, 0, 0x21]),
-    ];
-    let (model, pf) = world([Some(macs[0]), Some(macs[1])]);
-    let mut a: Vf = model.vf_driver(vf_index(0), config()).unwrap();
-    let mut b: Vf = model.vf_driver(vf_index(1), config()).unwrap();
+/// Case 3's VFs: the guest script's MACs.
+const CASE3_MACS: [MacAddress; 2] = [
+    MacAddress([0x52, 0x54, 0, 0x12, 0, 0x20]),
+    MacAddress([0x52, 0x54, 0, 0x12, 0, 0x21]),
+];
+
+/// Case 3's exchange: 200 frames each way through the switch, every one intact.
+fn exchange_both_ways(model: &Model, a: &mut Vf, b: &mut Vf) {
     let plan = SwitchPlan {
         count: 200,
         timeout: Duration::from_millis(200),
         ..SwitchPlan::default()
     };
     for r in [
-        switch_exchange(&mut a, &mut b, &plan).unwrap(),
-        switch_exchange(&mut b, &mut a, &plan).unwrap(),
+        switch_exchange(a, b, &plan).unwrap(),
+        switch_exchange(b, a, &plan).unwrap(),
     ] {
-        assert!(r.passed(&plan), "{:?} {r:?}", r.problems(&plan));
+        let counters = model.nic().counters().clone();
+        assert!(
+            r.passed(&plan),
+            "{:?} {r:?} {counters:?}",
+            r.problems(&plan)
+        );
         assert_eq!(r.hw_rx_packets, 200);
     }
+}
+
+/// Case 3 (`pf-switch`): our PF agent, two VFs of ours, frames both ways through the switch.
+#[test]
+fn case3_pf_agent_and_two_vfs_through_the_switch() {
+    let macs = CASE3_MACS;
+    let (model, pf) = world([Some(macs[0]), Some(macs[1])]);
+    let mut a: Vf = model.vf_driver(vf_index(0), config()).unwrap();
+    let mut b: Vf = model.vf_driver(vf_index(1), config()).unwrap();
+    exchange_both_ways(&model, &mut a, &mut b);
     let pf = pf.lock().unwrap();
     for (vf, mac) in macs.iter().enumerate() {
         let info = pf.vf(vf_index(vf)).unwrap();
@@ -189,10 +202,7 @@ fn case3_pf_agent_and_two_vfs_through_the_switch() {
 /// passes with the limits on (slower in virtual time: the model applies them).
 #[test]
 fn case3_rate_limits_written_as_linux_does_and_the_exchange_still_passes() {
-    let macs = [
-        MacAddress([0x52, 0x54, 0, 0x12, 0, 0x20]),
-        MacAddress([0x52, 0x54, 0, 0x12, 0, 0x21]),
-    ];
+    let macs = CASE3_MACS;
     let (model, pf) = world([Some(macs[0]), Some(macs[1])]);
     // The model applies the limits, so the sender is paced while the receiver polls: give the
     // receiver room for a whole TX ring that lands between its polls.
@@ -211,22 +221,7 @@ fn case3_rate_limits_written_as_linux_does_and_the_exchange_still_passes() {
         .find(|c| c.register == "RTTBCNRC")
         .unwrap();
     assert_eq!(rttbcnrc.expected, 0x8000_D555);
-    let plan = SwitchPlan {
-        count: 200,
-        timeout: Duration::from_millis(200),
-        ..SwitchPlan::default()
-    };
-    for r in [
-        switch_exchange(&mut a, &mut b, &plan).unwrap(),
-        switch_exchange(&mut b, &mut a, &plan).unwrap(),
-    ] {
-        assert!(
-            r.passed(&plan),
-            "{:?} {r:?} {:?}",
-            r.problems(&plan),
-            model.nic().counters()
-        );
-    }
+    exchange_both_ways(&model, &mut a, &mut b);
     assert!(
         model.nic().counters().tx_rate_limited_stops > 0,
         "the limit was applied"

@@ -41,10 +41,22 @@ impl LineRate {
     /// Nanoseconds the port is busy with a frame of `len` bytes (without FCS): preamble + SFD,
     /// the frame padded to 64 bytes with FCS, and the inter-frame gap. Rounded up.
     pub fn frame_time_ns(self, len: usize) -> u64 {
-        let bytes = PREAMBLE_BYTES + (len as u64 + FCS_BYTES).max(MIN_WIRE_FRAME) + IFG_BYTES;
+        let bytes = wire_bytes(len);
         let ns = (u128::from(bytes) * 8 * 1_000_000_000).div_ceil(u128::from(self.0));
         ns as u64
     }
+}
+
+/// Bytes a frame of `len` bytes (without FCS) occupies on the wire: preamble + SFD, the frame
+/// padded to 64 bytes with FCS, and the inter-frame gap.
+pub const fn wire_bytes(len: usize) -> u64 {
+    let framed = len as u64 + FCS_BYTES;
+    let framed = if framed < MIN_WIRE_FRAME {
+        MIN_WIRE_FRAME
+    } else {
+        framed
+    };
+    PREAMBLE_BYTES + framed + IFG_BYTES
 }
 
 impl Default for LineRate {

@@ -54,6 +54,7 @@ use crate::function::FunctionId;
 use crate::{offload, switch};
 use adapter_core::clock::SimTime;
 use adapter_core::memory::DmaFault;
+use adapter_core::wire;
 
 /// Largest packet the engine gathers for TSO (PAYLEN is 18 bits).
 const MAX_TSO_BYTES: usize = 256 * 1024;
@@ -413,16 +414,17 @@ impl TxEngines {
     }
 
     fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {
-        let wire_ns = self.send_packet(dp, q);
-        if wire_ns > 0 && self.limiters[q.get()].enabled() {
+        let wire_bytes = self.send_packet(dp, q);
+        if wire_bytes > 0 && self.limiters[q.get()].enabled() {
             let mmw = u64::from(dp.regs.read(pf::RTTBCNRM).read(RTTBCNRM::MMW_SIZE));
             let window_ns = line_time_ns(dp, mmw * MMW_UNIT_BYTES);
+            let wire_ns = line_time_ns(dp, wire_bytes);
             self.limiters[q.get()].charge(dp.now, wire_ns, window_ns);
         }
     }
 
-    /// Applies the offloads to the finished packet and sends its frames; returns their time on
-    /// the wire at line rate (0 when nothing was sent).
+    /// Applies the offloads to the finished packet and sends its frames; returns the bytes they
+    /// occupy on the wire (framing included; 0 when nothing was sent).
     fn send_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) -> u64 {
         let pool = q.pool();
         let state = &mut self.queues[q.get()];
@@ -523,8 +525,8 @@ struct Egress {
 }
 
 impl Egress {
-    /// VLAN insertion, the size check and padding, then the switch; returns the frame's time on
-    /// the wire at line rate (0 when it is dropped).
+    /// VLAN insertion, the size check and padding, then the switch; returns the bytes the frame
+    /// occupies on the wire (0 when it is dropped).
     fn send(&self, dp: &mut Datapath<'_>, pool: PoolIndex, mut f: BytesMut) -> u64 {
         if let Some(tci) = self.insert {
             let mut tagged = BytesMut::with_capacity(f.len() + 4);
@@ -541,13 +543,13 @@ impl Egress {
         if self.pad && f.len() < MIN_FRAME_LEN {
             f.resize(MIN_FRAME_LEN, 0);
         }
-        let wire_ns = dp.line_rate.frame_time_ns(f.len());
+        let bytes = wire::wire_bytes(f.len());
         switch::from_pool(dp, pool, f.freeze());
-        wire_ns
+        bytes
     }
 }
 
-/// Time `bytes` take at line rate (no framing overhead).
+/// Time `bytes` take at line rate (framing already counted in `bytes`).
 fn line_time_ns(dp: &Datapath<'_>, bytes: u64) -> u64 {
     let ns = u128::from(bytes) * 8 * 1_000_000_000 / u128::from(dp.line_rate.bits_per_sec().max(1));
     u64::try_from(ns).unwrap_or(u64::MAX)

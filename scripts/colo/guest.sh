@@ -21,9 +21,9 @@ done
 [ -n "$IF" ] || { echo "FAIL colo-guest: no igbvf netdev"; exit 1; }
 ip link set "$IF" up
 ip addr add 10.99.0.1/24 dev "$IF"
-for _ in $(seq 100); do [ "$(cat /sys/class/net/$IF/carrier 2>/dev/null)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ "$(cat "/sys/class/net/$IF/carrier" 2>/dev/null)" = 1 ] && break; sleep 0.1; done
 ping -c 3 -W 2 $PEER >/tmp/ping0 2>&1 || { echo "FAIL colo-guest: no answer from $PEER"; cat /tmp/ping0; exit 1; }
-echo "HAC-COLO-MAC $(cat /sys/class/net/$IF/address)"
+echo "HAC-COLO-MAC $(cat "/sys/class/net/$IF/address")"
 echo "HAC-COLO-READY"
 
 # The stream: a line every 20 ms to the echo, the echoed lines counted.
@@ -71,7 +71,7 @@ while :; do
     sleep 1
     n=$((n + 1))
     echoed=$(wc -l </tmp/echoed)
-    echo "HAC-COLO-HB $n rx=$(cat /sys/class/net/$IF/statistics/rx_packets 2>/dev/null) tx=$(cat /sys/class/net/$IF/statistics/tx_packets 2>/dev/null) echoed=$echoed"
+    echo "HAC-COLO-HB $n rx=$(cat "/sys/class/net/$IF/statistics/rx_packets" 2>/dev/null) tx=$(cat "/sys/class/net/$IF/statistics/tx_packets" 2>/dev/null) echoed=$echoed"
     if [ "$echoed" -gt 0 ] && [ "$echoed" = "$last" ]; then
         stalled=$((stalled + 1))
     else

@@ -56,6 +56,13 @@ for line in out.stdout.splitlines():
     if len(parts) == 2:
         frames.append((int(round(float(parts[0]) * 1e6)), int(parts[1])))
 frames.sort()
+# The guest's TCP segments with data (the stream), for the time to traffic after failover.
+out = subprocess.run(
+    ["tshark", "-n", "-r", os.path.join(logs, "wire.pcapng"), "-Y", "eth.src == %s && tcp.len > 0" % mac,
+     "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.interface_id"],
+    capture_output=True, text=True)
+data_frames = sorted((int(round(float(p[0]) * 1e6)), int(p[1])) for p in
+                     (l.split() for l in out.stdout.splitlines()) if len(p) == 2)
 
 print("--- colo (x-checkpoint-delay %d ms)" % delay)
 print("bridge: %s" % json.dumps({k: summary.get(k) for k in
@@ -115,6 +122,10 @@ if after:
           % ((after[0] - kill_us) / 1000, len(after), len(pings_after)))
 else:
     print("INFO failover-traffic: no guest frame on the backup's wire after SIGKILL; %d/20 pings answered" % len(pings_after))
+data_after = [t for t, i in data_frames if i == 1 and t > kill_us]
+if data_after:
+    print("INFO failover-tcp: the guest's stream (TCP data) on the backup's wire again %.1f s after SIGKILL"
+          % ((data_after[0] - kill_us) / 1e6))
 if hb:
     print("INFO failover-guest: secondary heartbeats %d..%d, echoed %d..%d (TCP stream %s)"
           % (hb[0][0], hb[-1][0], hb[0][3], hb[-1][3],

@@ -1,4 +1,4 @@
-# Helpers the QEMU harnesses (scripts/qemu, scripts/vfio-user) share to build a guest's
+# Helpers the QEMU harnesses (scripts/qemu, scripts/vfio-user, scripts/colo) share to build a guest's
 # initramfs. Sourced; `die` is the caller's.
 
 # initramfs_add_modules IR MODROOT KVER MODULE...: copies each module and everything it
@@ -30,5 +30,16 @@ initramfs_add_iproute2() {
         [ -f "$lib" ] || continue
         mkdir -p "$ir$(dirname "$lib")"
         cp -L "$lib" "$ir$lib"
+    done
+}
+
+# initramfs_base IR KVER: the skeleton of a guest's root in IR (a fresh directory): the usual
+# directories, busybox at IR/bin/busybox and a link for each of its applets.
+initramfs_base() {
+    local ir=$1 kver=$2 a
+    mkdir -p "$ir"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,hac,lib/modules/"$kver"}
+    cp /bin/busybox "$ir/bin/busybox"
+    for a in $(/bin/busybox --list); do
+        [ "$a" = busybox ] || ln -sf busybox "$ir/bin/$a"
     done
 }

@@ -73,11 +73,7 @@ fi
 # 2. The initramfs: busybox, igbvf, the guest script.
 IR="$CACHE/initramfs"
 rm -rf "$IR"
-mkdir -p "$IR"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,hac,lib/modules/"$KVER"}
-cp /bin/busybox "$IR/bin/busybox"
-for a in $(/bin/busybox --list); do
-    [ "$a" = busybox ] || ln -sf busybox "$IR/bin/$a"
-done
+initramfs_base "$IR" "$KVER"
 initramfs_add_modules "$IR" "$QCACHE/kroot" "$KVER" "${MODULES[@]}"
 initramfs_add_iproute2 "$IR"
 cp "$HERE/init" "$IR/init"

@@ -107,6 +107,9 @@ pub struct BridgeStats {
     pub late_in_a_row: u32,
     /// STOP while stopped, RESUME while running, events after the end.
     pub ignored_events: u64,
+    /// Lines the bridge could not read; each one drops the sealed epoch's commit (see
+    /// [`Bridge::on_unreadable`]).
+    pub unreadable_lines: u64,
     /// RESUME timestamp minus the open's acknowledgement, µs, per checkpoint.
     pub margins_us: Vec<i64>,
     /// RESUME timestamp minus STOP timestamp, µs (the primary's pause).
@@ -204,6 +207,17 @@ impl Bridge {
             }
             EventKind::Shutdown | EventKind::Other(_) => Ok(Vec::new()),
         }
+    }
+
+    /// A line from QEMU could not be read. It may have been a STOP or a RESUME, so the
+    /// bridge no longer knows where the guest's frames went since: the sealed epoch is not
+    /// committed at the next RESUME, and a pending STOP is forgotten (the next RESUME is
+    /// ignored). The epoch stays held; the commit of the next checkpoint the bridge sees whole
+    /// (STOP, then RESUME) covers it (`commit e` releases every epoch up to e).
+    pub fn on_unreadable(&mut self) {
+        self.stats.unreadable_lines += 1;
+        self.seal = None;
+        self.stopped_at = None;
     }
 
     /// The QMP connection ended: the primary QEMU is gone.
@@ -419,6 +433,32 @@ mod tests {
         );
         let s = b.stats();
         assert_eq!((s.late, s.late_in_a_row), (2, 0));
+    }
+
+    #[test]
+    fn an_unreadable_line_defers_the_commit_to_the_next_whole_checkpoint() {
+        // Found by the colo_bridge fuzz target: the RESUME that ended a checkpoint reached
+        // the bridge unreadable, the guest ran (its frames went into the sealed epoch while
+        // the open was still queued), and a later RESUME was paired with the old STOP and
+        // committed them before any checkpoint covered them.
+        let mut b = started(BridgeConfig::default());
+        assert_eq!(
+            step(&mut b, EventKind::Stop, 50_000, 100),
+            vec![Action::Open(3)]
+        );
+        b.on_unreadable();
+        assert!(step(&mut b, EventKind::Resume, 90_000, 0).is_empty());
+        // The next whole checkpoint commits everything up to its own epoch.
+        assert_eq!(
+            step(&mut b, EventKind::Stop, 110_000, 100),
+            vec![Action::Open(4)]
+        );
+        assert_eq!(
+            step(&mut b, EventKind::Resume, 116_000, 0),
+            vec![Action::Commit(3)]
+        );
+        assert_eq!(b.stats().unreadable_lines, 1);
+        assert_eq!(b.epochs(), (4, 3));
     }
 
     #[test]

@@ -354,6 +354,7 @@ impl Run {
                 Ok(Incoming::Line(Ok(_), _)) => {}
                 Ok(Incoming::Line(Err(e), at)) => {
                     self.malformed += 1;
+                    self.bridge.on_unreadable();
                     self.log_line(json!({"t_us": at, "malformed": e.to_string()}));
                 }
                 Ok(Incoming::Eof)

@@ -130,7 +130,10 @@ pub fn run(steps: &[Step], config: BridgeConfig) -> Result<Outcome, String> {
                 Err(e) => return Err(format!("step {i}: {e}")),
             },
             Ok(other) => return Err(format!("step {i}: not an event: {other:?}")),
-            Err(_) if s.mangled => Vec::new(),
+            Err(_) if s.mangled => {
+                bridge.on_unreadable();
+                Vec::new()
+            }
             Err(e) => return Err(format!("step {i}: {e}")),
         };
         let mut now = arrival;

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufWriter, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,7 @@ use igb_hw::{MacAddress, VfIndex};
 use igb_model::{FunctionId, LineRate, NicConfig, PcapSink, SimTime, WireSink};
 use serde_json::json;
 
+use crate::arbiter::{Claim, LeaseClient, LeaseMessage, MAX_DATAGRAM, Verdict};
 use crate::msg::{Message, Step, StreamDecoder};
 use crate::service::{Service, ServiceConfig};
 use crate::stats::LatencyHistogram;
@@ -81,6 +82,13 @@ impl Role {
             Role::Backup => MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x02, 0x01]),
         }
     }
+    /// The node id this role uses towards the lease arbiter.
+    pub fn node_id(self) -> u32 {
+        match self {
+            Role::Primary => 1,
+            Role::Backup => 2,
+        }
+    }
     fn other(self) -> Role {
         match self {
             Role::Primary => Role::Backup,
@@ -109,6 +117,11 @@ pub struct NodeConfig {
     pub tap: String,
     /// Replication link: the backup listens here, the primary connects here.
     pub link: SocketAddr,
+    /// The lease arbiter (UDP, [`crate::arbiter`]); without one the heartbeat timeout alone
+    /// decides (and a replication-link failure makes a split brain).
+    pub arbiter: Option<SocketAddr>,
+    /// A granted lease ends this long before `send time + lease` in this node's own clock, ms.
+    pub lease_margin_ms: u64,
     /// The service's IPv4 address.
     pub service_ip: std::net::Ipv4Addr,
     /// The service's TCP port.
@@ -352,6 +365,49 @@ struct DelayTrack {
     on_wire: u64,
 }
 
+/// The primary's service clock as the backup knows it: the newest primary service time it was
+/// told and when that was in the backup's own monotonic clock. Only differences within each
+/// host's clock are used, so the two hosts need no common clock (docs/failover.md,
+/// "Replication by deterministic replay").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct AdoptedClock {
+    primary_us: i64,
+    local_us: u64,
+    /// Told at least once (until then the estimate means nothing).
+    known: bool,
+}
+
+impl AdoptedClock {
+    /// The primary's service time now, by the backup's monotonic clock `local_us`.
+    fn now(&self, local_us: u64) -> i64 {
+        let elapsed = local_us.saturating_sub(self.local_us).min(i64::MAX as u64) as i64;
+        self.primary_us.saturating_add(elapsed)
+    }
+
+    /// The primary said its service time was `primary_us` (received at `local_us`): adopted
+    /// when ahead of the running estimate, so a late message never turns the clock back.
+    fn observe(&mut self, primary_us: i64, local_us: u64) {
+        if !self.known || primary_us > self.now(local_us) {
+            *self = AdoptedClock {
+                primary_us,
+                local_us,
+                known: true,
+            };
+        }
+    }
+}
+
+/// The node's lease at the arbiter.
+struct LeaseState {
+    sock: UdpSocket,
+    client: LeaseClient,
+    next_request_us: u64,
+    /// Datagrams from the arbiter that were not lease messages.
+    malformed: u64,
+    /// Held the lease at the last check (for the `lease_lapsed` event).
+    held: bool,
+}
+
 struct Node {
     args: NodeConfig,
     model: Model,
@@ -363,7 +419,12 @@ struct Node {
     link: Link,
     service: Option<Service>,
     service_config: ServiceConfig,
+    /// Primary: the Unix time it sent in its hello (its service time 0); backup: the hello's.
     time_base_us: u64,
+    /// Backup: the primary's service clock, adopted from its messages.
+    adopted: AdoptedClock,
+    /// Backup: service time of the last step replayed.
+    last_replayed_at_us: i64,
     clock_jump_us: i64,
     pending_tx: VecDeque<Bytes>,
     track: [DelayTrack; 2],
@@ -385,6 +446,23 @@ struct Node {
     standby_dropped: u64,
     standby_delivered: u64,
     // Both.
+    lease: Option<LeaseState>,
+    /// Primary: the backup is lost and the node waits for the lease to go on alone.
+    want_alone: bool,
+    /// Backup: the primary is lost and the node waits for the lease to take over.
+    want_takeover: bool,
+    /// Takeover requests the arbiter refused.
+    takeover_refused: u64,
+    /// The node may not serve: its lease ran out or another node holds it.
+    fenced: bool,
+    /// Frames under the service MAC not written to the TAP because the node was fenced or
+    /// held no lease while serving alone.
+    fenced_dropped: u64,
+    /// Frames for the service discarded while fenced.
+    fenced_rx_dropped: u64,
+    /// Frames under the service MAC written to the TAP, and the Unix time of the last one.
+    service_tx: u64,
+    service_tx_last_unix_us: u64,
     last_peer_us: u64,
     heard_peer: bool,
     /// Gaps between consecutive messages from the peer (the heartbeat gap distribution).
@@ -461,6 +539,26 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         scratch: Vec::new(),
     };
     let now = unix_us();
+    let lease = match args.arbiter {
+        Some(addr) => {
+            let sock = UdpSocket::bind(if addr.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            })
+            .and_then(|s| s.connect(addr).map(|()| s))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(io_err(format!("opening the arbiter socket to {addr}")))?;
+            Some(LeaseState {
+                sock,
+                client: LeaseClient::new(role.node_id(), args.lease_margin_ms * 1000),
+                next_request_us: 0,
+                malformed: 0,
+                held: false,
+            })
+        }
+        None => None,
+    };
     let service_config = ServiceConfig {
         mac: SERVICE_MAC.0,
         ip: args.service_ip,
@@ -510,7 +608,6 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
             stop.store(true, Ordering::SeqCst);
         });
     }
-    let now = unix_us();
     let mut node = Node {
         model,
         vfs,
@@ -520,7 +617,9 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         started: Instant::now(),
         link,
         service,
-        time_base_us: now,
+        time_base_us: if role == Role::Primary { now } else { 0 },
+        adopted: AdoptedClock::default(),
+        last_replayed_at_us: 0,
         clock_jump_us: 0,
         pending_tx: VecDeque::new(),
         track: Default::default(),
@@ -529,26 +628,35 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         committed: 0,
         log: Vec::new(),
         protected: role == Role::Primary,
-        next_epoch_us: now + args.epoch_ms * 1000,
+        next_epoch_us: args.epoch_ms * 1000,
         live: role == Role::Primary,
         replayed_epochs: 0,
         suppressed_frames: 0,
         standby_rx: VecDeque::new(),
         standby_dropped: 0,
         standby_delivered: 0,
-        last_peer_us: now,
+        lease,
+        want_alone: false,
+        want_takeover: false,
+        takeover_refused: 0,
+        fenced: false,
+        fenced_dropped: 0,
+        fenced_rx_dropped: 0,
+        service_tx: 0,
+        service_tx_last_unix_us: 0,
+        last_peer_us: 0,
         heard_peer: role == Role::Primary,
         peer_gaps: GapHistogram::default(),
-        next_heartbeat_us: now,
+        next_heartbeat_us: 0,
         heartbeat_seq: 0,
-        next_background_us: now,
+        next_background_us: 0,
         background_seq: 0,
         background_rx: 0,
         tap_rx: 0,
         tap_tx: TapTxCounters::default(),
         tap_filtered: 0,
         last_held: 0,
-        next_status_us: now,
+        next_status_us: 0,
         args,
         service_config,
     };
@@ -589,16 +697,29 @@ impl Node {
         self.args.role
     }
 
-    fn service_now(&self, unix: u64) -> i64 {
-        unix as i64 - self.time_base_us as i64 + self.clock_jump_us
+    /// This node's monotonic clock: µs since it started (every timer runs on it; the Unix time
+    /// only stamps the status lines).
+    fn mono_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    /// Service time at monotonic time `now`: the primary's own clock; on the backup the
+    /// primary's clock adopted from its messages, never before the last replayed step.
+    fn service_now(&self, now: u64) -> i64 {
+        let base = match self.role() {
+            Role::Primary => now.min(i64::MAX as u64) as i64,
+            Role::Backup => self.adopted.now(now).max(self.last_replayed_at_us),
+        };
+        base.saturating_add(self.clock_jump_us)
     }
 
     fn iteration(&mut self) -> Result<(), NodeError> {
         self.tap_in()?;
         self.tick();
         self.wire_to_tap();
-        let now = unix_us();
+        let now = self.mono_us();
         self.link_events(now)?;
+        self.lease(now)?;
         self.run_service(now);
         self.transmit();
         self.background(now);
@@ -663,9 +784,18 @@ impl Node {
     /// Frames that left the wire port go to the bridge; their added delay is recorded.
     fn wire_to_tap(&mut self) {
         let frames = std::mem::take(&mut *self.wire_out.lock().unwrap_or_else(|p| p.into_inner()));
+        let may_send_service = self.may_send_service();
         for (at, f) in frames {
-            self.tap_tx.count(self.tap.send(&f));
             let src = f.get(6..12);
+            if src == Some(&SERVICE_MAC.0[..]) {
+                if !may_send_service {
+                    self.fenced_dropped += 1;
+                    continue;
+                }
+                self.service_tx += 1;
+                self.service_tx_last_unix_us = unix_us();
+            }
+            self.tap_tx.count(self.tap.send(&f));
             let vf = if src == Some(&SERVICE_MAC.0[..]) {
                 SERVICE_VF
             } else if src == Some(&self.role().plain_mac().0[..]) {
@@ -695,7 +825,7 @@ impl Node {
             match ev {
                 LinkEvent::Closed(reason) => {
                     emit_line(json!({"ev": "link_closed", "role": self.role().name(),
-                        "t_unix_us": now, "reason": reason}));
+                        "t_unix_us": unix_us(), "reason": reason}));
                     self.link.stream = None;
                 }
                 LinkEvent::Message(m) => {
@@ -705,14 +835,14 @@ impl Node {
                     }
                     self.last_peer_us = now;
                     self.heard_peer = true;
-                    self.on_message(m)?;
+                    self.on_message(m, now)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn on_message(&mut self, m: Message) -> Result<(), NodeError> {
+    fn on_message(&mut self, m: Message, now: u64) -> Result<(), NodeError> {
         match (self.role(), m) {
             (
                 Role::Backup,
@@ -729,6 +859,12 @@ impl Node {
                     0,
                 ));
             }
+            (Role::Backup, Message::Heartbeat { sent_unix_us, .. }) if !self.live => {
+                // The primary's time base plus its service time: the difference is the
+                // primary's service clock, whatever this host's clock says.
+                let at = sent_unix_us.wrapping_sub(self.time_base_us) as i64;
+                self.adopted.observe(at, now);
+            }
             (Role::Backup, Message::Mirror { frames }) if !self.live => {
                 for f in frames {
                     self.keep_standby(f.to_vec());
@@ -740,6 +876,10 @@ impl Node {
                 if let Some(svc) = &mut self.service {
                     for s in &steps {
                         self.suppressed_frames += svc.step(s).len() as u64;
+                        self.last_replayed_at_us = self.last_replayed_at_us.max(s.at_us);
+                    }
+                    if let Some(last) = steps.last() {
+                        self.adopted.observe(last.at_us, now);
                     }
                     self.replayed_epochs += 1;
                     self.link.send(&Message::Ack { epoch });
@@ -773,6 +913,10 @@ impl Node {
             plain.clear();
         }
         if !self.live {
+            return;
+        }
+        if self.fenced {
+            self.fenced_rx_dropped += frames.len() as u64;
             return;
         }
         let at = self.service_now(now);
@@ -885,9 +1029,15 @@ impl Node {
         }
         self.heartbeat_seq += 1;
         let held = self.held().min(u64::from(u32::MAX)) as u32;
+        // The primary sends its time base plus its service time, so the backup can follow the
+        // primary's clock without comparing it with its own.
+        let sent_unix_us = match self.role() {
+            Role::Primary => self.time_base_us.wrapping_add(now),
+            Role::Backup => unix_us(),
+        };
         self.link.send(&Message::Heartbeat {
             seq: self.heartbeat_seq,
-            sent_unix_us: now,
+            sent_unix_us,
             held_frames: held,
         });
         self.next_heartbeat_us = now + self.args.heartbeat_ms * 1000;
@@ -896,23 +1046,170 @@ impl Node {
     fn detect(&mut self, now: u64) -> Result<(), NodeError> {
         let silent_us = now.saturating_sub(self.last_peer_us);
         if !self.heard_peer || silent_us <= self.args.timeout_ms * 1000 {
+            // The peer is back before the arbiter decided: nothing to change.
+            self.want_alone = false;
+            self.want_takeover = false;
+            return Ok(());
+        }
+        let arbiter = self.lease.is_some();
+        match self.role() {
+            Role::Primary if self.protected && !self.want_alone && !self.fenced => {
+                if arbiter {
+                    // Going on alone needs the lease: until it is granted, the output stays
+                    // held (nobody acks it), so nothing leaves that the backup has not seen.
+                    self.want_alone = true;
+                    emit_line(json!({"ev": "peer_lost", "role": "primary",
+                        "t_unix_us": unix_us(), "silent_ms": silent_us as f64 / 1e3}));
+                } else {
+                    self.unprotect(silent_us)?;
+                }
+            }
+            Role::Backup if !self.live && !self.want_takeover && self.service.is_some() => {
+                if arbiter {
+                    self.want_takeover = true;
+                    emit_line(json!({"ev": "peer_lost", "role": "backup",
+                        "t_unix_us": unix_us(), "silent_ms": silent_us as f64 / 1e3}));
+                } else {
+                    self.take_over(now, silent_us);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The backup is gone: release everything held and stop buffering.
+    fn unprotect(&mut self, silent_us: u64) -> Result<(), NodeError> {
+        self.hac.unprotect(SERVICE_HAC_VF)?;
+        self.protected = false;
+        self.want_alone = false;
+        self.log.clear();
+        eprintln!(
+            "hac ha-node: backup lost (silent for {} ms): running UNPROTECTED",
+            silent_us / 1000
+        );
+        emit_line(
+            json!({"ev": "unprotected", "role": "primary", "t_unix_us": unix_us(),
+            "silent_ms": silent_us as f64 / 1e3}),
+        );
+        Ok(())
+    }
+
+    /// Serving without a standby (the primary unprotected, the backup live): only while the
+    /// lease holds.
+    fn serving_alone(&self) -> bool {
+        match self.role() {
+            Role::Primary => !self.protected,
+            Role::Backup => self.live,
+        }
+    }
+
+    /// May frames under the service MAC leave this host now? Not when fenced; when serving
+    /// alone with an arbiter, only under an unexpired lease. (A protected primary's output
+    /// leaves only on the backup's acks, which is the backup's vote.)
+    fn may_send_service(&self) -> bool {
+        let Some(l) = &self.lease else {
+            return true;
+        };
+        !self.fenced && (!self.serving_alone() || l.client.holds(self.mono_us()))
+    }
+
+    /// Stops serving: the service is no longer stepped and nothing under its MAC leaves.
+    fn fence(&mut self, reason: &str) {
+        if self.fenced {
+            return;
+        }
+        self.fenced = true;
+        self.fenced_dropped += self.pending_tx.len() as u64;
+        self.pending_tx.clear();
+        eprintln!("hac ha-node: {} FENCED: {reason}", self.role().name());
+        emit_line(
+            json!({"ev": "fenced", "role": self.role().name(), "t_unix_us": unix_us(),
+            "reason": reason}),
+        );
+    }
+
+    /// The claim this node makes at the arbiter now, if any.
+    fn claim(&self) -> Option<Claim> {
+        match self.role() {
+            Role::Primary if self.protected && !self.want_alone => Some(Claim::Protected {
+                standby: Role::Backup.node_id(),
+            }),
+            Role::Primary => Some(Claim::Alone),
+            Role::Backup if self.live => Some(Claim::Alone),
+            Role::Backup if self.want_takeover => Some(Claim::Takeover),
+            Role::Backup => None,
+        }
+    }
+
+    /// Reads the arbiter's replies, acts on them, renews (every heartbeat interval) and fences
+    /// a node serving alone whose lease ran out.
+    fn lease(&mut self, now: u64) -> Result<(), NodeError> {
+        let claim = self.claim();
+        let Some(l) = &mut self.lease else {
+            return Ok(());
+        };
+        let mut buf = [0u8; MAX_DATAGRAM + 1];
+        let mut verdicts = Vec::new();
+        for _ in 0..64 {
+            // WouldBlock, or the arbiter's port unreachable (ICMP): nothing more to read.
+            let Ok(n) = l.sock.recv(&mut buf) else { break };
+            match LeaseMessage::decode(&buf[..n]) {
+                Ok(m) => verdicts.extend(l.client.on_reply(&m)),
+                Err(_) => l.malformed += 1,
+            }
+        }
+        if let Some(c) = claim
+            && now >= l.next_request_us
+        {
+            let _ = l.sock.send(&l.client.request(now, c).encode());
+            l.next_request_us = now + self.args.heartbeat_ms * 1000;
+        }
+        let holds = l.client.holds(now);
+        let lapsed = l.held && !holds;
+        l.held = holds;
+        for v in verdicts {
+            self.on_verdict(v, now)?;
+        }
+        if lapsed && !self.fenced {
+            emit_line(json!({"ev": "lease_lapsed", "role": self.role().name(),
+                "t_unix_us": unix_us(), "serving_alone": self.serving_alone()}));
+        }
+        if self.serving_alone() && !holds {
+            self.fence("the lease ran out (arbiter unreachable)");
+        }
+        Ok(())
+    }
+
+    fn on_verdict(&mut self, v: Verdict, now: u64) -> Result<(), NodeError> {
+        if v == Verdict::Granted {
+            if self.want_alone {
+                let silent_us = now.saturating_sub(self.last_peer_us);
+                self.unprotect(silent_us)?;
+            }
+            if self.want_takeover {
+                self.want_takeover = false;
+                let silent_us = now.saturating_sub(self.last_peer_us);
+                self.take_over(now, silent_us);
+            }
+            if self.fenced {
+                self.fenced = false;
+                emit_line(json!({"ev": "unfenced", "role": self.role().name(),
+                    "t_unix_us": unix_us()}));
+            }
             return Ok(());
         }
         match self.role() {
-            Role::Primary if self.protected => {
-                self.hac.unprotect(SERVICE_HAC_VF)?;
-                self.protected = false;
-                self.log.clear();
-                eprintln!(
-                    "hac ha-node: backup lost (silent for {} ms): running UNPROTECTED",
-                    silent_us / 1000
-                );
-                emit_line(
-                    json!({"ev": "unprotected", "role": "primary", "t_unix_us": now,
-                    "silent_ms": silent_us as f64 / 1e3}),
-                );
+            Role::Backup if !self.live => {
+                self.takeover_refused += 1;
+                if self.takeover_refused == 1 {
+                    eprintln!("hac ha-node: backup: takeover refused by the arbiter ({v:?})");
+                    emit_line(json!({"ev": "takeover_refused", "role": "backup",
+                        "t_unix_us": unix_us(), "verdict": v}));
+                }
             }
-            Role::Backup if !self.live && self.service.is_some() => self.take_over(now, silent_us),
+            // Another node holds the lease, or this one may not have it: stop serving.
+            _ if v != Verdict::Starting => self.fence(&format!("the arbiter answered {v:?}")),
             _ => {}
         }
         Ok(())
@@ -945,10 +1242,12 @@ impl Node {
         for f in self.standby_rx.drain(..) {
             self.model.nic().inject_from_wire(&f);
         }
-        emit_line(json!({"ev": "takeover", "role": "backup", "t_unix_us": now,
+        emit_line(
+            json!({"ev": "takeover", "role": "backup", "t_unix_us": unix_us(),
             "silent_ms": silent_us as f64 / 1e3, "replayed_epochs": self.replayed_epochs,
             "suppressed_frames": self.suppressed_frames,
-            "standby_delivered": self.standby_delivered, "standby_dropped": self.standby_dropped}));
+            "standby_delivered": self.standby_delivered, "standby_dropped": self.standby_dropped}),
+        );
         eprintln!(
             "hac ha-node: primary lost (silent for {} ms): backup is live after {} replayed epochs",
             silent_us / 1000,
@@ -969,7 +1268,7 @@ impl Node {
         let held = self.held();
         if self.role() == Role::Primary && held != self.last_held {
             self.last_held = held;
-            emit_line(json!({"ev": "held", "t_unix_us": now, "frames": held}));
+            emit_line(json!({"ev": "held", "t_unix_us": unix_us(), "frames": held}));
         }
         if now < self.next_status_us {
             return;
@@ -978,8 +1277,9 @@ impl Node {
         self.flush();
         let answered = self.service.as_ref().map(|s| s.answered).unwrap_or(0);
         emit_line(
-            json!({"ev": "status", "role": self.role().name(), "t_unix_us": now,
-            "live": self.live, "protected": self.protected, "open_epoch": self.open_epoch,
+            json!({"ev": "status", "role": self.role().name(), "t_unix_us": unix_us(),
+            "live": self.live, "protected": self.protected, "fenced": self.fenced,
+            "lease": self.lease.as_ref().map(|l| l.client.holds(now)), "open_epoch": self.open_epoch,
             "committed": self.committed, "held": held, "replayed_epochs": self.replayed_epochs,
             "answered": answered, "added_delay": self.delays()}),
         );
@@ -1003,7 +1303,13 @@ impl Node {
             "background_sent": self.track[PLAIN_VF].submitted, "background_rx": self.background_rx,
             "service_frames": self.track[SERVICE_VF].submitted,
             "hac_released": hac.map(|h| h.released), "hac_max_frames": hac.map(|h| h.max_frames),
-            "added_delay": self.delays(), "peer_gap": self.peer_gaps()}),
+            "added_delay": self.delays(), "peer_gap": self.peer_gaps(),
+            "service_tx": self.service_tx, "service_tx_last_unix_us": self.service_tx_last_unix_us,
+            "fenced": self.fenced, "fenced_dropped": self.fenced_dropped,
+            "fenced_rx_dropped": self.fenced_rx_dropped, "takeover_refused": self.takeover_refused,
+            "lease": self.lease.as_ref().map(|l| json!({"grants": l.client.grants,
+                "refusals": l.client.refusals, "ignored": l.client.ignored,
+                "malformed": l.malformed}))}),
         );
     }
 }
@@ -1028,6 +1334,31 @@ mod tests {
         assert_eq!(s["max_ms"], 2000.0);
         assert_eq!(s["count"], 6);
         assert_eq!(GapHistogram::default().quantile_ms(0.5), 0);
+    }
+
+    #[test]
+    fn the_backup_follows_the_primarys_clock_whatever_its_own_says() {
+        // The primary's Unix clock says 10:00, the backup's 13:00 (a 3 h skew): only the
+        // primary's own differences (heartbeat time - hello time base) and the backup's own
+        // monotonic elapsed time enter the service clock.
+        let primary_base: u64 = 36_000_000_000;
+        let heartbeat = |service_us: u64| primary_base + service_us;
+        let mut c = AdoptedClock::default();
+        // Backup monotonic 5 s (it started earlier); the primary is 2.000 s into its service.
+        c.observe(
+            heartbeat(2_000_000).wrapping_sub(primary_base) as i64,
+            5_000_000,
+        );
+        assert_eq!(c.now(5_000_000), 2_000_000);
+        assert_eq!(c.now(5_030_000), 2_030_000);
+        // A late heartbeat (sent before the one adopted) never turns the clock back.
+        c.observe(1_990_000, 5_031_000);
+        assert_eq!(c.now(5_031_000), 2_031_000);
+        // A fresher one is adopted: the estimate was behind by the message delay.
+        c.observe(2_040_000, 5_035_000);
+        assert_eq!(c.now(5_045_000), 2_050_000);
+        // The backup's monotonic clock cannot go back, but a bogus earlier reading saturates.
+        assert_eq!(c.now(0), 2_040_000);
     }
 
     #[test]

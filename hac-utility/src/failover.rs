@@ -120,6 +120,13 @@ pub struct NodeArgs {
     /// Directory for `<role>-wire.pcap` and `<role>-packets.csv`.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Backup only: join the live node at this address after a takeover (re-protection)
+    /// instead of listening for a primary.
+    #[arg(long, value_name = "ADDR")]
+    pub join: Option<std::net::SocketAddr>,
+    /// Bound of the step history kept for a backup that joins later, MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub history_mib: u64,
 }
 
 impl From<NodeArgs> for NodeConfig {
@@ -137,6 +144,8 @@ impl From<NodeArgs> for NodeConfig {
             background_pps: a.background_pps,
             takeover_clock_jump_ms: a.takeover_clock_jump_ms,
             out: a.out,
+            join: a.join,
+            history_bytes: a.history_mib << 20,
         }
     }
 }

@@ -6,6 +6,8 @@
 //!   emit; what a peer (or the `replication_message` fuzz target) links.
 //! * [`service`]: the protected service, a deterministic function of its inputs.
 //! * [`node`]: one host (primary or backup): model NIC, HAC epochs, log shipping, takeover.
+//! * [`rejoin`]: re-protection after a takeover — the step history, the join and catch-up,
+//!   the live node's epoch/commit state over the HAC API.
 //! * [`client`]: the Linux-TCP client that checks every answer.
 //! * [`stats`]: p50/p99/max of a latency sample, as the node reports it.
 //!
@@ -20,5 +22,6 @@
 pub mod client;
 pub mod msg;
 pub mod node;
+pub mod rejoin;
 pub mod service;
 pub mod stats;

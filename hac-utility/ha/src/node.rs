@@ -10,9 +10,16 @@
 //!   then acks. Its TAP delivers only its plain VF's frames to the model until takeover (the
 //!   bridge floods the client's broadcasts to it). Primary silent for the timeout: take over —
 //!   same VF MAC and IP, untagged, gratuitous ARP, the VF's received frames go to the service.
+//! * **Re-protection** ([`crate::rejoin`]): a backup started with `--join` connects to a live
+//!   node that took over and sends `Join`; the live node (which kept its listener and the
+//!   service's whole step history) tags its service VF again, sends the hello and the history,
+//!   and runs epochs as a primary does; the joined backup replays the history, then the logs,
+//!   and acks them. A joining node sits on the lost primary's host: it takes that host's plain
+//!   MAC and names its files `rejoin-*`.
 //!
 //! Status goes to stdout as JSON lines (`ready`, `status`, `held`, `takeover`, `unprotected`,
-//! `exit`) for the orchestrator; the node exits cleanly when its stdin closes.
+//! `joined`, `join_refused`, `protected`, `caught_up`, `exit`) for the orchestrator; the node
+//! exits cleanly when its stdin closes.
 
 use std::collections::VecDeque;
 use std::io::{BufWriter, Read, Write};
@@ -34,6 +41,7 @@ use igb_model::{FunctionId, LineRate, NicConfig, PcapSink, SimTime, WireSink};
 use serde_json::json;
 
 use crate::msg::{Message, Step, StreamDecoder};
+use crate::rejoin::{EpochError, History, JoinRefused, Protection, join_reply, replay};
 use crate::service::{Service, ServiceConfig};
 use crate::stats::LatencyHistogram;
 
@@ -128,6 +136,33 @@ pub struct NodeConfig {
     pub takeover_clock_jump_ms: u64,
     /// Directory for `<role>-wire.pcap` and `<role>-packets.csv`.
     pub out: Option<PathBuf>,
+    /// Backup only: join the live node at this address (after a takeover) instead of
+    /// listening for a primary on `link`.
+    pub join: Option<SocketAddr>,
+    /// Bound of the service's step history kept for a later joining backup, bytes.
+    pub history_bytes: u64,
+}
+
+impl NodeConfig {
+    /// Name of this node's files and status lines: its role, or `rejoin` for a joining backup.
+    pub fn name(&self) -> &'static str {
+        if self.join.is_some() {
+            "rejoin"
+        } else {
+            self.role.name()
+        }
+    }
+
+    /// (own, peer) plain-VF MACs: a joining backup replaces the lost primary on its host and
+    /// takes the primary's.
+    fn plain_macs(&self) -> (MacAddress, MacAddress) {
+        let host = if self.join.is_some() {
+            Role::Primary
+        } else {
+            self.role
+        };
+        (host.plain_mac(), host.other().plain_mac())
+    }
 }
 
 /// Why a node stopped.
@@ -153,6 +188,15 @@ pub enum NodeError {
         /// Why it failed.
         source: std::io::Error,
     },
+}
+
+impl From<EpochError> for NodeError {
+    fn from(e: EpochError) -> NodeError {
+        match e {
+            EpochError::Hac(h) => NodeError::Hac(h),
+            EpochError::Exhausted => NodeError::EpochsExhausted,
+        }
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
@@ -190,18 +234,22 @@ enum LinkEvent {
     Closed(String),
 }
 
+/// A link event tagged with the connection it came from (a joined backup's link replaces the
+/// dead primary's; late events of an old connection are ignored).
+type TaggedEvent = (u64, LinkEvent);
+
 /// Messages the link reader may queue for the node loop before it blocks.
 const LINK_QUEUE: usize = 64;
 
 /// Reads messages from the link until it closes or is malformed.
-fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
+fn spawn_reader(mut stream: TcpStream, generation: u64, tx: Sender<TaggedEvent>) {
     std::thread::spawn(move || {
         let mut dec = StreamDecoder::default();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match stream.read(&mut buf) {
                 Ok(0) => {
-                    let _ = tx.send(LinkEvent::Closed("end of stream".into()));
+                    let _ = tx.send((generation, LinkEvent::Closed("end of stream".into())));
                     return;
                 }
                 Ok(n) => {
@@ -209,13 +257,16 @@ fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
                     loop {
                         match dec.next_message() {
                             Ok(Some(m)) => {
-                                if tx.send(LinkEvent::Message(m)).is_err() {
+                                if tx.send((generation, LinkEvent::Message(m))).is_err() {
                                     return;
                                 }
                             }
                             Ok(None) => break,
                             Err(e) => {
-                                let _ = tx.send(LinkEvent::Closed(format!("malformed: {e}")));
+                                let _ = tx.send((
+                                    generation,
+                                    LinkEvent::Closed(format!("malformed: {e}")),
+                                ));
                                 return;
                             }
                         }
@@ -223,7 +274,7 @@ fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let _ = tx.send(LinkEvent::Closed(e.to_string()));
+                    let _ = tx.send((generation, LinkEvent::Closed(e.to_string())));
                     return;
                 }
             }
@@ -234,17 +285,26 @@ fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
 /// The replication link's sending side.
 struct Link {
     stream: Option<TcpStream>,
-    events: Receiver<LinkEvent>,
-    sender: Sender<LinkEvent>,
+    /// The attached connection's number; events of older ones are stale.
+    generation: u64,
+    events: Receiver<TaggedEvent>,
+    sender: Sender<TaggedEvent>,
     scratch: Vec<u8>,
 }
 
+/// Write timeout of the replication link (a peer that stops reading is dropped after it).
+const LINK_WRITE_TIMEOUT: Duration = Duration::from_millis(50);
+/// Write timeout while a catch-up is sent (the joining backup replays as it reads).
+const CATCHUP_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Link {
+    /// Makes `stream` the link (replacing any older one).
     fn attach(&mut self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
+        let _ = stream.set_write_timeout(Some(LINK_WRITE_TIMEOUT));
+        self.generation += 1;
         if let Ok(r) = stream.try_clone() {
-            spawn_reader(r, self.sender.clone());
+            spawn_reader(r, self.generation, self.sender.clone());
         }
         self.stream = Some(stream);
     }
@@ -368,12 +428,17 @@ struct Node {
     pending_tx: VecDeque<Bytes>,
     track: [DelayTrack; 2],
     packets: Option<BufWriter<std::fs::File>>,
-    // Primary.
-    open_epoch: u32,
-    committed: u32,
-    log: Vec<Step>,
-    protected: bool,
+    // Live (the primary, or a backup after its takeover).
+    protection: Protection,
     next_epoch_us: u64,
+    /// Every step since time 0, for a backup that joins later.
+    history: History,
+    /// Where joining backups connect (the backup keeps the listener the primary came in on).
+    listener: Option<TcpListener>,
+    /// When the last backup joined (cleared at its first commit: protection resumed).
+    joined_us: Option<u64>,
+    // Joining backup.
+    catchup_steps: u64,
     // Backup.
     live: bool,
     replayed_epochs: u64,
@@ -416,13 +481,13 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
     let mut packets = None;
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let path = dir.join(format!("{}-wire.pcap", role.name()));
+        let path = dir.join(format!("{}-wire.pcap", args.name()));
         let file =
             std::fs::File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
         let sink = PcapSink::new(BufWriter::new(file))
             .map_err(io_err(format!("writing {}", path.display())))?;
         model.nic().add_wire_sink(Box::new(sink));
-        let path = dir.join(format!("{}-packets.csv", role.name()));
+        let path = dir.join(format!("{}-packets.csv", args.name()));
         let file =
             std::fs::File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
         let mut w = BufWriter::new(file);
@@ -435,7 +500,7 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
             num_vfs: 2,
             ..PfConfig::default()
         },
-        &[Some(SERVICE_MAC), Some(role.plain_mac())],
+        &[Some(SERVICE_MAC), Some(args.plain_macs().0)],
     )?;
     let cfg = VfConfig {
         tx_ring_size: 256,
@@ -447,8 +512,9 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         .map(|vf| model.vf_driver(vf, cfg.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), 2);
+    let mut protection = Protection::new(SERVICE_HAC_VF);
     if role == Role::Primary {
-        hac.set_tagged(SERVICE_HAC_VF, true)?;
+        protection.protect(&mut hac)?;
     }
     // Bounded: when the node falls behind, the reader blocks, TCP's window closes and the
     // peer's 50 ms write timeout drops the link (a visible link loss, never unbounded memory:
@@ -456,6 +522,7 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
     let (sender, events) = bounded(LINK_QUEUE);
     let mut link = Link {
         stream: None,
+        generation: 0,
         events,
         sender,
         scratch: Vec::new(),
@@ -469,27 +536,32 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         seed: args.seed,
     };
     let mut service = None;
-    match role {
-        Role::Backup => {
-            let listener = TcpListener::bind(args.link)
+    let mut listener = None;
+    match (role, args.join) {
+        (Role::Backup, Some(live)) => {
+            let stream = connect(live, "the live node")?;
+            link.attach(stream);
+            link.send(&Message::Join {
+                node_id: (u64::from(std::process::id()) << 32) | (now & 0xFFFF_FFFF),
+            });
+            emit_line(
+                json!({"ev": "ready", "role": "backup", "joining": live.to_string(),
+                "t_unix_us": now}),
+            );
+        }
+        (Role::Backup, None) => {
+            let l = TcpListener::bind(args.link)
                 .map_err(io_err(format!("listening on {}", args.link)))?;
             emit_line(json!({"ev": "ready", "role": "backup", "t_unix_us": now}));
-            let (stream, _) = listener.accept().map_err(io_err("accepting the primary"))?;
+            let (stream, _) = l.accept().map_err(io_err("accepting the primary"))?;
             link.attach(stream);
+            // Kept for a backup that joins after a takeover; polled, never waited on.
+            l.set_nonblocking(true)
+                .map_err(io_err(format!("listening on {}", args.link)))?;
+            listener = Some(l);
         }
-        Role::Primary => {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let stream = loop {
-                match TcpStream::connect(args.link) {
-                    Ok(s) => break s,
-                    Err(e) if Instant::now() >= deadline => {
-                        return Err(
-                            io_err(format!("connecting to the backup at {}", args.link))(e),
-                        );
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            };
+        (Role::Primary, _) => {
+            let stream = connect(args.link, "the backup")?;
             link.attach(stream);
             link.send(&Message::Hello {
                 time_base_us: now,
@@ -525,11 +597,12 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         pending_tx: VecDeque::new(),
         track: Default::default(),
         packets,
-        open_epoch: 1,
-        committed: 0,
-        log: Vec::new(),
-        protected: role == Role::Primary,
+        protection,
         next_epoch_us: now + args.epoch_ms * 1000,
+        history: History::new(args.history_bytes),
+        listener,
+        joined_us: None,
+        catchup_steps: 0,
         live: role == Role::Primary,
         replayed_epochs: 0,
         suppressed_frames: 0,
@@ -557,6 +630,20 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
     }
     node.finish();
     Ok(())
+}
+
+/// Connects to `addr`, retrying for up to 10 s (the peer may still be starting).
+fn connect(addr: SocketAddr, what: &str) -> Result<TcpStream, NodeError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(io_err(format!("connecting to {what} at {addr}"))(e));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
 }
 
 /// A gratuitous ARP request announcing `ip` at `mac` (RFC 5227 §3: sender and target IP both
@@ -598,6 +685,7 @@ impl Node {
         self.tick();
         self.wire_to_tap();
         let now = unix_us();
+        self.accept_joins(now);
         self.link_events(now)?;
         self.run_service(now);
         self.transmit();
@@ -624,7 +712,7 @@ impl Node {
             };
             self.tap_rx += 1;
             let frame = &buf[..n];
-            if !self.live && frame.get(..6) != Some(&self.role().plain_mac().0[..]) {
+            if !self.live && frame.get(..6) != Some(&self.args.plain_macs().0.0[..]) {
                 self.tap_filtered += 1;
                 let dst = frame.get(..6);
                 if dst == Some(&SERVICE_MAC.0[..]) || dst == Some(&[0xFF; 6][..]) {
@@ -668,7 +756,7 @@ impl Node {
             let src = f.get(6..12);
             let vf = if src == Some(&SERVICE_MAC.0[..]) {
                 SERVICE_VF
-            } else if src == Some(&self.role().plain_mac().0[..]) {
+            } else if src == Some(&self.args.plain_macs().0.0[..]) {
                 PLAIN_VF
             } else {
                 continue;
@@ -679,7 +767,7 @@ impl Node {
                 let d = at.saturating_sub(submit);
                 t.delays.record(d);
                 if let Some(w) = &mut self.packets {
-                    let class = if vf == SERVICE_VF && self.args.role == Role::Primary {
+                    let class = if vf == SERVICE_VF && self.protection.is_protected() {
                         "protected"
                     } else {
                         "plain"
@@ -690,8 +778,36 @@ impl Node {
         }
     }
 
+    /// A live, unprotected node takes a joining backup's connection as its link (the dead
+    /// primary's is gone); otherwise the connection is closed at once and the refusal reported.
+    fn accept_joins(&mut self, now: u64) {
+        let Some(l) = &self.listener else { return };
+        let Ok((stream, from)) = l.accept() else {
+            return;
+        };
+        let refused = if !self.live {
+            Some(JoinRefused::NotLive)
+        } else if self.protection.is_protected() {
+            Some(JoinRefused::AlreadyProtected)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            emit_line(json!({"ev": "join_refused", "role": self.role().name(),
+                "t_unix_us": now, "from": from.to_string(), "reason": why.to_string()}));
+            return;
+        }
+        let _ = stream.set_nonblocking(false);
+        self.link.attach(stream);
+        // The peer is a new one: no gap to its predecessor's last message.
+        self.heard_peer = false;
+    }
+
     fn link_events(&mut self, now: u64) -> Result<(), NodeError> {
-        while let Ok(ev) = self.link.events.try_recv() {
+        while let Ok((generation, ev)) = self.link.events.try_recv() {
+            if generation != self.link.generation {
+                continue;
+            }
             match ev {
                 LinkEvent::Closed(reason) => {
                     emit_line(json!({"ev": "link_closed", "role": self.role().name(),
@@ -738,21 +854,88 @@ impl Node {
                 // The log covers every frame mirrored before it.
                 self.standby_rx.clear();
                 if let Some(svc) = &mut self.service {
-                    for s in &steps {
-                        self.suppressed_frames += svc.step(s).len() as u64;
-                    }
+                    self.suppressed_frames += replay(svc, &mut self.history, &steps);
                     self.replayed_epochs += 1;
                     self.link.send(&Message::Ack { epoch });
                 }
             }
-            (Role::Primary, Message::Ack { epoch })
-                if self.protected && epoch > self.committed && epoch < self.open_epoch =>
-            {
-                self.hac.commit(SERVICE_HAC_VF, epoch)?;
-                self.committed = epoch;
+            (Role::Backup, Message::Catchup { chunk, last, steps }) if !self.live => {
+                if let Some(svc) = &mut self.service {
+                    self.suppressed_frames += replay(svc, &mut self.history, &steps);
+                    self.catchup_steps += steps.len() as u64;
+                    if last {
+                        emit_line(json!({"ev": "caught_up", "role": "backup",
+                            "t_unix_us": unix_us(), "chunks": chunk + 1,
+                            "steps": self.catchup_steps}));
+                    }
+                }
+            }
+            (_, Message::Ack { epoch }) if self.live => {
+                if self.protection.on_ack(&mut self.hac, epoch)?
+                    && let Some(joined) = self.joined_us.take()
+                {
+                    let now = unix_us();
+                    emit_line(json!({"ev": "protected", "role": self.role().name(),
+                        "t_unix_us": now, "epoch": epoch,
+                        "join_to_commit_ms": now.saturating_sub(joined) as f64 / 1e3}));
+                }
+            }
+            (_, Message::Join { node_id }) if self.live && !self.protection.is_protected() => {
+                self.on_join(node_id)?;
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// A backup joined: tag the service VF again, send it the hello and the whole history,
+    /// run epochs from now on (docs/failover.md, "Re-protection").
+    fn on_join(&mut self, node_id: u64) -> Result<(), NodeError> {
+        let now = unix_us();
+        let reply = join_reply(
+            &self.history,
+            self.time_base_us,
+            self.clock_jump_us,
+            self.service_config.seed,
+            (self.args.epoch_ms * 1000) as u32,
+        );
+        let msgs = match reply {
+            Ok(m) => m,
+            Err(why) => {
+                emit_line(json!({"ev": "join_refused", "role": self.role().name(),
+                    "t_unix_us": now, "node_id": node_id, "reason": why.to_string()}));
+                eprintln!("hac ha-node: join refused: {why}");
+                self.link.stream = None;
+                return Ok(());
+            }
+        };
+        // Tag first: output from here on waits for an epoch the new backup acks, and every
+        // step from here on is in the logs that follow the history.
+        self.protection.protect(&mut self.hac)?;
+        if let Some(s) = &self.link.stream {
+            let _ = s.set_write_timeout(Some(CATCHUP_WRITE_TIMEOUT));
+        }
+        for m in &msgs {
+            self.link.send(m);
+        }
+        if let Some(s) = &self.link.stream {
+            let _ = s.set_write_timeout(Some(LINK_WRITE_TIMEOUT));
+        }
+        let sent = unix_us();
+        self.next_epoch_us = sent + self.args.epoch_ms * 1000;
+        self.last_peer_us = sent;
+        self.joined_us = Some(now);
+        emit_line(
+            json!({"ev": "joined", "role": self.role().name(), "t_unix_us": now,
+            "node_id": node_id, "history_steps": self.history.len(),
+            "history_bytes": self.history.bytes(), "catchup_chunks": msgs.len() - 1,
+            "send_ms": sent.saturating_sub(now) as f64 / 1e3}),
+        );
+        eprintln!(
+            "hac ha-node: backup joined: {} steps ({} bytes) of history sent; protecting again",
+            self.history.len(),
+            self.history.bytes()
+        );
         Ok(())
     }
 
@@ -776,7 +959,7 @@ impl Node {
             return;
         }
         let at = self.service_now(now);
-        let protected = self.role() == Role::Primary && self.protected;
+        let protected = self.protection.is_protected();
         if protected && !frames.is_empty() {
             // Mirrored before the step: the backup holds them even if this host dies before
             // the epoch's log leaves.
@@ -792,9 +975,8 @@ impl Node {
         }
         let step = Step { at_us: at, frames };
         let out = svc.step(&step);
-        if protected {
-            self.log.push(step);
-        }
+        self.history.record(&step);
+        self.protection.log_step(step);
         self.pending_tx.extend(out);
     }
 
@@ -832,9 +1014,10 @@ impl Node {
             let mut payload = vec![0u8; 240];
             payload[..8].copy_from_slice(&self.background_seq.to_be_bytes());
             self.background_seq += 1;
+            let (own, peer) = self.args.plain_macs();
             batch.push(Bytes::from(igb_hw::frame::build(
-                self.role().other().plain_mac(),
-                self.role().plain_mac(),
+                peer,
+                own,
                 BACKGROUND_ETHERTYPE,
                 &payload,
             )));
@@ -852,20 +1035,15 @@ impl Node {
         }
     }
 
-    /// Primary: at each boundary the next epoch opens and the closed one's log is shipped.
+    /// Live and protected: at each boundary the next epoch opens and the closed one's log is
+    /// shipped.
     fn epochs(&mut self, now: u64) -> Result<(), NodeError> {
-        if self.role() != Role::Primary || !self.protected || now < self.next_epoch_us {
+        if !self.live || !self.protection.is_protected() || now < self.next_epoch_us {
             return Ok(());
         }
-        let closed = self.open_epoch;
-        let next = adapter_core::next_epoch(closed).ok_or(NodeError::EpochsExhausted)?;
-        self.hac.open_epoch(SERVICE_HAC_VF, next)?;
-        self.open_epoch = next;
-        let steps = std::mem::take(&mut self.log);
-        self.link.send(&Message::Log {
-            epoch: closed,
-            steps,
-        });
+        if let Some(log) = self.protection.close_epoch(&mut self.hac)? {
+            self.link.send(&log);
+        }
         let epoch_us = self.args.epoch_ms * 1000;
         self.next_epoch_us += epoch_us;
         if self.next_epoch_us <= now {
@@ -898,22 +1076,19 @@ impl Node {
         if !self.heard_peer || silent_us <= self.args.timeout_ms * 1000 {
             return Ok(());
         }
-        match self.role() {
-            Role::Primary if self.protected => {
-                self.hac.unprotect(SERVICE_HAC_VF)?;
-                self.protected = false;
-                self.log.clear();
-                eprintln!(
-                    "hac ha-node: backup lost (silent for {} ms): running UNPROTECTED",
-                    silent_us / 1000
-                );
-                emit_line(
-                    json!({"ev": "unprotected", "role": "primary", "t_unix_us": now,
-                    "silent_ms": silent_us as f64 / 1e3}),
-                );
-            }
-            Role::Backup if !self.live && self.service.is_some() => self.take_over(now, silent_us),
-            _ => {}
+        if self.live && self.protection.is_protected() {
+            self.protection.unprotect(&mut self.hac)?;
+            self.joined_us = None;
+            eprintln!(
+                "hac ha-node: backup lost (silent for {} ms): running UNPROTECTED",
+                silent_us / 1000
+            );
+            emit_line(
+                json!({"ev": "unprotected", "role": self.role().name(), "t_unix_us": now,
+                "silent_ms": silent_us as f64 / 1e3}),
+            );
+        } else if !self.live && self.service.is_some() {
+            self.take_over(now, silent_us);
         }
         Ok(())
     }
@@ -967,9 +1142,14 @@ impl Node {
 
     fn report(&mut self, now: u64) {
         let held = self.held();
-        if self.role() == Role::Primary && held != self.last_held {
+        if (self.role() == Role::Primary || self.protection.is_protected())
+            && held != self.last_held
+        {
             self.last_held = held;
-            emit_line(json!({"ev": "held", "t_unix_us": now, "frames": held}));
+            emit_line(
+                json!({"ev": "held", "role": self.role().name(), "t_unix_us": now,
+                "frames": held}),
+            );
         }
         if now < self.next_status_us {
             return;
@@ -979,8 +1159,11 @@ impl Node {
         let answered = self.service.as_ref().map(|s| s.answered).unwrap_or(0);
         emit_line(
             json!({"ev": "status", "role": self.role().name(), "t_unix_us": now,
-            "live": self.live, "protected": self.protected, "open_epoch": self.open_epoch,
-            "committed": self.committed, "held": held, "replayed_epochs": self.replayed_epochs,
+            "live": self.live, "protected": self.protection.is_protected(),
+            "open_epoch": self.protection.open_epoch(),
+            "committed": self.protection.committed(), "held": held,
+            "replayed_epochs": self.replayed_epochs,
+            "history_steps": self.history.len(), "history_lost": self.history.is_lost(),
             "answered": answered, "added_delay": self.delays()}),
         );
     }
@@ -997,7 +1180,9 @@ impl Node {
         let hac = self.hac.stats(SERVICE_HAC_VF).ok();
         emit_line(
             json!({"ev": "exit", "role": self.role().name(), "t_unix_us": unix_us(),
-            "live": self.live, "protected": self.protected, "tap_rx": self.tap_rx,
+            "live": self.live, "protected": self.protection.is_protected(),
+            "history_bytes": self.history.bytes(), "history_lost": self.history.is_lost(),
+            "tap_rx": self.tap_rx,
             "tap_tx": self.tap_tx.sent, "tap_tx_dropped": self.tap_tx.dropped,
             "tap_tx_errors": self.tap_tx.errors, "tap_filtered": self.tap_filtered,
             "background_sent": self.track[PLAIN_VF].submitted, "background_rx": self.background_rx,

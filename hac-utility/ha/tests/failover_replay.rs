@@ -6,61 +6,17 @@
 //! client's stream completes through it with consistent totals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use bytes::Bytes;
+use common::{Pipe, SERVICE};
 use hac_driver::phy::smoltcp;
 use hac_ha::msg::{Message, Step};
-use hac_ha::service::{Service, ServiceConfig};
+use hac_ha::service::Service;
 use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
-
-#[derive(Default)]
-struct Pipe {
-    rx: std::collections::VecDeque<Bytes>,
-    tx: Vec<Bytes>,
-}
-struct R(Bytes);
-struct T<'a>(&'a mut Vec<Bytes>);
-impl RxToken for R {
-    fn consume<X, F: FnOnce(&[u8]) -> X>(self, f: F) -> X {
-        f(&self.0)
-    }
-}
-impl TxToken for T<'_> {
-    fn consume<X, F: FnOnce(&mut [u8]) -> X>(self, len: usize, f: F) -> X {
-        let mut b = vec![0; len];
-        let x = f(&mut b);
-        self.0.push(Bytes::from(b));
-        x
-    }
-}
-impl Device for Pipe {
-    type RxToken<'a> = R;
-    type TxToken<'a> = T<'a>;
-    fn receive(&mut self, _: Instant) -> Option<(R, T<'_>)> {
-        let f = self.rx.pop_front()?;
-        Some((R(f), T(&mut self.tx)))
-    }
-    fn transmit(&mut self, _: Instant) -> Option<T<'_>> {
-        Some(T(&mut self.tx))
-    }
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        c
-    }
-}
-
-const SERVICE: ServiceConfig = ServiceConfig {
-    mac: [2, 0x1b, 0x21, 0xc1, 0, 0x0a],
-    ip: Ipv4Address::new(192, 0, 2, 10),
-    prefix: 24,
-    port: 7000,
-    seed: 42,
-};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 #[test]
 fn backup_replays_to_identical_output_and_takes_over() {

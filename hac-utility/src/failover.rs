@@ -77,6 +77,14 @@ pub struct DemoArgs {
     /// 0 runs them with normal scheduling.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=99))]
     pub rt_priority: u32,
+    /// Re-protection (with `--kill primary`): after the takeover, restart the lost primary's
+    /// host as a backup (`hac ha-node --role backup --join`) that catches up with the new
+    /// primary; the service must be checkpointed again and the client's connection survive.
+    #[arg(long)]
+    pub reprotect: bool,
+    /// With `--reprotect`: takeover → start of the new backup, ms (the "restart").
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub rejoin_delay_ms: u64,
 }
 
 /// `hac ha-node` arguments: one host of the failover pair ([`hac_ha::node`]).
@@ -498,11 +506,17 @@ pub struct FailoverReport {
     pub added_delay_plain: Option<Value>,
     /// Client round trip of requests answered by the protected primary.
     pub client_rtt_protected: Percentiles,
-    /// Client round trip of requests sent after the backup answered its first (unprotected
-    /// service).
+    /// Client round trip of requests sent after the backup answered its first and answered
+    /// before a new backup joined (unprotected service).
     pub client_rtt_unprotected: Percentiles,
+    /// `--reprotect`: takeover → new backup started / joined / first commit on its ack, the
+    /// history it caught up with, the most frames held after the join, the client's longest
+    /// wait around the join.
+    pub reprotect: Option<Value>,
+    /// Client round trip of requests sent after protection resumed (`--reprotect`).
+    pub client_rtt_reprotected: Percentiles,
     /// Unix µs of the client's start, the kill, the takeover, the first answers after the kill
-    /// and after the takeover.
+    /// and after the takeover, the new backup's start, its join and protection resumed.
     pub times_unix_us: Value,
     /// Wall seconds for the whole run.
     pub wall_secs: f64,
@@ -519,6 +533,11 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         let flag = interrupted.clone();
         // Only one handler per process: a second demo in the same process keeps the first.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    if args.reprotect && args.kill != Victim::Primary {
+        return Err(DemoError::Setup(
+            "--reprotect needs --kill primary (a backup rejoins the new primary)".into(),
+        ));
     }
     let mut progress = Progress::new("failover demo", args.requests, "answers", show_progress);
     remove_stale_namespaces();
@@ -618,6 +637,10 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     let mut held_before_kill: Option<u64> = None;
     let mut primary_status: Option<Value> = None;
     let mut client_done: Option<Value> = None;
+    // Re-protection: when to start the new backup, its stdin, and what the nodes reported.
+    let mut rejoin_at: Option<Instant> = None;
+    let mut rejoin_in: Option<ChildStdin> = None;
+    let mut rp = Reprotection::default();
     let deadline =
         Instant::now() + Duration::from_millis(args.requests * (args.interval_ms + 50) + 60_000);
     while client_done.is_none() {
@@ -646,6 +669,16 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                 victim.name(),
                 answers.len()
             ));
+        }
+        if let Some(at) = rejoin_at
+            && rp.spawned_us.is_none()
+            && Instant::now() >= at
+        {
+            let mut a = node_args("backup", "tapp");
+            a.extend(["--join".into(), LINK_ADDR.into()]);
+            rp.spawned_us = Some(unix_us());
+            rejoin_in = Some(lab.spawn("rejoin", &net, &a, args.rt_priority, &out, &tx)?);
+            progress.note("restarted the lost primary's host as a backup joining the new primary");
         }
         let ev = match rx.recv_timeout(Duration::from_millis(2)) {
             Ok(ev) => ev,
@@ -717,7 +750,39 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                             .unwrap_or(0.0)
                     ));
                     takeover = Some(value);
+                    if args.reprotect {
+                        rejoin_at =
+                            Some(Instant::now() + Duration::from_millis(args.rejoin_delay_ms));
+                    }
                 }
+                "backup" => match value.get("ev").and_then(Value::as_str) {
+                    Some("joined") => {
+                        progress.note("a new backup joined: catching up, protecting again");
+                        rp.joined = Some(value);
+                    }
+                    Some("protected") => {
+                        progress.note("the new backup acked its first epoch: protected again");
+                        rp.protected = Some(value);
+                    }
+                    Some("held") if rp.joined.is_some() => {
+                        let f = value.get("frames").and_then(Value::as_u64).unwrap_or(0);
+                        rp.max_held = rp.max_held.max(f);
+                    }
+                    Some("unprotected") => errors.push(
+                        "the new primary lost its new backup and ran unprotected again".into(),
+                    ),
+                    Some("join_refused") => errors.push(format!(
+                        "the new primary refused the join: {}",
+                        value.get("reason").and_then(Value::as_str).unwrap_or("?")
+                    )),
+                    _ => {}
+                },
+                "rejoin" => match value.get("ev").and_then(Value::as_str) {
+                    Some("caught_up") => rp.caught_up = Some(value),
+                    Some("takeover") => errors
+                        .push("the new backup took over while the new primary was alive".into()),
+                    _ => {}
+                },
                 _ => {}
             },
         }
@@ -734,7 +799,8 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     });
     drop(primary_in.take());
     drop(backup_in.take());
-    for who in ["primary", "backup"] {
+    drop(rejoin_in.take());
+    for who in ["primary", "backup", "rejoin"] {
         if let Some(c) = lab.child(who) {
             for _ in 0..300 {
                 if !matches!(c.try_wait(), Ok(None)) {
@@ -769,6 +835,15 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     if victim == Victim::Backup && kill_us.is_some() && unprotected.is_none() {
         errors.push("the primary never went unprotected after the backup died".into());
     }
+    if args.reprotect && takeover.is_some() {
+        if rp.joined.is_none() {
+            errors.push("the restarted node never joined the new primary".into());
+        } else if rp.protected.is_none() {
+            errors.push(
+                "protection never resumed (no epoch committed on the new backup's ack)".into(),
+            );
+        }
+    }
     let report = build_report(
         args,
         plan,
@@ -789,6 +864,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             .and_then(|t| t.get("replayed_epochs"))
             .and_then(Value::as_u64),
         primary_status,
+        &rp,
         started,
     );
     write_report(&out, &report, &answers)?;
@@ -835,6 +911,21 @@ struct Times {
     takeover_us: Option<u64>,
 }
 
+/// What the nodes reported about re-protection (`--reprotect`).
+#[derive(Default)]
+struct Reprotection {
+    /// When the new backup was started, Unix µs.
+    spawned_us: Option<u64>,
+    /// The new primary's `joined` event.
+    joined: Option<Value>,
+    /// The new primary's `protected` event (first commit on the new backup's ack).
+    protected: Option<Value>,
+    /// The new backup's `caught_up` event.
+    caught_up: Option<Value>,
+    /// Most frames the new primary held after the join.
+    max_held: u64,
+}
+
 /// How long after the first answer past the takeover the stall measurement keeps looking (the
 /// requests recovered by retransmission arrive within it).
 pub const STALL_WINDOW_US: u64 = 500_000;
@@ -859,8 +950,16 @@ fn build_report(
     held: Option<u64>,
     replayed_epochs: Option<u64>,
     primary_status: Option<Value>,
+    rp: &Reprotection,
     started: Instant,
 ) -> FailoverReport {
+    let t_of = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(|e| e.get("t_unix_us"))
+            .and_then(Value::as_u64)
+    };
+    let joined_us = t_of(&rp.joined);
+    let protected_us = t_of(&rp.protected);
     let ms = |a: u64, b: u64| a.saturating_sub(b) as f64 / 1e3;
     let (before, after): (Vec<&Answer>, Vec<&Answer>) = answers
         .iter()
@@ -875,9 +974,16 @@ fn build_report(
         .zip(first_after_takeover)
         .and_then(|(l, f)| longest_gap(&recv, l, f + STALL_WINDOW_US));
     let rtt_p: Vec<u64> = before.iter().map(|a| a.recv_us - a.sent_us).collect();
+    // Unprotected: sent after the backup's first answer, answered before a new backup joined.
     let rtt_u: Vec<u64> = after
         .iter()
         .filter(|a| first_after.is_some_and(|f| a.sent_us > f))
+        .filter(|a| joined_us.is_none_or(|j| a.recv_us < j))
+        .map(|a| a.recv_us.saturating_sub(a.sent_us))
+        .collect();
+    let rtt_r: Vec<u64> = answers
+        .iter()
+        .filter(|a| protected_us.is_some_and(|p| a.sent_us > p))
         .map(|a| a.recv_us.saturating_sub(a.sent_us))
         .collect();
     let to_ns = |p: Percentiles| Percentiles {
@@ -900,7 +1006,7 @@ fn build_report(
             "seed": args.seed, "requests": args.requests, "interval_ms": args.interval_ms,
             "window": args.window, "epoch_ms": args.epoch_ms, "heartbeat_ms": args.heartbeat_ms,
             "timeout_ms": args.timeout_ms, "background_pps": args.background_pps,
-            "rt_priority": args.rt_priority,
+            "rt_priority": args.rt_priority, "reprotect": args.reprotect,
             "port_rate": "1G", "service": SERVICE_ADDR,
         }),
         killed: args.kill,
@@ -916,9 +1022,36 @@ fn build_report(
         added_delay_plain: delay("plain_vf"),
         client_rtt_protected: to_ns(Percentiles::of(&rtt_p)),
         client_rtt_unprotected: to_ns(Percentiles::of(&rtt_u)),
+        reprotect: args.reprotect.then(|| {
+            let get = |v: &Option<Value>, k: &str| v.as_ref().and_then(|e| e.get(k)).cloned();
+            // The client's longest wait from the last answer before the join to
+            // STALL_WINDOW_US after protection resumed: the catch-up's cost to the client.
+            let stall = joined_us.zip(protected_us).and_then(|(j, p)| {
+                let before = recv.iter().copied().filter(|&r| r < j).max()?;
+                longest_gap(&recv, before, p + STALL_WINDOW_US)
+            });
+            let since = |a: Option<u64>| t.takeover_us.zip(a).map(|(o, x)| ms(x, o));
+            json!({
+                "rejoin_delay_ms": args.rejoin_delay_ms,
+                "takeover_to_start_ms": since(rp.spawned_us),
+                "takeover_to_join_ms": since(joined_us),
+                "takeover_to_protected_ms": since(protected_us),
+                "join_to_first_commit_ms": get(&rp.protected, "join_to_commit_ms"),
+                "history_steps": get(&rp.joined, "history_steps"),
+                "history_bytes": get(&rp.joined, "history_bytes"),
+                "catchup_chunks": get(&rp.joined, "catchup_chunks"),
+                "catchup_send_ms": get(&rp.joined, "send_ms"),
+                "caught_up_steps": get(&rp.caught_up, "steps"),
+                "max_held_frames_after_join": rp.max_held,
+                "client_stall_ms": stall.map(|g| g as f64 / 1e3),
+                "answered_after_protected": rtt_r.len(),
+            })
+        }),
+        client_rtt_reprotected: to_ns(Percentiles::of(&rtt_r)),
         times_unix_us: json!({"client_start": t.client_start_us, "kill": t.kill_us,
             "takeover": t.takeover_us, "first_answer_after_kill": first_after,
-            "first_answer_after_takeover": first_after_takeover}),
+            "first_answer_after_takeover": first_after_takeover, "rejoin_start": rp.spawned_us,
+            "joined": joined_us, "protected_again": protected_us}),
         wall_secs: started.elapsed().as_secs_f64(),
     }
 }
@@ -941,9 +1074,16 @@ fn write_report(out: &Path, r: &FailoverReport, answers: &[Answer]) -> Result<()
     let json = serde_json::to_string_pretty(r).map_err(|e| DemoError::Run(e.to_string()))?;
     w("report.json", (json + "\n").as_bytes())?;
     let kill = r.times_unix_us.get("kill").and_then(Value::as_u64);
+    let protected_again = r
+        .times_unix_us
+        .get("protected_again")
+        .and_then(Value::as_u64);
     let mut csv = String::from("n,sent_us,recv_us,rtt_us,served_by\n");
     for a in answers {
         let by = match (kill.is_some_and(|k| a.recv_us >= k), r.killed) {
+            (true, Victim::Primary) if protected_again.is_some_and(|p| a.sent_us > p) => {
+                "backup-protected"
+            }
             (true, Victim::Primary) => "backup",
             (true, _) => "primary-unprotected",
             _ => "primary",
@@ -988,6 +1128,12 @@ fn write_report(out: &Path, r: &FailoverReport, answers: &[Answer]) -> Result<()
             _ => "primary unprotects".into(),
         },
         kill_label: format!("SIGKILL {}", r.killed.name()),
+        rejoin_s: r
+            .times_unix_us
+            .get("joined")
+            .and_then(Value::as_u64)
+            .map(secs),
+        rejoin_label: "new backup joins".into(),
     };
     let (png, svg) = plot::render(&data)
         .map_err(|e| DemoError::Run(format!("cannot draw the timeline: {e}")))?;
@@ -1065,10 +1211,50 @@ pub fn summary(r: &FailoverReport, out: &Path) -> String {
         ms(r.client_rtt_unprotected.p50_ns),
         ms(r.client_rtt_unprotected.p99_ns),
     );
+    if let Some(rp) = &r.reprotect {
+        let v = |k: &str| rp.get(k).and_then(Value::as_f64);
+        let n = |k: &str| {
+            rp.get(k)
+                .and_then(Value::as_u64)
+                .map(|x| x.to_string())
+                .unwrap_or("-".into())
+        };
+        s += &format!(
+            "re-protection: takeover -> new backup started {}, joined {}, protected again (first commit on its ack) {}; join -> first commit {}\n",
+            f(v("takeover_to_start_ms")),
+            f(v("takeover_to_join_ms")),
+            f(v("takeover_to_protected_ms")),
+            f(v("join_to_first_commit_ms")),
+        );
+        s += &format!(
+            "catch-up: {} steps, {} bytes of history in {} chunks (sent in {}); most frames held after the join {}; client stall around the join {}\n",
+            n("history_steps"),
+            n("history_bytes"),
+            n("catchup_chunks"),
+            f(v("catchup_send_ms")),
+            n("max_held_frames_after_join"),
+            f(v("client_stall_ms")),
+        );
+        s += &format!(
+            "client round trip: protected before the kill p50 {:.1} ms p99 {:.1} ms; unprotected p50 {:.1} ms p99 {:.1} ms; protected again p50 {:.1} ms p99 {:.1} ms ({} requests)\n",
+            ms(r.client_rtt_protected.p50_ns),
+            ms(r.client_rtt_protected.p99_ns),
+            ms(r.client_rtt_unprotected.p50_ns),
+            ms(r.client_rtt_unprotected.p99_ns),
+            ms(r.client_rtt_reprotected.p50_ns),
+            ms(r.client_rtt_reprotected.p99_ns),
+            r.client_rtt_reprotected.count,
+        );
+    }
     s += &format!(
-        "report: {}/{{{}, primary-wire.pcap, backup-wire.pcap, primary-packets.csv, backup-packets.csv}}\n",
+        "report: {}/{{{}, primary-wire.pcap, backup-wire.pcap, primary-packets.csv, backup-packets.csv{}}}\n",
         out.display(),
-        FILES.join(", ")
+        FILES.join(", "),
+        if r.reprotect.is_some() {
+            ", rejoin-wire.pcap, rejoin-packets.csv"
+        } else {
+            ""
+        }
     );
     s
 }

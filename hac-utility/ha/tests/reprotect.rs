@@ -9,19 +9,16 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Pipe, SERVICE, client};
+use common::{Client, Pipe, SERVICE};
 use hac_driver::Bar;
 use hac_driver::hac::{AdapterHac, Hac, VfNumber};
 use hac_driver::model::Model;
 use hac_driver::pf::PfConfig;
-use hac_driver::phy::smoltcp;
 use hac_ha::msg::{Message, Step, StreamDecoder};
 use hac_ha::rejoin::{History, JoinRefused, Protection, join_reply, replay};
 use hac_ha::service::{Service, ServiceConfig};
 use igb_hw::regs::PfReg;
 use igb_model::{FunctionId, NicConfig};
-use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
 
 const VF: VfNumber = VfNumber::new(0);
 const EPOCH_US: i64 = 20_000;
@@ -100,7 +97,7 @@ impl Joined {
 #[test]
 fn a_joined_backup_catches_up_and_its_acks_commit_the_live_nodes_epochs() {
     let mut pipe = Pipe::default();
-    let (mut iface, mut sockets, h) = client(&mut pipe);
+    let mut client = Client::new(&mut pipe, 300);
 
     // The first pair: primary (service, history, protection on its model) and backup.
     let (model_p, _agent_p) = model();
@@ -121,34 +118,12 @@ fn a_joined_backup_catches_up_and_its_acks_commit_the_live_nodes_epochs() {
     let join_us = 1_500_000;
     let mut held: Vec<Bytes> = Vec::new(); // output of the live node's open epochs
     let mut next_epoch = EPOCH_US;
-    let (mut sent, mut answers, mut line) = (0u64, 0u64, String::new());
     let mut live_backup = false;
     let mut commits_after_join = 0;
     let mut t: i64 = 0;
-    while answers < 300 && t < 30_000_000 {
+    while client.answers < 300 && t < 30_000_000 {
         t += 500;
-        iface.poll(Instant::from_micros(t), &mut pipe, &mut sockets);
-        let s = sockets.get_mut::<tcp::Socket<'_>>(h);
-        assert!(s.is_open(), "client connection closed or reset at {t} µs");
-        if s.may_send() && sent < 300 && sent < answers + 4 && t % 5_000 == 0 {
-            sent += 1;
-            s.send_slice(format!("{sent}\n").as_bytes()).unwrap();
-        }
-        if s.can_recv() {
-            s.recv(|b| {
-                line.push_str(std::str::from_utf8(b).unwrap());
-                (b.len(), ())
-            })
-            .unwrap();
-            while let Some(i) = line.find('\n') {
-                let v: u64 = line[..i].parse().unwrap();
-                answers += 1;
-                assert_eq!(v, answers * (answers + 1) / 2, "answer {answers}");
-                line.drain(..=i);
-            }
-        }
-        iface.poll(Instant::from_micros(t), &mut pipe, &mut sockets);
-        let to_service: Vec<Bytes> = pipe.tx.drain(..).collect();
+        let to_service = client.turn(&mut pipe, t);
 
         if !live_backup {
             if t >= kill_us {
@@ -251,7 +226,7 @@ fn a_joined_backup_catches_up_and_its_acks_commit_the_live_nodes_epochs() {
             pipe.rx.extend(held.drain(..));
         }
     }
-    assert_eq!(answers, 300, "the stream did not complete");
+    assert_eq!(client.answers, 300, "the stream did not complete");
     assert!(joined.is_some_and(|j| j.caught_up));
     assert!(
         commits_after_join >= 20,

@@ -57,29 +57,91 @@ pub const SERVICE: ServiceConfig = ServiceConfig {
     seed: 42,
 };
 
-/// A smoltcp client at 192.0.2.100 connected (SYN queued) to the service's port: its
-/// interface, sockets and socket handle.
-pub fn client(pipe: &mut Pipe) -> (Interface, SocketSet<'static>, SocketHandle) {
-    let mut iface = Interface::new(
-        Config::new(HardwareAddress::Ethernet(EthernetAddress([
-            2, 0, 0, 0, 0, 0x64,
-        ]))),
-        pipe,
-        Instant::from_micros(0),
-    );
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(192, 0, 2, 100), 24))
+/// A smoltcp client at 192.0.2.100 on one TCP connection to the service: it streams `1`,
+/// `2`, … (one every 5 ms, at most 4 unanswered) and checks that answer *i* is 1 + 2 + … + *i*.
+pub struct Client {
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    handle: SocketHandle,
+    requests: u64,
+    line: String,
+    /// Requests sent.
+    pub sent: u64,
+    /// Answers received (each checked).
+    pub answers: u64,
+}
+
+impl Client {
+    /// Connects (the SYN is queued in `pipe`) and will send `requests` requests.
+    pub fn new(pipe: &mut Pipe, requests: u64) -> Client {
+        let mut iface = Interface::new(
+            Config::new(HardwareAddress::Ethernet(EthernetAddress([
+                2, 0, 0, 0, 0, 0x64,
+            ]))),
+            pipe,
+            Instant::from_micros(0),
+        );
+        iface.update_ip_addrs(|a| {
+            a.push(IpCidr::new(IpAddress::v4(192, 0, 2, 100), 24))
+                .unwrap();
+        });
+        let mut sockets = SocketSet::new(vec![]);
+        let handle = sockets.add(tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 8192]),
+            tcp::SocketBuffer::new(vec![0; 8192]),
+        ));
+        sockets
+            .get_mut::<tcp::Socket<'_>>(handle)
+            .connect(
+                iface.context(),
+                (IpAddress::Ipv4(SERVICE.ip), SERVICE.port),
+                40000,
+            )
             .unwrap();
-    });
-    let mut sockets = SocketSet::new(vec![]);
-    let h = sockets.add(tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; 8192]),
-        tcp::SocketBuffer::new(vec![0; 8192]),
-    ));
-    let ip = SERVICE.ip;
-    sockets
-        .get_mut::<tcp::Socket<'_>>(h)
-        .connect(iface.context(), (IpAddress::Ipv4(ip), SERVICE.port), 40000)
-        .unwrap();
-    (iface, sockets, h)
+        Client {
+            iface,
+            sockets,
+            handle,
+            requests,
+            line: String::new(),
+            sent: 0,
+            answers: 0,
+        }
+    }
+
+    /// One turn at time `t` µs: takes the service's frames from `pipe.rx`, sends the next
+    /// request when due, checks the answers; returns the frames for the service. Panics when
+    /// the connection is closed or reset, or an answer is not the running total.
+    pub fn turn(&mut self, pipe: &mut Pipe, t: i64) -> Vec<Bytes> {
+        self.iface
+            .poll(Instant::from_micros(t), pipe, &mut self.sockets);
+        let s = self.sockets.get_mut::<tcp::Socket<'_>>(self.handle);
+        assert!(s.is_open(), "client connection closed or reset at {t} µs");
+        if s.may_send()
+            && self.sent < self.requests
+            && self.sent < self.answers + 4
+            && t % 5_000 == 0
+        {
+            self.sent += 1;
+            s.send_slice(format!("{}\n", self.sent).as_bytes()).unwrap();
+        }
+        if s.can_recv() {
+            let line = &mut self.line;
+            s.recv(|b| {
+                line.push_str(std::str::from_utf8(b).unwrap());
+                (b.len(), ())
+            })
+            .unwrap();
+            while let Some(i) = self.line.find('\n') {
+                let v: u64 = self.line[..i].parse().unwrap();
+                self.answers += 1;
+                let n = self.answers;
+                assert_eq!(v, n * (n + 1) / 2, "answer {n}");
+                self.line.drain(..=i);
+            }
+        }
+        self.iface
+            .poll(Instant::from_micros(t), pipe, &mut self.sockets);
+        pipe.tx.drain(..).collect()
+    }
 }

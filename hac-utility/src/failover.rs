@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 
 use hac_ha::arbiter::ArbiterConfig;
 use hac_ha::client::ClientConfig;
-use hac_ha::node::{NodeConfig, Role, unix_us};
+use hac_ha::node::{NodeConfig, REJOIN_NODE_ID, Role, unix_us};
 
 use crate::plot;
 use crate::progress::Progress;
@@ -93,6 +93,14 @@ pub struct DemoArgs {
     /// 0 runs them with normal scheduling.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=99))]
     pub rt_priority: u32,
+    /// Re-protection (with `--kill primary`): after the takeover, restart the lost primary's
+    /// host as a backup (`hac ha-node --role backup --join`) that catches up with the new
+    /// primary; the service must be checkpointed again and the client's connection survive.
+    #[arg(long)]
+    pub reprotect: bool,
+    /// With `--reprotect`: takeover → start of the new backup, ms (the "restart").
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub rejoin_delay_ms: u64,
 }
 
 /// `hac ha-node` arguments: one host of the failover pair ([`hac_ha::node`]).
@@ -146,6 +154,13 @@ pub struct NodeArgs {
     /// Directory for `<role>-wire.pcap` and `<role>-packets.csv`.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Backup only: join the live node at this address after a takeover (re-protection)
+    /// instead of listening for a primary.
+    #[arg(long, value_name = "ADDR")]
+    pub join: Option<std::net::SocketAddr>,
+    /// Bound of the step history kept for a backup that joins later, MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub history_mib: u64,
 }
 
 impl TryFrom<NodeArgs> for NodeConfig {
@@ -170,6 +185,8 @@ impl TryFrom<NodeArgs> for NodeConfig {
             background_pps: a.background_pps,
             takeover_clock_jump_ms: a.takeover_clock_jump_ms,
             out: a.out,
+            join: a.join,
+            history_bytes: a.history_mib << 20,
         })
     }
 }
@@ -299,6 +316,8 @@ const BACKUP_HOST_CIDR: &str = "192.0.2.202/24";
 const REPL_PRIMARY_CIDR: &str = "198.51.100.1/30";
 const REPL_BACKUP_CIDR: &str = "198.51.100.2/30";
 const REPL_BACKUP_ADDR: &str = "198.51.100.2:7100";
+/// The primary host's end: where a node restarted there (`--reprotect`) listens.
+const REPL_PRIMARY_ADDR: &str = "198.51.100.1:7100";
 const NS_PREFIX: &str = "hac-fo-";
 /// With `--kill link-then-primary` and no takeover (the backup is not in sync), the run ends
 /// this long after the primary's kill.
@@ -612,11 +631,17 @@ pub struct FailoverReport {
     pub added_delay_plain: Option<Value>,
     /// Client round trip of requests answered by the protected primary.
     pub client_rtt_protected: Percentiles,
-    /// Client round trip of requests sent after the backup answered its first (unprotected
-    /// service).
+    /// Client round trip of requests sent after the backup answered its first and answered
+    /// before a new backup joined (unprotected service).
     pub client_rtt_unprotected: Percentiles,
+    /// `--reprotect`: takeover → new backup started / joined / first commit on its ack, the
+    /// history it caught up with, the most frames held after the join, the client's longest
+    /// wait around the join.
+    pub reprotect: Option<Value>,
+    /// Client round trip of requests sent after protection resumed (`--reprotect`).
+    pub client_rtt_reprotected: Percentiles,
     /// Unix µs of the client's start, the kill, the takeover, the first answers after the kill
-    /// and after the takeover.
+    /// and after the takeover, the new backup's start, its join and protection resumed.
     pub times_unix_us: Value,
     /// Wall seconds for the whole run.
     pub wall_secs: f64,
@@ -641,6 +666,11 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         // Only one handler per process: a second demo in the same process keeps the first.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
+    if args.reprotect && args.kill != Victim::Primary {
+        return Err(DemoError::Setup(
+            "--reprotect needs --kill primary (a backup rejoins the new primary)".into(),
+        ));
+    }
     let mut progress = Progress::new("failover demo", args.requests, "answers", show_progress);
     remove_stale_namespaces();
     let mut lab = Lab::new();
@@ -651,8 +681,10 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     lab.setup()?;
     let (tx, rx) = unbounded();
     let out_s = out.display().to_string();
-    let node_args = |role: &str, tap: &str| -> Vec<String> {
-        let repl = if role == "backup" {
+    // `repl`: the backup's listening address (a backup listens on its own host's end of the
+    // replication veth), or the backup the primary connects to.
+    let node_args = |role: &str, tap: &str, repl: &str| -> Vec<String> {
+        let repl_opt = if role == "backup" {
             "--repl-listen"
         } else {
             "--repl-peer"
@@ -663,8 +695,8 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             role.into(),
             "--tap".into(),
             tap.into(),
+            repl_opt.into(),
             repl.into(),
-            REPL_BACKUP_ADDR.into(),
             "--arbiter".into(),
             ARBITER_ADDR.into(),
             "--lease-margin-ms".into(),
@@ -710,7 +742,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     let mut backup_in = Some(lab.spawn(
         "backup",
         &backup_ns,
-        &node_args("backup", "tapb"),
+        &node_args("backup", "tapb", REPL_BACKUP_ADDR),
         args.rt_priority,
         &out,
         &tx,
@@ -726,7 +758,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     let mut primary_in = Some(lab.spawn(
         "primary",
         &primary_ns,
-        &node_args("primary", "tapp"),
+        &node_args("primary", "tapp", REPL_BACKUP_ADDR),
         args.rt_priority,
         &out,
         &tx,
@@ -777,6 +809,10 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     let mut primary_status: Option<Value> = None;
     let mut client_done: Option<Value> = None;
     let mut service_lost = false;
+    // Re-protection: when to start the new backup, its stdin, and what the nodes reported.
+    let mut rejoin_at: Option<Instant> = None;
+    let mut rejoin_in: Option<ChildStdin> = None;
+    let mut rp = Reprotection::default();
     let deadline =
         Instant::now() + Duration::from_millis(args.requests * (args.interval_ms + 50) + 60_000);
     while client_done.is_none() {
@@ -840,6 +876,18 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             progress
                 .note("no takeover (the backup is not in sync): service lost, consistency kept");
             break;
+        }
+        // Re-protection: the lost primary's host restarts as a backup, in its own namespace
+        // on its TAP, and joins the new primary over the replication veth.
+        if let Some(at) = rejoin_at
+            && rp.spawned_us.is_none()
+            && Instant::now() >= at
+        {
+            let mut a = node_args("backup", "tapp", REPL_PRIMARY_ADDR);
+            a.extend(["--join".into(), REPL_BACKUP_ADDR.into()]);
+            rp.spawned_us = Some(unix_us());
+            rejoin_in = Some(lab.spawn("rejoin", &primary_ns, &a, args.rt_priority, &out, &tx)?);
+            progress.note("restarted the lost primary's host as a backup joining the new primary");
         }
         let ev = match rx.recv_timeout(Duration::from_millis(2)) {
             Ok(ev) => ev,
@@ -926,12 +974,58 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                                 .unwrap_or(0.0)
                         ));
                         takeover = Some(value);
+                        if args.reprotect {
+                            rejoin_at =
+                                Some(Instant::now() + Duration::from_millis(args.rejoin_delay_ms));
+                        }
                     }
                     Some("takeover_refused") => {
                         progress.note("the arbiter refused the backup's takeover");
                         takeover_refused = Some(value);
                     }
-                    Some("fenced") => fenced.push(value),
+                    Some("fenced") => {
+                        if takeover.is_some() {
+                            errors.push("the backup fenced itself while serving".into());
+                        }
+                        fenced.push(value);
+                    }
+                    Some("joined") => {
+                        progress.note("a new backup joined: catching up, protecting again");
+                        rp.joined = Some(value);
+                    }
+                    Some("protected") => {
+                        progress.note("the new backup acked its first epoch: protected again");
+                        rp.protected = Some(value);
+                    }
+                    Some("held") if rp.joined.is_some() => {
+                        let f = value.get("frames").and_then(Value::as_u64).unwrap_or(0);
+                        rp.max_held = rp.max_held.max(f);
+                    }
+                    Some("unprotected") => errors.push(
+                        "the new primary lost its new backup and ran unprotected again".into(),
+                    ),
+                    Some("join_refused") => errors.push(format!(
+                        "the new primary refused the join: {}",
+                        value.get("reason").and_then(Value::as_str).unwrap_or("?")
+                    )),
+                    _ => {}
+                },
+                "arbiter"
+                    if rp.arbiter_standby.is_none()
+                        && value.get("ev").and_then(Value::as_str) == Some("holder")
+                        && value.get("standby").and_then(Value::as_u64)
+                            == Some(u64::from(REJOIN_NODE_ID)) =>
+                {
+                    rp.arbiter_standby = Some(value);
+                }
+                "rejoin" => match value.get("ev").and_then(Value::as_str) {
+                    Some("caught_up") => rp.caught_up = Some(value),
+                    Some("takeover") => errors
+                        .push("the new backup took over while the new primary was alive".into()),
+                    Some("fenced") => {
+                        errors.push("the new backup fenced itself".into());
+                        fenced.push(value);
+                    }
                     _ => {}
                 },
                 _ => {}
@@ -965,8 +1059,12 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     drop(primary_in.take());
     drop(backup_in.take());
     drop(arbiter_in.take());
+    drop(rejoin_in.take());
     let mut exits: Vec<(String, Value)> = Vec::new();
     let mut open: Vec<&str> = vec!["primary", "backup", "arbiter"];
+    if rp.spawned_us.is_some() {
+        open.push("rejoin");
+    }
     let settle = Instant::now() + Duration::from_secs(5);
     while !open.is_empty() && Instant::now() < settle {
         match rx.recv_timeout(Duration::from_millis(20)) {
@@ -1040,6 +1138,32 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             errors.push("a node fenced itself although the primary should serve".into());
         }
     }
+    if args.reprotect && takeover.is_some() {
+        if rp.joined.is_none() {
+            errors.push("the restarted node never joined the new primary".into());
+        } else if rp.protected.is_none() {
+            errors.push(
+                "protection never resumed (no epoch committed on the new backup's ack)".into(),
+            );
+        } else if rp.arbiter_standby.is_none() {
+            errors.push(
+                "the arbiter never recorded the new backup as the in-sync standby (the new primary's lease claim did not name it)"
+                    .into(),
+            );
+        }
+        // The new primary lives to the end: nothing may leave the new backup under the
+        // service MAC.
+        match service_tx(&exit_of("rejoin")) {
+            Some(0) => {}
+            Some(n) => errors.push(format!(
+                "split brain: the new backup sent {n} frames under the service MAC while the new primary lived"
+            )),
+            None if rp.spawned_us.is_some() => {
+                errors.push("the new backup's exit line (its TAP counters) is missing".into());
+            }
+            None => {}
+        }
+    }
     let report = build_report(
         args,
         plan,
@@ -1066,6 +1190,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             .and_then(|t| t.get("replayed_epochs"))
             .and_then(Value::as_u64),
         primary_status,
+        &rp,
         started,
     );
     let nodes = |who: &str| {
@@ -1094,6 +1219,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     let report = FailoverReport {
         split_brain_check: json!({
             "primary": nodes("primary"), "backup": nodes("backup"), "arbiter": nodes("arbiter"),
+            "rejoin": nodes("rejoin"), "arbiter_standby_rejoin": rp.arbiter_standby.clone(),
             "takeover_refused": takeover_refused, "fenced": fenced,
             "link_cut_unix_us": kill_us.filter(|_| victim.cuts_link()),
             "primary_killed_unix_us": primary_killed_us,
@@ -1145,6 +1271,24 @@ struct Times {
     takeover_us: Option<u64>,
 }
 
+/// What the nodes reported about re-protection (`--reprotect`).
+#[derive(Default)]
+struct Reprotection {
+    /// When the new backup was started, Unix µs.
+    spawned_us: Option<u64>,
+    /// The new primary's `joined` event.
+    joined: Option<Value>,
+    /// The new primary's `protected` event (first commit on the new backup's ack).
+    protected: Option<Value>,
+    /// The new backup's `caught_up` event.
+    caught_up: Option<Value>,
+    /// Most frames the new primary held after the join.
+    max_held: u64,
+    /// The arbiter's first `holder` event recording the new backup as the in-sync standby
+    /// (the new primary's `Protected` claim naming it).
+    arbiter_standby: Option<Value>,
+}
+
 /// How long after the first answer past the takeover the stall measurement keeps looking (the
 /// requests recovered by retransmission arrive within it).
 pub const STALL_WINDOW_US: u64 = 500_000;
@@ -1169,8 +1313,16 @@ fn build_report(
     held: Option<u64>,
     replayed_epochs: Option<u64>,
     primary_status: Option<Value>,
+    rp: &Reprotection,
     started: Instant,
 ) -> FailoverReport {
+    let t_of = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(|e| e.get("t_unix_us"))
+            .and_then(Value::as_u64)
+    };
+    let joined_us = t_of(&rp.joined);
+    let protected_us = t_of(&rp.protected);
     let ms = |a: u64, b: u64| a.saturating_sub(b) as f64 / 1e3;
     let (before, after): (Vec<&Answer>, Vec<&Answer>) = answers
         .iter()
@@ -1185,9 +1337,16 @@ fn build_report(
         .zip(first_after_takeover)
         .and_then(|(l, f)| longest_gap(&recv, l, f + STALL_WINDOW_US));
     let rtt_p: Vec<u64> = before.iter().map(|a| a.recv_us - a.sent_us).collect();
+    // Unprotected: sent after the backup's first answer, answered before a new backup joined.
     let rtt_u: Vec<u64> = after
         .iter()
         .filter(|a| first_after.is_some_and(|f| a.sent_us > f))
+        .filter(|a| joined_us.is_none_or(|j| a.recv_us < j))
+        .map(|a| a.recv_us.saturating_sub(a.sent_us))
+        .collect();
+    let rtt_r: Vec<u64> = answers
+        .iter()
+        .filter(|a| protected_us.is_some_and(|p| a.sent_us > p))
         .map(|a| a.recv_us.saturating_sub(a.sent_us))
         .collect();
     let to_ns = |p: Percentiles| Percentiles {
@@ -1210,7 +1369,7 @@ fn build_report(
             "seed": args.seed, "requests": args.requests, "interval_ms": args.interval_ms,
             "window": args.window, "epoch_ms": args.epoch_ms, "heartbeat_ms": args.heartbeat_ms,
             "timeout_ms": args.timeout_ms, "background_pps": args.background_pps,
-            "rt_priority": args.rt_priority,
+            "rt_priority": args.rt_priority, "reprotect": args.reprotect,
             "port_rate": "1G", "service": SERVICE_ADDR,
         }),
         killed: args.kill,
@@ -1226,9 +1385,37 @@ fn build_report(
         added_delay_plain: delay("plain_vf"),
         client_rtt_protected: to_ns(Percentiles::of(&rtt_p)),
         client_rtt_unprotected: to_ns(Percentiles::of(&rtt_u)),
+        reprotect: args.reprotect.then(|| {
+            let get = |v: &Option<Value>, k: &str| v.as_ref().and_then(|e| e.get(k)).cloned();
+            // The client's longest wait from the last answer before the join to
+            // STALL_WINDOW_US after protection resumed: the catch-up's cost to the client.
+            let stall = joined_us.zip(protected_us).and_then(|(j, p)| {
+                let before = recv.iter().copied().filter(|&r| r < j).max()?;
+                longest_gap(&recv, before, p + STALL_WINDOW_US)
+            });
+            let since = |a: Option<u64>| t.takeover_us.zip(a).map(|(o, x)| ms(x, o));
+            json!({
+                "rejoin_delay_ms": args.rejoin_delay_ms,
+                "takeover_to_start_ms": since(rp.spawned_us),
+                "takeover_to_join_ms": since(joined_us),
+                "takeover_to_protected_ms": since(protected_us),
+                "takeover_to_arbiter_standby_ms": since(t_of(&rp.arbiter_standby)),
+                "join_to_first_commit_ms": get(&rp.protected, "join_to_commit_ms"),
+                "history_steps": get(&rp.joined, "history_steps"),
+                "history_bytes": get(&rp.joined, "history_bytes"),
+                "catchup_chunks": get(&rp.joined, "catchup_chunks"),
+                "catchup_send_ms": get(&rp.joined, "send_ms"),
+                "caught_up_steps": get(&rp.caught_up, "steps"),
+                "max_held_frames_after_join": rp.max_held,
+                "client_stall_ms": stall.map(|g| g as f64 / 1e3),
+                "answered_after_protected": rtt_r.len(),
+            })
+        }),
+        client_rtt_reprotected: to_ns(Percentiles::of(&rtt_r)),
         times_unix_us: json!({"client_start": t.client_start_us, "kill": t.kill_us,
             "takeover": t.takeover_us, "first_answer_after_kill": first_after,
-            "first_answer_after_takeover": first_after_takeover}),
+            "first_answer_after_takeover": first_after_takeover, "rejoin_start": rp.spawned_us,
+            "joined": joined_us, "protected_again": protected_us}),
         wall_secs: started.elapsed().as_secs_f64(),
         split_brain_check: Value::Null,
         service_lost: false,
@@ -1253,9 +1440,16 @@ fn write_report(out: &Path, r: &FailoverReport, answers: &[Answer]) -> Result<()
     let json = serde_json::to_string_pretty(r).map_err(|e| DemoError::Run(e.to_string()))?;
     w("report.json", (json + "\n").as_bytes())?;
     let kill = r.times_unix_us.get("kill").and_then(Value::as_u64);
+    let protected_again = r
+        .times_unix_us
+        .get("protected_again")
+        .and_then(Value::as_u64);
     let mut csv = String::from("n,sent_us,recv_us,rtt_us,served_by\n");
     for a in answers {
         let by = match (kill.is_some_and(|k| a.recv_us >= k), r.killed) {
+            (true, Victim::Primary) if protected_again.is_some_and(|p| a.sent_us > p) => {
+                "backup-protected"
+            }
             (true, Victim::Primary | Victim::LinkThenPrimary) => "backup",
             (true, _) => "primary-unprotected",
             _ => "primary",
@@ -1304,6 +1498,12 @@ fn write_report(out: &Path, r: &FailoverReport, answers: &[Answer]) -> Result<()
             Victim::LinkThenPrimary => "SIGKILL primary (after the link cut)".into(),
             v => format!("SIGKILL {}", v.name()),
         },
+        rejoin_s: r
+            .times_unix_us
+            .get("joined")
+            .and_then(Value::as_u64)
+            .map(secs),
+        rejoin_label: "new backup joins".into(),
     };
     let (png, svg) = plot::render(&data)
         .map_err(|e| DemoError::Run(format!("cannot draw the timeline: {e}")))?;
@@ -1412,10 +1612,50 @@ pub fn summary(r: &FailoverReport, out: &Path) -> String {
         ms(r.client_rtt_unprotected.p50_ns),
         ms(r.client_rtt_unprotected.p99_ns),
     );
+    if let Some(rp) = &r.reprotect {
+        let v = |k: &str| rp.get(k).and_then(Value::as_f64);
+        let n = |k: &str| {
+            rp.get(k)
+                .and_then(Value::as_u64)
+                .map(|x| x.to_string())
+                .unwrap_or("-".into())
+        };
+        s += &format!(
+            "re-protection: takeover -> new backup started {}, joined {}, protected again (first commit on its ack) {}; join -> first commit {}\n",
+            f(v("takeover_to_start_ms")),
+            f(v("takeover_to_join_ms")),
+            f(v("takeover_to_protected_ms")),
+            f(v("join_to_first_commit_ms")),
+        );
+        s += &format!(
+            "catch-up: {} steps, {} bytes of history in {} chunks (sent in {}); most frames held after the join {}; client stall around the join {}\n",
+            n("history_steps"),
+            n("history_bytes"),
+            n("catchup_chunks"),
+            f(v("catchup_send_ms")),
+            n("max_held_frames_after_join"),
+            f(v("client_stall_ms")),
+        );
+        s += &format!(
+            "client round trip: protected before the kill p50 {:.1} ms p99 {:.1} ms; unprotected p50 {:.1} ms p99 {:.1} ms; protected again p50 {:.1} ms p99 {:.1} ms ({} requests)\n",
+            ms(r.client_rtt_protected.p50_ns),
+            ms(r.client_rtt_protected.p99_ns),
+            ms(r.client_rtt_unprotected.p50_ns),
+            ms(r.client_rtt_unprotected.p99_ns),
+            ms(r.client_rtt_reprotected.p50_ns),
+            ms(r.client_rtt_reprotected.p99_ns),
+            r.client_rtt_reprotected.count,
+        );
+    }
     s += &format!(
-        "report: {}/{{{}, primary-wire.pcap, backup-wire.pcap, primary-packets.csv, backup-packets.csv}}\n",
+        "report: {}/{{{}, primary-wire.pcap, backup-wire.pcap, primary-packets.csv, backup-packets.csv{}}}\n",
         out.display(),
-        FILES.join(", ")
+        FILES.join(", "),
+        if r.reprotect.is_some() {
+            ", rejoin-wire.pcap, rejoin-packets.csv"
+        } else {
+            ""
+        }
     );
     s
 }

@@ -8,6 +8,8 @@
 //!   `arbiter_message` fuzz target), its decision, a node's view of its lease, `hac ha-arbiter`.
 //! * [`service`]: the protected service, a deterministic function of its inputs.
 //! * [`node`]: one host (primary or backup): model NIC, HAC epochs, log shipping, takeover.
+//! * [`rejoin`]: re-protection after a takeover — the step history, the join and catch-up,
+//!   the live node's epoch/commit state over the HAC API.
 //! * [`client`]: the Linux-TCP client that checks every answer.
 //! * [`stats`]: p50/p99/max of a latency sample, as the node reports it.
 //!
@@ -23,5 +25,6 @@ pub mod arbiter;
 pub mod client;
 pub mod msg;
 pub mod node;
+pub mod rejoin;
 pub mod service;
 pub mod stats;

@@ -10,9 +10,27 @@
 //!   then acks. Its TAP delivers only its plain VF's frames to the model until takeover (the
 //!   bridge floods the client's broadcasts to it). Primary silent for the timeout: take over —
 //!   same VF MAC and IP, untagged, gratuitous ARP, the VF's received frames go to the service.
+//! * **Re-protection** ([`crate::rejoin`]): a backup started with `--join` connects to a live
+//!   node that took over and sends `Join`; the live node (which kept its listener and the
+//!   service's whole step history) tags its service VF again, sends the hello and the history,
+//!   and runs epochs as a primary does; the joined backup replays the history, then the logs,
+//!   and acks them. A joining node sits on the lost primary's host: it takes that host's plain
+//!   MAC, listens on that host's end of the replication link (for a later joiner, should it
+//!   take over), names its files `rejoin-*` and is [`REJOIN_NODE_ID`] at the arbiter.
+//! * **Lease** ([`crate::arbiter`], with `--arbiter`): the live node renews its lease every
+//!   heartbeat, claiming `Protected{standby}` (the first backup, or the joined one) while
+//!   protected and `Alone` otherwise; it goes on alone after losing its backup only once
+//!   granted, and fences itself when serving alone without a lease. A standby (the first
+//!   backup or a joined one) takes over only when granted `Takeover`, which the arbiter gives
+//!   only to the standby the live node last named.
+//! * **Clocks**: every timer runs on the node's own monotonic clock; a backup adopts the live
+//!   node's service clock from its heartbeats and logs (no shared clock), and a joined backup
+//!   gets the live node's, takeover jump included.
 //!
 //! Status goes to stdout as JSON lines (`ready`, `status`, `held`, `takeover`, `unprotected`,
-//! `exit`) for the orchestrator; the node exits cleanly when its stdin closes.
+//! `peer_lost`, `fenced`, `unfenced`, `lease_lapsed`, `takeover_refused`, `link_closed`,
+//! `joined`, `join_refused`, `protected`, `caught_up`, `exit`) for the orchestrator; the node
+//! exits cleanly when its stdin closes.
 
 use std::collections::VecDeque;
 use std::io::{BufWriter, Read, Write};
@@ -35,6 +53,7 @@ use serde_json::json;
 
 use crate::arbiter::{Claim, LeaseClient, LeaseMessage, MAX_DATAGRAM, Verdict};
 use crate::msg::{Message, Step, StreamDecoder};
+use crate::rejoin::{EpochError, History, JoinRefused, Protection, join_reply, replay};
 use crate::service::{Service, ServiceConfig};
 use crate::stats::LatencyHistogram;
 
@@ -141,6 +160,49 @@ pub struct NodeConfig {
     pub takeover_clock_jump_ms: u64,
     /// Directory for `<role>-wire.pcap` and `<role>-packets.csv`.
     pub out: Option<PathBuf>,
+    /// Backup only: join the live node at this address (after a takeover) instead of
+    /// waiting for a primary on `link` (where it then listens for a later joiner, should it
+    /// take over).
+    pub join: Option<SocketAddr>,
+    /// Bound of the service's step history kept for a later joining backup, bytes.
+    pub history_bytes: u64,
+}
+
+/// The lease-arbiter node id of a backup that joins after a takeover (the primary is 1, the
+/// first backup 2): the id the live node names as its standby once the joined backup is in
+/// sync.
+pub const REJOIN_NODE_ID: u32 = 3;
+
+impl NodeConfig {
+    /// This node's id at the lease arbiter (and in its `Join`): 1 primary, 2 backup,
+    /// [`REJOIN_NODE_ID`] for a joining backup.
+    pub fn node_id(&self) -> u32 {
+        if self.join.is_some() {
+            REJOIN_NODE_ID
+        } else {
+            self.role.node_id()
+        }
+    }
+
+    /// Name of this node's files and status lines: its role, or `rejoin` for a joining backup.
+    pub fn name(&self) -> &'static str {
+        if self.join.is_some() {
+            "rejoin"
+        } else {
+            self.role.name()
+        }
+    }
+
+    /// (own, peer) plain-VF MACs: a joining backup replaces the lost primary on its host and
+    /// takes the primary's.
+    fn plain_macs(&self) -> (MacAddress, MacAddress) {
+        let host = if self.join.is_some() {
+            Role::Primary
+        } else {
+            self.role
+        };
+        (host.plain_mac(), host.other().plain_mac())
+    }
 }
 
 /// Why a node stopped.
@@ -166,6 +228,15 @@ pub enum NodeError {
         /// Why it failed.
         source: std::io::Error,
     },
+}
+
+impl From<EpochError> for NodeError {
+    fn from(e: EpochError) -> NodeError {
+        match e {
+            EpochError::Hac(h) => NodeError::Hac(h),
+            EpochError::Exhausted => NodeError::EpochsExhausted,
+        }
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
@@ -203,18 +274,22 @@ enum LinkEvent {
     Closed(String),
 }
 
+/// A link event tagged with the connection it came from (a joined backup's link replaces the
+/// dead primary's; late events of an old connection are ignored).
+type TaggedEvent = (u64, LinkEvent);
+
 /// Messages the link reader may queue for the node loop before it blocks.
 const LINK_QUEUE: usize = 64;
 
 /// Reads messages from the link until it closes or is malformed.
-fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
+fn spawn_reader(mut stream: TcpStream, generation: u64, tx: Sender<TaggedEvent>) {
     std::thread::spawn(move || {
         let mut dec = StreamDecoder::default();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match stream.read(&mut buf) {
                 Ok(0) => {
-                    let _ = tx.send(LinkEvent::Closed("end of stream".into()));
+                    let _ = tx.send((generation, LinkEvent::Closed("end of stream".into())));
                     return;
                 }
                 Ok(n) => {
@@ -222,13 +297,16 @@ fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
                     loop {
                         match dec.next_message() {
                             Ok(Some(m)) => {
-                                if tx.send(LinkEvent::Message(m)).is_err() {
+                                if tx.send((generation, LinkEvent::Message(m))).is_err() {
                                     return;
                                 }
                             }
                             Ok(None) => break,
                             Err(e) => {
-                                let _ = tx.send(LinkEvent::Closed(format!("malformed: {e}")));
+                                let _ = tx.send((
+                                    generation,
+                                    LinkEvent::Closed(format!("malformed: {e}")),
+                                ));
                                 return;
                             }
                         }
@@ -236,7 +314,7 @@ fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let _ = tx.send(LinkEvent::Closed(e.to_string()));
+                    let _ = tx.send((generation, LinkEvent::Closed(e.to_string())));
                     return;
                 }
             }
@@ -247,17 +325,26 @@ fn spawn_reader(mut stream: TcpStream, tx: Sender<LinkEvent>) {
 /// The replication link's sending side.
 struct Link {
     stream: Option<TcpStream>,
-    events: Receiver<LinkEvent>,
-    sender: Sender<LinkEvent>,
+    /// The attached connection's number; events of older ones are stale.
+    generation: u64,
+    events: Receiver<TaggedEvent>,
+    sender: Sender<TaggedEvent>,
     scratch: Vec<u8>,
 }
 
+/// Write timeout of the replication link (a peer that stops reading is dropped after it).
+const LINK_WRITE_TIMEOUT: Duration = Duration::from_millis(50);
+/// Write timeout while a catch-up is sent (the joining backup replays as it reads).
+const CATCHUP_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Link {
+    /// Makes `stream` the link (replacing any older one).
     fn attach(&mut self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(50)));
+        let _ = stream.set_write_timeout(Some(LINK_WRITE_TIMEOUT));
+        self.generation += 1;
         if let Ok(r) = stream.try_clone() {
-            spawn_reader(r, self.sender.clone());
+            spawn_reader(r, self.generation, self.sender.clone());
         }
         self.stream = Some(stream);
     }
@@ -429,12 +516,21 @@ struct Node {
     pending_tx: VecDeque<Bytes>,
     track: [DelayTrack; 2],
     packets: Option<BufWriter<std::fs::File>>,
-    // Primary.
-    open_epoch: u32,
-    committed: u32,
-    log: Vec<Step>,
-    protected: bool,
+    // Live (the primary, or a backup after its takeover).
+    protection: Protection,
     next_epoch_us: u64,
+    /// Every step since time 0, for a backup that joins later.
+    history: History,
+    /// Where joining backups connect (the backup keeps the listener the primary came in on).
+    listener: Option<TcpListener>,
+    /// When the last backup joined, monotonic µs (cleared at its first commit: protection
+    /// resumed).
+    joined_us: Option<u64>,
+    /// The backup this live node replicates to, as the arbiter knows it (the first backup,
+    /// or the one that joined): named in its `Protected` lease claims.
+    standby_id: Option<u32>,
+    // Joining backup.
+    catchup_steps: u64,
     // Backup.
     live: bool,
     replayed_epochs: u64,
@@ -494,13 +590,13 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
     let mut packets = None;
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let path = dir.join(format!("{}-wire.pcap", role.name()));
+        let path = dir.join(format!("{}-wire.pcap", args.name()));
         let file =
             std::fs::File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
         let sink = PcapSink::new(BufWriter::new(file))
             .map_err(io_err(format!("writing {}", path.display())))?;
         model.nic().add_wire_sink(Box::new(sink));
-        let path = dir.join(format!("{}-packets.csv", role.name()));
+        let path = dir.join(format!("{}-packets.csv", args.name()));
         let file =
             std::fs::File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
         let mut w = BufWriter::new(file);
@@ -513,7 +609,7 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
             num_vfs: 2,
             ..PfConfig::default()
         },
-        &[Some(SERVICE_MAC), Some(role.plain_mac())],
+        &[Some(SERVICE_MAC), Some(args.plain_macs().0)],
     )?;
     let cfg = VfConfig {
         tx_ring_size: 256,
@@ -525,8 +621,9 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         .map(|vf| model.vf_driver(vf, cfg.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut hac = AdapterHac::new(model.bar0(FunctionId::Pf), 2);
+    let mut protection = Protection::new(SERVICE_HAC_VF);
     if role == Role::Primary {
-        hac.set_tagged(SERVICE_HAC_VF, true)?;
+        protection.protect(&mut hac)?;
     }
     // Bounded: when the node falls behind, the reader blocks, TCP's window closes and the
     // peer's 50 ms write timeout drops the link (a visible link loss, never unbounded memory:
@@ -534,6 +631,7 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
     let (sender, events) = bounded(LINK_QUEUE);
     let mut link = Link {
         stream: None,
+        generation: 0,
         events,
         sender,
         scratch: Vec::new(),
@@ -551,7 +649,7 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
             .map_err(io_err(format!("opening the arbiter socket to {addr}")))?;
             Some(LeaseState {
                 sock,
-                client: LeaseClient::new(role.node_id(), args.lease_margin_ms * 1000),
+                client: LeaseClient::new(args.node_id(), args.lease_margin_ms * 1000),
                 next_request_us: 0,
                 malformed: 0,
                 held: false,
@@ -567,27 +665,38 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         seed: args.seed,
     };
     let mut service = None;
-    match role {
-        Role::Backup => {
-            let listener = TcpListener::bind(args.link)
+    let mut listener = None;
+    match (role, args.join) {
+        (Role::Backup, Some(live)) => {
+            // This host's end of the replication link: where a later backup joins this node
+            // if it takes over; polled, never waited on.
+            let l = TcpListener::bind(args.link)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(io_err(format!("listening on {}", args.link)))?;
+            listener = Some(l);
+            let stream = connect(live, "the live node")?;
+            link.attach(stream);
+            link.send(&Message::Join {
+                node_id: u64::from(args.node_id()),
+            });
+            emit_line(
+                json!({"ev": "ready", "role": "backup", "joining": live.to_string(),
+                "t_unix_us": now}),
+            );
+        }
+        (Role::Backup, None) => {
+            let l = TcpListener::bind(args.link)
                 .map_err(io_err(format!("listening on {}", args.link)))?;
             emit_line(json!({"ev": "ready", "role": "backup", "t_unix_us": now}));
-            let (stream, _) = listener.accept().map_err(io_err("accepting the primary"))?;
+            let (stream, _) = l.accept().map_err(io_err("accepting the primary"))?;
             link.attach(stream);
+            // Kept for a backup that joins after a takeover; polled, never waited on.
+            l.set_nonblocking(true)
+                .map_err(io_err(format!("listening on {}", args.link)))?;
+            listener = Some(l);
         }
-        Role::Primary => {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let stream = loop {
-                match TcpStream::connect(args.link) {
-                    Ok(s) => break s,
-                    Err(e) if Instant::now() >= deadline => {
-                        return Err(
-                            io_err(format!("connecting to the backup at {}", args.link))(e),
-                        );
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            };
+        (Role::Primary, _) => {
+            let stream = connect(args.link, "the backup")?;
             link.attach(stream);
             link.send(&Message::Hello {
                 time_base_us: now,
@@ -624,11 +733,13 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         pending_tx: VecDeque::new(),
         track: Default::default(),
         packets,
-        open_epoch: 1,
-        committed: 0,
-        log: Vec::new(),
-        protected: role == Role::Primary,
+        protection,
         next_epoch_us: args.epoch_ms * 1000,
+        history: History::new(args.history_bytes),
+        listener,
+        joined_us: None,
+        standby_id: (role == Role::Primary).then(|| Role::Backup.node_id()),
+        catchup_steps: 0,
         live: role == Role::Primary,
         replayed_epochs: 0,
         suppressed_frames: 0,
@@ -665,6 +776,27 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
     }
     node.finish();
     Ok(())
+}
+
+/// A live node's heartbeat time: `time_base_us` (its hello's) plus its service time `service_us`
+/// less its takeover jump `clock_jump_us` (which [`join_reply`] folds into the time base it
+/// gives a joining backup).
+fn told_time(time_base_us: u64, service_us: i64, clock_jump_us: i64) -> u64 {
+    time_base_us.wrapping_add(service_us.saturating_sub(clock_jump_us) as u64)
+}
+
+/// Connects to `addr`, retrying for up to 10 s (the peer may still be starting).
+fn connect(addr: SocketAddr, what: &str) -> Result<TcpStream, NodeError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(io_err(format!("connecting to {what} at {addr}"))(e));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
 }
 
 /// A gratuitous ARP request announcing `ip` at `mac` (RFC 5227 §3: sender and target IP both
@@ -713,11 +845,19 @@ impl Node {
         base.saturating_add(self.clock_jump_us)
     }
 
+    /// What a live node's heartbeat carries: the time base of its hello plus its service time
+    /// without its own takeover jump (the hello a joining backup gets folds the jump into the
+    /// time base, [`join_reply`]), so the difference is its service clock on any backup.
+    fn told_time_us(&self, now: u64) -> u64 {
+        told_time(self.time_base_us, self.service_now(now), self.clock_jump_us)
+    }
+
     fn iteration(&mut self) -> Result<(), NodeError> {
         self.tap_in()?;
         self.tick();
         self.wire_to_tap();
         let now = self.mono_us();
+        self.accept_joins();
         self.link_events(now)?;
         self.lease(now)?;
         self.run_service(now);
@@ -745,7 +885,7 @@ impl Node {
             };
             self.tap_rx += 1;
             let frame = &buf[..n];
-            if !self.live && frame.get(..6) != Some(&self.role().plain_mac().0[..]) {
+            if !self.live && frame.get(..6) != Some(&self.args.plain_macs().0.0[..]) {
                 self.tap_filtered += 1;
                 let dst = frame.get(..6);
                 if dst == Some(&SERVICE_MAC.0[..]) || dst == Some(&[0xFF; 6][..]) {
@@ -798,7 +938,7 @@ impl Node {
             self.tap_tx.count(self.tap.send(&f));
             let vf = if src == Some(&SERVICE_MAC.0[..]) {
                 SERVICE_VF
-            } else if src == Some(&self.role().plain_mac().0[..]) {
+            } else if src == Some(&self.args.plain_macs().0.0[..]) {
                 PLAIN_VF
             } else {
                 continue;
@@ -809,7 +949,7 @@ impl Node {
                 let d = at.saturating_sub(submit);
                 t.delays.record(d);
                 if let Some(w) = &mut self.packets {
-                    let class = if vf == SERVICE_VF && self.args.role == Role::Primary {
+                    let class = if vf == SERVICE_VF && self.protection.is_protected() {
                         "protected"
                     } else {
                         "plain"
@@ -820,8 +960,38 @@ impl Node {
         }
     }
 
+    /// A live, unprotected node takes a joining backup's connection as its link (the dead
+    /// primary's is gone); otherwise the connection is closed at once and the refusal reported.
+    fn accept_joins(&mut self) {
+        let Some(l) = &self.listener else { return };
+        let Ok((stream, from)) = l.accept() else {
+            return;
+        };
+        let refused = if !self.live {
+            Some(JoinRefused::NotLive)
+        } else if self.fenced {
+            Some(JoinRefused::Fenced)
+        } else if self.protection.is_protected() {
+            Some(JoinRefused::AlreadyProtected)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            emit_line(json!({"ev": "join_refused", "role": self.role().name(),
+                "t_unix_us": unix_us(), "from": from.to_string(), "reason": why.to_string()}));
+            return;
+        }
+        let _ = stream.set_nonblocking(false);
+        self.link.attach(stream);
+        // The peer is a new one: no gap to its predecessor's last message.
+        self.heard_peer = false;
+    }
+
     fn link_events(&mut self, now: u64) -> Result<(), NodeError> {
-        while let Ok(ev) = self.link.events.try_recv() {
+        while let Ok((generation, ev)) = self.link.events.try_recv() {
+            if generation != self.link.generation {
+                continue;
+            }
             match ev {
                 LinkEvent::Closed(reason) => {
                     emit_line(json!({"ev": "link_closed", "role": self.role().name(),
@@ -859,7 +1029,10 @@ impl Node {
                     0,
                 ));
             }
-            (Role::Backup, Message::Heartbeat { sent_unix_us, .. }) if !self.live => {
+            // Only after the hello: a joined backup may see a heartbeat before it.
+            (Role::Backup, Message::Heartbeat { sent_unix_us, .. })
+                if !self.live && self.service.is_some() =>
+            {
                 // The primary's time base plus its service time: the difference is the
                 // primary's service clock, whatever this host's clock says.
                 let at = sent_unix_us.wrapping_sub(self.time_base_us) as i64;
@@ -874,9 +1047,9 @@ impl Node {
                 // The log covers every frame mirrored before it.
                 self.standby_rx.clear();
                 if let Some(svc) = &mut self.service {
-                    for s in &steps {
-                        self.suppressed_frames += svc.step(s).len() as u64;
-                        self.last_replayed_at_us = self.last_replayed_at_us.max(s.at_us);
+                    self.suppressed_frames += replay(svc, &mut self.history, &steps);
+                    if let Some(latest) = steps.iter().map(|s| s.at_us).max() {
+                        self.last_replayed_at_us = self.last_replayed_at_us.max(latest);
                     }
                     if let Some(last) = steps.last() {
                         self.adopted.observe(last.at_us, now);
@@ -885,14 +1058,98 @@ impl Node {
                     self.link.send(&Message::Ack { epoch });
                 }
             }
-            (Role::Primary, Message::Ack { epoch })
-                if self.protected && epoch > self.committed && epoch < self.open_epoch =>
+            (Role::Backup, Message::Catchup { chunk, last, steps }) if !self.live => {
+                if let Some(svc) = &mut self.service {
+                    self.suppressed_frames += replay(svc, &mut self.history, &steps);
+                    // Old steps: they bound the service clock from below, but say nothing
+                    // about the live node's clock now (its heartbeats do).
+                    if let Some(latest) = steps.iter().map(|s| s.at_us).max() {
+                        self.last_replayed_at_us = self.last_replayed_at_us.max(latest);
+                    }
+                    self.catchup_steps += steps.len() as u64;
+                    if last {
+                        emit_line(json!({"ev": "caught_up", "role": "backup",
+                            "t_unix_us": unix_us(), "chunks": chunk + 1,
+                            "steps": self.catchup_steps}));
+                    }
+                }
+            }
+            (_, Message::Ack { epoch }) if self.live => {
+                if self.protection.on_ack(&mut self.hac, epoch)?
+                    && let Some(joined) = self.joined_us.take()
+                {
+                    emit_line(json!({"ev": "protected", "role": self.role().name(),
+                        "t_unix_us": unix_us(), "epoch": epoch, "standby": self.standby_id,
+                        "join_to_commit_ms": now.saturating_sub(joined) as f64 / 1e3}));
+                }
+            }
+            (_, Message::Join { node_id })
+                if self.live && !self.protection.is_protected() && !self.fenced =>
             {
-                self.hac.commit(SERVICE_HAC_VF, epoch)?;
-                self.committed = epoch;
+                self.on_join(node_id)?;
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// A backup joined: tag the service VF again, send it the hello and the whole history,
+    /// run epochs from now on (docs/failover.md, "Re-protection").
+    fn on_join(&mut self, node_id: u64) -> Result<(), NodeError> {
+        let now = self.mono_us();
+        // The joining node's id is the standby this node names to the arbiter from now on.
+        let standby = u32::try_from(node_id)
+            .ok()
+            .filter(|&id| id != 0 && id != self.args.node_id())
+            .ok_or(JoinRefused::BadNodeId);
+        let reply = standby.and_then(|id| {
+            join_reply(
+                &self.history,
+                self.time_base_us,
+                self.clock_jump_us,
+                self.service_config.seed,
+                (self.args.epoch_ms * 1000) as u32,
+            )
+            .map(|m| (id, m))
+        });
+        let (standby, msgs) = match reply {
+            Ok(r) => r,
+            Err(why) => {
+                emit_line(json!({"ev": "join_refused", "role": self.role().name(),
+                    "t_unix_us": unix_us(), "node_id": node_id, "reason": why.to_string()}));
+                eprintln!("hac ha-node: join refused: {why}");
+                self.link.stream = None;
+                return Ok(());
+            }
+        };
+        // Tag first: output from here on waits for an epoch the new backup acks, and every
+        // step from here on is in the logs that follow the history.
+        self.protection.protect(&mut self.hac)?;
+        if let Some(s) = &self.link.stream {
+            let _ = s.set_write_timeout(Some(CATCHUP_WRITE_TIMEOUT));
+        }
+        for m in &msgs {
+            self.link.send(m);
+        }
+        if let Some(s) = &self.link.stream {
+            let _ = s.set_write_timeout(Some(LINK_WRITE_TIMEOUT));
+        }
+        let sent = self.mono_us();
+        self.next_epoch_us = sent + self.args.epoch_ms * 1000;
+        self.last_peer_us = sent;
+        self.joined_us = Some(now);
+        self.standby_id = Some(standby);
+        emit_line(
+            json!({"ev": "joined", "role": self.role().name(), "t_unix_us": unix_us(),
+            "node_id": node_id, "history_steps": self.history.len(),
+            "history_bytes": self.history.bytes(), "catchup_chunks": msgs.len() - 1,
+            "send_ms": sent.saturating_sub(now) as f64 / 1e3}),
+        );
+        eprintln!(
+            "hac ha-node: backup joined: {} steps ({} bytes) of history sent; protecting again",
+            self.history.len(),
+            self.history.bytes()
+        );
         Ok(())
     }
 
@@ -920,7 +1177,7 @@ impl Node {
             return;
         }
         let at = self.service_now(now);
-        let protected = self.role() == Role::Primary && self.protected;
+        let protected = self.protection.is_protected();
         if protected && !frames.is_empty() {
             // Mirrored before the step: the backup holds them even if this host dies before
             // the epoch's log leaves.
@@ -936,9 +1193,8 @@ impl Node {
         }
         let step = Step { at_us: at, frames };
         let out = svc.step(&step);
-        if protected {
-            self.log.push(step);
-        }
+        self.history.record(&step);
+        self.protection.log_step(step);
         self.pending_tx.extend(out);
     }
 
@@ -976,9 +1232,10 @@ impl Node {
             let mut payload = vec![0u8; 240];
             payload[..8].copy_from_slice(&self.background_seq.to_be_bytes());
             self.background_seq += 1;
+            let (own, peer) = self.args.plain_macs();
             batch.push(Bytes::from(igb_hw::frame::build(
-                self.role().other().plain_mac(),
-                self.role().plain_mac(),
+                peer,
+                own,
                 BACKGROUND_ETHERTYPE,
                 &payload,
             )));
@@ -996,20 +1253,15 @@ impl Node {
         }
     }
 
-    /// Primary: at each boundary the next epoch opens and the closed one's log is shipped.
+    /// Live and protected: at each boundary the next epoch opens and the closed one's log is
+    /// shipped.
     fn epochs(&mut self, now: u64) -> Result<(), NodeError> {
-        if self.role() != Role::Primary || !self.protected || now < self.next_epoch_us {
+        if !self.live || !self.protection.is_protected() || now < self.next_epoch_us {
             return Ok(());
         }
-        let closed = self.open_epoch;
-        let next = adapter_core::next_epoch(closed).ok_or(NodeError::EpochsExhausted)?;
-        self.hac.open_epoch(SERVICE_HAC_VF, next)?;
-        self.open_epoch = next;
-        let steps = std::mem::take(&mut self.log);
-        self.link.send(&Message::Log {
-            epoch: closed,
-            steps,
-        });
+        if let Some(log) = self.protection.close_epoch(&mut self.hac)? {
+            self.link.send(&log);
+        }
         let epoch_us = self.args.epoch_ms * 1000;
         self.next_epoch_us += epoch_us;
         if self.next_epoch_us <= now {
@@ -1029,11 +1281,12 @@ impl Node {
         }
         self.heartbeat_seq += 1;
         let held = self.held().min(u64::from(u32::MAX)) as u32;
-        // The primary sends its time base plus its service time, so the backup can follow the
-        // primary's clock without comparing it with its own.
-        let sent_unix_us = match self.role() {
-            Role::Primary => self.time_base_us.wrapping_add(now),
-            Role::Backup => unix_us(),
+        // The live node sends its time base plus its service time, so the backup can follow
+        // its clock without comparing it with its own.
+        let sent_unix_us = if self.live {
+            self.told_time_us(now)
+        } else {
+            unix_us()
         };
         self.link.send(&Message::Heartbeat {
             seq: self.heartbeat_seq,
@@ -1052,56 +1305,53 @@ impl Node {
             return Ok(());
         }
         let arbiter = self.lease.is_some();
-        match self.role() {
-            Role::Primary if self.protected && !self.want_alone && !self.fenced => {
-                if arbiter {
-                    // Going on alone needs the lease: until it is granted, the output stays
-                    // held (nobody acks it), so nothing leaves that the backup has not seen.
-                    self.want_alone = true;
-                    emit_line(json!({"ev": "peer_lost", "role": "primary",
-                        "t_unix_us": unix_us(), "silent_ms": silent_us as f64 / 1e3}));
-                } else {
-                    self.unprotect(silent_us)?;
-                }
+        // The live node (the primary, or a backup that took over and was joined) lost its
+        // backup; a standby (the first backup or a joined one) lost the live node.
+        if self.live && self.protection.is_protected() && !self.want_alone && !self.fenced {
+            if arbiter {
+                // Going on alone needs the lease: until it is granted, the output stays
+                // held (nobody acks it), so nothing leaves that the backup has not seen.
+                self.want_alone = true;
+                emit_line(json!({"ev": "peer_lost", "role": self.role().name(),
+                    "t_unix_us": unix_us(), "silent_ms": silent_us as f64 / 1e3}));
+            } else {
+                self.unprotect(silent_us)?;
             }
-            Role::Backup if !self.live && !self.want_takeover && self.service.is_some() => {
-                if arbiter {
-                    self.want_takeover = true;
-                    emit_line(json!({"ev": "peer_lost", "role": "backup",
-                        "t_unix_us": unix_us(), "silent_ms": silent_us as f64 / 1e3}));
-                } else {
-                    self.take_over(now, silent_us);
-                }
+        } else if !self.live && !self.want_takeover && self.service.is_some() {
+            if arbiter {
+                // Taking over needs the lease, which the arbiter grants only to the standby
+                // the live node last named in its `Protected` claim.
+                self.want_takeover = true;
+                emit_line(json!({"ev": "peer_lost", "role": self.role().name(),
+                    "t_unix_us": unix_us(), "silent_ms": silent_us as f64 / 1e3}));
+            } else {
+                self.take_over(now, silent_us);
             }
-            _ => {}
         }
         Ok(())
     }
 
     /// The backup is gone: release everything held and stop buffering.
     fn unprotect(&mut self, silent_us: u64) -> Result<(), NodeError> {
-        self.hac.unprotect(SERVICE_HAC_VF)?;
-        self.protected = false;
+        self.protection.unprotect(&mut self.hac)?;
         self.want_alone = false;
-        self.log.clear();
+        self.joined_us = None;
+        self.standby_id = None;
         eprintln!(
             "hac ha-node: backup lost (silent for {} ms): running UNPROTECTED",
             silent_us / 1000
         );
         emit_line(
-            json!({"ev": "unprotected", "role": "primary", "t_unix_us": unix_us(),
+            json!({"ev": "unprotected", "role": self.role().name(), "t_unix_us": unix_us(),
             "silent_ms": silent_us as f64 / 1e3}),
         );
         Ok(())
     }
 
-    /// Serving without a standby (the primary unprotected, the backup live): only while the
-    /// lease holds.
+    /// Serving without a standby (the primary unprotected, the backup live and not joined):
+    /// only while the lease holds.
     fn serving_alone(&self) -> bool {
-        match self.role() {
-            Role::Primary => !self.protected,
-            Role::Backup => self.live,
-        }
+        self.live && !self.protection.is_protected()
     }
 
     /// May frames under the service MAC leave this host now? Not when fenced; when serving
@@ -1129,16 +1379,20 @@ impl Node {
         );
     }
 
-    /// The claim this node makes at the arbiter now, if any.
+    /// The claim this node makes at the arbiter now, if any: the live node names its backup
+    /// (the first one, or the one that joined after a takeover) while it is protected.
     fn claim(&self) -> Option<Claim> {
-        match self.role() {
-            Role::Primary if self.protected && !self.want_alone => Some(Claim::Protected {
-                standby: Role::Backup.node_id(),
-            }),
-            Role::Primary => Some(Claim::Alone),
-            Role::Backup if self.live => Some(Claim::Alone),
-            Role::Backup if self.want_takeover => Some(Claim::Takeover),
-            Role::Backup => None,
+        if self.live {
+            match self.standby_id {
+                Some(standby) if self.protection.is_protected() && !self.want_alone => {
+                    Some(Claim::Protected { standby })
+                }
+                _ => Some(Claim::Alone),
+            }
+        } else if self.want_takeover {
+            Some(Claim::Takeover)
+        } else {
+            None
         }
     }
 
@@ -1199,18 +1453,16 @@ impl Node {
             }
             return Ok(());
         }
-        match self.role() {
-            Role::Backup if !self.live => {
-                self.takeover_refused += 1;
-                if self.takeover_refused == 1 {
-                    eprintln!("hac ha-node: backup: takeover refused by the arbiter ({v:?})");
-                    emit_line(json!({"ev": "takeover_refused", "role": "backup",
-                        "t_unix_us": unix_us(), "verdict": v}));
-                }
+        if !self.live {
+            self.takeover_refused += 1;
+            if self.takeover_refused == 1 {
+                eprintln!("hac ha-node: backup: takeover refused by the arbiter ({v:?})");
+                emit_line(json!({"ev": "takeover_refused", "role": self.role().name(),
+                    "t_unix_us": unix_us(), "verdict": v}));
             }
+        } else if v != Verdict::Starting {
             // Another node holds the lease, or this one may not have it: stop serving.
-            _ if v != Verdict::Starting => self.fence(&format!("the arbiter answered {v:?}")),
-            _ => {}
+            self.fence(&format!("the arbiter answered {v:?}"));
         }
         Ok(())
     }
@@ -1266,9 +1518,14 @@ impl Node {
 
     fn report(&mut self, now: u64) {
         let held = self.held();
-        if self.role() == Role::Primary && held != self.last_held {
+        if (self.role() == Role::Primary || self.protection.is_protected())
+            && held != self.last_held
+        {
             self.last_held = held;
-            emit_line(json!({"ev": "held", "t_unix_us": unix_us(), "frames": held}));
+            emit_line(
+                json!({"ev": "held", "role": self.role().name(), "t_unix_us": unix_us(),
+                "frames": held}),
+            );
         }
         if now < self.next_status_us {
             return;
@@ -1278,9 +1535,12 @@ impl Node {
         let answered = self.service.as_ref().map(|s| s.answered).unwrap_or(0);
         emit_line(
             json!({"ev": "status", "role": self.role().name(), "t_unix_us": unix_us(),
-            "live": self.live, "protected": self.protected, "fenced": self.fenced,
-            "lease": self.lease.as_ref().map(|l| l.client.holds(now)), "open_epoch": self.open_epoch,
-            "committed": self.committed, "held": held, "replayed_epochs": self.replayed_epochs,
+            "live": self.live, "protected": self.protection.is_protected(),
+            "fenced": self.fenced, "lease": self.lease.as_ref().map(|l| l.client.holds(now)),
+            "open_epoch": self.protection.open_epoch(),
+            "committed": self.protection.committed(), "held": held,
+            "replayed_epochs": self.replayed_epochs,
+            "history_steps": self.history.len(), "history_lost": self.history.is_lost(),
             "answered": answered, "added_delay": self.delays()}),
         );
     }
@@ -1297,7 +1557,9 @@ impl Node {
         let hac = self.hac.stats(SERVICE_HAC_VF).ok();
         emit_line(
             json!({"ev": "exit", "role": self.role().name(), "t_unix_us": unix_us(),
-            "live": self.live, "protected": self.protected, "tap_rx": self.tap_rx,
+            "live": self.live, "protected": self.protection.is_protected(),
+            "history_bytes": self.history.bytes(), "history_lost": self.history.is_lost(),
+            "tap_rx": self.tap_rx,
             "tap_tx": self.tap_tx.sent, "tap_tx_dropped": self.tap_tx.dropped,
             "tap_tx_errors": self.tap_tx.errors, "tap_filtered": self.tap_filtered,
             "background_sent": self.track[PLAIN_VF].submitted, "background_rx": self.background_rx,
@@ -1359,6 +1621,54 @@ mod tests {
         assert_eq!(c.now(5_045_000), 2_050_000);
         // The backup's monotonic clock cannot go back, but a bogus earlier reading saturates.
         assert_eq!(c.now(0), 2_040_000);
+    }
+
+    #[test]
+    fn a_joined_backup_follows_the_live_nodes_clock_with_its_takeover_jump() {
+        // The node that took over runs on the first primary's clock (adopted) plus its 1 s
+        // takeover jump; a backup joining it must replay and, should it take over in turn,
+        // serve on exactly that clock, whatever its own Unix clock says.
+        let (base, jump) = (36_000_000_000u64, 1_000_000i64);
+        let hello = join_reply(&History::new(1), base, jump, 7, 20_000).unwrap();
+        let Message::Hello { time_base_us, .. } = hello[0] else {
+            panic!("not a hello: {:?}", hello[0]);
+        };
+        let live_service_us = 7_500_000i64; // adopted 6.5 s + the 1 s jump
+        let mut c = AdoptedClock::default();
+        let sent = told_time(base, live_service_us, jump);
+        c.observe(sent.wrapping_sub(time_base_us) as i64, 42_000_000);
+        assert_eq!(c.now(42_000_000), live_service_us);
+        assert_eq!(c.now(42_010_000), live_service_us + 10_000);
+        // The first primary (no jump) tells its own service time, as before.
+        assert_eq!(told_time(base, 2_000_000, 0), base + 2_000_000);
+    }
+
+    #[test]
+    fn a_joining_backup_has_its_own_arbiter_id() {
+        let cfg = |role, join: Option<SocketAddr>| NodeConfig {
+            role,
+            tap: "tap0".into(),
+            link: "127.0.0.1:1".parse().unwrap(),
+            arbiter: None,
+            lease_margin_ms: 10,
+            service_ip: std::net::Ipv4Addr::new(192, 0, 2, 10),
+            port: 7000,
+            seed: 1,
+            epoch_ms: 20,
+            heartbeat_ms: 5,
+            timeout_ms: 50,
+            background_pps: 0,
+            takeover_clock_jump_ms: 1000,
+            out: None,
+            join,
+            history_bytes: 1 << 20,
+        };
+        let ids = [
+            cfg(Role::Primary, None).node_id(),
+            cfg(Role::Backup, None).node_id(),
+            cfg(Role::Backup, Some("127.0.0.1:2".parse().unwrap())).node_id(),
+        ];
+        assert_eq!(ids, [1, 2, REJOIN_NODE_ID]);
     }
 
     #[test]

@@ -181,6 +181,8 @@ fn failover_node_and_client_subcommands_parse_their_arguments() {
         "--repl-listen",
         "--repl-peer",
         "--arbiter",
+        "--join",
+        "--history-mib",
         "--epoch-ms",
         "--timeout-ms",
         "--out",

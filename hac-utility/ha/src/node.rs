@@ -1477,10 +1477,14 @@ impl Node {
         )));
         let at = self.service_now(now);
         if let Some(svc) = &mut self.service {
-            let out = svc.step(&Step {
+            let step = Step {
                 at_us: at,
                 frames: Vec::new(),
-            });
+            };
+            let out = svc.step(&step);
+            // A step like any other: a backup that joins later must replay it too (it runs
+            // the service's timers at the jumped clock).
+            self.history.record(&step);
             self.pending_tx.extend(out);
         }
         self.transmit();

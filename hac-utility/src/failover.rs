@@ -101,6 +101,11 @@ pub struct DemoArgs {
     /// With `--reprotect`: takeover → start of the new backup, ms (the "restart").
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub rejoin_delay_ms: u64,
+    /// With `--reprotect`: this long after protection resumed, SIGKILL the new primary as
+    /// well; the joined backup must take over — only once the arbiter grants it the lease —
+    /// and the client's connection survive, ms.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub kill_new_primary_ms: Option<u64>,
 }
 
 /// `hac ha-node` arguments: one host of the failover pair ([`hac_ha::node`]).
@@ -671,6 +676,11 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             "--reprotect needs --kill primary (a backup rejoins the new primary)".into(),
         ));
     }
+    if args.kill_new_primary_ms.is_some() && !args.reprotect {
+        return Err(DemoError::Setup(
+            "--kill-new-primary-ms needs --reprotect (the joined backup takes over)".into(),
+        ));
+    }
     let mut progress = Progress::new("failover demo", args.requests, "answers", show_progress);
     remove_stale_namespaces();
     let mut lab = Lab::new();
@@ -813,6 +823,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     let mut rejoin_at: Option<Instant> = None;
     let mut rejoin_in: Option<ChildStdin> = None;
     let mut rp = Reprotection::default();
+    let mut second_kill_at: Option<Instant> = None;
     let deadline =
         Instant::now() + Duration::from_millis(args.requests * (args.interval_ms + 50) + 60_000);
     while client_done.is_none() {
@@ -877,6 +888,19 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                 .note("no takeover (the backup is not in sync): service lost, consistency kept");
             break;
         }
+        // After re-protection the new primary is killed too: the joined backup's turn.
+        if let Some(at) = second_kill_at
+            && rp.second_kill_us.is_none()
+            && Instant::now() >= at
+        {
+            rp.second_kill_us = Some(unix_us());
+            if let Some(c) = lab.child("backup") {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            backup_in = None;
+            progress.note("SIGKILL to the new primary: the joined backup must take over");
+        }
         // Re-protection: the lost primary's host restarts as a backup, in its own namespace
         // on its TAP, and joins the new primary over the replication veth.
         if let Some(at) = rejoin_at
@@ -897,7 +921,8 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         match ev {
             Event::Closed { who } => {
                 let killed = (kill_us.is_some() && victim.process() == Some(who.as_str()))
-                    || (who == "primary" && primary_killed_us.is_some());
+                    || (who == "primary" && primary_killed_us.is_some())
+                    || (who == "backup" && rp.second_kill_us.is_some());
                 if who == "client" {
                     client_done.get_or_insert(Value::Null);
                 } else if !killed {
@@ -996,6 +1021,9 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                     Some("protected") => {
                         progress.note("the new backup acked its first epoch: protected again");
                         rp.protected = Some(value);
+                        if let Some(ms) = args.kill_new_primary_ms {
+                            second_kill_at = Some(Instant::now() + Duration::from_millis(ms));
+                        }
                     }
                     Some("held") if rp.joined.is_some() => {
                         let f = value.get("frames").and_then(Value::as_u64).unwrap_or(0);
@@ -1020,8 +1048,18 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                 }
                 "rejoin" => match value.get("ev").and_then(Value::as_str) {
                     Some("caught_up") => rp.caught_up = Some(value),
-                    Some("takeover") => errors
-                        .push("the new backup took over while the new primary was alive".into()),
+                    Some("takeover") => {
+                        if rp.second_kill_us.is_none() {
+                            errors.push(
+                                "the new backup took over while the new primary was alive".into(),
+                            );
+                        }
+                        progress.note("the joined backup took over (it held the lease)");
+                        rp.second_takeover = Some(value);
+                    }
+                    Some("takeover_refused") => {
+                        progress.note("the arbiter refused the joined backup's takeover");
+                    }
                     Some("fenced") => {
                         errors.push("the new backup fenced itself".into());
                         fenced.push(value);
@@ -1151,9 +1189,12 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                     .into(),
             );
         }
-        // The new primary lives to the end: nothing may leave the new backup under the
-        // service MAC.
+        if rp.second_kill_us.is_some() && rp.second_takeover.is_none() {
+            errors.push("the joined backup never took over after the new primary's kill".into());
+        }
+        // While the new primary lives nothing may leave the new backup under the service MAC.
         match service_tx(&exit_of("rejoin")) {
+            _ if rp.second_takeover.is_some() => {}
             Some(0) => {}
             Some(n) => errors.push(format!(
                 "split brain: the new backup sent {n} frames under the service MAC while the new primary lived"
@@ -1287,6 +1328,10 @@ struct Reprotection {
     /// The arbiter's first `holder` event recording the new backup as the in-sync standby
     /// (the new primary's `Protected` claim naming it).
     arbiter_standby: Option<Value>,
+    /// `--kill-new-primary-ms`: when the new primary was killed, Unix µs.
+    second_kill_us: Option<u64>,
+    /// The joined backup's `takeover` event.
+    second_takeover: Option<Value>,
 }
 
 /// How long after the first answer past the takeover the stall measurement keeps looking (the
@@ -1347,6 +1392,7 @@ fn build_report(
     let rtt_r: Vec<u64> = answers
         .iter()
         .filter(|a| protected_us.is_some_and(|p| a.sent_us > p))
+        .filter(|a| rp.second_kill_us.is_none_or(|k| a.recv_us < k))
         .map(|a| a.recv_us.saturating_sub(a.sent_us))
         .collect();
     let to_ns = |p: Percentiles| Percentiles {
@@ -1394,6 +1440,14 @@ fn build_report(
                 longest_gap(&recv, before, p + STALL_WINDOW_US)
             });
             let since = |a: Option<u64>| t.takeover_us.zip(a).map(|(o, x)| ms(x, o));
+            // The joined backup's takeover (`--kill-new-primary-ms`), measured as the first.
+            let k2 = rp.second_kill_us;
+            let t2 = t_of(&rp.second_takeover);
+            let first_after_t2 = t2.and_then(|t| recv.iter().copied().filter(|&r| r >= t).min());
+            let stall2 = k2.and_then(|k| {
+                let before = recv.iter().copied().filter(|&r| r < k).max()?;
+                longest_gap(&recv, before, first_after_t2? + STALL_WINDOW_US)
+            });
             json!({
                 "rejoin_delay_ms": args.rejoin_delay_ms,
                 "takeover_to_start_ms": since(rp.spawned_us),
@@ -1409,12 +1463,18 @@ fn build_report(
                 "max_held_frames_after_join": rp.max_held,
                 "client_stall_ms": stall.map(|g| g as f64 / 1e3),
                 "answered_after_protected": rtt_r.len(),
+                "new_primary_killed": k2.is_some(),
+                "second_detection_ms": k2.zip(t2).map(|(k, x)| ms(x, k)),
+                "second_failover_ms": k2.zip(first_after_t2)
+                    .map(|(k, x)| ms(x, k)),
+                "second_client_stall_ms": stall2.map(|g| g as f64 / 1e3),
             })
         }),
         client_rtt_reprotected: to_ns(Percentiles::of(&rtt_r)),
         times_unix_us: json!({"client_start": t.client_start_us, "kill": t.kill_us,
             "takeover": t.takeover_us, "first_answer_after_kill": first_after,
             "first_answer_after_takeover": first_after_takeover, "rejoin_start": rp.spawned_us,
+            "new_primary_kill": rp.second_kill_us, "second_takeover": t_of(&rp.second_takeover),
             "joined": joined_us, "protected_again": protected_us}),
         wall_secs: started.elapsed().as_secs_f64(),
         split_brain_check: Value::Null,
@@ -1444,9 +1504,14 @@ fn write_report(out: &Path, r: &FailoverReport, answers: &[Answer]) -> Result<()
         .times_unix_us
         .get("protected_again")
         .and_then(Value::as_u64);
+    let second_takeover = r
+        .times_unix_us
+        .get("second_takeover")
+        .and_then(Value::as_u64);
     let mut csv = String::from("n,sent_us,recv_us,rtt_us,served_by\n");
     for a in answers {
         let by = match (kill.is_some_and(|k| a.recv_us >= k), r.killed) {
+            (true, Victim::Primary) if second_takeover.is_some_and(|t| a.recv_us >= t) => "rejoin",
             (true, Victim::Primary) if protected_again.is_some_and(|p| a.sent_us > p) => {
                 "backup-protected"
             }
@@ -1646,6 +1711,14 @@ pub fn summary(r: &FailoverReport, out: &Path) -> String {
             ms(r.client_rtt_reprotected.p99_ns),
             r.client_rtt_reprotected.count,
         );
+        if rp.get("new_primary_killed").and_then(Value::as_bool) == Some(true) {
+            s += &format!(
+                "new primary killed after re-protection: detection (kill -> takeover by the joined backup) {}; failover (kill -> first answer from it) {}; client stall {}\n",
+                f(v("second_detection_ms")),
+                f(v("second_failover_ms")),
+                f(v("second_client_stall_ms")),
+            );
+        }
     }
     s += &format!(
         "report: {}/{{{}, primary-wire.pcap, backup-wire.pcap, primary-packets.csv, backup-packets.csv{}}}\n",

@@ -276,7 +276,21 @@ impl Link {
     }
 }
 
-fn emit_line(v: serde_json::Value) {
+/// A flag set once stdin closes (the orchestrator's way to stop a node or the arbiter).
+pub(crate) fn stop_when_stdin_closes() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+/// One JSON status line on stdout.
+pub(crate) fn emit_line(v: serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
     let _ = out.flush();
@@ -598,16 +612,7 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
             emit_line(json!({"ev": "ready", "role": "primary", "t_unix_us": now}));
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut sink = [0u8; 256];
-            let mut stdin = std::io::stdin();
-            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let stop = stop_when_stdin_closes();
     let mut node = Node {
         model,
         vfs,

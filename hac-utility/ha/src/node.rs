@@ -11,8 +11,18 @@
 //!   bridge floods the client's broadcasts to it). Primary silent for the timeout: take over —
 //!   same VF MAC and IP, untagged, gratuitous ARP, the VF's received frames go to the service.
 //!
+//! * **With an arbiter** ([`crate::arbiter`], `--arbiter`): the primary renews its lease every
+//!   heartbeat naming the backup as its in-sync standby; a lost peer is acted on only once the
+//!   arbiter grants it (the primary's `Alone`, the backup's `Takeover`); a node serving alone
+//!   whose lease runs out, or that the arbiter refuses, fences itself (the service stops,
+//!   nothing under its MAC reaches the TAP).
+//! * **Clocks**: every timer runs on the node's own monotonic clock; the backup follows the
+//!   primary's service clock from the primary's messages (`AdoptedClock`), never its own
+//!   wall clock.
+//!
 //! Status goes to stdout as JSON lines (`ready`, `status`, `held`, `takeover`, `unprotected`,
-//! `exit`) for the orchestrator; the node exits cleanly when its stdin closes.
+//! `peer_lost`, `takeover_refused`, `lease_lapsed`, `fenced`, `unfenced`, `exit`) for the
+//! orchestrator; the node exits cleanly when its stdin closes.
 
 use std::collections::VecDeque;
 use std::io::{BufWriter, Read, Write};

@@ -13,15 +13,19 @@
 //! networking and deleting the namespaces removes every interface:
 //!
 //! ```text
-//!   hac-fo-<pid>p (primary host)            hac-fo-<pid>c (client network)
-//!     primary ── tapp ─ brs ─ lan ══════════ lanp ─┐
-//!     192.0.2.201 on brs                           br0  192.0.2.100 client
-//!     repl 198.51.100.1                            │    192.0.2.250 arbiter
-//!       ║ replication link (its own veth)          │
-//!     repl 198.51.100.2                            │
-//!     backup  ── tapb ─ brs ─ lan ══════════ lanb ─┘
+//!   hac-fo-<pid>p (primary host)              hac-fo-<pid>c (client network)
+//!     primary ─ model NIC ─────── tapp ─────────┐
+//!     lan 192.0.2.201 ════════════════ lanp ────┤
+//!     repl 198.51.100.1                         br0  192.0.2.100 client
+//!       ║ replication link (its own veth)       │    192.0.2.250 arbiter
+//!     repl 198.51.100.2                         │
+//!     lan 192.0.2.202 ════════════════ lanb ────┤
+//!     backup  ─ model NIC ─────── tapb ─────────┘
 //!   hac-fo-<pid>b (backup host)
 //! ```
+//!
+//! Each node opens its TAP in its own namespace; the demo then moves the TAP to the switch
+//! (`br0`), as a NIC's cable is plugged into a switch port ([`Lab::plug`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -324,6 +328,8 @@ const REPL_BACKUP_ADDR: &str = "198.51.100.2:7100";
 /// The primary host's end: where a node restarted there (`--reprotect`) listens.
 const REPL_PRIMARY_ADDR: &str = "198.51.100.1:7100";
 const NS_PREFIX: &str = "hac-fo-";
+/// The client network bridge's own MAC (locally administered).
+const CLIENT_BRIDGE_MAC: &str = "02:00:5e:c0:02:fe";
 /// With `--kill link-then-primary` and no takeover (the backup is not in sync), the run ends
 /// this long after the primary's kill.
 const LOST_SERVICE_WATCH: Duration = Duration::from_millis(1500);
@@ -462,27 +468,29 @@ impl Lab {
                 "0",
             ])
         };
-        // The client network: a bridge with the client and the arbiter.
+        // The client network: a bridge with the client and the arbiter. Its own MAC is fixed:
+        // a Linux bridge otherwise takes the lowest MAC of its ports and changes it when a
+        // port joins (the TAPs are plugged in after the nodes start), which would leave the
+        // hosts' ARP entries for the arbiter pointing at the old address.
         bridge(&c, "br0")?;
+        ip(&["-n", &c, "link", "set", "br0", "address", CLIENT_BRIDGE_MAC])?;
         ip(&["-n", &c, "link", "set", "br0", "up"])?;
         ip(&["-n", &c, "addr", "add", CLIENT_CIDR, "dev", "br0"])?;
         ip(&["-n", &c, "addr", "add", ARBITER_CIDR, "dev", "br0"])?;
-        // Each host: its TAP and its uplink to the client network on a host bridge, with the
-        // host's own address (how it reaches the arbiter).
+        // Each host: the TAP its node opens (plugged into the client network's switch once
+        // opened, see `plug`), and its own uplink with the host's address (how it reaches the
+        // arbiter).
         for (ns, tap, uplink, host_cidr) in [
             (&p, "tapp", "lanp", PRIMARY_HOST_CIDR),
             (&b, "tapb", "lanb", BACKUP_HOST_CIDR),
         ] {
-            bridge(ns, "brs")?;
             ip(&["-n", ns, "tuntap", "add", "dev", tap, "mode", "tap"])?;
-            ip(&["-n", ns, "link", "set", tap, "master", "brs", "up"])?;
             ip(&[
                 "-n", ns, "link", "add", "lan", "type", "veth", "peer", "name", uplink, "netns", &c,
             ])?;
-            ip(&["-n", ns, "link", "set", "lan", "master", "brs", "up"])?;
             ip(&["-n", &c, "link", "set", uplink, "master", "br0", "up"])?;
-            ip(&["-n", ns, "link", "set", "brs", "up"])?;
-            ip(&["-n", ns, "addr", "add", host_cidr, "dev", "brs"])?;
+            ip(&["-n", ns, "addr", "add", host_cidr, "dev", "lan"])?;
+            ip(&["-n", ns, "link", "set", "lan", "up"])?;
         }
         // The replication link: its own veth between the two hosts.
         ip(&[
@@ -493,6 +501,31 @@ impl Lab {
             ip(&["-n", ns, "link", "set", "repl", "up"])?;
         }
         Ok(())
+    }
+
+    /// Plugs a host's model NIC into the client network's switch: its TAP, opened by the node
+    /// in its own namespace (the open file stays the node's), moves to the switch as a port.
+    /// Like a real NIC's cable, the port loses carrier when the host dies (no process holds the
+    /// TAP any more): the bridge forgets the MACs it learnt there and floods them, as a switch
+    /// does when a host's link goes down.
+    fn plug(&self, host_ns: &str, tap: &str) -> Result<(), DemoError> {
+        ip(&["-n", host_ns, "link", "set", tap, "netns", &self.client_ns])?;
+        ip(&[
+            "-n",
+            &self.client_ns,
+            "link",
+            "set",
+            tap,
+            "master",
+            "br0",
+            "up",
+        ])
+    }
+
+    /// Unplugs a dead host's TAP from the switch and takes it back into the host's namespace,
+    /// so a node restarted there opens it (and is plugged in again once it has, [`Lab::plug`]).
+    fn unplug(&self, host_ns: &str, tap: &str) -> Result<(), DemoError> {
+        ip(&["-n", &self.client_ns, "link", "set", tap, "netns", host_ns])
     }
 
     /// Cuts the replication link (both ends down), as a failed cable or switch port would.
@@ -557,6 +590,21 @@ impl Lab {
             }
             let _ = tx.send(Event::Closed { who });
         });
+        Ok(stdin)
+    }
+
+    /// [`Lab::spawn`], then waits for its `ready` line.
+    fn start(
+        &mut self,
+        who: &str,
+        ns: &str,
+        args: &[String],
+        (rt_priority, out): (u32, &Path),
+        (tx, rx): (&Sender<Event>, &Receiver<Event>),
+        interrupted: &AtomicBool,
+    ) -> Result<ChildStdin, DemoError> {
+        let stdin = self.spawn(who, ns, args, rt_priority, out, tx)?;
+        wait_for(rx, who, "ready", Duration::from_secs(15), interrupted)?;
         Ok(stdin)
     }
 
@@ -733,53 +781,34 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         "--lease-ms".into(),
         args.lease_ms.to_string(),
     ];
-    let mut arbiter_in = Some(lab.spawn(
+    let mut arbiter_in = Some(lab.start(
         "arbiter",
         &client_ns,
         &arbiter_args,
-        args.rt_priority,
-        &out,
-        &tx,
-    )?);
-    wait_for(
-        &rx,
-        "arbiter",
-        "ready",
-        Duration::from_secs(15),
+        (args.rt_priority, &out),
+        (&tx, &rx),
         &interrupted,
-    )?;
+    )?);
     let backup_ns = lab.backup_ns.clone();
-    let mut backup_in = Some(lab.spawn(
+    let mut backup_in = Some(lab.start(
         "backup",
         &backup_ns,
         &node_args("backup", "tapb", REPL_BACKUP_ADDR),
-        args.rt_priority,
-        &out,
-        &tx,
-    )?);
-    wait_for(
-        &rx,
-        "backup",
-        "ready",
-        Duration::from_secs(15),
+        (args.rt_priority, &out),
+        (&tx, &rx),
         &interrupted,
-    )?;
+    )?);
+    lab.plug(&backup_ns, "tapb")?;
     let primary_ns = lab.primary_ns.clone();
-    let mut primary_in = Some(lab.spawn(
+    let mut primary_in = Some(lab.start(
         "primary",
         &primary_ns,
         &node_args("primary", "tapp", REPL_BACKUP_ADDR),
-        args.rt_priority,
-        &out,
-        &tx,
-    )?);
-    wait_for(
-        &rx,
-        "primary",
-        "ready",
-        Duration::from_secs(15),
+        (args.rt_priority, &out),
+        (&tx, &rx),
         &interrupted,
-    )?;
+    )?);
+    lab.plug(&primary_ns, "tapp")?;
     progress.note("arbiter, primary and backup are up; starting the client");
     let client_args: Vec<String> = vec![
         "ha-client".into(),
@@ -910,6 +939,9 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             let mut a = node_args("backup", "tapp", REPL_PRIMARY_ADDR);
             a.extend(["--join".into(), REPL_BACKUP_ADDR.into()]);
             rp.spawned_us = Some(unix_us());
+            // The host restarts: its NIC's TAP comes back to it, the node opens it, and it is
+            // plugged into the switch again on the node's `ready` (below).
+            lab.unplug(&primary_ns, "tapp")?;
             rejoin_in = Some(lab.spawn("rejoin", &primary_ns, &a, args.rt_priority, &out, &tx)?);
             progress.note("restarted the lost primary's host as a backup joining the new primary");
         }
@@ -1047,6 +1079,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                     rp.arbiter_standby = Some(value);
                 }
                 "rejoin" => match value.get("ev").and_then(Value::as_str) {
+                    Some("ready") => lab.plug(&primary_ns, "tapp")?,
                     Some("caught_up") => rp.caught_up = Some(value),
                     Some("takeover") => {
                         if rp.second_kill_us.is_none() {
@@ -1099,7 +1132,13 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     drop(arbiter_in.take());
     drop(rejoin_in.take());
     let mut exits: Vec<(String, Value)> = Vec::new();
-    let mut open: Vec<&str> = vec!["primary", "backup", "arbiter"];
+    // A killed process's end was seen during the run; wait for the others' exit lines.
+    let killed_process = kill_us.and(victim.process());
+    let mut open: Vec<&str> = ["primary", "backup", "arbiter"]
+        .into_iter()
+        .filter(|w| Some(*w) != killed_process && !(*w == "primary" && primary_killed_us.is_some()))
+        .filter(|w| !(*w == "backup" && rp.second_kill_us.is_some()))
+        .collect();
     if rp.spawned_us.is_some() {
         open.push("rejoin");
     }
@@ -1113,13 +1152,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             }
             Ok(Event::Closed { who }) => open.retain(|w| *w != who),
             Ok(_) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                // A killed process has no reader left to report its end.
-                open.retain(|w| {
-                    lab.child(w)
-                        .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-                });
-            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(_) => break,
         }
     }

@@ -22,13 +22,13 @@
 //! lease_us: u32, holder: u32`. Node 0 means "nobody" and is never a sender.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+
+use crate::node::{emit_line, stop_when_stdin_closes, unix_us};
 
 /// Header magic.
 pub const LEASE_MAGIC: [u8; 2] = *b"HW";
@@ -457,12 +457,6 @@ pub struct ArbiterConfig {
     pub lease_ms: u64,
 }
 
-fn emit_line(v: serde_json::Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{v}");
-    let _ = out.flush();
-}
-
 /// Runs the arbiter until its stdin closes: answers every well-formed request, counts every
 /// malformed datagram, reports holder changes as JSON lines (`ready`, `holder`, `exit`).
 pub fn run(cfg: &ArbiterConfig) -> std::io::Result<()> {
@@ -472,19 +466,10 @@ pub fn run(cfg: &ArbiterConfig) -> std::io::Result<()> {
     let mono = || started.elapsed().as_micros() as u64;
     let mut w = Witness::new(mono(), cfg.lease_ms * 1000);
     emit_line(
-        json!({"ev": "ready", "role": "arbiter", "t_unix_us": crate::node::unix_us(),
+        json!({"ev": "ready", "role": "arbiter", "t_unix_us": unix_us(),
         "lease_ms": cfg.lease_ms}),
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut sink = [0u8; 256];
-            let mut stdin = std::io::stdin();
-            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let stop = stop_when_stdin_closes();
     // One byte more than the largest message, so an oversized datagram is seen as such.
     let mut buf = [0u8; MAX_DATAGRAM + 1];
     let (mut requests, mut granted, mut refused, mut malformed_n) = (0u64, 0u64, 0u64, 0u64);
@@ -529,12 +514,12 @@ pub fn run(cfg: &ArbiterConfig) -> std::io::Result<()> {
         if h != last_holder || w.standby() != last_standby {
             last_holder = h;
             last_standby = w.standby();
-            emit_line(json!({"ev": "holder", "t_unix_us": crate::node::unix_us(),
+            emit_line(json!({"ev": "holder", "t_unix_us": unix_us(),
                 "holder": h, "standby": w.standby(), "verdict": verdict, "from": node}));
         }
     }
     emit_line(
-        json!({"ev": "exit", "role": "arbiter", "t_unix_us": crate::node::unix_us(),
+        json!({"ev": "exit", "role": "arbiter", "t_unix_us": unix_us(),
         "requests": requests, "granted": granted, "refused": refused, "malformed": malformed_n}),
     );
     Ok(())

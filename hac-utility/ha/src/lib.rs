@@ -7,7 +7,8 @@
 //! * [`arbiter`]: the lease arbiter (witness) against split brain: its datagrams (the
 //!   `arbiter_message` fuzz target), its decision, a node's view of its lease, `hac ha-arbiter`.
 //! * [`service`]: the protected service, a deterministic function of its inputs.
-//! * [`node`]: one host (primary or backup): model NIC, HAC epochs, log shipping, takeover.
+//! * [`node`]: one host (primary or backup): model NIC, HAC epochs, log shipping, takeover,
+//!   its lease at the arbiter and fencing.
 //! * [`rejoin`]: re-protection after a takeover — the step history, the join and catch-up,
 //!   the live node's epoch/commit state over the HAC API.
 //! * [`client`]: the Linux-TCP client that checks every answer.
@@ -16,8 +17,9 @@
 //! May depend on the driver (`hac-driver`: the model, TAP, HAC), the model and hardware crates,
 //! never on the product (`hac-utility`) or a command-line parser: the `hac` binary maps its
 //! hidden `ha-node` / `ha-client` / `ha-arbiter` subcommands onto [`node::NodeConfig`],
-//! [`client::ClientConfig`] and [`arbiter::ArbiterConfig`], and the failover demo (lab set-up, kill, report and plots) stays in
-//! the product, which owns the chart library and spawns those subcommands.
+//! [`client::ClientConfig`] and [`arbiter::ArbiterConfig`], and the failover demo (lab set-up,
+//! kill, report and plots) stays in the product, which owns the chart library and spawns those
+//! subcommands.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -17,18 +17,19 @@
 //!   and acks them. A joining node sits on the lost primary's host: it takes that host's plain
 //!   MAC, listens on that host's end of the replication link (for a later joiner, should it
 //!   take over), names its files `rejoin-*` and is [`REJOIN_NODE_ID`] at the arbiter.
-//! * **Lease** ([`crate::arbiter`], with `--arbiter`): the live node renews its lease every
-//!   heartbeat, claiming `Protected{standby}` (the first backup, or the joined one) while
-//!   protected and `Alone` otherwise; it goes on alone after losing its backup only once
-//!   granted, and fences itself when serving alone without a lease. A standby (the first
-//!   backup or a joined one) takes over only when granted `Takeover`, which the arbiter gives
-//!   only to the standby the live node last named.
-//! * **Clocks**: every timer runs on the node's own monotonic clock; a backup adopts the live
-//!   node's service clock from its heartbeats and logs (no shared clock), and a joined backup
-//!   gets the live node's, takeover jump included.
+//! * **With an arbiter** ([`crate::arbiter`], `--arbiter`): the live node (the primary, or a
+//!   backup that took over) renews its lease every heartbeat, naming its backup (the first
+//!   one, or the one that joined) as its in-sync standby while protected (`Protected{standby}`)
+//!   and claiming `Alone` otherwise; a lost peer is acted on only once the arbiter grants it
+//!   (the live node's `Alone`, a standby's `Takeover` — granted only to the standby the live
+//!   node last named); a node serving alone whose lease runs out, or that the arbiter refuses,
+//!   fences itself (the service stops, nothing under its MAC reaches the TAP).
+//! * **Clocks**: every timer runs on the node's own monotonic clock; a backup follows the live
+//!   node's service clock from its messages (`AdoptedClock`; a joined backup gets the takeover
+//!   jump too), never its own wall clock.
 //!
 //! Status goes to stdout as JSON lines (`ready`, `status`, `held`, `takeover`, `unprotected`,
-//! `peer_lost`, `fenced`, `unfenced`, `lease_lapsed`, `takeover_refused`, `link_closed`,
+//! `peer_lost`, `takeover_refused`, `lease_lapsed`, `fenced`, `unfenced`, `link_closed`,
 //! `joined`, `join_refused`, `protected`, `caught_up`, `exit`) for the orchestrator; the node
 //! exits cleanly when its stdin closes.
 
@@ -363,7 +364,21 @@ impl Link {
     }
 }
 
-fn emit_line(v: serde_json::Value) {
+/// A flag set once stdin closes (the orchestrator's way to stop a node or the arbiter).
+pub(crate) fn stop_when_stdin_closes() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+/// One JSON status line on stdout.
+pub(crate) fn emit_line(v: serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
     let _ = out.flush();
@@ -707,16 +722,7 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
             emit_line(json!({"ev": "ready", "role": "primary", "t_unix_us": now}));
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut sink = [0u8; 256];
-            let mut stdin = std::io::stdin();
-            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-            stop.store(true, Ordering::SeqCst);
-        });
-    }
+    let stop = stop_when_stdin_closes();
     let mut node = Node {
         model,
         vfs,

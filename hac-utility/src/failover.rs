@@ -8,16 +8,24 @@
 //! namespaces. The orchestration stays in the product: it writes the product's report
 //! directory with the product's charts ([`crate::plot`]) and spawns the product binary.
 //!
-//! The lab, all inside two namespaces named after this process (`hac-fo-<pid>` and
-//! `hac-fo-<pid>c`), so nothing touches the host's networking and deleting the namespaces
-//! removes every interface:
+//! The lab: two hosts and the client's network, each a network namespace named after this
+//! process (`hac-fo-<pid>p`, `hac-fo-<pid>b`, `hac-fo-<pid>c`), so nothing touches the host's
+//! networking and deleting the namespaces removes every interface:
 //!
 //! ```text
-//!   hac-fo-<pid>:   primary ── tapp ─┐
-//!                                    br0 ── vethh ═══ vethc (192.0.2.100) : hac-fo-<pid>c
-//!                   backup  ── tapb ─┘                      client
-//!                   primary ⇄ backup: replication link on 127.0.0.1
+//!   hac-fo-<pid>p (primary host)              hac-fo-<pid>c (client network)
+//!     primary ─ model NIC ─────── tapp ─────────┐
+//!     lan 192.0.2.201 ════════════════ lanp ────┤
+//!     repl 198.51.100.1                         br0  192.0.2.100 client
+//!       ║ replication link (its own veth)       │    192.0.2.250 arbiter
+//!     repl 198.51.100.2                         │
+//!     lan 192.0.2.202 ════════════════ lanb ────┤
+//!     backup  ─ model NIC ─────── tapb ─────────┘
+//!   hac-fo-<pid>b (backup host)
 //! ```
+//!
+//! Each node opens its TAP in its own namespace; the demo then moves the TAP to the switch
+//! (`br0`), as a NIC's cable is plugged into a switch port ([`Lab::plug`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -31,8 +39,9 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use hac_ha::arbiter::ArbiterConfig;
 use hac_ha::client::ClientConfig;
-use hac_ha::node::{NodeConfig, Role, unix_us};
+use hac_ha::node::{NodeConfig, REJOIN_NODE_ID, Role, unix_us};
 
 use crate::plot;
 use crate::progress::Progress;
@@ -68,15 +77,39 @@ pub struct DemoArgs {
     /// Background frames per second on each node's plain VF.
     #[arg(long, default_value_t = 500)]
     pub background_pps: u64,
-    /// Which node gets SIGKILL: the primary (the backup must take over), the backup (the
-    /// primary must go unprotected and keep serving) or none (a baseline run).
+    /// What fails at the kill point: the primary (the backup must take over), the backup (the
+    /// primary must go unprotected and keep serving), the replication link (both alive: the
+    /// primary keeps serving alone, the backup must stay silent), the arbiter (nothing
+    /// changes), the link and then the primary (`--then-kill-ms` later), or none.
     #[arg(long, value_enum, default_value_t = Victim::Primary)]
     pub kill: Victim,
+    /// With `--kill link-then-primary`: the primary is killed this long after the link cut, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub then_kill_ms: u64,
+    /// Lease the arbiter grants, ms.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub lease_ms: u64,
+    /// A node counts its lease as ending this long before `send time + lease`, ms.
+    #[arg(long, default_value_t = 10)]
+    pub lease_margin_ms: u64,
     /// Run the two nodes with real-time round-robin priority N (`chrt -r N`, as cluster
     /// managers run their heartbeat: a loaded host must not starve it into a false takeover);
     /// 0 runs them with normal scheduling.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=99))]
     pub rt_priority: u32,
+    /// Re-protection (with `--kill primary`): after the takeover, restart the lost primary's
+    /// host as a backup (`hac ha-node --role backup --join`) that catches up with the new
+    /// primary; the service must be checkpointed again and the client's connection survive.
+    #[arg(long)]
+    pub reprotect: bool,
+    /// With `--reprotect`: takeover → start of the new backup, ms (the "restart").
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub rejoin_delay_ms: u64,
+    /// With `--reprotect`: this long after protection resumed, SIGKILL the new primary as
+    /// well; the joined backup must take over — only once the arbiter grants it the lease —
+    /// and the client's connection survive, ms.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub kill_new_primary_ms: Option<u64>,
 }
 
 /// `hac ha-node` arguments: one host of the failover pair ([`hac_ha::node`]).
@@ -89,9 +122,19 @@ pub struct NodeArgs {
     /// The TAP interface the model's wire port is bridged to (must exist and be up).
     #[arg(long)]
     pub tap: String,
-    /// Replication link: the backup listens here, the primary connects here.
-    #[arg(long, default_value = "127.0.0.1:7100")]
-    pub link: std::net::SocketAddr,
+    /// Replication link, backup: listen on this address (this host's end of the link).
+    #[arg(long, required_if_eq("role", "backup"))]
+    pub repl_listen: Option<std::net::SocketAddr>,
+    /// Replication link, primary: connect to the backup at this address.
+    #[arg(long, required_if_eq("role", "primary"))]
+    pub repl_peer: Option<std::net::SocketAddr>,
+    /// The lease arbiter (`hac ha-arbiter`, UDP); without one the heartbeat timeout alone
+    /// decides, and a replication-link failure makes a split brain.
+    #[arg(long)]
+    pub arbiter: Option<std::net::SocketAddr>,
+    /// A granted lease ends this long before `send time + lease` in this node's clock, ms.
+    #[arg(long, default_value_t = 10)]
+    pub lease_margin_ms: u64,
     /// The service's IPv4 address.
     #[arg(long, default_value = "192.0.2.10")]
     pub service_ip: std::net::Ipv4Addr,
@@ -120,14 +163,28 @@ pub struct NodeArgs {
     /// Directory for `<role>-wire.pcap` and `<role>-packets.csv`.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Backup only: join the live node at this address after a takeover (re-protection)
+    /// instead of listening for a primary.
+    #[arg(long, value_name = "ADDR")]
+    pub join: Option<std::net::SocketAddr>,
+    /// Bound of the step history kept for a backup that joins later, MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub history_mib: u64,
 }
 
-impl From<NodeArgs> for NodeConfig {
-    fn from(a: NodeArgs) -> NodeConfig {
-        NodeConfig {
+impl TryFrom<NodeArgs> for NodeConfig {
+    type Error = String;
+    fn try_from(a: NodeArgs) -> Result<NodeConfig, String> {
+        let link = match a.role {
+            Role::Backup => a.repl_listen.ok_or("a backup needs --repl-listen")?,
+            Role::Primary => a.repl_peer.ok_or("a primary needs --repl-peer")?,
+        };
+        Ok(NodeConfig {
             role: a.role,
             tap: a.tap,
-            link: a.link,
+            link,
+            arbiter: a.arbiter,
+            lease_margin_ms: a.lease_margin_ms,
             service_ip: a.service_ip,
             port: a.port,
             seed: a.seed,
@@ -137,6 +194,28 @@ impl From<NodeArgs> for NodeConfig {
             background_pps: a.background_pps,
             takeover_clock_jump_ms: a.takeover_clock_jump_ms,
             out: a.out,
+            join: a.join,
+            history_bytes: a.history_mib << 20,
+        })
+    }
+}
+
+/// `hac ha-arbiter` arguments: the lease arbiter ([`hac_ha::arbiter`]).
+#[derive(Clone, Debug, clap::Args)]
+pub struct ArbiterArgs {
+    /// UDP address to serve.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Lease length, ms.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub lease_ms: u64,
+}
+
+impl From<ArbiterArgs> for ArbiterConfig {
+    fn from(a: ArbiterArgs) -> ArbiterConfig {
+        ArbiterConfig {
+            listen: a.listen,
+            lease_ms: a.lease_ms,
         }
     }
 }
@@ -173,15 +252,23 @@ impl From<ClientArgs> for ClientConfig {
     }
 }
 
-/// The node the demo kills.
+/// What the demo breaks at the kill point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Victim {
-    /// The primary: failover.
+    /// SIGKILL to the primary: failover.
     Primary,
-    /// The backup: the primary runs unprotected.
+    /// SIGKILL to the backup: the primary runs unprotected.
     Backup,
-    /// Nobody.
+    /// The replication link goes down, both hosts live: the primary serves alone, the backup
+    /// stays silent.
+    Link,
+    /// SIGKILL to the arbiter: the protected pair goes on as before.
+    Arbiter,
+    /// The link goes down, then (`--then-kill-ms` later) SIGKILL to the primary: the backup
+    /// takes over only if the arbiter grants it the lease.
+    LinkThenPrimary,
+    /// Nothing.
     None,
 }
 
@@ -190,8 +277,26 @@ impl Victim {
         match self {
             Victim::Primary => "primary",
             Victim::Backup => "backup",
+            Victim::Link => "link",
+            Victim::Arbiter => "arbiter",
+            Victim::LinkThenPrimary => "link-then-primary",
             Victim::None => "none",
         }
+    }
+
+    /// The process killed at the kill point, if any.
+    fn process(self) -> Option<&'static str> {
+        match self {
+            Victim::Primary => Some("primary"),
+            Victim::Backup => Some("backup"),
+            Victim::Arbiter => Some("arbiter"),
+            Victim::Link | Victim::LinkThenPrimary | Victim::None => None,
+        }
+    }
+
+    /// Whether the replication link is cut at the kill point.
+    fn cuts_link(self) -> bool {
+        matches!(self, Victim::Link | Victim::LinkThenPrimary)
     }
 }
 
@@ -211,8 +316,23 @@ pub enum DemoError {
 
 const SERVICE_ADDR: &str = "192.0.2.10:7000";
 const CLIENT_CIDR: &str = "192.0.2.100/24";
-const LINK_ADDR: &str = "127.0.0.1:7100";
+/// The arbiter's address on the client network, and the hosts' own addresses there.
+const ARBITER_CIDR: &str = "192.0.2.250/24";
+const ARBITER_ADDR: &str = "192.0.2.250:7200";
+const PRIMARY_HOST_CIDR: &str = "192.0.2.201/24";
+const BACKUP_HOST_CIDR: &str = "192.0.2.202/24";
+/// The replication link's two ends (its own veth between the host namespaces).
+const REPL_PRIMARY_CIDR: &str = "198.51.100.1/30";
+const REPL_BACKUP_CIDR: &str = "198.51.100.2/30";
+const REPL_BACKUP_ADDR: &str = "198.51.100.2:7100";
+/// The primary host's end: where a node restarted there (`--reprotect`) listens.
+const REPL_PRIMARY_ADDR: &str = "198.51.100.1:7100";
 const NS_PREFIX: &str = "hac-fo-";
+/// The client network bridge's own MAC (locally administered).
+const CLIENT_BRIDGE_MAC: &str = "02:00:5e:c0:02:fe";
+/// With `--kill link-then-primary` and no takeover (the backup is not in sync), the run ends
+/// this long after the primary's kill.
+const LOST_SERVICE_WATCH: Duration = Duration::from_millis(1500);
 
 /// A small deterministic generator (SplitMix64) for the kill point.
 pub struct SplitMix(u64);
@@ -285,7 +405,7 @@ fn remove_stale_namespaces() {
         let Some(rest) = name.strip_prefix(NS_PREFIX) else {
             continue;
         };
-        let pid = rest.trim_end_matches('c');
+        let pid = rest.trim_end_matches(|c: char| c.is_ascii_alphabetic());
         if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = ip(&["netns", "del", name]);
         }
@@ -295,7 +415,8 @@ fn remove_stale_namespaces() {
 /// The lab: namespaces and the processes inside; dropping it kills what still runs and deletes
 /// the namespaces (with every interface in them).
 struct Lab {
-    net: String,
+    primary_ns: String,
+    backup_ns: String,
     client_ns: String,
     children: Vec<(String, Child)>,
     made: Vec<String>,
@@ -305,7 +426,8 @@ impl Lab {
     fn new() -> Lab {
         let pid = std::process::id();
         Lab {
-            net: format!("{NS_PREFIX}{pid}"),
+            primary_ns: format!("{NS_PREFIX}{pid}p"),
+            backup_ns: format!("{NS_PREFIX}{pid}b"),
             client_ns: format!("{NS_PREFIX}{pid}c"),
             children: Vec::new(),
             made: Vec::new(),
@@ -313,11 +435,15 @@ impl Lab {
     }
 
     fn setup(&mut self) -> Result<(), DemoError> {
-        let (n, c) = (self.net.clone(), self.client_ns.clone());
-        for ns in [&n, &c] {
+        let (p, b, c) = (
+            self.primary_ns.clone(),
+            self.backup_ns.clone(),
+            self.client_ns.clone(),
+        );
+        for ns in [&p, &b, &c] {
             ip(&["netns", "add", ns])?;
             self.made.push(ns.clone());
-            // Quiet namespaces: no IPv6 autoconfiguration chatter on the bridge.
+            // Quiet namespaces: no IPv6 autoconfiguration chatter on the bridges.
             let _ = Command::new("ip")
                 .args(["netns", "exec", ns, "sysctl", "-q", "-w"])
                 .args([
@@ -329,29 +455,83 @@ impl Lab {
                 .status();
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
+        let bridge = |ns: &str, name: &str| {
+            ip(&[
+                "-n",
+                ns,
+                "link",
+                "add",
+                name,
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+            ])
+        };
+        // The client network: a bridge with the client and the arbiter. Its own MAC is fixed:
+        // a Linux bridge otherwise takes the lowest MAC of its ports and changes it when a
+        // port joins (the TAPs are plugged in after the nodes start), which would leave the
+        // hosts' ARP entries for the arbiter pointing at the old address.
+        bridge(&c, "br0")?;
+        ip(&["-n", &c, "link", "set", "br0", "address", CLIENT_BRIDGE_MAC])?;
+        ip(&["-n", &c, "link", "set", "br0", "up"])?;
+        ip(&["-n", &c, "addr", "add", CLIENT_CIDR, "dev", "br0"])?;
+        ip(&["-n", &c, "addr", "add", ARBITER_CIDR, "dev", "br0"])?;
+        // Each host: the TAP its node opens (plugged into the client network's switch once
+        // opened, see `plug`), and its own uplink with the host's address (how it reaches the
+        // arbiter).
+        for (ns, tap, uplink, host_cidr) in [
+            (&p, "tapp", "lanp", PRIMARY_HOST_CIDR),
+            (&b, "tapb", "lanb", BACKUP_HOST_CIDR),
+        ] {
+            ip(&["-n", ns, "tuntap", "add", "dev", tap, "mode", "tap"])?;
+            ip(&[
+                "-n", ns, "link", "add", "lan", "type", "veth", "peer", "name", uplink, "netns", &c,
+            ])?;
+            ip(&["-n", &c, "link", "set", uplink, "master", "br0", "up"])?;
+            ip(&["-n", ns, "addr", "add", host_cidr, "dev", "lan"])?;
+            ip(&["-n", ns, "link", "set", "lan", "up"])?;
+        }
+        // The replication link: its own veth between the two hosts.
+        ip(&[
+            "-n", &p, "link", "add", "repl", "type", "veth", "peer", "name", "repl", "netns", &b,
+        ])?;
+        for (ns, cidr) in [(&p, REPL_PRIMARY_CIDR), (&b, REPL_BACKUP_CIDR)] {
+            ip(&["-n", ns, "addr", "add", cidr, "dev", "repl"])?;
+            ip(&["-n", ns, "link", "set", "repl", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Plugs a host's model NIC into the client network's switch: its TAP, opened by the node
+    /// in its own namespace (the open file stays the node's), moves to the switch as a port.
+    /// Like a real NIC's cable, the port loses carrier when the host dies (no process holds the
+    /// TAP any more): the bridge forgets the MACs it learnt there and floods them, as a switch
+    /// does when a host's link goes down.
+    fn plug(&self, host_ns: &str, tap: &str) -> Result<(), DemoError> {
+        ip(&["-n", host_ns, "link", "set", tap, "netns", &self.client_ns])?;
         ip(&[
             "-n",
-            &n,
+            &self.client_ns,
             "link",
-            "add",
+            "set",
+            tap,
+            "master",
             "br0",
-            "type",
-            "bridge",
-            "forward_delay",
-            "0",
-        ])?;
-        for tap in ["tapp", "tapb"] {
-            ip(&["-n", &n, "tuntap", "add", "dev", tap, "mode", "tap"])?;
-            ip(&["-n", &n, "link", "set", tap, "master", "br0", "up"])?;
-        }
-        ip(&[
-            "-n", &n, "link", "add", "vethh", "type", "veth", "peer", "name", "vethc", "netns", &c,
-        ])?;
-        ip(&["-n", &n, "link", "set", "vethh", "master", "br0", "up"])?;
-        ip(&["-n", &n, "link", "set", "br0", "up"])?;
-        ip(&["-n", &c, "addr", "add", CLIENT_CIDR, "dev", "vethc"])?;
-        ip(&["-n", &c, "link", "set", "vethc", "up"])?;
-        Ok(())
+            "up",
+        ])
+    }
+
+    /// Unplugs a dead host's TAP from the switch and takes it back into the host's namespace,
+    /// so a node restarted there opens it (and is plugged in again once it has, [`Lab::plug`]).
+    fn unplug(&self, host_ns: &str, tap: &str) -> Result<(), DemoError> {
+        ip(&["-n", &self.client_ns, "link", "set", tap, "netns", host_ns])
+    }
+
+    /// Cuts the replication link (both ends down), as a failed cable or switch port would.
+    fn cut_link(&self) -> Result<(), DemoError> {
+        ip(&["-n", &self.primary_ns, "link", "set", "repl", "down"])?;
+        ip(&["-n", &self.backup_ns, "link", "set", "repl", "down"])
     }
 
     /// Runs `hac <args>` inside namespace `ns`; stdout lines come back on `events` tagged
@@ -410,6 +590,21 @@ impl Lab {
             }
             let _ = tx.send(Event::Closed { who });
         });
+        Ok(stdin)
+    }
+
+    /// [`Lab::spawn`], then waits for its `ready` line.
+    fn start(
+        &mut self,
+        who: &str,
+        ns: &str,
+        args: &[String],
+        (rt_priority, out): (u32, &Path),
+        (tx, rx): (&Sender<Event>, &Receiver<Event>),
+        interrupted: &AtomicBool,
+    ) -> Result<ChildStdin, DemoError> {
+        let stdin = self.spawn(who, ns, args, rt_priority, out, tx)?;
+        wait_for(rx, who, "ready", Duration::from_secs(15), interrupted)?;
         Ok(stdin)
     }
 
@@ -489,14 +684,27 @@ pub struct FailoverReport {
     pub added_delay_plain: Option<Value>,
     /// Client round trip of requests answered by the protected primary.
     pub client_rtt_protected: Percentiles,
-    /// Client round trip of requests sent after the backup answered its first (unprotected
-    /// service).
+    /// Client round trip of requests sent after the backup answered its first and answered
+    /// before a new backup joined (unprotected service).
     pub client_rtt_unprotected: Percentiles,
+    /// `--reprotect`: takeover → new backup started / joined / first commit on its ack, the
+    /// history it caught up with, the most frames held after the join, the client's longest
+    /// wait around the join.
+    pub reprotect: Option<Value>,
+    /// Client round trip of requests sent after protection resumed (`--reprotect`).
+    pub client_rtt_reprotected: Percentiles,
     /// Unix µs of the client's start, the kill, the takeover, the first answers after the kill
-    /// and after the takeover.
+    /// and after the takeover, the new backup's start, its join and protection resumed.
     pub times_unix_us: Value,
     /// Wall seconds for the whole run.
     pub wall_secs: f64,
+    /// What each process reported at its end (frames under the service MAC each node wrote
+    /// to its TAP, fencing, lease counters; the arbiter's counters), refusals and fencing
+    /// events, the link cut and the primary's kill.
+    pub split_brain_check: Value,
+    /// The service was lost as it must be (link cut, then the primary killed after it served
+    /// alone: the backup's replica is behind, the arbiter refuses it).
+    pub service_lost: bool,
 }
 
 /// Runs the demo; returns the report (written to `args.out`) or why it could not run.
@@ -511,25 +719,46 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         // Only one handler per process: a second demo in the same process keeps the first.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
+    if args.reprotect && args.kill != Victim::Primary {
+        return Err(DemoError::Setup(
+            "--reprotect needs --kill primary (a backup rejoins the new primary)".into(),
+        ));
+    }
+    if args.kill_new_primary_ms.is_some() && !args.reprotect {
+        return Err(DemoError::Setup(
+            "--kill-new-primary-ms needs --reprotect (the joined backup takes over)".into(),
+        ));
+    }
     let mut progress = Progress::new("failover demo", args.requests, "answers", show_progress);
     remove_stale_namespaces();
     let mut lab = Lab::new();
     progress.note(&format!(
-        "setting up namespaces {} and {} (bridge, 2 TAPs, veth)",
-        lab.net, lab.client_ns
+        "setting up namespaces {}, {} and {} (two hosts with a replication veth, the client network)",
+        lab.primary_ns, lab.backup_ns, lab.client_ns
     ));
     lab.setup()?;
     let (tx, rx) = unbounded();
     let out_s = out.display().to_string();
-    let node_args = |role: &str, tap: &str| -> Vec<String> {
+    // `repl`: the backup's listening address (a backup listens on its own host's end of the
+    // replication veth), or the backup the primary connects to.
+    let node_args = |role: &str, tap: &str, repl: &str| -> Vec<String> {
+        let repl_opt = if role == "backup" {
+            "--repl-listen"
+        } else {
+            "--repl-peer"
+        };
         let mut v: Vec<String> = vec![
             "ha-node".into(),
             "--role".into(),
             role.into(),
             "--tap".into(),
             tap.into(),
-            "--link".into(),
-            LINK_ADDR.into(),
+            repl_opt.into(),
+            repl.into(),
+            "--arbiter".into(),
+            ARBITER_ADDR.into(),
+            "--lease-margin-ms".into(),
+            args.lease_margin_ms.to_string(),
             "--seed".into(),
             args.seed.to_string(),
             "--epoch-ms".into(),
@@ -544,39 +773,43 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         v.extend(["--out".into(), out_s.clone()]);
         v
     };
-    let net = lab.net.clone();
-    let mut backup_in = Some(lab.spawn(
-        "backup",
-        &net,
-        &node_args("backup", "tapb"),
-        args.rt_priority,
-        &out,
-        &tx,
-    )?);
-    wait_for(
-        &rx,
-        "backup",
-        "ready",
-        Duration::from_secs(15),
-        &interrupted,
-    )?;
-    let mut primary_in = Some(lab.spawn(
-        "primary",
-        &net,
-        &node_args("primary", "tapp"),
-        args.rt_priority,
-        &out,
-        &tx,
-    )?);
-    wait_for(
-        &rx,
-        "primary",
-        "ready",
-        Duration::from_secs(15),
-        &interrupted,
-    )?;
-    progress.note("primary and backup nodes are up; starting the client");
     let client_ns = lab.client_ns.clone();
+    let arbiter_args: Vec<String> = vec![
+        "ha-arbiter".into(),
+        "--listen".into(),
+        ARBITER_ADDR.into(),
+        "--lease-ms".into(),
+        args.lease_ms.to_string(),
+    ];
+    let mut arbiter_in = Some(lab.start(
+        "arbiter",
+        &client_ns,
+        &arbiter_args,
+        (args.rt_priority, &out),
+        (&tx, &rx),
+        &interrupted,
+    )?);
+    let backup_ns = lab.backup_ns.clone();
+    let mut backup_in = Some(lab.start(
+        "backup",
+        &backup_ns,
+        &node_args("backup", "tapb", REPL_BACKUP_ADDR),
+        (args.rt_priority, &out),
+        (&tx, &rx),
+        &interrupted,
+    )?);
+    lab.plug(&backup_ns, "tapb")?;
+    let primary_ns = lab.primary_ns.clone();
+    let mut primary_in = Some(lab.start(
+        "primary",
+        &primary_ns,
+        &node_args("primary", "tapp", REPL_BACKUP_ADDR),
+        (args.rt_priority, &out),
+        (&tx, &rx),
+        &interrupted,
+    )?);
+    lab.plug(&primary_ns, "tapp")?;
+    progress.note("arbiter, primary and backup are up; starting the client");
     let client_args: Vec<String> = vec![
         "ha-client".into(),
         "--connect".into(),
@@ -603,12 +836,23 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     let mut answers: Vec<Answer> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     let mut kill_at: Option<Instant> = None;
+    // The kill point's action (kill or link cut), and with link-then-primary the primary's kill.
     let mut kill_us: Option<u64> = None;
+    let mut primary_kill_at: Option<Instant> = None;
+    let mut primary_killed_us: Option<u64> = None;
     let mut takeover: Option<Value> = None;
     let mut unprotected: Option<Value> = None;
+    let mut takeover_refused: Option<Value> = None;
+    let mut fenced: Vec<Value> = Vec::new();
     let mut held_before_kill: Option<u64> = None;
     let mut primary_status: Option<Value> = None;
     let mut client_done: Option<Value> = None;
+    let mut service_lost = false;
+    // Re-protection: when to start the new backup, its stdin, and what the nodes reported.
+    let mut rejoin_at: Option<Instant> = None;
+    let mut rejoin_in: Option<ChildStdin> = None;
+    let mut rp = Reprotection::default();
+    let mut second_kill_at: Option<Instant> = None;
     let deadline =
         Instant::now() + Duration::from_millis(args.requests * (args.interval_ms + 50) + 60_000);
     while client_done.is_none() {
@@ -624,19 +868,82 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             && Instant::now() >= at
         {
             kill_us = Some(unix_us());
-            if let Some(c) = lab.child(victim.name()) {
-                let _ = c.kill();
-                let _ = c.wait();
+            if let Some(who) = victim.process() {
+                if let Some(c) = lab.child(who) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                match victim {
+                    Victim::Primary => {
+                        primary_in = None;
+                        primary_killed_us = kill_us;
+                    }
+                    Victim::Backup => backup_in = None,
+                    _ => arbiter_in = None,
+                }
             }
-            match victim {
-                Victim::Primary => primary_in = None,
-                _ => backup_in = None,
+            if victim.cuts_link() {
+                lab.cut_link()?;
+            }
+            if victim == Victim::LinkThenPrimary {
+                primary_kill_at = Some(Instant::now() + Duration::from_millis(args.then_kill_ms));
             }
             progress.note(&format!(
-                "SIGKILL to the {} after {} answers",
+                "kill point ({}) after {} answers",
                 victim.name(),
                 answers.len()
             ));
+        }
+        if let Some(at) = primary_kill_at
+            && primary_killed_us.is_none()
+            && Instant::now() >= at
+        {
+            primary_killed_us = Some(unix_us());
+            if let Some(c) = lab.child("primary") {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            primary_in = None;
+            progress.note("SIGKILL to the primary after the link cut");
+        }
+        // The backup may not take over (its replica is behind what the primary served alone):
+        // after a while without a takeover the service is lost, as it must be.
+        if unprotected.is_some()
+            && takeover.is_none()
+            && primary_kill_at.is_some_and(|at| Instant::now() >= at + LOST_SERVICE_WATCH)
+        {
+            service_lost = true;
+            progress
+                .note("no takeover (the backup is not in sync): service lost, consistency kept");
+            break;
+        }
+        // After re-protection the new primary is killed too: the joined backup's turn.
+        if let Some(at) = second_kill_at
+            && rp.second_kill_us.is_none()
+            && Instant::now() >= at
+        {
+            rp.second_kill_us = Some(unix_us());
+            if let Some(c) = lab.child("backup") {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            backup_in = None;
+            progress.note("SIGKILL to the new primary: the joined backup must take over");
+        }
+        // Re-protection: the lost primary's host restarts as a backup, in its own namespace
+        // on its TAP, and joins the new primary over the replication veth.
+        if let Some(at) = rejoin_at
+            && rp.spawned_us.is_none()
+            && Instant::now() >= at
+        {
+            let mut a = node_args("backup", "tapp", REPL_PRIMARY_ADDR);
+            a.extend(["--join".into(), REPL_BACKUP_ADDR.into()]);
+            rp.spawned_us = Some(unix_us());
+            // The host restarts: its NIC's TAP comes back to it, the node opens it, and it is
+            // plugged into the switch again on the node's `ready` (below).
+            lab.unplug(&primary_ns, "tapp")?;
+            rejoin_in = Some(lab.spawn("rejoin", &primary_ns, &a, args.rt_priority, &out, &tx)?);
+            progress.note("restarted the lost primary's host as a backup joining the new primary");
         }
         let ev = match rx.recv_timeout(Duration::from_millis(2)) {
             Ok(ev) => ev,
@@ -645,9 +952,12 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         };
         match ev {
             Event::Closed { who } => {
+                let killed = (kill_us.is_some() && victim.process() == Some(who.as_str()))
+                    || (who == "primary" && primary_killed_us.is_some())
+                    || (who == "backup" && rp.second_kill_us.is_some());
                 if who == "client" {
                     client_done.get_or_insert(Value::Null);
-                } else if kill_us.is_none() || who != victim.name() {
+                } else if !killed {
                     errors.push(format!("the {who} exited during the run"));
                 }
             }
@@ -666,9 +976,9 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                             sent_us,
                             recv_us,
                         });
-                        let phase = if kill_us.is_some() && victim == Victim::Primary {
+                        let phase = if takeover.is_some() {
                             "backup"
-                        } else if kill_us.is_some() {
+                        } else if unprotected.is_some() {
                             "primary, unprotected"
                         } else {
                             "primary"
@@ -686,57 +996,169 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                     Some("held") if kill_us.is_none() => {
                         held_before_kill = value.get("frames").and_then(Value::as_u64);
                     }
+                    Some("held") if victim == Victim::LinkThenPrimary => {
+                        held_before_kill = value.get("frames").and_then(Value::as_u64);
+                    }
                     Some("status") if kill_us.is_none() => primary_status = Some(value),
                     Some("unprotected") => {
-                        if victim != Victim::Backup || kill_us.is_none() {
+                        let expected = kill_us.is_some()
+                            && matches!(
+                                victim,
+                                Victim::Backup | Victim::Link | Victim::LinkThenPrimary
+                            );
+                        if !expected {
                             errors.push("the primary lost the backup and ran unprotected".into());
                         }
                         progress.note("the primary lost the backup: running unprotected");
                         unprotected = Some(value);
                     }
+                    Some("fenced") => {
+                        progress.note("the primary fenced itself");
+                        fenced.push(value);
+                    }
                     _ => {}
                 },
-                "backup" if value.get("ev").and_then(Value::as_str) == Some("takeover") => {
-                    if kill_us.is_none() {
-                        errors.push("the backup took over while the primary was alive".into());
+                "backup" => match value.get("ev").and_then(Value::as_str) {
+                    Some("takeover") => {
+                        if primary_killed_us.is_none() {
+                            errors.push("the backup took over while the primary was alive".into());
+                        }
+                        progress.note(&format!(
+                            "backup took over (primary silent for {} ms)",
+                            value
+                                .get("silent_ms")
+                                .and_then(Value::as_f64)
+                                .unwrap_or(0.0)
+                        ));
+                        takeover = Some(value);
+                        if args.reprotect {
+                            rejoin_at =
+                                Some(Instant::now() + Duration::from_millis(args.rejoin_delay_ms));
+                        }
                     }
-                    progress.note(&format!(
-                        "backup took over (primary silent for {} ms)",
-                        value
-                            .get("silent_ms")
-                            .and_then(Value::as_f64)
-                            .unwrap_or(0.0)
-                    ));
-                    takeover = Some(value);
+                    Some("takeover_refused") => {
+                        progress.note("the arbiter refused the backup's takeover");
+                        takeover_refused = Some(value);
+                    }
+                    Some("fenced") => {
+                        if takeover.is_some() {
+                            errors.push("the backup fenced itself while serving".into());
+                        }
+                        fenced.push(value);
+                    }
+                    Some("joined") => {
+                        progress.note("a new backup joined: catching up, protecting again");
+                        rp.joined = Some(value);
+                    }
+                    Some("protected") => {
+                        progress.note("the new backup acked its first epoch: protected again");
+                        rp.protected = Some(value);
+                        if let Some(ms) = args.kill_new_primary_ms {
+                            second_kill_at = Some(Instant::now() + Duration::from_millis(ms));
+                        }
+                    }
+                    Some("held") if rp.joined.is_some() => {
+                        let f = value.get("frames").and_then(Value::as_u64).unwrap_or(0);
+                        rp.max_held = rp.max_held.max(f);
+                    }
+                    Some("unprotected") => errors.push(
+                        "the new primary lost its new backup and ran unprotected again".into(),
+                    ),
+                    Some("join_refused") => errors.push(format!(
+                        "the new primary refused the join: {}",
+                        value.get("reason").and_then(Value::as_str).unwrap_or("?")
+                    )),
+                    _ => {}
+                },
+                "arbiter"
+                    if rp.arbiter_standby.is_none()
+                        && value.get("ev").and_then(Value::as_str) == Some("holder")
+                        && value.get("standby").and_then(Value::as_u64)
+                            == Some(u64::from(REJOIN_NODE_ID)) =>
+                {
+                    rp.arbiter_standby = Some(value);
                 }
+                "rejoin" => match value.get("ev").and_then(Value::as_str) {
+                    Some("ready") => lab.plug(&primary_ns, "tapp")?,
+                    Some("caught_up") => rp.caught_up = Some(value),
+                    Some("takeover") => {
+                        if rp.second_kill_us.is_none() {
+                            errors.push(
+                                "the new backup took over while the new primary was alive".into(),
+                            );
+                        }
+                        progress.note("the joined backup took over (it held the lease)");
+                        rp.second_takeover = Some(value);
+                    }
+                    Some("takeover_refused") => {
+                        progress.note("the arbiter refused the joined backup's takeover");
+                    }
+                    Some("fenced") => {
+                        errors.push("the new backup fenced itself".into());
+                        fenced.push(value);
+                    }
+                    _ => {}
+                },
                 _ => {}
             },
         }
     }
     // Let the client's exit status settle, then stop the nodes cleanly (stdin closed).
-    let client_status = lab.child("client").and_then(|c| {
-        for _ in 0..200 {
-            if let Ok(Some(s)) = c.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    let client_status = if service_lost {
         None
-    });
-    drop(primary_in.take());
-    drop(backup_in.take());
-    for who in ["primary", "backup"] {
-        if let Some(c) = lab.child(who) {
-            for _ in 0..300 {
-                if !matches!(c.try_wait(), Ok(None)) {
-                    break;
+    } else {
+        lab.child("client").and_then(|c| {
+            for _ in 0..200 {
+                if let Ok(Some(s)) = c.try_wait() {
+                    return Some(s);
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+            None
+        })
+    };
+    if service_lost {
+        // The client is still waiting (it would fail after its own timeout): it saw no wrong
+        // answer, no reset and no end of stream so far, or it would have exited.
+        if let Some(c) = lab.child("client") {
+            if !matches!(c.try_wait(), Ok(None)) {
+                errors.push("the client failed while the service was lost".into());
+            }
+            let _ = c.kill();
         }
     }
+    drop(primary_in.take());
+    drop(backup_in.take());
+    drop(arbiter_in.take());
+    drop(rejoin_in.take());
+    let mut exits: Vec<(String, Value)> = Vec::new();
+    // A killed process's end was seen during the run; wait for the others' exit lines.
+    let killed_process = kill_us.and(victim.process());
+    let mut open: Vec<&str> = ["primary", "backup", "arbiter"]
+        .into_iter()
+        .filter(|w| Some(*w) != killed_process && !(*w == "primary" && primary_killed_us.is_some()))
+        .filter(|w| !(*w == "backup" && rp.second_kill_us.is_some()))
+        .collect();
+    if rp.spawned_us.is_some() {
+        open.push("rejoin");
+    }
+    let settle = Instant::now() + Duration::from_secs(5);
+    while !open.is_empty() && Instant::now() < settle {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(Event::Line { who, value })
+                if value.get("ev").and_then(Value::as_str) == Some("exit") =>
+            {
+                exits.push((who, value));
+            }
+            Ok(Event::Closed { who }) => open.retain(|w| *w != who),
+            Ok(_) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    let exit_of = |who: &str| exits.iter().find(|(w, _)| w == who).map(|(_, v)| v.clone());
     let client_err = std::fs::read_to_string(out.join("client.log")).unwrap_or_default();
-    if !client_status.is_some_and(|s| s.success()) {
+    if !service_lost && !client_status.is_some_and(|s| s.success()) {
         let msg = client_err
             .lines()
             .last()
@@ -744,7 +1166,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             .to_string();
         errors.push(format!("client failed: {msg}"));
     }
-    if answers.len() as u64 != args.requests {
+    if !service_lost && answers.len() as u64 != args.requests {
         errors.push(format!(
             "{} of {} requests answered",
             answers.len(),
@@ -752,13 +1174,69 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         ));
     }
     if plan.is_some() && kill_us.is_none() {
-        errors.push("the primary was never killed".into());
+        errors.push("the kill point was never reached".into());
     }
-    if victim == Victim::Primary && kill_us.is_some() && takeover.is_none() {
+    let primary_died = primary_killed_us.is_some();
+    if primary_died && takeover.is_none() && !service_lost {
         errors.push("the backup never took over".into());
     }
-    if victim == Victim::Backup && kill_us.is_some() && unprotected.is_none() {
-        errors.push("the primary never went unprotected after the backup died".into());
+    if victim == Victim::LinkThenPrimary && takeover.is_some() && unprotected.is_some() {
+        errors.push("the backup took over although the primary had served without it".into());
+    }
+    if matches!(victim, Victim::Backup | Victim::Link) && unprotected.is_none() {
+        errors.push("the primary never went on alone after losing the backup".into());
+    }
+    // No split brain: while the primary lives, nothing leaves the backup under the service
+    // MAC (its TAP counters), and the primary is never fenced while it should serve.
+    let backup_exit = exit_of("backup");
+    let service_tx = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(|e| e.get("service_tx"))
+            .and_then(Value::as_u64)
+    };
+    if !primary_died {
+        match service_tx(&backup_exit) {
+            Some(0) => {}
+            Some(n) => errors.push(format!(
+                "split brain: the backup sent {n} frames under the service MAC while the primary lived"
+            )),
+            None if victim != Victim::Backup => {
+                errors.push("the backup's exit line (its TAP counters) is missing".into());
+            }
+            None => {}
+        }
+        if !fenced.is_empty() {
+            errors.push("a node fenced itself although the primary should serve".into());
+        }
+    }
+    if args.reprotect && takeover.is_some() {
+        if rp.joined.is_none() {
+            errors.push("the restarted node never joined the new primary".into());
+        } else if rp.protected.is_none() {
+            errors.push(
+                "protection never resumed (no epoch committed on the new backup's ack)".into(),
+            );
+        } else if rp.arbiter_standby.is_none() {
+            errors.push(
+                "the arbiter never recorded the new backup as the in-sync standby (the new primary's lease claim did not name it)"
+                    .into(),
+            );
+        }
+        if rp.second_kill_us.is_some() && rp.second_takeover.is_none() {
+            errors.push("the joined backup never took over after the new primary's kill".into());
+        }
+        // While the new primary lives nothing may leave the new backup under the service MAC.
+        match service_tx(&exit_of("rejoin")) {
+            _ if rp.second_takeover.is_some() => {}
+            Some(0) => {}
+            Some(n) => errors.push(format!(
+                "split brain: the new backup sent {n} frames under the service MAC while the new primary lived"
+            )),
+            None if rp.spawned_us.is_some() => {
+                errors.push("the new backup's exit line (its TAP counters) is missing".into());
+            }
+            None => {}
+        }
     }
     let report = build_report(
         args,
@@ -767,10 +1245,16 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         errors,
         Times {
             client_start_us,
-            kill_us,
+            kill_us: if victim == Victim::LinkThenPrimary {
+                primary_killed_us
+            } else {
+                kill_us
+            },
             takeover_us: takeover
                 .as_ref()
-                .or(unprotected.as_ref())
+                .or(unprotected
+                    .as_ref()
+                    .filter(|_| victim != Victim::LinkThenPrimary))
                 .and_then(|t| t.get("t_unix_us"))
                 .and_then(Value::as_u64),
         },
@@ -780,8 +1264,43 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             .and_then(|t| t.get("replayed_epochs"))
             .and_then(Value::as_u64),
         primary_status,
+        &rp,
         started,
     );
+    let nodes = |who: &str| {
+        exit_of(who).map(|e| {
+            let keep = [
+                "service_tx",
+                "service_tx_last_unix_us",
+                "fenced",
+                "fenced_dropped",
+                "takeover_refused",
+                "lease",
+                "live",
+                "protected",
+                "requests",
+                "granted",
+                "refused",
+                "malformed",
+            ];
+            Value::Object(
+                keep.iter()
+                    .filter_map(|k| e.get(*k).map(|v| (k.to_string(), v.clone())))
+                    .collect(),
+            )
+        })
+    };
+    let report = FailoverReport {
+        split_brain_check: json!({
+            "primary": nodes("primary"), "backup": nodes("backup"), "arbiter": nodes("arbiter"),
+            "rejoin": nodes("rejoin"), "arbiter_standby_rejoin": rp.arbiter_standby.clone(),
+            "takeover_refused": takeover_refused, "fenced": fenced,
+            "link_cut_unix_us": kill_us.filter(|_| victim.cuts_link()),
+            "primary_killed_unix_us": primary_killed_us,
+        }),
+        service_lost,
+        ..report
+    };
     write_report(&out, &report, &answers)?;
     drop(lab);
     progress.finish();
@@ -826,6 +1345,28 @@ struct Times {
     takeover_us: Option<u64>,
 }
 
+/// What the nodes reported about re-protection (`--reprotect`).
+#[derive(Default)]
+struct Reprotection {
+    /// When the new backup was started, Unix µs.
+    spawned_us: Option<u64>,
+    /// The new primary's `joined` event.
+    joined: Option<Value>,
+    /// The new primary's `protected` event (first commit on the new backup's ack).
+    protected: Option<Value>,
+    /// The new backup's `caught_up` event.
+    caught_up: Option<Value>,
+    /// Most frames the new primary held after the join.
+    max_held: u64,
+    /// The arbiter's first `holder` event recording the new backup as the in-sync standby
+    /// (the new primary's `Protected` claim naming it).
+    arbiter_standby: Option<Value>,
+    /// `--kill-new-primary-ms`: when the new primary was killed, Unix µs.
+    second_kill_us: Option<u64>,
+    /// The joined backup's `takeover` event.
+    second_takeover: Option<Value>,
+}
+
 /// How long after the first answer past the takeover the stall measurement keeps looking (the
 /// requests recovered by retransmission arrive within it).
 pub const STALL_WINDOW_US: u64 = 500_000;
@@ -850,8 +1391,16 @@ fn build_report(
     held: Option<u64>,
     replayed_epochs: Option<u64>,
     primary_status: Option<Value>,
+    rp: &Reprotection,
     started: Instant,
 ) -> FailoverReport {
+    let t_of = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(|e| e.get("t_unix_us"))
+            .and_then(Value::as_u64)
+    };
+    let joined_us = t_of(&rp.joined);
+    let protected_us = t_of(&rp.protected);
     let ms = |a: u64, b: u64| a.saturating_sub(b) as f64 / 1e3;
     let (before, after): (Vec<&Answer>, Vec<&Answer>) = answers
         .iter()
@@ -866,9 +1415,17 @@ fn build_report(
         .zip(first_after_takeover)
         .and_then(|(l, f)| longest_gap(&recv, l, f + STALL_WINDOW_US));
     let rtt_p: Vec<u64> = before.iter().map(|a| a.recv_us - a.sent_us).collect();
+    // Unprotected: sent after the backup's first answer, answered before a new backup joined.
     let rtt_u: Vec<u64> = after
         .iter()
         .filter(|a| first_after.is_some_and(|f| a.sent_us > f))
+        .filter(|a| joined_us.is_none_or(|j| a.recv_us < j))
+        .map(|a| a.recv_us.saturating_sub(a.sent_us))
+        .collect();
+    let rtt_r: Vec<u64> = answers
+        .iter()
+        .filter(|a| protected_us.is_some_and(|p| a.sent_us > p))
+        .filter(|a| rp.second_kill_us.is_none_or(|k| a.recv_us < k))
         .map(|a| a.recv_us.saturating_sub(a.sent_us))
         .collect();
     let to_ns = |p: Percentiles| Percentiles {
@@ -891,7 +1448,7 @@ fn build_report(
             "seed": args.seed, "requests": args.requests, "interval_ms": args.interval_ms,
             "window": args.window, "epoch_ms": args.epoch_ms, "heartbeat_ms": args.heartbeat_ms,
             "timeout_ms": args.timeout_ms, "background_pps": args.background_pps,
-            "rt_priority": args.rt_priority,
+            "rt_priority": args.rt_priority, "reprotect": args.reprotect,
             "port_rate": "1G", "service": SERVICE_ADDR,
         }),
         killed: args.kill,
@@ -907,10 +1464,54 @@ fn build_report(
         added_delay_plain: delay("plain_vf"),
         client_rtt_protected: to_ns(Percentiles::of(&rtt_p)),
         client_rtt_unprotected: to_ns(Percentiles::of(&rtt_u)),
+        reprotect: args.reprotect.then(|| {
+            let get = |v: &Option<Value>, k: &str| v.as_ref().and_then(|e| e.get(k)).cloned();
+            // The client's longest wait from the last answer before the join to
+            // STALL_WINDOW_US after protection resumed: the catch-up's cost to the client.
+            let stall = joined_us.zip(protected_us).and_then(|(j, p)| {
+                let before = recv.iter().copied().filter(|&r| r < j).max()?;
+                longest_gap(&recv, before, p + STALL_WINDOW_US)
+            });
+            let since = |a: Option<u64>| t.takeover_us.zip(a).map(|(o, x)| ms(x, o));
+            // The joined backup's takeover (`--kill-new-primary-ms`), measured as the first.
+            let k2 = rp.second_kill_us;
+            let t2 = t_of(&rp.second_takeover);
+            let first_after_t2 = t2.and_then(|t| recv.iter().copied().filter(|&r| r >= t).min());
+            let stall2 = k2.and_then(|k| {
+                let before = recv.iter().copied().filter(|&r| r < k).max()?;
+                longest_gap(&recv, before, first_after_t2? + STALL_WINDOW_US)
+            });
+            json!({
+                "rejoin_delay_ms": args.rejoin_delay_ms,
+                "takeover_to_start_ms": since(rp.spawned_us),
+                "takeover_to_join_ms": since(joined_us),
+                "takeover_to_protected_ms": since(protected_us),
+                "takeover_to_arbiter_standby_ms": since(t_of(&rp.arbiter_standby)),
+                "join_to_first_commit_ms": get(&rp.protected, "join_to_commit_ms"),
+                "history_steps": get(&rp.joined, "history_steps"),
+                "history_bytes": get(&rp.joined, "history_bytes"),
+                "catchup_chunks": get(&rp.joined, "catchup_chunks"),
+                "catchup_send_ms": get(&rp.joined, "send_ms"),
+                "caught_up_steps": get(&rp.caught_up, "steps"),
+                "max_held_frames_after_join": rp.max_held,
+                "client_stall_ms": stall.map(|g| g as f64 / 1e3),
+                "answered_after_protected": rtt_r.len(),
+                "new_primary_killed": k2.is_some(),
+                "second_detection_ms": k2.zip(t2).map(|(k, x)| ms(x, k)),
+                "second_failover_ms": k2.zip(first_after_t2)
+                    .map(|(k, x)| ms(x, k)),
+                "second_client_stall_ms": stall2.map(|g| g as f64 / 1e3),
+            })
+        }),
+        client_rtt_reprotected: to_ns(Percentiles::of(&rtt_r)),
         times_unix_us: json!({"client_start": t.client_start_us, "kill": t.kill_us,
             "takeover": t.takeover_us, "first_answer_after_kill": first_after,
-            "first_answer_after_takeover": first_after_takeover}),
+            "first_answer_after_takeover": first_after_takeover, "rejoin_start": rp.spawned_us,
+            "new_primary_kill": rp.second_kill_us, "second_takeover": t_of(&rp.second_takeover),
+            "joined": joined_us, "protected_again": protected_us}),
         wall_secs: started.elapsed().as_secs_f64(),
+        split_brain_check: Value::Null,
+        service_lost: false,
     }
 }
 
@@ -932,10 +1533,22 @@ fn write_report(out: &Path, r: &FailoverReport, answers: &[Answer]) -> Result<()
     let json = serde_json::to_string_pretty(r).map_err(|e| DemoError::Run(e.to_string()))?;
     w("report.json", (json + "\n").as_bytes())?;
     let kill = r.times_unix_us.get("kill").and_then(Value::as_u64);
+    let protected_again = r
+        .times_unix_us
+        .get("protected_again")
+        .and_then(Value::as_u64);
+    let second_takeover = r
+        .times_unix_us
+        .get("second_takeover")
+        .and_then(Value::as_u64);
     let mut csv = String::from("n,sent_us,recv_us,rtt_us,served_by\n");
     for a in answers {
         let by = match (kill.is_some_and(|k| a.recv_us >= k), r.killed) {
-            (true, Victim::Primary) => "backup",
+            (true, Victim::Primary) if second_takeover.is_some_and(|t| a.recv_us >= t) => "rejoin",
+            (true, Victim::Primary) if protected_again.is_some_and(|p| a.sent_us > p) => {
+                "backup-protected"
+            }
+            (true, Victim::Primary | Victim::LinkThenPrimary) => "backup",
             (true, _) => "primary-unprotected",
             _ => "primary",
         };
@@ -971,14 +1584,24 @@ fn write_report(out: &Path, r: &FailoverReport, answers: &[Answer]) -> Result<()
             .and_then(Value::as_u64)
             .map(secs),
         after_label: match r.killed {
-            Victim::Primary => "answered by the backup".into(),
+            Victim::Primary | Victim::LinkThenPrimary => "answered by the backup".into(),
             _ => "answered by the primary, unprotected".into(),
         },
         event_label: match r.killed {
-            Victim::Primary => "backup takes over".into(),
+            Victim::Primary | Victim::LinkThenPrimary => "backup takes over".into(),
             _ => "primary unprotects".into(),
         },
-        kill_label: format!("SIGKILL {}", r.killed.name()),
+        kill_label: match r.killed {
+            Victim::Link => "link cut".into(),
+            Victim::LinkThenPrimary => "SIGKILL primary (after the link cut)".into(),
+            v => format!("SIGKILL {}", v.name()),
+        },
+        rejoin_s: r
+            .times_unix_us
+            .get("joined")
+            .and_then(Value::as_u64)
+            .map(secs),
+        rejoin_label: "new backup joins".into(),
     };
     let (png, svg) = plot::render(&data)
         .map_err(|e| DemoError::Run(format!("cannot draw the timeline: {e}")))?;
@@ -1012,20 +1635,51 @@ pub fn summary(r: &FailoverReport, out: &Path) -> String {
         if r.ok { "yes" } else { "no" }
     );
     if let Some(p) = r.kill_plan {
+        let what = match r.killed {
+            Victim::Link => "replication link cut".to_string(),
+            Victim::LinkThenPrimary => {
+                "replication link cut, then SIGKILL to the primary".to_string()
+            }
+            v => format!("SIGKILL to the {}", v.name()),
+        };
         s += &format!(
-            "kill: SIGKILL to the {} after answer {} + {:.1} ms\n",
-            r.killed.name(),
+            "kill: {what} after answer {} + {:.1} ms\n",
             p.after_answer,
             p.extra_us as f64 / 1e3
         );
     }
-    if r.killed == Victim::Backup {
+    let c = &r.split_brain_check;
+    let tx = |who: &str| {
+        c.get(who)
+            .and_then(|n| n.get("service_tx"))
+            .and_then(Value::as_u64)
+            .map(|v| v.to_string())
+            .unwrap_or("- (killed)".into())
+    };
+    s += &format!(
+        "frames under the service MAC written to the TAP: primary {}, backup {}; takeover requests refused by the arbiter: {}; fenced: {}\n",
+        tx("primary"),
+        tx("backup"),
+        c.get("backup")
+            .and_then(|n| n.get("takeover_refused"))
+            .and_then(Value::as_u64)
+            .map(|v| v.to_string())
+            .unwrap_or("-".into()),
+        c.get("fenced")
+            .and_then(Value::as_array)
+            .map(|a| a.len())
+            .unwrap_or(0)
+    );
+    if r.service_lost {
+        s += "service lost after the primary's kill, as it must be: the primary had served alone, so the backup's replica was behind and the arbiter refused it the lease (no takeover, no wrong answer)\n";
+    }
+    if matches!(r.killed, Victim::Backup | Victim::Link) {
         s += &format!(
             "backup lost: kill -> primary unprotected {}; client stall {} (output held until the unprotect released it)\n",
             f(r.detection_ms),
             f(r.client_stall_ms)
         );
-    } else if r.killed == Victim::Primary {
+    } else if matches!(r.killed, Victim::Primary | Victim::LinkThenPrimary) && !r.service_lost {
         s += &format!(
             "failure detection (kill -> takeover): {}; failover (kill -> first answer from the backup): {}; client stall (longest wait for an answer): {}\n",
             f(r.detection_ms),
@@ -1056,10 +1710,58 @@ pub fn summary(r: &FailoverReport, out: &Path) -> String {
         ms(r.client_rtt_unprotected.p50_ns),
         ms(r.client_rtt_unprotected.p99_ns),
     );
+    if let Some(rp) = &r.reprotect {
+        let v = |k: &str| rp.get(k).and_then(Value::as_f64);
+        let n = |k: &str| {
+            rp.get(k)
+                .and_then(Value::as_u64)
+                .map(|x| x.to_string())
+                .unwrap_or("-".into())
+        };
+        s += &format!(
+            "re-protection: takeover -> new backup started {}, joined {}, protected again (first commit on its ack) {}; join -> first commit {}\n",
+            f(v("takeover_to_start_ms")),
+            f(v("takeover_to_join_ms")),
+            f(v("takeover_to_protected_ms")),
+            f(v("join_to_first_commit_ms")),
+        );
+        s += &format!(
+            "catch-up: {} steps, {} bytes of history in {} chunks (sent in {}); most frames held after the join {}; client stall around the join {}\n",
+            n("history_steps"),
+            n("history_bytes"),
+            n("catchup_chunks"),
+            f(v("catchup_send_ms")),
+            n("max_held_frames_after_join"),
+            f(v("client_stall_ms")),
+        );
+        s += &format!(
+            "client round trip: protected before the kill p50 {:.1} ms p99 {:.1} ms; unprotected p50 {:.1} ms p99 {:.1} ms; protected again p50 {:.1} ms p99 {:.1} ms ({} requests)\n",
+            ms(r.client_rtt_protected.p50_ns),
+            ms(r.client_rtt_protected.p99_ns),
+            ms(r.client_rtt_unprotected.p50_ns),
+            ms(r.client_rtt_unprotected.p99_ns),
+            ms(r.client_rtt_reprotected.p50_ns),
+            ms(r.client_rtt_reprotected.p99_ns),
+            r.client_rtt_reprotected.count,
+        );
+        if rp.get("new_primary_killed").and_then(Value::as_bool) == Some(true) {
+            s += &format!(
+                "new primary killed after re-protection: detection (kill -> takeover by the joined backup) {}; failover (kill -> first answer from it) {}; client stall {}\n",
+                f(v("second_detection_ms")),
+                f(v("second_failover_ms")),
+                f(v("second_client_stall_ms")),
+            );
+        }
+    }
     s += &format!(
-        "report: {}/{{{}, primary-wire.pcap, backup-wire.pcap, primary-packets.csv, backup-packets.csv}}\n",
+        "report: {}/{{{}, primary-wire.pcap, backup-wire.pcap, primary-packets.csv, backup-packets.csv{}}}\n",
         out.display(),
-        FILES.join(", ")
+        FILES.join(", "),
+        if r.reprotect.is_some() {
+            ", rejoin-wire.pcap, rejoin-packets.csv"
+        } else {
+            ""
+        }
     );
     s
 }

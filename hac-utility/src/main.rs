@@ -119,6 +119,9 @@ enum Command {
     /// The failover demo's TCP client (started by `failover-demo` in the client namespace).
     #[command(name = "ha-client", hide = true)]
     HaClient(hac_utility::failover::ClientArgs),
+    /// The failover demo's lease arbiter (started by `failover-demo` on the client network).
+    #[command(name = "ha-arbiter", hide = true)]
+    HaArbiter(hac_utility::failover::ArbiterArgs),
     /// Print the shell completion script for SHELL (e.g. `hac completions bash >
     /// /etc/bash_completion.d/hac`).
     Completions {
@@ -266,10 +269,21 @@ fn main() -> ExitCode {
         }
         Command::FailoverDemo(args) => run_failover_demo(&args),
         Command::ColoBridge(args) => run_colo_bridge(args),
-        Command::HaNode(args) => match hac_ha::node::run(args.into()) {
+        Command::HaNode(args) => {
+            match hac_ha::node::NodeConfig::try_from(args)
+                .and_then(|c| hac_ha::node::run(c).map_err(|e| e.to_string()))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: ha-node: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::HaArbiter(args) => match hac_ha::arbiter::run(&args.into()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: ha-node: {e}");
+                eprintln!("error: ha-arbiter: {e}");
                 ExitCode::FAILURE
             }
         },

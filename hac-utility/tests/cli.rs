@@ -171,13 +171,18 @@ fn bad_scenarios_are_one_line_errors_with_exit_2() {
 
 #[test]
 fn failover_node_and_client_subcommands_parse_their_arguments() {
-    // `hac failover-demo` runs these two hidden subcommands (the hac-ha crate's node and client).
+    // `hac failover-demo` runs these hidden subcommands (the hac-ha crate's node, client and
+    // lease arbiter).
     let (code, out, _) = hac(&["ha-node", "--help"]);
     assert_eq!(code, 0);
     for opt in [
         "--role",
         "--tap",
-        "--link",
+        "--repl-listen",
+        "--repl-peer",
+        "--arbiter",
+        "--join",
+        "--history-mib",
         "--epoch-ms",
         "--timeout-ms",
         "--out",
@@ -188,6 +193,24 @@ fn failover_node_and_client_subcommands_parse_their_arguments() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("primary"), "{err}");
     assert_eq!(hac(&["ha-node", "--role", "backup"]).0, 2, "needs --tap");
+    // No replication address is assumed: each role must be given its end of the link.
+    let (code, _, err) = hac(&["ha-node", "--role", "backup", "--tap", "tap0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--repl-listen"), "{err}");
+    let (code, _, err) = hac(&["ha-node", "--role", "primary", "--tap", "tap0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--repl-peer"), "{err}");
+    let (code, out, _) = hac(&["ha-arbiter", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--listen") && out.contains("--lease-ms"),
+        "{out}"
+    );
+    assert_eq!(hac(&["ha-arbiter"]).0, 2, "needs --listen");
+    assert_eq!(
+        hac(&["ha-arbiter", "--listen", "127.0.0.1:1", "--lease-ms", "0"]).0,
+        2
+    );
     let (code, out, _) = hac(&["ha-client", "--help"]);
     assert_eq!(code, 0);
     for opt in ["--connect", "--requests", "--window"] {

@@ -403,6 +403,8 @@ fn failover_timeline_shows_both_servers_the_kill_and_the_takeover() {
         after_label: "answered by the backup".into(),
         event_label: "backup takes over".into(),
         kill_label: "SIGKILL primary".into(),
+        rejoin_s: None,
+        rejoin_label: String::new(),
     };
     let (png, svg) = plot::render(&d).unwrap();
     let (w, h, px) = decode(&png);
@@ -432,4 +434,18 @@ fn failover_timeline_shows_both_servers_the_kill_and_the_takeover() {
     assert_eq!(png_header_size(&png), (WIDTH, HEIGHT));
     let doc = roxmltree::Document::parse(&svg).unwrap();
     assert!(texts(&doc).contains("no data: no request was answered"));
+    assert!(!t.contains("new backup joins"));
+
+    // Re-protection: a third dashed line, labelled and in the legend (the label and the
+    // legend entry: two texts), the answers unchanged.
+    let d = TimelineData {
+        rejoin_s: Some(6.5),
+        rejoin_label: "new backup joins".into(),
+        ..d
+    };
+    let (_, svg) = plot::render(&d).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let t = texts(&doc);
+    assert_eq!(t.matches("new backup joins").count(), 2, "{t}");
+    assert_eq!(polygons(&doc, PRIMARY_COLOUR).len(), 121);
 }

@@ -6,13 +6,14 @@
 //! |---|---|
 //! | 0..2 | magic `"HA"` |
 //! | 2 | version (1) |
-//! | 3 | kind: 1 hello, 2 log, 3 ack, 4 heartbeat, 5 mirror; anything else survives as [`Message::Unknown`] |
+//! | 3 | kind: 1 hello, 2 log, 3 ack, 4 heartbeat, 5 mirror, 6 join, 7 catch-up; anything else survives as [`Message::Unknown`] |
 //! | 4..8 | payload length (at most [`MAX_PAYLOAD`]) |
 //!
 //! Payloads: *hello* `time_base_us: u64, seed: u64, epoch_us: u32`; *log* `epoch: u32,
 //! steps: u32`, then per step `at_us: i64, frames: u16`, then per frame `len: u16` and the bytes;
 //! *ack* `epoch: u32`; *heartbeat* `seq: u64, sent_unix_us: u64, held_frames: u32`; *mirror*
-//! `frames: u16`, then per frame `len: u16` and the bytes.
+//! `frames: u16`, then per frame `len: u16` and the bytes; *join* `node_id: u64`; *catch-up*
+//! `chunk: u32, last: u8` (0 or 1), then `steps: u32` and the steps as in a log.
 //!
 //! [`Message::parse`] never panics: it takes any bytes and says how many it consumed, that it
 //! needs more ([`DecodeError::Incomplete`]), or what is wrong. [`Message::emit`] is its inverse.
@@ -43,6 +44,8 @@ mod kind {
     pub const ACK: u8 = 3;
     pub const HEARTBEAT: u8 = 4;
     pub const MIRROR: u8 = 5;
+    pub const JOIN: u8 = 6;
+    pub const CATCHUP: u8 = 7;
 }
 
 /// One step of the protected service: the time it was run at and the frames it received.
@@ -94,6 +97,25 @@ pub enum Message {
     Mirror {
         /// The frames, in arrival order.
         frames: Vec<Bytes>,
+    },
+    /// A fresh backup → the live node (after a takeover): "replicate to me". The live node
+    /// answers with [`Message::Hello`], the whole step history as [`Message::Catchup`] chunks,
+    /// and from then on the usual logs (docs/failover.md, "Re-protection").
+    Join {
+        /// The joining node's id at the lease arbiter (non-zero, at most `u32::MAX`, not the
+        /// live node's own): the live node names it as its standby once it protects again.
+        node_id: u64,
+    },
+    /// Live node → joining backup: one chunk of the service's step history from time 0, in
+    /// order; the backup replays it like a log, but acks nothing (the logs that follow are
+    /// acked as usual).
+    Catchup {
+        /// Chunk number, from 0.
+        chunk: u32,
+        /// Whether this is the last chunk of the history.
+        last: bool,
+        /// The steps, in order.
+        steps: Vec<Step>,
     },
     /// A kind this version does not know, kept as it came.
     Unknown {
@@ -177,6 +199,26 @@ impl<'a> Reader<'a> {
         }
         Ok(frames)
     }
+    /// A `u32` step count, then per step `at_us: i64`, a `u16` frame count and the frames.
+    fn steps(&mut self) -> Result<Vec<Step>, DecodeError> {
+        let n = self.u32()? as usize;
+        // Each step takes at least 10 bytes: refuse counts the payload cannot hold before
+        // allocating for them.
+        if n > (self.data.len() - self.at) / 10 {
+            return Err(DecodeError::Malformed {
+                kind: self.kind,
+                reason: "step count exceeds the payload",
+            });
+        }
+        let mut steps = Vec::with_capacity(n);
+        for _ in 0..n {
+            let at_us = self.u64()? as i64;
+            let nf = usize::from(self.u16()?);
+            let frames = self.frames(nf)?;
+            steps.push(Step { at_us, frames });
+        }
+        Ok(steps)
+    }
     fn finish(self) -> Result<(), DecodeError> {
         if self.at == self.data.len() {
             Ok(())
@@ -224,6 +266,8 @@ impl Message {
             kind::ACK => "ack",
             kind::HEARTBEAT => "heartbeat",
             kind::MIRROR => "mirror",
+            kind::JOIN => "join",
+            kind::CATCHUP => "catch-up",
             _ => "unknown",
         };
         let mut r = Reader {
@@ -237,25 +281,28 @@ impl Message {
                 seed: r.u64()?,
                 epoch_us: r.u32()?,
             },
-            kind::LOG => {
-                let epoch = r.u32()?;
-                let n = r.u32()? as usize;
-                // Each step takes at least 10 bytes: refuse counts the payload cannot hold
-                // before allocating for them.
-                if n > payload.len() / 10 {
-                    return Err(DecodeError::Malformed {
-                        kind: name,
-                        reason: "step count exceeds the payload",
-                    });
+            kind::LOG => Message::Log {
+                epoch: r.u32()?,
+                steps: r.steps()?,
+            },
+            kind::JOIN => Message::Join { node_id: r.u64()? },
+            kind::CATCHUP => {
+                let chunk = r.u32()?;
+                let last = match r.array::<1>()? {
+                    [0] => false,
+                    [1] => true,
+                    _ => {
+                        return Err(DecodeError::Malformed {
+                            kind: name,
+                            reason: "last flag is not 0 or 1",
+                        });
+                    }
+                };
+                Message::Catchup {
+                    chunk,
+                    last,
+                    steps: r.steps()?,
                 }
-                let mut steps = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let at_us = r.u64()? as i64;
-                    let nf = usize::from(r.u16()?);
-                    let frames = r.frames(nf)?;
-                    steps.push(Step { at_us, frames });
-                }
-                Message::Log { epoch, steps }
             }
             kind::ACK => Message::Ack { epoch: r.u32()? },
             kind::MIRROR => {
@@ -303,6 +350,8 @@ impl Message {
             Message::Ack { .. } => kind::ACK,
             Message::Heartbeat { .. } => kind::HEARTBEAT,
             Message::Mirror { .. } => kind::MIRROR,
+            Message::Join { .. } => kind::JOIN,
+            Message::Catchup { .. } => kind::CATCHUP,
             Message::Unknown { kind, .. } => *kind,
         });
         out.extend_from_slice(&[0; 4]);
@@ -318,12 +367,13 @@ impl Message {
             }
             Message::Log { epoch, steps } => {
                 out.extend_from_slice(&epoch.to_le_bytes());
-                let n = u32::try_from(steps.len()).map_err(|_| EncodeError::TooLarge)?;
-                out.extend_from_slice(&n.to_le_bytes());
-                for s in steps {
-                    out.extend_from_slice(&s.at_us.to_le_bytes());
-                    emit_frames(&s.frames, out)?;
-                }
+                emit_steps(steps, out)?;
+            }
+            Message::Join { node_id } => out.extend_from_slice(&node_id.to_le_bytes()),
+            Message::Catchup { chunk, last, steps } => {
+                out.extend_from_slice(&chunk.to_le_bytes());
+                out.push(u8::from(*last));
+                emit_steps(steps, out)?;
             }
             Message::Ack { epoch } => out.extend_from_slice(&epoch.to_le_bytes()),
             Message::Heartbeat {
@@ -353,6 +403,22 @@ impl Message {
         self.emit(&mut v)?;
         Ok(v)
     }
+}
+
+/// A `u32` step count, then per step its time and frames.
+fn emit_steps(steps: &[Step], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let n = u32::try_from(steps.len()).map_err(|_| EncodeError::TooLarge)?;
+    out.extend_from_slice(&n.to_le_bytes());
+    for s in steps {
+        out.extend_from_slice(&s.at_us.to_le_bytes());
+        emit_frames(&s.frames, out)?;
+    }
+    Ok(())
+}
+
+/// Encoded size of one step in a log or catch-up payload.
+pub fn step_len(step: &Step) -> usize {
+    10 + step.frames.iter().map(|f| 2 + f.len()).sum::<usize>()
 }
 
 /// A `u16` frame count, then per frame a `u16` length and the bytes.
@@ -536,6 +602,20 @@ mod tests {
                 frames: vec![Bytes::from_static(&[9; 60]), Bytes::new()],
             },
             Message::Mirror { frames: vec![] },
+            Message::Join { node_id: 0xfeed },
+            Message::Catchup {
+                chunk: 2,
+                last: true,
+                steps: vec![Step {
+                    at_us: -5,
+                    frames: vec![Bytes::from_static(&[4; 70])],
+                }],
+            },
+            Message::Catchup {
+                chunk: 0,
+                last: false,
+                steps: vec![],
+            },
             Message::Unknown {
                 kind: 200,
                 payload: Bytes::from_static(b"future"),
@@ -670,6 +750,47 @@ mod tests {
                     kind: "mirror",
                     reason
                 }),
+                "{bytes:?}"
+            );
+        }
+        // Joins: short or long payloads. Catch-ups: a last flag of 2, a step count the payload
+        // cannot hold (refused before allocating), a step cut short.
+        let bad: [(&[u8], &str, &str); 5] = [
+            (
+                &[b'H', b'A', 1, 6, 4, 0, 0, 0, 1, 2, 3, 4],
+                "join",
+                "truncated",
+            ),
+            (
+                &[b'H', b'A', 1, 6, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+                "join",
+                "trailing bytes",
+            ),
+            (
+                &[b'H', b'A', 1, 7, 9, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0],
+                "catch-up",
+                "last flag is not 0 or 1",
+            ),
+            (
+                &[
+                    b'H', b'A', 1, 7, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF,
+                ],
+                "catch-up",
+                "step count exceeds the payload",
+            ),
+            (
+                &[
+                    b'H', b'A', 1, 7, 19, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0,
+                    0, 1, 0,
+                ],
+                "catch-up",
+                "truncated",
+            ),
+        ];
+        for (bytes, kind, reason) in bad {
+            assert_eq!(
+                Message::parse(bytes),
+                Err(DecodeError::Malformed { kind, reason }),
                 "{bytes:?}"
             );
         }

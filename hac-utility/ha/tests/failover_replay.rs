@@ -6,123 +6,31 @@
 //! client's stream completes through it with consistent totals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use bytes::Bytes;
-use hac_driver::phy::smoltcp;
+use common::{Client, Pipe, SERVICE};
 use hac_ha::msg::{Message, Step};
-use hac_ha::service::{Service, ServiceConfig};
-use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
-use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
-
-#[derive(Default)]
-struct Pipe {
-    rx: std::collections::VecDeque<Bytes>,
-    tx: Vec<Bytes>,
-}
-struct R(Bytes);
-struct T<'a>(&'a mut Vec<Bytes>);
-impl RxToken for R {
-    fn consume<X, F: FnOnce(&[u8]) -> X>(self, f: F) -> X {
-        f(&self.0)
-    }
-}
-impl TxToken for T<'_> {
-    fn consume<X, F: FnOnce(&mut [u8]) -> X>(self, len: usize, f: F) -> X {
-        let mut b = vec![0; len];
-        let x = f(&mut b);
-        self.0.push(Bytes::from(b));
-        x
-    }
-}
-impl Device for Pipe {
-    type RxToken<'a> = R;
-    type TxToken<'a> = T<'a>;
-    fn receive(&mut self, _: Instant) -> Option<(R, T<'_>)> {
-        let f = self.rx.pop_front()?;
-        Some((R(f), T(&mut self.tx)))
-    }
-    fn transmit(&mut self, _: Instant) -> Option<T<'_>> {
-        Some(T(&mut self.tx))
-    }
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut c = DeviceCapabilities::default();
-        c.medium = Medium::Ethernet;
-        c.max_transmission_unit = 1514;
-        c
-    }
-}
-
-const SERVICE: ServiceConfig = ServiceConfig {
-    mac: [2, 0x1b, 0x21, 0xc1, 0, 0x0a],
-    ip: Ipv4Address::new(192, 0, 2, 10),
-    prefix: 24,
-    port: 7000,
-    seed: 42,
-};
+use hac_ha::service::Service;
 
 #[test]
 fn backup_replays_to_identical_output_and_takes_over() {
     let mut primary = Service::new(SERVICE, 0);
     let mut backup = Service::new(SERVICE, 0);
     let mut pipe = Pipe::default();
-    let mut iface = Interface::new(
-        Config::new(HardwareAddress::Ethernet(EthernetAddress([
-            2, 0, 0, 0, 0, 0x64,
-        ]))),
-        &mut pipe,
-        Instant::from_micros(0),
-    );
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(192, 0, 2, 100), 24))
-            .unwrap();
-    });
-    let mut sockets = SocketSet::new(vec![]);
-    let h = sockets.add(tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; 8192]),
-        tcp::SocketBuffer::new(vec![0; 8192]),
-    ));
-    sockets
-        .get_mut::<tcp::Socket<'_>>(h)
-        .connect(iface.context(), (IpAddress::v4(192, 0, 2, 10), 7000), 40000)
-        .unwrap();
+    let mut client = Client::new(&mut pipe, 200);
 
     let epoch_us = 20_000;
     let kill_us = 1_010_000; // mid-epoch: the epoch that started at 1.0 s is lost
     let mut log: Vec<Step> = Vec::new();
     let mut held: Vec<Bytes> = Vec::new(); // the primary's output of the open epoch
     let mut next_epoch = epoch_us;
-    let (mut sent, mut answers, mut line) = (0u64, Vec::<u64>::new(), String::new());
     let mut live_backup = false;
     let mut discarded = 0usize;
     let mut t: i64 = 0;
-    while answers.len() < 200 && t < 30_000_000 {
+    while client.answers < 200 && t < 30_000_000 {
         t += 500;
-        // Client side.
-        iface.poll(Instant::from_micros(t), &mut pipe, &mut sockets);
-        let s = sockets.get_mut::<tcp::Socket<'_>>(h);
-        assert!(s.is_open(), "client connection closed or reset at {t} µs");
-        if s.may_send() && sent < 200 && sent < answers.len() as u64 + 4 && t % 5_000 == 0 {
-            sent += 1;
-            s.send_slice(format!("{sent}\n").as_bytes()).unwrap();
-        }
-        if s.can_recv() {
-            s.recv(|b| {
-                line.push_str(std::str::from_utf8(b).unwrap());
-                (b.len(), ())
-            })
-            .unwrap();
-            while let Some(i) = line.find('\n') {
-                let v: u64 = line[..i].parse().unwrap();
-                let n = answers.len() as u64 + 1;
-                assert_eq!(v, n * (n + 1) / 2, "answer {n}");
-                answers.push(v);
-                line.drain(..=i);
-            }
-        }
-        iface.poll(Instant::from_micros(t), &mut pipe, &mut sockets);
-        let to_service: Vec<Bytes> = pipe.tx.drain(..).collect();
+        let to_service = client.turn(&mut pipe, t);
 
         if !live_backup && t >= kill_us {
             // The primary dies: its held output is never sent; the backup, which has replayed
@@ -175,8 +83,7 @@ fn backup_replays_to_identical_output_and_takes_over() {
         }
     }
     assert_eq!(
-        answers.len(),
-        200,
+        client.answers, 200,
         "stream did not complete through the backup"
     );
     assert!(live_backup);

@@ -36,9 +36,16 @@ fn message() -> impl Strategy<Value = Message> {
             }
         }),
         proptest::collection::vec(frame(), 0..4).prop_map(|frames| Message::Mirror { frames }),
-        // Kinds 1 to 5 are the known ones; anything else survives as Unknown.
+        any::<u64>().prop_map(|node_id| Message::Join { node_id }),
         (
-            prop_oneof![Just(0u8), 6u8..=255],
+            any::<u32>(),
+            any::<bool>(),
+            proptest::collection::vec(step(), 0..5)
+        )
+            .prop_map(|(chunk, last, steps)| Message::Catchup { chunk, last, steps }),
+        // Kinds 1 to 7 are the known ones; anything else survives as Unknown.
+        (
+            prop_oneof![Just(0u8), 8u8..=255],
             proptest::collection::vec(any::<u8>(), 0..64)
         )
             .prop_map(|(kind, p)| Message::Unknown {
@@ -87,5 +94,32 @@ proptest! {
         if version != 1 {
             prop_assert_eq!(Message::parse(&v), Err(DecodeError::BadVersion(version)));
         }
+    }
+
+    #[test]
+    fn a_catchup_with_a_bad_flag_or_cut_short_is_an_error(
+        steps in proptest::collection::vec(step(), 1..4),
+        flag in 2u8..=255,
+        cut in 1usize..64,
+    ) {
+        let b = Message::Catchup { chunk: 0, last: true, steps }.to_bytes().unwrap();
+        let mut bad = b.clone();
+        bad[HEADER_LEN + 4] = flag;
+        prop_assert!(
+            matches!(
+                Message::parse(&bad),
+                Err(DecodeError::Malformed { kind: "catch-up", reason: "last flag is not 0 or 1" })
+            ),
+            "flag"
+        );
+        // The payload shortened (header length adjusted): never a message, never a panic.
+        let cut = cut.min(b.len() - HEADER_LEN);
+        let mut short = b[..b.len() - cut].to_vec();
+        let len = (short.len() - HEADER_LEN) as u32;
+        short[4..8].copy_from_slice(&len.to_le_bytes());
+        prop_assert!(
+            matches!(Message::parse(&short), Err(DecodeError::Malformed { kind: "catch-up", .. })),
+            "cut {}", cut
+        );
     }
 }

@@ -38,6 +38,10 @@ pub struct TimelineData {
     pub event_label: String,
     /// Label of the kill line.
     pub kill_label: String,
+    /// When a new backup joined (re-protection), s.
+    pub rejoin_s: Option<f64>,
+    /// Label of the rejoin line.
+    pub rejoin_label: String,
 }
 
 /// Colour of answers from the primary on the timeline.
@@ -47,7 +51,7 @@ pub const BACKUP_COLOUR: Rgb = Rgb(0x2c, 0xa0, 0x2c);
 
 /// The failover timeline: each request's round trip (log scale) at the time its answer
 /// arrived, answers from the primary and from the backup in two colours, a dashed line at the
-/// kill and one at the takeover.
+/// kill, one at the takeover and one where a new backup joined (re-protection).
 impl Chart for TimelineData {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let x_end = self
@@ -56,6 +60,7 @@ impl Chart for TimelineData {
             .map(|p| p.at_s)
             .chain(self.kill_s)
             .chain(self.takeover_s)
+            .chain(self.rejoin_s)
             .fold(0.0, f64::max);
         let x_max = nice_ceiling(x_end, 8);
         let (lo, hi) = self
@@ -85,6 +90,12 @@ impl Chart for TimelineData {
         }
         if self.takeover_s.is_some() {
             legend.push((Swatch::Line(BACKUP_COLOUR, true), self.event_label.clone()));
+        }
+        if self.rejoin_s.is_some() {
+            legend.push((
+                Swatch::Line(PRIMARY_COLOUR, true),
+                self.rejoin_label.clone(),
+            ));
         }
         let body = header(root, "Failover: client round trip per request", &legend)?;
         let mut chart =
@@ -118,10 +129,30 @@ impl Chart for TimelineData {
         let plot = chart.plotting_area().strip_coord_spec();
         let base_x = chart.plotting_area().get_base_pixel().0;
         // The kill's label left of its line, the takeover's right of its own: they are often
-        // a few pixels apart.
-        for (at, label, colour, side) in [
-            (self.kill_s, self.kill_label.as_str(), FAILOVER_COLOUR, -1),
-            (self.takeover_s, self.event_label.as_str(), BACKUP_COLOUR, 1),
+        // a few pixels apart. The rejoin's goes one line lower (it follows the takeover by a
+        // few hundred ms).
+        for (at, label, colour, side, y) in [
+            (
+                self.kill_s,
+                self.kill_label.as_str(),
+                FAILOVER_COLOUR,
+                -1,
+                14,
+            ),
+            (
+                self.takeover_s,
+                self.event_label.as_str(),
+                BACKUP_COLOUR,
+                1,
+                14,
+            ),
+            (
+                self.rejoin_s,
+                self.rejoin_label.as_str(),
+                PRIMARY_COLOUR,
+                1,
+                32,
+            ),
         ] {
             let Some(at) = at else { continue };
             chart.draw_series(DashedLineSeries::new(
@@ -134,7 +165,7 @@ impl Chart for TimelineData {
             let anchor = if side < 0 { HPos::Right } else { HPos::Left };
             plot.draw(&Text::new(
                 label.to_string(),
-                (x + side * 6, 14),
+                (x + side * 6, y),
                 font(13, anchor),
             ))?;
         }

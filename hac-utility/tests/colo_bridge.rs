@@ -163,10 +163,19 @@ fn checkpoints_become_epochs_and_the_primary_s_death_discards() {
         2,
         "released before the ack"
     );
-    // Garbage between the events is counted, not acted on.
+    // Garbage between the events is counted and never acted on; since an unreadable line
+    // may have been a lost RESUME, the checkpoint it falls in commits nothing: its frames
+    // wait for the next whole checkpoint.
     q.send("not json");
     q.send(&"x".repeat(70_000));
     q.send(r#"{"event":"MIGRATION"}"#);
+    q.event("RESUME", None, now_us());
+    std::thread::sleep(Duration::from_millis(100));
+    let s = stats(&socket);
+    assert_eq!((s.port.wire_frames, s.vfs[1].hac_buffered_frames), (2, 5));
+    q.event("STOP", None, now_us());
+    wait_log(&dir.0, "\"op\":\"open\"", 3);
+    std::thread::sleep(Duration::from_millis(5));
     q.event("RESUME", None, now_us());
     wait_log(&dir.0, "\"op\":\"commit\"", 2);
     wait_for(&socket, "the checkpoint's frames out", |s| {
@@ -178,14 +187,14 @@ fn checkpoints_become_epochs_and_the_primary_s_death_discards() {
     wait_for(&socket, "3 held", |s| s.vfs[1].hac_buffered_frames == 3);
     let stop = now_us();
     q.event("STOP", None, stop);
-    wait_log(&dir.0, "\"op\":\"open\"", 3);
+    wait_log(&dir.0, "\"op\":\"open\"", 4);
     q.event("RESUME", None, stop + 1);
     std::thread::sleep(Duration::from_millis(100));
     let s = stats(&socket);
     assert_eq!((s.port.wire_frames, s.vfs[1].hac_buffered_frames), (7, 3));
     // The next checkpoint's commit covers them.
     q.event("STOP", None, now_us());
-    wait_log(&dir.0, "\"op\":\"open\"", 4);
+    wait_log(&dir.0, "\"op\":\"open\"", 5);
     std::thread::sleep(Duration::from_millis(5));
     q.event("RESUME", None, now_us());
     wait_for(&socket, "the late checkpoint covered", |s| {
@@ -207,7 +216,7 @@ fn checkpoints_become_epochs_and_the_primary_s_death_discards() {
     });
     assert_eq!(s.port.wire_frames, 10);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["checkpoints"], json!(4), "{summary}");
+    assert_eq!(summary["checkpoints"], json!(5), "{summary}");
     assert_eq!(summary["committed"], json!(3), "{summary}");
     assert_eq!(summary["late"], json!(1), "{summary}");
     assert_eq!(summary["malformed_lines"], json!(3), "{summary}");

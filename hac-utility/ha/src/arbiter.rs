@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::node::{emit_line, stop_when_stdin_closes, unix_us};
+use crate::status::{emit_line, stop_when_stdin_closes, unix_us};
 
 /// Header magic.
 pub const LEASE_MAGIC: [u8; 2] = *b"HW";

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::node::unix_us;
+use crate::status::unix_us;
 
 /// The client's configuration (the `hac ha-client` arguments).
 #[derive(Clone, Debug)]

@@ -13,6 +13,8 @@
 //!   the live node's epoch/commit state over the HAC API.
 //! * [`client`]: the Linux-TCP client that checks every answer.
 //! * [`stats`]: p50/p99/max of a latency sample, as the node reports it.
+//! * [`status`]: the JSON status lines, Unix time for them, stop on stdin's end (node and
+//!   arbiter).
 //!
 //! May depend on the driver (`hac-driver`: the model, TAP, HAC), the model and hardware crates,
 //! never on the product (`hac-utility`) or a command-line parser: the `hac` binary maps its
@@ -30,3 +32,4 @@ pub mod node;
 pub mod rejoin;
 pub mod service;
 pub mod stats;
+pub mod status;

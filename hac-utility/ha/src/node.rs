@@ -37,9 +37,9 @@ use std::collections::VecDeque;
 use std::io::{BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -57,6 +57,8 @@ use crate::msg::{Message, Step, StreamDecoder};
 use crate::rejoin::{EpochError, History, JoinRefused, Protection, join_reply, replay};
 use crate::service::{Service, ServiceConfig};
 use crate::stats::LatencyHistogram;
+pub use crate::status::unix_us;
+use crate::status::{emit_line, stop_when_stdin_closes};
 
 /// MAC of the protected service's VF, the same on both hosts.
 pub const SERVICE_MAC: MacAddress = MacAddress([0x02, 0x1B, 0x21, 0xC1, 0x00, 0x0A]);
@@ -245,14 +247,6 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
     move |source| NodeError::Io { what, source }
 }
 
-/// Unix time, µs.
-pub fn unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 type ModelVf = VfDriver<ModelBar, ModelDma, ModelClock>;
 
 /// A frame that left the wire port: (device time ns, bytes).
@@ -362,26 +356,6 @@ impl Link {
             self.stream = None;
         }
     }
-}
-
-/// A flag set once stdin closes (the orchestrator's way to stop a node or the arbiter).
-pub(crate) fn stop_when_stdin_closes() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    std::thread::spawn(move || {
-        let mut sink = [0u8; 256];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        flag.store(true, Ordering::SeqCst);
-    });
-    stop
-}
-
-/// One JSON status line on stdout.
-pub(crate) fn emit_line(v: serde_json::Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{v}");
-    let _ = out.flush();
 }
 
 /// What became of the frames written to the TAP: the kernel took them, dropped them because its

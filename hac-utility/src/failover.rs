@@ -315,6 +315,8 @@ pub enum DemoError {
 }
 
 const SERVICE_ADDR: &str = "192.0.2.10:7000";
+/// The service's address, as the switch's port mirror matches it.
+const SERVICE_IP: &str = "192.0.2.10";
 const CLIENT_CIDR: &str = "192.0.2.100/24";
 /// The arbiter's address on the client network, and the hosts' own addresses there.
 const ARBITER_CIDR: &str = "192.0.2.250/24";
@@ -379,16 +381,25 @@ pub fn kill_plan(seed: u64, requests: u64, epoch_ms: u64) -> KillPlan {
 }
 
 fn ip(args: &[&str]) -> Result<(), DemoError> {
-    let out = Command::new("ip")
+    iproute2("ip", args)
+}
+
+fn tc(args: &[&str]) -> Result<(), DemoError> {
+    iproute2("tc", args)
+}
+
+/// Runs one of iproute2's tools; its stderr becomes the error.
+fn iproute2(tool: &str, args: &[&str]) -> Result<(), DemoError> {
+    let out = Command::new(tool)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| DemoError::Setup(format!("cannot run `ip`: {e} (iproute2 is needed)")))?;
+        .map_err(|e| DemoError::Setup(format!("cannot run `{tool}`: {e} (iproute2 is needed)")))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(DemoError::Setup(format!(
-            "`ip {}` failed: {}",
+            "`{tool} {}` failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         )))
@@ -519,6 +530,25 @@ impl Lab {
             "master",
             "br0",
             "up",
+        ])
+    }
+
+    /// The switch's port mirror (SPAN) for the protected service: every IPv4 frame the switch
+    /// sends out of `from` (the primary's port) for the service's address is also sent out of
+    /// `to` (the backup's port), as COLO's proxy mirrors client packets to the secondary. The
+    /// backup keeps them for a takeover, so the client's segments reach the replica even while
+    /// the switch still forwards into a dead host's port: Linux's bridge hears of a lost carrier
+    /// only through linkwatch, which batches such events up to a second (measured: 417 ms after
+    /// the kill), and a hung host never loses its link. A `tc` u32 filter (flower and matchall
+    /// are not always built) with a `mirred` action on the port's egress; moving the TAP out
+    /// of the namespace (re-protection) removes it.
+    fn mirror_service(&self, from: &str, to: &str, service_ip: &str) -> Result<(), DemoError> {
+        let ns = self.client_ns.as_str();
+        tc(&["-n", ns, "qdisc", "add", "dev", from, "clsact"])?;
+        let dst = format!("{service_ip}/32");
+        tc(&[
+            "-n", ns, "filter", "add", "dev", from, "egress", "protocol", "ip", "u32", "match",
+            "ip", "dst", &dst, "action", "mirred", "egress", "mirror", "dev", to,
         ])
     }
 
@@ -809,6 +839,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
         &interrupted,
     )?);
     lab.plug(&primary_ns, "tapp")?;
+    lab.mirror_service("tapp", "tapb", SERVICE_IP)?;
     progress.note("arbiter, primary and backup are up; starting the client");
     let client_args: Vec<String> = vec![
         "ha-client".into(),

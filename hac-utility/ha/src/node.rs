@@ -79,6 +79,46 @@ const IDLE_WAIT_US: u64 = 500;
 /// `standby_dropped`).
 const STANDBY_RX_FRAMES: usize = 256;
 
+/// The standby backup's frames for the service, delivered to the replica at takeover: the ones
+/// the primary mirrored (`Mirror`, sent before the step that consumes them, so the next `Log`
+/// covers them) and the ones the switch sent to this host's port (its port mirror, or its
+/// flooding once the primary's port is gone). A frame from the switch may arrive before the
+/// primary read it from its own port, so the next `Log` need not cover it: it is kept across
+/// one `Log` and dropped at the second. Delivering a frame the replica already replayed is
+/// harmless: TCP acknowledges a duplicate segment and discards it.
+#[derive(Debug, Default)]
+struct StandbyRx {
+    /// (logs seen when it arrived, from the switch, frame), oldest first.
+    frames: VecDeque<(u64, bool, Vec<u8>)>,
+    logs: u64,
+    dropped: u64,
+}
+
+impl StandbyRx {
+    /// Keeps a frame (the newest [`STANDBY_RX_FRAMES`]; older ones are counted as dropped).
+    fn keep(&mut self, frame: Vec<u8>, from_switch: bool) {
+        if self.frames.len() == STANDBY_RX_FRAMES {
+            self.frames.pop_front();
+            self.dropped += 1;
+        }
+        self.frames.push_back((self.logs, from_switch, frame));
+    }
+
+    /// A `Log` arrived: it covers every mirrored frame and every frame from the switch that
+    /// arrived before the previous `Log`.
+    fn on_log(&mut self) {
+        self.logs += 1;
+        let logs = self.logs;
+        self.frames
+            .retain(|(seen, from_switch, _)| *from_switch && seen + 1 >= logs);
+    }
+
+    /// The kept frames, oldest first, for the replica.
+    fn drain(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.frames.drain(..).map(|(_, _, f)| f)
+    }
+}
+
 /// The node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -524,11 +564,10 @@ struct Node {
     live: bool,
     replayed_epochs: u64,
     suppressed_frames: u64,
-    /// Frames for the service received since the primary's last log — mirrored by the primary,
-    /// or seen on the bridge — delivered to the service at takeover (what the dead primary
-    /// received and never shipped).
-    standby_rx: VecDeque<Vec<u8>>,
-    standby_dropped: u64,
+    /// Frames for the service not yet covered by the primary's logs — mirrored by the primary,
+    /// or sent here by the switch — delivered to the service at takeover (what the dead primary
+    /// received and never shipped, or never received).
+    standby_rx: StandbyRx,
     standby_delivered: u64,
     // Both.
     lease: Option<LeaseState>,
@@ -723,8 +762,7 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         live: role == Role::Primary,
         replayed_epochs: 0,
         suppressed_frames: 0,
-        standby_rx: VecDeque::new(),
-        standby_dropped: 0,
+        standby_rx: StandbyRx::default(),
         standby_delivered: 0,
         lease,
         want_alone: false,
@@ -869,24 +907,13 @@ impl Node {
                 self.tap_filtered += 1;
                 let dst = frame.get(..6);
                 if dst == Some(&SERVICE_MAC.0[..]) || dst == Some(&[0xFF; 6][..]) {
-                    let f = frame.to_vec();
-                    self.keep_standby(f);
+                    self.standby_rx.keep(frame.to_vec(), true);
                 }
                 continue;
             }
             self.model.nic().inject_from_wire(frame);
         }
         Ok(())
-    }
-
-    /// Keeps a frame for the service until the next log or the takeover (the newest
-    /// [`STANDBY_RX_FRAMES`]; older ones are counted as dropped).
-    fn keep_standby(&mut self, frame: Vec<u8>) {
-        if self.standby_rx.len() == STANDBY_RX_FRAMES {
-            self.standby_rx.pop_front();
-            self.standby_dropped += 1;
-        }
-        self.standby_rx.push_back(frame);
     }
 
     /// Device time up to wall time since start.
@@ -1020,12 +1047,12 @@ impl Node {
             }
             (Role::Backup, Message::Mirror { frames }) if !self.live => {
                 for f in frames {
-                    self.keep_standby(f.to_vec());
+                    self.standby_rx.keep(f.to_vec(), false);
                 }
             }
             (Role::Backup, Message::Log { epoch, steps }) if !self.live => {
                 // The log covers every frame mirrored before it.
-                self.standby_rx.clear();
+                self.standby_rx.on_log();
                 if let Some(svc) = &mut self.service {
                     self.suppressed_frames += replay(svc, &mut self.history, &steps);
                     if let Some(latest) = steps.iter().map(|s| s.at_us).max() {
@@ -1469,20 +1496,22 @@ impl Node {
         }
         self.transmit();
         // What the primary received after its last log (mirrored to this host) and what the
-        // bridge flooded here meanwhile go to the replica now: it answers requests only the
+        // switch sent here meanwhile (its port mirror of the primary's port) go to the replica now: it answers requests only the
         // dead primary had seen, the client's window opens, its next segment arrives above a
         // hole, the replica's ACK carries a SACK block for it (RFC 2018) and the client's SACK
         // loss recovery (RACK, RFC 8985) resends the missing ones at once instead of waiting
         // for its retransmission timer (docs/failover.md, "Failure detection and takeover").
-        self.standby_delivered = self.standby_rx.len() as u64;
-        for f in self.standby_rx.drain(..) {
+        let mut delivered = 0;
+        for f in self.standby_rx.drain() {
             self.model.nic().inject_from_wire(&f);
+            delivered += 1;
         }
+        self.standby_delivered = delivered;
         emit_line(
             json!({"ev": "takeover", "role": "backup", "t_unix_us": unix_us(),
             "silent_ms": silent_us as f64 / 1e3, "replayed_epochs": self.replayed_epochs,
             "suppressed_frames": self.suppressed_frames,
-            "standby_delivered": self.standby_delivered, "standby_dropped": self.standby_dropped}),
+            "standby_delivered": self.standby_delivered, "standby_dropped": self.standby_rx.dropped}),
         );
         eprintln!(
             "hac ha-node: primary lost (silent for {} ms): backup is live after {} replayed epochs",
@@ -1653,6 +1682,62 @@ mod tests {
             cfg(Role::Backup, Some("127.0.0.1:2".parse().unwrap())).node_id(),
         ];
         assert_eq!(ids, [1, 2, REJOIN_NODE_ID]);
+    }
+
+    #[test]
+    fn mirrored_frames_end_at_the_next_log_switched_ones_at_the_second() {
+        let mut s = StandbyRx::default();
+        s.keep(vec![1], false);
+        s.keep(vec![2], true);
+        s.on_log();
+        // The primary may not have read the switched frame before this log left: kept.
+        s.keep(vec![3], true);
+        s.keep(vec![4], false);
+        assert_eq!(
+            s.frames.iter().map(|e| e.2[0]).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
+        s.on_log();
+        assert_eq!(s.frames.iter().map(|e| e.2[0]).collect::<Vec<_>>(), [3]);
+        s.on_log();
+        assert!(s.frames.is_empty());
+        assert_eq!(s.dropped, 0);
+    }
+
+    #[test]
+    fn the_lost_tail_reaches_the_replica_through_the_switch() {
+        // The slow failovers: the primary answered all it had; the client's next requests
+        // reach only the switch's copy (the primary is dead, no log follows), and the replica
+        // gets them at takeover, oldest first (the older switched frame was covered by a log).
+        let mut s = StandbyRx::default();
+        s.keep(b"old".to_vec(), true);
+        s.on_log();
+        s.on_log();
+        for r in [b"144", b"145", b"146", b"147"] {
+            s.keep(r.to_vec(), true);
+        }
+        let got: Vec<Vec<u8>> = s.drain().collect();
+        assert_eq!(
+            got,
+            [
+                b"144".to_vec(),
+                b"145".to_vec(),
+                b"146".to_vec(),
+                b"147".to_vec()
+            ]
+        );
+        assert!(s.frames.is_empty());
+    }
+
+    #[test]
+    fn the_standby_keeps_the_newest_frames_and_counts_the_rest() {
+        let mut s = StandbyRx::default();
+        for i in 0..STANDBY_RX_FRAMES + 3 {
+            s.keep(vec![(i % 256) as u8], true);
+        }
+        assert_eq!(s.frames.len(), STANDBY_RX_FRAMES);
+        assert_eq!(s.dropped, 3);
+        assert_eq!(s.frames.front().map(|e| e.2[0]), Some(3));
     }
 
     #[test]

@@ -35,37 +35,49 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/scripts/colo"
-CACHE="${HAC_VU_CACHE:-$ROOT/target/vfio-user}"
-QCACHE="${HAC_QEMU_CACHE:-$ROOT/target/qemu}"
-TREE="$CACHE/trixie"
 DELAY_MS="${HAC_COLO_DELAY_MS:-20}"
 SECONDS_ON="${HAC_COLO_SECONDS:-10}"
 MEM="${HAC_COLO_MEM:-256M}"
 REPLUG="${HAC_COLO_REPLUG:-0}"
 LOGS="${HAC_COLO_LOGS:-$ROOT/target/colo/logs}"
-TARGET=x86_64-unknown-linux-gnu
 START=$(date +%s)
 
 die() { echo "colo/run.sh: error: $*" >&2; exit 2; }
 log() { echo "colo/run.sh: [$(($(date +%s) - START))s] $*" >&2; }
+
+# Each run of the steps below is an attempt. An attempt exits 3 when the secondary's guest
+# kernel died under COLO (its report printed, and the primary's side checked up to then: no
+# frame released before its commit): COLO's own secondary failed, not our output commit
+# (docs/colo.md, "The secondary's guest died"). Such an attempt is run again, at most
+# HAC_COLO_RETRIES times (default 1), its logs kept in <logs>.attempt<n>, and the count printed.
+if [ -z "${HAC_COLO_ATTEMPT:-}" ]; then
+    attempt=1
+    while :; do
+        rc=0
+        HAC_COLO_ATTEMPT=$attempt "$0" "$@" || rc=$?
+        if [ "$rc" = 3 ] && [ "$attempt" -le "${HAC_COLO_RETRIES:-1}" ]; then
+            rm -rf "$LOGS.attempt$attempt"
+            cp -a "$LOGS" "$LOGS.attempt$attempt"
+            echo "colo: attempt $attempt: the secondary's guest kernel died under COLO (above; logs in $LOGS.attempt$attempt): running again"
+            attempt=$((attempt + 1))
+            continue
+        fi
+        [ "$rc" = 3 ] && rc=1
+        echo "colo: $attempt attempt(s), $((attempt - 1)) run again after the secondary's guest died; wall time $(($(date +%s) - START)) s"
+        exit "$rc"
+    done
+fi
 # shellcheck source=../lib/initramfs.sh
 . "$ROOT/scripts/lib/initramfs.sh"
+# shellcheck source=../lib/vfio-user-tree.sh
+. "$ROOT/scripts/lib/vfio-user-tree.sh"
 
 [ "$(id -u)" = 0 ] || die "run as root (QEMU runs with chroot, the peer in a network namespace)"
 for t in ip python3 dumpcap tshark; do command -v $t >/dev/null || die "needs $t"; done
-[ -f "$CACHE/trixie.ok" ] || die "no QEMU tree in $TREE: run scripts/vfio-user/setup.sh first"
-[ -f "$QCACHE/kernel.ok" ] || die "no guest kernel in $QCACHE: run scripts/vfio-user/setup.sh first"
-KVER="$(cat "$QCACHE/kver")"
+vu_tree_init
 
 # 1. The static hac binary (as scripts/vfio-user/run.sh builds it).
-HAC="${HAC_QEMU_HAC:-$ROOT/target/$TARGET/release/hac}"
-if [ -z "${HAC_QEMU_HAC:-}" ] && { [ "${HAC_QEMU_NO_BUILD:-0}" != 1 ] || [ ! -x "$HAC" ]; }; then
-    log "building static hac"
-    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_LTO=false \
-        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
-        cargo build --release --quiet -p hac-utility --target $TARGET) || die "cargo build failed"
-fi
-[ -x "$HAC" ] || die "$HAC is not an executable"
+vu_static_hac
 
 # 2. The initramfs: busybox, igbvf, iproute2, the guest script.
 mkdir -p "$LOGS"
@@ -102,10 +114,7 @@ cleanup() {
     rm -rf "$SHARE"
 }
 trap cleanup EXIT
-for d in proc sys dev; do mount --bind "/$d" "$TREE/$d" && mounted+=("$TREE/$d"); done
-mkdir -p "$TREE/hac-share"
-mount --bind "$SHARE" "$TREE/hac-share" && mounted+=("$TREE/hac-share")
-QEMU_VERSION=$(chroot "$TREE" /usr/bin/qemu-system-x86_64 --version | head -n1 | awk '{print $4}')
+vu_tree_mount "$SHARE"
 
 # 3. The peer: the primary's daemon in a namespace with its TAP; the backup's daemon (its VF
 # is what the secondary QEMU attaches; its wire is the same namespace after failover).
@@ -195,6 +204,24 @@ qmp "$SHARE/qmpP.sock" --wait-status colo 180 >"$LOGS/colo-start.json" 2>>"$LOGS
 log "COLO running ($(cat "$LOGS/colo-start.json")); protected RTT for ${SECONDS_ON}s"
 ip netns exec "$NETNS" /bin/busybox ping -c $((SECONDS_ON * 20)) -i 0.05 -W 2 10.99.0.1 >"$LOGS/ping-colo.txt" 2>&1 || true
 qmp "$SHARE/qmpP.sock" query-colo-status >>"$LOGS/qmp.log" 2>&1 || true
+# The secondary must have lived through it: when its guest kernel dies, its QEMU ends
+# (-no-reboot), the primary leaves COLO (COLO_EXIT) and the bridge releases what it held (the
+# backup is gone). There is nothing to fail over to: the verdict says so and checks what the
+# primary's side did until then.
+if ! qmp "$SHARE/qmpS.sock" query-status >/dev/null 2>&1; then
+    log "the secondary QEMU is gone ($(tail -n1 "$LOGS/qemuS.log"))"
+    kill -KILL "$(cat "$SHARE/qemuP.pid")" 2>/dev/null || true
+    wait "$BRIDGE" 2>/dev/null || true
+    cp "$SHARE/serialS.log" "$SHARE/serialP.log" "$LOGS/" 2>/dev/null || true
+    kill -INT "$DUMPCAP" 2>/dev/null || true
+    wait "$DUMPCAP" 2>/dev/null || true
+    set +e
+    python3 "$HERE/verdict.py" "$LOGS" "$GUEST_MAC" "$DELAY_MS" --secondary-died
+    rc=$?
+    set -e
+    echo "colo: wall time $(($(date +%s) - START)) s"
+    exit $rc
+fi
 
 # 6. Failover: SIGKILL the primary QEMU; the secondary takes over.
 log "SIGKILL of the primary QEMU"

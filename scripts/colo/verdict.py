@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""The verdict of scripts/colo/run.sh: verdict.py LOGS GUEST_MAC DELAY_MS.
+"""The verdict of scripts/colo/run.sh: verdict.py LOGS GUEST_MAC DELAY_MS [--secondary-died].
 
 Reads the bridge's summary (bridge.json) and log (bridge.log), the wire capture
 (wire.pcapng: interface 0 is the primary daemon's TAP, 1 the backup's), the namespace's pings
 and the failover record; prints figures and PASS/FAIL lines (INFO for the failover path, which
 QEMU may not allow); exit 1 when a check fails.
+
+With --secondary-died (the secondary QEMU was gone at the end of the protected run): prints
+the secondary guest kernel's report and checks the primary's side until COLO ended (no frame
+captured before the commit that released it, until the bridge's `unprotect`; the primary's
+kernel clean); exit 3 when those pass and the secondary's kernel did report a fault, 1
+otherwise (a secondary that died without a kernel report is not this case).
 """
 import json
 import os
@@ -13,6 +19,7 @@ import subprocess
 import sys
 
 logs, mac, delay = sys.argv[1], sys.argv[2].lower(), int(sys.argv[3])
+secondary_died = "--secondary-died" in sys.argv[4:]
 results = []
 
 
@@ -34,6 +41,35 @@ def ping_times(name):
 
 def q(v, p):
     return v[min(len(v) - 1, (len(v) - 1) * p // 100)] if v else float("nan")
+
+
+# A guest kernel's fault on its console (the secondary's console is its own: under COLO it
+# runs between checkpoints and prints what it runs).
+OOPS = re.compile(r"BUG: |Oops|Kernel panic|general protection fault|WARNING: CPU|Attempted to kill|RIP: ")
+
+
+def kernel_report(text):
+    lines = text.replace("\r", "").splitlines()
+    at = next((i for i, l in enumerate(lines) if OOPS.search(l)), None)
+    return [] if at is None else lines[max(0, at - 2):at + 70]
+
+
+def early_frames(until_us):
+    """The guest's frames captured on the primary's wire from the first commit until until_us,
+    counted up to each capture time, against what the commits sent before that time released:
+    (frames, the ones over)."""
+    if not commits:
+        return [], []
+    prot = [t for t, i in frames if i == 0 and commits[0][0] <= t < until_us]
+    early, ci, n = [], 0, 0
+    for t in prot:
+        n += 1
+        while ci + 1 < len(commits) and commits[ci + 1][0] <= t:
+            ci += 1
+        allowed = commits[ci][1] - r0 if commits[ci][0] <= t else 0
+        if n > allowed:
+            early.append((t, n, allowed))
+    return prot, early
 
 
 try:
@@ -76,6 +112,32 @@ plain, colo = ping_times("ping-plain.txt"), ping_times("ping-colo.txt")
 print("peer -> guest RTT unprotected: n=%d p50 %.2f p95 %.2f ms; under COLO with output commit: n=%d p50 %.2f p95 %.2f max %.2f ms"
       % (len(plain), q(plain, 50), q(plain, 95), len(colo), q(colo, 50), q(colo, 95), q(colo, -1) if colo else float("nan")))
 
+if secondary_died:
+    # COLO ended when the secondary died; what the primary's side did until then still counts.
+    ends = [e["t_us"] for e in log if e.get("action", {}).get("op") in ("unprotect", "failover")]
+    until = ends[0] if ends else 1 << 62
+    prot, early = early_frames(until)
+    check("colo-no-early-release", not early,
+          "%d of %d frames captured before the commit that released them (first: t=%s, frame #%s, released %s)"
+          % (len(early), len(prot), *(early[0] if early else ("-", "-", "-"))))
+    check("colo-primary-kernel", not kernel_report(read("serialP.log")),
+          "the primary guest's kernel reported a fault:\n" + "\n".join("  primary| %s" % l for l in kernel_report(read("serialP.log"))))
+    report = kernel_report(read("serialS.log"))
+    print("SECONDARY-DIED: the secondary QEMU ended under COLO after %d checkpoints (bridge: %s); %d guest frames on the primary's wire until COLO ended, none before its commit: %s"
+          % (len(commits), summary.get("end"), len(prot), "yes" if not early else "NO"))
+    if report:
+        print("the secondary guest's kernel (serialS.log):")
+        for l in report:
+            print("  secondary| %s" % l)
+    else:
+        check("colo-secondary-kernel", False, "the secondary QEMU ended without a guest kernel report (qemuS.log: %s)"
+              % " | ".join(read("qemuS.log").strip().splitlines()[-3:]))
+    for r in results:
+        print(r)
+    failed = sum(1 for r in results if not r.startswith("PASS"))
+    print("%d passed, %d failed; the secondary's guest died" % (len(results) - failed, failed))
+    sys.exit(1 if failed else 3)
+
 check("colo-checkpoints", summary.get("committed", 0) >= 20 and bool(commits),
       "%s checkpoints committed (bridge: %s)" % (summary.get("committed"), read("bridge.err").strip()[-300:]))
 # Late checkpoints are safe (not committed at their RESUME, covered by the next commit); too
@@ -88,22 +150,19 @@ check("colo-guest-traffic", len(plain) >= 50 and len(colo) >= 20,
 fo = read("failover.txt")
 kill_m = re.search(r"kill_us (\d+)", fo)
 kill_us = int(kill_m.group(1)) if kill_m else 1 << 62
+# The end of the protected run on the primary's wire: the secondary's takeover. A commit sent
+# just before the SIGKILL releases its frames just after it (0.85 ms after, once in ten runs),
+# and they are the primary's; the backup's guest can send only once it runs alone, after the
+# takeover (x-colo-lost-heartbeat). After it the Linux bridge floods the backup's broadcasts
+# into the primary's TAP too.
+take_m = re.search(r"takeover_us (\d+)", fo)
+end_us = int(take_m.group(1)) if take_m else kill_us
 
 # No frame before its commit: the guest's frames captured on the primary's wire from the first
-# commit until the primary was killed (afterwards the Linux bridge floods the backup's
-# broadcasts into the primary's TAP too), counted up to each capture time, never exceed what the commits sent before that
-# time released. And every released frame is on the wire.
+# commit until the secondary took over (end_us, above), counted up to each capture time, never
+# exceed what the commits sent before that time released. And every released frame is on the wire.
 if commits:
-    first = commits[0][0]
-    prot = [t for t, i in frames if i == 0 and first <= t < kill_us]
-    early, ci, n = [], 0, 0
-    for t in prot:
-        n += 1
-        while ci + 1 < len(commits) and commits[ci + 1][0] <= t:
-            ci += 1
-        allowed = commits[ci][1] - r0 if commits[ci][0] <= t else 0
-        if n > allowed:
-            early.append((t, n, allowed))
+    prot, early = early_frames(end_us)
     check("colo-no-early-release", not early and len(prot) > 0,
           "%d of %d frames captured before the commit that released them (first: t=%s, frame #%s, released %s)"
           % (len(early), len(prot), *(early[0] if early else ("-", "-", "-"))))
@@ -149,6 +208,17 @@ else:
 tail = [l for l in serial_s.splitlines() if "igbvf" in l or "HAC-COLO" in l][-8:]
 for l in tail:
     print("  secondary| %s" % l.strip())
+
+# Both guests' kernels: no oops, no panic, no warning splat on either console. A guest kernel
+# that died takes its QEMU with it (-no-reboot): the secondary must also have answered the
+# takeover. On failure the kernel's report is printed as it is, the call trace included.
+for side, name in (("primary", "serialP.log"), ("secondary", "serialS.log")):
+    report = kernel_report(read(name))
+    check("colo-%s-kernel" % side, not report,
+          "the %s guest's kernel reported a fault (%s):\n%s" % (side, name, "\n".join("  %s| %s" % (side, l) for l in report)))
+check("colo-secondary-took-over", '"running": true' in fo,
+      "the secondary QEMU did not run on its own after the takeover (failover.txt: %s; qemuS.log: %s)"
+      % (" | ".join(l.strip() for l in fo.splitlines())[-300:], read("qemuS.log").strip().splitlines()[-1:] or "empty"))
 
 for r in results:
     print(r)

@@ -30,25 +30,22 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/scripts/vfio-user"
-CACHE="${HAC_VU_CACHE:-$ROOT/target/vfio-user}"
-QCACHE="${HAC_QEMU_CACHE:-$ROOT/target/qemu}"
-TREE="$CACHE/trixie"
 TIMEOUT="${HAC_VU_TIMEOUT:-300}"
 VFS="${HAC_VU_VFS:-0,1}"
 EPOCH_MS="${HAC_VU_EPOCH_MS:-20}"
 FAMILY="${HAC_VU_FAMILY:-igb}"
 PEERS="${HAC_VU_PEERS:-smoltcp linux}"
-TARGET=x86_64-unknown-linux-gnu
 case "$FAMILY" in
 igb) MODULES=(igbvf) ;;
 mlx5) MODULES=(mlx5_core) ;; # with mlxfw and pci-hyperv-intf, its dependencies
 *) echo "vfio-user/run.sh: error: HAC_VU_FAMILY must be igb or mlx5, not '$FAMILY'" >&2; exit 2 ;;
 esac
-LOGS="$CACHE/logs"
 
 die() { echo "vfio-user/run.sh: error: $*" >&2; exit 2; }
 # shellcheck source=../lib/initramfs.sh
 . "$ROOT/scripts/lib/initramfs.sh"
+# shellcheck source=../lib/vfio-user-tree.sh
+. "$ROOT/scripts/lib/vfio-user-tree.sh"
 log() { echo "vfio-user/run.sh: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || die "run as root (QEMU runs with chroot)"
@@ -56,19 +53,11 @@ for p in $PEERS; do
     case "$p" in smoltcp | linux) ;; *) die "HAC_VU_PEERS: unknown peer '$p' (smoltcp, linux)" ;; esac
 done
 case " $PEERS " in *" linux "*) command -v ip >/dev/null || die "the linux peer needs iproute2 (ip)" ;; esac
-[ -f "$CACHE/trixie.ok" ] || die "no QEMU tree in $TREE: run scripts/vfio-user/setup.sh first"
-[ -f "$QCACHE/kernel.ok" ] || die "no guest kernel in $QCACHE: run scripts/vfio-user/setup.sh first"
-KVER="$(cat "$QCACHE/kver")"
+vu_tree_init
+LOGS="$CACHE/logs"
 
 # 1. The static hac binary (as scripts/qemu/run.sh builds it).
-HAC="${HAC_QEMU_HAC:-$ROOT/target/$TARGET/release/hac}"
-if [ -z "${HAC_QEMU_HAC:-}" ] && { [ "${HAC_QEMU_NO_BUILD:-0}" != 1 ] || [ ! -x "$HAC" ]; }; then
-    log "building static hac"
-    (cd "$ROOT" && RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_LTO=false \
-        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=0 \
-        cargo build --release --quiet -p hac-utility --target $TARGET) || die "cargo build failed"
-fi
-[ -x "$HAC" ] || die "$HAC is not an executable"
+vu_static_hac
 
 # 2. The initramfs: busybox, igbvf, the guest script.
 IR="$CACHE/initramfs"
@@ -117,12 +106,7 @@ cleanup() {
 trap cleanup EXIT
 
 # QEMU runs in the tree.
-for d in proc sys dev; do
-    mount --bind "/$d" "$TREE/$d" && mounted+=("$TREE/$d")
-done
-mkdir -p "$TREE/hac-share"
-mount --bind "$SHARE" "$TREE/hac-share" && mounted+=("$TREE/hac-share")
-QEMU_VERSION=$(chroot "$TREE" /usr/bin/qemu-system-x86_64 --version | head -n1 | awk '{print $4}')
+vu_tree_mount "$SHARE"
 
 # busybox ping summary "round-trip min/avg/max = a/b/c ms" → "a b c"; loss percentage.
 rtt_of() { sed -n 's#.*min/avg/max = \([0-9.]*\)/\([0-9.]*\)/\([0-9.]*\) ms.*#\1 \2 \3#p' "$1" 2>/dev/null; }

@@ -45,8 +45,8 @@ def main():
             if st == want:
                 print(json.dumps({"status": st, "after_s": round(time.time() - t0, 2)}))
                 return 0
-            if st in ("failed", "cancelled"):
-                break
+            if st in ("failed", "cancelled", "completed"):
+                break  # "completed" while waiting for "colo": COLO ended (or never began)
             time.sleep(0.2)
         print("status %s, not %s" % (st, want), file=sys.stderr)
         return 1

@@ -151,7 +151,7 @@ fo = read("failover.txt")
 kill_m = re.search(r"kill_us (\d+)", fo)
 kill_us = int(kill_m.group(1)) if kill_m else 1 << 62
 # The end of the protected run on the primary's wire: the secondary's takeover. A commit sent
-# just before the SIGKILL releases its frames just after it (0.85 ms after, once in ten runs),
+# just before the SIGKILL releases its frames just after it (0.85 ms after it, in 1 of 20 runs),
 # and they are the primary's; the backup's guest can send only once it runs alone, after the
 # takeover (x-colo-lost-heartbeat). After it the Linux bridge floods the backup's broadcasts
 # into the primary's TAP too.

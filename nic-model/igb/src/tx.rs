@@ -502,6 +502,21 @@ impl TxEngines {
             .min()
     }
 
+    /// Whether a queue that stopped on its run budget may run again at `now`
+    /// ([`TxEngines::continue_pending`] has work).
+    pub(crate) fn any_due(&self, now: SimTime) -> bool {
+        self.queues.iter().any(|s| s.pending && s.resume_at <= now)
+    }
+
+    /// Whether a queue of `pool` stopped for backpressure
+    /// ([`TxEngines::resume_backpressured`] has work).
+    pub(crate) fn any_blocked(&self, pool: PoolIndex) -> bool {
+        (0..QUEUES_PER_VF).any(|vq| {
+            QueueIndex::new(pool.get() + vq * NUM_POOLS)
+                .is_some_and(|q| self.queues[q.get()].blocked)
+        })
+    }
+
     /// Lets queues of `pool` that stopped for backpressure fetch again.
     pub(crate) fn resume_backpressured(&mut self, dp: &mut Datapath<'_>, pool: PoolIndex) {
         for vq in 0..QUEUES_PER_VF {

@@ -264,6 +264,7 @@ impl TxEngines {
                     | (u64::from(dp.regs.get(PfReg::TDWBAH(qi))) << 32),
             )
         });
+        let mut fetched = Fetched::default();
         let mut wrote_back = false;
         let mut fault = None;
         let mut descriptors = 0u32;
@@ -304,11 +305,16 @@ impl TxEngines {
             }
             self.queues[q.get()].blocked = false;
             let at = Iova(base.wrapping_add(u64::from(head) * desc::DESCRIPTOR_LEN as u64));
-            let mut raw = [0u8; desc::DESCRIPTOR_LEN];
-            if let Err(e) = dp.dma_read(owner, at, &mut raw) {
-                fault = Some(e);
-                break;
-            }
+            let raw = match fetched.get(head) {
+                Some(raw) => raw,
+                None => match fetched.fetch(dp, owner, at, head, tail, count) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        fault = Some(e);
+                        break;
+                    }
+                },
+            };
             let d = Descriptor::from_array(raw);
             let dword2 = d.dword2();
             let mut eop = false;
@@ -526,6 +532,82 @@ impl TxEngines {
                 self.kick(dp, q);
             }
         }
+    }
+}
+
+/// Descriptors one DMA read of [`Fetched::fetch`] brings in at most (a model choice: a
+/// driver's batch; the hardware fetches descriptors in bursts into an on-chip cache).
+const TX_FETCH_DESCRIPTORS: usize = 32;
+
+/// The descriptors of one run fetched ahead of the engine, like the hardware's descriptor
+/// prefetch: one DMA read for the descriptors from the head up to the tail (or the ring's
+/// end), at most [`TX_FETCH_DESCRIPTORS`]. A descriptor is used as it was read; the engine owns
+/// `[TDH, TDT)`, so software does not change them meanwhile. Reading has no side effect, so
+/// descriptors fetched but not processed (the run stops on its budget, on backpressure or on a
+/// fault) are simply forgotten and read again by the next run.
+struct Fetched {
+    bytes: [u8; TX_FETCH_DESCRIPTORS * desc::DESCRIPTOR_LEN],
+    /// Ring index of the first descriptor in `bytes`.
+    first: u32,
+    /// Descriptors in `bytes`.
+    count: u32,
+}
+
+impl Default for Fetched {
+    fn default() -> Fetched {
+        Fetched {
+            bytes: [0; TX_FETCH_DESCRIPTORS * desc::DESCRIPTOR_LEN],
+            first: 0,
+            count: 0,
+        }
+    }
+}
+
+impl Fetched {
+    /// Descriptor `index`, if it was fetched.
+    fn get(&self, index: u32) -> Option<[u8; desc::DESCRIPTOR_LEN]> {
+        let k = index.checked_sub(self.first).filter(|&k| k < self.count)? as usize;
+        let mut raw = [0u8; desc::DESCRIPTOR_LEN];
+        raw.copy_from_slice(
+            self.bytes
+                .get(k * desc::DESCRIPTOR_LEN..(k + 1) * desc::DESCRIPTOR_LEN)?,
+        );
+        Some(raw)
+    }
+
+    /// Fetches descriptor `head` at `at` and those after it up to `tail` or the end of the
+    /// `count`-entry ring, and returns the first. When the longer read faults (part of the run
+    /// is not mapped), only descriptor `head` is read, so the engine processes every descriptor
+    /// before an unmapped one and faults on exactly that one, as it does one by one.
+    fn fetch(
+        &mut self,
+        dp: &Datapath<'_>,
+        owner: FunctionId,
+        at: Iova,
+        head: u32,
+        tail: u32,
+        count: u32,
+    ) -> Result<[u8; desc::DESCRIPTOR_LEN], DmaFault> {
+        self.count = 0;
+        let run = if tail > head {
+            tail - head
+        } else {
+            count - head
+        };
+        let n = (run as usize).min(TX_FETCH_DESCRIPTORS);
+        if n > 1
+            && let Some(window) = self.bytes.get_mut(..n * desc::DESCRIPTOR_LEN)
+            && dp.dma_read(owner, at, window).is_ok()
+        {
+            self.first = head;
+            self.count = n as u32;
+            if let Some(raw) = self.get(head) {
+                return Ok(raw);
+            }
+        }
+        let mut raw = [0u8; desc::DESCRIPTOR_LEN];
+        dp.dma_read(owner, at, &mut raw)?;
+        Ok(raw)
     }
 }
 

@@ -230,6 +230,69 @@ fn vlan_anti_spoof_drops_foreign_tags() {
 }
 
 #[test]
+fn a_ring_running_off_the_mapping_sends_every_mapped_descriptor_then_faults_on_the_first_unmapped()
+{
+    // The engine fetches descriptors in batches; a batch that runs past the mapping must not
+    // change what happens one by one: descriptors 0..8 of the 16-entry ring are mapped (the
+    // last 128 bytes of the VF's memory), 8..16 are not.
+    let mut nic = bring_up(1, capture_config());
+    let mut a = VfRings::new(&mut nic, 0, 16, 8);
+    let len = VfRings::mem_len(16, 8) as u64;
+    let ring_off = len - 128;
+    let ring = IOVA_BASE + ring_off;
+    let v = vf(0);
+    nic.vf_write(v, VfReg::TXDCTL(0), 0);
+    nic.vf_write(v, VfReg::TDBAL(0), ring as u32);
+    nic.vf_write(v, VfReg::TDBAH(0), (ring >> 32) as u32);
+    nic.vf_write(v, VfReg::TDH(0), 0);
+    nic.vf_write(v, VfReg::TDT(0), 0);
+    nic.vf_write(v, VfReg::TXDCTL(0), 1 << 25);
+    let mut sent = Vec::new();
+    for i in 0..8u32 {
+        let f = udp_frame(PEER, vf_mac(0), i, 60 + 10 * i as usize);
+        let buf = TX_BUF_OFF + u64::from(i) * BUF_SIZE;
+        assert!(a.mem.write_checked(buf, &f));
+        let mut d = igb_model::igb_hw::desc::Descriptor::from_array([0u8; 16]);
+        TxDataRepr {
+            buffer: IOVA_BASE + buf,
+            length: f.len() as u16,
+            eop: true,
+            ifcs: true,
+            rs: true,
+            paylen: f.len() as u32,
+            ..Default::default()
+        }
+        .emit(&mut d);
+        assert!(
+            a.mem
+                .write_checked(ring_off + u64::from(i) * 16, &d.into_inner())
+        );
+        sent.push(f);
+    }
+    a.tx_tail = 12;
+    a.doorbell(&mut nic);
+    nic.drain();
+    let wire: Vec<Vec<u8>> = nic
+        .take_wire_capture()
+        .into_iter()
+        .map(|w| w.data.to_vec())
+        .collect();
+    assert_eq!(wire, sent, "every mapped descriptor's frame, in order");
+    assert_eq!(nic.counters().dma_faults, 1);
+    assert_eq!(
+        nic.vf_read(v, VfReg::TDH(0)),
+        8,
+        "stopped on the first unmapped one"
+    );
+    assert!(nic.vf_snapshot(v).faulted[0]);
+    for i in 0..8u64 {
+        let mut b = [0u8; 4];
+        assert!(a.mem.read_checked(ring_off + i * 16 + 12, &mut b));
+        assert_eq!(u32::from_le_bytes(b) & 1, 1, "DD of descriptor {i}");
+    }
+}
+
+#[test]
 fn dma_fault_stops_one_vf_while_another_keeps_running() {
     let mut nic = bring_up(2, capture_config());
     let mut a = VfRings::new(&mut nic, 0, 8, 8);

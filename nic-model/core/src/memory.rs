@@ -105,31 +105,29 @@ impl DmaTarget for SharedMemory {
     }
 
     fn read(&self, offset: u64, buf: &mut [u8]) {
-        let mut pos = offset as usize;
-        let mut out = 0;
-        // A partial first word, then whole words in one pass, then a partial last word.
-        let start = pos % 8;
-        if start != 0 && !buf.is_empty() {
-            let word = self.words[pos / 8].load(Ordering::Relaxed).to_le_bytes();
-            let n = (8 - start).min(buf.len());
-            buf[..n].copy_from_slice(&word[start..start + n]);
-            out = n;
-            pos += n;
+        // A partial first word, then whole words in one pass, then a partial last word; the
+        // partial words are moved with fixed-size copies (no variable-length `memcpy`).
+        let mut word = (offset / 8) as usize;
+        let start = (offset % 8) as usize;
+        let mut rest = buf;
+        if start != 0 && !rest.is_empty() {
+            let n = (8 - start).min(rest.len());
+            let (head, tail) = rest.split_at_mut(n);
+            store_low_bytes(
+                self.words[word].load(Ordering::Relaxed) >> (8 * start),
+                head,
+            );
+            rest = tail;
+            word += 1;
         }
-        let whole = (buf.len() - out) / 8;
-        let first = pos / 8;
-        for (chunk, cell) in buf[out..out + 8 * whole]
-            .chunks_exact_mut(8)
-            .zip(&self.words[first..first + whole])
-        {
+        let mut chunks = rest.chunks_exact_mut(8);
+        let whole = chunks.len();
+        for (chunk, cell) in (&mut chunks).zip(&self.words[word..word + whole]) {
             chunk.copy_from_slice(&cell.load(Ordering::Relaxed).to_le_bytes());
         }
-        out += 8 * whole;
-        pos += 8 * whole;
-        if out < buf.len() {
-            let word = self.words[pos / 8].load(Ordering::Relaxed).to_le_bytes();
-            let n = buf.len() - out;
-            buf[out..].copy_from_slice(&word[..n]);
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            store_low_bytes(self.words[word + whole].load(Ordering::Relaxed), tail);
         }
     }
 
@@ -148,44 +146,74 @@ impl DmaTarget for SharedMemory {
     }
 
     fn write(&self, offset: u64, data: &[u8]) {
-        let mut pos = offset as usize;
-        let mut inp = 0;
         // A partial first word, then whole words in one pass, then a partial last word.
-        let start = pos % 8;
-        if start != 0 && !data.is_empty() {
-            let n = (8 - start).min(data.len());
-            merge_bytes(&self.words[pos / 8], start, &data[..n]);
-            inp = n;
-            pos += n;
+        let mut word = (offset / 8) as usize;
+        let start = (offset % 8) as usize;
+        let mut rest = data;
+        if start != 0 && !rest.is_empty() {
+            let n = (8 - start).min(rest.len());
+            let (head, tail) = rest.split_at(n);
+            merge_bytes(&self.words[word], start, head);
+            rest = tail;
+            word += 1;
         }
-        let whole = (data.len() - inp) / 8;
-        let first = pos / 8;
-        for (chunk, cell) in data[inp..inp + 8 * whole]
-            .chunks_exact(8)
-            .zip(&self.words[first..first + whole])
-        {
+        let mut chunks = rest.chunks_exact(8);
+        let whole = chunks.len();
+        for (chunk, cell) in (&mut chunks).zip(&self.words[word..word + whole]) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
             cell.store(u64::from_le_bytes(w), Ordering::Relaxed);
         }
-        inp += 8 * whole;
-        pos += 8 * whole;
-        if inp < data.len() {
-            merge_bytes(&self.words[pos / 8], 0, &data[inp..]);
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            merge_bytes(&self.words[word + whole], 0, tail);
         }
+    }
+}
+
+/// Stores the low `out.len()` (at most 8) bytes of `w`, little-endian, into `out`, with two
+/// fixed-size copies that may overlap.
+#[inline(always)]
+fn store_low_bytes(w: u64, out: &mut [u8]) {
+    let b = w.to_le_bytes();
+    let n = out.len().min(8);
+    if n >= 4 {
+        out[..4].copy_from_slice(&b[..4]);
+        out[n - 4..n].copy_from_slice(&b[n - 4..n]);
+    } else if n >= 2 {
+        out[..2].copy_from_slice(&b[..2]);
+        out[n - 2..n].copy_from_slice(&b[n - 2..n]);
+    } else if n == 1 {
+        out[0] = b[0];
+    }
+}
+
+/// The bytes of `d` (at most 8) as the low bytes of a little-endian word, read with two
+/// fixed-size loads that may overlap.
+#[inline(always)]
+fn load_low_bytes(d: &[u8]) -> u64 {
+    let n = d.len().min(8);
+    let le32 = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let le16 = |b: &[u8]| u64::from(u16::from_le_bytes([b[0], b[1]]));
+    if n >= 4 {
+        le32(&d[..4]) | le32(&d[n - 4..n]) << (8 * (n - 4))
+    } else if n >= 2 {
+        le16(&d[..2]) | le16(&d[n - 2..n]) << (8 * (n - 2))
+    } else if n == 1 {
+        u64::from(d[0])
+    } else {
+        0
     }
 }
 
 /// Stores `bytes` at byte `start` of `cell`, atomically merged so that a concurrent writer of the
 /// other bytes of the same word is not lost.
+#[inline]
 fn merge_bytes(cell: &AtomicU64, start: usize, bytes: &[u8]) {
     // `start + bytes.len() <= 8` (the callers split at word boundaries).
-    let mut w = [0u8; 8];
-    w[start..start + bytes.len()].copy_from_slice(bytes);
-    let bits = u64::from_le_bytes(w);
-    let mut m = [0u8; 8];
-    m[start..start + bytes.len()].fill(0xFF);
-    let mask = u64::from_le_bytes(m);
+    let n = bytes.len();
+    let bits = load_low_bytes(bytes) << (8 * start);
+    let mask = (u64::MAX >> (64 - 8 * n.clamp(1, 8))) << (8 * start);
     let mut cur = cell.load(Ordering::Relaxed);
     loop {
         let new = (cur & !mask) | bits;

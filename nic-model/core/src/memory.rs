@@ -120,12 +120,11 @@ impl DmaTarget for SharedMemory {
             rest = tail;
             word += 1;
         }
-        let mut chunks = rest.chunks_exact_mut(8);
+        let (chunks, tail) = rest.as_chunks_mut::<8>();
         let whole = chunks.len();
-        for (chunk, cell) in (&mut chunks).zip(&self.words[word..word + whole]) {
-            chunk.copy_from_slice(&cell.load(Ordering::Relaxed).to_le_bytes());
+        for (chunk, cell) in chunks.iter_mut().zip(&self.words[word..word + whole]) {
+            *chunk = cell.load(Ordering::Relaxed).to_le_bytes();
         }
-        let tail = chunks.into_remainder();
         if !tail.is_empty() {
             store_low_bytes(self.words[word + whole].load(Ordering::Relaxed), tail);
         }
@@ -157,14 +156,11 @@ impl DmaTarget for SharedMemory {
             rest = tail;
             word += 1;
         }
-        let mut chunks = rest.chunks_exact(8);
+        let (chunks, tail) = rest.as_chunks::<8>();
         let whole = chunks.len();
-        for (chunk, cell) in (&mut chunks).zip(&self.words[word..word + whole]) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            cell.store(u64::from_le_bytes(w), Ordering::Relaxed);
+        for (chunk, cell) in chunks.iter().zip(&self.words[word..word + whole]) {
+            cell.store(u64::from_le_bytes(*chunk), Ordering::Relaxed);
         }
-        let tail = chunks.remainder();
         if !tail.is_empty() {
             merge_bytes(&self.words[word + whole], 0, tail);
         }

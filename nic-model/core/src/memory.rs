@@ -105,8 +105,8 @@ impl DmaTarget for SharedMemory {
     }
 
     fn read(&self, offset: u64, buf: &mut [u8]) {
-        // A partial first word, then whole words in one pass, then a partial last word; the
-        // partial words are moved with fixed-size copies (no variable-length `memcpy`).
+        // A partial first word, then whole words in one pass, then a partial last word; every
+        // copy has a fixed size (no variable-length `memcpy`; a chunk is always 8 bytes).
         let mut word = (offset / 8) as usize;
         let start = (offset % 8) as usize;
         let mut rest = buf;
@@ -120,10 +120,15 @@ impl DmaTarget for SharedMemory {
             rest = tail;
             word += 1;
         }
-        let (chunks, tail) = rest.as_chunks_mut::<8>();
-        let whole = chunks.len();
-        for (chunk, cell) in chunks.iter_mut().zip(&self.words[word..word + whole]) {
-            *chunk = cell.load(Ordering::Relaxed).to_le_bytes();
+        let whole = rest.len() / 8;
+        let (body, tail) = rest.split_at_mut(8 * whole);
+        for (chunk, cell) in body
+            .chunks_exact_mut(8)
+            .zip(&self.words[word..word + whole])
+        {
+            if let Ok(c) = <&mut [u8; 8]>::try_from(chunk) {
+                *c = cell.load(Ordering::Relaxed).to_le_bytes();
+            }
         }
         if !tail.is_empty() {
             store_low_bytes(self.words[word + whole].load(Ordering::Relaxed), tail);
@@ -156,10 +161,12 @@ impl DmaTarget for SharedMemory {
             rest = tail;
             word += 1;
         }
-        let (chunks, tail) = rest.as_chunks::<8>();
-        let whole = chunks.len();
-        for (chunk, cell) in chunks.iter().zip(&self.words[word..word + whole]) {
-            cell.store(u64::from_le_bytes(*chunk), Ordering::Relaxed);
+        let whole = rest.len() / 8;
+        let (body, tail) = rest.split_at(8 * whole);
+        for (chunk, cell) in body.chunks_exact(8).zip(&self.words[word..word + whole]) {
+            if let Ok(c) = <[u8; 8]>::try_from(chunk) {
+                cell.store(u64::from_le_bytes(c), Ordering::Relaxed);
+            }
         }
         if !tail.is_empty() {
             merge_bytes(&self.words[word + whole], 0, tail);

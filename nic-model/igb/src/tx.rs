@@ -164,6 +164,9 @@ pub(crate) struct TxEngines {
     chunks: ChunkPool,
     /// Rate limiters: PF configuration, kept across queue and VF resets (a PF reset clears them).
     limiters: [RateLimiter; NUM_QUEUES],
+    /// Bit q: queue q is pending (the same as its `pending` flag), so the event loop's
+    /// per-frame look-ups cost nothing while no queue is.
+    pending_queues: u16,
 }
 
 impl TxEngines {
@@ -172,6 +175,7 @@ impl TxEngines {
     pub(crate) fn reset(&mut self, q: usize) {
         if let Some(s) = self.queues.get_mut(q) {
             *s = TxQueueState::default();
+            self.pending_queues &= !(1 << q);
         }
     }
 
@@ -231,6 +235,7 @@ impl TxEngines {
     /// Runs TX queue `q` as far as it can go now, within one run's budget.
     pub(crate) fn kick(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {
         self.queues[q.get()].pending = false;
+        self.pending_queues &= !(1 << q.get());
         let owner = dp.queue_owner(q);
         if !self.enabled(dp, q, owner) {
             return;
@@ -279,6 +284,7 @@ impl TxEngines {
                     .div_ceil(u128::from(dp.line_rate.bits_per_sec().max(1)));
                 let state = &mut self.queues[q.get()];
                 state.pending = true;
+                self.pending_queues |= 1 << q.get();
                 state.resume_at = dp.now + (pace as u64).max(1);
                 break;
             }
@@ -289,6 +295,7 @@ impl TxEngines {
                 dp.counters.tx_rate_limited_stops += 1;
                 let state = &mut self.queues[q.get()];
                 state.pending = true;
+                self.pending_queues |= 1 << q.get();
                 state.resume_at = at;
                 break;
             }
@@ -357,7 +364,7 @@ impl TxEngines {
             }
             head = (head + 1) % count;
             if eop {
-                self.finish_packet(dp, q);
+                self.finish_packet(dp, q, max_frame);
             }
         }
         dp.regs.set(PfReg::TDH(qi), head);
@@ -419,8 +426,8 @@ impl TxEngines {
         dp.dma_read_append(owner, Iova(r.buffer), n, &mut s.packet)
     }
 
-    fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {
-        let wire_bytes = self.send_packet(dp, q);
+    fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex, max_frame: usize) {
+        let wire_bytes = self.send_packet(dp, q, max_frame);
         if wire_bytes > 0 && self.limiters[q.get()].enabled() {
             let mmw = u64::from(dp.regs.read(pf::RTTBCNRM).read(RTTBCNRM::MMW_SIZE));
             let window_ns = line_time_ns(dp, mmw * MMW_UNIT_BYTES);
@@ -430,8 +437,9 @@ impl TxEngines {
     }
 
     /// Applies the offloads to the finished packet and sends its frames; returns the bytes they
-    /// occupy on the wire (framing included; 0 when nothing was sent).
-    fn send_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) -> u64 {
+    /// occupy on the wire (framing included; 0 when nothing was sent). `max_frame` is the
+    /// pool's ([`Datapath::max_frame`], read once per run: registers do not change during one).
+    fn send_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex, max_frame: usize) -> u64 {
         let pool = q.pool();
         let state = &mut self.queues[q.get()];
         let (mut frame, first, dropping) = state.end_packet();
@@ -453,7 +461,7 @@ impl TxEngines {
                 Some(VMVIR::VLANA::Value::Never) => None,
                 _ => first.vle.then_some(ctx.vlan),
             },
-            max_frame: dp.max_frame(pool),
+            max_frame,
             pad: dp.regs.read(pf::TCTL).is_set(TCTL::PSP),
         };
         // Offloads use MACLEN/IPLEN of the packet as software built it (without the tag the
@@ -501,6 +509,9 @@ impl TxEngines {
 
     /// The earliest time a queue that stopped on its run budget may run again.
     pub(crate) fn next_resume(&self) -> Option<SimTime> {
+        if self.pending_queues == 0 {
+            return None;
+        }
         self.queues
             .iter()
             .filter(|s| s.pending)
@@ -511,7 +522,7 @@ impl TxEngines {
     /// Whether a queue that stopped on its run budget may run again at `now`
     /// ([`TxEngines::continue_pending`] has work).
     pub(crate) fn any_due(&self, now: SimTime) -> bool {
-        self.queues.iter().any(|s| s.pending && s.resume_at <= now)
+        self.pending_queues != 0 && self.queues.iter().any(|s| s.pending && s.resume_at <= now)
     }
 
     /// Whether a queue of `pool` stopped for backpressure

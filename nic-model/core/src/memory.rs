@@ -383,6 +383,19 @@ impl Iommu {
         self.maps.is_empty()
     }
 
+    /// The mapping holding `iova` as an [`IotlbEntry`], for a run of accesses that mostly fall
+    /// inside it (a ring, a driver's buffer area).
+    pub fn entry(&self, iova: Iova) -> Option<IotlbEntry<'_>> {
+        let (start, m) = self.lookup(iova.0)?;
+        Some(IotlbEntry {
+            start,
+            len: m.len,
+            target: &*m.target,
+            offset: m.offset,
+            writable: m.writable,
+        })
+    }
+
     /// The mapping holding byte `pos` with its start, if any.
     fn lookup(&self, pos: u64) -> Option<(u64, &Mapping)> {
         let i = self.maps.partition_point(|&(start, _)| start <= pos);
@@ -457,6 +470,62 @@ impl Iommu {
         self.walk(iova, data.len(), DmaKind::Write, |m, off, at, n| {
             m.target.write(off, &data[at..at + n])
         })
+    }
+}
+
+/// One mapping of a function's [`Iommu`], looked up once and used for many accesses, like an
+/// IOTLB entry. An access wholly inside the mapping (and, for a write, a writable one) is done
+/// here without a further look-up; for any other access the methods return `false` and move
+/// nothing, and the caller goes through [`Iommu`], which handles accesses across mappings and
+/// faults. The entry borrows the IOMMU, so the mappings cannot change while it is held.
+#[derive(Clone, Copy)]
+pub struct IotlbEntry<'a> {
+    start: u64,
+    len: u64,
+    target: &'a dyn DmaTarget,
+    offset: u64,
+    writable: bool,
+}
+
+impl IotlbEntry<'_> {
+    /// The target offset of `[iova, iova + len)` when it lies inside the mapping.
+    #[inline]
+    fn inside(&self, iova: Iova, len: usize) -> Option<u64> {
+        let rel = iova.0.checked_sub(self.start)?;
+        (rel.checked_add(len as u64)? <= self.len).then_some(self.offset + rel)
+    }
+
+    /// Whether `[iova, iova + len)` lies inside the mapping.
+    pub fn contains(&self, iova: Iova, len: usize) -> bool {
+        self.inside(iova, len).is_some()
+    }
+
+    /// Device read of `buf.len()` bytes at `iova` if it lies inside the mapping.
+    pub fn read(&self, iova: Iova, buf: &mut [u8]) -> bool {
+        let Some(off) = self.inside(iova, buf.len()) else {
+            return false;
+        };
+        self.target.read(off, buf);
+        true
+    }
+
+    /// Device read of `len` bytes at `iova` appended to `out`, if it lies inside the mapping.
+    pub fn read_append(&self, iova: Iova, len: usize, out: &mut BytesMut) -> bool {
+        let Some(off) = self.inside(iova, len) else {
+            return false;
+        };
+        self.target.read_append(off, len, out);
+        true
+    }
+
+    /// Device write of `data` at `iova` if it lies inside the mapping and the mapping is
+    /// writable.
+    pub fn write(&self, iova: Iova, data: &[u8]) -> bool {
+        let Some(off) = self.inside(iova, data.len()).filter(|_| self.writable) else {
+            return false;
+        };
+        self.target.write(off, data);
+        true
     }
 }
 
@@ -618,6 +687,53 @@ mod tests {
         assert!(mmu.read_append(Iova(0x1bff), 2, &mut out).is_err());
         assert!(mmu.read_append(Iova(0x17ff), 2000, &mut out).is_err());
         assert_eq!(&out[..], b"head", "a faulting read appends nothing");
+    }
+
+    #[test]
+    fn an_iotlb_entry_agrees_with_the_iommu_inside_its_mapping_and_declines_the_rest() {
+        let mem = SharedMemory::new(4096);
+        let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 13 + 1) as u8).collect();
+        mem.write(0, &pattern);
+        let mut mmu = Iommu::default();
+        mmu.map(Iova(0x1000), 1024, mem.clone(), 1024, true)
+            .unwrap();
+        mmu.map(Iova(0x1400), 1024, mem.clone(), 0, false).unwrap();
+        assert!(mmu.entry(Iova(0x0fff)).is_none(), "nothing mapped there");
+        let e = mmu.entry(Iova(0x1010)).expect("mapped");
+        for (at, len) in [
+            (0x1000u64, 16usize),
+            (0x13f0, 16),
+            (0x13f8, 16),
+            (0x0ff8, 16),
+            (0x1400, 4),
+        ] {
+            let mut a = vec![0xEEu8; len];
+            let mut b = vec![0xEEu8; len];
+            let inside = (0x1000..=0x1400 - len as u64).contains(&at);
+            assert_eq!(e.contains(Iova(at), len), inside, "{at:#x}+{len}");
+            assert_eq!(e.read(Iova(at), &mut a), inside, "{at:#x}+{len}");
+            if inside {
+                mmu.read(Iova(at), &mut b).unwrap();
+                assert_eq!(a, b);
+            } else {
+                assert!(
+                    a.iter().all(|&x| x == 0xEE),
+                    "a declined read moves nothing"
+                );
+            }
+            let mut out = BytesMut::from(&b"x"[..]);
+            assert_eq!(e.read_append(Iova(at), len, &mut out), inside);
+            assert_eq!(out.len(), 1 + if inside { len } else { 0 });
+        }
+        assert!(e.write(Iova(0x100c), &[1, 2, 3, 4]));
+        let mut back = [0u8; 4];
+        mem.read(1024 + 12, &mut back);
+        assert_eq!(back, [1, 2, 3, 4]);
+        assert!(!e.write(Iova(0x13fe), &[9; 4]), "runs past the mapping");
+        let ro = mmu.entry(Iova(0x1400)).expect("mapped");
+        assert!(!ro.write(Iova(0x1400), &[9; 4]), "read-only mapping");
+        mem.read(0, &mut back);
+        assert_eq!(back, [pattern[0], pattern[1], pattern[2], pattern[3]]);
     }
 
     #[test]

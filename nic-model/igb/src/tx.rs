@@ -53,7 +53,7 @@ use crate::datapath::{Datapath, IrqRequest};
 use crate::function::FunctionId;
 use crate::{offload, switch};
 use adapter_core::clock::SimTime;
-use adapter_core::memory::DmaFault;
+use adapter_core::memory::{DmaFault, IotlbEntry};
 use adapter_core::wire;
 
 /// Largest packet the engine gathers for TSO (PAYLEN is 18 bits).
@@ -270,6 +270,10 @@ impl TxEngines {
             )
         });
         let mut fetched = Fetched::default();
+        // IOTLB entries for the run: the ring's mapping (DD write-backs) and the last data
+        // buffer's mapping. Accesses outside them go through the IOMMU as before.
+        let ring_tlb = dp.iotlb(owner, Iova(base));
+        let mut buf_tlb = None;
         let mut wrote_back = false;
         let mut fault = None;
         let mut descriptors = 0u32;
@@ -336,7 +340,7 @@ impl TxEngines {
                         break;
                     };
                     bytes += usize::from(r.length);
-                    if let Err(e) = self.gather(dp, q, owner, &r, max_frame) {
+                    if let Err(e) = self.gather(dp, q, owner, &r, max_frame, &mut buf_tlb) {
                         fault = Some(e);
                         break;
                     }
@@ -355,7 +359,10 @@ impl TxEngines {
             if dword2 & desc::tx::DCMD_RS != 0 {
                 if head_wb.is_none() {
                     let sta = (d.dword3() | desc::tx::STA_DD).to_le_bytes();
-                    if let Err(e) = dp.dma_write(owner, Iova(at.0.wrapping_add(12)), &sta) {
+                    let sta_at = Iova(at.0.wrapping_add(12));
+                    if !ring_tlb.is_some_and(|t| t.write(sta_at, &sta))
+                        && let Err(e) = dp.dma_write(owner, sta_at, &sta)
+                    {
                         fault = Some(e);
                         break;
                     }
@@ -386,13 +393,14 @@ impl TxEngines {
         }
     }
 
-    fn gather(
+    fn gather<'a>(
         &mut self,
-        dp: &mut Datapath<'_>,
+        dp: &mut Datapath<'a>,
         q: QueueIndex,
         owner: FunctionId,
         r: &TxDataRepr,
         max_frame: usize,
+        tlb: &mut Option<IotlbEntry<'a>>,
     ) -> Result<(), DmaFault> {
         let s = &mut self.queues[q.get()];
         if s.first.is_none() {
@@ -422,8 +430,16 @@ impl TxEngines {
         }
         let n = usize::from(r.length);
         self.chunks.reserve(&mut s.packet, n);
-        // Appends the buffer's bytes (nothing on a fault), straight into the chunk.
-        dp.dma_read_append(owner, Iova(r.buffer), n, &mut s.packet)
+        // Appends the buffer's bytes (nothing on a fault), straight into the chunk: through the
+        // last buffer's mapping when the buffer lies in it, else through the IOMMU.
+        let at = Iova(r.buffer);
+        if !tlb.is_some_and(|t| t.contains(at, n)) {
+            *tlb = dp.iotlb(owner, at);
+        }
+        if tlb.is_some_and(|t| t.read_append(at, n, &mut s.packet)) {
+            return Ok(());
+        }
+        dp.dma_read_append(owner, at, n, &mut s.packet)
     }
 
     fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex, max_frame: usize) {

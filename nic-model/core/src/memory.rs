@@ -9,7 +9,10 @@
 //! access that touches any byte outside the function's mappings is a DMA fault; nothing is read
 //! or written in that case (the whole access is checked before any byte moves). The mappings
 //! are kept sorted in a vector and found by binary search; an access inside one mapping (every
-//! descriptor and buffer access of the drivers here) is checked and copied in one step.
+//! descriptor and buffer access of the drivers here) is checked and copied in one step. An
+//! engine that makes many accesses into one mapping (a ring, a buffer area) may hold that
+//! mapping as an [`IotlbEntry`], which does the accesses wholly inside it without a look-up and
+//! declines every other one (the caller then goes through the [`Iommu`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering, fence};

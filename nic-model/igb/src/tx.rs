@@ -1,12 +1,13 @@
 //! TX engines (datasheet 7.2): one per physical queue, run on a TDT doorbell and whenever the
 //! egress stage frees room for a queue that was held back.
 //!
-//! The engine owns descriptors `[TDH, TDT)`. For each descriptor it DMA-reads 16 bytes as the
-//! queue's owning function, gathers data buffers until EOP, writes DD back for RS descriptors
-//! (or the head to TDWBAH:TDWBAL when head write-back is on), applies offloads and hands the
-//! frame to the internal switch. A packet is only started when the egress stage has room for a
-//! maximum-size frame of the pool, so a full stage stops the ring (backpressure) instead of
-//! dropping.
+//! The engine owns descriptors `[TDH, TDT)`. It DMA-reads them as the queue's owning function,
+//! up to 32 in one read (`Fetched`; one by one when that read faults, so a fault lands on
+//! exactly the first unmapped descriptor), gathers data buffers until EOP, writes DD back for RS
+//! descriptors (or the head to TDWBAH:TDWBAL when head write-back is on), applies offloads and
+//! hands the frame to the internal switch. A packet is only started when the egress stage has
+//! room for a maximum-size frame of the pool, so a full stage stops the ring (backpressure)
+//! instead of dropping.
 //!
 //! Work per run is bounded like the hardware's descriptor fetch: at most
 //! [`TX_RUN_DESCRIPTORS`] descriptors and [`TX_RUN_BYTES`] buffer bytes (every data

@@ -12,7 +12,8 @@
 //! `1518B/hac_on_commit_1ms`). Prints Mpps, Gb/s, HAC-on as % of HAC-off, and both as % of the
 //! bare-loop bound (`common::bare_loop_mpps`, i.e. `adapter_core::bench_bound`) measured just before each pair. `-- --bound-only`
 //! prints only the bound; `-- --profile N` runs N batches of 64 B frames with HAC on and 1 ms
-//! commits and nothing else (for `valgrind --tool=callgrind`: instructions per frame).
+//! commits and nothing else (for `valgrind --tool=callgrind`: instructions per frame);
+//! `-- --profile N --len 1514` the same with 1518 B frames.
 //!
 //! Not criterion, for the reason given in `igb_model::testing::bench` (whole commit periods are
 //! timed, paired with HAC-off chunks of the same length).
@@ -101,8 +102,9 @@ impl BenchPath for Path {
 }
 
 fn main() {
-    // `--profile N`: N batches of 64 B frames, HAC on, 1 ms commits, after a warm-up of one
-    // commit period, and nothing else; for `valgrind --tool=callgrind` (instructions per frame).
+    // `--profile N [--len L]`: N batches of 64 B frames (L bytes without FCS; default 60), HAC
+    // on, 1 ms commits, after a warm-up of one commit period, and nothing else; for
+    // `valgrind --tool=callgrind` (instructions per frame).
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--bound-only") {
         for len in [60, 1514] {
@@ -120,7 +122,13 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse::<u64>().ok())
     {
-        let mut p = Path::new(60, Mode::Every(1_000_000));
+        let len = args
+            .iter()
+            .position(|a| a == "--len")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(60);
+        let mut p = Path::new(len, Mode::Every(1_000_000));
         while p.commits == 0 {
             p.batch();
         }

@@ -9,7 +9,10 @@
 //! access that touches any byte outside the function's mappings is a DMA fault; nothing is read
 //! or written in that case (the whole access is checked before any byte moves). The mappings
 //! are kept sorted in a vector and found by binary search; an access inside one mapping (every
-//! descriptor and buffer access of the drivers here) is checked and copied in one step.
+//! descriptor and buffer access of the drivers here) is checked and copied in one step. An
+//! engine that makes many accesses into one mapping (a ring, a buffer area) may hold that
+//! mapping as an [`IotlbEntry`], which does the accesses wholly inside it without a look-up and
+//! declines every other one (the caller then goes through the [`Iommu`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
@@ -105,31 +108,33 @@ impl DmaTarget for SharedMemory {
     }
 
     fn read(&self, offset: u64, buf: &mut [u8]) {
-        let mut pos = offset as usize;
-        let mut out = 0;
-        // A partial first word, then whole words in one pass, then a partial last word.
-        let start = pos % 8;
-        if start != 0 && !buf.is_empty() {
-            let word = self.words[pos / 8].load(Ordering::Relaxed).to_le_bytes();
-            let n = (8 - start).min(buf.len());
-            buf[..n].copy_from_slice(&word[start..start + n]);
-            out = n;
-            pos += n;
+        // A partial first word, then whole words in one pass, then a partial last word; every
+        // copy has a fixed size (no variable-length `memcpy`; a chunk is always 8 bytes).
+        let mut word = (offset / 8) as usize;
+        let start = (offset % 8) as usize;
+        let mut rest = buf;
+        if start != 0 && !rest.is_empty() {
+            let n = (8 - start).min(rest.len());
+            let (head, tail) = rest.split_at_mut(n);
+            store_low_bytes(
+                self.words[word].load(Ordering::Relaxed) >> (8 * start),
+                head,
+            );
+            rest = tail;
+            word += 1;
         }
-        let whole = (buf.len() - out) / 8;
-        let first = pos / 8;
-        for (chunk, cell) in buf[out..out + 8 * whole]
+        let whole = rest.len() / 8;
+        let (body, tail) = rest.split_at_mut(8 * whole);
+        for (chunk, cell) in body
             .chunks_exact_mut(8)
-            .zip(&self.words[first..first + whole])
+            .zip(&self.words[word..word + whole])
         {
-            chunk.copy_from_slice(&cell.load(Ordering::Relaxed).to_le_bytes());
+            if let Ok(c) = <&mut [u8; 8]>::try_from(chunk) {
+                *c = cell.load(Ordering::Relaxed).to_le_bytes();
+            }
         }
-        out += 8 * whole;
-        pos += 8 * whole;
-        if out < buf.len() {
-            let word = self.words[pos / 8].load(Ordering::Relaxed).to_le_bytes();
-            let n = buf.len() - out;
-            buf[out..].copy_from_slice(&word[..n]);
+        if !tail.is_empty() {
+            store_low_bytes(self.words[word + whole].load(Ordering::Relaxed), tail);
         }
     }
 
@@ -148,44 +153,73 @@ impl DmaTarget for SharedMemory {
     }
 
     fn write(&self, offset: u64, data: &[u8]) {
-        let mut pos = offset as usize;
-        let mut inp = 0;
         // A partial first word, then whole words in one pass, then a partial last word.
-        let start = pos % 8;
-        if start != 0 && !data.is_empty() {
-            let n = (8 - start).min(data.len());
-            merge_bytes(&self.words[pos / 8], start, &data[..n]);
-            inp = n;
-            pos += n;
+        let mut word = (offset / 8) as usize;
+        let start = (offset % 8) as usize;
+        let mut rest = data;
+        if start != 0 && !rest.is_empty() {
+            let n = (8 - start).min(rest.len());
+            let (head, tail) = rest.split_at(n);
+            merge_bytes(&self.words[word], start, head);
+            rest = tail;
+            word += 1;
         }
-        let whole = (data.len() - inp) / 8;
-        let first = pos / 8;
-        for (chunk, cell) in data[inp..inp + 8 * whole]
-            .chunks_exact(8)
-            .zip(&self.words[first..first + whole])
-        {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            cell.store(u64::from_le_bytes(w), Ordering::Relaxed);
+        let whole = rest.len() / 8;
+        let (body, tail) = rest.split_at(8 * whole);
+        for (chunk, cell) in body.chunks_exact(8).zip(&self.words[word..word + whole]) {
+            if let Ok(c) = <[u8; 8]>::try_from(chunk) {
+                cell.store(u64::from_le_bytes(c), Ordering::Relaxed);
+            }
         }
-        inp += 8 * whole;
-        pos += 8 * whole;
-        if inp < data.len() {
-            merge_bytes(&self.words[pos / 8], 0, &data[inp..]);
+        if !tail.is_empty() {
+            merge_bytes(&self.words[word + whole], 0, tail);
         }
+    }
+}
+
+/// Stores the low `out.len()` (at most 8) bytes of `w`, little-endian, into `out`, with two
+/// fixed-size copies that may overlap.
+#[inline(always)]
+fn store_low_bytes(w: u64, out: &mut [u8]) {
+    let b = w.to_le_bytes();
+    let n = out.len().min(8);
+    if n >= 4 {
+        out[..4].copy_from_slice(&b[..4]);
+        out[n - 4..n].copy_from_slice(&b[n - 4..n]);
+    } else if n >= 2 {
+        out[..2].copy_from_slice(&b[..2]);
+        out[n - 2..n].copy_from_slice(&b[n - 2..n]);
+    } else if n == 1 {
+        out[0] = b[0];
+    }
+}
+
+/// The bytes of `d` (at most 8) as the low bytes of a little-endian word, read with two
+/// fixed-size loads that may overlap.
+#[inline(always)]
+fn load_low_bytes(d: &[u8]) -> u64 {
+    let n = d.len().min(8);
+    let le32 = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let le16 = |b: &[u8]| u64::from(u16::from_le_bytes([b[0], b[1]]));
+    if n >= 4 {
+        le32(&d[..4]) | le32(&d[n - 4..n]) << (8 * (n - 4))
+    } else if n >= 2 {
+        le16(&d[..2]) | le16(&d[n - 2..n]) << (8 * (n - 2))
+    } else if n == 1 {
+        u64::from(d[0])
+    } else {
+        0
     }
 }
 
 /// Stores `bytes` at byte `start` of `cell`, atomically merged so that a concurrent writer of the
 /// other bytes of the same word is not lost.
+#[inline]
 fn merge_bytes(cell: &AtomicU64, start: usize, bytes: &[u8]) {
     // `start + bytes.len() <= 8` (the callers split at word boundaries).
-    let mut w = [0u8; 8];
-    w[start..start + bytes.len()].copy_from_slice(bytes);
-    let bits = u64::from_le_bytes(w);
-    let mut m = [0u8; 8];
-    m[start..start + bytes.len()].fill(0xFF);
-    let mask = u64::from_le_bytes(m);
+    let n = bytes.len();
+    let bits = load_low_bytes(bytes) << (8 * start);
+    let mask = (u64::MAX >> (64 - 8 * n.clamp(1, 8))) << (8 * start);
     let mut cur = cell.load(Ordering::Relaxed);
     loop {
         let new = (cur & !mask) | bits;
@@ -352,6 +386,19 @@ impl Iommu {
         self.maps.is_empty()
     }
 
+    /// The mapping holding `iova` as an [`IotlbEntry`], for a run of accesses that mostly fall
+    /// inside it (a ring, a driver's buffer area).
+    pub fn entry(&self, iova: Iova) -> Option<IotlbEntry<'_>> {
+        let (start, m) = self.lookup(iova.0)?;
+        Some(IotlbEntry {
+            start,
+            len: m.len,
+            target: &*m.target,
+            offset: m.offset,
+            writable: m.writable,
+        })
+    }
+
     /// The mapping holding byte `pos` with its start, if any.
     fn lookup(&self, pos: u64) -> Option<(u64, &Mapping)> {
         let i = self.maps.partition_point(|&(start, _)| start <= pos);
@@ -426,6 +473,62 @@ impl Iommu {
         self.walk(iova, data.len(), DmaKind::Write, |m, off, at, n| {
             m.target.write(off, &data[at..at + n])
         })
+    }
+}
+
+/// One mapping of a function's [`Iommu`], looked up once and used for many accesses, like an
+/// IOTLB entry. An access wholly inside the mapping (and, for a write, a writable one) is done
+/// here without a further look-up; for any other access the methods return `false` and move
+/// nothing, and the caller goes through [`Iommu`], which handles accesses across mappings and
+/// faults. The entry borrows the IOMMU, so the mappings cannot change while it is held.
+#[derive(Clone, Copy)]
+pub struct IotlbEntry<'a> {
+    start: u64,
+    len: u64,
+    target: &'a dyn DmaTarget,
+    offset: u64,
+    writable: bool,
+}
+
+impl IotlbEntry<'_> {
+    /// The target offset of `[iova, iova + len)` when it lies inside the mapping.
+    #[inline]
+    fn inside(&self, iova: Iova, len: usize) -> Option<u64> {
+        let rel = iova.0.checked_sub(self.start)?;
+        (rel.checked_add(len as u64)? <= self.len).then_some(self.offset + rel)
+    }
+
+    /// Whether `[iova, iova + len)` lies inside the mapping.
+    pub fn contains(&self, iova: Iova, len: usize) -> bool {
+        self.inside(iova, len).is_some()
+    }
+
+    /// Device read of `buf.len()` bytes at `iova` if it lies inside the mapping.
+    pub fn read(&self, iova: Iova, buf: &mut [u8]) -> bool {
+        let Some(off) = self.inside(iova, buf.len()) else {
+            return false;
+        };
+        self.target.read(off, buf);
+        true
+    }
+
+    /// Device read of `len` bytes at `iova` appended to `out`, if it lies inside the mapping.
+    pub fn read_append(&self, iova: Iova, len: usize, out: &mut BytesMut) -> bool {
+        let Some(off) = self.inside(iova, len) else {
+            return false;
+        };
+        self.target.read_append(off, len, out);
+        true
+    }
+
+    /// Device write of `data` at `iova` if it lies inside the mapping and the mapping is
+    /// writable.
+    pub fn write(&self, iova: Iova, data: &[u8]) -> bool {
+        let Some(off) = self.inside(iova, data.len()).filter(|_| self.writable) else {
+            return false;
+        };
+        self.target.write(off, data);
+        true
     }
 }
 
@@ -587,6 +690,53 @@ mod tests {
         assert!(mmu.read_append(Iova(0x1bff), 2, &mut out).is_err());
         assert!(mmu.read_append(Iova(0x17ff), 2000, &mut out).is_err());
         assert_eq!(&out[..], b"head", "a faulting read appends nothing");
+    }
+
+    #[test]
+    fn an_iotlb_entry_agrees_with_the_iommu_inside_its_mapping_and_declines_the_rest() {
+        let mem = SharedMemory::new(4096);
+        let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 13 + 1) as u8).collect();
+        mem.write(0, &pattern);
+        let mut mmu = Iommu::default();
+        mmu.map(Iova(0x1000), 1024, mem.clone(), 1024, true)
+            .unwrap();
+        mmu.map(Iova(0x1400), 1024, mem.clone(), 0, false).unwrap();
+        assert!(mmu.entry(Iova(0x0fff)).is_none(), "nothing mapped there");
+        let e = mmu.entry(Iova(0x1010)).expect("mapped");
+        for (at, len) in [
+            (0x1000u64, 16usize),
+            (0x13f0, 16),
+            (0x13f8, 16),
+            (0x0ff8, 16),
+            (0x1400, 4),
+        ] {
+            let mut a = vec![0xEEu8; len];
+            let mut b = vec![0xEEu8; len];
+            let inside = (0x1000..=0x1400 - len as u64).contains(&at);
+            assert_eq!(e.contains(Iova(at), len), inside, "{at:#x}+{len}");
+            assert_eq!(e.read(Iova(at), &mut a), inside, "{at:#x}+{len}");
+            if inside {
+                mmu.read(Iova(at), &mut b).unwrap();
+                assert_eq!(a, b);
+            } else {
+                assert!(
+                    a.iter().all(|&x| x == 0xEE),
+                    "a declined read moves nothing"
+                );
+            }
+            let mut out = BytesMut::from(&b"x"[..]);
+            assert_eq!(e.read_append(Iova(at), len, &mut out), inside);
+            assert_eq!(out.len(), 1 + if inside { len } else { 0 });
+        }
+        assert!(e.write(Iova(0x100c), &[1, 2, 3, 4]));
+        let mut back = [0u8; 4];
+        mem.read(1024 + 12, &mut back);
+        assert_eq!(back, [1, 2, 3, 4]);
+        assert!(!e.write(Iova(0x13fe), &[9; 4]), "runs past the mapping");
+        let ro = mmu.entry(Iova(0x1400)).expect("mapped");
+        assert!(!ro.write(Iova(0x1400), &[9; 4]), "read-only mapping");
+        mem.read(0, &mut back);
+        assert_eq!(back, [pattern[0], pattern[1], pattern[2], pattern[3]]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::metrics::{ModelCounters, SwitchPoolStats};
 use crate::regfile::RegisterFile;
 use adapter_core::clock::SimTime;
 use adapter_core::egress::EgressStage;
-use adapter_core::memory::{DmaFault, DmaKind, Iommu};
+use adapter_core::memory::{DmaFault, DmaKind, Iommu, IotlbEntry};
 use adapter_core::wire::LineRate;
 
 /// An interrupt an engine asks the device to raise once its run returns.
@@ -69,7 +69,7 @@ pub(crate) struct Datapath<'a> {
     pub(crate) line_rate: LineRate,
 }
 
-impl Datapath<'_> {
+impl<'a> Datapath<'a> {
     /// The function that owns physical queue `q`.
     pub(crate) fn queue_owner(&self, q: QueueIndex) -> FunctionId {
         FunctionId::owner_of(q, self.num_vfs)
@@ -116,6 +116,12 @@ impl Datapath<'_> {
                 kind: DmaKind::Read,
             }),
         }
+    }
+
+    /// The mapping of function `f` holding `iova` (an IOTLB entry for a run of accesses).
+    pub(crate) fn iotlb(&self, f: FunctionId, iova: Iova) -> Option<IotlbEntry<'a>> {
+        let iommu: &'a [Iommu] = self.iommu;
+        iommu.get(f.slot())?.entry(iova)
     }
 
     /// DMA write as function `f`.

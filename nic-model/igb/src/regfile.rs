@@ -14,10 +14,11 @@ use igb_hw::regs::{
     self, FieldValue, LocalRegisterCopy, PfReg, RAR_ENTRIES, Register, RegisterLongName,
 };
 
-/// The RAR entries with RAH.AV set, decoded: (address, RAH.POOLSEL), in entry order.
+/// The RAR entries with RAH.AV set, decoded: (address as [`mac_key`], RAH.POOLSEL), in entry
+/// order.
 #[derive(Clone, Copy, Debug, Default)]
 struct RarTable {
-    entries: [(MacAddress, u32); RAR_ENTRIES],
+    entries: [(u64, u32); RAR_ENTRIES],
     valid: usize,
 }
 
@@ -36,6 +37,13 @@ pub(crate) struct RegisterFile {
 #[inline(always)]
 const fn index(reg: PfReg) -> usize {
     (reg.offset().0 / 4) as usize
+}
+
+/// A MAC address as one integer (its six bytes, little-endian), so a match is one compare.
+#[inline(always)]
+fn mac_key(mac: MacAddress) -> u64 {
+    let [a, b, c, d, e, f] = mac.0;
+    u64::from_le_bytes([a, b, c, d, e, f, 0, 0])
 }
 
 fn is_rar_word(i: usize) -> bool {
@@ -63,7 +71,7 @@ impl RegisterFile {
             let rah_v = regs::view::<regs::RAH::Register>(self.get(rah));
             if rah_v.is_set(regs::RAH::AV) {
                 t.entries[t.valid] = (
-                    igb_hw::addr::mac_from_ral_rah(self.get(ral), rah_v.get()),
+                    mac_key(igb_hw::addr::mac_from_ral_rah(self.get(ral), rah_v.get())),
                     rah_v.read(regs::RAH::POOLSEL),
                 );
                 t.valid += 1;
@@ -75,9 +83,10 @@ impl RegisterFile {
     /// The pools (RAH.POOLSEL, ORed) of every valid RAR entry holding `mac`; `None` when no
     /// valid entry holds it (datasheet 7.10.3.3: exact unicast filtering).
     pub(crate) fn rar_pools(&self, mac: MacAddress) -> Option<u32> {
+        let key = mac_key(mac);
         let mut pools = None;
         for &(m, sel) in &self.rar.entries[..self.rar.valid] {
-            if m == mac {
+            if m == key {
                 *pools.get_or_insert(0) |= sel;
             }
         }

@@ -1,12 +1,13 @@
 //! TX engines (datasheet 7.2): one per physical queue, run on a TDT doorbell and whenever the
 //! egress stage frees room for a queue that was held back.
 //!
-//! The engine owns descriptors `[TDH, TDT)`. For each descriptor it DMA-reads 16 bytes as the
-//! queue's owning function, gathers data buffers until EOP, writes DD back for RS descriptors
-//! (or the head to TDWBAH:TDWBAL when head write-back is on), applies offloads and hands the
-//! frame to the internal switch. A packet is only started when the egress stage has room for a
-//! maximum-size frame of the pool, so a full stage stops the ring (backpressure) instead of
-//! dropping.
+//! The engine owns descriptors `[TDH, TDT)`. It DMA-reads them as the queue's owning function,
+//! up to 32 in one read (`Fetched`; one by one when that read faults, so a fault lands on
+//! exactly the first unmapped descriptor), gathers data buffers until EOP, writes DD back for RS
+//! descriptors (or the head to TDWBAH:TDWBAL when head write-back is on), applies offloads and
+//! hands the frame to the internal switch. A packet is only started when the egress stage has
+//! room for a maximum-size frame of the pool, so a full stage stops the ring (backpressure)
+//! instead of dropping.
 //!
 //! Work per run is bounded like the hardware's descriptor fetch: at most
 //! [`TX_RUN_DESCRIPTORS`] descriptors and [`TX_RUN_BYTES`] buffer bytes (every data
@@ -53,7 +54,7 @@ use crate::datapath::{Datapath, IrqRequest};
 use crate::function::FunctionId;
 use crate::{offload, switch};
 use adapter_core::clock::SimTime;
-use adapter_core::memory::DmaFault;
+use adapter_core::memory::{DmaFault, IotlbEntry};
 use adapter_core::wire;
 
 /// Largest packet the engine gathers for TSO (PAYLEN is 18 bits).
@@ -164,6 +165,9 @@ pub(crate) struct TxEngines {
     chunks: ChunkPool,
     /// Rate limiters: PF configuration, kept across queue and VF resets (a PF reset clears them).
     limiters: [RateLimiter; NUM_QUEUES],
+    /// Bit q: queue q is pending (the same as its `pending` flag), so the event loop's
+    /// per-frame look-ups cost nothing while no queue is.
+    pending_queues: u16,
 }
 
 impl TxEngines {
@@ -172,6 +176,7 @@ impl TxEngines {
     pub(crate) fn reset(&mut self, q: usize) {
         if let Some(s) = self.queues.get_mut(q) {
             *s = TxQueueState::default();
+            self.pending_queues &= !(1 << q);
         }
     }
 
@@ -231,6 +236,7 @@ impl TxEngines {
     /// Runs TX queue `q` as far as it can go now, within one run's budget.
     pub(crate) fn kick(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {
         self.queues[q.get()].pending = false;
+        self.pending_queues &= !(1 << q.get());
         let owner = dp.queue_owner(q);
         if !self.enabled(dp, q, owner) {
             return;
@@ -264,6 +270,11 @@ impl TxEngines {
                     | (u64::from(dp.regs.get(PfReg::TDWBAH(qi))) << 32),
             )
         });
+        let mut fetched = Fetched::default();
+        // IOTLB entries for the run: the ring's mapping (DD write-backs) and the last data
+        // buffer's mapping. Accesses outside them go through the IOMMU as before.
+        let ring_tlb = dp.iotlb(owner, Iova(base));
+        let mut buf_tlb = None;
         let mut wrote_back = false;
         let mut fault = None;
         let mut descriptors = 0u32;
@@ -278,6 +289,7 @@ impl TxEngines {
                     .div_ceil(u128::from(dp.line_rate.bits_per_sec().max(1)));
                 let state = &mut self.queues[q.get()];
                 state.pending = true;
+                self.pending_queues |= 1 << q.get();
                 state.resume_at = dp.now + (pace as u64).max(1);
                 break;
             }
@@ -288,6 +300,7 @@ impl TxEngines {
                 dp.counters.tx_rate_limited_stops += 1;
                 let state = &mut self.queues[q.get()];
                 state.pending = true;
+                self.pending_queues |= 1 << q.get();
                 state.resume_at = at;
                 break;
             }
@@ -304,11 +317,16 @@ impl TxEngines {
             }
             self.queues[q.get()].blocked = false;
             let at = Iova(base.wrapping_add(u64::from(head) * desc::DESCRIPTOR_LEN as u64));
-            let mut raw = [0u8; desc::DESCRIPTOR_LEN];
-            if let Err(e) = dp.dma_read(owner, at, &mut raw) {
-                fault = Some(e);
-                break;
-            }
+            let raw = match fetched.get(head) {
+                Some(raw) => raw,
+                None => match fetched.fetch(dp, owner, at, head, tail, count) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        fault = Some(e);
+                        break;
+                    }
+                },
+            };
             let d = Descriptor::from_array(raw);
             let dword2 = d.dword2();
             let mut eop = false;
@@ -323,7 +341,7 @@ impl TxEngines {
                         break;
                     };
                     bytes += usize::from(r.length);
-                    if let Err(e) = self.gather(dp, q, owner, &r, max_frame) {
+                    if let Err(e) = self.gather(dp, q, owner, &r, max_frame, &mut buf_tlb) {
                         fault = Some(e);
                         break;
                     }
@@ -342,7 +360,10 @@ impl TxEngines {
             if dword2 & desc::tx::DCMD_RS != 0 {
                 if head_wb.is_none() {
                     let sta = (d.dword3() | desc::tx::STA_DD).to_le_bytes();
-                    if let Err(e) = dp.dma_write(owner, Iova(at.0.wrapping_add(12)), &sta) {
+                    let sta_at = Iova(at.0.wrapping_add(12));
+                    if !ring_tlb.is_some_and(|t| t.write(sta_at, &sta))
+                        && let Err(e) = dp.dma_write(owner, sta_at, &sta)
+                    {
                         fault = Some(e);
                         break;
                     }
@@ -351,7 +372,7 @@ impl TxEngines {
             }
             head = (head + 1) % count;
             if eop {
-                self.finish_packet(dp, q);
+                self.finish_packet(dp, q, max_frame);
             }
         }
         dp.regs.set(PfReg::TDH(qi), head);
@@ -373,13 +394,14 @@ impl TxEngines {
         }
     }
 
-    fn gather(
+    fn gather<'a>(
         &mut self,
-        dp: &mut Datapath<'_>,
+        dp: &mut Datapath<'a>,
         q: QueueIndex,
         owner: FunctionId,
         r: &TxDataRepr,
         max_frame: usize,
+        tlb: &mut Option<IotlbEntry<'a>>,
     ) -> Result<(), DmaFault> {
         let s = &mut self.queues[q.get()];
         if s.first.is_none() {
@@ -409,12 +431,20 @@ impl TxEngines {
         }
         let n = usize::from(r.length);
         self.chunks.reserve(&mut s.packet, n);
-        // Appends the buffer's bytes (nothing on a fault), straight into the chunk.
-        dp.dma_read_append(owner, Iova(r.buffer), n, &mut s.packet)
+        // Appends the buffer's bytes (nothing on a fault), straight into the chunk: through the
+        // last buffer's mapping when the buffer lies in it, else through the IOMMU.
+        let at = Iova(r.buffer);
+        if !tlb.is_some_and(|t| t.contains(at, n)) {
+            *tlb = dp.iotlb(owner, at);
+        }
+        if tlb.is_some_and(|t| t.read_append(at, n, &mut s.packet)) {
+            return Ok(());
+        }
+        dp.dma_read_append(owner, at, n, &mut s.packet)
     }
 
-    fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) {
-        let wire_bytes = self.send_packet(dp, q);
+    fn finish_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex, max_frame: usize) {
+        let wire_bytes = self.send_packet(dp, q, max_frame);
         if wire_bytes > 0 && self.limiters[q.get()].enabled() {
             let mmw = u64::from(dp.regs.read(pf::RTTBCNRM).read(RTTBCNRM::MMW_SIZE));
             let window_ns = line_time_ns(dp, mmw * MMW_UNIT_BYTES);
@@ -424,8 +454,9 @@ impl TxEngines {
     }
 
     /// Applies the offloads to the finished packet and sends its frames; returns the bytes they
-    /// occupy on the wire (framing included; 0 when nothing was sent).
-    fn send_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex) -> u64 {
+    /// occupy on the wire (framing included; 0 when nothing was sent). `max_frame` is the
+    /// pool's ([`Datapath::max_frame`], read once per run: registers do not change during one).
+    fn send_packet(&mut self, dp: &mut Datapath<'_>, q: QueueIndex, max_frame: usize) -> u64 {
         let pool = q.pool();
         let state = &mut self.queues[q.get()];
         let (mut frame, first, dropping) = state.end_packet();
@@ -447,7 +478,7 @@ impl TxEngines {
                 Some(VMVIR::VLANA::Value::Never) => None,
                 _ => first.vle.then_some(ctx.vlan),
             },
-            max_frame: dp.max_frame(pool),
+            max_frame,
             pad: dp.regs.read(pf::TCTL).is_set(TCTL::PSP),
         };
         // Offloads use MACLEN/IPLEN of the packet as software built it (without the tag the
@@ -495,11 +526,29 @@ impl TxEngines {
 
     /// The earliest time a queue that stopped on its run budget may run again.
     pub(crate) fn next_resume(&self) -> Option<SimTime> {
+        if self.pending_queues == 0 {
+            return None;
+        }
         self.queues
             .iter()
             .filter(|s| s.pending)
             .map(|s| s.resume_at)
             .min()
+    }
+
+    /// Whether a queue that stopped on its run budget may run again at `now`
+    /// ([`TxEngines::continue_pending`] has work).
+    pub(crate) fn any_due(&self, now: SimTime) -> bool {
+        self.pending_queues != 0 && self.queues.iter().any(|s| s.pending && s.resume_at <= now)
+    }
+
+    /// Whether a queue of `pool` stopped for backpressure
+    /// ([`TxEngines::resume_backpressured`] has work).
+    pub(crate) fn any_blocked(&self, pool: PoolIndex) -> bool {
+        (0..QUEUES_PER_VF).any(|vq| {
+            QueueIndex::new(pool.get() + vq * NUM_POOLS)
+                .is_some_and(|q| self.queues[q.get()].blocked)
+        })
     }
 
     /// Lets queues of `pool` that stopped for backpressure fetch again.
@@ -511,6 +560,82 @@ impl TxEngines {
                 self.kick(dp, q);
             }
         }
+    }
+}
+
+/// Descriptors one DMA read of [`Fetched::fetch`] brings in at most (a model choice: a
+/// driver's batch; the hardware fetches descriptors in bursts into an on-chip cache).
+const TX_FETCH_DESCRIPTORS: usize = 32;
+
+/// The descriptors of one run fetched ahead of the engine, like the hardware's descriptor
+/// prefetch: one DMA read for the descriptors from the head up to the tail (or the ring's
+/// end), at most [`TX_FETCH_DESCRIPTORS`]. A descriptor is used as it was read; the engine owns
+/// `[TDH, TDT)`, so software does not change them meanwhile. Reading has no side effect, so
+/// descriptors fetched but not processed (the run stops on its budget, on backpressure or on a
+/// fault) are simply forgotten and read again by the next run.
+struct Fetched {
+    bytes: [u8; TX_FETCH_DESCRIPTORS * desc::DESCRIPTOR_LEN],
+    /// Ring index of the first descriptor in `bytes`.
+    first: u32,
+    /// Descriptors in `bytes`.
+    count: u32,
+}
+
+impl Default for Fetched {
+    fn default() -> Fetched {
+        Fetched {
+            bytes: [0; TX_FETCH_DESCRIPTORS * desc::DESCRIPTOR_LEN],
+            first: 0,
+            count: 0,
+        }
+    }
+}
+
+impl Fetched {
+    /// Descriptor `index`, if it was fetched.
+    fn get(&self, index: u32) -> Option<[u8; desc::DESCRIPTOR_LEN]> {
+        let k = index.checked_sub(self.first).filter(|&k| k < self.count)? as usize;
+        let mut raw = [0u8; desc::DESCRIPTOR_LEN];
+        raw.copy_from_slice(
+            self.bytes
+                .get(k * desc::DESCRIPTOR_LEN..(k + 1) * desc::DESCRIPTOR_LEN)?,
+        );
+        Some(raw)
+    }
+
+    /// Fetches descriptor `head` at `at` and those after it up to `tail` or the end of the
+    /// `count`-entry ring, and returns the first. When the longer read faults (part of the run
+    /// is not mapped), only descriptor `head` is read, so the engine processes every descriptor
+    /// before an unmapped one and faults on exactly that one, as it does one by one.
+    fn fetch(
+        &mut self,
+        dp: &Datapath<'_>,
+        owner: FunctionId,
+        at: Iova,
+        head: u32,
+        tail: u32,
+        count: u32,
+    ) -> Result<[u8; desc::DESCRIPTOR_LEN], DmaFault> {
+        self.count = 0;
+        let run = if tail > head {
+            tail - head
+        } else {
+            count - head
+        };
+        let n = (run as usize).min(TX_FETCH_DESCRIPTORS);
+        if n > 1
+            && let Some(window) = self.bytes.get_mut(..n * desc::DESCRIPTOR_LEN)
+            && dp.dma_read(owner, at, window).is_ok()
+        {
+            self.first = head;
+            self.count = n as u32;
+            if let Some(raw) = self.get(head) {
+                return Ok(raw);
+            }
+        }
+        let mut raw = [0u8; desc::DESCRIPTOR_LEN];
+        dp.dma_read(owner, at, &mut raw)?;
+        Ok(raw)
     }
 }
 

@@ -4,9 +4,9 @@
 use igb_model::igb_hw::desc::{L4Type, TxContextRepr, TxDataRepr, rx};
 use igb_model::igb_hw::frame::EthernetHeader;
 use igb_model::igb_hw::regs::{self, DTXSWC, PfReg, VfReg};
-use igb_model::igb_hw::{MacAddress, VfIndex};
+use igb_model::igb_hw::{Iova, MacAddress, VfIndex};
 use igb_model::testing::*;
-use igb_model::{EgressLimits, FunctionId, LineRate, NicConfig, PcapSink, SimTime};
+use igb_model::{EgressLimits, FunctionId, LineRate, Nic, NicConfig, PcapSink, SimTime};
 
 fn capture_config() -> NicConfig {
     NicConfig {
@@ -16,6 +16,14 @@ fn capture_config() -> NicConfig {
 }
 
 const PEER: MacAddress = MacAddress([0x02, 0xAA, 0, 0, 0, 1]);
+
+/// The frames the wire capture holds, in order (and the capture emptied).
+fn wire_frames(nic: &mut Nic) -> Vec<Vec<u8>> {
+    nic.take_wire_capture()
+        .into_iter()
+        .map(|w| w.data.to_vec())
+        .collect()
+}
 
 #[test]
 fn tx_through_a_wrapping_ring_reaches_the_wire_in_order() {
@@ -31,11 +39,7 @@ fn tx_through_a_wrapping_ring_reaches_the_wire_in_order() {
         }
     }
     nic.drain();
-    let wire: Vec<Vec<u8>> = nic
-        .take_wire_capture()
-        .into_iter()
-        .map(|w| w.data.to_vec())
-        .collect();
+    let wire = wire_frames(&mut nic);
     assert_eq!(wire, sent);
     assert_eq!(nic.vf_read(vf(0), VfReg::TDH(0)), 20 % 8);
     assert!(r.tx_done(3), "DD written back on RS descriptors");
@@ -227,6 +231,50 @@ fn vlan_anti_spoof_drops_foreign_tags() {
     assert_eq!(wire.len(), 1);
     assert_eq!(wire[0].data.to_vec(), ok);
     assert_eq!(nic.pf_read(PfReg::WVBR), 1 << 8);
+}
+
+#[test]
+fn a_ring_running_off_the_mapping_sends_every_mapped_descriptor_then_faults_on_the_first_unmapped()
+{
+    // The engine fetches descriptors in batches; a batch that runs past the mapping must not
+    // change what happens one by one: of the 16-entry ring only descriptors 0..8 (its first 128
+    // bytes) stay mapped, with the TX buffers.
+    let mut nic = bring_up(1, capture_config());
+    let mut a = VfRings::new(&mut nic, 0, 16, 8);
+    let f = a.func();
+    nic.dma_unmap(f, Iova(IOVA_BASE)).unwrap();
+    nic.dma_map(f, Iova(IOVA_BASE), 128, a.mem.clone(), 0)
+        .unwrap();
+    let bufs = VfRings::mem_len(16, 8) as u64 - TX_BUF_OFF;
+    nic.dma_map(
+        f,
+        Iova(IOVA_BASE + TX_BUF_OFF),
+        bufs,
+        a.mem.clone(),
+        TX_BUF_OFF,
+    )
+    .unwrap();
+    let sent: Vec<Vec<u8>> = (0..12u32)
+        .map(|i| udp_frame(PEER, vf_mac(0), i, 60 + 10 * i as usize))
+        .collect();
+    for frame in &sent {
+        a.queue(frame);
+    }
+    a.doorbell(&mut nic);
+    nic.drain();
+    let wire = wire_frames(&mut nic);
+    assert_eq!(wire, sent[..8], "every mapped descriptor's frame, in order");
+    assert_eq!(nic.counters().dma_faults, 1);
+    assert_eq!(
+        nic.vf_read(vf(0), VfReg::TDH(0)),
+        8,
+        "stopped on the first unmapped one"
+    );
+    assert!(nic.vf_snapshot(vf(0)).faulted[0]);
+    assert!(
+        (0..8).all(|i| a.tx_done(i)),
+        "DD written back on every sent descriptor"
+    );
 }
 
 #[test]

@@ -2,11 +2,29 @@
 //! queues paced by their fetch budget (docs/model.md §5.4).
 //!
 //! Doorbells do their work at the current time; [`Nic::advance_to`] moves time forward event
-//! by event, so a run is reproducible bit for bit.
+//! by event, so a run is reproducible bit for bit. Each step looks its two kinds of event up
+//! once ([`NextEvents`]) and lends the engines only when a paced queue is due.
 
 use super::Nic;
 use crate::pool_of;
 use adapter_core::clock::SimTime;
+
+/// The next wire start and the next paced TX continuation, as looked up before a step.
+#[derive(Clone, Copy, Debug)]
+struct NextEvents {
+    wire: Option<SimTime>,
+    resume: Option<SimTime>,
+}
+
+impl NextEvents {
+    /// The earlier of the two.
+    fn at(self) -> Option<SimTime> {
+        match (self.wire, self.resume) {
+            (Some(w), Some(f)) => Some(w.min(f)),
+            (w, f) => w.or(f),
+        }
+    }
+}
 
 impl Nic {
     /// Current virtual time.
@@ -19,28 +37,38 @@ impl Nic {
     /// and TX queues held back by a full egress stage resume as room frees up. Going backwards
     /// is ignored.
     pub fn advance_to(&mut self, t: SimTime) {
-        while let Some(at) = self.next_event().filter(|&at| at <= t) {
-            self.step_to(at);
+        loop {
+            let next = self.next_events();
+            match next.at() {
+                Some(at) if at <= t => self.step_to(at, next),
+                _ => break,
+            }
         }
         self.now = self.now.max(t);
     }
 
-    /// The next time something happens: a frame starts on the wire or a paced TX queue may
-    /// fetch again.
-    pub(super) fn next_event(&self) -> Option<SimTime> {
-        match (self.next_wire_start(), self.tx.next_resume()) {
-            (Some(w), Some(f)) => Some(w.min(f)),
-            (w, f) => w.or(f),
+    /// The next time something happens, each kind looked up once: a frame starts on the wire
+    /// or a paced TX queue may fetch again.
+    fn next_events(&self) -> NextEvents {
+        NextEvents {
+            wire: self.next_wire_start(),
+            resume: self.tx.next_resume(),
         }
     }
 
-    /// Moves to `at` (the next event) and handles what is due there: paced TX queues run, then
-    /// one frame starts on the wire if one is ready. Each call makes progress: a queue that runs
-    /// consumes descriptors or moves its pace past `at`, and a wire start dequeues a frame.
-    pub(super) fn step_to(&mut self, at: SimTime) {
+    /// Moves to `at` (the earliest of `next`, looked up in the current state) and handles what
+    /// is due there: paced TX queues run, then one frame starts on the wire if one is ready.
+    /// Each call makes progress: a queue that runs consumes descriptors or moves its pace past
+    /// `at`, and a wire start dequeues a frame.
+    fn step_to(&mut self, at: SimTime, next: NextEvents) {
         self.now = self.now.max(at);
-        self.continue_pending_tx();
-        if let Some(start) = self.next_wire_start().filter(|&s| s <= self.now) {
+        let mut wire = next.wire;
+        if next.resume.is_some_and(|r| r <= self.now) {
+            self.continue_pending_tx();
+            // The queues that ran may have queued frames: the wire start is looked up again.
+            wire = self.next_wire_start();
+        }
+        if let Some(start) = wire.filter(|&s| s <= self.now) {
             self.transmit_one(start);
         }
     }
@@ -54,8 +82,10 @@ impl Nic {
     /// budget; returns the time the last frame finished.
     pub fn drain(&mut self) -> SimTime {
         // Each pending run consumes descriptors, so this ends at the rings' tails.
-        while let Some(at) = self.next_event() {
-            self.step_to(at);
+        loop {
+            let next = self.next_events();
+            let Some(at) = next.at() else { break };
+            self.step_to(at, next);
         }
         self.now = self.now.max(self.wire.busy_until());
         self.now

@@ -56,6 +56,9 @@ impl Nic {
 
     /// Lets queues of `pool` that stopped for backpressure fetch again.
     pub(super) fn resume_backpressured(&mut self, pool: PoolIndex) {
+        if !self.tx.any_blocked(pool) {
+            return;
+        }
         let (tx, mut dp) = self.engines();
         tx.resume_backpressured(&mut dp, pool);
         self.deliver_requested_irqs();
@@ -63,6 +66,9 @@ impl Nic {
 
     /// Continues the TX queues that stopped on their run budget and whose pace allows it now.
     pub(super) fn continue_pending_tx(&mut self) {
+        if !self.tx.any_due(self.now) {
+            return;
+        }
         let (tx, mut dp) = self.engines();
         tx.continue_pending(&mut dp);
         self.deliver_requested_irqs();

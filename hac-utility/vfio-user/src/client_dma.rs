@@ -14,7 +14,7 @@
 //!   check, so a fault moves nothing) or the interrupt into a bounded channel and wake the
 //!   connection thread through an eventfd. The bound is [`ClientDmaLimits`]: queued items and
 //!   bytes not yet acknowledged. Over it the queue **fails closed**: it stops taking writes and
-//!   interrupts (each one counted in `dropped`), and the connection thread ends the connection
+//!   interrupts (each one counted in `dma_writes_dropped`), and the connection thread ends the connection
 //!   (one log line), so the device is reset and its windows withdrawn. Dropping one write and
 //!   going on would tear: a descriptor write-back with its done bit could reach the guest
 //!   without the data written before it.
@@ -109,7 +109,7 @@ impl Default for ClientDmaLimits {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClientDmaCounters {
     /// Device writes queued.
-    pub writes_queued: u64,
+    pub dma_writes_queued: u64,
     /// `DMA_WRITE` messages sent.
     pub dma_writes_sent: u64,
     /// Data bytes in them.
@@ -118,36 +118,36 @@ pub struct ClientDmaCounters {
     pub dma_writes_acked: u64,
     /// Error replies to a `DMA_WRITE` (the client did not apply it; it no longer holds back
     /// interrupts, like a device's write that master-aborted).
-    pub error_replies: u64,
+    pub dma_write_error_replies: u64,
     /// Replies whose id matches no `DMA_WRITE` in flight.
-    pub unknown_replies: u64,
+    pub dma_write_unknown_replies: u64,
     /// Replies with the id of a `DMA_WRITE` in flight but another command, or too short to
     /// carry a header (ignored; the write stays in flight).
-    pub malformed_replies: u64,
+    pub dma_write_malformed_replies: u64,
     /// Interrupts that went through the queue (fired after the writes before them).
     pub irqs_deferred: u64,
     /// Of those, not taken by their eventfd.
-    pub irqs_lost: u64,
+    pub irqs_deferred_lost: u64,
     /// Times the queue went over its limits (and the connection was ended).
-    pub overflows: u64,
+    pub dma_write_overflows: u64,
     /// Writes and interrupts refused once the queue had failed, or left queued when the
     /// connection ended.
-    pub dropped: u64,
+    pub dma_writes_dropped: u64,
 }
 
 #[derive(Default)]
 struct Cells {
-    writes_queued: AtomicU64,
+    dma_writes_queued: AtomicU64,
     dma_writes_sent: AtomicU64,
     dma_write_bytes: AtomicU64,
     dma_writes_acked: AtomicU64,
-    error_replies: AtomicU64,
-    unknown_replies: AtomicU64,
-    malformed_replies: AtomicU64,
+    dma_write_error_replies: AtomicU64,
+    dma_write_unknown_replies: AtomicU64,
+    dma_write_malformed_replies: AtomicU64,
     irqs_deferred: AtomicU64,
-    irqs_lost: AtomicU64,
-    overflows: AtomicU64,
-    dropped: AtomicU64,
+    irqs_deferred_lost: AtomicU64,
+    dma_write_overflows: AtomicU64,
+    dma_writes_dropped: AtomicU64,
 }
 
 fn bump(cell: &AtomicU64, by: u64) {
@@ -203,10 +203,10 @@ impl DmaWriteQueue {
 
     /// Queues a device write of `data` at DMA address `iova` (already checked by the device's
     /// IOMMU). Never blocks. `false` if it was refused: the queue is over its limits (it fails
-    /// closed: this and every later item is dropped until the connection ends).
+    /// closed: this and every later item is dma_writes_dropped until the connection ends).
     pub fn write(&self, iova: u64, data: &[u8]) -> bool {
         if self.failed.load(Ordering::Acquire) {
-            bump(&self.cells.dropped, 1);
+            bump(&self.cells.dma_writes_dropped, 1);
             return false;
         }
         let len = data.len() as u64;
@@ -224,7 +224,7 @@ impl DmaWriteQueue {
             self.bytes.fetch_sub(len, Ordering::AcqRel);
             return false;
         }
-        bump(&self.cells.writes_queued, 1);
+        bump(&self.cells.dma_writes_queued, 1);
         true
     }
 
@@ -232,7 +232,7 @@ impl DmaWriteQueue {
     /// Never blocks; `false` if refused (as [`DmaWriteQueue::write`]).
     pub fn irq(&self, vector: u32, eventfd: Arc<EventFd>) -> bool {
         if self.failed.load(Ordering::Acquire) {
-            bump(&self.cells.dropped, 1);
+            bump(&self.cells.dma_writes_dropped, 1);
             return false;
         }
         self.push(Item::Irq(DeferredIrq { vector, eventfd }))
@@ -253,9 +253,9 @@ impl DmaWriteQueue {
     }
 
     fn fail(&self) {
-        bump(&self.cells.dropped, 1);
+        bump(&self.cells.dma_writes_dropped, 1);
         if !self.failed.swap(true, Ordering::AcqRel) {
-            bump(&self.cells.overflows, 1);
+            bump(&self.cells.dma_write_overflows, 1);
         }
         let _ = self.wake.try_signal();
     }
@@ -270,17 +270,17 @@ impl DmaWriteQueue {
         let c = &self.cells;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         ClientDmaCounters {
-            writes_queued: get(&c.writes_queued),
+            dma_writes_queued: get(&c.dma_writes_queued),
             dma_writes_sent: get(&c.dma_writes_sent),
             dma_write_bytes: get(&c.dma_write_bytes),
             dma_writes_acked: get(&c.dma_writes_acked),
-            error_replies: get(&c.error_replies),
-            unknown_replies: get(&c.unknown_replies),
-            malformed_replies: get(&c.malformed_replies),
+            dma_write_error_replies: get(&c.dma_write_error_replies),
+            dma_write_unknown_replies: get(&c.dma_write_unknown_replies),
+            dma_write_malformed_replies: get(&c.dma_write_malformed_replies),
             irqs_deferred: get(&c.irqs_deferred),
-            irqs_lost: get(&c.irqs_lost),
-            overflows: get(&c.overflows),
-            dropped: get(&c.dropped),
+            irqs_deferred_lost: get(&c.irqs_deferred_lost),
+            dma_write_overflows: get(&c.dma_write_overflows),
+            dma_writes_dropped: get(&c.dma_writes_dropped),
         }
     }
 
@@ -298,12 +298,12 @@ impl DmaWriteQueue {
         self.bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 
-    /// Drops everything queued (counted in `dropped`) and clears the failure: a new
+    /// Drops everything queued (counted in `dma_writes_dropped`) and clears the failure: a new
     /// connection starts afresh.
     fn restart(&self) {
         let _ = self.wake.take();
         while let Ok(item) = self.rx.try_recv() {
-            bump(&self.cells.dropped, 1);
+            bump(&self.cells.dma_writes_dropped, 1);
             if let Item::Write { data, .. } = item {
                 self.release(data.len() as u64);
             }
@@ -337,7 +337,7 @@ pub struct Outbox {
 
 impl Outbox {
     /// The outbox of a new connection to a client that takes `max_xfer` bytes a message:
-    /// what an earlier connection left queued is dropped (counted).
+    /// what an earlier connection left queued is dma_writes_dropped (counted).
     pub fn new(queue: Arc<DmaWriteQueue>, max_xfer: u32) -> Outbox {
         queue.restart();
         Outbox {
@@ -437,15 +437,15 @@ impl Outbox {
     pub fn on_reply(&mut self, message: &[u8]) {
         let cells = &self.queue.cells;
         let Ok(header) = Header::parse(message) else {
-            bump(&cells.malformed_replies, 1);
+            bump(&cells.dma_write_malformed_replies, 1);
             return;
         };
         let Some(flight) = self.in_flight.get(&header.id) else {
-            bump(&cells.unknown_replies, 1);
+            bump(&cells.dma_write_unknown_replies, 1);
             return;
         };
         if header.command != Command::DmaWrite {
-            bump(&cells.malformed_replies, 1);
+            bump(&cells.dma_write_malformed_replies, 1);
             return;
         }
         let (seq, bytes) = (flight.seq, flight.bytes);
@@ -453,7 +453,7 @@ impl Outbox {
         self.unacked.remove(&seq);
         self.queue.release(bytes);
         if header.flags & flags::ERROR != 0 {
-            bump(&cells.error_replies, 1);
+            bump(&cells.dma_write_error_replies, 1);
         } else {
             bump(&cells.dma_writes_acked, 1);
         }
@@ -480,7 +480,7 @@ impl Outbox {
         let due = self.due();
         for irq in &due {
             if !matches!(irq.eventfd.try_signal(), Ok(true)) {
-                bump(&self.queue.cells.irqs_lost, 1);
+                bump(&self.queue.cells.irqs_deferred_lost, 1);
             }
         }
         due.len()
@@ -489,12 +489,12 @@ impl Outbox {
 
 impl Drop for Outbox {
     /// The connection ended: what is in flight or held will never be acknowledged; its bytes
-    /// are released and the items counted as dropped.
+    /// are released and the items counted as dma_writes_dropped.
     fn drop(&mut self) {
         let bytes: u64 = self.in_flight.values().map(|f| f.bytes).sum();
         self.queue.release(bytes);
         bump(
-            &self.queue.cells.dropped,
+            &self.queue.cells.dma_writes_dropped,
             (self.in_flight.len() + self.held.len()) as u64,
         );
         self.queue.restart();

@@ -79,7 +79,7 @@ fn writes_leave_in_order_split_at_the_client_transfer_size() {
     assert_eq!(q.pending_bytes(), 1210);
     let c = q.counters();
     assert_eq!(
-        (c.writes_queued, c.dma_writes_sent, c.dma_write_bytes),
+        (c.dma_writes_queued, c.dma_writes_sent, c.dma_write_bytes),
         (2, 4, 1210)
     );
     for id in 0..4 {
@@ -169,9 +169,9 @@ fn malformed_replies_are_counted_and_never_release_a_write() {
     o.on_reply(&dma_write_reply(1, None));
     assert_eq!(o.fire_due(), 1);
     let c = q.counters();
-    assert_eq!(c.unknown_replies, 2);
-    assert_eq!(c.malformed_replies, 3);
-    assert_eq!(c.error_replies, 1);
+    assert_eq!(c.dma_write_unknown_replies, 2);
+    assert_eq!(c.dma_write_malformed_replies, 3);
+    assert_eq!(c.dma_write_error_replies, 1);
     assert_eq!(c.dma_writes_acked, 1);
     assert_eq!(q.pending_bytes(), 0);
 }
@@ -195,8 +195,11 @@ fn a_client_that_never_replies_makes_the_queue_fail_closed() {
     assert!(!q.irq(0, fd.clone()), "interrupts are refused too");
     assert!(!q.write(0, &[1]), "and every later write");
     let c = q.counters();
-    assert_eq!(c.overflows, 1, "one overflow, however many refusals");
-    assert_eq!(c.dropped, 100 - 16 + 2);
+    assert_eq!(
+        c.dma_write_overflows, 1,
+        "one overflow, however many refusals"
+    );
+    assert_eq!(c.dma_writes_dropped, 100 - 16 + 2);
     assert_eq!(o.in_flight(), 8);
     assert!(q.pending_bytes() <= 16 * 64);
     // The connection ends: everything is released and the next one starts afresh.
@@ -214,7 +217,7 @@ fn the_byte_bound_fails_closed_too() {
     assert!(!q.write(0, &[0; 600]));
     assert!(q.failed());
     assert_eq!(q.pending_bytes(), 600);
-    assert_eq!(q.counters().overflows, 1);
+    assert_eq!(q.counters().dma_write_overflows, 1);
 }
 
 #[test]

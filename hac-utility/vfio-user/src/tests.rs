@@ -765,7 +765,7 @@ fn a_client_that_never_replies_is_disconnected_when_the_queue_overflows() {
     let mut rest = Vec::new();
     c.read_to_end(&mut rest).unwrap();
     let q = queue.counters();
-    assert_eq!(q.overflows, 1);
+    assert_eq!(q.dma_write_overflows, 1);
     assert_eq!(q.dma_writes_acked, 0);
     // Everything is released once the connection is gone; the next client starts afresh.
     let mut c2 = UnixStream::connect(server.path()).unwrap();

@@ -41,6 +41,8 @@ const TX_RING: u64 = 0x6000;
 const TX_BUFS: u64 = 0x7000;
 const BUF: u64 = 0x800;
 const DONE: u8 = 1;
+/// The client's `max_data_xfer_size` here: a 2 KiB buffer write is two messages.
+const XFER: u32 = 1024;
 
 /// One step of a scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +150,7 @@ impl Sim {
             DmaWrites::Direct => (None, None),
             DmaWrites::Client => {
                 let q = DmaWriteQueue::new(limits).map_err(|e| e.to_string())?;
-                (Some(q.clone()), Some(Outbox::new(q, 1024)))
+                (Some(q.clone()), Some(Outbox::new(q, XFER)))
             }
         };
         let mut sim = Sim {
@@ -435,8 +437,17 @@ impl Sim {
             let _ = irq.eventfd.signal();
         }
         let limits = o.queue().limits();
-        if o.queue().pending_bytes() > limits.max_bytes || o.in_flight() > limits.max_items {
-            return Err("the client queue is over its limits".into());
+        if o.queue().pending_bytes() > limits.max_bytes {
+            return Err(format!(
+                "{} bytes pending, over the {} allowed",
+                o.queue().pending_bytes(),
+                limits.max_bytes
+            ));
+        }
+        // The outbox stops taking items at the bound; the last one may add its chunks.
+        let chunks = (BUF as usize).div_ceil(XFER as usize);
+        if o.in_flight() > limits.max_items + chunks - 1 {
+            return Err(format!("{} messages in flight", o.in_flight()));
         }
         if o.held() > limits.max_items {
             return Err(format!("{} interrupts held", o.held()));

@@ -378,6 +378,9 @@ impl Outbox {
 
     /// Moves what the device queued into `DMA_WRITE` messages appended to `out`, in order, as
     /// far as the in-flight bound allows (the rest waits in the queue, which is bounded too).
+    /// The bound is checked per item: the last item taken may add all its chunks, so at most
+    /// `max_items` + (chunks of one write − 1) messages are in flight (and never more than
+    /// `max_bytes` of data).
     pub fn pull(&mut self, out: &mut Vec<u8>) {
         let _ = self.queue.wake.take();
         let max = self.queue.limits.max_items.max(1);

@@ -782,3 +782,81 @@ fn a_client_that_never_replies_is_disconnected_when_the_queue_overflows() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The cost of client mode over the socket (not a check; `cargo test --release -p
+/// hac-vfio-user measure_client_mode -- --ignored --nocapture`): a client that applies each
+/// `DMA_WRITE` to its RAM and replies at once, the device writing a 1514-byte frame and a
+/// 16-byte descriptor and raising an interrupt per frame. Prints the frames per second and
+/// the time from the first write of a frame to its interrupt.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_client_mode() {
+    let queue = crate::DmaWriteQueue::new(crate::ClientDmaLimits::default()).unwrap();
+    let (server, dir) = client_mode_server("measure", &queue);
+    let mut c = UnixStream::connect(server.path()).unwrap();
+    let end = c.try_clone().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut ram = vec![0u8; 1 << 20];
+        loop {
+            let mut h = [0u8; 16];
+            if c.read_exact(&mut h).is_err() {
+                return;
+            }
+            let header = Header::parse(&h).unwrap();
+            let mut m = h.to_vec();
+            m.resize(header.size as usize, 0);
+            c.read_exact(&mut m[16..]).unwrap();
+            let (id, a, d) = crate::client_dma::parse_dma_write(&m).unwrap();
+            let a = a as usize % (ram.len() - d.len());
+            ram[a..a + d.len()].copy_from_slice(d);
+            if c.write_all(&crate::client_dma::dma_write_reply(id, None))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let irq = std::sync::Arc::new(EventFd::new().unwrap());
+    let frame = [0x5Au8; 1514];
+    // Latency: one frame at a time.
+    let n = 2000;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        queue.write((i % 64) * 2048, &frame);
+        queue.write(0x8_0000 + (i % 64) * 16, &[1; 16]);
+        queue.irq(0, irq.clone());
+        hac_sys::poll_readable(&[irq.as_ref()], Some(std::time::Duration::from_secs(5))).unwrap();
+        irq.take().unwrap();
+    }
+    let per_frame = t.elapsed() / n as u32;
+    // Throughput: the device writes as fast as the queue takes them.
+    let n = 20_000;
+    let t = std::time::Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let c = queue.counters();
+        if c.dma_writes_queued - c.dma_writes_acked < 1000 {
+            queue.write((sent % 64) * 2048, &frame);
+            queue.write(0x8_0000 + (sent % 64) * 16, &[1; 16]);
+            queue.irq(0, irq.clone());
+            sent += 1;
+        } else {
+            assert!(!queue.failed(), "{:?}", queue.counters());
+            std::thread::yield_now();
+        }
+    }
+    while queue.pending_bytes() > 0 || queue.counters().dma_writes_acked < 2 * (n + 2000) {
+        assert!(!queue.failed(), "{:?}", queue.counters());
+        std::thread::yield_now();
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "client mode: {per_frame:?} from a frame's first write to its interrupt (one at a time); {rate:.0} frames/s ({:.0} Mbit/s of 1514-byte frames) streaming",
+        rate * 1514.0 * 8.0 / 1e6
+    );
+    assert_eq!(queue.counters().dma_write_overflows, 0);
+    end.shutdown(std::net::Shutdown::Both).unwrap();
+    let _ = client.join();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

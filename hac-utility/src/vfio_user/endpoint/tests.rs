@@ -107,10 +107,8 @@ fn config_space_shows_the_vf_ids_and_bars() {
     );
 }
 
-#[test]
-fn the_mailbox_reset_handshake_works_through_messages() {
-    let (_m, mut ep) = endpoint();
-    // Memory and bus master on, then CTRL.RST as igbvf does.
+/// Sets the Command register's Memory Space and Bus Master bits, as igbvf does first.
+fn memory_and_bus_master_on(ep: &mut Ep) {
     let cmd = Payload::default()
         .u64(4)
         .u32(region::CONFIG)
@@ -118,6 +116,13 @@ fn the_mailbox_reset_handshake_works_through_messages() {
         .u16(6)
         .0;
     ep.handle(&msg(1, 10, &cmd), Vec::new()).unwrap();
+}
+
+#[test]
+fn the_mailbox_reset_handshake_works_through_messages() {
+    let (_m, mut ep) = endpoint();
+    // Memory and bus master on, then CTRL.RST as igbvf does.
+    memory_and_bus_master_on(&mut ep);
     let rst = Payload::default()
         .u64(0)
         .u32(region::BAR0)
@@ -568,13 +573,7 @@ fn bar0_write(ep: &mut Ep, offset: u32, value: u32) {
 /// agent), maps 64 KiB of guest RAM at DMA address 0 (the memfd is returned, as QEMU's RAM),
 /// queues one TX frame (descriptor at 0x1000, buffer at 0x2000, RS) and lets the device run.
 fn send_one_frame(ep: &mut Ep, model: &Model) -> GuestMapping {
-    let cmd = Payload::default()
-        .u64(4)
-        .u32(region::CONFIG)
-        .u32(2)
-        .u16(6)
-        .0;
-    ep.handle(&msg(1, 10, &cmd), Vec::new()).unwrap();
+    memory_and_bus_master_on(ep);
     bar0_write(ep, 0, 1 << 26);
     bar0_write(ep, VfReg::VMBMEM(0).offset().0, 1);
     bar0_write(ep, VfReg::VFMAILBOX.offset().0, 1);

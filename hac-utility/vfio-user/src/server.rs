@@ -249,6 +249,12 @@ fn serve_connection<B: Backend>(
         }
         let reply = session.handle(&message, fds);
         publish(published, session.counters());
+        // The device's writes made before or during this request leave before its reply (a
+        // client that handles messages in order applies them first; QEMU applies them on its
+        // main loop, which the reply does not wait for).
+        if let Some(o) = outbox.as_mut() {
+            o.pull(&mut out);
+        }
         if let Some(reply) = reply {
             out.extend_from_slice(&reply);
         }

@@ -492,9 +492,16 @@ impl Clock for Guest {
     }
 }
 
-#[test]
-fn in_client_mode_our_mlx5_driver_comes_up_with_every_device_write_a_dma_write() {
-    let (m, mut ep, queue) = client_mode_endpoint();
+/// What a guest does first (Memory Space and Bus Master, four MSI-X vectors wired to
+/// eventfds), then our mlx5 driver brought up on the VF in event mode: the eventfds, the guest
+/// and the driver.
+fn bring_up(
+    mut ep: Ep,
+) -> (
+    Vec<EventFd>,
+    Guest,
+    hac_driver::mlx5::Mlx5Device<Guest, Guest, Guest>,
+) {
     write(&mut ep, region::CONFIG, 4, &6u16.to_le_bytes());
     let evs: Vec<EventFd> = (0..4).map(|_| EventFd::new().unwrap()).collect();
     set_eventfds(&mut ep, 0, evs.iter().map(owned).collect());
@@ -505,11 +512,17 @@ fn in_client_mode_our_mlx5_driver_comes_up_with_every_device_write_a_dma_write()
         init_timeout_ns: 5_000_000_000,
         ..Default::default()
     };
+    let vf = hac_driver::mlx5::Mlx5Device::new(guest.clone(), guest.clone(), guest.clone(), config)
+        .expect("the driver brings the VF up through vfio-user");
+    (evs, guest, vf)
+}
+
+#[test]
+fn in_client_mode_our_mlx5_driver_comes_up_with_every_device_write_a_dma_write() {
+    let (m, ep, queue) = client_mode_endpoint();
     // Command outputs, ownership bits and EQEs reach the guest only as DMA_WRITEs the
     // "client" applies; the completion interrupts only after them.
-    let mut vf =
-        hac_driver::mlx5::Mlx5Device::new(guest.clone(), guest.clone(), guest.clone(), config)
-            .expect("the driver brings the VF up with client-routed writes");
+    let (evs, _guest, mut vf) = bring_up(ep);
     let (mac, _mtu, _) = vf.own_vport_context().unwrap();
     assert_eq!(mac, MAC0);
     let signalled: u64 = evs.iter().map(|e| e.take().unwrap_or(0)).sum();
@@ -531,21 +544,8 @@ fn in_client_mode_our_mlx5_driver_comes_up_with_every_device_write_a_dma_write()
 
 #[test]
 fn our_mlx5_driver_comes_up_on_the_vf_through_vfio_user_messages() {
-    let (m, mut ep) = endpoint();
-    // What a guest does first: Memory Space and Bus Master, MSI-X vectors wired.
-    write(&mut ep, region::CONFIG, 4, &6u16.to_le_bytes());
-    let evs: Vec<EventFd> = (0..4).map(|_| EventFd::new().unwrap()).collect();
-    set_eventfds(&mut ep, 0, evs.iter().map(owned).collect());
-    let guest = Guest::new(ep);
-    let config = hac_driver::mlx5::Mlx5Config {
-        command_events: true,
-        command_timeout_ns: 5_000_000_000,
-        init_timeout_ns: 5_000_000_000,
-        ..Default::default()
-    };
-    let mut vf =
-        hac_driver::mlx5::Mlx5Device::new(guest.clone(), guest.clone(), guest.clone(), config)
-            .expect("the driver brings the VF up through vfio-user");
+    let (m, ep) = endpoint();
+    let (evs, guest, mut vf) = bring_up(ep);
     // The E-Switch manager (our PF driver) assigned the MAC; the VF reads it from its vport.
     let (mac, _mtu, _) = vf.own_vport_context().unwrap();
     assert_eq!(mac, MAC0);

@@ -24,7 +24,8 @@
 //!
 //! May depend on: `hw-common` (the `Iova` type) and the unsafe door for the guest-memory
 //! mapping and the eventfd (today `hac-driver`'s `sys` module, re-exported here as
-//! [`GuestMapping`] and [`EventFd`]). Not on any device model, driver code, the control
+//! [`GuestMapping`] and [`EventFd`]), `crossbeam-channel` (the client-mode write queue) and
+//! `serde_json` (the client's capabilities). Not on any device model, driver code, the control
 //! protocol or a CLI.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -76,6 +76,18 @@ pub struct ServeArgs {
         requires = "vfio_user"
     )]
     vfio_user_vfs: Vec<usize>,
+    /// How the exported VFs write guest RAM: `direct` through the server's own mapping of the
+    /// VM's memory (fastest; QEMU's dirty log does not see these writes), or `client` as
+    /// vfio-user DMA_WRITE requests QEMU applies, so every page the device writes is in QEMU's
+    /// dirty log and a COLO checkpoint (or a migration) carries it; interrupts then wait until
+    /// QEMU applied the writes before them. One message per write: use `client` under COLO.
+    #[arg(
+        long,
+        value_name = "direct|client",
+        default_value = "direct",
+        requires = "vfio_user"
+    )]
+    vfio_user_dma_writes: hac_utility::vfio_user::DmaWrites,
     /// Put a host on the model's wire (smoltcp, MAC 02:aa:00:00:00:10) at IP/PREFIX: it answers
     /// ARP and ping and echoes TCP on --wire-peer-echo-port.
     #[arg(long, value_name = "IP/PREFIX", value_parser = parse_cidr, conflicts_with = "pci")]
@@ -297,6 +309,7 @@ pub fn run_serve(args: ServeArgs, cmd: &clap::Command, matches: &clap::ArgMatche
             .map(|dir| hac_utility::vfio_user::VfioUserConfig {
                 dir,
                 vfs: args.vfio_user_vfs.clone(),
+                dma_writes: args.vfio_user_dma_writes,
             }),
         wire_peer: args
             .wire_peer
@@ -715,6 +728,11 @@ mod tests {
             ("vfio_user", "\"/run/hac\"", &["--vfio-user", "/run/hac"]),
             ("vfio_user_vfs", "[0, 2]", &["--vfio-user-vfs", "0,2"]),
             (
+                "vfio_user_dma_writes",
+                "\"client\"",
+                &["--vfio-user-dma-writes", "client"],
+            ),
+            (
                 "wire_peer",
                 "\"10.9.0.2/24\"",
                 &["--wire-peer", "10.9.0.2/24"],
@@ -756,7 +774,9 @@ mod tests {
                 let (partner_key, partner): (&str, &[&str]) = match *key {
                     "pci" => ("vf_token = \"x\"", &["--vf-token", "x"]),
                     "vf_token" => ("pci = \"0000:01:00.0\"", &["--pci", "0000:01:00.0"]),
-                    "vfio_user_vfs" => ("vfio_user = \"/run/hac\"", &["--vfio-user", "/run/hac"]),
+                    "vfio_user_vfs" | "vfio_user_dma_writes" => {
+                        ("vfio_user = \"/run/hac\"", &["--vfio-user", "/run/hac"])
+                    }
                     _ => ("", &[]),
                 };
                 let mut all = partner.to_vec();

@@ -347,7 +347,7 @@ pub(super) fn endpoint_counters(c: &crate::vfio_user::VfioUserCounters) -> Vec<C
         resets,
     } = c.session;
     let crate::vfio_user::endpoint::EndpointCounters { misaligned } = c.endpoint;
-    named(&[
+    let mut list = named(&[
         ("messages", "vfio-user messages handled.", messages),
         (
             "errors",
@@ -384,6 +384,83 @@ pub(super) fn endpoint_counters(c: &crate::vfio_user::VfioUserCounters) -> Vec<C
             irq_fds_refused,
         ),
         ("resets", "Device resets.", resets),
+    ]);
+    list.extend(client_dma_counters(&c.client_dma));
+    list
+}
+
+/// A vfio-user VF's writes routed through its client (`--vfio-user-dma-writes client`; all
+/// zero in direct mode). Either family.
+pub(super) fn client_dma_counters(c: &hac_vfio_user::ClientDmaCounters) -> Vec<Counter> {
+    let hac_vfio_user::ClientDmaCounters {
+        dma_writes_queued,
+        dma_writes_sent,
+        dma_write_bytes,
+        dma_writes_acked,
+        dma_write_error_replies,
+        dma_write_unknown_replies,
+        dma_write_malformed_replies,
+        irqs_deferred,
+        irqs_deferred_lost,
+        dma_write_overflows,
+        dma_writes_dropped,
+    } = *c;
+    named(&[
+        (
+            "dma_writes_queued",
+            "Device writes to guest RAM queued for the client (client mode).",
+            dma_writes_queued,
+        ),
+        (
+            "dma_writes_sent",
+            "DMA_WRITE requests sent to the client.",
+            dma_writes_sent,
+        ),
+        (
+            "dma_write_bytes",
+            "Data bytes in DMA_WRITE requests.",
+            dma_write_bytes,
+        ),
+        (
+            "dma_writes_acked",
+            "DMA_WRITE requests the client acknowledged.",
+            dma_writes_acked,
+        ),
+        (
+            "dma_write_error_replies",
+            "DMA_WRITE requests the client refused (error reply).",
+            dma_write_error_replies,
+        ),
+        (
+            "dma_write_unknown_replies",
+            "Replies matching no DMA_WRITE in flight.",
+            dma_write_unknown_replies,
+        ),
+        (
+            "dma_write_malformed_replies",
+            "Replies to a DMA_WRITE with another command or too short.",
+            dma_write_malformed_replies,
+        ),
+        (
+            "irqs_deferred",
+            "Interrupts held until the writes before them were acknowledged.",
+            irqs_deferred,
+        ),
+        (
+            "irqs_deferred_lost",
+            "Held interrupts their eventfd did not take.",
+            irqs_deferred_lost,
+        ),
+        (
+            "dma_write_overflows",
+            "Times the client's write queue overflowed (connection ended, fail closed).",
+            dma_write_overflows,
+        ),
+        (
+            "dma_writes_dropped",
+            "Writes and interrupts refused after an overflow or left at a disconnect.",
+            dma_writes_dropped,
+        ),
     ])
 }
 

@@ -404,7 +404,7 @@ fn mlx5_endpoint_counters(c: &Mlx5VfioUserCounters) -> Vec<Counter> {
         resets,
     } = c.session;
     let e = c.endpoint;
-    named(&[
+    let mut list = named(&[
         ("messages", "vfio-user messages handled.", messages),
         (
             "errors",
@@ -442,5 +442,7 @@ fn mlx5_endpoint_counters(c: &Mlx5VfioUserCounters) -> Vec<Counter> {
             irq_fds_refused,
         ),
         ("resets", "Device resets.", resets),
-    ])
+    ]);
+    list.extend(super::counters::client_dma_counters(&c.client_dma));
+    list
 }

@@ -13,6 +13,8 @@
 //!   config space and 2 MiB BAR0 (initialization segment, MSI-X, UAR pages), DMA windows in the
 //!   VF's IOMMU, the model's queued MSI-X messages written to eventfds, device time following
 //!   wall time — and its export ([`mlx5::export_mlx5`]).
+//! * [`guest_ram`]: a mapped guest RAM window as the model's DMA memory (both families); in
+//!   client mode (`--vfio-user-dma-writes client`) its writes go to the client as `DMA_WRITE`.
 //! * [`export`]: one private socket (`DIR/vf<N>.sock`, mode 0600) and server thread per VF.
 //! * [`peer`]: a host on the model's wire (smoltcp: ARP, ping, TCP echo), so a guest has
 //!   someone to talk to through the egress stage — and so through HAC (either family).
@@ -22,10 +24,11 @@
 //! mailbox answers and VF reset handling happen inside the register access that needs them.
 
 pub mod endpoint;
+pub mod guest_ram;
 pub mod mlx5;
 pub mod peer;
 
-pub use hac_vfio_user::{server, wire};
+pub use hac_vfio_user::{DmaWrites, server, wire};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +37,9 @@ use hac_driver::model::{Model, SharedPfAgent};
 use igb_hw::VfIndex;
 
 use endpoint::{EndpointCells, IrqRoutes, VfEndpoint};
-use hac_vfio_user::{Server, ServerError, Session};
+use hac_vfio_user::{
+    ClientDmaCounters, ClientDmaLimits, DmaWriteQueue, Server, ServerError, Session,
+};
 
 /// Which VFs to export, where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +48,10 @@ pub struct VfioUserConfig {
     pub dir: PathBuf,
     /// VFs exported (0-based).
     pub vfs: Vec<usize>,
+    /// How the VFs' writes reach guest RAM: through the server's mapping, or as `DMA_WRITE`
+    /// requests the client applies (`--vfio-user-dma-writes client`: in its dirty log, so a
+    /// COLO checkpoint carries them).
+    pub dma_writes: DmaWrites,
 }
 
 /// The socket path of VF `vf` in `dir`.
@@ -54,8 +63,8 @@ pub fn socket_path(dir: &Path, vf: usize) -> PathBuf {
 pub struct Exported {
     dir: PathBuf,
     servers: Vec<Server>,
-    /// Per exported VF: its number and its endpoint's counters.
-    endpoints: Vec<(usize, Arc<EndpointCells>)>,
+    /// Per exported VF: its number, its endpoint's counters and (client mode) its write queue.
+    endpoints: Vec<(usize, Arc<EndpointCells>, Option<Arc<DmaWriteQueue>>)>,
     routes: Arc<IrqRoutes>,
 }
 
@@ -67,6 +76,8 @@ pub struct VfioUserCounters {
     pub session: hac_vfio_user::Counters,
     /// What the 82576 endpoint refused.
     pub endpoint: endpoint::EndpointCounters,
+    /// Client mode: the writes and interrupts routed through the client (zero in direct mode).
+    pub client_dma: ClientDmaCounters,
 }
 
 impl Exported {
@@ -100,10 +111,11 @@ impl Exported {
 
     /// What the front end of VF `vf` has counted; `None` if `vf` is not exported.
     pub fn endpoint_counters(&self, vf: usize) -> Option<VfioUserCounters> {
-        let (_, cells) = self.endpoints.iter().find(|(v, _)| *v == vf)?;
+        let (_, cells, queue) = self.endpoints.iter().find(|(v, _, _)| *v == vf)?;
         Some(VfioUserCounters {
             session: self.counters(vf)?,
             endpoint: cells.snapshot(),
+            client_dma: queue.as_ref().map(|q| q.counters()).unwrap_or_default(),
         })
     }
 }
@@ -122,8 +134,12 @@ pub fn export(
         let Some(index) = VfIndex::new(vf) else {
             continue;
         };
-        let ep = VfEndpoint::new(model.clone(), index, Some(agent.clone()), routes.clone());
-        endpoints.push((vf, ep.shared_counters()));
+        let mut ep = VfEndpoint::new(model.clone(), index, Some(agent.clone()), routes.clone());
+        let queue = client_dma_queue(config.dma_writes, vf)?;
+        if let Some(q) = &queue {
+            ep = ep.with_client_dma(q.clone());
+        }
+        endpoints.push((vf, ep.shared_counters(), queue));
         servers.push(spawn(&socket_path(&config.dir, vf), ep)?);
     }
     Ok(Exported {
@@ -134,6 +150,21 @@ pub fn export(
     })
 }
 
+/// In client mode, a new write queue for VF `vf` (default limits).
+pub fn client_dma_queue(
+    mode: DmaWrites,
+    vf: usize,
+) -> Result<Option<Arc<DmaWriteQueue>>, ServerError> {
+    match mode {
+        DmaWrites::Direct => Ok(None),
+        DmaWrites::Client => DmaWriteQueue::new(ClientDmaLimits::default())
+            .map(Some)
+            .map_err(|e| {
+                ServerError::Socket(format!("cannot create the DMA write queue of VF {vf}: {e}"))
+            }),
+    }
+}
+
 /// Serves `endpoint` on `path`. The socket is created with mode 0600 (only the daemon's user
 /// and root may connect: a client gets the VF's DMA and interrupts); a live server's socket
 /// there is refused, a stale one replaced (`private_socket::listen_private`).
@@ -141,7 +172,12 @@ pub fn spawn(path: &Path, endpoint: VfEndpoint) -> Result<Server, ServerError> {
     let listener = crate::private_socket::listen_private(path, "--vfio-user directory")
         .map_err(ServerError::Socket)?;
     let label = format!("VF {}", endpoint.vf().get());
-    Server::spawn(path, listener, Session::new(label, endpoint))
+    let queue = endpoint.client_dma().cloned();
+    let mut session = Session::new(label, endpoint);
+    if let Some(q) = queue {
+        session.set_client_dma(q);
+    }
+    Server::spawn(path, listener, session)
 }
 
 #[cfg(test)]

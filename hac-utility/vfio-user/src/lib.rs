@@ -11,6 +11,9 @@
 //! * [`dma`]: the client's DMA windows and the per-client limits on them (count and bytes).
 //! * [`server`]: one Unix socket and thread per device, reading whole messages with their file
 //!   descriptors and answering in order; one client at a time.
+//! * [`client_dma`]: in client mode, the device's writes to guest RAM as `DMA_WRITE`
+//!   requests the client applies (so they are in its dirty log), in order, bounded, with the
+//!   interrupts held until the writes before them are acknowledged.
 //! * [`backend`]: the [`Backend`] trait a device implements (region read/write, DMA
 //!   map/unmap, interrupts, reset, region and IRQ info). It sees only checked requests.
 //!
@@ -21,12 +24,16 @@
 //!
 //! May depend on: `hw-common` (the `Iova` type) and the unsafe door for the guest-memory
 //! mapping and the eventfd (today `hac-driver`'s `sys` module, re-exported here as
-//! [`GuestMapping`] and [`EventFd`]). Not on any device model, driver code, the control
+//! [`GuestMapping`] and [`EventFd`]), `crossbeam-channel` (the client-mode write queue) and
+//! `serde_json` (the client's capabilities). Not on any device model, driver code, the control
 //! protocol or a CLI.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod backend;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod checkpoint_sim;
+pub mod client_dma;
 pub mod dma;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod fake;
@@ -41,6 +48,7 @@ pub use backend::{
     Backend, DeviceError, DeviceInfo, DmaWindow, EventFd, GuestMapping, IrqAction, IrqInfo,
     RegionInfo,
 };
+pub use client_dma::{ClientDmaCounters, ClientDmaLimits, DmaWriteQueue, DmaWrites, Outbox};
 pub use dma::{Limits, MAX_DMA_BYTES, MAX_DMA_MAPS};
 pub use server::{Server, ServerError};
 pub use session::{Counters, Session};

@@ -1,7 +1,9 @@
 //! The socket side: one listening Unix socket and one thread per served device. A
 //! connection's messages are read whole (header, then the size it announces), with the file
 //! descriptors that came with them (`SCM_RIGHTS`, received through `rustix`'s safe `recvmsg`),
-//! handed to the [`Session`] and answered in order. A message whose size field is impossible
+//! handed to the [`Session`] and answered in order. In client mode the same thread sends the
+//! device's `DMA_WRITE` requests and takes their replies ([`crate::client_dma`]); it waits on
+//! the socket and the queue together (poll) and never blocks on a send. A message whose size field is impossible
 //! ends the connection (the stream cannot be resynchronised) after an error reply; everything
 //! else gets a reply and the connection goes on. When a client leaves, the session drops its
 //! memory and eventfds and the thread waits for the next client (one client at a time).
@@ -9,7 +11,7 @@
 //! Where the socket comes from (its path, its mode, what to do with a stale one) is the
 //! caller's policy: the server takes a bound listener.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -18,9 +20,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::event::{PollFd, PollFlags};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendFlags};
 
 use crate::backend::Backend;
+use crate::client_dma::Outbox;
 use crate::session::{Counters, Session};
 use crate::wire::{self, Header};
 
@@ -164,14 +168,56 @@ fn recv_with_fds(stream: &UnixStream, buf: &mut [u8]) -> std::io::Result<(usize,
 }
 
 /// Serves one client until it closes the connection or sends an unreadable message.
+///
+/// One thread, never blocked on the client: it waits (poll) for the socket and, in client mode
+/// ([`Session::set_client_dma`]), for the device's queued writes; replies and `DMA_WRITE`
+/// requests leave through one buffer sent without blocking, so requests keep being answered
+/// while `DMA_WRITE`s wait for their replies (QEMU's vCPU may hold its big lock waiting for a
+/// region read's reply while the main loop that applies our `DMA_WRITE` waits for that lock).
 fn serve_connection<B: Backend>(
     stream: &UnixStream,
     session: &mut Session<B>,
     published: &Mutex<Counters>,
 ) -> std::io::Result<()> {
     let mut reader = stream;
-    let mut writer = stream;
+    let mut outbox = session
+        .client_dma()
+        .cloned()
+        .map(|q| Outbox::new(q, session.client_max_xfer()));
+    let mut out: Vec<u8> = Vec::new();
     loop {
+        if let Some(o) = outbox.as_mut() {
+            if o.failed() {
+                let l = o.queue().limits();
+                return Err(std::io::Error::other(format!(
+                    "device writes for the client over {} items or {} bytes unacknowledged: connection ended so the device is reset (fail closed)",
+                    l.max_items, l.max_bytes
+                )));
+            }
+            o.set_max_xfer(session.client_max_xfer());
+            o.pull(&mut out);
+            o.fire_due();
+        }
+        flush(stream, &mut out)?;
+        let mut events = PollFlags::IN;
+        if !out.is_empty() {
+            events |= PollFlags::OUT;
+        }
+        let readable = {
+            let mut fds = vec![PollFd::new(stream, events)];
+            if let Some(o) = outbox.as_ref() {
+                fds.push(PollFd::from_borrowed_fd(o.queue().wake_fd(), PollFlags::IN));
+            }
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            !(fds[0].revents() & (PollFlags::IN | PollFlags::HUP | PollFlags::ERR)).is_empty()
+        };
+        if !readable {
+            continue;
+        }
         let mut head = [0u8; wire::HEADER_LEN];
         let (n, fds) = recv_with_fds(stream, &mut head)?;
         if n == 0 {
@@ -180,24 +226,52 @@ fn serve_connection<B: Backend>(
         if n < head.len() {
             reader.read_exact(&mut head[n..])?;
         }
-        let size = match Header::parse(&head) {
-            Ok(h) => h.size as usize,
+        let header = match Header::parse(&head) {
+            Ok(h) => h,
             Err(e) => {
                 let reply = session.handle(&head, fds);
                 publish(published, session.counters());
                 if let Some(reply) = reply {
-                    writer.write_all(&reply)?;
+                    out.extend_from_slice(&reply);
                 }
+                flush(stream, &mut out)?;
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
             }
         };
-        let mut message = vec![0u8; size];
+        let mut message = vec![0u8; header.size as usize];
         message[..wire::HEADER_LEN].copy_from_slice(&head);
         reader.read_exact(&mut message[wire::HEADER_LEN..])?;
+        if let Some(o) = outbox.as_mut()
+            && header.flags & wire::flags::TYPE_MASK == wire::flags::TYPE_REPLY
+        {
+            o.on_reply(&message);
+            continue;
+        }
         let reply = session.handle(&message, fds);
         publish(published, session.counters());
+        // The device's writes made before or during this request leave before its reply (a
+        // client that handles messages in order applies them first; QEMU applies them on its
+        // main loop, which the reply does not wait for).
+        if let Some(o) = outbox.as_mut() {
+            o.pull(&mut out);
+        }
         if let Some(reply) = reply {
-            writer.write_all(&reply)?;
+            out.extend_from_slice(&reply);
         }
     }
+}
+
+/// Sends what `out` holds without blocking; what the socket does not take stays in `out`.
+fn flush(stream: &UnixStream, out: &mut Vec<u8>) -> std::io::Result<()> {
+    while !out.is_empty() {
+        match rustix::net::send(stream, out, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+            Ok(n) => {
+                out.drain(..n);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

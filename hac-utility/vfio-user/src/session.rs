@@ -9,10 +9,12 @@
 //! first [`MAX_NOTES`] per connection) and counted.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
 use hw_common::Iova;
 
 use crate::backend::{Backend, DeviceError, DmaWindow, EventFd, GuestMapping, IrqAction};
+use crate::client_dma::{DEFAULT_CLIENT_XFER, DmaWriteQueue};
 use crate::dma::{DmaWindows, Kind, Limits};
 use crate::wire::vfio::irq_set;
 use crate::wire::{self, Command, Header, Payload, Request, errno};
@@ -60,6 +62,10 @@ pub struct Session<B> {
     /// Refusals explained on stderr since the client connected.
     notes: u32,
     counters: Counters,
+    /// Where the device's writes go in client mode (`None`: direct).
+    client_dma: Option<Arc<DmaWriteQueue>>,
+    /// The client's `max_data_xfer_size` (from its version message).
+    client_max_xfer: u32,
 }
 
 impl<B: Backend> Session<B> {
@@ -77,7 +83,27 @@ impl<B: Backend> Session<B> {
             windows: DmaWindows::default(),
             notes: 0,
             counters: Counters::default(),
+            client_dma: None,
+            client_max_xfer: DEFAULT_CLIENT_XFER,
         }
+    }
+
+    /// Routes the device's writes through the client: the server sends what `queue` receives
+    /// as `DMA_WRITE` requests and fires its interrupts after them (the device must put its
+    /// writes and interrupts into `queue` instead of writing the mapping and the eventfds).
+    pub fn set_client_dma(&mut self, queue: Arc<DmaWriteQueue>) {
+        self.client_dma = Some(queue);
+    }
+
+    /// The queue of client-routed writes, in client mode.
+    pub fn client_dma(&self) -> Option<&Arc<DmaWriteQueue>> {
+        self.client_dma.as_ref()
+    }
+
+    /// The largest data transfer the client takes in one message (its `max_data_xfer_size`,
+    /// [`DEFAULT_CLIENT_XFER`] if it announced none).
+    pub fn client_max_xfer(&self) -> u32 {
+        self.client_max_xfer
     }
 
     /// The device.
@@ -171,10 +197,15 @@ impl<B: Backend> Session<B> {
 
     fn dispatch(&mut self, request: Request<'_>, fds: Vec<OwnedFd>) -> Result<Vec<u8>, u32> {
         match request {
-            Request::Version { major, .. } => {
+            Request::Version {
+                major,
+                capabilities,
+                ..
+            } => {
                 if major != 0 {
                     return Err(errno::ENOTSUP);
                 }
+                self.client_max_xfer = client_max_xfer(capabilities);
                 let caps = format!(
                     "{{\"capabilities\":{{\"max_msg_fds\":{},\"max_data_xfer_size\":{},\"pgsizes\":{PAGE},\"max_dma_maps\":{}}}}}",
                     wire::MAX_FDS,
@@ -507,7 +538,17 @@ impl<B: Backend> Session<B> {
     /// are withdrawn; the next client starts afresh (counters go on).
     pub fn disconnect(&mut self) {
         self.notes = 0;
+        self.client_max_xfer = DEFAULT_CLIENT_XFER;
         self.backend.disconnect();
         self.unmap_all();
     }
+}
+
+/// The `max_data_xfer_size` of a client's capability JSON ([`DEFAULT_CLIENT_XFER`] when absent
+/// or unreadable, at most `u32::MAX`).
+fn client_max_xfer(capabilities: &[u8]) -> u32 {
+    serde_json::from_slice::<serde_json::Value>(capabilities)
+        .ok()
+        .and_then(|v| v.get("capabilities")?.get("max_data_xfer_size")?.as_u64())
+        .map_or(DEFAULT_CLIENT_XFER, |n| n.min(u64::from(u32::MAX)) as u32)
 }

@@ -635,3 +635,228 @@ fn a_client_over_the_socket_survives_garbage_and_the_next_one_is_served() {
     assert!(!path.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server of the fake whose device writes go through `queue` (client mode), and its socket
+/// directory.
+fn client_mode_server(
+    name: &str,
+    queue: &std::sync::Arc<crate::DmaWriteQueue>,
+) -> (Server, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hac-vfio-user-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fake.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut s = session();
+    s.set_client_dma(queue.clone());
+    (Server::spawn(&path, listener, s).unwrap(), dir)
+}
+
+/// Reads messages until the reply to `id`; returns the `DMA_WRITE`s seen on the way.
+fn until_reply(c: &mut UnixStream, id: u16) -> (Header, Vec<(u16, u64, Vec<u8>)>) {
+    let mut writes = Vec::new();
+    loop {
+        let (h, body) = read_reply(c);
+        if h.command == Command::DmaWrite && h.flags & flags::TYPE_MASK == flags::TYPE_COMMAND {
+            let mut m = vec![0u8; 16];
+            h.emit(&mut m);
+            m.extend_from_slice(&body);
+            let (wid, a, d) = crate::client_dma::parse_dma_write(&m).unwrap();
+            writes.push((wid, a, d.to_vec()));
+            continue;
+        }
+        if h.id == id {
+            return (h, writes);
+        }
+    }
+}
+
+#[test]
+fn the_connection_answers_region_reads_while_dma_writes_wait_for_their_replies() {
+    let queue = crate::DmaWriteQueue::new(crate::ClientDmaLimits::default()).unwrap();
+    let (server, dir) = client_mode_server("nodeadlock", &queue);
+    let mut c = UnixStream::connect(server.path()).unwrap();
+    // The version first (the client takes 4 KiB a message).
+    let caps = br#"{"capabilities":{"max_data_xfer_size":4096}}"#;
+    let mut v = Payload::default().u16(0).u16(0).bytes(caps).0;
+    v.push(0);
+    c.write_all(&Header::request(1, Command::Version, &v))
+        .unwrap();
+    assert_eq!(until_reply(&mut c, 1).0.id, 1);
+    // The device writes 10 KiB, then raises an interrupt.
+    let irq = std::sync::Arc::new(EventFd::new().unwrap());
+    assert!(queue.write(0x10_0000, &[0x5A; 10 << 10]));
+    assert!(queue.irq(0, irq.clone()));
+    // The client answers none of them and reads a register: the answer comes anyway.
+    let r = Payload::default().u64(0).u32(7).u32(4).0;
+    c.write_all(&Header::request(2, Command::RegionRead, &r))
+        .unwrap();
+    let (h, mut writes) = until_reply(&mut c, 2);
+    ok(&h);
+    // Three DMA_WRITEs (4 + 4 + 2 KiB), in order, and no interrupt yet.
+    while writes.len() < 3 {
+        c.write_all(&Header::request(3, Command::RegionRead, &r))
+            .unwrap();
+        writes.extend(until_reply(&mut c, 3).1);
+    }
+    let got: Vec<_> = writes.iter().map(|(_, a, d)| (*a, d.len())).collect();
+    assert_eq!(
+        got,
+        vec![(0x10_0000, 4096), (0x10_1000, 4096), (0x10_2000, 2048)]
+    );
+    assert_eq!(
+        irq.take().unwrap(),
+        0,
+        "no interrupt before the writes are applied"
+    );
+    // Acknowledge the last two, then the first: the interrupt follows the last ack.
+    for (id, _, _) in writes.iter().skip(1) {
+        c.write_all(&crate::client_dma::dma_write_reply(*id, None))
+            .unwrap();
+    }
+    c.write_all(&Header::request(4, Command::RegionRead, &r))
+        .unwrap();
+    until_reply(&mut c, 4);
+    assert_eq!(
+        irq.take().unwrap(),
+        0,
+        "the first write is still unacknowledged"
+    );
+    c.write_all(&crate::client_dma::dma_write_reply(writes[0].0, None))
+        .unwrap();
+    let signalled =
+        hac_sys::poll_readable(&[irq.as_ref()], Some(std::time::Duration::from_secs(5))).unwrap();
+    assert_eq!(signalled, 1);
+    let q = queue.counters();
+    assert_eq!(
+        (q.dma_writes_sent, q.dma_writes_acked, q.irqs_deferred),
+        (3, 3, 1)
+    );
+    assert_eq!(queue.pending_bytes(), 0);
+    drop(c);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_client_that_never_replies_is_disconnected_when_the_queue_overflows() {
+    let queue = crate::DmaWriteQueue::new(crate::ClientDmaLimits {
+        max_items: 4,
+        max_bytes: 1 << 20,
+    })
+    .unwrap();
+    let (server, dir) = client_mode_server("overflow", &queue);
+    let mut c = UnixStream::connect(server.path()).unwrap();
+    let r = Payload::default().u64(0).u32(7).u32(4).0;
+    c.write_all(&Header::request(1, Command::RegionRead, &r))
+        .unwrap();
+    until_reply(&mut c, 1);
+    // The device keeps writing; the client reads but never replies.
+    let mut refused_at = None;
+    for i in 0..1000u64 {
+        if !queue.write(i * 64, &[1; 64]) {
+            refused_at = Some(i);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(refused_at.is_some_and(|i| i >= 4), "{refused_at:?}");
+    // The server ends the connection (fail closed): the client reads to the end.
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    let q = queue.counters();
+    assert_eq!(q.dma_write_overflows, 1);
+    assert_eq!(q.dma_writes_acked, 0);
+    // Everything is released once the connection is gone; the next client starts afresh.
+    let mut c2 = UnixStream::connect(server.path()).unwrap();
+    c2.write_all(&Header::request(2, Command::RegionRead, &r))
+        .unwrap();
+    until_reply(&mut c2, 2);
+    assert!(!queue.failed());
+    assert_eq!(queue.pending_bytes(), 0);
+    assert!(
+        server.counters().resets == 0,
+        "disconnect is the backend's, not a DEVICE_RESET"
+    );
+    drop(c2);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The cost of client mode over the socket (not a check; `cargo test --release -p
+/// hac-vfio-user measure_client_mode -- --ignored --nocapture`): a client that applies each
+/// `DMA_WRITE` to its RAM and replies at once, the device writing a 1514-byte frame and a
+/// 16-byte descriptor and raising an interrupt per frame. Prints the frames per second and
+/// the time from the first write of a frame to its interrupt.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_client_mode() {
+    let queue = crate::DmaWriteQueue::new(crate::ClientDmaLimits::default()).unwrap();
+    let (server, dir) = client_mode_server("measure", &queue);
+    let mut c = UnixStream::connect(server.path()).unwrap();
+    let end = c.try_clone().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut ram = vec![0u8; 1 << 20];
+        loop {
+            let mut h = [0u8; 16];
+            if c.read_exact(&mut h).is_err() {
+                return;
+            }
+            let header = Header::parse(&h).unwrap();
+            let mut m = h.to_vec();
+            m.resize(header.size as usize, 0);
+            c.read_exact(&mut m[16..]).unwrap();
+            let (id, a, d) = crate::client_dma::parse_dma_write(&m).unwrap();
+            let a = a as usize % (ram.len() - d.len());
+            ram[a..a + d.len()].copy_from_slice(d);
+            if c.write_all(&crate::client_dma::dma_write_reply(id, None))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let irq = std::sync::Arc::new(EventFd::new().unwrap());
+    let frame = [0x5Au8; 1514];
+    // Latency: one frame at a time.
+    let n = 2000;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        queue.write((i % 64) * 2048, &frame);
+        queue.write(0x8_0000 + (i % 64) * 16, &[1; 16]);
+        queue.irq(0, irq.clone());
+        hac_sys::poll_readable(&[irq.as_ref()], Some(std::time::Duration::from_secs(5))).unwrap();
+        irq.take().unwrap();
+    }
+    let per_frame = t.elapsed() / n as u32;
+    // Throughput: the device writes as fast as the queue takes them.
+    let n = 20_000;
+    let t = std::time::Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let c = queue.counters();
+        if c.dma_writes_queued - c.dma_writes_acked < 1000 {
+            queue.write((sent % 64) * 2048, &frame);
+            queue.write(0x8_0000 + (sent % 64) * 16, &[1; 16]);
+            queue.irq(0, irq.clone());
+            sent += 1;
+        } else {
+            assert!(!queue.failed(), "{:?}", queue.counters());
+            std::thread::yield_now();
+        }
+    }
+    while queue.pending_bytes() > 0 || queue.counters().dma_writes_acked < 2 * (n + 2000) {
+        assert!(!queue.failed(), "{:?}", queue.counters());
+        std::thread::yield_now();
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "client mode: {per_frame:?} from a frame's first write to its interrupt (one at a time); {rate:.0} frames/s ({:.0} Mbit/s of 1514-byte frames) streaming",
+        rate * 1514.0 * 8.0 / 1e6
+    );
+    assert_eq!(queue.counters().dma_write_overflows, 0);
+    end.shutdown(std::net::Shutdown::Both).unwrap();
+    let _ = client.join();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

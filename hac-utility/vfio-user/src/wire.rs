@@ -110,7 +110,8 @@ pub enum Command {
     RegionWrite,
     /// 11: server → client (never sent by us).
     DmaRead,
-    /// 12: server → client (never sent by us).
+    /// 12: server → client: a device write the client applies (client mode,
+    /// [`crate::client_dma`]).
     DmaWrite,
     /// 13: device reset.
     DeviceReset,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hac_driver::model::Model;
-use hac_vfio_user::{EventFd, IrqAction};
+use hac_vfio_user::{DmaWriteQueue, EventFd, IrqAction};
 use igb_hw::pci::msix as msix_cap;
 use igb_hw::regs::VF_MSIX_VECTORS;
 use igb_model::{FunctionId, Interrupt};
@@ -28,7 +28,9 @@ pub struct IrqRoutes {
 #[derive(Default)]
 struct RouteTable {
     /// (VF, vector) → its eventfd (non-blocking).
-    fds: BTreeMap<(usize, u16), EventFd>,
+    fds: BTreeMap<(usize, u16), Arc<EventFd>>,
+    /// VFs in client mode → the queue their interrupts wait in behind their writes.
+    client: BTreeMap<usize, Arc<DmaWriteQueue>>,
     /// Per VF: signals its eventfds did not take.
     lost: BTreeMap<usize, u64>,
 }
@@ -51,11 +53,17 @@ impl IrqRoutes {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Client mode for VF `vf`: its interrupts are queued in `queue` behind the writes the
+    /// device queued before them, and fired by the connection once those are acknowledged.
+    pub fn route_through(&self, vf: usize, queue: Arc<DmaWriteQueue>) {
+        self.table().client.insert(vf, queue);
+    }
+
     fn set(&self, vf: usize, vector: u16, fd: Option<EventFd>) {
         let mut r = self.table();
         match fd {
             Some(f) => {
-                r.fds.insert((vf, vector), f);
+                r.fds.insert((vf, vector), Arc::new(f));
             }
             None => {
                 r.fds.remove(&(vf, vector));
@@ -74,7 +82,8 @@ impl IrqRoutes {
         self.table().fds.contains_key(&(vf, vector))
     }
 
-    /// Writes the eventfd of the interrupt's VF vector; `false` if it has none (a PF
+    /// Writes the eventfd of the interrupt's VF vector (in client mode: queues it behind the
+    /// VF's writes, [`IrqRoutes::route_through`]); `false` if it has none (a PF
     /// interrupt, or a vector the client did not wire) or did not take the signal (counted in
     /// [`IrqRoutes::lost`]). Never waits: the eventfds are non-blocking.
     pub fn signal(&self, irq: &Interrupt) -> bool {
@@ -85,6 +94,11 @@ impl IrqRoutes {
         let Some(f) = r.fds.get(&(vf.get(), irq.vector)) else {
             return false;
         };
+        if let Some(q) = r.client.get(&vf.get()) {
+            // Behind the writes queued before it; refused only when the queue failed closed
+            // (counted there; the connection ends and the VF is reset).
+            return q.irq(u32::from(irq.vector), f.clone());
+        }
         // Ok(false): the counter is at its maximum, the client has not read it for 2^64 - 2
         // signals; an error: the descriptor is unusable. Either way only this VF's client
         // loses the interrupt.

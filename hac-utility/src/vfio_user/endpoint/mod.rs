@@ -23,7 +23,10 @@
 //!   VF ([`IrqRoutes::lost`]).
 //! * **DMA**: a window the server mapped (guest memory, `hac_vfio_user::GuestMapping`) is put
 //!   into the VF's IOMMU at its address; windows without a descriptor never reach the
-//!   endpoint (device accesses there fault, as with an IOMMU).
+//!   endpoint (device accesses there fault, as with an IOMMU). In client mode
+//!   ([`VfEndpoint::with_client_dma`], `hac serve --vfio-user-dma-writes client`) the device's
+//!   writes, after the IOMMU check, become `DMA_WRITE` requests the client applies (so they are
+//!   in its dirty log and a checkpoint carries them), and its interrupts wait behind them.
 //! * **PF agent**: after every register access that can concern the mailbox or a VF reset, the
 //!   PF agent runs at once (igbvf polls the mailbox for about 2 s before it falls back to a
 //!   random MAC; the daemon's 1 ms tick alone would answer too, but the polls are cheaper).
@@ -37,39 +40,20 @@ mod tests;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use adapter_core::DmaTarget;
 use hac_driver::model::{Model, SharedPfAgent};
 use hac_vfio_user::wire::vfio;
 use hac_vfio_user::{
-    Backend, DeviceError, DeviceInfo, DmaWindow, GuestMapping, IrqAction, IrqInfo, RegionInfo,
+    Backend, DeviceError, DeviceInfo, DmaWindow, DmaWriteQueue, GuestMapping, IrqAction, IrqInfo,
+    RegionInfo,
 };
+
+use super::guest_ram::GuestRam;
 use igb_hw::VfIndex;
 use igb_hw::pci::layout;
 use igb_hw::regs::{MSIX_BAR_SIZE, VF_BAR0_SIZE, VF_MSIX_VECTORS};
 use igb_model::{FunctionId, MapError};
 
 pub use irq::IrqRoutes;
-
-/// A guest RAM window as DMA memory of the model. The IOMMU checks every device access against
-/// the window before it gets here, so the out-of-range answers (zeros read, nothing written)
-/// are never given.
-struct GuestRam(GuestMapping);
-
-impl DmaTarget for GuestRam {
-    fn len(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    fn read(&self, offset: u64, buf: &mut [u8]) {
-        if !self.0.read(offset, buf) {
-            buf.fill(0);
-        }
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) {
-        let _ = self.0.write(offset, data);
-    }
-}
 
 /// VFIO PCI region indexes (`VFIO_PCI_*_REGION_INDEX`).
 pub mod region {
@@ -138,6 +122,8 @@ pub struct VfEndpoint {
     /// The config space the host virtualises (Command, BAR registers).
     config: config::VirtualConfig,
     counters: Arc<EndpointCells>,
+    /// Client mode: the queue the device's writes and interrupts go through.
+    client_dma: Option<Arc<DmaWriteQueue>>,
 }
 
 impl VfEndpoint {
@@ -155,7 +141,22 @@ impl VfEndpoint {
             routes,
             config: config::VirtualConfig::new(),
             counters: Arc::default(),
+            client_dma: None,
         }
+    }
+
+    /// Client mode: the VF's writes to guest RAM and its interrupts go through `queue`
+    /// (`hac_vfio_user::client_dma`); the server must be given the same queue
+    /// (`Session::set_client_dma`).
+    pub fn with_client_dma(mut self, queue: Arc<DmaWriteQueue>) -> VfEndpoint {
+        self.routes.route_through(self.vf.get(), queue.clone());
+        self.client_dma = Some(queue);
+        self
+    }
+
+    /// The queue of client mode, if set.
+    pub fn client_dma(&self) -> Option<&Arc<DmaWriteQueue>> {
+        self.client_dma.as_ref()
     }
 
     /// The VF.
@@ -267,7 +268,12 @@ impl Backend for VfEndpoint {
                 f,
                 window.address,
                 window.size,
-                Arc::new(GuestRam(memory)),
+                Arc::new(GuestRam::new(
+                    memory,
+                    window,
+                    offset,
+                    self.client_dma.as_ref(),
+                )),
                 offset,
             )
             .map_err(|e| match e {

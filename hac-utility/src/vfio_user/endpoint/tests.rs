@@ -8,7 +8,10 @@ use hac_driver::model::Model;
 use hac_driver::pf::PfConfig;
 use hac_vfio_user::wire::vfio::{DMA_UNMAP_ALL as UNMAP_ALL, irq_set};
 use hac_vfio_user::wire::{self, Command, Header, Payload, errno};
-use hac_vfio_user::{EventFd, MAX_DMA_BYTES, MAX_DMA_MAPS, Session};
+use hac_vfio_user::{
+    ClientDmaLimits, DmaWriteQueue, EventFd, GuestMapping, MAX_DMA_BYTES, MAX_DMA_MAPS, Outbox,
+    Session,
+};
 use igb_hw::VfIndex;
 use igb_hw::pci::{header, layout, msix as msix_cap};
 use igb_hw::regs::VfReg;
@@ -25,6 +28,11 @@ fn endpoint() -> (Model, Ep) {
 
 /// VF `vf` of a fresh model whose PF agent enabled two VFs, as the server holds it.
 fn endpoint_of(vf: usize) -> (Model, Ep) {
+    endpoint_with(vf, None)
+}
+
+/// As [`endpoint_of`], in client mode with `queue`.
+fn endpoint_with(vf: usize, queue: Option<std::sync::Arc<DmaWriteQueue>>) -> (Model, Ep) {
     let model = Model::new(NicConfig::default());
     let agent = model
         .start_pf_agent(
@@ -37,13 +45,20 @@ fn endpoint_of(vf: usize) -> (Model, Ep) {
         .unwrap();
     let routes = IrqRoutes::new();
     routes.install(&model);
-    let ep = VfEndpoint::new(
+    let mut ep = VfEndpoint::new(
         model.clone(),
         VfIndex::new(vf).unwrap(),
         Some(agent),
         routes,
     );
-    (model, Session::new(format!("VF {vf}"), ep))
+    if let Some(q) = &queue {
+        ep = ep.with_client_dma(q.clone());
+    }
+    let mut session = Session::new(format!("VF {vf}"), ep);
+    if let Some(q) = queue {
+        session.set_client_dma(q);
+    }
+    (model, session)
 }
 
 fn msg(id: u16, command: u16, body: &[u8]) -> Vec<u8> {
@@ -92,10 +107,8 @@ fn config_space_shows_the_vf_ids_and_bars() {
     );
 }
 
-#[test]
-fn the_mailbox_reset_handshake_works_through_messages() {
-    let (_m, mut ep) = endpoint();
-    // Memory and bus master on, then CTRL.RST as igbvf does.
+/// Sets the Command register's Memory Space and Bus Master bits, as igbvf does first.
+fn memory_and_bus_master_on(ep: &mut Ep) {
     let cmd = Payload::default()
         .u64(4)
         .u32(region::CONFIG)
@@ -103,6 +116,13 @@ fn the_mailbox_reset_handshake_works_through_messages() {
         .u16(6)
         .0;
     ep.handle(&msg(1, 10, &cmd), Vec::new()).unwrap();
+}
+
+#[test]
+fn the_mailbox_reset_handshake_works_through_messages() {
+    let (_m, mut ep) = endpoint();
+    // Memory and bus master on, then CTRL.RST as igbvf does.
+    memory_and_bus_master_on(&mut ep);
     let rst = Payload::default()
         .u64(0)
         .u32(region::BAR0)
@@ -535,4 +555,90 @@ fn client_streams_never_touch_the_pf_or_block_the_interrupt_path() {
         ep.disconnect();
         assert_eq!(pf_config(&model), pf_before, "a VF's client changed the PF");
     }
+}
+
+/// Writes a 32-bit BAR0 register of the VF through the session.
+fn bar0_write(ep: &mut Ep, offset: u32, value: u32) {
+    let w = Payload::default()
+        .u64(u64::from(offset))
+        .u32(region::BAR0)
+        .u32(4)
+        .u32(value)
+        .0;
+    let r = ep.handle(&msg(30, 10, &w), Vec::new()).unwrap();
+    assert_eq!(Header::parse(&r).unwrap().flags, wire::flags::TYPE_REPLY);
+}
+
+/// Brings the VF up as igbvf does (memory and bus master on, reset handshake with the PF
+/// agent), maps 64 KiB of guest RAM at DMA address 0 (the memfd is returned, as QEMU's RAM),
+/// queues one TX frame (descriptor at 0x1000, buffer at 0x2000, RS) and lets the device run.
+fn send_one_frame(ep: &mut Ep, model: &Model) -> GuestMapping {
+    memory_and_bus_master_on(ep);
+    bar0_write(ep, 0, 1 << 26);
+    bar0_write(ep, VfReg::VMBMEM(0).offset().0, 1);
+    bar0_write(ep, VfReg::VFMAILBOX.offset().0, 1);
+    let ram = memfd(0x10000);
+    let view = GuestMapping::map(ram.as_fd(), 0, 0x10000).unwrap();
+    assert_eq!(
+        dma_map(ep, 0, 0x10000, Some(ram)).flags,
+        wire::flags::TYPE_REPLY
+    );
+    // Descriptor: buffer 0x2000, 60 bytes, EOP | IFCS | RS.
+    let mut desc = [0u8; 16];
+    desc[0..8].copy_from_slice(&0x2000u64.to_le_bytes());
+    desc[8..10].copy_from_slice(&60u16.to_le_bytes());
+    desc[11] = 0x01 | 0x02 | 0x08;
+    assert!(view.write(0x1000, &desc));
+    let mut frame = [0u8; 60];
+    frame[0..6].copy_from_slice(&[0xFF; 6]);
+    frame[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert!(view.write(0x2000, &frame));
+    bar0_write(ep, VfReg::TDBAL(0).offset().0, 0x1000);
+    bar0_write(ep, VfReg::TDBAH(0).offset().0, 0);
+    bar0_write(ep, VfReg::TDLEN(0).offset().0, 8 * 16);
+    bar0_write(ep, VfReg::TXDCTL(0).offset().0, 1 << 25);
+    bar0_write(ep, VfReg::TDT(0).offset().0, 1);
+    for _ in 0..100 {
+        model.run_for(10_000);
+    }
+    view
+}
+
+/// The descriptor-done bit of the TX descriptor at 0x1000.
+fn tx_done(view: &GuestMapping) -> bool {
+    let mut s = [0u8; 1];
+    assert!(view.read(0x1000 + 12, &mut s));
+    s[0] & 1 != 0
+}
+
+#[test]
+fn in_client_mode_the_device_never_writes_guest_ram_itself() {
+    // Direct mode: the write-back lands in the memfd, behind the client's back.
+    let (model, mut ep) = endpoint();
+    let view = send_one_frame(&mut ep, &model);
+    assert!(
+        tx_done(&view),
+        "direct mode writes the descriptor back itself"
+    );
+
+    // Client mode: the memfd is untouched; the write-back waits in the queue as a DMA_WRITE
+    // of the descriptor (its address and the DD bit).
+    let queue = DmaWriteQueue::new(ClientDmaLimits::default()).unwrap();
+    let (model, mut ep) = endpoint_with(0, Some(queue.clone()));
+    // The connection's side (what the server thread runs), there before the device writes.
+    let mut outbox = Outbox::new(queue.clone(), 1 << 20);
+    let view = send_one_frame(&mut ep, &model);
+    assert!(!tx_done(&view), "client mode must not write the mapping");
+    let mut out = Vec::new();
+    outbox.pull(&mut out);
+    let (_, address, data) = hac_vfio_user::client_dma::parse_dma_write(&out)
+        .unwrap_or_else(|| panic!("{} bytes, {:?}", out.len(), queue.counters()));
+    assert!(
+        (0x1000..0x1010).contains(&address) && address + data.len() as u64 <= 0x1010,
+        "{address:#x} +{}",
+        data.len()
+    );
+    let dd = 0x1000 + 12 - address as usize;
+    assert_eq!(data[dd] & 1, 1, "the write carries the DD bit");
+    assert_eq!(queue.counters().dma_writes_queued, 1);
 }

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hac_driver::mlx5::model::Mlx5Model;
-use hac_vfio_user::{Server, ServerError, Session};
+use hac_vfio_user::{DmaWriteQueue, Server, ServerError, Session};
 
 use super::{DeviceClock, Mlx5EndpointCells, Mlx5EndpointCounters, Mlx5IrqRoutes, Mlx5VfEndpoint};
-use crate::vfio_user::{VfioUserConfig, socket_path};
+use crate::vfio_user::{VfioUserConfig, client_dma_queue, socket_path};
 
 /// What one exported mlx5 VF's front end has counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,13 +17,24 @@ pub struct Mlx5VfioUserCounters {
     pub session: hac_vfio_user::Counters,
     /// What the mlx5 endpoint refused or ignored.
     pub endpoint: Mlx5EndpointCounters,
+    /// Client mode: the writes and interrupts routed through the client (zero in direct mode).
+    pub client_dma: hac_vfio_user::ClientDmaCounters,
 }
+
+/// One exported VF: its number, socket, endpoint counters and (client mode) write queue.
+type ExportedVf = (
+    usize,
+    PathBuf,
+    Arc<Mlx5EndpointCells>,
+    Option<Arc<DmaWriteQueue>>,
+);
 
 /// Exported mlx5 VFs; dropping it closes the sockets.
 pub struct Mlx5Exported {
     servers: Vec<Server>,
-    /// Per exported VF: its number, socket and its endpoint's counters.
-    endpoints: Vec<(usize, PathBuf, Arc<Mlx5EndpointCells>)>,
+    /// Per exported VF: its number, socket, its endpoint's counters and (client mode) its write
+    /// queue.
+    endpoints: Vec<ExportedVf>,
     routes: Arc<Mlx5IrqRoutes>,
 }
 
@@ -43,11 +54,12 @@ impl Mlx5Exported {
 
     /// What the front end of VF `vf` has counted; `None` if `vf` is not exported.
     pub fn counters(&self, vf: usize) -> Option<Mlx5VfioUserCounters> {
-        let (_, path, cells) = self.endpoints.iter().find(|(v, _, _)| *v == vf)?;
+        let (_, path, cells, queue) = self.endpoints.iter().find(|(v, _, _, _)| *v == vf)?;
         let server = self.servers.iter().find(|s| s.path() == path)?;
         Some(Mlx5VfioUserCounters {
             session: server.counters(),
             endpoint: cells.snapshot(),
+            client_dma: queue.as_ref().map(|q| q.counters()).unwrap_or_default(),
         })
     }
 }
@@ -66,9 +78,13 @@ pub fn export_mlx5(
         let Ok(index) = u16::try_from(vf) else {
             continue;
         };
-        let ep = Mlx5VfEndpoint::new(model.clone(), index, routes.clone(), Some(clock.clone()));
+        let mut ep = Mlx5VfEndpoint::new(model.clone(), index, routes.clone(), Some(clock.clone()));
+        let queue = client_dma_queue(config.dma_writes, vf)?;
+        if let Some(q) = &queue {
+            ep = ep.with_client_dma(q.clone());
+        }
         let path = socket_path(&config.dir, vf);
-        endpoints.push((vf, path.clone(), ep.shared_counters()));
+        endpoints.push((vf, path.clone(), ep.shared_counters(), queue));
         servers.push(spawn_mlx5(&path, ep)?);
     }
     Ok(Mlx5Exported {
@@ -84,5 +100,10 @@ pub fn spawn_mlx5(path: &Path, endpoint: Mlx5VfEndpoint) -> Result<Server, Serve
     let listener = crate::private_socket::listen_private(path, "--vfio-user directory")
         .map_err(ServerError::Socket)?;
     let label = format!("mlx5 VF {}", endpoint.vf());
-    Server::spawn(path, listener, Session::new(label, endpoint))
+    let queue = endpoint.client_dma().cloned();
+    let mut session = Session::new(label, endpoint);
+    if let Some(q) = queue {
+        session.set_client_dma(q);
+    }
+    Server::spawn(path, listener, session)
 }

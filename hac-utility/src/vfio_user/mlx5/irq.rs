@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use hac_vfio_user::{EventFd, IrqAction};
+use hac_vfio_user::{DmaWriteQueue, EventFd, IrqAction};
 use mlx5_hw::pci::{layout, msix};
 use mlx5_model::config::msix_cap;
 use mlx5_model::{FunctionId, Interrupt};
@@ -31,7 +31,9 @@ pub struct Mlx5IrqRoutes {
 #[derive(Default)]
 struct RouteTable {
     /// (VF, vector) → its eventfd (non-blocking).
-    fds: BTreeMap<(u16, u16), EventFd>,
+    fds: BTreeMap<(u16, u16), Arc<EventFd>>,
+    /// VFs in client mode → the queue their interrupts wait in behind their writes.
+    client: BTreeMap<u16, Arc<DmaWriteQueue>>,
     /// Per VF: signals its eventfds did not take.
     lost: BTreeMap<u16, u64>,
 }
@@ -46,11 +48,17 @@ impl Mlx5IrqRoutes {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Client mode for VF `vf`: its interrupts are queued in `queue` behind the writes the
+    /// device queued before them, and fired by the connection once those are acknowledged.
+    pub fn route_through(&self, vf: u16, queue: Arc<DmaWriteQueue>) {
+        self.table().client.insert(vf, queue);
+    }
+
     fn set(&self, vf: u16, vector: u16, fd: Option<EventFd>) {
         let mut r = self.table();
         match fd {
             Some(f) => {
-                r.fds.insert((vf, vector), f);
+                r.fds.insert((vf, vector), Arc::new(f));
             }
             None => {
                 r.fds.remove(&(vf, vector));
@@ -85,6 +93,12 @@ impl Mlx5IrqRoutes {
                 self.unrouted.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
+            if let Some(q) = r.client.get(&vf) {
+                // Behind the writes queued before it; refused only when the queue failed
+                // closed (counted there; the connection ends and the VF is reset).
+                let _ = q.irq(u32::from(irq.vector), f.clone());
+                continue;
+            }
             // Ok(false): the counter is at its maximum; an error: the descriptor is unusable.
             // Either way only this VF's client loses the interrupt.
             if matches!(f.try_signal(), Ok(true)) {

@@ -47,12 +47,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
-use adapter_core::{DmaTarget, SimTime};
+use adapter_core::SimTime;
 use hac_driver::mlx5::model::Mlx5Model;
 use hac_vfio_user::wire::vfio;
 use hac_vfio_user::{
-    Backend, DeviceError, DeviceInfo, DmaWindow, GuestMapping, IrqAction, IrqInfo, RegionInfo,
+    Backend, DeviceError, DeviceInfo, DmaWindow, DmaWriteQueue, GuestMapping, IrqAction, IrqInfo,
+    RegionInfo,
 };
+
+use super::guest_ram::GuestRam;
 use mlx5_hw::pci::{VF_BAR0, msix};
 use mlx5_model::config::{CONFIG_LEN, pcie};
 use mlx5_model::{DmaMapError, FunctionId, Mlx5Nic};
@@ -80,27 +83,6 @@ pub mod irq_index {
 
 /// MSI-X vectors of a VF.
 pub const VECTORS: u16 = msix::VF_TABLE_SIZE;
-
-/// A guest RAM window as DMA memory of the model. The IOMMU checks every device access against
-/// the window before it gets here, so the out-of-range answers (zeros read, nothing written)
-/// are never given.
-struct GuestRam(GuestMapping);
-
-impl DmaTarget for GuestRam {
-    fn len(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    fn read(&self, offset: u64, buf: &mut [u8]) {
-        if !self.0.read(offset, buf) {
-            buf.fill(0);
-        }
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) {
-        let _ = self.0.write(offset, data);
-    }
-}
 
 /// The model's virtual clock tied to wall time: device time = the time it had when the clock
 /// was made + wall time since. Brought up to date by [`DeviceClock::sync`]; never moved back
@@ -172,6 +154,8 @@ pub struct Mlx5VfEndpoint {
     clock: Option<Arc<DeviceClock>>,
     config: config::VirtualConfig,
     counters: Arc<Mlx5EndpointCells>,
+    /// Client mode: the queue the device's writes and interrupts go through.
+    client_dma: Option<Arc<DmaWriteQueue>>,
 }
 
 impl Mlx5VfEndpoint {
@@ -190,7 +174,22 @@ impl Mlx5VfEndpoint {
             clock,
             config: config::VirtualConfig::new(),
             counters: Arc::default(),
+            client_dma: None,
         }
+    }
+
+    /// Client mode: the VF's writes to guest RAM and its interrupts go through `queue`
+    /// (`hac_vfio_user::client_dma`); the server must be given the same queue
+    /// (`Session::set_client_dma`).
+    pub fn with_client_dma(mut self, queue: Arc<DmaWriteQueue>) -> Mlx5VfEndpoint {
+        self.routes.route_through(self.vf, queue.clone());
+        self.client_dma = Some(queue);
+        self
+    }
+
+    /// The queue of client mode, if set.
+    pub fn client_dma(&self) -> Option<&Arc<DmaWriteQueue>> {
+        self.client_dma.as_ref()
     }
 
     /// The VF (0-based).
@@ -358,7 +357,12 @@ impl Backend for Mlx5VfEndpoint {
             f,
             window.address,
             window.size,
-            Arc::new(GuestRam(memory)),
+            Arc::new(GuestRam::new(
+                memory,
+                window,
+                offset,
+                self.client_dma.as_ref(),
+            )),
             offset,
         );
         r.map_err(|e| {

@@ -12,7 +12,7 @@ use hac_driver::backend::{Clock, DmaAllocator, DmaError, DmaRegion, RegisterIo};
 use hac_driver::mlx5::model::Mlx5Model;
 use hac_vfio_user::wire::vfio::irq_set;
 use hac_vfio_user::wire::{self, Command, Header, Payload, errno};
-use hac_vfio_user::{EventFd, GuestMapping, Session};
+use hac_vfio_user::{ClientDmaLimits, DmaWriteQueue, EventFd, GuestMapping, Outbox, Session};
 use hw_common::Iova;
 use igb_hw::{MacAddress, RegisterOffset};
 use mlx5_hw::init_seg::field;
@@ -39,6 +39,19 @@ fn endpoint() -> (Mlx5Model, Ep) {
     let clock = DeviceClock::new(&model.nic());
     let ep = Mlx5VfEndpoint::new(model.clone(), 0, Mlx5IrqRoutes::new(), Some(clock));
     (model, Session::new("mlx5 VF 0", ep))
+}
+
+/// As [`endpoint`], in client mode: the VF's writes and interrupts go through a queue.
+fn client_mode_endpoint() -> (Mlx5Model, Ep, Arc<DmaWriteQueue>) {
+    let (model, ep) = endpoint();
+    let queue = DmaWriteQueue::new(ClientDmaLimits::default()).unwrap();
+    let clock = DeviceClock::new(&model.nic());
+    drop(ep);
+    let backend = Mlx5VfEndpoint::new(model.clone(), 0, Mlx5IrqRoutes::new(), Some(clock))
+        .with_client_dma(queue.clone());
+    let mut ep = Session::new("mlx5 VF 0", backend);
+    ep.set_client_dma(queue.clone());
+    (model, ep, queue)
 }
 
 fn msg(id: u16, command: u16, body: &[u8]) -> Vec<u8> {
@@ -345,6 +358,9 @@ struct Guest {
     ram: Arc<GuestMapping>,
     next: Arc<Mutex<u64>>,
     start: Instant,
+    /// Client mode: the connection's side, pumped like QEMU (apply each `DMA_WRITE` to RAM,
+    /// reply, fire the interrupts that became due) after every access and delay.
+    client: Option<Arc<Mutex<Outbox>>>,
 }
 
 const RAM_BASE: u64 = 0x8000_0000;
@@ -356,22 +372,47 @@ impl Guest {
         let ram = GuestMapping::map(fd.as_fd(), 0, RAM_SIZE).unwrap();
         let h = dma_map(&mut ep, RAM_BASE, RAM_SIZE, fd);
         assert_eq!(h.flags & wire::flags::ERROR, 0);
+        let client = ep
+            .client_dma()
+            .map(|q| Arc::new(Mutex::new(Outbox::new(q.clone(), 1 << 20))));
         Guest {
             ep: Arc::new(Mutex::new(ep)),
             ram: Arc::new(ram),
             next: Arc::new(Mutex::new(0)),
             start: Instant::now(),
+            client,
         }
     }
 
     fn ep(&self) -> std::sync::MutexGuard<'_, Ep> {
         self.ep.lock().unwrap()
     }
+
+    /// Client mode: does what QEMU does with the server's `DMA_WRITE`s.
+    fn pump(&self) {
+        let Some(client) = &self.client else {
+            return;
+        };
+        let mut o = client.lock().unwrap();
+        let mut out = Vec::new();
+        o.pull(&mut out);
+        let mut at = 0;
+        while at < out.len() {
+            let size = Header::parse(&out[at..]).unwrap().size as usize;
+            let m = &out[at..at + size];
+            let (id, address, data) = hac_vfio_user::client_dma::parse_dma_write(m).unwrap();
+            assert!(self.ram.write(address - RAM_BASE, data));
+            o.on_reply(&hac_vfio_user::client_dma::dma_write_reply(id, None));
+            at += size;
+        }
+        o.fire_due();
+    }
 }
 
 impl RegisterIo for Guest {
     fn read32(&self, offset: RegisterOffset) -> u32 {
         let b = read(&mut self.ep(), region::BAR0, u64::from(offset.0), 4);
+        self.pump();
         u32::from_le_bytes(b.try_into().unwrap())
     }
     fn write32(&self, offset: RegisterOffset, value: u32) {
@@ -381,6 +422,7 @@ impl RegisterIo for Guest {
             u64::from(offset.0),
             &value.to_le_bytes(),
         );
+        self.pump();
     }
     fn write64(&self, offset: RegisterOffset, value: u64) {
         write(
@@ -389,6 +431,7 @@ impl RegisterIo for Guest {
             u64::from(offset.0),
             &value.to_le_bytes(),
         );
+        self.pump();
     }
 }
 
@@ -445,13 +488,20 @@ impl Clock for Guest {
     }
     fn delay_ns(&self, ns: u64) {
         std::thread::sleep(Duration::from_nanos(ns.min(1_000_000)));
+        self.pump();
     }
 }
 
-#[test]
-fn our_mlx5_driver_comes_up_on_the_vf_through_vfio_user_messages() {
-    let (m, mut ep) = endpoint();
-    // What a guest does first: Memory Space and Bus Master, MSI-X vectors wired.
+/// What a guest does first (Memory Space and Bus Master, four MSI-X vectors wired to
+/// eventfds), then our mlx5 driver brought up on the VF in event mode: the eventfds, the guest
+/// and the driver.
+fn bring_up(
+    mut ep: Ep,
+) -> (
+    Vec<EventFd>,
+    Guest,
+    hac_driver::mlx5::Mlx5Device<Guest, Guest, Guest>,
+) {
     write(&mut ep, region::CONFIG, 4, &6u16.to_le_bytes());
     let evs: Vec<EventFd> = (0..4).map(|_| EventFd::new().unwrap()).collect();
     set_eventfds(&mut ep, 0, evs.iter().map(owned).collect());
@@ -462,9 +512,40 @@ fn our_mlx5_driver_comes_up_on_the_vf_through_vfio_user_messages() {
         init_timeout_ns: 5_000_000_000,
         ..Default::default()
     };
-    let mut vf =
-        hac_driver::mlx5::Mlx5Device::new(guest.clone(), guest.clone(), guest.clone(), config)
-            .expect("the driver brings the VF up through vfio-user");
+    let vf = hac_driver::mlx5::Mlx5Device::new(guest.clone(), guest.clone(), guest.clone(), config)
+        .expect("the driver brings the VF up through vfio-user");
+    (evs, guest, vf)
+}
+
+#[test]
+fn in_client_mode_our_mlx5_driver_comes_up_with_every_device_write_a_dma_write() {
+    let (m, ep, queue) = client_mode_endpoint();
+    // Command outputs, ownership bits and EQEs reach the guest only as DMA_WRITEs the
+    // "client" applies; the completion interrupts only after them.
+    let (evs, _guest, mut vf) = bring_up(ep);
+    let (mac, _mtu, _) = vf.own_vport_context().unwrap();
+    assert_eq!(mac, MAC0);
+    let signalled: u64 = evs.iter().map(|e| e.take().unwrap_or(0)).sum();
+    assert!(signalled > 0, "no interrupt reached an eventfd");
+    let c = queue.counters();
+    assert!(c.dma_writes_queued > 10 && c.dma_writes_acked >= c.dma_writes_queued);
+    assert!(c.irqs_deferred > 0);
+    assert_eq!(
+        (
+            c.dma_write_overflows,
+            c.dma_writes_dropped,
+            c.irqs_deferred_lost
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(m.nic().counters().cmd_dma_faults, 0);
+    vf.shutdown().unwrap();
+}
+
+#[test]
+fn our_mlx5_driver_comes_up_on_the_vf_through_vfio_user_messages() {
+    let (m, ep) = endpoint();
+    let (evs, guest, mut vf) = bring_up(ep);
     // The E-Switch manager (our PF driver) assigned the MAC; the VF reads it from its vport.
     let (mac, _mtu, _) = vf.own_vport_context().unwrap();
     assert_eq!(mac, MAC0);

@@ -30,6 +30,9 @@
 #                       0 (default): the guest's own watchdog re-enumerates the dead VF
 #   HAC_COLO_LOGS       where logs go (default <repo>/target/colo/logs)
 #   HAC_COLO_RETRIES    attempts run again after the secondary's guest kernel died (default 0)
+#   HAC_COLO_DMA_WRITES how the primary's VF writes guest RAM: client (default: DMA_WRITE
+#                       requests QEMU applies and dirty-logs, so checkpoints carry them) or
+#                       direct (its own mapping: invisible to QEMU's dirty log), docs/colo.md
 #   HAC_QEMU_NO_BUILD=1 reuse the static hac binary; HAC_QEMU_HAC=path: use that one
 # Exit 0 when every check passes (or the QEMU has no COLO: a SKIP line), 1 otherwise, 2 when it
 # cannot run.
@@ -42,6 +45,8 @@ SECONDS_ON="${HAC_COLO_SECONDS:-10}"
 MEM="${HAC_COLO_MEM:-256M}"
 REPLUG="${HAC_COLO_REPLUG:-0}"
 LOGS="${HAC_COLO_LOGS:-$ROOT/target/colo/logs}"
+DMA_WRITES="${HAC_COLO_DMA_WRITES:-client}"
+export HAC_COLO_DMA_WRITES="$DMA_WRITES"
 START=$(date +%s)
 
 die() { echo "colo/run.sh: error: $*" >&2; exit 2; }
@@ -124,7 +129,7 @@ vu_tree_mount "$SHARE"
 ip netns add "$NETNS" || die "cannot create network namespace $NETNS"
 ip netns exec "$NETNS" sysctl -q -w net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1 >/dev/null 2>&1 || true
 ip netns exec "$NETNS" "$HAC" serve --socket "$SHARE/ctlP.sock" --vfs 2 --vfio-user "$SHARE/P" \
-    --vfio-user-vfs 0 --wire-tap "$TAP" >"$LOGS/serveP.log" 2>&1 &
+    --vfio-user-vfs 0 --vfio-user-dma-writes "$DMA_WRITES" --wire-tap "$TAP" >"$LOGS/serveP.log" 2>&1 &
 PIDS+=($!)
 ip netns exec "$NETNS" "$HAC" serve --socket "$SHARE/ctlS.sock" --vfs 2 --vfio-user "$SHARE/S" \
     --vfio-user-vfs 0 --wire-tap "${TAP}s" >"$LOGS/serveS.log" 2>&1 &
@@ -186,7 +191,7 @@ for _ in $(seq 1800); do
     sleep 0.1
 done
 cp "$SHARE/serialP.log" "$LOGS/serialP.log" 2>/dev/null || true
-[ "$ready" = 1 ] || { tail -n 30 "$LOGS/serialP.log" >&2; tail -n 5 "$LOGS/qemuP.log" >&2; die "the guest did not come up"; }
+[ "$ready" = 1 ] || { "$HAC" stats --socket "$SHARE/ctlP.sock" >"$LOGS/statsP.txt" 2>&1 || true; tail -n 30 "$LOGS/serialP.log" >&2; tail -n 5 "$LOGS/qemuP.log" >&2; die "the guest did not come up"; }
 GUEST_MAC=$(sed -n 's/^HAC-COLO-MAC \([0-9a-f:]*\).*/\1/p' "$SHARE/serialP.log" | tr -d '\r' | head -n1)
 log "guest up (MAC $GUEST_MAC); plain RTT"
 ip netns exec "$NETNS" /bin/busybox ping -c 100 -i 0.05 -W 2 10.99.0.1 >"$LOGS/ping-plain.txt" 2>&1 || true

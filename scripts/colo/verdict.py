@@ -216,6 +216,21 @@ for side, name in (("primary", "serialP.log"), ("secondary", "serialS.log")):
     report = kernel_report(read(name))
     check("colo-%s-kernel" % side, not report,
           "the %s guest's kernel reported a fault (%s):\n%s" % (side, name, "\n".join("  %s| %s" % (side, l) for l in report)))
+# Consistent checkpoints (docs/colo.md): with HAC_COLO_DMA_WRITES=client (the default) every
+# write of the primary's VF to guest RAM went to QEMU as a DMA_WRITE, and QEMU applied each one.
+if os.environ.get("HAC_COLO_DMA_WRITES", "client") == "client":
+    stats = read("statsP.txt")
+    vf0 = stats.split("VF 0 statistics", 1)[1].split("VF 1 statistics", 1)[0] if "VF 0 statistics" in stats else ""
+    def counter(name):
+        m = re.search(r"\b%s: (\d+)" % name, vf0)
+        return int(m.group(1)) if m else -1
+    sent, acked = counter("vfio_user_dma_writes_sent"), counter("vfio_user_dma_writes_acked")
+    refused = counter("vfio_user_dma_write_error_replies")
+    over, dropped = counter("vfio_user_dma_write_overflows"), counter("vfio_user_dma_writes_dropped")
+    print("device writes to guest RAM as DMA_WRITEs QEMU applied: %d sent, %d acknowledged, %d refused, %d overflows, %d dropped, %d bytes"
+          % (sent, acked, refused, over, dropped, counter("vfio_user_dma_write_bytes")))
+    check("colo-dma-writes-through-qemu", sent > 100 and acked == sent and refused == 0 and over == 0 and dropped == 0,
+          "sent %d, acknowledged %d, refused %d, overflows %d, dropped %d (statsP.txt)" % (sent, acked, refused, over, dropped))
 check("colo-secondary-took-over", '"running": true' in fo,
       "the secondary QEMU did not run on its own after the takeover (failover.txt: %s; qemuS.log: %s)"
       % (" | ".join(l.strip() for l in fo.splitlines())[-300:], read("qemuS.log").strip().splitlines()[-1:] or "empty"))

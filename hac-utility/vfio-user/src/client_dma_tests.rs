@@ -30,16 +30,16 @@ fn messages(bytes: &[u8]) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn the_dma_write_layout_is_the_spec_s_with_qemu_s_padding() {
+fn the_dma_write_layout_is_the_one_qemu_11_applies() {
     let m = dma_write_message(7, 0x1234_5678_9ABC, &[1, 2, 3]);
     let h = Header::parse(&m).unwrap();
     assert_eq!((h.id, h.command, h.flags), (7, Command::DmaWrite, 0));
-    // 28 + data, and 4 bytes more so QEMU's check against its 32-byte struct passes.
-    assert_eq!(m.len(), 28 + 3 + 4);
+    // Header, address (u64), count (u64), data from byte 32; nothing after the data.
+    assert_eq!(m.len(), 32 + 3);
     assert_eq!(h.size as usize, m.len());
     assert_eq!(&m[16..24], &0x1234_5678_9ABCu64.to_le_bytes());
-    assert_eq!(&m[24..28], &3u32.to_le_bytes());
-    assert_eq!(&m[28..31], &[1, 2, 3]);
+    assert_eq!(&m[24..32], &3u64.to_le_bytes());
+    assert_eq!(&m[32..35], &[1, 2, 3]);
     // QEMU: count <= size - 32.
     assert!(3 <= h.size as usize - 32);
     assert_eq!(
@@ -47,6 +47,7 @@ fn the_dma_write_layout_is_the_spec_s_with_qemu_s_padding() {
         Some((7, 0x1234_5678_9ABC, &[1u8, 2, 3][..]))
     );
     assert_eq!(parse_dma_write(&m[..20]), None);
+    assert_eq!(parse_dma_write(&m[..34]), None, "a count past the message");
 }
 
 #[test]

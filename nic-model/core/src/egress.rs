@@ -190,11 +190,26 @@ impl Slot {
     }
 }
 
-/// Frames of one pool that follow each other in one chunk, as one `BytesMut`.
+/// The bytes of a segment: growing while frames join it, frozen from its first dequeue on
+/// (splitting a frame off a `Bytes` is a reference count and two words; off a `BytesMut`, four
+/// times the instructions).
+#[derive(Debug)]
+enum SegmentBytes {
+    Growing(BytesMut),
+    Frozen(Bytes),
+}
+
+impl Default for SegmentBytes {
+    fn default() -> SegmentBytes {
+        SegmentBytes::Frozen(Bytes::new())
+    }
+}
+
+/// Frames of one pool that follow each other in one chunk.
 #[derive(Debug, Default)]
 struct Segment {
     /// The bytes not yet split off: from offset `start` to `end` of the segment.
-    buf: BytesMut,
+    buf: SegmentBytes,
     /// Offset (from the segment's first byte) of `buf`'s first byte.
     start: u32,
     /// Offset of `buf`'s end: where the next joined frame starts.
@@ -217,7 +232,7 @@ impl Slab {
     fn insert(&mut self, frame: BytesMut, at: SimTime) -> u32 {
         let end = u32::try_from(frame.len()).unwrap_or(u32::MAX);
         let seg = Segment {
-            buf: frame,
+            buf: SegmentBytes::Growing(frame),
             start: 0,
             end,
             base: at,
@@ -243,21 +258,34 @@ impl Slab {
         if s.live > 0 {
             return false;
         }
-        s.buf = BytesMut::new();
+        s.buf = SegmentBytes::default();
         self.free.push(i);
         true
     }
 
     /// The bytes of the head frame `slot` of its segment, split off (the frames before it in
-    /// the segment are gone: sent or discarded).
+    /// the segment are gone: sent or discarded). The segment takes no more frames after this.
     fn take(&mut self, slot: Slot) -> (Bytes, SimTime) {
         let Some(s) = self.segments.get_mut(slot.segment as usize) else {
             return (Bytes::new(), SimTime::ZERO);
         };
-        let skip = (slot.offset.saturating_sub(s.start) as usize).min(s.buf.len());
-        s.buf.advance(skip);
-        let len = slot.len().min(s.buf.len());
-        let data = s.buf.split_to(len).freeze();
+        if let SegmentBytes::Growing(b) = &mut s.buf {
+            s.buf = SegmentBytes::Frozen(std::mem::take(b).freeze());
+        }
+        let SegmentBytes::Frozen(b) = &mut s.buf else {
+            return (Bytes::new(), SimTime::ZERO);
+        };
+        let skip = (slot.offset.saturating_sub(s.start) as usize).min(b.len());
+        b.advance(skip);
+        let len = slot.len().min(b.len());
+        let data = if s.live <= 1 {
+            // The segment's last frame: its handle moves out, no reference taken.
+            let mut last = std::mem::take(b);
+            last.truncate(len);
+            last
+        } else {
+            b.split_to(len)
+        };
         s.start = slot.offset.saturating_add(slot.len);
         let at = SimTime(s.base.0 + u64::from(slot.queued_after));
         (data, at)
@@ -346,8 +374,9 @@ impl PoolFifo {
                 at.0.checked_sub(s.base.0)
                     .and_then(|d| u32::try_from(d).ok())
             && let Some(end) = s.end.checked_add(len)
+            && let SegmentBytes::Growing(buf) = &mut s.buf
         {
-            match s.buf.try_unsplit(frame) {
+            match buf.try_unsplit(frame) {
                 Ok(()) => {
                     let slot = Slot {
                         segment: i,
@@ -1317,7 +1346,7 @@ mod tests {
             vec![0],
             "the segment is let go with its last frame"
         );
-        assert!(e.slab.segments[0].buf.is_empty());
+        assert!(matches!(&e.slab.segments[0].buf, SegmentBytes::Frozen(b) if b.is_empty()));
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!   first released frame out of the stage (`earliest_ready` + `dequeue_classified`), each from
 //!   cold caches (a 32 MiB sweep before every sample, as building a large stage would do).
 //!
-//! Frames are clones of one preallocated `Bytes` (a static one: clone = copy; and a heap one:
-//! clone/drop = an atomic refcount), so no allocation is measured.
+//! Scheduler frames are split off per-pool 64 KiB chunks from a `ChunkPool` and handed over
+//! with `enqueue_chunked`, as the igb TX engine does; the `_bytes` case hands clones of one
+//! `Bytes` to `enqueue`, which copies them into the stage's own chunks (the mlx5 family's path).
+//! The commit cases use clones of one static `Bytes`.
 //!
 //! Run: `cargo bench -p adapter-core --bench egress [-- FILTER]` (FILTER: `scheduler`,
 //! `commit`, or a case name such as `64_pools`). `HAC_BENCH_QUICK=1` runs every case for a
@@ -23,6 +25,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use adapter_core::bench_bound::bare_loop_mpps;
+use adapter_core::buffers::{ChunkPool, PooledBuf};
 use adapter_core::{EgressFrame, EgressLimits, EgressStage, SimTime, Vport};
 use bytes::Bytes;
 
@@ -59,12 +62,17 @@ struct Load {
     busy: Vec<usize>,
     tagged: usize,
     frame: Bytes,
+    /// Frames split off chunks (`enqueue_chunked`), else `frame` clones (`enqueue`).
+    chunked: bool,
+    chunks: ChunkPool,
+    /// One frame buffer per pool, as the TX engine has per queue.
+    bufs: Vec<PooledBuf>,
     epoch: u32,
     now: u64,
 }
 
 impl Load {
-    fn new(total: usize, busy: usize, hac: bool, static_frame: bool) -> Load {
+    fn new(total: usize, busy: usize, hac: bool, chunked: bool) -> Load {
         let mut e = EgressStage::new(BIG);
         e.set_hac_enabled(hac, SimTime::ZERO);
         let busy: Vec<usize> = (0..busy).map(|k| k * (total / busy)).collect();
@@ -73,11 +81,7 @@ impl Load {
             e.set_tagged(pool(p), true, SimTime::ZERO);
             e.set_hac_limits(pool(p), BIG);
         }
-        let frame = if static_frame {
-            Bytes::from_static(&[0xA5u8; FRAME_LEN])
-        } else {
-            Bytes::from(vec![0xA5u8; FRAME_LEN])
-        };
+        let frame = Bytes::from_static(&[0xA5u8; FRAME_LEN]);
         // Make the stage `total` pools wide, then leave the extra pools idle.
         e.enqueue(EgressFrame {
             data: frame.clone(),
@@ -85,23 +89,40 @@ impl Load {
             queued_at: SimTime::ZERO,
         });
         while e.dequeue().is_some() {}
-        // Standing backlog on the plain pools (64 frames each) so the low class never empties.
-        for &p in &busy[tagged..] {
-            for _ in 0..64 {
-                e.enqueue(EgressFrame {
-                    data: frame.clone(),
-                    pool: pool(p),
-                    queued_at: SimTime::ZERO,
-                });
-            }
-        }
-        Load {
+        let mut load = Load {
             e,
             busy,
             tagged,
             frame,
+            chunked,
+            chunks: ChunkPool::default(),
+            bufs: (0..total).map(|_| PooledBuf::default()).collect(),
             epoch: 1,
             now: 0,
+        };
+        // Standing backlog on the plain pools (64 frames each) so the low class never empties.
+        for k in tagged..load.busy.len() {
+            for _ in 0..64 {
+                load.send(load.busy[k]);
+            }
+        }
+        load
+    }
+
+    /// One frame into pool `p` at the current time.
+    fn send(&mut self, p: usize) {
+        if self.chunked {
+            let buf = &mut self.bufs[p];
+            self.chunks.reserve(buf, FRAME_LEN);
+            buf.extend_from_slice(&[0xA5u8; FRAME_LEN]);
+            let data = buf.split();
+            self.e.enqueue_chunked(pool(p), data, SimTime(self.now));
+        } else {
+            self.e.enqueue(EgressFrame {
+                data: self.frame.clone(),
+                pool: pool(p),
+                queued_at: SimTime(self.now),
+            });
         }
     }
 
@@ -111,12 +132,8 @@ impl Load {
         let n = PER_POOL * self.busy.len();
         let t0 = Instant::now();
         for _ in 0..PER_POOL {
-            for &p in &self.busy {
-                self.e.enqueue(EgressFrame {
-                    data: self.frame.clone(),
-                    pool: pool(p),
-                    queued_at: SimTime(self.now),
-                });
+            for k in 0..self.busy.len() {
+                self.send(self.busy[k]);
             }
         }
         let t1 = Instant::now();
@@ -144,7 +161,7 @@ fn scheduler(bound: f64, summary: &mut Vec<String>, filter: &str) {
     } else {
         Duration::from_millis(1500)
     };
-    for (total, busy, hac, stat) in [
+    for (total, busy, hac, chunked) in [
         (8, 8, true, true),
         (8, 8, false, true),
         (8, 8, true, false),
@@ -156,12 +173,12 @@ fn scheduler(bound: f64, summary: &mut Vec<String>, filter: &str) {
         let name = format!(
             "scheduler/{total}_pools_{busy}_busy_{}{}",
             if hac { "hac_half_tagged" } else { "hac_off" },
-            if stat { "" } else { "_refcounted" }
+            if chunked { "" } else { "_bytes" }
         );
         if !name.contains(filter) {
             continue;
         }
-        let mut load = Load::new(total, busy, hac, stat);
+        let mut load = Load::new(total, busy, hac, chunked);
         let mut ph = Phases::default();
         // Warm up (the FIFOs reach their size), then measure.
         for _ in 0..64 {

@@ -264,31 +264,33 @@ impl Slab {
     }
 
     /// The bytes of the head frame `slot` of its segment, split off (the frames before it in
-    /// the segment are gone: sent or discarded). The segment takes no more frames after this.
-    fn take(&mut self, slot: Slot) -> (Bytes, SimTime) {
+    /// the segment are gone: sent or discarded), its queue time, and whether the segment went
+    /// with it (its last slot). The segment takes no more frames after this.
+    fn take(&mut self, slot: Slot) -> (Bytes, SimTime, bool) {
         let Some(s) = self.segments.get_mut(slot.segment as usize) else {
-            return (Bytes::new(), SimTime::ZERO);
+            return (Bytes::new(), SimTime::ZERO, false);
         };
         if let SegmentBytes::Growing(b) = &mut s.buf {
             s.buf = SegmentBytes::Frozen(std::mem::take(b).freeze());
         }
         let SegmentBytes::Frozen(b) = &mut s.buf else {
-            return (Bytes::new(), SimTime::ZERO);
+            return (Bytes::new(), SimTime::ZERO, false);
         };
         let skip = (slot.offset.saturating_sub(s.start) as usize).min(b.len());
         b.advance(skip);
         let len = slot.len().min(b.len());
-        let data = if s.live <= 1 {
-            // The segment's last frame: its handle moves out, no reference taken.
-            let mut last = std::mem::take(b);
-            last.truncate(len);
-            last
-        } else {
-            b.split_to(len)
-        };
-        s.start = slot.offset.saturating_add(slot.len);
         let at = SimTime(s.base.0 + u64::from(slot.queued_after));
-        (data, at)
+        s.start = slot.offset.saturating_add(slot.len);
+        s.live = s.live.saturating_sub(1);
+        if s.live > 0 {
+            return (b.split_to(len), at, false);
+        }
+        // The segment's last frame: its handle moves out (no reference taken, none dropped)
+        // and the segment is free.
+        let mut last = std::mem::take(b);
+        last.truncate(len);
+        self.free.push(slot.segment);
+        (last, at, true)
     }
 
     /// When `slot` was queued.
@@ -532,9 +534,11 @@ impl PoolFifo {
         while self.releases.front().is_some_and(|r| r.end <= self.head) {
             self.releases.pop_front();
         }
-        let taken = slab.take(slot);
-        self.unref(slab, slot.segment);
-        Some(taken)
+        let (data, at, freed) = slab.take(slot);
+        if freed && self.open == Some(slot.segment) {
+            self.open = None;
+        }
+        Some((data, at))
     }
 
     /// Drops every frame (reset); the stage clears the slab.
@@ -592,10 +596,8 @@ impl PoolSet {
     }
 
     /// Round robin: the first member at or after `start`, else the first one.
+    #[inline]
     fn next_round_robin(&self, start: usize) -> Option<usize> {
-        if self.0.iter().fold(0, |acc, w| acc | w) == 0 {
-            return None;
-        }
         self.first_from(start).or_else(|| self.first_from(0))
     }
 
@@ -643,6 +645,8 @@ pub struct EgressStage {
     low: PoolSet,
     /// Pools served first within the low class (TXDCTL.PRIORITY on the 82576).
     priority: PoolSet,
+    /// `priority` is not empty.
+    any_priority: bool,
     next_high: usize,
     next_low: usize,
     held: usize,
@@ -665,6 +669,7 @@ impl EgressStage {
             high: PoolSet::default(),
             low: PoolSet::default(),
             priority: PoolSet::default(),
+            any_priority: false,
             next_high: 0,
             next_low: 0,
             held: 0,
@@ -725,8 +730,11 @@ impl EgressStage {
     /// Puts pool `i` in the class set of its head frame (after anything that may change it).
     fn refresh(&mut self, i: usize) {
         let class = self.pools.get(i).and_then(PoolFifo::head_class);
-        self.high.set(i, class == Some(Class::High));
-        self.low.set(i, class == Some(Class::Low));
+        let (w, bit) = (i / 64, 1u64 << (i % 64));
+        if let (Some(h), Some(l)) = (self.high.0.get_mut(w), self.low.0.get_mut(w)) {
+            *h = (*h & !bit) | (bit * u64::from(class == Some(Class::High)));
+            *l = (*l & !bit) | (bit * u64::from(class == Some(Class::Low)));
+        }
     }
 
     /// The round-robin position after pool `i`: the next pool, wrapping after the last.
@@ -792,7 +800,7 @@ impl EgressStage {
             return None;
         }
         let high = self.high.next_round_robin(self.next_high);
-        let low = if self.priority.is_empty() {
+        let low = if !self.any_priority {
             self.low.next_round_robin(self.next_low)
         } else {
             self.low
@@ -937,7 +945,11 @@ impl EgressStage {
 
     /// Takes the trace recorded since the last call, in acceptance order.
     pub fn take_trace(&mut self) -> Vec<(Vport, Option<u32>)> {
-        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+        // The trace goes on in a vector of the same capacity (no regrowing every step).
+        self.trace
+            .as_mut()
+            .map(|t| std::mem::replace(t, Vec::with_capacity(t.capacity())))
+            .unwrap_or_default()
     }
 
     /// Drops everything (device reset); returns how many frames were dropped.
@@ -958,6 +970,7 @@ impl EgressStage {
     /// It survives [`EgressStage::flush`]; the adapter clears it on its own reset.
     pub fn set_priority(&mut self, vport: Vport, on: bool) {
         self.priority.set(vport.get(), on);
+        self.any_priority = !self.priority.is_empty();
     }
 
     /// Whether `vport` is a priority pool.

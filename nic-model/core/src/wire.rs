@@ -224,11 +224,12 @@ impl WirePort {
         errors
     }
 
-    /// Takes the captured frames (empty if capture is off).
+    /// Takes the captured frames (empty if capture is off). The capture goes on in a vector of
+    /// the same capacity, so a caller taking it every step does not regrow it every step.
     pub fn take_capture(&mut self) -> Vec<WireRecord> {
         self.capture
             .as_mut()
-            .map(std::mem::take)
+            .map(|c| std::mem::replace(c, Vec::with_capacity(c.capacity())))
             .unwrap_or_default()
     }
 

@@ -276,8 +276,11 @@ impl Slab {
         let SegmentBytes::Frozen(b) = &mut s.buf else {
             return (Bytes::new(), SimTime::ZERO, false);
         };
+        // Bytes of discarded frames before this one (none unless an abort cut this segment).
         let skip = (slot.offset.saturating_sub(s.start) as usize).min(b.len());
-        b.advance(skip);
+        if skip > 0 {
+            b.advance(skip);
+        }
         let len = slot.len().min(b.len());
         let at = SimTime(s.base.0 + u64::from(slot.queued_after));
         s.start = slot.offset.saturating_add(slot.len);

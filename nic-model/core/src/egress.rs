@@ -615,23 +615,6 @@ impl PoolSet {
     fn is_empty(&self) -> bool {
         self.0.iter().all(|&w| w == 0)
     }
-
-    fn union(&self, other: &PoolSet) -> PoolSet {
-        let mut u = *self;
-        for (a, b) in u.0.iter_mut().zip(other.0) {
-            *a |= b;
-        }
-        u
-    }
-
-    fn iter(self) -> impl Iterator<Item = usize> {
-        let mut next = self.first_from(0);
-        std::iter::from_fn(move || {
-            let i = next?;
-            next = self.first_from(i + 1);
-            Some(i)
-        })
-    }
 }
 
 /// The egress stage of the port.
@@ -908,11 +891,20 @@ impl EgressStage {
 
     /// When the earliest eligible frame became ready (for the wire's start time).
     pub fn earliest_ready(&self) -> Option<SimTime> {
-        self.high
-            .union(&self.low)
-            .iter()
-            .filter_map(|i| self.pools.get(i)?.head_ready_at(&self.slab))
-            .min()
+        // Word by word over the pools in use, clearing the lowest bit: one step per busy pool.
+        let words = self.pools.len().div_ceil(64);
+        let mut best: Option<SimTime> = None;
+        for (w, (h, l)) in self.high.0.iter().zip(&self.low.0).take(words).enumerate() {
+            let mut bits = h | l;
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(t) = self.pools.get(i).and_then(|p| p.head_ready_at(&self.slab)) {
+                    best = Some(best.map_or(t, |b| b.min(t)));
+                }
+            }
+        }
+        best
     }
 
     /// Frames in the stage (held or eligible).

@@ -4,7 +4,8 @@
 //! * **scheduler**: enqueue + commit + dequeue with 8 busy pools (half checkpointing and committed
 //!   every round, half plain with a standing backlog), 64 B frames (60 B + FCS), in stages of 8,
 //!   64 and 256 pools — the busy ones spread out, the rest idle — and with all 64 or 256 busy;
-//!   "decisions" are `dequeue_classified` calls;
+//!   "decisions" are `dequeue_classified` calls (`_transmit_next`: `transmit_next` calls onto a
+//!   wire port without capture or sink, the frame's bytes lent in place, no `Bytes` made);
 //! * **commit**: one `commit` releasing 1, 1 000, 100 000 or 1 000 000 held frames, and commit →
 //!   first released frame out of the stage (`earliest_ready` + `dequeue_classified`), each from
 //!   cold caches (a 32 MiB sweep before every sample, as building a large stage would do).
@@ -26,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use adapter_core::bench_bound::bare_loop_mpps;
 use adapter_core::buffers::{ChunkPool, PooledBuf};
-use adapter_core::{EgressFrame, EgressLimits, EgressStage, SimTime, Vport};
+use adapter_core::wire::WirePort;
+use adapter_core::{EgressFrame, EgressLimits, EgressStage, LineRate, SimTime, Vport};
 use bytes::Bytes;
 
 /// Frames enqueued per busy pool per round.
@@ -67,6 +69,9 @@ struct Load {
     chunks: ChunkPool,
     /// One frame buffer per pool, as the TX engine has per queue.
     bufs: Vec<PooledBuf>,
+    /// Decisions through `transmit_next` onto this port (no capture, no sink), else
+    /// `dequeue_classified`.
+    wire: Option<WirePort>,
     epoch: u32,
     now: u64,
 }
@@ -97,6 +102,7 @@ impl Load {
             chunked,
             chunks: ChunkPool::default(),
             bufs: (0..total).map(|_| PooledBuf::default()).collect(),
+            wire: None,
             epoch: 1,
             now: 0,
         };
@@ -143,8 +149,15 @@ impl Load {
         }
         self.epoch += 1;
         let t2 = Instant::now();
-        for _ in 0..n {
-            black_box(self.e.dequeue_classified());
+        if let Some(w) = &mut self.wire {
+            for _ in 0..n {
+                let start = w.busy_until();
+                black_box(self.e.transmit_next(w, start));
+            }
+        } else {
+            for _ in 0..n {
+                black_box(self.e.dequeue_classified());
+            }
         }
         let t3 = Instant::now();
         self.now += n as u64 * 7;
@@ -161,24 +174,29 @@ fn scheduler(bound: f64, summary: &mut Vec<String>, filter: &str) {
     } else {
         Duration::from_millis(1500)
     };
-    for (total, busy, hac, chunked) in [
-        (8, 8, true, true),
-        (8, 8, false, true),
-        (8, 8, true, false),
-        (64, 8, true, true),
-        (256, 8, true, true),
-        (64, 64, true, true),
-        (256, 256, true, true),
+    for (total, busy, hac, chunked, wire) in [
+        (8, 8, true, true, false),
+        (8, 8, false, true, false),
+        (8, 8, true, false, false),
+        (64, 8, true, true, false),
+        (256, 8, true, true, false),
+        (64, 64, true, true, false),
+        (256, 256, true, true, false),
+        (8, 8, true, true, true),
+        (256, 8, true, true, true),
+        (256, 256, true, true, true),
     ] {
         let name = format!(
-            "scheduler/{total}_pools_{busy}_busy_{}{}",
+            "scheduler/{total}_pools_{busy}_busy_{}{}{}",
             if hac { "hac_half_tagged" } else { "hac_off" },
-            if chunked { "" } else { "_bytes" }
+            if chunked { "" } else { "_bytes" },
+            if wire { "_transmit_next" } else { "" }
         );
         if !name.contains(filter) {
             continue;
         }
         let mut load = Load::new(total, busy, hac, chunked);
+        load.wire = wire.then(|| WirePort::new(LineRate::G100, false));
         let mut ph = Phases::default();
         // Warm up (the FIFOs reach their size), then measure.
         for _ in 0..64 {

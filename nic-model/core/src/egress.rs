@@ -47,6 +47,7 @@ use crate::clock::SimTime;
 use crate::epoch::EpochState;
 use crate::latency::LatencyHistogram;
 use crate::vport::{MAX_VPORTS, Vport};
+use crate::wire::WirePort;
 
 /// A frame waiting for the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +58,17 @@ pub struct EgressFrame {
     pub pool: Vport,
     /// When the TX engine handed it over.
     pub queued_at: SimTime,
+}
+
+/// A frame [`EgressStage::transmit_next`] sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmitted {
+    /// The pool (VF) that sent it.
+    pub pool: Vport,
+    /// When it ends on the wire.
+    pub end: SimTime,
+    /// Wire sinks that failed on it.
+    pub sink_errors: u64,
 }
 
 /// Per-pool capacity of the egress stage. A limit of 0 means the adapter maximum
@@ -266,6 +278,7 @@ impl Slab {
     /// The bytes of the head frame `slot` of its segment, split off (the frames before it in
     /// the segment are gone: sent or discarded), its queue time, and whether the segment went
     /// with it (its last slot). The segment takes no more frames after this.
+    #[inline]
     fn take(&mut self, slot: Slot) -> (Bytes, SimTime, bool) {
         let Some(s) = self.segments.get_mut(slot.segment as usize) else {
             return (Bytes::new(), SimTime::ZERO, false);
@@ -294,6 +307,37 @@ impl Slab {
         last.truncate(len);
         self.free.push(slot.segment);
         (last, at, true)
+    }
+
+    /// [`Slab::take`] without a `Bytes`: `f` sees the frame's bytes in place and the segment
+    /// moves past them (no reference count; the segment's handle is dropped with its last frame).
+    #[inline]
+    fn consume<R>(&mut self, slot: Slot, f: impl FnOnce(&[u8]) -> R) -> (R, SimTime, bool) {
+        let Some(s) = self.segments.get_mut(slot.segment as usize) else {
+            return (f(&[]), SimTime::ZERO, false);
+        };
+        if let SegmentBytes::Growing(b) = &mut s.buf {
+            s.buf = SegmentBytes::Frozen(std::mem::take(b).freeze());
+        }
+        let SegmentBytes::Frozen(b) = &mut s.buf else {
+            return (f(&[]), SimTime::ZERO, false);
+        };
+        let skip = (slot.offset.saturating_sub(s.start) as usize).min(b.len());
+        if skip > 0 {
+            b.advance(skip);
+        }
+        let len = slot.len().min(b.len());
+        let r = f(&b[..len]);
+        let at = SimTime(s.base.0 + u64::from(slot.queued_after));
+        s.start = slot.offset.saturating_add(slot.len);
+        s.live = s.live.saturating_sub(1);
+        if s.live > 0 {
+            b.advance(len);
+            return (r, at, false);
+        }
+        *b = Bytes::new();
+        self.free.push(slot.segment);
+        (r, at, true)
     }
 
     /// When `slot` was queued.
@@ -525,8 +569,9 @@ impl PoolFifo {
         }
     }
 
-    /// Takes the head frame (which must be eligible): its bytes and queue time.
-    fn pop(&mut self, slab: &mut Slab) -> Option<(Bytes, SimTime)> {
+    /// Takes the head frame's slot (which must be eligible); the caller takes its bytes from the
+    /// slab.
+    fn pop(&mut self) -> Option<Slot> {
         if self.eligible_end == self.head {
             return None;
         }
@@ -537,11 +582,7 @@ impl PoolFifo {
         while self.releases.front().is_some_and(|r| r.end <= self.head) {
             self.releases.pop_front();
         }
-        let (data, at, freed) = slab.take(slot);
-        if freed && self.open == Some(slot.segment) {
-            self.open = None;
-        }
-        Some((data, at))
+        Some(slot)
     }
 
     /// Drops every frame (reset); the stage clears the slab.
@@ -782,6 +823,56 @@ impl EgressStage {
 
     /// [`EgressStage::dequeue`], also saying whether the frame was a released checkpoint frame.
     pub fn dequeue_classified(&mut self) -> Option<(EgressFrame, bool)> {
+        let (i, slot, checkpoint) = self.decide()?;
+        let (data, queued_at, freed) = self.slab.take(slot);
+        self.segment_gone(i, slot, freed);
+        let frame = EgressFrame {
+            data,
+            pool: Vport::new(i as u8),
+            queued_at,
+        };
+        Some((frame, checkpoint))
+    }
+
+    /// Sends the next frame (the one [`EgressStage::dequeue_classified`] would give) on `wire`
+    /// at `start`, and accounts it as [`EgressStage::account_wire`] does. Without a capture on
+    /// the wire, the sinks see the frame's bytes in place in their chunk: no `Bytes` is made,
+    /// no reference count moves.
+    pub fn transmit_next(&mut self, wire: &mut WirePort, start: SimTime) -> Option<Transmitted> {
+        let (i, slot, checkpoint) = self.decide()?;
+        let end = start + wire.rate().frame_time_ns(slot.len());
+        let (sink_errors, queued_at, freed) = if wire.capturing() {
+            let (data, at, freed) = self.slab.take(slot);
+            (wire.transmit(start, data), at, freed)
+        } else {
+            self.slab
+                .consume(slot, |data| wire.transmit_slice(start, data))
+        };
+        self.segment_gone(i, slot, freed);
+        let pool = Vport::new(i as u8);
+        self.account(pool, queued_at, checkpoint, start, end);
+        Some(Transmitted {
+            pool,
+            end,
+            sink_errors,
+        })
+    }
+
+    /// The segment of `slot`, taken from pool `i`, was freed: the pool's next frame cannot join it.
+    fn segment_gone(&mut self, i: usize, slot: Slot, freed: bool) {
+        if freed
+            && let Some(p) = self.pools.get_mut(i)
+            && p.open == Some(slot.segment)
+        {
+            p.open = None;
+        }
+    }
+
+    /// The scheduler's decision: takes the next frame's slot off its FIFO and updates the
+    /// classes, the round-robin positions and the guard; returns the pool, the slot and whether
+    /// it is a released checkpoint frame.
+    #[inline]
+    fn decide(&mut self) -> Option<(usize, Slot, bool)> {
         if self.held == 0 {
             return None;
         }
@@ -808,10 +899,10 @@ impl EgressStage {
             (None, Some(l)) => (l, Class::Low),
             (None, None) => return None,
         };
-        let (data, queued_at) = self.pools.get_mut(i)?.pop(&mut self.slab)?;
+        let slot = self.pools.get_mut(i)?.pop()?;
         self.refresh(i);
         self.held -= 1;
-        let len = data.len() as u64;
+        let len = u64::from(slot.len);
         match class {
             Class::High => {
                 self.next_high = self.after(i);
@@ -839,12 +930,7 @@ impl EgressStage {
                 }
             }
         }
-        let frame = EgressFrame {
-            data,
-            pool: Vport::new(i as u8),
-            queued_at,
-        };
-        Some((frame, class == Class::High))
+        Some((i, slot, class == Class::High))
     }
 
     /// Called by the wire when `frame` starts (`start`) and ends (`end`) on the wire: updates
@@ -857,13 +943,23 @@ impl EgressStage {
         start: SimTime,
         end: SimTime,
     ) {
-        let delay = start.saturating_since(frame.queued_at);
+        self.account(frame.pool, frame.queued_at, was_checkpoint, start, end);
+    }
+
+    fn account(
+        &mut self,
+        pool: Vport,
+        queued_at: SimTime,
+        was_checkpoint: bool,
+        start: SimTime,
+        end: SimTime,
+    ) {
+        let delay = start.saturating_since(queued_at);
         if !was_checkpoint {
             self.port.delay_plain.record(delay);
             return;
         }
         self.port.delay_checkpoint.record(delay);
-        let pool = frame.pool;
         let Some(p) = self.pools.get_mut(pool.get()) else {
             return;
         };
@@ -1475,6 +1571,75 @@ mod tests {
             .collect();
         assert_eq!(rest, vec![vec![4; 100], vec![5; 100], vec![6; 100]]);
         assert_eq!(e.held_frames(p(0)), 2);
+    }
+
+    #[test]
+    fn transmit_next_sends_what_dequeue_gives_with_and_without_a_capture() {
+        use crate::wire::{LineRate, WireSink};
+        use std::sync::{Arc, Mutex};
+        type Frames = Vec<(SimTime, Vec<u8>)>;
+        struct Seen(Arc<Mutex<Frames>>);
+        impl WireSink for Seen {
+            fn on_frame(&mut self, at: SimTime, frame: &[u8]) -> std::io::Result<()> {
+                self.0.lock().unwrap().push((at, frame.to_vec()));
+                Ok(())
+            }
+        }
+        let load = |e: &mut EgressStage| {
+            e.set_hac_enabled(true, SimTime::ZERO);
+            e.set_tagged(p(1), true, SimTime::ZERO);
+            for (k, f) in chunk_frames(&[60, 61, 62, 63]).into_iter().enumerate() {
+                e.enqueue_chunked(p(k as u8 % 2), f, SimTime(k as u64));
+            }
+            e.enqueue(frame(2, 64));
+            assert_eq!(e.abort(p(1), 1), (HacResult::Ok, 2));
+            assert_eq!(e.open_epoch(p(1), 2), HacResult::Ok);
+            e.enqueue_chunked(p(1), chunk_frames(&[65]).pop().unwrap(), SimTime(9));
+            assert_eq!(e.commit(p(1), 2, SimTime(10)), HacResult::Ok);
+        };
+        // Reference: dequeue_classified, account_wire, transmit.
+        let mut reference = EgressStage::new(EgressLimits::default());
+        load(&mut reference);
+        let mut wire = WirePort::new(LineRate::G10, true);
+        let mut t = SimTime(100);
+        while let Some((f, c)) = reference.dequeue_classified() {
+            let end = t + wire.rate().frame_time_ns(f.data.len());
+            reference.account_wire(&f, c, t, end);
+            wire.transmit(t, f.data);
+            t = end;
+        }
+        let expect: Frames = wire
+            .take_capture()
+            .into_iter()
+            .map(|r| (r.at, r.data.to_vec()))
+            .collect();
+        assert_eq!(expect.len(), 4);
+        for capture in [true, false] {
+            let mut e = EgressStage::new(EgressLimits::default());
+            load(&mut e);
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let mut wire = WirePort::new(LineRate::G10, capture);
+            wire.add_sink(Box::new(Seen(seen.clone())));
+            let mut t = SimTime(100);
+            while let Some(sent) = e.transmit_next(&mut wire, t) {
+                assert_eq!(
+                    sent.end,
+                    t + wire
+                        .rate()
+                        .frame_time_ns(seen.lock().unwrap().last().unwrap().1.len())
+                );
+                t = sent.end;
+            }
+            assert_eq!(*seen.lock().unwrap(), expect, "capture {capture}");
+            let captured = wire.take_capture();
+            assert_eq!(captured.len(), if capture { 4 } else { 0 });
+            assert_eq!(e.hac_port_stats(), reference.hac_port_stats());
+            assert_eq!(
+                e.slab.free.len(),
+                e.slab.segments.len(),
+                "every segment let go"
+            );
+        }
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub mod vport;
 pub mod wire;
 
 pub use clock::SimTime;
-pub use egress::{EgressFrame, EgressLimits, EgressStage, HacResult};
+pub use egress::{EgressFrame, EgressLimits, EgressStage, HacResult, Transmitted};
 pub use epoch::{EpochState, LAST_EPOCH, next_epoch};
 pub use hac::{Hac, HacError, HacVfStats, VfNumber};
 pub use memory::{DmaFault, DmaTarget, Iommu, MapError, SharedMemory};

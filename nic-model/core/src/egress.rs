@@ -31,7 +31,9 @@
 //! chunk into one *segment* (`BytesMut::try_unsplit`: same allocation, contiguous, no copy),
 //! kept in a per-stage slab. A slot names its frame as (segment, offset, length, queue time
 //! relative to the segment's first frame): 16 bytes. Dequeue splits the head frame off its
-//! segment as a `Bytes` (a reference count, no copy). A frame handed over as `Bytes`
+//! segment as a `Bytes` (a reference count, no copy); [`EgressStage::transmit_next`], the
+//! families' drain loop, lends it to the wire's sinks in place instead when the wire keeps no
+//! capture. A frame handed over as `Bytes`
 //! ([`EgressStage::enqueue`]: tests, SoftHac, the mlx5 family) is first copied into a chunk of
 //! the stage's own, per pool, from the stage's [`ChunkPool`]. A segment, and so its chunk, is
 //! let go when its last frame leaves (to the wire, or discarded): a chunk is reclaimed only

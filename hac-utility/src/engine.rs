@@ -152,8 +152,11 @@ fn test_frame(vf: usize, seq: u32, len: usize) -> Bytes {
     let mut payload = [0u8; 5];
     payload[0] = vf as u8;
     payload[1..].copy_from_slice(&seq.to_be_bytes());
-    let mut f = igb_hw::frame::build(PEER, vf_mac(vf), ETHERTYPE, &payload);
-    f.resize(len, 0);
+    let head = igb_hw::frame::build(PEER, vf_mac(vf), ETHERTYPE, &payload);
+    // One zeroed allocation of the frame's length (growing the header's would copy it).
+    let mut f = vec![0u8; len.max(head.len())];
+    f[..head.len()].copy_from_slice(&head);
+    f.truncate(len);
     Bytes::from(f)
 }
 

@@ -4,13 +4,16 @@
 //! * **scheduler**: enqueue + commit + dequeue with 8 busy pools (half checkpointing and committed
 //!   every round, half plain with a standing backlog), 64 B frames (60 B + FCS), in stages of 8,
 //!   64 and 256 pools — the busy ones spread out, the rest idle — and with all 64 or 256 busy;
-//!   "decisions" are `dequeue_classified` calls;
+//!   "decisions" are `dequeue_classified` calls (`_transmit_next`: `transmit_next` calls onto a
+//!   wire port without capture or sink, the frame's bytes lent in place, no `Bytes` made);
 //! * **commit**: one `commit` releasing 1, 1 000, 100 000 or 1 000 000 held frames, and commit →
 //!   first released frame out of the stage (`earliest_ready` + `dequeue_classified`), each from
 //!   cold caches (a 32 MiB sweep before every sample, as building a large stage would do).
 //!
-//! Frames are clones of one preallocated `Bytes` (a static one: clone = copy; and a heap one:
-//! clone/drop = an atomic refcount), so no allocation is measured.
+//! Scheduler frames are split off per-pool 64 KiB chunks from a `ChunkPool` and handed over
+//! with `enqueue_chunked`, as the igb TX engine does; the `_bytes` case hands clones of one
+//! `Bytes` to `enqueue`, which copies them into the stage's own chunks (the mlx5 family's path).
+//! The commit cases use clones of one static `Bytes`.
 //!
 //! Run: `cargo bench -p adapter-core --bench egress [-- FILTER]` (FILTER: `scheduler`,
 //! `commit`, or a case name such as `64_pools`). `HAC_BENCH_QUICK=1` runs every case for a
@@ -23,7 +26,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use adapter_core::bench_bound::bare_loop_mpps;
-use adapter_core::{EgressFrame, EgressLimits, EgressStage, SimTime, Vport};
+use adapter_core::buffers::{ChunkPool, PooledBuf};
+use adapter_core::wire::WirePort;
+use adapter_core::{EgressFrame, EgressLimits, EgressStage, LineRate, SimTime, Vport};
 use bytes::Bytes;
 
 /// Frames enqueued per busy pool per round.
@@ -59,12 +64,20 @@ struct Load {
     busy: Vec<usize>,
     tagged: usize,
     frame: Bytes,
+    /// Frames split off chunks (`enqueue_chunked`), else `frame` clones (`enqueue`).
+    chunked: bool,
+    chunks: ChunkPool,
+    /// One frame buffer per pool, as the TX engine has per queue.
+    bufs: Vec<PooledBuf>,
+    /// Decisions through `transmit_next` onto this port (no capture, no sink), else
+    /// `dequeue_classified`.
+    wire: Option<WirePort>,
     epoch: u32,
     now: u64,
 }
 
 impl Load {
-    fn new(total: usize, busy: usize, hac: bool, static_frame: bool) -> Load {
+    fn new(total: usize, busy: usize, hac: bool, chunked: bool) -> Load {
         let mut e = EgressStage::new(BIG);
         e.set_hac_enabled(hac, SimTime::ZERO);
         let busy: Vec<usize> = (0..busy).map(|k| k * (total / busy)).collect();
@@ -73,11 +86,7 @@ impl Load {
             e.set_tagged(pool(p), true, SimTime::ZERO);
             e.set_hac_limits(pool(p), BIG);
         }
-        let frame = if static_frame {
-            Bytes::from_static(&[0xA5u8; FRAME_LEN])
-        } else {
-            Bytes::from(vec![0xA5u8; FRAME_LEN])
-        };
+        let frame = Bytes::from_static(&[0xA5u8; FRAME_LEN]);
         // Make the stage `total` pools wide, then leave the extra pools idle.
         e.enqueue(EgressFrame {
             data: frame.clone(),
@@ -85,23 +94,41 @@ impl Load {
             queued_at: SimTime::ZERO,
         });
         while e.dequeue().is_some() {}
-        // Standing backlog on the plain pools (64 frames each) so the low class never empties.
-        for &p in &busy[tagged..] {
-            for _ in 0..64 {
-                e.enqueue(EgressFrame {
-                    data: frame.clone(),
-                    pool: pool(p),
-                    queued_at: SimTime::ZERO,
-                });
-            }
-        }
-        Load {
+        let mut load = Load {
             e,
             busy,
             tagged,
             frame,
+            chunked,
+            chunks: ChunkPool::default(),
+            bufs: (0..total).map(|_| PooledBuf::default()).collect(),
+            wire: None,
             epoch: 1,
             now: 0,
+        };
+        // Standing backlog on the plain pools (64 frames each) so the low class never empties.
+        for k in tagged..load.busy.len() {
+            for _ in 0..64 {
+                load.send(load.busy[k]);
+            }
+        }
+        load
+    }
+
+    /// One frame into pool `p` at the current time.
+    fn send(&mut self, p: usize) {
+        if self.chunked {
+            let buf = &mut self.bufs[p];
+            self.chunks.reserve(buf, FRAME_LEN);
+            buf.extend_from_slice(&[0xA5u8; FRAME_LEN]);
+            let data = buf.split();
+            self.e.enqueue_chunked(pool(p), data, SimTime(self.now));
+        } else {
+            self.e.enqueue(EgressFrame {
+                data: self.frame.clone(),
+                pool: pool(p),
+                queued_at: SimTime(self.now),
+            });
         }
     }
 
@@ -111,12 +138,8 @@ impl Load {
         let n = PER_POOL * self.busy.len();
         let t0 = Instant::now();
         for _ in 0..PER_POOL {
-            for &p in &self.busy {
-                self.e.enqueue(EgressFrame {
-                    data: self.frame.clone(),
-                    pool: pool(p),
-                    queued_at: SimTime(self.now),
-                });
+            for k in 0..self.busy.len() {
+                self.send(self.busy[k]);
             }
         }
         let t1 = Instant::now();
@@ -126,8 +149,15 @@ impl Load {
         }
         self.epoch += 1;
         let t2 = Instant::now();
-        for _ in 0..n {
-            black_box(self.e.dequeue_classified());
+        if let Some(w) = &mut self.wire {
+            for _ in 0..n {
+                let start = w.busy_until();
+                black_box(self.e.transmit_next(w, start));
+            }
+        } else {
+            for _ in 0..n {
+                black_box(self.e.dequeue_classified());
+            }
         }
         let t3 = Instant::now();
         self.now += n as u64 * 7;
@@ -144,24 +174,29 @@ fn scheduler(bound: f64, summary: &mut Vec<String>, filter: &str) {
     } else {
         Duration::from_millis(1500)
     };
-    for (total, busy, hac, stat) in [
-        (8, 8, true, true),
-        (8, 8, false, true),
-        (8, 8, true, false),
-        (64, 8, true, true),
-        (256, 8, true, true),
-        (64, 64, true, true),
-        (256, 256, true, true),
+    for (total, busy, hac, chunked, wire) in [
+        (8, 8, true, true, false),
+        (8, 8, false, true, false),
+        (8, 8, true, false, false),
+        (64, 8, true, true, false),
+        (256, 8, true, true, false),
+        (64, 64, true, true, false),
+        (256, 256, true, true, false),
+        (8, 8, true, true, true),
+        (256, 8, true, true, true),
+        (256, 256, true, true, true),
     ] {
         let name = format!(
-            "scheduler/{total}_pools_{busy}_busy_{}{}",
+            "scheduler/{total}_pools_{busy}_busy_{}{}{}",
             if hac { "hac_half_tagged" } else { "hac_off" },
-            if stat { "" } else { "_refcounted" }
+            if chunked { "" } else { "_bytes" },
+            if wire { "_transmit_next" } else { "" }
         );
         if !name.contains(filter) {
             continue;
         }
-        let mut load = Load::new(total, busy, hac, stat);
+        let mut load = Load::new(total, busy, hac, chunked);
+        load.wire = wire.then(|| WirePort::new(LineRate::G100, false));
         let mut ph = Phases::default();
         // Warm up (the FIFOs reach their size), then measure.
         for _ in 0..64 {

@@ -5,9 +5,9 @@
 //! stamped with the pool's open epoch and *held* until a commit covers its epoch; a commit moves
 //! the held prefix of the FIFO (epochs only grow along a FIFO) to *released*. The held frames are
 //! kept as runs of one epoch, so a commit moves a watermark over whole runs and an abort cuts
-//! whole runs: the cost is per epoch, never per frame. A buffered frame is a 40-byte slot (its
-//! `Bytes` handle and its queue time). The scheduler keeps one bitmask of pools per class and
-//! picks the next frame for the wire by a find-first-set from the round-robin position:
+//! whole runs: the cost is per epoch, never per frame. A buffered frame is a 16-byte slot (see
+//! "Frame bytes" below). The scheduler keeps one bitmask of pools per class and picks the next
+//! frame for the wire by a find-first-set from the round-robin position:
 //!
 //! * **high class**: pools whose head frame is a released checkpoint frame, round robin;
 //! * **low class**: pools whose head frame carries no epoch (plain VFs, the PF), round robin;
@@ -22,15 +22,34 @@
 //! Held frames never leave: abort and failover discard them (counted), unprotect releases them.
 //! When a pool's FIFO is at its limit, [`EgressStage::has_room`] is false and the TX engine stops
 //! fetching that pool's descriptors (backpressure through the ring, never a drop).
+//!
+//! # Frame bytes
+//!
+//! Every buffered frame lives in a 64 KiB chunk ([`crate::buffers`]). A TX engine that gathers
+//! frames into chunks hands each one over as the `BytesMut` it split off
+//! ([`EgressStage::enqueue_chunked`]); the stage joins frames that follow each other in one
+//! chunk into one *segment* (`BytesMut::try_unsplit`: same allocation, contiguous, no copy),
+//! kept in a per-stage slab. A slot names its frame as (segment, offset, length, queue time
+//! relative to the segment's first frame): 16 bytes. Dequeue splits the head frame off its
+//! segment as a `Bytes` (a reference count, no copy); [`EgressStage::transmit_next`], the
+//! families' drain loop, lends it to the wire's sinks in place instead when the wire keeps no
+//! capture. A frame handed over as `Bytes`
+//! ([`EgressStage::enqueue`]: tests, SoftHac, the mlx5 family) is first copied into a chunk of
+//! the stage's own, per pool, from the stage's [`ChunkPool`]. A segment, and so its chunk, is
+//! let go when its last frame leaves (to the wire, or discarded): a chunk is reclaimed only
+//! when no buffered frame refers to it.
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::buffers::{ChunkPool, PooledBuf};
 
 use crate::clock::SimTime;
 use crate::epoch::EpochState;
 use crate::latency::LatencyHistogram;
 use crate::vport::{MAX_VPORTS, Vport};
+use crate::wire::WirePort;
 
 /// A frame waiting for the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +60,17 @@ pub struct EgressFrame {
     pub pool: Vport,
     /// When the TX engine handed it over.
     pub queued_at: SimTime,
+}
+
+/// A frame [`EgressStage::transmit_next`] sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmitted {
+    /// The pool (VF) that sent it.
+    pub pool: Vport,
+    /// When it ends on the wire.
+    pub end: SimTime,
+    /// Wire sinks that failed on it.
+    pub sink_errors: u64,
 }
 
 /// Per-pool capacity of the egress stage. A limit of 0 means the adapter maximum
@@ -156,13 +186,175 @@ pub struct HacPortStats {
     pub delay_plain: LatencyHistogram,
 }
 
-/// One buffered frame: 40 bytes, of which 32 are the frame's `Bytes` handle and 8 its queue
-/// time. Its pool is the FIFO it sits in; its epoch and release time live in the FIFO's run
-/// lists ([`EpochRun`], [`Release`]), one entry per epoch or commit, not per frame.
-#[derive(Clone, Debug)]
+/// One buffered frame: 16 bytes. Its bytes are `len` bytes at `offset` of segment `segment`
+/// of the stage's [`Slab`]; it was queued `queued_after` ns after the segment's first frame.
+/// Its pool is the FIFO it sits in; its epoch and release time live in the FIFO's run lists
+/// ([`EpochRun`], [`Release`]), one entry per epoch or commit, not per frame.
+#[derive(Clone, Copy, Debug)]
 struct Slot {
-    data: Bytes,
-    queued_at: SimTime,
+    segment: u32,
+    offset: u32,
+    len: u32,
+    queued_after: u32,
+}
+
+impl Slot {
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+}
+
+/// The bytes of a segment: growing while frames join it, frozen from its first dequeue on
+/// (splitting a frame off a `Bytes` is a reference count and two words; off a `BytesMut`, four
+/// times the instructions).
+#[derive(Debug)]
+enum SegmentBytes {
+    Growing(BytesMut),
+    Frozen(Bytes),
+}
+
+impl Default for SegmentBytes {
+    fn default() -> SegmentBytes {
+        SegmentBytes::Frozen(Bytes::new())
+    }
+}
+
+/// Frames of one pool that follow each other in one chunk.
+#[derive(Debug, Default)]
+struct Segment {
+    /// The bytes not yet split off: from offset `start` to `end` of the segment.
+    buf: SegmentBytes,
+    /// Offset (from the segment's first byte) of `buf`'s first byte.
+    start: u32,
+    /// Offset of `buf`'s end: where the next joined frame starts.
+    end: u32,
+    /// Queue time of the segment's first frame; the slots' times are relative to it.
+    base: SimTime,
+    /// Slots naming this segment.
+    live: u32,
+}
+
+/// The segments of a stage, with a free list: a slot names its segment by index.
+#[derive(Debug, Default)]
+struct Slab {
+    segments: Vec<Segment>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    /// Stores `frame` queued at `at` as a new segment; returns its index.
+    fn insert(&mut self, frame: BytesMut, at: SimTime) -> u32 {
+        let end = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        let seg = Segment {
+            buf: SegmentBytes::Growing(frame),
+            start: 0,
+            end,
+            base: at,
+            live: 1,
+        };
+        if let Some(i) = self.free.pop()
+            && let Some(s) = self.segments.get_mut(i as usize)
+        {
+            *s = seg;
+            return i;
+        }
+        self.segments.push(seg);
+        u32::try_from(self.segments.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// One slot of segment `i` is gone: the segment (and its chunk) is let go with its last.
+    /// Returns true when it was.
+    fn unref(&mut self, i: u32) -> bool {
+        let Some(s) = self.segments.get_mut(i as usize) else {
+            return false;
+        };
+        s.live = s.live.saturating_sub(1);
+        if s.live > 0 {
+            return false;
+        }
+        s.buf = SegmentBytes::default();
+        self.free.push(i);
+        true
+    }
+
+    /// The bytes of the head frame `slot` of its segment, split off (the frames before it in
+    /// the segment are gone: sent or discarded), its queue time, and whether the segment went
+    /// with it (its last slot). The segment takes no more frames after this.
+    #[inline]
+    fn take(&mut self, slot: Slot) -> (Bytes, SimTime, bool) {
+        let Some(s) = self.segments.get_mut(slot.segment as usize) else {
+            return (Bytes::new(), SimTime::ZERO, false);
+        };
+        if let SegmentBytes::Growing(b) = &mut s.buf {
+            s.buf = SegmentBytes::Frozen(std::mem::take(b).freeze());
+        }
+        let SegmentBytes::Frozen(b) = &mut s.buf else {
+            return (Bytes::new(), SimTime::ZERO, false);
+        };
+        // Bytes of discarded frames before this one (none unless an abort cut this segment).
+        let skip = (slot.offset.saturating_sub(s.start) as usize).min(b.len());
+        if skip > 0 {
+            b.advance(skip);
+        }
+        let len = slot.len().min(b.len());
+        let at = SimTime(s.base.0 + u64::from(slot.queued_after));
+        s.start = slot.offset.saturating_add(slot.len);
+        s.live = s.live.saturating_sub(1);
+        if s.live > 0 {
+            return (b.split_to(len), at, false);
+        }
+        // The segment's last frame: its handle moves out (no reference taken, none dropped)
+        // and the segment is free.
+        let mut last = std::mem::take(b);
+        last.truncate(len);
+        self.free.push(slot.segment);
+        (last, at, true)
+    }
+
+    /// [`Slab::take`] without a `Bytes`: `f` sees the frame's bytes in place and the segment
+    /// moves past them (no reference count; the segment's handle is dropped with its last frame).
+    #[inline]
+    fn consume<R>(&mut self, slot: Slot, f: impl FnOnce(&[u8]) -> R) -> (R, SimTime, bool) {
+        let Some(s) = self.segments.get_mut(slot.segment as usize) else {
+            return (f(&[]), SimTime::ZERO, false);
+        };
+        if let SegmentBytes::Growing(b) = &mut s.buf {
+            s.buf = SegmentBytes::Frozen(std::mem::take(b).freeze());
+        }
+        let SegmentBytes::Frozen(b) = &mut s.buf else {
+            return (f(&[]), SimTime::ZERO, false);
+        };
+        let skip = (slot.offset.saturating_sub(s.start) as usize).min(b.len());
+        if skip > 0 {
+            b.advance(skip);
+        }
+        let len = slot.len().min(b.len());
+        let r = f(&b[..len]);
+        let at = SimTime(s.base.0 + u64::from(slot.queued_after));
+        s.start = slot.offset.saturating_add(slot.len);
+        s.live = s.live.saturating_sub(1);
+        if s.live > 0 {
+            b.advance(len);
+            return (r, at, false);
+        }
+        *b = Bytes::new();
+        self.free.push(slot.segment);
+        (r, at, true)
+    }
+
+    /// When `slot` was queued.
+    fn queued_at(&self, slot: &Slot) -> SimTime {
+        let base = self
+            .segments
+            .get(slot.segment as usize)
+            .map_or(0, |s| s.base.0);
+        SimTime(base + u64::from(slot.queued_after))
+    }
+
+    fn clear(&mut self) {
+        self.segments.clear();
+        self.free.clear();
+    }
 }
 
 /// Held frames stamped with one epoch: the FIFO sequence numbers from the end of the run
@@ -196,6 +388,10 @@ struct CommitRecord {
 #[derive(Default)]
 struct PoolFifo {
     slots: VecDeque<Slot>,
+    /// The segment the last frame joined, while it has frames: the next frame may join it.
+    open: Option<u32>,
+    /// The stage's chunk a frame handed over as `Bytes` is copied into.
+    copy_buf: PooledBuf,
     head: u64,
     eligible_end: u64,
     held_runs: VecDeque<EpochRun>,
@@ -218,10 +414,55 @@ impl PoolFifo {
         (self.eligible_end - self.head) as usize
     }
 
+    /// Stores `frame`, queued at `at`, in the slab: joined to the open segment when it follows
+    /// it in the same chunk (and its queue time fits), else as a new segment.
+    fn store(&mut self, slab: &mut Slab, frame: BytesMut, at: SimTime) -> Slot {
+        let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        let mut frame = frame;
+        if let Some(i) = self.open
+            && let Some(s) = slab.segments.get_mut(i as usize)
+            && let Some(after) =
+                at.0.checked_sub(s.base.0)
+                    .and_then(|d| u32::try_from(d).ok())
+            && let Some(end) = s.end.checked_add(len)
+            && let SegmentBytes::Growing(buf) = &mut s.buf
+        {
+            match buf.try_unsplit(frame) {
+                Ok(()) => {
+                    let slot = Slot {
+                        segment: i,
+                        offset: s.end,
+                        len,
+                        queued_after: after,
+                    };
+                    s.end = end;
+                    s.live += 1;
+                    return slot;
+                }
+                Err(f) => frame = f,
+            }
+        }
+        let i = slab.insert(frame, at);
+        self.open = Some(i);
+        Slot {
+            segment: i,
+            offset: 0,
+            len,
+            queued_after: 0,
+        }
+    }
+
+    /// One slot of segment `i` left this FIFO.
+    fn unref(&mut self, slab: &mut Slab, i: u32) {
+        if slab.unref(i) && self.open == Some(i) {
+            self.open = None;
+        }
+    }
+
     /// Appends a frame stamped with `epoch` (held) or none (eligible once all before it are).
     fn push(&mut self, slot: Slot, epoch: Option<u32>) {
         let seq = self.tail();
-        self.bytes += slot.data.len();
+        self.bytes += slot.len();
         self.slots.push_back(slot);
         match (epoch, self.held_runs.back_mut()) {
             (Some(e), Some(run)) if run.epoch == e => run.end = seq + 1,
@@ -277,7 +518,7 @@ impl PoolFifo {
     }
 
     /// Removes the held runs with an epoch ≤ `upto` (all with `None`); returns how many frames.
-    fn discard_prefix(&mut self, upto: Option<u32>) -> usize {
+    fn discard_prefix(&mut self, slab: &mut Slab, upto: Option<u32>) -> usize {
         let start = self.eligible_end;
         let end = self.take_runs(upto);
         let k = end - start;
@@ -286,9 +527,13 @@ impl PoolFifo {
         }
         let from = (start - self.head) as usize;
         let to = (end - self.head) as usize;
-        for s in self.slots.drain(from..to) {
-            self.bytes -= s.data.len();
+        for k in from..to {
+            if let Some(s) = self.slots.get(k).copied() {
+                self.bytes -= s.len();
+                self.unref(slab, s.segment);
+            }
         }
+        self.slots.drain(from..to);
         for run in &mut self.held_runs {
             run.end -= k;
         }
@@ -316,24 +561,25 @@ impl PoolFifo {
 
     /// When the head frame became eligible: its release for a checkpoint frame, its queue time
     /// for a plain one.
-    fn head_ready_at(&self) -> Option<SimTime> {
+    fn head_ready_at(&self, slab: &Slab) -> Option<SimTime> {
         if self.eligible_end == self.head {
             return None;
         }
         match self.head_release() {
             Some(r) => Some(r.at),
-            None => self.slots.front().map(|s| s.queued_at),
+            None => self.slots.front().map(|s| slab.queued_at(s)),
         }
     }
 
-    /// Takes the head frame (which must be eligible).
+    /// Takes the head frame's slot (which must be eligible); the caller takes its bytes from the
+    /// slab.
     fn pop(&mut self) -> Option<Slot> {
         if self.eligible_end == self.head {
             return None;
         }
         let slot = self.slots.pop_front()?;
         self.head += 1;
-        self.bytes -= slot.data.len();
+        self.bytes -= slot.len();
         self.stats.dequeued += 1;
         while self.releases.front().is_some_and(|r| r.end <= self.head) {
             self.releases.pop_front();
@@ -341,8 +587,9 @@ impl PoolFifo {
         Some(slot)
     }
 
-    /// Drops every frame (reset).
+    /// Drops every frame (reset); the stage clears the slab.
     fn clear(&mut self) {
+        self.open = None;
         self.slots.clear();
         self.eligible_end = self.head;
         self.held_runs.clear();
@@ -395,10 +642,8 @@ impl PoolSet {
     }
 
     /// Round robin: the first member at or after `start`, else the first one.
+    #[inline]
     fn next_round_robin(&self, start: usize) -> Option<usize> {
-        if self.0.iter().fold(0, |acc, w| acc | w) == 0 {
-            return None;
-        }
         self.first_from(start).or_else(|| self.first_from(0))
     }
 
@@ -413,28 +658,15 @@ impl PoolSet {
     fn is_empty(&self) -> bool {
         self.0.iter().all(|&w| w == 0)
     }
-
-    fn union(&self, other: &PoolSet) -> PoolSet {
-        let mut u = *self;
-        for (a, b) in u.0.iter_mut().zip(other.0) {
-            *a |= b;
-        }
-        u
-    }
-
-    fn iter(self) -> impl Iterator<Item = usize> {
-        let mut next = self.first_from(0);
-        std::iter::from_fn(move || {
-            let i = next?;
-            next = self.first_from(i + 1);
-            Some(i)
-        })
-    }
 }
 
 /// The egress stage of the port.
 pub struct EgressStage {
     pools: Vec<PoolFifo>,
+    /// The segments holding the buffered frames' bytes.
+    slab: Slab,
+    /// Chunks for frames handed over as `Bytes`.
+    chunks: ChunkPool,
     limits: EgressLimits,
     /// Pools whose head frame is a released checkpoint frame.
     high: PoolSet,
@@ -442,6 +674,8 @@ pub struct EgressStage {
     low: PoolSet,
     /// Pools served first within the low class (TXDCTL.PRIORITY on the 82576).
     priority: PoolSet,
+    /// `priority` is not empty.
+    any_priority: bool,
     next_high: usize,
     next_low: usize,
     held: usize,
@@ -458,10 +692,13 @@ impl EgressStage {
     pub fn new(limits: EgressLimits) -> EgressStage {
         EgressStage {
             pools: Vec::new(),
+            slab: Slab::default(),
+            chunks: ChunkPool::default(),
             limits: limits.effective(),
             high: PoolSet::default(),
             low: PoolSet::default(),
             priority: PoolSet::default(),
+            any_priority: false,
             next_high: 0,
             next_low: 0,
             held: 0,
@@ -522,8 +759,11 @@ impl EgressStage {
     /// Puts pool `i` in the class set of its head frame (after anything that may change it).
     fn refresh(&mut self, i: usize) {
         let class = self.pools.get(i).and_then(PoolFifo::head_class);
-        self.high.set(i, class == Some(Class::High));
-        self.low.set(i, class == Some(Class::Low));
+        let (w, bit) = (i / 64, 1u64 << (i % 64));
+        if let (Some(h), Some(l)) = (self.high.0.get_mut(w), self.low.0.get_mut(w)) {
+            *h = (*h & !bit) | (bit * u64::from(class == Some(Class::High)));
+            *l = (*l & !bit) | (bit * u64::from(class == Some(Class::Low)));
+        }
     }
 
     /// The round-robin position after pool `i`: the next pool, wrapping after the last.
@@ -537,25 +777,39 @@ impl EgressStage {
     }
 
     /// Accepts a frame at `now`: stamped and held if its pool is checkpointing, else eligible at
-    /// once. The TX engine checks [`EgressStage::has_room`] first, so this never refuses.
+    /// once. The TX engine checks [`EgressStage::has_room`] first, so this never refuses. The
+    /// frame's bytes are copied into a chunk of the stage's (module documentation); a TX engine
+    /// that gathers frames into chunks hands them over with [`EgressStage::enqueue_chunked`].
     pub fn enqueue(&mut self, frame: EgressFrame) {
-        let hac_on = self.hac_enabled;
         let i = frame.pool.get();
-        let p = self.fifo_mut(frame.pool);
+        self.fifo_mut(frame.pool);
+        let Some(p) = self.pools.get_mut(i) else {
+            return;
+        };
+        self.chunks.reserve(&mut p.copy_buf, frame.data.len());
+        p.copy_buf.extend_from_slice(&frame.data);
+        let data = p.copy_buf.split();
+        self.enqueue_chunked(frame.pool, data, frame.queued_at);
+    }
+
+    /// [`EgressStage::enqueue`] of a frame split off a chunk (or any `BytesMut`): a frame that
+    /// follows the pool's previous one in the same chunk joins its segment, without a copy.
+    pub fn enqueue_chunked(&mut self, pool: Vport, data: BytesMut, queued_at: SimTime) {
+        let hac_on = self.hac_enabled;
+        let i = pool.get();
+        self.fifo_mut(pool);
+        let Some(p) = self.pools.get_mut(i) else {
+            return;
+        };
         let epoch = (hac_on && p.hac.tagged).then_some(p.hac.open);
-        p.push(
-            Slot {
-                data: frame.data,
-                queued_at: frame.queued_at,
-            },
-            epoch,
-        );
+        let slot = p.store(&mut self.slab, data, queued_at);
+        p.push(slot, epoch);
         p.stats.enqueued += 1;
         p.stats.max_frames = p.stats.max_frames.max(p.slots.len());
         p.stats.max_bytes = p.stats.max_bytes.max(p.bytes);
         let was_empty = p.slots.len() == 1;
         if let Some(t) = &mut self.trace {
-            t.push((frame.pool, epoch));
+            t.push((pool, epoch));
         }
         self.held += 1;
         // Appending changes the head's class only when the FIFO was empty.
@@ -571,11 +825,61 @@ impl EgressStage {
 
     /// [`EgressStage::dequeue`], also saying whether the frame was a released checkpoint frame.
     pub fn dequeue_classified(&mut self) -> Option<(EgressFrame, bool)> {
+        let (i, slot, checkpoint) = self.decide()?;
+        let (data, queued_at, freed) = self.slab.take(slot);
+        self.segment_gone(i, slot, freed);
+        let frame = EgressFrame {
+            data,
+            pool: Vport::new(i as u8),
+            queued_at,
+        };
+        Some((frame, checkpoint))
+    }
+
+    /// Sends the next frame (the one [`EgressStage::dequeue_classified`] would give) on `wire`
+    /// at `start`, and accounts it as [`EgressStage::account_wire`] does. Without a capture on
+    /// the wire, the sinks see the frame's bytes in place in their chunk: no `Bytes` is made,
+    /// no reference count moves.
+    pub fn transmit_next(&mut self, wire: &mut WirePort, start: SimTime) -> Option<Transmitted> {
+        let (i, slot, checkpoint) = self.decide()?;
+        let end = start + wire.rate().frame_time_ns(slot.len());
+        let (sink_errors, queued_at, freed) = if wire.capturing() {
+            let (data, at, freed) = self.slab.take(slot);
+            (wire.transmit(start, data), at, freed)
+        } else {
+            self.slab
+                .consume(slot, |data| wire.transmit_slice(start, data))
+        };
+        self.segment_gone(i, slot, freed);
+        let pool = Vport::new(i as u8);
+        self.account(pool, queued_at, checkpoint, start, end);
+        Some(Transmitted {
+            pool,
+            end,
+            sink_errors,
+        })
+    }
+
+    /// The segment of `slot`, taken from pool `i`, was freed: the pool's next frame cannot join it.
+    fn segment_gone(&mut self, i: usize, slot: Slot, freed: bool) {
+        if freed
+            && let Some(p) = self.pools.get_mut(i)
+            && p.open == Some(slot.segment)
+        {
+            p.open = None;
+        }
+    }
+
+    /// The scheduler's decision: takes the next frame's slot off its FIFO and updates the
+    /// classes, the round-robin positions and the guard; returns the pool, the slot and whether
+    /// it is a released checkpoint frame.
+    #[inline]
+    fn decide(&mut self) -> Option<(usize, Slot, bool)> {
         if self.held == 0 {
             return None;
         }
         let high = self.high.next_round_robin(self.next_high);
-        let low = if self.priority.is_empty() {
+        let low = if !self.any_priority {
             self.low.next_round_robin(self.next_low)
         } else {
             self.low
@@ -600,7 +904,7 @@ impl EgressStage {
         let slot = self.pools.get_mut(i)?.pop()?;
         self.refresh(i);
         self.held -= 1;
-        let len = slot.data.len() as u64;
+        let len = u64::from(slot.len);
         match class {
             Class::High => {
                 self.next_high = self.after(i);
@@ -628,12 +932,7 @@ impl EgressStage {
                 }
             }
         }
-        let frame = EgressFrame {
-            data: slot.data,
-            pool: Vport::new(i as u8),
-            queued_at: slot.queued_at,
-        };
-        Some((frame, class == Class::High))
+        Some((i, slot, class == Class::High))
     }
 
     /// Called by the wire when `frame` starts (`start`) and ends (`end`) on the wire: updates
@@ -646,13 +945,23 @@ impl EgressStage {
         start: SimTime,
         end: SimTime,
     ) {
-        let delay = start.saturating_since(frame.queued_at);
+        self.account(frame.pool, frame.queued_at, was_checkpoint, start, end);
+    }
+
+    fn account(
+        &mut self,
+        pool: Vport,
+        queued_at: SimTime,
+        was_checkpoint: bool,
+        start: SimTime,
+        end: SimTime,
+    ) {
+        let delay = start.saturating_since(queued_at);
         if !was_checkpoint {
             self.port.delay_plain.record(delay);
             return;
         }
         self.port.delay_checkpoint.record(delay);
-        let pool = frame.pool;
         let Some(p) = self.pools.get_mut(pool.get()) else {
             return;
         };
@@ -680,11 +989,20 @@ impl EgressStage {
 
     /// When the earliest eligible frame became ready (for the wire's start time).
     pub fn earliest_ready(&self) -> Option<SimTime> {
-        self.high
-            .union(&self.low)
-            .iter()
-            .filter_map(|i| self.pools.get(i)?.head_ready_at())
-            .min()
+        // Word by word over the pools in use, clearing the lowest bit: one step per busy pool.
+        let words = self.pools.len().div_ceil(64);
+        let mut best: Option<SimTime> = None;
+        for (w, (h, l)) in self.high.0.iter().zip(&self.low.0).take(words).enumerate() {
+            let mut bits = h | l;
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(t) = self.pools.get(i).and_then(|p| p.head_ready_at(&self.slab)) {
+                    best = Some(best.map_or(t, |b| b.min(t)));
+                }
+            }
+        }
+        best
     }
 
     /// Frames in the stage (held or eligible).
@@ -720,7 +1038,11 @@ impl EgressStage {
 
     /// Takes the trace recorded since the last call, in acceptance order.
     pub fn take_trace(&mut self) -> Vec<(Vport, Option<u32>)> {
-        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+        // The trace goes on in a vector of the same capacity (no regrowing every step).
+        self.trace
+            .as_mut()
+            .map(|t| std::mem::replace(t, Vec::with_capacity(t.capacity())))
+            .unwrap_or_default()
     }
 
     /// Drops everything (device reset); returns how many frames were dropped.
@@ -729,6 +1051,7 @@ impl EgressStage {
         for p in &mut self.pools {
             p.clear();
         }
+        self.slab.clear();
         self.high = PoolSet::default();
         self.low = PoolSet::default();
         self.held = 0;
@@ -740,6 +1063,7 @@ impl EgressStage {
     /// It survives [`EgressStage::flush`]; the adapter clears it on its own reset.
     pub fn set_priority(&mut self, vport: Vport, on: bool) {
         self.priority.set(vport.get(), on);
+        self.any_priority = !self.priority.is_empty();
     }
 
     /// Whether `vport` is a priority pool.
@@ -913,7 +1237,10 @@ impl EgressStage {
 
     /// Removes held frames of epochs ≤ `upto` (all with `None`); returns how many.
     fn discard(&mut self, i: usize, upto: Option<u32>) -> usize {
-        let n = self.pools.get_mut(i).map_or(0, |p| p.discard_prefix(upto));
+        let n = self
+            .pools
+            .get_mut(i)
+            .map_or(0, |p| p.discard_prefix(&mut self.slab, upto));
         self.held -= n;
         self.refresh(i);
         n
@@ -1089,11 +1416,232 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_the_frame_handle_and_its_queue_time() {
+    fn a_slot_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 16);
+    }
+
+    /// Frames split off one chunk, as a TX engine hands them over.
+    fn chunk_frames(lens: &[usize]) -> Vec<BytesMut> {
+        let mut chunk = BytesMut::with_capacity(lens.iter().sum());
+        lens.iter()
+            .enumerate()
+            .map(|(k, &len)| {
+                chunk.extend(std::iter::repeat_n(k as u8, len));
+                chunk.split()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_of_one_chunk_share_a_segment_and_come_back_whole() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        let lens = [60, 61, 62, 1514, 63];
+        for (k, f) in chunk_frames(&lens).into_iter().enumerate() {
+            e.enqueue_chunked(p(1), f, SimTime(100 + k as u64));
+        }
+        assert_eq!(e.slab.segments.len(), 1, "one segment for the chunk");
+        assert_eq!(e.slab.segments[0].live, 5);
+        for (k, &len) in lens.iter().enumerate() {
+            let f = e.dequeue().unwrap();
+            assert_eq!(f.data, vec![k as u8; len]);
+            assert_eq!(f.queued_at, SimTime(100 + k as u64));
+        }
+        assert!(e.is_empty());
         assert_eq!(
-            std::mem::size_of::<Slot>(),
-            std::mem::size_of::<Bytes>() + 8
+            e.slab.free,
+            vec![0],
+            "the segment is let go with its last frame"
         );
+        assert!(matches!(&e.slab.segments[0].buf, SegmentBytes::Frozen(b) if b.is_empty()));
+    }
+
+    #[test]
+    fn a_discard_inside_a_segment_keeps_the_frames_around_it() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        e.set_hac_enabled(true, SimTime::ZERO);
+        let mut frames = chunk_frames(&[60, 61, 62, 63, 64]).into_iter();
+        // Plain 60; then tagged: 61 and 62 in epoch 1, 63 and 64 in epoch 2.
+        e.enqueue_chunked(p(0), frames.next().unwrap(), SimTime(1));
+        e.set_tagged(p(0), true, SimTime(1));
+        e.enqueue_chunked(p(0), frames.next().unwrap(), SimTime(2));
+        e.enqueue_chunked(p(0), frames.next().unwrap(), SimTime(3));
+        assert_eq!(e.open_epoch(p(0), 2), HacResult::Ok);
+        for f in frames {
+            e.enqueue_chunked(p(0), f, SimTime(4));
+        }
+        assert_eq!(e.slab.segments.len(), 1);
+        assert_eq!(e.abort(p(0), 1), (HacResult::Ok, 2));
+        assert_eq!(e.slab.segments[0].live, 3);
+        assert_eq!(e.commit(p(0), 2, SimTime(9)), HacResult::Ok);
+        let out: Vec<(Vec<u8>, SimTime, bool)> = std::iter::from_fn(|| e.dequeue_classified())
+            .map(|(f, c)| (f.data.to_vec(), f.queued_at, c))
+            .collect();
+        assert_eq!(
+            out,
+            vec![
+                (vec![0; 60], SimTime(1), false),
+                (vec![3; 63], SimTime(4), true),
+                (vec![4; 64], SimTime(4), true),
+            ]
+        );
+        assert_eq!(e.slab.free, vec![0]);
+    }
+
+    #[test]
+    fn frames_that_cannot_join_start_their_own_segment() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        let mut a = chunk_frames(&[60, 61]).into_iter();
+        let mut b = chunk_frames(&[62]).into_iter();
+        e.enqueue_chunked(p(0), a.next().unwrap(), SimTime(10));
+        e.enqueue_chunked(p(0), b.next().unwrap(), SimTime(10)); // another chunk
+        e.enqueue_chunked(p(0), a.next().unwrap(), SimTime(10)); // not after the open one
+        // Queue times must fit in 32 bits after the segment's first frame, and not go back.
+        let mut c = chunk_frames(&[63, 64, 65]).into_iter();
+        e.enqueue_chunked(p(0), c.next().unwrap(), SimTime(10));
+        e.enqueue_chunked(p(0), c.next().unwrap(), SimTime(10 + (1 << 32)));
+        e.enqueue_chunked(p(0), c.next().unwrap(), SimTime(5));
+        e.enqueue(frame(0, 66)); // copied into the stage's own chunk
+        assert_eq!(e.slab.segments.len(), 7);
+        let out: Vec<(usize, SimTime)> = std::iter::from_fn(|| e.dequeue())
+            .map(|f| (f.data.len(), f.queued_at))
+            .collect();
+        assert_eq!(
+            out,
+            vec![
+                (60, SimTime(10)),
+                (62, SimTime(10)),
+                (61, SimTime(10)),
+                (63, SimTime(10)),
+                (64, SimTime(10 + (1 << 32))),
+                (65, SimTime(5)),
+                (66, SimTime::ZERO),
+            ]
+        );
+        assert_eq!(e.slab.free.len(), 7);
+    }
+
+    #[test]
+    fn frames_handed_over_as_bytes_share_the_stages_chunk() {
+        let mut e = EgressStage::new(EgressLimits::default());
+        for k in 0..100 {
+            e.enqueue(frame(k % 2, 60 + k));
+        }
+        assert_eq!(e.slab.segments.len(), 2, "one chunk per pool");
+        let mut lens: Vec<usize> = std::iter::from_fn(|| e.dequeue())
+            .map(|f| {
+                assert!(f.data.iter().all(|&b| b as usize == f.pool.get()));
+                f.data.len()
+            })
+            .collect();
+        lens.sort_unstable();
+        assert_eq!(lens, (60..160).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_chunk_is_reclaimed_only_when_no_buffered_frame_refers_to_it() {
+        use crate::buffers::{ChunkPool, PooledBuf};
+        let mut pool = ChunkPool::new(256, 4);
+        let mut buf = PooledBuf::default();
+        let mut e = EgressStage::new(EgressLimits::default());
+        e.set_hac_enabled(true, SimTime::ZERO);
+        e.set_tagged(p(0), true, SimTime::ZERO);
+        let mut send = |e: &mut EgressStage, pool: &mut ChunkPool, fill: u8| {
+            pool.reserve(&mut buf, 100);
+            buf.extend_from_slice(&[fill; 100]);
+            e.enqueue_chunked(p(0), buf.split(), SimTime(1));
+        };
+        // Two frames fill the first chunk, the third retires it.
+        for fill in [1, 2, 3] {
+            send(&mut e, &mut pool, fill);
+        }
+        assert_eq!(pool.retired(), 1);
+        // Held frames refer to the retired chunk: the next chunk is a new one.
+        for fill in [4, 5, 6] {
+            send(&mut e, &mut pool, fill);
+        }
+        assert_eq!((pool.stats().allocated, pool.stats().reused), (3, 0));
+        assert_eq!(e.commit(p(0), 1, SimTime(2)), HacResult::Ok);
+        let first: Vec<u8> = (0..3).map(|_| e.dequeue().unwrap().data[0]).collect();
+        assert_eq!(first, vec![1, 2, 3]);
+        // The first chunk's frames are gone: it is reused, and the held ones keep their bytes.
+        for fill in [7, 8] {
+            send(&mut e, &mut pool, fill);
+        }
+        assert_eq!(pool.stats().reused, 1);
+        let rest: Vec<Vec<u8>> = std::iter::from_fn(|| e.dequeue())
+            .map(|f| f.data.to_vec())
+            .collect();
+        assert_eq!(rest, vec![vec![4; 100], vec![5; 100], vec![6; 100]]);
+        assert_eq!(e.held_frames(p(0)), 2);
+    }
+
+    #[test]
+    fn transmit_next_sends_what_dequeue_gives_with_and_without_a_capture() {
+        use crate::wire::{LineRate, WireSink};
+        use std::sync::{Arc, Mutex};
+        type Frames = Vec<(SimTime, Vec<u8>)>;
+        struct Seen(Arc<Mutex<Frames>>);
+        impl WireSink for Seen {
+            fn on_frame(&mut self, at: SimTime, frame: &[u8]) -> std::io::Result<()> {
+                self.0.lock().unwrap().push((at, frame.to_vec()));
+                Ok(())
+            }
+        }
+        let load = |e: &mut EgressStage| {
+            e.set_hac_enabled(true, SimTime::ZERO);
+            e.set_tagged(p(1), true, SimTime::ZERO);
+            for (k, f) in chunk_frames(&[60, 61, 62, 63]).into_iter().enumerate() {
+                e.enqueue_chunked(p(k as u8 % 2), f, SimTime(k as u64));
+            }
+            e.enqueue(frame(2, 64));
+            assert_eq!(e.abort(p(1), 1), (HacResult::Ok, 2));
+            assert_eq!(e.open_epoch(p(1), 2), HacResult::Ok);
+            e.enqueue_chunked(p(1), chunk_frames(&[65]).pop().unwrap(), SimTime(9));
+            assert_eq!(e.commit(p(1), 2, SimTime(10)), HacResult::Ok);
+        };
+        // Reference: dequeue_classified, account_wire, transmit.
+        let mut reference = EgressStage::new(EgressLimits::default());
+        load(&mut reference);
+        let mut wire = WirePort::new(LineRate::G10, true);
+        let mut t = SimTime(100);
+        while let Some((f, c)) = reference.dequeue_classified() {
+            let end = t + wire.rate().frame_time_ns(f.data.len());
+            reference.account_wire(&f, c, t, end);
+            wire.transmit(t, f.data);
+            t = end;
+        }
+        let expect: Frames = wire
+            .take_capture()
+            .into_iter()
+            .map(|r| (r.at, r.data.to_vec()))
+            .collect();
+        assert_eq!(expect.len(), 4);
+        for capture in [true, false] {
+            let mut e = EgressStage::new(EgressLimits::default());
+            load(&mut e);
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let mut wire = WirePort::new(LineRate::G10, capture);
+            wire.add_sink(Box::new(Seen(seen.clone())));
+            let mut t = SimTime(100);
+            while let Some(sent) = e.transmit_next(&mut wire, t) {
+                assert_eq!(
+                    sent.end,
+                    t + wire
+                        .rate()
+                        .frame_time_ns(seen.lock().unwrap().last().unwrap().1.len())
+                );
+                t = sent.end;
+            }
+            assert_eq!(*seen.lock().unwrap(), expect, "capture {capture}");
+            let captured = wire.take_capture();
+            assert_eq!(captured.len(), if capture { 4 } else { 0 });
+            assert_eq!(e.hac_port_stats(), reference.hac_port_stats());
+            assert_eq!(
+                e.slab.free.len(),
+                e.slab.segments.len(),
+                "every segment let go"
+            );
+        }
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! ```text
 //!  family TX engine ──DMA──► memory::Iommu of the function ─► memory::DmaTarget (guest RAM)
 //!        │
-//!        ▼  EgressFrame { vport, data }
-//!  egress::EgressStage: per-vport FIFO, HAC epochs (epoch::EpochState), scheduler + guard,
-//!        │             backpressure, limits
-//!        ▼
+//!        ▼  enqueue_chunked(vport, BytesMut split off its chunk) / enqueue(EgressFrame)
+//!  egress::EgressStage: per-vport FIFO of 16-byte slots over chunk segments, HAC epochs
+//!        │             (epoch::EpochState), scheduler + guard, backpressure, limits
+//!        ▼  transmit_next (the frame lent in place) / dequeue_classified (a Bytes)
 //!  wire: LineRate pacing in virtual time (clock::SimTime) ─► WireSink (PcapSink, …)
 //! ```
 //!
@@ -47,7 +47,7 @@ pub mod vport;
 pub mod wire;
 
 pub use clock::SimTime;
-pub use egress::{EgressFrame, EgressLimits, EgressStage, HacResult};
+pub use egress::{EgressFrame, EgressLimits, EgressStage, HacResult, Transmitted};
 pub use epoch::{EpochState, LAST_EPOCH, next_epoch};
 pub use hac::{Hac, HacError, HacVfStats, VfNumber};
 pub use memory::{DmaFault, DmaTarget, Iommu, MapError, SharedMemory};

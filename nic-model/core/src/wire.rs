@@ -207,6 +207,22 @@ impl WirePort {
 
     /// Transmits `data` starting at `start` (≥ `busy_until`); returns how many sinks failed.
     pub fn transmit(&mut self, start: SimTime, data: bytes::Bytes) -> u64 {
+        let errors = self.transmit_slice(start, &data);
+        if let Some(c) = &mut self.capture {
+            c.push(WireRecord { at: start, data });
+        }
+        errors
+    }
+
+    /// Whether the port keeps every frame in memory ([`WirePort::take_capture`]): then a frame
+    /// must be handed over as an owned `Bytes` ([`WirePort::transmit`]).
+    pub fn capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// [`WirePort::transmit`] of borrowed bytes, without the capture: timing, counters and
+    /// sinks. Returns how many sinks failed.
+    pub fn transmit_slice(&mut self, start: SimTime, data: &[u8]) -> u64 {
         let dur = self.rate.frame_time_ns(data.len());
         self.busy_until = start + dur;
         self.busy_ns += dur;
@@ -214,21 +230,19 @@ impl WirePort {
         self.bytes += data.len() as u64;
         let mut errors = 0;
         for s in &mut self.sinks {
-            if s.on_frame(start, &data).is_err() {
+            if s.on_frame(start, data).is_err() {
                 errors += 1;
             }
-        }
-        if let Some(c) = &mut self.capture {
-            c.push(WireRecord { at: start, data });
         }
         errors
     }
 
-    /// Takes the captured frames (empty if capture is off).
+    /// Takes the captured frames (empty if capture is off). The capture goes on in a vector of
+    /// the same capacity, so a caller taking it every step does not regrow it every step.
     pub fn take_capture(&mut self) -> Vec<WireRecord> {
         self.capture
             .as_mut()
-            .map(std::mem::take)
+            .map(|c| std::mem::replace(c, Vec::with_capacity(c.capacity())))
             .unwrap_or_default()
     }
 

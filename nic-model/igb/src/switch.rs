@@ -6,7 +6,7 @@
 //! [`Datapath`] the device lends to the TX engine or to a frame from the wire, and hands frames
 //! for local pools to the RX engines ([`crate::rx`]).
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use igb_hw::frame::{EthernetHeader, FCS_LEN};
 use igb_hw::regs::{self, DTXCTL, DTXSWC, ICR, MRQC, PfReg, RCTL, VLVF, VMOLR, VT_CTL, WVBR, pf};
 use igb_hw::{MacAddress, PoolIndex, addr::NUM_POOLS};
@@ -14,7 +14,6 @@ use igb_hw::{MacAddress, PoolIndex, addr::NUM_POOLS};
 use crate::datapath::{Datapath, IrqRequest};
 use crate::regfile::RegisterFile;
 use crate::rx;
-use adapter_core::egress::EgressFrame;
 
 /// Which pools accept a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -117,7 +116,7 @@ fn spoofed(dp: &mut Datapath<'_>, pool: PoolIndex, vlan: bool) {
 }
 
 /// A frame transmitted by `pool`: anti-spoof, statistics, loopback, then the egress stage.
-pub(crate) fn from_pool(dp: &mut Datapath<'_>, pool: PoolIndex, frame: Bytes) {
+pub(crate) fn from_pool(dp: &mut Datapath<'_>, pool: PoolIndex, frame: BytesMut) {
     let Ok(hdr) = EthernetHeader::parse(&frame) else {
         dp.counters.tx_runt_frames += 1;
         return;
@@ -186,11 +185,9 @@ pub(crate) fn from_pool(dp: &mut Datapath<'_>, pool: PoolIndex, frame: Bytes) {
         }
     }
     if to_wire {
-        dp.egress.enqueue(EgressFrame {
-            data: frame,
-            pool: crate::vport(pool),
-            queued_at: dp.now,
-        });
+        // The frame was split off the TX engine's chunk: the stage joins it to the pool's
+        // previous frame in that chunk, without a copy.
+        dp.egress.enqueue_chunked(crate::vport(pool), frame, dp.now);
     }
 }
 

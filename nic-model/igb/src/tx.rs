@@ -669,7 +669,7 @@ impl Egress {
             f.resize(MIN_FRAME_LEN, 0);
         }
         let bytes = wire::wire_bytes(f.len());
-        switch::from_pool(dp, pool, f.freeze());
+        switch::from_pool(dp, pool, f);
         bytes
     }
 }

@@ -347,12 +347,10 @@ impl Eswitch {
         let Some(start) = self.next_wire_start().filter(|&s| s <= t) else {
             return false;
         };
-        let Some((frame, checkpoint)) = self.egress.dequeue_classified() else {
+        let Some(sent) = self.egress.transmit_next(&mut self.wire, start) else {
             return false;
         };
-        let end = start + self.wire.rate().frame_time_ns(frame.data.len());
-        self.egress.account_wire(&frame, checkpoint, start, end);
-        self.counters.wire_sink_errors += self.wire.transmit(start, frame.data);
+        self.counters.wire_sink_errors += sent.sink_errors;
         self.room_freed = true;
         true
     }

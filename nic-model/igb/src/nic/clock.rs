@@ -97,14 +97,11 @@ impl Nic {
     }
 
     fn transmit_one(&mut self, start: SimTime) {
-        let Some((frame, checkpoint)) = self.egress.dequeue_classified() else {
+        let Some(sent) = self.egress.transmit_next(&mut self.wire, start) else {
             return;
         };
-        let vport = frame.pool;
-        let end = start + self.wire.rate().frame_time_ns(frame.data.len());
-        self.egress.account_wire(&frame, checkpoint, start, end);
-        let errors = self.wire.transmit(start, frame.data);
-        self.counters.sink_errors += errors;
+        let vport = sent.pool;
+        self.counters.sink_errors += sent.sink_errors;
         // Room freed: let queues of this pool that were held back fetch again.
         if let Some(pool) = pool_of(vport) {
             self.resume_backpressured(pool);

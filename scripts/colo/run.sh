@@ -241,7 +241,9 @@ ip netns exec "$NETNS" /bin/busybox ping -c $((SECONDS_ON * 20)) -i 0.05 -W 2 10
 qmp "$SHARE/qmpP.sock" query-colo-status >>"$LOGS/qmp.log" 2>&1 || true
 if secondary_gone; then secondary_died; fi
 
-# 6. Failover: SIGKILL the primary QEMU; the secondary takes over.
+# 6. Failover: SIGKILL the primary QEMU; the secondary takes over. The primary's counters are
+# read first: what is in flight at the kill is dropped with it, which says nothing of COLO.
+"$HAC" stats --socket "$SHARE/ctlP.sock" >"$LOGS/statsP-before-kill.txt" 2>&1 || true
 log "SIGKILL of the primary QEMU"
 KILL_US=$(date +%s%6N)
 kill -KILL "$(cat "$SHARE/qemuP.pid")"

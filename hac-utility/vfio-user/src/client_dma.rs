@@ -23,7 +23,8 @@
 //!   `max_data_xfer_size`), matches the client's replies to them by id, and holds every
 //!   interrupt until each write queued before it is acknowledged: the guest must not see an
 //!   interrupt for a descriptor whose write-back QEMU has not applied yet. Malformed replies
-//!   (unknown id, wrong command, error, short) are counted, never fatal.
+//!   (unknown id, wrong command, short) are counted, never fatal; an error reply fails the
+//!   queue closed (the client refused a write the guest would otherwise see torn).
 //!
 //! Wire layout of `DMA_WRITE`: the 16-byte header, the address (u64), the count (u64), the data
 //! from byte 32 — libvfio-user's layout, and the one QEMU 11.1.3 (the harness's) applies. The
@@ -95,11 +96,13 @@ pub struct ClientDmaLimits {
 }
 
 impl Default for ClientDmaLimits {
-    /// 4096 items, 16 MiB: a full 82576 RX ring (4096 descriptors of 2 KiB buffers is 8 MiB)
-    /// fits with room for its descriptor write-backs.
+    /// 32 768 items, 16 MiB: a full 82576 RX ring (4096 descriptors of 2 KiB buffers is 8 MiB)
+    /// fits with its descriptor write-backs, which the RX engine makes in up to three pieces
+    /// (a buffer and three writes a frame: 16 384 items), and the TX write-backs beside it.
+    /// Below 65 536: message ids in flight are never reused.
     fn default() -> ClientDmaLimits {
         ClientDmaLimits {
-            max_items: 4096,
+            max_items: 32_768,
             max_bytes: 16 << 20,
         }
     }
@@ -116,8 +119,8 @@ pub struct ClientDmaCounters {
     pub dma_write_bytes: u64,
     /// Of those, acknowledged by a (non-error) reply.
     pub dma_writes_acked: u64,
-    /// Error replies to a `DMA_WRITE` (the client did not apply it; it no longer holds back
-    /// interrupts, like a device's write that master-aborted).
+    /// Error replies to a `DMA_WRITE` (the client did not apply it: the queue fails closed and
+    /// the connection ends, as over the bounds).
     pub dma_write_error_replies: u64,
     /// Replies whose id matches no `DMA_WRITE` in flight.
     pub dma_write_unknown_replies: u64,
@@ -250,6 +253,13 @@ impl DmaWriteQueue {
                 false
             }
         }
+    }
+
+    /// The client refused a write: stop taking the VF's writes and interrupts (the connection
+    /// ends), without counting an overflow.
+    fn refuse(&self) {
+        self.failed.store(true, Ordering::Release);
+        let _ = self.wake.try_signal();
     }
 
     fn fail(&self) {
@@ -461,6 +471,10 @@ impl Outbox {
         self.unacked.remove(&seq);
         self.queue.release(bytes);
         if header.flags & flags::ERROR != 0 {
+            // The client did not apply this write, and the writes and interrupts behind it
+            // would hand the guest a descriptor done over data that never arrived: fail
+            // closed, as over the bounds (the connection ends, the VF is reset).
+            self.queue.refuse();
             let before = cells
                 .dma_write_error_replies
                 .fetch_add(1, Ordering::Relaxed);
@@ -490,6 +504,21 @@ impl Outbox {
             }
         }
         due
+    }
+
+    /// Pulls what the device queued and fires what is due, again until neither moves: a
+    /// `pull` that stopped on the held-interrupt bound leaves items in the queue with its
+    /// wake-up already taken, and they must go as soon as `fire_due` made room, not when
+    /// something unrelated wakes the connection.
+    pub fn pump(&mut self, out: &mut Vec<u8>) {
+        loop {
+            let before = (out.len(), self.in_flight.len(), self.held.len());
+            self.pull(out);
+            let fired = self.fire_due();
+            if fired == 0 && before == (out.len(), self.in_flight.len(), self.held.len()) {
+                return;
+            }
+        }
     }
 
     /// Fires what [`Outbox::due`] returns (eventfds are non-blocking); returns how many.

@@ -288,3 +288,57 @@ fn oracle_with_a_tiny_queue_fails_closed_and_stays_consistent_until_then() {
     }
     assert!(closed > 0);
 }
+
+#[test]
+fn what_a_pull_left_on_the_held_bound_goes_as_soon_as_the_interrupts_fire() {
+    // Found in review: `pull` takes the wake-up, then stops on the held-interrupt bound with
+    // items still queued; once the writes are acknowledged and the held interrupts fire, the
+    // rest must go at once, not when something unrelated wakes the connection.
+    let q = queue(2, 1 << 20);
+    let mut o = Outbox::new(q.clone(), 1 << 20);
+    let a = Arc::new(EventFd::new().unwrap());
+    let b = Arc::new(EventFd::new().unwrap());
+    let c = Arc::new(EventFd::new().unwrap());
+    q.write(0x1000, &[1; 16]); // id 0
+    let mut out = Vec::new();
+    o.pump(&mut out);
+    q.irq(0, a.clone());
+    q.irq(1, b.clone());
+    o.pump(&mut out);
+    assert_eq!((o.in_flight(), o.held()), (1, 2));
+    q.write(0x2000, &[2; 16]);
+    q.irq(2, c.clone());
+    o.pump(&mut out);
+    assert_eq!(o.held(), 2, "the bound holds the rest in the queue");
+    o.on_reply(&dma_write_reply(0, None));
+    o.pump(&mut out);
+    assert_eq!((a.take().unwrap(), b.take().unwrap()), (1, 1));
+    assert_eq!(
+        messages(&out).len(),
+        2,
+        "the second write left in the same pump"
+    );
+    o.on_reply(&dma_write_reply(1, None));
+    o.pump(&mut out);
+    assert_eq!(c.take().unwrap(), 1);
+    assert_eq!((o.in_flight(), o.held()), (0, 0));
+}
+
+#[test]
+fn an_error_reply_fails_the_queue_closed() {
+    let q = queue(64, 1 << 20);
+    let mut o = Outbox::new(q.clone(), 1 << 20);
+    let fd = Arc::new(EventFd::new().unwrap());
+    q.write(0x1000, &[1; 16]); // id 0
+    q.irq(0, fd.clone());
+    let mut out = Vec::new();
+    o.pump(&mut out);
+    o.on_reply(&dma_write_reply(0, Some(errno::EFAULT)));
+    assert!(o.failed(), "a refused write ends the connection");
+    assert!(
+        !q.write(0x2000, &[2; 16]),
+        "and the VF's writes are refused after it"
+    );
+    let c = q.counters();
+    assert_eq!((c.dma_write_error_replies, c.dma_write_overflows), (1, 0));
+}

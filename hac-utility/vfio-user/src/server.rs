@@ -190,15 +190,20 @@ fn serve_connection<B: Backend>(
             if o.failed() {
                 let l = o.queue().limits();
                 return Err(std::io::Error::other(format!(
-                    "device writes for the client over {} items or {} bytes unacknowledged: connection ended so the device is reset (fail closed)",
+                    "device writes for the client over {} items or {} bytes unacknowledged, or one refused by the client: connection ended so the device is reset (fail closed)",
                     l.max_items, l.max_bytes
                 )));
             }
             o.set_max_xfer(session.client_max_xfer());
-            o.pull(&mut out);
-            o.fire_due();
+            o.pump(&mut out);
         }
         flush(stream, &mut out)?;
+        if out.len() > MAX_UNSENT {
+            return Err(std::io::Error::other(format!(
+                "the client has not read {} bytes of replies and requests: connection ended",
+                out.len()
+            )));
+        }
         let mut events = PollFlags::IN;
         if !out.is_empty() {
             events |= PollFlags::OUT;
@@ -253,13 +258,18 @@ fn serve_connection<B: Backend>(
         // client that handles messages in order applies them first; QEMU applies them on its
         // main loop, which the reply does not wait for).
         if let Some(o) = outbox.as_mut() {
-            o.pull(&mut out);
+            o.pump(&mut out);
         }
         if let Some(reply) = reply {
             out.extend_from_slice(&reply);
         }
     }
 }
+
+/// Bytes the connection may hold for a client that does not read its socket (replies and
+/// `DMA_WRITE`s; the device's writes are bounded by their own queue first): over it the
+/// connection ends, so a client that stops reading cannot grow the daemon's memory.
+const MAX_UNSENT: usize = 64 << 20;
 
 /// Sends what `out` holds without blocking; what the socket does not take stays in `out`.
 fn flush(stream: &UnixStream, out: &mut Vec<u8>) -> std::io::Result<()> {

@@ -342,6 +342,20 @@ mod tests {
     }
 
     #[test]
+    fn a_float_id_is_echoed_as_the_same_number() {
+        // Found by the control_line fuzz campaign: without serde_json's float_roundtrip a
+        // 49-digit id parsed one ulp off and came back as another number after re-encoding.
+        let line = format!(
+            r#"{{"id":{},"op":"commit","vf":0,"epoch":2}}"#,
+            "3".repeat(49)
+        );
+        let env = parse_line(line.as_bytes()).unwrap();
+        let again = request_line(env.id.as_ref(), &env.request);
+        let back = parse_line(again.trim_end().as_bytes()).unwrap();
+        assert_eq!(back.id, env.id);
+    }
+
+    #[test]
     fn an_unknown_op_with_control_characters_is_echoed_on_one_line() {
         // Found by the control_line fuzz campaign: a JSON-escaped newline in the op name was
         // echoed raw, so the error message spanned two lines.

@@ -92,6 +92,15 @@ pub struct DemoArgs {
     /// A node counts its lease as ending this long before `send time + lease`, ms.
     #[arg(long, default_value_t = 10)]
     pub lease_margin_ms: u64,
+    /// A node serving alone whose lease lapsed holds its output this long for a fresh grant
+    /// before it fences itself, ms.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub lease_grace_ms: u64,
+    /// After the backup's takeover, stop the arbiter (SIGSTOP) for this long, then let it go
+    /// on (SIGCONT), ms: the node serving alone must hold its output through the lapse and
+    /// release it behind the next grant, without fencing when this is within the grace.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub freeze_arbiter_ms: Option<u64>,
     /// Run the two nodes with real-time round-robin priority N (`chrt -r N`, as cluster
     /// managers run their heartbeat: a loaded host must not starve it into a false takeover);
     /// 0 runs them with normal scheduling.
@@ -135,6 +144,10 @@ pub struct NodeArgs {
     /// A granted lease ends this long before `send time + lease` in this node's clock, ms.
     #[arg(long, default_value_t = 10)]
     pub lease_margin_ms: u64,
+    /// Serving alone with a lapsed lease, hold the output this long for a fresh grant before
+    /// fencing, ms.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub lease_grace_ms: u64,
     /// The service's IPv4 address.
     #[arg(long, default_value = "192.0.2.10")]
     pub service_ip: std::net::Ipv4Addr,
@@ -185,6 +198,7 @@ impl TryFrom<NodeArgs> for NodeConfig {
             link,
             arbiter: a.arbiter,
             lease_margin_ms: a.lease_margin_ms,
+            lease_grace_ms: a.lease_grace_ms,
             service_ip: a.service_ip,
             port: a.port,
             seed: a.seed,
@@ -335,6 +349,82 @@ const CLIENT_BRIDGE_MAC: &str = "02:00:5e:c0:02:fe";
 /// With `--kill link-then-primary` and no takeover (the backup is not in sync), the run ends
 /// this long after the primary's kill.
 const LOST_SERVICE_WATCH: Duration = Duration::from_millis(1500);
+/// With `--freeze-arbiter-ms`: the arbiter is stopped this long after the takeover.
+const FREEZE_AFTER_TAKEOVER: Duration = Duration::from_millis(300);
+
+/// The checks of `--freeze-arbiter-ms`: the backup, serving alone, saw its lease lapse while
+/// the arbiter was stopped; within the grace it held its output and released it behind the
+/// next grant (no fence, nothing dropped), past the grace it fenced itself and was unfenced by
+/// a grant after the arbiter went on.
+fn check_lapse(
+    freeze_ms: u64,
+    grace_ms: u64,
+    took_over: bool,
+    frozen_us: Option<(u64, u64)>,
+    backup_exit: Option<&Value>,
+    errors: &mut Vec<String>,
+) {
+    if !took_over {
+        errors.push("--freeze-arbiter-ms: no takeover, so nothing served alone".into());
+        return;
+    }
+    if frozen_us.is_none_or(|(_, thawed)| thawed == 0) {
+        errors.push("--freeze-arbiter-ms: the arbiter was not stopped and let go on".into());
+        return;
+    }
+    let Some(exit) = backup_exit else {
+        errors.push("--freeze-arbiter-ms: the backup's exit line is missing".into());
+        return;
+    };
+    let lapse = |k: &str| {
+        exit.get("lapse")
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    if lapse("lapses") == 0 {
+        errors.push(format!(
+            "the arbiter stopped for {freeze_ms} ms, but the backup's lease never lapsed"
+        ));
+    }
+    if lapse("dropped_over_bound") > 0 {
+        errors.push(format!(
+            "the backup dropped {} frames over the lapse bound",
+            lapse("dropped_over_bound")
+        ));
+    }
+    if exit.get("fenced").and_then(Value::as_bool) != Some(false) {
+        errors
+            .push("the backup ended fenced: no grant unfenced it after the arbiter went on".into());
+    }
+    if freeze_ms <= grace_ms {
+        if lapse("regained") == 0 || lapse("released") == 0 {
+            errors.push(
+                "the backup's lapse was not ended by a grant with its held frames released".into(),
+            );
+        }
+        if lapse("expired") > 0 || exit.get("fenced_dropped").and_then(Value::as_u64) != Some(0) {
+            errors.push(format!(
+                "the backup fenced itself within the grace ({grace_ms} ms) or dropped frames under the service MAC"
+            ));
+        }
+    } else if lapse("expired") == 0 {
+        errors.push(format!(
+            "the arbiter stopped for {freeze_ms} ms, past the grace ({grace_ms} ms), but the backup never fenced itself"
+        ));
+    }
+}
+
+/// Sends signal `sig` (a name `kill` knows: STOP, CONT) to process `pid`.
+fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
 
 /// A small deterministic generator (SplitMix64) for the kill point.
 pub struct SplitMix(u64);
@@ -789,6 +879,8 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             ARBITER_ADDR.into(),
             "--lease-margin-ms".into(),
             args.lease_margin_ms.to_string(),
+            "--lease-grace-ms".into(),
+            args.lease_grace_ms.to_string(),
             "--seed".into(),
             args.seed.to_string(),
             "--epoch-ms".into(),
@@ -884,6 +976,13 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
     let mut rejoin_in: Option<ChildStdin> = None;
     let mut rp = Reprotection::default();
     let mut second_kill_at: Option<Instant> = None;
+    // `--freeze-arbiter-ms`: when to stop the arbiter after the takeover, when to let it go on.
+    let mut freeze_at: Option<Instant> = None;
+    let mut thaw_at: Option<Instant> = None;
+    let mut frozen_us: Option<(u64, u64)> = None;
+    let freeze_past_grace = args
+        .freeze_arbiter_ms
+        .is_some_and(|ms| ms > args.lease_grace_ms);
     let deadline =
         Instant::now() + Duration::from_millis(args.requests * (args.interval_ms + 50) + 60_000);
     while client_done.is_none() {
@@ -947,6 +1046,37 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             progress
                 .note("no takeover (the backup is not in sync): service lost, consistency kept");
             break;
+        }
+        // The arbiter stalls while the backup serves alone: a lapse, not a refusal.
+        if let Some(at) = freeze_at
+            && Instant::now() >= at
+        {
+            freeze_at = None;
+            let pid = lab.child("arbiter").map(|c| c.id());
+            if let Some(pid) = pid
+                && signal(pid, "STOP")
+            {
+                frozen_us = Some((unix_us(), 0));
+                thaw_at = Some(
+                    Instant::now() + Duration::from_millis(args.freeze_arbiter_ms.unwrap_or(0)),
+                );
+                progress.note("SIGSTOP to the arbiter");
+            } else {
+                errors.push("could not stop the arbiter (--freeze-arbiter-ms)".into());
+            }
+        }
+        if let Some(at) = thaw_at
+            && Instant::now() >= at
+        {
+            thaw_at = None;
+            let pid = lab.child("arbiter").map(|c| c.id());
+            if !pid.is_some_and(|pid| signal(pid, "CONT")) {
+                errors.push("could not let the arbiter go on (SIGCONT)".into());
+            }
+            if let Some((_, thawed)) = &mut frozen_us {
+                *thawed = unix_us();
+            }
+            progress.note("SIGCONT to the arbiter");
         }
         // After re-protection the new primary is killed too: the joined backup's turn.
         if let Some(at) = second_kill_at
@@ -1062,6 +1192,10 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                                 .unwrap_or(0.0)
                         ));
                         takeover = Some(value);
+                        if args.freeze_arbiter_ms.is_some() {
+                            // Once the client's stream runs on the backup again.
+                            freeze_at = Some(Instant::now() + FREEZE_AFTER_TAKEOVER);
+                        }
                         if args.reprotect {
                             rejoin_at =
                                 Some(Instant::now() + Duration::from_millis(args.rejoin_delay_ms));
@@ -1072,7 +1206,9 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                         takeover_refused = Some(value);
                     }
                     Some("fenced") => {
-                        if takeover.is_some() {
+                        // Only a freeze of the arbiter past the grace may fence it (checked
+                        // after the run).
+                        if takeover.is_some() && !freeze_past_grace {
                             errors.push("the backup fenced itself while serving".into());
                         }
                         fenced.push(value);
@@ -1269,6 +1405,16 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             None => {}
         }
     }
+    if let Some(ms) = args.freeze_arbiter_ms {
+        check_lapse(
+            ms,
+            args.lease_grace_ms,
+            takeover.is_some(),
+            frozen_us,
+            exit_of("backup").as_ref(),
+            &mut errors,
+        );
+    }
     let report = build_report(
         args,
         plan,
@@ -1307,6 +1453,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
                 "fenced_dropped",
                 "takeover_refused",
                 "lease",
+                "lapse",
                 "live",
                 "protected",
                 "requests",
@@ -1327,6 +1474,7 @@ pub fn run(args: &DemoArgs, show_progress: bool) -> Result<FailoverReport, DemoE
             "rejoin": nodes("rejoin"), "arbiter_standby_rejoin": rp.arbiter_standby.clone(),
             "takeover_refused": takeover_refused, "fenced": fenced,
             "link_cut_unix_us": kill_us.filter(|_| victim.cuts_link()),
+            "arbiter_frozen_unix_us": frozen_us.map(|(a, b)| [a, b]),
             "primary_killed_unix_us": primary_killed_us,
         }),
         service_lost,
@@ -1701,6 +1849,20 @@ pub fn summary(r: &FailoverReport, out: &Path) -> String {
             .map(|a| a.len())
             .unwrap_or(0)
     );
+    if let Some(l) = c.get("backup").and_then(|n| n.get("lapse"))
+        && l.get("lapses").and_then(Value::as_u64).unwrap_or(0) > 0
+    {
+        let n = |k: &str| l.get(k).and_then(Value::as_u64).unwrap_or(0);
+        s += &format!(
+            "lease lapses of the backup while it served alone: {} ({} regained by a grant, {} past the grace: fenced); longest {:.1} ms; frames held then released {}, dropped over the bound {}\n",
+            n("lapses"),
+            n("regained"),
+            n("expired"),
+            n("longest_us") as f64 / 1e3,
+            n("released"),
+            n("dropped_over_bound")
+        );
+    }
     if r.service_lost {
         s += "service lost after the primary's kill, as it must be: the primary had served alone, so the backup's replica was behind and the arbiter refused it the lease (no takeover, no wrong answer)\n";
     }

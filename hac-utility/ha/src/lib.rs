@@ -6,6 +6,8 @@
 //!   emit; what a peer (or the `replication_message` fuzz target) links.
 //! * [`arbiter`]: the lease arbiter (witness) against split brain: its datagrams (the
 //!   `arbiter_message` fuzz target), its decision, a node's view of its lease, `hac ha-arbiter`.
+//! * [`lapse`]: what a node serving alone does with its output while its lease has lapsed
+//!   but nobody refused it (hold, release behind a fresh grant, fence past the grace).
 //! * [`service`]: the protected service, a deterministic function of its inputs.
 //! * [`node`]: one host (primary or backup): model NIC, HAC epochs, log shipping, takeover,
 //!   its lease at the arbiter and fencing.
@@ -27,6 +29,7 @@
 
 pub mod arbiter;
 pub mod client;
+pub mod lapse;
 pub mod msg;
 pub mod node;
 pub mod rejoin;

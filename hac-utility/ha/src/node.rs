@@ -22,14 +22,17 @@
 //!   one, or the one that joined) as its in-sync standby while protected (`Protected{standby}`)
 //!   and claiming `Alone` otherwise; a lost peer is acted on only once the arbiter grants it
 //!   (the live node's `Alone`, a standby's `Takeover` — granted only to the standby the live
-//!   node last named); a node serving alone whose lease runs out, or that the arbiter refuses,
-//!   fences itself (the service stops, nothing under its MAC reaches the TAP).
+//!   node last named); a node serving alone whose lease runs out in its own clock holds its
+//!   output under the service MAC until a fresh grant ([`crate::lapse`]: a stall of its loop
+//!   or of the arbiter is not a refusal), and fences itself (the service stops, nothing under
+//!   its MAC reaches the TAP) when the arbiter refuses it or no grant comes within the grace.
 //! * **Clocks**: every timer runs on the node's own monotonic clock; a backup follows the live
 //!   node's service clock from its messages (`AdoptedClock`; a joined backup gets the takeover
 //!   jump too), never its own wall clock.
 //!
 //! Status goes to stdout as JSON lines (`ready`, `status`, `held`, `takeover`, `unprotected`,
-//! `peer_lost`, `takeover_refused`, `lease_lapsed`, `fenced`, `unfenced`, `link_closed`,
+//! `peer_lost`, `takeover_refused`, `lease_lapsed`, `lease_regained`, `fenced`, `unfenced`,
+//! `link_closed`,
 //! `joined`, `join_refused`, `protected`, `caught_up`, `exit`) for the orchestrator; the node
 //! exits cleanly when its stdin closes.
 
@@ -53,6 +56,7 @@ use igb_model::{FunctionId, LineRate, NicConfig, PcapSink, SimTime, WireSink};
 use serde_json::json;
 
 use crate::arbiter::{Claim, LeaseClient, LeaseMessage, MAX_DATAGRAM, Verdict};
+use crate::lapse::{LapseEvent, LapseGate, MAX_LAPSE_HELD};
 use crate::msg::{Message, Step, StreamDecoder};
 use crate::rejoin::{EpochError, History, JoinRefused, Protection, join_reply, replay};
 use crate::service::{Service, ServiceConfig};
@@ -184,6 +188,9 @@ pub struct NodeConfig {
     pub arbiter: Option<SocketAddr>,
     /// A granted lease ends this long before `send time + lease` in this node's own clock, ms.
     pub lease_margin_ms: u64,
+    /// Serving alone with a lapsed lease, the node holds its output this long for a fresh
+    /// grant before it fences itself, ms.
+    pub lease_grace_ms: u64,
     /// The service's IPv4 address.
     pub service_ip: std::net::Ipv4Addr,
     /// The service's TCP port.
@@ -577,11 +584,13 @@ struct Node {
     want_takeover: bool,
     /// Takeover requests the arbiter refused.
     takeover_refused: u64,
-    /// The node may not serve: its lease ran out or another node holds it.
+    /// The node may not serve: the arbiter refused it, or its lease lapsed past the grace.
     fenced: bool,
-    /// Frames under the service MAC not written to the TAP because the node was fenced or
-    /// held no lease while serving alone.
+    /// Frames under the service MAC not written to the TAP because the node was fenced (also
+    /// those held during a lapse that then expired).
     fenced_dropped: u64,
+    /// Serving alone with a lapsed lease: the service MAC's frames wait here for a fresh grant.
+    lapse: LapseGate<(u64, Bytes)>,
     /// Frames for the service discarded while fenced.
     fenced_rx_dropped: u64,
     /// Frames under the service MAC written to the TAP, and the Unix time of the last one.
@@ -770,6 +779,7 @@ pub fn run(args: NodeConfig) -> Result<(), NodeError> {
         takeover_refused: 0,
         fenced: false,
         fenced_dropped: 0,
+        lapse: LapseGate::new(args.lease_grace_ms * 1000, MAX_LAPSE_HELD),
         fenced_rx_dropped: 0,
         service_tx: 0,
         service_tx_last_unix_us: 0,
@@ -928,41 +938,60 @@ impl Node {
         }
     }
 
-    /// Frames that left the wire port go to the bridge; their added delay is recorded.
+    /// Frames that left the wire port go to the bridge; their added delay is recorded. Under
+    /// the service MAC only while the node may send ([`Node::gate`]): fenced, they are
+    /// dropped (counted); in a lapse, held for a fresh grant.
     fn wire_to_tap(&mut self) {
         let frames = std::mem::take(&mut *self.wire_out.lock().unwrap_or_else(|p| p.into_inner()));
-        let may_send_service = self.may_send_service();
+        if frames.is_empty() {
+            return;
+        }
+        let now = self.mono_us();
+        self.gate(now);
         for (at, f) in frames {
-            let src = f.get(6..12);
-            if src == Some(&SERVICE_MAC.0[..]) {
-                if !may_send_service {
+            if f.get(6..12) == Some(&SERVICE_MAC.0[..]) {
+                if self.fenced {
                     self.fenced_dropped += 1;
                     continue;
                 }
-                self.service_tx += 1;
-                self.service_tx_last_unix_us = unix_us();
-            }
-            self.tap_tx.count(self.tap.send(&f));
-            let vf = if src == Some(&SERVICE_MAC.0[..]) {
-                SERVICE_VF
-            } else if src == Some(&self.args.plain_macs().0.0[..]) {
-                PLAIN_VF
-            } else {
-                continue;
-            };
-            let t = &mut self.track[vf];
-            t.on_wire += 1;
-            if let Some((seq, submit)) = t.pending.pop_front() {
-                let d = at.saturating_sub(submit);
-                t.delays.record(d);
-                if let Some(w) = &mut self.packets {
-                    let class = if vf == SERVICE_VF && self.protection.is_protected() {
-                        "protected"
-                    } else {
-                        "plain"
-                    };
-                    let _ = writeln!(w, "{vf},{seq},{},{submit},{at},{class}", f.len());
+                if self.lapse.holding() {
+                    // Dropped over the bound: counted by the gate.
+                    self.lapse.hold((at, f));
+                    continue;
                 }
+                debug_assert!(self.may_send_service());
+            }
+            self.write_to_tap(at, &f);
+        }
+    }
+
+    /// One frame from the wire port to the bridge, its added delay recorded.
+    fn write_to_tap(&mut self, at: u64, f: &[u8]) {
+        let src = f.get(6..12);
+        if src == Some(&SERVICE_MAC.0[..]) {
+            self.service_tx += 1;
+            self.service_tx_last_unix_us = unix_us();
+        }
+        self.tap_tx.count(self.tap.send(f));
+        let vf = if src == Some(&SERVICE_MAC.0[..]) {
+            SERVICE_VF
+        } else if src == Some(&self.args.plain_macs().0.0[..]) {
+            PLAIN_VF
+        } else {
+            return;
+        };
+        let t = &mut self.track[vf];
+        t.on_wire += 1;
+        if let Some((seq, submit)) = t.pending.pop_front() {
+            let d = at.saturating_sub(submit);
+            t.delays.record(d);
+            if let Some(w) = &mut self.packets {
+                let class = if vf == SERVICE_VF && self.protection.is_protected() {
+                    "protected"
+                } else {
+                    "plain"
+                };
+                let _ = writeln!(w, "{vf},{seq},{},{submit},{at},{class}", f.len());
             }
         }
     }
@@ -1379,6 +1408,7 @@ impl Node {
         self.fenced = true;
         self.fenced_dropped += self.pending_tx.len() as u64;
         self.pending_tx.clear();
+        self.fenced_dropped += self.lapse.discard() as u64;
         eprintln!("hac ha-node: {} FENCED: {reason}", self.role().name());
         emit_line(
             json!({"ev": "fenced", "role": self.role().name(), "t_unix_us": unix_us(),
@@ -1430,19 +1460,50 @@ impl Node {
         let lapsed = l.held && !holds;
         l.held = holds;
         for v in verdicts {
-            self.on_verdict(v, now)?;
+            self.on_verdict(v, now, holds)?;
         }
         if lapsed && !self.fenced {
             emit_line(json!({"ev": "lease_lapsed", "role": self.role().name(),
                 "t_unix_us": unix_us(), "serving_alone": self.serving_alone()}));
         }
-        if self.serving_alone() && !holds {
-            self.fence("the lease ran out (arbiter unreachable)");
-        }
+        self.gate(now);
         Ok(())
     }
 
-    fn on_verdict(&mut self, v: Verdict, now: u64) -> Result<(), NodeError> {
+    /// The lapse gate ([`crate::lapse`]) at `now`: a node serving alone (or with frames
+    /// still held) that holds no lease, and is not fenced, holds its service output; a fresh
+    /// grant releases what waits, in order; a lapse past the grace fences the node.
+    fn gate(&mut self, now: u64) {
+        let Some(l) = &self.lease else {
+            return;
+        };
+        let holds = l.client.holds(now);
+        let lapsed = !self.fenced && !holds && (self.serving_alone() || self.lapse.holding());
+        match self.lapse.check(now, lapsed) {
+            Some(LapseEvent::Started) => {}
+            Some(LapseEvent::Regained { lapsed_us }) => {
+                let held = self.lapse.take_held();
+                emit_line(json!({"ev": "lease_regained", "role": self.role().name(),
+                    "t_unix_us": unix_us(), "lapsed_ms": lapsed_us as f64 / 1e3,
+                    "released": held.len()}));
+                for (at, f) in held {
+                    self.write_to_tap(at, &f);
+                }
+            }
+            Some(LapseEvent::Expired { lapsed_us }) => {
+                self.fence(&format!(
+                    "the lease ran out and no grant came within the grace ({} ms; lapsed {:.1} ms): arbiter unreachable",
+                    self.args.lease_grace_ms,
+                    lapsed_us as f64 / 1e3
+                ));
+            }
+            None => {}
+        }
+    }
+
+    /// Applies one verdict of the arbiter; `holds`: the node holds a lease now (a grant
+    /// can arrive too late to be one).
+    fn on_verdict(&mut self, v: Verdict, now: u64, holds: bool) -> Result<(), NodeError> {
         if v == Verdict::Granted {
             if self.want_alone {
                 let silent_us = now.saturating_sub(self.last_peer_us);
@@ -1453,7 +1514,7 @@ impl Node {
                 let silent_us = now.saturating_sub(self.last_peer_us);
                 self.take_over(now, silent_us);
             }
-            if self.fenced {
+            if self.fenced && holds {
                 self.fenced = false;
                 emit_line(json!({"ev": "unfenced", "role": self.role().name(),
                     "t_unix_us": unix_us()}));
@@ -1550,6 +1611,7 @@ impl Node {
             json!({"ev": "status", "role": self.role().name(), "t_unix_us": unix_us(),
             "live": self.live, "protected": self.protection.is_protected(),
             "fenced": self.fenced, "lease": self.lease.as_ref().map(|l| l.client.holds(now)),
+            "lapse_held": self.lapse.held_len(),
             "open_epoch": self.protection.open_epoch(),
             "committed": self.protection.committed(), "held": held,
             "replayed_epochs": self.replayed_epochs,
@@ -1582,6 +1644,7 @@ impl Node {
             "service_tx": self.service_tx, "service_tx_last_unix_us": self.service_tx_last_unix_us,
             "fenced": self.fenced, "fenced_dropped": self.fenced_dropped,
             "fenced_rx_dropped": self.fenced_rx_dropped, "takeover_refused": self.takeover_refused,
+            "lapse": self.lapse.stats(),
             "lease": self.lease.as_ref().map(|l| json!({"grants": l.client.grants,
                 "refusals": l.client.refusals, "ignored": l.client.ignored,
                 "malformed": l.malformed}))}),
@@ -1664,6 +1727,7 @@ mod tests {
             link: "127.0.0.1:1".parse().unwrap(),
             arbiter: None,
             lease_margin_ms: 10,
+            lease_grace_ms: 500,
             service_ip: std::net::Ipv4Addr::new(192, 0, 2, 10),
             port: 7000,
             seed: 1,

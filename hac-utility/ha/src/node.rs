@@ -939,8 +939,10 @@ impl Node {
     }
 
     /// Frames that left the wire port go to the bridge; their added delay is recorded. Under
-    /// the service MAC only while the node may send ([`Node::gate`]): fenced, they are
-    /// dropped (counted); in a lapse, held for a fresh grant.
+    /// the service MAC only while the node may send: fenced, they are dropped (counted); in a
+    /// lapse ([`Node::gate`], run first at this time: a node serving alone with an arbiter
+    /// and no lease it holds now is in one), held for a fresh grant. A protected primary's
+    /// output leaves only on the backup's acks, which is the backup's vote.
     fn wire_to_tap(&mut self) {
         let frames = std::mem::take(&mut *self.wire_out.lock().unwrap_or_else(|p| p.into_inner()));
         if frames.is_empty() {
@@ -959,7 +961,6 @@ impl Node {
                     self.lapse.hold((at, f));
                     continue;
                 }
-                debug_assert!(self.may_send_service());
             }
             self.write_to_tap(at, &f);
         }
@@ -1388,16 +1389,6 @@ impl Node {
     /// only while the lease holds.
     fn serving_alone(&self) -> bool {
         self.live && !self.protection.is_protected()
-    }
-
-    /// May frames under the service MAC leave this host now? Not when fenced; when serving
-    /// alone with an arbiter, only under an unexpired lease. (A protected primary's output
-    /// leaves only on the backup's acks, which is the backup's vote.)
-    fn may_send_service(&self) -> bool {
-        let Some(l) = &self.lease else {
-            return true;
-        };
-        !self.fenced && (!self.serving_alone() || l.client.holds(self.mono_us()))
     }
 
     /// Stops serving: the service is no longer stepped and nothing under its MAC leaves.

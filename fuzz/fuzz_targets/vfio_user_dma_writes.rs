@@ -7,6 +7,8 @@
 //!   RAM), the secondary equals the primary everywhere;
 //! * no interrupt fires before every byte the device wrote before raising it was applied (or
 //!   refused) by the client;
+//! * every interrupt the outbox took is accounted for: merged into the one before it, handed
+//!   out as due, or still held;
 //! * the queue and the outbox stay within their limits (bytes, items, interrupts held); over
 //!   them the queue fails closed and the run ends there, as the connection would.
 //!

@@ -401,6 +401,8 @@ pub(super) fn client_dma_counters(c: &hac_vfio_user::ClientDmaCounters) -> Vec<C
         dma_write_unknown_replies,
         dma_write_malformed_replies,
         irqs_deferred,
+        irqs_fired,
+        irqs_merged,
         irqs_deferred_lost,
         dma_write_overflows,
         dma_writes_dropped,
@@ -445,6 +447,16 @@ pub(super) fn client_dma_counters(c: &hac_vfio_user::ClientDmaCounters) -> Vec<C
             "irqs_deferred",
             "Interrupts held until the writes before them were acknowledged.",
             irqs_deferred,
+        ),
+        (
+            "irqs_fired",
+            "Held interrupts signalled once the writes before them were acknowledged.",
+            irqs_fired,
+        ),
+        (
+            "irqs_merged",
+            "Held interrupts merged into the one before them (same eventfd, same writes).",
+            irqs_merged,
         ),
         (
             "irqs_deferred_lost",

@@ -377,7 +377,7 @@ fn mlx5_device_counters(c: &mlx5_model::Counters, exported: Option<&Mlx5Exported
         ),
         (
             "irqs_signalled",
-            "Interrupts delivered to vfio-user eventfds.",
+            "Interrupts delivered to vfio-user eventfds (direct mode; client mode: irqs_fired).",
             signalled,
         ),
         (

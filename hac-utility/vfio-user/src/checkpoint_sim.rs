@@ -51,6 +51,9 @@ pub enum Step {
     Rx(u16),
     /// The device processes one queued TX descriptor.
     DeviceTx,
+    /// The device raises an interrupt with no write of its own before it (a link change, a
+    /// throttling timer): behind the same writes as the one before, it is merged.
+    Interrupt,
     /// The guest queues a TX frame of `len` bytes.
     GuestTx(u16),
     /// The guest cleans what its RAM shows done (RX and TX).
@@ -73,6 +76,7 @@ impl Step {
     pub fn from_bytes(kind: u8, arg: u8) -> Step {
         match kind % 12 {
             0 | 1 => Step::Rx(u16::from(arg) * 8 + 1),
+            2 if arg % 4 == 3 => Step::Interrupt,
             2 => Step::DeviceTx,
             3 => Step::GuestTx(u16::from(arg) * 8 + 1),
             4 | 5 => Step::GuestPoll,
@@ -134,6 +138,8 @@ pub struct Sim {
     rx_clean: usize,
     tx_clean: usize,
     seq: u8,
+    /// Interrupts the outbox handed out as due (and the client got).
+    fired: u64,
     outcome: Outcome,
 }
 
@@ -176,6 +182,7 @@ impl Sim {
             rx_clean: 0,
             tx_clean: 0,
             seq: 0,
+            fired: 0,
             outcome: Outcome::default(),
         };
         for i in 0..RING {
@@ -235,6 +242,7 @@ impl Sim {
         match step {
             Step::Rx(len) => self.rx(len),
             Step::DeviceTx => self.device_tx(),
+            Step::Interrupt => self.raise(),
             Step::GuestTx(len) => self.guest_tx(len),
             Step::GuestPoll => self.guest_poll(),
             Step::Apply(n) => self.apply(n as usize)?,
@@ -435,6 +443,18 @@ impl Sim {
                 ));
             }
             let _ = irq.eventfd.signal();
+            self.fired += 1;
+        }
+        // Every interrupt the outbox took is merged into an earlier one, handed out, or held.
+        let c = o.queue().counters();
+        if c.irqs_deferred != c.irqs_merged + self.fired + o.held() as u64 {
+            return Err(format!(
+                "interrupts unaccounted for: {} deferred, {} merged, {} fired, {} held",
+                c.irqs_deferred,
+                c.irqs_merged,
+                self.fired,
+                o.held()
+            ));
         }
         let limits = o.queue().limits();
         if o.queue().pending_bytes() > limits.max_bytes {

@@ -129,6 +129,12 @@ pub struct ClientDmaCounters {
     pub dma_write_malformed_replies: u64,
     /// Interrupts that went through the queue (fired after the writes before them).
     pub irqs_deferred: u64,
+    /// Of those, signalled on their eventfd once the writes before them were acknowledged
+    /// (client mode's delivered interrupts).
+    pub irqs_fired: u64,
+    /// Of those, merged into the one held before them (the same eventfd behind the same
+    /// writes: one wake-up).
+    pub irqs_merged: u64,
     /// Of those, not taken by their eventfd.
     pub irqs_deferred_lost: u64,
     /// Times the queue went over its limits (and the connection was ended).
@@ -148,6 +154,8 @@ struct Cells {
     dma_write_unknown_replies: AtomicU64,
     dma_write_malformed_replies: AtomicU64,
     irqs_deferred: AtomicU64,
+    irqs_fired: AtomicU64,
+    irqs_merged: AtomicU64,
     irqs_deferred_lost: AtomicU64,
     dma_write_overflows: AtomicU64,
     dma_writes_dropped: AtomicU64,
@@ -288,6 +296,8 @@ impl DmaWriteQueue {
             dma_write_unknown_replies: get(&c.dma_write_unknown_replies),
             dma_write_malformed_replies: get(&c.dma_write_malformed_replies),
             irqs_deferred: get(&c.irqs_deferred),
+            irqs_fired: get(&c.irqs_fired),
+            irqs_merged: get(&c.irqs_merged),
             irqs_deferred_lost: get(&c.irqs_deferred_lost),
             dma_write_overflows: get(&c.dma_write_overflows),
             dma_writes_dropped: get(&c.dma_writes_dropped),
@@ -325,6 +335,8 @@ impl DmaWriteQueue {
 /// One `DMA_WRITE` in flight.
 struct InFlight {
     seq: u64,
+    /// The device write this message is a chunk of (its number on this connection).
+    write: u64,
     iova: u64,
     bytes: u64,
 }
@@ -341,6 +353,8 @@ pub struct Outbox {
     next_id: u16,
     /// Sequence of the next message (the order the device made the writes in).
     next_seq: u64,
+    /// Number of the next device write (a write is one or more messages).
+    next_write: u64,
     /// Message id → the write in flight.
     in_flight: BTreeMap<u16, InFlight>,
     /// Sequences in flight.
@@ -359,6 +373,7 @@ impl Outbox {
             max_xfer: max_xfer.max(MIN_CLIENT_XFER),
             next_id: 0,
             next_seq: 0,
+            next_write: 0,
             in_flight: BTreeMap::new(),
             unacked: BTreeSet::new(),
             held: VecDeque::new(),
@@ -419,12 +434,15 @@ impl Outbox {
             && *b == barrier
             && Arc::ptr_eq(&last.eventfd, &irq.eventfd)
         {
+            bump(&self.queue.cells.irqs_merged, 1);
             return;
         }
         self.held.push_back((barrier, irq));
     }
 
     fn send_write(&mut self, iova: u64, data: &[u8], out: &mut Vec<u8>) {
+        let write = self.next_write;
+        self.next_write += 1;
         for (i, chunk) in data.chunks(self.max_xfer as usize).enumerate() {
             let address = iova.wrapping_add((i * self.max_xfer as usize) as u64);
             let mut id = self.next_id;
@@ -439,6 +457,7 @@ impl Outbox {
                 id,
                 InFlight {
                     seq,
+                    write,
                     iova: address,
                     bytes: chunk.len() as u64,
                 },
@@ -525,7 +544,9 @@ impl Outbox {
     pub fn fire_due(&mut self) -> usize {
         let due = self.due();
         for irq in &due {
-            if !matches!(irq.eventfd.try_signal(), Ok(true)) {
+            if matches!(irq.eventfd.try_signal(), Ok(true)) {
+                bump(&self.queue.cells.irqs_fired, 1);
+            } else {
                 bump(&self.queue.cells.irqs_deferred_lost, 1);
             }
         }
@@ -535,13 +556,15 @@ impl Outbox {
 
 impl Drop for Outbox {
     /// The connection ended: what is in flight or held will never be acknowledged; its bytes
-    /// are released and the items counted as dma_writes_dropped.
+    /// are released and the items counted as dma_writes_dropped (a write once however many
+    /// of its chunks were still in flight, each held interrupt once).
     fn drop(&mut self) {
         let bytes: u64 = self.in_flight.values().map(|f| f.bytes).sum();
         self.queue.release(bytes);
+        let writes: BTreeSet<u64> = self.in_flight.values().map(|f| f.write).collect();
         bump(
             &self.queue.cells.dma_writes_dropped,
-            (self.in_flight.len() + self.held.len()) as u64,
+            (writes.len() + self.held.len()) as u64,
         );
         self.queue.restart();
     }

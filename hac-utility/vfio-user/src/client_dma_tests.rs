@@ -117,7 +117,8 @@ fn an_interrupt_waits_for_every_write_queued_before_it() {
     q.irq(0, fd.clone());
     o.pull(&mut out);
     assert_eq!(o.fire_due(), 1);
-    assert_eq!(q.counters().irqs_deferred, 3);
+    let c = q.counters();
+    assert_eq!((c.irqs_deferred, c.irqs_fired, c.irqs_merged), (3, 3, 0));
 }
 
 #[test]
@@ -134,6 +135,41 @@ fn repeated_interrupts_behind_the_same_writes_are_one_wake_up() {
     assert_eq!(o.held(), 1);
     o.on_reply(&dma_write_reply(0, None));
     assert_eq!(o.fire_due(), 1);
+    let c = q.counters();
+    assert_eq!(
+        (
+            c.irqs_deferred,
+            c.irqs_merged,
+            c.irqs_fired,
+            c.irqs_deferred_lost
+        ),
+        (50, 49, 1, 0),
+        "every interrupt accounted for: merged, fired or lost"
+    );
+}
+
+#[test]
+fn a_disconnect_counts_each_write_once_however_many_chunks_were_in_flight() {
+    let q = queue(64, 1 << 20);
+    let mut o = Outbox::new(q.clone(), MIN_CLIENT_XFER);
+    let fd = Arc::new(EventFd::new().unwrap());
+    let big = vec![7u8; MIN_CLIENT_XFER as usize * 3];
+    q.write(0x10_000, &big); // three messages
+    q.write(0x20_000, &[1; 8]); // one
+    q.irq(0, fd.clone());
+    let mut out = Vec::new();
+    o.pull(&mut out);
+    assert_eq!(messages(&out).len(), 4);
+    // The client applies the big write's first chunk, then goes away.
+    o.on_reply(&dma_write_reply(0, None));
+    drop(o);
+    let c = q.counters();
+    assert_eq!(
+        c.dma_writes_dropped, 3,
+        "two writes and one interrupt, not four messages"
+    );
+    assert_eq!((c.dma_writes_sent, c.dma_writes_acked), (4, 1));
+    assert_eq!(q.pending_bytes(), 0);
 }
 
 #[test]
@@ -207,6 +243,8 @@ fn a_client_that_never_replies_makes_the_queue_fail_closed() {
     drop(o);
     assert_eq!(q.pending_bytes(), 0);
     assert!(!q.failed());
+    // Every accepted write ended dropped too (8 in flight, 8 queued), besides the refusals.
+    assert_eq!(q.counters().dma_writes_dropped, 100 - 16 + 2 + 16);
     let _o = Outbox::new(q.clone(), 1 << 20);
     assert!(q.write(0, &[1]));
 }

@@ -530,6 +530,10 @@ fn in_client_mode_our_mlx5_driver_comes_up_with_every_device_write_a_dma_write()
     let c = queue.counters();
     assert!(c.dma_writes_queued > 10 && c.dma_writes_acked >= c.dma_writes_queued);
     assert!(c.irqs_deferred > 0);
+    assert!(
+        c.irqs_fired > 0 && c.irqs_fired + c.irqs_merged <= c.irqs_deferred,
+        "the interrupts delivered in client mode are counted: {c:?}"
+    );
     assert_eq!(
         (
             c.dma_write_overflows,

@@ -498,6 +498,13 @@ impl IotlbEntry<'_> {
         (rel.checked_add(len as u64)? <= self.len).then_some(self.offset + rel)
     }
 
+    /// Bytes of the mapping from `iova` to its end (0 when `iova` is outside it).
+    pub fn remaining(&self, iova: Iova) -> u64 {
+        iova.0
+            .checked_sub(self.start)
+            .map_or(0, |rel| self.len.saturating_sub(rel))
+    }
+
     /// Whether `[iova, iova + len)` lies inside the mapping.
     pub fn contains(&self, iova: Iova, len: usize) -> bool {
         self.inside(iova, len).is_some()
@@ -733,6 +740,11 @@ mod tests {
         mem.read(1024 + 12, &mut back);
         assert_eq!(back, [1, 2, 3, 4]);
         assert!(!e.write(Iova(0x13fe), &[9; 4]), "runs past the mapping");
+        assert_eq!(
+            [0x0fffu64, 0x1000, 0x13f0, 0x1400].map(|at| e.remaining(Iova(at))),
+            [0, 1024, 16, 0],
+            "bytes to the mapping's end"
+        );
         let ro = mmu.entry(Iova(0x1400)).expect("mapped");
         assert!(!ro.write(Iova(0x1400), &[9; 4]), "read-only mapping");
         mem.read(0, &mut back);

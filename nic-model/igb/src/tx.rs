@@ -605,8 +605,10 @@ impl Fetched {
 
     /// Fetches descriptor `head` at `at` and those after it up to `tail` or the end of the
     /// `count`-entry ring, and returns the first. When the longer read faults (part of the run
-    /// is not mapped), only descriptor `head` is read, so the engine processes every descriptor
-    /// before an unmapped one and faults on exactly that one, as it does one by one.
+    /// is not mapped), only the descriptors up to the end of the mapping holding `head` are
+    /// read (descriptor `head` alone if it straddles two), so the engine processes every
+    /// descriptor before an unmapped one and faults on exactly that one, as it does one by
+    /// one, with one read per mapping rather than a failed long read per descriptor.
     fn fetch(
         &mut self,
         dp: &Datapath<'_>,
@@ -631,6 +633,21 @@ impl Fetched {
             self.count = n as u32;
             if let Some(raw) = self.get(head) {
                 return Ok(raw);
+            }
+        }
+        if n > 1
+            && let Some(entry) = dp.iotlb(owner, at)
+        {
+            let mapped = (entry.remaining(at) / desc::DESCRIPTOR_LEN as u64).min(n as u64) as usize;
+            if mapped > 1
+                && let Some(window) = self.bytes.get_mut(..mapped * desc::DESCRIPTOR_LEN)
+                && entry.read(at, window)
+            {
+                self.first = head;
+                self.count = mapped as u32;
+                if let Some(raw) = self.get(head) {
+                    return Ok(raw);
+                }
             }
         }
         let mut raw = [0u8; desc::DESCRIPTOR_LEN];

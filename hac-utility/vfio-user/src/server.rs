@@ -239,7 +239,9 @@ fn serve_connection<B: Backend>(
                 if let Some(reply) = reply {
                     out.extend_from_slice(&reply);
                 }
-                flush(stream, &mut out)?;
+                // The error reply is the last thing the client gets: wait (bounded) for the
+                // socket to take it, rather than drop it when the buffer happens to be full.
+                flush_before_close(stream, &mut out, CLOSING_FLUSH)?;
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
             }
         };
@@ -270,6 +272,33 @@ fn serve_connection<B: Backend>(
 /// `DMA_WRITE`s; the device's writes are bounded by their own queue first): over it the
 /// connection ends, so a client that stops reading cannot grow the daemon's memory.
 const MAX_UNSENT: usize = 64 << 20;
+
+/// How long a connection that is being ended waits for the client to take its last reply.
+const CLOSING_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends what `out` holds, waiting for the socket to take it for at most `limit` in all (this
+/// connection's thread only: no other client waits). What is left after that is dropped with
+/// the connection.
+fn flush_before_close(
+    stream: &UnixStream,
+    out: &mut Vec<u8>,
+    limit: std::time::Duration,
+) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        flush(stream, out)?;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if out.is_empty() || left.is_zero() {
+            return Ok(());
+        }
+        let timeout = rustix::event::Timespec::try_from(left).ok();
+        let mut fds = [PollFd::new(stream, PollFlags::OUT)];
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
 
 /// Sends what `out` holds without blocking; what the socket does not take stays in `out`.
 fn flush(stream: &UnixStream, out: &mut Vec<u8>) -> std::io::Result<()> {

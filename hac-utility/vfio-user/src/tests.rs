@@ -636,6 +636,48 @@ fn a_client_over_the_socket_survives_garbage_and_the_next_one_is_served() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn the_last_error_reply_reaches_a_client_that_reads_late() {
+    // A client that sends many requests before it reads anything fills its socket with
+    // replies; the unreadable message that ends the connection must still get its error reply
+    // once the client reads, not be dropped because the buffer was full at that moment.
+    let dir = std::env::temp_dir().join(format!("hac-vfio-user-late-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fake.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = Server::spawn(&path, listener, session()).unwrap();
+    let mut c = UnixStream::connect(server.path()).unwrap();
+    const N: u16 = 40_000; // 640 KB of replies, past a Unix socket's buffer
+    let mut burst = Vec::new();
+    for id in 0..N {
+        burst.extend_from_slice(&Header::request(id, Command::Unknown(77), &[]));
+    }
+    let mut bad = Header::request(N, Command::RegionRead, &[]);
+    bad[4..8].copy_from_slice(&3u32.to_le_bytes());
+    burst.extend_from_slice(&bad);
+    c.write_all(&burst).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut ids = Vec::new();
+    let mut last = None;
+    loop {
+        let mut h = [0u8; 16];
+        if c.read_exact(&mut h).is_err() {
+            break;
+        }
+        let header = Header::parse(&h).unwrap();
+        let mut body = vec![0u8; header.size as usize - 16];
+        c.read_exact(&mut body).unwrap();
+        ids.push(header.id);
+        last = Some(refused(&header));
+    }
+    assert_eq!(ids.len(), usize::from(N) + 1, "every reply arrived");
+    assert!(ids.iter().copied().eq(0..=N), "in order");
+    assert_eq!(last, Some(errno::EINVAL), "the error reply came last");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A server of the fake whose device writes go through `queue` (client mode), and its socket
 /// directory.
 fn client_mode_server(

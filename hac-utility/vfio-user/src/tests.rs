@@ -577,12 +577,8 @@ fn read_reply(c: &mut UnixStream) -> (Header, Vec<u8>) {
 
 #[test]
 fn a_client_over_the_socket_survives_garbage_and_the_next_one_is_served() {
-    let dir = std::env::temp_dir().join(format!("hac-vfio-user-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("fake.sock");
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).unwrap();
-    let server = Server::spawn(&path, listener, session()).unwrap();
+    let (server, dir) = socket_server("garbage", session());
+    let path = server.path().to_path_buf();
     let mut c = UnixStream::connect(server.path()).unwrap();
     c.write_all(&Header::request(1, Command::Unknown(77), &[9; 5]))
         .unwrap();
@@ -641,12 +637,7 @@ fn the_last_error_reply_reaches_a_client_that_reads_late() {
     // A client that sends many requests before it reads anything fills its socket with
     // replies; the unreadable message that ends the connection must still get its error reply
     // once the client reads, not be dropped because the buffer was full at that moment.
-    let dir = std::env::temp_dir().join(format!("hac-vfio-user-late-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("fake.sock");
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).unwrap();
-    let server = Server::spawn(&path, listener, session()).unwrap();
+    let (server, dir) = socket_server("late", session());
     let mut c = UnixStream::connect(server.path()).unwrap();
     const N: u16 = 40_000; // 640 KB of replies, past a Unix socket's buffer
     let mut burst = Vec::new();
@@ -684,14 +675,20 @@ fn client_mode_server(
     name: &str,
     queue: &std::sync::Arc<crate::DmaWriteQueue>,
 ) -> (Server, std::path::PathBuf) {
+    let mut s = session();
+    s.set_client_dma(queue.clone());
+    socket_server(name, s)
+}
+
+/// A server of `session` on a socket in its own directory (named after `name` and this
+/// process), and that directory.
+fn socket_server(name: &str, session: Session<FakeBackend>) -> (Server, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("hac-vfio-user-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("fake.sock");
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).unwrap();
-    let mut s = session();
-    s.set_client_dma(queue.clone());
-    (Server::spawn(&path, listener, s).unwrap(), dir)
+    (Server::spawn(&path, listener, session).unwrap(), dir)
 }
 
 /// Reads messages until the reply to `id`; returns the `DMA_WRITE`s seen on the way.

@@ -166,7 +166,7 @@ qemu() {
         -device pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0,addr=0x4 \
         -device "{\"driver\":\"vfio-user-pci\",\"id\":\"vf0\",\"bus\":\"rp1\",\"socket\":{\"type\":\"unix\",\"path\":\"/hac-share/$side/$vf.sock\"}}" \
         -kernel /hac-share/vmlinuz -initrd /hac-share/initramfs.cpio.gz \
-        -append "console=ttyS0 panic=-1 loglevel=4 ipv6.disable=1 tsc=reliable" \
+        -append "console=ttyS0 panic=-1 loglevel=5 ipv6.disable=1 tsc=reliable" \
         -msg timestamp=on -trace 'colo_vm_state_change' "$@" </dev/null
 }
 log "QEMU $QEMU_VERSION: booting the primary ($MEM, serial $LOGS/serialP.log)"

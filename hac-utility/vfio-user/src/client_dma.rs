@@ -45,8 +45,6 @@ use crate::wire::{self, Command, Header, flags};
 
 /// Bytes before the data of a `DMA_WRITE`: header, address (u64), count (u64).
 pub const DMA_WRITE_DATA_AT: usize = wire::HEADER_LEN + 16;
-/// Bytes after the data (none: the count says how much is data).
-pub const DMA_WRITE_PAD: usize = 0;
 /// The client's largest data transfer when it announces none (the vfio-user default, 1 MiB).
 pub const DEFAULT_CLIENT_XFER: u32 = 1 << 20;
 /// Smallest transfer size we honour (a client announcing less gets this many bytes a message).
@@ -572,7 +570,7 @@ impl Drop for Outbox {
 
 /// A `DMA_WRITE` request: header, address (u64), count (u64), data.
 pub fn dma_write_message(id: u16, address: u64, data: &[u8]) -> Vec<u8> {
-    let mut m = vec![0u8; DMA_WRITE_DATA_AT + data.len() + DMA_WRITE_PAD];
+    let mut m = vec![0u8; DMA_WRITE_DATA_AT + data.len()];
     Header {
         id,
         command: Command::DmaWrite,

@@ -184,7 +184,7 @@ fn serve_connection<B: Backend>(
         .client_dma()
         .cloned()
         .map(|q| Outbox::new(q, session.client_max_xfer()));
-    let mut out: Vec<u8> = Vec::new();
+    let mut out = Unsent::default();
     loop {
         if let Some(o) = outbox.as_mut() {
             if o.failed() {
@@ -195,9 +195,9 @@ fn serve_connection<B: Backend>(
                 )));
             }
             o.set_max_xfer(session.client_max_xfer());
-            o.pump(&mut out);
+            o.pump(&mut out.buf);
         }
-        flush(stream, &mut out)?;
+        out.flush(stream)?;
         if out.len() > MAX_UNSENT {
             return Err(std::io::Error::other(format!(
                 "the client has not read {} bytes of replies and requests: connection ended",
@@ -237,11 +237,11 @@ fn serve_connection<B: Backend>(
                 let reply = session.handle(&head, fds);
                 publish(published, session.counters());
                 if let Some(reply) = reply {
-                    out.extend_from_slice(&reply);
+                    out.buf.extend_from_slice(&reply);
                 }
                 // The error reply is the last thing the client gets: wait (bounded) for the
                 // socket to take it, rather than drop it when the buffer happens to be full.
-                flush_before_close(stream, &mut out, CLOSING_FLUSH)?;
+                out.flush_before_close(stream, CLOSING_FLUSH)?;
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
             }
         };
@@ -260,10 +260,10 @@ fn serve_connection<B: Backend>(
         // client that handles messages in order applies them first; QEMU applies them on its
         // main loop, which the reply does not wait for).
         if let Some(o) = outbox.as_mut() {
-            o.pump(&mut out);
+            o.pump(&mut out.buf);
         }
         if let Some(reply) = reply {
-            out.extend_from_slice(&reply);
+            out.buf.extend_from_slice(&reply);
         }
     }
 }
@@ -276,41 +276,69 @@ const MAX_UNSENT: usize = 64 << 20;
 /// How long a connection that is being ended waits for the client to take its last reply.
 const CLOSING_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Sends what `out` holds, waiting for the socket to take it for at most `limit` in all (this
-/// connection's thread only: no other client waits). What is left after that is dropped with
-/// the connection.
-fn flush_before_close(
-    stream: &UnixStream,
-    out: &mut Vec<u8>,
-    limit: std::time::Duration,
-) -> std::io::Result<()> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        flush(stream, out)?;
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if out.is_empty() || left.is_zero() {
-            return Ok(());
-        }
-        let timeout = rustix::event::Timespec::try_from(left).ok();
-        let mut fds = [PollFd::new(stream, PollFlags::OUT)];
-        match rustix::event::poll(&mut fds, timeout.as_ref()) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+/// Replies and requests for the client not yet taken by its socket: appended at the end of
+/// `buf`, sent from `start`. The sent front is dropped only once it is the larger part, so a
+/// client that reads a little at a time costs a copy of the rest now and then, not one per send.
+#[derive(Default)]
+struct Unsent {
+    buf: Vec<u8>,
+    start: usize,
 }
 
-/// Sends what `out` holds without blocking; what the socket does not take stays in `out`.
-fn flush(stream: &UnixStream, out: &mut Vec<u8>) -> std::io::Result<()> {
-    while !out.is_empty() {
-        match rustix::net::send(stream, out, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
-            Ok(n) => {
-                out.drain(..n);
+impl Unsent {
+    /// Bytes waiting.
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sends what waits without blocking; what the socket does not take keeps waiting.
+    fn flush(&mut self, stream: &UnixStream) -> std::io::Result<()> {
+        let result = loop {
+            let Some(rest) = self.buf.get(self.start..).filter(|r| !r.is_empty()) else {
+                break Ok(());
+            };
+            match rustix::net::send(stream, rest, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+                Ok(n) => self.start += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => break Ok(()),
+                Err(e) => break Err(e.into()),
             }
-            Err(rustix::io::Errno::INTR) => {}
-            Err(rustix::io::Errno::AGAIN) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        };
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        result
+    }
+
+    /// Sends what waits, waiting for the socket to take it for at most `limit` in all (this
+    /// connection's thread only: no other client waits). What is left after that is dropped
+    /// with the connection.
+    fn flush_before_close(
+        &mut self,
+        stream: &UnixStream,
+        limit: std::time::Duration,
+    ) -> std::io::Result<()> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            self.flush(stream)?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if self.is_empty() || left.is_zero() {
+                return Ok(());
+            }
+            let timeout = rustix::event::Timespec::try_from(left).ok();
+            let mut fds = [PollFd::new(stream, PollFlags::OUT)];
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
-    Ok(())
 }

@@ -669,6 +669,57 @@ fn the_last_error_reply_reaches_a_client_that_reads_late() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_client_that_never_reads_is_disconnected_at_the_unsent_bound_and_the_next_one_is_served() {
+    // 16 KiB region reads whose replies the client never reads: the daemon would hold them
+    // all; past 64 MiB unsent it ends the connection instead (its memory stays bounded).
+    let (server, dir) = socket_server("unread", session());
+    let mut c = UnixStream::connect(server.path()).unwrap();
+    const N: u16 = 6_000; // 94 MiB of replies
+    let read = Payload::default().u64(0).u32(0).u32(16 << 10).0;
+    let mut sent = 0u32;
+    for id in 0..N {
+        if c.write_all(&Header::request(id, Command::RegionRead, &read))
+            .is_err()
+        {
+            break; // the server already ended the connection
+        }
+        sent += 1;
+    }
+    // A server that kept the connection would answer everything and wait for more: the
+    // timeout ends the reading then (and the count below fails the test).
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut replies = 0u32;
+    loop {
+        let mut h = [0u8; 16];
+        if c.read_exact(&mut h).is_err() {
+            break;
+        }
+        let header = Header::parse(&h).unwrap();
+        let mut body = vec![0u8; header.size as usize - 16];
+        if c.read_exact(&mut body).is_err() {
+            break;
+        }
+        replies += 1;
+    }
+    assert!(
+        sent > 4_000,
+        "enough requests to pass the bound went out ({sent})"
+    );
+    assert!(
+        replies < 4_100,
+        "{replies} replies: the connection should have ended at 64 MiB unsent"
+    );
+    let mut c2 = UnixStream::connect(server.path()).unwrap();
+    let r = Payload::default().u64(0).u32(7).u32(4).0;
+    c2.write_all(&Header::request(1, Command::RegionRead, &r))
+        .unwrap();
+    assert_eq!(read_reply(&mut c2).0.id, 1, "the next client is served");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A server of the fake whose device writes go through `queue` (client mode), and its socket
 /// directory.
 fn client_mode_server(

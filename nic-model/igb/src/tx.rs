@@ -2,8 +2,8 @@
 //! egress stage frees room for a queue that was held back.
 //!
 //! The engine owns descriptors `[TDH, TDT)`. It DMA-reads them as the queue's owning function,
-//! up to 32 in one read (`Fetched`; one by one when that read faults, so a fault lands on
-//! exactly the first unmapped descriptor), gathers data buffers until EOP, writes DD back for RS
+//! up to 32 in one read within one mapping (`Fetched`; alone when unmapped, so a fault lands
+//! on exactly the first unmapped descriptor), gathers data buffers until EOP, writes DD back for RS
 //! descriptors (or the head to TDWBAH:TDWBAL when head write-back is on), applies offloads and
 //! hands the frame to the internal switch. A packet is only started when the egress stage has
 //! room for a maximum-size frame of the pool, so a full stage stops the ring (backpressure)
@@ -603,12 +603,12 @@ impl Fetched {
         Some(raw)
     }
 
-    /// Fetches descriptor `head` at `at` and those after it up to `tail` or the end of the
-    /// `count`-entry ring, and returns the first. When the longer read faults (part of the run
-    /// is not mapped), only the descriptors up to the end of the mapping holding `head` are
-    /// read (descriptor `head` alone if it straddles two), so the engine processes every
-    /// descriptor before an unmapped one and faults on exactly that one, as it does one by
-    /// one, with one read per mapping rather than a failed long read per descriptor.
+    /// Fetches descriptor `head` at `at` and those after it up to `tail`, the end of the
+    /// `count`-entry ring or the end of the mapping holding `head`, whichever comes first, and
+    /// returns the first. A descriptor outside any mapping, or straddling two, is read alone
+    /// through the IOMMU, so the engine processes every descriptor before an unmapped one and
+    /// faults on exactly that one, as it does one by one; a run crossing into the next
+    /// mapping continues with the next fetch.
     fn fetch(
         &mut self,
         dp: &Datapath<'_>,
@@ -625,16 +625,6 @@ impl Fetched {
             count - head
         };
         let n = (run as usize).min(TX_FETCH_DESCRIPTORS);
-        if n > 1
-            && let Some(window) = self.bytes.get_mut(..n * desc::DESCRIPTOR_LEN)
-            && dp.dma_read(owner, at, window).is_ok()
-        {
-            self.first = head;
-            self.count = n as u32;
-            if let Some(raw) = self.get(head) {
-                return Ok(raw);
-            }
-        }
         if n > 1
             && let Some(entry) = dp.iotlb(owner, at)
         {

@@ -277,21 +277,20 @@ impl Slab {
         true
     }
 
-    /// The bytes of the head frame `slot` of its segment, split off (the frames before it in
-    /// the segment are gone: sent or discarded), its queue time, and whether the segment went
-    /// with it (its last slot). The segment takes no more frames after this.
+    /// Moves the segment of head frame `slot` to it: the segment frozen (it takes no more
+    /// frames), advanced past the bytes of discarded frames before it (none unless an abort cut
+    /// the segment), and the frame counted out of it (freed with its last frame). Returns the
+    /// segment's bytes starting at the frame, the frame's length (clamped to what is there),
+    /// its queue time, and whether it was the segment's last frame.
     #[inline]
-    fn take(&mut self, slot: Slot) -> (Bytes, SimTime, bool) {
-        let Some(s) = self.segments.get_mut(slot.segment as usize) else {
-            return (Bytes::new(), SimTime::ZERO, false);
-        };
+    fn head(&mut self, slot: Slot) -> Option<(&mut Bytes, usize, SimTime, bool)> {
+        let s = self.segments.get_mut(slot.segment as usize)?;
         if let SegmentBytes::Growing(b) = &mut s.buf {
             s.buf = SegmentBytes::Frozen(std::mem::take(b).freeze());
         }
         let SegmentBytes::Frozen(b) = &mut s.buf else {
-            return (Bytes::new(), SimTime::ZERO, false);
+            return None;
         };
-        // Bytes of discarded frames before this one (none unless an abort cut this segment).
         let skip = (slot.offset.saturating_sub(s.start) as usize).min(b.len());
         if skip > 0 {
             b.advance(skip);
@@ -300,46 +299,44 @@ impl Slab {
         let at = SimTime(s.base.0 + u64::from(slot.queued_after));
         s.start = slot.offset.saturating_add(slot.len);
         s.live = s.live.saturating_sub(1);
-        if s.live > 0 {
+        let last = s.live == 0;
+        if last {
+            self.free.push(slot.segment);
+        }
+        Some((b, len, at, last))
+    }
+
+    /// The bytes of the head frame `slot` of its segment, split off (the frames before it in
+    /// the segment are gone: sent or discarded), its queue time, and whether the segment went
+    /// with it (its last slot). The segment takes no more frames after this.
+    #[inline]
+    fn take(&mut self, slot: Slot) -> (Bytes, SimTime, bool) {
+        let Some((b, len, at, last)) = self.head(slot) else {
+            return (Bytes::new(), SimTime::ZERO, false);
+        };
+        if !last {
             return (b.split_to(len), at, false);
         }
-        // The segment's last frame: its handle moves out (no reference taken, none dropped)
-        // and the segment is free.
-        let mut last = std::mem::take(b);
-        last.truncate(len);
-        self.free.push(slot.segment);
-        (last, at, true)
+        // The segment's last frame: its handle moves out (no reference taken, none dropped).
+        let mut frame = std::mem::take(b);
+        frame.truncate(len);
+        (frame, at, true)
     }
 
     /// [`Slab::take`] without a `Bytes`: `f` sees the frame's bytes in place and the segment
     /// moves past them (no reference count; the segment's handle is dropped with its last frame).
     #[inline]
     fn consume<R>(&mut self, slot: Slot, f: impl FnOnce(&[u8]) -> R) -> (R, SimTime, bool) {
-        let Some(s) = self.segments.get_mut(slot.segment as usize) else {
+        let Some((b, len, at, last)) = self.head(slot) else {
             return (f(&[]), SimTime::ZERO, false);
         };
-        if let SegmentBytes::Growing(b) = &mut s.buf {
-            s.buf = SegmentBytes::Frozen(std::mem::take(b).freeze());
-        }
-        let SegmentBytes::Frozen(b) = &mut s.buf else {
-            return (f(&[]), SimTime::ZERO, false);
-        };
-        let skip = (slot.offset.saturating_sub(s.start) as usize).min(b.len());
-        if skip > 0 {
-            b.advance(skip);
-        }
-        let len = slot.len().min(b.len());
         let r = f(&b[..len]);
-        let at = SimTime(s.base.0 + u64::from(slot.queued_after));
-        s.start = slot.offset.saturating_add(slot.len);
-        s.live = s.live.saturating_sub(1);
-        if s.live > 0 {
+        if last {
+            *b = Bytes::new();
+        } else {
             b.advance(len);
-            return (r, at, false);
         }
-        *b = Bytes::new();
-        self.free.push(slot.segment);
-        (r, at, true)
+        (r, at, last)
     }
 
     /// When `slot` was queued.

@@ -463,6 +463,15 @@ impl<R: RegisterIo, C: Clock> PfAgent<R, C> {
         let id = (w0 & msg::ID_MASK) as u16;
         self.vfs[vf.get()].messages += 1;
         if id == msg::VF_RESET {
+            // The VF reset itself before it sent this message, so a VFLRE bit still pending
+            // for it is that reset: take it now, before the reply. Left for the next poll it
+            // would count as a new reset and take back the CTS the reply gives, and the VF's
+            // next request would be NACKed (a poll that read VFLRE just before the VF reset
+            // and then found its message: seen under single-threaded TCG, docs/qemu.md).
+            if self.bar.get(PfReg::VFLRE) & vf_bit(vf) != 0 {
+                self.bar.set(PfReg::VFLRE, vf_bit(vf));
+                self.vf_reset_event(vf);
+            }
             return Some(self.reset_reply(vf));
         }
         if !self.vfs[vf.get()].cts {
@@ -836,5 +845,81 @@ mod tests {
         assert_eq!(a.vf(vf1).unwrap().tx_rate_mbps, 200);
         assert!(!a.vf(vf1).unwrap().tx_priority);
         assert_eq!(a.bar().get(PfReg::TXDCTL(1)) & (1 << 27), 0);
+    }
+
+    /// PF register access that runs `hook` once, right after the first read of VFLRE once
+    /// armed: the VF acting between the agent's read of VFLRE and its read of MBVFICR.
+    struct AfterVflreRead {
+        inner: crate::model::ModelBar,
+        armed: std::rc::Rc<std::cell::Cell<bool>>,
+        hook: std::rc::Rc<dyn Fn()>,
+    }
+
+    impl RegisterIo for AfterVflreRead {
+        fn read32(&self, offset: igb_hw::RegisterOffset) -> u32 {
+            let v = self.inner.read32(offset);
+            if offset == PfReg::VFLRE.offset() && self.armed.replace(false) {
+                (self.hook)();
+            }
+            v
+        }
+        fn write32(&self, offset: igb_hw::RegisterOffset, value: u32) {
+            self.inner.write32(offset, value);
+        }
+    }
+
+    #[test]
+    fn a_vf_reset_seen_after_its_reset_message_does_not_take_back_the_cts() {
+        let model = Model::new(NicConfig::default());
+        model.enable_vfs(2);
+        let vf0 = VfIndex::new(0).unwrap();
+        let armed = std::rc::Rc::new(std::cell::Cell::new(false));
+        let vf_model = model.clone();
+        // The VF (as igbvf does): CTRL.RST, which the hardware reports in VFLRE, then the
+        // RESET message.
+        let hook = std::rc::Rc::new(move || {
+            let bar: Bar<_, igb_hw::regs::VfReg> = Bar::new(vf_model.bar0(FunctionId::Vf(vf0)));
+            bar.set(igb_hw::regs::VfReg::CTRL, 1 << 26);
+            crate::mailbox::VfMailbox::default()
+                .write(&bar, &vf_model.clock(), &[u32::from(msg::VF_RESET)])
+                .unwrap();
+        });
+        let io = AfterVflreRead {
+            inner: model.bar0(FunctionId::Pf),
+            armed: armed.clone(),
+            hook,
+        };
+        let mut a = PfAgent::new(
+            io,
+            model.clock(),
+            PfConfig {
+                num_vfs: 2,
+                ..PfConfig::default()
+            },
+        )
+        .unwrap();
+        a.poll();
+        a.take_events();
+        let before = a.vf(vf0).unwrap().clone();
+        // The poll reads VFLRE (nothing), the VF resets and sends RESET, the poll finds it.
+        armed.set(true);
+        assert_eq!(a.poll(), 1);
+        assert!(!armed.get(), "the hook ran");
+        let after = a.vf(vf0).unwrap().clone();
+        assert!(after.cts, "the RESET reply gives CTS");
+        assert_eq!(after.resets, before.resets + 1);
+        assert_eq!(
+            after.reset_events,
+            before.reset_events + 1,
+            "the reset counted once"
+        );
+        assert_eq!(a.bar().get(PfReg::VFLRE) & vf_bit(vf0), 0, "VFLRE taken");
+        assert!(a.take_events().contains(&PfEvent::VfReset(vf0)));
+        // The next poll finds no reset left: the VF keeps its CTS and may configure itself.
+        assert_eq!(a.poll(), 0);
+        let later = a.vf(vf0).unwrap();
+        assert!(later.cts);
+        assert_eq!(later.reset_events, after.reset_events);
+        assert_eq!(later.nacks, before.nacks);
     }
 }

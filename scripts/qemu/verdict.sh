@@ -9,9 +9,13 @@
 #   guest-stall  our code never ran ("HAC-CASE-RUN" missing: the guest prints it just before the
 #                first hac command) and the guest kernel reported a stall (soft lockup, RCU stall):
 #                the guest, not our code, is at fault;
+#   guest-timer-lost  at any point, the guest kernel reported that a timer due on CPU N did not
+#                fire ("Possible timer handling issue on cpu=N") while CPU N sat idle (its idle
+#                task in the dump, or RCU's line for it showing it idle): a vCPU halted with a
+#                timer due and not woken by QEMU's TCG, which no program in the guest can cause;
 #   fail         anything else: a FAIL line, a timeout or a crash after our code started, or a
 #                failure without a kernel stall report.
-# run.sh retries "no-boot" and "guest-stall" once; a "fail" is never retried. The log may still
+# run.sh retries "no-boot", "guest-stall" and "guest-timer-lost" once; a "fail" is never retried. The log may still
 # be growing (run.sh classifies it while the guest runs) and may contain CRs.
 set -euo pipefail
 
@@ -47,6 +51,20 @@ if ! has "HAC-CASE-RUN $case([^a-z0-9-]|\$)"; then
     stall=$(grep -aoE -m1 "$STALL" <<<"$text" || true)
     if [ -n "$stall" ]; then
         echo "guest-stall the guest kernel reported \"$stall\" before the case's first hac command"
+        exit 0
+    fi
+fi
+# Checked after our code started too: an idle CPU whose timer is not delivered is the platform's
+# fault whatever the programs on the other CPU do (docs/qemu.md, "Flakiness", item 2). A FAIL
+# line does not rule it out: the lost timer stalls the guest ~21 s before the kernel reports it,
+# long enough for the case's own timeouts to expire.
+lost=$(grep -aoE -m1 'Possible timer handling issue on cpu=[0-9]+' <<<"$text" || true)
+if [ -n "$lost" ]; then
+    n=${lost##*=}
+    if has "CPU: $n UID: [0-9]+ PID: 0 Comm: swapper/$n( |\$)" ||
+        has "rcu:[[:space:]]+$n-[^:]*: \([^)]*\) idle=[0-9a-f]+/0/0x0 " ||
+        has "NMI backtrace for cpu $n skipped: idling"; then
+        echo "guest-timer-lost the guest kernel reported a timer on idle CPU $n not delivered (\"$lost\")"
         exit 0
     fi
 fi

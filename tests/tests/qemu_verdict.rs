@@ -1,6 +1,7 @@
 //! The QEMU referee's retry rule (docs/qemu.md, "Flakiness"): `scripts/qemu/verdict.sh`
 //! classifies captured serial logs (`scripts/qemu/testdata/`), and only a guest that never
-//! reached `/init`, or whose kernel stalled before the case's first `hac` command, may be retried.
+//! reached `/init`, whose kernel stalled before the case's first `hac` command, or whose kernel
+//! reported a timer not delivered on an idle vCPU, may be retried.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -124,10 +125,16 @@ fn once_our_code_ran_nothing_is_a_guest_stall() {
     let v = verdict("stall-after-mixed", &format!("{mixed}{SOFT_LOCKUP}"), CASE);
     assert_eq!(v, "fail guest did not finish");
     assert!(mixed.contains(&format!("Reset adapterHAC-CASE-RUN {CASE}\n")));
-    // The captured RCU stall, had it come after our code started.
+    // The captured RCU stall of a busy CPU 0 (modprobe waiting for CPU 1), had it come after
+    // our code started, without the report that CPU 1 sat idle with its timer due.
     let frozen = fixture("guest-stall-vcpu1-frozen.log");
     let at = frozen.find("[   28.675455] rcu: INFO").unwrap();
-    let log = format!("{}HAC-CASE-RUN {CASE}\n{}", &frozen[..at], &frozen[at..]);
+    let busy: String = frozen[at..]
+        .lines()
+        .filter(|l| !l.contains("Possible timer handling issue"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let log = format!("{}HAC-CASE-RUN {CASE}\n{busy}", &frozen[..at]);
     assert_eq!(
         verdict("rcu-after", &log, CASE),
         "fail guest did not finish"
@@ -158,4 +165,78 @@ fn a_guest_that_stopped_without_a_stall_report_is_a_failure() {
     // The setup stopped with no kernel report at all: nothing says the guest is at fault.
     let setup = cut_before(&fixture("pass.log"), "HAC-CASE-RUN");
     assert_eq!(verdict("silent", &setup, CASE), "fail guest did not finish");
+}
+
+/// Captured in a loop of `pf-switch` boots (QEMU 10.0.2, 2 vCPUs, `stress-ng --cpu 2` beside
+/// it): after our code started, vCPU 1 sat idle and its timer was not delivered for 21 s.
+const LOST: &str = "timer-lost-after-case-run.log";
+
+#[test]
+fn a_timer_lost_on_an_idle_vcpu_is_the_platforms_fault_even_after_our_code_ran() {
+    let log = fixture(LOST);
+    assert!(log.contains("HAC-CASE-RUN pf-switch\n"));
+    let v = verdict("lost", &log, "pf-switch");
+    assert_eq!(
+        v,
+        "guest-timer-lost the guest kernel reported a timer on idle CPU 1 not delivered \
+         (\"Possible timer handling issue on cpu=1\")"
+    );
+    assert_eq!(verdict("lost-crlf", &crlf(&log), "pf-switch"), v);
+    // Either sign that CPU 1 was idle is enough: its idle task in the dump, or RCU's line.
+    let no_dump = log.replace("Comm: swapper/1", "Comm: hac-lab");
+    assert_eq!(
+        kind(&verdict("lost-rcu-line", &no_dump, "pf-switch")),
+        "guest-timer-lost"
+    );
+    let no_rcu_line = log.replace("idle=db40/0/0x0", "idle=db40/1/0x4000000000000000");
+    assert_eq!(
+        kind(&verdict("lost-dump", &no_rcu_line, "pf-switch")),
+        "guest-timer-lost"
+    );
+    // A FAIL line printed while the guest stood still does not make it ours.
+    let failed = log.replace(
+        "HAC-CASE-RUN pf-switch\n",
+        "HAC-CASE-RUN pf-switch\nFAIL pf-switch: hac-lab pf-switch exited 1: mailbox timeout\n",
+    );
+    assert_eq!(
+        kind(&verdict("lost-fail", &failed, "pf-switch")),
+        "guest-timer-lost"
+    );
+    // Nor does the vCPU-1-frozen capture (CPU 1 idle in the dump) after HAC-CASE-RUN.
+    let frozen = fixture("guest-stall-vcpu1-frozen.log");
+    let at = frozen.find("[   28.675455] rcu: INFO").unwrap();
+    let after = format!("{}HAC-CASE-RUN {CASE}\n{}", &frozen[..at], &frozen[at..]);
+    assert_eq!(
+        kind(&verdict("frozen-after", &after, CASE)),
+        "guest-timer-lost"
+    );
+}
+
+#[test]
+fn a_timer_report_for_a_busy_cpu_stays_a_failure() {
+    // The same report, but CPU 1 was running a task (neither its idle task in the dump nor
+    // idle in RCU's line): a CPU busy with interrupts off could be code the case started.
+    let log = fixture(LOST)
+        .replace("Comm: swapper/1", "Comm: hac-lab")
+        .replace("idle=db40/0/0x0", "idle=db40/1/0x4000000000000000");
+    assert_eq!(
+        verdict("busy", &log, "pf-switch"),
+        "fail guest did not finish"
+    );
+    // The timer named another CPU than the idle one.
+    let other = fixture(LOST).replace("issue on cpu=1", "issue on cpu=0");
+    assert_eq!(
+        verdict("other-cpu", &other, "pf-switch"),
+        "fail guest did not finish"
+    );
+    // A passing log with a recovered report is a pass.
+    let pass = fixture("pass.log");
+    let report: String = fixture(LOST)
+        .lines()
+        .skip_while(|l| !l.contains("rcu: INFO"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let at = pass.find("hac-out:").unwrap();
+    let recovered = format!("{}{report}{}", &pass[..at], &pass[at..]);
+    assert_eq!(verdict("recovered", &recovered, CASE), "pass");
 }

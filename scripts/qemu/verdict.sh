@@ -12,11 +12,13 @@
 #   guest-timer-lost  at any point, the guest kernel reported that a timer due on CPU N did not
 #                fire ("Possible timer handling issue on cpu=N") while CPU N sat idle (its idle
 #                task in the dump, or RCU's line for it showing it idle): a vCPU halted with a
-#                timer due and not woken by QEMU's TCG, which no program in the guest can cause;
+#                timer due and never woken (QEMU's TCG: docs/qemu.md), which no program in the
+#                guest can cause;
 #   fail         anything else: a FAIL line, a timeout or a crash after our code started, or a
 #                failure without a kernel stall report.
-# run.sh retries "no-boot", "guest-stall" and "guest-timer-lost" once; a "fail" is never retried. The log may still
-# be growing (run.sh classifies it while the guest runs) and may contain CRs.
+# run.sh retries "no-boot", "guest-stall" and "guest-timer-lost" once; a "fail" is never
+# retried. The log may still be growing (run.sh classifies it while the guest runs) and may
+# contain CRs.
 set -euo pipefail
 
 [ $# = 2 ] || {

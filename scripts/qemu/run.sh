@@ -40,6 +40,8 @@ MODULES=(dca i2c-algo-bit igb igbvf irqbypass vfio vfio_iommu_type1 vfio-pci-cor
 die() { echo "run.sh: error: $*" >&2; exit 2; }
 # shellcheck source=../lib/initramfs.sh
 . "$ROOT/scripts/lib/initramfs.sh"
+# shellcheck source=machine.sh
+. "$HERE/machine.sh"
 log() { echo "run.sh: $*" >&2; }
 
 [ -f "$CACHE/kernel.ok" ] || die "no guest kernel in $CACHE: run scripts/qemu/setup.sh first"
@@ -92,19 +94,15 @@ chmod +x "$IR/init" "$IR/hac/guest-tests.sh"
 (cd "$IR" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$CACHE/initramfs.cpio.gz"
 log "initramfs: $(du -h "$CACHE/initramfs.cpio.gz" | cut -f1), kernel $KVER"
 
-# 3. One boot per case.
+# 3. One boot per case (the machine and command line: machine.sh).
+qemu_machine "$CACHE" "$ACCEL" "$SMP" "$CACHE/initramfs.cpio.gz"
 mkdir -p "$CACHE/logs"
 passed=0
 failed=0
 summary=()
 for c in "${CASES[@]}"; do
     logf="$CACHE/logs/$c.log"
-    # no_timer_check: Linux's boot-time check that the timer interrupt works through the
-    # interrupt-remapped IO-APIC counts ticks during a TSC busy-wait; under TCG on a loaded host
-    # the vCPU thread loses the CPU, the ticks coalesce and the kernel panics ("timer doesn't
-    # work through Interrupt-remapped IO-APIC"). Linux skips the check itself on KVM and Hyper-V.
-    cmdline="console=ttyS0 panic=-1 no_timer_check intel_iommu=on iommu=pt loglevel=4 hac.case=$c"
-    [ -n "${HAC_COUNT:-}" ] && cmdline="$cmdline hac.count=$HAC_COUNT"
+    cmdline=$(qemu_cmdline "$c")
     attempt=1
     retried=""
     while :; do
@@ -112,13 +110,7 @@ for c in "${CASES[@]}"; do
         t0=$(date +%s.%N)
         # stdin is /dev/null; the serial console goes to a file (CRs stripped afterwards).
         : >"$logf.raw"
-        timeout -k 5 "$TIMEOUT" qemu-system-x86_64 \
-            -machine q35 -accel "$ACCEL" -cpu max -m 1G -smp "$SMP" \
-            -nodefaults -display none -serial stdio -no-reboot \
-            -device intel-iommu,intremap=on,caching-mode=on \
-            -device pcie-root-port,id=rp0,chassis=1,slot=1 \
-            -netdev hubport,id=n0,hubid=0 -device igb,netdev=n0,bus=rp0 \
-            -kernel "$CACHE/vmlinuz" -initrd "$CACHE/initramfs.cpio.gz" \
+        timeout -k 5 "$TIMEOUT" qemu-system-x86_64 "${QEMU_ARGV[@]}" \
             -append "$cmdline" </dev/null >"$logf.raw" 2>&1 &
         qpid=$!
         # Watch the console: stop the guest (timeout passes the signal on) if it has not reached

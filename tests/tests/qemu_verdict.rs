@@ -240,3 +240,40 @@ fn a_timer_report_for_a_busy_cpu_stays_a_failure() {
     let recovered = format!("{}{report}{}", &pass[..at], &pass[at..]);
     assert_eq!(verdict("recovered", &recovered, CASE), "pass");
 }
+
+#[test]
+fn the_soak_script_refuses_bad_arguments_before_it_boots_anything() {
+    for (args, says) in [
+        (&["-n", "0", CASE][..], "-n 0: a positive number of boots"),
+        (
+            &["-j", "x", CASE][..],
+            "-j x: a positive number of guests at a time",
+        ),
+        (&[][..], "usage:"),
+    ] {
+        let out = Command::new("bash")
+            .arg(qemu_dir().join("soak.sh"))
+            .args(args)
+            .env(
+                "HAC_QEMU_CACHE",
+                std::env::temp_dir().join("hac-soak-no-cache"),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // Well-formed arguments without run.sh's initramfs: told what to run first.
+    let out = Command::new("bash")
+        .arg(qemu_dir().join("soak.sh"))
+        .args(["-n", "1", CASE])
+        .env(
+            "HAC_QEMU_CACHE",
+            std::env::temp_dir().join("hac-soak-no-cache"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run scripts/qemu/run.sh first"));
+}

@@ -127,6 +127,26 @@ fn wait_log(dir: &Path, needle: &str, count: usize) {
     }
 }
 
+/// Sends a RESUME stamped at least 2 ms (four times the bridge's default 500 µs margin) after
+/// the adapter acknowledged the last open the bridge logged, so the checkpoint commits however
+/// slowly this host ran the test (stamped at once, the margin was a race: a loaded CI machine
+/// saw 204 µs, the checkpoint was late and never committed).
+fn resume_after_open(q: &mut FakeQemu, dir: &Path) {
+    let log = std::fs::read_to_string(dir.join("bridge.log")).unwrap();
+    let ack = log
+        .lines()
+        .filter(|l| l.contains("\"op\":\"open\""))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["ack_us"].as_i64())
+        .next_back()
+        .unwrap_or_else(|| panic!("no acknowledged open in:\n{log}"));
+    let at = ack + 2_000;
+    let now = now_us();
+    if now < at {
+        std::thread::sleep(Duration::from_micros((at - now) as u64));
+    }
+    q.event("RESUME", None, now_us().max(at));
+}
+
 #[test]
 fn checkpoints_become_epochs_and_the_primary_s_death_discards() {
     let dir = tmpdir("colo-bridge");
@@ -149,7 +169,7 @@ fn checkpoints_become_epochs_and_the_primary_s_death_discards() {
     wait_log(&dir.0, "\"op\":\"open\"", 1);
     q.event("MIGRATION", Some(json!({"status": "device"})), now_us());
     q.event("MIGRATION", Some(json!({"status": "colo"})), now_us());
-    q.event("RESUME", None, now_us());
+    resume_after_open(&mut q, &dir.0);
     wait_log(&dir.0, "\"op\":\"commit\"", 1);
 
     // The guest runs: its frames are held until the RESUME after the next STOP.
@@ -175,8 +195,7 @@ fn checkpoints_become_epochs_and_the_primary_s_death_discards() {
     assert_eq!((s.port.wire_frames, s.vfs[1].hac_buffered_frames), (2, 5));
     q.event("STOP", None, now_us());
     wait_log(&dir.0, "\"op\":\"open\"", 3);
-    std::thread::sleep(Duration::from_millis(5));
-    q.event("RESUME", None, now_us());
+    resume_after_open(&mut q, &dir.0);
     wait_log(&dir.0, "\"op\":\"commit\"", 2);
     wait_for(&socket, "the checkpoint's frames out", |s| {
         s.port.wire_frames == 7
@@ -195,8 +214,7 @@ fn checkpoints_become_epochs_and_the_primary_s_death_discards() {
     // The next checkpoint's commit covers them.
     q.event("STOP", None, now_us());
     wait_log(&dir.0, "\"op\":\"open\"", 5);
-    std::thread::sleep(Duration::from_millis(5));
-    q.event("RESUME", None, now_us());
+    resume_after_open(&mut q, &dir.0);
     wait_for(&socket, "the late checkpoint covered", |s| {
         s.port.wire_frames == 10
     });

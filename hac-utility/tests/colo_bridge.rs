@@ -131,14 +131,25 @@ fn wait_log(dir: &Path, needle: &str, count: usize) {
 /// the adapter acknowledged the last open the bridge logged, so the checkpoint commits however
 /// slowly this host ran the test (stamped at once, the margin was a race: a loaded CI machine
 /// saw 204 µs, the checkpoint was late and never committed).
+///
+/// The last open is read again until its line is whole: a line caught mid-write must not
+/// send the helper back to an older open's acknowledgement.
 fn resume_after_open(q: &mut FakeQemu, dir: &Path) {
-    let log = std::fs::read_to_string(dir.join("bridge.log")).unwrap();
-    let ack = log
-        .lines()
-        .filter(|l| l.contains("\"op\":\"open\""))
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["ack_us"].as_i64())
-        .next_back()
-        .unwrap_or_else(|| panic!("no acknowledged open in:\n{log}"));
+    let t = Instant::now();
+    let ack = loop {
+        let log = std::fs::read_to_string(dir.join("bridge.log")).unwrap_or_default();
+        let last = log.lines().rfind(|l| l.contains("\"op\":\"open\""));
+        if let Some(a) =
+            last.and_then(|l| serde_json::from_str::<Value>(l).ok()?["ack_us"].as_i64())
+        {
+            break a;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no acknowledged open in:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
     let at = ack + 2_000;
     let now = now_us();
     if now < at {
